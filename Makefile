@@ -1,0 +1,142 @@
+# lacos: build, test, run.
+#
+#   make            build build/lacos and build/liblacos.so (installs missing Debian packages when root)
+#   make run        build, then run the main job (experiments/quickstart.lua)
+#   make test       build, then run the whole test suite
+#   make SAN=1 test the same under AddressSanitizer + UndefinedBehaviorSanitizer (in build-san/)
+#   make fixtures   regenerate tests/fixtures with the Python reference (needs PyPI)
+#   make bench      benchmarks side by side with PyTorch (needs PyPI)
+#   make install    PREFIX=/usr/local
+#
+# Switches: NO_OMP=1, NO_NATIVE=1, NO_CUDA=1, CUDA_ARCHS="80 90", SAN=1.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+PREFIX ?= /usr/local
+PYTHON ?= python3
+
+ifeq ($(SAN),1)
+BUILD ?= build-san
+else
+BUILD ?= build
+endif
+
+# ---------------------------------------------------------------- dependencies
+# Debian packages the build and the tests need. `make deps` installs the
+# missing ones when run as root, otherwise prints the apt-get line to run.
+DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev \
+            libedit-dev libcurl4-openssl-dev libopenblas-dev libdnnl-dev gnuplot-nox sqlite3 \
+            python3 zstd
+PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libcurl openblas
+PC_EXE := luajit
+
+deps_missing = $(shell for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done)
+
+.PHONY: deps
+deps:
+	@missing="$(deps_missing)"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "lacos: installing missing packages: $$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q $$missing >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $$missing; } || exit 1; \
+	  else \
+	    echo "lacos: missing packages: $$missing"; \
+	    echo "       install them with: sudo apt-get install $$missing"; exit 1; \
+	  fi; \
+	fi
+
+# Only probe once the packages are there (a fresh machine runs `deps` first).
+ifneq ($(MAKECMDGOALS),deps)
+ifeq ($(deps_missing),)
+PC_CFLAGS := $(shell pkg-config --cflags $(PC_ENGINE) $(PC_EXE) 2>/dev/null)
+PC_LIBS := $(shell pkg-config --libs $(PC_ENGINE) 2>/dev/null)
+PC_EXE_LIBS := $(shell pkg-config --libs $(PC_EXE) 2>/dev/null)
+endif
+endif
+
+# ---------------------------------------------------------------- toolchain
+CC := gcc
+# snprintf truncation is how the engine bounds its messages, not a bug.
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-format-truncation -fPIC -pthread -fvisibility=hidden
+LDLIBS_ENGINE := $(PC_LIBS) -ldnnl -lm
+
+have_native := $(shell [ -z "$(NO_NATIVE)" ] && echo 'int main(void){return 0;}' | $(CC) -march=native -x c - -o /dev/null 2>/dev/null && echo yes)
+ifeq ($(have_native),yes)
+CFLAGS_BASE += -march=native
+endif
+have_omp := $(shell [ -z "$(NO_OMP)" ] && echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes)
+ifeq ($(have_omp),yes)
+CFLAGS_BASE += -fopenmp
+LDLIBS_ENGINE += -fopenmp
+endif
+NVCC ?= $(shell command -v nvcc 2>/dev/null)
+ifneq ($(NO_CUDA),)
+NVCC :=
+endif
+
+ifeq ($(SAN),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1
+LDFLAGS_SAN := -fsanitize=address,undefined
+endif
+
+CFLAGS := $(CFLAGS_BASE) $(PC_CFLAGS) $(EXTRA_CFLAGS)
+
+# ---------------------------------------------------------------- sources
+ENGINE_SRC := $(filter-out engine/main.c,$(wildcard engine/*.c engine/cpu/*.c))
+ENGINE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_SRC))
+TEST_C_SRC := $(wildcard tests/c/test_*.c)
+TEST_C_BIN := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_C_SRC))
+
+LIB := $(BUILD)/liblacos.so
+ARCHIVE := $(BUILD)/liblacos.a
+EXE := $(BUILD)/lacos
+
+.PHONY: all probe
+all: deps probe $(EXE) $(LIB) $(ARCHIVE)
+
+probe:
+	@printf 'lacos build (%s):' "$(BUILD)"; \
+	printf ' -march=native %s,' "$(if $(have_native),✓,✗)"; \
+	printf ' OpenMP %s,' "$(if $(have_omp),✓,✗)"; \
+	printf ' CUDA %s\n' "$(if $(NVCC),✓ nvcc found (no kernels built yet: CPU engine only),✗ (CPU only))"
+
+$(BUILD)/%.o: %.c engine/lacos.h engine/engine.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(ENGINE_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
+
+$(ARCHIVE): $(ENGINE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(EXE): $(BUILD)/engine/main.o $(LIB)
+	$(CC) -o $@ $(BUILD)/engine/main.o -L$(BUILD) -llacos -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' \
+	  -rdynamic $(PC_EXE_LIBS) -lm $(if $(have_omp),-fopenmp) $(LDFLAGS_SAN)
+
+$(BUILD)/tests/%: tests/c/%.c tests/c/test.h $(ARCHIVE)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iengine -o $@ $< $(ARCHIVE) $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
+
+# ---------------------------------------------------------------- use
+.PHONY: run test check-long install clean
+run: all
+	@if [ -f experiments/quickstart.lua ]; then $(EXE) run experiments/quickstart.lua; \
+	else echo "lacos: nothing to run yet: experiments/quickstart.lua arrives with the experiment issues."; \
+	     echo "       The engine is built: try '$(EXE) --help' or '$(EXE)' for the REPL."; fi
+
+test: all $(TEST_C_BIN)
+	@BUILD=$(BUILD) bash tests/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/lacos/engine
+	install -m 755 $(EXE) $(DESTDIR)$(PREFIX)/bin/lacos
+	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/liblacos.so
+	install -m 644 engine/lacos.h $(DESTDIR)$(PREFIX)/share/lacos/engine/lacos.h
+	cp -r lua $(DESTDIR)$(PREFIX)/share/lacos/
+	cp -r datasets $(DESTDIR)$(PREFIX)/share/lacos/
+
+clean:
+	rm -rf build build-san

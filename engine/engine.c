@@ -1,0 +1,86 @@
+/* engine.c: version, build description, the worker-thread count and the
+   interruption flag that long loops poll (set from signal handlers). */
+#include "engine.h"
+#include <signal.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <cblas.h>
+
+volatile int lacos_interrupt_flag;
+static int thread_count;
+
+const char *lacos_version(void) { return LACOS_VERSION; }
+
+const char *lacos_build_info(void) {
+  static char info[512];
+  if (!info[0]) {
+    snprintf(info, sizeof info, "lacos %s; %s %s; %s%s%s; OpenMP %s; BLAS OpenBLAS; int8 GEMM oneDNN; CUDA %s",
+             LACOS_VERSION,
+#if defined(__clang__)
+             "clang", __clang_version__,
+#else
+             "gcc", __VERSION__,
+#endif
+#if defined(__AVX512F__)
+             "AVX-512",
+#elif defined(__AVX2__)
+             "AVX2",
+#else
+             "SSE",
+#endif
+#if defined(__AVX512VNNI__)
+             "+VNNI",
+#else
+             "",
+#endif
+#if defined(__F16C__)
+             "+F16C",
+#else
+             "",
+#endif
+#ifdef _OPENMP
+             "on",
+#else
+             "off",
+#endif
+#ifdef LACOS_HAVE_CUDA
+             "compiled in"
+#else
+             "not built"
+#endif
+    );
+  }
+  return info;
+}
+
+int threads_count(void) {
+  if (thread_count <= 0) {
+    const char *env = getenv("LACOS_THREADS");
+    long n = env ? strtol(env, NULL, 10) : 0;
+    if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
+    thread_count = n > 0 ? (int)n : 1;
+#ifdef _OPENMP
+    omp_set_num_threads(thread_count);
+#endif
+    openblas_set_num_threads(thread_count);
+  }
+  return thread_count;
+}
+
+int lacos_threads_get(void) { return threads_count(); }
+
+int lacos_threads_set(int n) {
+  if (n < 1 || n > 4096) return fail(LACOS_EINVAL, "thread count must be between 1 and 4096, got %d", n);
+  thread_count = n;
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+  openblas_set_num_threads(n);
+  return LACOS_OK;
+}
+
+void lacos_interrupt_request(int level) { lacos_interrupt_flag = level > 0 ? level : 1; }
+int lacos_interrupt_pending(void) { return lacos_interrupt_flag; }
+void lacos_interrupt_clear(void) { lacos_interrupt_flag = 0; }

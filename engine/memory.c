@@ -1,0 +1,83 @@
+/* memory.c: every engine allocation goes through here, so the engine knows
+   how many bytes it holds per device (the LuaJIT GC cannot see them) and can
+   refuse an allocation past a soft limit with a clear error instead of
+   letting the kernel's OOM killer end the process. */
+#include "engine.h"
+#include <stdatomic.h>
+#include <sys/resource.h>
+
+enum { DEVICES = 2 };
+static _Atomic int64_t mem_current[DEVICES], mem_peak[DEVICES], mem_limit[DEVICES];
+static _Atomic int64_t mem_mapped;
+
+static void peak_update(int device, int64_t now) {
+  int64_t p = atomic_load(&mem_peak[device]);
+  while (now > p && !atomic_compare_exchange_weak(&mem_peak[device], &p, now)) {}
+}
+
+void *mem_alloc(size_t bytes, int device, const char *what) {
+  if (device != LACOS_CPU) { fail(LACOS_EDEVICE, "%s: this allocator serves the CPU only", what); return NULL; }
+  size_t rounded;
+  if (!size_add(bytes, 63, &rounded)) { fail(LACOS_ENOMEM, "%s: size overflow", what); return NULL; }
+  rounded &= ~(size_t)63;
+  if (rounded == 0) rounded = 64;
+  int64_t lim = atomic_load(&mem_limit[device]);
+  int64_t now = atomic_fetch_add(&mem_current[device], (int64_t)rounded) + (int64_t)rounded;
+  if (lim > 0 && now > lim) {
+    atomic_fetch_sub(&mem_current[device], (int64_t)rounded);
+    fail(LACOS_ELIMIT, "%s: allocating %.1f MiB would pass the memory limit of %.1f MiB (%.1f MiB in use)",
+         what, bytes / 1048576.0, lim / 1048576.0, (now - (int64_t)rounded) / 1048576.0);
+    return NULL;
+  }
+  void *p = aligned_alloc(64, rounded);
+  if (!p) {
+    atomic_fetch_sub(&mem_current[device], (int64_t)rounded);
+    fail(LACOS_ENOMEM, "%s: out of memory allocating %.1f MiB", what, bytes / 1048576.0);
+    return NULL;
+  }
+  peak_update(device, now);
+  return p;
+}
+
+void *mem_calloc(size_t bytes, int device, const char *what) {
+  void *p = mem_alloc(bytes, device, what);
+  if (p) memset(p, 0, bytes);
+  return p;
+}
+
+void mem_free(void *p, size_t bytes, int device) {
+  if (!p) return;
+  size_t rounded = (bytes + 63) & ~(size_t)63;
+  if (rounded == 0) rounded = 64;
+  atomic_fetch_sub(&mem_current[device], (int64_t)rounded);
+  free(p);
+}
+
+void mem_mapped_add(double bytes) { atomic_fetch_add(&mem_mapped, (int64_t)bytes); }
+
+static bool device_ok(int device) { return device >= 0 && device < DEVICES; }
+double lacos_memory_allocated(int device) { return device_ok(device) ? (double)atomic_load(&mem_current[device]) : 0; }
+double lacos_memory_peak(int device) { return device_ok(device) ? (double)atomic_load(&mem_peak[device]) : 0; }
+void lacos_memory_reset_peak(int device) {
+  if (device_ok(device)) atomic_store(&mem_peak[device], atomic_load(&mem_current[device]));
+}
+double lacos_memory_mapped(void) { return (double)atomic_load(&mem_mapped); }
+void lacos_memory_set_limit(int device, double bytes) {
+  if (device_ok(device)) atomic_store(&mem_limit[device], bytes > 0 ? (int64_t)bytes : 0);
+}
+double lacos_memory_get_limit(int device) { return device_ok(device) ? (double)atomic_load(&mem_limit[device]) : 0; }
+
+double lacos_memory_peak_rss(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return (double)ru.ru_maxrss * 1024.0;
+}
+
+double lacos_memory_current_rss(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  long pages = 0, resident = 0;
+  int n = fscanf(f, "%ld %ld", &pages, &resident);
+  fclose(f);
+  return n == 2 ? (double)resident * 4096.0 : 0;
+}

@@ -1,0 +1,545 @@
+/* tensor.c: the tensor type: dtype traits, creation, strided views over
+   reference-counted storage, copies and conversions, and .npy files.
+
+   Shapes always have four slots; slots past ndim hold size 1 and stride 0,
+   so every loop in the engine can walk four nested dimensions. */
+#include "engine.h"
+#include <math.h>
+#include <stdatomic.h>
+
+static const struct { const char *name; int size; } dtype_traits[LACOS_DTYPE_COUNT] = {
+  [LACOS_F32] = {"f32", 4}, [LACOS_F16] = {"f16", 2}, [LACOS_BF16] = {"bf16", 2},
+  [LACOS_I8] = {"i8", 1},   [LACOS_I32] = {"i32", 4}, [LACOS_U8] = {"u8", 1},
+  [LACOS_I64] = {"i64", 8}, [LACOS_F64] = {"f64", 8},
+};
+
+static bool dtype_ok(int d) { return d >= 0 && d < LACOS_DTYPE_COUNT; }
+const char *lacos_dtype_name(int d) { return dtype_ok(d) ? dtype_traits[d].name : "?"; }
+int lacos_dtype_size(int d) { return dtype_ok(d) ? dtype_traits[d].size : 0; }
+int lacos_dtype_from_name(const char *name) {
+  if (!name) return -1;
+  for (int d = 0; d < LACOS_DTYPE_COUNT; d++)
+    if (strcmp(name, dtype_traits[d].name) == 0) return d;
+  if (!strcmp(name, "float32") || !strcmp(name, "float")) return LACOS_F32;
+  if (!strcmp(name, "float16") || !strcmp(name, "half")) return LACOS_F16;
+  if (!strcmp(name, "bfloat16")) return LACOS_BF16;
+  if (!strcmp(name, "int8")) return LACOS_I8;
+  if (!strcmp(name, "int32")) return LACOS_I32;
+  if (!strcmp(name, "uint8")) return LACOS_U8;
+  if (!strcmp(name, "int64")) return LACOS_I64;
+  if (!strcmp(name, "float64") || !strcmp(name, "double")) return LACOS_F64;
+  return -1;
+}
+
+/* ---- element access ---- */
+
+double dtype_load(const void *base, int64_t i, int dtype) {
+  switch (dtype) {
+  case LACOS_F32: return ((const float *)base)[i];
+  case LACOS_F16: return f16_to_f32(((const uint16_t *)base)[i]);
+  case LACOS_BF16: return bf16_to_f32(((const uint16_t *)base)[i]);
+  case LACOS_I8: return ((const int8_t *)base)[i];
+  case LACOS_I32: return ((const int32_t *)base)[i];
+  case LACOS_U8: return ((const uint8_t *)base)[i];
+  case LACOS_I64: return (double)((const int64_t *)base)[i];
+  case LACOS_F64: return ((const double *)base)[i];
+  }
+  return 0;
+}
+
+static double saturate(double v, double lo, double hi) {
+  if (isnan(v)) return 0;
+  v = nearbyint(v);   /* round half to even under the default rounding mode */
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+void dtype_store(void *base, int64_t i, int dtype, double v) {
+  switch (dtype) {
+  case LACOS_F32: ((float *)base)[i] = (float)v; break;
+  case LACOS_F16: ((uint16_t *)base)[i] = f32_to_f16((float)v); break;
+  case LACOS_BF16: ((uint16_t *)base)[i] = f32_to_bf16((float)v); break;
+  case LACOS_I8: ((int8_t *)base)[i] = (int8_t)saturate(v, -128, 127); break;
+  case LACOS_I32: ((int32_t *)base)[i] = (int32_t)saturate(v, -2147483648.0, 2147483647.0); break;
+  case LACOS_U8: ((uint8_t *)base)[i] = (uint8_t)saturate(v, 0, 255); break;
+  case LACOS_I64: ((int64_t *)base)[i] = (int64_t)saturate(v, -9.2233720368547758e18, 9.2233720368547748e18); break;
+  case LACOS_F64: ((double *)base)[i] = v; break;
+  }
+}
+
+void dtype_convert(void *dst, int dd, const void *src, int sd, int64_t n) {
+  if (dd == sd) { memcpy(dst, src, (size_t)n * (size_t)dtype_traits[dd].size); return; }
+  if (dd == LACOS_F32 && sd == LACOS_F16) {
+    const uint16_t *s = src; float *d = dst;
+    #pragma omp parallel for if (n > 65536) schedule(static)
+    for (int64_t i = 0; i < n; i++) d[i] = f16_to_f32(s[i]);
+    return;
+  }
+  if (dd == LACOS_F32 && sd == LACOS_BF16) {
+    const uint16_t *s = src; float *d = dst;
+    #pragma omp parallel for if (n > 65536) schedule(static)
+    for (int64_t i = 0; i < n; i++) d[i] = bf16_to_f32(s[i]);
+    return;
+  }
+  if (dd == LACOS_F16 && sd == LACOS_F32) {
+    const float *s = src; uint16_t *d = dst;
+    #pragma omp parallel for if (n > 65536) schedule(static)
+    for (int64_t i = 0; i < n; i++) d[i] = f32_to_f16(s[i]);
+    return;
+  }
+  if (dd == LACOS_BF16 && sd == LACOS_F32) {
+    const float *s = src; uint16_t *d = dst;
+    #pragma omp parallel for if (n > 65536) schedule(static)
+    for (int64_t i = 0; i < n; i++) d[i] = f32_to_bf16(s[i]);
+    return;
+  }
+  #pragma omp parallel for if (n > 65536) schedule(static)
+  for (int64_t i = 0; i < n; i++) dtype_store(dst, i, dd, dtype_load(src, i, sd));
+}
+
+/* ---- storage and headers ---- */
+
+static void storage_release(lacos_storage *s) {
+  if (!s) return;
+  if (atomic_fetch_sub((_Atomic int *)&s->refcount, 1) != 1) return;
+  if (s->release) s->release(s->ctx);
+  else mem_free(s->data, s->bytes, s->device);
+  free(s);
+}
+
+static void storage_retain(lacos_storage *s) { if (s) atomic_fetch_add((_Atomic int *)&s->refcount, 1); }
+
+static int shape_check(int ndim, const int64_t *shape, size_t elem, size_t *bytes) {
+  if (ndim < 0 || ndim > 4) return fail(LACOS_EINVAL, "tensors have 0 to 4 dimensions, got %d", ndim);
+  size_t n = 1;
+  for (int d = 0; d < ndim; d++) {
+    if (shape[d] < 0) return fail(LACOS_EINVAL, "dimension %d has negative size %lld", d, (long long)shape[d]);
+    if (!size_mul(n, (size_t)shape[d], &n)) return fail(LACOS_ELIMIT, "tensor shape overflows");
+  }
+  if (!size_mul(n, elem, bytes) || *bytes > ((size_t)1 << 46))
+    return fail(LACOS_ELIMIT, "tensor of %zu elements is too large", n);
+  return LACOS_OK;
+}
+
+static lacos_tensor *header_new(void) {
+  lacos_tensor *t = calloc(1, sizeof *t);
+  if (!t) { fail(LACOS_ENOMEM, "out of memory allocating a tensor header"); return NULL; }
+  for (int d = 0; d < 4; d++) { t->shape[d] = 1; t->stride[d] = 0; }
+  return t;
+}
+
+static void set_contiguous(lacos_tensor *t, int ndim, const int64_t *shape) {
+  t->ndim = ndim;
+  int64_t s = 1;
+  for (int d = 3; d >= 0; d--) {
+    t->shape[d] = d < ndim ? shape[d] : 1;
+    t->stride[d] = d < ndim ? s : 0;
+    if (d < ndim) s *= t->shape[d];
+  }
+}
+
+int lacos_tensor_empty(lacos_tensor **out, int dtype, int device, int ndim, const int64_t *shape) {
+  *out = NULL;
+  if (!dtype_ok(dtype)) return fail(LACOS_EINVAL, "unknown dtype %d", dtype);
+  if (device != LACOS_CPU) return fail(LACOS_EDEVICE, "device %d is not available in this build", device);
+  size_t bytes;
+  TRY(shape_check(ndim, shape, (size_t)dtype_traits[dtype].size, &bytes));
+  lacos_tensor *t = header_new();
+  lacos_storage *s = calloc(1, sizeof *s);
+  void *data = (t && s) ? mem_alloc(bytes, device, "tensor") : NULL;
+  if (!data) { free(t); free(s); return t && s ? lacos_last_status() : fail(LACOS_ENOMEM, "out of memory"); }
+  s->data = data; s->bytes = bytes; s->device = device; s->refcount = 1;
+  t->storage = s; t->data = data; t->dtype = dtype; t->device = device;
+  set_contiguous(t, ndim, shape);
+  *out = t;
+  return LACOS_OK;
+}
+
+int lacos_tensor_new(lacos_tensor **out, int dtype, int device, int ndim, const int64_t *shape) {
+  TRY(lacos_tensor_empty(out, dtype, device, ndim, shape));
+  memset((*out)->data, 0, (*out)->storage->bytes);
+  return LACOS_OK;
+}
+
+int tensor_wrap(lacos_tensor **out, void *data, int dtype, int ndim, const int64_t *shape,
+                void (*release)(void *ctx), void *ctx) {
+  *out = NULL;
+  size_t bytes;
+  TRY(shape_check(ndim, shape, (size_t)dtype_traits[dtype].size, &bytes));
+  lacos_tensor *t = header_new();
+  lacos_storage *s = calloc(1, sizeof *s);
+  if (!t || !s) { free(t); free(s); return fail(LACOS_ENOMEM, "out of memory"); }
+  s->data = data; s->bytes = bytes; s->device = LACOS_CPU; s->refcount = 1;
+  s->release = release; s->ctx = ctx;
+  t->storage = s; t->data = data; t->dtype = dtype; t->device = LACOS_CPU;
+  set_contiguous(t, ndim, shape);
+  *out = t;
+  return LACOS_OK;
+}
+
+void lacos_tensor_free(lacos_tensor *t) {
+  if (!t) return;
+  storage_release(t->storage);
+  free(t);
+}
+
+void lacos_tensor_release(lacos_tensor *t) {
+  if (!t || (t->flags & LACOS_TENSOR_RELEASED)) return;
+  storage_release(t->storage);
+  t->storage = NULL;
+  t->data = NULL;
+  t->ndim = 1;
+  for (int d = 0; d < 4; d++) { t->shape[d] = d == 0 ? 0 : 1; t->stride[d] = 0; }
+  t->flags |= LACOS_TENSOR_RELEASED;
+}
+
+int64_t lacos_tensor_numel(const lacos_tensor *t) {
+  int64_t n = 1;
+  for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+  return n;
+}
+
+int lacos_tensor_is_contiguous(const lacos_tensor *t) {
+  int64_t s = 1;
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    if (t->shape[d] != 1 && t->stride[d] != s) return 0;
+    s *= t->shape[d];
+  }
+  return 1;
+}
+
+double lacos_tensor_nbytes(const lacos_tensor *t) {
+  return (double)lacos_tensor_numel(t) * dtype_traits[t->dtype].size;
+}
+
+void tensor_shape_str(const lacos_tensor *t, char *buf, size_t n) {
+  size_t k = (size_t)snprintf(buf, n, "(");
+  for (int d = 0; d < t->ndim && k < n; d++)
+    k += (size_t)snprintf(buf + k, n - k, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+  if (k < n) snprintf(buf + k, n - k, ")");
+}
+
+int tensor_check(const lacos_tensor *t, const char *name, int dtype, int ndim) {
+  if (!t) return fail(LACOS_EINVAL, "%s: tensor is missing", name);
+  if (t->flags & LACOS_TENSOR_RELEASED) return fail(LACOS_ESTATE, "%s: tensor was freed", name);
+  if (dtype >= 0 && t->dtype != dtype)
+    return fail(LACOS_EINVAL, "%s: expected dtype %s, got %s", name, lacos_dtype_name(dtype), lacos_dtype_name(t->dtype));
+  if (ndim >= 0 && t->ndim != ndim)
+    return fail(LACOS_EINVAL, "%s: expected %d dimensions, got %d", name, ndim, t->ndim);
+  return LACOS_OK;
+}
+
+/* ---- views ---- */
+
+static int view_of(lacos_tensor **out, const lacos_tensor *t) {
+  if (t->flags & LACOS_TENSOR_RELEASED) return fail(LACOS_ESTATE, "tensor was freed");
+  lacos_tensor *v = header_new();
+  if (!v) return LACOS_ENOMEM;
+  *v = *t;
+  storage_retain(v->storage);
+  *out = v;
+  return LACOS_OK;
+}
+
+static int dim_ok(const lacos_tensor *t, int *dim, int extra) {
+  int n = t->ndim + extra;
+  if (*dim < 0) *dim += n;
+  if (*dim < 0 || *dim >= n) return fail(LACOS_EINVAL, "dimension %d out of range for a %d-d tensor", *dim, t->ndim);
+  return LACOS_OK;
+}
+
+int lacos_tensor_view(lacos_tensor **out, const lacos_tensor *t, int ndim, const int64_t *shape) {
+  *out = NULL;
+  if (ndim < 0 || ndim > 4) return fail(LACOS_EINVAL, "tensors have 0 to 4 dimensions, got %d", ndim);
+  int64_t sh[4], known = 1, numel = lacos_tensor_numel(t);
+  int infer = -1;
+  for (int d = 0; d < ndim; d++) {
+    sh[d] = shape[d];
+    if (sh[d] == -1) {
+      if (infer >= 0) return fail(LACOS_EINVAL, "view: only one dimension may be -1");
+      infer = d;
+    } else if (sh[d] < 0) return fail(LACOS_EINVAL, "view: negative size %lld", (long long)sh[d]);
+    else known *= sh[d];
+  }
+  if (infer >= 0) {
+    if (known == 0 || numel % known) return fail(LACOS_EINVAL, "view: cannot infer a dimension for %lld elements", (long long)numel);
+    sh[infer] = numel / known;
+    known = numel;
+  }
+  if (known != numel) return fail(LACOS_EINVAL, "view: shape has %lld elements, tensor has %lld", (long long)known, (long long)numel);
+  if (!lacos_tensor_is_contiguous(t)) return fail(LACOS_EINVAL, "view: tensor is not contiguous (call :contiguous() first)");
+  TRY(view_of(out, t));
+  set_contiguous(*out, ndim, sh);
+  return LACOS_OK;
+}
+
+int lacos_tensor_slice(lacos_tensor **out, const lacos_tensor *t, int dim, int64_t start, int64_t stop, int64_t step) {
+  *out = NULL;
+  TRY(dim_ok(t, &dim, 0));
+  int64_t n = t->shape[dim];
+  if (step <= 0) return fail(LACOS_EINVAL, "slice: step must be positive, got %lld", (long long)step);
+  if (start < 0) start += n;
+  if (stop < 0) stop += n;
+  if (start < 0) start = 0;
+  if (stop > n) stop = n;
+  if (start > n) start = n;
+  int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
+  TRY(view_of(out, t));
+  lacos_tensor *v = *out;
+  v->data = (char *)t->data + start * t->stride[dim] * dtype_traits[t->dtype].size;
+  v->shape[dim] = len;
+  v->stride[dim] = t->stride[dim] * step;
+  return LACOS_OK;
+}
+
+int lacos_tensor_select(lacos_tensor **out, const lacos_tensor *t, int dim, int64_t index) {
+  *out = NULL;
+  TRY(dim_ok(t, &dim, 0));
+  if (index < 0) index += t->shape[dim];
+  if (index < 0 || index >= t->shape[dim])
+    return fail(LACOS_EINVAL, "index %lld out of range for dimension %d of size %lld",
+                (long long)index, dim, (long long)t->shape[dim]);
+  TRY(view_of(out, t));
+  lacos_tensor *v = *out;
+  v->data = (char *)t->data + index * t->stride[dim] * dtype_traits[t->dtype].size;
+  for (int d = dim; d < 3; d++) { v->shape[d] = v->shape[d + 1]; v->stride[d] = v->stride[d + 1]; }
+  v->ndim--;
+  v->shape[v->ndim] = 1; v->stride[v->ndim] = 0;
+  for (int d = v->ndim; d < 4; d++) { v->shape[d] = 1; v->stride[d] = 0; }
+  return LACOS_OK;
+}
+
+int lacos_tensor_transpose(lacos_tensor **out, const lacos_tensor *t, int d0, int d1) {
+  *out = NULL;
+  TRY(dim_ok(t, &d0, 0));
+  TRY(dim_ok(t, &d1, 0));
+  TRY(view_of(out, t));
+  lacos_tensor *v = *out;
+  int64_t s = v->shape[d0]; v->shape[d0] = v->shape[d1]; v->shape[d1] = s;
+  s = v->stride[d0]; v->stride[d0] = v->stride[d1]; v->stride[d1] = s;
+  return LACOS_OK;
+}
+
+int lacos_tensor_unsqueeze(lacos_tensor **out, const lacos_tensor *t, int dim) {
+  *out = NULL;
+  if (t->ndim >= 4) return fail(LACOS_EINVAL, "unsqueeze: tensor already has 4 dimensions");
+  TRY(dim_ok(t, &dim, 1));
+  TRY(view_of(out, t));
+  lacos_tensor *v = *out;
+  for (int d = 3; d > dim; d--) { v->shape[d] = v->shape[d - 1]; v->stride[d] = v->stride[d - 1]; }
+  v->shape[dim] = 1;
+  v->stride[dim] = dim < t->ndim ? t->stride[dim] * t->shape[dim] : 1;   /* any value works for size 1 */
+  v->ndim++;
+  return LACOS_OK;
+}
+
+/* Strides that present t with `shape` under NumPy broadcasting (0 stride on
+   broadcast dimensions). */
+static int broadcast_strides(const lacos_tensor *t, int ndim, const int64_t *shape, int64_t *stride) {
+  if (t->ndim > ndim) return fail(LACOS_EINVAL, "cannot broadcast a %d-d tensor to %d dimensions", t->ndim, ndim);
+  int off = ndim - t->ndim;
+  for (int d = 0; d < 4; d++) stride[d] = 0;
+  for (int d = 0; d < ndim; d++) {
+    if (d < off) { stride[d] = 0; continue; }
+    int64_t ts = t->shape[d - off];
+    if (ts == shape[d]) stride[d] = t->stride[d - off];
+    else if (ts == 1) stride[d] = 0;
+    else return fail(LACOS_EINVAL, "shapes do not broadcast: size %lld against %lld in dimension %d",
+                     (long long)ts, (long long)shape[d], d);
+  }
+  return LACOS_OK;
+}
+
+int lacos_tensor_expand(lacos_tensor **out, const lacos_tensor *t, int ndim, const int64_t *shape) {
+  *out = NULL;
+  int64_t st[4];
+  if (ndim < 0 || ndim > 4) return fail(LACOS_EINVAL, "tensors have 0 to 4 dimensions, got %d", ndim);
+  TRY(broadcast_strides(t, ndim, shape, st));
+  TRY(view_of(out, t));
+  lacos_tensor *v = *out;
+  v->ndim = ndim;
+  for (int d = 0; d < 4; d++) { v->shape[d] = d < ndim ? shape[d] : 1; v->stride[d] = d < ndim ? st[d] : 0; }
+  return LACOS_OK;
+}
+
+/* ---- element get/set ---- */
+
+static int index_offset(const lacos_tensor *t, const int64_t *index, int64_t *off) {
+  int64_t o = 0;
+  for (int d = 0; d < t->ndim; d++) {
+    int64_t i = index[d];
+    if (i < 0) i += t->shape[d];
+    if (i < 0 || i >= t->shape[d])
+      return fail(LACOS_EINVAL, "index %lld out of range for dimension %d of size %lld",
+                  (long long)index[d], d, (long long)t->shape[d]);
+    o += i * t->stride[d];
+  }
+  *off = o;
+  return LACOS_OK;
+}
+
+int lacos_tensor_get(const lacos_tensor *t, const int64_t *index, double *value) {
+  int64_t o;
+  TRY(index_offset(t, index, &o));
+  *value = dtype_load(t->data, o, t->dtype);
+  return LACOS_OK;
+}
+
+int lacos_tensor_set(lacos_tensor *t, const int64_t *index, double value) {
+  int64_t o;
+  TRY(index_offset(t, index, &o));
+  dtype_store(t->data, o, t->dtype, value);
+  return LACOS_OK;
+}
+
+/* ---- copies ---- */
+
+/* dst[i] = convert(src[i]) over dst's shape, src given by strides `ss`. */
+static void strided_copy(lacos_tensor *dst, const void *src, int sdtype, const int64_t *ss) {
+  const int64_t *sh = dst->shape, *ds = dst->stride;
+  int dsz = dtype_traits[dst->dtype].size, ssz = dtype_traits[sdtype].size;
+  int64_t rows = sh[0] * sh[1] * sh[2];
+  bool same = dst->dtype == sdtype;
+  #pragma omp parallel for if (rows * sh[3] > 65536) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t i0 = r / (sh[1] * sh[2]), i1 = (r / sh[2]) % sh[1], i2 = r % sh[2];
+    char *d = (char *)dst->data + (i0 * ds[0] + i1 * ds[1] + i2 * ds[2]) * dsz;
+    const char *s = (const char *)src + (i0 * ss[0] + i1 * ss[1] + i2 * ss[2]) * ssz;
+    if (same && ds[3] == 1 && ss[3] == 1) { memcpy(d, s, (size_t)(sh[3] * dsz)); continue; }
+    if (dst->dtype == LACOS_F32 && sdtype == LACOS_F32) {
+      float *df = (float *)d; const float *sf = (const float *)s;
+      for (int64_t j = 0; j < sh[3]; j++) df[j * ds[3]] = sf[j * ss[3]];
+      continue;
+    }
+    for (int64_t j = 0; j < sh[3]; j++)
+      dtype_store(d, j * ds[3], dst->dtype, dtype_load(s, j * ss[3], sdtype));
+  }
+}
+
+int lacos_tensor_copy(lacos_tensor *dst, const lacos_tensor *src) {
+  if ((dst->flags | src->flags) & LACOS_TENSOR_RELEASED) return fail(LACOS_ESTATE, "tensor was freed");
+  if (dst->device != LACOS_CPU || src->device != LACOS_CPU)
+    return fail(LACOS_EDEVICE, "copy between devices needs the CUDA backend");
+  int64_t ss[4];
+  TRY(broadcast_strides(src, dst->ndim, dst->shape, ss));
+  if (lacos_tensor_is_contiguous(dst) && lacos_tensor_is_contiguous(src) && src->ndim == dst->ndim &&
+      lacos_tensor_numel(src) == lacos_tensor_numel(dst)) {
+    dtype_convert(dst->data, dst->dtype, src->data, src->dtype, lacos_tensor_numel(dst));
+    return LACOS_OK;
+  }
+  strided_copy(dst, src->data, src->dtype, ss);
+  return LACOS_OK;
+}
+
+int lacos_tensor_to_dtype(lacos_tensor **out, const lacos_tensor *t, int dtype) {
+  *out = NULL;
+  TRY(lacos_tensor_empty(out, dtype, t->device, t->ndim, t->shape));
+  int s = lacos_tensor_copy(*out, t);
+  if (s) { lacos_tensor_free(*out); *out = NULL; }
+  return s;
+}
+
+int lacos_tensor_clone(lacos_tensor **out, const lacos_tensor *t) { return lacos_tensor_to_dtype(out, t, t->dtype); }
+
+int lacos_tensor_contiguous(lacos_tensor **out, const lacos_tensor *t) {
+  if (lacos_tensor_is_contiguous(t)) return view_of(out, t);
+  return lacos_tensor_clone(out, t);
+}
+
+int lacos_tensor_to_device(lacos_tensor **out, const lacos_tensor *t, int device) {
+  *out = NULL;
+  if (device == t->device) return view_of(out, t);
+  if (device == LACOS_CUDA)
+    return fail(LACOS_EDEVICE, "CUDA requested, but this lacos was built without CUDA support or no GPU is present");
+  return fail(LACOS_EINVAL, "unknown device %d", device);
+}
+
+int lacos_tensor_fill(lacos_tensor *t, double value) {
+  lacos_tensor *scalar;
+  int64_t one = 1;
+  TRY(lacos_tensor_empty(&scalar, LACOS_F64, LACOS_CPU, 1, &one));
+  ((double *)scalar->data)[0] = value;
+  int s = lacos_tensor_copy(t, scalar);
+  lacos_tensor_free(scalar);
+  return s;
+}
+
+int lacos_tensor_full(lacos_tensor **out, int dtype, int ndim, const int64_t *shape, double value) {
+  TRY(lacos_tensor_empty(out, dtype, LACOS_CPU, ndim, shape));
+  return lacos_tensor_fill(*out, value);
+}
+
+int lacos_tensor_rand(lacos_tensor **out, int dtype, int ndim, const int64_t *shape,
+                      double seed, int dist, double a, double b) {
+  if (dist != 0 && dist != 1) return fail(LACOS_EINVAL, "rand: distribution must be 0 (uniform) or 1 (normal)");
+  TRY(lacos_tensor_empty(out, dtype, LACOS_CPU, ndim, shape));
+  lacos_tensor *t = *out;
+  int64_t n = lacos_tensor_numel(t);
+  uint64_t s = (uint64_t)seed;
+  #pragma omp parallel for if (n > 65536) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    double v = dist == 0 ? a + (b - a) * rng_uniform(s, (uint64_t)i) : a + b * rng_normal(s, (uint64_t)i);
+    dtype_store(t->data, i, dtype, v);
+  }
+  return LACOS_OK;
+}
+
+int lacos_tensor_arange(lacos_tensor **out, int dtype, double start, double stop, double step) {
+  *out = NULL;
+  if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step))
+    return fail(LACOS_EINVAL, "arange: step must be non-zero and bounds finite");
+  double count = ceil((stop - start) / step);
+  int64_t n = count > 0 ? (int64_t)count : 0;
+  TRY(lacos_tensor_empty(out, dtype, LACOS_CPU, 1, &n));
+  for (int64_t i = 0; i < n; i++) dtype_store((*out)->data, i, dtype, start + (double)i * step);
+  return LACOS_OK;
+}
+
+int lacos_tensor_from_buffer(lacos_tensor **out, int dtype, int ndim, const int64_t *shape,
+                             const void *src, int src_dtype) {
+  if (!dtype_ok(src_dtype)) return fail(LACOS_EINVAL, "unknown source dtype %d", src_dtype);
+  TRY(lacos_tensor_empty(out, dtype, LACOS_CPU, ndim, shape));
+  dtype_convert((*out)->data, dtype, src, src_dtype, lacos_tensor_numel(*out));
+  return LACOS_OK;
+}
+
+static int read_as(const lacos_tensor *t, void *dst, int dtype, int64_t n) {
+  if (n != lacos_tensor_numel(t))
+    return fail(LACOS_EINVAL, "read: buffer holds %lld elements, tensor has %lld", (long long)n, (long long)lacos_tensor_numel(t));
+  lacos_tensor borrowed = {.data = dst, .dtype = dtype, .device = LACOS_CPU};   /* header only, no storage */
+  set_contiguous(&borrowed, t->ndim, t->shape);
+  return lacos_tensor_copy(&borrowed, t);
+}
+
+int lacos_tensor_read_f64(const lacos_tensor *t, double *dst, int64_t n) { return read_as(t, dst, LACOS_F64, n); }
+int lacos_tensor_read_f32(const lacos_tensor *t, float *dst, int64_t n) { return read_as(t, dst, LACOS_F32, n); }
+
+int lacos_tensor_cat(lacos_tensor **out, lacos_tensor *const *parts, int n, int dim) {
+  *out = NULL;
+  if (n < 1) return fail(LACOS_EINVAL, "cat: no tensors given");
+  const lacos_tensor *p0 = parts[0];
+  TRY(dim_ok(p0, &dim, 0));
+  int64_t shape[4];
+  memcpy(shape, p0->shape, sizeof shape);
+  shape[dim] = 0;
+  int dtype = p0->dtype;
+  for (int i = 0; i < n; i++) {
+    const lacos_tensor *p = parts[i];
+    if (p->ndim != p0->ndim) return fail(LACOS_EINVAL, "cat: tensor %d has %d dimensions, expected %d", i + 1, p->ndim, p0->ndim);
+    for (int d = 0; d < p0->ndim; d++)
+      if (d != dim && p->shape[d] != p0->shape[d])
+        return fail(LACOS_EINVAL, "cat: tensor %d has size %lld in dimension %d, expected %lld",
+                    i + 1, (long long)p->shape[d], d, (long long)p0->shape[d]);
+    shape[dim] += p->shape[dim];
+  }
+  TRY(lacos_tensor_empty(out, dtype, LACOS_CPU, p0->ndim, shape));
+  int64_t at = 0;
+  for (int i = 0; i < n; i++) {
+    lacos_tensor *dst;
+    int s = lacos_tensor_slice(&dst, *out, dim, at, at + parts[i]->shape[dim], 1);
+    if (!s) s = lacos_tensor_copy(dst, parts[i]);
+    lacos_tensor_free(dst);
+    if (s) { lacos_tensor_free(*out); *out = NULL; return s; }
+    at += parts[i]->shape[dim];
+  }
+  return LACOS_OK;
+}

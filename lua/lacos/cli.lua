@@ -1,0 +1,188 @@
+-- lacos.cli: the `lacos` command line. main.c calls main(argv) and exits
+-- with what it returns.
+--
+--   lacos                      the REPL
+--   lacos run FILE.lua [args]  run a script (arg as in luajit)
+--   lacos FILE.lua [args]      the same
+--   lacos -e 'code'            run a chunk of code
+--   lacos -i FILE.lua          run a script, then the REPL with its globals
+--   lacos -l MODULE            require a module first
+--   lacos COMMAND [--help]     a lacos command (see `lacos --help`)
+local M = {}
+
+-- Commands, in the order --help lists them; each lives in lua/lacos/cmd/<name>.lua
+-- and returns { spec = <lacos.args spec>, run = function(opts) -> exit code }.
+M.commands = {
+  { "run", "run a Lua script: lacos run FILE.lua [args...]" },
+  { "repl", "open the interactive REPL" },
+  { "results", "list, show, compare and query runs in the results database" },
+}
+
+local function have_command(name)
+  for _, c in ipairs(M.commands) do if c[1] == name then return c end end
+end
+
+function M.usage()
+  local lines = {
+    "lacos " .. require("lacos").version() .. ": BLOOM sentence embeddings with int8 weights, LoRA and 8-bit Adam",
+    "",
+    "usage:",
+    "  lacos                        open the REPL",
+    "  lacos run FILE.lua [args]    run a script (also: lacos FILE.lua [args])",
+    "  lacos -e 'code'              run a chunk of Lua",
+    "  lacos -i FILE.lua [args]     run a script, then open the REPL with its globals",
+    "  lacos -l MODULE ...          require MODULE before anything else",
+    "  lacos COMMAND [options]      run a command (lacos COMMAND --help for its options)",
+    "  lacos --version, --help",
+    "",
+    "commands:",
+  }
+  for _, c in ipairs(M.commands) do
+    lines[#lines + 1] = ("  %-10s %s"):format(c[1], c[2])
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = "environment: LACOS_DB (results database, default results/lacos.db), LACOS_DATA (datasets),"
+  lines[#lines + 1] = "             LACOS_THREADS (worker threads), LACOS_HOME (the lacos tree)"
+  return table.concat(lines, "\n")
+end
+
+local function traceback(e)
+  if type(e) ~= "string" then
+    if type(e) == "table" and getmetatable(e) and getmetatable(e).__tostring then return e end
+    e = tostring(e)
+  end
+  return debug.traceback(e, 2)
+end
+M.traceback = traceback
+
+local function is_interrupt(e)
+  return type(e) == "string" and (e:match("^interrupted") or e:match("^[^\n]*: interrupted\n") or e:match("^[^\n]*: interrupted$"))
+end
+
+-- Runs a chunk with the traceback handler; returns an exit status.
+function M.call(fn, ...)
+  local args = { n = select("#", ...), ... }
+  local ok, e = xpcall(function() return fn(unpack(args, 1, args.n)) end, traceback)
+  if ok then return 0 end
+  if is_interrupt(e) then io.stderr:write("lacos: interrupted\n") return 130 end
+  io.stderr:write(tostring(e), "\n")
+  return 1
+end
+
+function M.run_file(path, args)
+  local f = io.open(path, "r")
+  if not f then
+    io.stderr:write(("lacos: cannot open %s: no such file\n"):format(path))
+    return 1
+  end
+  f:close()
+  local chunk, err = loadfile(path)
+  if not chunk then
+    io.stderr:write(err, "\n")   -- "path:line: message"
+    return 1
+  end
+  local a = { [0] = path, [-1] = LACOS_EXE or "lacos" }
+  for i, v in ipairs(args) do a[i] = v end
+  _G.arg = a
+  return M.call(chunk, unpack(args))
+end
+
+local function repl(opts)
+  return require("lacos.repl").start(opts or {})
+end
+
+-- Runs a lacos command with its own option parsing and error reporting.
+function M.command(name, argv)
+  local args = require "lacos.args"
+  local mod = require("lacos.cmd." .. name)
+  local code
+  local ok, e = xpcall(function()
+    local opts, help = args.parse(mod.spec, argv)
+    if not opts then io.stdout:write(help, "\n") code = 0 return end
+    code = mod.run(opts) or 0
+  end, function(e) if args.is_usage_error(e) then return e end return traceback(e) end)
+  if ok then return code end
+  if args.is_usage_error(e) then
+    io.stderr:write(("lacos %s: %s\nsee 'lacos %s --help'\n"):format(name, e.message, name))
+    return 2
+  end
+  if is_interrupt(e) then io.stderr:write("lacos: interrupted\n") return 130 end
+  -- Engine and validation errors already say what and where; drop the traceback
+  -- unless LACOS_DEBUG asks for it.
+  local msg = tostring(e)
+  if not os.getenv("LACOS_DEBUG") then msg = msg:gsub("\nstack traceback:.*$", "") end
+  io.stderr:write(("lacos %s: %s\n"):format(name, msg))
+  return 1
+end
+
+function M.main(argv)
+  _G.LACOS_ON_INTERRUPT = function() error("interrupted", 0) end
+  local i = 1
+  local interactive, ran = false, false
+  while i <= #argv do
+    local a = argv[i]
+    if a == "--help" or a == "-h" then print(M.usage()) return 0
+    elseif a == "--version" or a == "-v" then
+      print("lacos " .. require("lacos").version())
+      print(require("lacos").build_info())
+      return 0
+    elseif a == "-e" then
+      local code = argv[i + 1]
+      if not code then io.stderr:write("lacos: -e needs a chunk of code\n") return 2 end
+      local chunk, err = loadstring(code, "=(command line)")
+      if not chunk then io.stderr:write(err, "\n") return 1 end
+      local st = M.call(chunk)
+      if st ~= 0 then return st end
+      ran = true
+      i = i + 2
+    elseif a == "-l" then
+      local name = argv[i + 1]
+      if not name then io.stderr:write("lacos: -l needs a module name\n") return 2 end
+      local st = M.call(function() _G[name:match("[^.]+$")] = require(name) end)
+      if st ~= 0 then return st end
+      i = i + 2
+    elseif a == "-i" then
+      interactive = true
+      i = i + 1
+    elseif a:sub(1, 1) == "-" and a ~= "-" then
+      io.stderr:write(("lacos: unknown option %s\nsee 'lacos --help'\n"):format(a))
+      return 2
+    else
+      break
+    end
+  end
+  local rest = { unpack(argv, i) }
+  local first = rest[1]
+  if first == nil then
+    if ran and not interactive then return 0 end
+    return repl()
+  end
+  if first == "run" then
+    local path = rest[2]
+    if path == "--help" or path == "-h" then
+      print("usage: lacos run FILE.lua [args...]\n\nRuns a Lua script with the lacos modules available (require \"lacos\").\n" ..
+            "The script sees its arguments in `arg` (arg[0] is the script) and in `...`.")
+      return 0
+    end
+    if not path then io.stderr:write("lacos run: missing script\nsee 'lacos run --help'\n") return 2 end
+    local st = M.run_file(path, { unpack(rest, 3) })
+    if st == 0 and interactive then return repl() end
+    return st
+  end
+  if first == "repl" then
+    if rest[2] == "--help" or rest[2] == "-h" then print(require("lacos.cmd.repl").help) return 0 end
+    return repl()
+  end
+  if have_command(first) then return M.command(first, { unpack(rest, 2) }) end
+  local probe = io.open(first, "r")
+  if probe then probe:close() end
+  if first:match("%.lua$") or probe then
+    local st = M.run_file(first, { unpack(rest, 2) })
+    if st == 0 and interactive then return repl() end
+    return st
+  end
+  io.stderr:write(("lacos: unknown command '%s'\nsee 'lacos --help'\n"):format(first))
+  return 2
+end
+
+return M

@@ -1,0 +1,509 @@
+-- lacos.tensor: Lua face of the engine's tensor type (engine/tensor.c).
+--
+-- Tensors live in engine memory. A tensor returned to Lua is freed when the
+-- garbage collector drops it, but the collector cannot see engine memory, so
+-- big tensors should be released with t:free() (and creation triggers a
+-- collection when engine memory has grown, as torch7 did).
+--
+-- A Lua tensor is a lacos_tensor_ref (a struct holding the engine pointer,
+-- t.t) with methods attached by ffi.metatype. Indexing is 1-based like the
+-- rest of Lua (and torch7): t[i] of a 1-d tensor is a number, of an n-d
+-- tensor a view of row i. Properties: t.dtype ("f32"), t.device ("cpu"),
+-- t.ndim, t.shape (a table); t.t is the engine pointer for C calls.
+local E = require "lacos.engine"
+local ffi, C, check, out = E.ffi, E.C, E.check, E.out
+
+local T = {}
+local methods = {}
+T.methods = methods
+
+local dtype_ids = { f32 = 0, f16 = 1, bf16 = 2, i8 = 3, i32 = 4, u8 = 5, i64 = 6, f64 = 7 }
+local dtype_names = {}
+for k, v in pairs(dtype_ids) do dtype_names[v] = k end
+local device_ids = { cpu = 0, cuda = 1 }
+local device_names = { [0] = "cpu", [1] = "cuda" }
+T.dtypes, T.devices = dtype_ids, device_ids
+
+local elem_ptr = {
+  [0] = ffi.typeof("float*"), [1] = ffi.typeof("uint16_t*"), [2] = ffi.typeof("uint16_t*"),
+  [3] = ffi.typeof("int8_t*"), [4] = ffi.typeof("int32_t*"), [5] = ffi.typeof("uint8_t*"),
+  [6] = ffi.typeof("int64_t*"), [7] = ffi.typeof("double*"),
+}
+local direct = { [0] = true, [3] = true, [4] = true, [5] = true, [7] = true }   -- readable without conversion
+
+local function dtype_of(x, default)
+  if x == nil then return default or 0 end
+  if type(x) == "number" then return x end
+  local id = dtype_ids[x]
+  if not id then
+    local n = C.lacos_dtype_from_name(tostring(x))
+    if n < 0 then error("unknown dtype '" .. tostring(x) .. "' (use f32, f16, bf16, i8, i32, u8, i64, f64)", 3) end
+    id = n
+  end
+  return id
+end
+T.dtype_of = dtype_of
+
+-- GC pressure: collect when engine memory passes a soft limit that grows with use.
+local soft_limit = 256 * 1024 * 1024
+local function pressure()
+  local used = C.lacos_memory_allocated(0)
+  if used > soft_limit then
+    collectgarbage("collect")
+    used = C.lacos_memory_allocated(0)
+    soft_limit = math.max(256 * 1024 * 1024, used * 1.4)
+  end
+end
+
+local free_fn = C.lacos_tensor_free
+local ref_ct = ffi.typeof("lacos_tensor_ref")
+local function finalize(r) free_fn(r.t) end
+-- Wraps an engine pointer the caller owns into a garbage-collected tensor.
+local function own(p)
+  local r = ref_ct(p)
+  return ffi.gc(r, finalize)
+end
+T.own = own
+
+-- Calls fn(outptr, ...) and returns the new owned tensor.
+local function make(fn, ...)
+  pressure()
+  local o = out("lacos_tensor*")
+  check(fn(o, ...))
+  return own(o[0])
+end
+T.make = make
+
+local shape_buf = ffi.new("int64_t[4]")
+local function shape_arg(...)
+  local a = ...
+  local n, src
+  if type(a) == "table" then src, n = a, #a
+  elseif type(a) == "cdata" and ffi.istype(ref_ct, a) then
+    return a.t.ndim, a.t.shape
+  else src, n = { ... }, select("#", ...) end
+  if n > 4 then error("tensors have at most 4 dimensions, got " .. n, 3) end
+  for i = 1, n do
+    local v = src[i]
+    if type(v) ~= "number" or v < 0 or v ~= math.floor(v) then
+      error("bad size " .. tostring(v) .. " in dimension " .. i, 3)
+    end
+    shape_buf[i - 1] = v
+  end
+  return n, shape_buf
+end
+
+-- ---------------------------------------------------------------- creation
+
+function T.zeros(shape, dtype) local n, s = shape_arg(shape) return make(C.lacos_tensor_new, dtype_of(dtype), 0, n, s) end
+function T.empty(shape, dtype) local n, s = shape_arg(shape) return make(C.lacos_tensor_empty, dtype_of(dtype), 0, n, s) end
+function T.full(shape, value, dtype) local n, s = shape_arg(shape) return make(C.lacos_tensor_full, dtype_of(dtype), n, s, value) end
+function T.ones(shape, dtype) return T.full(shape, 1, dtype) end
+
+local function rand_opts(opts)
+  opts = opts or {}
+  if type(opts) == "number" then opts = { seed = opts } end
+  return opts.seed or 0, dtype_of(opts.dtype)
+end
+function T.rand(shape, opts)  -- uniform [lo, hi), default [0, 1)
+  local seed, dt = rand_opts(opts)
+  local lo, hi = opts and opts.lo or 0, opts and opts.hi or 1
+  local n, s = shape_arg(shape)
+  return make(C.lacos_tensor_rand, dt, n, s, seed, 0, lo, hi)
+end
+function T.randn(shape, opts)
+  local seed, dt = rand_opts(opts)
+  local mean, std = opts and opts.mean or 0, opts and opts.std or 1
+  local n, s = shape_arg(shape)
+  return make(C.lacos_tensor_rand, dt, n, s, seed, 1, mean, std)
+end
+function T.arange(a, b, step, dtype)
+  if b == nil then a, b = 0, a end
+  return make(C.lacos_tensor_arange, dtype_of(dtype), a, b, step or 1)
+end
+
+-- T.from{{1,2},{3,4}}: a tensor from a (nested) Lua table of numbers.
+function T.from(tbl, dtype)
+  if type(tbl) == "cdata" then return tbl:clone() end
+  if type(tbl) ~= "table" then error("tensor.from expects a (nested) table of numbers", 2) end
+  local shape, probe = {}, tbl
+  while type(probe) == "table" do
+    shape[#shape + 1] = #probe
+    probe = probe[1]
+    if #shape > 4 then error("tensor.from: more than 4 levels of nesting", 2) end
+  end
+  local total = 1
+  for _, d in ipairs(shape) do total = total * d end
+  local buf = ffi.new("double[?]", math.max(total, 1))
+  local k = 0
+  local function walk(t, depth)
+    if #t ~= shape[depth] then error(("tensor.from: ragged table (level %d has %d entries, expected %d)"):format(depth, #t, shape[depth]), 3) end
+    for i = 1, #t do
+      local v = t[i]
+      if depth < #shape then
+        if type(v) ~= "table" then error("tensor.from: ragged table (number where a table was expected)", 3) end
+        walk(v, depth + 1)
+      else
+        if type(v) ~= "number" then error("tensor.from: entry " .. i .. " is a " .. type(v) .. ", not a number", 3) end
+        buf[k] = v
+        k = k + 1
+      end
+    end
+  end
+  walk(tbl, 1)
+  local n, s = shape_arg(shape)
+  return make(C.lacos_tensor_from_buffer, dtype_of(dtype), n, s, buf, 7)
+end
+
+function T.load_npy(path) return make(C.lacos_tensor_load_npy, path) end
+
+function T.cat(list, dim)
+  local n = #list
+  local arr = ffi.new("lacos_tensor*[?]", n)
+  for i = 1, n do arr[i - 1] = list[i].t end
+  return make(C.lacos_tensor_cat, arr, n, (dim or 1) - 1)
+end
+
+function T.is_tensor(x) return type(x) == "cdata" and ffi.istype(ref_ct, x) end
+
+-- ---------------------------------------------------------------- queries
+-- Methods take the ref r; r.t is the engine's lacos_tensor*.
+
+local function live(r)
+  local t = r.t
+  if bit.band(t.flags, 1) ~= 0 then error("tensor was freed", 3) end
+  return t
+end
+
+function methods.dim(r) return r.t.ndim end
+function methods.numel(r) return tonumber(C.lacos_tensor_numel(r.t)) end
+function methods.type(r) return dtype_names[r.t.dtype] end
+function methods.device_name(r) return device_names[r.t.device] or "?" end
+function methods.is_contiguous(r) return C.lacos_tensor_is_contiguous(r.t) ~= 0 end
+function methods.nbytes(r) return C.lacos_tensor_nbytes(r.t) end
+function methods.is_freed(r) return bit.band(r.t.flags, 1) ~= 0 end
+function methods.size(r, d)
+  local t = r.t
+  if d then
+    if d < 0 then d = t.ndim + d + 1 end
+    if d < 1 or d > t.ndim then error("size: dimension " .. d .. " out of range for a " .. t.ndim .. "-d tensor", 2) end
+    return tonumber(t.shape[d - 1])
+  end
+  local s = {}
+  for i = 0, t.ndim - 1 do s[i + 1] = tonumber(t.shape[i]) end
+  return s
+end
+function methods.stride(r)
+  local s = {}
+  for i = 0, r.t.ndim - 1 do s[i + 1] = tonumber(r.t.stride[i]) end
+  return s
+end
+-- The raw data pointer, typed for the dtype (CPU tensors only).
+function methods.data_ptr(r)
+  local t = live(r)
+  return ffi.cast(elem_ptr[t.dtype], t.data)
+end
+
+local idx_buf = ffi.new("int64_t[4]")
+local val_buf = ffi.new("double[1]")
+
+local function offset_of(t, idx, n)
+  local off = 0
+  for d = 0, n - 1 do
+    local i = idx[d + 1]
+    local size = tonumber(t.shape[d])
+    if type(i) ~= "number" then error("index " .. (d + 1) .. " is not a number", 3) end
+    if i < 0 then i = size + i + 1 end
+    if i < 1 or i > size or i ~= math.floor(i) then
+      error(("index %s out of range for dimension %d of size %d"):format(tostring(idx[d + 1]), d + 1, size), 3)
+    end
+    off = off + (i - 1) * tonumber(t.stride[d])
+  end
+  return off
+end
+
+-- t:get(i, j, ...) and t:set(value, i, j, ...) with 1-based indices (negative count from the end).
+function methods.get(r, ...)
+  local t = live(r)
+  local idx = { ... }
+  if #idx ~= t.ndim then error("get: expected " .. t.ndim .. " indices, got " .. #idx, 2) end
+  local off = offset_of(t, idx, t.ndim)
+  if direct[t.dtype] and t.device == 0 then return tonumber(ffi.cast(elem_ptr[t.dtype], t.data)[off]) end
+  for d = 1, t.ndim do idx_buf[d - 1] = (idx[d] < 0 and tonumber(t.shape[d - 1]) + idx[d] or idx[d] - 1) end
+  check(C.lacos_tensor_get(t, idx_buf, val_buf))
+  return val_buf[0]
+end
+function methods.set(r, v, ...)
+  local t = live(r)
+  local idx = { ... }
+  if #idx ~= t.ndim then error("set: expected " .. t.ndim .. " indices, got " .. #idx, 2) end
+  if type(v) ~= "number" then error("set: value must be a number", 2) end
+  offset_of(t, idx, t.ndim)   -- range check with Lua-style messages
+  for d = 1, t.ndim do idx_buf[d - 1] = (idx[d] < 0 and tonumber(t.shape[d - 1]) + idx[d] or idx[d] - 1) end
+  check(C.lacos_tensor_set(t, idx_buf, v))
+  return r
+end
+function methods.item(r)
+  local n = methods.numel(r)
+  if n ~= 1 then error("item: tensor has " .. n .. " elements, expected 1", 2) end
+  check(C.lacos_tensor_read_f64(r.t, val_buf, 1))
+  return val_buf[0]
+end
+
+-- Nested Lua table of the values.
+function methods.table(r)
+  local t = live(r)
+  local n = methods.numel(r)
+  local buf = ffi.new("double[?]", math.max(n, 1))
+  check(C.lacos_tensor_read_f64(t, buf, n))
+  if t.ndim == 0 then return buf[0] end
+  local k = 0
+  local function build(d)
+    local out_t = {}
+    for i = 1, tonumber(t.shape[d]) do
+      if d == t.ndim - 1 then out_t[i] = buf[k]; k = k + 1 else out_t[i] = build(d + 1) end
+    end
+    return out_t
+  end
+  return build(0)
+end
+
+-- ---------------------------------------------------------------- views
+
+function methods.view(r, ...) local n, s = shape_arg(...) return make(C.lacos_tensor_view, r.t, n, s) end
+function methods.reshape(r, ...)
+  if C.lacos_tensor_is_contiguous(r.t) == 0 then r = methods.contiguous(r) end
+  return methods.view(r, ...)
+end
+-- narrow(dim, start, length), 1-based like torch7.
+function methods.narrow(r, dim, start, len)
+  return make(C.lacos_tensor_slice, r.t, dim - 1, start - 1, start - 1 + len, 1)
+end
+-- slice(dim, first, last[, step]): inclusive 1-based bounds; negatives count from the end.
+function methods.slice(r, dim, first, last, step)
+  local t = live(r)
+  if dim < 1 or dim > t.ndim then error("slice: dimension " .. dim .. " out of range", 2) end
+  local size = tonumber(t.shape[dim - 1])
+  first = first or 1
+  last = last or size
+  if first < 0 then first = size + first + 1 end
+  if last < 0 then last = size + last + 1 end
+  return make(C.lacos_tensor_slice, t, dim - 1, first - 1, last, step or 1)
+end
+function methods.select(r, dim, i)
+  local t = live(r)
+  if dim < 1 or dim > t.ndim then error("select: dimension " .. dim .. " out of range", 2) end
+  if i < 0 then i = tonumber(t.shape[dim - 1]) + i + 1 end
+  return make(C.lacos_tensor_select, t, dim - 1, i - 1)
+end
+function methods.transpose(r, a, b) return make(C.lacos_tensor_transpose, r.t, (a or 1) - 1, (b or 2) - 1) end
+function methods.T(r) return methods.transpose(r, 1, 2) end
+function methods.unsqueeze(r, d) return make(C.lacos_tensor_unsqueeze, r.t, d - 1) end
+function methods.expand(r, ...) local n, s = shape_arg(...) return make(C.lacos_tensor_expand, r.t, n, s) end
+
+-- ---------------------------------------------------------------- copies
+
+function methods.contiguous(r) return make(C.lacos_tensor_contiguous, r.t) end
+function methods.clone(r) return make(C.lacos_tensor_clone, r.t) end
+-- to("f16") converts the dtype, to("cpu"/"cuda") moves between devices.
+function methods.to(r, what)
+  if device_ids[what] then return make(C.lacos_tensor_to_device, r.t, device_ids[what]) end
+  return make(C.lacos_tensor_to_dtype, r.t, dtype_of(what))
+end
+function methods.float(r) return methods.to(r, "f32") end
+function methods.double(r) return methods.to(r, "f64") end
+function methods.copy(r, src)
+  if type(src) == "number" then check(C.lacos_tensor_fill(r.t, src))
+  elseif type(src) == "table" then local s = T.from(src); check(C.lacos_tensor_copy(r.t, s.t)); s:free()
+  else check(C.lacos_tensor_copy(r.t, src.t)) end
+  return r
+end
+function methods.fill(r, v) check(C.lacos_tensor_fill(r.t, v)) return r end
+function methods.zero(r) return methods.fill(r, 0) end
+function methods.save_npy(r, path) check(C.lacos_tensor_save_npy(r.t, path)) return r end
+-- Releases the engine memory now; the tensor becomes empty and unusable.
+function methods.free(r) C.lacos_tensor_release(r.t) end
+
+-- ---------------------------------------------------------------- arithmetic
+
+local BIN = { add = 0, sub = 1, mul = 2, div = 3, maximum = 4, minimum = 5, pow = 6,
+              eq = 7, ne = 8, lt = 9, le = 10, gt = 11, ge = 12 }
+local UN = { neg = 0, abs = 1, exp = 2, log = 3, sqrt = 4, tanh = 5, sigmoid = 6, relu = 7, gelu = 8,
+             square = 9, isfinite = 10 }
+
+local function binary(a, b, op)
+  if type(a) == "number" then return make(C.lacos_tensor_scalar, b.t, a, op, 1) end
+  if type(b) == "number" then return make(C.lacos_tensor_scalar, a.t, b, op, 0) end
+  if type(b) == "table" then b = T.from(b) end
+  return make(C.lacos_tensor_binary, a.t, b.t, op)
+end
+for name, op in pairs(BIN) do
+  methods[name] = function(a, b) return binary(a, b, op) end
+end
+-- In-place forms: t:add_(u) etc.
+for _, name in ipairs { "add", "sub", "mul", "div" } do
+  methods[name .. "_"] = function(a, b)
+    if type(b) == "number" then b = T.full({ 1 }, b, a.t.dtype == 7 and "f64" or "f32") end
+    check(C.lacos_tensor_binary_(a.t, b.t, BIN[name]))
+    return a
+  end
+end
+for name, op in pairs(UN) do
+  methods[name] = function(a) return make(C.lacos_tensor_unary, a.t, op) end
+end
+
+-- Reductions: with no dimension the scalar result, with one a tensor
+-- (keepdim keeps it as size 1). arg-reductions give 1-based i64 indices.
+local function reducer(op)
+  return function(r, dim, keepdim)
+    if dim == nil then
+      local res = make(C.lacos_tensor_reduce, r.t, op, -1, 0)
+      local v = methods.item(res)
+      res:free()
+      if op == 4 or op == 5 then v = v + 1 end
+      return v
+    end
+    local t = live(r)
+    if dim < 0 then dim = t.ndim + dim + 1 end
+    if dim < 1 or dim > t.ndim then error("dimension " .. dim .. " out of range for a " .. t.ndim .. "-d tensor", 2) end
+    local res = make(C.lacos_tensor_reduce, t, op, dim - 1, keepdim and 1 or 0)
+    if op == 4 or op == 5 then
+      local one = make(C.lacos_tensor_scalar, res.t, 1, 0, 0)
+      res:free()
+      local idx = methods.to(one, "i64")
+      one:free()
+      return idx
+    end
+    return res
+  end
+end
+for name, op in pairs { sum = 0, mean = 1, max = 2, min = 3, argmax = 4, argmin = 5, norm = 6, var = 7, std = 8 } do
+  methods[name] = reducer(op)
+end
+
+function methods.matmul(a, b) return make(C.lacos_tensor_matmul, a.t, b.t) end
+methods.mm = methods.matmul
+function methods.normalize(r, eps) return make(C.lacos_tensor_normalize, r.t, eps or 1e-12) end
+function methods.cosine(a, b) return make(C.lacos_tensor_cosine, a.t, b.t) end
+function methods.maxdiff(a, b)
+  local v = ffi.new("double[1]")
+  check(C.lacos_tensor_maxdiff(a.t, b.t, v))
+  return v[0]
+end
+function methods.allclose(a, b, tol) return methods.maxdiff(a, b) <= (tol or 1e-6) end
+
+-- ---------------------------------------------------------------- printing
+
+local function fmt_value(v, is_int)
+  if is_int then return string.format("%d", v) end
+  if v ~= v then return "nan" end
+  if v == math.huge then return "inf" elseif v == -math.huge then return "-inf" end
+  local a = math.abs(v)
+  if a ~= 0 and (a >= 1e5 or a < 1e-4) then return string.format("%.4e", v) end
+  return string.format("%.4f", v)
+end
+
+-- Shape, dtype and device, then the values with at most `edge` leading and
+-- trailing entries per dimension (like NumPy's summarised printing).
+function T.format(r, edge)
+  edge = edge or 3
+  local t = r.t
+  if methods.is_freed(r) then return "lacos.tensor [freed]" end
+  local header = ("lacos.tensor %s %s (%s)"):format(methods.type(r), methods.device_name(r),
+    table.concat(methods.size(r), ", "))
+  if t.device ~= 0 then return header end
+  local is_int = t.dtype >= 3 and t.dtype <= 6
+  if t.ndim == 0 then return header .. "\n" .. fmt_value(methods.item(r), is_int) end
+  if methods.numel(r) == 0 then return header .. "\n[]" end
+  local width = 0
+  local function pick(size)
+    local idx = {}
+    if size <= 2 * edge + 1 then for i = 1, size do idx[#idx + 1] = i end
+    else
+      for i = 1, edge do idx[#idx + 1] = i end
+      idx[#idx + 1] = false
+      for i = size - edge + 1, size do idx[#idx + 1] = i end
+    end
+    return idx
+  end
+  local index = {}
+  local function render(d)
+    local parts = {}
+    for _, i in ipairs(pick(tonumber(t.shape[d - 1]))) do
+      if not i then parts[#parts + 1] = "..."
+      else
+        index[d] = i
+        if d == t.ndim then
+          local s = fmt_value(methods.get(r, unpack(index, 1, t.ndim)), is_int)
+          if #s > width then width = #s end
+          parts[#parts + 1] = s
+        else
+          parts[#parts + 1] = render(d + 1)
+        end
+      end
+    end
+    return parts
+  end
+  local tree = render(1)
+  local function join(parts, d, indent)
+    local s = {}
+    if d == t.ndim then
+      for i, p in ipairs(parts) do s[i] = p == "..." and "..." or (" "):rep(width - #p) .. p end
+      return "[" .. table.concat(s, " ") .. "]"
+    end
+    for i, p in ipairs(parts) do s[i] = p == "..." and "..." or join(p, d + 1, indent .. " ") end
+    return "[" .. table.concat(s, ",\n" .. indent .. " ") .. "]"
+  end
+  return header .. "\n" .. join(tree, 1, "")
+end
+
+-- ---------------------------------------------------------------- metatype
+
+local props = {
+  dtype = function(r) return dtype_names[r.t.dtype] end,
+  device = function(r) return device_names[r.t.device] end,
+  ndim = function(r) return r.t.ndim end,
+  shape = function(r) return methods.size(r) end,
+}
+
+local mt = {}
+mt.__index = function(r, k)
+  if type(k) == "number" then
+    local t = live(r)
+    if t.ndim == 1 then return methods.get(r, k) end
+    if t.ndim == 0 then error("cannot index a 0-d tensor (use :item())", 2) end
+    return methods.select(r, 1, k)
+  end
+  local m = methods[k]
+  if m ~= nil then return m end
+  local p = props[k]
+  if p then return p(r) end
+  error("lacos.tensor has no method or property '" .. tostring(k) .. "'", 2)
+end
+mt.__newindex = function(r, k, v)
+  if type(k) ~= "number" then error("cannot set '" .. tostring(k) .. "' on a tensor", 2) end
+  local t = live(r)
+  if t.ndim == 1 then methods.set(r, v, k) return end
+  local row = methods.select(r, 1, k)
+  methods.copy(row, v)
+  row:free()
+end
+mt.__tostring = function(r) return T.format(r) end
+mt.__len = function(r) return r.t.ndim > 0 and tonumber(r.t.shape[0]) or 0 end
+mt.__add = function(a, b) return binary(a, b, 0) end
+mt.__sub = function(a, b) return binary(a, b, 1) end
+mt.__mul = function(a, b) return binary(a, b, 2) end
+mt.__div = function(a, b) return binary(a, b, 3) end
+mt.__pow = function(a, b) return binary(a, b, 6) end
+mt.__unm = function(a) return make(C.lacos_tensor_unary, a.t, 0) end
+T.ctype = ffi.metatype(ref_ct, mt)
+
+-- Bytes the engine holds on a device, its peak, mapped file bytes and the process RSS.
+function T.memory(device)
+  local d = device_ids[device or "cpu"] or 0
+  return { allocated = C.lacos_memory_allocated(d), peak = C.lacos_memory_peak(d), mapped = C.lacos_memory_mapped(),
+           peak_rss = C.lacos_memory_peak_rss(), rss = C.lacos_memory_current_rss() }
+end
+
+setmetatable(T, { __call = function(_, x, dtype) return T.from(x, dtype) end })
+return T

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The lacos test runner: runs every C test binary, Lua test file and
+# command-line test script, reads their TAP-style lines ("ok - name",
+# "not ok - name", "ok - name # SKIP reason") and ends with the line
+#   N passed, N failed, N skipped
+# A program that exits non-zero without reporting a failure counts as one
+# failure (a crash is never silent). T=pattern runs only matching files.
+set -u
+BUILD=${BUILD:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export LACOS="$ROOT/$BUILD/lacos"
+export LACOS_ROOT="$ROOT"
+export LUA_PATH="$ROOT/tests/lua/?.lua;;"
+export LACOS_TEST_DATA="${LACOS_TEST_DATA:-$(cd "$ROOT/.." && pwd)/shared/datasets}"
+export LACOS_TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/lacos-test.XXXXXX")
+# Tests never touch the user's results database unless they ask for one.
+export LACOS_DB="$LACOS_TEST_TMP/default.db"
+trap 'rm -rf "$LACOS_TEST_TMP"' EXIT
+LOG="$ROOT/$BUILD/test.log"
+: > "$LOG"
+
+pass=0 fail=0 skip=0
+failed_names=()
+
+run_one() {
+  local label=$1; shift
+  local out rc start end
+  start=$(date +%s.%N)
+  out=$("$@" 2>&1)
+  rc=$?
+  end=$(date +%s.%N)
+  printf '=== %s (exit %d)\n%s\n' "$label" "$rc" "$out" >> "$LOG"
+  local p f s
+  p=$(grep -cE '^ok( |$)' <<<"$out" | tr -d ' ')
+  s=$(grep -cE '^ok .*# SKIP' <<<"$out" | tr -d ' ')
+  f=$(grep -cE '^not ok( |$)' <<<"$out" | tr -d ' ')
+  p=$((p - s))
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1
+    failed_names+=("$label: exited with status $rc without reporting a failure")
+    printf '%s\n' "$out" | tail -20 | sed 's/^/    /'
+  fi
+  while IFS= read -r line; do
+    [ -n "$line" ] && failed_names+=("$label: ${line#not ok - }")
+  done < <(grep -E '^not ok' <<<"$out")
+  if [ "$f" -gt 0 ]; then
+    # Show the diagnostics of failing tests right away.
+    awk '/^not ok/{show=1; print "    " $0; next} /^ok/{show=0} show && /^#/{print "    " $0}' <<<"$out" | head -60
+  fi
+  pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
+  printf '%-44s %4d passed %3d failed %3d skipped  %6.1fs\n' "$label" "$p" "$f" "$s" "$(echo "$end - $start" | bc)"
+}
+
+match() { [ -z "${T:-}" ] || [[ "$1" == *"$T"* ]]; }
+
+for t in "$BUILD"/tests/test_*; do
+  [ -x "$t" ] || continue
+  match "$t" || continue
+  run_one "c/$(basename "$t")" "$t"
+done
+for t in tests/lua/test_*.lua; do
+  [ -f "$t" ] || continue
+  match "$t" || continue
+  run_one "lua/$(basename "$t")" "$LACOS" run "$t"
+done
+for t in tests/cli/test_*.sh; do
+  [ -f "$t" ] || continue
+  match "$t" || continue
+  run_one "cli/$(basename "$t")" bash "$t"
+done
+
+if [ ${#failed_names[@]} -gt 0 ]; then
+  echo
+  echo "failures (full output in $LOG):"
+  printf '  %s\n' "${failed_names[@]}"
+fi
+echo
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
