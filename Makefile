@@ -140,3 +140,27 @@ install: all
 
 clean:
 	rm -rf build build-san
+
+# ---------------------------------------------------------------- reference stack
+# The Python reference (torch, transformers, peft, tokenizers, safetensors,
+# scipy, bitsandbytes) lives in a virtualenv; only fixtures and benchmarks use it.
+VENV ?= .venv-ref
+VENV_PY := $(VENV)/bin/python
+
+.PHONY: venv fixtures bench
+$(VENV_PY): tests/reference/requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "lacos: python3 is needed for the reference stack"; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(VENV_PY) -m pip install -q --upgrade pip
+	$(VENV_PY) -m pip install -q -r tests/reference/requirements.txt
+	@touch $(VENV_PY)
+
+venv: $(VENV_PY)
+
+# Regenerates every fixture: each tests/reference/make_*.py writes its own
+# folder under tests/fixtures/.
+fixtures: all venv
+	@for s in tests/reference/make_*.py; do echo "== $$s"; LACOS=$(EXE) PYTHONHASHSEED=0 $(VENV_PY) $$s || exit 1; done
+
+bench: all venv
+	@BUILD=$(BUILD) VENV_PY=$(VENV_PY) bash tests/bench/run.sh

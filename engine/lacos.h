@@ -205,4 +205,53 @@ int lacos_tensor_maxdiff(const lacos_tensor *a, const lacos_tensor *b, double *o
 int lacos_tensor_save_npy(const lacos_tensor *t, const char *path);
 int lacos_tensor_load_npy(lacos_tensor **out, const char *path);
 
-/* ===== section markers: each subsystem appends its declarations below ===== */
+/* Each subsystem's declarations sit between its two markers below. */
+
+/* ===== safetensors (safetensors.c: validated memory-mapped reader, sharded index, writer) ===== */
+
+/* ----- end safetensors ----- */
+
+/* ===== tokenizer (tokenizer.c: Hugging Face tokenizer.json byte-level BPE) ===== */
+
+/* ----- end tokenizer ----- */
+
+/* ===== bloom (bloom.c and the cpu/ layers: config, weights, forward/backward, int8, pooling) ===== */
+
+/* ----- end bloom ----- */
+
+/* ===== lora (lora.c: adapters, merge, PEFT import/export) ===== */
+
+/* ----- end lora ----- */
+
+/* ===== optim (optim.c: AdamW and 8-bit blockwise Adam) ===== */
+
+/* ----- end optim ----- */
+
+/* ===== loss (loss.c: MNRL, CoSENT, softmax classifier) ===== */
+
+/* ----- end loss ----- */
+
+/* ===== train (train.c, checkpoint.c: training steps and run checkpoints) ===== */
+
+/* ----- end train ----- */
+
+/* ===== datasets (datasets.c: STS, NLI and pair readers) ===== */
+
+/* ----- end datasets ----- */
+
+/* ===== sts (sts.c: cosine scores, Spearman, Pearson) ===== */
+
+/* ----- end sts ----- */
+
+/* ===== results (results.c: the SQLite results database) ===== */
+
+/* ----- end results ----- */
+
+/* ===== download (download.c: resumable verified HTTP downloads) ===== */
+
+/* ----- end download ----- */
+
+/* ===== cuda (cuda.c: device discovery and the CUDA backend) ===== */
+
+/* ----- end cuda ----- */
+

@@ -12,14 +12,30 @@ local M = {}
 
 -- Commands, in the order --help lists them; each lives in lua/lacos/cmd/<name>.lua
 -- and returns { spec = <lacos.args spec>, run = function(opts) -> exit code }.
+-- Commands whose module is not present are not offered.
 M.commands = {
   { "run", "run a Lua script: lacos run FILE.lua [args...]" },
   { "repl", "open the interactive REPL" },
+  { "tokenize", "print the token ids of each line of stdin" },
+  { "embed", "embed sentences (one per line) into a .npy file" },
+  { "model", "create random-weight BLOOM checkpoints (lacos model random)" },
+  { "pull", "download a checkpoint from the Hugging Face hub" },
+  { "train", "train LoRA adapters on sentence pairs" },
+  { "sts", "evaluate a model on STS benchmarks" },
+  { "data", "list and download datasets" },
   { "results", "list, show, compare and query runs in the results database" },
 }
 
+local function module_present(name)
+  if name == "run" or name == "repl" then return true end
+  local home = LACOS_HOME or require("lacos.engine").home
+  local f = io.open(home .. "/lua/lacos/cmd/" .. name .. ".lua", "r")
+  if f then f:close() return true end
+  return false
+end
+
 local function have_command(name)
-  for _, c in ipairs(M.commands) do if c[1] == name then return c end end
+  for _, c in ipairs(M.commands) do if c[1] == name and module_present(name) then return c end end
 end
 
 function M.usage()
@@ -38,7 +54,7 @@ function M.usage()
     "commands:",
   }
   for _, c in ipairs(M.commands) do
-    lines[#lines + 1] = ("  %-10s %s"):format(c[1], c[2])
+    if module_present(c[1]) then lines[#lines + 1] = ("  %-10s %s"):format(c[1], c[2]) end
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "environment: LACOS_DB (results database, default results/lacos.db), LACOS_DATA (datasets),"
