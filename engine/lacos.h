@@ -76,6 +76,12 @@ double lacos_memory_current_rss(void);
 void lacos_memory_set_limit(int device, double bytes);
 double lacos_memory_get_limit(int device);
 
+/* ===== hashing (hash.c) ===== */
+
+/* SHA-256 as 64 lowercase hex characters plus NUL (hex must hold 65 bytes). */
+int lacos_sha256_file(const char *path, char *hex);
+int lacos_sha256_buffer(const void *data, double nbytes, char *hex);
+
 /* ===== tensors (tensor.c, the cpu/ ops) ===== */
 
 typedef enum lacos_dtype {
