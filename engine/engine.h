@@ -67,6 +67,8 @@ struct lacos_storage {
 /* Wraps external memory; release(ctx) runs when the last view is freed. */
 int tensor_wrap(lacos_tensor **out, void *data, int dtype, int ndim, const int64_t *shape,
                 void (*release)(void *ctx), void *ctx);
+/* A view on memory the caller keeps alive (model parameters, gradients). */
+int tensor_borrow(lacos_tensor **out, void *data, int dtype, int ndim, const int64_t *shape);
 /* Contiguous f32 2-D tensor helpers used all over the engine. */
 static inline float *tensor_f32(const lacos_tensor *t) { return (float *)t->data; }
 int tensor_check(const lacos_tensor *t, const char *name, int dtype, int ndim);

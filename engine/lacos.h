@@ -223,9 +223,125 @@ int lacos_tensor_load_npy(lacos_tensor **out, const char *path);
 
 /* ===== bloom (bloom.c and the cpu/ layers: config, weights, forward/backward, int8, pooling) ===== */
 
+typedef struct lacos_bloom lacos_bloom;
+
+/* The fields of a BLOOM config.json that shape the network. */
+typedef struct lacos_bloom_config {
+  int vocab_size;           /* embedding rows (250,880 for the released models) */
+  int hidden_size;          /* C */
+  int n_layer;
+  int n_head;
+  double layer_norm_epsilon;
+  int max_length;           /* longest accepted sequence (seq_length, 2048) */
+  int bos_token_id, eos_token_id, pad_token_id;
+} lacos_bloom_config;
+
+typedef enum lacos_quant { LACOS_QUANT_F32 = 0, LACOS_QUANT_INT8 = 1 } lacos_quant;
+typedef enum lacos_pooling {
+  LACOS_POOL_MEAN = 0, LACOS_POOL_WEIGHTEDMEAN = 1, LACOS_POOL_LASTTOKEN = 2
+} lacos_pooling;
+
+typedef struct lacos_bloom_options {
+  int quant;            /* lacos_quant */
+  double threshold;     /* LLM.int8 outlier threshold; 0 = no decomposition, 6.0 = the common default */
+  int device;           /* lacos_device */
+  int embedding_dtype;  /* table dtype for random models: f16 (default), f32, bf16, i8 */
+} lacos_bloom_options;
+
+void lacos_bloom_options_init(lacos_bloom_options *opt);
+/* bloom-560m, bloom-1b1, bloom-1b7, bloom-3b, bloom-7b1 (the released shapes)
+   and the tiny test ladder tiny-xs, tiny-s, tiny-m, tiny-l. */
+int lacos_bloom_config_named(lacos_bloom_config *cfg, const char *name);
+/* A ';'-separated list of the names lacos_bloom_config_named knows. */
+const char *lacos_bloom_config_names(void);
+int lacos_bloom_config_read(lacos_bloom_config *cfg, const char *path);
+int lacos_bloom_config_write(const lacos_bloom_config *cfg, const char *path);
+double lacos_bloom_config_params(const lacos_bloom_config *cfg);
+
+/* Loads a Hugging Face BLOOM checkpoint directory (config.json +
+   model.safetensors or shards + index). */
+int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_options *opt);
+/* Random weights (N(0, 0.02)-like, uniform codes per row), generated straight
+   into the chosen quantisation: an int8 model never holds an f32 copy. */
+int lacos_bloom_random(lacos_bloom **out, const lacos_bloom_config *cfg, double seed,
+                       const lacos_bloom_options *opt);
+/* Writes config.json and model.safetensors (or shards past max_shard_bytes,
+   0 = the hub default 5 GB) in dtype f32, f16 or bf16. */
+int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shard_bytes);
+void lacos_bloom_free(lacos_bloom *m);
+int lacos_bloom_get_config(const lacos_bloom *m, lacos_bloom_config *cfg);
+int lacos_bloom_quant(const lacos_bloom *m);
+double lacos_bloom_weight_bytes(const lacos_bloom *m);
+
+/* ids, mask: (B,T) i32. hidden: (B,T,C) f32, or with all_layers the
+   L+1 states of transformers' output_hidden_states as (L+1,B,T,C). */
+int lacos_bloom_forward(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask,
+                        int all_layers, lacos_tensor **hidden);
+/* Pooled sentence embeddings (B,C) f32. */
+int lacos_bloom_encode(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask,
+                       int pooling, lacos_tensor **embeddings);
+/* Outlier feature columns seen by the four linears of a layer in the last
+   forward (qkv, dense, h_to_4h, 4h_to_h); 0 when the threshold is 0. */
+int lacos_bloom_outliers(const lacos_bloom *m, int layer, int *counts);
+
+/* Training. A forward pass that keeps what the backward pass needs (all
+   activations, or with checkpointing only each block's input, recomputing
+   the rest), then the backward pass from the embeddings' gradient into the
+   LoRA gradients (accumulated). The base weights stay frozen. stream selects
+   the LoRA dropout masks (0 = no dropout, as in evaluation). */
+typedef struct lacos_bloom_batch lacos_bloom_batch;
+int lacos_bloom_forward_train(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int pooling,
+                              double stream, lacos_tensor **embeddings, lacos_bloom_batch **batch);
+int lacos_bloom_backward(lacos_bloom *m, lacos_bloom_batch *batch, const lacos_tensor *d_embeddings);
+void lacos_bloom_batch_free(lacos_bloom_batch *batch);
+double lacos_bloom_batch_bytes(const lacos_bloom_batch *batch);
+/* Recompute block activations in the backward pass instead of keeping them. */
+int lacos_bloom_set_checkpointing(lacos_bloom *m, int on);
+/* Input gradients through int8 linears as int8 products (faster, ~1% noise)
+   instead of exact f32 products with the dequantised weights. */
+int lacos_bloom_set_fast_backward(lacos_bloom *m, int on);
+/* Predicted bytes of a training forward+backward's activations for B
+   sequences of T tokens (the memory planner). */
+double lacos_bloom_train_activation_bytes(const lacos_bloom_config *cfg, int B, int T, int lora_r,
+                                          int lora_targets, int checkpointing);
+
 /* ----- end bloom ----- */
 
 /* ===== lora (lora.c: adapters, merge, PEFT import/export) ===== */
+
+/* Linears a LoRA adapter can target (bit flags; PEFT's module names in comments). */
+typedef enum lacos_lora_target {
+  LACOS_LORA_QKV = 1,        /* self_attention.query_key_value (PEFT's BLOOM default) */
+  LACOS_LORA_DENSE = 2,      /* self_attention.dense */
+  LACOS_LORA_H_TO_4H = 4,    /* mlp.dense_h_to_4h */
+  LACOS_LORA_4H_TO_H = 8     /* mlp.dense_4h_to_h */
+} lacos_lora_target;
+
+typedef struct lacos_lora_config {
+  int r;               /* rank */
+  double alpha;        /* scaling = alpha / r (alpha / sqrt(r) with use_rslora) */
+  double dropout;      /* on the adapter input, as PEFT's lora_dropout */
+  int targets;         /* lacos_lora_target bits */
+  int use_rslora;
+  double seed;         /* initialisation and dropout stream */
+} lacos_lora_config;
+
+/* PEFT's LoraConfig defaults: r 8, alpha 8, dropout 0, query_key_value. */
+void lacos_lora_config_init(lacos_lora_config *c);
+/* Adds adapters (A Kaiming-uniform with a = sqrt(5), B = 0, so the model's
+   output is unchanged until training moves B). Replaces existing ones. */
+int lacos_lora_attach(lacos_bloom *m, const lacos_lora_config *c);
+int lacos_lora_detach(lacos_bloom *m);
+int lacos_lora_set_enabled(lacos_bloom *m, int on);
+int lacos_lora_get_config(const lacos_bloom *m, lacos_lora_config *c);
+double lacos_lora_param_count(const lacos_bloom *m);
+/* Adapted linears are numbered 0..count-1 (layer-major). */
+int lacos_lora_slot_count(const lacos_bloom *m);
+int lacos_lora_slot_info(const lacos_bloom *m, int slot, int *layer, int *target);
+/* Views (sharing the model's memory; valid while the adapter exists) of a
+   slot's tensors. which: 0 = A (r,in), 1 = B (out,r), 2 = grad A, 3 = grad B. */
+int lacos_lora_tensor(lacos_bloom *m, int slot, int which, lacos_tensor **out);
+int lacos_lora_zero_grad(lacos_bloom *m);
 
 /* ----- end lora ----- */
 

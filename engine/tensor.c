@@ -176,6 +176,12 @@ int tensor_wrap(lacos_tensor **out, void *data, int dtype, int ndim, const int64
   return LACOS_OK;
 }
 
+static void release_nothing(void *ctx) { (void)ctx; }
+
+int tensor_borrow(lacos_tensor **out, void *data, int dtype, int ndim, const int64_t *shape) {
+  return tensor_wrap(out, data, dtype, ndim, shape, release_nothing, NULL);
+}
+
 void lacos_tensor_free(lacos_tensor *t) {
   if (!t) return;
   storage_release(t->storage);

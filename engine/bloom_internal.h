@@ -1,0 +1,70 @@
+/* bloom_internal.h: the model struct shared by bloom.c (forward, storage),
+   bloom_io.c (checkpoints), bloom_train.c (backward) and lora.c. */
+#ifndef LACOS_BLOOM_INTERNAL_H
+#define LACOS_BLOOM_INTERNAL_H
+#include "engine.h"
+#include "cpu/layers.h"
+
+/* The four linears of a block, in the order PEFT names them. */
+enum { T_QKV = 0, T_DENSE = 1, T_FC1 = 2, T_FC2 = 3, NTARGETS = 4 };
+extern const char *const bloom_target_names[NTARGETS];   /* "self_attention.query_key_value", ... */
+
+typedef struct bloom_layer {
+  float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+  linear lin[NTARGETS];
+} bloom_layer;
+
+/* One adapted linear: y += scaling · dropout(x)·Aᵀ·Bᵀ. */
+typedef struct lora_slot {
+  float *A, *B;      /* (r, in), (out, r); B rows in engine order ([Q;K;V] for qkv) */
+  float *dA, *dB;    /* gradients, same layout */
+  int in, out;
+} lora_slot;
+
+typedef struct lora_state {
+  int r, targets;            /* targets: bit t set = linear t adapted */
+  double alpha, scaling, dropout;
+  bool rslora, enabled;
+  uint64_t seed;
+  lora_slot *slots;          /* n_layer × NTARGETS; A == NULL where not adapted */
+  float *params, *grads;     /* one allocation each, same layout */
+  size_t params_bytes;
+  int64_t nparams;
+  float *h; size_t h_bytes;  /* inference scratch x·Aᵀ */
+} lora_state;
+
+struct lacos_bloom {
+  lacos_bloom_config cfg;
+  lacos_bloom_options opt;
+  /* embedding table: owned (random models) or a view on a mapped checkpoint */
+  void *wte; int wte_dtype; bool wte_owned; size_t wte_bytes;
+  lacos_tensor *wte_view;
+  float *wte_scale; size_t wte_scale_bytes;
+  float *emb_ln_w, *emb_ln_b, *lnf_w, *lnf_b, *slopes;
+  bloom_layer *layers;
+  void *big; size_t big_bytes;      /* every linear weight: int8 codes or f32 */
+  float *small; size_t small_bytes; /* LayerNorms, biases, row scales, slopes */
+  float *ws; size_t ws_bytes;       /* inference activations */
+  int8_scratch scratch;
+  lora_state *lora;
+  bool checkpointing, fast_backward;
+  char *source_dir;                 /* where it was loaded from (for adapter configs) */
+};
+
+void bloom_free_storage(lacos_bloom *m);
+int bloom_check_batch(const lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask);
+float *bloom_workspace(lacos_bloom *m, size_t floats);
+int bloom_embed(lacos_bloom *m, float *x, const int32_t *ids, int64_t N);
+int pooling_mode_check(int pooling);
+
+/* lora.c */
+int lora_apply(lacos_bloom *m, int layer, int target, float *y, const float *x, int64_t N);
+void lora_detach_all(lacos_bloom *m);
+lora_slot *lora_slot_for(const lacos_bloom *m, int layer, int target);
+/* Training: dropout_call != 0 selects a fresh dropout mask stream (0 = none);
+   xd_scratch holds N·in floats when dropout is on. */
+int lora_forward(const lacos_bloom *m, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
+                 uint64_t dropout_call, float *xd_scratch);
+int lora_backward(const lacos_bloom *m, const lora_slot *sl, float *dx, const float *dy, const float *x,
+                  const float *h, float *dh, int64_t N, uint64_t dropout_call, float *xd_scratch);
+#endif

@@ -1,0 +1,40 @@
+/* fastmath.h: vectorisable exp for the hot loops (softmax, GELU).
+   libm's expf/tanhf are scalar calls that the compiler cannot vectorise
+   without -ffast-math; this expf is a Cody-Waite range reduction plus a
+   degree-6 polynomial, within 2 ulp of expf over [-87, 88], and it keeps
+   the IEEE behaviour we rely on (exp(-inf) = 0, large inputs saturate). */
+#ifndef LACOS_FASTMATH_H
+#define LACOS_FASTMATH_H
+#include <stdint.h>
+#include <string.h>
+
+static inline float fast_expf(float x0) {
+  /* Clamp for the arithmetic; below -87.3 the answer is 0, above 88.7 inf. */
+  float x = x0;
+  if (x < -87.33654f) x = -87.33654f;
+  if (x > 88.72283f) x = 88.72283f;
+  float n = __builtin_rintf(x * 1.44269504088896341f);
+  float r = x - n * 0.693359375f;          /* ln2 split in two for exactness */
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t e = (int32_t)n + 127;
+  uint32_t bits = (uint32_t)e << 23;
+  float scale;
+  memcpy(&scale, &bits, 4);
+  float res = p * scale;
+  return x0 < -87.33654f ? 0.0f : res;
+}
+
+/* BLOOM's tanh-approximated GELU written through the logistic function:
+   0.5·x·(1 + tanh(u)) = x / (1 + exp(-2u)), u = 0.79788456·x·(1 + 0.044715·x²). */
+static inline float gelu_f(float x) {
+  float u = 0.79788456f * x * (1.0f + 0.044715f * x * x);
+  return x / (1.0f + fast_expf(-2.0f * u));
+}
+#endif

@@ -1,0 +1,62 @@
+/* layernorm.c: LayerNorm with biased variance and eps inside the root,
+   as torch.nn.LayerNorm (BLOOM uses eps = 1e-5 everywhere). Mean and rstd
+   are cached for the backward pass (llm.c's layout). */
+#include "layers.h"
+#include <math.h>
+
+// out (N,C), mean (N), rstd (N), inp (N,C), weight (C), bias (C)
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int64_t N, int C, float eps) {
+  #pragma omp parallel for schedule(static) if (N * C > 32768)
+  for (int64_t i = 0; i < N; i++) {
+    const float *x = inp + i * C;
+    float *y = out + i * C;
+    /* Two passes in double: the sums stay exact to f32 rounding for any C. */
+    double s = 0;
+    #pragma omp simd reduction(+:s)
+    for (int c = 0; c < C; c++) s += x[c];
+    float m = (float)(s / C);
+    double v = 0;
+    #pragma omp simd reduction(+:v)
+    for (int c = 0; c < C; c++) { double d = x[c] - m; v += d * d; }
+    float r = (float)(1.0 / sqrt(v / C + eps));
+    #pragma omp simd
+    for (int c = 0; c < C; c++) y[c] = (x[c] - m) * r * weight[c] + bias[c];
+    if (mean) mean[i] = m;
+    if (rstd) rstd[i] = r;
+  }
+}
+
+// dinp (N,C) +=, dweight/dbias (C) += (NULL when frozen), dout (N,C)
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                        const float *weight, const float *mean, const float *rstd, int64_t N, int C) {
+  #pragma omp parallel for schedule(static) if (N * C > 32768)
+  for (int64_t i = 0; i < N; i++) {
+    const float *x = inp + i * C, *dy = dout + i * C;
+    float *dx = dinp + i * C;
+    float m = mean[i], r = rstd[i];
+    double a = 0, b = 0;   /* mean(dnorm), mean(dnorm·norm) */
+    #pragma omp simd reduction(+:a, b)
+    for (int c = 0; c < C; c++) {
+      float norm = (x[c] - m) * r, dn = weight[c] * dy[c];
+      a += dn;
+      b += (double)dn * norm;
+    }
+    float fa = (float)(a / C), fb = (float)(b / C);
+    #pragma omp simd
+    for (int c = 0; c < C; c++) {
+      float norm = (x[c] - m) * r, dn = weight[c] * dy[c];
+      dx[c] += (dn - fa - norm * fb) * r;
+    }
+  }
+  if (dweight || dbias) {   /* column sums: serial over rows keeps them deterministic */
+    for (int64_t i = 0; i < N; i++) {
+      const float *x = inp + i * C, *dy = dout + i * C;
+      float m = mean[i], r = rstd[i];
+      for (int c = 0; c < C; c++) {
+        if (dweight) dweight[c] += (x[c] - m) * r * dy[c];
+        if (dbias) dbias[c] += dy[c];
+      }
+    }
+  }
+}

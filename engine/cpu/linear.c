@@ -1,0 +1,202 @@
+/* linear.c: y = x·Wᵀ + b, the only heavy op of the model.
+
+   f32 weights go through BLAS (the readable reference). int8 weights follow
+   LLM.int8 (bitsandbytes int8_vectorwise_quant + int8_scaled_mm): the
+   activation rows are quantised with their own absmax, multiplied against
+   the per-output-row int8 weight codes in an int8×int8→int32 GEMM (oneDNN),
+   and dequantised with out = C·absmax_row·scale_col/(127·127). Rounding is
+   half to even (rintf), as torch.round and __float2int_rn. With a threshold
+   > 0, feature columns holding an |x| ≥ threshold are computed in f32
+   against the dequantised weight columns and added back. */
+#include "layers.h"
+#include <math.h>
+#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+
+static const float DEQ = 1.0f / 16129.0f;   /* 1/(127·127) */
+
+void sgemm_nt(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, alpha, a, K, b, K, beta, c, N);
+}
+void sgemm_nn(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, alpha, a, K, b, N, beta, c, N);
+}
+void sgemm_tn(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
+  /* C (M,N) = A (K,M)ᵀ · B (K,N) */
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, alpha, a, M, b, N, beta, c, N);
+}
+
+static int grow(void **p, size_t *have, size_t want, const char *what) {
+  if (*have >= want) return LACOS_OK;
+  mem_free(*p, *have, LACOS_CPU);
+  *p = NULL;
+  *have = 0;
+  size_t n = want + want / 4;
+  *p = mem_alloc(n, LACOS_CPU, what);
+  if (!*p) return lacos_last_status();
+  *have = n;
+  return LACOS_OK;
+}
+
+void int8_scratch_free(int8_scratch *s) {
+  mem_free(s->a, s->a_bytes, LACOS_CPU);
+  mem_free(s->rs, s->rs_bytes, LACOS_CPU);
+  mem_free(s->c, s->c_bytes, LACOS_CPU);
+  mem_free(s->tmp, s->tmp_bytes, LACOS_CPU);
+  mem_free(s->cols, s->cols_bytes, LACOS_CPU);
+  memset(s, 0, sizeof *s);
+}
+
+// q (N,C) int8, absmax (N), x (N,C); cols receives outlier column indices (capacity C)
+void quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold,
+                   int *cols, int *ncols) {
+  int nc = 0;
+  if (threshold > 0 && cols) {
+    /* A column is an outlier column if any row holds |x| >= threshold there. */
+    for (int c = 0; c < C; c++) {
+      bool hit = false;
+      for (int64_t i = 0; i < N && !hit; i++) hit = fabsf(x[i * C + c]) >= threshold;
+      if (hit) cols[nc++] = c;
+    }
+  }
+  if (ncols) *ncols = nc;
+  bool zero_cols = nc > 0 && N > 1;
+  #pragma omp parallel for schedule(static) if (N * C > 32768)
+  for (int64_t i = 0; i < N; i++) {
+    const float *xi = x + i * C;
+    int8_t *qi = q + i * C;
+    float m = 0;
+    if (threshold > 0) {
+      for (int c = 0; c < C; c++) { float a = fabsf(xi[c]); if (a < threshold && a > m) m = a; }
+    } else {
+      #pragma omp simd reduction(max:m)
+      for (int c = 0; c < C; c++) { float a = fabsf(xi[c]); m = a > m ? a : m; }
+    }
+    absmax[i] = m;
+    float k = m > 0 ? 127.0f / m : 0.0f;
+    #pragma omp simd
+    for (int c = 0; c < C; c++) {
+      float v = xi[c];
+      if (threshold > 0 && fabsf(v) >= threshold) v = 0;
+      qi[c] = (int8_t)rintf(v * k);
+    }
+    if (zero_cols)
+      for (int j = 0; j < nc; j++) qi[cols[j]] = 0;
+  }
+}
+
+void linear_quantize_weights(linear *l, const float *w, int row0, int nrows) {
+  quantize_rows(l->q + (int64_t)row0 * l->in, l->scale + row0, w, nrows, l->in, 0, NULL, NULL);
+}
+
+void linear_weight_row(float *dst, const linear *l, int r) {
+  if (l->kind == LINEAR_F32) { memcpy(dst, l->w + (int64_t)r * l->in, sizeof(float) * (size_t)l->in); return; }
+  const int8_t *q = l->q + (int64_t)r * l->in;
+  float k = l->scale[r] / 127.0f;
+  for (int c = 0; c < l->in; c++) dst[c] = q[c] * k;
+}
+
+static int gemm_s8(char tb, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda,
+                   const int8_t *b, int64_t ldb, int32_t *c, int64_t ldc) {
+  int32_t co = 0;
+  threads_count();
+  dnnl_status_t st = dnnl_gemm_s8s8s32('N', tb, 'F', M, N, K, 1.0f, a, lda, 0, b, ldb, 0, 0.0f, c, ldc, &co);
+  if (st != dnnl_success) return fail(LACOS_EUNSUPPORTED, "oneDNN int8 GEMM failed (status %d) for %lldx%lldx%lld",
+                                      (int)st, (long long)M, (long long)N, (long long)K);
+  return LACOS_OK;
+}
+
+// out (N,out), inp (N,in)
+int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, int8_scratch *s) {
+  int K_in = l->in, K_out = l->out;
+  l->outliers = 0;
+  if (N == 0) return LACOS_OK;
+  if (l->kind == LINEAR_F32) {
+    threads_count();
+    sgemm_nt(out, inp, l->w, (int)N, K_out, K_in, 1.0f, 0.0f);
+  } else {
+    TRY(grow((void **)&s->a, &s->a_bytes, (size_t)N * K_in, "int8 activations"));
+    TRY(grow((void **)&s->rs, &s->rs_bytes, sizeof(float) * (size_t)N, "activation scales"));
+    TRY(grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
+    TRY(grow((void **)&s->cols, &s->cols_bytes, sizeof(int) * (size_t)K_in, "outlier columns"));
+    int nc = 0;
+    quantize_rows(s->a, s->rs, inp, N, K_in, threshold, s->cols, &nc);
+    TRY(gemm_s8('T', N, K_out, K_in, s->a, K_in, l->q, K_in, s->c, K_out));
+    const int32_t *c = s->c;
+    const float *rs = s->rs, *sc = l->scale;
+    #pragma omp parallel for schedule(static) if (N * K_out > 32768)
+    for (int64_t i = 0; i < N; i++) {
+      float ri = rs[i] * DEQ;
+      const int32_t *ci = c + i * K_out;
+      float *oi = out + i * K_out;
+      #pragma omp simd
+      for (int j = 0; j < K_out; j++) oi[j] = (float)ci[j] * ri * sc[j];
+    }
+    l->outliers = nc;
+    if (nc > 0) {
+      /* The outlier columns in f32: out += x[:, cols] · Wdeq[:, cols]ᵀ. */
+      size_t need = sizeof(float) * ((size_t)N * nc + (size_t)K_out * nc);
+      TRY(grow((void **)&s->tmp, &s->tmp_bytes, need, "outlier columns"));
+      float *xa = s->tmp, *wa = s->tmp + (size_t)N * nc;
+      for (int64_t i = 0; i < N; i++)
+        for (int j = 0; j < nc; j++) xa[i * nc + j] = inp[i * K_in + s->cols[j]];
+      for (int o = 0; o < K_out; o++) {
+        float k = sc[o] / 127.0f;
+        for (int j = 0; j < nc; j++) wa[(int64_t)o * nc + j] = l->q[(int64_t)o * K_in + s->cols[j]] * k;
+      }
+      threads_count();
+      sgemm_nt(out, xa, wa, (int)N, K_out, nc, 1.0f, 1.0f);
+    }
+  }
+  if (l->bias) {
+    const float *b = l->bias;
+    #pragma omp parallel for schedule(static) if (N * K_out > 65536)
+    for (int64_t i = 0; i < N; i++) {
+      float *oi = out + i * K_out;
+      #pragma omp simd
+      for (int j = 0; j < K_out; j++) oi[j] += b[j];
+    }
+  }
+  return LACOS_OK;
+}
+
+// dinp (N,in) += dout (N,out) · W (out,in)
+int linear_backward_input(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8,
+                          int8_scratch *s) {
+  int K_in = l->in, K_out = l->out;
+  if (N == 0) return LACOS_OK;
+  threads_count();
+  if (l->kind == LINEAR_F32) { sgemm_nn(dinp, dout, l->w, (int)N, K_in, K_out, 1.0f, 1.0f); return LACOS_OK; }
+  if (fast_int8) {
+    /* Fold the weight row scales into the gradient columns, quantise the
+       gradient rows, and take an int8 product against the codes. */
+    TRY(grow((void **)&s->tmp, &s->tmp_bytes, sizeof(float) * (size_t)N * K_out, "scaled gradients"));
+    TRY(grow((void **)&s->a, &s->a_bytes, (size_t)N * K_out, "int8 gradients"));
+    TRY(grow((void **)&s->rs, &s->rs_bytes, sizeof(float) * (size_t)N, "gradient scales"));
+    TRY(grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_in, "int32 products"));
+    float *g = s->tmp;
+    const float *sc = l->scale;
+    #pragma omp parallel for schedule(static) if (N * K_out > 32768)
+    for (int64_t i = 0; i < N; i++)
+      for (int j = 0; j < K_out; j++) g[i * K_out + j] = dout[i * K_out + j] * sc[j];
+    quantize_rows(s->a, s->rs, g, N, K_out, 0, NULL, NULL);
+    TRY(gemm_s8('N', N, K_in, K_out, s->a, K_out, l->q, K_in, s->c, K_in));
+    #pragma omp parallel for schedule(static) if (N * K_in > 32768)
+    for (int64_t i = 0; i < N; i++) {
+      float ri = s->rs[i] * DEQ;
+      for (int k = 0; k < K_in; k++) dinp[i * K_in + k] += (float)s->c[i * K_in + k] * ri;
+    }
+    return LACOS_OK;
+  }
+  /* Exact: dequantise blocks of weight rows and accumulate f32 products. */
+  enum { ROWS = 256 };
+  TRY(grow((void **)&s->tmp, &s->tmp_bytes, sizeof(float) * (size_t)ROWS * K_in, "dequantised weights"));
+  float *wt = s->tmp;
+  for (int r0 = 0; r0 < K_out; r0 += ROWS) {
+    int nr = K_out - r0 < ROWS ? K_out - r0 : ROWS;
+    #pragma omp parallel for schedule(static)
+    for (int r = 0; r < nr; r++) linear_weight_row(wt + (int64_t)r * K_in, l, r0 + r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, K_in, nr, 1.0f, dout + r0, K_out, wt, K_in, 1.0f, dinp, K_in);
+  }
+  return LACOS_OK;
+}

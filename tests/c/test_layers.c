@@ -1,0 +1,257 @@
+/* test_layers.c: the CPU layers one by one — finite-difference checks of
+   every backward pass, int8 linear against a naive reference, ALiBi slopes
+   against the values in ENGINE-FACTS §1.6, pooling semantics. */
+#include "test.h"
+#include "../../engine/cpu/layers.h"
+
+static uint64_t test_seed = 1234;
+static void fill(float *x, int64_t n, float lo, float hi) {
+  for (int64_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)rng_uniform(test_seed, (uint64_t)i + (uint64_t)n * 7919);
+  test_seed++;
+}
+static double dot(const float *a, const float *b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+  return s;
+}
+/* Relative agreement of an analytic and a numeric derivative. */
+static double rel_err(double a, double n) {
+  double d = fabs(a - n), s = fmax(fmax(fabs(a), fabs(n)), 1e-2);
+  return d / s;
+}
+
+/* ---- layernorm ---- */
+static const int LN_N = 5, LN_C = 24;
+static float ln_x[5 * 24], ln_w[24], ln_b[24], ln_wt[5 * 24], ln_out[5 * 24];
+static double ln_loss(void) {
+  layernorm_forward(ln_out, NULL, NULL, ln_x, ln_w, ln_b, LN_N, LN_C, 1e-5f);
+  return dot(ln_out, ln_wt, LN_N * LN_C);
+}
+static void layernorm_gradcheck(void) {
+  fill(ln_x, LN_N * LN_C, -2, 2); fill(ln_w, LN_C, 0.5f, 1.5f); fill(ln_b, LN_C, -0.3f, 0.3f); fill(ln_wt, LN_N * LN_C, -1, 1);
+  float mean[5], rstd[5], dx[5 * 24] = {0}, dw[24] = {0}, db[24] = {0};
+  layernorm_forward(ln_out, mean, rstd, ln_x, ln_w, ln_b, LN_N, LN_C, 1e-5f);
+  layernorm_backward(dx, dw, db, ln_wt, ln_x, ln_w, mean, rstd, LN_N, LN_C);
+  double worst = 0;
+  for (int i = 0; i < LN_N * LN_C; i += 7) {
+    float keep = ln_x[i], h = 1e-2f;
+    ln_x[i] = keep + h; double lp = ln_loss();
+    ln_x[i] = keep - h; double lm = ln_loss();
+    ln_x[i] = keep;
+    worst = fmax(worst, rel_err(dx[i], (lp - lm) / (2 * h)));
+  }
+  for (int c = 0; c < LN_C; c += 5) {
+    float keep = ln_w[c], h = 1e-2f;
+    ln_w[c] = keep + h; double lp = ln_loss();
+    ln_w[c] = keep - h; double lm = ln_loss();
+    ln_w[c] = keep;
+    worst = fmax(worst, rel_err(dw[c], (lp - lm) / (2 * h)));
+  }
+  printf("#   layernorm max relative error %.2e\n", worst);
+  CHECK(worst < 2e-2);
+  /* forward against a double-precision reference */
+  layernorm_forward(ln_out, NULL, NULL, ln_x, ln_w, ln_b, LN_N, LN_C, 1e-5f);
+  for (int i = 0; i < LN_N; i++) {
+    double m = 0, v = 0;
+    for (int c = 0; c < LN_C; c++) m += ln_x[i * LN_C + c];
+    m /= LN_C;
+    for (int c = 0; c < LN_C; c++) v += (ln_x[i * LN_C + c] - m) * (ln_x[i * LN_C + c] - m);
+    v /= LN_C;
+    for (int c = 0; c < LN_C; c++)
+      CHECK_NEAR(ln_out[i * LN_C + c], (ln_x[i * LN_C + c] - m) / sqrt(v + 1e-5) * ln_w[c] + ln_b[c], 1e-5);
+  }
+}
+
+/* ---- gelu ---- */
+static void gelu_gradcheck(void) {
+  enum { n = 64 };
+  float x[n], y[n], dx[n] = {0}, ones[n];
+  for (int i = 0; i < n; i++) { x[i] = -6.0f + 12.0f * i / (n - 1); ones[i] = 1; }
+  gelu_forward(y, x, n);
+  gelu_backward(dx, x, ones, n);
+  double worst = 0, fwd = 0;
+  for (int i = 0; i < n; i++) {
+    double xd = x[i];
+    fwd = fmax(fwd, fabs(y[i] - 0.5 * xd * (1 + tanh(0.79788456 * xd * (1 + 0.044715 * xd * xd)))));
+    double h = 1e-3, gp = 0.5 * (xd + h) * (1 + tanh(0.79788456 * (xd + h) * (1 + 0.044715 * (xd + h) * (xd + h))));
+    double gm = 0.5 * (xd - h) * (1 + tanh(0.79788456 * (xd - h) * (1 + 0.044715 * (xd - h) * (xd - h))));
+    worst = fmax(worst, fabs(dx[i] - (gp - gm) / (2 * h)));
+  }
+  printf("#   gelu forward max abs error %.2e, derivative %.2e\n", fwd, worst);
+  CHECK(fwd < 1e-6);
+  CHECK(worst < 1e-5);
+}
+
+/* ---- attention ---- */
+enum { AB = 3, AT = 5, AC = 12, ANH = 3 };
+static float a_qkv[AB * AT * 3 * AC], a_out[AB * AT * AC], a_wt[AB * AT * AC], a_slopes[ANH];
+static int32_t a_mask[AB * AT] = {1, 1, 1, 1, 1,  0, 0, 1, 1, 1,  1, 1, 1, 0, 0};
+static double att_loss(void) {
+  attention_forward(a_out, NULL, a_qkv, a_mask, a_slopes, AB, AT, AC, ANH);
+  return dot(a_out, a_wt, AB * AT * AC);
+}
+static void attention_gradcheck(void) {
+  fill(a_qkv, AB * AT * 3 * AC, -1, 1); fill(a_wt, AB * AT * AC, -1, 1);
+  alibi_slopes(a_slopes, ANH);
+  float probs[AB * ANH * AT * AT], dqkv[AB * AT * 3 * AC] = {0};
+  attention_forward(a_out, probs, a_qkv, a_mask, a_slopes, AB, AT, AC, ANH);
+  /* rows sum to one; masked keys get exactly zero; a fully masked (left-pad) query row is uniform */
+  for (int r = 0; r < AB * ANH * AT; r++) {
+    double s = 0;
+    for (int j = 0; j < AT; j++) s += probs[r * AT + j];
+    CHECK_NEAR(s, 1.0, 1e-5);
+  }
+  CHECK(probs[(1 * ANH * AT + 2) * AT + 0] == 0.0f);              /* batch 1 row 2 ignores padded key 0 */
+  CHECK(probs[(0 * ANH * AT + 1) * AT + 3] == 0.0f);              /* causal */
+  CHECK_NEAR(probs[(1 * ANH * AT + 0) * AT + 4], 1.0 / AT, 1e-6);  /* left-pad query: uniform */
+  attention_backward(dqkv, a_wt, probs, a_qkv, a_mask, AB, AT, AC, ANH);
+  double worst = 0;
+  for (int i = 0; i < AB * AT * 3 * AC; i += 5) {
+    float keep = a_qkv[i], h = 1e-2f;
+    a_qkv[i] = keep + h; double lp = att_loss();
+    a_qkv[i] = keep - h; double lm = att_loss();
+    a_qkv[i] = keep;
+    worst = fmax(worst, rel_err(dqkv[i], (lp - lm) / (2 * h)));
+  }
+  printf("#   attention max relative error %.2e\n", worst);
+  CHECK(worst < 2e-2);
+}
+
+/* Left padding must not change the real tokens' outputs (ALiBi positions start at the first real token). */
+static void attention_padding_invariance(void) {
+  enum { T = 4, C = 8, NH = 2 };
+  float qkv1[T * 3 * C], qkv2[(T + 2) * 3 * C], o1[T * C], o2[(T + 2) * C], sl[NH];
+  fill(qkv1, T * 3 * C, -1, 1);
+  fill(qkv2, 2 * 3 * C, -1, 1);                 /* junk in the padded rows */
+  memcpy(qkv2 + 2 * 3 * C, qkv1, sizeof qkv1);
+  int32_t m1[T] = {1, 1, 1, 1}, m2[T + 2] = {0, 0, 1, 1, 1, 1};
+  alibi_slopes(sl, NH);
+  attention_forward(o1, NULL, qkv1, m1, sl, 1, T, C, NH);
+  attention_forward(o2, NULL, qkv2, m2, sl, 1, T + 2, C, NH);
+  double worst = 0;
+  for (int i = 0; i < T * C; i++) worst = fmax(worst, fabs(o1[i] - o2[2 * C + i]));
+  CHECK(worst < 1e-6);
+}
+
+static void alibi_slopes_match(void) {
+  float s16[16], s32[32], s12[12];
+  alibi_slopes(s16, 16);
+  alibi_slopes(s32, 32);
+  alibi_slopes(s12, 12);
+  for (int h = 1; h <= 16; h++) CHECK_NEAR(s16[h - 1], pow(2, -0.5 * h), 1e-7);
+  for (int h = 1; h <= 32; h++) CHECK_NEAR(s32[h - 1], pow(2, -0.25 * h), 1e-7);
+  const double want12[12] = {0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0078125, 0.00390625,
+                             0.707107, 0.353553, 0.176777, 0.088388};
+  for (int h = 0; h < 12; h++) CHECK_NEAR(s12[h], want12[h], 1e-6);
+}
+
+/* ---- pooling ---- */
+static void pooling_modes(void) {
+  enum { B = 2, T = 4, C = 3 };
+  float x[B * T * C], out[B * C];
+  for (int i = 0; i < B * T * C; i++) x[i] = (float)i;
+  int32_t mask[B * T] = {1, 1, 1, 0,  0, 1, 1, 1};   /* right and left padded */
+  pooling_forward(out, x, mask, B, T, C, POOL_MEAN);
+  CHECK_NEAR(out[0], (0 + 3 + 6) / 3.0, 1e-6);
+  CHECK_NEAR(out[C], (15 + 18 + 21) / 3.0, 1e-6);
+  pooling_forward(out, x, mask, B, T, C, POOL_WEIGHTEDMEAN);
+  CHECK_NEAR(out[0], (1 * 0 + 2 * 3 + 3 * 6) / 6.0, 1e-6);
+  CHECK_NEAR(out[C], (1 * 15 + 2 * 18 + 3 * 21) / 6.0, 1e-6);   /* weights from the first real token */
+  pooling_forward(out, x, mask, B, T, C, POOL_LASTTOKEN);
+  CHECK_NEAR(out[0], 6, 0);
+  CHECK_NEAR(out[C], 21, 0);
+  /* backward is the transpose of forward for each mode */
+  for (int mode = 0; mode < 3; mode++) {
+    float g[B * C], dx[B * T * C] = {0}, xx[B * T * C];
+    fill(g, B * C, -1, 1);
+    fill(xx, B * T * C, -1, 1);
+    pooling_backward(dx, g, mask, B, T, C, mode);
+    pooling_forward(out, xx, mask, B, T, C, mode);
+    CHECK_NEAR(dot(out, g, B * C), dot(dx, xx, B * T * C), 1e-5);
+  }
+  /* no tokens: zeros, not NaN */
+  int32_t none[T] = {0, 0, 0, 0};
+  pooling_forward(out, x, none, 1, T, C, POOL_MEAN);
+  CHECK(out[0] == 0 && out[1] == 0);
+}
+
+/* ---- int8 linear ---- */
+static void int8_linear_matches_reference(void) {
+  enum { N = 7, IN = 64, OUT = 48 };
+  float x[N * IN], w[OUT * IN], bias[OUT], y[N * OUT], yf[N * OUT];
+  fill(x, N * IN, -1, 1); fill(w, OUT * IN, -0.05f, 0.05f); fill(bias, OUT, -0.1f, 0.1f);
+  x[3 * IN + 10] = 9.0f;   /* an outlier feature */
+  int8_t q[OUT * IN];
+  float scale[OUT];
+  linear l8 = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q, .scale = scale, .bias = bias};
+  linear l32 = {.in = IN, .out = OUT, .kind = LINEAR_F32, .w = w, .bias = bias};
+  linear_quantize_weights(&l8, w, 0, OUT);
+  int8_scratch s = {0};
+  /* reference: quantise rows half-to-even, integer dot products, dequantise */
+  CHECK_OK(linear_forward(y, x, &l8, N, 0, &s));
+  double worst = 0;
+  for (int i = 0; i < N; i++) {
+    float am = 0;
+    for (int k = 0; k < IN; k++) am = fmaxf(am, fabsf(x[i * IN + k]));
+    for (int j = 0; j < OUT; j++) {
+      int64_t acc = 0;
+      for (int k = 0; k < IN; k++) acc += (int64_t)(int8_t)rintf(x[i * IN + k] * 127.0f / am) * q[j * IN + k];
+      double ref = (double)acc * am * scale[j] / 16129.0 + bias[j];
+      worst = fmax(worst, fabs(ref - y[i * OUT + j]));
+    }
+  }
+  printf("#   int8 linear vs integer reference: max abs difference %.2e\n", worst);
+  CHECK(worst < 1e-5);
+  /* with the outlier threshold the product is closer to f32 */
+  CHECK_OK(linear_forward(yf, x, &l32, N, 0, &s));
+  double e0 = 0, e6 = 0;
+  for (int i = 0; i < N * OUT; i++) e0 = fmax(e0, fabs(y[i] - yf[i]));
+  CHECK_OK(linear_forward(y, x, &l8, N, 6.0f, &s));
+  CHECK(l8.outliers == 1);
+  for (int i = 0; i < N * OUT; i++) e6 = fmax(e6, fabs(y[i] - yf[i]));
+  printf("#   int8 vs f32: threshold 0 max error %.3e, threshold 6 %.3e\n", e0, e6);
+  CHECK(e6 < e0);
+  /* input gradients: exact mode equals the dequantised f32 product; int8 mode within 3% */
+  float dy[N * OUT], dx_exact[N * IN] = {0}, dx_fast[N * IN] = {0}, dx_ref[N * IN] = {0}, wd[OUT * IN];
+  fill(dy, N * OUT, -1, 1);
+  for (int j = 0; j < OUT; j++) linear_weight_row(wd + j * IN, &l8, j);
+  linear lref = {.in = IN, .out = OUT, .kind = LINEAR_F32, .w = wd};
+  CHECK_OK(linear_backward_input(dx_ref, dy, &lref, N, false, &s));
+  CHECK_OK(linear_backward_input(dx_exact, dy, &l8, N, false, &s));
+  CHECK_OK(linear_backward_input(dx_fast, dy, &l8, N, true, &s));
+  double ee = 0, ef = 0, mag = 0;
+  for (int i = 0; i < N * IN; i++) {
+    ee = fmax(ee, fabs(dx_exact[i] - dx_ref[i]));
+    ef = fmax(ef, fabs(dx_fast[i] - dx_ref[i]));
+    mag = fmax(mag, fabs(dx_ref[i]));
+  }
+  printf("#   int8 input gradient: exact mode %.2e, int8 mode %.2e (of %.2e)\n", ee, ef, mag);
+  CHECK(ee < 1e-5);
+  CHECK(ef < 0.03 * mag);
+  int8_scratch_free(&s);
+}
+
+static void quantize_half_to_even(void) {
+  float x[4] = {0.5f, 1.5f, 2.5f, -127.0f};   /* absmax 127: codes are the values themselves */
+  int8_t q[4];
+  float am;
+  quantize_rows(q, &am, x, 1, 4, 0, NULL, NULL);
+  CHECK(am == 127.0f);
+  CHECK(q[0] == 0 && q[1] == 2 && q[2] == 2 && q[3] == -127);
+  float z[3] = {0, 0, 0};
+  quantize_rows(q, &am, z, 1, 3, 0, NULL, NULL);
+  CHECK(q[0] == 0 && am == 0);
+}
+
+int main(void) {
+  lacos_threads_set(2);
+  RUN(layernorm_gradcheck);
+  RUN(gelu_gradcheck);
+  RUN(attention_gradcheck);
+  RUN(attention_padding_invariance);
+  RUN(alibi_slopes_match);
+  RUN(pooling_modes);
+  RUN(int8_linear_matches_reference);
+  RUN(quantize_half_to_even);
+  TEST_EXIT();
+}
