@@ -351,6 +351,26 @@ int lacos_lora_zero_grad(lacos_bloom *m);
 
 /* ===== loss (loss.c: MNRL, CoSENT, softmax classifier) ===== */
 
+/* Each loss returns its value and writes the gradient with respect to its
+   inputs into the given tensors (same shapes, f32, overwritten; NULL to
+   skip). Embeddings are (n, d) f32 tensors. */
+
+/* MultipleNegativesRankingLoss (sentence-transformers): candidates are the B
+   positives followed by any hard negatives (B·(1+k) rows); anchor i's positive
+   is candidate i, every other candidate is a negative. loss = mean cross-
+   entropy of scale·cos(anchor, candidates). symmetric adds the
+   positive→anchor direction and averages the two (MNSRL). */
+int lacos_loss_mnrl(const lacos_tensor *anchors, const lacos_tensor *candidates, double scale, int symmetric,
+                    double *loss, lacos_tensor *d_anchors, lacos_tensor *d_candidates);
+/* CoSENTLoss: log(1 + Σ_{label_i < label_j} exp(scale·(cos_i − cos_j))), cos_i = cos(u_i, v_i). */
+int lacos_loss_cosent(const lacos_tensor *u, const lacos_tensor *v, const lacos_tensor *labels, double scale,
+                      double *loss, lacos_tensor *du, lacos_tensor *dv);
+/* SBERT's SoftmaxLoss: logits = W·[u; v; |u−v|] + b, mean cross-entropy over
+   integer labels (i32, 0..n_labels−1). W (n_labels, 3d), b (n_labels). */
+int lacos_loss_softmax(const lacos_tensor *u, const lacos_tensor *v, const lacos_tensor *labels,
+                       const lacos_tensor *W, const lacos_tensor *b, double *loss,
+                       lacos_tensor *du, lacos_tensor *dv, lacos_tensor *dW, lacos_tensor *db);
+
 /* ----- end loss ----- */
 
 /* ===== train (train.c, checkpoint.c: training steps and run checkpoints) ===== */
