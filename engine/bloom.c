@@ -79,7 +79,7 @@ static int config_check(const lacos_bloom_config *c, const char *where) {
 static int json_int_alias(json_t *root, const char *const *keys, int *out, bool required, const char *path) {
   for (int i = 0; keys[i]; i++) {
     json_t *v = json_object_get(root, keys[i]);
-    if (!v) continue;
+    if (!v || json_is_null(v)) continue;   /* transformers writes null for unset ids */
     if (!json_is_integer(v)) return fail(LACOS_EFORMAT, "%s: \"%s\" must be an integer", path, keys[i]);
     json_int_t x = json_integer_value(v);
     if (x < -1 || x > 100000000) return fail(LACOS_EFORMAT, "%s: \"%s\" = %lld is out of range", path, keys[i], (long long)x);
@@ -198,7 +198,7 @@ void bloom_free_storage(lacos_bloom *m) {
 }
 
 /* Carves the two parameter allocations into the per-layer struct of pointers. */
-static int bloom_alloc(lacos_bloom *m) {
+int bloom_alloc_storage(lacos_bloom *m) {
   const lacos_bloom_config *c = &m->cfg;
   int64_t C = c->hidden_size, L = c->n_layer;
   bool q8 = m->opt.quant == LACOS_QUANT_INT8;
@@ -304,7 +304,7 @@ int lacos_bloom_random(lacos_bloom **out, const lacos_bloom_config *cfg, double 
   if (!m) return fail(LACOS_ENOMEM, "out of memory");
   m->cfg = *cfg;
   m->opt = o;
-  int s = bloom_alloc(m);
+  int s = bloom_alloc_storage(m);
   if (s) { lacos_bloom_free(m); return s; }
   uint64_t seed = (uint64_t)seed_d;
   int64_t C = cfg->hidden_size, V = cfg->vocab_size;

@@ -52,6 +52,16 @@ struct lacos_bloom {
 };
 
 void bloom_free_storage(lacos_bloom *m);
+int bloom_alloc_storage(lacos_bloom *m);
+
+/* bloom_io.c: checkpoint names, the qkv row order, loading from any source
+   of named tensors (a safetensors checkpoint in practice). */
+typedef int (*weight_getter)(void *ctx, const char *name, lacos_tensor **out);
+int bloom_weight_count(const lacos_bloom_config *c);
+void bloom_weight_name(const lacos_bloom_config *c, int i, char *name, size_t n, int64_t *rows, int64_t *cols);
+int qkv_checkpoint_row(int r, int C, int NH);
+int bloom_load_from(lacos_bloom **out, const lacos_bloom_config *cfg, const lacos_bloom_options *opt,
+                    weight_getter get, void *ctx, const char *where);
 int bloom_check_batch(const lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask);
 float *bloom_workspace(lacos_bloom *m, size_t floats);
 int bloom_embed(lacos_bloom *m, float *x, const int32_t *ids, int64_t N);

@@ -280,6 +280,11 @@ int lacos_bloom_forward(lacos_bloom *m, const lacos_tensor *ids, const lacos_ten
 /* Pooled sentence embeddings (B,C) f32. */
 int lacos_bloom_encode(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask,
                        int pooling, lacos_tensor **embeddings);
+/* The checkpoint's tensors by name (transformers' BloomModel names), as f32
+   in the checkpoint layout (int8 weights dequantised). */
+int lacos_bloom_weight_count(const lacos_bloom *m);
+const char *lacos_bloom_weight_name(const lacos_bloom *m, int i);
+int lacos_bloom_weight(lacos_bloom *m, const char *name, lacos_tensor **out);
 /* Outlier feature columns seen by the four linears of a layer in the last
    forward (qkv, dense, h_to_4h, 4h_to_h); 0 when the threshold is 0. */
 int lacos_bloom_outliers(const lacos_bloom *m, int layer, int *counts);

@@ -1,0 +1,324 @@
+-- lacos.bloom: BLOOM models (engine/bloom.c) with their tokenizer.
+--
+--   local m = lacos.bloom.load("models/bloom-560m", {quant = "int8", threshold = 0})
+--   local m = lacos.bloom.random("tiny-s", {seed = 1, quant = "int8"})
+--   local e = m:encode({"a sentence", "another"}, {pooling = "weightedmean"})  -- (2, C) tensor
+--   m:add_lora{r = 8, alpha = 16, targets = {"query_key_value"}}
+--   m:trainable()  -- {name=, param=, grad=} for the optimizer
+--
+-- A model remembers how it embeds (pooling, padding side, normalisation) in
+-- lacos.json next to its weights or adapter; encode refuses a pooling that
+-- differs from the recorded one unless asked to override it.
+local E = require "lacos.engine"
+local T = require "lacos.tensor"
+local util = require "lacos.util"
+local ffi, C, check = E.ffi, E.C, E.check
+
+local M = {}
+local Model = {}
+Model.__index = Model
+M.Model = Model
+
+M.poolings = { mean = 0, weightedmean = 1, lasttoken = 2 }
+local pooling_names = { [0] = "mean", [1] = "weightedmean", [2] = "lasttoken" }
+M.quants = { f32 = 0, int8 = 1 }
+
+-- LoRA target names (PEFT's module names, short or with their parent) and presets.
+M.targets = {
+  query_key_value = 1, ["self_attention.query_key_value"] = 1,
+  dense = 2, ["self_attention.dense"] = 2,
+  dense_h_to_4h = 4, ["mlp.dense_h_to_4h"] = 4,
+  dense_4h_to_h = 8, ["mlp.dense_4h_to_h"] = 8,
+}
+M.target_presets = { attn = 3, mlp = 12, all = 15, ["attn+mlp"] = 15 }
+local target_bit_names = { [1] = "query_key_value", [2] = "dense", [4] = "dense_h_to_4h", [8] = "dense_4h_to_h" }
+
+local function target_bits(targets)
+  if targets == nil then return 1 end
+  if type(targets) == "string" then targets = { targets } end
+  if type(targets) ~= "table" then error("targets must be a list of module names", 3) end
+  local bits = 0
+  for _, name in ipairs(targets) do
+    local b = M.targets[name] or M.target_presets[name]
+    if not b then
+      local valid = { "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h", "attn", "mlp", "all" }
+      error(("unknown LoRA target '%s' for BLOOM (valid: %s; BLOOM has no q_proj/v_proj)"):format(
+        tostring(name), table.concat(valid, ", ")), 3)
+    end
+    bits = bit.bor(bits, b)
+  end
+  return bits
+end
+M.target_bits = target_bits
+
+function M.target_names(bits)
+  local names = {}
+  for _, b in ipairs { 1, 2, 4, 8 } do if bit.band(bits, b) ~= 0 then names[#names + 1] = target_bit_names[b] end end
+  return names
+end
+
+local function config_table(cfg)
+  return { vocab_size = cfg.vocab_size, hidden_size = cfg.hidden_size, n_layer = cfg.n_layer, n_head = cfg.n_head,
+           layer_norm_epsilon = cfg.layer_norm_epsilon, max_length = cfg.max_length,
+           bos_token_id = cfg.bos_token_id, eos_token_id = cfg.eos_token_id, pad_token_id = cfg.pad_token_id }
+end
+
+-- A named shape (bloom-560m ... bloom-7b1, tiny-xs ... tiny-l) or a table of config fields.
+function M.config(name_or_table)
+  local cfg = ffi.new("lacos_bloom_config")
+  if type(name_or_table) == "string" then
+    if name_or_table:match("%.json$") then check(C.lacos_bloom_config_read(cfg, name_or_table))
+    else check(C.lacos_bloom_config_named(cfg, name_or_table)) end
+  elseif type(name_or_table) == "table" then
+    local base = name_or_table.base or "tiny-xs"
+    check(C.lacos_bloom_config_named(cfg, base))
+    for k, v in pairs(name_or_table) do
+      if k ~= "base" then
+        local ok = pcall(function() return cfg[k] end)
+        if not ok then error("unknown BLOOM config field '" .. tostring(k) .. "'", 2) end
+        cfg[k] = v
+      end
+    end
+  else
+    error("config: expected a model name or a table of fields", 2)
+  end
+  return cfg
+end
+function M.config_names()
+  local names = {}
+  for n in ffi.string(C.lacos_bloom_config_names()):gmatch("[^;]+") do names[#names + 1] = n end
+  return names
+end
+function M.param_count(name_or_table) return C.lacos_bloom_config_params(M.config(name_or_table)) end
+
+local function model_options(opts, where)
+  local o = ffi.new("lacos_bloom_options")
+  C.lacos_bloom_options_init(o)
+  if opts.quant ~= nil then
+    local q = M.quants[opts.quant]
+    if not q then error(where .. ": quant must be 'f32' or 'int8', got '" .. tostring(opts.quant) .. "'", 3) end
+    o.quant = q
+  end
+  if opts.threshold ~= nil then
+    if type(opts.threshold) ~= "number" or opts.threshold < 0 then error(where .. ": threshold must be a number >= 0", 3) end
+    o.threshold = opts.threshold
+  end
+  if opts.device ~= nil then
+    local d = T.devices[opts.device]
+    if not d then error(where .. ": device must be 'cpu' or 'cuda'", 3) end
+    o.device = d
+  end
+  if opts.embedding_dtype ~= nil then o.embedding_dtype = T.dtype_of(opts.embedding_dtype) end
+  return o
+end
+
+local function wrap(ptr, fields)
+  local self = setmetatable(fields or {}, Model)
+  self.ptr = ffi.gc(ptr, C.lacos_bloom_free)
+  return self
+end
+
+local function read_json(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return require("lacos.json").decode(s, path)
+end
+
+-- Loads a checkpoint directory: config.json, weights, tokenizer.json, and
+-- lacos.json (pooling and padding side) when lacos wrote it.
+function M.load(dir, opts)
+  opts = util.options(opts, { quant = "int8", threshold = 0.0, device = "cpu", tokenizer = util.ANY,
+                              pooling = util.ANY, adapter = util.ANY }, "lacos.bloom.load")
+  local o = model_options(opts, "lacos.bloom.load")
+  local out = ffi.new("lacos_bloom*[1]")
+  check(C.lacos_bloom_load(out, dir, o))
+  local self = wrap(out[0], { dir = dir, quant = opts.quant, threshold = opts.threshold })
+  self.meta = read_json(dir .. "/lacos.json") or {}
+  local tok = opts.tokenizer or (dir .. "/tokenizer.json")
+  local f = io.open(tok, "rb")
+  if f then f:close(); self.tokenizer = require("lacos.tokenizer").load(tok) end
+  if opts.adapter then self:load_lora(opts.adapter) end
+  if opts.pooling then self.pooling_override = opts.pooling end
+  return self
+end
+
+-- Random weights in the exact shape of a named model or a config table;
+-- quant = "int8" generates straight into int8.
+function M.random(name_or_config, opts)
+  opts = util.options(opts, { seed = 0, quant = "int8", threshold = 0.0, device = "cpu", embedding_dtype = "f16",
+                              tokenizer = util.ANY }, "lacos.bloom.random")
+  local cfg = M.config(name_or_config)
+  local o = model_options(opts, "lacos.bloom.random")
+  local out = ffi.new("lacos_bloom*[1]")
+  check(C.lacos_bloom_random(out, cfg, opts.seed, o))
+  local self = wrap(out[0], { quant = opts.quant, threshold = opts.threshold, meta = {},
+                              name = type(name_or_config) == "string" and name_or_config or nil })
+  if opts.tokenizer then
+    self.tokenizer = type(opts.tokenizer) == "string" and require("lacos.tokenizer").load(opts.tokenizer) or opts.tokenizer
+  end
+  return self
+end
+
+function Model:config()
+  local cfg = ffi.new("lacos_bloom_config")
+  check(C.lacos_bloom_get_config(self.ptr, cfg))
+  return config_table(cfg)
+end
+function Model:weight_bytes() return C.lacos_bloom_weight_bytes(self.ptr) end
+function Model:free()
+  if self.ptr ~= nil then C.lacos_bloom_free(ffi.gc(self.ptr, nil)) end
+  self.ptr = nil
+end
+
+-- The recorded pooling (lacos.json), or the default for BLOOM: weightedmean.
+function Model:pooling() return self.pooling_override or self.meta.pooling or "weightedmean" end
+function Model:padding_side() return self.meta.padding_side or "right" end
+
+local function check_pooling(self, requested)
+  local recorded = self.meta.pooling
+  local p = requested or self:pooling()
+  if M.poolings[p] == nil then
+    error(("unknown pooling '%s' (mean, weightedmean, lasttoken)"):format(tostring(p)), 3)
+  end
+  if recorded and requested and requested ~= recorded and not self.allow_pooling_change then
+    error(("this model was trained with pooling '%s'; asked for '%s' (pass force = true to override)"):format(recorded, requested), 3)
+  end
+  return p
+end
+
+-- Hidden states for token ids: (B,T,C), or with all_layers (L+1,B,T,C).
+function Model:forward(ids, mask, opts)
+  opts = util.options(opts, { all_layers = false }, "forward")
+  return T.make(C.lacos_bloom_forward, self.ptr, ids.t, mask.t, opts.all_layers and 1 or 0)
+end
+
+function Model:encode_ids(ids, mask, opts)
+  opts = util.options(opts, { pooling = util.ANY, force = false }, "encode_ids")
+  if opts.force then self.allow_pooling_change = true end
+  local p = check_pooling(self, opts.pooling)
+  self.allow_pooling_change = nil
+  return T.make(C.lacos_bloom_encode, self.ptr, ids.t, mask.t, M.poolings[p])
+end
+
+-- Tokenizes a batch of sentences into (ids, mask) with the model's padding side.
+function Model:tokenize(sentences, opts)
+  if not self.tokenizer then error("this model has no tokenizer (load one with {tokenizer = path})", 3) end
+  opts = opts or {}
+  return self.tokenizer:encode_batch(sentences, { padding_side = opts.padding_side or self:padding_side(),
+                                                  max_length = opts.max_length, truncation = opts.truncation })
+end
+
+-- Embeds sentences (a list of strings) in batches; returns an (n, C) f32 tensor.
+-- Sentences are sorted by length within the call so batches pad little;
+-- the output keeps the input order.
+function Model:encode(sentences, opts)
+  opts = util.options(opts, { pooling = util.ANY, batch = 32, max_length = util.ANY, truncation = false,
+                              force = false, progress = util.ANY }, "encode")
+  if type(sentences) == "string" then sentences = { sentences } end
+  if opts.force then self.allow_pooling_change = true end
+  local p = check_pooling(self, opts.pooling)
+  self.allow_pooling_change = nil
+  local n = #sentences
+  local C_ = self:config().hidden_size
+  local out = T.empty({ n, C_ }, "f32")
+  if n == 0 then return out end
+  local order = {}
+  for i = 1, n do order[i] = i end
+  table.sort(order, function(a, b)
+    local la, lb = #sentences[a], #sentences[b]
+    if la ~= lb then return la < lb end
+    return a < b
+  end)
+  local dst = ffi.cast("float*", out.t.data)
+  for start = 1, n, opts.batch do
+    local stop = math.min(n, start + opts.batch - 1)
+    local chunk = {}
+    for i = start, stop do chunk[#chunk + 1] = sentences[order[i]] end
+    local ids, mask = self:tokenize(chunk, { max_length = opts.max_length, truncation = opts.truncation })
+    local emb = T.make(C.lacos_bloom_encode, self.ptr, ids.t, mask.t, M.poolings[p])
+    local src = ffi.cast("float*", emb.t.data)
+    for k = 1, #chunk do
+      ffi.copy(dst + (order[start + k - 1] - 1) * C_, src + (k - 1) * C_, 4 * C_)
+    end
+    emb:free(); ids:free(); mask:free()
+    if opts.progress then opts.progress(stop, n) end
+    if C.lacos_interrupt_pending() ~= 0 then error("interrupted", 0) end
+  end
+  return out
+end
+
+-- ---------------------------------------------------------------- LoRA
+
+function Model:add_lora(opts)
+  opts = util.options(opts, { r = 8, alpha = 8.0, dropout = 0.0, targets = util.ANY, rslora = false, seed = 0 },
+                      "add_lora")
+  local c = ffi.new("lacos_lora_config")
+  C.lacos_lora_config_init(c)
+  c.r = opts.r
+  c.alpha = opts.alpha
+  c.dropout = opts.dropout
+  c.targets = target_bits(opts.targets)
+  c.use_rslora = opts.rslora and 1 or 0
+  c.seed = opts.seed
+  check(C.lacos_lora_attach(self.ptr, c))
+  self.lora = { r = opts.r, alpha = opts.alpha, dropout = opts.dropout, targets = M.target_names(c.targets),
+                rslora = opts.rslora }
+  return self
+end
+
+function Model:remove_lora() check(C.lacos_lora_detach(self.ptr)); self.lora = nil end
+function Model:lora_enabled(on) check(C.lacos_lora_set_enabled(self.ptr, on and 1 or 0)) end
+function Model:lora_params() return C.lacos_lora_param_count(self.ptr) end
+
+-- Trainable tensors (views on the model's LoRA memory) with their gradients,
+-- named as PEFT names them.
+function Model:trainable()
+  local list = {}
+  local n = C.lacos_lora_slot_count(self.ptr)
+  local layer, target = ffi.new("int[1]"), ffi.new("int[1]")
+  local tnames = { [0] = "self_attention.query_key_value", "self_attention.dense", "mlp.dense_h_to_4h", "mlp.dense_4h_to_h" }
+  for s = 0, n - 1 do
+    check(C.lacos_lora_slot_info(self.ptr, s, layer, target))
+    local base = ("h.%d.%s"):format(layer[0], tnames[target[0]])
+    for which, part in ipairs { "lora_A", "lora_B" } do
+      list[#list + 1] = {
+        name = base .. "." .. part .. ".weight",
+        param = T.make(C.lacos_lora_tensor, self.ptr, s, which - 1),
+        grad = T.make(C.lacos_lora_tensor, self.ptr, s, which + 1),
+        model = self,   -- keeps the model (and the memory the views share) alive
+      }
+    end
+  end
+  return list
+end
+function Model:zero_grad() check(C.lacos_lora_zero_grad(self.ptr)) end
+
+-- ---------------------------------------------------------------- training passes
+
+function Model:set_checkpointing(on) check(C.lacos_bloom_set_checkpointing(self.ptr, on and 1 or 0)) end
+function Model:set_fast_backward(on) check(C.lacos_bloom_set_fast_backward(self.ptr, on and 1 or 0)) end
+
+-- Forward keeping activations; returns embeddings and a batch handle for backward.
+function Model:forward_train(ids, mask, pooling, stream)
+  local b = ffi.new("lacos_bloom_batch*[1]")
+  local emb = T.make(C.lacos_bloom_forward_train, self.ptr, ids.t, mask.t, M.poolings[pooling], stream or 0, b)
+  local batch = ffi.gc(b[0], C.lacos_bloom_batch_free)
+  return emb, batch
+end
+function Model:backward(batch, d_emb)
+  check(C.lacos_bloom_backward(self.ptr, batch, d_emb.t))
+  C.lacos_bloom_batch_free(ffi.gc(batch, nil))
+end
+
+function Model:weight(name) return T.make(C.lacos_bloom_weight, self.ptr, name) end
+function Model:weight_names()
+  local names = {}
+  for i = 0, C.lacos_bloom_weight_count(self.ptr) - 1 do names[#names + 1] = ffi.string(C.lacos_bloom_weight_name(self.ptr, i)) end
+  return names
+end
+
+function M.pooling_name(id) return pooling_names[id] end
+
+return M
