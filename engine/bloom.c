@@ -464,7 +464,7 @@ static int bloom_run(lacos_bloom *m, const int32_t *ids, const int32_t *mask, in
   return LACOS_OK;
 }
 
-int lacos_bloom_forward(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int all_layers, lacos_tensor **hidden) {
+int lacos_bloom_forward(lacos_tensor **hidden, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int all_layers) {
   *hidden = NULL;
   TRY(bloom_check_batch(m, ids, mask));
   int B = (int)ids->shape[0], T = (int)ids->shape[1], C = m->cfg.hidden_size, L = m->cfg.n_layer;
@@ -490,7 +490,7 @@ int pooling_mode_check(int pooling) {
   return LACOS_OK;
 }
 
-int lacos_bloom_encode(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int pooling, lacos_tensor **emb) {
+int lacos_bloom_encode(lacos_tensor **emb, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int pooling) {
   *emb = NULL;
   TRY(bloom_check_batch(m, ids, mask));
   TRY(pooling_mode_check(pooling));

@@ -167,7 +167,7 @@ int bloom_load_from(lacos_bloom **out, const lacos_bloom_config *cfg, const laco
 }
 
 /* A weight in the checkpoint layout, f32 (dequantised for int8 models). */
-int lacos_bloom_weight(lacos_bloom *m, const char *name, lacos_tensor **out) {
+int lacos_bloom_weight(lacos_tensor **out, lacos_bloom *m, const char *name) {
   *out = NULL;
   const lacos_bloom_config *c = &m->cfg;
   const char *n = strncmp(name, "transformer.", 12) == 0 ? name + 12 : name;

@@ -128,8 +128,8 @@ double lacos_bloom_batch_bytes(const lacos_bloom_batch *b) { return b ? (double)
 int lacos_bloom_set_checkpointing(lacos_bloom *m, int on) { m->checkpointing = on != 0; return LACOS_OK; }
 int lacos_bloom_set_fast_backward(lacos_bloom *m, int on) { m->fast_backward = on != 0; return LACOS_OK; }
 
-int lacos_bloom_forward_train(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int pooling,
-                              double stream, lacos_tensor **emb, lacos_bloom_batch **out) {
+int lacos_bloom_forward_train(lacos_tensor **emb, lacos_bloom_batch **out, lacos_bloom *m,
+                              const lacos_tensor *ids, const lacos_tensor *mask, int pooling, double stream) {
   *emb = NULL;
   *out = NULL;
   TRY(bloom_check_batch(m, ids, mask));

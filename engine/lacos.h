@@ -7,6 +7,7 @@
 
    Conventions
    - Every function is lacos_<object>_<verb>.
+   - Out-parameters that receive a new object or tensor come first.
    - Functions that can fail return an int status (LACOS_OK = 0) and write
      their results through out-parameters. On failure lacos_last_error()
      describes the cause (naming the file and line where there is one).
@@ -275,16 +276,16 @@ double lacos_bloom_weight_bytes(const lacos_bloom *m);
 
 /* ids, mask: (B,T) i32. hidden: (B,T,C) f32, or with all_layers the
    L+1 states of transformers' output_hidden_states as (L+1,B,T,C). */
-int lacos_bloom_forward(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask,
-                        int all_layers, lacos_tensor **hidden);
+int lacos_bloom_forward(lacos_tensor **hidden, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask,
+                        int all_layers);
 /* Pooled sentence embeddings (B,C) f32. */
-int lacos_bloom_encode(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask,
-                       int pooling, lacos_tensor **embeddings);
+int lacos_bloom_encode(lacos_tensor **embeddings, lacos_bloom *m, const lacos_tensor *ids,
+                       const lacos_tensor *mask, int pooling);
 /* The checkpoint's tensors by name (transformers' BloomModel names), as f32
    in the checkpoint layout (int8 weights dequantised). */
 int lacos_bloom_weight_count(const lacos_bloom *m);
 const char *lacos_bloom_weight_name(const lacos_bloom *m, int i);
-int lacos_bloom_weight(lacos_bloom *m, const char *name, lacos_tensor **out);
+int lacos_bloom_weight(lacos_tensor **out, lacos_bloom *m, const char *name);
 /* Outlier feature columns seen by the four linears of a layer in the last
    forward (qkv, dense, h_to_4h, 4h_to_h); 0 when the threshold is 0. */
 int lacos_bloom_outliers(const lacos_bloom *m, int layer, int *counts);
@@ -295,8 +296,8 @@ int lacos_bloom_outliers(const lacos_bloom *m, int layer, int *counts);
    LoRA gradients (accumulated). The base weights stay frozen. stream selects
    the LoRA dropout masks (0 = no dropout, as in evaluation). */
 typedef struct lacos_bloom_batch lacos_bloom_batch;
-int lacos_bloom_forward_train(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int pooling,
-                              double stream, lacos_tensor **embeddings, lacos_bloom_batch **batch);
+int lacos_bloom_forward_train(lacos_tensor **embeddings, lacos_bloom_batch **batch, lacos_bloom *m,
+                              const lacos_tensor *ids, const lacos_tensor *mask, int pooling, double stream);
 int lacos_bloom_backward(lacos_bloom *m, lacos_bloom_batch *batch, const lacos_tensor *d_embeddings);
 void lacos_bloom_batch_free(lacos_bloom_batch *batch);
 double lacos_bloom_batch_bytes(const lacos_bloom_batch *batch);
@@ -345,7 +346,7 @@ int lacos_lora_slot_count(const lacos_bloom *m);
 int lacos_lora_slot_info(const lacos_bloom *m, int slot, int *layer, int *target);
 /* Views (sharing the model's memory; valid while the adapter exists) of a
    slot's tensors. which: 0 = A (r,in), 1 = B (out,r), 2 = grad A, 3 = grad B. */
-int lacos_lora_tensor(lacos_bloom *m, int slot, int which, lacos_tensor **out);
+int lacos_lora_tensor(lacos_tensor **out, lacos_bloom *m, int slot, int which);
 int lacos_lora_zero_grad(lacos_bloom *m);
 
 /* ----- end lora ----- */

@@ -125,7 +125,7 @@ int lacos_lora_slot_info(const lacos_bloom *m, int i, int *layer, int *target) {
   return slot_at(m, i, layer, target) ? LACOS_OK : lacos_last_status();
 }
 
-int lacos_lora_tensor(lacos_bloom *m, int i, int which, lacos_tensor **out) {
+int lacos_lora_tensor(lacos_tensor **out, lacos_bloom *m, int i, int which) {
   *out = NULL;
   lora_slot *sl = slot_at(m, i, NULL, NULL);
   if (!sl) return lacos_last_status();

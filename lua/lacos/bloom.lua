@@ -303,7 +303,7 @@ function Model:set_fast_backward(on) check(C.lacos_bloom_set_fast_backward(self.
 -- Forward keeping activations; returns embeddings and a batch handle for backward.
 function Model:forward_train(ids, mask, pooling, stream)
   local b = ffi.new("lacos_bloom_batch*[1]")
-  local emb = T.make(C.lacos_bloom_forward_train, self.ptr, ids.t, mask.t, M.poolings[pooling], stream or 0, b)
+  local emb = T.make(C.lacos_bloom_forward_train, b, self.ptr, ids.t, mask.t, M.poolings[pooling], stream or 0)
   local batch = ffi.gc(b[0], C.lacos_bloom_batch_free)
   return emb, batch
 end

@@ -14,7 +14,7 @@ static double stream;
 static double loss_now(void) {
   lacos_tensor *emb = NULL;
   lacos_bloom_batch *b = NULL;
-  if (lacos_bloom_forward_train(model, ids, mask, pooling_mode, stream, &emb, &b)) {
+  if (lacos_bloom_forward_train(&emb, &b, model, ids, mask, pooling_mode, stream)) {
     printf("#   forward failed: %s\n", lacos_last_error());
     return NAN;
   }
@@ -48,7 +48,7 @@ static void setup(int quant) {
   /* B starts at zero in PEFT's init; give it values so every path carries gradient. */
   for (int s = 0; s < lacos_lora_slot_count(model); s++) {
     lacos_tensor *B;
-    CHECK_OK(lacos_lora_tensor(model, s, 1, &B));
+    CHECK_OK(lacos_lora_tensor(&B, model, s, 1));
     float *p = B->data;
     for (int64_t i = 0; i < lacos_tensor_numel(B); i++) p[i] = (float)(0.2 * (rng_uniform(99, (uint64_t)(s * 1000 + i)) - 0.5));
     lacos_tensor_free(B);
@@ -76,7 +76,7 @@ static double gradcheck(void) {
   CHECK_OK(lacos_lora_zero_grad(model));
   lacos_tensor *emb;
   lacos_bloom_batch *b;
-  CHECK_OK(lacos_bloom_forward_train(model, ids, mask, pooling_mode, stream, &emb, &b));
+  CHECK_OK(lacos_bloom_forward_train(&emb, &b, model, ids, mask, pooling_mode, stream));
   CHECK_OK(lacos_bloom_backward(model, b, wt));
   lacos_tensor_free(emb);
   lacos_bloom_batch_free(b);
@@ -85,8 +85,8 @@ static double gradcheck(void) {
   for (int s = 0; s < lacos_lora_slot_count(model); s++) {
     for (int which = 0; which < 2; which++) {
       lacos_tensor *p, *g;
-      CHECK_OK(lacos_lora_tensor(model, s, which, &p));
-      CHECK_OK(lacos_lora_tensor(model, s, which + 2, &g));
+      CHECK_OK(lacos_lora_tensor(&p, model, s, which));
+      CHECK_OK(lacos_lora_tensor(&g, model, s, which + 2));
       int64_t n = lacos_tensor_numel(p);
       for (int k = 0; k < 4; k++) {
         int64_t i = (int64_t)(rng_u64(5, (uint64_t)(s * 10 + which * 4 + k)) % (uint64_t)n);
@@ -150,11 +150,11 @@ static void checkpointing_is_exact(void) {
   lacos_tensor *emb, *emb_inf;
   lacos_bloom_batch *b;
   CHECK_OK(lacos_lora_zero_grad(model));
-  CHECK_OK(lacos_bloom_forward_train(model, ids, mask, pooling_mode, 0, &emb, &b));
+  CHECK_OK(lacos_bloom_forward_train(&emb, &b, model, ids, mask, pooling_mode, 0));
   CHECK_OK(lacos_bloom_backward(model, b, wt));
   memcpy(g0, model->lora->grads, sizeof(float) * (size_t)n);
   /* the training forward equals the inference forward */
-  CHECK_OK(lacos_bloom_encode(model, ids, mask, pooling_mode, &emb_inf));
+  CHECK_OK(lacos_bloom_encode(&emb_inf, model, ids, mask, pooling_mode));
   double d;
   CHECK_OK(lacos_tensor_maxdiff(emb, emb_inf, &d));
   CHECK(d == 0);
@@ -163,7 +163,7 @@ static void checkpointing_is_exact(void) {
   lacos_bloom_batch_free(b);
   lacos_bloom_set_checkpointing(model, 1);
   CHECK_OK(lacos_lora_zero_grad(model));
-  CHECK_OK(lacos_bloom_forward_train(model, ids, mask, pooling_mode, 0, &emb, &b));
+  CHECK_OK(lacos_bloom_forward_train(&emb, &b, model, ids, mask, pooling_mode, 0));
   double kept_bytes = lacos_bloom_batch_bytes(b);
   CHECK_OK(lacos_bloom_backward(model, b, wt));
   CHECK(memcmp(g0, model->lora->grads, sizeof(float) * (size_t)n) == 0);
@@ -174,7 +174,7 @@ static void checkpointing_is_exact(void) {
   lacos_bloom_get_config(model, &cfg);
   CHECK_NEAR(lacos_bloom_train_activation_bytes(&cfg, 3, 6, 4, 15, 1), kept_bytes, 64);
   /* gradients accumulate */
-  CHECK_OK(lacos_bloom_forward_train(model, ids, mask, pooling_mode, 0, &emb, &b));
+  CHECK_OK(lacos_bloom_forward_train(&emb, &b, model, ids, mask, pooling_mode, 0));
   CHECK_OK(lacos_bloom_backward(model, b, wt));
   double worst = 0;
   for (int i = 0; i < n; i++) worst = fmax(worst, fabs(model->lora->grads[i] - 2 * g0[i]));
@@ -192,14 +192,14 @@ static void fast_backward_is_close(void) {
   float *g0 = malloc(sizeof(float) * (size_t)n);
   lacos_tensor *emb;
   lacos_bloom_batch *b;
-  CHECK_OK(lacos_bloom_forward_train(model, ids, mask, pooling_mode, 0, &emb, &b));
+  CHECK_OK(lacos_bloom_forward_train(&emb, &b, model, ids, mask, pooling_mode, 0));
   CHECK_OK(lacos_bloom_backward(model, b, wt));
   memcpy(g0, model->lora->grads, sizeof(float) * (size_t)n);
   lacos_bloom_batch_free(b);
   lacos_tensor_free(emb);
   lacos_bloom_set_fast_backward(model, 1);
   CHECK_OK(lacos_lora_zero_grad(model));
-  CHECK_OK(lacos_bloom_forward_train(model, ids, mask, pooling_mode, 0, &emb, &b));
+  CHECK_OK(lacos_bloom_forward_train(&emb, &b, model, ids, mask, pooling_mode, 0));
   CHECK_OK(lacos_bloom_backward(model, b, wt));
   double num = 0, den = 0;
   for (int i = 0; i < n; i++) {
@@ -219,7 +219,7 @@ static void backward_needs_adapter(void) {
   setup(LACOS_QUANT_F32);
   lacos_tensor *emb;
   lacos_bloom_batch *b;
-  CHECK_OK(lacos_bloom_forward_train(model, ids, mask, 0, 0, &emb, &b));
+  CHECK_OK(lacos_bloom_forward_train(&emb, &b, model, ids, mask, 0, 0));
   lacos_lora_detach(model);
   CHECK_FAIL(lacos_bloom_backward(model, b, wt), LACOS_ESTATE, "LoRA");
   lacos_tensor *bad;
