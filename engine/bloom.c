@@ -370,6 +370,7 @@ void lacos_bloom_free(lacos_bloom *m) {
   mem_free(m->ws, m->ws_bytes, LACOS_CPU);
   int8_scratch_free(&m->scratch);
   lora_detach_all(m);
+  free(m->source_dir);
   free(m);
 }
 

@@ -9,6 +9,8 @@
    The embedding table is used in place (a view on the memory-mapped file). */
 #include "bloom_internal.h"
 #include <math.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 int bloom_weight_count(const lacos_bloom_config *c) { return 5 + 12 * c->n_layer; }
 
@@ -209,4 +211,76 @@ const char *lacos_bloom_weight_name(const lacos_bloom *m, int i) {
   int64_t rows, cols;
   bloom_weight_name(&m->cfg, i, name, sizeof name, &rows, &cols);
   return name;
+}
+
+/* ------------------------------------------------------------- checkpoints */
+
+typedef struct st_source { lacos_safetensors *st; const char *dir; } st_source;
+
+static int st_get(void *ctx, const char *name, lacos_tensor **out) {
+  st_source *src = ctx;
+  int s = lacos_safetensors_get(out, src->st, name);
+  if (s == LACOS_ENOTFOUND) return fail(LACOS_ENOTFOUND, "%s: the checkpoint has no tensor \"%s\" (nor \"transformer.%s\")", src->dir, name, name);
+  return s;
+}
+
+int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_options *opt) {
+  *out = NULL;
+  lacos_bloom_options o;
+  if (opt) o = *opt; else lacos_bloom_options_init(&o);
+  if (o.device != LACOS_CPU) return fail(LACOS_EDEVICE, "%s: CUDA requested, but this lacos was built without CUDA support", dir);
+  if (o.quant != LACOS_QUANT_F32 && o.quant != LACOS_QUANT_INT8) return fail(LACOS_EINVAL, "quant must be f32 or int8");
+  if (o.threshold < 0 || !isfinite(o.threshold)) return fail(LACOS_EINVAL, "the outlier threshold must be >= 0");
+  char path[4096];
+  snprintf(path, sizeof path, "%s/config.json", dir);
+  lacos_bloom_config cfg;
+  TRY(lacos_bloom_config_read(&cfg, path));
+  lacos_safetensors *st;
+  TRY(lacos_safetensors_open(&st, dir));
+  st_source src = {st, dir};
+  int s = bloom_load_from(out, &cfg, &o, st_get, &src, dir);
+  lacos_safetensors_free(st);   /* views (the embedding table) keep their mapping */
+  if (!s) (*out)->source_dir = strdup(dir);
+  return s;
+}
+
+typedef struct save_ctx { lacos_bloom *m; int dtype; char **names; } save_ctx;
+
+static int save_provider(void *ctx, int i, lacos_tensor **out) {
+  save_ctx *c = ctx;
+  lacos_tensor *f = NULL;
+  TRY(lacos_bloom_weight(&f, c->m, c->names[i]));
+  int s = lacos_tensor_to_dtype(out, f, c->dtype);
+  lacos_tensor_free(f);
+  return s;
+}
+
+/* Streams the weights shard by shard, so saving never holds more than one
+   shard's tensors in memory. */
+int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shard_bytes) {
+  if (dtype != LACOS_F32 && dtype != LACOS_F16 && dtype != LACOS_BF16)
+    return fail(LACOS_EINVAL, "%s: checkpoints are saved in f32, f16 or bf16", dir);
+  if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the directory", dir);
+  int n = bloom_weight_count(&m->cfg);
+  char **names = calloc((size_t)n, sizeof *names);
+  double *bytes = calloc((size_t)n, sizeof *bytes);
+  int s = names && bytes ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory");
+  for (int i = 0; i < n && !s; i++) {
+    int64_t rows, cols;
+    char name[64];
+    bloom_weight_name(&m->cfg, i, name, sizeof name, &rows, &cols);
+    if (!(names[i] = strdup(name))) s = fail(LACOS_ENOMEM, "out of memory");
+    bytes[i] = (double)rows * (double)(cols ? cols : 1) * lacos_dtype_size(dtype);
+  }
+  save_ctx ctx = {m, dtype, names};
+  if (!s) s = safetensors_write_sharded_with(dir, n, (const char *const *)names, bytes, max_shard_bytes, save_provider, &ctx);
+  if (!s) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    s = lacos_bloom_config_write(&m->cfg, path);
+  }
+  for (int i = 0; i < n && names; i++) free(names[i]);
+  free(names);
+  free(bytes);
+  return s;
 }

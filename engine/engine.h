@@ -142,6 +142,12 @@ int atomic_file_commit(atomic_file *af);   /* closes; on failure removes the tem
 void atomic_file_abort(atomic_file *af);
 int fsync_dir_of(const char *path);
 
+/* ---- safetensors (safetensors.c) ---- */
+
+typedef int (*tensor_provider)(void *ctx, int i, lacos_tensor **out);
+int safetensors_write_sharded_with(const char *dir, int n, const char *const *names, const double *bytes,
+                                   double max_shard_bytes, tensor_provider provider, void *ctx);
+
 /* ---- threads and interruption (engine.c) ---- */
 
 int threads_count(void);

@@ -56,6 +56,11 @@ void lacos_interrupt_request(int level);
 int lacos_interrupt_pending(void);
 void lacos_interrupt_clear(void);
 
+/* A uniform double in [0, 1) from a counter-based stream: value `counter` of
+   stream `seed` (exact for seeds and counters below 2^53). Scripts use it
+   for reproducible shuffles that do not depend on Lua's own generator. */
+double lacos_random_uniform(double seed, double counter);
+
 /* ===== memory accounting (memory.c) ===== */
 
 typedef enum lacos_device {
@@ -215,6 +220,43 @@ int lacos_tensor_load_npy(lacos_tensor **out, const char *path);
 /* Each subsystem's declarations sit between its two markers below. */
 
 /* ===== safetensors (safetensors.c: validated memory-mapped reader, sharded index, writer) ===== */
+
+typedef struct lacos_safetensors lacos_safetensors;
+
+/* Opens a .safetensors file, or a checkpoint directory holding
+   model.safetensors or model.safetensors.index.json with its shards. Every
+   header is validated before anything is used (size caps, offsets inside
+   the file, tensors tiling the data without holes or overlap, byte sizes =
+   element count × dtype size); files are memory-mapped once. */
+int lacos_safetensors_open(lacos_safetensors **out, const char *path);
+void lacos_safetensors_free(lacos_safetensors *st);
+int lacos_safetensors_count(const lacos_safetensors *st);
+const char *lacos_safetensors_name(const lacos_safetensors *st, int i);
+/* Index of a tensor; a "transformer." prefix may be present on either side.
+   -1 when absent. */
+int lacos_safetensors_find(const lacos_safetensors *st, const char *name);
+/* dtype is a lacos_dtype, or -1 for a valid safetensors dtype the engine
+   does not hold (BOOL, I16, U16, U32, U64, F8_*); shape needs 8 slots. */
+int lacos_safetensors_info(const lacos_safetensors *st, int i, int *dtype, int *ndim, int64_t *shape);
+/* A zero-copy view on the mapped file (read-only by convention); the
+   mapping stays alive while any view does. */
+int lacos_safetensors_get(lacos_tensor **out, lacos_safetensors *st, const char *name);
+/* The file a tensor lives in (for messages) and string metadata (NULL if absent). */
+const char *lacos_safetensors_file(const lacos_safetensors *st, int i);
+const char *lacos_safetensors_metadata(const lacos_safetensors *st, const char *key);
+int lacos_safetensors_metadata_count(const lacos_safetensors *st);
+const char *lacos_safetensors_metadata_key(const lacos_safetensors *st, int i);
+
+/* Writes tensors (any engine dtype) to one file,
+   atomically, ordered by descending dtype size then name so every tensor is
+   aligned in a mapped copy; the header is space-padded to a multiple of 8. */
+int lacos_safetensors_write(const char *path, int n, const char *const *names, lacos_tensor *const *tensors,
+                            int nmeta, const char *const *meta_keys, const char *const *meta_values);
+/* Splits into model-0000i-of-0000n.safetensors files of at most
+   max_shard_bytes of tensor data (greedy in the given order) plus
+   model.safetensors.index.json; one shard is written as model.safetensors. */
+int lacos_safetensors_write_sharded(const char *dir, int n, const char *const *names, lacos_tensor *const *tensors,
+                                    double max_shard_bytes);
 
 /* ----- end safetensors ----- */
 

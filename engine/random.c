@@ -17,3 +17,7 @@ double rng_normal(uint64_t seed, uint64_t counter) {
   if (u1 < 1e-300) u1 = 1e-300;
   return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
+
+double lacos_random_uniform(double seed, double counter) {
+  return rng_uniform((uint64_t)seed, (uint64_t)counter);
+}

@@ -1,0 +1,361 @@
+-- lacos.train: the training loop — LoRA on a frozen BLOOM with a Siamese
+-- contrastive objective (the LACoS-BLOOM recipe).
+--
+--   local result = lacos.train{
+--     model = m,                          -- lacos.bloom model with a LoRA adapter
+--     data = lacos.pairs.read("nli.tsv"), -- (anchor, positive[, negative]) examples
+--     loss = lacos.loss.mnrl{scale = 20},
+--     optimizer = lacos.optim.adam8bit(m:trainable(), {lr = 2e-4}),
+--     batch_size = 16, epochs = 1, warmup = 0.1, max_grad_norm = 1.0,
+--     seed = 42, checkpoint_dir = "runs/x", checkpoint_every = 100, run = db_run,
+--   }
+--
+-- Each step embeds the batch's anchors, positives and hard negatives in one
+-- forward pass (or, with mini_batch, GradCache: embed everything without
+-- keeping activations, take the loss and its gradient for the whole batch,
+-- then re-embed chunk by chunk with activations and back-propagate each
+-- chunk's slice — the same loss and gradients as the uncached step, in the
+-- memory of one chunk). In-batch negatives come from the step's own batch:
+-- gradient accumulation adds steps, not negatives.
+--
+-- Determinism: data order, LoRA dropout masks and every random choice derive
+-- from `seed` and the step number, so a run repeats bit for bit on the CPU
+-- and a resumed run continues exactly as an uninterrupted one.
+local E = require "lacos.engine"
+local T = require "lacos.tensor"
+local util = require "lacos.util"
+local ffi, C = E.ffi, E.C
+
+local M = {}
+
+local defaults = {
+  model = util.REQUIRED, data = util.REQUIRED, loss = util.ANY, optimizer = util.ANY,
+  lr = 2e-4, batch_size = 16, mini_batch = util.ANY, epochs = 1, steps = util.ANY,
+  warmup = 0.1, schedule = "linear", max_grad_norm = 1.0, accumulation = 1,
+  seed = 42, pooling = util.ANY, max_length = 128, length_bucketing = true, no_duplicates = true,
+  log_every = 10, run = util.ANY, checkpoint_dir = util.ANY, checkpoint_every = 0, resume = true,
+  max_nonfinite = 5, progress = util.ANY, on_step = util.ANY, eval = util.ANY, eval_every = 0,
+  checkpointing = util.ANY, fast_backward = false, quiet = false,
+}
+
+pcall(ffi.cdef, "int clock_gettime(int clk, void *ts);")
+local ts = ffi.new("long[2]")
+local function clock()
+  ffi.C.clock_gettime(1, ts)
+  return tonumber(ts[0]) + tonumber(ts[1]) * 1e-9
+end
+M.clock = clock
+
+-- Learning rate at step s (1-based) of total with `warm` warmup steps:
+-- linear warmup from 0, then linear decay to 0 (transformers'
+-- get_linear_schedule_with_warmup), or constant after warmup.
+function M.lr_at(s, total, warm, base, kind)
+  if warm > 0 and s <= warm then return base * s / warm end
+  if kind == "constant" then return base end
+  if total <= warm then return base end
+  return base * math.max(0, (total - s) / (total - warm))
+end
+
+-- The order of examples in an epoch: a seeded shuffle, then (bucketing)
+-- windows of 50 batches sorted by anchor length so that a batch pads little,
+-- with the batches themselves shuffled again.
+function M.epoch_order(data, epoch, seed, batch, bucketing)
+  local n = data:size()
+  local order = {}
+  for i = 1, n do order[i] = i end
+  local stream = seed * 1000003 + epoch
+  for i = n, 2, -1 do
+    local j = 1 + math.floor(C.lacos_random_uniform(stream, i) * i)
+    order[i], order[j] = order[j], order[i]
+  end
+  if not bucketing or n <= batch then return order end
+  local window = batch * 50
+  for w0 = 1, n, window do
+    local w1 = math.min(n, w0 + window - 1)
+    local slice = {}
+    for i = w0, w1 do slice[#slice + 1] = order[i] end
+    table.sort(slice, function(a, b)
+      local la, lb = #(data.rows[a][1]), #(data.rows[b][1])
+      if la ~= lb then return la < lb end
+      return a < b
+    end)
+    for i = w0, w1 do order[i] = slice[i - w0 + 1] end
+  end
+  -- shuffle whole batches so lengths do not rise through the epoch
+  local nb = math.ceil(n / batch)
+  local border = {}
+  for i = 1, nb do border[i] = i end
+  for i = nb, 2, -1 do
+    local j = 1 + math.floor(C.lacos_random_uniform(stream + 7, i) * i)
+    border[i], border[j] = border[j], border[i]
+  end
+  local out = {}
+  for _, b in ipairs(border) do
+    for i = (b - 1) * batch + 1, math.min(n, b * batch) do out[#out + 1] = order[i] end
+  end
+  return out
+end
+
+-- Takes the next batch from order starting at pos, skipping examples whose
+-- texts already appear in the batch (a duplicate would be a false negative);
+-- skipped examples are kept for the following batches. Returns the indices
+-- and the new position.
+function M.next_batch(data, order, pos, batch, no_duplicates, deferred)
+  local picked, seen = {}, {}
+  local function try(i)
+    local a, p, n = data:get(i)
+    if no_duplicates and (seen[a] or seen[p] or (n and seen[n])) then return false end
+    picked[#picked + 1] = i
+    seen[a], seen[p] = true, true
+    if n then seen[n] = true end
+    return true
+  end
+  local keep = {}
+  for _, i in ipairs(deferred) do
+    if #picked < batch and try(i) then else keep[#keep + 1] = i end
+  end
+  while #picked < batch and pos <= #order do
+    local i = order[pos]
+    pos = pos + 1
+    if not try(i) then keep[#keep + 1] = i end
+  end
+  return picked, pos, keep
+end
+
+local function progress_line(state, total, loss, tps, eta)
+  local width = 30
+  local frac = total > 0 and state.step / total or 0
+  local filled = math.floor(frac * width + 0.5)
+  return ("\r[%s%s] %d/%d loss %.4f %6.0f tok/s ETA %s "):format(("#"):rep(filled), ("."):rep(width - filled),
+    state.step, total, loss, tps, eta)
+end
+
+local function fmt_eta(s)
+  if s ~= s or s == math.huge then return "?" end
+  s = math.floor(s)
+  if s >= 3600 then return ("%dh%02dm"):format(math.floor(s / 3600), math.floor((s % 3600) / 60)) end
+  return ("%dm%02ds"):format(math.floor(s / 60), s % 60)
+end
+
+-- Embeds a list of texts in training mode; returns embeddings and the batch handle.
+local function embed_train(model, texts, opts, stream)
+  local ids, mask = model:tokenize(texts, { max_length = opts.max_length, truncation = true })
+  local emb, batch = model:forward_train(ids, mask, opts.pooling, stream)
+  local tokens = 0
+  local m = ffi.cast("int32_t*", mask.t.data)
+  for i = 0, mask:numel() - 1 do tokens = tokens + m[i] end
+  ids:free(); mask:free()
+  return emb, batch, tokens
+end
+
+-- One optimisation micro-step over the examples `idx`: returns loss and tokens.
+local function micro_step(st, idx, stream)
+  local opts, model, data, loss = st.opts, st.model, st.data, st.loss
+  local anchors, positives, negatives = {}, {}, {}
+  for k, i in ipairs(idx) do
+    local a, p, n = data:get(i)
+    anchors[k], positives[k] = a, p
+    if n then negatives[#negatives + 1] = n end
+  end
+  local B = #idx
+  local texts = {}
+  for _, t in ipairs(anchors) do texts[#texts + 1] = t end
+  for _, t in ipairs(positives) do texts[#texts + 1] = t end
+  for _, t in ipairs(negatives) do texts[#texts + 1] = t end
+  local total_tokens = 0
+  local chunk = opts.mini_batch
+  if not chunk or chunk >= #texts then
+    local emb, batch, tokens = embed_train(model, texts, opts, stream)
+    total_tokens = tokens
+    local A = emb:narrow(1, 1, B):contiguous()
+    local Cand = emb:narrow(1, B + 1, #texts - B):contiguous()
+    local value, dA, dC = loss:compute(A, Cand)
+    if value ~= value or value == math.huge or value == -math.huge then
+      C.lacos_bloom_batch_free(ffi.gc(batch, nil))
+      return value, total_tokens
+    end
+    local d = T.cat({ dA, dC }, 1)
+    model:backward(batch, d)
+    emb:free(); A:free(); Cand:free(); dA:free(); dC:free(); d:free()
+    return value, total_tokens
+  end
+  -- GradCache: embeddings of every chunk without keeping activations ...
+  local parts = {}
+  for s0 = 1, #texts, chunk do
+    local sub = {}
+    for k = s0, math.min(#texts, s0 + chunk - 1) do sub[#sub + 1] = texts[k] end
+    local emb, batch, tokens = embed_train(model, sub, opts, stream * 1000 + s0)
+    C.lacos_bloom_batch_free(ffi.gc(batch, nil))
+    total_tokens = total_tokens + tokens
+    parts[#parts + 1] = emb
+  end
+  local all = T.cat(parts, 1)
+  for _, p in ipairs(parts) do p:free() end
+  local A = all:narrow(1, 1, B):contiguous()
+  local Cand = all:narrow(1, B + 1, #texts - B):contiguous()
+  local value, dA, dC = loss:compute(A, Cand)
+  if value ~= value or value == math.huge or value == -math.huge then return value, total_tokens end
+  local d = T.cat({ dA, dC }, 1)
+  -- ... then each chunk again with activations, back-propagating its slice.
+  for s0 = 1, #texts, chunk do
+    local s1 = math.min(#texts, s0 + chunk - 1)
+    local sub = {}
+    for k = s0, s1 do sub[#sub + 1] = texts[k] end
+    local emb, batch = embed_train(model, sub, opts, stream * 1000 + s0)
+    local dslice = d:narrow(1, s0, s1 - s0 + 1):contiguous()
+    model:backward(batch, dslice)
+    emb:free(); dslice:free()
+  end
+  all:free(); A:free(); Cand:free(); dA:free(); dC:free(); d:free()
+  return value, total_tokens
+end
+M.micro_step = micro_step
+
+local function is_finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
+
+function M.run(spec)
+  local opts = util.options(spec, defaults, "lacos.train")
+  local model, data = opts.model, opts.data
+  if type(data) ~= "table" or not data.size then error("lacos.train: data must be a pairs dataset (lacos.pairs)", 2) end
+  if data:size() < 2 then error("lacos.train: need at least 2 examples for in-batch negatives", 2) end
+  if not model.lora then error("lacos.train: the model has no LoRA adapter (model:add_lora{...})", 2) end
+  if opts.batch_size < 2 then error("lacos.train: batch_size must be at least 2 (in-batch negatives)", 2) end
+  if opts.accumulation < 1 then error("lacos.train: accumulation must be at least 1", 2) end
+  if opts.mini_batch ~= nil and (type(opts.mini_batch) ~= "number" or opts.mini_batch < 1) then
+    error("lacos.train: mini_batch must be a positive number", 2)
+  end
+  if opts.schedule ~= "linear" and opts.schedule ~= "constant" then
+    error("lacos.train: schedule must be 'linear' or 'constant'", 2)
+  end
+  opts.pooling = opts.pooling or model:pooling()
+  if require("lacos.bloom").poolings[opts.pooling] == nil then error("lacos.train: unknown pooling " .. tostring(opts.pooling), 2) end
+  local loss = opts.loss or require("lacos.loss").mnrl { scale = 20 }
+  local optimizer = opts.optimizer
+  if not optimizer then
+    local params = model:trainable()
+    if loss.parameters then for _, p in ipairs(loss:parameters()) do params[#params + 1] = p end end
+    optimizer = require("lacos.optim").adam8bit(params, { lr = opts.lr })
+  end
+  if opts.checkpointing ~= nil then model:set_checkpointing(opts.checkpointing) end
+  model:set_fast_backward(opts.fast_backward)
+
+  local n = data:size()
+  local per_epoch = math.ceil(n / opts.batch_size)
+  local total = opts.steps or per_epoch * opts.epochs
+  local warm = opts.warmup < 1 and math.floor(total * opts.warmup + 0.5) or opts.warmup
+  local st = { opts = opts, model = model, data = data, loss = loss, optimizer = optimizer,
+               step = 0, epoch = 1, pos = 1, deferred = {}, nonfinite = 0, skipped = 0,
+               losses = {}, tokens = 0 }
+  local ckpt = opts.checkpoint_dir and require("lacos.checkpoint") or nil
+  if ckpt and opts.resume then
+    local state = ckpt.load_latest(opts.checkpoint_dir, model, optimizer, loss)
+    if state then
+      st.step, st.epoch, st.pos, st.deferred = state.step, state.epoch, state.pos, state.deferred or {}
+      st.nonfinite, st.skipped = state.nonfinite or 0, state.skipped or 0
+      if not opts.quiet then io.stderr:write(("lacos: resumed from step %d (%s)\n"):format(st.step, state.path)) end
+    end
+  end
+  st.start_step = st.step
+  local order = M.epoch_order(data, st.epoch, opts.seed, opts.batch_size, opts.length_bucketing)
+  local show = opts.progress
+  if show == nil then show = util.isatty(2) and not opts.quiet end
+  local t_start, tok_window, t_window = clock(), 0, clock()
+  local last_loss = 0
+  local status, reason = "done", nil
+  local pending_log = {}
+
+  local function save_checkpoint()
+    if not ckpt then return end
+    ckpt.save(opts.checkpoint_dir, st.step, model, optimizer, loss, {
+      step = st.step, epoch = st.epoch, pos = st.pos, deferred = st.deferred, seed = opts.seed,
+      nonfinite = st.nonfinite, skipped = st.skipped, total = total,
+    }, opts.run)
+  end
+
+  while st.step < total do
+    if C.lacos_interrupt_pending() ~= 0 then status, reason = "interrupted", "signal" break end
+    if st.pos > #order and #st.deferred == 0 then
+      st.epoch = st.epoch + 1
+      st.pos = 1
+      order = M.epoch_order(data, st.epoch, opts.seed, opts.batch_size, opts.length_bucketing)
+    end
+    local step = st.step + 1
+    local lr = M.lr_at(step, total, warm, opts.lr, opts.schedule)
+    local step_loss, step_tokens, ok = 0, 0, true
+    for micro = 1, opts.accumulation do
+      local idx
+      idx, st.pos, st.deferred = M.next_batch(data, order, st.pos, opts.batch_size, opts.no_duplicates, st.deferred)
+      if #idx < 2 then
+        -- the epoch's tail is too small for in-batch negatives: start the next epoch
+        st.epoch = st.epoch + 1
+        st.pos, st.deferred = 1, {}
+        order = M.epoch_order(data, st.epoch, opts.seed, opts.batch_size, opts.length_bucketing)
+        idx, st.pos, st.deferred = M.next_batch(data, order, st.pos, opts.batch_size, opts.no_duplicates, st.deferred)
+      end
+      local stream = step * 16 + micro   -- dropout masks: a function of the step
+      local value, tokens = micro_step(st, idx, stream)
+      step_tokens = step_tokens + tokens
+      if not is_finite(value) then ok = false; step_loss = value; break end
+      step_loss = step_loss + value / opts.accumulation
+    end
+    st.tokens = st.tokens + step_tokens
+    tok_window = tok_window + step_tokens
+    local gnorm = 0 / 0
+    if ok then
+      gnorm = optimizer:clip_grad_norm(opts.max_grad_norm and opts.max_grad_norm > 0 and opts.max_grad_norm or math.huge)
+      if not is_finite(gnorm) then ok = false end
+    end
+    if ok then
+      optimizer:step(lr)
+      st.nonfinite = 0
+    else
+      st.nonfinite = st.nonfinite + 1
+      st.skipped = st.skipped + 1
+      if not opts.quiet then
+        io.stderr:write(("\nlacos: step %d: non-finite %s, update skipped (%d in a row)\n"):format(
+          step, is_finite(step_loss) and "gradient norm" or "loss", st.nonfinite))
+      end
+    end
+    optimizer:zero_grad()
+    if loss.dW then loss.dW:zero(); loss.db:zero() end
+    st.step = step
+    last_loss = step_loss
+    st.losses[#st.losses + 1] = step_loss
+    pending_log[#pending_log + 1] = { step = step, loss = step_loss, lr = lr, grad_norm = gnorm }
+    local now_t = clock()
+    local tps = tok_window / math.max(now_t - t_window, 1e-9)
+    if opts.run and (step % opts.log_every == 0 or step == total) then
+      for _, e in ipairs(pending_log) do
+        opts.run:log(e.step, { loss = e.loss, lr = e.lr, grad_norm = e.grad_norm })
+      end
+      opts.run:log(step, { tokens_per_s = tps })
+      pending_log = {}
+      t_window, tok_window = now_t, 0
+    elseif step % opts.log_every == 0 then
+      t_window, tok_window = now_t, 0
+    end
+    if show then
+      local elapsed = now_t - t_start
+      local eta = elapsed / math.max(step - (st.start_step or 0), 1) * (total - step)
+      io.stderr:write(progress_line(st, total, step_loss, tps, fmt_eta(eta)))
+    end
+    if opts.on_step then opts.on_step(st) end
+    if opts.eval and opts.eval_every > 0 and step % opts.eval_every == 0 then opts.eval(st) end
+    if st.nonfinite >= opts.max_nonfinite then
+      status, reason = "failed", ("nonfinite: %d consecutive steps had a non-finite loss or gradient"):format(st.nonfinite)
+      break
+    end
+    if ckpt and opts.checkpoint_every > 0 and step % opts.checkpoint_every == 0 then save_checkpoint() end
+  end
+  if show then io.stderr:write("\n") end
+  if opts.run and #pending_log > 0 then
+    for _, e in ipairs(pending_log) do opts.run:log(e.step, { loss = e.loss, lr = e.lr, grad_norm = e.grad_norm }) end
+  end
+  if status == "interrupted" or (ckpt and status == "done") then save_checkpoint() end
+  if status == "interrupted" then C.lacos_interrupt_clear() end
+  return { status = status, reason = reason, steps = st.step, total = total, loss = last_loss, losses = st.losses,
+           skipped = st.skipped, tokens = st.tokens, seconds = clock() - t_start, optimizer = optimizer }
+end
+
+setmetatable(M, { __call = function(_, spec) return M.run(spec) end })
+return M
