@@ -423,6 +423,30 @@ int lacos_loss_softmax(const lacos_tensor *u, const lacos_tensor *v, const lacos
 
 /* ===== train (train.c, checkpoint.c: training steps and run checkpoints) ===== */
 
+/* Run checkpoints: a directory <dir>/ckpt-<step, 8 digits>/ holding
+   tensors.safetensors.zst (zstd-compressed safetensors: LoRA weights,
+   optimizer state, any trainable loss parameters), state.json (step, data
+   position, seeds, anything the caller records) and manifest.json (the
+   size and SHA-256 of both). It is written under a temporary name, every
+   file and the directory fsync'd, then renamed into place, so a crash leaves
+   either the previous checkpoint or the complete new one. */
+typedef struct lacos_checkpoint lacos_checkpoint;
+int lacos_checkpoint_save(const char *dir, int step, int n, const char *const *names,
+                          lacos_tensor *const *tensors, const char *state_json);
+/* Opens ckpt-<step> (or any checkpoint directory path) and verifies the
+   manifest: sizes and hashes must match before anything is trusted. */
+int lacos_checkpoint_open(lacos_checkpoint **out, const char *path);
+void lacos_checkpoint_free(lacos_checkpoint *ck);
+const char *lacos_checkpoint_state(const lacos_checkpoint *ck);
+/* The tensors, owned by the checkpoint. */
+lacos_safetensors *lacos_checkpoint_tensors(lacos_checkpoint *ck);
+/* The i-th newest checkpoint directory of dir (by step), or LACOS_ENOTFOUND
+   past the last; stale temporary directories are ignored. path needs cap bytes. */
+int lacos_checkpoint_find(const char *dir, int i, char *path, int cap, int *step);
+/* Deletes all but the `keep` newest checkpoints and any temporaries left by
+   a crash. */
+int lacos_checkpoint_prune(const char *dir, int keep);
+
 /* ----- end train ----- */
 
 /* ===== datasets (datasets.c: STS, NLI and pair readers) ===== */

@@ -25,6 +25,7 @@ typedef struct mapping {
   void *base;
   size_t size;
   char *path;
+  bool heap;            /* an in-memory image (malloc'd), not a mapped file */
 } mapping;
 
 typedef struct entry {
@@ -56,8 +57,11 @@ static const struct { const char *s; int dtype; int bits; } dtypes[] = {
 
 static void map_release(mapping *m) {
   if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
-  if (m->base && m->size) munmap(m->base, m->size);
-  mem_mapped_add(-(double)m->size);
+  if (m->heap) free(m->base);
+  else {
+    if (m->base && m->size) munmap(m->base, m->size);
+    mem_mapped_add(-(double)m->size);
+  }
   free(m->path);
   free(m);
 }
@@ -302,6 +306,25 @@ int lacos_safetensors_open(lacos_safetensors **out, const char *path) {
   return LACOS_OK;
 }
 
+/* Takes ownership of a malloc'd safetensors image (a decompressed checkpoint);
+   `name` is used in messages. */
+int safetensors_open_buffer(lacos_safetensors **out, void *data, size_t size, const char *name) {
+  *out = NULL;
+  if (size < 8) { free(data); return fail(LACOS_EFORMAT, "%s: image of %zu bytes is too short for a safetensors header", name, size); }
+  lacos_safetensors *st = calloc(1, sizeof *st);
+  mapping *m = calloc(1, sizeof *m);
+  if (!st || !m || !(m->path = strdup(name))) { free(st); free(m); free(data); return fail(LACOS_ENOMEM, "out of memory"); }
+  atomic_init(&m->refs, 1);
+  m->base = data;
+  m->size = size;
+  m->heap = true;
+  int s = keep_map(st, m);
+  if (!s) s = parse_file(st, m, true);
+  if (s) { lacos_safetensors_free(st); return s; }
+  *out = st;
+  return LACOS_OK;
+}
+
 int lacos_safetensors_count(const lacos_safetensors *st) { return st->n; }
 const char *lacos_safetensors_name(const lacos_safetensors *st, int i) { return i >= 0 && i < st->n ? st->e[i].name : NULL; }
 const char *lacos_safetensors_file(const lacos_safetensors *st, int i) { return i >= 0 && i < st->n ? st->e[i].map->path : NULL; }
@@ -367,8 +390,9 @@ static int cmp_align(const void *a, const void *b) {
   return strcmp(x->name, y->name);
 }
 
-int lacos_safetensors_write(const char *path, int n, const char *const *names, lacos_tensor *const *tensors,
-                            int nmeta, const char *const *mk, const char *const *mv) {
+/* Writes a complete safetensors image to f. */
+int safetensors_write_stream(FILE *f, const char *path, int n, const char *const *names, lacos_tensor *const *tensors,
+                             int nmeta, const char *const *mk, const char *const *mv) {
   if (n < 0 || nmeta < 0) return fail(LACOS_EINVAL, "%s: negative tensor or metadata count", path);
   order_item *items = calloc((size_t)(n ? n : 1), sizeof *items);
   if (!items) return fail(LACOS_ENOMEM, "out of memory");
@@ -404,23 +428,29 @@ int lacos_safetensors_write(const char *path, int n, const char *const *names, l
   json_decref(root);
   if (!hdr) { free(items); return fail(LACOS_ENOMEM, "%s: cannot format the header", path); }
   size_t hl = strlen(hdr), padded = (hl + 7) / 8 * 8;
-  atomic_file af;
-  int s = atomic_file_open(&af, path);
-  if (s) { free(hdr); free(items); return s; }
   unsigned char len8[8];
   for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-  fwrite(len8, 1, 8, af.f);
-  fwrite(hdr, 1, hl, af.f);
-  for (size_t i = hl; i < padded; i++) fputc(' ', af.f);
+  fwrite(len8, 1, 8, f);
+  fwrite(hdr, 1, hl, f);
+  for (size_t i = hl; i < padded; i++) fputc(' ', f);
   free(hdr);
+  int s = LACOS_OK;
   for (int i = 0; i < n && !s; i++) {
     lacos_tensor *c = NULL;
     s = lacos_tensor_contiguous(&c, items[i].t);
-    if (!s && fwrite(c->data, 1, (size_t)lacos_tensor_nbytes(c), af.f) != (size_t)lacos_tensor_nbytes(c))
+    if (!s && fwrite(c->data, 1, (size_t)lacos_tensor_nbytes(c), f) != (size_t)lacos_tensor_nbytes(c))
       s = fail_errno("%s: write failed", path);
     lacos_tensor_free(c);
   }
   free(items);
+  return s;
+}
+
+int lacos_safetensors_write(const char *path, int n, const char *const *names, lacos_tensor *const *tensors,
+                            int nmeta, const char *const *mk, const char *const *mv) {
+  atomic_file af;
+  TRY(atomic_file_open(&af, path));
+  int s = safetensors_write_stream(af.f, path, n, names, tensors, nmeta, mk, mv);
   if (s) { atomic_file_abort(&af); return s; }
   return atomic_file_commit(&af);
 }
