@@ -390,6 +390,15 @@ int lacos_lora_slot_info(const lacos_bloom *m, int slot, int *layer, int *target
    slot's tensors. which: 0 = A (r,in), 1 = B (out,r), 2 = grad A, 3 = grad B. */
 int lacos_lora_tensor(lacos_tensor **out, lacos_bloom *m, int slot, int which);
 int lacos_lora_zero_grad(lacos_bloom *m);
+/* PEFT's adapter format: adapter_config.json + adapter_model.safetensors with
+   PEFT's tensor names (base_model.model.h.<i>.<module>.lora_A/B.weight) and
+   query_key_value's lora_B rows in BLOOM's per-head interleaved order, so
+   peft.PeftModel.from_pretrained(BloomModel) loads it. The saved file is read
+   back and checked (tensor count and shapes) before success is reported. */
+int lacos_lora_save(lacos_bloom *m, const char *dir, const char *base_model);
+/* Attaches the adapter stored in dir (written by lacos or by PEFT); every
+   tensor the config implies must be present with the right shape. */
+int lacos_lora_load(lacos_bloom *m, const char *dir);
 
 /* ----- end lora ----- */
 
