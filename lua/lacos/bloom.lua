@@ -268,6 +268,32 @@ function Model:add_lora(opts)
   return self
 end
 
+-- Saves the adapter in PEFT's format (adapter_config.json +
+-- adapter_model.safetensors) plus lacos.json (pooling, padding side).
+function Model:save_lora(dir, opts)
+  opts = opts or {}
+  check(C.lacos_lora_save(self.ptr, dir, opts.base_model or self.dir or self.name))
+  require("lacos.json").write(dir .. "/lacos.json", {
+    pooling = opts.pooling or self:pooling(), padding_side = self:padding_side(), normalize = false,
+    base_model = opts.base_model or self.dir or self.name, quant = self.quant,
+    lacos = require("lacos").version(), trained = opts.trained,
+  })
+end
+
+-- Attaches an adapter saved by lacos or PEFT; its lacos.json (if any) sets the pooling.
+function Model:load_lora(dir)
+  check(C.lacos_lora_load(self.ptr, dir))
+  local c = ffi.new("lacos_lora_config")
+  check(C.lacos_lora_get_config(self.ptr, c))
+  self.lora = { r = c.r, alpha = c.alpha, dropout = c.dropout, targets = M.target_names(c.targets), rslora = c.use_rslora ~= 0 }
+  local meta = read_json(dir .. "/lacos.json")
+  if meta then
+    for _, k in ipairs { "pooling", "padding_side", "normalize" } do if meta[k] ~= nil then self.meta[k] = meta[k] end end
+  end
+  self.adapter = dir
+  return self
+end
+
 function Model:remove_lora() check(C.lacos_lora_detach(self.ptr)); self.lora = nil end
 function Model:lora_enabled(on) check(C.lacos_lora_set_enabled(self.ptr, on and 1 or 0)) end
 function Model:lora_params() return C.lacos_lora_param_count(self.ptr) end

@@ -1,7 +1,12 @@
 -- lacos: the Lua API. `local lacos = require "lacos"` gives the engine's
 -- objects as submodules, loaded on first use:
---   lacos.tensor   tensors (zeros, rand, from, ...)
---   lacos.results  the results database
+--   lacos.tensor      tensors (zeros, rand, from, ...)
+--   lacos.bloom       BLOOM models: load, random, encode, LoRA
+--   lacos.loss        training objectives (mnrl, cosent, softmax)
+--   lacos.train       the training loop (lacos.train{...})
+--   lacos.pairs       (anchor, positive[, negative]) training data
+--   lacos.checkpoint  run checkpoints
+--   lacos.results     the results database
 -- and helpers for the engine as a whole (version, threads, memory).
 local E = require "lacos.engine"
 local ffi, C = E.ffi, E.C
@@ -26,7 +31,8 @@ lacos.engine = E
 -- Submodules load lazily so that `require "lacos"` stays cheap.
 local submodules = {
   tensor = "lacos.tensor", results = "lacos.results", repl = "lacos.repl", util = "lacos.util",
-  args = "lacos.args",
+  args = "lacos.args", bloom = "lacos.bloom", loss = "lacos.loss", train = "lacos.train",
+  pairs = "lacos.pairs", checkpoint = "lacos.checkpoint", json = "lacos.json",
 }
 lacos.submodules = submodules
 setmetatable(lacos, {
