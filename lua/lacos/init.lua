@@ -32,7 +32,8 @@ lacos.engine = E
 local submodules = {
   tensor = "lacos.tensor", results = "lacos.results", repl = "lacos.repl", util = "lacos.util",
   args = "lacos.args", bloom = "lacos.bloom", loss = "lacos.loss", train = "lacos.train",
-  pairs = "lacos.pairs", checkpoint = "lacos.checkpoint", json = "lacos.json",
+  pairs = "lacos.pairs", checkpoint = "lacos.checkpoint", json = "lacos.json", optim = "lacos.optim",
+  tokenizer = "lacos.tokenizer", safetensors = "lacos.safetensors", data = "lacos.data", sts = "lacos.sts",
 }
 lacos.submodules = submodules
 setmetatable(lacos, {
