@@ -76,7 +76,7 @@ function M.run(opts)
   E.check(E.C.lacos_bloom_save(m.ptr, opts.out, require("lacos.tensor").dtype_of(opts.dtype), opts.shard_size or 0))
   if opts.tokenizer then copy_file(opts.tokenizer, opts.out .. "/tokenizer.json") end
   require("lacos.json").write(opts.out .. "/lacos.json", {
-    random = true, seed = opts.seed, shape = name, pooling = "weightedmean", padding_side = "right",
+    random = true, seed = opts.seed, shape = name, padding_side = "right",
     created_by = "lacos " .. require("lacos").version(),
   })
   io.stderr:write(("lacos: done in %ds (hidden %d, %d layers)\n"):format(os.time() - t0, cfg.hidden_size, cfg.n_layer))
