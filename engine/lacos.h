@@ -289,6 +289,7 @@ typedef struct lacos_bloom_options {
   double threshold;     /* LLM.int8 outlier threshold; 0 = no decomposition, 6.0 = the common default */
   int device;           /* lacos_device */
   int embedding_dtype;  /* table dtype for random models: f16 (default), f32, bf16, i8 */
+  int cache;            /* int8 loads: reuse/write the quantised-weight cache (see lacos_bloom_cache_path) */
 } lacos_bloom_options;
 
 void lacos_bloom_options_init(lacos_bloom_options *opt);
@@ -311,6 +312,11 @@ int lacos_bloom_random(lacos_bloom **out, const lacos_bloom_config *cfg, double 
 /* Writes config.json and model.safetensors (or shards past max_shard_bytes,
    0 = the hub default 5 GB) in dtype f32, f16 or bf16. */
 int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shard_bytes);
+/* Where the int8 cache of a checkpoint lives: $LACOS_CACHE (default
+   ~/.cache/lacos) / int8-<sha256 of the directory, its weight files' sizes
+   and times, and the cache format>.zst. A changed checkpoint gets a new
+   name, so a stale cache is never read. */
+int lacos_bloom_cache_path(const char *dir, char *path, int cap);
 void lacos_bloom_free(lacos_bloom *m);
 int lacos_bloom_get_config(const lacos_bloom *m, lacos_bloom_config *cfg);
 int lacos_bloom_quant(const lacos_bloom *m);
