@@ -109,6 +109,7 @@ local function model_options(opts, where)
     o.device = d
   end
   if opts.embedding_dtype ~= nil then o.embedding_dtype = T.dtype_of(opts.embedding_dtype) end
+  if opts.cache then o.cache = 1 end
   return o
 end
 
@@ -130,7 +131,7 @@ end
 -- lacos.json (pooling and padding side) when lacos wrote it.
 function M.load(dir, opts)
   opts = util.options(opts, { quant = "int8", threshold = 0.0, device = "cpu", tokenizer = util.ANY,
-                              pooling = util.ANY, adapter = util.ANY }, "lacos.bloom.load")
+                              pooling = util.ANY, adapter = util.ANY, cache = false }, "lacos.bloom.load")
   local o = model_options(opts, "lacos.bloom.load")
   local out = ffi.new("lacos_bloom*[1]")
   check(C.lacos_bloom_load(out, dir, o))
