@@ -26,7 +26,7 @@ lacos.engine = E
 -- Submodules load lazily so that `require "lacos"` stays cheap.
 local submodules = {
   tensor = "lacos.tensor", results = "lacos.results", repl = "lacos.repl", util = "lacos.util",
-  args = "lacos.args",
+  args = "lacos.args", pretty = "lacos.pretty", help = "lacos.help",
 }
 lacos.submodules = submodules
 setmetatable(lacos, {
