@@ -36,6 +36,8 @@ cdef "void *malloc(size_t n);"
 cdef "void *calloc(size_t n, size_t size);"
 cdef "void free(void *p);"
 cdef "int mkdir(const char *path, unsigned int mode);"
+cdef "char *setlocale(int category, const char *locale);"
+local LC_CTYPE = 0   -- glibc
 
 -- Words for completion break at these; '.', ':', quotes and '/' stay inside
 -- a word so that `lacos.tensor.ze`, `x:su` and `"data/fi` reach complete().
@@ -150,6 +152,12 @@ function M.open(opts)
   opts = opts or {}
   local l, err = load_lib()
   if not l then return nil, err end
+  -- libedit decodes keys with the C library's multibyte functions: without a
+  -- UTF-8 LC_CTYPE it drops every non-ASCII character. Only LC_CTYPE changes
+  -- (number formatting stays in the C locale).
+  local loc = ffi.C.setlocale(LC_CTYPE, "")
+  local locname = loc ~= nil and ffi.string(loc) or "C"
+  if locname == "C" or locname == "POSIX" then ffi.C.setlocale(LC_CTYPE, "C.UTF-8") end
   local name = opts.name or "lacos"
   keep.name = ffi.new("char[?]", #name + 1, name)
   keep.breaks = ffi.new("char[?]", #BREAKS + 1, BREAKS)

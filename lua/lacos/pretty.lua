@@ -100,7 +100,8 @@ local function entries(t)
   for k in pairs(t) do
     if not (type(k) == "number" and k >= 1 and k <= n and k == math.floor(k)) then keys[#keys + 1] = k end
   end
-  table.sort(keys, key_less)
+  -- Sorting a huge table would stall the REPL for a few entries shown.
+  if #keys <= 20000 then table.sort(keys, key_less) end
   return n, keys
 end
 

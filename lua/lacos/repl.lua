@@ -279,7 +279,8 @@ end
 local function on_interrupt_raise() error("interrupted", 0) end
 local function on_interrupt_quiet() end
 
--- Runs one complete chunk; returns true if it succeeded.
+-- Runs one complete chunk; returns true if it succeeded, false (and true
+-- when an interrupt stopped it) if not.
 local function run(fn, kind, quiet)
   local t0, c0 = now(), os.clock()
   _G.LACOS_ON_INTERRUPT = on_interrupt_raise
@@ -304,16 +305,17 @@ local function run(fn, kind, quiet)
     if type(e) == "table" and e.interrupted then out.err(paint("31", "interrupted") .. "\n")
     else out.err(paint("31", type(e) == "table" and e.message or tostring(e)) .. "\n") end
   end
-  if interrupt_pending() or (not ok and type(r[2]) == "table" and r[2].interrupted) then interrupt_reset() end
+  local interrupted = not ok and type(r[2]) == "table" and r[2].interrupted == true
+  if interrupt_pending() or interrupted then interrupt_reset() end
   if state.timing then
     out.write(paint("90", ("(wall %s, cpu %s)"):format(seconds(t1 - t0), seconds(c1 - c0))) .. "\n")
   end
-  return ok
+  return ok, interrupted
 end
 
 -- eval(src): evaluates a complete chunk as the REPL would, printing the
--- results; returns true on success, false on an error, nil and the message
--- when the chunk is unfinished.
+-- results; returns true on success, false on an error (and true when it was
+-- an interrupt), nil and the message when the chunk is unfinished.
 function M.eval(src)
   local quiet = src:match(";%s*$") ~= nil
   local fn, kind_or_err, incomplete = M.compile(src)
@@ -327,10 +329,12 @@ end
 
 -- ---------------------------------------------------------------- input
 
-local function plain_reader(prompt_on_tty)
+-- Plain lines through stdio. `prompt_to` is the file prompts go to (stderr
+-- when stdout is redirected), nil for none.
+local function plain_reader(prompt_to)
   return {
     read = function(prompt)
-      if prompt_on_tty then io.stdout:write(prompt) io.stdout:flush() end
+      if prompt_to then io.stdout:flush() prompt_to:write(prompt) prompt_to:flush() end
       local line, err = io.read("*l")
       if line == nil and err then
         ffi.C.clearerr(ffi.C.stdin)   -- EINTR from Ctrl-C: clear the error so reading can go on
@@ -377,16 +381,18 @@ function M.start(opts)
   local reader
   if tty then
     local why
-    if ffi.C.isatty(1) == 1 then reader, why = editing_reader() end
+    local term_out = ffi.C.isatty(1) == 1
+    if term_out then reader, why = editing_reader() end
     if not reader then
       if why then out.err("lacos: no line editing (libedit: " .. why .. "); reading plain lines\n") end
-      reader = plain_reader(true)
+      reader = plain_reader(term_out and io.stdout or io.stderr)
     end
     local ok, lacos = pcall(require, "lacos")
-    out.write(("lacos %s REPL (%s). ? for help, Ctrl-D to leave.\n"):format(
-      ok and lacos.version() or "?", jit and jit.version or _VERSION))
+    local banner = ("lacos %s REPL (%s). ? for help, Ctrl-D to leave.\n"):format(
+      ok and lacos.version() or "?", jit and jit.version or _VERSION)
+    if term_out then out.write(banner) else out.err(banner) end
   else
-    reader = plain_reader(false)
+    reader = plain_reader(nil)
   end
 
   local failures = 0
@@ -425,9 +431,11 @@ function M.start(opts)
         ok = true
       else
         local src = buffer and (buffer .. "\n" .. line) or line
-        local r = M.eval(src)
+        local r, interrupted = M.eval(src)
         if r == nil then buffer = src
         else buffer = nil ok = r end
+        -- Reading a pipe, an interrupt stops everything (as it would a script).
+        if interrupted == true and not tty then return 130 end
       end
       if ok == false then failures = failures + 1 end
     end

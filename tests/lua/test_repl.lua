@@ -148,6 +148,18 @@ H.test("pipe: lacos.repl.timing() toggles timing from Lua, :quit stops reading",
   H.match(out, "^%(wall [^\n]+%)\n1\n%(wall [^\n]+%)\n$")
 end)
 
+H.test("pipe: an interrupt stops a running statement and the REPL, status 130", function()
+  -- timeout sends SIGINT after 1 s; the statement would run forever.
+  local rc, out, err = H.sh("timeout --preserve-status -s INT 1 " .. H.lacos, "n = 0\nwhile true do n = n + 1; os.time() end\n'after'\n")
+  H.eq(rc, 130, "exit status")
+  H.eq(out, "")
+  H.match(err, "^interrupted\n$")
+  -- Waiting for input (the pipe stays open and silent).
+  rc, out, err = H.sh("sleep 2 | timeout --preserve-status -s INT 1 " .. H.lacos)
+  H.eq(rc, 130, "exit status while reading")
+  H.match(err, "^interrupted\n$")
+end)
+
 H.test("lacos repl --help", function()
   local rc, out = H.sh("timeout 20 " .. H.lacos .. " repl --help")
   H.eq(rc, 0)
