@@ -180,6 +180,7 @@ local function options(opts)
   return o
 end
 
+-- format(v [, opts]): the text of v as the REPL prints it (see the top of this file for opts).
 function M.format(v, opts)
   local o = options(opts)
   return format_value(v, o, 1, "", {})

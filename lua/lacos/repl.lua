@@ -275,7 +275,6 @@ end
 
 -- ---------------------------------------------------------------- evaluation
 
-
 local function on_interrupt_raise() error("interrupted", 0) end
 local function on_interrupt_quiet() end
 
@@ -335,10 +334,11 @@ local function plain_reader(prompt_to)
   return {
     read = function(prompt)
       if prompt_to then io.stdout:flush() prompt_to:write(prompt) prompt_to:flush() end
-      local line, err = io.read("*l")
+      local line, err, code = io.read("*l")
       if line == nil and err then
-        ffi.C.clearerr(ffi.C.stdin)   -- EINTR from Ctrl-C: clear the error so reading can go on
-        return nil, "interrupted"
+        ffi.C.clearerr(ffi.C.stdin)   -- clear the error so reading can go on
+        if code == 4 then return nil, "interrupted" end   -- EINTR: Ctrl-C
+        out.err("lacos: reading stdin: " .. tostring(err) .. "\n")
       end
       return line
     end,
