@@ -21,6 +21,9 @@ cdef "int closedir(DIR *d);"
 cdef [[struct lacos_dirent { uint64_t d_ino; int64_t d_off; unsigned short d_reclen; unsigned char d_type; char d_name[256]; };]]
 cdef "struct lacos_dirent *readdir(DIR *d);"
 
+-- Characters that end a name: operators, brackets, separators, quotes.
+local SPLIT = "[%s%(%)%[%]{},;=%-+*/%%^#<>~&|\"']"
+
 local KEYWORD_LIST = {}
 for k in pairs(pretty.KEYWORDS) do KEYWORD_LIST[#KEYWORD_LIST + 1] = k end
 
@@ -107,7 +110,16 @@ end
 function M.complete(text, env)
   env = env or _G
   local q = text:match("^([\"'])")
-  if q then return complete_path(q, text:sub(2)) end
+  if q and not text:find(q, 2, true) then return complete_path(q, text:sub(2)) end
+  -- Words reach here unbroken at operators (they occur in file names):
+  -- complete what follows the last one and keep the rest.
+  local pre, rest = text:match("^(.*" .. SPLIT .. ")(" .. SPLIT:gsub("^%[", "[^") .. "*)$")
+  if not pre then pre, rest = text:match("^(.*%.%.)(.*)$") end
+  if pre then
+    local list, append = M.complete(rest, env)
+    for i, w in ipairs(list) do list[i] = pre .. w end
+    return list, append
+  end
 
   local head, sep, partial = text:match("^(.-)([%.:])([%w_]*)$")
   local out = {}

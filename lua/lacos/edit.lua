@@ -11,9 +11,9 @@
 --   local line = ed:readline("lacos> ")   -- nil at end of input (Ctrl-D)
 --   ed:add_history(line)                  -- also appends it to the history file
 --
--- complete(text) receives the word before the cursor (words break at spaces
--- and operators, not at '.', ':' or quotes) and returns a list of
--- replacements for it and the character to append after a single match.
+-- complete(text) receives the word before the cursor (words break at spaces,
+-- brackets, ',', ';' and '=') and returns a list of replacements for it and
+-- the character to append after a single match.
 local ffi = require "ffi"
 
 local M = {}
@@ -39,9 +39,9 @@ cdef "int mkdir(const char *path, unsigned int mode);"
 cdef "char *setlocale(int category, const char *locale);"
 local LC_CTYPE = 0   -- glibc
 
--- Words for completion break at these; '.', ':', quotes and '/' stay inside
--- a word so that `lacos.tensor.ze`, `x:su` and `"data/fi` reach complete().
-local BREAKS = " \t\n()[]{},;=+-*/%^#<>~&|"
+-- Words for completion break at these only: operators such as '-' and '/'
+-- occur in file names, so lacos.complete splits at them itself.
+local BREAKS = " \t\n()[]{},;="
 
 local lib, load_err
 local function load_lib()

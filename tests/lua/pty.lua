@@ -214,6 +214,23 @@ function Pty:expect(needle, timeout, is_pattern)
   end
 end
 
+-- Waits until the screen's last line (the one being edited) contains
+-- `needle`; returns true, or false and that line. The mark does not move.
+function Pty:expect_line(needle, timeout)
+  local deadline = now() + (timeout or 5)
+  while true do
+    local lines = M.render(self.out)
+    local last = lines[#lines] or ""
+    if last:find(needle, 1, true) then return true, last end
+    local left = deadline - now()
+    if left <= 0 or self.eof then return false, last end
+    self:pump(math.min(left, 0.2))
+  end
+end
+
+-- Moves the mark to the end of the screen text.
+function Pty:skip() self.mark = #M.plain(self.out) + 1 end
+
 -- Reads output for `seconds` (lets the child settle before the next keys).
 function Pty:settle(seconds)
   local deadline = now() + (seconds or 0.2)

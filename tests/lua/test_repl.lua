@@ -258,6 +258,9 @@ H.test("complete: globals, keywords, fields after '.', methods after ':'", funct
   H.eq(append, " ")
   H.same((complete.complete("nothing.here", env)), {})
   H.same((complete.complete("x + y", env)), {})
+  H.same((complete.complete("1/math.flo", env)), { "1/math.floor" }, "after a division")
+  H.same((complete.complete("'a'..myv", env)), { "'a'..myvar" }, "after a concatenation")
+  H.same((complete.complete("s..obj.si", env)), { "s..obj.size" })
   local s = "abc"
   env.s = s
   H.same((complete.complete("s:up", env)), { "s:upper" })

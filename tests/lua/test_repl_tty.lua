@@ -93,6 +93,31 @@ H.test("tty: tab completes a global's field and a common prefix", function()
   H.eq(st, 0)
 end)
 
+H.test("tty: tab completes file names inside a string", function()
+  local dir = H.tmp .. "/tty_files"
+  os.execute("mkdir -p " .. dir .. "/subdir && touch " .. dir .. "/unique_name.txt")
+  local p = start()
+  local ok, e = pcall(function()
+    local function line(keys, want, what)
+      p:send(keys)
+      local got, seen = p:expect_line(want, 5)
+      if not got then error(what .. ": the line being edited is " .. seen, 2) end
+    end
+    line('f = io.open("' .. dir .. '/sub\t', '"' .. dir .. "/subdir/", "a directory")
+    p:send("\21")   -- Ctrl-U clears the line
+    p:settle(0.2)
+    line('f = io.open("' .. dir .. '/uni\t', '"' .. dir .. '/unique_name.txt"', "a file, with the closing quote")
+    p:skip()
+    step(p, ")\r", "lacos> ")
+    p:settle(0.15)
+    step(p, "io.type(f)\r", '"file"', "the completed name opened")
+    prompt(p)
+  end)
+  local st = finish(p)
+  if not ok then error(e, 0) end
+  H.eq(st, 0)
+end)
+
 H.test("tty: history goes to $XDG_STATE_HOME/lacos/history and comes back", function()
   local path = state .. "/lacos/history"
   os.remove(path)
@@ -121,7 +146,7 @@ H.test("tty: history goes to $XDG_STATE_HOME/lacos/history and comes back", func
   if not ok then error(e, 0) end
 end)
 
-H.test("tty: ~/.lacos_history without XDG_STATE_HOME; an unwritable one is ignored", function()
+H.test("tty: ~/.lacos_history without XDG_STATE_HOME; LACOS_HISTORY empty or unwritable", function()
   local path = home .. "/.lacos_history"
   os.remove(path)
   local p = start({ XDG_STATE_HOME = false })
@@ -132,6 +157,16 @@ H.test("tty: ~/.lacos_history without XDG_STATE_HOME; an unwritable one is ignor
   H.eq(finish(p), 0)
   if not ok then error(e, 0) end
   H.match(H.read(path) or "", "2%+2\n")
+  -- LACOS_HISTORY="" keeps no history at all.
+  os.remove(path)
+  p = start({ XDG_STATE_HOME = home .. "/nohist", LACOS_HISTORY = "" })
+  ok, e = pcall(function()
+    step(p, "5+5\r", "\n10\n")
+    prompt(p)
+  end)
+  H.eq(finish(p), 0)
+  if not ok then error(e, 0) end
+  H.truthy(not H.exists(path) and not H.exists(home .. "/nohist/lacos/history"), "no history file with LACOS_HISTORY empty")
   p = start({ LACOS_HISTORY = "/proc/no/such/dir/history" })
   ok, e = pcall(function()
     step(p, "3+3\r", "\n6\n")
