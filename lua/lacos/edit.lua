@@ -9,7 +9,7 @@
 --   local edit = require "lacos.edit"
 --   local ed, err = edit.open{ name = "lacos", history = path, complete = fn }
 --   local line = ed:readline("lacos> ")   -- nil at end of input (Ctrl-D)
---   ed:add_history(line)                  -- also appends it to the history file
+--   ed:add_history(line)                  -- and rewrites the history file
 --
 -- complete(text) receives the word before the cursor (words break at spaces,
 -- brackets, ',', ';' and '=') and returns a list of replacements for it and

@@ -147,7 +147,7 @@ local function error_text(e)
     if ok then return s end
   end
   if type(e) == "table" and type(e.message) == "string" then return e.message end
-  return "(error object is a " .. type(e) .. " value: " .. tostring(e) .. ")"
+  return "(error object is a " .. type(e) .. " value: " .. pretty.format(e, { depth = 2, width = 1e9 }) .. ")"
 end
 
 local function handler(e)
