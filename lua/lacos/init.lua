@@ -28,19 +28,14 @@ function lacos.memory_limit(bytes, device)
 end
 lacos.engine = E
 
--- Submodules load lazily so that `require "lacos"` stays cheap.
-local submodules = {
-  tensor = "lacos.tensor", results = "lacos.results", repl = "lacos.repl", util = "lacos.util",
-  args = "lacos.args", bloom = "lacos.bloom", loss = "lacos.loss", train = "lacos.train",
-  pairs = "lacos.pairs", checkpoint = "lacos.checkpoint", json = "lacos.json", optim = "lacos.optim",
-  tokenizer = "lacos.tokenizer", safetensors = "lacos.safetensors", data = "lacos.data", sts = "lacos.sts",
-}
-lacos.submodules = submodules
+-- Submodules load lazily, on first use of lacos.<name>, from
+-- lua/lacos/<name>.lua, so that `require "lacos"` stays cheap and a new
+-- module needs no registration here.
 setmetatable(lacos, {
   __index = function(t, k)
-    local name = submodules[k]
-    if not name then return nil end
-    local m = require(name)
+    if type(k) ~= "string" or not k:match("^[%w_]+$") then return nil end
+    if not package.searchpath("lacos." .. k, package.path) then return nil end
+    local m = require("lacos." .. k)
     rawset(t, k, m)
     return m
   end,
