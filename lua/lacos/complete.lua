@@ -42,7 +42,7 @@ local function keys_of(v)
     while type(t) == "table" and not seen[t] and hops < 8 do
       seen[t] = true
       for k in pairs(t) do if type(k) == "string" then out[k] = true end end
-      local sub = rawget(t, "submodules")   -- lacos: submodules load on first index
+      local sub = t == package.loaded.lacos and t.submodules or rawget(t, "submodules")   -- lacos: submodules load on first index
       if type(sub) == "table" then for k in pairs(sub) do if type(k) == "string" then out[k] = true end end end
       local mt = getmetatable(t)
       t = type(mt) == "table" and rawget(mt, "__index") or nil

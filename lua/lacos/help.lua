@@ -246,7 +246,7 @@ function M.module(t, name)
       if type(v) == "function" then fns[#fns + 1] = k else others[#others + 1] = k end
     end
   end
-  local sub = rawget(t, "submodules")
+  local sub = t == package.loaded.lacos and t.submodules or rawget(t, "submodules")
   if type(sub) == "table" then for k in pairs(sub) do if rawget(t, k) == nil then others[#others + 1] = k end end end
   table.sort(fns)
   table.sort(others)

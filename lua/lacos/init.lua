@@ -31,8 +31,29 @@ lacos.engine = E
 -- Submodules load lazily, on first use of lacos.<name>, from
 -- lua/lacos/<name>.lua, so that `require "lacos"` stays cheap and a new
 -- module needs no registration here.
+-- name -> module of every submodule present (for completion and help), found
+-- by listing this directory the first time lacos.submodules is read.
+local function list_submodules()
+  local dir = debug.getinfo(1, "S").source:gsub("^@", ""):gsub("/init%.lua$", "")
+  local names = {}
+  local p = io.popen("ls " .. ("%q"):format(dir) .. " 2>/dev/null")
+  if p then
+    for f in p:lines() do
+      local n = f:match("^([%w_]+)%.lua$")
+      if n and n ~= "init" then names[n] = "lacos." .. n end
+    end
+    p:close()
+  end
+  return names
+end
+
 setmetatable(lacos, {
   __index = function(t, k)
+    if k == "submodules" then
+      local names = list_submodules()
+      rawset(t, k, names)
+      return names
+    end
     if type(k) ~= "string" or not k:match("^[%w_]+$") then return nil end
     if not package.searchpath("lacos." .. k, package.path) then return nil end
     local m = require("lacos." .. k)
