@@ -631,9 +631,13 @@ static int mkdir_parents(const char *path) {
   for (char *p = buf + 1; *p; p++) {
     if (*p != '/') continue;
     *p = 0;
+    if (stat(buf, &st) == 0 && !S_ISDIR(st.st_mode))
+      return fail(LACOS_EIO, "%s: cannot create the results database below it: it is a file, not a directory", buf);
     if (mkdir(buf, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the directory for the results database", buf);
     *p = '/';
   }
+  if (stat(buf, &st) == 0 && !S_ISDIR(st.st_mode))
+    return fail(LACOS_EIO, "%s: cannot create the results database below it: it is a file, not a directory", buf);
   if (mkdir(buf, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the directory for the results database", buf);
   return LACOS_OK;
 }

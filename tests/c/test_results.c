@@ -652,7 +652,7 @@ static void test_bad_files(void) {
   CHECK_FAIL(lacos_db_open(&db, d, 0), LACOS_EIO, "is a directory");
   char below[600];
   snprintf(below, sizeof below, "%s/results-c/text.db/inner/x.db", test_tmpdir());
-  CHECK_FAIL(lacos_db_open(&db, below, 0), LACOS_EIO, "cannot create the directory");
+  CHECK_FAIL(lacos_db_open(&db, below, 0), LACOS_EIO, "text.db: cannot create the results database below it");
   CHECK_FAIL(lacos_db_open(&db, tmp_path("absent.db"), LACOS_DB_NOCREATE), LACOS_ENOTFOUND, "no results database there");
   struct stat st;
   CHECK(stat(tmp_path("absent.db"), &st) != 0);
