@@ -265,6 +265,68 @@ H.test("four writer processes at once: exact row counts, nothing locked", functi
   H.truthy(os.time() - t0 < 30, "took too long")
 end)
 
+H.test("provenance: git commit and dirty flag from the script's repository, host and CPU", function()
+  local repo = dir .. "/repo"
+  os.execute("rm -rf '" .. repo .. "'")
+  local rc, _, err = H.sh(("mkdir -p '%s' && cd '%s' && git init -q . && printf 'return 1\\n' > exp.lua && git add exp.lua && "
+    .. "git -c user.name=t -c user.email=t@example.com commit -qm init && git rev-parse HEAD"):format(repo, repo))
+  if rc ~= 0 then H.skip("git is not usable here: " .. err) end
+  local head = select(2, H.sh(("git -C '%s' rev-parse HEAD"):format(repo))):match("%x+")
+  local db = R.open(fresh("git.db"))
+  local exp = db:experiment { name = "g", script = repo .. "/exp.lua" }
+  local run = db:start_run { experiment = exp, heartbeat = -1 }
+  run:finish("done")
+  local r = db:run(run.id)
+  H.eq(r.git_commit, head)
+  H.eq(r.git_dirty, false)
+  H.truthy(r.host and #r.host > 0, "host recorded")
+  H.truthy(r.cpu and #r.cpu > 0, "cpu recorded")
+  H.truthy(r.pid and r.pid > 0, "pid recorded")
+  H.write(repo .. "/exp.lua", "return 2\n")
+  run = db:start_run { experiment = exp, heartbeat = -1 }
+  run:finish("done")
+  H.eq(db:run(run.id).git_dirty, true)
+  -- an untracked file does not make the tree dirty; a directory outside any repository gives no commit
+  H.write(repo .. "/new.txt", "x")
+  os.execute("git -C '" .. repo .. "' checkout -q exp.lua")
+  run = db:start_run { experiment = exp, heartbeat = -1 }
+  run:finish("done")
+  H.eq(db:run(run.id).git_dirty, false)
+  run = db:start_run { workdir = "/", heartbeat = -1 }
+  run:finish("done")
+  r = db:run(run.id)
+  H.eq(r.git_commit, nil)
+  H.eq(r.git_dirty, nil)
+  db:close()
+end)
+
+H.test("a run left open ends as failed (abandoned) at exit, or interrupted by a signal", function()
+  local path = fresh("exit.db")
+  local rc, _, err = H.sh(("'%s' -e 'local run = require(\"lacos.results\").open(\"%s\"):start_run{ heartbeat = -1 }; "
+    .. "run:log(1, { loss = 0.5 }); run:log(2, { loss = 0.25 }); os.exit(0)'"):format(H.lacos, path))
+  H.eq(rc, 0, err)
+  local db = R.open(path, { readonly = true })
+  local r = db:run(1)
+  H.eq(r.status, "failed")
+  H.eq(r.exit_reason, "abandoned")
+  H.match(r.error, "process exited")
+  H.eq(r.metrics.loss.rows, 2, "buffered metrics are flushed at exit")
+  db:close()
+  -- SIGINT while logging: the run ends as interrupted and the command exits 130.
+  path = fresh("sigint.db")
+  rc, _, err = H.sh(("'%s' -e 'local run = require(\"lacos.results\").open(\"%s\"):start_run{ heartbeat = -1 }; "
+    .. "io.stdout:write(\"started\\n\"); io.stdout:flush(); local i = 0; while true do i = i + 1; run:log(i, { loss = 1 / i }) end' > '%s/sig.out' & "
+    .. "pid=$!; for k in 1 2 3 4 5 6 7 8 9 10; do grep -q started '%s/sig.out' 2>/dev/null && break; sleep 0.1; done; sleep 0.2; "
+    .. "kill -INT $pid; wait $pid"):format(H.lacos, path, dir, dir))
+  H.eq(rc, 130, err)
+  db = R.open(path, { readonly = true })
+  r = db:run(1)
+  H.eq(r.status, "interrupted")
+  H.eq(r.exit_reason, "signal")
+  H.truthy(r.metrics.loss and r.metrics.loss.rows > 0, "metrics logged before the signal are kept")
+  db:close()
+end)
+
 -- ---------------------------------------------------------------- the command
 
 local cli_db = fresh("cli.db")
