@@ -410,7 +410,7 @@ typedef struct lacos_db_query lacos_db_query;
 enum { LACOS_DB_SCHEMA_VERSION = 2 };
 
 typedef enum lacos_db_flags {
-  LACOS_DB_READONLY = 1,   /* never write; logging calls fail (an older schema is still migrated if the file is writable) */
+  LACOS_DB_READONLY = 1,   /* the file must exist; logging calls fail (an older schema is still migrated if the file is writable) */
   LACOS_DB_NOCREATE = 2    /* a missing file is LACOS_ENOTFOUND instead of a new database */
 } lacos_db_flags;
 
