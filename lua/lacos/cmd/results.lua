@@ -366,6 +366,9 @@ sub.compare = {
       lists[i] = l
     end
     if opts.csv then print_csv(out, cols, lists) return 0 end
+    for _, l in ipairs(lists) do   -- a hash prefix is enough to tell configs apart on screen
+      if l[2] == "config_sha256" then for j = 3, #l do if type(l[j]) == "string" then l[j] = l[j]:sub(1, 12) end end end
+    end
     print_table(out, cols, lists, util.isatty(1))
     if nsame > 0 then out:write(("(%d param%s equal in all runs not shown; --all shows them)\n"):format(nsame, nsame == 1 and "" or "s")) end
     return 0
