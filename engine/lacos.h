@@ -474,6 +474,186 @@ int lacos_checkpoint_prune(const char *dir, int keep);
 
 /* ===== results (results.c: the SQLite results database) ===== */
 
+/* The results database: one SQLite file (default results/lacos.db, or
+   $LACOS_DB) holding experiments, runs, typed params, metric time series,
+   STS scores, timings, artifacts and tags in plain tables that `sqlite3`
+   reads as well as lacos does. Several processes on one host may write at
+   once: WAL journal, a busy timeout on every connection (30 s, or
+   $LACOS_DB_TIMEOUT seconds), BEGIN IMMEDIATE for every write, short
+   transactions, metrics buffered and flushed in batches. The schema is
+   versioned; an older file is migrated when opened, a newer one refused
+   untouched. Failures name the file and the cause with LACOS_EDB (LACOS_EIO
+   for the file system, LACOS_ENOTFOUND for a missing file). */
+typedef struct lacos_db lacos_db;
+typedef struct lacos_run lacos_run;
+typedef struct lacos_db_query lacos_db_query;
+
+enum { LACOS_DB_SCHEMA_VERSION = 2 };
+
+typedef enum lacos_db_flags {
+  LACOS_DB_READONLY = 1,   /* the file must exist; logging calls fail (an older schema is still migrated if the file is writable) */
+  LACOS_DB_NOCREATE = 2    /* a missing file is LACOS_ENOTFOUND instead of a new database */
+} lacos_db_flags;
+
+/* Stored as text (the names below) in runs.status. */
+typedef enum lacos_run_status {
+  LACOS_RUN_QUEUED = 0,
+  LACOS_RUN_RUNNING = 1,
+  LACOS_RUN_DONE = 2,
+  LACOS_RUN_FAILED = 3,
+  LACOS_RUN_INTERRUPTED = 4,
+  LACOS_RUN_DEAD = 5        /* was running, heartbeat older than 60 s */
+} lacos_run_status;
+
+const char *lacos_run_status_name(int status);
+int lacos_run_status_from_name(const char *name);   /* -1 if unknown */
+
+/* path NULL or "" = $LACOS_DB or results/lacos.db (relative to the current
+   directory); missing directories are created. */
+int lacos_db_open(lacos_db **out, const char *path, int flags);
+/* Flushes and checkpoints. Runs still open keep working (and keep the
+   connection) until they are freed; other calls on a closed db fail. */
+void lacos_db_close(lacos_db *db);
+const char *lacos_db_path(const lacos_db *db);
+int lacos_db_schema_version(const lacos_db *db);
+int lacos_db_set_timeout(lacos_db *db, double seconds);
+
+/* Canonical JSON: keys sorted (bytewise), no spaces, integral numbers below
+   2^53 without a fraction or exponent, other numbers in the shortest form
+   that reads back exactly, duplicate keys refused. sha256_hex (65 bytes, or
+   NULL) receives the hash of the canonical text. Free *out with
+   lacos_db_text_free. */
+int lacos_db_canonical_json(char **out, char *sha256_hex, const char *json);
+void lacos_db_text_free(char *text);
+
+/* Get-or-create by name. script_path (or NULL) is read, hashed and stored
+   with its full text (every version seen is kept in the scripts table);
+   axes_json (or NULL) is the sweep's declared axes. */
+int lacos_db_experiment(double *id, lacos_db *db, const char *name, const char *script_path,
+                        const char *axes_json);
+
+typedef struct lacos_run_options {
+  double experiment_id;      /* 0 = none */
+  const char *name;          /* NULL = none */
+  const char *config_json;   /* NULL = {}; stored canonical, hashed, flattened into params */
+  double seed;
+  int has_seed;
+  double parent_run_id;      /* resumed-from / evaluation-of, 0 = none */
+  int reuse;                 /* 1: claim (experiment, config hash, seed) atomically, see below */
+  const char *workdir;       /* where git is asked for the commit; NULL = the script's directory or cwd */
+  double heartbeat_seconds;  /* heartbeat thread period, 0 = 10 s, < 0 = none (at most 30) */
+  int flush_rows;            /* metrics buffered up to this many rows (0 = 500) */
+  double flush_seconds;      /* ... or this long (0 = 5 s) */
+} lacos_run_options;
+
+void lacos_run_options_init(lacos_run_options *o);
+/* Starts a run (status running). With reuse, in one write transaction: a
+   run with the same experiment, config hash and seed that is done, or
+   running with a fresh heartbeat, is returned with *started = 0 (a
+   read-only handle: skip that point); a queued one is taken over; otherwise
+   (none, or only failed/interrupted/dead ones) a new run starts. *started = 1
+   when this handle owns a running run. */
+int lacos_run_start(lacos_run **out, int *started, lacos_db *db, const lacos_run_options *opt);
+/* Adds a queued run for a sweep point unless an equivalent queued, running
+   or done run exists (then *created = 0 and *id is that run). */
+int lacos_db_enqueue(double *id, int *created, lacos_db *db, const lacos_run_options *opt);
+double lacos_run_id(const lacos_run *run);
+const char *lacos_run_uuid(const lacos_run *run);
+int lacos_run_get_status(const lacos_run *run);
+/* Params are typed and immutable: logging the same value again is a no-op,
+   a different value is an error. Non-finite numbers are refused. */
+int lacos_run_param_num(lacos_run *run, const char *key, double value);
+int lacos_run_param_text(lacos_run *run, const char *key, const char *value);
+int lacos_run_tag(lacos_run *run, const char *key, const char *value);
+/* Buffered; NaN and ±inf are stored as such (is_finite = 0). */
+int lacos_run_metric(lacos_run *run, double step, const char *key, double value);
+int lacos_run_flush(lacos_run *run);
+int lacos_run_heartbeat(lacos_run *run);
+
+/* One STS score with everything that moves it. Text fields NULL and
+   numbers NaN mean unknown (stored NULL). Correlations are raw (-1..1). */
+typedef struct lacos_sts_record {
+  const char *dataset;       /* required, e.g. "stsb", "sts17" */
+  const char *language;      /* "en", or a pair "en-de" */
+  const char *split;         /* required: "test", "validation", ... */
+  double step;               /* training step of the evaluation, -1 = final */
+  double n_pairs;
+  double spearman;
+  double pearson;
+  const char *similarity;    /* "cosine" */
+  const char *pooling;       /* "mean", "weightedmean", "lasttoken" */
+  const char *text_variant;  /* "raw", "senteval-tokenized" */
+  const char *aggregation;   /* "per-subset", "concatenated", "none" */
+  const char *model;
+  const char *adapter;
+  const char *quantisation;  /* "int8", "f32", ... */
+  const char *dtype;
+  double batch_size;
+  const char *dataset_sha256;
+} lacos_sts_record;
+void lacos_sts_record_init(lacos_sts_record *r);
+int lacos_run_sts(lacos_run *run, const lacos_sts_record *r);
+
+/* A benchmark or phase timing (llama-bench style). Numbers NaN = unknown. */
+typedef struct lacos_timing_record {
+  const char *phase;         /* required: "train_step", "encode", "eval", "load", ... */
+  const char *device;        /* "cpu", "cuda:0", NULL */
+  double step;               /* -1 = not tied to a step */
+  double threads;            /* NaN = the engine's current thread count */
+  double repetitions;
+  double n_items;
+  double n_tokens;
+  double avg_ns;
+  double stddev_ns;
+  double peak_bytes;
+  double optimizer_state_bytes;
+} lacos_timing_record;
+void lacos_timing_record_init(lacos_timing_record *t);
+int lacos_run_timing(lacos_run *run, const lacos_timing_record *t);
+
+/* Records a file or directory that is already in place: its absolute path,
+   size and SHA-256 (of a directory: over "relative-path NUL file-sha256 LF"
+   lines of its regular files in byte order). Written with synchronous=FULL. */
+int lacos_run_artifact(char *sha256_hex, double *bytes, lacos_run *run, const char *kind,
+                       const char *path, double step);
+
+/* Ends the run: status done, failed or interrupted; reason a short keyword
+   (e.g. "nonfinite", "signal") and message free text, both optional.
+   Flushes metrics, stops the heartbeat, checkpoints the WAL (passively). */
+int lacos_run_finish(lacos_run *run, int status, const char *reason, const char *message);
+/* An owned run freed without finish ends as failed (reason "abandoned"),
+   or interrupted if an interrupt is pending; buffered metrics are kept.
+   The same happens at process exit. */
+void lacos_run_free(lacos_run *run);
+
+/* Marks running runs whose heartbeat is older than stale_seconds as dead. */
+int lacos_db_mark_dead(int *count, lacos_db *db, double stale_seconds);
+
+/* Read-only queries (a separate read-only connection; statements that
+   would write, ATTACH, or more than one statement are refused). */
+typedef enum lacos_db_type {
+  LACOS_DB_NULL = 0,
+  LACOS_DB_INTEGER = 1,
+  LACOS_DB_REAL = 2,
+  LACOS_DB_TEXT = 3,
+  LACOS_DB_BLOB = 4
+} lacos_db_type;
+
+int lacos_db_query_prepare(lacos_db_query **out, lacos_db *db, const char *sql);
+int lacos_db_query_params(const lacos_db_query *q);          /* number of ? parameters */
+int lacos_db_query_bind_num(lacos_db_query *q, int i, double value);     /* i from 1 */
+int lacos_db_query_bind_text(lacos_db_query *q, int i, const char *value);
+int lacos_db_query_bind_null(lacos_db_query *q, int i);
+/* *has_row = 1 with a row ready, 0 at the end. */
+int lacos_db_query_step(int *has_row, lacos_db_query *q);
+int lacos_db_query_columns(const lacos_db_query *q);
+const char *lacos_db_query_column_name(const lacos_db_query *q, int i);   /* i from 0 */
+int lacos_db_query_column_type(const lacos_db_query *q, int i);
+double lacos_db_query_column_num(const lacos_db_query *q, int i);
+const char *lacos_db_query_column_text(const lacos_db_query *q, int i);  /* NULL for NULL */
+double lacos_db_query_column_bytes(const lacos_db_query *q, int i);
+void lacos_db_query_free(lacos_db_query *q);
+
 /* ----- end results ----- */
 
 /* ===== download (download.c: resumable verified HTTP downloads) ===== */
