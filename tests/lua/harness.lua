@@ -112,7 +112,7 @@ end
 function H.exists(path) local f = io.open(path, "rb"); if f then f:close() return true end return false end
 
 function H.done()
-  os.exit(failures == 0 and 0 or 1)
+  os.exit(failures == 0 and 0 or 1, true)   -- close the state so finalizers run (leak checks)
 end
 
 return H
