@@ -410,6 +410,95 @@ int lacos_lora_load(lacos_bloom *m, const char *dir);
 
 /* ===== optim (optim.c: AdamW and 8-bit blockwise Adam) ===== */
 
+/* Two optimizers over f32 parameters, each with its f32 gradient:
+   - LACOS_OPTIM_ADAMW: torch.optim.AdamW (decay p *= 1 - lr*wd before the
+     Adam update, eps added to sqrt(v-hat)); states m, v in f32, 8 bytes/param.
+   - LACOS_OPTIM_ADAM8BIT: bitsandbytes' Adam8bit with the update of its CUDA
+     kernel kOptimizerStatic8bit2StateBlockwise: m and v quantised per block
+     of 256 with the signed / unsigned dynamic maps and a per-block absmax
+     (about 2.03 bytes/param); weight decay p *= 1 - lr*wd after the update;
+     tensors under min_8bit_size elements keep f32 states (bitsandbytes'
+     32-bit kernel). engine/optim.c's header states the semantics exactly.
+   Both: an element whose gradient is NaN or infinite gets m = v = 0 and its
+   parameter is left alone that step (the 8-bit kernel's rule, used for every
+   path); lacos_optim_nonfinite counts them. Results are bit-identical for
+   any thread count. */
+typedef enum lacos_optim_kind {
+  LACOS_OPTIM_ADAMW = 0,
+  LACOS_OPTIM_ADAM8BIT = 1
+} lacos_optim_kind;
+
+typedef struct lacos_optim_config {
+  int kind;               /* lacos_optim_kind */
+  double lr;              /* used when lacos_optim_step gets a negative lr */
+  double beta1, beta2;    /* in [0, 1) */
+  double eps;             /* >= 0 */
+  double weight_decay;    /* >= 0, decoupled */
+  int block_size;         /* ADAM8BIT: 256 (the only size); ADAMW: 0 */
+  int min_8bit_size;      /* ADAM8BIT: tensors with fewer elements keep f32 states (4096); ADAMW: 0 */
+} lacos_optim_config;
+
+typedef struct lacos_optim lacos_optim;
+
+/* Defaults: ADAM8BIT as bitsandbytes' Adam8bit (lr 1e-3, betas 0.9/0.999,
+   eps 1e-8, wd 0, 256, 4096); ADAMW as torch.optim.AdamW (lr 1e-3, betas
+   0.9/0.999, eps 1e-8, wd 0.01). An unknown kind leaves kind = -1, which
+   lacos_optim_new rejects. */
+void lacos_optim_config_init(lacos_optim_config *cfg, int kind);
+int lacos_optim_new(lacos_optim **out, const lacos_optim_config *cfg);
+void lacos_optim_free(lacos_optim *o);
+int lacos_optim_get_config(const lacos_optim *o, lacos_optim_config *cfg);
+/* Registers a parameter and its gradient: contiguous f32 CPU tensors of the
+   same shape, not overlapping any registered tensor. The optimizer keeps
+   views (so the storages stay referenced) and never frees the memory. Only
+   before the first step or state access; names are unique. */
+int lacos_optim_add(lacos_optim *o, const char *name, const lacos_tensor *param, const lacos_tensor *grad);
+/* One update of every parameter from its gradient. lr >= 0 is this step's
+   learning rate (a scheduler's value; 0 is a real zero), lr < 0 takes the
+   config's. The first step is step 1. */
+int lacos_optim_step(lacos_optim *o, double lr);
+int lacos_optim_zero_grad(lacos_optim *o);
+/* Global L2 norm of all gradients (accumulated in double, fixed order). */
+int lacos_optim_grad_norm(lacos_optim *o, double *norm);
+/* torch.nn.utils.clip_grad_norm_: when the norm exceeds max_norm (> 0) the
+   gradients are scaled by max_norm / (norm + 1e-6). A non-finite norm is
+   reported in *norm_before and nothing is scaled. */
+int lacos_optim_clip_grad_norm(lacos_optim *o, double max_norm, double *norm_before);
+int lacos_optim_step_count(const lacos_optim *o);
+/* Gradient elements that were NaN or infinite in the last step. */
+double lacos_optim_nonfinite(const lacos_optim *o);
+int lacos_optim_param_count(const lacos_optim *o);        /* tensors */
+double lacos_optim_numel(const lacos_optim *o);           /* elements */
+/* Bytes of optimizer state (codes, absmax, f32 moments), known from the
+   first lacos_optim_add on; divide by lacos_optim_numel for bytes/param. */
+double lacos_optim_state_bytes(const lacos_optim *o);
+/* The state as named tensors for checkpoints: per parameter "<name>.state1"
+   (m) and "<name>.state2" (v), u8 codes in the parameter's shape for 8-bit
+   tensors plus "<name>.absmax1" / "<name>.absmax2" (f32, one per block), or
+   f32 in the parameter's shape; then "step" (i64, 1 element). Tensors are
+   views of the live state (a fresh tensor for "step"): save them before the
+   next step. */
+int lacos_optim_state_count(lacos_optim *o, int *count);
+const char *lacos_optim_state_name(lacos_optim *o, int i);   /* NULL when out of range */
+int lacos_optim_state_tensor(lacos_tensor **out, lacos_optim *o, int i);
+/* Restores every entry at once: names must be exactly this optimizer's
+   entries, each tensor with the expected dtype and shape, absmax and f32
+   moments finite (v >= 0); nothing changes unless all entries pass. */
+int lacos_optim_state_load(lacos_optim *o, int n, const char *const *names, lacos_tensor *const *tensors);
+/* A parameter's m and v as new f32 tensors (dequantised for 8-bit states). */
+int lacos_optim_moments(lacos_tensor **m, lacos_tensor **v, lacos_optim *o, const char *name);
+
+/* bitsandbytes' create_dynamic_map(signed) as 256 sorted floats. */
+const float *lacos_optim_dynamic_map(int is_signed);
+/* Blockwise quantisation as bitsandbytes' quantize_blockwise: per block of
+   block_size (64..4096, a power of two) absmax = max|x| and the nearest code
+   to x * (1/absmax) (ties to the lower code; an all-zero block gets the
+   code of 0). codes: u8 in x's shape; absmax: f32 (blocks). */
+int lacos_optim_quantize(lacos_tensor **codes, lacos_tensor **absmax, const lacos_tensor *x, int is_signed,
+                         int block_size);
+int lacos_optim_dequantize(lacos_tensor **x, const lacos_tensor *codes, const lacos_tensor *absmax, int is_signed,
+                           int block_size);
+
 /* ----- end optim ----- */
 
 /* ===== loss (loss.c: MNRL, CoSENT, softmax classifier) ===== */
