@@ -57,11 +57,16 @@
    reproduces bit for bit. */
 #include "engine.h"
 #include <math.h>
+#include <pthread.h>
 
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
 #elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+/* sqrtf of a non-negative float needs no errno path; without it the loops vectorise */
+#pragma GCC optimize("no-math-errno")
 #endif
 
 enum { BLOCK = 256, F32_ITEM = 4096, DEFAULT_MIN_8BIT = 4096, NAME_MAX_LEN = 400 };
@@ -166,28 +171,99 @@ const float *lacos_optim_dynamic_map(int is_signed) { return is_signed ? map_sig
 
 /* ---- nearest code ---- */
 
-/* mid[i] = (map[i] + map[i+1]) * 0.5f for i < 255, mid[255] = +inf. */
-typedef struct code_table { float mid[256]; } code_table;
+/* The nearest code to x is the number of code midpoints (map[i]+map[i+1])*0.5f
+   strictly below x: ties go to the lower code (torch.bucketize on the
+   midpoints, bitsandbytes' reference quantize_blockwise). NaN gives 0.
 
-static void code_table_init(code_table *t, const float *map) {
-  for (int i = 0; i < 255; i++) t->mid[i] = (map[i] + map[i + 1]) * 0.5f;
-  t->mid[255] = INFINITY;
-}
+   The definition is the binary search over the midpoints below. The step
+   uses an equivalent lookup: a float's sign, exponent and top 7 mantissa bits
+   select a bucket of magnitudes; for |x| in [2^-23, 1) a bucket holds at most
+   one midpoint, so the count is the bucket's base count plus one comparison.
+   Below 2^-23 (no midpoint is that small) and from 1 up (all midpoints are
+   below 1) the count is constant. The tables are built from the search once
+   and every bucket is verified; if one held two midpoints the step would
+   fall back to the search (test_optim checks it does not). */
+enum {
+  TINY_BITS = 0x34000000,     /* 2^-23 */
+  ONE_BITS = 0x3F800000,      /* 1.0f */
+  INF_BITS = 0x7F800000,
+  KEYS = (ONE_BITS >> 16) - (TINY_BITS >> 16)
+};
 
-/* The number of midpoints strictly below x: the nearest code, a tie going to
-   the lower code (torch.bucketize on the midpoints). Branch-free. NaN gives 0. */
-static inline unsigned nearest_code(const code_table *t, float x) {
+typedef struct code_index {
+  float mid[256];             /* mid[255] = +inf */
+  uint8_t base[2][KEYS];      /* [sign][bucket]: midpoints below the bucket */
+  uint8_t tiny[2], big[2];    /* [sign]: |x| < 2^-23, |x| >= 1 */
+  int ok;                     /* every bucket verified */
+} code_index;
+
+static code_index code_signed, code_unsigned;
+static pthread_once_t code_once = PTHREAD_ONCE_INIT;
+
+static inline unsigned code_search(const float *mid, float x) {
   unsigned i = 0;
-  i += t->mid[i + 127] < x ? 128u : 0u;
-  i += t->mid[i + 63] < x ? 64u : 0u;
-  i += t->mid[i + 31] < x ? 32u : 0u;
-  i += t->mid[i + 15] < x ? 16u : 0u;
-  i += t->mid[i + 7] < x ? 8u : 0u;
-  i += t->mid[i + 3] < x ? 4u : 0u;
-  i += t->mid[i + 1] < x ? 2u : 0u;
-  i += t->mid[i] < x ? 1u : 0u;
+  i += mid[i + 127] < x ? 128u : 0u;
+  i += mid[i + 63] < x ? 64u : 0u;
+  i += mid[i + 31] < x ? 32u : 0u;
+  i += mid[i + 15] < x ? 16u : 0u;
+  i += mid[i + 7] < x ? 8u : 0u;
+  i += mid[i + 3] < x ? 4u : 0u;
+  i += mid[i + 1] < x ? 2u : 0u;
+  i += mid[i] < x ? 1u : 0u;
   return i;
 }
+
+static float float_of(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+static void code_index_build(code_index *t, const float *map) {
+  for (int i = 0; i < 255; i++) t->mid[i] = (map[i] + map[i + 1]) * 0.5f;
+  t->mid[255] = INFINITY;
+  t->ok = 1;
+  for (uint32_t s = 0; s < 2; s++) {
+    uint32_t sb = s << 31;
+    /* |x| < 2^-23: from the smallest magnitude (0) to the largest */
+    t->tiny[s] = (uint8_t)code_search(t->mid, float_of(sb));
+    t->ok &= code_search(t->mid, float_of(sb | (TINY_BITS - 1))) == t->tiny[s];
+    t->big[s] = (uint8_t)code_search(t->mid, float_of(sb | ONE_BITS));
+    t->ok &= code_search(t->mid, float_of(sb | INF_BITS)) == t->big[s];
+    for (uint32_t k = 0; k < KEYS; k++) {
+      uint32_t lo = TINY_BITS + (k << 16), hi = lo + 0xFFFF;     /* magnitudes in the bucket */
+      float first = float_of(sb | (s ? hi : lo)), last = float_of(sb | (s ? lo : hi));   /* smallest, largest x */
+      unsigned b = code_search(t->mid, first);
+      t->base[s][k] = (uint8_t)b;
+      t->ok &= code_search(t->mid, last) <= b + 1;
+    }
+  }
+}
+
+static void code_index_init(void) {
+  code_index_build(&code_signed, map_signed);
+  code_index_build(&code_unsigned, map_unsigned);
+}
+
+static const code_index *code_index_get(int is_signed) {
+  pthread_once(&code_once, code_index_init);
+  return is_signed ? &code_signed : &code_unsigned;
+}
+
+static inline unsigned nearest_code(const code_index *t, float x) {
+  if (!t->ok) return code_search(t->mid, x);
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  uint32_t mag = u & 0x7FFFFFFFu, sign = u >> 31;
+  if (mag < TINY_BITS) return t->tiny[sign];
+  if (mag >= ONE_BITS) return mag > INF_BITS ? 0u : t->big[sign];
+  unsigned b = t->base[sign][(mag >> 16) - (TINY_BITS >> 16)];
+  return b + (t->mid[b] < x);
+}
+
+/* For tests: the lookup, the search it must equal, and whether the lookup is in use. */
+unsigned optim_code_lookup(int is_signed, float x) { return nearest_code(code_index_get(is_signed), x); }
+unsigned optim_code_search(int is_signed, float x) {
+  const code_index *t = code_index_get(is_signed);
+  return x != x ? 0u : code_search(t->mid, x);
+}
+int optim_code_lookup_ok(void) { return code_index_get(1)->ok && code_index_get(0)->ok; }
 
 enum { ZERO_CODE_SIGNED = 127, ZERO_CODE_UNSIGNED = 0 };
 
@@ -201,21 +277,20 @@ static int block_size_ok(int b) {
 
 // codes (n) u8, absmax (ceil(n/block)) f32, x (n) f32
 static void quantize_blockwise(uint8_t *codes, float *absmax, const float *x, int64_t n, int is_signed, int block) {
-  code_table t;
-  code_table_init(&t, is_signed ? map_signed : map_unsigned);
+  const code_index *t = code_index_get(is_signed);
   int64_t nb = (n + block - 1) / block;
   #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t b = 0; b < nb; b++) {
     int64_t s = b * block, e = s + block < n ? s + block : n;
     float am = 0.0f;
-    for (int64_t i = s; i < e; i++) am = fmaxf(am, fabsf(x[i]));
+    for (int64_t i = s; i < e; i++) { float a = fabsf(x[i]); am = a > am ? a : am; }
     absmax[b] = am;
     if (am == 0.0f) {
       memset(codes + s, is_signed ? ZERO_CODE_SIGNED : ZERO_CODE_UNSIGNED, (size_t)(e - s));
       continue;
     }
     float inv = 1.0f / am;
-    for (int64_t i = s; i < e; i++) codes[i] = (uint8_t)nearest_code(&t, x[i] * inv);
+    for (int64_t i = s; i < e; i++) codes[i] = (uint8_t)nearest_code(t, x[i] * inv);
   }
 }
 
@@ -525,7 +600,7 @@ typedef struct step_consts {
   /* AdamW (torch: Python doubles, rounded where they meet float tensors) */
   float w_b2, w_omb1, w_omb2, w_decay, w_neg_step, w_bc2_sqrt, w_eps;
   int w_decay_on;
-  code_table t1, t2;
+  const code_index *t1, *t2;
 } step_consts;
 
 static void consts_init(step_consts *k, const lacos_optim_config *c, double lr, int t) {
@@ -549,8 +624,8 @@ static void consts_init(step_consts *k, const lacos_optim_config *c, double lr, 
   k->w_neg_step = (float)(-(lr / bc1));
   k->w_bc2_sqrt = (float)sqrt(bc2);
   k->w_eps = (float)c->eps;
-  code_table_init(&k->t1, map_signed);
-  code_table_init(&k->t2, map_unsigned);
+  k->t1 = code_index_get(1);
+  k->t2 = code_index_get(0);
 }
 
 /* One block of an 8-bit tensor (kOptimizerStatic8bit2StateBlockwise).
@@ -562,35 +637,37 @@ static int64_t adam8bit_block(const step_consts *k, float *p, const float *g, ui
   float nm1 = 0.0f, nm2 = 0.0f;
   int64_t bad = 0;
   for (int64_t j = 0; j < len; j++) {
+    /* branch-free: a non-finite gradient computes with 0 and is then masked */
     float gj = g[j];
-    if (isfinite(gj)) {
-      float vj = map_unsigned[c2[j]] * am2;
-      vj = vj * k->b2 + (k->omb2 * gj) * gj;
-      float mj = map_signed[c1[j]] * am1;
-      mj = mj * k->b1 + k->omb1 * gj;
-      m[j] = mj;
-      v[j] = vj;
-    } else {
-      m[j] = v[j] = 0.0f;
-      bad++;
-    }
-    nm1 = fmaxf(nm1, fabsf(m[j]));
-    nm2 = fmaxf(nm2, fabsf(v[j]));
+    int fin = isfinite(gj);
+    float g0 = fin ? gj : 0.0f;
+    float vj = map_unsigned[c2[j]] * am2;
+    vj = vj * k->b2 + (k->omb2 * g0) * g0;
+    float mj = map_signed[c1[j]] * am1;
+    mj = mj * k->b1 + k->omb1 * g0;
+    m[j] = fin ? mj : 0.0f;
+    v[j] = fin ? vj : 0.0f;
+    bad += !fin;
+  }
+  /* max as fmaxf (a NaN never replaces the running max), without the libm call */
+  for (int64_t j = 0; j < len; j++) {
+    float am = fabsf(m[j]), av = fabsf(v[j]);
+    nm1 = am > nm1 ? am : nm1;
+    nm2 = av > nm2 ? av : nm2;
   }
   *a1 = nm1;
   *a2 = nm2;
   for (int64_t j = 0; j < len; j++) {
-    if (!isfinite(g[j])) continue;
     float pj = p[j] + k->step_size * (m[j] / (sqrtf(v[j]) + k->eps_c2));
     if (k->decay_on) pj = pj * k->decay;
-    p[j] = pj;
+    p[j] = isfinite(g[j]) ? pj : p[j];
   }
   float inv1 = nm1 > 0.0f ? 1.0f / nm1 : 0.0f, inv2 = nm2 > 0.0f ? 1.0f / nm2 : 0.0f;
   for (int64_t j = 0; j < len; j++) {
-    unsigned q1 = nm1 > 0.0f ? nearest_code(&k->t1, m[j] * inv1) : ZERO_CODE_SIGNED;
+    unsigned q1 = nm1 > 0.0f ? nearest_code(k->t1, m[j] * inv1) : ZERO_CODE_SIGNED;
     if (signbit(map_signed[q1]) != signbit(m[j])) q1 = m[j] > 0.0f ? q1 + 1 : q1 - 1;
     c1[j] = (uint8_t)q1;
-    c2[j] = (uint8_t)(nm2 > 0.0f ? nearest_code(&k->t2, v[j] * inv2) : ZERO_CODE_UNSIGNED);
+    c2[j] = (uint8_t)(nm2 > 0.0f ? nearest_code(k->t2, v[j] * inv2) : ZERO_CODE_UNSIGNED);
   }
   return bad;
 }
@@ -600,14 +677,16 @@ static int64_t adam32_range(const step_consts *k, float *p, const float *g, floa
   int64_t bad = 0;
   for (int64_t j = 0; j < len; j++) {
     float gj = g[j];
-    if (!isfinite(gj)) { m[j] = v[j] = 0.0f; bad++; continue; }
-    float mj = m[j] * k->b1 + k->omb1 * gj;
-    float vj = v[j] * k->b2 + k->omb2 * (gj * gj);
+    int fin = isfinite(gj);
+    float g0 = fin ? gj : 0.0f;
+    float mj = m[j] * k->b1 + k->omb1 * g0;
+    float vj = v[j] * k->b2 + k->omb2 * (g0 * g0);
     float pj = p[j] + k->step_size * (mj / (sqrtf(vj) + k->eps_c2));
     if (k->decay_on) pj = pj * k->decay;
-    m[j] = mj;
-    v[j] = vj;
-    p[j] = pj;
+    m[j] = fin ? mj : 0.0f;
+    v[j] = fin ? vj : 0.0f;
+    p[j] = fin ? pj : p[j];
+    bad += !fin;
   }
   return bad;
 }
@@ -617,15 +696,18 @@ static int64_t adamw_range(const step_consts *k, float *p, const float *g, float
   int64_t bad = 0;
   for (int64_t j = 0; j < len; j++) {
     float gj = g[j];
-    if (!isfinite(gj)) { m[j] = v[j] = 0.0f; bad++; continue; }
+    int fin = isfinite(gj);
+    float g0 = fin ? gj : 0.0f;
     float pj = p[j];
     if (k->w_decay_on) pj = pj * k->w_decay;
-    float mj = m[j] + k->w_omb1 * (gj - m[j]);
-    float vj = v[j] * k->w_b2 + (k->w_omb2 * gj) * gj;
+    float mj = m[j] + k->w_omb1 * (g0 - m[j]);
+    float vj = v[j] * k->w_b2 + (k->w_omb2 * g0) * g0;
     float denom = sqrtf(vj) / k->w_bc2_sqrt + k->w_eps;
-    p[j] = pj + k->w_neg_step * (mj / denom);
-    m[j] = mj;
-    v[j] = vj;
+    pj = pj + k->w_neg_step * (mj / denom);
+    m[j] = fin ? mj : 0.0f;
+    v[j] = fin ? vj : 0.0f;
+    p[j] = fin ? pj : p[j];
+    bad += !fin;
   }
   return bad;
 }

@@ -5,6 +5,11 @@
 
 #define FX "tests/fixtures/optim/"
 
+/* optim.c internals: the nearest-code lookup, the search that defines it. */
+unsigned optim_code_lookup(int is_signed, float x);
+unsigned optim_code_search(int is_signed, float x);
+int optim_code_lookup_ok(void);
+
 static lacos_tensor *fx(const char *name) {
   char path[256];
   snprintf(path, sizeof path, FX "%s.npy", name);
@@ -149,6 +154,36 @@ static void test_quantize_matches_bitsandbytes(void) {
   quant_case("unsigned");
   quant_case("crafted");
   quant_case("signed_b64");
+}
+
+static void test_code_lookup_equals_search(void) {
+  /* Every midpoint and its float neighbours, every code, special values, and
+     a sweep over all float bit patterns in steps of 997. */
+  CHECK(optim_code_lookup_ok());
+  int64_t checked = 0, wrong = 0;
+  for (int s = 0; s < 2; s++) {
+    const float *map = lacos_optim_dynamic_map(s);
+    float probe[8];
+    for (int i = 0; i < 256; i++) {
+      float mid = i < 255 ? (map[i] + map[i + 1]) * 0.5f : map[i];
+      probe[0] = mid; probe[1] = nextafterf(mid, -INFINITY); probe[2] = nextafterf(mid, INFINITY);
+      probe[3] = map[i]; probe[4] = -mid; probe[5] = -map[i]; probe[6] = nextafterf(-mid, INFINITY); probe[7] = mid * 0.999f;
+      for (int k = 0; k < 8; k++, checked++) wrong += optim_code_lookup(s, probe[k]) != optim_code_search(s, probe[k]);
+    }
+    float special[] = { 0.0f, -0.0f, 1.0f, -1.0f, 1.0000001f, -1.0000001f, INFINITY, -INFINITY, NAN, 1e-30f, -1e-30f,
+                        0x1p-23f, -0x1p-23f, nextafterf(0x1p-23f, 0), 1e-45f };
+    for (size_t k = 0; k < sizeof special / sizeof special[0]; k++, checked++)
+      wrong += optim_code_lookup(s, special[k]) != optim_code_search(s, special[k]);
+    for (uint64_t u = 0; u <= 0xFFFFFFFFu; u += 997, checked++) {
+      uint32_t b = (uint32_t)u;
+      float x;
+      memcpy(&x, &b, 4);
+      wrong += optim_code_lookup(s, x) != optim_code_search(s, x);
+    }
+  }
+  if (wrong) printf("#   %lld of %lld probes differ\n", (long long)wrong, (long long)checked);
+  CHECK(wrong == 0);
+  CHECK(optim_code_search(1, NAN) == 0 && optim_code_lookup(1, NAN) == 0);
 }
 
 static void test_quantize_edge_cases(void) {
@@ -998,6 +1033,7 @@ static void test_bad_parameters(void) {
 int main(void) {
   RUN(test_maps_golden);
   RUN(test_quantize_matches_bitsandbytes);
+  RUN(test_code_lookup_equals_search);
   RUN(test_quantize_edge_cases);
   RUN(test_adam8bit_matches_kernel_model);
   RUN(test_adam8bit_nonfinite_and_decay_match_kernel_model);
