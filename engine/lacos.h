@@ -460,9 +460,9 @@ int lacos_optim_step(lacos_optim *o, double lr);
 int lacos_optim_zero_grad(lacos_optim *o);
 /* Global L2 norm of all gradients (accumulated in double, fixed order). */
 int lacos_optim_grad_norm(lacos_optim *o, double *norm);
-/* torch.nn.utils.clip_grad_norm_: when the norm exceeds max_norm (> 0) the
-   gradients are scaled by max_norm / (norm + 1e-6). A non-finite norm is
-   reported in *norm_before and nothing is scaled. */
+/* torch.nn.utils.clip_grad_norm_: when the norm exceeds max_norm (> 0; inf
+   only measures) the gradients are scaled by max_norm / (norm + 1e-6). A
+   non-finite norm is reported in *norm_before and nothing is scaled. */
 int lacos_optim_clip_grad_norm(lacos_optim *o, double max_norm, double *norm_before);
 int lacos_optim_step_count(const lacos_optim *o);
 /* Gradient elements that were NaN or infinite in the last step. */

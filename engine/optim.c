@@ -786,7 +786,9 @@ int lacos_optim_grad_norm(lacos_optim *o, double *norm) {
 
 int lacos_optim_clip_grad_norm(lacos_optim *o, double max_norm, double *norm_before) {
   if (!o || !norm_before) return fail(LACOS_EINVAL, "optimizer or norm is missing");
-  if (!(max_norm > 0) || isinf(max_norm)) return fail(LACOS_EINVAL, "clip_grad_norm: max_norm must be a positive number, got %g", max_norm);
+  if (!(max_norm > 0))
+    return fail(LACOS_EINVAL, "clip_grad_norm: max_norm must be a positive number (inf only measures the norm), got %g",
+                max_norm);
   TRY(lacos_optim_grad_norm(o, norm_before));
   double norm = *norm_before;
   if (!isfinite(norm)) return LACOS_OK;

@@ -137,8 +137,9 @@ function Optim:grad_norm()
   return norm_out[0]
 end
 -- Scales the gradients so their global L2 norm is at most max_norm (torch's
--- clip_grad_norm_); returns the norm before. A NaN/inf norm is returned and
--- nothing is scaled: the caller decides whether to skip the step.
+-- clip_grad_norm_; math.huge only measures); returns the norm before. A
+-- NaN/inf norm is returned and nothing is scaled: the caller decides whether
+-- to skip the step.
 function Optim:clip_grad_norm(max_norm)
   if type(max_norm) ~= "number" then error("clip_grad_norm: max_norm must be a number", 2) end
   check(C.lacos_optim_clip_grad_norm(live(self), max_norm, norm_out))

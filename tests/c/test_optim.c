@@ -688,7 +688,9 @@ static void test_clip_grad_norm(void) {
   double norm = 0;
   CHECK_OK(lacos_optim_grad_norm(o, &norm));
   CHECK(norm == 5.0);
-  /* max_norm above the norm: nothing changes, bit for bit */
+  /* max_norm above the norm (or inf): nothing changes, bit for bit */
+  CHECK_OK(lacos_optim_clip_grad_norm(o, INFINITY, &norm));
+  CHECK(norm == 5.0 && ((float *)ga->data)[0] == 3.0f && ((float *)gb->data)[1] == 4.0f);
   CHECK_OK(lacos_optim_clip_grad_norm(o, 10.0, &norm));
   CHECK(norm == 5.0 && ((float *)ga->data)[0] == 3.0f && ((float *)gb->data)[1] == 4.0f);
   /* clipped: scaled by max_norm / (norm + 1e-6) as torch */
@@ -708,6 +710,7 @@ static void test_clip_grad_norm(void) {
   CHECK(isnan(norm));
   CHECK_FAIL(lacos_optim_clip_grad_norm(o, 0.0, &norm), LACOS_EINVAL, "max_norm must be a positive number");
   CHECK_FAIL(lacos_optim_clip_grad_norm(o, -1.0, &norm), LACOS_EINVAL, "max_norm");
+  CHECK_FAIL(lacos_optim_clip_grad_norm(o, NAN, &norm), LACOS_EINVAL, "max_norm");
   CHECK_OK(lacos_optim_zero_grad(o));
   CHECK_OK(lacos_optim_grad_norm(o, &norm));
   CHECK(norm == 0.0);
