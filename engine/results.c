@@ -12,6 +12,7 @@
    script text), see USERS.md sections 2, 3 and 5. Table rebuilds in
    migrations follow SQLite's 12-step ALTER TABLE procedure. */
 #include "engine.h"
+#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1263,6 +1264,33 @@ static int find_claimable(lacos_db *db, const lacos_run_options *o, const char *
   int s = step_done(db, st, "marking stale runs dead");
   sqlite3_finalize(st);
   TRY(s);
+  /* On this host a run whose process is gone is dead at once: a SIGKILL
+     leaves no other trace, and waiting for its heartbeat to go stale would
+     make a rerun skip the point. (A recycled pid only delays this to the
+     heartbeat rule.) */
+  struct utsname u;
+  if (uname(&u) == 0) {
+    TRY(prepare(db, &st, "SELECT id, pid FROM runs WHERE experiment_id IS ? AND config_sha256 = ? AND seed IS ?"
+                         " AND status = 'running' AND host = ? AND pid IS NOT NULL"));
+    if (o->experiment_id > 0) sqlite3_bind_int64(st, 1, (sqlite3_int64)o->experiment_id); else sqlite3_bind_null(st, 1);
+    sqlite3_bind_text(st, 2, sha, -1, SQLITE_TRANSIENT);
+    if (o->has_seed) sqlite3_bind_int64(st, 3, (sqlite3_int64)o->seed); else sqlite3_bind_null(st, 3);
+    sqlite3_bind_text(st, 4, u.nodename, -1, SQLITE_TRANSIENT);
+    int64_t gone[64];
+    int ngone = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && ngone < 64) {
+      long pid = (long)sqlite3_column_int64(st, 1);
+      if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH) gone[ngone++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    for (int i = 0; i < ngone; i++) {
+      TRY(prepare(db, &st, "UPDATE runs SET status = 'dead', exit_reason = coalesce(exit_reason, 'process gone') WHERE id = ?"));
+      sqlite3_bind_int64(st, 1, (sqlite3_int64)gone[i]);
+      s = step_done(db, st, "marking a run dead");
+      sqlite3_finalize(st);
+      TRY(s);
+    }
+  }
   TRY(prepare(db, &st, "SELECT id, uuid, status FROM runs WHERE experiment_id IS ? AND config_sha256 = ? AND seed IS ?"
                        " AND status IN ('done', 'running', 'queued')"
                        " ORDER BY CASE status WHEN 'done' THEN 0 WHEN 'running' THEN 1 ELSE 2 END, id DESC LIMIT 1"));
