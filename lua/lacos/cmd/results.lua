@@ -389,7 +389,51 @@ sub.sql = {
   end,
 }
 
-M.order = { "list", "show", "compare", "sql" }
+sub.scale = {
+  usage = "lacos results scale [EXPERIMENT]",
+  summary = "the paper-style table of a scaling sweep (default experiment: scale): rows model, columns STS sets, a block per data amount",
+  options = {},
+  max_args = 1,
+  run = function(db, opts, a, out)
+    local report = require "lacos.report"
+    local data = report.collect(db, a[1] or "scale")
+    if opts.json or opts.csv then
+      local cols, rows = report.table_rows(data)
+      emit(out, opts, cols, rows)
+    else
+      out:write(report.format_table(data), "\n")
+    end
+    return 0
+  end,
+}
+
+sub.plot = {
+  usage = "lacos results plot [EXPERIMENT] [--out DIR]",
+  summary = "PNG and SVG plots of a scaling sweep into results/ (Spearman vs parameters, vs training pairs)",
+  options = { out = true },
+  max_args = 1,
+  run = function(db, opts, a, out)
+    local report = require "lacos.report"
+    local files = report.plot(report.collect(db, a[1] or "scale"), opts.out or "results")
+    for _, f in ipairs(files) do out:write(f, "\n") end
+    return 0
+  end,
+}
+
+sub.mteb = {
+  usage = "lacos results mteb RUN",
+  summary = "a run's final STS scores as MTEB-format JSON",
+  options = {},
+  min_args = 1,
+  max_args = 1,
+  run = function(db, opts, a, out)
+    local id = db:resolve(a[1])
+    print_json(out, require("lacos.report").mteb(db, id))
+    return 0
+  end,
+}
+
+M.order = { "list", "show", "compare", "sql", "scale", "plot", "mteb" }
 
 -- ---------------------------------------------------------------- command
 
@@ -409,7 +453,7 @@ end
 
 M.spec = {
   name = "results",
-  usage = "lacos results [list|show|compare|sql] [ARGS...] [options]",
+  usage = "lacos results [list|show|compare|sql|scale|plot|mteb] [ARGS...] [options]",
   summary = "List, show, compare and query runs in the results database.",
   description = description(),
   options = {
@@ -420,6 +464,7 @@ M.spec = {
     { "--experiment", "NAME", "list: only runs of this experiment" },
     { "--limit", "N", "list: at most N runs (default 50)", type = "integer", min = 1 },
     { "--all", nil, "list: every run; compare: also params equal in all runs" },
+    { "--out", "DIR", "plot: where the images go (default results)" },
   },
   positional = { min = 0, names = "SUBCOMMAND ARGS" },
   examples = {
@@ -428,10 +473,12 @@ M.spec = {
     "lacos results show 12",
     "lacos results compare 12 13 14",
     "lacos results sql \"SELECT run_id, spearman FROM sts_results WHERE dataset = ? ORDER BY spearman DESC\" stsb --csv",
+    "lacos results scale",
+    "lacos results plot scale --out results",
   },
 }
 
-local OPTION_FLAGS = { status = "--status", experiment = "--experiment", limit = "--limit", all = "--all" }
+local OPTION_FLAGS = { status = "--status", experiment = "--experiment", limit = "--limit", all = "--all", out = "--out" }
 
 function M.run(opts)
   local a = opts._ or {}
