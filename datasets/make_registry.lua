@@ -255,8 +255,13 @@ do
   }
   local subs = {}
   for _, t in ipairs(tracks) do
-    local s = { name = t[2], lang1 = t[3], lang2 = t[4], mteb = t[5],
-                aliases = { t[1]:match("^(track%w+)"), t[1] },
+    local tag = t[1]:match("^track%w+%.(.+)$")
+    local aliases = { t[1]:match("^(track%w+)"), t[1] }
+    -- the file-name language tag too, unless another track is named that way (4b's "es-en" is 4a)
+    local taken = false
+    for _, u in ipairs(tracks) do if u[2] == tag then taken = true end end
+    if tag ~= t[2] and not taken then aliases[#aliases + 1] = tag end
+    local s = { name = t[2], lang1 = t[3], lang2 = t[4], mteb = t[5], aliases = aliases,
                 input = "sts/sts17/STS2017.eval.v1.1/STS.input." .. t[1] .. ".txt",
                 gold = "sts/sts17/STS2017.gs/STS.gs." .. t[1] .. ".txt" }
     if t[1] == "track6.tr-en" then s.truncate_input = true end

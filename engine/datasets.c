@@ -19,6 +19,9 @@
 #include <openssl/evp.h>
 
 enum { MAX_FIELDS = 64 };
+/* The row-level helpers return a count or -status; NEG passes a failing
+   status up negated. */
+#define NEG(expr) do { int neg_status_ = (expr); if (neg_status_ != LACOS_OK) return -neg_status_; } while (0)
 #define DEFAULT_MAX_LINE (1u << 20)
 #define DEFAULT_MAX_FILE (8.0 * 1024 * 1024 * 1024)
 #define ARENA_BLOCK (4u << 20)
@@ -242,7 +245,7 @@ static void lr_close(linereader *lr) {
   lr->buf = NULL;
 }
 
-/* 1 = a line, 0 = end of file, < 0 = error status. */
+/* 1 = a line, 0 = end of file, -status on an error. */
 static int lr_next(linereader *lr, char **line, size_t *len) {
   for (;;) {
     char *nl = lr->start < lr->end ? memchr(lr->buf + lr->start, '\n', lr->end - lr->start) : NULL;
@@ -250,7 +253,7 @@ static int lr_next(linereader *lr, char **line, size_t *len) {
     if (!nl && !lr->eof) {
       /* \r\n is allowed on top of a line of max_line bytes. */
       if (avail > lr->max_line + 1)
-        return fail(LACOS_ELIMIT, "%s:%lld: line is longer than the limit of %zu bytes (max_line_bytes)",
+        return -fail(LACOS_ELIMIT, "%s:%lld: line is longer than the limit of %zu bytes (max_line_bytes)",
                     lr->path, (long long)lr->lineno + 1, lr->max_line);
       if (lr->start > 0) {
         memmove(lr->buf, lr->buf + lr->start, avail);
@@ -262,13 +265,13 @@ static int lr_next(linereader *lr, char **line, size_t *len) {
         if (ncap > lr->max_line + 3) ncap = lr->max_line + 3;
         if (ncap <= lr->cap) ncap = lr->cap + 1;
         char *nb = realloc(lr->buf, ncap);
-        if (!nb) return fail(LACOS_ENOMEM, "%s: out of memory", lr->path);
+        if (!nb) return -fail(LACOS_ENOMEM, "%s: out of memory", lr->path);
         lr->buf = nb;
         lr->cap = ncap;
       }
       size_t got = fread(lr->buf + lr->end, 1, lr->cap - 1 - lr->end, lr->f);
       if (got == 0) {
-        if (ferror(lr->f)) return fail_errno("%s: read failed", lr->path);
+        if (ferror(lr->f)) return -fail_errno("%s: read failed", lr->path);
         lr->eof = true;
       }
       lr->end += got;
@@ -282,15 +285,15 @@ static int lr_next(linereader *lr, char **line, size_t *len) {
     lr->lineno++;
     if (n && p[n - 1] == '\r') p[--n] = 0;
     if (n > lr->max_line)
-      return fail(LACOS_ELIMIT, "%s:%lld: line is longer than the limit of %zu bytes (max_line_bytes)",
+      return -fail(LACOS_ELIMIT, "%s:%lld: line is longer than the limit of %zu bytes (max_line_bytes)",
                   lr->path, (long long)lr->lineno, lr->max_line);
     if (lr->lineno == 1 && n >= 3 && (unsigned char)p[0] == 0xef && (unsigned char)p[1] == 0xbb && (unsigned char)p[2] == 0xbf) {
       p += 3;
       n -= 3;
     }
-    if (memchr(p, 0, n)) return fail(LACOS_EFORMAT, "%s:%lld: NUL byte in a text line (binary file?)", lr->path, (long long)lr->lineno);
+    if (memchr(p, 0, n)) return -fail(LACOS_EFORMAT, "%s:%lld: NUL byte in a text line (binary file?)", lr->path, (long long)lr->lineno);
     if ((lr->lineno & 0xffff) == 0 && lacos_interrupt_pending())
-      return fail(LACOS_EINTERRUPTED, "%s: interrupted", lr->path);
+      return -fail(LACOS_EINTERRUPTED, "%s: interrupted", lr->path);
     *line = p;
     *len = n;
     return 1;
@@ -350,7 +353,7 @@ static bool ascii_ieq(const char *a, size_t n, const char *b) {
   return true;
 }
 
-/* 1 = label parsed, 0 = unlabeled row to skip, < 0 = error. */
+/* 1 = label parsed, 0 = unlabeled row to skip, -status on an error. */
 static int parse_label(const char *where, long long line, const char *p, size_t n, const lacos_read_spec *spec, int32_t *label) {
   while (n && is_space((unsigned char)*p)) { p++; n--; }
   while (n && is_space((unsigned char)p[n - 1])) n--;
@@ -360,14 +363,14 @@ static int parse_label(const char *where, long long line, const char *p, size_t 
     if (ascii_ieq(p, n, "entailment")) { *label = LACOS_ENTAILMENT; return 1; }
     if (ascii_ieq(p, n, "neutral")) { *label = LACOS_NEUTRAL; return 1; }
     if (ascii_ieq(p, n, "contradiction")) { *label = LACOS_CONTRADICTION; return 1; }
-    return fail(LACOS_EFORMAT, "%s:%lld: label '%.*s' is not entailment, neutral or contradiction",
+    return -fail(LACOS_EFORMAT, "%s:%lld: label '%.*s' is not entailment, neutral or contradiction",
                 where, line, (int)(n > 40 ? 40 : n), p);
   case LACOS_LABELS_BINARY:
     if (n == 1 && (p[0] == '0' || p[0] == '1')) { *label = p[0] - '0'; return 1; }
-    return fail(LACOS_EFORMAT, "%s:%lld: label '%.*s' is not 0 or 1", where, line, (int)(n > 40 ? 40 : n), p);
+    return -fail(LACOS_EFORMAT, "%s:%lld: label '%.*s' is not 0 or 1", where, line, (int)(n > 40 ? 40 : n), p);
   case LACOS_LABELS_INT:
     if (parse_int(p, n, label)) return 1;
-    return fail(LACOS_EFORMAT, "%s:%lld: label '%.*s' is not an integer", where, line, (int)(n > 40 ? 40 : n), p);
+    return -fail(LACOS_EFORMAT, "%s:%lld: label '%.*s' is not an integer", where, line, (int)(n > 40 ? 40 : n), p);
   default:
     *label = LACOS_NO_LABEL;
     return 1;
@@ -426,14 +429,14 @@ static int add_record(lacos_pairset *s, const lacos_read_spec *spec, const char 
   return add_record2(s, spec, where, where, line, t1, n1, t2, n2, t3, n3, score, label);
 }
 
-/* Takes the mapped columns of one split row: 1 = added, 0 = skipped. */
+/* Takes the mapped columns of one split row: 1 = added, 0 = skipped, -status on an error. */
 static int take_row(lacos_pairset *s, const lacos_read_spec *spec, const char *where, long long line, const row *r,
                     int min_fields, const char *sep) {
   if (r->nf < min_fields)
-    return fail(LACOS_EFORMAT, "%s:%lld: expected at least %d %s-separated fields, found %d", where, line, min_fields,
+    return -fail(LACOS_EFORMAT, "%s:%lld: expected at least %d %s-separated fields, found %d", where, line, min_fields,
                 sep, r->nf);
   if (spec->max_fields > 0 && r->nf > spec->max_fields)
-    return fail(LACOS_EFORMAT, "%s:%lld: expected at most %d fields, found %d", where, line, spec->max_fields, r->nf);
+    return -fail(LACOS_EFORMAT, "%s:%lld: expected at most %d fields, found %d", where, line, spec->max_fields, r->nf);
   if (spec->filter_col) {
     int c = spec->filter_col - 1;
     if (r->n[c] != strlen(spec->filter_value) || memcmp(r->f[c], spec->filter_value, r->n[c]) != 0) return 0;
@@ -448,12 +451,12 @@ static int take_row(lacos_pairset *s, const lacos_read_spec *spec, const char *w
   }
   if (spec->col_score) {
     int c = spec->col_score - 1;
-    TRY(parse_score_field(where, line, spec->col_score, r->f[c], r->n[c], spec, &score));
+    NEG(parse_score_field(where, line, spec->col_score, r->f[c], r->n[c], spec, &score));
   }
   const char *t3 = NULL;
   size_t n3 = 0;
   if (spec->col_s3) { t3 = r->f[spec->col_s3 - 1]; n3 = r->n[spec->col_s3 - 1]; }
-  TRY(add_record(s, spec, where, line, r->f[spec->col_s1 - 1], r->n[spec->col_s1 - 1],
+  NEG(add_record(s, spec, where, line, r->f[spec->col_s1 - 1], r->n[spec->col_s1 - 1],
                  r->f[spec->col_s2 - 1], r->n[spec->col_s2 - 1], t3, n3, score, label));
   return 1;
 }
@@ -489,7 +492,7 @@ int lacos_pairset_read_tsv(lacos_pairset *s, const char *path, const lacos_read_
   row r;
   while (st == LACOS_OK) {
     int got = lr_next(&lr, &line, &len);
-    if (got < 0) { st = got; break; }
+    if (got < 0) { st = -got; break; }
     if (got == 0) break;
     if (lr.lineno <= spec->header) continue;
     lacos_pair_subset *sub = &s->subsets[s->nsub - 1];
@@ -501,7 +504,7 @@ int lacos_pairset_read_tsv(lacos_pairset *s, const char *path, const lacos_read_
     sub->lines++;
     split_tab(line, len, &r);
     int t = take_row(s, spec, path, lr.lineno, &r, min_fields, "TAB");
-    if (t < 0) st = t;
+    if (t < 0) st = -t;
     else if (t == 0) s->subsets[s->nsub - 1].skipped++;
   }
   lr_close(&lr);
@@ -530,7 +533,7 @@ static int csv_push(csvbuf *b, char c, const char *path, long long line) {
 
 /* Reads one record (which may span lines inside quotes) into b, with the
    unescaped fields separated by NUL bytes; offsets go to r. 1 = record,
-   0 = end of file. *first_line receives the line the record starts on. */
+   0 = end of file, -status on an error. *first_line receives the line the record starts on. */
 static int csv_record(linereader *lr, csvbuf *b, row *r, long long *first_line, bool *is_blank) {
   char *line;
   size_t len;
@@ -551,30 +554,30 @@ static int csv_record(linereader *lr, csvbuf *b, row *r, long long *first_line, 
       for (;;) {
         if (i >= len) {
           /* a newline inside quotes belongs to the field */
-          TRY(csv_push(b, '\n', lr->path, *first_line));
+          NEG(csv_push(b, '\n', lr->path, *first_line));
           got = lr_next(lr, &line, &len);
           if (got < 0) return got;
-          if (got == 0) return fail(LACOS_EFORMAT, "%s:%lld: quoted field never closed (end of file)", lr->path, *first_line);
+          if (got == 0) return -fail(LACOS_EFORMAT, "%s:%lld: quoted field never closed (end of file)", lr->path, *first_line);
           i = 0;
           continue;
         }
         char c = line[i++];
         if (c == '"') {
-          if (i < len && line[i] == '"') { TRY(csv_push(b, '"', lr->path, *first_line)); i++; continue; }
+          if (i < len && line[i] == '"') { NEG(csv_push(b, '"', lr->path, *first_line)); i++; continue; }
           break;   /* closing quote */
         }
-        TRY(csv_push(b, c, lr->path, *first_line));
+        NEG(csv_push(b, c, lr->path, *first_line));
       }
       if (i < len && line[i] != ',')
-        return fail(LACOS_EFORMAT, "%s:%lld: unexpected character '%c' after a closing quote", lr->path, (long long)lr->lineno, line[i]);
+        return -fail(LACOS_EFORMAT, "%s:%lld: unexpected character '%c' after a closing quote", lr->path, (long long)lr->lineno, line[i]);
     } else {
       while (i < len && line[i] != ',') {
         if (line[i] == '"')
-          return fail(LACOS_EFORMAT, "%s:%lld: quote inside an unquoted field (field %d)", lr->path, (long long)lr->lineno, nf);
-        TRY(csv_push(b, line[i++], lr->path, *first_line));
+          return -fail(LACOS_EFORMAT, "%s:%lld: quote inside an unquoted field (field %d)", lr->path, (long long)lr->lineno, nf);
+        NEG(csv_push(b, line[i++], lr->path, *first_line));
       }
     }
-    TRY(csv_push(b, 0, lr->path, *first_line));
+    NEG(csv_push(b, 0, lr->path, *first_line));
     if (i >= len) break;
     i++;   /* the comma */
   }
@@ -602,7 +605,7 @@ int lacos_pairset_read_csv(lacos_pairset *s, const char *path, const lacos_read_
     long long line = 0;
     bool is_blank = false;
     int got = csv_record(&lr, &b, &r, &line, &is_blank);
-    if (got < 0) { st = got; break; }
+    if (got < 0) { st = -got; break; }
     if (got == 0) break;
     if (records++ < spec->header) continue;
     lacos_pair_subset *sub = &s->subsets[s->nsub - 1];
@@ -613,7 +616,7 @@ int lacos_pairset_read_csv(lacos_pairset *s, const char *path, const lacos_read_
     }
     sub->lines++;
     int t = take_row(s, spec, path, line, &r, min_fields, "comma");
-    if (t < 0) st = t;
+    if (t < 0) st = -t;
     else if (t == 0) sub->skipped++;
   }
   free(b.p);
@@ -648,7 +651,7 @@ int lacos_pairset_read_gold(lacos_pairset *s, const char *input, const char *gol
   size_t len;
   for (;;) {
     int got = lr_next(&lr, &line, &len);
-    if (got < 0) { st = got; break; }
+    if (got < 0) { st = -got; break; }
     if (got == 0) break;
     if (ng == capg) {
       capg = capg ? capg * 2 : 1024;
@@ -676,7 +679,7 @@ int lacos_pairset_read_gold(lacos_pairset *s, const char *input, const char *gol
   size_t ni = 0;
   while (st == LACOS_OK) {
     int got = lr_next(&lr, &line, &len);
-    if (got < 0) { st = got; break; }
+    if (got < 0) { st = -got; break; }
     if (got == 0) break;
     ni++;
     lacos_pair_subset *sub = &s->subsets[s->nsub - 1];
@@ -731,12 +734,12 @@ int lacos_pairset_read_lines(lacos_pairset *s, const char *path1, const char *pa
     char *l1 = NULL, *l2 = NULL, *l3 = NULL;
     size_t n1 = 0, n2 = 0, n3 = 0;
     int g1 = lr_next(&a, &l1, &n1);
-    if (g1 < 0) { st = g1; break; }
+    if (g1 < 0) { st = -g1; break; }
     /* a's line lives in a's buffer, untouched by the other readers */
     int g2 = lr_next(&b, &l2, &n2);
-    if (g2 < 0) { st = g2; break; }
+    if (g2 < 0) { st = -g2; break; }
     int g3 = g1;
-    if (labels) { g3 = lr_next(&c, &l3, &n3); if (g3 < 0) { st = g3; break; } }
+    if (labels) { g3 = lr_next(&c, &l3, &n3); if (g3 < 0) { st = -g3; break; } }
     if (g1 == 0 && g2 == 0 && g3 == 0) break;
     if (g1 != g2 || g1 != g3) {
       const char *shortp = g1 == 0 ? path1 : g2 == 0 ? path2 : labels;
@@ -753,7 +756,7 @@ int lacos_pairset_read_lines(lacos_pairset *s, const char *path1, const char *pa
     int32_t label = LACOS_NO_LABEL;
     if (labels) {
       int t = parse_label(labels, line, l3, n3, spec, &label);
-      if (t < 0) { st = t; break; }
+      if (t < 0) { st = -t; break; }
       if (t == 0) { sub->skipped++; continue; }
     }
     st = add_record2(s, spec, path1, path2, line, l1, n1, l2, n2, NULL, 0, NAN, label);
@@ -800,7 +803,7 @@ int lacos_pairset_read_jsonl(lacos_pairset *s, const char *path, const lacos_rea
   size_t len;
   while (st == LACOS_OK) {
     int got = lr_next(&lr, &line, &len);
-    if (got < 0) { st = got; break; }
+    if (got < 0) { st = -got; break; }
     if (got == 0) break;
     if (lr.lineno <= spec->header) continue;
     lacos_pair_subset *sub = &s->subsets[s->nsub - 1];
@@ -833,7 +836,7 @@ int lacos_pairset_read_jsonl(lacos_pairset *s, const char *path, const lacos_rea
         st = json_text(o, spec->key_label, path, ln, true, &tl, &nl);
         if (!st) {
           int t = parse_label(path, ln, tl, nl, spec, &label);
-          if (t < 0) st = t;
+          if (t < 0) st = -t;
           else keep = t;
         }
       }

@@ -57,6 +57,8 @@ static bool constant(const double *x, int64_t n) {
 /* Pearson of finite, non-constant inputs, the way scipy computes it: centre,
    scale by the largest magnitude (no overflow), divide by the norms. */
 static double pearson_core(const double *x, const double *y, int64_t n) {
+  /* two points are exactly (anti)correlated; scipy returns the sign product */
+  if (n == 2) return (x[1] > x[0] ? 1.0 : -1.0) * (y[1] > y[0] ? 1.0 : -1.0);
   double sx = 0, sy = 0;
   for (int64_t i = 0; i < n; i++) { sx += x[i]; sy += y[i]; }
   double mx = sx / (double)n, my = sy / (double)n;

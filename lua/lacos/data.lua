@@ -184,10 +184,10 @@ function PairSet:_refresh()
 end
 
 local function rec(self, i)
+  if not self.ptr then error("pair set was freed", 3) end
   if type(i) ~= "number" or i < 1 or i > self.n or i ~= math.floor(i) then
     error(("pair index %s out of range 1..%d"):format(tostring(i), self.n), 3)
   end
-  if not self.ptr then error("pair set was freed", 3) end
   return self.recs[i - 1]
 end
 
@@ -800,7 +800,7 @@ function M.pull(id, opts)
     else
       targets[1] = d.path
     end
-    local url = mirror_url(opts.url or d.url, mirror)
+    local url = opts.url or mirror_url(d.url, mirror)   -- an explicit --url is used as given
     if not opts.force and present(targets) then
       record.sources[#record.sources + 1] = { url = url, skipped = "already present" }
     else
