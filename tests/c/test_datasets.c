@@ -573,6 +573,74 @@ static void test_cosine(void) {
   lacos_tensor_free(a); lacos_tensor_free(b); lacos_tensor_free(h); lacos_tensor_free(c); lacos_tensor_free(i32);
 }
 
+/* ---------------------------------------------------------------- garbage in */
+
+/* Random files built from the pieces the readers care about (fields of
+   words, numbers and labels, TABs, commas, quotes, CR, BOM, blank lines, JSON
+   fragments, stray bytes): every reader returns OK or an error naming the
+   file, never crashes (run under make SAN=1 to catch memory errors). */
+static void test_garbage_never_crashes(void) {
+  static const char *pieces[] = {
+    "A man sleeps.", "Ein Hund", "\"quoted\"", "\"a, b\"", "\"\"", "x\"y", "3.5", "0", "5.000", "4,5", "-1", "2.400000",
+    "entailment", "NEUTRAL", "contradiction", "-", "", " ", "\xc3\xa9t\xc3\xa9", "\xf0\x9f\x98\x80", "\xff", "\xc0\xaf",
+    "{\"sentence1\": \"a\", \"sentence2\": \"b\", \"gold_label\": \"neutral\"}", "{\"sentence1\": 1}", "[", "\\u00e9",
+  };
+  static const char *seps[] = { "\t", "\t", "\t", ",", "\t\t" };
+  static const char *ends[] = { "\n", "\n", "\r\n", "\n\n", "\r" };
+  enum { NP = sizeof pieces / sizeof *pieces };
+  char buf[2048];
+  uint64_t seed = 12345, c = 0;
+  int ok = 0, failed = 0;
+  for (int iter = 0; iter < 400; iter++) {
+    size_t n = 0;
+    if (rng_u64(seed, c++) % 8 == 0) { memcpy(buf, "\xef\xbb\xbf", 3); n = 3; }
+    int lines = (int)(rng_u64(seed, c++) % 8);
+    int fields = 1 + (int)(rng_u64(seed, c++) % 5);
+    for (int l = 0; l < lines; l++) {
+      int nf = rng_u64(seed, c++) % 6 == 0 ? 1 + (int)(rng_u64(seed, c++) % 6) : fields;
+      for (int f = 0; f < nf; f++) {
+        const char *piece = pieces[rng_u64(seed, c++) % NP];
+        const char *sep = f + 1 < nf ? seps[rng_u64(seed, c++) % 5] : ends[rng_u64(seed, c++) % 5];
+        if (n + strlen(piece) + strlen(sep) + 1 >= sizeof buf) break;
+        memcpy(buf + n, piece, strlen(piece)); n += strlen(piece);
+        if (l + 1 < lines || f + 1 < nf || rng_u64(seed, c++) % 3) { memcpy(buf + n, sep, strlen(sep)); n += strlen(sep); }
+      }
+    }
+    const char *p = scratch("garbage.txt", buf, (long)n);
+    /* a second file: the same lines' tail, for gold pairing and aligned reads */
+    const char *q = scratch("garbage2.txt", buf + n / 2, (long)(n - n / 2));
+    lacos_pairset *s = fresh();
+    lacos_read_spec sp;
+    lacos_read_spec_init(&sp);
+    sp.col_s1 = 1; sp.col_s2 = 2 + iter % 2; sp.col_score = iter % 4 == 0 ? 0 : 3 - iter % 2;
+    sp.col_label = iter % 5 == 0 ? 4 : 0; sp.label_kind = iter % 5 == 0 ? LACOS_LABELS_NLI : 0;
+    sp.header = iter % 7 == 0; sp.skip_blank = iter % 3 == 0; sp.allow_empty = iter % 2; sp.skip_unlabeled = iter % 2;
+    sp.max_line_bytes = iter % 10 == 0 ? 40 : 0;
+    sp.truncate_input = iter % 2;
+    int st[5] = {
+      lacos_pairset_read_tsv(s, p, &sp), lacos_pairset_read_csv(s, p, &sp), lacos_pairset_read_gold(s, p, q, &sp),
+      lacos_pairset_read_lines(s, p, q, iter % 2 && sp.label_kind ? q : NULL, &sp), lacos_pairset_read_jsonl(s, p, &sp),
+    };
+    for (int k = 0; k < 5; k++) {
+      if (st[k] == LACOS_OK) ok++;
+      else {
+        failed++;
+        if (!strstr(lacos_last_error(), "garbage")) { printf("#   reader %d: message without the file: %s\n", k, lacos_last_error()); CHECK(0); }
+      }
+    }
+    /* whatever was read is consistent */
+    const lacos_pair *r = lacos_pairset_pairs(s);
+    for (int i = 0; i < lacos_pairset_size(s); i++) CHECK(r[i].s1 && r[i].s2 && (int)strlen(r[i].s1) == r[i].len1);
+    lacos_pairset *t = NULL;
+    if (lacos_pairset_nli_triplets(&t, s, iter % 3, iter % 2 ? -1 : iter) == LACOS_OK) lacos_pairset_free(t);
+    char hex[65];
+    CHECK_OK(lacos_pairset_sha256(s, hex));
+    lacos_pairset_free(s);
+  }
+  printf("# 400 random files x 5 readers: %d read, %d rejected\n", ok, failed);
+  CHECK(ok > 100 && failed > 100);
+}
+
 int main(void) {
   RUN(test_tab_quotes_are_data);
   RUN(test_crlf_and_bom);
@@ -592,5 +660,6 @@ int main(void) {
   RUN(test_ranks);
   RUN(test_correlations);
   RUN(test_cosine);
+  RUN(test_garbage_never_crashes);
   TEST_EXIT();
 }
