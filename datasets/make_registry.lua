@@ -12,6 +12,21 @@
 -- not in the shared folder (the NLI training sets) carry the addresses their
 -- publishers give; no sha256 is published for them, so theirs is null and
 -- `lacos data pull` asks for --sha256 or --no-verify.
+--
+-- Schema of a set (registry.json and <data root>/registry.local.json):
+--   id, title, kind (sts | nli | pairs | bitext), languages, licence, homepage, notes
+--   format = { reader = tsv | csv | gold | lines | jsonl, header = lines to skip,
+--              columns = { s1, s2[, s3][, score][, label][, split] } (1-based numbers, or
+--              header names when header = 1), min_fields, max_fields, score_range = {lo, hi},
+--              labels = nli | binary | int, skip_unlabeled, keys = { s1, s2, label } (jsonl) }
+--   default_split, splits = { NAME = { pairs = verified count | pairs_reported = upstream count,
+--              format = (optional override), subsets = { { name, lang1, lang2, aliases, mteb,
+--              file | input + gold | files = {s1, s2[, labels]}, filter = split value,
+--              truncate_input } } } }
+--   files = { { path (relative to the data root), bytes, sha256 (null when unknown) } }
+--   download = { { url, path } (one file, checked against files) |
+--                { url, archive = "tar.gz" | "zip", members = { [archive path] = path }, sha256 } |
+--                { url, archive = "gz", path } }
 local json = require "lacos.json"
 local shared = assert(arg[1], "usage: make_registry.lua SHARED_DATASETS_DIR")
 

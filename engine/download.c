@@ -44,6 +44,7 @@ typedef struct transfer {
   /* progress */
   int progress;
   double total_hint, last_print, start_time;
+  bool printed_done;
 } transfer;
 
 static double now_s(void) {
@@ -113,7 +114,9 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
   if (lacos_interrupt_pending()) return 1;   /* aborts the transfer; dest.part stays for a resume */
   if (!t->progress) return 0;
   double now = now_s();
-  if (now - t->last_print < 0.25 && !(dltotal > 0 && dlnow == dltotal)) return 0;
+  bool done = dltotal > 0 && dlnow == dltotal;
+  if (done ? t->printed_done : (now - t->last_print < 0.25 || dlnow == 0)) return 0;
+  if (done) t->printed_done = true;
   t->last_print = now;
   double have = t->offset + (double)dlnow;
   double total = dltotal > 0 ? t->offset + (double)dltotal : t->total_hint;

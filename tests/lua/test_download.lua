@@ -152,6 +152,17 @@ H.test("size mismatches: too short keeps the .part, too long removes it", functi
   H.truthy(not H.exists(out .. "/t.bin.part"))
 end)
 
+H.test("an interrupt (Ctrl-C) stops the transfer and keeps the .part", function()
+  C.lacos_interrupt_request(1)
+  local st, err = dl(srv.base .. "/f.bin", out .. "/i.bin", 300000, body_sha)
+  C.lacos_interrupt_clear()
+  H.eq(st, 8, err)
+  H.match(err, "interrupted; run again to resume")
+  H.truthy(not H.exists(out .. "/i.bin"))
+  st, err = dl(srv.base .. "/f.bin", out .. "/i.bin", 300000, body_sha)
+  H.eq(st, 0, err)
+end)
+
 H.test("redirects are followed", function()
   local st, err, hex = dl(srv.base .. "/redirect/f.bin", out .. "/d.bin", 300000, body_sha)
   H.eq(st, 0, err); H.eq(hex, body_sha)
