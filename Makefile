@@ -26,7 +26,7 @@ endif
 # missing ones when run as root, otherwise prints the apt-get line to run.
 DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev \
             libedit-dev libcurl4-openssl-dev libssl-dev libopenblas-dev libdnnl-dev gnuplot-nox sqlite3 \
-            python3 zstd lua-cjson
+            python3 zstd lua-cjson unzip
 PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libcurl libcrypto openblas
 PC_EXE := luajit
 

@@ -555,9 +555,131 @@ int lacos_checkpoint_prune(const char *dir, int keep);
 
 /* ===== datasets (datasets.c: STS, NLI and pair readers) ===== */
 
+/* A pair set: sentence pairs (or triplets) with a gold score or a label,
+   grouped into subsets (one per file read: an STS12 genre, an STS17 track, a
+   language). Records point into one text arena owned by the set, so Lua reads
+   them without a call per string. Readers follow ../shared/datasets/PITFALLS.md:
+   bytes -> drop a UTF-8 BOM -> split on \n -> strip one \r -> skip the header
+   lines -> split on TAB (never CSV quoting, except the CSV reader) -> take the
+   mapped columns. Every malformed line fails with "file:line: cause" and
+   leaves the set as it was before the call. */
+typedef struct lacos_pairset lacos_pairset;
+
+typedef enum lacos_label_kind {
+  LACOS_LABELS_NONE = 0,    /* no label column */
+  LACOS_LABELS_NLI = 1,     /* entailment / neutral / contradiction, any case */
+  LACOS_LABELS_BINARY = 2,  /* 0 / 1 (MSRP Quality) */
+  LACOS_LABELS_INT = 3      /* any integer (e.g. 0/1/2 class ids) */
+} lacos_label_kind;
+
+typedef enum lacos_nli_label {
+  LACOS_NO_LABEL = -1, LACOS_ENTAILMENT = 0, LACOS_NEUTRAL = 1, LACOS_CONTRADICTION = 2
+} lacos_nli_label;
+
+/* One record. s1/s2 (and s3 for triplets, else NULL) are NUL-terminated
+   UTF-8 inside the set's arena, valid until the set is freed. */
+typedef struct lacos_pair {
+  const char *s1, *s2, *s3;
+  int32_t len1, len2, len3;
+  int32_t label;            /* lacos_nli_label, a binary/int label, or -1 */
+  double score;             /* gold similarity; NaN when the source has none */
+  int32_t subset;           /* index into lacos_pairset_subsets */
+  int32_t line;             /* 1-based line of the (input) file it came from */
+} lacos_pair;
+
+/* Pairs first .. first+count-1 came from one read call. lang1/lang2 are the
+   languages of columns 1 and 2 as given by the caller ("" when unknown). */
+typedef struct lacos_pair_subset {
+  const char *name, *lang1, *lang2, *source;
+  int32_t first, count;
+  int32_t lines;            /* data lines seen (including unscored/skipped ones) */
+  int32_t skipped;          /* lines dropped: blank gold, unlabeled, filtered */
+} lacos_pair_subset;
+
+/* How to read one file. Columns are 1-based; 0 = absent. */
+typedef struct lacos_read_spec {
+  const char *subset;            /* subset name; NULL = the file's base name */
+  const char *lang1, *lang2;
+  int header;                    /* lines (records for CSV) to skip first */
+  int min_fields, max_fields;    /* 0 = the highest mapped column / unlimited */
+  int col_s1, col_s2, col_s3, col_score, col_label;
+  int label_kind;                /* lacos_label_kind */
+  int filter_col;                /* keep only rows whose field equals filter_value */
+  const char *filter_value;
+  int trim;                      /* strip leading/trailing ASCII whitespace from sentences */
+  int skip_blank;                /* skip blank lines instead of failing */
+  int skip_unlabeled;            /* NLI: drop rows labelled "-" or "" (SNLI's no-consensus pairs) */
+  int allow_empty;               /* accept empty sentences */
+  int truncate_input;            /* gold pairing: score only the first (gold lines) input lines (STS17 track6) */
+  double score_min, score_max;   /* accepted score range; NaN = unchecked */
+  double max_line_bytes;         /* 0 = 1 MiB */
+  double max_file_bytes;         /* 0 = 8 GiB */
+  const char *key_s1, *key_s2, *key_s3, *key_label, *key_score;  /* JSON lines */
+} lacos_read_spec;
+
+/* Defaults: header 0, trim on, NaN score range, JSON keys of SNLI/MultiNLI 1.0
+   (sentence1, sentence2, gold_label). */
+void lacos_read_spec_init(lacos_read_spec *spec);
+
+int lacos_pairset_new(lacos_pairset **out);
+void lacos_pairset_free(lacos_pairset *s);
+/* TAB-separated fields (STSb, SICK, XNLI, KorNLI, MSRP, AllNLI.tsv, generic). */
+int lacos_pairset_read_tsv(lacos_pairset *s, const char *path, const lacos_read_spec *spec);
+/* RFC 4180 comma-separated values: quoted fields, doubled quotes, commas and
+   newlines inside quotes (stsb-multi-mt, SimCSE's nli_for_simcse.csv). */
+int lacos_pairset_read_csv(lacos_pairset *s, const char *path, const lacos_read_spec *spec);
+/* STS 2012-2017: input line i pairs with gold line i; a blank gold line is an
+   unscored pair and is dropped. The files must have the same number of lines
+   unless spec->truncate_input (then only the first gold-lines inputs count). */
+int lacos_pairset_read_gold(lacos_pairset *s, const char *input, const char *gold, const lacos_read_spec *spec);
+/* Line-aligned files: sentence 1, sentence 2 and optionally one label per
+   line (SNLI InferSent s1/s2/labels, Tatoeba bitext; labels may be NULL). */
+int lacos_pairset_read_lines(lacos_pairset *s, const char *path1, const char *path2, const char *labels,
+                             const lacos_read_spec *spec);
+/* JSON lines with string fields named by spec->key_* (SNLI/MultiNLI 1.0 .jsonl). */
+int lacos_pairset_read_jsonl(lacos_pairset *s, const char *path, const lacos_read_spec *spec);
+
+int lacos_pairset_size(const lacos_pairset *s);
+/* The record array; valid until the next read into the same set. */
+const lacos_pair *lacos_pairset_pairs(const lacos_pairset *s);
+int lacos_pairset_subset_count(const lacos_pairset *s);
+const lacos_pair_subset *lacos_pairset_subsets(const lacos_pairset *s);
+double lacos_pairset_text_bytes(const lacos_pairset *s);
+/* SHA-256 over the records (s1 TAB s2 TAB s3 TAB score TAB label LF): the
+   content revision recorded with every score. */
+int lacos_pairset_sha256(const lacos_pairset *s, char *hex);
+
+/* NLI pairs -> training examples (a new set with s1 = anchor, s2 = positive,
+   s3 = negative or NULL):
+   PREMISE: one (premise, entailed hypothesis, contradicting hypothesis)
+     triplet per premise that has both, premises in first-appearance order;
+   SBERT: sentence-transformers' AllNLI recipe: every sentence collects its
+     entailment and contradiction partners in both directions; each sentence
+     with both yields (s, e, c) and (e', s, c');
+   ENTAILMENT: every entailment pair as (premise, hypothesis), no negative.
+   seed < 0 picks the first partner in file order, otherwise a seeded
+   uniform choice among the distinct partners. */
+typedef enum lacos_triplet_mode {
+  LACOS_TRIPLETS_PREMISE = 0, LACOS_TRIPLETS_SBERT = 1, LACOS_PAIRS_ENTAILMENT = 2
+} lacos_triplet_mode;
+int lacos_pairset_nli_triplets(lacos_pairset **out, const lacos_pairset *src, int mode, double seed);
+
 /* ----- end datasets ----- */
 
 /* ===== sts (sts.c: cosine scores, Spearman, Pearson) ===== */
+
+/* Cosine similarity of row i of a and row i of b, for (n, d) tensors of any
+   float dtype, computed in double: out is (n) f64. A zero row scores 0 (as
+   sentence-transformers' normalise-then-dot does). */
+int lacos_sts_cosine(lacos_tensor **out, const lacos_tensor *a, const lacos_tensor *b);
+/* Average ranks (scipy.stats.rankdata method "average", 1-based). Fails on
+   non-finite values. */
+int lacos_sts_rank(double *ranks, const double *x, int64_t n);
+/* Pearson and Spearman (Pearson of average ranks) correlation in double, as
+   scipy.stats.pearsonr / spearmanr. n >= 2. A constant input or any
+   non-finite value gives NaN (scipy gives NaN with a warning). Not x100. */
+int lacos_sts_pearson(double *r, const double *x, const double *y, int64_t n);
+int lacos_sts_spearman(double *rho, const double *x, const double *y, int64_t n);
 
 /* ----- end sts ----- */
 
@@ -746,6 +868,25 @@ void lacos_db_query_free(lacos_db_query *q);
 /* ----- end results ----- */
 
 /* ===== download (download.c: resumable verified HTTP downloads) ===== */
+
+typedef struct lacos_download_options {
+  double connect_timeout_s;  /* default 30 */
+  double stall_timeout_s;    /* abort when no byte arrives for this long; default 60 */
+  int progress;              /* 0 never, 1 when stderr is a terminal (default), 2 always */
+  int resume;                /* continue dest.part with a Range request (default 1) */
+  int max_redirects;         /* default 10 */
+} lacos_download_options;
+void lacos_download_options_init(lacos_download_options *o);
+
+/* Downloads url (http or https, redirects followed) into dest: the bytes go
+   to dest.part (resumed with a Range request when it exists; a server that
+   ignores Range restarts it), then the size (expected_bytes >= 0) and SHA-256
+   (expected_sha256 != NULL) are checked and dest.part is renamed over dest.
+   A hash or oversize mismatch removes dest.part; a short transfer keeps it for
+   the next call. sha256_out (65 bytes, may be NULL) and bytes_out (may be
+   NULL) receive what was actually fetched, also when the check fails. */
+int lacos_download(const char *url, const char *dest, double expected_bytes, const char *expected_sha256,
+                   const lacos_download_options *opt, char *sha256_out, double *bytes_out);
 
 /* ----- end download ----- */
 

@@ -7,6 +7,11 @@
 --   lacos.pairs       (anchor, positive[, negative]) training data
 --   lacos.checkpoint  run checkpoints
 --   lacos.results     the results database
+--   lacos.data        datasets: registry, readers, downloads
+--   lacos.sts         STS metrics: cosine scores, Spearman, Pearson, aggregation
+--   lacos.tokenizer   Hugging Face tokenizer.json (BLOOM's byte-level BPE)
+--   lacos.optim       AdamW and 8-bit Adam
+--   lacos.sweep       grids of runs in the results database
 -- and helpers for the engine as a whole (version, threads, memory).
 local E = require "lacos.engine"
 local ffi, C = E.ffi, E.C
