@@ -26,7 +26,7 @@ lacos.engine = E
 -- Submodules load lazily so that `require "lacos"` stays cheap.
 local submodules = {
   tensor = "lacos.tensor", results = "lacos.results", repl = "lacos.repl", util = "lacos.util",
-  args = "lacos.args",
+  args = "lacos.args", tokenizer = "lacos.tokenizer",
 }
 lacos.submodules = submodules
 setmetatable(lacos, {
