@@ -139,9 +139,10 @@ end
 -- Token ids and attention mask of a list of texts as two (n, T) i32 tensors.
 -- Options (each defaults to the tokenizer.json's padding/truncation sections):
 --   padding_side "right"|"left", pad_id, pad_length (pad every row to at least
---   this, like padding Fixed), pad_to_multiple_of, max_length, truncation
---   (true: cut rows longer than max_length; false: such a row is an error),
---   truncation_side "right"|"left" (which end is cut).
+--   this, like padding Fixed; 0 = to the longest row), pad_to_multiple_of
+--   (0 = none), max_length (0 = no limit), truncation (true: cut rows longer
+--   than max_length; false: such a row is an error), truncation_side
+--   "right"|"left" (which end is cut).
 function Tokenizer:encode_batch(texts, opts)
   opts = util.options(opts, { padding_side = util.ANY, pad_id = util.ANY, pad_length = util.ANY,
                               pad_to_multiple_of = util.ANY, max_length = util.ANY, truncation = util.ANY,
@@ -153,7 +154,7 @@ function Tokenizer:encode_batch(texts, opts)
   v = count_opt(opts.pad_id, "pad_id", 0); if v then o.pad_id = v end
   v = count_opt(opts.pad_length, "pad_length", 0); if v then o.pad_length = v end
   v = count_opt(opts.pad_to_multiple_of, "pad_to_multiple_of", 0); if v then o.pad_to_multiple_of = v end
-  v = count_opt(opts.max_length, "max_length", 1); if v then o.max_length = v end
+  v = count_opt(opts.max_length, "max_length", 0); if v then o.max_length = v end
   if opts.truncation ~= nil then
     if type(opts.truncation) ~= "boolean" then
       error("encode_batch: truncation must be true or false, got " .. tostring(opts.truncation), 2)
