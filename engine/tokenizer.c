@@ -1401,12 +1401,16 @@ static int build_merges(lacos_tokenizer *t, const json_t *model) {
   return s;
 }
 
-static int build_model(lacos_tokenizer *t, const json_t *model) {
+static int check_model_type(const json_t *model) {
   const char *type = get_type(model);
   if (type && strcmp(type, "BPE"))
     return fail(LACOS_EUNSUPPORTED, "model.type is \"%s\"; lacos runs BPE models only", type);
   if (!type && !json_object_get(model, "merges"))
     return fail(LACOS_EUNSUPPORTED, "model has no \"type\" and no merges; lacos runs BPE models only");
+  return LACOS_OK;
+}
+
+static int build_model(lacos_tokenizer *t, const json_t *model) {
   const json_t *dropout = json_object_get(model, "dropout");
   if (dropout && !json_is_null(dropout) && !(json_is_number(dropout) && json_number_value(dropout) == 0))
     return fail(LACOS_EUNSUPPORTED, "model.dropout is set; lacos runs BPE without dropout (as for inference)");
@@ -1509,6 +1513,7 @@ int lacos_tokenizer_load(lacos_tokenizer **out, const char *path) {
   if (!s && !json_is_object(model)) s = fail(LACOS_EFORMAT, "model must be an object, found %s", json_type_name(model));
   size_t added_bytes = 0;
   long long added_max = -1;
+  if (!s) s = check_model_type(model);
   if (!s) s = read_added(root, &ai, &n_ai, &added_bytes, &added_max);
   if (!s) s = build_vocab(t, model, ai, n_ai, added_bytes, added_max);
   if (!s) s = build_model(t, model);
