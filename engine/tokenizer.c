@@ -726,7 +726,7 @@ static int bpe_heap(const lacos_tokenizer *t, tok_ctx *c, int32_t *sym, size_t *
   size_t m = *m_io;
   TRY(buf_reserve(&c->nxt, m * sizeof(int32_t), "BPE scratch"));
   TRY(buf_reserve(&c->prv, m * sizeof(int32_t), "BPE scratch"));
-  TRY(buf_reserve(&c->heap, (3 * m + 2) * sizeof(uint64_t), "BPE scratch"));
+  TRY(buf_reserve(&c->heap, (m + 2) * sizeof(uint64_t), "BPE scratch"));   /* grows below if needed */
   int32_t *nx = c->nxt.p, *pv = c->prv.p;
   uint64_t *h = c->heap.p;
   size_t hn = 0;

@@ -225,7 +225,24 @@ static void test_bpe_order(void) {
   expect_bpe(t, "xaz", 1, (int[]){0});          /* characters outside the vocabulary are dropped */
   expect_bpe(t, "axa", 1, (int[]){6});          /* ... and the symbols around them may merge */
   expect_bpe(t, " a", 1, (int[]){8});           /* merges given as [a, b] pairs */
+  const char *text;
+  double len;
+  CHECK_OK(lacos_tokenizer_decode(t, &text, &len, (const int32_t[]){3, 5, 8}, 3, 0));
+  CHECK(len == 7 && !strcmp(text, "ababc a"));
   lacos_tokenizer_free(t);
+  /* Without a decoder, upstream joins the token strings with spaces. */
+  static char nodec[4096];
+  snprintf(nodec, sizeof nodec, "{\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false},\"model\":%s}", SMALL_MODEL);
+  CHECK_OK(lacos_tokenizer_load(&t, write_tmp("nodec.json", nodec)));
+  if (t) {
+    CHECK_OK(lacos_tokenizer_decode(t, &text, &len, (const int32_t[]){3, 5, 8}, 3, 0));
+    CHECK(!strcmp(text, "ab abc Ġa"));
+    const int32_t *ids;
+    int n;
+    CHECK_OK(lacos_tokenizer_encode(t, &ids, &n, "abc a", -1));   /* GPT-2's regex: "abc", " a" */
+    CHECK(n == 2 && ids[0] == 5 && ids[1] == 8);
+    lacos_tokenizer_free(t);
+  }
   /* The scan (short words) and the heap (long words) agree on real words. */
   CHECK_OK(lacos_tokenizer_load(&t, fixture("bloomlike-32k.json")));
   if (!t) return;

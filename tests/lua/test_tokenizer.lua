@@ -204,4 +204,7 @@ H.test("errors: bad arguments, bad options, bad ids, freed tokenizer", function(
   tok:free()   -- twice is fine
 end)
 
+-- Release engine objects before the exit (H.done does not close the Lua state).
+collectgarbage()
+collectgarbage()
 H.done()
