@@ -1452,7 +1452,9 @@ static int build_model(lacos_tokenizer *t, const json_t *model) {
 
 static int build_rest(lacos_tokenizer *t, const json_t *root) {
   const json_t *norm = json_object_get(root, "normalizer");
-  if (norm && !json_is_null(norm)) {
+  const json_t *nlist = json_is_object(norm) ? json_object_get(norm, "normalizers") : NULL;
+  bool empty_seq = get_type(norm) && !strcmp(get_type(norm), "Sequence") && json_is_array(nlist) && !json_array_size(nlist);
+  if (norm && !json_is_null(norm) && !empty_seq) {
     const char *type = json_is_object(norm) ? get_type(norm) : NULL;
     return fail(LACOS_EUNSUPPORTED, "normalizer type \"%s\" is not supported (lacos runs byte-level BPE without a normalizer, as BLOOM)",
                 type ? type : "?");
@@ -1606,7 +1608,8 @@ int lacos_tokenizer_encode(lacos_tokenizer *t, const int32_t **ids, int *n, cons
   c->n_ids = 0;
   TRY(encode_text(t, c, (const uint8_t *)text, nb));
   if (c->n_ids > INT32_MAX) return fail(LACOS_ELIMIT, "the text gives more than %d tokens", INT32_MAX);
-  *ids = c->ids.p;
+  static const int32_t none[1] = {0};
+  *ids = c->ids.p ? (const int32_t *)c->ids.p : none;   /* never NULL, even for no tokens */
   *n = (int)c->n_ids;
   return LACOS_OK;
 }

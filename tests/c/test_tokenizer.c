@@ -302,6 +302,11 @@ static void test_bad_files(void) {
   const char *nfkc = write_tmp("nfkc.json",
     "{\"normalizer\":{\"type\":\"NFKC\"},\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}");
   CHECK_FAIL(lacos_tokenizer_load(&t, nfkc), LACOS_EUNSUPPORTED, "normalizer type \"NFKC\"");
+  CHECK_OK(lacos_tokenizer_load(&t, write_tmp("emptyseq.json",   /* an empty normalizer Sequence does nothing */
+    "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[]},\"pre_tokenizer\":{\"type\":\"ByteLevel\"},"
+    "\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}")));
+  lacos_tokenizer_free(t);
+  t = NULL;
   CHECK_FAIL(lacos_tokenizer_load(&t, write_tmp("ws.json",
     "{\"pre_tokenizer\":{\"type\":\"Whitespace\"},\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}")),
     LACOS_EUNSUPPORTED, "pre_tokenizer type \"Whitespace\"");
@@ -450,6 +455,90 @@ static void test_encode_errors(void) {
   CHECK(bi && bi->shape[0] == 0);
   lacos_tensor_free(bi);
   lacos_tensor_free(bm);
+  lacos_tokenizer_free(t);
+}
+
+/* Mutated files and random bytes: an error or a result, never a crash. */
+static void test_fuzz(void) {
+  static char basejson[4096];
+  snprintf(basejson, sizeof basejson,
+    "{\"added_tokens\":[{\"id\":9,\"content\":\"<s>\",\"special\":true,\"lstrip\":true,\"rstrip\":true}],"
+    "\"padding\":{\"strategy\":{\"Fixed\":4},\"direction\":\"Left\",\"pad_id\":1},\"truncation\":{\"max_length\":3},"
+    "\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a+\"},"
+    "\"behavior\":\"MergedWithNext\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":true}]},"
+    "\"decoder\":{\"type\":\"ByteLevel\"},\"model\":%s}", SMALL_MODEL);
+  const char *base = write_tmp("fuzz-base.json", basejson);
+  char *orig = NULL;
+  size_t n = 0;
+  CHECK_OK(file_read_all(base, 1 << 20, &orig, &n));
+  if (!orig) return;
+  lacos_tokenizer *t = NULL;
+  CHECK_OK(lacos_tokenizer_load(&t, base));
+  lacos_tokenizer_free(t);
+  uint64_t seed = 12345;
+  int loaded = 0;
+  char *m = malloc(n + 1);
+  for (int i = 0; i < 400; i++) {
+    memcpy(m, orig, n + 1);
+    int k = 1 + (int)(rng_u64(seed, (uint64_t)i * 8) % 3);
+    for (int j = 0; j < k; j++) {
+      size_t at = rng_u64(seed, (uint64_t)i * 8 + 1 + (uint64_t)j) % n;
+      static const char pool[] = "{}[]\",:0123456789 abc\\-";
+      m[at] = pool[rng_u64(seed, (uint64_t)i * 8 + 5 + (uint64_t)j) % (sizeof pool - 1)];
+    }
+    const char *path = write_tmp("fuzz.json", m);
+    t = NULL;
+    if (lacos_tokenizer_load(&t, path) == LACOS_OK) {
+      loaded++;
+      const int32_t *ids;
+      int ni;
+      if (lacos_tokenizer_encode(t, &ids, &ni, " ab<s> abc  aaa", -1) == LACOS_OK) {
+        const char *text;
+        double len;
+        int32_t copy[64];
+        for (int q = 0; q < ni && q < 64; q++) copy[q] = ids[q];
+        lacos_tokenizer_decode(t, &text, &len, copy, ni < 64 ? ni : 64, 1);
+      }
+      lacos_tensor *a = NULL, *b = NULL;
+      const char *two[2] = {"abc abc", "a"};
+      lacos_tokenizer_encode_batch(&a, &b, t, two, NULL, 2, NULL);
+      lacos_tensor_free(a);
+      lacos_tensor_free(b);
+      lacos_tokenizer_free(t);
+    } else CHECK(lacos_last_error()[0] != 0);
+  }
+  free(m);
+  free(orig);
+  printf("#   %d of 400 mutated files still loaded\n", loaded);
+  /* Random bytes through the real tokenizer. */
+  CHECK_OK(lacos_tokenizer_load(&t, fixture("bloomlike-32k.json")));
+  if (!t) return;
+  int valid = 0;
+  for (int i = 0; i < 3000; i++) {
+    uint8_t buf[64];
+    int len = (int)(rng_u64(seed + 1, (uint64_t)i * 70) % 64);
+    for (int j = 0; j < len; j++) {
+      uint64_t r = rng_u64(seed + 1, (uint64_t)i * 70 + 1 + (uint64_t)j);
+      buf[j] = (uint8_t)(r % 4 == 0 ? 0x80 + r % 0x80 : r % 4 == 1 ? 0xC0 + (r >> 8) % 0x38 : r % 4 == 2 ? ' ' : 'a' + (r >> 8) % 26);
+    }
+    const int32_t *ids;
+    int ni;
+    int s = lacos_tokenizer_encode(t, &ids, &ni, (const char *)buf, len);
+    size_t bad;
+    bool ok = tok_utf8_valid(buf, (size_t)len, &bad);
+    CHECK(s == (ok ? LACOS_OK : LACOS_EINVAL));
+    if (s == LACOS_OK) {
+      valid++;
+      const char *text;
+      double dl;
+      int32_t copy[128];
+      int m2 = ni < 128 ? ni : 128;
+      memcpy(copy, ids, (size_t)m2 * sizeof *copy);
+      CHECK_OK(lacos_tokenizer_decode(t, &text, &dl, copy, m2, 0));
+      if (ni < 128) CHECK(dl == len && !memcmp(text, buf, (size_t)len));   /* all 256 bytes are tokens: lossless */
+    }
+  }
+  printf("#   %d of 3000 random byte strings were valid UTF-8\n", valid);
   lacos_tokenizer_free(t);
 }
 
@@ -683,6 +772,7 @@ int main(void) {
   RUN(test_limits);
   RUN(test_encode_errors);
   RUN(test_threads_agree);
+  RUN(test_fuzz);
   RUN(test_dataset_digests);
   TEST_EXIT();
 }
