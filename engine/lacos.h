@@ -262,6 +262,63 @@ int lacos_safetensors_write_sharded(const char *dir, int n, const char *const *n
 
 /* ===== tokenizer (tokenizer.c: Hugging Face tokenizer.json byte-level BPE) ===== */
 
+/* A tokenizer.json byte-level BPE as BLOOM's, giving the ids the tokenizers
+   library gives: added and special tokens split the text first, then the
+   pre-tokenizer (BLOOM's Split regex, or GPT-2's ByteLevel regex) cuts pieces,
+   each piece is mapped byte → character and merged by rank. No BOS/EOS is
+   added (BLOOM's post-processor adds none). A tokenizer is used by one thread
+   at a time; encode_list and encode_batch spread a batch over the engine's
+   threads themselves. Text is UTF-8 with an explicit byte length (len < 0:
+   NUL-terminated); invalid UTF-8 fails with LACOS_EINVAL. */
+typedef struct lacos_tokenizer lacos_tokenizer;
+
+typedef enum lacos_tokenizer_side {
+  LACOS_TOKENIZER_RIGHT = 0,
+  LACOS_TOKENIZER_LEFT = 1
+} lacos_tokenizer_side;
+
+/* How encode_batch truncates and pads. batch_options_init fills it from the
+   file's "truncation" and "padding" sections (right padding to the longest
+   row, no limit and the "<pad>" token when the file has none). */
+typedef struct lacos_tokenizer_batch_options {
+  int max_length;          /* longest row allowed; 0 = no limit */
+  int truncation;          /* 1: cut longer rows to max_length; 0: a longer row is an error (LACOS_ELIMIT) */
+  int truncation_side;     /* lacos_tokenizer_side: which end is cut */
+  int pad_length;          /* pad every row to at least this length (the file's Fixed padding); 0 = to the longest */
+  int pad_to_multiple_of;  /* round the padded length up to a multiple of this; 0 = no rounding */
+  int padding_side;        /* lacos_tokenizer_side */
+  int pad_id;              /* -1 = none known: padding is then an error */
+} lacos_tokenizer_batch_options;
+
+int lacos_tokenizer_load(lacos_tokenizer **out, const char *path);
+void lacos_tokenizer_free(lacos_tokenizer *tok);
+/* Largest id + 1 (model vocabulary and added tokens). */
+int lacos_tokenizer_vocab_size(const lacos_tokenizer *tok);
+/* -1 when the string is not a token. Token strings are written as in the file
+   (byte-level characters: "Ġworld" for " world"). */
+int lacos_tokenizer_token_to_id(const lacos_tokenizer *tok, const char *token, double len);
+/* NULL when no token has this id; valid while the tokenizer lives. */
+const char *lacos_tokenizer_id_to_token(const lacos_tokenizer *tok, int id, double *len);
+/* 1 for special added tokens (skipped by decode with skip_special). */
+int lacos_tokenizer_is_special(const lacos_tokenizer *tok, int id);
+/* The ids of one text, without truncation or padding. *ids stays valid until
+   the next call on this tokenizer. */
+int lacos_tokenizer_encode(lacos_tokenizer *tok, const int32_t **ids, int *n, const char *text, double len);
+/* The ids of n texts (lens may be NULL), concatenated: text i has ids
+   [offsets[i], offsets[i+1]). Both arrays stay valid until the next call. */
+int lacos_tokenizer_encode_list(lacos_tokenizer *tok, const int32_t **ids, const int32_t **offsets,
+                                const char *const *texts, const double *lens, int n);
+void lacos_tokenizer_batch_options_init(const lacos_tokenizer *tok, lacos_tokenizer_batch_options *opt);
+/* ids and mask: (n, T) i32, mask 1 on tokens and 0 on padding. opt NULL = the file's settings. */
+int lacos_tokenizer_encode_batch(lacos_tensor **ids, lacos_tensor **mask, lacos_tokenizer *tok,
+                                 const char *const *texts, const double *lens, int n,
+                                 const lacos_tokenizer_batch_options *opt);
+/* Text of n ids through the ByteLevel decoder (invalid UTF-8 from partial
+   tokens becomes U+FFFD). An id outside the vocabulary is an error. *text
+   stays valid until the next call on this tokenizer. */
+int lacos_tokenizer_decode(lacos_tokenizer *tok, const char **text, double *len, const int32_t *ids, int n,
+                           int skip_special);
+
 /* ----- end tokenizer ----- */
 
 /* ===== bloom (bloom.c and the cpu/ layers: config, weights, forward/backward, int8, pooling) ===== */
