@@ -36,3 +36,28 @@ int lacos_sha256_file(const char *path, char *hex) {
   to_hex(md, n, hex);
   return LACOS_OK;
 }
+
+int lacos_git_blob_sha1_file(const char *path, char *hex) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return fail_errno("%s", path);
+  if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return fail_errno("%s", path); }
+  long size = ftell(f);
+  rewind(f);
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha1(), NULL)) { fclose(f); EVP_MD_CTX_free(ctx); return fail(LACOS_ENOMEM, "sha1: out of memory"); }
+  char head[64];
+  int hl = snprintf(head, sizeof head, "blob %ld", size);
+  EVP_DigestUpdate(ctx, head, (size_t)hl + 1);   /* the NUL terminator is part of the header */
+  static _Thread_local unsigned char buf[1 << 16];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(ctx, buf, got);
+  int err = ferror(f);
+  fclose(f);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned n = 0;
+  EVP_DigestFinal_ex(ctx, md, &n);
+  EVP_MD_CTX_free(ctx);
+  if (err) return fail(LACOS_EIO, "%s: read failed while hashing", path);
+  to_hex(md, n, hex);
+  return LACOS_OK;
+}

@@ -87,6 +87,9 @@ double lacos_memory_get_limit(int device);
 /* SHA-256 as 64 lowercase hex characters plus NUL (hex must hold 65 bytes). */
 int lacos_sha256_file(const char *path, char *hex);
 int lacos_sha256_buffer(const void *data, double nbytes, char *hex);
+/* Git's blob id of a file: SHA-1 of "blob <size>\0" + contents (41 bytes
+   of hex + NUL), what the Hugging Face hub reports for non-LFS files. */
+int lacos_git_blob_sha1_file(const char *path, char *hex);
 
 /* ===== tensors (tensor.c, the cpu/ ops) ===== */
 
