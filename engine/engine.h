@@ -147,6 +147,10 @@ int fsync_dir_of(const char *path);
 typedef int (*tensor_provider)(void *ctx, int i, lacos_tensor **out);
 int safetensors_write_sharded_with(const char *dir, int n, const char *const *names, const double *bytes,
                                    double max_shard_bytes, tensor_provider provider, void *ctx);
+/* The same with string metadata (as lacos_safetensors_write_sharded). */
+int safetensors_write_sharded_meta(const char *dir, int n, const char *const *names, const double *bytes,
+                                   double max_shard_bytes, tensor_provider provider, void *ctx, int nmeta,
+                                   const char *const *meta_keys, const char *const *meta_values);
 
 /* ---- threads and interruption (engine.c) ---- */
 

@@ -2,6 +2,7 @@
 -- objects as submodules, loaded on first use:
 --   lacos.tensor   tensors (zeros, rand, from, ...)
 --   lacos.results  the results database
+--   lacos.safetensors  safetensors files and checkpoint directories (open, save, save_sharded)
 -- and helpers for the engine as a whole (version, threads, memory).
 local E = require "lacos.engine"
 local ffi, C = E.ffi, E.C
@@ -26,7 +27,7 @@ lacos.engine = E
 -- Submodules load lazily so that `require "lacos"` stays cheap.
 local submodules = {
   tensor = "lacos.tensor", results = "lacos.results", repl = "lacos.repl", util = "lacos.util",
-  args = "lacos.args",
+  args = "lacos.args", safetensors = "lacos.safetensors",
 }
 lacos.submodules = submodules
 setmetatable(lacos, {
