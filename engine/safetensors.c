@@ -187,6 +187,12 @@ static int add_entry(lacos_safetensors *st, const entry *e) {
   return LACOS_OK;
 }
 
+/* Tensor e's sizes (NULL for a 0-d tensor read before any sizes: no
+   arithmetic on a null pool). */
+static const int64_t *dims_of(const lacos_safetensors *st, const entry *e) {
+  return st->dims ? st->dims + e->dims : NULL;
+}
+
 static int push_dim(lacos_safetensors *st, int64_t v) {
   if (st->ndims == st->capdims) {
     size_t cap = st->capdims ? st->capdims * 2 : 256;
@@ -235,7 +241,7 @@ static int parse_entry(lacos_safetensors *st, const char *path, const char *key,
     if (__builtin_mul_overflow(numel, (uint64_t)json_integer_value(x), &numel)) overflow = true;
   }
   char shape[96];
-  shape_text(st->dims + e->dims, e->ndim, shape, sizeof shape);
+  shape_text(dims_of(st, e), e->ndim, shape, sizeof shape);
   if (overflow) return fail(LACOS_EFORMAT, "%s: tensor \"%.200s\": element count of shape %s overflows", path, key, shape);
   if (!json_is_array(jo) || json_array_size(jo) != 2)
     return fail(LACOS_EFORMAT, "%s: tensor \"%.200s\": missing \"data_offsets\" [begin, end]", path, key);
@@ -551,7 +557,7 @@ int lacos_safetensors_get(lacos_tensor **out, lacos_safetensors *st, const char 
                 m->path, k->s, e->name);
   if (e->ndim > 4)
     return fail(LACOS_EUNSUPPORTED, "%s: tensor \"%.200s\" has %d dimensions; lacos tensors have at most 4", m->path, e->name, e->ndim);
-  const int64_t *shape = st->dims + e->dims;
+  const int64_t *shape = dims_of(st, e);
   void *data = (char *)m->base + e->begin;
   int size = lacos_dtype_size(k->dtype);
   if ((uintptr_t)data % (uintptr_t)size == 0) {

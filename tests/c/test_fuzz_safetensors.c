@@ -1,7 +1,8 @@
 /* test_fuzz_safetensors.c: the libFuzzer target tests/fuzz/fuzz_safetensors.c
    run inside the normal test suite (and so under `make SAN=1 test`): it
    replays the seeds (tests/fixtures/safetensors, with checkpoint directories
-   packed as the target reads them), every saved crash in
+   packed as the target reads them, and the edge cases of
+   tests/fuzz/seeds/safetensors/), every saved finding in
    tests/fuzz/regressions/safetensors/, and a deterministic sweep of
    truncations and byte corruptions of a reference file. A finding aborts the
    program, which the runner reports as a failure. */
@@ -82,11 +83,14 @@ static void seeds(void) {
   printf("#   replayed %d seed files and the packed sharded checkpoint\n", runs);
 }
 
-static void saved_crashes(void) {
+static void edge_case_seeds_and_saved_findings(void) {
   char dir[1100];
+  snprintf(dir, sizeof dir, "%s/tests/fuzz/seeds/safetensors", root);
+  int seeds = replay_dir(dir);
+  CHECK(seeds >= 10);
   snprintf(dir, sizeof dir, "%s/tests/fuzz/regressions/safetensors", root);
-  int runs = replay_dir(dir);
-  printf("#   replayed %d saved fuzzer findings\n", runs);
+  int found = replay_dir(dir);
+  printf("#   replayed %d hand-made edge cases and %d saved fuzzer findings\n", seeds, found);
 }
 
 /* Every truncation of a reference file, and every header byte replaced by a
@@ -121,7 +125,7 @@ int main(void) {
   snprintf(root, sizeof root, "%s", r ? r : ".");
   LLVMFuzzerInitialize(NULL, NULL);
   RUN(seeds);
-  RUN(saved_crashes);
+  RUN(edge_case_seeds_and_saved_findings);
   RUN(truncations_and_corruptions);
   fuzz_clear();
   rmdir(fuzz_dir);
