@@ -6,6 +6,7 @@
 #   make SAN=1 test the same under AddressSanitizer + UndefinedBehaviorSanitizer (in build-san/)
 #   make fixtures   regenerate tests/fixtures with the Python reference (needs PyPI)
 #   make bench      benchmarks side by side with PyTorch (needs PyPI)
+#   make fuzz       each libFuzzer target of tests/fuzz for FUZZ_SECONDS (60) seconds (needs clang)
 #   make install    PREFIX=/usr/local
 #
 # Switches: NO_OMP=1, NO_NATIVE=1, NO_CUDA=1, CUDA_ARCHS="80 90", SAN=1.
@@ -212,7 +213,7 @@ fuzz: fuzz-build
 	  echo "== fuzz_$$name for $(FUZZ_SECONDS) s (corpus $$corpus)"; \
 	  $$b $$corpus $$dict -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_DIR)/crashes/$$name- $(FUZZ_OPTS) 2>&1 | \
-	    grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)' ; \
+	    grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|^"|^###### ' ; \
 	  rc=$${PIPESTATUS[0]}; \
 	  if [ $$rc -ne 0 ]; then echo "lacos: fuzz_$$name found a problem (exit $$rc); reproducer in $(FUZZ_DIR)/crashes/"; \
 	    echo "       replay: $$b <file>; keep it: cp <file> tests/fuzz/regressions/$$name/"; exit 1; fi; \

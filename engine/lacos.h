@@ -260,8 +260,8 @@ int lacos_safetensors_get(lacos_tensor **out, lacos_safetensors *st, const char 
 const char *lacos_safetensors_file(const lacos_safetensors *st, int i);
 const char *lacos_safetensors_path(const lacos_safetensors *st);
 /* __metadata__ strings (NULL if absent). For a sharded checkpoint: the
-   index's "metadata" (integers such as total_size as decimal text), then the
-   first shard's __metadata__ keys not already present. */
+   index's "metadata" strings and integers (total_size as decimal text), then
+   the shards' __metadata__ keys not already present. */
 const char *lacos_safetensors_metadata(const lacos_safetensors *st, const char *key);
 int lacos_safetensors_metadata_count(const lacos_safetensors *st);
 const char *lacos_safetensors_metadata_key(const lacos_safetensors *st, int i);

@@ -262,8 +262,8 @@ static int parse_entry(lacos_safetensors *st, const char *path, const char *key,
                 path, key, (unsigned long long)begin, (unsigned long long)end, (unsigned long long)(end - begin),
                 kinds[e->kind].s, shape, (unsigned long long)(nbits / 8));
   if (end > dsize)
-    return fail(LACOS_EFORMAT, "%s: tensor \"%.200s\": data_offsets end %llu is past the %zu-byte data buffer", path, key,
-                (unsigned long long)end, dsize);
+    return fail(LACOS_EFORMAT, "%s: tensor \"%.200s\": data_offsets end %llu is past the %zu-byte data buffer (truncated file?)",
+                path, key, (unsigned long long)end, dsize);
   e->begin = (size_t)begin;
   e->end = (size_t)end;
   return LACOS_OK;

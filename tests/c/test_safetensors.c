@@ -560,6 +560,15 @@ static void malformed_headers(void) {
   p = tmp("short.safetensors");
   write_text(p, "\x05\0\0");
   expect_bad(p, LACOS_EFORMAT, "too short", p);
+  /* a reference file cut short: the last tensor runs past the end */
+  size_t flen;
+  unsigned char *whole = slurp(path_in(fixdir, "dtypes.safetensors"), &flen);
+  p = tmp("cut.safetensors");
+  FILE *cf = fopen(p, "wb");
+  fwrite(whole, 1, flen - 3, cf);
+  fclose(cf);
+  free(whole);
+  expect_bad(p, LACOS_EFORMAT, "(truncated file?)", p);
   p = make_file("past_end.safetensors", 1000, "{" T_A "}", 8);
   expect_bad(p, LACOS_EFORMAT, "runs past the end", p);
   p = make_file("huge_len.safetensors", 100000001, "{}", 0);
