@@ -7,7 +7,9 @@ Written by the reference libraries themselves:
                        so the bytes do not depend on Rust's HashMap order)
   exotic.safetensors   dtypes lacos recognises but does not hold (BOOL, I16, U16, U32, U64,
                        F8_E4M3, F8_E5M2, C64), a rank-5 tensor, a readable F32 tensor and
-                       three metadata keys (one with non-ASCII text, one empty)
+                       three metadata keys (one with non-ASCII text, one empty); Rust's HashMap
+                       orders those keys at random, so this file's bytes change from
+                       run to run (its content does not)
   sharded/             huggingface_hub.save_torch_state_dict with max_shard_size 3000 bytes:
                        an oversize tensor in its own shard, placed where the hub places it
   expected.json        per tensor: dtype, shape, byte count and (for the dtypes lacos holds)
