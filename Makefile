@@ -27,7 +27,7 @@ endif
 # missing ones when run as root, otherwise prints the apt-get line to run.
 DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev \
             libedit-dev libcurl4-openssl-dev libssl-dev libopenblas-dev libdnnl-dev gnuplot-nox sqlite3 \
-            python3 zstd lua-cjson
+            python3 zstd lua-cjson unzip
 PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libcurl libcrypto openblas
 PC_EXE := luajit
 
@@ -147,16 +147,17 @@ clean:
 # scipy, bitsandbytes) lives in a virtualenv; only fixtures and benchmarks use it.
 VENV ?= .venv-ref
 VENV_PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.lacos-requirements
 
 .PHONY: venv fixtures bench
-$(VENV_PY): tests/reference/requirements.txt
+$(VENV_STAMP): tests/reference/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "lacos: python3 is needed for the reference stack"; exit 1; }
-	$(PYTHON) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
+	@[ -x $(VENV_PY) ] || $(PYTHON) -m venv $(VENV) || { [ "$$(id -u)" = 0 ] && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(VENV_PY) -m pip install -q --upgrade pip
 	$(VENV_PY) -m pip install -q -r tests/reference/requirements.txt
-	@touch $(VENV_PY)
+	@cp tests/reference/requirements.txt $(VENV_STAMP)
 
-venv: $(VENV_PY)
+venv: $(VENV_STAMP)
 
 # Regenerates every fixture: each tests/reference/make_*.py writes its own
 # folder under tests/fixtures/.

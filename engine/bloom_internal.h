@@ -62,6 +62,10 @@ void bloom_weight_name(const lacos_bloom_config *c, int i, char *name, size_t n,
 int qkv_checkpoint_row(int r, int C, int NH);
 int bloom_load_from(lacos_bloom **out, const lacos_bloom_config *cfg, const lacos_bloom_options *opt,
                     weight_getter get, void *ctx, const char *where);
+int bloom_load_cached(lacos_bloom **out, const lacos_bloom_config *cfg, const lacos_bloom_options *opt,
+                      weight_getter get, void *ctx, const char *where, const char *cache);
+int bloom_cache_write(const lacos_bloom *m, const char *path);
+int bloom_cache_read(lacos_bloom *m, const char *path);
 int bloom_check_batch(const lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask);
 float *bloom_workspace(lacos_bloom *m, size_t floats);
 int bloom_embed(lacos_bloom *m, float *x, const int32_t *ids, int64_t N);

@@ -11,6 +11,10 @@
 #include <math.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
+#include <dirent.h>
+#include <zstd.h>
+#include <unistd.h>
 
 int bloom_weight_count(const lacos_bloom_config *c) { return 5 + 12 * c->n_layer; }
 
@@ -129,6 +133,16 @@ static int load_one(lacos_bloom *m, int i, const lacos_tensor *t, const char *na
   return LACOS_OK;
 }
 
+/* A converted weight's pages are not needed again: drop them from this
+   process (they stay in the page cache), so loading a 14 GB checkpoint does
+   not show — or hold — 14 GB of resident memory on top of the model. */
+static void release_pages(const lacos_tensor *t) {
+  long page = sysconf(_SC_PAGESIZE);
+  uintptr_t a = (uintptr_t)t->data, b = a + (uintptr_t)lacos_tensor_nbytes(t);
+  uintptr_t a0 = (a + (uintptr_t)page - 1) & ~((uintptr_t)page - 1), b0 = b & ~((uintptr_t)page - 1);
+  if (b0 > a0) madvise((void *)a0, b0 - a0, MADV_DONTNEED);
+}
+
 int bloom_load_from(lacos_bloom **out, const lacos_bloom_config *cfg, const lacos_bloom_options *opt,
                     weight_getter get, void *ctx, const char *where) {
   *out = NULL;
@@ -160,10 +174,34 @@ int bloom_load_from(lacos_bloom **out, const lacos_bloom_config *cfg, const laco
       }
     } else {
       s = load_one(m, i, t, name, where);
+      release_pages(t);
     }
     lacos_tensor_free(t);
   }
   if (s) { lacos_bloom_free(m); return s; }
+  *out = m;
+  return LACOS_OK;
+}
+
+/* Like bloom_load_from, but the linear weights and small parameters come
+   from the int8 cache; only the embedding table is taken from the checkpoint. */
+int bloom_load_cached(lacos_bloom **out, const lacos_bloom_config *cfg, const lacos_bloom_options *opt,
+                      weight_getter get, void *ctx, const char *where, const char *cache) {
+  *out = NULL;
+  lacos_bloom *m = calloc(1, sizeof *m);
+  if (!m) return fail(LACOS_ENOMEM, "out of memory");
+  m->cfg = *cfg;
+  m->opt = *opt;
+  int s = bloom_alloc_storage(m);
+  if (!s) s = bloom_cache_read(m, cache);
+  lacos_tensor *t = NULL;
+  if (!s) s = get(ctx, "word_embeddings.weight", &t);
+  if (!s && (t->ndim != 2 || t->shape[0] != cfg->vocab_size || t->shape[1] != cfg->hidden_size || !float_dtype(t->dtype)))
+    s = fail(LACOS_EFORMAT, "%s: word_embeddings.weight does not match config.json", where);
+  if (s) { lacos_tensor_free(t); lacos_bloom_free(m); return s; }
+  m->wte_view = t;
+  m->wte_dtype = t->dtype;
+  alibi_slopes(m->slopes, cfg->n_head);
   *out = m;
   return LACOS_OK;
 }
@@ -238,7 +276,17 @@ int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_optio
   lacos_safetensors *st;
   TRY(lacos_safetensors_open(&st, dir));
   st_source src = {st, dir};
-  int s = bloom_load_from(out, &cfg, &o, st_get, &src, dir);
+  char cache[4096] = "";
+  bool use_cache = o.cache && o.quant == LACOS_QUANT_INT8 && lacos_bloom_cache_path(dir, cache, sizeof cache) == LACOS_OK;
+  int s;
+  if (use_cache && access(cache, R_OK) == 0) {
+    s = bloom_load_cached(out, &cfg, &o, st_get, &src, dir, cache);
+    if (!s) { lacos_safetensors_free(st); (*out)->source_dir = strdup(dir); return LACOS_OK; }
+    /* an unreadable cache is rebuilt, never trusted */
+    unlink(cache);
+  }
+  s = bloom_load_from(out, &cfg, &o, st_get, &src, dir);
+  if (!s && use_cache) bloom_cache_write(*out, cache);   /* best effort: a read-only cache dir just means no cache */
   lacos_safetensors_free(st);   /* views (the embedding table) keep their mapping */
   if (!s) (*out)->source_dir = strdup(dir);
   return s;
@@ -282,5 +330,139 @@ int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shar
   for (int i = 0; i < n && names; i++) free(names[i]);
   free(names);
   free(bytes);
+  return s;
+}
+
+/* ------------------------------------------------------------- int8 cache */
+
+/* The quantised weights (int8 codes) and every small f32 parameter (row
+   scales included) of a model, zstd-compressed, behind a one-line header.
+   Loading from it skips reading and converting the checkpoint's linear
+   weights; the embedding table is still mapped from the checkpoint. */
+static const char CACHE_MAGIC[] = "LACOS-INT8-CACHE 1";
+
+int lacos_bloom_cache_path(const char *dir, char *path, int cap) {
+  char abs[4096];
+  if (!realpath(dir, abs)) return fail_errno("%s", dir);
+  /* fingerprint: directory + each weight file's name, size and mtime */
+  char *fp = NULL;
+  size_t fpn = 0;
+  FILE *f = open_memstream(&fp, &fpn);
+  if (!f) return fail(LACOS_ENOMEM, "out of memory");
+  fprintf(f, "%s\n%s\n", CACHE_MAGIC, abs);
+  DIR *d = opendir(abs);
+  if (d) {
+    struct dirent *e;
+    char names[512][256];
+    int n = 0;
+    while ((e = readdir(d)) && n < 512)
+      if (strstr(e->d_name, ".safetensors") || !strcmp(e->d_name, "config.json")) snprintf(names[n++], 256, "%s", e->d_name);
+    closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
+    for (int i = 0; i < n; i++) {
+      char p[4400];
+      struct stat sb;
+      snprintf(p, sizeof p, "%s/%s", abs, names[i]);
+      if (stat(p, &sb) == 0)
+        fprintf(f, "%s %lld %lld.%09ld\n", names[i], (long long)sb.st_size, (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
+    }
+  }
+  fclose(f);
+  char hex[65];
+  int s = lacos_sha256_buffer(fp, (double)fpn, hex);
+  free(fp);
+  TRY(s);
+  const char *root = getenv("LACOS_CACHE");
+  char base[4096];
+  if (root && *root) snprintf(base, sizeof base, "%s", root);
+  else snprintf(base, sizeof base, "%s/.cache/lacos", getenv("HOME") ? getenv("HOME") : "/tmp");
+  snprintf(path, (size_t)cap, "%s/int8-%.24s.zst", base, hex);
+  return LACOS_OK;
+}
+
+static int mkdir_p(const char *dir) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s", dir);
+  for (char *p = tmp + 1; *p; p++)
+    if (*p == '/') { *p = 0; if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return fail_errno("%s", tmp); *p = '/'; }
+  if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return fail_errno("%s", tmp);
+  return LACOS_OK;
+}
+
+int bloom_cache_write(const lacos_bloom *m, const char *path) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash) { *slash = 0; TRY(mkdir_p(dir)); }
+  atomic_file af;
+  TRY(atomic_file_open(&af, path));
+  fprintf(af.f, "%s %d %d %d %d %zu %zu\n", CACHE_MAGIC, m->cfg.vocab_size, m->cfg.hidden_size, m->cfg.n_layer,
+          m->cfg.n_head, m->big_bytes, m->small_bytes);
+  ZSTD_CCtx *cz = ZSTD_createCCtx();
+  if (cz) ZSTD_CCtx_setParameter(cz, ZSTD_c_checksumFlag, 1);   /* a damaged cache fails to decompress */
+  size_t cap = ZSTD_CStreamOutSize();
+  char *buf = malloc(cap);
+  int s = cz && buf ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory");
+  const void *parts[2] = {m->big, m->small};
+  size_t sizes[2] = {m->big_bytes, m->small_bytes};
+  for (int k = 0; k < 2 && !s; k++) {
+    ZSTD_inBuffer in = {parts[k], sizes[k], 0};
+    ZSTD_EndDirective mode = k == 1 ? ZSTD_e_end : ZSTD_e_continue;
+    for (;;) {
+      ZSTD_outBuffer out = {buf, cap, 0};
+      size_t left = ZSTD_compressStream2(cz, &out, &in, mode);
+      if (ZSTD_isError(left)) { s = fail(LACOS_EIO, "%s: zstd: %s", path, ZSTD_getErrorName(left)); break; }
+      if (fwrite(buf, 1, out.pos, af.f) != out.pos) { s = fail_errno("%s: write failed", path); break; }
+      if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size) break;
+    }
+  }
+  ZSTD_freeCCtx(cz);
+  free(buf);
+  if (s) { atomic_file_abort(&af); return s; }
+  return atomic_file_commit(&af);
+}
+
+int bloom_cache_read(lacos_bloom *m, const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return fail_errno("%s", path);
+  char line[256];
+  int s = LACOS_OK;
+  int v, h, l, nh;
+  size_t big, small;
+  if (!fgets(line, sizeof line, f)) { fclose(f); return fail(LACOS_EFORMAT, "%s: not a lacos int8 cache", path); }
+  if (strncmp(line, CACHE_MAGIC, strlen(CACHE_MAGIC)) != 0 ||
+      sscanf(line + strlen(CACHE_MAGIC), "%d %d %d %d %zu %zu", &v, &h, &l, &nh, &big, &small) != 6 ||
+      v != m->cfg.vocab_size || h != m->cfg.hidden_size || l != m->cfg.n_layer || nh != m->cfg.n_head ||
+      big != m->big_bytes || small != m->small_bytes) {
+    fclose(f);
+    return fail(LACOS_EFORMAT, "%s: the cache does not describe this model", path);
+  }
+  ZSTD_DCtx *dz = ZSTD_createDCtx();
+  size_t cap = ZSTD_DStreamInSize();
+  char *buf = malloc(cap);
+  if (!dz || !buf) { ZSTD_freeDCtx(dz); free(buf); fclose(f); return fail(LACOS_ENOMEM, "out of memory"); }
+  void *parts[2] = {m->big, m->small};
+  size_t sizes[2] = {m->big_bytes, m->small_bytes};
+  int k = 0;
+  ZSTD_outBuffer out = {parts[0], sizes[0], 0};
+  size_t got = 0, ret = 1;
+  ZSTD_inBuffer in = {buf, 0, 0};
+  while (k < 2) {
+    if (in.pos == in.size) {
+      got = fread(buf, 1, cap, f);
+      if (got == 0) break;
+      in.size = got;
+      in.pos = 0;
+    }
+    ret = ZSTD_decompressStream(dz, &out, &in);
+    if (ZSTD_isError(ret)) { s = fail(LACOS_EFORMAT, "%s: zstd: %s", path, ZSTD_getErrorName(ret)); break; }
+    if (out.pos == out.size) {
+      if (++k < 2) { out.dst = parts[k]; out.size = sizes[k]; out.pos = 0; }
+    }
+  }
+  if (!s && (k < 2 || ret != 0)) s = fail(LACOS_EFORMAT, "%s: the cache is truncated", path);
+  ZSTD_freeDCtx(dz);
+  free(buf);
+  fclose(f);
   return s;
 }

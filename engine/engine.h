@@ -145,6 +145,9 @@ int fsync_dir_of(const char *path);
 /* ---- safetensors (safetensors.c) ---- */
 
 typedef int (*tensor_provider)(void *ctx, int i, lacos_tensor **out);
+int safetensors_write_stream(FILE *f, const char *path, int n, const char *const *names, lacos_tensor *const *tensors,
+                             int nmeta, const char *const *mk, const char *const *mv);
+int safetensors_open_buffer(lacos_safetensors **out, void *data, size_t size, const char *name);
 int safetensors_write_sharded_with(const char *dir, int n, const char *const *names, const double *bytes,
                                    double max_shard_bytes, tensor_provider provider, void *ctx);
 /* The same with string metadata (as lacos_safetensors_write_sharded). */

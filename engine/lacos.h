@@ -293,6 +293,63 @@ int lacos_safetensors_write_sharded(const char *dir, int n, const char *const *n
 
 /* ===== tokenizer (tokenizer.c: Hugging Face tokenizer.json byte-level BPE) ===== */
 
+/* A tokenizer.json byte-level BPE as BLOOM's, giving the ids the tokenizers
+   library gives: added and special tokens split the text first, then the
+   pre-tokenizer (BLOOM's Split regex, or GPT-2's ByteLevel regex) cuts pieces,
+   each piece is mapped byte → character and merged by rank. No BOS/EOS is
+   added (BLOOM's post-processor adds none). A tokenizer is used by one thread
+   at a time; encode_list and encode_batch spread a batch over the engine's
+   threads themselves. Text is UTF-8 with an explicit byte length (len < 0:
+   NUL-terminated); invalid UTF-8 fails with LACOS_EINVAL. */
+typedef struct lacos_tokenizer lacos_tokenizer;
+
+typedef enum lacos_tokenizer_side {
+  LACOS_TOKENIZER_RIGHT = 0,
+  LACOS_TOKENIZER_LEFT = 1
+} lacos_tokenizer_side;
+
+/* How encode_batch truncates and pads. batch_options_init fills it from the
+   file's "truncation" and "padding" sections (right padding to the longest
+   row, no limit and the "<pad>" token when the file has none). */
+typedef struct lacos_tokenizer_batch_options {
+  int max_length;          /* longest row allowed; 0 = no limit */
+  int truncation;          /* 1: cut longer rows to max_length; 0: a longer row is an error (LACOS_ELIMIT) */
+  int truncation_side;     /* lacos_tokenizer_side: which end is cut */
+  int pad_length;          /* pad every row to at least this length (the file's Fixed padding); 0 = to the longest */
+  int pad_to_multiple_of;  /* round the padded length up to a multiple of this; 0 = no rounding */
+  int padding_side;        /* lacos_tokenizer_side */
+  int pad_id;              /* -1 = none known: padding is then an error */
+} lacos_tokenizer_batch_options;
+
+int lacos_tokenizer_load(lacos_tokenizer **out, const char *path);
+void lacos_tokenizer_free(lacos_tokenizer *tok);
+/* Largest id + 1 (model vocabulary and added tokens). */
+int lacos_tokenizer_vocab_size(const lacos_tokenizer *tok);
+/* -1 when the string is not a token. Token strings are written as in the file
+   (byte-level characters: "Ġworld" for " world"). */
+int lacos_tokenizer_token_to_id(const lacos_tokenizer *tok, const char *token, double len);
+/* NULL when no token has this id; valid while the tokenizer lives. */
+const char *lacos_tokenizer_id_to_token(const lacos_tokenizer *tok, int id, double *len);
+/* 1 for special added tokens (skipped by decode with skip_special). */
+int lacos_tokenizer_is_special(const lacos_tokenizer *tok, int id);
+/* The ids of one text, without truncation or padding. *ids stays valid until
+   the next call on this tokenizer. */
+int lacos_tokenizer_encode(lacos_tokenizer *tok, const int32_t **ids, int *n, const char *text, double len);
+/* The ids of n texts (lens may be NULL), concatenated: text i has ids
+   [offsets[i], offsets[i+1]). Both arrays stay valid until the next call. */
+int lacos_tokenizer_encode_list(lacos_tokenizer *tok, const int32_t **ids, const int32_t **offsets,
+                                const char *const *texts, const double *lens, int n);
+void lacos_tokenizer_batch_options_init(const lacos_tokenizer *tok, lacos_tokenizer_batch_options *opt);
+/* ids and mask: (n, T) i32, mask 1 on tokens and 0 on padding. opt NULL = the file's settings. */
+int lacos_tokenizer_encode_batch(lacos_tensor **ids, lacos_tensor **mask, lacos_tokenizer *tok,
+                                 const char *const *texts, const double *lens, int n,
+                                 const lacos_tokenizer_batch_options *opt);
+/* Text of n ids through the ByteLevel decoder (invalid UTF-8 from partial
+   tokens becomes U+FFFD). An id outside the vocabulary is an error. *text
+   stays valid until the next call on this tokenizer. */
+int lacos_tokenizer_decode(lacos_tokenizer *tok, const char **text, double *len, const int32_t *ids, int n,
+                           int skip_special);
+
 /* ----- end tokenizer ----- */
 
 /* ===== bloom (bloom.c and the cpu/ layers: config, weights, forward/backward, int8, pooling) ===== */
@@ -320,6 +377,7 @@ typedef struct lacos_bloom_options {
   double threshold;     /* LLM.int8 outlier threshold; 0 = no decomposition, 6.0 = the common default */
   int device;           /* lacos_device */
   int embedding_dtype;  /* table dtype for random models: f16 (default), f32, bf16, i8 */
+  int cache;            /* int8 loads: reuse/write the quantised-weight cache (see lacos_bloom_cache_path) */
 } lacos_bloom_options;
 
 void lacos_bloom_options_init(lacos_bloom_options *opt);
@@ -342,6 +400,11 @@ int lacos_bloom_random(lacos_bloom **out, const lacos_bloom_config *cfg, double 
 /* Writes config.json and model.safetensors (or shards past max_shard_bytes,
    0 = the hub default 5 GB) in dtype f32, f16 or bf16. */
 int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shard_bytes);
+/* Where the int8 cache of a checkpoint lives: $LACOS_CACHE (default
+   ~/.cache/lacos) / int8-<sha256 of the directory, its weight files' sizes
+   and times, and the cache format>.zst. A changed checkpoint gets a new
+   name, so a stale cache is never read. */
+int lacos_bloom_cache_path(const char *dir, char *path, int cap);
 void lacos_bloom_free(lacos_bloom *m);
 int lacos_bloom_get_config(const lacos_bloom *m, lacos_bloom_config *cfg);
 int lacos_bloom_quant(const lacos_bloom *m);
@@ -421,10 +484,108 @@ int lacos_lora_slot_info(const lacos_bloom *m, int slot, int *layer, int *target
    slot's tensors. which: 0 = A (r,in), 1 = B (out,r), 2 = grad A, 3 = grad B. */
 int lacos_lora_tensor(lacos_tensor **out, lacos_bloom *m, int slot, int which);
 int lacos_lora_zero_grad(lacos_bloom *m);
+/* PEFT's adapter format: adapter_config.json + adapter_model.safetensors with
+   PEFT's tensor names (base_model.model.h.<i>.<module>.lora_A/B.weight) and
+   query_key_value's lora_B rows in BLOOM's per-head interleaved order, so
+   peft.PeftModel.from_pretrained(BloomModel) loads it. The saved file is read
+   back and checked (tensor count and shapes) before success is reported. */
+int lacos_lora_save(lacos_bloom *m, const char *dir, const char *base_model);
+/* Attaches the adapter stored in dir (written by lacos or by PEFT); every
+   tensor the config implies must be present with the right shape. */
+int lacos_lora_load(lacos_bloom *m, const char *dir);
 
 /* ----- end lora ----- */
 
 /* ===== optim (optim.c: AdamW and 8-bit blockwise Adam) ===== */
+
+/* Two optimizers over f32 parameters, each with its f32 gradient:
+   - LACOS_OPTIM_ADAMW: torch.optim.AdamW (decay p *= 1 - lr*wd before the
+     Adam update, eps added to sqrt(v-hat)); states m, v in f32, 8 bytes/param.
+   - LACOS_OPTIM_ADAM8BIT: bitsandbytes' Adam8bit with the update of its CUDA
+     kernel kOptimizerStatic8bit2StateBlockwise: m and v quantised per block
+     of 256 with the signed / unsigned dynamic maps and a per-block absmax
+     (about 2.03 bytes/param); weight decay p *= 1 - lr*wd after the update;
+     tensors under min_8bit_size elements keep f32 states (bitsandbytes'
+     32-bit kernel). engine/optim.c's header states the semantics exactly.
+   Both: an element whose gradient is NaN or infinite gets m = v = 0 and its
+   parameter is left alone that step (the 8-bit kernel's rule, used for every
+   path); lacos_optim_nonfinite counts them. Results are bit-identical for
+   any thread count. */
+typedef enum lacos_optim_kind {
+  LACOS_OPTIM_ADAMW = 0,
+  LACOS_OPTIM_ADAM8BIT = 1
+} lacos_optim_kind;
+
+typedef struct lacos_optim_config {
+  int kind;               /* lacos_optim_kind */
+  double lr;              /* used when lacos_optim_step gets a negative lr */
+  double beta1, beta2;    /* in [0, 1) */
+  double eps;             /* >= 0 */
+  double weight_decay;    /* >= 0, decoupled */
+  int block_size;         /* ADAM8BIT: 256 (the only size); ADAMW: 0 */
+  int min_8bit_size;      /* ADAM8BIT: tensors with fewer elements keep f32 states (4096); ADAMW: 0 */
+} lacos_optim_config;
+
+typedef struct lacos_optim lacos_optim;
+
+/* Defaults: ADAM8BIT as bitsandbytes' Adam8bit (lr 1e-3, betas 0.9/0.999,
+   eps 1e-8, wd 0, 256, 4096); ADAMW as torch.optim.AdamW (lr 1e-3, betas
+   0.9/0.999, eps 1e-8, wd 0.01). An unknown kind leaves kind = -1, which
+   lacos_optim_new rejects. */
+void lacos_optim_config_init(lacos_optim_config *cfg, int kind);
+int lacos_optim_new(lacos_optim **out, const lacos_optim_config *cfg);
+void lacos_optim_free(lacos_optim *o);
+int lacos_optim_get_config(const lacos_optim *o, lacos_optim_config *cfg);
+/* Registers a parameter and its gradient: contiguous f32 CPU tensors of the
+   same shape, not overlapping any registered tensor. The optimizer keeps
+   views (so the storages stay referenced) and never frees the memory. Only
+   before the first step or state access; names are unique. */
+int lacos_optim_add(lacos_optim *o, const char *name, const lacos_tensor *param, const lacos_tensor *grad);
+/* One update of every parameter from its gradient. lr >= 0 is this step's
+   learning rate (a scheduler's value; 0 is a real zero), lr < 0 takes the
+   config's. The first step is step 1. */
+int lacos_optim_step(lacos_optim *o, double lr);
+int lacos_optim_zero_grad(lacos_optim *o);
+/* Global L2 norm of all gradients (accumulated in double, fixed order). */
+int lacos_optim_grad_norm(lacos_optim *o, double *norm);
+/* torch.nn.utils.clip_grad_norm_: when the norm exceeds max_norm (> 0; inf
+   only measures) the gradients are scaled by max_norm / (norm + 1e-6). A
+   non-finite norm is reported in *norm_before and nothing is scaled. */
+int lacos_optim_clip_grad_norm(lacos_optim *o, double max_norm, double *norm_before);
+int lacos_optim_step_count(const lacos_optim *o);
+/* Gradient elements that were NaN or infinite in the last step. */
+double lacos_optim_nonfinite(const lacos_optim *o);
+int lacos_optim_param_count(const lacos_optim *o);        /* tensors */
+double lacos_optim_numel(const lacos_optim *o);           /* elements */
+/* Bytes of optimizer state (codes, absmax, f32 moments), known from the
+   first lacos_optim_add on; divide by lacos_optim_numel for bytes/param. */
+double lacos_optim_state_bytes(const lacos_optim *o);
+/* The state as named tensors for checkpoints: per parameter "<name>.state1"
+   (m) and "<name>.state2" (v), u8 codes in the parameter's shape for 8-bit
+   tensors plus "<name>.absmax1" / "<name>.absmax2" (f32, one per block), or
+   f32 in the parameter's shape; then "step" (i64, 1 element). Tensors are
+   views of the live state (a fresh tensor for "step"): save them before the
+   next step. */
+int lacos_optim_state_count(lacos_optim *o, int *count);
+const char *lacos_optim_state_name(lacos_optim *o, int i);   /* NULL when out of range */
+int lacos_optim_state_tensor(lacos_tensor **out, lacos_optim *o, int i);
+/* Restores every entry at once: names must be exactly this optimizer's
+   entries, each tensor with the expected dtype and shape, absmax and f32
+   moments finite (v >= 0); nothing changes unless all entries pass. */
+int lacos_optim_state_load(lacos_optim *o, int n, const char *const *names, lacos_tensor *const *tensors);
+/* A parameter's m and v as new f32 tensors (dequantised for 8-bit states). */
+int lacos_optim_moments(lacos_tensor **m, lacos_tensor **v, lacos_optim *o, const char *name);
+
+/* bitsandbytes' create_dynamic_map(signed) as 256 sorted floats. */
+const float *lacos_optim_dynamic_map(int is_signed);
+/* Blockwise quantisation as bitsandbytes' quantize_blockwise: per block of
+   block_size (64..4096, a power of two) absmax = max|x| and the nearest code
+   to x * (1/absmax) (ties to the lower code; an all-zero block gets the
+   code of 0). codes: u8 in x's shape; absmax: f32 (blocks). */
+int lacos_optim_quantize(lacos_tensor **codes, lacos_tensor **absmax, const lacos_tensor *x, int is_signed,
+                         int block_size);
+int lacos_optim_dequantize(lacos_tensor **x, const lacos_tensor *codes, const lacos_tensor *absmax, int is_signed,
+                           int block_size);
 
 /* ----- end optim ----- */
 
@@ -454,21 +615,366 @@ int lacos_loss_softmax(const lacos_tensor *u, const lacos_tensor *v, const lacos
 
 /* ===== train (train.c, checkpoint.c: training steps and run checkpoints) ===== */
 
+/* Run checkpoints: a directory <dir>/ckpt-<step, 8 digits>/ holding
+   tensors.safetensors.zst (zstd-compressed safetensors: LoRA weights,
+   optimizer state, any trainable loss parameters), state.json (step, data
+   position, seeds, anything the caller records) and manifest.json (the
+   size and SHA-256 of both). It is written under a temporary name, every
+   file and the directory fsync'd, then renamed into place, so a crash leaves
+   either the previous checkpoint or the complete new one. */
+typedef struct lacos_checkpoint lacos_checkpoint;
+int lacos_checkpoint_save(const char *dir, int step, int n, const char *const *names,
+                          lacos_tensor *const *tensors, const char *state_json);
+/* Opens ckpt-<step> (or any checkpoint directory path) and verifies the
+   manifest: sizes and hashes must match before anything is trusted. */
+int lacos_checkpoint_open(lacos_checkpoint **out, const char *path);
+void lacos_checkpoint_free(lacos_checkpoint *ck);
+const char *lacos_checkpoint_state(const lacos_checkpoint *ck);
+/* The tensors, owned by the checkpoint. */
+lacos_safetensors *lacos_checkpoint_tensors(lacos_checkpoint *ck);
+/* The i-th newest checkpoint directory of dir (by step), or LACOS_ENOTFOUND
+   past the last; stale temporary directories are ignored. path needs cap bytes. */
+int lacos_checkpoint_find(const char *dir, int i, char *path, int cap, int *step);
+/* Deletes all but the `keep` newest checkpoints and any temporaries left by
+   a crash. */
+int lacos_checkpoint_prune(const char *dir, int keep);
+
 /* ----- end train ----- */
 
 /* ===== datasets (datasets.c: STS, NLI and pair readers) ===== */
+
+/* A pair set: sentence pairs (or triplets) with a gold score or a label,
+   grouped into subsets (one per file read: an STS12 genre, an STS17 track, a
+   language). Records point into one text arena owned by the set, so Lua reads
+   them without a call per string. Readers follow ../shared/datasets/PITFALLS.md:
+   bytes -> drop a UTF-8 BOM -> split on \n -> strip one \r -> skip the header
+   lines -> split on TAB (never CSV quoting, except the CSV reader) -> take the
+   mapped columns. Every malformed line fails with "file:line: cause" and
+   leaves the set as it was before the call. */
+typedef struct lacos_pairset lacos_pairset;
+
+typedef enum lacos_label_kind {
+  LACOS_LABELS_NONE = 0,    /* no label column */
+  LACOS_LABELS_NLI = 1,     /* entailment / neutral / contradiction, any case */
+  LACOS_LABELS_BINARY = 2,  /* 0 / 1 (MSRP Quality) */
+  LACOS_LABELS_INT = 3      /* any integer (e.g. 0/1/2 class ids) */
+} lacos_label_kind;
+
+typedef enum lacos_nli_label {
+  LACOS_NO_LABEL = -1, LACOS_ENTAILMENT = 0, LACOS_NEUTRAL = 1, LACOS_CONTRADICTION = 2
+} lacos_nli_label;
+
+/* One record. s1/s2 (and s3 for triplets, else NULL) are NUL-terminated
+   UTF-8 inside the set's arena, valid until the set is freed. */
+typedef struct lacos_pair {
+  const char *s1, *s2, *s3;
+  int32_t len1, len2, len3;
+  int32_t label;            /* lacos_nli_label, a binary/int label, or -1 */
+  double score;             /* gold similarity; NaN when the source has none */
+  int32_t subset;           /* index into lacos_pairset_subsets */
+  int32_t line;             /* 1-based line of the (input) file it came from */
+} lacos_pair;
+
+/* Pairs first .. first+count-1 came from one read call. lang1/lang2 are the
+   languages of columns 1 and 2 as given by the caller ("" when unknown). */
+typedef struct lacos_pair_subset {
+  const char *name, *lang1, *lang2, *source;
+  int32_t first, count;
+  int32_t lines;            /* data lines seen (including unscored/skipped ones) */
+  int32_t skipped;          /* lines dropped: blank gold, unlabeled, filtered */
+} lacos_pair_subset;
+
+/* How to read one file. Columns are 1-based; 0 = absent. */
+typedef struct lacos_read_spec {
+  const char *subset;            /* subset name; NULL = the file's base name */
+  const char *lang1, *lang2;
+  int header;                    /* lines (records for CSV) to skip first */
+  int min_fields, max_fields;    /* 0 = the highest mapped column / unlimited */
+  int col_s1, col_s2, col_s3, col_score, col_label;
+  int label_kind;                /* lacos_label_kind */
+  int filter_col;                /* keep only rows whose field equals filter_value */
+  const char *filter_value;
+  int trim;                      /* strip leading/trailing ASCII whitespace from sentences */
+  int skip_blank;                /* skip blank lines instead of failing */
+  int skip_unlabeled;            /* NLI: drop rows labelled "-" or "" (SNLI's no-consensus pairs) */
+  int allow_empty;               /* accept empty sentences */
+  int truncate_input;            /* gold pairing: score only the first (gold lines) input lines (STS17 track6) */
+  double score_min, score_max;   /* accepted score range; NaN = unchecked */
+  double max_line_bytes;         /* 0 = 1 MiB */
+  double max_file_bytes;         /* 0 = 8 GiB */
+  const char *key_s1, *key_s2, *key_s3, *key_label, *key_score;  /* JSON lines */
+} lacos_read_spec;
+
+/* Defaults: header 0, trim on, NaN score range, JSON keys of SNLI/MultiNLI 1.0
+   (sentence1, sentence2, gold_label). */
+void lacos_read_spec_init(lacos_read_spec *spec);
+
+int lacos_pairset_new(lacos_pairset **out);
+void lacos_pairset_free(lacos_pairset *s);
+/* TAB-separated fields (STSb, SICK, XNLI, KorNLI, MSRP, AllNLI.tsv, generic). */
+int lacos_pairset_read_tsv(lacos_pairset *s, const char *path, const lacos_read_spec *spec);
+/* RFC 4180 comma-separated values: quoted fields, doubled quotes, commas and
+   newlines inside quotes (stsb-multi-mt, SimCSE's nli_for_simcse.csv). */
+int lacos_pairset_read_csv(lacos_pairset *s, const char *path, const lacos_read_spec *spec);
+/* STS 2012-2017: input line i pairs with gold line i; a blank gold line is an
+   unscored pair and is dropped. The files must have the same number of lines
+   unless spec->truncate_input (then only the first gold-lines inputs count). */
+int lacos_pairset_read_gold(lacos_pairset *s, const char *input, const char *gold, const lacos_read_spec *spec);
+/* Line-aligned files: sentence 1, sentence 2 and optionally one label per
+   line (SNLI InferSent s1/s2/labels, Tatoeba bitext; labels may be NULL). */
+int lacos_pairset_read_lines(lacos_pairset *s, const char *path1, const char *path2, const char *labels,
+                             const lacos_read_spec *spec);
+/* JSON lines with string fields named by spec->key_* (SNLI/MultiNLI 1.0 .jsonl). */
+int lacos_pairset_read_jsonl(lacos_pairset *s, const char *path, const lacos_read_spec *spec);
+
+int lacos_pairset_size(const lacos_pairset *s);
+/* The record array; valid until the next read into the same set. */
+const lacos_pair *lacos_pairset_pairs(const lacos_pairset *s);
+int lacos_pairset_subset_count(const lacos_pairset *s);
+const lacos_pair_subset *lacos_pairset_subsets(const lacos_pairset *s);
+double lacos_pairset_text_bytes(const lacos_pairset *s);
+/* SHA-256 over the records (s1 TAB s2 TAB s3 TAB score TAB label LF): the
+   content revision recorded with every score. */
+int lacos_pairset_sha256(const lacos_pairset *s, char *hex);
+
+/* NLI pairs -> training examples (a new set with s1 = anchor, s2 = positive,
+   s3 = negative or NULL):
+   PREMISE: one (premise, entailed hypothesis, contradicting hypothesis)
+     triplet per premise that has both, premises in first-appearance order;
+   SBERT: sentence-transformers' AllNLI recipe: every sentence collects its
+     entailment and contradiction partners in both directions; each sentence
+     with both yields (s, e, c) and (e', s, c');
+   ENTAILMENT: every entailment pair as (premise, hypothesis), no negative.
+   seed < 0 picks the first partner in file order, otherwise a seeded
+   uniform choice among the distinct partners. */
+typedef enum lacos_triplet_mode {
+  LACOS_TRIPLETS_PREMISE = 0, LACOS_TRIPLETS_SBERT = 1, LACOS_PAIRS_ENTAILMENT = 2
+} lacos_triplet_mode;
+int lacos_pairset_nli_triplets(lacos_pairset **out, const lacos_pairset *src, int mode, double seed);
 
 /* ----- end datasets ----- */
 
 /* ===== sts (sts.c: cosine scores, Spearman, Pearson) ===== */
 
+/* Cosine similarity of row i of a and row i of b, for (n, d) tensors of any
+   float dtype, computed in double: out is (n) f64. A zero row scores 0 (as
+   sentence-transformers' normalise-then-dot does). */
+int lacos_sts_cosine(lacos_tensor **out, const lacos_tensor *a, const lacos_tensor *b);
+/* Average ranks (scipy.stats.rankdata method "average", 1-based). Fails on
+   non-finite values. */
+int lacos_sts_rank(double *ranks, const double *x, int64_t n);
+/* Pearson and Spearman (Pearson of average ranks) correlation in double, as
+   scipy.stats.pearsonr / spearmanr. n >= 2. A constant input or any
+   non-finite value gives NaN (scipy gives NaN with a warning). Not x100. */
+int lacos_sts_pearson(double *r, const double *x, const double *y, int64_t n);
+int lacos_sts_spearman(double *rho, const double *x, const double *y, int64_t n);
+
 /* ----- end sts ----- */
 
 /* ===== results (results.c: the SQLite results database) ===== */
 
+/* The results database: one SQLite file (default results/lacos.db, or
+   $LACOS_DB) holding experiments, runs, typed params, metric time series,
+   STS scores, timings, artifacts and tags in plain tables that `sqlite3`
+   reads as well as lacos does. Several processes on one host may write at
+   once: WAL journal, a busy timeout on every connection (30 s, or
+   $LACOS_DB_TIMEOUT seconds), BEGIN IMMEDIATE for every write, short
+   transactions, metrics buffered and flushed in batches. The schema is
+   versioned; an older file is migrated when opened, a newer one refused
+   untouched. Failures name the file and the cause with LACOS_EDB (LACOS_EIO
+   for the file system, LACOS_ENOTFOUND for a missing file). */
+typedef struct lacos_db lacos_db;
+typedef struct lacos_run lacos_run;
+typedef struct lacos_db_query lacos_db_query;
+
+enum { LACOS_DB_SCHEMA_VERSION = 2 };
+
+typedef enum lacos_db_flags {
+  LACOS_DB_READONLY = 1,   /* the file must exist; logging calls fail (an older schema is still migrated if the file is writable) */
+  LACOS_DB_NOCREATE = 2    /* a missing file is LACOS_ENOTFOUND instead of a new database */
+} lacos_db_flags;
+
+/* Stored as text (the names below) in runs.status. */
+typedef enum lacos_run_status {
+  LACOS_RUN_QUEUED = 0,
+  LACOS_RUN_RUNNING = 1,
+  LACOS_RUN_DONE = 2,
+  LACOS_RUN_FAILED = 3,
+  LACOS_RUN_INTERRUPTED = 4,
+  LACOS_RUN_DEAD = 5        /* was running, heartbeat older than 60 s */
+} lacos_run_status;
+
+const char *lacos_run_status_name(int status);
+int lacos_run_status_from_name(const char *name);   /* -1 if unknown */
+
+/* path NULL or "" = $LACOS_DB or results/lacos.db (relative to the current
+   directory); missing directories are created. */
+int lacos_db_open(lacos_db **out, const char *path, int flags);
+/* Flushes and checkpoints. Runs still open keep working (and keep the
+   connection) until they are freed; other calls on a closed db fail. */
+void lacos_db_close(lacos_db *db);
+const char *lacos_db_path(const lacos_db *db);
+int lacos_db_schema_version(const lacos_db *db);
+int lacos_db_set_timeout(lacos_db *db, double seconds);
+
+/* Canonical JSON: keys sorted (bytewise), no spaces, integral numbers below
+   2^53 without a fraction or exponent, other numbers in the shortest form
+   that reads back exactly, duplicate keys refused. sha256_hex (65 bytes, or
+   NULL) receives the hash of the canonical text. Free *out with
+   lacos_db_text_free. */
+int lacos_db_canonical_json(char **out, char *sha256_hex, const char *json);
+void lacos_db_text_free(char *text);
+
+/* Get-or-create by name. script_path (or NULL) is read, hashed and stored
+   with its full text (every version seen is kept in the scripts table);
+   axes_json (or NULL) is the sweep's declared axes. */
+int lacos_db_experiment(double *id, lacos_db *db, const char *name, const char *script_path,
+                        const char *axes_json);
+
+typedef struct lacos_run_options {
+  double experiment_id;      /* 0 = none */
+  const char *name;          /* NULL = none */
+  const char *config_json;   /* NULL = {}; stored canonical, hashed, flattened into params */
+  double seed;
+  int has_seed;
+  double parent_run_id;      /* resumed-from / evaluation-of, 0 = none */
+  int reuse;                 /* 1: claim (experiment, config hash, seed) atomically, see below */
+  const char *workdir;       /* where git is asked for the commit; NULL = the script's directory or cwd */
+  double heartbeat_seconds;  /* heartbeat thread period, 0 = 10 s, < 0 = none (at most 30) */
+  int flush_rows;            /* metrics buffered up to this many rows (0 = 500) */
+  double flush_seconds;      /* ... or this long (0 = 5 s) */
+} lacos_run_options;
+
+void lacos_run_options_init(lacos_run_options *o);
+/* Starts a run (status running). With reuse, in one write transaction: a
+   run with the same experiment, config hash and seed that is done, or
+   running with a fresh heartbeat, is returned with *started = 0 (a
+   read-only handle: skip that point); a queued one is taken over; otherwise
+   (none, or only failed/interrupted/dead ones) a new run starts. *started = 1
+   when this handle owns a running run. */
+int lacos_run_start(lacos_run **out, int *started, lacos_db *db, const lacos_run_options *opt);
+/* Adds a queued run for a sweep point unless an equivalent queued, running
+   or done run exists (then *created = 0 and *id is that run). */
+int lacos_db_enqueue(double *id, int *created, lacos_db *db, const lacos_run_options *opt);
+double lacos_run_id(const lacos_run *run);
+const char *lacos_run_uuid(const lacos_run *run);
+int lacos_run_get_status(const lacos_run *run);
+/* Params are typed and immutable: logging the same value again is a no-op,
+   a different value is an error. Non-finite numbers are refused. */
+int lacos_run_param_num(lacos_run *run, const char *key, double value);
+int lacos_run_param_text(lacos_run *run, const char *key, const char *value);
+int lacos_run_tag(lacos_run *run, const char *key, const char *value);
+/* Buffered; NaN and ±inf are stored as such (is_finite = 0). */
+int lacos_run_metric(lacos_run *run, double step, const char *key, double value);
+int lacos_run_flush(lacos_run *run);
+int lacos_run_heartbeat(lacos_run *run);
+
+/* One STS score with everything that moves it. Text fields NULL and
+   numbers NaN mean unknown (stored NULL). Correlations are raw (-1..1). */
+typedef struct lacos_sts_record {
+  const char *dataset;       /* required, e.g. "stsb", "sts17" */
+  const char *language;      /* "en", or a pair "en-de" */
+  const char *split;         /* required: "test", "validation", ... */
+  double step;               /* training step of the evaluation, -1 = final */
+  double n_pairs;
+  double spearman;
+  double pearson;
+  const char *similarity;    /* "cosine" */
+  const char *pooling;       /* "mean", "weightedmean", "lasttoken" */
+  const char *text_variant;  /* "raw", "senteval-tokenized" */
+  const char *aggregation;   /* "per-subset", "concatenated", "none" */
+  const char *model;
+  const char *adapter;
+  const char *quantisation;  /* "int8", "f32", ... */
+  const char *dtype;
+  double batch_size;
+  const char *dataset_sha256;
+} lacos_sts_record;
+void lacos_sts_record_init(lacos_sts_record *r);
+int lacos_run_sts(lacos_run *run, const lacos_sts_record *r);
+
+/* A benchmark or phase timing (llama-bench style). Numbers NaN = unknown. */
+typedef struct lacos_timing_record {
+  const char *phase;         /* required: "train_step", "encode", "eval", "load", ... */
+  const char *device;        /* "cpu", "cuda:0", NULL */
+  double step;               /* -1 = not tied to a step */
+  double threads;            /* NaN = the engine's current thread count */
+  double repetitions;
+  double n_items;
+  double n_tokens;
+  double avg_ns;
+  double stddev_ns;
+  double peak_bytes;
+  double optimizer_state_bytes;
+} lacos_timing_record;
+void lacos_timing_record_init(lacos_timing_record *t);
+int lacos_run_timing(lacos_run *run, const lacos_timing_record *t);
+
+/* Records a file or directory that is already in place: its absolute path,
+   size and SHA-256 (of a directory: over "relative-path NUL file-sha256 LF"
+   lines of its regular files in byte order). Written with synchronous=FULL. */
+int lacos_run_artifact(char *sha256_hex, double *bytes, lacos_run *run, const char *kind,
+                       const char *path, double step);
+
+/* Ends the run: status done, failed or interrupted; reason a short keyword
+   (e.g. "nonfinite", "signal") and message free text, both optional.
+   Flushes metrics, stops the heartbeat, checkpoints the WAL (passively). */
+int lacos_run_finish(lacos_run *run, int status, const char *reason, const char *message);
+/* An owned run freed without finish ends as failed (reason "abandoned"),
+   or interrupted if an interrupt is pending; buffered metrics are kept.
+   The same happens at process exit. */
+void lacos_run_free(lacos_run *run);
+
+/* Marks running runs whose heartbeat is older than stale_seconds as dead. */
+int lacos_db_mark_dead(int *count, lacos_db *db, double stale_seconds);
+
+/* Read-only queries (a separate read-only connection; statements that
+   would write, ATTACH, or more than one statement are refused). */
+typedef enum lacos_db_type {
+  LACOS_DB_NULL = 0,
+  LACOS_DB_INTEGER = 1,
+  LACOS_DB_REAL = 2,
+  LACOS_DB_TEXT = 3,
+  LACOS_DB_BLOB = 4
+} lacos_db_type;
+
+int lacos_db_query_prepare(lacos_db_query **out, lacos_db *db, const char *sql);
+int lacos_db_query_params(const lacos_db_query *q);          /* number of ? parameters */
+int lacos_db_query_bind_num(lacos_db_query *q, int i, double value);     /* i from 1 */
+int lacos_db_query_bind_text(lacos_db_query *q, int i, const char *value);
+int lacos_db_query_bind_null(lacos_db_query *q, int i);
+/* *has_row = 1 with a row ready, 0 at the end. */
+int lacos_db_query_step(int *has_row, lacos_db_query *q);
+int lacos_db_query_columns(const lacos_db_query *q);
+const char *lacos_db_query_column_name(const lacos_db_query *q, int i);   /* i from 0 */
+int lacos_db_query_column_type(const lacos_db_query *q, int i);
+double lacos_db_query_column_num(const lacos_db_query *q, int i);
+const char *lacos_db_query_column_text(const lacos_db_query *q, int i);  /* NULL for NULL */
+double lacos_db_query_column_bytes(const lacos_db_query *q, int i);
+void lacos_db_query_free(lacos_db_query *q);
+
 /* ----- end results ----- */
 
 /* ===== download (download.c: resumable verified HTTP downloads) ===== */
+
+typedef struct lacos_download_options {
+  double connect_timeout_s;  /* default 30 */
+  double stall_timeout_s;    /* abort when no byte arrives for this long; default 60 */
+  int progress;              /* 0 never, 1 when stderr is a terminal (default), 2 always */
+  int resume;                /* continue dest.part with a Range request (default 1) */
+  int max_redirects;         /* default 10 */
+} lacos_download_options;
+void lacos_download_options_init(lacos_download_options *o);
+
+/* Downloads url (http or https, redirects followed) into dest: the bytes go
+   to dest.part (resumed with a Range request when it exists; a server that
+   ignores Range restarts it), then the size (expected_bytes >= 0) and SHA-256
+   (expected_sha256 != NULL) are checked and dest.part is renamed over dest.
+   A hash or oversize mismatch removes dest.part; a short transfer keeps it for
+   the next call. sha256_out (65 bytes, may be NULL) and bytes_out (may be
+   NULL) receive what was actually fetched, also when the check fails. */
+int lacos_download(const char *url, const char *dest, double expected_bytes, const char *expected_sha256,
+                   const lacos_download_options *opt, char *sha256_out, double *bytes_out);
 
 /* ----- end download ----- */
 

@@ -53,18 +53,23 @@ static int kind_of_dtype(int dtype) {
 
 /* ------------------------------------------------------------- mappings */
 
-/* One mapped file, shared by the checkpoint and every tensor view on it. */
+/* One mapped file (or an in-memory image), shared by the checkpoint and
+   every tensor view on it. */
 typedef struct mapping {
   _Atomic int refs;
   void *base;
   size_t size;
   char *path;
+  bool heap;            /* an in-memory image (malloc'd), not a mapped file */
 } mapping;
 
 static void map_release(mapping *m) {
   if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
-  if (m->base) munmap(m->base, m->size);
-  mem_mapped_add(-(double)m->size);
+  if (m->heap) free(m->base);
+  else {
+    if (m->base) munmap(m->base, m->size);
+    mem_mapped_add(-(double)m->size);
+  }
   free(m->path);
   free(m);
 }
@@ -501,6 +506,34 @@ int lacos_safetensors_open(lacos_safetensors **out, const char *path) {
   return LACOS_OK;
 }
 
+/* Takes ownership of a malloc'd safetensors image (a decompressed run
+   checkpoint, engine/checkpoint.c); `name` is used in messages. Validated as
+   a file is; views point into the image, which is freed with the last. */
+int safetensors_open_buffer(lacos_safetensors **out, void *data, size_t size, const char *name) {
+  *out = NULL;
+  if (size < 8) { free(data); return fail(LACOS_EFORMAT, "%s: image of %zu bytes is too short for a safetensors header", name, size); }
+  lacos_safetensors *st = calloc(1, sizeof *st);
+  mapping *m = calloc(1, sizeof *m);
+  if (!st || !m || !(m->path = strdup(name)) || !(st->path = strdup(name))) {
+    if (m) free(m->path);
+    free(m);
+    free(st);
+    free(data);
+    return fail(LACOS_ENOMEM, "out of memory");
+  }
+  atomic_init(&m->refs, 1);
+  m->base = data;
+  m->size = size;
+  m->heap = true;
+  int mi = -1;
+  int s = keep_map(st, m, &mi);
+  if (!s) s = parse_file(st, mi, true);
+  if (!s) s = build_lookup(st);
+  if (s) { lacos_safetensors_free(st); return s; }
+  *out = st;
+  return LACOS_OK;
+}
+
 int lacos_safetensors_count(const lacos_safetensors *st) { return st ? st->n : 0; }
 const char *lacos_safetensors_name(const lacos_safetensors *st, int i) { return st && i >= 0 && i < st->n ? st->e[i].name : NULL; }
 const char *lacos_safetensors_file(const lacos_safetensors *st, int i) {
@@ -658,9 +691,10 @@ static int write_all(FILE *f, const void *p, size_t n, const char *path) {
   return LACOS_OK;
 }
 
-/* One file. meta holds both the extra "format" entry of sharded saves and
-   the caller's, so the sharded writer can reuse it. Inputs are checked. */
-static int write_one(const char *path, int n, const char *const *names, lacos_tensor *const *tensors, json_t *meta) {
+/* A complete image to f. meta holds both the extra "format" entry of
+   sharded saves and the caller's, so the sharded writer can reuse this.
+   Inputs are checked by the callers. */
+static int write_image(FILE *f, const char *path, int n, const char *const *names, lacos_tensor *const *tensors, json_t *meta) {
   item *items = calloc((size_t)(n ? n : 1), sizeof *items);
   json_t *root = json_object();
   char *hdr = NULL;
@@ -689,41 +723,64 @@ static int write_one(const char *path, int n, const char *const *names, lacos_te
   json_decref(root);
   size_t hl = hdr ? strlen(hdr) : 0, padded = (hl + 7) / 8 * 8;
   if (!s && padded > MAX_HEADER) s = fail(LACOS_ELIMIT, "%s: the header would be %zu bytes, over the 100,000,000-byte limit", path, padded);
-  atomic_file af = {0};
-  if (!s) s = atomic_file_open(&af, path);
   if (!s) {
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     static const char spaces[8] = "        ";
-    s = write_all(af.f, len8, 8, path);
-    if (!s) s = write_all(af.f, hdr, hl, path);
-    if (!s) s = write_all(af.f, spaces, padded - hl, path);
+    s = write_all(f, len8, 8, path);
+    if (!s) s = write_all(f, hdr, hl, path);
+    if (!s) s = write_all(f, spaces, padded - hl, path);
     for (int i = 0; i < n && !s; i++) {
       lacos_tensor *c = NULL;
       s = lacos_tensor_contiguous(&c, items[i].t);
       if (s) fail_context("%s: tensor \"%.200s\"", path, items[i].name);
-      else s = write_all(af.f, c->data, (size_t)lacos_tensor_nbytes(c), path);
+      else s = write_all(f, c->data, (size_t)lacos_tensor_nbytes(c), path);
       lacos_tensor_free(c);
     }
-    if (s) atomic_file_abort(&af);
-    else s = atomic_file_commit(&af);
   }
   free(hdr);
   free(items);
   return s;
 }
 
+/* One file, atomically. */
+static int write_one(const char *path, int n, const char *const *names, lacos_tensor *const *tensors, json_t *meta) {
+  atomic_file af;
+  TRY(atomic_file_open(&af, path));
+  int s = write_image(af.f, path, n, names, tensors, meta);
+  if (s) { atomic_file_abort(&af); return s; }
+  return atomic_file_commit(&af);
+}
+
+static int check_inputs(const char *where, int n, const char *const *names, lacos_tensor *const *tensors, int nmeta,
+                        const char *const *mk, const char *const *mv, json_t **meta) {
+  *meta = NULL;
+  TRY(check_names(where, n, names));
+  if (n > 0 && !tensors) return fail(LACOS_EINVAL, "%s: tensors missing", where);
+  for (int i = 0; i < n; i++) TRY(check_tensor(where, names[i], tensors[i]));
+  TRY(check_meta(where, nmeta, mk, mv));
+  if (!(*meta = json_object())) return fail(LACOS_ENOMEM, "out of memory");
+  int s = put_strings(*meta, nmeta, mk, mv);
+  if (s) { json_decref(*meta); *meta = NULL; }
+  return s;
+}
+
+/* The image to a stream the caller owns (run checkpoints compress it). */
+int safetensors_write_stream(FILE *f, const char *path, int n, const char *const *names, lacos_tensor *const *tensors,
+                             int nmeta, const char *const *mk, const char *const *mv) {
+  json_t *meta;
+  TRY(check_inputs(path, n, names, tensors, nmeta, mk, mv, &meta));
+  int s = write_image(f, path, n, names, tensors, meta);
+  json_decref(meta);
+  return s;
+}
+
 int lacos_safetensors_write(const char *path, int n, const char *const *names, lacos_tensor *const *tensors,
                             int nmeta, const char *const *mk, const char *const *mv) {
   if (!path || !*path) return fail(LACOS_EINVAL, "lacos_safetensors_write: empty path");
-  TRY(check_names(path, n, names));
-  if (n > 0 && !tensors) return fail(LACOS_EINVAL, "%s: tensors missing", path);
-  for (int i = 0; i < n; i++) TRY(check_tensor(path, names[i], tensors[i]));
-  TRY(check_meta(path, nmeta, mk, mv));
-  json_t *meta = json_object();
-  if (!meta) return fail(LACOS_ENOMEM, "out of memory");
-  int s = put_strings(meta, nmeta, mk, mv);
-  if (!s) s = write_one(path, n, names, tensors, meta);
+  json_t *meta;
+  TRY(check_inputs(path, n, names, tensors, nmeta, mk, mv, &meta));
+  int s = write_one(path, n, names, tensors, meta);
   json_decref(meta);
   return s;
 }

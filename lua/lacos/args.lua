@@ -44,7 +44,7 @@ function M.help(spec)
       if o.required then text = text .. " (required)" end
       lines[#lines + 1] = heads[i] .. (" "):rep(width - #heads[i] + 2) .. text
     end
-    lines[#lines + 1] = "  --help" .. (" "):rep(width - 6 + 2) .. "show this help"
+    lines[#lines + 1] = "  --help" .. (" "):rep(width - 8 + 2) .. "show this help"
   end
   if spec.examples then
     lines[#lines + 1] = ""

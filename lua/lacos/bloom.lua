@@ -109,6 +109,7 @@ local function model_options(opts, where)
     o.device = d
   end
   if opts.embedding_dtype ~= nil then o.embedding_dtype = T.dtype_of(opts.embedding_dtype) end
+  if opts.cache then o.cache = 1 end
   return o
 end
 
@@ -130,7 +131,7 @@ end
 -- lacos.json (pooling and padding side) when lacos wrote it.
 function M.load(dir, opts)
   opts = util.options(opts, { quant = "int8", threshold = 0.0, device = "cpu", tokenizer = util.ANY,
-                              pooling = util.ANY, adapter = util.ANY }, "lacos.bloom.load")
+                              pooling = util.ANY, adapter = util.ANY, cache = false }, "lacos.bloom.load")
   local o = model_options(opts, "lacos.bloom.load")
   local out = ffi.new("lacos_bloom*[1]")
   check(C.lacos_bloom_load(out, dir, o))
@@ -265,6 +266,32 @@ function Model:add_lora(opts)
   check(C.lacos_lora_attach(self.ptr, c))
   self.lora = { r = opts.r, alpha = opts.alpha, dropout = opts.dropout, targets = M.target_names(c.targets),
                 rslora = opts.rslora }
+  return self
+end
+
+-- Saves the adapter in PEFT's format (adapter_config.json +
+-- adapter_model.safetensors) plus lacos.json (pooling, padding side).
+function Model:save_lora(dir, opts)
+  opts = opts or {}
+  check(C.lacos_lora_save(self.ptr, dir, opts.base_model or self.dir or self.name))
+  require("lacos.json").write(dir .. "/lacos.json", {
+    pooling = opts.pooling or self:pooling(), padding_side = self:padding_side(), normalize = false,
+    base_model = opts.base_model or self.dir or self.name, quant = self.quant,
+    lacos = require("lacos").version(), trained = opts.trained,
+  })
+end
+
+-- Attaches an adapter saved by lacos or PEFT; its lacos.json (if any) sets the pooling.
+function Model:load_lora(dir)
+  check(C.lacos_lora_load(self.ptr, dir))
+  local c = ffi.new("lacos_lora_config")
+  check(C.lacos_lora_get_config(self.ptr, c))
+  self.lora = { r = c.r, alpha = c.alpha, dropout = c.dropout, targets = M.target_names(c.targets), rslora = c.use_rslora ~= 0 }
+  local meta = read_json(dir .. "/lacos.json")
+  if meta then
+    for _, k in ipairs { "pooling", "padding_side", "normalize" } do if meta[k] ~= nil then self.meta[k] = meta[k] end end
+  end
+  self.adapter = dir
   return self
 end
 

@@ -1,8 +1,18 @@
 -- lacos: the Lua API. `local lacos = require "lacos"` gives the engine's
 -- objects as submodules, loaded on first use:
---   lacos.tensor   tensors (zeros, rand, from, ...)
---   lacos.results  the results database
---   lacos.safetensors  safetensors files and checkpoint directories (open, save, save_sharded)
+--   lacos.tensor      tensors (zeros, rand, from, ...)
+--   lacos.bloom       BLOOM models: load, random, encode, LoRA
+--   lacos.loss        training objectives (mnrl, cosent, softmax)
+--   lacos.train       the training loop (lacos.train{...})
+--   lacos.pairs       (anchor, positive[, negative]) training data
+--   lacos.checkpoint  run checkpoints
+--   lacos.safetensors safetensors files and checkpoint directories (open, save, save_sharded)
+--   lacos.results     the results database
+--   lacos.data        datasets: registry, readers, downloads
+--   lacos.sts         STS metrics: cosine scores, Spearman, Pearson, aggregation
+--   lacos.tokenizer   Hugging Face tokenizer.json (BLOOM's byte-level BPE)
+--   lacos.optim       AdamW and 8-bit Adam
+--   lacos.sweep       grids of runs in the results database
 -- and helpers for the engine as a whole (version, threads, memory).
 local E = require "lacos.engine"
 local ffi, C = E.ffi, E.C
@@ -24,17 +34,35 @@ function lacos.memory_limit(bytes, device)
 end
 lacos.engine = E
 
--- Submodules load lazily so that `require "lacos"` stays cheap.
-local submodules = {
-  tensor = "lacos.tensor", results = "lacos.results", repl = "lacos.repl", util = "lacos.util",
-  args = "lacos.args", safetensors = "lacos.safetensors",
-}
-lacos.submodules = submodules
+-- Submodules load lazily, on first use of lacos.<name>, from
+-- lua/lacos/<name>.lua, so that `require "lacos"` stays cheap and a new
+-- module needs no registration here.
+-- name -> module of every submodule present (for completion and help), found
+-- by listing this directory the first time lacos.submodules is read.
+local function list_submodules()
+  local dir = debug.getinfo(1, "S").source:gsub("^@", ""):gsub("/init%.lua$", "")
+  local names = {}
+  local p = io.popen("ls " .. ("%q"):format(dir) .. " 2>/dev/null")
+  if p then
+    for f in p:lines() do
+      local n = f:match("^([%w_]+)%.lua$")
+      if n and n ~= "init" then names[n] = "lacos." .. n end
+    end
+    p:close()
+  end
+  return names
+end
+
 setmetatable(lacos, {
   __index = function(t, k)
-    local name = submodules[k]
-    if not name then return nil end
-    local m = require(name)
+    if k == "submodules" then
+      local names = list_submodules()
+      rawset(t, k, names)
+      return names
+    end
+    if type(k) ~= "string" or not k:match("^[%w_]+$") then return nil end
+    if not package.searchpath("lacos." .. k, package.path) then return nil end
+    local m = require("lacos." .. k)
     rawset(t, k, m)
     return m
   end,

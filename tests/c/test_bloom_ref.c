@@ -196,6 +196,40 @@ static void bad_checkpoints(void) {
   CHECK_FAIL(lacos_bloom_load(&m, dir, NULL), LACOS_ENOTFOUND, "h.2.input_layernorm.weight");
 }
 
+static void int8_cache(void) {
+  char cachedir[1024], dir[1100];
+  snprintf(cachedir, sizeof cachedir, "%s/cache", test_tmpdir());
+  setenv("LACOS_CACHE", cachedir, 1);
+  snprintf(dir, sizeof dir, "%s/tiny-b", fixdir);
+  char path[4096];
+  CHECK_OK(lacos_bloom_cache_path(dir, path, sizeof path));
+  CHECK(strncmp(path, cachedir, strlen(cachedir)) == 0);
+  lacos_bloom_options o;
+  lacos_bloom_options_init(&o);
+  o.cache = 1;
+  lacos_bloom *a = NULL, *b = NULL, *c = NULL;
+  CHECK_OK(lacos_bloom_load(&a, dir, &o));          /* quantises and writes the cache */
+  struct stat sb;
+  CHECK(stat(path, &sb) == 0);
+  CHECK_OK(lacos_bloom_load(&b, dir, &o));          /* reads it */
+  lacos_tensor *ids = npy("tiny-b", "ids_left.npy"), *mask = npy("tiny-b", "mask_left.npy"), *ea = NULL, *eb = NULL, *ec = NULL;
+  CHECK_OK(lacos_bloom_encode(&ea, a, ids, mask, 1));
+  CHECK_OK(lacos_bloom_encode(&eb, b, ids, mask, 1));
+  double d = 1;
+  if (ea && eb) lacos_tensor_maxdiff(ea, eb, &d);
+  CHECK(d == 0);
+  /* a damaged cache is not trusted: the load falls back to the checkpoint */
+  FILE *f = fopen(path, "r+b");
+  if (f) { fseek(f, 100, SEEK_SET); fputs("garbage garbage", f); fclose(f); }
+  CHECK_OK(lacos_bloom_load(&c, dir, &o));
+  CHECK_OK(lacos_bloom_encode(&ec, c, ids, mask, 1));
+  if (ea && ec) lacos_tensor_maxdiff(ea, ec, &d);
+  CHECK(d == 0);
+  lacos_tensor_free(ea); lacos_tensor_free(eb); lacos_tensor_free(ec); lacos_tensor_free(ids); lacos_tensor_free(mask);
+  lacos_bloom_free(a); lacos_bloom_free(b); lacos_bloom_free(c);
+  unsetenv("LACOS_CACHE");
+}
+
 int main(void) {
   const char *root = getenv("LACOS_ROOT");
   snprintf(fixdir, sizeof fixdir, "%s/tests/fixtures/bloom", root ? root : ".");
@@ -205,5 +239,6 @@ int main(void) {
   RUN(tiny_sharded);
   RUN(save_load_round_trip);
   RUN(bad_checkpoints);
+  RUN(int8_cache);
   TEST_EXIT();
 }

@@ -112,8 +112,7 @@ end
 function H.exists(path) local f = io.open(path, "rb"); if f then f:close() return true end return false end
 
 function H.done()
-  -- close the Lua state (finalizers run), so the sanitizer build sees engine objects released
-  os.exit(failures == 0 and 0 or 1, true)
+  os.exit(failures == 0 and 0 or 1, true)   -- close the state so finalizers run (leak checks)
 end
 
 return H

@@ -1,0 +1,104 @@
+-- lacos.checkpoint: training checkpoints (engine/checkpoint.c) — LoRA
+-- weights, optimizer state, trainable loss parameters and the loop's state,
+-- saved atomically and verified by hash when read back.
+local E = require "lacos.engine"
+local T = require "lacos.tensor"
+local json = require "lacos.json"
+local ffi, C, check = E.ffi, E.C, E.check
+
+local M = {}
+M.keep = 2
+
+local function collect(model, optimizer, loss)
+  local names, tensors = {}, {}
+  local function add(name, t) names[#names + 1] = name; tensors[#tensors + 1] = t end
+  for _, p in ipairs(model:trainable()) do add("lora." .. p.name, p.param) end
+  if loss and loss.parameters then
+    for _, p in ipairs(loss:parameters()) do add("loss." .. p.name, p.param) end
+  end
+  if optimizer and optimizer.state then
+    local st = optimizer:state()
+    local keys = {}
+    for k in pairs(st) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do add("optim." .. k, st[k]) end
+  end
+  return names, tensors
+end
+
+-- Writes <dir>/ckpt-<step>; records it as an artifact of `run` when given;
+-- keeps the M.keep newest checkpoints.
+function M.save(dir, step, model, optimizer, loss, state, run)
+  local names, tensors = collect(model, optimizer, loss)
+  local n = #names
+  local cn = ffi.new("const char*[?]", n)
+  local ct = ffi.new("lacos_tensor*[?]", n)
+  for i = 1, n do cn[i - 1] = names[i]; ct[i - 1] = tensors[i].t end
+  state = state or {}
+  state.format = "lacos-train-state"
+  state.lacos = require("lacos").version()
+  check(C.lacos_checkpoint_save(dir, step, n, cn, ct, json.encode(state)))
+  check(C.lacos_checkpoint_prune(dir, M.keep))
+  local path = ("%s/ckpt-%08d"):format(dir, step)
+  if run and run.artifact then
+    pcall(run.artifact, run, { path = path .. "/tensors.safetensors.zst", kind = "checkpoint", step = step })
+  end
+  return path
+end
+
+-- Restores a checkpoint into the model, optimizer and loss; returns its state table.
+function M.restore(path, model, optimizer, loss)
+  local out = ffi.new("lacos_checkpoint*[1]")
+  check(C.lacos_checkpoint_open(out, path))
+  local ck = ffi.gc(out[0], C.lacos_checkpoint_free)
+  local st = C.lacos_checkpoint_tensors(ck)
+  local state = json.decode(ffi.string(C.lacos_checkpoint_state(ck)), path .. "/state.json")
+  local function get(name)
+    local t = T.make(C.lacos_safetensors_get, st, name)
+    return t
+  end
+  local function has(name) return C.lacos_safetensors_find(st, name) >= 0 end
+  for _, p in ipairs(model:trainable()) do
+    local key = "lora." .. p.name
+    if not has(key) then error(("%s: the checkpoint has no %s (was it made with another adapter?)"):format(path, key), 0) end
+    local t = get(key)
+    if table.concat(t:size(), "x") ~= table.concat(p.param:size(), "x") then
+      error(("%s: %s has shape %s, the model's adapter %s"):format(path, key, table.concat(t:size(), "x"),
+        table.concat(p.param:size(), "x")), 0)
+    end
+    p.param:copy(t)
+  end
+  if loss and loss.parameters then
+    for _, p in ipairs(loss:parameters()) do p.param:copy(get("loss." .. p.name)) end
+  end
+  if optimizer and optimizer.load_state then
+    local tbl = {}
+    for i = 0, C.lacos_safetensors_count(st) - 1 do
+      local name = ffi.string(C.lacos_safetensors_name(st, i))
+      if name:sub(1, 6) == "optim." then tbl[name:sub(7)] = get(name):clone() end
+    end
+    optimizer:load_state(tbl)
+  end
+  C.lacos_checkpoint_free(ffi.gc(ck, nil))
+  state.path = path
+  return state
+end
+
+-- The newest checkpoint under dir that verifies, restored; nil when none.
+-- Broken ones (torn, corrupted) are reported and skipped.
+function M.load_latest(dir, model, optimizer, loss)
+  local buf = ffi.new("char[4096]")
+  local step = ffi.new("int[1]")
+  local i = 0
+  while C.lacos_checkpoint_find(dir, i, buf, 4096, step) == 0 do
+    local path = ffi.string(buf)
+    local ok, state = pcall(M.restore, path, model, optimizer, loss)
+    if ok then return state end
+    io.stderr:write(("lacos: skipping checkpoint %s: %s\n"):format(path, tostring(state)))
+    i = i + 1
+  end
+  C.lacos_error_clear()
+  return nil
+end
+
+return M

@@ -1,0 +1,60 @@
+-- lacos embed: sentence embeddings from the command line. Reads one
+-- sentence per line from stdin, writes a float32 .npy of shape [n, hidden]
+-- (or tab-separated rows with --out - --tsv).
+local M = {}
+
+M.spec = {
+  name = "embed",
+  usage = "lacos embed --model DIR [--adapter DIR] [--pooling mean|weightedmean|lasttoken] [--quant f32|int8]\n" ..
+          "                   [--threshold X] [--batch N] --out FILE.npy | --out - --tsv",
+  summary = "Embed sentences (one per line on stdin) with a BLOOM model.",
+  description = "The pooling recorded with the model or adapter (lacos.json) is used unless --pooling overrides it;\n" ..
+                "asking for a different pooling than the model was trained with needs --force. Lines are read as\n" ..
+                "UTF-8 with a trailing CR removed; an empty line embeds the empty string.",
+  options = {
+    { "--model", "DIR", "checkpoint directory (config.json, weights, tokenizer.json)", required = true },
+    { "--adapter", "DIR", "LoRA adapter directory (lacos' or PEFT's)" },
+    { "--pooling", "MODE", "pooling", choices = { "mean", "weightedmean", "lasttoken" } },
+    { "--quant", "KIND", "weight format in memory", default = "int8", choices = { "f32", "int8" } },
+    { "--threshold", "X", "LLM.int8 outlier threshold (0 = off, 6 = the usual)", type = "number", default = 0, min = 0 },
+    { "--batch", "N", "sentences per forward pass", type = "integer", default = 32, min = 1 },
+    { "--max-length", "N", "truncate sentences to N tokens (default: refuse longer than the model's limit)", type = "integer", min = 1 },
+    { "--out", "FILE", ".npy output, or - for stdout (with --tsv)", required = true },
+    { "--tsv", nil, "write tab-separated values instead of .npy" },
+    { "--force", nil, "allow a pooling other than the recorded one" },
+    { "--threads", "N", "worker threads", type = "integer", min = 1 },
+  },
+  examples = {
+    "printf 'a cat\\nun chat\\n' | lacos embed --model models/bloom-560m --out emb.npy",
+    "lacos embed --model models/bloom-560m --adapter runs/lora --out - --tsv < sentences.txt",
+  },
+}
+
+function M.run(opts)
+  local lacos = require "lacos"
+  if opts.threads then lacos.threads(opts.threads) end
+  if opts.tsv and opts.out ~= "-" then error("--tsv writes to stdout: use --out -", 0) end
+  if not opts.tsv and opts.out == "-" then error("--out - needs --tsv (a .npy file cannot go to a terminal)", 0) end
+  local lines = {}
+  for line in io.stdin:lines() do lines[#lines + 1] = (line:gsub("\r$", "")) end
+  local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, adapter = opts.adapter })
+  local emb = m:encode(lines, { pooling = opts.pooling, batch = opts.batch, force = opts.force,
+                                max_length = opts.max_length, truncation = opts.max_length ~= nil })
+  if opts.tsv then
+    local n, d = emb:size(1), emb:size(2)
+    local p = emb:data_ptr()
+    local out = io.stdout
+    for i = 0, n - 1 do
+      local row = {}
+      for k = 0, d - 1 do row[k + 1] = ("%.7g"):format(p[i * d + k]) end
+      out:write(table.concat(row, "\t"), "\n")
+    end
+  else
+    emb:save_npy(opts.out)
+    io.stderr:write(("lacos: wrote %d x %d embeddings (%s pooling) to %s\n"):format(emb:size(1), emb:size(2),
+      opts.pooling or m:pooling(), opts.out))
+  end
+  return 0
+end
+
+return M

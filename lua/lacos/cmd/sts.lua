@@ -1,0 +1,124 @@
+-- lacos sts: evaluate a model (and adapter) on STS sets from the command
+-- line: cosine similarity of pooled embeddings, Spearman and Pearson x100,
+-- per set and language (pair); every score recorded in the results
+-- database with what produced it.
+local M = {}
+
+M.spec = {
+  name = "sts",
+  usage = "lacos sts --model DIR [--adapter DIR] [--pooling MODE] [--quant f32|int8]\n" ..
+          "                 [--sets stsb:test,sick:test,... | --suite senteval|senteval_raw|mteb_en | --file FILE] [--json]",
+  summary = "Evaluate a model on STS benchmarks (cosine Spearman x100).",
+  description = "A set is NAME[:SPLIT[:SUBSET]] from the dataset registry (lacos data list), e.g. stsb:test, sick:test,\n" ..
+                "sts17:test:en-de, stsb-multi-mt:test:de. --file scores any STSb-format or 'sentence1 TAB sentence2 TAB\n" ..
+                "score' file. Sets with several subsets (STS12-16, STS17, stsb-multi-mt) report each subset and the\n" ..
+                "concatenated 'all' score (SimCSE's rule; --aggregation mean|wmean for the others).",
+  options = {
+    { "--model", "DIR", "checkpoint directory", required = true },
+    { "--adapter", "DIR", "LoRA adapter (lacos' or PEFT's)" },
+    { "--pooling", "MODE", "pooling", choices = { "mean", "weightedmean", "lasttoken" } },
+    { "--quant", "KIND", "weights in memory", default = "int8", choices = { "f32", "int8" } },
+    { "--threshold", "X", "LLM.int8 outlier threshold", type = "number", default = 0, min = 0 },
+    { "--sets", "LIST", "comma-separated sets", default = "stsb:test" },
+    { "--suite", "NAME", "a whole suite", choices = { "senteval", "senteval_raw", "mteb_en" } },
+    { "--file", "FILE", "score a pairs file instead of registry sets" },
+    { "--format", "FMT", "--file format", default = "auto", choices = { "auto", "stsb", "generic" } },
+    { "--aggregation", "RULE", "subset aggregation", default = "all", choices = { "all", "mean", "wmean" } },
+    { "--data", "DIR", "datasets root (default $LACOS_DATA or datasets/)" },
+    { "--batch", "N", "sentences per forward pass", type = "integer", default = 64, min = 1 },
+    { "--max-length", "N", "truncate sentences to N tokens", type = "integer", min = 1 },
+    { "--force", nil, "allow a pooling other than the recorded one" },
+    { "--json", nil, "print JSON" },
+    { "--db", "FILE", "results database (default $LACOS_DB or results/lacos.db)" },
+    { "--no-db", nil, "do not record the scores" },
+    { "--threads", "N", "worker threads", type = "integer", min = 1 },
+  },
+  examples = {
+    "lacos sts --model models/bloom-560m --sets stsb:test,sick:test",
+    "lacos sts --model models/bloom-560m --adapter runs/lora --suite senteval",
+    "lacos sts --model models/bloom-560m --file my-pairs.tsv --json",
+  },
+}
+
+local function parse_sets(list)
+  local out = {}
+  for item in list:gmatch("[^,%s]+") do
+    local name, split, subset = item:match("^([^:]+):?([^:]*):?(.*)$")
+    out[#out + 1] = { data = name, split = split ~= "" and split or nil, subset = subset ~= "" and subset or nil, label = item }
+  end
+  if #out == 0 then error("--sets names no set", 0) end
+  return out
+end
+
+function M.run(opts)
+  local lacos = require "lacos"
+  local json = require "lacos.json"
+  if opts.threads then lacos.threads(opts.threads) end
+  local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, adapter = opts.adapter, cache = true })
+  local pooling = opts.pooling or m:pooling()
+  local function encode(list)
+    return m:encode(list, { pooling = pooling, batch = opts.batch, force = opts.force, max_length = opts.max_length,
+                            truncation = opts.max_length ~= nil })
+  end
+  local results = {}
+  local function add(label, r)
+    r.label = label
+    results[#results + 1] = r
+  end
+  if opts.file then
+    local set = lacos.data.read_pairs(opts.file, { format = opts.format })
+    add(opts.file, lacos.sts.evaluate_set(set, encode, { aggregation = opts.aggregation }))
+  elseif opts.suite then
+    local s = lacos.sts.run_suite(opts.suite, encode, { data = opts.data })
+    for _, r in ipairs(s.tasks) do add(r.task, r) end
+    results.suite = { name = opts.suite, title = s.title, average = s.average }
+  else
+    for _, t in ipairs(parse_sets(opts.sets)) do
+      local set = lacos.data.load(t.data, { split = t.split, subset = t.subset, data = opts.data })
+      add(t.label, lacos.sts.evaluate_set(set, encode, { aggregation = opts.aggregation }))
+      set:free()
+    end
+  end
+  if not opts.no_db then
+    local db = lacos.results.open(opts.db)
+    local run = db:start_run { name = "sts " .. opts.model .. (opts.adapter and (" + " .. opts.adapter) or ""),
+                               config = { model = opts.model, adapter = opts.adapter or "", pooling = pooling,
+                                          quant = opts.quant, threshold = opts.threshold, sets = opts.file or opts.suite or opts.sets } }
+    for _, r in ipairs(results) do
+      local function log(name, lang, n, sp, pe)
+        run:sts { dataset = name, language = lang, split = r.split or "test", n = n, spearman = sp / 100, pearson = pe / 100,
+                  pooling = pooling, text_variant = r.text or "raw", aggregation = r.aggregation or opts.aggregation,
+                  similarity = "cosine", model = opts.model, adapter = opts.adapter, quantisation = opts.quant,
+                  dataset_sha256 = r.digest }
+      end
+      local name = r.task or r.dataset or r.label
+      log(name, "all", r.n, r.main or r.spearman, r.pearson)
+      if r.subsets and #r.subsets > 1 then
+        for _, u in ipairs(r.subsets) do
+          local lang = u.lang2 and u.lang2 ~= u.lang1 and (u.lang1 .. "-" .. u.lang2) or u.lang1 or u.name
+          log(name .. "/" .. u.name, lang, u.n, u.spearman, u.pearson)
+        end
+      end
+    end
+    run:finish("done")
+    db:close()
+  end
+  if opts.json then
+    print(json.encode({ model = opts.model, adapter = opts.adapter, pooling = pooling, quant = opts.quant, results = results,
+                        suite = results.suite }, { indent = 2 }))
+    return 0
+  end
+  print(("%-28s %7s %9s %9s  %s"):format("set", "pairs", "spearman", "pearson", "text"))
+  for _, r in ipairs(results) do
+    print(("%-28s %7d %9.2f %9.2f  %s"):format(r.label, r.n, r.main or r.spearman, r.pearson, r.text or "raw"))
+    if r.subsets and #r.subsets > 1 then
+      for _, u in ipairs(r.subsets) do
+        print(("  %-26s %7d %9.2f %9.2f"):format(u.name, u.n, u.spearman, u.pearson))
+      end
+    end
+  end
+  if results.suite then print(("%-28s %7s %9.2f  (%s)"):format(results.suite.name .. " average", "", results.suite.average, results.suite.title)) end
+  return 0
+end
+
+return M

@@ -1,0 +1,166 @@
+-- lacos tokenize: the token ids of each line of text, as the Hugging Face
+-- tokenizers library gives them for a tokenizer.json (BLOOM's and the like).
+local util = require "lacos.util"
+
+local M = {}
+
+M.spec = {
+  name = "tokenize",
+  usage = "lacos tokenize --tokenizer FILE.json [options] [TEXTFILE...]",
+  summary = "Reads one text per line (from the TEXTFILEs, else stdin) and prints the token ids of each line,\n" ..
+            "space-separated, one output line per input line.",
+  description = "Lines end at \\n; one \\r before it is dropped. No BOS/EOS token is added. With --decode the\n" ..
+                "input lines are ids and the output is their text. Input that is not UTF-8 is an error that\n" ..
+                "names the line; nothing is printed then. Work is spread over LACOS_THREADS threads.",
+  options = {
+    { "--tokenizer", "FILE", "tokenizer.json (Hugging Face format, byte-level BPE)", required = true },
+    { "--tokens", nil, "print token strings (as in the vocabulary, e.g. Ġworld) instead of ids" },
+    { "--count", nil, "print the number of tokens of each line" },
+    { "--decode", nil, "read lines of ids (separated by spaces or commas) and print their text" },
+    { "--skip-special", nil, "with --decode, leave out special tokens such as <s>" },
+    { "--max-length", "N", "a line of more than N tokens is an error (or cut, with --truncate)", type = "integer", min = 1 },
+    { "--truncate", nil, "cut lines longer than --max-length" },
+    { "--truncation-side", "SIDE", "which end --truncate cuts", choices = { "right", "left" }, default = "right" },
+    { "--stats", nil, "print lines, tokens and tokens/s to stderr" },
+  },
+  positional = { min = 0, names = "TEXTFILE" },
+  examples = {
+    "echo 'Hello world' | lacos tokenize --tokenizer models/bloom-560m/tokenizer.json",
+    "lacos tokenize --tokenizer tok.json --tokens < sentences.txt",
+    "echo '59414 8876' | lacos tokenize --tokenizer tok.json --decode",
+  },
+}
+
+local function read_all(path)
+  local f, err = io.open(path, "rb")
+  if not f then error(((err or path):gsub("^([^:]*): ", "%1: ")), 0) end
+  local s = f:read("*a")
+  f:close()
+  if not s then error(path .. ": cannot read the file", 0) end
+  return s
+end
+
+-- Splits text into lines: \n ends a line, one \r before it is dropped, a
+-- last line without \n counts.
+local function split_lines(text)
+  local lines, pos, n = {}, 1, #text
+  while pos <= n do
+    local nl = text:find("\n", pos, true)
+    local stop = (nl or n + 1) - 1
+    if stop >= pos and text:byte(stop) == 13 then stop = stop - 1 end
+    lines[#lines + 1] = text:sub(pos, stop)
+    pos = (nl or n) + 1
+  end
+  return lines
+end
+
+local function decode_lines(tok, lines, skip)
+  local out = {}
+  for i, line in ipairs(lines) do
+    local ids = {}
+    for w in line:gmatch("[^%s,%[%]]+") do
+      local v = tonumber(w)
+      if not v or v ~= math.floor(v) then error(("line %d: '%s' is not a token id"):format(i, w), 0) end
+      ids[#ids + 1] = v
+    end
+    local ok, text = pcall(tok.decode, tok, ids, { skip_special = skip })
+    if not ok then error(("line %d: %s"):format(i, text), 0) end
+    out[i] = text
+  end
+  return out
+end
+
+local function encode_lines(tok, lines, opts)
+  local ok, ids, off, n = pcall(tok.encode_list, tok, lines, { flat = true })
+  if not ok then error((tostring(ids):gsub("^text (%d+):", "line %1:")), 0) end
+  local out, names = {}, {}
+  local maxlen, cut_left = opts.max_length, opts.truncation_side == "left"
+  local total = 0
+  for i = 0, n - 1 do
+    local a, b = off[i], off[i + 1]
+    if maxlen and b - a > maxlen then
+      if not opts.truncate then
+        error(("line %d has %d tokens, more than --max-length %d (add --truncate to cut it)"):format(i + 1, b - a, maxlen), 0)
+      end
+      if cut_left then a = b - maxlen else b = a + maxlen end
+    end
+    total = total + (b - a)
+    if opts.count then
+      out[i + 1] = tostring(b - a)
+    else
+      local parts = {}
+      for j = a, b - 1 do
+        local id = ids[j]
+        if opts.tokens then
+          local s = names[id]
+          if not s then s = tok:id_to_token(id) or "?" names[id] = s end
+          parts[#parts + 1] = s
+        else
+          parts[#parts + 1] = id
+        end
+      end
+      out[i + 1] = table.concat(parts, " ")
+    end
+  end
+  return out, total
+end
+
+-- Seconds of wall-clock time (CLOCK_MONOTONIC), for --stats.
+local function wall_clock()
+  local ffi = require "ffi"
+  pcall(ffi.cdef, [[
+    typedef struct lacos_tokenize_timespec { long tv_sec; long tv_nsec; } lacos_tokenize_timespec;
+    int lacos_tokenize_clock_gettime(int clock, lacos_tokenize_timespec *ts) __asm__("clock_gettime");
+  ]])
+  local ts = ffi.new("lacos_tokenize_timespec")
+  return function()
+    ffi.C.lacos_tokenize_clock_gettime(1, ts)
+    return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+  end
+end
+
+function M.run(opts)
+  local lacos = require "lacos"
+  if opts.decode and (opts.tokens or opts.count or opts.max_length or opts.truncate) then
+    error("--decode reads ids; --tokens, --count, --max-length and --truncate apply to text", 0)
+  end
+  if opts.skip_special and not opts.decode then error("--skip-special goes with --decode", 0) end
+  if opts.truncate and not opts.max_length then error("--truncate needs --max-length", 0) end
+  local tok = lacos.tokenizer.load(opts.tokenizer)
+  local now = wall_clock()
+  local function process(lines)
+    if opts.decode then return decode_lines(tok, lines, opts.skip_special), 0 end
+    return encode_lines(tok, lines, opts)
+  end
+
+  local interactive = #opts._ == 0 and util.isatty(0)
+  local t0, n_lines, n_tokens = now(), 0, 0
+  if interactive then
+    -- One line at a time, answered as it comes.
+    for line in io.stdin:lines() do
+      local ok, out, k = pcall(process, split_lines(line .. "\n"))
+      if ok then io.stdout:write((out[1] or ""), "\n") n_tokens = n_tokens + k
+      else io.stderr:write("lacos tokenize: ", tostring(out), "\n") end
+      io.stdout:flush()
+      n_lines = n_lines + 1
+    end
+  else
+    local chunks = {}
+    if #opts._ == 0 then chunks[1] = io.stdin:read("*a") or ""
+    else for i, p in ipairs(opts._) do chunks[i] = read_all(p) end end
+    local lines = {}
+    for _, c in ipairs(chunks) do for _, l in ipairs(split_lines(c)) do lines[#lines + 1] = l end end
+    local out, k = process(lines)   -- errors before anything is printed
+    n_lines, n_tokens = #lines, k
+    if #out > 0 then io.stdout:write(table.concat(out, "\n"), "\n") end
+  end
+  if opts.stats then
+    local dt = now() - t0
+    io.stderr:write(("%d lines, %d tokens in %.3f s (%.0f tokens/s, %d threads)\n"):format(
+      n_lines, n_tokens, dt, dt > 0 and n_tokens / dt or 0, lacos.threads()))
+  end
+  tok:free()
+  return 0
+end
+
+return M

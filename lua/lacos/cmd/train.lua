@@ -1,0 +1,121 @@
+-- lacos train: one training run without writing Lua — LoRA adapters on a
+-- frozen (int8) BLOOM with the Siamese contrastive objective, from a TSV of
+-- (anchor, positive[, hard negative]) pairs.
+local M = {}
+
+M.spec = {
+  name = "train",
+  usage = "lacos train --model DIR --pairs FILE.tsv --out ADAPTER_DIR [options]",
+  summary = "Train LoRA adapters on sentence pairs (MNRL with in-batch negatives).",
+  description = "FILE is UTF-8 TSV, one 'anchor TAB positive [TAB hard-negative]' per line. Every option has a default,\n" ..
+                "printed when the run starts. The adapter is saved in PEFT's format in ADAPTER_DIR (use it with\n" ..
+                "lacos embed --adapter, lacos sts --adapter, or peft.PeftModel.from_pretrained). Checkpoints go to\n" ..
+                "ADAPTER_DIR/checkpoints; running the same command again resumes from the newest one. The first\n" ..
+                "Ctrl-C finishes the current step, checkpoints and exits with status 130; a second exits at once.",
+  options = {
+    { "--model", "DIR", "BLOOM checkpoint directory", required = true },
+    { "--pairs", "FILE", "training pairs (TSV)", required = true },
+    { "--out", "DIR", "where the adapter is saved", required = true },
+    { "--quant", "KIND", "base weights in memory", default = "int8", choices = { "f32", "int8" } },
+    { "--threshold", "X", "LLM.int8 outlier threshold", type = "number", default = 0, min = 0 },
+    { "--r", "N", "LoRA rank", type = "integer", default = 8, min = 1 },
+    { "--alpha", "X", "LoRA alpha (scaling alpha/r)", type = "number", default = 16, min = 0 },
+    { "--dropout", "P", "LoRA dropout", type = "number", default = 0.05, min = 0, max = 0.99 },
+    { "--targets", "LIST", "adapted linears, comma-separated (query_key_value, dense, dense_h_to_4h, dense_4h_to_h, attn, mlp, all)",
+      default = "query_key_value" },
+    { "--loss", "NAME", "objective", default = "mnrl", choices = { "mnrl", "mnrl-symmetric" } },
+    { "--scale", "X", "similarity scale (1/temperature)", type = "number", default = 20, min = 0 },
+    { "--optimizer", "NAME", "optimizer", default = "adam8bit", choices = { "adam8bit", "adamw" } },
+    { "--lr", "X", "peak learning rate", type = "number", default = 2e-4, min = 0 },
+    { "--weight-decay", "X", "decoupled weight decay", type = "number", default = 0, min = 0 },
+    { "--batch-size", "N", "pairs per step (in-batch negatives come from these)", type = "integer", default = 16, min = 2 },
+    { "--mini-batch", "N", "GradCache chunk: sentences embedded at once (memory knob; same result)", type = "integer", min = 1 },
+    { "--accumulation", "N", "steps accumulated per update (adds no negatives)", type = "integer", default = 1, min = 1 },
+    { "--epochs", "N", "passes over the pairs", type = "number", default = 1, min = 0 },
+    { "--steps", "N", "stop after N updates (overrides --epochs)", type = "integer", min = 1 },
+    { "--limit", "N", "use only the first N pairs", type = "integer", min = 2 },
+    { "--warmup", "X", "warmup: a fraction of the steps (< 1) or a number of steps", type = "number", default = 0.1, min = 0 },
+    { "--max-grad-norm", "X", "gradient clipping (0 = off)", type = "number", default = 1.0, min = 0 },
+    { "--pooling", "MODE", "pooling", default = "weightedmean", choices = { "mean", "weightedmean", "lasttoken" } },
+    { "--max-length", "N", "truncate sentences to N tokens", type = "integer", default = 128, min = 1 },
+    { "--seed", "N", "seed for data order, LoRA init and dropout", type = "integer", default = 42 },
+    { "--checkpoint-every", "N", "checkpoint every N steps (0 = only at the end and on interrupt)", type = "integer", default = 100, min = 0 },
+    { "--no-resume", nil, "start from scratch even if checkpoints exist" },
+    { "--checkpointing", "MODE", "recompute activations in the backward pass", default = "auto", choices = { "auto", "on", "off" } },
+    { "--exact-backward", nil, "f32 products for input gradients through int8 weights (slower)" },
+    { "--log-every", "N", "log to the results database every N steps", type = "integer", default = 10, min = 1 },
+    { "--db", "FILE", "results database (default $LACOS_DB or results/lacos.db)" },
+    { "--no-db", nil, "do not record the run" },
+    { "--threads", "N", "worker threads", type = "integer", min = 1 },
+  },
+  examples = {
+    "lacos train --model models/bloom-560m --pairs nli-pairs.tsv --out runs/bloom-560m-lora",
+    "lacos train --model models/bloom-7b1 --pairs nli.tsv --out runs/7b1 --batch-size 64 --mini-batch 8",
+  },
+}
+
+local function split_list(s)
+  local out = {}
+  for item in s:gmatch("[^,%s]+") do out[#out + 1] = item end
+  return out
+end
+
+function M.run(opts)
+  local lacos = require "lacos"
+  if opts.threads then lacos.threads(opts.threads) end
+  local data = lacos.pairs.read(opts.pairs)
+  if opts.limit then data = data:take(opts.limit) end
+  local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold })
+  if not m.tokenizer then error(opts.model .. ": no tokenizer.json in the model directory", 0) end
+  local cfg = m:config()
+  m:add_lora { r = opts.r, alpha = opts.alpha, dropout = opts.dropout, targets = split_list(opts.targets), seed = opts.seed }
+  m.meta.pooling = opts.pooling
+  local ckpt_mode = opts.checkpointing
+  if ckpt_mode == "auto" then ckpt_mode = cfg.hidden_size >= 1536 and "on" or "off" end
+  local params = m:trainable()
+  local optimizer = opts.optimizer == "adamw"
+    and lacos.optim.adamw(params, { lr = opts.lr, weight_decay = opts.weight_decay })
+    or lacos.optim.adam8bit(params, { lr = opts.lr, weight_decay = opts.weight_decay })
+  local loss = lacos.loss.mnrl { scale = opts.scale, symmetric = opts.loss == "mnrl-symmetric" }
+  local settings = {
+    model = opts.model, pairs = opts.pairs, n_pairs = data:size(), out = opts.out, quant = opts.quant,
+    threshold = opts.threshold, r = opts.r, alpha = opts.alpha, dropout = opts.dropout, targets = opts.targets,
+    loss = opts.loss, scale = opts.scale, optimizer = opts.optimizer, lr = opts.lr, weight_decay = opts.weight_decay,
+    batch_size = opts.batch_size, mini_batch = opts.mini_batch or "none", accumulation = opts.accumulation,
+    epochs = opts.epochs, steps = opts.steps or "from epochs", warmup = opts.warmup, max_grad_norm = opts.max_grad_norm,
+    pooling = opts.pooling, max_length = opts.max_length, seed = opts.seed, checkpointing = ckpt_mode,
+    backward = opts.exact_backward and "exact" or "int8 products", checkpoint_every = opts.checkpoint_every,
+  }
+  local keys = {}
+  for k in pairs(settings) do keys[#keys + 1] = k end
+  table.sort(keys)
+  io.stderr:write("lacos train:\n")
+  for _, k in ipairs(keys) do io.stderr:write(("  %-16s %s\n"):format(k, tostring(settings[k]))) end
+  io.stderr:write(("  LoRA parameters  %d; optimizer state %s\n"):format(m:lora_params(), require("lacos.util").bytes(optimizer:state_bytes())))
+  local db, run
+  if not opts.no_db then
+    db = lacos.results.open(opts.db)
+    run = db:start_run { name = "train " .. opts.out, config = settings, seed = opts.seed }
+  end
+  local result = lacos.train {
+    model = m, data = data, loss = loss, optimizer = optimizer, lr = opts.lr, batch_size = opts.batch_size,
+    mini_batch = opts.mini_batch, accumulation = opts.accumulation, epochs = opts.epochs, steps = opts.steps,
+    warmup = opts.warmup, max_grad_norm = opts.max_grad_norm, seed = opts.seed, pooling = opts.pooling,
+    max_length = opts.max_length, checkpoint_dir = opts.out .. "/checkpoints", checkpoint_every = opts.checkpoint_every,
+    resume = not opts.no_resume, checkpointing = ckpt_mode == "on", fast_backward = not opts.exact_backward,
+    log_every = opts.log_every, run = run,
+  }
+  if result.status == "done" then
+    m:save_lora(opts.out, { trained = { steps = result.steps, pairs = data:size(), loss = result.loss } })
+    if run then run:artifact { path = opts.out .. "/adapter_model.safetensors", kind = "adapter" } end
+  end
+  if run then run:finish(result.status, result.reason) end
+  if db then db:close() end
+  io.stderr:write(("lacos train: %s after %d of %d steps (last loss %.4f, %.0f tokens/s)%s\n"):format(
+    result.status, result.steps, result.total, result.loss, result.tokens / math.max(result.seconds, 1e-9),
+    result.status == "done" and (", adapter in " .. opts.out) or (result.reason and (": " .. result.reason) or "")))
+  if result.status == "interrupted" then return 130 end
+  return result.status == "done" and 0 or 1
+end
+
+return M
