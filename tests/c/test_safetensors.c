@@ -770,6 +770,58 @@ static void malformed_indexes(void) {
 #undef IDX
 }
 
+/* Run checkpoints (engine/checkpoint.c) write an image to a stream and read
+   it back from memory: the same validation, views that keep the image. */
+static void in_memory_images(void) {
+  int64_t s3[1] = {3};
+  double v[3] = {1, -2, 4};
+  lacos_tensor *a = from(LACOS_F32, 1, s3, v), *b = from(LACOS_I8, 1, s3, v);
+  lacos_tensor *ts[2] = {a, b};
+  const char *names[2] = {"a", "b"}, *mk[1] = {"k"}, *mv[1] = {"v"};
+  char *img = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&img, &n);
+  CHECK_OK(safetensors_write_stream(f, "mem", 2, names, ts, 1, mk, mv));
+  fclose(f);
+  /* the same bytes as the file writer */
+  const char *p = tmp("image.safetensors");
+  CHECK_OK(lacos_safetensors_write(p, 2, names, ts, 1, mk, mv));
+  size_t fn;
+  unsigned char *fb = slurp(p, &fn);
+  CHECK(fb && fn == n && memcmp(fb, img, n) == 0);
+  free(fb);
+  lacos_safetensors *st = NULL;
+  double mapped = lacos_memory_mapped();
+  CHECK_OK(safetensors_open_buffer(&st, img, n, "ckpt/tensors.safetensors.zst"));   /* takes img */
+  CHECK(lacos_memory_mapped() == mapped);
+  lacos_tensor *t = NULL;
+  if (st) {
+    CHECK(strcmp(lacos_safetensors_metadata(st, "k"), "v") == 0);
+    CHECK_OK(lacos_safetensors_get(&t, st, "transformer.a"));
+    lacos_tensor *none = NULL;
+    CHECK_FAIL(lacos_safetensors_get(&none, st, "c"), LACOS_ENOTFOUND, "ckpt/tensors.safetensors.zst: no tensor named \"c\"");
+    lacos_safetensors_free(st);
+  }
+  double d = 1;
+  if (t) CHECK_OK(lacos_tensor_maxdiff(t, a, &d));
+  CHECK(d == 0);
+  lacos_tensor_free(t);
+  /* bad images fail cleanly and are freed (the sanitizer build checks the leak) */
+  st = NULL;
+  CHECK_FAIL(safetensors_open_buffer(&st, malloc(4), 4, "short-image"), LACOS_EFORMAT, "short-image: image of 4 bytes is too short");
+  char *bad = malloc(16);
+  memcpy(bad, "\x08\0\0\0\0\0\0\0{\"a\":1}  ", 16);
+  CHECK_FAIL(safetensors_open_buffer(&st, bad, 16, "bad-image"), LACOS_EFORMAT, "bad-image: tensor \"a\": expected an object");
+  CHECK(st == NULL);
+  f = open_memstream(&img, &n);
+  const char *dup[2] = {"a", "a"};
+  CHECK_FAIL(safetensors_write_stream(f, "mem", 2, dup, ts, 0, NULL, NULL), LACOS_EINVAL, "appears twice");
+  fclose(f);
+  free(img);
+  lacos_tensor_free(a);
+  lacos_tensor_free(b);
+}
+
 static void null_arguments(void) {
   lacos_safetensors *st = NULL;
   lacos_tensor *t = NULL;
@@ -802,6 +854,7 @@ int main(void) {
   RUN(malformed_headers);
   RUN(ambiguous_prefix);
   RUN(malformed_indexes);
+  RUN(in_memory_images);
   RUN(null_arguments);
   json_decref(expected);
   TEST_EXIT();

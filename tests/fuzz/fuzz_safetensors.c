@@ -5,7 +5,8 @@
    An input is either one .safetensors file, or a sharded checkpoint packed
    as  INDEX-JSON SEP SHARD1 SEP SHARD2 ...  (SEP: the 9 bytes "\n\0SHARD\0\n"),
    written as model.safetensors.index.json and model-0000i-of-0000n.safetensors
-   in a scratch directory (tests/fuzz/seed.sh packs checkpoint directories so). The target opens
+   in a scratch directory (tests/fuzz/seed.sh packs checkpoint directories so).
+   A single file is also opened as an in-memory image (safetensors_open_buffer). The target opens
    it, and for every tensor: info, lookup by name, the tensor itself (all
    values read); then writes everything it could read back with lacos'
    writer, reopens that and requires the same tensors and metadata. A
@@ -182,6 +183,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     put("model.safetensors", data, size);
     snprintf(target, sizeof target, "%s/model.safetensors", fuzz_dir);
     open_and_check(target);
+    /* the same bytes as an in-memory image (run checkpoints decompress into one) */
+    void *img = malloc(size ? size : 1);
+    FUZZ_REQUIRE(img != NULL);
+    if (size) memcpy(img, data, size);
+    lacos_safetensors *st = NULL;
+    if (safetensors_open_buffer(&st, img, size, "image") == LACOS_OK) {
+      enum { CAP = 64 };
+      const char *names[CAP];
+      lacos_tensor *tensors[CAP];
+      int n = exercise(st, names, tensors, CAP);
+      lacos_safetensors_free(st);   /* the views keep the image */
+      for (int i = 0; i < n; i++) lacos_tensor_free(tensors[i]);
+    } else FUZZ_REQUIRE(st == NULL);
     return 0;
   }
   /* index, then shards */
