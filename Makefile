@@ -26,9 +26,9 @@ endif
 # Debian packages the build and the tests need. `make deps` installs the
 # missing ones when run as root, otherwise prints the apt-get line to run.
 DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev \
-            libedit-dev libcurl4-openssl-dev libssl-dev libopenblas-dev libdnnl-dev gnuplot-nox sqlite3 \
+            libedit-dev libcurl4-openssl-dev libssl-dev libopenblas-openmp-dev libdnnl-dev gnuplot-nox sqlite3 \
             python3 zstd lua-cjson unzip
-PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libcurl libcrypto openblas
+PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libcurl libcrypto
 PC_EXE := luajit
 
 deps_missing = $(shell for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done)
@@ -50,8 +50,12 @@ deps:
 # Only probe once the packages are there (a fresh machine runs `deps` first).
 ifneq ($(MAKECMDGOALS),deps)
 ifeq ($(deps_missing),)
-PC_CFLAGS := $(shell pkg-config --cflags $(PC_ENGINE) $(PC_EXE) 2>/dev/null)
-PC_LIBS := $(shell pkg-config --libs $(PC_ENGINE) 2>/dev/null)
+# OpenBLAS's OpenMP build, so BLAS, oneDNN and our own loops share one thread
+# pool (the pthread build's pool and libgomp's spin against each other).
+BLAS_PC := /usr/lib/$(shell gcc -print-multiarch)/openblas-openmp/pkgconfig
+PC_CFLAGS := $(shell pkg-config --cflags $(PC_ENGINE) $(PC_EXE) 2>/dev/null) $(shell PKG_CONFIG_PATH=$(BLAS_PC) pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS := $(shell PKG_CONFIG_PATH=$(BLAS_PC) pkg-config --libs openblas 2>/dev/null)
+PC_LIBS := $(shell pkg-config --libs $(PC_ENGINE) 2>/dev/null) $(BLAS_LIBS) -Wl,-rpath,$(patsubst -L%,%,$(filter -L%,$(BLAS_LIBS)))
 PC_EXE_LIBS := $(shell pkg-config --libs $(PC_EXE) 2>/dev/null)
 endif
 endif

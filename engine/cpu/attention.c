@@ -36,7 +36,8 @@ void attention_forward(float *out, float *probs, const float *qkv, const int32_t
                        const float *slopes, int B, int T, int C, int NH) {
   int HD = C / NH, C3 = 3 * C;
   float scale = 1.0f / sqrtf((float)HD);
-  #pragma omp parallel
+  /* small problems run on one thread: a parallel region costs more than it saves */
+  #pragma omp parallel if ((int64_t)B * NH * T * T * HD > 262144)
   {
     float *pos = malloc(sizeof(float) * (size_t)T * 2), *scratch = pos + T;
     #pragma omp for collapse(2) schedule(static)
@@ -88,7 +89,7 @@ void attention_backward(float *dqkv, const float *dout, const float *probs, cons
                         const int32_t *mask, int B, int T, int C, int NH) {
   int HD = C / NH, C3 = 3 * C;
   float scale = 1.0f / sqrtf((float)HD);
-  #pragma omp parallel
+  #pragma omp parallel if ((int64_t)B * NH * T * T * HD > 262144)
   {
     float *dp = malloc(sizeof(float) * (size_t)T);
     #pragma omp for collapse(2) schedule(static)

@@ -167,8 +167,8 @@ function M.run_point(point, ctx)
   local run = ctx.run
   local train_pairs, source = M.training_pairs(point.data_root, point.train_data)
   local n = point.pairs == "all" and train_pairs:size() or math.min(point.pairs, train_pairs:size())
-  run:params { model = point.model, model_params = lacos.bloom.param_count(point.model), pairs = n,
-               synthetic = point.synthetic and 1 or 0, training_data = source }
+  -- the point's own values are already params (from its config); these are derived
+  run:params { model_params = lacos.bloom.param_count(point.model), n_pairs = n, training_data = source }
   if n > 0 then
     m:add_lora { r = point.r or 8, alpha = point.alpha or 16, dropout = point.dropout or 0.05,
                  targets = point.targets or { "query_key_value" }, seed = point.seed or 1 }

@@ -5,8 +5,8 @@
 -- model), written with gnuplot as PNG and SVG.
 --
 -- It reads what experiments/scale.lua records for each done run: params
--- `model`, `model_params`, `pairs` (and `synthetic`), and final
--- sts_results rows (step -1) keyed by dataset and language.
+-- `model`, `model_params`, `n_pairs` (else `pairs`) and `synthetic`, and
+-- final sts_results rows (step -1) keyed by dataset and language.
 local json = require "lacos.json"
 
 local M = {}
@@ -41,8 +41,10 @@ function M.collect(db, experiment)
     SELECT r.id AS id,
            (SELECT value_text FROM params WHERE run_id = r.id AND key = 'model') AS model,
            (SELECT value_num FROM params WHERE run_id = r.id AND key = 'model_params') AS model_params,
-           (SELECT coalesce(value_num, value_text) FROM params WHERE run_id = r.id AND key = 'pairs') AS pairs,
-           (SELECT value_num FROM params WHERE run_id = r.id AND key = 'synthetic') AS synthetic
+           (SELECT coalesce((SELECT value_num FROM params WHERE run_id = r.id AND key = 'n_pairs'),
+                            (SELECT coalesce(value_num, value_text) FROM params WHERE run_id = r.id AND key = 'pairs'))) AS pairs,
+           (SELECT coalesce(value_num, CASE value_text WHEN 'true' THEN 1 ELSE 0 END)
+              FROM params WHERE run_id = r.id AND key = 'synthetic') AS synthetic
       FROM runs r JOIN experiments e ON e.id = r.experiment_id
      WHERE e.name = ? AND r.status = 'done'
      ORDER BY r.id]], experiment)
