@@ -150,6 +150,10 @@ int safetensors_write_stream(FILE *f, const char *path, int n, const char *const
 int safetensors_open_buffer(lacos_safetensors **out, void *data, size_t size, const char *name);
 int safetensors_write_sharded_with(const char *dir, int n, const char *const *names, const double *bytes,
                                    double max_shard_bytes, tensor_provider provider, void *ctx);
+/* The same with string metadata (as lacos_safetensors_write_sharded). */
+int safetensors_write_sharded_meta(const char *dir, int n, const char *const *names, const double *bytes,
+                                   double max_shard_bytes, tensor_provider provider, void *ctx, int nmeta,
+                                   const char *const *meta_keys, const char *const *meta_values);
 
 /* ---- threads and interruption (engine.c) ---- */
 

@@ -273,7 +273,7 @@ int lacos_lora_save(lacos_bloom *m, const char *dir, const char *base_model) {
     for (int i = 0; i < n && !st; i++) {
       int k = lacos_safetensors_find(back, names[i]), nd;
       int64_t sh[8];
-      if (k < 0 || lacos_safetensors_info(back, k, NULL, &nd, sh) || nd != 2 || sh[0] != ts[i]->shape[0] || sh[1] != ts[i]->shape[1])
+      if (k < 0 || lacos_safetensors_info(back, k, NULL, &nd, sh, 8) || nd != 2 || sh[0] != ts[i]->shape[0] || sh[1] != ts[i]->shape[1])
         st = fail(LACOS_EIO, "%s: tensor %s did not survive the write", path, names[i]);
     }
     lacos_safetensors_free(back);
