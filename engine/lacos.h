@@ -74,6 +74,9 @@ double lacos_memory_allocated(int device);
 double lacos_memory_peak(int device);
 void lacos_memory_reset_peak(int device);
 double lacos_memory_mapped(void);
+/* Memory the system can still give this process: MemAvailable from
+   /proc/meminfo, bounded by the engine's soft limit when one is set. */
+double lacos_memory_available(int device);
 /* Process-wide peak resident set size in bytes (getrusage). */
 double lacos_memory_peak_rss(void);
 double lacos_memory_current_rss(void);
@@ -442,6 +445,7 @@ void lacos_bloom_batch_free(lacos_bloom_batch *batch);
 double lacos_bloom_batch_bytes(const lacos_bloom_batch *batch);
 /* Recompute block activations in the backward pass instead of keeping them. */
 int lacos_bloom_set_checkpointing(lacos_bloom *m, int on);
+int lacos_bloom_get_checkpointing(const lacos_bloom *m);
 /* Input gradients through int8 linears as int8 products (faster, ~1% noise)
    instead of exact f32 products with the dequantised weights. */
 int lacos_bloom_set_fast_backward(lacos_bloom *m, int on);
