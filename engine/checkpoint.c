@@ -48,10 +48,37 @@ static int remove_tree(const char *path) {
   return rmdir(path) == 0 ? LACOS_OK : fail_errno("%s: cannot remove", path);
 }
 
+/* mkdir -p: `lacos train --out new/dir` keeps its checkpoints in
+   new/dir/checkpoints, two levels that do not exist yet. */
+static int mkdir_parents(const char *dir) {
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return fail(LACOS_EINVAL, "%.64s...: path too long", dir);
+  struct stat sb;
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (stat(tmp, &sb) == 0 && !S_ISDIR(sb.st_mode))
+      return fail(LACOS_EIO, "%s: cannot create the checkpoint directory %s below it: it is a file, not a directory", tmp, dir);
+    if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the checkpoint directory", tmp);
+    *p = '/';
+  }
+  if (stat(tmp, &sb) == 0 && !S_ISDIR(sb.st_mode))
+    return fail(LACOS_EIO, "%s: cannot hold checkpoints: it is a file, not a directory", dir);
+  if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the checkpoint directory", dir);
+  return LACOS_OK;
+}
+
+int lacos_checkpoint_dir_prepare(const char *dir) {
+  if (!dir || !*dir) return fail(LACOS_EINVAL, "checkpoint directory: empty path");
+  TRY(mkdir_parents(dir));
+  if (access(dir, W_OK | X_OK) != 0) return fail_errno("%s: cannot write checkpoints there", dir);
+  return LACOS_OK;
+}
+
 int lacos_checkpoint_save(const char *dir, int step, int n, const char *const *names,
                           lacos_tensor *const *tensors, const char *state_json) {
   if (step < 0) return fail(LACOS_EINVAL, "checkpoint step must be >= 0");
-  if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the checkpoint directory", dir);
+  TRY(mkdir_parents(dir));
   json_error_t jerr;
   json_t *state = json_loads(state_json ? state_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
   if (!state) return fail(LACOS_EINVAL, "checkpoint state is not valid JSON: %s", jerr.text);
@@ -255,12 +282,13 @@ int lacos_checkpoint_prune(const char *dir, int keep) {
     remove_tree(path);
   }
   free(steps);
-  /* temporaries from interrupted writes */
+  /* temporaries from interrupted writes (a kill between the two renames of
+     a same-step replacement leaves a .old. next to the .tmp.) */
   DIR *d = opendir(dir);
   if (d) {
     struct dirent *e;
     while ((e = readdir(d)))
-      if (strncmp(e->d_name, "ckpt-", 5) == 0 && strstr(e->d_name, ".tmp.")) {
+      if (strncmp(e->d_name, "ckpt-", 5) == 0 && (strstr(e->d_name, ".tmp.") || strstr(e->d_name, ".old."))) {
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         remove_tree(path);
       }

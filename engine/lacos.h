@@ -645,6 +645,10 @@ int lacos_checkpoint_find(const char *dir, int i, char *path, int cap, int *step
 /* Deletes all but the `keep` newest checkpoints and any temporaries left by
    a crash. */
 int lacos_checkpoint_prune(const char *dir, int keep);
+/* Creates dir and its parents (lacos_checkpoint_save does too) and checks
+   that checkpoints can be written there, so a bad output path fails before
+   the first training step rather than at the first checkpoint. */
+int lacos_checkpoint_dir_prepare(const char *dir);
 
 /* ----- end train ----- */
 

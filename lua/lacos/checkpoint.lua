@@ -46,30 +46,37 @@ function M.save(dir, step, model, optimizer, loss, state, run)
   return path
 end
 
--- Restores a checkpoint into the model, optimizer and loss; returns its state table.
-function M.restore(path, model, optimizer, loss)
+-- Opens and verifies a checkpoint (sizes and hashes, then its state.json);
+-- raises if it is torn or corrupted. Returns the handle and the state table.
+local function open_verified(path)
   local out = ffi.new("lacos_checkpoint*[1]")
   check(C.lacos_checkpoint_open(out, path))
   local ck = ffi.gc(out[0], C.lacos_checkpoint_free)
-  local st = C.lacos_checkpoint_tensors(ck)
   local state = json.decode(ffi.string(C.lacos_checkpoint_state(ck)), path .. "/state.json")
-  local function get(name)
-    local t = T.make(C.lacos_safetensors_get, st, name)
-    return t
-  end
+  if type(state) ~= "table" then error(path .. "/state.json: not a JSON object", 0) end
+  return ck, state
+end
+
+-- Loads a verified checkpoint into the model, optimizer and loss. Every
+-- name and shape is checked before anything is copied, so a checkpoint made
+-- with other options leaves the model as it was.
+local function apply(ck, path, model, optimizer, loss)
+  local st = C.lacos_checkpoint_tensors(ck)
+  local function get(name) return T.make(C.lacos_safetensors_get, st, name) end
   local function has(name) return C.lacos_safetensors_find(st, name) >= 0 end
-  for _, p in ipairs(model:trainable()) do
-    local key = "lora." .. p.name
+  local copies = {}
+  local function want(key, p)
     if not has(key) then error(("%s: the checkpoint has no %s (was it made with another adapter?)"):format(path, key), 0) end
     local t = get(key)
     if table.concat(t:size(), "x") ~= table.concat(p.param:size(), "x") then
       error(("%s: %s has shape %s, the model's adapter %s"):format(path, key, table.concat(t:size(), "x"),
         table.concat(p.param:size(), "x")), 0)
     end
-    p.param:copy(t)
+    copies[#copies + 1] = { p.param, t }
   end
+  for _, p in ipairs(model:trainable()) do want("lora." .. p.name, p) end
   if loss and loss.parameters then
-    for _, p in ipairs(loss:parameters()) do p.param:copy(get("loss." .. p.name)) end
+    for _, p in ipairs(loss:parameters()) do want("loss." .. p.name, p) end
   end
   if optimizer and optimizer.load_state then
     local tbl = {}
@@ -77,24 +84,44 @@ function M.restore(path, model, optimizer, loss)
       local name = ffi.string(C.lacos_safetensors_name(st, i))
       if name:sub(1, 6) == "optim." then tbl[name:sub(7)] = get(name):clone() end
     end
-    optimizer:load_state(tbl)
+    local ok, err = pcall(optimizer.load_state, optimizer, tbl)   -- all or nothing
+    if not ok then error(("%s: the optimizer state does not fit this run: %s"):format(path, tostring(err)), 0) end
   end
+  for _, c in ipairs(copies) do c[1]:copy(c[2]) end
+end
+
+-- Restores a checkpoint into the model, optimizer and loss; returns its state table.
+function M.restore(path, model, optimizer, loss)
+  local ck, state = open_verified(path)
+  apply(ck, path, model, optimizer, loss)
   C.lacos_checkpoint_free(ffi.gc(ck, nil))
   state.path = path
   return state
 end
 
 -- The newest checkpoint under dir that verifies, restored; nil when none.
--- Broken ones (torn, corrupted) are reported and skipped.
+-- Broken ones (torn, corrupted) are reported and skipped. One that verifies
+-- but was made with other options (another rank, targets or optimizer) is
+-- an error: resuming from it is impossible, and starting over would prune
+-- it, deleting the other run's checkpoints without asking.
 function M.load_latest(dir, model, optimizer, loss)
   local buf = ffi.new("char[4096]")
   local step = ffi.new("int[1]")
   local i = 0
   while C.lacos_checkpoint_find(dir, i, buf, 4096, step) == 0 do
     local path = ffi.string(buf)
-    local ok, state = pcall(M.restore, path, model, optimizer, loss)
-    if ok then return state end
-    io.stderr:write(("lacos: skipping checkpoint %s: %s\n"):format(path, tostring(state)))
+    local ok, ck, state = pcall(open_verified, path)
+    if ok then
+      local applied, err = pcall(apply, ck, path, model, optimizer, loss)
+      C.lacos_checkpoint_free(ffi.gc(ck, nil))
+      if not applied then
+        error(("%s; resume with the options it was made with, or start over in another directory " ..
+               "(or with resume = false, lacos train --no-resume, which replaces these checkpoints)"):format(tostring(err)), 0)
+      end
+      state.path = path
+      return state
+    end
+    io.stderr:write(("lacos: skipping checkpoint %s: %s\n"):format(path, tostring(ck)))
     i = i + 1
   end
   C.lacos_error_clear()

@@ -75,10 +75,46 @@ local function is_interrupt(e)
   return type(e) == "string" and (e:match("^interrupted") or e:match("^[^\n]*: interrupted\n") or e:match("^[^\n]*: interrupted$"))
 end
 
+-- Does the message start with a position in Lua code ("x.lua:12:",
+-- "(command line):1:", "stdin:3:")? Errors raised by the engine and by input
+-- validation start with the name of the data file instead and say the cause.
+local function lua_position(msg)
+  return msg:match("^[^\n]-%.lua:%d+:") or msg:match("^%(command line%):%d+:") or msg:match("^stdin:%d+:")
+      or msg:match("^%[string [^\n]-%]:%d+:")
+end
+
+-- The handler for scripts and -e chunks: a bug in Lua code gets its
+-- traceback, without the frames of this file (the xpcall and below) and
+-- without any when the error is in the chunk itself; an error about the
+-- user's input (a missing file, a corrupted database, ...) is its message
+-- alone, as the commands print it, unless LACOS_DEBUG asks for the frames.
+local function script_traceback(e)
+  if type(e) ~= "string" then
+    if type(e) == "table" and getmetatable(e) and getmetatable(e).__tostring then return e end
+    return ("(error object is a %s value: %s)"):format(type(e), tostring(e))
+  end
+  if is_interrupt(e) then return e end
+  local debug_on = os.getenv("LACOS_DEBUG")
+  if not debug_on and not lua_position(e) then return e end
+  local frames, interesting = {}, false
+  for line in debug.traceback("", 2):gmatch("[^\n]+") do
+    if line:find("in function 'xpcall'", 1, true) then break end
+    if not line:find("^stack traceback:") and not line:find("lacos/cli%.lua:") then
+      frames[#frames + 1] = line
+      if not line:find("in main chunk") and not line:find("^%s*%[C%]: in function 'error'")
+         and not line:find("^%s*%[C%]: in function 'assert'") and not line:find("^%s*%[C%]: ?%?") then
+        interesting = true
+      end
+    end
+  end
+  if not interesting and not debug_on then return e end
+  return e .. "\nstack traceback:\n" .. table.concat(frames, "\n")
+end
+
 -- Runs a chunk with the traceback handler; returns an exit status.
 function M.call(fn, ...)
   local args = { n = select("#", ...), ... }
-  local ok, e = xpcall(function() return fn(unpack(args, 1, args.n)) end, traceback)
+  local ok, e = xpcall(function() return fn(unpack(args, 1, args.n)) end, script_traceback)
   if ok then return 0 end
   if is_interrupt(e) then io.stderr:write("lacos: interrupted\n") return 130 end
   io.stderr:write(tostring(e), "\n")
@@ -154,8 +190,10 @@ function M.main(argv)
     elseif a == "-l" then
       local name = argv[i + 1]
       if not name then io.stderr:write("lacos: -l needs a module name\n") return 2 end
-      local st = M.call(function() _G[name:match("[^.]+$")] = require(name) end)
-      if st ~= 0 then return st end
+      -- require's own message names the module and where it looked
+      local ok, mod = pcall(require, name)
+      if not ok then io.stderr:write(("lacos: -l %s: %s\n"):format(name, tostring(mod))) return 1 end
+      _G[name:match("[^.]+$")] = mod
       i = i + 2
     elseif a == "-i" then
       interactive = true

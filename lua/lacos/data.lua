@@ -828,7 +828,13 @@ function M.pull(id, opts)
         log(("%s: fetching %s"):format(id, url))
         local st
         st, hex, got = download(url, staged, bytes, expected, opts.progress)
-        if st ~= 0 then error(id .. ": " .. E.last_error(), 0) end
+        if st ~= 0 then
+          local msg = E.last_error()
+          -- nothing arrived: leave no empty staging folders behind (a partial
+          -- download stays in its .part file, and the folders with it, to resume)
+          for _, d2 in ipairs { work, join(root, ".lacos/staging"), join(root, ".lacos") } do os.remove(d2) end
+          error(id .. ": " .. msg, 0)
+        end
       end
       local verified = expected and "sha256" or members_checked and "member sha256" or nil
       if not verified then

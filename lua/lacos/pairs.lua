@@ -31,6 +31,36 @@ function M.from_list(list, source)
   return new(rows, source or "pairs")
 end
 
+-- The byte offset (1-based) of the first byte that breaks UTF-8 in s, or
+-- nil. Overlong forms, surrogates and code points past U+10FFFF are invalid
+-- (the tokenizer refuses them too; caught here the error can name the line).
+local function bad_utf8(s)
+  if not s:find("[\128-\255]") then return nil end
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    if c < 0x80 then i = i + 1
+    else
+      local len, lo, hi = 0, 0x80, 0xBF
+      if c >= 0xC2 and c <= 0xDF then len = 2
+      elseif c >= 0xE0 and c <= 0xEF then len = 3
+        if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
+      elseif c >= 0xF0 and c <= 0xF4 then len = 4
+        if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+      else return i end
+      for k = 1, len - 1 do
+        local b = s:byte(i + k)
+        if not b then return i end
+        if k == 1 then if b < lo or b > hi then return i + k end
+        elseif b < 0x80 or b > 0xBF then return i + k end
+      end
+      i = i + len
+    end
+  end
+  return nil
+end
+M.bad_utf8 = bad_utf8
+
 function M.read(path, opts)
   opts = opts or {}
   local f, err = io.open(path, "rb")
@@ -54,6 +84,11 @@ function M.read(path, opts)
       end
       for k, v in ipairs(fields) do
         if v == "" then f:close(); error(("%s:%d: field %d is empty"):format(path, n, k), 0) end
+        local at = bad_utf8(v)
+        if at then
+          f:close()
+          error(("%s:%d: field %d: invalid UTF-8 at byte %d (0x%02x)"):format(path, n, k, at, v:byte(at) or 0), 0)
+        end
       end
       rows[#rows + 1] = fields
     end

@@ -106,13 +106,16 @@ end
 -- line of an error raised there) stays in tracebacks. fn takes pack as its
 -- argument.
 local PACK = "local __lacos_repl_pack = ...; return __lacos_repl_pack("
-function M.compile(src, chunkname)
+-- first_line: the input line the statement starts on (reading a pipe), so
+-- that errors name that line of stdin rather than line 1 of the statement.
+function M.compile(src, chunkname, first_line)
   chunkname = chunkname or "=stdin"
+  local pad = first_line and first_line > 1 and ("\n"):rep(first_line - 1) or ""
   local expr = src:gsub("^%s*=", ""):gsub(";%s*$", "")   -- Lua 5.1's `=x` means `return x`
-  local fn = loadstring(PACK .. expr .. "\n)", chunkname)
+  local fn = loadstring(pad .. PACK .. expr .. "\n)", chunkname)
   if fn then return fn, "expr" end
   local err
-  fn, err = loadstring(src, chunkname)
+  fn, err = loadstring(pad .. src, chunkname)
   if fn then return fn, "stmt" end
   return nil, err, ends_early(err)
 end
@@ -315,9 +318,9 @@ end
 -- eval(src): evaluates a complete chunk as the REPL would, printing the
 -- results; returns true on success, false on an error (and true when it was
 -- an interrupt), nil and the message when the chunk is unfinished.
-function M.eval(src)
+function M.eval(src, first_line)
   local quiet = src:match(";%s*$") ~= nil
-  local fn, kind_or_err, incomplete = M.compile(src)
+  local fn, kind_or_err, incomplete = M.compile(src, nil, first_line)
   if not fn then
     if incomplete then return nil, kind_or_err end
     out.err(paint("31", kind_or_err) .. "\n")
@@ -397,6 +400,7 @@ function M.start(opts)
 
   local failures = 0
   local buffer = nil
+  local lineno, first_line = 0, nil   -- input lines read; where the pending statement starts
   while true do
     _G.LACOS_ON_INTERRUPT = on_interrupt_quiet
     local line, why = reader.read(buffer and M.prompt2 or M.prompt)
@@ -410,7 +414,7 @@ function M.start(opts)
     end
     if line == nil then
       if buffer then
-        local _, err = M.compile(buffer)
+        local _, err = M.compile(buffer, nil, not tty and first_line or nil)
         out.err(paint("31", (err or "unfinished statement") .. " (at end of input)") .. "\n")
         failures = failures + 1
       end
@@ -418,6 +422,8 @@ function M.start(opts)
       break
     end
     if line then
+      lineno = lineno + 1
+      if not buffer then first_line = lineno end
       reader.add(line)
       local ok = true
       if not buffer and line:match("^%s*%?") then
@@ -431,7 +437,7 @@ function M.start(opts)
         ok = true
       else
         local src = buffer and (buffer .. "\n" .. line) or line
-        local r, interrupted = M.eval(src)
+        local r, interrupted = M.eval(src, not tty and first_line or nil)
         if r == nil then buffer = src
         else buffer = nil ok = r end
         -- Reading a pipe, an interrupt stops everything (as it would a script).

@@ -213,6 +213,42 @@ M.micro_step = micro_step
 
 local function is_finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
 
+-- The per-step log travels in checkpoints so that a resumed run's database
+-- record holds every step, not only those after the checkpoint (the killed
+-- run's own rows may never have been flushed). JSON has no NaN: non-finite
+-- values go as strings and come back as numbers.
+local function log_value(x)
+  if x ~= x then return "NaN" end
+  if x == math.huge then return "Infinity" end
+  if x == -math.huge then return "-Infinity" end
+  return x
+end
+local function log_number(v)
+  if type(v) == "number" then return v end
+  if v == "Infinity" then return math.huge elseif v == "-Infinity" then return -math.huge end
+  return 0 / 0
+end
+local function encode_log(log, n)
+  local out = { loss = {}, lr = {}, grad_norm = {} }
+  for i = 1, n do
+    local e = log[i]
+    if not e then return nil end   -- a gap (should not happen): record nothing rather than a wrong series
+    out.loss[i], out.lr[i], out.grad_norm[i] = log_value(e.loss), log_value(e.lr), log_value(e.grad_norm)
+  end
+  return out
+end
+local function decode_log(saved, n)
+  if type(saved) ~= "table" or type(saved.loss) ~= "table" or #saved.loss ~= n
+     or type(saved.lr) ~= "table" or #saved.lr ~= n or type(saved.grad_norm) ~= "table" or #saved.grad_norm ~= n then
+    return nil
+  end
+  local log = {}
+  for i = 1, n do
+    log[i] = { step = i, loss = log_number(saved.loss[i]), lr = log_number(saved.lr[i]), grad_norm = log_number(saved.grad_norm[i]) }
+  end
+  return log
+end
+
 -- The memory plan of a run: weights, LoRA parameters and gradients,
 -- optimizer state, and the activations of one step (or one GradCache chunk)
 -- of `texts` sequences of `max_length` tokens, with and without activation
@@ -292,13 +328,27 @@ function M.run(spec)
   local warm = opts.warmup < 1 and math.floor(total * opts.warmup + 0.5) or opts.warmup
   local st = { opts = opts, model = model, data = data, loss = loss, optimizer = optimizer,
                step = 0, epoch = 1, pos = 1, deferred = {}, nonfinite = 0, skipped = 0,
-               losses = {}, tokens = 0 }
+               losses = {}, tokens = 0, log = {} }
   local ckpt = opts.checkpoint_dir and require("lacos.checkpoint") or nil
+  local last_loss = 0
+  if ckpt then
+    -- a path that cannot hold checkpoints fails now, not at the first checkpoint
+    E.check(C.lacos_checkpoint_dir_prepare(opts.checkpoint_dir))
+  end
   if ckpt and opts.resume then
     local state = ckpt.load_latest(opts.checkpoint_dir, model, optimizer, loss)
     if state then
       st.step, st.epoch, st.pos, st.deferred = state.step, state.epoch, state.pos, state.deferred or {}
       st.nonfinite, st.skipped = state.nonfinite or 0, state.skipped or 0
+      st.log = decode_log(state.log, st.step) or {}
+      if st.log[st.step] then last_loss = st.log[st.step].loss end
+      if opts.run and #st.log == st.step then
+        -- the steps before the checkpoint, so this run's record is complete
+        for i = 1, st.step do
+          local e = st.log[i]
+          opts.run:log(i, { loss = e.loss, lr = e.lr, grad_norm = e.grad_norm })
+        end
+      end
       if not opts.quiet then io.stderr:write(("lacos: resumed from step %d (%s)\n"):format(st.step, state.path)) end
     end
   end
@@ -307,16 +357,19 @@ function M.run(spec)
   local show = opts.progress
   if show == nil then show = util.isatty(2) and not opts.quiet end
   local t_start, tok_window, t_window = clock(), 0, clock()
-  local last_loss = 0
   local status, reason = "done", nil
   local pending_log = {}
 
+  local saved_step = st.start_step > 0 and st.start_step or nil
   local function save_checkpoint()
-    if not ckpt then return end
+    -- once per step: the end of a run whose last step was just checkpointed
+    -- would otherwise replace that checkpoint with an identical one
+    if not ckpt or saved_step == st.step then return end
     ckpt.save(opts.checkpoint_dir, st.step, model, optimizer, loss, {
       step = st.step, epoch = st.epoch, pos = st.pos, deferred = st.deferred, seed = opts.seed,
-      nonfinite = st.nonfinite, skipped = st.skipped, total = total,
+      nonfinite = st.nonfinite, skipped = st.skipped, total = total, log = encode_log(st.log, st.step),
     }, opts.run)
+    saved_step = st.step
   end
 
   while st.step < total do
@@ -369,6 +422,7 @@ function M.run(spec)
     last_loss = step_loss
     st.losses[#st.losses + 1] = step_loss
     pending_log[#pending_log + 1] = { step = step, loss = step_loss, lr = lr, grad_norm = gnorm }
+    st.log[step] = pending_log[#pending_log]
     local now_t = clock()
     local tps = tok_window / math.max(now_t - t_window, 1e-9)
     if opts.run and (step % opts.log_every == 0 or step == total) then

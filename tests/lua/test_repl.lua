@@ -45,7 +45,7 @@ H.test("pipe: an error prints its message, the REPL goes on, exit status 1", fun
   H.eq(rc, 1, "exit status after failed statements")
   H.eq(out, "2\n3\n")
   H.match(err, "^stdin:1: boom\n")
-  H.match(err, "stdin:1: attempt to perform arithmetic on a nil value")
+  H.match(err, "stdin:3: attempt to perform arithmetic on a nil value")   -- the input line
   H.truthy(not err:find("stack traceback"), "no traceback for an error in the statement itself: " .. err)
 end)
 

@@ -39,15 +39,20 @@ function M.run(opts)
   if not repo:match("^[%w._-]+/[%w._-]+$") then error(("'%s' is not a hub repository name (owner/name)"):format(repo), 0) end
   local endpoint = (opts.endpoint or os.getenv("HF_ENDPOINT") or "https://huggingface.co"):gsub("/+$", "")
   local out = opts.out or ("models/" .. repo:match("/(.+)$"))
-  os.execute(("mkdir -p %q"):format(out))
   local o = ffi.new("lacos_download_options")
   C.lacos_download_options_init(o)
-  local listing = out .. "/.lacos-tree.json"
+  -- The file list goes to a temporary file: the target directory is only
+  -- created once the hub has answered with something to fetch, so a wrong
+  -- name or an unreachable hub leaves nothing behind.
+  local listing = os.tmpname()
+  os.remove(listing)
+  listing = listing .. "-lacos-tree.json"
   local api = ("%s/api/models/%s/tree/%s"):format(endpoint, repo, opts.revision)
+  local got, err = pcall(E.check, C.lacos_download(api, listing, -1, nil, o, nil, nil))
+  if not got then os.remove(listing); os.remove(listing .. ".part"); error(err, 0) end
+  local read_ok, tree = pcall(json.read, listing)
   os.remove(listing)
-  E.check(C.lacos_download(api, listing, -1, nil, o, nil, nil))
-  local tree = json.read(listing)
-  os.remove(listing)
+  if not read_ok then error(("%s: the answer is not JSON (%s)"):format(api, tostring(tree):gsub("^[^:]*: ", "")), 0) end
   if type(tree) ~= "table" then error(api .. ": unexpected answer (not a list of files)", 0) end
   local files, has_weights = {}, false
   for _, e in ipairs(tree) do
@@ -63,6 +68,8 @@ function M.run(opts)
     error(("%s@%s has no safetensors weights (lacos reads model.safetensors or model-*-of-*.safetensors)"):format(repo, opts.revision), 0)
   end
   table.sort(files, function(a, b) return a.size < b.size end)
+  local made = os.execute(("mkdir -p %q 2>/dev/null"):format(out))
+  if made ~= 0 and made ~= true then error(("%s: cannot create the directory"):format(out), 0) end
   local total = 0
   for _, f in ipairs(files) do total = total + f.size end
   io.stderr:write(("lacos pull: %s@%s, %d files, %s, into %s\n"):format(repo, opts.revision, #files,

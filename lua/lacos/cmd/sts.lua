@@ -50,10 +50,42 @@ local function parse_sets(list)
   return out
 end
 
+-- --format auto: the number of TAB-separated fields of the first non-blank
+-- line tells an STSb-format file (7 or more: genre, file, year, id, score,
+-- sentence1, sentence2[, source...]) from a generic one (sentence1,
+-- sentence2, score). A header line is skipped when its score is not a number.
+local function sniff_format(path)
+  local f, err = io.open(path, "rb")
+  if not f then error(("%s: %s"):format(path, (err or "cannot open"):gsub("^[^:]*: ", "")), 0) end
+  local n, fields = 0, nil
+  for line in f:lines() do
+    n = n + 1
+    line = line:gsub("\r$", "")
+    if n == 1 then line = line:gsub("^\239\187\191", "") end
+    if line:match("%S") then
+      fields = 1
+      for _ in line:gmatch("\t") do fields = fields + 1 end
+      break
+    end
+    if n >= 1000 then break end
+  end
+  f:close()
+  if not fields then error(("%s: no sentence pairs in the file"):format(path), 0) end
+  if fields >= 7 then return "stsb" end
+  if fields == 3 then return "generic" end
+  error(("%s:%d: cannot tell the format: %d TAB-separated field%s; expected 3 (sentence1, sentence2, score) or " ..
+         "STSb's 7 (genre, file, year, id, score, sentence1, sentence2); see --format"):format(path, n, fields,
+         fields == 1 and "" or "s"), 0)
+end
+
 function M.run(opts)
   local lacos = require "lacos"
   local json = require "lacos.json"
   if opts.threads then lacos.threads(opts.threads) end
+  local file_format = opts.file and (opts.format == "auto" and sniff_format(opts.file) or opts.format)
+  -- The database first: a locked, read-only or foreign file fails before the
+  -- evaluation rather than after it, with the scores lost.
+  local db = not opts.no_db and lacos.results.open(opts.db) or nil
   local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, adapter = opts.adapter, cache = true })
   local pooling = opts.pooling or m:pooling()
   local function encode(list)
@@ -66,7 +98,7 @@ function M.run(opts)
     results[#results + 1] = r
   end
   if opts.file then
-    local set = lacos.data.read_pairs(opts.file, { format = opts.format })
+    local set = lacos.data.read_pairs(opts.file, { format = file_format, header = "auto" })
     add(opts.file, lacos.sts.evaluate_set(set, encode, { aggregation = opts.aggregation }))
   elseif opts.suite then
     local s = lacos.sts.run_suite(opts.suite, encode, { data = opts.data })
@@ -79,8 +111,7 @@ function M.run(opts)
       set:free()
     end
   end
-  if not opts.no_db then
-    local db = lacos.results.open(opts.db)
+  if db then
     local run = db:start_run { name = "sts " .. opts.model .. (opts.adapter and (" + " .. opts.adapter) or ""),
                                config = { model = opts.model, adapter = opts.adapter or "", pooling = pooling,
                                           quant = opts.quant, threshold = opts.threshold, sets = opts.file or opts.suite or opts.sets } }

@@ -65,6 +65,11 @@ function M.run(opts)
   if opts.threads then lacos.threads(opts.threads) end
   local data = lacos.pairs.read(opts.pairs)
   if opts.limit then data = data:take(opts.limit) end
+  if data:size() < 2 then
+    -- said here with the file's name (lacos.train would report its own line)
+    error(("%s: %d example%s; training needs at least 2 (the other examples of a batch are the negatives)")
+      :format(opts.pairs, data:size(), data:size() == 1 and "" or "s"), 0)
+  end
   local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold })
   if not m.tokenizer then error(opts.model .. ": no tokenizer.json in the model directory", 0) end
   local cfg = m:config()
@@ -97,14 +102,24 @@ function M.run(opts)
     db = lacos.results.open(opts.db)
     run = db:start_run { name = "train " .. opts.out, config = settings, seed = opts.seed }
   end
-  local result = lacos.train {
+  -- lacos.train creates ADAPTER_DIR/checkpoints before the first step; if
+  -- the run then fails on an error, directories it created and left empty go
+  -- again (no partial output), while checkpoints already written stay.
+  local function is_dir(p) local f = io.open(p .. "/.", "r") if f then f:close() return true end return false end
+  local made_out = not is_dir(opts.out)
+  local ok, result = pcall(lacos.train, {
     model = m, data = data, loss = loss, optimizer = optimizer, lr = opts.lr, batch_size = opts.batch_size,
     mini_batch = opts.mini_batch, accumulation = opts.accumulation, epochs = opts.epochs, steps = opts.steps,
     warmup = opts.warmup, max_grad_norm = opts.max_grad_norm, seed = opts.seed, pooling = opts.pooling,
     max_length = opts.max_length, checkpoint_dir = opts.out .. "/checkpoints", checkpoint_every = opts.checkpoint_every,
     resume = not opts.no_resume, checkpointing = ckpt_mode == "on", fast_backward = not opts.exact_backward,
     log_every = opts.log_every, run = run,
-  }
+  })
+  if not ok then
+    if made_out then os.remove(opts.out .. "/checkpoints"); os.remove(opts.out) end   -- only removes empty ones
+    if run then pcall(run.finish, run, "failed", tostring(result), "error") end
+    error(result, 0)
+  end
   if result.status == "done" then
     m:save_lora(opts.out, { trained = { steps = result.steps, pairs = data:size(), loss = result.loss } })
     if run then run:artifact { path = opts.out .. "/adapter_model.safetensors", kind = "adapter" } end
