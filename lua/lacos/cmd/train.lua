@@ -100,7 +100,30 @@ function M.run(opts)
   local db, run
   if not opts.no_db then
     db = lacos.results.open(opts.db)
-    run = db:start_run { name = "train " .. opts.out, config = settings, seed = opts.seed }
+    -- The same command again is the same (config, seed) point, claimed
+    -- atomically: a rerun after a kill marks the killed run dead at once, two
+    -- processes never train into one --out together, and rerunning a finished
+    -- training (one killed between its end and its exit, say) records no
+    -- second done run. --no-resume always starts a new run.
+    local run_spec = { name = "train " .. opts.out, config = settings, seed = opts.seed, reuse = not opts.no_resume }
+    local started
+    run, started = db:start_run(run_spec)
+    if not started and run.status == "running" then
+      error(("%s: run %d is already training with these options into %s (its process is alive); wait for it " ..
+             "or choose another --out"):format(db.path, run.id, opts.out), 0)
+    end
+    if not started then
+      local f = io.open(opts.out .. "/adapter_model.safetensors", "rb")
+      if f then
+        f:close()
+        io.stderr:write(("lacos train: already done as run %d of %s; the adapter is in %s (--no-resume trains again)\n")
+          :format(run.id, db.path, opts.out))
+        db:close()
+        return 0
+      end
+      run_spec.reuse = false   -- done, but its adapter is gone: train (resume) again as a new run
+      run = db:start_run(run_spec)
+    end
   end
   -- lacos.train creates ADAPTER_DIR/checkpoints before the first step; if
   -- the run then fails on an error, directories it created and left empty go
