@@ -16,6 +16,7 @@ local spec = {
     { "--db", "FILE", "results database (default $LACOS_DB or results/lacos.db)" },
     { "--model", "DIR", "a real BLOOM checkpoint to use instead of the synthetic tiny-s" },
     { "--pairs", "N", "training pairs", type = "integer", default = 2500, min = 2 },
+    { "--eval-limit", "N", "STS pairs evaluated per set (a quicker look with fewer)", type = "integer", default = 500, min = 10 },
   },
 }
 local opts, help = args.parse(spec, arg)
@@ -35,7 +36,7 @@ local sweep = lacos.sweep.new {
   axes = { model = { name }, pairs = { 0, opts.pairs }, seed = { 1 } },
   order = { "model", "pairs", "seed" },
   fixed = { synthetic = synthetic, models_dir = dir, data_root = root, batch_size = 32, max_length = 48, lr = 5e-3,
-            epochs = 2, targets = { "all" }, dropout = 0.0, pooling = "mean", eval = { "english" }, eval_limit = 500,
+            epochs = 2, targets = { "all" }, dropout = 0.0, pooling = "mean", eval = { "english" }, eval_limit = opts.eval_limit,
             checkpoint_every = 50,
             quiet = not require("lacos.util").isatty(2) },
   run = X.run_point,

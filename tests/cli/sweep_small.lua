@@ -36,7 +36,7 @@ local sweep = lacos.sweep.new {
             checkpoint_every = 2, quiet = true },
   run = X.run_point,
 }
-local s = sweep:execute { db = opts.db, out = opts.out, quiet = true }
+local s = sweep:execute { db = opts.db, out = opts.out, quiet = os.getenv("SWEEP_VERBOSE") == nil }
 print(("done %d skipped %d failed %d interrupted %d"):format(s.done, s.skipped, s.failed, s.interrupted))
 if s.failed > 0 then os.exit(1) end
 if s.interrupted > 0 then os.exit(130) end
