@@ -3,6 +3,7 @@
 #   make            build build/lacos and build/liblacos.so (installs missing Debian packages when root)
 #   make run        build, then run the main job (experiments/quickstart.lua)
 #   make test       build, then run the whole test suite
+#   make check-long the suite with its long versions (many random SIGKILLs, full quickstart)
 #   make SAN=1 test the same under AddressSanitizer + UndefinedBehaviorSanitizer (in build-san/)
 #   make fixtures   regenerate tests/fixtures with the Python reference (needs PyPI)
 #   make bench      benchmarks side by side with PyTorch (needs PyPI)
@@ -134,6 +135,12 @@ run: all
 
 test: all $(TEST_C_BIN)
 	@BUILD=$(BUILD) bash tests/run.sh
+
+# The same suite with LACOS_TEST_LONG=1: the crash tests SIGKILL sweeps and
+# training many more times at random moments, four concurrent workers are
+# killed too, and quickstart runs in full. T=pattern works here as well.
+check-long: all $(TEST_C_BIN)
+	@LACOS_TEST_LONG=1 BUILD=$(BUILD) bash tests/run.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/lacos/engine

@@ -50,7 +50,13 @@ end
 -- raises if it is torn or corrupted. Returns the handle and the state table.
 local function open_verified(path)
   local out = ffi.new("lacos_checkpoint*[1]")
-  check(C.lacos_checkpoint_open(out, path))
+  local status = C.lacos_checkpoint_open(out, path)
+  if status == C.LACOS_EUNSUPPORTED then
+    -- not broken: written by a newer lacos. Skipping it would start over and
+    -- prune it, so this is an error, like a results database from a newer lacos.
+    error({ unsupported = true, message = E.last_error() .. "; it was written by a newer lacos: upgrade lacos to resume from it" }, 0)
+  end
+  check(status)
   local ck = ffi.gc(out[0], C.lacos_checkpoint_free)
   local state = json.decode(ffi.string(C.lacos_checkpoint_state(ck)), path .. "/state.json")
   if type(state) ~= "table" then error(path .. "/state.json: not a JSON object", 0) end
@@ -111,6 +117,9 @@ function M.load_latest(dir, model, optimizer, loss)
   while C.lacos_checkpoint_find(dir, i, buf, 4096, step) == 0 do
     local path = ffi.string(buf)
     local ok, ck, state = pcall(open_verified, path)
+    if not ok and type(ck) == "table" and ck.unsupported then
+      error(ck.message .. ", or start over in another directory", 0)
+    end
     if ok then
       local applied, err = pcall(apply, ck, path, model, optimizer, loss)
       C.lacos_checkpoint_free(ffi.gc(ck, nil))

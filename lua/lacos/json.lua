@@ -15,7 +15,11 @@ cjson.decode_invalid_numbers(false)
 function M.decode(text, where)
   local ok2, v = pcall(cjson.decode, text)
   if not ok2 then
-    error(("%s: invalid JSON: %s"):format(where or "(string)", tostring(v):gsub("^.-: ", "")), 0)
+    local msg = tostring(v):gsub("^.-: ", "")
+    -- cjson counts characters; people look for lines
+    local at = tonumber(msg:match("at character (%d+)"))
+    local line = at and type(text) == "string" and select(2, text:sub(1, at - 1):gsub("\n", "")) + 1
+    error(("%s%s: invalid JSON: %s"):format(where or "(string)", line and (":" .. line) or "", msg), 0)
   end
   return v
 end

@@ -71,9 +71,9 @@ expect "--tokenizer is required" 2 "missing required option --tokenizer"
 run_cmd "$LACOS" tokenize --tokenizer "$TOK" --max-length 0
 expect "--max-length must be positive" 2 "--max-length must be at least 1"
 run_cmd "$LACOS" tokenize --tokenizer "$TOK" --truncate
-expect "--truncate needs --max-length" 1 "--truncate needs --max-length"
+expect "--truncate needs --max-length" 2 "--truncate needs --max-length"
 run_cmd "$LACOS" tokenize --tokenizer "$TOK" --decode --tokens
-expect "--decode with --tokens" 1 "--decode reads ids"
+expect "--decode with --tokens" 2 "--decode reads ids"
 run_cmd "$LACOS" tokenize --help
 expect "--help" 0 "usage: lacos tokenize --tokenizer FILE.json"
 

@@ -288,7 +288,7 @@ H.test("registry: built-in sets, absent training sets, local registry, validatio
   H.write(root .. "/registry.local.json", [[{"sets": [{"id": "x", "kind": "sts", "format": {"reader": "gold"}, "splits": {"test": {"subsets": [{"file": "a"}]}}}]}]])
   H.raises("needs input and gold files", data.registry, root)
   H.write(root .. "/registry.local.json", "{not json")
-  H.raises("registry.local.json: invalid JSON", data.registry, root)
+  H.raises("registry.local.json:1: invalid JSON", data.registry, root)
   os.remove(root .. "/registry.local.json")
 end)
 

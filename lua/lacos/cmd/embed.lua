@@ -33,8 +33,10 @@ M.spec = {
 function M.run(opts)
   local lacos = require "lacos"
   if opts.threads then lacos.threads(opts.threads) end
-  if opts.tsv and opts.out ~= "-" then error("--tsv writes to stdout: use --out -", 0) end
-  if not opts.tsv and opts.out == "-" then error("--out - needs --tsv (a .npy file cannot go to a terminal)", 0) end
+  -- contradicting options are usage errors (exit 2)
+  local usage = require("lacos.args").usage_error
+  if opts.tsv and opts.out ~= "-" then usage("embed", "--tsv writes to stdout: use --out -") end
+  if not opts.tsv and opts.out == "-" then usage("embed", "--out - needs --tsv (a .npy file cannot go to a terminal)") end
   local lines = {}
   for line in io.stdin:lines() do lines[#lines + 1] = (line:gsub("\r$", "")) end
   local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, adapter = opts.adapter })

@@ -52,7 +52,7 @@ function M.run(opts)
     end
     return 0
   elseif sub == "info" then
-    local what = opts._[2] or error("lacos model info needs a directory or a model name", 0)
+    local what = opts._[2] or require("lacos.args").usage_error("model", "info needs a directory or a model name")
     local f = io.open(what .. "/config.json", "r")
     local cfg
     if f then f:close(); cfg = bloom.config(what .. "/config.json") else cfg = bloom.config(what) end
@@ -61,10 +61,10 @@ function M.run(opts)
       cfg.hidden_size, cfg.n_layer, cfg.n_head, cfg.vocab_size, cfg.max_length, E.C.lacos_bloom_config_params(cfg) / 1e9))
     return 0
   elseif sub ~= "random" then
-    error(("unknown subcommand '%s' (random, info, list)"):format(tostring(sub)), 0)
+    require("lacos.args").usage_error("model", "unknown subcommand '%s' (random, info, list)", tostring(sub))
   end
-  local name = opts._[2] or error("lacos model random needs a model name or a config.json", 0)
-  if not opts.out then error("lacos model random needs --out DIR", 0) end
+  local name = opts._[2] or require("lacos.args").usage_error("model", "random needs a model name or a config.json")
+  if not opts.out then require("lacos.args").usage_error("model", "random needs --out DIR") end
   local t0 = os.time()
   -- f32 storage keeps the exact random values; the int8 codes they come from
   -- make the saved checkpoint quantise back to the same int8 model.

@@ -92,29 +92,41 @@ function M.run(opts)
     return m:encode(list, { pooling = pooling, batch = opts.batch, force = opts.force, max_length = opts.max_length,
                             truncation = opts.max_length ~= nil })
   end
+  -- The input is read before the run starts (a malformed file records no
+  -- run), and the run is started before the evaluation (a locked database
+  -- fails now, not after the work); an error in between marks it failed.
+  local inputs = {}
+  if opts.file then
+    inputs[1] = { label = opts.file, set = lacos.data.read_pairs(opts.file, { format = file_format, header = "auto" }) }
+  elseif not opts.suite then
+    for _, t in ipairs(parse_sets(opts.sets)) do
+      inputs[#inputs + 1] = { label = t.label, set = lacos.data.load(t.data, { split = t.split, subset = t.subset, data = opts.data }) }
+    end
+  end
+  local run = db and db:start_run { name = "sts " .. opts.model .. (opts.adapter and (" + " .. opts.adapter) or ""),
+                                    config = { model = opts.model, adapter = opts.adapter or "", pooling = pooling,
+                                               quant = opts.quant, threshold = opts.threshold, sets = opts.file or opts.suite or opts.sets } }
   local results = {}
   local function add(label, r)
     r.label = label
     results[#results + 1] = r
   end
-  if opts.file then
-    local set = lacos.data.read_pairs(opts.file, { format = file_format, header = "auto" })
-    add(opts.file, lacos.sts.evaluate_set(set, encode, { aggregation = opts.aggregation }))
-  elseif opts.suite then
-    local s = lacos.sts.run_suite(opts.suite, encode, { data = opts.data })
-    for _, r in ipairs(s.tasks) do add(r.task, r) end
-    results.suite = { name = opts.suite, title = s.title, average = s.average }
-  else
-    for _, t in ipairs(parse_sets(opts.sets)) do
-      local set = lacos.data.load(t.data, { split = t.split, subset = t.subset, data = opts.data })
-      add(t.label, lacos.sts.evaluate_set(set, encode, { aggregation = opts.aggregation }))
-      set:free()
+  local evaluated, eval_err = pcall(function()
+    if opts.suite then
+      local s = lacos.sts.run_suite(opts.suite, encode, { data = opts.data })
+      for _, r in ipairs(s.tasks) do add(r.task, r) end
+      results.suite = { name = opts.suite, title = s.title, average = s.average }
     end
+    for _, input in ipairs(inputs) do
+      add(input.label, lacos.sts.evaluate_set(input.set, encode, { aggregation = opts.aggregation }))
+      if input.set.free then input.set:free() end
+    end
+  end)
+  if not evaluated then
+    if run then pcall(run.finish, run, "failed", tostring(eval_err), "error") end
+    error(eval_err, 0)
   end
-  if db then
-    local run = db:start_run { name = "sts " .. opts.model .. (opts.adapter and (" + " .. opts.adapter) or ""),
-                               config = { model = opts.model, adapter = opts.adapter or "", pooling = pooling,
-                                          quant = opts.quant, threshold = opts.threshold, sets = opts.file or opts.suite or opts.sets } }
+  if run then
     for _, r in ipairs(results) do
       local function log(name, lang, n, sp, pe)
         run:sts { dataset = name, language = lang, split = r.split or "test", n = n, spearman = sp / 100, pearson = pe / 100,

@@ -121,11 +121,13 @@ end
 
 function M.run(opts)
   local lacos = require "lacos"
+  -- options that contradict each other are usage errors (exit 2), like unknown ones
+  local usage = require("lacos.args").usage_error
   if opts.decode and (opts.tokens or opts.count or opts.max_length or opts.truncate) then
-    error("--decode reads ids; --tokens, --count, --max-length and --truncate apply to text", 0)
+    usage("tokenize", "--decode reads ids; --tokens, --count, --max-length and --truncate apply to text")
   end
-  if opts.skip_special and not opts.decode then error("--skip-special goes with --decode", 0) end
-  if opts.truncate and not opts.max_length then error("--truncate needs --max-length", 0) end
+  if opts.skip_special and not opts.decode then usage("tokenize", "--skip-special goes with --decode") end
+  if opts.truncate and not opts.max_length then usage("tokenize", "--truncate needs --max-length") end
   local tok = lacos.tokenizer.load(opts.tokenizer)
   local now = wall_clock()
   local function process(lines)
