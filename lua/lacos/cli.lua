@@ -75,17 +75,8 @@ local function is_interrupt(e)
   return type(e) == "string" and (e:match("^interrupted") or e:match("^[^\n]*: interrupted\n") or e:match("^[^\n]*: interrupted$"))
 end
 
--- Does the message start with a position in Lua code ("x.lua:12:",
--- "(command line):1:", "stdin:3:")? Errors raised by the engine and by input
--- validation start with the name of the data file instead and say the cause.
-local function lua_position(msg)
-  return msg:match("^[^\n]-%.lua:%d+:") or msg:match("^%(command line%):%d+:") or msg:match("^stdin:%d+:")
-      or msg:match("^%[string [^\n]-%]:%d+:")
-end
-
--- The handler for scripts and -e chunks: a bug in Lua code gets its
--- traceback, without the frames of this file (the xpcall and below) and
--- without any when the error is in the chunk itself; an error about the
+-- The handler for scripts and -e chunks (see util.user_traceback): a bug in
+-- the user's Lua code gets the frames of that code; an error about the
 -- user's input (a missing file, a corrupted database, ...) is its message
 -- alone, as the commands print it, unless LACOS_DEBUG asks for the frames.
 local function script_traceback(e)
@@ -94,21 +85,8 @@ local function script_traceback(e)
     return ("(error object is a %s value: %s)"):format(type(e), tostring(e))
   end
   if is_interrupt(e) then return e end
-  local debug_on = os.getenv("LACOS_DEBUG")
-  if not debug_on and not lua_position(e) then return e end
-  local frames, interesting = {}, false
-  for line in debug.traceback("", 2):gmatch("[^\n]+") do
-    if line:find("in function 'xpcall'", 1, true) then break end
-    if not line:find("^stack traceback:") and not line:find("lacos/cli%.lua:") then
-      frames[#frames + 1] = line
-      if not line:find("in main chunk") and not line:find("^%s*%[C%]: in function 'error'")
-         and not line:find("^%s*%[C%]: in function 'assert'") and not line:find("^%s*%[C%]: ?%?") then
-        interesting = true
-      end
-    end
-  end
-  if not interesting and not debug_on then return e end
-  return e .. "\nstack traceback:\n" .. table.concat(frames, "\n")
+  local tb = require("lacos.util").user_traceback(e, 2)
+  return tb   -- not a tail call: the frame count above depends on this frame
 end
 
 -- Runs a chunk with the traceback handler; returns an exit status.

@@ -87,7 +87,8 @@ function M.read(path, opts)
         local at = bad_utf8(v)
         if at then
           f:close()
-          error(("%s:%d: field %d: invalid UTF-8 at byte %d (0x%02x)"):format(path, n, k, at, v:byte(at) or 0), 0)
+          -- byte offsets from 0, as the tokenizer counts them
+          error(("%s:%d: field %d: invalid UTF-8 at byte %d (0x%02x)"):format(path, n, k, at - 1, v:byte(at) or 0), 0)
         end
       end
       rows[#rows + 1] = fields

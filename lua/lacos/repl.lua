@@ -122,24 +122,12 @@ end
 
 -- ---------------------------------------------------------------- errors
 
--- The traceback without the REPL's own frames (everything from the xpcall
--- that runs the statement down), and none at all when the error happened in
--- the statement itself.
+-- The traceback of the user's frames only (not the REPL's, not lacos'
+-- own), none when the error happened in the statement itself or is about
+-- the user's input (util.user_traceback).
 local function user_traceback(msg)
-  local tb = debug.traceback("", 3)
-  local frames = {}
-  for line in tb:gmatch("[^\n]+") do
-    if line:find("in function 'xpcall'", 1, true) or line:find("lacos/repl%.lua") then break end
-    if not line:find("^stack traceback:") then frames[#frames + 1] = line end
-  end
-  local interesting = false
-  for _, f in ipairs(frames) do
-    if not f:find("in main chunk") and not f:find("^%s*%[C%]: in function 'error'") and not f:find("^%s*%[C%]: in function 'assert'") and not f:find("^%s*%[C%]: ?%?") then
-      interesting = true
-    end
-  end
-  if not interesting then return msg end
-  return msg .. "\nstack traceback:\n" .. table.concat(frames, "\n")
+  local tb = require("lacos.util").user_traceback(msg, 3)
+  return tb   -- not a tail call: the frame count above depends on this frame
 end
 
 local function error_text(e)

@@ -50,6 +50,39 @@ function M.bytes(n)
   return i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, units[i])
 end
 
+-- Does the message start with a position in Lua code ("x.lua:12:",
+-- "(command line):1:", "stdin:3:")? Errors about the user's input (raised by
+-- the engine or by validation) start with the data file's name instead.
+function M.lua_position(msg)
+  return type(msg) == "string" and (msg:match("^[^\n]-%.lua:%d+:") or msg:match("^%(command line%):%d+:")
+    or msg:match("^stdin:%d+:") or msg:match("^%[string [^\n]-%]:%d+:")) ~= nil
+end
+
+-- msg with the traceback a user can act on, for an error handler (level: 1
+-- for the handler's caller). An error about the input (no Lua position) is
+-- its message alone; a bug in the user's code gets the frames of the user's
+-- code only (not lacos' own Lua files, not C), up to the xpcall that ran it,
+-- and none when it happened in the chunk itself. A bug inside lacos keeps
+-- every frame; LACOS_DEBUG=1 keeps every frame always.
+function M.user_traceback(msg, level)
+  local debug_on = os.getenv("LACOS_DEBUG") and os.getenv("LACOS_DEBUG") ~= ""
+  if not debug_on and not M.lua_position(msg) then return msg end
+  local home = rawget(_G, "LACOS_HOME")
+  home = home and (home .. "/lua/") or nil
+  local in_lacos = debug_on or (home and msg:sub(1, #home) == home)
+  local frames, interesting = {}, false
+  for line in debug.traceback("", (level or 1) + 1):gmatch("[^\n]+") do
+    if line:find("in function 'xpcall'", 1, true) then break end
+    local internal = line:find("^%s*%[C%]") or (home and line:find(home, 1, true))
+    if not line:find("^stack traceback:") and (in_lacos or not internal) then
+      frames[#frames + 1] = line
+      if not line:find("in main chunk") and not internal then interesting = true end
+    end
+  end
+  if not interesting and not debug_on then return msg end
+  return msg .. "\nstack traceback:\n" .. table.concat(frames, "\n")
+end
+
 local ffi = require "ffi"
 pcall(ffi.cdef, "int isatty(int fd);")
 function M.isatty(fd) return ffi.C.isatty(fd or 1) == 1 end

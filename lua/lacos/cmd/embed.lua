@@ -38,7 +38,14 @@ function M.run(opts)
   if opts.tsv and opts.out ~= "-" then usage("embed", "--tsv writes to stdout: use --out -") end
   if not opts.tsv and opts.out == "-" then usage("embed", "--out - needs --tsv (a .npy file cannot go to a terminal)") end
   local lines = {}
-  for line in io.stdin:lines() do lines[#lines + 1] = (line:gsub("\r$", "")) end
+  local bad_utf8 = require("lacos.pairs").bad_utf8
+  for line in io.stdin:lines() do
+    line = line:gsub("\r$", "")
+    local at = bad_utf8(line)
+    -- checked here so that the message names the input line (as lacos tokenize's does)
+    if at then error(("line %d: invalid UTF-8 at byte %d (0x%02x)"):format(#lines + 1, at - 1, line:byte(at)), 0) end
+    lines[#lines + 1] = line
+  end
   local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, adapter = opts.adapter })
   local emb = m:encode(lines, { pooling = opts.pooling, batch = opts.batch, force = opts.force,
                                 max_length = opts.max_length, truncation = opts.max_length ~= nil })
