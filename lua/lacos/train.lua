@@ -372,8 +372,20 @@ function M.run(spec)
     saved_step = st.step
   end
 
+  -- Ctrl-C / SIGTERM: the loop polls the interrupt flag at each step
+  -- boundary, so the signal's Lua hook must not raise in the middle of a
+  -- step (an update applied but not counted would make the checkpoint lie);
+  -- it is made quiet for the loop and restored after. The engine itself may
+  -- still stop inside a step (the tokenizer checks the flag): that step is
+  -- then undone (data position restored, gradients dropped) before the
+  -- checkpoint, so a resumed run continues exactly.
+  local function interrupted_error(e)
+    return type(e) == "string" and (e == "interrupted" or e:match(": interrupted$") ~= nil or e:match("^interrupted") ~= nil)
+  end
+  local function train_loop()
   while st.step < total do
     if C.lacos_interrupt_pending() ~= 0 then status, reason = "interrupted", "signal" break end
+    local before = { epoch = st.epoch, pos = st.pos, deferred = st.deferred, order = order }
     if st.pos > #order and #st.deferred == 0 then
       st.epoch = st.epoch + 1
       st.pos = 1
@@ -382,6 +394,7 @@ function M.run(spec)
     local step = st.step + 1
     local lr = M.lr_at(step, total, warm, opts.lr, opts.schedule)
     local step_loss, step_tokens, ok = 0, 0, true
+    local stepped, step_err = pcall(function()
     for micro = 1, opts.accumulation do
       local idx
       idx, st.pos, st.deferred = M.next_batch(data, order, st.pos, opts.batch_size, opts.no_duplicates, st.deferred)
@@ -397,6 +410,15 @@ function M.run(spec)
       step_tokens = step_tokens + tokens
       if not is_finite(value) then ok = false; step_loss = value; break end
       step_loss = step_loss + value / opts.accumulation
+    end
+    end)
+    if not stepped then
+      if not interrupted_error(step_err) then error(step_err, 0) end
+      st.epoch, st.pos, st.deferred, order = before.epoch, before.pos, before.deferred, before.order
+      optimizer:zero_grad()
+      if loss.dW then loss.dW:zero(); loss.db:zero() end
+      status, reason = "interrupted", "signal"
+      break
     end
     st.tokens = st.tokens + step_tokens
     tok_window = tok_window + step_tokens
@@ -447,6 +469,17 @@ function M.run(spec)
       break
     end
     if ckpt and opts.checkpoint_every > 0 and step % opts.checkpoint_every == 0 then save_checkpoint() end
+  end
+  end
+  local prev_hook = rawget(_G, "LACOS_ON_INTERRUPT")
+  _G.LACOS_ON_INTERRUPT = function() end
+  local looped, loop_err = pcall(train_loop)
+  _G.LACOS_ON_INTERRUPT = prev_hook
+  if not looped then
+    -- an interrupt between steps (in an eval or on_step callback) leaves a
+    -- consistent state: checkpoint it like one seen at the step boundary
+    if not interrupted_error(loop_err) then error(loop_err, 0) end
+    status, reason = "interrupted", "signal"
   end
   if show then io.stderr:write("\n") end
   if opts.run and #pending_log > 0 then

@@ -37,11 +37,12 @@ dump() {
     ORDER BY 1, 2, 3, 4, 5"
 }
 
-# check_db NAME DB POINTS: integrity, exactly one done run per point and
-# POINTS points, no run left running or failed, no duplicated metric or STS
-# row within a run. Prints one TAP line per check.
+# check_db NAME DB POINTS [OTHER]: integrity, exactly one done run per point
+# and POINTS points, every other run in status OTHER (default dead: killed
+# ones; a run stopped by Ctrl-C is interrupted), none failed or left
+# running, no duplicated metric or STS row within a run. One TAP line per check.
 check_db() {
-  local name=$1 db=$2 points=$3 v
+  local name=$1 db=$2 points=$3 other=${4:-dead} v
   v=$(sqlite3 "$db" "PRAGMA integrity_check" 2>&1)
   [ "$v" = ok ] && ok "$name: PRAGMA integrity_check is ok" || not_ok "$name: PRAGMA integrity_check is ok" "$v"
   v=$(sqlite3 "$db" "PRAGMA foreign_key_check" 2>&1)
@@ -50,9 +51,9 @@ check_db() {
   [ "$v" = "$points|$points" ] && ok "$name: one done run for each of the $points points" \
     || not_ok "$name: one done run for each of the $points points" "points|points with one done run: $v" \
               "$(sqlite3 "$db" "SELECT id, status, exit_reason, pid FROM runs")"
-  v=$(sqlite3 "$db" "SELECT group_concat(id || ':' || status || ':' || coalesce(error, exit_reason, ''), '; ') FROM runs WHERE status NOT IN ('done', 'dead')")
-  [ -z "$v" ] && ok "$name: every other run is dead (killed), none failed or left running" \
-    || not_ok "$name: every other run is dead (killed), none failed or left running" "$v"
+  v=$(sqlite3 "$db" "SELECT group_concat(id || ':' || status || ':' || coalesce(error, exit_reason, ''), '; ') FROM runs WHERE status NOT IN ('done', '$other')")
+  [ -z "$v" ] && ok "$name: every other run is $other, none failed or left running" \
+    || not_ok "$name: every other run is $other, none failed or left running" "$v"
   v=$(sqlite3 "$db" "SELECT (SELECT count(*) FROM (SELECT 1 FROM metrics GROUP BY run_id, key, step HAVING count(*) > 1))
                           + (SELECT count(*) FROM (SELECT 1 FROM sts_results GROUP BY run_id, dataset, language, split, step HAVING count(*) > 1))")
   [ "$v" = 0 ] && ok "$name: no duplicated metric or STS row in any run" || not_ok "$name: no duplicated metric or STS row in any run" "$v groups duplicated"

@@ -132,4 +132,91 @@ echo "# lacos train: $tkills SIGKILLs in $tcycles cycle(s)"
 if [ "$tkills" -gt 0 ]; then ok "lacos train was killed $tkills times"
 else not_ok "lacos train was killed at least once" "every run finished before its kill"; fi
 
+# ------------------------------------------------------------------ Ctrl-C and SIGTERM
+# The first SIGINT or SIGTERM lets the current step finish, checkpoints it,
+# records the run as interrupted and exits 130; the same command resumes and
+# ends exactly where an uninterrupted run ends. A second SIGINT while the
+# first is being handled exits at once (for a run, that is like a kill).
+wait_for() {  # wait_for PATH_GLOB PID: until a file matching the glob exists (or the process ended)
+  local i
+  for i in $(seq 1 400); do
+    compgen -G "$1" >/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+SIG=(train --model "$M" --pairs "$C/pairs.tsv" --batch-size 8 --max-length 24 --epochs 8 --checkpoint-every 10
+     --dropout 0.1 --targets all --lr 5e-3 --seed 5 --log-every 5)
+run_cmd "$LACOS" "${SIG[@]}" --out "$C/sig-ref" --db "$C/sig-ref.db"
+expect "lacos train for the signal cases, uninterrupted" 0 "done after 96 of 96 steps"
+for how in INT TERM; do
+  out="$C/sig-$how" db="$C/sig-$how.db"
+  "$LACOS" "${SIG[@]}" --out "$out" --db "$db" >"$C/sig-$how.log" 2>&1 &
+  pid=$!
+  if ! wait_for "$out/checkpoints/ckpt-*" "$pid"; then
+    wait "$pid"; not_ok "SIG$how: the run reached its first checkpoint before the signal" "$(tail -3 "$C/sig-$how.log")"; continue
+  fi
+  case $how in
+    INT) kill -INT "$pid" ;;
+    TERM) kill -TERM "$pid" ;;
+  esac
+  { wait "$pid"; } 2>/dev/null
+  rc=$?
+  log=$(cat "$C/sig-$how.log")
+  if :; then
+    n=$(sed -n 's/.*lacos train: interrupted after \([0-9]*\) of 96 steps.*/\1/p' <<<"$log")
+    if [ "$rc" = 130 ] && [ -n "$n" ] && grep -q "the same command resumes it" <<<"$log"; then
+      ok "SIG$how: exit 130 after finishing step $n"
+    else not_ok "SIG$how: exit 130 after finishing the current step" "exit $rc" "$(tail -3 <<<"$log")"; n=0; fi
+    [ -d "$out/checkpoints/$(printf 'ckpt-%08d' "$n")" ] && ok "SIG$how: a checkpoint of step $n" \
+      || not_ok "SIG$how: a checkpoint of the interrupted step $n" "$(ls "$out/checkpoints")"
+    v=$(sqlite3 "$db" "SELECT status || '/' || exit_reason || '/' || (SELECT max(step) FROM metrics WHERE run_id = runs.id AND key = 'loss') FROM runs")
+    [ "$v" = "interrupted/signal/$n" ] && ok "SIG$how: the run is recorded as interrupted with its $n steps" \
+      || not_ok "SIG$how: the run is recorded as interrupted with its steps" "status/reason/last step: $v, expected interrupted/signal/$n"
+  fi
+  run_cmd "$LACOS" "${SIG[@]}" --out "$out" --db "$db"
+  expect "SIG$how: the same command resumes and finishes" 0 "resumed from step [0-9]+"
+  cmp -s "$C/sig-ref/adapter_model.safetensors" "$out/adapter_model.safetensors" && ok "SIG$how: the adapter equals the uninterrupted one" \
+    || not_ok "SIG$how: the adapter equals the uninterrupted one"
+  a=$(sqlite3 "$C/sig-ref.db" "SELECT m.key, m.step, quote(m.value) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.status = 'done' AND m.key != 'tokens_per_s' ORDER BY 1, 2")
+  b=$(sqlite3 "$db" "SELECT m.key, m.step, quote(m.value) FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.status = 'done' AND m.key != 'tokens_per_s' ORDER BY 1, 2")
+  [ -n "$a" ] && [ "$a" = "$b" ] && ok "SIG$how: the resumed run's step log equals the uninterrupted one" \
+    || not_ok "SIG$how: the resumed run's step log equals the uninterrupted one" "$(diff <(echo "$a") <(echo "$b") | head)"
+done
+
+# Two Ctrl-C: a chunk that ignores the first one (as a run finishing its
+# step does for a moment) is ended by the second, at once, with 130.
+"$LACOS" -e 'LACOS_ON_INTERRUPT = function() end; local t = os.time(); while os.time() - t < 20 do end' >"$C/int2.log" 2>&1 &
+pid=$!
+sleep 0.5; kill -INT "$pid"; sleep 0.3
+kill -0 "$pid" 2>/dev/null && ok "the first Ctrl-C is left to the Lua side" || not_ok "the first Ctrl-C is left to the Lua side" "the process ended"
+kill -INT "$pid"
+t0=$(now)
+{ wait "$pid"; } 2>/dev/null
+rc=$?
+took=$(echo "$(now) - $t0" | bc)
+[ "$rc" = 130 ] && grep -q "second interrupt, exiting now" "$C/int2.log" && (( $(echo "$took < 2" | bc) )) \
+  && ok "the second Ctrl-C exits at once with 130" || not_ok "the second Ctrl-C exits at once with 130" "exit $rc after ${took}s" "$(cat "$C/int2.log")"
+
+# A sweep stopped by Ctrl-C: the point is recorded as interrupted, the rerun
+# resumes it and the sweep ends with the uninterrupted numbers.
+DB="$C/sweep-int.db"
+"$LACOS" run "$SWEEP" --db "$DB" --out "$C/sweep-int" >"$C/sweep-int.log" 2>&1 &
+pid=$!
+if wait_for "$C/sweep-int/small/*/checkpoints/ckpt-*" "$pid"; then
+  kill -INT "$pid"
+  { wait "$pid"; } 2>/dev/null
+  rc=$?
+  v=$(sqlite3 "$DB" "SELECT count(*) FROM runs WHERE status = 'interrupted' AND exit_reason = 'signal'")
+  [ "$rc" = 130 ] && [ "$v" = 1 ] && ok "Ctrl-C stops a sweep with exit 130, the point recorded as interrupted" \
+    || not_ok "Ctrl-C stops a sweep with exit 130, the point recorded as interrupted" "exit $rc, interrupted runs $v" "$(tail -3 "$C/sweep-int.log")"
+  run_cmd "$LACOS" run "$SWEEP" --db "$DB" --out "$C/sweep-int"
+  expect "the interrupted sweep, rerun, finishes" 0 "failed 0 interrupted 0"
+  check_db "interrupted sweep" "$DB" 3 interrupted
+  same_results "interrupted sweep" "$C/ref.db" "$DB"
+else
+  wait "$pid"; not_ok "the sweep reached a checkpoint before Ctrl-C" "$(tail -3 "$C/sweep-int.log")"
+fi
+
 finish

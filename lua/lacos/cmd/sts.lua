@@ -123,7 +123,11 @@ function M.run(opts)
     end
   end)
   if not evaluated then
-    if run then pcall(run.finish, run, "failed", tostring(eval_err), "error") end
+    if run then
+      if type(eval_err) == "string" and eval_err:match("interrupted") then
+        pcall(run.finish, run, "interrupted", "interrupted by a signal", "signal")
+      else pcall(run.finish, run, "failed", tostring(eval_err), "error") end
+    end
     error(eval_err, 0)
   end
   if run then

@@ -140,18 +140,29 @@ function M.run(opts)
   })
   if not ok then
     if made_out then os.remove(opts.out .. "/checkpoints"); os.remove(opts.out) end   -- only removes empty ones
-    if run then pcall(run.finish, run, "failed", tostring(result), "error") end
+    local interrupted = type(result) == "string" and result:match("interrupted") ~= nil
+    if run then
+      if interrupted then pcall(run.finish, run, "interrupted", "interrupted by a signal", "signal")
+      else pcall(run.finish, run, "failed", tostring(result), "error") end
+    end
     error(result, 0)
   end
   if result.status == "done" then
     m:save_lora(opts.out, { trained = { steps = result.steps, pairs = data:size(), loss = result.loss } })
     if run then run:artifact { path = opts.out .. "/adapter_model.safetensors", kind = "adapter" } end
   end
-  if run then run:finish(result.status, result.reason) end
+  local interrupted = result.status == "interrupted"
+  if run then
+    run:finish(result.status, interrupted and "interrupted by a signal" or result.reason,
+               interrupted and "signal" or (result.reason and result.reason:match("^(%w+):")) or nil)
+  end
   if db then db:close() end
+  local tail
+  if result.status == "done" then tail = ", adapter in " .. opts.out
+  elseif interrupted then tail = ("; checkpoint at step %d: the same command resumes it"):format(result.steps)
+  else tail = result.reason and (": " .. result.reason) or "" end
   io.stderr:write(("lacos train: %s after %d of %d steps (last loss %.4f, %.0f tokens/s)%s\n"):format(
-    result.status, result.steps, result.total, result.loss, result.tokens / math.max(result.seconds, 1e-9),
-    result.status == "done" and (", adapter in " .. opts.out) or (result.reason and (": " .. result.reason) or "")))
+    result.status, result.steps, result.total, result.loss, result.tokens / math.max(result.seconds, 1e-9), tail))
   if result.status == "interrupted" then return 130 end
   return result.status == "done" and 0 or 1
 end
