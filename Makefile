@@ -27,7 +27,7 @@ endif
 # missing ones when run as root, otherwise prints the apt-get line to run.
 DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev \
             libedit-dev libcurl4-openssl-dev libssl-dev libopenblas-openmp-dev libdnnl-dev gnuplot-nox sqlite3 \
-            python3 zstd lua-cjson unzip
+            python3 zstd lua-cjson unzip bc
 PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libcurl libcrypto
 PC_EXE := luajit
 

@@ -111,6 +111,11 @@ function M.run(opts)
   end
   if run then run:finish(result.status, result.reason) end
   if db then db:close() end
+  if result.status == "done" and #result.losses == 0 then
+    io.stderr:write(("lacos train: nothing to do: the checkpoints already reach step %d of %d; adapter in %s\n"):format(
+      result.steps, result.total, opts.out))
+    return 0
+  end
   io.stderr:write(("lacos train: %s after %d of %d steps (last loss %.4f, %.0f tokens/s)%s\n"):format(
     result.status, result.steps, result.total, result.loss, result.tokens / math.max(result.seconds, 1e-9),
     result.status == "done" and (", adapter in " .. opts.out) or (result.reason and (": " .. result.reason) or "")))
