@@ -100,9 +100,12 @@ EXE := $(BUILD)/lacos
 .PHONY: all probe
 all: deps probe $(EXE) $(LIB) $(ARCHIVE)
 
+CPU_FEATURES := $(shell [ -n "$(have_native)" ] && gcc -march=native -dM -E - </dev/null 2>/dev/null | \
+  sed -n 's/^\#define __\(AVX2\|AVX512F\|AVX512BW\|AVX512VNNI\|AVXVNNI\|AVX512BF16\|F16C\|FMA\)__ 1$$/\1/p' | tr '\n' ' ')
+
 probe:
 	@printf 'lacos build (%s):' "$(BUILD)"; \
-	printf ' -march=native %s,' "$(if $(have_native),✓,✗)"; \
+	printf ' -march=native %s%s,' "$(if $(have_native),✓,✗)" "$(if $(CPU_FEATURES), ($(strip $(CPU_FEATURES))))"; \
 	printf ' OpenMP %s,' "$(if $(have_omp),✓,✗)"; \
 	printf ' CUDA %s\n' "$(if $(NVCC),✓ nvcc found (no kernels built yet: CPU engine only),✗ (CPU only))"
 
