@@ -28,7 +28,7 @@ endif
 # missing ones when run as root, otherwise prints the apt-get line to run.
 DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev \
             libedit-dev libcurl4-openssl-dev libssl-dev libopenblas-openmp-dev libdnnl-dev gnuplot-nox sqlite3 \
-            python3 zstd lua-cjson unzip
+            python3 zstd lua-cjson unzip bc
 PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libcurl libcrypto
 PC_EXE := luajit
 
@@ -101,9 +101,12 @@ EXE := $(BUILD)/lacos
 .PHONY: all probe
 all: deps probe $(EXE) $(LIB) $(ARCHIVE)
 
+CPU_FEATURES := $(shell [ -n "$(have_native)" ] && gcc -march=native -dM -E - </dev/null 2>/dev/null | \
+  sed -n 's/^\#define __\(AVX2\|AVX512F\|AVX512BW\|AVX512VNNI\|AVXVNNI\|AVX512BF16\|F16C\|FMA\)__ 1$$/\1/p' | tr '\n' ' ')
+
 probe:
 	@printf 'lacos build (%s):' "$(BUILD)"; \
-	printf ' -march=native %s,' "$(if $(have_native),✓,✗)"; \
+	printf ' -march=native %s%s,' "$(if $(have_native),✓,✗)" "$(if $(CPU_FEATURES), ($(strip $(CPU_FEATURES))))"; \
 	printf ' OpenMP %s,' "$(if $(have_omp),✓,✗)"; \
 	printf ' CUDA %s\n' "$(if $(NVCC),✓ nvcc found (no kernels built yet: CPU engine only),✗ (CPU only))"
 

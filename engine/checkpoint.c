@@ -48,26 +48,8 @@ static int remove_tree(const char *path) {
   return rmdir(path) == 0 ? LACOS_OK : fail_errno("%s: cannot remove", path);
 }
 
-/* mkdir -p: `lacos train --out new/dir` keeps its checkpoints in
-   new/dir/checkpoints, two levels that do not exist yet. */
-static int mkdir_parents(const char *dir) {
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return fail(LACOS_EINVAL, "%.64s...: path too long", dir);
-  struct stat sb;
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (stat(tmp, &sb) == 0 && !S_ISDIR(sb.st_mode))
-      return fail(LACOS_EIO, "%s: cannot create the checkpoint directory %s below it: it is a file, not a directory", tmp, dir);
-    if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the checkpoint directory", tmp);
-    *p = '/';
-  }
-  if (stat(tmp, &sb) == 0 && !S_ISDIR(sb.st_mode))
-    return fail(LACOS_EIO, "%s: cannot hold checkpoints: it is a file, not a directory", dir);
-  if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the checkpoint directory", dir);
-  return LACOS_OK;
-}
-
+/* `lacos train --out new/dir` keeps its checkpoints in new/dir/checkpoints,
+   two levels that may not exist yet: made here before the first step. */
 int lacos_checkpoint_dir_prepare(const char *dir) {
   if (!dir || !*dir) return fail(LACOS_EINVAL, "checkpoint directory: empty path");
   TRY(mkdir_parents(dir));

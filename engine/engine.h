@@ -141,6 +141,8 @@ int atomic_file_open(atomic_file *af, const char *path);
 int atomic_file_commit(atomic_file *af);   /* closes; on failure removes the temporary */
 void atomic_file_abort(atomic_file *af);
 int fsync_dir_of(const char *path);
+/* mkdir -p */
+int mkdir_parents(const char *dir);
 
 /* ---- safetensors (safetensors.c) ---- */
 

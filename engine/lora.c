@@ -233,7 +233,7 @@ static void peft_name(char *buf, size_t n, int layer, int target, char part) {
 int lacos_lora_save(lacos_bloom *m, const char *dir, const char *base_model) {
   lora_state *s = m->lora;
   if (!s) return fail(LACOS_ESTATE, "%s: the model has no LoRA adapter to save", dir);
-  if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the adapter directory", dir);
+  TRY(mkdir_parents(dir));
   int nslots = lacos_lora_slot_count(m), n = 2 * nslots;
   char **names = calloc((size_t)n, sizeof *names);
   lacos_tensor **ts = calloc((size_t)n, sizeof *ts);

@@ -59,27 +59,35 @@ function M.lua_position(msg)
 end
 
 -- msg with the traceback a user can act on, for an error handler (level: 1
--- for the handler's caller). An error about the input (no Lua position) is
--- its message alone; a bug in the user's code gets the frames of the user's
--- code only (not lacos' own Lua files, not C), up to the xpcall that ran it,
--- and none when it happened in the chunk itself. A bug inside lacos keeps
--- every frame; LACOS_DEBUG=1 keeps every frame always.
-function M.user_traceback(msg, level)
+-- for the handler's caller). A bug in the user's code gets the frames of
+-- the user's code only (not lacos' own Lua files, not C), up to the xpcall
+-- that ran it, and none when it happened in the chunk itself (the message
+-- has the line). An error that names no Lua position (the engine's: a
+-- missing file, a corrupted database, a shape mismatch) is its message and,
+-- with opts.where, the line of the user's code that led to it. A bug inside
+-- lacos keeps every frame; LACOS_DEBUG=1 keeps every frame always.
+function M.user_traceback(msg, level, opts)
   local debug_on = os.getenv("LACOS_DEBUG") and os.getenv("LACOS_DEBUG") ~= ""
-  if not debug_on and not M.lua_position(msg) then return msg end
   local home = rawget(_G, "LACOS_HOME")
   home = home and (home .. "/lua/") or nil
+  local positioned = M.lua_position(msg)
   local in_lacos = debug_on or (home and msg:sub(1, #home) == home)
-  local frames, interesting = {}, false
+  local frames, interesting, first_user = {}, false, nil
   for line in debug.traceback("", (level or 1) + 1):gmatch("[^\n]+") do
     if line:find("in function 'xpcall'", 1, true) then break end
     local internal = line:find("^%s*%[C%]") or (home and line:find(home, 1, true))
     if not line:find("^stack traceback:") and (in_lacos or not internal) then
       frames[#frames + 1] = line
+      if not internal then first_user = first_user or line:match("^%s*(.-:%d+):") end
       if not line:find("in main chunk") and not internal then interesting = true end
     end
   end
-  if not interesting and not debug_on then return msg end
+  if debug_on then return msg .. "\nstack traceback:\n" .. table.concat(frames, "\n") end
+  if not positioned then
+    if opts and opts.where and first_user then return ("%s\n  (at %s)"):format(msg, first_user) end
+    return msg
+  end
+  if not interesting then return msg end
   return msg .. "\nstack traceback:\n" .. table.concat(frames, "\n")
 end
 

@@ -197,7 +197,7 @@ echo '{"format": "lacos-checkpoint", "version": 7, "files": {}}' > r2/checkpoint
 bad "$C" "written by a newer lacos: refused, not pruned" 1 \
   "r2/checkpoints/ckpt-00000002/manifest.json: checkpoint format version 7 is not supported .*upgrade lacos" \
   --present r2/checkpoints/ckpt-00000002/manifest.json --absent r2/adapter_model.safetensors -- "$LACOS" "${CK[@]}" --steps 2 --out r2
-bad "$C" "--out below a regular file" 1 "pairs.tsv: cannot create the checkpoint directory pairs.tsv/x/checkpoints below it: it is a file" -- \
+bad "$C" "--out below a regular file" 1 "pairs.tsv/x: cannot create the directory: Not a directory" -- \
   "$LACOS" "${CK[@]}" --steps 2 --out pairs.tsv/x
 # Broken checkpoints are not fatal: the newest one that verifies is used (exit 0), and the message says which was skipped and why.
 rm -rf r3 && "$LACOS" "${CK[@]}" --steps 4 --out r3 >/dev/null 2>&1
@@ -224,7 +224,8 @@ bad "$C" "no such script" 1 "lacos: cannot open missing.lua: no such file" -- "$
 mkdir -p adir.lua
 bad "$C" "a directory given as the script" 1 "cannot read adir.lua: Is a directory" -- "$LACOS" run adir.lua
 printf 'local lacos = require "lacos"\nlacos.pairs.read("nope.tsv")\n' > reads.lua
-bad "$C" "an engine error about the user's file: the message alone" 1 "^nope.tsv: No such file or directory$" -- "$LACOS" run reads.lua
+bad "$C" "an engine error about the user's file: the message and the script line" 1 "^nope.tsv: No such file or directory$" \
+  --also "^  \(at reads.lua:2\)$" -- "$LACOS" run reads.lua
 printf 'error({ code = 1 })\n' > table-error.lua
 bad "$C" "an error object that is a table" 1 "\(error object is a table value" -- "$LACOS" run table-error.lua
 printf 'require("lacos").train{ lrate = 1 }\n' > bad-option.lua

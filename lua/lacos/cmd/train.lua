@@ -116,7 +116,7 @@ function M.run(opts)
       local f = io.open(opts.out .. "/adapter_model.safetensors", "rb")
       if f then
         f:close()
-        io.stderr:write(("lacos train: already done as run %d of %s; the adapter is in %s (--no-resume trains again)\n")
+        io.stderr:write(("lacos train: nothing to do: already done as run %d of %s; the adapter is in %s (--no-resume trains again)\n")
           :format(run.id, db.path, opts.out))
         db:close()
         return 0
@@ -157,6 +157,11 @@ function M.run(opts)
                interrupted and "signal" or (result.reason and result.reason:match("^(%w+):")) or nil)
   end
   if db then db:close() end
+  if result.status == "done" and #result.losses == 0 then
+    io.stderr:write(("lacos train: nothing to do: the checkpoints already reach step %d of %d; adapter in %s\n"):format(
+      result.steps, result.total, opts.out))
+    return 0
+  end
   local tail
   if result.status == "done" then tail = ", adapter in " .. opts.out
   elseif interrupted then tail = ("; checkpoint at step %d: the same command resumes it"):format(result.steps)
