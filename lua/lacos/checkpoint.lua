@@ -54,7 +54,8 @@ local function open_verified(path)
   if status == C.LACOS_EUNSUPPORTED then
     -- not broken: written by a newer lacos. Skipping it would start over and
     -- prune it, so this is an error, like a results database from a newer lacos.
-    error({ unsupported = true, message = E.last_error() .. "; it was written by a newer lacos: upgrade lacos to resume from it" }, 0)
+    error(setmetatable({ unsupported = true, message = E.last_error() .. "; it was written by a newer lacos: upgrade lacos to resume from it" },
+                       { __tostring = function(e) return e.message end }), 0)
   end
   check(status)
   local ck = ffi.gc(out[0], C.lacos_checkpoint_free)
