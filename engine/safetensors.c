@@ -402,6 +402,10 @@ int safetensors_write_stream(FILE *f, const char *path, int n, const char *const
       return fail(LACOS_EINVAL, "%s: tensor %d has no name, a freed tensor or an unsupported dtype", path, i);
     }
     if (strcmp(names[i], "__metadata__") == 0) { free(items); return fail(LACOS_EINVAL, "%s: \"__metadata__\" is not a tensor name", path); }
+    if (tensors[i]->device != LACOS_CPU) {
+      free(items);
+      return fail(LACOS_EDEVICE, "%s: tensor \"%s\" is on cuda; call :to('cpu') before saving", path, names[i]);
+    }
     for (int j = 0; j < i; j++)
       if (strcmp(names[i], names[j]) == 0) { free(items); return fail(LACOS_EINVAL, "%s: tensor name \"%s\" appears twice", path, names[i]); }
     items[i].name = names[i];

@@ -18,6 +18,8 @@ M.spec = {
     { "--out", "DIR", "where the adapter is saved", required = true },
     { "--quant", "KIND", "base weights in memory", default = "int8", choices = { "f32", "int8" } },
     { "--threshold", "X", "LLM.int8 outlier threshold", type = "number", default = 0, min = 0 },
+    { "--device", "NAME", "where the model trains (cuda: weights, activations, LoRA and optimizer state on the GPU)",
+      default = "cpu", choices = { "cpu", "cuda" } },
     { "--r", "N", "LoRA rank", type = "integer", default = 8, min = 1 },
     { "--alpha", "X", "LoRA alpha (scaling alpha/r)", type = "number", default = 16, min = 0 },
     { "--dropout", "P", "LoRA dropout", type = "number", default = 0.05, min = 0, max = 0.99 },
@@ -60,12 +62,33 @@ local function split_list(s)
   return out
 end
 
+-- GPU bytes a training run adds to a loaded model: the activations of the
+-- largest forward pass (a step's sentences, or one GradCache chunk, at
+-- max_length tokens, the engine's formula), the optimizer state, and the
+-- int8 scratch of the widest linear (codes, int32 products, scaled
+-- gradients: 36 bytes per token and hidden unit), 64 MiB of dequantised
+-- weight rows and the 32 MiB cuBLASLt workspace.
+function M.gpu_training_bytes(m, data, opts, checkpointing, optimizer)
+  local E = require "lacos.engine"
+  local cfg = m:config()
+  local per_example = data.has_negatives and data:has_negatives() and 3 or 2
+  local sentences = opts.batch_size * per_example
+  if opts.mini_batch then sentences = math.min(sentences, opts.mini_batch) end
+  local c = require("lacos.bloom").config(cfg)
+  local bits = require("lacos.bloom").target_bits(split_list(opts.targets))
+  local acts = E.C.lacos_bloom_train_activation_bytes(c, sentences, opts.max_length, opts.r, bits, checkpointing and 1 or 0)
+  local tokens = sentences * opts.max_length
+  local scratch = tokens * cfg.hidden_size * 36 + 96 * 2 ^ 20
+  local need = acts + optimizer:state_bytes() + scratch
+  return need, ("%d sentences x %d tokens%s"):format(sentences, opts.max_length, checkpointing and ", checkpointing" or "")
+end
+
 function M.run(opts)
   local lacos = require "lacos"
   if opts.threads then lacos.threads(opts.threads) end
   local data = lacos.pairs.read(opts.pairs)
   if opts.limit then data = data:take(opts.limit) end
-  local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold })
+  local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, device = opts.device })
   if not m.tokenizer then error(opts.model .. ": no tokenizer.json in the model directory", 0) end
   local cfg = m:config()
   m:add_lora { r = opts.r, alpha = opts.alpha, dropout = opts.dropout, targets = split_list(opts.targets), seed = opts.seed }
@@ -85,6 +108,7 @@ function M.run(opts)
     epochs = opts.epochs, steps = opts.steps or "from epochs", warmup = opts.warmup, max_grad_norm = opts.max_grad_norm,
     pooling = opts.pooling, max_length = opts.max_length, seed = opts.seed, checkpointing = ckpt_mode,
     backward = opts.exact_backward and "exact" or "int8 products", checkpoint_every = opts.checkpoint_every,
+    device = opts.device,
   }
   local keys = {}
   for k in pairs(settings) do keys[#keys + 1] = k end
@@ -92,6 +116,15 @@ function M.run(opts)
   io.stderr:write("lacos train:\n")
   for _, k in ipairs(keys) do io.stderr:write(("  %-16s %s\n"):format(k, tostring(settings[k]))) end
   io.stderr:write(("  LoRA parameters  %d; optimizer state %s\n"):format(m:lora_params(), require("lacos.util").bytes(optimizer:state_bytes())))
+  if opts.device == "cuda" then
+    -- The GPU side of the memory planner: the weights are on the device
+    -- already (loading refuses when they do not fit); what the run adds must
+    -- fit in what is left, or it stops here with the numbers.
+    local need, what = M.gpu_training_bytes(m, data, opts, ckpt_mode == "on", optimizer)
+    io.stderr:write(("  GPU memory       weights %s on the device; training needs %s more (%s)\n"):format(
+      require("lacos.util").bytes(lacos.memory("cuda").allocated), require("lacos.util").bytes(need), what))
+    lacos.cuda.check_fit(need, "training (" .. what .. ")")
+  end
   local db, run
   if not opts.no_db then
     db = lacos.results.open(opts.db)
