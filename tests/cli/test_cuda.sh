@@ -18,7 +18,7 @@ print(c.compiled() and "compiled" or "not-compiled", ok and "gpu" or "no-gpu", w
 expect "lacos.cuda.available() answers" 0 "compiled"
 compiled=$(printf '%s' "$OUT" | cut -f1)
 gpu=$(printf '%s' "$OUT" | cut -f2)
-if [ "$compiled" = compiled ]; then reason='no CUDA device: '; else reason='built without CUDA support \(no nvcc at build time\)'; fi
+if [ "$compiled" = compiled ]; then reason='no CUDA device: '; else reason='this lacos was built without CUDA support \(no nvcc at build time\)'; fi
 
 run_in $'a\n' "$LACOS" embed --model "$MODEL" --device tpu --out "$TMP/x.npy"
 expect "--device takes cpu or cuda" 2 "cpu, cuda|cpu\|cuda|one of"
@@ -63,7 +63,7 @@ local ok3, e3 = pcall(function() return t:to('cuda') end)
 print(ok1, e1); print(ok2, e2); print(ok3, e3)
 assert(not ok1 and not ok2 and not ok3)"
 expect "Lua: bloom.random, bloom.load and tensor:to('cuda') refuse" 0 "random model: device cuda requested, but $reason"
-if grep -q "cuda-tiny: device cuda requested, but $reason" <<<"$OUT" && grep -q "tensor:to('cuda'): .*$reason" <<<"$OUT"; then
+if grep -qE "cuda-tiny: device cuda requested, but $reason" <<<"$OUT" && grep -qE "tensor:to\\('cuda'\\): .*$reason" <<<"$OUT"; then
   ok "Lua messages name the model directory and the tensor call"
 else not_ok "Lua messages name the model directory and the tensor call" "$OUT"; fi
 
