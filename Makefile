@@ -184,6 +184,17 @@ install: all
 clean:
 	rm -rf build build-san build-nocuda
 
+# test_cuda_ops.c's op harness against the host emulation of the device
+# interface (tests/c/cuda_emul.h: the CPU on both sides). Not a test of the
+# kernels: a check, without a GPU, that the harness's buffers and CPU
+# references are right (run it under SAN=1).
+.PHONY: check-cuda-harness
+check-cuda-harness: $(ARCHIVE)
+	@mkdir -p $(BUILD)/harness
+	$(CC) $(CFLAGS) -Iengine -include tests/c/cuda_emul.h '-DOPS_GPU_ONLY(X)=' -o $(BUILD)/harness/test_cuda_ops \
+	  tests/c/test_cuda_ops.c $(ARCHIVE) $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
+	$(BUILD)/harness/test_cuda_ops
+
 # The same engine built without nvcc (NO_CUDA=1, in build-nocuda/): it must
 # build, and every CUDA request must say it was built without CUDA support.
 .PHONY: check-nocuda

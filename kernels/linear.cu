@@ -67,8 +67,10 @@ static int lt_matmul(cublasComputeType_t compute, cudaDataType_t scale_type, cud
     goto done;
   }
   if (cs != CUBLAS_STATUS_SUCCESS) { st = cublas_fail(cs, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__); goto done; }
-  LT(lt->Matmul(lt->handle, desc, alpha, A, la, B, lb, beta, C, lc, C, lc, &heur.algo, lt->workspace,
-                lt->workspace_bytes, cuda_stream()));
+  cs = lt->Matmul(lt->handle, desc, alpha, A, la, B, lb, beta, C, lc, C, lc, &heur.algo, lt->workspace,
+                  lt->workspace_bytes, cuda_stream());
+  if (cs == CUBLAS_STATUS_NOT_SUPPORTED && unsupported) *unsupported = true;
+  else if (cs != CUBLAS_STATUS_SUCCESS) st = cublas_fail(cs, "cublasLtMatmul", __FILE__, __LINE__);
 #undef LT
 done:
   if (pref) lt->MatmulPreferenceDestroy(pref);

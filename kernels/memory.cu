@@ -29,6 +29,10 @@ extern "C" void *dev_alloc(size_t bytes, const char *what) {
 extern "C" void dev_free(void *p, size_t bytes) {
   if (!p) return;
   if (bytes == 0) bytes = 256;
+  /* work queued on the compute stream may still use the buffer (a scratch
+     buffer grown between two launches, a batch freed after its last
+     kernel): wait for it rather than rely on cudaFree's own waiting */
+  cudaStreamSynchronize(cuda_stream());
   cudaFree(p);
   mem_uncharge(LACOS_CUDA, bytes);
 }

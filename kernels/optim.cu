@@ -22,10 +22,12 @@ static int maps_upload(void) {
     mid2[i] = (m2[i] + m2[i + 1]) * 0.5f;
   }
   mid1[255] = mid2[255] = INFINITY;
-  CUDA_CHECK(cudaMemcpyToSymbol(c_map1, m1, sizeof mid1));
-  CUDA_CHECK(cudaMemcpyToSymbol(c_map2, m2, sizeof mid2));
-  CUDA_CHECK(cudaMemcpyToSymbol(c_mid1, mid1, sizeof mid1));
-  CUDA_CHECK(cudaMemcpyToSymbol(c_mid2, mid2, sizeof mid2));
+  /* on the compute stream: the legacy stream is not ordered with it */
+  CUDA_CHECK(cudaMemcpyToSymbolAsync(c_map1, m1, sizeof mid1, 0, cudaMemcpyHostToDevice, cuda_stream()));
+  CUDA_CHECK(cudaMemcpyToSymbolAsync(c_map2, m2, sizeof mid2, 0, cudaMemcpyHostToDevice, cuda_stream()));
+  CUDA_CHECK(cudaMemcpyToSymbolAsync(c_mid1, mid1, sizeof mid1, 0, cudaMemcpyHostToDevice, cuda_stream()));
+  CUDA_CHECK(cudaMemcpyToSymbolAsync(c_mid2, mid2, sizeof mid2, 0, cudaMemcpyHostToDevice, cuda_stream()));
+  CUDA_CHECK(cudaStreamSynchronize(cuda_stream()));   /* mid1, mid2 are on this stack frame */
   maps_ready = 1;
   return LACOS_OK;
 }

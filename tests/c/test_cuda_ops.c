@@ -485,10 +485,10 @@ static void op_errors_are_reported(void) {
   dev_free(d, 64);
 }
 
-/* op_errors_are_reported needs the real kernels. Compiling this file
-   against tests/c/cuda_emul.h instead of liblacos's backend (a check of the
-   harness itself — buffer sizes, CPU references — on a machine without a
-   GPU; see tests/bench/README-gpu.md) defines OPS_GPU_ONLY empty. */
+/* op_errors_are_reported needs the real kernels. `make check-cuda-harness`
+   compiles this file against tests/c/cuda_emul.h instead of liblacos's
+   backend (a check of the harness itself — buffer sizes, CPU references —
+   on a machine without a GPU) and defines OPS_GPU_ONLY empty. */
 #ifndef OPS_GPU_ONLY
 #define OPS_GPU_ONLY(X) X(op_errors_are_reported)
 #else
