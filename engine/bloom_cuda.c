@@ -38,11 +38,6 @@ void bloom_cuda_free(lacos_bloom *m) {
   m->dev = NULL;
 }
 
-double bloom_cuda_weight_bytes(const lacos_bloom *m) {
-  const bloom_dev *d = m->dev;
-  return d ? (double)d->big_bytes + (double)d->small_bytes + (double)d->wte_bytes + (double)d->wte_scale_bytes : 0;
-}
-
 static void *upload_class(const void *host, size_t bytes, const char *what, int *st) {
   if (*st || !host || !bytes) return NULL;
   void *p = dev_alloc(bytes, what);

@@ -116,7 +116,6 @@ static inline uint64_t bloom_dropout_call(const lacos_bloom_batch *b, int l, int
    bloom_train.c with the kernels of device.h. */
 int bloom_cuda_upload(lacos_bloom *m);
 void bloom_cuda_free(lacos_bloom *m);
-double bloom_cuda_weight_bytes(const lacos_bloom *m);
 int bloom_forward_cuda(lacos_tensor **hidden, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask,
                        int all_layers);
 int bloom_encode_cuda(lacos_tensor **emb, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int pooling);

@@ -1062,14 +1062,15 @@ int lacos_optim_moments(lacos_tensor **m, lacos_tensor **v, lacos_optim *o, cons
     const uint8_t *c1 = (const uint8_t *)o->codes1->data + q->off, *c2 = (const uint8_t *)o->codes2->data + q->off;
     /* On the GPU: this parameter's codes and absmax come to the host first. */
     size_t cb = (size_t)q->n, ab = sizeof(float) * (size_t)q->nblocks;
-    uint8_t *h = o->device == LACOS_CUDA ? malloc(2 * cb + 2 * ab) : NULL;
+    float *h = o->device == LACOS_CUDA ? malloc(2 * ab + 2 * cb) : NULL;   /* absmax first: aligned */
     if (o->device == LACOS_CUDA) {
+      uint8_t *hc = (uint8_t *)(h + 2 * q->nblocks);
       st = h ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory reading optimizer state");
-      if (!st) st = dev_download(h, c1, cb);
-      if (!st) st = dev_download(h + cb, c2, cb);
-      if (!st) st = dev_download(h + 2 * cb, a1, ab);
-      if (!st) st = dev_download(h + 2 * cb + ab, a2, ab);
-      c1 = h; c2 = h + cb; a1 = (const float *)(h + 2 * cb); a2 = (const float *)(h + 2 * cb + ab);
+      if (!st) st = dev_download(h, a1, ab);
+      if (!st) st = dev_download(h + q->nblocks, a2, ab);
+      if (!st) st = dev_download(hc, c1, cb);
+      if (!st) st = dev_download(hc + cb, c2, cb);
+      a1 = h; a2 = h + q->nblocks; c1 = hc; c2 = hc + cb;
     }
     if (!st) {
       dequantize_blockwise((*m)->data, c1, a1, q->n, 1, BLOCK);

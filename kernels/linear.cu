@@ -274,6 +274,21 @@ __global__ void scale_columns_kernel(float *g, const float *dout, const float *s
   GRID_STRIDE(k, N * K_out) g[k] = dout[k] * sc[k % K_out];
 }
 
+// qt (cols,rows) = q (rows,cols)ᵀ, through 32×32 tiles in shared memory
+__global__ void transpose_s8_kernel(int8_t *qt, const int8_t *q, int rows, int cols) {
+  __shared__ int8_t tile[32][33];
+  int c0 = blockIdx.x * 32, r0 = blockIdx.y * 32;
+  for (int k = threadIdx.y; k < 32; k += blockDim.y) {
+    int r = r0 + k, c = c0 + threadIdx.x;
+    if (r < rows && c < cols) tile[k][threadIdx.x] = q[(int64_t)r * cols + c];
+  }
+  __syncthreads();
+  for (int k = threadIdx.y; k < 32; k += blockDim.y) {
+    int c = c0 + k, r = r0 + threadIdx.x;
+    if (r < rows && c < cols) qt[(int64_t)c * rows + r] = tile[threadIdx.x][k];
+  }
+}
+
 // dinp (N,K_in) += C·(rs_i·DEQ)
 __global__ void accumulate_int32_kernel(float *dinp, const int32_t *c, const float *rs, int64_t N, int K_in) {
   GRID_STRIDE(k, N * K_in) dinp[k] += (float)c[k] * (rs[k / K_in] * DEQ);
@@ -297,6 +312,7 @@ extern "C" void int8_scratch_free_cuda(int8_scratch *s) {
   dev_free(s->c, s->c_bytes);
   dev_free(s->tmp, s->tmp_bytes);
   dev_free(s->cols, s->cols_bytes);
+  dev_free(s->qt, s->qt_bytes);
   memset(s, 0, sizeof *s);
 }
 
@@ -355,7 +371,15 @@ extern "C" int linear_backward_input_cuda(float *dinp, const float *dout, const 
     scale_columns_kernel<<<grid_for(N * K_out), THREADS, 0, cuda_stream()>>>(s->tmp, dout, l->scale, N, K_out);
     LAUNCH_CHECK("scale_columns_kernel");
     TRY(quantize_rows_cuda(s->a, s->rs, s->tmp, N, K_out, 0, NULL, NULL));
-    TRY(gemm_s8_cuda(false, N, K_in, K_out, s->a, K_out, l->q, K_in, s->c, K_in));
+    /* cuBLASLt's int8 kernels take only the "TN" form, so the product
+       dout·Q runs against Qᵀ, transposed here into scratch (one linear's
+       codes, 64 MiB at most for bloom-7b1: far less than a second copy of
+       every weight) */
+    TRY(grow((void **)&s->qt, &s->qt_bytes, (size_t)K_out * K_in, "transposed weight codes"));
+    dim3 tgrid((unsigned)((K_in + 31) / 32), (unsigned)((K_out + 31) / 32)), tblock(32, 8);
+    transpose_s8_kernel<<<tgrid, tblock, 0, cuda_stream()>>>(s->qt, l->q, K_out, K_in);
+    LAUNCH_CHECK("transpose_s8_kernel");
+    TRY(gemm_s8_cuda(true, N, K_in, K_out, s->a, K_out, s->qt, K_out, s->c, K_in));
     accumulate_int32_kernel<<<grid_for(N * K_in), THREADS, 0, cuda_stream()>>>(dinp, s->c, s->rs, N, K_in);
     LAUNCH_CHECK("accumulate_int32_kernel");
     return LACOS_OK;
