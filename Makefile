@@ -7,6 +7,7 @@
 #   make check-nocuda  build without CUDA (build-nocuda/) and run the CUDA tests there
 #   make fixtures   regenerate tests/fixtures with the Python reference (needs PyPI)
 #   make bench      benchmarks side by side with PyTorch (needs PyPI)
+#   make fuzz       each libFuzzer target of tests/fuzz for FUZZ_SECONDS (60) seconds (needs clang)
 #   make install    PREFIX=/usr/local
 #
 # Switches: NO_OMP=1, NO_NATIVE=1, NO_CUDA=1, CUDA_ARCHS="80 90", SAN=1.
@@ -27,7 +28,7 @@ endif
 # missing ones when run as root, otherwise prints the apt-get line to run.
 DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev \
             libedit-dev libcurl4-openssl-dev libssl-dev libopenblas-openmp-dev libdnnl-dev gnuplot-nox sqlite3 \
-            python3 zstd lua-cjson unzip
+            python3 zstd lua-cjson unzip bc
 PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libcurl libcrypto
 PC_EXE := luajit
 
@@ -133,9 +134,12 @@ EXE := $(BUILD)/lacos
 .PHONY: all probe
 all: deps probe $(EXE) $(LIB) $(ARCHIVE)
 
+CPU_FEATURES := $(shell [ -n "$(have_native)" ] && gcc -march=native -dM -E - </dev/null 2>/dev/null | \
+  sed -n 's/^\#define __\(AVX2\|AVX512F\|AVX512BW\|AVX512VNNI\|AVXVNNI\|AVX512BF16\|F16C\|FMA\)__ 1$$/\1/p' | tr '\n' ' ')
+
 probe:
 	@printf 'lacos build (%s):' "$(BUILD)"; \
-	printf ' -march=native %s,' "$(if $(have_native),✓,✗)"; \
+	printf ' -march=native %s%s,' "$(if $(have_native),✓,✗)" "$(if $(CPU_FEATURES), ($(strip $(CPU_FEATURES))))"; \
 	printf ' OpenMP %s,' "$(if $(have_omp),✓,✗)"; \
 	printf ' CUDA %s\n' "$(if $(NVCC),✓ nvcc $(NVCC_VERSION): kernels for $(foreach a,$(CUDA_ARCHS),sm_$(a)),✗ (CPU only$(if $(NO_CUDA),: NO_CUDA set,: no nvcc)))"
 
@@ -226,3 +230,58 @@ fixtures: all venv
 
 bench: all venv
 	@BUILD=$(BUILD) VENV_PY=$(VENV_PY) bash tests/bench/run.sh
+
+# ---------------------------------------------------------------- fuzzing
+# make fuzz: builds every tests/fuzz/fuzz_<name>.c as a libFuzzer binary
+# (clang -fsanitize=fuzzer,address,undefined, against the engine sources,
+# objects in build/fuzz/obj/), seeds build/fuzz/corpus/<name>/ from
+# tests/fixtures/<name>/ and tests/fuzz/regressions/<name>/ (tests/fuzz/seed.sh),
+# and runs each target FUZZ_SECONDS (default 60) with tests/fuzz/<name>.dict
+# when there is one. A crash stops with the reproducer in build/fuzz/crashes/;
+# copy it into tests/fuzz/regressions/<name>/ so the test suite replays it.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_OPTS ?=
+FUZZ_DIR := build/fuzz
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRC))
+FUZZ_ENGINE_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(ENGINE_SRC))
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -pthread -Wno-unknown-pragmas \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined $(PC_CFLAGS)
+
+.PHONY: fuzz fuzz-build fuzz-check
+fuzz-check:
+	@command -v $(FUZZ_CC) >/dev/null || { \
+	  echo "lacos: make fuzz needs clang with libFuzzer; install it with: sudo apt-get install clang libclang-rt-14-dev"; exit 1; }
+	@echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }' | \
+	  $(FUZZ_CC) -fsanitize=fuzzer,address,undefined -x c - -o /dev/null 2>/dev/null || { \
+	  echo "lacos: $(FUZZ_CC) cannot link -fsanitize=fuzzer; install the runtime with: sudo apt-get install libclang-rt-14-dev"; exit 1; }
+
+$(FUZZ_DIR)/obj/%.o: %.c engine/lacos.h engine/engine.h | fuzz-check
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_ENGINE_OBJ) | fuzz-check
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iengine -o $@ $< $(FUZZ_ENGINE_OBJ) $(PC_LIBS) -ldnnl -lm
+
+fuzz-build: deps $(FUZZ_BIN)
+
+# keep the instrumented objects between runs (make would delete them as intermediates)
+.SECONDARY: $(FUZZ_ENGINE_OBJ)
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_DIR)/crashes
+	@for b in $(FUZZ_BIN); do \
+	  name=$${b##*/fuzz_}; corpus=$(FUZZ_DIR)/corpus/$$name; \
+	  bash tests/fuzz/seed.sh $$name $$corpus || exit 1; \
+	  dict=; [ -f tests/fuzz/$$name.dict ] && dict=-dict=tests/fuzz/$$name.dict; \
+	  echo "== fuzz_$$name for $(FUZZ_SECONDS) s (corpus $$corpus)"; \
+	  $$b $$corpus $$dict -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_DIR)/crashes/$$name- $(FUZZ_OPTS) 2>&1 | \
+	    grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|^"|^###### ' ; \
+	  rc=$${PIPESTATUS[0]}; \
+	  if [ $$rc -ne 0 ]; then echo "lacos: fuzz_$$name found a problem (exit $$rc); reproducer in $(FUZZ_DIR)/crashes/"; \
+	    echo "       replay: $$b <file>; keep it: cp <file> tests/fuzz/regressions/$$name/"; exit 1; fi; \
+	done
+# tests/c/test_fuzz_<name>.c replays the target in the test suite: rebuild it when the target changes
+$(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/tests/test_fuzz_%,$(filter $(patsubst tests/c/test_fuzz_%.c,tests/fuzz/fuzz_%.c,$(TEST_C_SRC)),$(FUZZ_SRC))): $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c

@@ -386,20 +386,11 @@ int lacos_bloom_cache_path(const char *dir, char *path, int cap) {
   return LACOS_OK;
 }
 
-static int mkdir_p(const char *dir) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s", dir);
-  for (char *p = tmp + 1; *p; p++)
-    if (*p == '/') { *p = 0; if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return fail_errno("%s", tmp); *p = '/'; }
-  if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return fail_errno("%s", tmp);
-  return LACOS_OK;
-}
-
 int bloom_cache_write(const lacos_bloom *m, const char *path) {
   char dir[4096];
   snprintf(dir, sizeof dir, "%s", path);
   char *slash = strrchr(dir, '/');
-  if (slash) { *slash = 0; TRY(mkdir_p(dir)); }
+  if (slash) { *slash = 0; TRY(mkdir_parents(dir)); }
   atomic_file af;
   TRY(atomic_file_open(&af, path));
   fprintf(af.f, "%s %d %d %d %d %zu %zu\n", CACHE_MAGIC, m->cfg.vocab_size, m->cfg.hidden_size, m->cfg.n_layer,

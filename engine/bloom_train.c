@@ -103,6 +103,7 @@ void lacos_bloom_batch_free(lacos_bloom_batch *b) {
 double lacos_bloom_batch_bytes(const lacos_bloom_batch *b) { return b ? (double)b->bytes : 0; }
 
 int lacos_bloom_set_checkpointing(lacos_bloom *m, int on) { m->checkpointing = on != 0; return LACOS_OK; }
+int lacos_bloom_get_checkpointing(const lacos_bloom *m) { return m->checkpointing; }
 int lacos_bloom_set_fast_backward(lacos_bloom *m, int on) { m->fast_backward = on != 0; return LACOS_OK; }
 
 int lacos_bloom_forward_train(lacos_tensor **emb, lacos_bloom_batch **out, lacos_bloom *m,

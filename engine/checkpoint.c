@@ -51,7 +51,7 @@ static int remove_tree(const char *path) {
 int lacos_checkpoint_save(const char *dir, int step, int n, const char *const *names,
                           lacos_tensor *const *tensors, const char *state_json) {
   if (step < 0) return fail(LACOS_EINVAL, "checkpoint step must be >= 0");
-  if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the checkpoint directory", dir);
+  TRY(mkdir_parents(dir));
   json_error_t jerr;
   json_t *state = json_loads(state_json ? state_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
   if (!state) return fail(LACOS_EINVAL, "checkpoint state is not valid JSON: %s", jerr.text);

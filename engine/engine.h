@@ -155,6 +155,8 @@ int atomic_file_open(atomic_file *af, const char *path);
 int atomic_file_commit(atomic_file *af);   /* closes; on failure removes the temporary */
 void atomic_file_abort(atomic_file *af);
 int fsync_dir_of(const char *path);
+/* mkdir -p */
+int mkdir_parents(const char *dir);
 
 /* ---- safetensors (safetensors.c) ---- */
 
@@ -164,6 +166,10 @@ int safetensors_write_stream(FILE *f, const char *path, int n, const char *const
 int safetensors_open_buffer(lacos_safetensors **out, void *data, size_t size, const char *name);
 int safetensors_write_sharded_with(const char *dir, int n, const char *const *names, const double *bytes,
                                    double max_shard_bytes, tensor_provider provider, void *ctx);
+/* The same with string metadata (as lacos_safetensors_write_sharded). */
+int safetensors_write_sharded_meta(const char *dir, int n, const char *const *names, const double *bytes,
+                                   double max_shard_bytes, tensor_provider provider, void *ctx, int nmeta,
+                                   const char *const *meta_keys, const char *const *meta_values);
 
 /* ---- threads and interruption (engine.c) ---- */
 

@@ -93,3 +93,16 @@ void atomic_file_abort(atomic_file *af) {
   free(af->path); free(af->tmp);
   memset(af, 0, sizeof *af);
 }
+
+int mkdir_parents(const char *dir) {
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return fail(LACOS_EINVAL, "%s: path too long", dir);
+  for (char *p = tmp + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the directory", tmp);
+      *p = '/';
+    }
+  if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the directory", tmp);
+  return LACOS_OK;
+}

@@ -18,11 +18,20 @@ int lacos_sha256_buffer(const void *data, double nbytes, char *hex) {
   return LACOS_OK;
 }
 
-int lacos_sha256_file(const char *path, char *hex) {
+/* Digest of a file's bytes, optionally after a header (git's "blob <n>\0"). */
+static int digest_file(const char *path, const EVP_MD *md_type, bool git_blob, char *hex) {
   FILE *f = fopen(path, "rb");
   if (!f) return fail_errno("%s", path);
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) { fclose(f); EVP_MD_CTX_free(ctx); return fail(LACOS_ENOMEM, "sha256: out of memory"); }
+  if (!ctx || !EVP_DigestInit_ex(ctx, md_type, NULL)) { fclose(f); EVP_MD_CTX_free(ctx); return fail(LACOS_ENOMEM, "digest: out of memory"); }
+  if (git_blob) {
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); EVP_MD_CTX_free(ctx); return fail_errno("%s", path); }
+    long size = ftell(f);
+    rewind(f);
+    char head[64];
+    int hl = snprintf(head, sizeof head, "blob %ld", size);
+    EVP_DigestUpdate(ctx, head, (size_t)hl + 1);   /* the NUL terminator is part of the header */
+  }
   static _Thread_local unsigned char buf[1 << 16];
   size_t got;
   while ((got = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(ctx, buf, got);
@@ -37,27 +46,6 @@ int lacos_sha256_file(const char *path, char *hex) {
   return LACOS_OK;
 }
 
-int lacos_git_blob_sha1_file(const char *path, char *hex) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return fail_errno("%s", path);
-  if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return fail_errno("%s", path); }
-  long size = ftell(f);
-  rewind(f);
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha1(), NULL)) { fclose(f); EVP_MD_CTX_free(ctx); return fail(LACOS_ENOMEM, "sha1: out of memory"); }
-  char head[64];
-  int hl = snprintf(head, sizeof head, "blob %ld", size);
-  EVP_DigestUpdate(ctx, head, (size_t)hl + 1);   /* the NUL terminator is part of the header */
-  static _Thread_local unsigned char buf[1 << 16];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(ctx, buf, got);
-  int err = ferror(f);
-  fclose(f);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned n = 0;
-  EVP_DigestFinal_ex(ctx, md, &n);
-  EVP_MD_CTX_free(ctx);
-  if (err) return fail(LACOS_EIO, "%s: read failed while hashing", path);
-  to_hex(md, n, hex);
-  return LACOS_OK;
-}
+int lacos_sha256_file(const char *path, char *hex) { return digest_file(path, EVP_sha256(), false, hex); }
+
+int lacos_git_blob_sha1_file(const char *path, char *hex) { return digest_file(path, EVP_sha1(), true, hex); }

@@ -74,6 +74,10 @@ double lacos_memory_allocated(int device);
 double lacos_memory_peak(int device);
 void lacos_memory_reset_peak(int device);
 double lacos_memory_mapped(void);
+/* Memory the system can still give this process: MemAvailable from
+   /proc/meminfo (LACOS_CPU) or the GPU's free memory (LACOS_CUDA; 0 when
+   there is no device), bounded by the engine's soft limit when one is set. */
+double lacos_memory_available(int device);
 /* Process-wide peak resident set size in bytes (getrusage). */
 double lacos_memory_peak_rss(void);
 double lacos_memory_current_rss(void);
@@ -226,40 +230,71 @@ int lacos_tensor_load_npy(lacos_tensor **out, const char *path);
 
 typedef struct lacos_safetensors lacos_safetensors;
 
-/* Opens a .safetensors file, or a checkpoint directory holding
-   model.safetensors or model.safetensors.index.json with its shards. Every
-   header is validated before anything is used (size caps, offsets inside
-   the file, tensors tiling the data without holes or overlap, byte sizes =
-   element count × dtype size); files are memory-mapped once. */
+/* Opens a .safetensors file, a model.safetensors.index.json, or a checkpoint
+   directory holding model.safetensors (preferred, as transformers does) or
+   model.safetensors.index.json with its shards. Every header is validated
+   before anything is used: the length (at most 100,000,000 bytes and inside
+   the file), a JSON object without duplicate keys, known dtypes, shapes
+   whose element count × dtype size equals the data_offsets span, tensors
+   tiling the data buffer from 0 to the end of the file with no hole or
+   overlap; a sharded checkpoint must have every tensor of its weight_map in
+   the shard named there and no tensor in two shards. Each file is
+   memory-mapped once. Tensors are numbered 0..count-1 in name order. */
 int lacos_safetensors_open(lacos_safetensors **out, const char *path);
 void lacos_safetensors_free(lacos_safetensors *st);
 int lacos_safetensors_count(const lacos_safetensors *st);
 const char *lacos_safetensors_name(const lacos_safetensors *st, int i);
-/* Index of a tensor; a "transformer." prefix may be present on either side.
-   -1 when absent. */
+/* Index of a tensor by name; a "transformer." prefix may be present on
+   either side ("h.0.input_layernorm.weight" finds
+   "transformer.h.0.input_layernorm.weight"). -1 when absent, -2 when both
+   spellings are in the checkpoint (ambiguous; the last error says so). */
 int lacos_safetensors_find(const lacos_safetensors *st, const char *name);
 /* dtype is a lacos_dtype, or -1 for a valid safetensors dtype the engine
-   does not hold (BOOL, I16, U16, U32, U64, F8_*); shape needs 8 slots. */
-int lacos_safetensors_info(const lacos_safetensors *st, int i, int *dtype, int *ndim, int64_t *shape);
-/* A zero-copy view on the mapped file (read-only by convention); the
-   mapping stays alive while any view does. */
+   does not hold (BOOL, I16, U16, U32, U64, C64, F8_*, F6_*, F4); ndim is the
+   true rank; shape receives the first min(ndim, max_dims) sizes. */
+int lacos_safetensors_info(const lacos_safetensors *st, int i, int *dtype, int *ndim, int64_t *shape, int max_dims);
+/* The file's dtype string ("F32", "BOOL", ...) and data byte count of tensor i. */
+const char *lacos_safetensors_dtype_string(const lacos_safetensors *st, int i);
+double lacos_safetensors_nbytes(const lacos_safetensors *st, int i);
+/* Tensor `name` (found as lacos_safetensors_find does) in the file's dtype:
+   a zero-copy view on the mapping, which stays alive while any view does
+   (the checkpoint itself may be freed first). Writing to a view changes this
+   process's copy only (copy-on-write), never the file. A tensor whose data
+   is not aligned to its element size (old writers) comes back as a copy.
+   Unsupported dtypes and ranks above 4 fail here, naming file and tensor. */
 int lacos_safetensors_get(lacos_tensor **out, lacos_safetensors *st, const char *name);
-/* The file a tensor lives in (for messages) and string metadata (NULL if absent). */
+/* The file tensor i lives in (a shard, for messages) and what was opened. */
 const char *lacos_safetensors_file(const lacos_safetensors *st, int i);
+const char *lacos_safetensors_path(const lacos_safetensors *st);
+/* __metadata__ strings (NULL if absent). For a sharded checkpoint: the
+   index's "metadata" strings and integers (total_size as decimal text), then
+   the shards' __metadata__ keys not already present. */
 const char *lacos_safetensors_metadata(const lacos_safetensors *st, const char *key);
 int lacos_safetensors_metadata_count(const lacos_safetensors *st);
 const char *lacos_safetensors_metadata_key(const lacos_safetensors *st, int i);
 
-/* Writes tensors (any engine dtype) to one file,
-   atomically, ordered by descending dtype size then name so every tensor is
-   aligned in a mapped copy; the header is space-padded to a multiple of 8. */
+/* Writes tensors (any engine dtype, any strides) and optional string
+   metadata to one file, atomically (temporary file, fsync, rename). The
+   layout is upstream's: header space-padded to a multiple of 8, data ordered
+   by descending dtype (upstream's alignment order) then name, so every
+   tensor is aligned in a mapped copy and the bytes equal those of
+   safetensors' save_file for the same tensors and metadata. */
 int lacos_safetensors_write(const char *path, int n, const char *const *names, lacos_tensor *const *tensors,
                             int nmeta, const char *const *meta_keys, const char *const *meta_values);
-/* Splits into model-0000i-of-0000n.safetensors files of at most
-   max_shard_bytes of tensor data (greedy in the given order) plus
-   model.safetensors.index.json; one shard is written as model.safetensors. */
+/* Sharded as huggingface_hub splits state dicts: greedy in the given order
+   by tensor bytes, at most max_shard_bytes of data per shard (0 = the hub's
+   default 5,000,000,000), a tensor larger than that alone in its own shard;
+   files model-00001-of-00003.safetensors ... plus
+   model.safetensors.index.json ({"metadata": {"total_size": N, ...},
+   "weight_map": {...}}), or one plain model.safetensors when everything
+   fits. Every file carries the metadata format = "pt"; the caller's
+   metadata goes into the single file, or into the index's "metadata" when
+   sharded. Afterwards, files of this naming (model-NNNNN-of-NNNNN.safetensors,
+   and the other layout's model.safetensors or index) that the save did not
+   write are removed, so no stale file shadows the new checkpoint. */
 int lacos_safetensors_write_sharded(const char *dir, int n, const char *const *names, lacos_tensor *const *tensors,
-                                    double max_shard_bytes);
+                                    double max_shard_bytes, int nmeta, const char *const *meta_keys,
+                                    const char *const *meta_values);
 
 /* ----- end safetensors ----- */
 
@@ -411,6 +446,7 @@ void lacos_bloom_batch_free(lacos_bloom_batch *batch);
 double lacos_bloom_batch_bytes(const lacos_bloom_batch *batch);
 /* Recompute block activations in the backward pass instead of keeping them. */
 int lacos_bloom_set_checkpointing(lacos_bloom *m, int on);
+int lacos_bloom_get_checkpointing(const lacos_bloom *m);
 /* Input gradients through int8 linears as int8 products (faster, ~1% noise)
    instead of exact f32 products with the dequantised weights. */
 int lacos_bloom_set_fast_backward(lacos_bloom *m, int on);

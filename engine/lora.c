@@ -293,7 +293,7 @@ static void peft_name(char *buf, size_t n, int layer, int target, char part) {
 int lacos_lora_save(lacos_bloom *m, const char *dir, const char *base_model) {
   lora_state *s = m->lora;
   if (!s) return fail(LACOS_ESTATE, "%s: the model has no LoRA adapter to save", dir);
-  if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the adapter directory", dir);
+  TRY(mkdir_parents(dir));
   TRY(lora_download(m));
   int nslots = lacos_lora_slot_count(m), n = 2 * nslots;
   char **names = calloc((size_t)n, sizeof *names);
@@ -334,7 +334,7 @@ int lacos_lora_save(lacos_bloom *m, const char *dir, const char *base_model) {
     for (int i = 0; i < n && !st; i++) {
       int k = lacos_safetensors_find(back, names[i]), nd;
       int64_t sh[8];
-      if (k < 0 || lacos_safetensors_info(back, k, NULL, &nd, sh) || nd != 2 || sh[0] != ts[i]->shape[0] || sh[1] != ts[i]->shape[1])
+      if (k < 0 || lacos_safetensors_info(back, k, NULL, &nd, sh, 8) || nd != 2 || sh[0] != ts[i]->shape[0] || sh[1] != ts[i]->shape[1])
         st = fail(LACOS_EIO, "%s: tensor %s did not survive the write", path, names[i]);
     }
     lacos_safetensors_free(back);

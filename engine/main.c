@@ -100,6 +100,19 @@ int main(int argc, char **argv) {
   ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (len <= 0) snprintf(exe, sizeof exe, "%s", argv[0]);
   else exe[len] = 0;
+
+  /* libgomp's idle threads spin for a long time between parallel regions
+     (GOMP_SPINCOUNT 300,000 by default); when another process wants the same
+     cores, every region then waits for a descheduled spinner and the engine
+     slows down many times over. A short spin costs nothing measurable on an
+     idle machine. libgomp reads its settings before main runs, so the setting
+     takes effect through one re-exec; an explicit OMP_WAIT_POLICY or
+     GOMP_SPINCOUNT from the user is left alone. */
+  if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT") && len > 0) {
+    setenv("GOMP_SPINCOUNT", "20000", 1);
+    execv(exe, argv);
+    /* exec failed: go on with the defaults */
+  }
   char scratch[PATH_MAX];
   snprintf(scratch, sizeof scratch, "%s", exe);
   snprintf(exe_dir, sizeof exe_dir, "%s", dirname(scratch));

@@ -101,6 +101,32 @@ double lacos_memory_current_rss(void) {
   return n == 2 ? (double)resident * 4096.0 : 0;
 }
 
+double lacos_memory_available(int device) {
+  if (!device_ok(device)) return 0;
+  double avail = 0;
+  if (device == LACOS_CUDA) {   /* the GPU's free memory, when there is one (quietly 0 otherwise) */
+    double fr = 0;
+    if (cuda_available(NULL, 0) && cuda_device_info(NULL, 0, NULL, NULL, NULL, &fr, NULL) == LACOS_OK) avail = fr;
+  }
+  if (device == LACOS_CPU) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+      char line[256];
+      while (fgets(line, sizeof line, f)) {
+        long long kb;
+        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) { avail = (double)kb * 1024.0; break; }
+      }
+      fclose(f);
+    }
+  }
+  int64_t lim = atomic_load(&mem_limit[device]);
+  if (lim > 0) {
+    double left = (double)lim - (double)atomic_load(&mem_current[device]);
+    if (avail == 0 || left < avail) avail = left > 0 ? left : 0;
+  }
+  return avail;
+}
+
 /* ---- device arenas: many buffers carved from one dev_alloc ---- */
 
 int dev_arena_init(dev_arena *a, size_t bytes, const char *what) {

@@ -616,7 +616,7 @@ static void sql_decimal(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   else sqlite3_result_null(ctx);
 }
 
-static int mkdir_parents(const char *path) {
+static int mkdir_db_parents(const char *path) {
   char *copy = strdup(path);
   if (!copy) return fail(LACOS_ENOMEM, "out of memory");
   char *dir = dirname(copy);
@@ -790,7 +790,7 @@ int lacos_db_open(lacos_db **out, const char *path, int flags) {
     return fail(LACOS_ENOTFOUND, "%s: no results database there (nothing logged yet; choose one with --db or LACOS_DB)", path);
   }
   int s;
-  if (!exists && (s = mkdir_parents(path))) { db_destroy(db); return s; }
+  if (!exists && (s = mkdir_db_parents(path))) { db_destroy(db); return s; }
   if (exists && access(path, R_OK) != 0) { db_destroy(db); return fail_errno("%s: cannot read the results database", path); }
 
   int writable = !exists || access(path, W_OK) == 0;
@@ -2144,7 +2144,7 @@ int results_create_at_version(const char *path, int version) {
   db->path = strdup(path);
   db->refs = 1;
   db->timeout_s = env_timeout();
-  int s = db->path ? mkdir_parents(path) : fail(LACOS_ENOMEM, "out of memory");
+  int s = db->path ? mkdir_db_parents(path) : fail(LACOS_ENOMEM, "out of memory");
   if (!s) s = open_conn(&db->conn, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, db->timeout_s);
   if (!s) {
     sqlite3_create_function(db->conn, "lacos_decimal", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_decimal, NULL, NULL);

@@ -206,11 +206,29 @@ function Model:encode_ids(ids, mask, opts)
 end
 
 -- Tokenizes a batch of sentences into (ids, mask) with the model's padding side.
+-- Sentences longer than the model accepts are an error naming the
+-- sentence (its 1-based index in `sentences`, or opts.indices[i]) unless
+-- truncation is on.
 function Model:tokenize(sentences, opts)
   if not self.tokenizer then error("this model has no tokenizer (load one with {tokenizer = path})", 3) end
   opts = opts or {}
-  return self.tokenizer:encode_batch(sentences, { padding_side = opts.padding_side or self:padding_side(),
-                                                  max_length = opts.max_length, truncation = opts.truncation })
+  local ids, mask = self.tokenizer:encode_batch(sentences, { padding_side = opts.padding_side or self:padding_side(),
+                                                            max_length = opts.max_length, truncation = opts.truncation })
+  local limit = self:config().max_length
+  if ids:size(2) > limit then
+    local mp = mask:data_ptr()
+    local T = ids:size(2)
+    for i = 1, #sentences do
+      local n = 0
+      for t = 0, T - 1 do n = n + mp[(i - 1) * T + t] end
+      if n > limit then
+        ids:free(); mask:free()
+        error(("sentence %d has %d tokens, more than the model's limit of %d (truncate with max_length / --max-length)")
+          :format(opts.indices and opts.indices[i] or i, n, limit), 0)
+      end
+    end
+  end
+  return ids, mask
 end
 
 -- Embeds sentences (a list of strings) in batches; returns an (n, C) f32 tensor.
@@ -239,7 +257,10 @@ function Model:encode(sentences, opts)
     local stop = math.min(n, start + opts.batch - 1)
     local chunk = {}
     for i = start, stop do chunk[#chunk + 1] = sentences[order[i]] end
-    local ids, mask = self:tokenize(chunk, { max_length = opts.max_length, truncation = opts.truncation })
+    local indices = {}
+    for i = start, stop do indices[#indices + 1] = order[i] end
+    local ids, mask = self:tokenize(chunk, { max_length = opts.max_length, truncation = opts.truncation,
+                                             indices = indices })
     local emb = T.make(C.lacos_bloom_encode, self.ptr, ids.t, mask.t, M.poolings[p])
     local src = ffi.cast("float*", emb.t.data)
     for k = 1, #chunk do

@@ -174,7 +174,7 @@ function M.run_point(point, ctx)
                  targets = point.targets or { "query_key_value" }, seed = point.seed or 1 }
     local cfg = m:config()
     local result = lacos.train {
-      model = m, data = train_pairs:take(n), batch_size = point.batch_size or 16, epochs = 1, lr = point.lr or 2e-4,
+      model = m, data = train_pairs:take(n), batch_size = point.batch_size or 16, epochs = point.epochs or 1, lr = point.lr or 2e-4,
       warmup = 0.1, seed = point.seed or 1, pooling = point.pooling or "weightedmean", max_length = point.max_length or 64,
       checkpoint_dir = ctx.dir .. "/checkpoints", checkpoint_every = point.checkpoint_every or 50, run = run,
       checkpointing = cfg.hidden_size >= 1536, fast_backward = true, quiet = point.quiet,

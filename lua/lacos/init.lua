@@ -6,6 +6,7 @@
 --   lacos.train       the training loop (lacos.train{...})
 --   lacos.pairs       (anchor, positive[, negative]) training data
 --   lacos.checkpoint  run checkpoints
+--   lacos.safetensors safetensors files and checkpoint directories (open, save, save_sharded)
 --   lacos.results     the results database
 --   lacos.data        datasets: registry, readers, downloads
 --   lacos.sts         STS metrics: cosine scores, Spearman, Pearson, aggregation

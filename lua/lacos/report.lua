@@ -16,8 +16,10 @@ local ORDER = { "STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SI
 local ENGLISH7 = {}
 for _, t in ipairs(ORDER) do ENGLISH7[t] = true end
 
+-- English-only sets are named alone; the multilingual ones always carry their language.
 local function task_key(dataset, language)
-  if language and language ~= "" and language ~= "en" then return dataset .. " " .. language end
+  if ENGLISH7[dataset] and (language == nil or language == "" or language == "en") then return dataset end
+  if language and language ~= "" then return dataset .. " " .. language end
   return dataset
 end
 
@@ -133,35 +135,51 @@ function M.table_rows(data)
   return cols, rows
 end
 
+local function block(lines, data, amount, tasks, avg_label)
+  if #tasks == 0 then return end
+  local head = { "model", "params" }
+  for _, t in ipairs(tasks) do head[#head + 1] = t end
+  head[#head + 1] = avg_label
+  local widths = {}
+  for i, h in ipairs(head) do widths[i] = math.max(#h, i <= 2 and 12 or 6) end
+  local hl = {}
+  for i, h in ipairs(head) do hl[i] = ("%" .. (i <= 2 and "-" or "") .. widths[i] .. "s"):format(h) end
+  lines[#lines + 1] = table.concat(hl, "  ")
+  for _, m in ipairs(data.models) do
+    local c = data.cell[amount] and data.cell[amount][m.name]
+    if c then
+      local r = { ("%-" .. widths[1] .. "s"):format(m.name), ("%-" .. widths[2] .. "s"):format(human_params(c.params)) }
+      local sum, n = 0, 0
+      for i, t in ipairs(tasks) do
+        r[#r + 1] = ("%" .. widths[i + 2] .. "s"):format(fmt(c.scores[t]))
+        if c.scores[t] then sum, n = sum + c.scores[t], n + 1 end
+      end
+      r[#r + 1] = ("%" .. widths[#head] .. "s"):format(fmt(n > 0 and sum / n or nil))
+      lines[#lines + 1] = table.concat(r, "  ")
+    end
+  end
+end
+
+-- One block per data amount; within it the English sets (with their
+-- average) and the multilingual ones (with theirs).
 function M.format_table(data)
   local lines = {}
-  local title = ("Spearman x100 (cosine) of experiment '%s', %d done runs%s"):format(data.experiment, data.runs,
+  lines[#lines + 1] = ("Spearman x100 (cosine) of experiment '%s', %d done runs%s"):format(data.experiment, data.runs,
     data.synthetic and " — SYNTHETIC: random-weight models, not BLOOM's weights" or "")
-  lines[#lines + 1] = title
   if #data.amounts == 0 then
     lines[#lines + 1] = "(no finished runs with STS results yet)"
     return table.concat(lines, "\n")
   end
-  local head = { "model", "params" }
-  for _, t in ipairs(data.tasks) do head[#head + 1] = t end
-  head[#head + 1] = "avg"
-  local widths = {}
-  for i, h in ipairs(head) do widths[i] = math.max(#h, i <= 2 and 12 or 6) end
+  local en, multi = {}, {}
+  for _, t in ipairs(data.tasks) do
+    if ENGLISH7[t] then en[#en + 1] = t else multi[#multi + 1] = t end
+  end
   for _, a in ipairs(data.amounts) do
     lines[#lines + 1] = ""
     lines[#lines + 1] = ("training pairs: %s"):format(tostring(a))
-    local hl = {}
-    for i, h in ipairs(head) do hl[i] = ("%" .. (i <= 2 and "-" or "") .. widths[i] .. "s"):format(h) end
-    lines[#lines + 1] = table.concat(hl, "  ")
-    for _, m in ipairs(data.models) do
-      local c = data.cell[a] and data.cell[a][m.name]
-      if c then
-        local r = { ("%-" .. widths[1] .. "s"):format(m.name), ("%-" .. widths[2] .. "s"):format(human_params(c.params)) }
-        for i, t in ipairs(data.tasks) do r[#r + 1] = ("%" .. widths[i + 2] .. "s"):format(fmt(c.scores[t])) end
-        r[#r + 1] = ("%" .. widths[#head] .. "s"):format(fmt(c.avg))
-        lines[#lines + 1] = table.concat(r, "  ")
-      end
-    end
+    block(lines, data, a, en, "avg")
+    if #en > 0 and #multi > 0 then lines[#lines + 1] = "" end
+    block(lines, data, a, multi, "avg")
   end
   return table.concat(lines, "\n")
 end
@@ -183,6 +201,14 @@ function M.plot(data, dir)
     end
     return blocks, titles
   end
+  -- A log axis has no 0: the untrained point sits a quarter of the smallest
+  -- amount to the left, labelled 0.
+  local smallest
+  for _, a in ipairs(data.amounts) do
+    local x = tonumber(a)
+    if x and x > 0 and (not smallest or x < smallest) then smallest = x end
+  end
+  local zero_x = (smallest or 100) / 4
   local function series_data()
     local blocks, titles = {}, {}
     for _, m in ipairs(data.models) do
@@ -190,6 +216,7 @@ function M.plot(data, dir)
       for _, a in ipairs(data.amounts) do
         local c = data.cell[a] and data.cell[a][m.name]
         local x = tonumber(a)
+        if x == 0 then x = zero_x end
         if c and c.avg and x then pts[#pts + 1] = ("%.6g %.6g"):format(x, c.avg) end
       end
       if #pts > 0 then blocks[#blocks + 1] = table.concat(pts, "\n"); titles[#titles + 1] = m.name end
@@ -198,13 +225,13 @@ function M.plot(data, dir)
   end
   local files = {}
   local note = data.synthetic and " (synthetic: random-weight models)" or ""
-  local function render(name, xlabel, blocks, titles)
+  local function render(name, xlabel, blocks, titles, extra)
     for _, term in ipairs { { "pngcairo size 900,600", "png" }, { "svg size 900,600", "svg" } } do
       local path = ("%s/%s_%s.%s"):format(dir, data.experiment, name, term[2])
       local script = { ("set terminal %s"):format(term[1]), ("set output %q"):format(path),
                        ("set title %q"):format("Average STS Spearman x100, " .. data.experiment .. note),
                        ("set xlabel %q"):format(xlabel), "set ylabel \"Spearman x100\"", "set logscale x", "set grid",
-                       "set key outside right" }
+                       "set key outside right", extra or "" }
       local plots = {}
       for i, b in ipairs(blocks) do
         script[#script + 1] = ("$d%d << EOD\n%s\nEOD"):format(i, b)
@@ -228,7 +255,19 @@ function M.plot(data, dir)
   local b1, t1 = series_params()
   if #b1 > 0 then render("vs_params", "parameters", b1, t1) end
   local b2, t2 = series_data()
-  if #b2 > 0 then render("vs_data", "training pairs", b2, t2) end
+  if #b2 > 0 then
+    -- ticks at the amounts themselves, 0 labelled as untrained
+    local ticks, hi = {}, zero_x
+    for _, a in ipairs(data.amounts) do
+      local x = tonumber(a)
+      if x then
+        ticks[#ticks + 1] = x == 0 and ('"untrained" %.6g'):format(zero_x) or ('"%d" %.6g'):format(x, x)
+        if x > hi then hi = x end
+      end
+    end
+    render("vs_data", "training pairs", b2, t2,
+      ("set xtics (%s)\nset xrange [%.6g:%.6g]"):format(table.concat(ticks, ", "), zero_x / 1.6, hi * 1.6))
+  end
   if #files == 0 then error("nothing to plot: no run recorded both model_params and a numeric pairs value", 0) end
   return files
 end

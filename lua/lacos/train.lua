@@ -213,6 +213,51 @@ M.micro_step = micro_step
 
 local function is_finite(x) return x == x and x ~= math.huge and x ~= -math.huge end
 
+-- The memory plan of a run: weights, LoRA parameters and gradients,
+-- optimizer state, and the activations of one step (or one GradCache chunk)
+-- of `texts` sequences of `max_length` tokens, with and without activation
+-- checkpointing. The activation figure is the batch allocation the engine
+-- makes (engine/bloom_train.c), so it is an upper bound for shorter batches.
+-- A model on "cuda" is planned against the GPU's free memory, with the
+-- device's own scratch added: the int8 products' buffers of the widest
+-- linear (quantised rows, int32 products, scaled gradients, transposed codes:
+-- about 36 bytes per token and hidden unit plus one linear's codes), 64 MiB
+-- of dequantised weight rows and cuBLASLt's 32 MiB workspace.
+function M.plan(model, opts)
+  local bloom = require "lacos.bloom"
+  local cfg = model:config()
+  local device = model.device == "cuda" and "cuda" or "cpu"
+  local ccfg = ffi.new("lacos_bloom_config", cfg)
+  local texts = opts.texts
+  local r = model.lora and model.lora.r or 8
+  local targets = model.lora and bloom.target_bits(model.lora.targets) or 1
+  local lora = C.lacos_lora_param_count(model.ptr) * 4 * 2
+  local act_ckpt = C.lacos_bloom_train_activation_bytes(ccfg, texts, opts.max_length, r, targets, 1)
+  local act_full = C.lacos_bloom_train_activation_bytes(ccfg, texts, opts.max_length, r, targets, 0)
+  local plan = { weights = model:weight_bytes(), lora = lora, optimizer = opts.optimizer_bytes or 0,
+                 activations_checkpointed = act_ckpt, activations_full = act_full,
+                 checkpointing = opts.checkpointing }
+  plan.activations = opts.checkpointing and act_ckpt or act_full
+  plan.device = device
+  plan.scratch = 0
+  if device == "cuda" then
+    plan.scratch = texts * opts.max_length * cfg.hidden_size * 36 + 16 * cfg.hidden_size ^ 2 + 96 * 2 ^ 20
+  end
+  plan.total = plan.weights + plan.lora + plan.optimizer + plan.activations + plan.scratch
+  plan.available = C.lacos_memory_available(device == "cuda" and 1 or 0)
+  return plan
+end
+
+function M.format_plan(p)
+  local b = util.bytes
+  local gpu = p.device == "cuda"
+  return ("predicted peak%s %s = weights %s + LoRA %s + optimizer %s + activations %s (%s; %s with, %s without checkpointing)%s; %s available%s")
+    :format(gpu and " GPU memory" or "", b(p.total), b(p.weights), b(p.lora), b(p.optimizer), b(p.activations),
+            p.checkpointing and "checkpointing on" or "checkpointing off", b(p.activations_checkpointed),
+            b(p.activations_full), gpu and (" + GPU scratch " .. b(p.scratch)) or "",
+            p.available > 0 and b(p.available) or "unknown", gpu and " on the GPU" or "")
+end
+
 function M.run(spec)
   local opts = util.options(spec, defaults, "lacos.train")
   local model, data = opts.model, opts.data
@@ -239,6 +284,21 @@ function M.run(spec)
   if opts.checkpointing ~= nil then model:set_checkpointing(opts.checkpointing) end
   model:set_fast_backward(opts.fast_backward)
 
+  -- the memory plan, checked before the first step
+  do
+    local per_text = data:has_negatives() and 3 or 2
+    local texts = opts.mini_batch and math.min(opts.mini_batch, per_text * opts.batch_size) or per_text * opts.batch_size
+    local plan = M.plan(model, { texts = texts, max_length = opts.max_length,
+                                 optimizer_bytes = optimizer.state_bytes and optimizer:state_bytes() or 0,
+                                 checkpointing = C.lacos_bloom_get_checkpointing(model.ptr) ~= 0 })
+    if not opts.quiet then io.stderr:write("lacos: " .. M.format_plan(plan) .. "\n") end
+    local needed = plan.total - plan.weights   -- the weights are already in memory
+    if plan.available > 0 and needed > plan.available then
+      error(("lacos.train: this run needs about %s more memory but only %s is available (%s); use checkpointing, " ..
+             "a smaller batch_size or max_length, or mini_batch (GradCache)"):format(util.bytes(needed), util.bytes(plan.available),
+             M.format_plan(plan)), 2)
+    end
+  end
   local n = data:size()
   local per_epoch = math.ceil(n / opts.batch_size)
   local total = opts.steps or per_epoch * opts.epochs

@@ -166,6 +166,28 @@ H.test("learning-rate schedule: linear warmup then decay", function()
   H.near(lacos.train.lr_at(70, 100, 10, 1.0, "constant"), 1.0, 1e-12)
 end)
 
+H.test("the memory plan predicts the step's peak and refuses runs that cannot fit", function()
+  local m = model()
+  local data = dataset(16)
+  local plan = lacos.train.plan(m, { texts = 8, max_length = 32, checkpointing = false })
+  H.truthy(plan.activations_checkpointed < plan.activations_full, "checkpointing keeps less")
+  -- measured: the engine's peak during one step of 4 pairs (8 texts) of at most 32 tokens
+  local C = lacos.engine.C
+  C.lacos_memory_reset_peak(0)
+  local base = C.lacos_memory_allocated(0)
+  local st = { opts = { max_length = 32, pooling = "mean" }, model = m, data = data, loss = lacos.loss.mnrl { scale = 20 } }
+  lacos.train.micro_step(st, { 1, 2, 3, 4 }, 1)
+  local used = C.lacos_memory_peak(0) - base
+  print(("#   one step: measured %.0f KiB above the model, planned %.0f KiB of activations"):format(used / 1024, plan.activations / 1024))
+  H.truthy(used <= plan.activations * 1.25 + 2 ^ 20, "the step used more than planned")
+  -- a soft memory limit below the plan: refused before the first step, with the plan in the message
+  lacos.memory_limit(C.lacos_memory_allocated(0) + 1024)
+  local err = H.raises("more memory", lacos.train, { model = m, data = data, batch_size = 4, steps = 1, quiet = true,
+                                                    optimizer = sgd(m:trainable()), max_length = 32 })
+  lacos.memory_limit(0)
+  H.match(err, "predicted peak")
+end)
+
 H.test("bad options are refused", function()
   local m = model()
   H.raises("unknown option 'lrate'", lacos.train, { model = m, data = dataset(4), lrate = 1 })

@@ -68,7 +68,18 @@ function M.run(opts)
     results[#results + 1] = r
   end
   if opts.file then
-    local set = lacos.data.read_pairs(opts.file, { format = opts.format })
+    local fmt = opts.format
+    if fmt == "auto" then
+      -- STSb's layout has 7 (or 9) TAB fields; the generic one 3
+      local f = io.open(opts.file, "rb")
+      if not f then error(opts.file .. ": cannot open", 0) end
+      local first = ""
+      for line in f:lines() do if line:match("%S") then first = line break end end
+      f:close()
+      local _, tabs = first:gsub("\t", "")
+      fmt = tabs >= 6 and "stsb" or "generic"
+    end
+    local set = lacos.data.read_pairs(opts.file, { format = fmt, header = "auto" })
     add(opts.file, lacos.sts.evaluate_set(set, encode, { aggregation = opts.aggregation }))
   elseif opts.suite then
     local s = lacos.sts.run_suite(opts.suite, encode, { data = opts.data })

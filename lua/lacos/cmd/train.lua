@@ -62,27 +62,6 @@ local function split_list(s)
   return out
 end
 
--- GPU bytes a training run adds to a loaded model: the activations of the
--- largest forward pass (a step's sentences, or one GradCache chunk, at
--- max_length tokens, the engine's formula), the optimizer state, and the
--- int8 scratch of the widest linear (codes, int32 products, scaled
--- gradients: 36 bytes per token and hidden unit), 64 MiB of dequantised
--- weight rows and the 32 MiB cuBLASLt workspace.
-function M.gpu_training_bytes(m, data, opts, checkpointing, optimizer)
-  local E = require "lacos.engine"
-  local cfg = m:config()
-  local per_example = data.has_negatives and data:has_negatives() and 3 or 2
-  local sentences = opts.batch_size * per_example
-  if opts.mini_batch then sentences = math.min(sentences, opts.mini_batch) end
-  local c = require("lacos.bloom").config(cfg)
-  local bits = require("lacos.bloom").target_bits(split_list(opts.targets))
-  local acts = E.C.lacos_bloom_train_activation_bytes(c, sentences, opts.max_length, opts.r, bits, checkpointing and 1 or 0)
-  local tokens = sentences * opts.max_length
-  local scratch = tokens * cfg.hidden_size * 36 + 96 * 2 ^ 20
-  local need = acts + optimizer:state_bytes() + scratch
-  return need, ("%d sentences x %d tokens%s"):format(sentences, opts.max_length, checkpointing and ", checkpointing" or "")
-end
-
 function M.run(opts)
   local lacos = require "lacos"
   if opts.threads then lacos.threads(opts.threads) end
@@ -116,15 +95,6 @@ function M.run(opts)
   io.stderr:write("lacos train:\n")
   for _, k in ipairs(keys) do io.stderr:write(("  %-16s %s\n"):format(k, tostring(settings[k]))) end
   io.stderr:write(("  LoRA parameters  %d; optimizer state %s\n"):format(m:lora_params(), require("lacos.util").bytes(optimizer:state_bytes())))
-  if opts.device == "cuda" then
-    -- The GPU side of the memory planner: the weights are on the device
-    -- already (loading refuses when they do not fit); what the run adds must
-    -- fit in what is left, or it stops here with the numbers.
-    local need, what = M.gpu_training_bytes(m, data, opts, ckpt_mode == "on", optimizer)
-    io.stderr:write(("  GPU memory       weights %s on the device; training needs %s more (%s)\n"):format(
-      require("lacos.util").bytes(lacos.memory("cuda").allocated), require("lacos.util").bytes(need), what))
-    lacos.cuda.check_fit(need, "training (" .. what .. ")")
-  end
   local db, run
   if not opts.no_db then
     db = lacos.results.open(opts.db)
@@ -144,6 +114,11 @@ function M.run(opts)
   end
   if run then run:finish(result.status, result.reason) end
   if db then db:close() end
+  if result.status == "done" and #result.losses == 0 then
+    io.stderr:write(("lacos train: nothing to do: the checkpoints already reach step %d of %d; adapter in %s\n"):format(
+      result.steps, result.total, opts.out))
+    return 0
+  end
   io.stderr:write(("lacos train: %s after %d of %d steps (last loss %.4f, %.0f tokens/s)%s\n"):format(
     result.status, result.steps, result.total, result.loss, result.tokens / math.max(result.seconds, 1e-9),
     result.status == "done" and (", adapter in " .. opts.out) or (result.reason and (": " .. result.reason) or "")))
