@@ -5,6 +5,7 @@
 #   make test       build, then run the whole test suite
 #   make check-long the suite with its long versions (many random SIGKILLs, full quickstart)
 #   make SAN=1 test the same under AddressSanitizer + UndefinedBehaviorSanitizer (in build-san/)
+#   make check-nocuda  build without CUDA (build-nocuda/) and run the CUDA tests there
 #   make fixtures   regenerate tests/fixtures with the Python reference (needs PyPI)
 #   make bench      benchmarks side by side with PyTorch (needs PyPI)
 #   make fuzz       each libFuzzer target of tests/fuzz for FUZZ_SECONDS (60) seconds (needs clang)
@@ -81,6 +82,28 @@ ifneq ($(NO_CUDA),)
 NVCC :=
 endif
 
+# ---------------------------------------------------------------- CUDA
+# With nvcc (and NO_CUDA unset) kernels/*.cu are compiled for CUDA_ARCHS and
+# linked into liblacos; the same library still runs on a machine without a
+# GPU or driver (a CUDA request then fails with the reason). The CUDA runtime
+# is linked statically (nvcc's default: nothing to find at run time, no
+# start-up cost) and cuBLASLt is opened with dlopen on the first GEMM from
+# the toolkit's lib64 (linking it costs every process ~75 ms at start-up).
+# -fmad=false: kernels round like the CPU engine (no contraction), see
+# kernels/common.cuh. Kernels never get sanitizer flags (SAN=1 links them
+# into the sanitized library as they are).
+CUDA_ARCHS ?= 80 90
+ifneq ($(NVCC),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/targets/x86_64-linux/lib))
+NVCC_VERSION := $(shell $(NVCC) --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')
+NVCC_FLAGS := -O3 -std=c++17 -fmad=false --compiler-options -fPIC,-fvisibility=hidden,-Wall \
+              $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+              -DLACOS_HAVE_CUDA -DLACOS_CUDA_LIBDIR='"$(CUDA_LIBDIR)"' $(EXTRA_NVCC_FLAGS)
+CFLAGS_BASE += -DLACOS_HAVE_CUDA
+LDLIBS_ENGINE += $(CUDA_LIBDIR)/libcudart_static.a -ldl -lrt -lstdc++
+endif
+
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1
 LDFLAGS_SAN := -fsanitize=address,undefined
@@ -88,9 +111,20 @@ endif
 
 CFLAGS := $(CFLAGS_BASE) $(PC_CFLAGS) $(EXTRA_CFLAGS)
 
+# Objects depend on the flags they were compiled with: switching NO_CUDA,
+# CUDA_ARCHS or SAN in one build directory rebuilds instead of mixing.
+FLAGS_STAMP := $(BUILD)/.flags
+ifneq ($(MAKECMDGOALS),clean)
+$(shell mkdir -p $(BUILD); printf '%s\n' '$(CFLAGS) | $(NVCC_FLAGS)' | cmp -s - $(FLAGS_STAMP) 2>/dev/null || \
+        printf '%s\n' '$(CFLAGS) | $(NVCC_FLAGS)' > $(FLAGS_STAMP))
+endif
+
 # ---------------------------------------------------------------- sources
 ENGINE_SRC := $(filter-out engine/main.c,$(wildcard engine/*.c engine/cpu/*.c))
 ENGINE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_SRC))
+ifneq ($(NVCC),)
+ENGINE_OBJ += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/*.cu))
+endif
 TEST_C_SRC := $(wildcard tests/c/test_*.c)
 TEST_C_BIN := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_C_SRC))
 
@@ -108,11 +142,16 @@ probe:
 	@printf 'lacos build (%s):' "$(BUILD)"; \
 	printf ' -march=native %s%s,' "$(if $(have_native),✓,✗)" "$(if $(CPU_FEATURES), ($(strip $(CPU_FEATURES))))"; \
 	printf ' OpenMP %s,' "$(if $(have_omp),✓,✗)"; \
-	printf ' CUDA %s\n' "$(if $(NVCC),✓ nvcc found (no kernels built yet: CPU engine only),✗ (CPU only))"
+	printf ' CUDA %s\n' "$(if $(NVCC),✓ nvcc $(NVCC_VERSION): kernels for $(foreach a,$(CUDA_ARCHS),sm_$(a)),✗ (CPU only$(if $(NO_CUDA),: NO_CUDA set,: no nvcc)))"
 
-$(BUILD)/%.o: %.c engine/lacos.h engine/engine.h
+$(BUILD)/%.o: %.c engine/lacos.h engine/engine.h engine/device.h engine/bloom_internal.h $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/kernels/%.o: kernels/%.cu kernels/common.cuh kernels/optim_math.h engine/device.h engine/bloom_internal.h \
+                      engine/cpu/layers.h engine/engine.h engine/lacos.h $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
 $(LIB): $(ENGINE_OBJ)
 	$(CC) -shared -o $@ $^ $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
@@ -125,7 +164,7 @@ $(EXE): $(BUILD)/engine/main.o $(LIB)
 	$(CC) -o $@ $(BUILD)/engine/main.o -L$(BUILD) -llacos -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' \
 	  -rdynamic $(PC_EXE_LIBS) -lm $(if $(have_omp),-fopenmp) $(LDFLAGS_SAN)
 
-$(BUILD)/tests/%: tests/c/%.c tests/c/test.h $(ARCHIVE)
+$(BUILD)/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(ARCHIVE) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iengine -o $@ $< $(ARCHIVE) $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
 
@@ -154,7 +193,25 @@ install: all
 	cp -r datasets $(DESTDIR)$(PREFIX)/share/lacos/
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-nocuda
+
+# test_cuda_ops.c's op harness against the host emulation of the device
+# interface (tests/c/cuda_emul.h: the CPU on both sides). Not a test of the
+# kernels: a check, without a GPU, that the harness's buffers and CPU
+# references are right (run it under SAN=1).
+.PHONY: check-cuda-harness
+check-cuda-harness: $(ARCHIVE)
+	@mkdir -p $(BUILD)/harness
+	$(CC) $(CFLAGS) -Iengine -include tests/c/cuda_emul.h '-DOPS_GPU_ONLY(X)=' -o $(BUILD)/harness/test_cuda_ops \
+	  tests/c/test_cuda_ops.c $(ARCHIVE) $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
+	$(BUILD)/harness/test_cuda_ops
+
+# The same engine built without nvcc (NO_CUDA=1, in build-nocuda/): it must
+# build, and every CUDA request must say it was built without CUDA support.
+.PHONY: check-nocuda
+check-nocuda:
+	$(MAKE) NO_CUDA=1 BUILD=build-nocuda all build-nocuda/tests/test_cuda_ops build-nocuda/tests/test_cuda_emul
+	@BUILD=build-nocuda T=cuda bash tests/run.sh
 
 # ---------------------------------------------------------------- reference stack
 # The Python reference (torch, transformers, peft, tokenizers, safetensors,

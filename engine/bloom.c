@@ -12,8 +12,11 @@
 
    Storage: one allocation for every linear weight of the model (int8 codes
    or f32), one for the small f32 parameters (LayerNorms, biases, row
-   scales); the embedding table stays in its checkpoint dtype. */
-#include "bloom_internal.h"
+   scales); the embedding table stays in its checkpoint dtype. A model with
+   device = LACOS_CUDA is built here the same way and then copied to the
+   GPU (bloom_cuda.c), whose twin of the passes the public entry points
+   dispatch to. */
+#include "device.h"
 #include <errno.h>
 #include <math.h>
 #include <sys/stat.h>
@@ -181,6 +184,16 @@ void lacos_bloom_options_init(lacos_bloom_options *opt) {
   opt->embedding_dtype = LACOS_F16;
 }
 
+/* The device option: the CPU, or CUDA when it can be used (the message
+   says why not: no CUDA in this build, or no device). */
+int bloom_device_check(int device, const char *what) {
+  if (device == LACOS_CPU) return LACOS_OK;
+  if (device != LACOS_CUDA) return fail(LACOS_EINVAL, "%s: unknown device %d (cpu or cuda)", what, device);
+  char why[400];
+  if (!cuda_available(why, sizeof why)) return fail(LACOS_EDEVICE, "%s: device cuda requested, but %s", what, why);
+  return LACOS_OK;
+}
+
 /* ------------------------------------------------------------- storage */
 
 static const int lin_out_mult[NTARGETS] = {3, 1, 4, 1}, lin_in_mult[NTARGETS] = {1, 1, 1, 4};
@@ -295,7 +308,7 @@ int lacos_bloom_random(lacos_bloom **out, const lacos_bloom_config *cfg, double 
   TRY(config_check(cfg, "random model config"));
   lacos_bloom_options o;
   if (opt) o = *opt; else lacos_bloom_options_init(&o);
-  if (o.device != LACOS_CPU) return fail(LACOS_EDEVICE, "CUDA requested, but this lacos was built without CUDA support");
+  TRY(bloom_device_check(o.device, "random model"));
   if (o.quant != LACOS_QUANT_F32 && o.quant != LACOS_QUANT_INT8) return fail(LACOS_EINVAL, "quant must be f32 or int8");
   int ed = o.embedding_dtype;
   if (ed != LACOS_F32 && ed != LACOS_F16 && ed != LACOS_BF16 && ed != LACOS_I8)
@@ -358,6 +371,7 @@ int lacos_bloom_random(lacos_bloom **out, const lacos_bloom_config *cfg, double 
       random_vector(ly->lin[t].bias, ly->lin[t].out, 0.0f, 0.02f, seed, base + 8 + (uint64_t)t);
     }
   }
+  if (o.device == LACOS_CUDA && (s = bloom_cuda_upload(m))) { lacos_bloom_free(m); return s; }
   *out = m;
   return LACOS_OK;
 }
@@ -366,6 +380,7 @@ int lacos_bloom_random(lacos_bloom **out, const lacos_bloom_config *cfg, double 
 
 void lacos_bloom_free(lacos_bloom *m) {
   if (!m) return;
+  bloom_cuda_free(m);
   bloom_free_storage(m);
   mem_free(m->ws, m->ws_bytes, LACOS_CPU);
   int8_scratch_free(&m->scratch);
@@ -468,6 +483,7 @@ static int bloom_run(lacos_bloom *m, const int32_t *ids, const int32_t *mask, in
 int lacos_bloom_forward(lacos_tensor **hidden, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int all_layers) {
   *hidden = NULL;
   TRY(bloom_check_batch(m, ids, mask));
+  if (m->opt.device == LACOS_CUDA) return bloom_forward_cuda(hidden, m, ids, mask, all_layers);
   int B = (int)ids->shape[0], T = (int)ids->shape[1], C = m->cfg.hidden_size, L = m->cfg.n_layer;
   int64_t shape[4] = {L + 1, B, T, C};
   if (all_layers) TRY(lacos_tensor_empty(hidden, LACOS_F32, LACOS_CPU, 4, shape));
@@ -495,6 +511,7 @@ int lacos_bloom_encode(lacos_tensor **emb, lacos_bloom *m, const lacos_tensor *i
   *emb = NULL;
   TRY(bloom_check_batch(m, ids, mask));
   TRY(pooling_mode_check(pooling));
+  if (m->opt.device == LACOS_CUDA) return bloom_encode_cuda(emb, m, ids, mask, pooling);
   int B = (int)ids->shape[0], T = (int)ids->shape[1], C = m->cfg.hidden_size;
   int64_t shape[2] = {B, C};
   TRY(lacos_tensor_empty(emb, LACOS_F32, LACOS_CPU, 2, shape));

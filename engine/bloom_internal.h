@@ -31,7 +31,10 @@ typedef struct lora_state {
   size_t params_bytes;
   int64_t nparams;
   float *h; size_t h_bytes;  /* inference scratch x·Aᵀ */
+  float *d_params, *d_grads; /* CUDA models: the device copy (authoritative), same layout */
 } lora_state;
+
+typedef struct bloom_dev bloom_dev;   /* bloom_cuda.c */
 
 struct lacos_bloom {
   lacos_bloom_config cfg;
@@ -49,6 +52,7 @@ struct lacos_bloom {
   lora_state *lora;
   bool checkpointing, fast_backward;
   char *source_dir;                 /* where it was loaded from (for adapter configs) */
+  bloom_dev *dev;                   /* device == LACOS_CUDA: the device copy (bloom_cuda.c) */
 };
 
 void bloom_free_storage(lacos_bloom *m);
@@ -70,6 +74,54 @@ int bloom_check_batch(const lacos_bloom *m, const lacos_tensor *ids, const lacos
 float *bloom_workspace(lacos_bloom *m, size_t floats);
 int bloom_embed(lacos_bloom *m, float *x, const int32_t *ids, int64_t N);
 int pooling_mode_check(int pooling);
+int bloom_device_check(int device, const char *what);
+
+typedef struct layer_acts {
+  float *x_in, *ln1, *ln1_mean, *ln1_rstd, *qkv, *probs, *att, *res1;
+  float *ln2, *ln2_mean, *ln2_rstd, *fc_pre, *fc_post;
+  float *h[NTARGETS];        /* LoRA x·Aᵀ (N,r) where adapted */
+} layer_acts;
+
+struct lacos_bloom_batch {
+  int B, T, pooling;
+  int64_t N;
+  uint64_t stream;
+  int32_t *ids, *mask;
+  float *mem;
+  size_t bytes;
+  layer_acts *acts;          /* n_layer entries, or 1 scratch entry with checkpointing */
+  bool checkpointed;
+  float *ckpt;               /* with checkpointing: the n_layer block inputs (N,C) */
+  float *x_final, *lnf_out, *lnf_mean, *lnf_rstd;
+  /* backward scratch */
+  float *dx, *d_big, *d_mid, *d_small, *dh, *xd;
+  /* CUDA batches: mem is device memory; ids and mask stay on the host too */
+  int device;
+  int32_t *d_ids, *d_mask;
+  float *d_pooled;           /* (B,C): the embeddings, then their gradient */
+  float *d_pdp;              /* (B·NH·T): attention backward scratch */
+};
+
+/* bloom_train.c, shared with bloom_cuda.c: the batch layout (one formula
+   for the planner and the allocation) and the LoRA dropout stream of a call. */
+double bloom_batch_floats(const lacos_bloom_config *c, int B, int T, int r, int targets, bool ckpt);
+void bloom_carve_acts(layer_acts *a, float **p, int64_t N, int C, int B, int T, int NH, const lacos_bloom *m);
+static inline uint64_t bloom_dropout_call(const lacos_bloom_batch *b, int l, int t) {
+  if (!b->stream) return 0;
+  return b->stream * 4096 + (uint64_t)l * NTARGETS + (uint64_t)t + 1;
+}
+
+/* bloom_cuda.c: a model on the GPU. upload copies the host weights to the
+   device (after load or random generation); the passes mirror bloom.c and
+   bloom_train.c with the kernels of device.h. */
+int bloom_cuda_upload(lacos_bloom *m);
+void bloom_cuda_free(lacos_bloom *m);
+int bloom_forward_cuda(lacos_tensor **hidden, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask,
+                       int all_layers);
+int bloom_encode_cuda(lacos_tensor **emb, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int pooling);
+int bloom_forward_train_cuda(lacos_tensor **emb, lacos_bloom_batch **out, lacos_bloom *m, const lacos_tensor *ids,
+                             const lacos_tensor *mask, int pooling, double stream);
+int bloom_backward_cuda(lacos_bloom *m, lacos_bloom_batch *b, const lacos_tensor *demb);
 
 /* lora.c */
 int lora_apply(lacos_bloom *m, int layer, int target, float *y, const float *x, int64_t N);
@@ -81,4 +133,9 @@ int lora_forward(const lacos_bloom *m, const lora_slot *sl, float *y, const floa
                  uint64_t dropout_call, float *xd_scratch);
 int lora_backward(const lacos_bloom *m, const lora_slot *sl, float *dx, const float *dy, const float *x,
                   const float *h, float *dh, int64_t N, uint64_t dropout_call, float *xd_scratch);
+/* CUDA models: host copy → device (after attach and load), device → host
+   (before save); the device slot of an adapted, enabled linear. */
+int lora_upload(lacos_bloom *m);
+int lora_download(lacos_bloom *m);
+bool lora_slot_device(const lacos_bloom *m, int layer, int target, lora_slot *out);
 #endif

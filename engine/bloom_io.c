@@ -266,7 +266,7 @@ int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_optio
   *out = NULL;
   lacos_bloom_options o;
   if (opt) o = *opt; else lacos_bloom_options_init(&o);
-  if (o.device != LACOS_CPU) return fail(LACOS_EDEVICE, "%s: CUDA requested, but this lacos was built without CUDA support", dir);
+  TRY(bloom_device_check(o.device, dir));
   if (o.quant != LACOS_QUANT_F32 && o.quant != LACOS_QUANT_INT8) return fail(LACOS_EINVAL, "quant must be f32 or int8");
   if (o.threshold < 0 || !isfinite(o.threshold)) return fail(LACOS_EINVAL, "the outlier threshold must be >= 0");
   char path[4096];
@@ -281,7 +281,12 @@ int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_optio
   int s;
   if (use_cache && access(cache, R_OK) == 0) {
     s = bloom_load_cached(out, &cfg, &o, st_get, &src, dir, cache);
-    if (!s) { lacos_safetensors_free(st); (*out)->source_dir = strdup(dir); return LACOS_OK; }
+    if (!s) {
+      lacos_safetensors_free(st);
+      (*out)->source_dir = strdup(dir);
+      if (o.device == LACOS_CUDA && (s = bloom_cuda_upload(*out))) { lacos_bloom_free(*out); *out = NULL; }
+      return s;
+    }
     /* an unreadable cache is rebuilt, never trusted */
     unlink(cache);
   }
@@ -289,6 +294,7 @@ int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_optio
   if (!s && use_cache) bloom_cache_write(*out, cache);   /* best effort: a read-only cache dir just means no cache */
   lacos_safetensors_free(st);   /* views (the embedding table) keep their mapping */
   if (!s) (*out)->source_dir = strdup(dir);
+  if (!s && o.device == LACOS_CUDA && (s = bloom_cuda_upload(*out))) { lacos_bloom_free(*out); *out = NULL; }
   return s;
 }
 

@@ -8,29 +8,10 @@
    The base weights and LayerNorms are frozen, so only input gradients flow
    through them; LoRA A and B accumulate their gradients on the way. With
    checkpointing, only each block's input is kept and the block's
-   activations are recomputed (one block at a time) during the backward. */
-#include "bloom_internal.h"
-
-typedef struct layer_acts {
-  float *x_in, *ln1, *ln1_mean, *ln1_rstd, *qkv, *probs, *att, *res1;
-  float *ln2, *ln2_mean, *ln2_rstd, *fc_pre, *fc_post;
-  float *h[NTARGETS];        /* LoRA x·Aᵀ (N,r) where adapted */
-} layer_acts;
-
-struct lacos_bloom_batch {
-  int B, T, pooling;
-  int64_t N;
-  uint64_t stream;
-  int32_t *ids, *mask;
-  float *mem;
-  size_t bytes;
-  layer_acts *acts;          /* n_layer entries, or 1 scratch entry with checkpointing */
-  bool checkpointed;
-  float *ckpt;               /* with checkpointing: the n_layer block inputs (N,C) */
-  float *x_final, *lnf_out, *lnf_mean, *lnf_rstd;
-  /* backward scratch */
-  float *dx, *d_big, *d_mid, *d_small, *dh, *xd;
-};
+   activations are recomputed (one block at a time) during the backward.
+   A CUDA model runs bloom_cuda.c's twin of these loops over the same batch
+   layout. */
+#include "device.h"
 
 static int count_targets(int targets) {
   int n = 0;
@@ -50,7 +31,7 @@ static double acts_floats(const lacos_bloom_config *c, double B, double T, int r
    block inputs with checkpointing), the final LayerNorm, and the backward
    scratch (dx, d_big 4NC, d_mid 3NC, d_small, dh, dropout 4NC). The memory
    planner and the allocation use this one formula. */
-static double batch_floats(const lacos_bloom_config *c, int B, int T, int r, int targets, bool ckpt) {
+double bloom_batch_floats(const lacos_bloom_config *c, int B, int T, int r, int targets, bool ckpt) {
   double N = (double)B * T, C = c->hidden_size, L = c->n_layer;
   double per = acts_floats(c, B, T, r, count_targets(targets));
   double kept = ckpt ? per + L * N * C : L * per;
@@ -58,10 +39,10 @@ static double batch_floats(const lacos_bloom_config *c, int B, int T, int r, int
 }
 
 double lacos_bloom_train_activation_bytes(const lacos_bloom_config *cfg, int B, int T, int r, int targets, int ckpt) {
-  return 4 * batch_floats(cfg, B, T, r, targets, ckpt != 0);
+  return 4 * bloom_batch_floats(cfg, B, T, r, targets, ckpt != 0);
 }
 
-static void carve_acts(layer_acts *a, float **p, int64_t N, int C, int B, int T, int NH, const lacos_bloom *m) {
+void bloom_carve_acts(layer_acts *a, float **p, int64_t N, int C, int B, int T, int NH, const lacos_bloom *m) {
   a->x_in = *p; *p += N * C;
   a->ln1 = *p; *p += N * C;
   a->ln1_mean = *p; *p += N;
@@ -81,17 +62,12 @@ static void carve_acts(layer_acts *a, float **p, int64_t N, int C, int B, int T,
   }
 }
 
-static uint64_t dropout_call(const lacos_bloom_batch *b, int l, int t) {
-  if (!b->stream) return 0;
-  return b->stream * 4096 + (uint64_t)l * NTARGETS + (uint64_t)t + 1;
-}
-
 /* The base linear plus its adapter, keeping h for the backward. */
 static int adapted_linear(lacos_bloom *m, lacos_bloom_batch *b, int l, int t, float *y, const float *x, float *h) {
   bloom_layer *ly = &m->layers[l];
   TRY(linear_forward(y, x, &ly->lin[t], b->N, (float)m->opt.threshold, &m->scratch));
   lora_slot *sl = lora_slot_for(m, l, t);
-  if (sl) TRY(lora_forward(m, sl, y, x, h, b->N, dropout_call(b, l, t), b->xd));
+  if (sl) TRY(lora_forward(m, sl, y, x, h, b->N, bloom_dropout_call(b, l, t), b->xd));
   return LACOS_OK;
 }
 
@@ -116,7 +92,8 @@ static int block_forward_train(lacos_bloom *m, lacos_bloom_batch *b, int l, laye
 
 void lacos_bloom_batch_free(lacos_bloom_batch *b) {
   if (!b) return;
-  mem_free(b->mem, b->bytes, LACOS_CPU);
+  if (b->device == LACOS_CUDA) dev_free(b->mem, b->bytes);
+  else mem_free(b->mem, b->bytes, LACOS_CPU);
   free(b->acts);
   free(b->ids);
   free(b->mask);
@@ -136,6 +113,7 @@ int lacos_bloom_forward_train(lacos_tensor **emb, lacos_bloom_batch **out, lacos
   TRY(bloom_check_batch(m, ids, mask));
   TRY(pooling_mode_check(pooling));
   if (stream < 0) return fail(LACOS_EINVAL, "dropout stream must be >= 0");
+  if (m->opt.device == LACOS_CUDA) return bloom_forward_train_cuda(emb, out, m, ids, mask, pooling, stream);
   int B = (int)ids->shape[0], T = (int)ids->shape[1], C = m->cfg.hidden_size, L = m->cfg.n_layer, NH = m->cfg.n_head;
   int64_t N = (int64_t)B * T;
   int r = m->lora ? m->lora->r : 0;
@@ -150,13 +128,13 @@ int lacos_bloom_forward_train(lacos_tensor **emb, lacos_bloom_batch **out, lacos
   if (!b->ids || !b->mask || !b->acts) { lacos_bloom_batch_free(b); return fail(LACOS_ENOMEM, "out of memory"); }
   memcpy(b->ids, ids->data, sizeof(int32_t) * (size_t)N);
   memcpy(b->mask, mask->data, sizeof(int32_t) * (size_t)N);
-  double floats = batch_floats(&m->cfg, B, T, r, m->lora ? m->lora->targets : 0, b->checkpointed);
+  double floats = bloom_batch_floats(&m->cfg, B, T, r, m->lora ? m->lora->targets : 0, b->checkpointed);
   if (floats * 4 > 1e15) { lacos_bloom_batch_free(b); return fail(LACOS_ELIMIT, "batch of %d x %d is too large", B, T); }
   b->bytes = (size_t)floats * sizeof(float);
   b->mem = mem_alloc(b->bytes, LACOS_CPU, "training activations");
   if (!b->mem) { lacos_bloom_batch_free(b); return lacos_last_status(); }
   float *p = b->mem;
-  for (int i = 0; i < nkept; i++) carve_acts(&b->acts[i], &p, N, C, B, T, NH, m);
+  for (int i = 0; i < nkept; i++) bloom_carve_acts(&b->acts[i], &p, N, C, B, T, NH, m);
   if (b->checkpointed) { b->ckpt = p; p += (int64_t)L * N * C; }
   float *ckpt = b->ckpt;
   b->x_final = p; p += N * C;
@@ -198,7 +176,7 @@ static int linear_back(lacos_bloom *m, lacos_bloom_batch *b, int l, int t, float
   memset(dx, 0, sizeof(float) * (size_t)b->N * (size_t)ly->lin[t].in);
   TRY(linear_backward_input(dx, dy, &ly->lin[t], b->N, m->fast_backward, &m->scratch));
   lora_slot *sl = lora_slot_for(m, l, t);
-  if (sl) TRY(lora_backward(m, sl, dx, dy, x, h, b->dh, b->N, dropout_call(b, l, t), b->xd));
+  if (sl) TRY(lora_backward(m, sl, dx, dy, x, h, b->dh, b->N, bloom_dropout_call(b, l, t), b->xd));
   return LACOS_OK;
 }
 
@@ -233,6 +211,8 @@ int lacos_bloom_backward(lacos_bloom *m, lacos_bloom_batch *b, const lacos_tenso
   if (demb->shape[0] != b->B || demb->shape[1] != C || !lacos_tensor_is_contiguous(demb))
     return fail(LACOS_EINVAL, "embedding gradient must be a contiguous (%d, %d) tensor", b->B, C);
   if (!m->lora) return fail(LACOS_ESTATE, "nothing to train: attach a LoRA adapter first");
+  if (b->device != m->opt.device) return fail(LACOS_EINVAL, "this batch was made by a model on another device");
+  if (m->opt.device == LACOS_CUDA) return bloom_backward_cuda(m, b, demb);
   int64_t N = b->N;
   float *d = b->dx, *dl = b->d_small;
   memset(dl, 0, sizeof(float) * (size_t)N * C);

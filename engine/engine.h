@@ -48,6 +48,16 @@ void *mem_alloc(size_t bytes, int device, const char *what);
 void *mem_calloc(size_t bytes, int device, const char *what);
 void mem_free(void *p, size_t bytes, int device);
 void mem_mapped_add(double bytes);
+/* Counts `bytes` of memory the CUDA backend allocated itself (LACOS_ELIMIT
+   past the device's soft limit) and un-counts it when freed. */
+int mem_charge(int device, size_t bytes, const char *what);
+void mem_uncharge(int device, size_t bytes);
+/* Elementwise access and CPU ops need the data in host memory. */
+static inline int tensor_on_cpu(const struct lacos_tensor *t, const char *what) {
+  if (t && t->device != LACOS_CPU)
+    return fail(LACOS_EDEVICE, "%s: tensor is on cuda; call :to('cpu') first", what);
+  return LACOS_OK;
+}
 /* Checked size arithmetic: false on overflow. */
 static inline bool size_mul(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
 static inline bool size_add(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
@@ -67,8 +77,12 @@ struct lacos_storage {
 /* Wraps external memory; release(ctx) runs when the last view is freed. */
 int tensor_wrap(lacos_tensor **out, void *data, int dtype, int ndim, const int64_t *shape,
                 void (*release)(void *ctx), void *ctx);
-/* A view on memory the caller keeps alive (model parameters, gradients). */
+int tensor_wrap_on(lacos_tensor **out, void *data, int dtype, int device, int ndim, const int64_t *shape,
+                   void (*release)(void *ctx), void *ctx);
+/* A view on memory the caller keeps alive (model parameters, gradients);
+   _on for device memory. */
 int tensor_borrow(lacos_tensor **out, void *data, int dtype, int ndim, const int64_t *shape);
+int tensor_borrow_on(lacos_tensor **out, void *data, int dtype, int device, int ndim, const int64_t *shape);
 /* Contiguous f32 2-D tensor helpers used all over the engine. */
 static inline float *tensor_f32(const lacos_tensor *t) { return (float *)t->data; }
 int tensor_check(const lacos_tensor *t, const char *name, int dtype, int ndim);

@@ -75,7 +75,8 @@ double lacos_memory_peak(int device);
 void lacos_memory_reset_peak(int device);
 double lacos_memory_mapped(void);
 /* Memory the system can still give this process: MemAvailable from
-   /proc/meminfo, bounded by the engine's soft limit when one is set. */
+   /proc/meminfo (LACOS_CPU) or the GPU's free memory (LACOS_CUDA; 0 when
+   there is no device), bounded by the engine's soft limit when one is set. */
 double lacos_memory_available(int device);
 /* Process-wide peak resident set size in bytes (getrusage). */
 double lacos_memory_peak_rss(void);
@@ -990,6 +991,30 @@ int lacos_download(const char *url, const char *dest, double expected_bytes, con
 /* ----- end download ----- */
 
 /* ===== cuda (cuda.c: device discovery and the CUDA backend) ===== */
+
+/* A model runs on the GPU when its options say device = LACOS_CUDA
+   (lacos_bloom_load / lacos_bloom_random copy the weights there); its LoRA
+   tensors are then device tensors, the optimizer steps them on the GPU, and
+   forward, encode and forward_train still return host tensors. Tensors move
+   with lacos_tensor_to_device. Without CUDA (a build without nvcc, or no
+   device or driver) each of these fails with LACOS_EDEVICE and the reason. */
+
+/* 1 when CUDA kernels were compiled into this lacos. */
+int lacos_cuda_compiled(void);
+/* 1 when a CUDA device can be used; otherwise 0 and the reason in why
+   ("this lacos was built without CUDA support (no nvcc at build time)",
+   "no CUDA device: <CUDA's reason>"). why may be NULL. */
+int lacos_cuda_available(char *why, int cap);
+/* Device 0: name (cap bytes), compute capability as major·10 + minor,
+   multiprocessors, free and total memory in bytes. */
+int lacos_cuda_info(char *name, int cap, int *compute_capability, int *multiprocessors, double *free_bytes,
+                    double *total_bytes);
+/* The memory planner's check: LACOS_OK when `bytes` more fit in the GPU's
+   free memory, LACOS_ELIMIT otherwise with "<what> needs X GiB of GPU
+   memory, but <device> has Y GiB free of Z GiB". */
+int lacos_cuda_check_fit(double bytes, const char *what);
+/* Waits until the GPU has finished the work queued so far (for timings). */
+int lacos_cuda_synchronize(void);
 
 /* ----- end cuda ----- */
 

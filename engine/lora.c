@@ -5,8 +5,13 @@
    their gradients in a second with the same layout, so the optimizer,
    clipping and zeroing are single loops. B rows of query_key_value are kept
    in the engine's [Q;K;V] order; import/export converts to PEFT's per-head
-   interleave. */
-#include "bloom_internal.h"
+   interleave.
+
+   On a CUDA model the adapter lives on the device (d_params, d_grads, same
+   layout): attach and load fill the host copy and upload it, the training
+   passes and the optimizer work on the device copy, and save downloads it
+   first. lacos_lora_tensor then gives device views. */
+#include "device.h"
 #include <math.h>
 #include <errno.h>
 #include <sys/stat.h>
@@ -30,6 +35,8 @@ void lora_detach_all(lacos_bloom *m) {
   if (!s) return;
   mem_free(s->params, s->params_bytes, LACOS_CPU);
   mem_free(s->grads, s->params_bytes, LACOS_CPU);
+  dev_free(s->d_params, s->params_bytes);
+  dev_free(s->d_grads, s->params_bytes);
   mem_free(s->h, s->h_bytes, LACOS_CPU);
   free(s->slots);
   free(s);
@@ -86,7 +93,49 @@ int lacos_lora_attach(lacos_bloom *m, const lacos_lora_config *c) {
       for (int64_t i = 0; i < na; i++) sl->A[i] = (float)(bound * (2.0 * rng_uniform(s->seed, stream + (uint64_t)i) - 1.0));
       memset(sl->B, 0, sizeof(float) * (size_t)c->r * (size_t)ln->out);
     }
+  if (m->opt.device == LACOS_CUDA) {
+    int st = lora_upload(m);
+    if (st) { lora_detach_all(m); return st; }
+  }
   return LACOS_OK;
+}
+
+/* ---- the device copy ---- */
+
+int lora_upload(lacos_bloom *m) {
+  lora_state *s = m->lora;
+  if (!s->d_params) {
+    s->d_params = dev_alloc(s->params_bytes, "LoRA parameters");
+    if (!s->d_params) return lacos_last_status();
+    s->d_grads = dev_alloc(s->params_bytes, "LoRA gradients");
+    if (!s->d_grads) return lacos_last_status();
+    TRY(dev_zero(s->d_grads, s->params_bytes));
+  }
+  return dev_upload(s->d_params, s->params, s->params_bytes);
+}
+
+int lora_download(lacos_bloom *m) {
+  lora_state *s = m->lora;
+  if (!s->d_params) return LACOS_OK;
+  TRY(dev_download(s->params, s->d_params, s->params_bytes));
+  return dev_download(s->grads, s->d_grads, s->params_bytes);
+}
+
+/* The same slot with device pointers (offsets into d_params / d_grads). */
+static lora_slot device_slot(const lora_state *s, const lora_slot *sl) {
+  lora_slot d = *sl;
+  d.A = s->d_params + (sl->A - s->params);
+  d.B = s->d_params + (sl->B - s->params);
+  d.dA = s->d_grads + (sl->dA - s->grads);
+  d.dB = s->d_grads + (sl->dB - s->grads);
+  return d;
+}
+
+bool lora_slot_device(const lacos_bloom *m, int layer, int target, lora_slot *out) {
+  const lora_slot *sl = lora_slot_for(m, layer, target);
+  if (!sl || !m->lora->d_params) return false;
+  *out = device_slot(m->lora, sl);
+  return true;
 }
 
 int lacos_lora_set_enabled(lacos_bloom *m, int on) {
@@ -134,6 +183,16 @@ int lacos_lora_tensor(lacos_tensor **out, lacos_bloom *m, int i, int which) {
   if (!sl) return lacos_last_status();
   int r = m->lora->r;
   int64_t sa[2] = {r, sl->in}, sb[2] = {sl->out, r};
+  if (m->lora->d_params) {
+    lora_slot d = device_slot(m->lora, sl);
+    switch (which) {
+    case 0: return tensor_borrow_on(out, d.A, LACOS_F32, LACOS_CUDA, 2, sa);
+    case 1: return tensor_borrow_on(out, d.B, LACOS_F32, LACOS_CUDA, 2, sb);
+    case 2: return tensor_borrow_on(out, d.dA, LACOS_F32, LACOS_CUDA, 2, sa);
+    case 3: return tensor_borrow_on(out, d.dB, LACOS_F32, LACOS_CUDA, 2, sb);
+    }
+    return fail(LACOS_EINVAL, "which must be 0 (A), 1 (B), 2 (grad A) or 3 (grad B)");
+  }
   switch (which) {
   case 0: return tensor_borrow(out, sl->A, LACOS_F32, 2, sa);
   case 1: return tensor_borrow(out, sl->B, LACOS_F32, 2, sb);
@@ -146,6 +205,7 @@ int lacos_lora_tensor(lacos_tensor **out, lacos_bloom *m, int i, int which) {
 int lacos_lora_zero_grad(lacos_bloom *m) {
   if (!m->lora) return fail(LACOS_ESTATE, "the model has no LoRA adapter");
   memset(m->lora->grads, 0, m->lora->params_bytes);
+  if (m->lora->d_grads) return dev_zero(m->lora->d_grads, m->lora->params_bytes);
   return LACOS_OK;
 }
 
@@ -234,6 +294,7 @@ int lacos_lora_save(lacos_bloom *m, const char *dir, const char *base_model) {
   lora_state *s = m->lora;
   if (!s) return fail(LACOS_ESTATE, "%s: the model has no LoRA adapter to save", dir);
   TRY(mkdir_parents(dir));
+  TRY(lora_download(m));
   int nslots = lacos_lora_slot_count(m), n = 2 * nslots;
   char **names = calloc((size_t)n, sizeof *names);
   lacos_tensor **ts = calloc((size_t)n, sizeof *ts);
@@ -458,6 +519,7 @@ int lacos_lora_load(lacos_bloom *m, const char *dir) {
   }
   free(seen);
   lacos_safetensors_free(sf);
+  if (!st && m->lora->d_params) st = lora_upload(m);
   if (st) lora_detach_all(m);
 done:
   json_decref(cfg);

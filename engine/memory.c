@@ -2,7 +2,7 @@
    how many bytes it holds per device (the LuaJIT GC cannot see them) and can
    refuse an allocation past a soft limit with a clear error instead of
    letting the kernel's OOM killer end the process. */
-#include "engine.h"
+#include "device.h"
 #include <stdatomic.h>
 #include <sys/resource.h>
 
@@ -37,6 +37,25 @@ void *mem_alloc(size_t bytes, int device, const char *what) {
   }
   peak_update(device, now);
   return p;
+}
+
+/* The CUDA backend allocates device memory itself and counts it here. */
+int mem_charge(int device, size_t bytes, const char *what) {
+  if (device < 0 || device >= DEVICES) return fail(LACOS_EINVAL, "%s: unknown device %d", what, device);
+  int64_t lim = atomic_load(&mem_limit[device]);
+  int64_t now = atomic_fetch_add(&mem_current[device], (int64_t)bytes) + (int64_t)bytes;
+  if (lim > 0 && now > lim) {
+    atomic_fetch_sub(&mem_current[device], (int64_t)bytes);
+    return fail(LACOS_ELIMIT, "%s: allocating %.1f MiB would pass the %s memory limit of %.1f MiB (%.1f MiB in use)",
+                what, bytes / 1048576.0, device == LACOS_CUDA ? "GPU" : "CPU", lim / 1048576.0,
+                (now - (int64_t)bytes) / 1048576.0);
+  }
+  peak_update(device, now);
+  return LACOS_OK;
+}
+
+void mem_uncharge(int device, size_t bytes) {
+  if (device >= 0 && device < DEVICES) atomic_fetch_sub(&mem_current[device], (int64_t)bytes);
 }
 
 void *mem_calloc(size_t bytes, int device, const char *what) {
@@ -85,6 +104,10 @@ double lacos_memory_current_rss(void) {
 double lacos_memory_available(int device) {
   if (!device_ok(device)) return 0;
   double avail = 0;
+  if (device == LACOS_CUDA) {   /* the GPU's free memory, when there is one (quietly 0 otherwise) */
+    double fr = 0;
+    if (cuda_available(NULL, 0) && cuda_device_info(NULL, 0, NULL, NULL, NULL, &fr, NULL) == LACOS_OK) avail = fr;
+  }
   if (device == LACOS_CPU) {
     FILE *f = fopen("/proc/meminfo", "r");
     if (f) {
@@ -102,4 +125,32 @@ double lacos_memory_available(int device) {
     if (avail == 0 || left < avail) avail = left > 0 ? left : 0;
   }
   return avail;
+}
+
+/* ---- device arenas: many buffers carved from one dev_alloc ---- */
+
+int dev_arena_init(dev_arena *a, size_t bytes, const char *what) {
+  a->used = 0;
+  a->bytes = dev_arena_round(bytes);
+  a->base = dev_alloc(a->bytes, what);
+  if (!a->base) { a->bytes = 0; return lacos_last_status(); }
+  return LACOS_OK;
+}
+
+void *dev_arena_take(dev_arena *a, size_t bytes, const char *what) {
+  size_t need = dev_arena_round(bytes);
+  if (a->used + need > a->bytes) {
+    fail(LACOS_ELIMIT, "%s: the device pool of %.1f MiB is full (%.1f MiB used, %.1f MiB asked)", what,
+         a->bytes / 1048576.0, a->used / 1048576.0, bytes / 1048576.0);
+    return NULL;
+  }
+  void *p = a->base + a->used;
+  a->used += need;
+  return p;
+}
+
+void dev_arena_free(dev_arena *a) {
+  dev_free(a->base, a->bytes);
+  a->base = NULL;
+  a->bytes = a->used = 0;
 }

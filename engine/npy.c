@@ -10,6 +10,7 @@ static const struct { const char *descr; int dtype; } npy_types[] = {
 };
 
 int lacos_tensor_save_npy(const lacos_tensor *t, const char *path) {
+  if (tensor_on_cpu(t, "save_npy")) return fail_context("%s", path);
   const char *descr = NULL;
   for (size_t i = 0; i < sizeof npy_types / sizeof *npy_types; i++)
     if (npy_types[i].dtype == t->dtype) descr = npy_types[i].descr;

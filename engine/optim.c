@@ -54,8 +54,14 @@
    parallel with no shared accumulators, so results do not depend on the
    thread count. Float contraction is off: every product and sum is rounded
    as written, which the NumPy model in tests/reference/make_optim.py
-   reproduces bit for bit. */
-#include "engine.h"
+   reproduces bit for bit.
+
+   On the GPU: parameters and gradients on "cuda" (a device model's LoRA
+   tensors) keep their state on the device too, and each step runs
+   kernels/optim.cu over the same work list with the same scalars; the
+   per-element arithmetic there is kernels/optim_math.h, optim.c's
+   expressions in optim.c's order. */
+#include "device.h"
 #include <math.h>
 #include <pthread.h>
 
@@ -301,6 +307,20 @@ static void dequantize_blockwise(float *x, const uint8_t *codes, const float *ab
   for (int64_t i = 0; i < n; i++) x[i] = map[codes[i]] * absmax[i / block];
 }
 
+/* A parameter or gradient: contiguous, of dtype, on the optimizer's device
+   (the first parameter's: all live on one device). */
+static int param_tensor_ok(const lacos_tensor *t, const char *what, int device) {
+  if (!t) return fail(LACOS_EINVAL, "%s: tensor is missing", what);
+  if (t->flags & LACOS_TENSOR_RELEASED) return fail(LACOS_ESTATE, "%s: tensor was freed", what);
+  if (t->dtype != LACOS_F32) return fail(LACOS_EINVAL, "%s: expected dtype f32, got %s", what, lacos_dtype_name(t->dtype));
+  if (device >= 0 && t->device != device)
+    return fail(LACOS_EDEVICE, "%s: the optimizer's tensors are on %s, this one is on %s", what,
+                device == LACOS_CUDA ? "cuda" : "cpu", t->device == LACOS_CUDA ? "cuda" : "cpu");
+  if (t->device != LACOS_CPU && t->device != LACOS_CUDA) return fail(LACOS_EDEVICE, "%s: unknown device %d", what, t->device);
+  if (!lacos_tensor_is_contiguous(t)) return fail(LACOS_EINVAL, "%s: tensor is not contiguous", what);
+  return LACOS_OK;
+}
+
 static int cpu_contiguous(const lacos_tensor *t, const char *what, int dtype) {
   TRY(tensor_check(t, what, dtype, -1));
   if (t->device != LACOS_CPU) return fail(LACOS_EDEVICE, "%s: the optimizer runs on CPU tensors", what);
@@ -365,6 +385,9 @@ struct lacos_optim {
   int step;
   double nonfinite;
   int ready;
+  int device;                      /* of every parameter; -1 before the first */
+  optim_item *items; int64_t nitems;     /* CUDA: the work list on the device */
+  optim_item *chunks; int64_t nchunks;   /* CUDA: 4,096-element chunks for the gradient norm */
 };
 
 void lacos_optim_config_init(lacos_optim_config *c, int kind) {
@@ -414,6 +437,7 @@ int lacos_optim_new(lacos_optim **out, const lacos_optim_config *cfg) {
   lacos_optim *o = calloc(1, sizeof *o);
   if (!o) return fail(LACOS_ENOMEM, "out of memory creating an optimizer");
   o->cfg = *cfg;
+  o->device = -1;
   *out = o;
   return LACOS_OK;
 }
@@ -431,6 +455,8 @@ void lacos_optim_free(lacos_optim *o) {
   lacos_tensor_free(o->absmax);
   lacos_tensor_free(o->moments);
   free(o->work);
+  dev_free(o->items, sizeof(optim_item) * (size_t)o->nitems);
+  dev_free(o->chunks, sizeof(optim_item) * (size_t)o->nchunks);
   if (o->state_names)
     for (int i = 0; i < o->nstate; i++) free(o->state_names[i]);
   free(o->state_names);
@@ -462,8 +488,8 @@ int lacos_optim_add(lacos_optim *o, const char *name, const lacos_tensor *param,
   if (o->ready)
     return fail(LACOS_ESTATE, "%s: parameters can only be added before the optimizer's first step or state access", name);
   if (param_named(o, name)) return fail(LACOS_EINVAL, "%s: a parameter of this name is already registered", name);
-  int s = cpu_contiguous(param, "parameter", LACOS_F32);
-  if (!s) s = cpu_contiguous(grad, "gradient", LACOS_F32);
+  int s = param_tensor_ok(param, "parameter", o->device);
+  if (!s) s = param_tensor_ok(grad, "gradient", param->device);
   if (s) return fail_context("%s", name);
   int64_t n = lacos_tensor_numel(param);
   if (n < 1) return fail(LACOS_EINVAL, "%s: parameter has no elements", name);
@@ -513,6 +539,7 @@ int lacos_optim_add(lacos_optim *o, const char *name, const lacos_tensor *param,
   }
   o->numel += n;
   o->nparams++;
+  o->device = param->device;
   return LACOS_OK;
 }
 
@@ -528,10 +555,38 @@ double lacos_optim_state_bytes(const lacos_optim *o) {
 
 static const char *state_suffix[4] = { ".state1", ".state2", ".absmax1", ".absmax2" };
 
-static int state_alloc(lacos_tensor **t, int dtype, int64_t n, const char *what) {
+static int state_alloc(lacos_tensor **t, int dtype, int device, int64_t n, const char *what) {
   if (n == 0) return LACOS_OK;
-  if (lacos_tensor_new(t, dtype, LACOS_CPU, 1, &n)) return fail_context("optimizer state (%s)", what);
+  if (lacos_tensor_new(t, dtype, device, 1, &n)) return fail_context("optimizer state (%s)", what);
   return LACOS_OK;
+}
+
+/* CUDA: the work list and the gradient-norm chunks as device arrays of
+   optim_item (device pointers into the parameters and gradients). */
+static int device_lists(lacos_optim *o, const work_item *work, int64_t nwork) {
+  int64_t nchunks = 0;
+  for (int i = 0; i < o->nparams; i++) nchunks += (o->params[i].n + F32_ITEM - 1) / F32_ITEM;
+  optim_item *items = calloc((size_t)nwork, sizeof *items), *chunks = calloc((size_t)nchunks, sizeof *chunks);
+  int s = items && chunks ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory preparing the optimizer");
+  for (int64_t w = 0; w < nwork && !s; w++) {
+    const optim_param *q = &o->params[work[w].param];
+    items[w] = (optim_item){ (float *)q->p->data + work[w].start, (const float *)q->g->data + work[w].start,
+                             q->off + work[w].start, q->eight_bit ? q->boff + work[w].start / BLOCK : 0,
+                             (int32_t)work[w].len, q->eight_bit };
+  }
+  int64_t c = 0;
+  for (int i = 0; i < o->nparams && !s; i++)
+    for (int64_t st = 0; st < o->params[i].n; st += F32_ITEM)
+      chunks[c++] = (optim_item){ (float *)o->params[i].p->data + st, (const float *)o->params[i].g->data + st, 0, 0,
+                                  (int32_t)(o->params[i].n - st < F32_ITEM ? o->params[i].n - st : F32_ITEM), 0 };
+  size_t ib = sizeof(optim_item) * (size_t)nwork, cb = sizeof(optim_item) * (size_t)nchunks;
+  if (!s && !(o->items = dev_alloc(ib, "optimizer work list"))) s = lacos_last_status();
+  if (!s) { o->nitems = nwork; s = dev_upload(o->items, items, ib); }
+  if (!s && !(o->chunks = dev_alloc(cb, "optimizer norm chunks"))) s = lacos_last_status();
+  if (!s) { o->nchunks = nchunks; s = dev_upload(o->chunks, chunks, cb); }
+  free(items);
+  free(chunks);
+  return s;
 }
 
 /* Allocates the state and the work list once the parameter set is final. */
@@ -570,11 +625,17 @@ static int optim_ready(lacos_optim *o) {
     free(work);
     return fail(LACOS_ENOMEM, "out of memory preparing the optimizer");
   }
-  int s = state_alloc(&o->codes1, LACOS_U8, o->n8, "first-moment codes");
-  if (!s) s = state_alloc(&o->codes2, LACOS_U8, o->n8, "second-moment codes");
-  if (!s) s = state_alloc(&o->absmax, LACOS_F32, 2 * o->nblocks, "block absmax");
-  if (!s) s = state_alloc(&o->moments, LACOS_F32, 2 * o->nf, "f32 moments");
+  int dev = o->device;
+  int s = state_alloc(&o->codes1, LACOS_U8, dev, o->n8, "first-moment codes");
+  if (!s) s = state_alloc(&o->codes2, LACOS_U8, dev, o->n8, "second-moment codes");
+  if (!s) s = state_alloc(&o->absmax, LACOS_F32, dev, 2 * o->nblocks, "block absmax");
+  if (!s) s = state_alloc(&o->moments, LACOS_F32, dev, 2 * o->nf, "f32 moments");
+  if (!s && dev == LACOS_CUDA) s = device_lists(o, work, nwork);
   if (s) {
+    dev_free(o->items, sizeof(optim_item) * (size_t)o->nitems);
+    dev_free(o->chunks, sizeof(optim_item) * (size_t)o->nchunks);
+    o->items = o->chunks = NULL;
+    o->nitems = o->nchunks = 0;
     lacos_tensor_free(o->codes1); lacos_tensor_free(o->codes2);
     lacos_tensor_free(o->absmax); lacos_tensor_free(o->moments);
     o->codes1 = o->codes2 = o->absmax = o->moments = NULL;
@@ -722,6 +783,18 @@ int lacos_optim_step(lacos_optim *o, double lr) {
   step_consts k;
   consts_init(&k, &o->cfg, lr, t);
   const int kind = o->cfg.kind;
+  if (o->device == LACOS_CUDA) {
+    optim_consts dk = { k.b1, k.b2, k.omb1, k.omb2, k.step_size, k.eps_c2, k.decay, k.decay_on,
+                        k.w_b2, k.w_omb1, k.w_omb2, k.w_decay, k.w_neg_step, k.w_bc2_sqrt, k.w_eps, k.w_decay_on };
+    float *a1 = o->absmax ? o->absmax->data : NULL, *mm = o->moments ? o->moments->data : NULL;
+    double bad = 0;
+    TRY(optim_step_cuda(o->items, o->nitems, &dk, kind, o->codes1 ? o->codes1->data : NULL,
+                        o->codes2 ? o->codes2->data : NULL, a1, a1 ? a1 + o->nblocks : NULL, mm, mm ? mm + o->nf : NULL,
+                        &bad));
+    o->nonfinite = bad;
+    o->step = t;
+    return LACOS_OK;
+  }
   uint8_t *codes1 = o->codes1 ? o->codes1->data : NULL, *codes2 = o->codes2 ? o->codes2->data : NULL;
   float *absmax1 = o->absmax ? o->absmax->data : NULL, *absmax2 = absmax1 ? absmax1 + o->nblocks : NULL;
   float *mom_m = o->moments ? o->moments->data : NULL, *mom_v = mom_m ? mom_m + o->nf : NULL;
@@ -750,7 +823,11 @@ int lacos_optim_step(lacos_optim *o, double lr) {
 
 int lacos_optim_zero_grad(lacos_optim *o) {
   if (!o) return fail(LACOS_EINVAL, "optimizer is missing");
-  for (int i = 0; i < o->nparams; i++) memset(o->params[i].g->data, 0, (size_t)o->params[i].n * sizeof(float));
+  for (int i = 0; i < o->nparams; i++) {
+    size_t bytes = (size_t)o->params[i].n * sizeof(float);
+    if (o->device == LACOS_CUDA) TRY(dev_zero(o->params[i].g->data, bytes));
+    else memset(o->params[i].g->data, 0, bytes);
+  }
   return LACOS_OK;
 }
 
@@ -759,6 +836,18 @@ int lacos_optim_zero_grad(lacos_optim *o) {
 int lacos_optim_grad_norm(lacos_optim *o, double *norm) {
   if (!o || !norm) return fail(LACOS_EINVAL, "optimizer or norm is missing");
   *norm = 0;
+  if (o->device == LACOS_CUDA) {
+    TRY(optim_ready(o));
+    double *part = malloc(sizeof(double) * (size_t)(o->nchunks ? o->nchunks : 1));
+    if (!part) return fail(LACOS_ENOMEM, "out of memory computing the gradient norm");
+    int s = optim_sumsq_cuda(part, o->chunks, o->nchunks);
+    double total = 0;
+    for (int64_t w = 0; w < o->nchunks && !s; w++) total += part[w];
+    free(part);
+    TRY(s);
+    *norm = sqrt(total);
+    return LACOS_OK;
+  }
   int64_t nchunks = 0;
   for (int i = 0; i < o->nparams; i++) nchunks += (o->params[i].n + F32_ITEM - 1) / F32_ITEM;
   if (nchunks == 0) return LACOS_OK;
@@ -795,6 +884,10 @@ int lacos_optim_clip_grad_norm(lacos_optim *o, double max_norm, double *norm_bef
   double coef = max_norm / (norm + 1e-6);
   if (coef >= 1.0) return LACOS_OK;
   float cf = (float)coef;
+  if (o->device == LACOS_CUDA) {
+    for (int i = 0; i < o->nparams; i++) TRY(scale_cuda(o->params[i].g->data, o->params[i].n, cf));
+    return LACOS_OK;
+  }
   for (int i = 0; i < o->nparams; i++) {
     float *g = o->params[i].g->data;
     int64_t n = o->params[i].n;
@@ -966,12 +1059,35 @@ int lacos_optim_moments(lacos_tensor **m, lacos_tensor **v, lacos_optim *o, cons
   if (st) { lacos_tensor_free(*m); *m = NULL; return st; }
   if (q->eight_bit) {
     const float *a1 = (const float *)o->absmax->data + q->boff, *a2 = (const float *)o->absmax->data + o->nblocks + q->boff;
-    dequantize_blockwise((*m)->data, (const uint8_t *)o->codes1->data + q->off, a1, q->n, 1, BLOCK);
-    dequantize_blockwise((*v)->data, (const uint8_t *)o->codes2->data + q->off, a2, q->n, 0, BLOCK);
+    const uint8_t *c1 = (const uint8_t *)o->codes1->data + q->off, *c2 = (const uint8_t *)o->codes2->data + q->off;
+    /* On the GPU: this parameter's codes and absmax come to the host first. */
+    size_t cb = (size_t)q->n, ab = sizeof(float) * (size_t)q->nblocks;
+    float *h = o->device == LACOS_CUDA ? malloc(2 * ab + 2 * cb) : NULL;   /* absmax first: aligned */
+    if (o->device == LACOS_CUDA) {
+      uint8_t *hc = (uint8_t *)(h + 2 * q->nblocks);
+      st = h ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory reading optimizer state");
+      if (!st) st = dev_download(h, a1, ab);
+      if (!st) st = dev_download(h + q->nblocks, a2, ab);
+      if (!st) st = dev_download(hc, c1, cb);
+      if (!st) st = dev_download(hc + cb, c2, cb);
+      a1 = h; a2 = h + q->nblocks; c1 = hc; c2 = hc + cb;
+    }
+    if (!st) {
+      dequantize_blockwise((*m)->data, c1, a1, q->n, 1, BLOCK);
+      dequantize_blockwise((*v)->data, c2, a2, q->n, 0, BLOCK);
+    }
+    free(h);
   } else {
     const float *mm = (const float *)o->moments->data + q->off;
-    memcpy((*m)->data, mm, (size_t)q->n * sizeof(float));
-    memcpy((*v)->data, mm + o->nf, (size_t)q->n * sizeof(float));
+    size_t bytes = (size_t)q->n * sizeof(float);
+    if (o->device == LACOS_CUDA) {
+      st = dev_download((*m)->data, mm, bytes);
+      if (!st) st = dev_download((*v)->data, mm + o->nf, bytes);
+    } else {
+      memcpy((*m)->data, mm, bytes);
+      memcpy((*v)->data, mm + o->nf, bytes);
+    }
   }
-  return LACOS_OK;
+  if (st) { lacos_tensor_free(*m); lacos_tensor_free(*v); *m = *v = NULL; }
+  return st;
 }

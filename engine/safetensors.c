@@ -676,6 +676,8 @@ static int check_tensor(const char *where, const char *name, const lacos_tensor 
   if (!t) return fail(LACOS_EINVAL, "%s: tensor \"%.200s\" is missing", where, name);
   if (t->flags & LACOS_TENSOR_RELEASED) return fail(LACOS_ESTATE, "%s: tensor \"%.200s\" was freed", where, name);
   if (kind_of_dtype(t->dtype) < 0) return fail(LACOS_EINVAL, "%s: tensor \"%.200s\" has unknown dtype %d", where, name, t->dtype);
+  if (t->device != LACOS_CPU)
+    return fail(LACOS_EDEVICE, "%s: tensor \"%.200s\" is on cuda; call :to('cpu') before saving", where, name);
   return LACOS_OK;
 }
 

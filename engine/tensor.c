@@ -2,8 +2,12 @@
    reference-counted storage, copies and conversions, and .npy files.
 
    Shapes always have four slots; slots past ndim hold size 1 and stride 0,
-   so every loop in the engine can walk four nested dimensions. */
-#include "engine.h"
+   so every loop in the engine can walk four nested dimensions.
+
+   A tensor on "cuda" has device storage (dev_alloc, freed with dev_free):
+   views and copies between devices work, element access and the CPU ops
+   fail cleanly until the tensor is brought back with :to("cpu"). */
+#include "device.h"
 #include <math.h>
 #include <stdatomic.h>
 
@@ -102,6 +106,7 @@ static void storage_release(lacos_storage *s) {
   if (!s) return;
   if (atomic_fetch_sub((_Atomic int *)&s->refcount, 1) != 1) return;
   if (s->release) s->release(s->ctx);
+  else if (s->device == LACOS_CUDA) dev_free(s->data, s->bytes);
   else mem_free(s->data, s->bytes, s->device);
   free(s);
 }
@@ -140,12 +145,12 @@ static void set_contiguous(lacos_tensor *t, int ndim, const int64_t *shape) {
 int lacos_tensor_empty(lacos_tensor **out, int dtype, int device, int ndim, const int64_t *shape) {
   *out = NULL;
   if (!dtype_ok(dtype)) return fail(LACOS_EINVAL, "unknown dtype %d", dtype);
-  if (device != LACOS_CPU) return fail(LACOS_EDEVICE, "device %d is not available in this build", device);
+  if (device != LACOS_CPU && device != LACOS_CUDA) return fail(LACOS_EINVAL, "unknown device %d", device);
   size_t bytes;
   TRY(shape_check(ndim, shape, (size_t)dtype_traits[dtype].size, &bytes));
   lacos_tensor *t = header_new();
   lacos_storage *s = calloc(1, sizeof *s);
-  void *data = (t && s) ? mem_alloc(bytes, device, "tensor") : NULL;
+  void *data = !(t && s) ? NULL : device == LACOS_CUDA ? dev_alloc(bytes, "tensor") : mem_alloc(bytes, device, "tensor");
   if (!data) { free(t); free(s); return t && s ? lacos_last_status() : fail(LACOS_ENOMEM, "out of memory"); }
   s->data = data; s->bytes = bytes; s->device = device; s->refcount = 1;
   t->storage = s; t->data = data; t->dtype = dtype; t->device = device;
@@ -156,21 +161,31 @@ int lacos_tensor_empty(lacos_tensor **out, int dtype, int device, int ndim, cons
 
 int lacos_tensor_new(lacos_tensor **out, int dtype, int device, int ndim, const int64_t *shape) {
   TRY(lacos_tensor_empty(out, dtype, device, ndim, shape));
+  if (device == LACOS_CUDA) {
+    int s = dev_zero((*out)->data, (*out)->storage->bytes);
+    if (s) { lacos_tensor_free(*out); *out = NULL; }
+    return s;
+  }
   memset((*out)->data, 0, (*out)->storage->bytes);
   return LACOS_OK;
 }
 
 int tensor_wrap(lacos_tensor **out, void *data, int dtype, int ndim, const int64_t *shape,
                 void (*release)(void *ctx), void *ctx) {
+  return tensor_wrap_on(out, data, dtype, LACOS_CPU, ndim, shape, release, ctx);
+}
+
+int tensor_wrap_on(lacos_tensor **out, void *data, int dtype, int device, int ndim, const int64_t *shape,
+                   void (*release)(void *ctx), void *ctx) {
   *out = NULL;
   size_t bytes;
   TRY(shape_check(ndim, shape, (size_t)dtype_traits[dtype].size, &bytes));
   lacos_tensor *t = header_new();
   lacos_storage *s = calloc(1, sizeof *s);
   if (!t || !s) { free(t); free(s); return fail(LACOS_ENOMEM, "out of memory"); }
-  s->data = data; s->bytes = bytes; s->device = LACOS_CPU; s->refcount = 1;
+  s->data = data; s->bytes = bytes; s->device = device; s->refcount = 1;
   s->release = release; s->ctx = ctx;
-  t->storage = s; t->data = data; t->dtype = dtype; t->device = LACOS_CPU;
+  t->storage = s; t->data = data; t->dtype = dtype; t->device = device;
   set_contiguous(t, ndim, shape);
   *out = t;
   return LACOS_OK;
@@ -180,6 +195,10 @@ static void release_nothing(void *ctx) { (void)ctx; }
 
 int tensor_borrow(lacos_tensor **out, void *data, int dtype, int ndim, const int64_t *shape) {
   return tensor_wrap(out, data, dtype, ndim, shape, release_nothing, NULL);
+}
+
+int tensor_borrow_on(lacos_tensor **out, void *data, int dtype, int device, int ndim, const int64_t *shape) {
+  return tensor_wrap_on(out, data, dtype, device, ndim, shape, release_nothing, NULL);
 }
 
 void lacos_tensor_free(lacos_tensor *t) {
@@ -231,7 +250,7 @@ int tensor_check(const lacos_tensor *t, const char *name, int dtype, int ndim) {
     return fail(LACOS_EINVAL, "%s: expected dtype %s, got %s", name, lacos_dtype_name(dtype), lacos_dtype_name(t->dtype));
   if (ndim >= 0 && t->ndim != ndim)
     return fail(LACOS_EINVAL, "%s: expected %d dimensions, got %d", name, ndim, t->ndim);
-  return LACOS_OK;
+  return tensor_on_cpu(t, name);
 }
 
 /* ---- views ---- */
@@ -385,6 +404,7 @@ static int index_offset(const lacos_tensor *t, const int64_t *index, int64_t *of
 
 int lacos_tensor_get(const lacos_tensor *t, const int64_t *index, double *value) {
   int64_t o;
+  TRY(tensor_on_cpu(t, "get"));
   TRY(index_offset(t, index, &o));
   *value = dtype_load(t->data, o, t->dtype);
   return LACOS_OK;
@@ -392,6 +412,7 @@ int lacos_tensor_get(const lacos_tensor *t, const int64_t *index, double *value)
 
 int lacos_tensor_set(lacos_tensor *t, const int64_t *index, double value) {
   int64_t o;
+  TRY(tensor_on_cpu(t, "set"));
   TRY(index_offset(t, index, &o));
   dtype_store(t->data, o, t->dtype, value);
   return LACOS_OK;
@@ -421,10 +442,23 @@ static void strided_copy(lacos_tensor *dst, const void *src, int sdtype, const i
   }
 }
 
+/* A copy that involves the GPU: same dtype and shape, both contiguous (the
+   bytes move as they are; conversions and broadcasts happen on the CPU). */
+static int device_copy(lacos_tensor *dst, const lacos_tensor *src) {
+  bool same = dst->dtype == src->dtype && dst->ndim == src->ndim;
+  for (int d = 0; same && d < dst->ndim; d++) same = dst->shape[d] == src->shape[d];
+  if (!same || !lacos_tensor_is_contiguous(dst) || !lacos_tensor_is_contiguous(src))
+    return fail(LACOS_EDEVICE, "copy: a tensor is on cuda; copies to or from the GPU need the same dtype and shape, "
+                               "both contiguous (call :to('cpu') to convert on the CPU)");
+  size_t bytes = (size_t)lacos_tensor_nbytes(dst);
+  if (dst->device == LACOS_CUDA && src->device == LACOS_CUDA) return dev_copy(dst->data, src->data, bytes);
+  if (dst->device == LACOS_CUDA) return dev_upload(dst->data, src->data, bytes);
+  return dev_download(dst->data, src->data, bytes);
+}
+
 int lacos_tensor_copy(lacos_tensor *dst, const lacos_tensor *src) {
   if ((dst->flags | src->flags) & LACOS_TENSOR_RELEASED) return fail(LACOS_ESTATE, "tensor was freed");
-  if (dst->device != LACOS_CPU || src->device != LACOS_CPU)
-    return fail(LACOS_EDEVICE, "copy between devices needs the CUDA backend");
+  if (dst->device != LACOS_CPU || src->device != LACOS_CPU) return device_copy(dst, src);
   int64_t ss[4];
   TRY(broadcast_strides(src, dst->ndim, dst->shape, ss));
   if (lacos_tensor_is_contiguous(dst) && lacos_tensor_is_contiguous(src) && src->ndim == dst->ndim &&
@@ -453,13 +487,52 @@ int lacos_tensor_contiguous(lacos_tensor **out, const lacos_tensor *t) {
 
 int lacos_tensor_to_device(lacos_tensor **out, const lacos_tensor *t, int device) {
   *out = NULL;
+  if (device != LACOS_CPU && device != LACOS_CUDA) return fail(LACOS_EINVAL, "unknown device %d", device);
+  if (t->flags & LACOS_TENSOR_RELEASED) return fail(LACOS_ESTATE, "tensor was freed");
   if (device == t->device) return view_of(out, t);
-  if (device == LACOS_CUDA)
-    return fail(LACOS_EDEVICE, "CUDA requested, but this lacos was built without CUDA support or no GPU is present");
-  return fail(LACOS_EINVAL, "unknown device %d", device);
+  if (device == LACOS_CUDA) {
+    char why[400];
+    if (!cuda_available(why, sizeof why)) return fail(LACOS_EDEVICE, "tensor:to('cuda'): %s", why);
+    lacos_tensor *c;
+    TRY(lacos_tensor_contiguous(&c, t));
+    int s = lacos_tensor_empty(out, t->dtype, LACOS_CUDA, t->ndim, t->shape);
+    if (!s) s = dev_upload((*out)->data, c->data, (size_t)lacos_tensor_nbytes(c));
+    lacos_tensor_free(c);
+    if (s) { lacos_tensor_free(*out); *out = NULL; }
+    return s;
+  }
+  /* To the CPU: the bytes the view spans, then the view's strides on the host. */
+  TRY(lacos_tensor_empty(out, t->dtype, LACOS_CPU, t->ndim, t->shape));
+  int64_t span = 1;
+  bool empty = false;
+  for (int d = 0; d < t->ndim; d++) {
+    if (t->shape[d] == 0) empty = true;
+    else span += (t->shape[d] - 1) * t->stride[d];
+  }
+  if (empty) return LACOS_OK;
+  int s;
+  if (lacos_tensor_is_contiguous(t)) {
+    s = dev_download((*out)->data, t->data, (size_t)lacos_tensor_nbytes(t));
+  } else {
+    size_t bytes = (size_t)span * (size_t)dtype_traits[t->dtype].size;
+    void *host = mem_alloc(bytes, LACOS_CPU, "download");
+    s = host ? dev_download(host, t->data, bytes) : lacos_last_status();
+    if (!s) {
+      lacos_tensor view = *t;   /* header only: t's strides over the host copy */
+      view.data = host;
+      view.device = LACOS_CPU;
+      view.storage = NULL;
+      s = lacos_tensor_copy(*out, &view);
+    }
+    mem_free(host, bytes, LACOS_CPU);
+  }
+  if (s) { lacos_tensor_free(*out); *out = NULL; }
+  return s;
 }
 
 int lacos_tensor_fill(lacos_tensor *t, double value) {
+  if (t->device == LACOS_CUDA && value == 0 && lacos_tensor_is_contiguous(t) && !(t->flags & LACOS_TENSOR_RELEASED))
+    return dev_zero(t->data, (size_t)lacos_tensor_nbytes(t));   /* zero(): the one fill a device tensor needs */
   lacos_tensor *scalar;
   int64_t one = 1;
   TRY(lacos_tensor_empty(&scalar, LACOS_F64, LACOS_CPU, 1, &one));
@@ -509,6 +582,7 @@ int lacos_tensor_from_buffer(lacos_tensor **out, int dtype, int ndim, const int6
 }
 
 static int read_as(const lacos_tensor *t, void *dst, int dtype, int64_t n) {
+  TRY(tensor_on_cpu(t, "read"));
   if (n != lacos_tensor_numel(t))
     return fail(LACOS_EINVAL, "read: buffer holds %lld elements, tensor has %lld", (long long)n, (long long)lacos_tensor_numel(t));
   lacos_tensor borrowed = {.data = dst, .dtype = dtype, .device = LACOS_CPU};   /* header only, no storage */

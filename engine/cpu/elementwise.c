@@ -66,7 +66,8 @@ static int broadcast_shape(const lacos_tensor *a, const lacos_tensor *b, int *nd
 /* out = a op b where out already has the broadcast shape; out may alias a. */
 static int binary_into(lacos_tensor *out, const lacos_tensor *a, const lacos_tensor *b, int op) {
   if (op < LACOS_ADD || op > LACOS_GE) return fail(LACOS_EINVAL, "unknown binary operation %d", op);
-  if (a->device != LACOS_CPU || b->device != LACOS_CPU) return fail(LACOS_EDEVICE, "tensor arithmetic on CUDA needs the CUDA backend");
+  TRY(tensor_on_cpu(a, "arithmetic"));
+  TRY(tensor_on_cpu(b, "arithmetic"));
   lacos_tensor *av = NULL, *bv = NULL;
   int s = lacos_tensor_expand(&av, a, out->ndim, out->shape);
   if (!s) s = lacos_tensor_expand(&bv, b, out->ndim, out->shape);
@@ -125,6 +126,7 @@ int lacos_tensor_scalar(lacos_tensor **out, const lacos_tensor *a, double v, int
 int lacos_tensor_unary(lacos_tensor **out, const lacos_tensor *a, int op) {
   *out = NULL;
   if (op < LACOS_NEG || op > LACOS_ISFINITE) return fail(LACOS_EINVAL, "unknown unary operation %d", op);
+  TRY(tensor_on_cpu(a, "unary operation"));
   lacos_tensor *c;
   TRY(lacos_tensor_to_dtype(&c, a, result_dtype(a->dtype, a->dtype)));
   int64_t n = lacos_tensor_numel(c);

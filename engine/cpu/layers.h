@@ -56,6 +56,7 @@ typedef struct int8_scratch {
   int32_t *c; size_t c_bytes;     /* int32 products */
   float *tmp; size_t tmp_bytes;   /* f32 scratch (outliers, dequantised weight tiles) */
   int *cols; size_t cols_bytes;   /* outlier column indices */
+  int8_t *qt; size_t qt_bytes;    /* CUDA only: transposed weight codes (kernels/linear.cu) */
 } int8_scratch;
 void int8_scratch_free(int8_scratch *s);
 

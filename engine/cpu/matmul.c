@@ -7,6 +7,8 @@
 
 int lacos_tensor_matmul(lacos_tensor **out, const lacos_tensor *a, const lacos_tensor *b) {
   *out = NULL;
+  TRY(tensor_on_cpu(a, "matmul"));
+  TRY(tensor_on_cpu(b, "matmul"));
   if (a->ndim < 2 || a->ndim > 3 || b->ndim < 2 || b->ndim > 3)
     return fail(LACOS_EINVAL, "matmul: operands must be 2-d or 3-d, got %d-d and %d-d", a->ndim, b->ndim);
   if (b->ndim == 3 && a->ndim == 2) return fail(LACOS_EINVAL, "matmul: a 2-d left operand needs a 2-d right operand");
@@ -44,6 +46,7 @@ int lacos_tensor_matmul(lacos_tensor **out, const lacos_tensor *a, const lacos_t
 
 int lacos_tensor_normalize(lacos_tensor **out, const lacos_tensor *t, double eps) {
   *out = NULL;
+  TRY(tensor_on_cpu(t, "normalize"));
   if (t->ndim != 2) return fail(LACOS_EINVAL, "normalize: expected a 2-d (n, d) tensor, got %d-d", t->ndim);
   TRY(lacos_tensor_to_dtype(out, t, LACOS_F32));
   float *x = (*out)->data;
@@ -79,6 +82,8 @@ int lacos_tensor_cosine(lacos_tensor **out, const lacos_tensor *a, const lacos_t
 
 int lacos_tensor_maxdiff(const lacos_tensor *a, const lacos_tensor *b, double *out) {
   *out = 0;
+  TRY(tensor_on_cpu(a, "maxdiff"));
+  TRY(tensor_on_cpu(b, "maxdiff"));
   int64_t n = lacos_tensor_numel(a);
   if (n != lacos_tensor_numel(b) || a->ndim != b->ndim)
     return fail(LACOS_EINVAL, "maxdiff: tensors have different shapes");

@@ -7,7 +7,7 @@
 int lacos_tensor_reduce(lacos_tensor **out, const lacos_tensor *t, int op, int dim, int keepdim) {
   *out = NULL;
   if (op < LACOS_SUM || op > LACOS_STD) return fail(LACOS_EINVAL, "unknown reduction %d", op);
-  if (t->device != LACOS_CPU) return fail(LACOS_EDEVICE, "reductions on CUDA need the CUDA backend");
+  TRY(tensor_on_cpu(t, "reduction"));
   lacos_tensor *c;
   TRY(lacos_tensor_contiguous(&c, t));
   int64_t outer, len, inner;

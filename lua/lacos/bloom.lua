@@ -5,6 +5,8 @@
 --   local e = m:encode({"a sentence", "another"}, {pooling = "weightedmean"})  -- (2, C) tensor
 --   m:add_lora{r = 8, alpha = 16, targets = {"query_key_value"}}
 --   m:trainable()  -- {name=, param=, grad=} for the optimizer
+--   lacos.bloom.load(dir, {device = "cuda"})   -- on the GPU: the same calls; encode/forward return
+--                                               -- host tensors, trainable() device tensors
 --
 -- A model remembers how it embeds (pooling, padding side, normalisation) in
 -- lacos.json next to its weights or adapter; encode refuses a pooling that
@@ -135,7 +137,7 @@ function M.load(dir, opts)
   local o = model_options(opts, "lacos.bloom.load")
   local out = ffi.new("lacos_bloom*[1]")
   check(C.lacos_bloom_load(out, dir, o))
-  local self = wrap(out[0], { dir = dir, quant = opts.quant, threshold = opts.threshold })
+  local self = wrap(out[0], { dir = dir, quant = opts.quant, threshold = opts.threshold, device = opts.device })
   self.meta = read_json(dir .. "/lacos.json") or {}
   local tok = opts.tokenizer or (dir .. "/tokenizer.json")
   local f = io.open(tok, "rb")
@@ -154,7 +156,7 @@ function M.random(name_or_config, opts)
   local o = model_options(opts, "lacos.bloom.random")
   local out = ffi.new("lacos_bloom*[1]")
   check(C.lacos_bloom_random(out, cfg, opts.seed, o))
-  local self = wrap(out[0], { quant = opts.quant, threshold = opts.threshold, meta = {},
+  local self = wrap(out[0], { quant = opts.quant, threshold = opts.threshold, meta = {}, device = opts.device,
                               name = type(name_or_config) == "string" and name_or_config or nil })
   if opts.tokenizer then
     self.tokenizer = type(opts.tokenizer) == "string" and require("lacos.tokenizer").load(opts.tokenizer) or opts.tokenizer

@@ -11,7 +11,11 @@ M.keep = 2
 
 local function collect(model, optimizer, loss)
   local names, tensors = {}, {}
-  local function add(name, t) names[#names + 1] = name; tensors[#tensors + 1] = t end
+  -- tensors of a CUDA model (LoRA, optimizer state) are saved from a host copy
+  local function add(name, t)
+    names[#names + 1] = name
+    tensors[#tensors + 1] = t:device_name() == "cpu" and t or t:to("cpu")
+  end
   for _, p in ipairs(model:trainable()) do add("lora." .. p.name, p.param) end
   if loss and loss.parameters then
     for _, p in ipairs(loss:parameters()) do add("loss." .. p.name, p.param) end

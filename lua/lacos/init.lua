@@ -13,6 +13,7 @@
 --   lacos.tokenizer   Hugging Face tokenizer.json (BLOOM's byte-level BPE)
 --   lacos.optim       AdamW and 8-bit Adam
 --   lacos.sweep       grids of runs in the results database
+--   lacos.cuda        the GPU: availability, device, memory planner check
 -- and helpers for the engine as a whole (version, threads, memory).
 local E = require "lacos.engine"
 local ffi, C = E.ffi, E.C

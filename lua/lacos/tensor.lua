@@ -201,6 +201,7 @@ end
 -- The raw data pointer, typed for the dtype (CPU tensors only).
 function methods.data_ptr(r)
   local t = live(r)
+  if t.device ~= 0 then error("data_ptr: tensor is on cuda; call :to('cpu') first", 2) end
   return ffi.cast(elem_ptr[t.dtype], t.data)
 end
 

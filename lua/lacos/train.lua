@@ -254,9 +254,15 @@ end
 -- of `texts` sequences of `max_length` tokens, with and without activation
 -- checkpointing. The activation figure is the batch allocation the engine
 -- makes (engine/bloom_train.c), so it is an upper bound for shorter batches.
+-- A model on "cuda" is planned against the GPU's free memory, with the
+-- device's own scratch added: the int8 products' buffers of the widest
+-- linear (quantised rows, int32 products, scaled gradients, transposed codes:
+-- about 36 bytes per token and hidden unit plus one linear's codes), 64 MiB
+-- of dequantised weight rows and cuBLASLt's 32 MiB workspace.
 function M.plan(model, opts)
   local bloom = require "lacos.bloom"
   local cfg = model:config()
+  local device = model.device == "cuda" and "cuda" or "cpu"
   local ccfg = ffi.new("lacos_bloom_config", cfg)
   local texts = opts.texts
   local r = model.lora and model.lora.r or 8
@@ -268,17 +274,24 @@ function M.plan(model, opts)
                  activations_checkpointed = act_ckpt, activations_full = act_full,
                  checkpointing = opts.checkpointing }
   plan.activations = opts.checkpointing and act_ckpt or act_full
-  plan.total = plan.weights + plan.lora + plan.optimizer + plan.activations
-  plan.available = C.lacos_memory_available(0)
+  plan.device = device
+  plan.scratch = 0
+  if device == "cuda" then
+    plan.scratch = texts * opts.max_length * cfg.hidden_size * 36 + 16 * cfg.hidden_size ^ 2 + 96 * 2 ^ 20
+  end
+  plan.total = plan.weights + plan.lora + plan.optimizer + plan.activations + plan.scratch
+  plan.available = C.lacos_memory_available(device == "cuda" and 1 or 0)
   return plan
 end
 
 function M.format_plan(p)
   local b = util.bytes
-  return ("predicted peak %s = weights %s + LoRA %s + optimizer %s + activations %s (%s; %s with, %s without checkpointing); %s available")
-    :format(b(p.total), b(p.weights), b(p.lora), b(p.optimizer), b(p.activations),
+  local gpu = p.device == "cuda"
+  return ("predicted peak%s %s = weights %s + LoRA %s + optimizer %s + activations %s (%s; %s with, %s without checkpointing)%s; %s available%s")
+    :format(gpu and " GPU memory" or "", b(p.total), b(p.weights), b(p.lora), b(p.optimizer), b(p.activations),
             p.checkpointing and "checkpointing on" or "checkpointing off", b(p.activations_checkpointed),
-            b(p.activations_full), p.available > 0 and b(p.available) or "unknown")
+            b(p.activations_full), gpu and (" + GPU scratch " .. b(p.scratch)) or "",
+            p.available > 0 and b(p.available) or "unknown", gpu and " on the GPU" or "")
 end
 
 function M.run(spec)

@@ -6,7 +6,7 @@ local M = {}
 M.spec = {
   name = "embed",
   usage = "lacos embed --model DIR [--adapter DIR] [--pooling mean|weightedmean|lasttoken] [--quant f32|int8]\n" ..
-          "                   [--threshold X] [--batch N] --out FILE.npy | --out - --tsv",
+          "                   [--threshold X] [--device cpu|cuda] [--batch N] --out FILE.npy | --out - --tsv",
   summary = "Embed sentences (one per line on stdin) with a BLOOM model.",
   description = "The pooling recorded with the model or adapter (lacos.json) is used unless --pooling overrides it;\n" ..
                 "asking for a different pooling than the model was trained with needs --force. Lines are read as\n" ..
@@ -17,6 +17,7 @@ M.spec = {
     { "--pooling", "MODE", "pooling", choices = { "mean", "weightedmean", "lasttoken" } },
     { "--quant", "KIND", "weight format in memory", default = "int8", choices = { "f32", "int8" } },
     { "--threshold", "X", "LLM.int8 outlier threshold (0 = off, 6 = the usual)", type = "number", default = 0, min = 0 },
+    { "--device", "NAME", "where the model runs", default = "cpu", choices = { "cpu", "cuda" } },
     { "--batch", "N", "sentences per forward pass", type = "integer", default = 32, min = 1 },
     { "--max-length", "N", "truncate sentences to N tokens (default: refuse longer than the model's limit)", type = "integer", min = 1 },
     { "--out", "FILE", ".npy output, or - for stdout (with --tsv)", required = true },
@@ -46,7 +47,8 @@ function M.run(opts)
     if at then error(("line %d: invalid UTF-8 at byte %d (0x%02x)"):format(#lines + 1, at - 1, line:byte(at)), 0) end
     lines[#lines + 1] = line
   end
-  local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, adapter = opts.adapter })
+  local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, adapter = opts.adapter,
+                                           device = opts.device })
   local emb = m:encode(lines, { pooling = opts.pooling, batch = opts.batch, force = opts.force,
                                 max_length = opts.max_length, truncation = opts.max_length ~= nil })
   if opts.tsv then

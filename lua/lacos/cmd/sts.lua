@@ -19,6 +19,7 @@ M.spec = {
     { "--pooling", "MODE", "pooling", choices = { "mean", "weightedmean", "lasttoken" } },
     { "--quant", "KIND", "weights in memory", default = "int8", choices = { "f32", "int8" } },
     { "--threshold", "X", "LLM.int8 outlier threshold", type = "number", default = 0, min = 0 },
+    { "--device", "NAME", "where the model runs", default = "cpu", choices = { "cpu", "cuda" } },
     { "--sets", "LIST", "comma-separated sets", default = "stsb:test" },
     { "--suite", "NAME", "a whole suite", choices = { "senteval", "senteval_raw", "mteb_en" } },
     { "--file", "FILE", "score a pairs file instead of registry sets" },
@@ -86,7 +87,8 @@ function M.run(opts)
   -- The database first: a locked, read-only or foreign file fails before the
   -- evaluation rather than after it, with the scores lost.
   local db = not opts.no_db and lacos.results.open(opts.db) or nil
-  local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, adapter = opts.adapter, cache = true })
+  local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, adapter = opts.adapter, cache = true,
+                                           device = opts.device })
   local pooling = opts.pooling or m:pooling()
   local function encode(list)
     return m:encode(list, { pooling = pooling, batch = opts.batch, force = opts.force, max_length = opts.max_length,

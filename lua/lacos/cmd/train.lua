@@ -18,6 +18,8 @@ M.spec = {
     { "--out", "DIR", "where the adapter is saved", required = true },
     { "--quant", "KIND", "base weights in memory", default = "int8", choices = { "f32", "int8" } },
     { "--threshold", "X", "LLM.int8 outlier threshold", type = "number", default = 0, min = 0 },
+    { "--device", "NAME", "where the model trains (cuda: weights, activations, LoRA and optimizer state on the GPU)",
+      default = "cpu", choices = { "cpu", "cuda" } },
     { "--r", "N", "LoRA rank", type = "integer", default = 8, min = 1 },
     { "--alpha", "X", "LoRA alpha (scaling alpha/r)", type = "number", default = 16, min = 0 },
     { "--dropout", "P", "LoRA dropout", type = "number", default = 0.05, min = 0, max = 0.99 },
@@ -70,7 +72,7 @@ function M.run(opts)
     error(("%s: %d example%s; training needs at least 2 (the other examples of a batch are the negatives)")
       :format(opts.pairs, data:size(), data:size() == 1 and "" or "s"), 0)
   end
-  local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold })
+  local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, device = opts.device })
   if not m.tokenizer then error(opts.model .. ": no tokenizer.json in the model directory", 0) end
   local cfg = m:config()
   m:add_lora { r = opts.r, alpha = opts.alpha, dropout = opts.dropout, targets = split_list(opts.targets), seed = opts.seed }
@@ -90,6 +92,7 @@ function M.run(opts)
     epochs = opts.epochs, steps = opts.steps or "from epochs", warmup = opts.warmup, max_grad_norm = opts.max_grad_norm,
     pooling = opts.pooling, max_length = opts.max_length, seed = opts.seed, checkpointing = ckpt_mode,
     backward = opts.exact_backward and "exact" or "int8 products", checkpoint_every = opts.checkpoint_every,
+    device = opts.device,
   }
   local keys = {}
   for k in pairs(settings) do keys[#keys + 1] = k end

@@ -1,0 +1,84 @@
+/* pooling.cu: twin of engine/cpu/pooling.c (mean, weightedmean with weights
+   counted from the first real token, lasttoken). One block per sequence:
+   one thread derives the T weights and their total in the CPU's order, then
+   the threads share the channels, each summing over t in ascending order as
+   the CPU does, so the results are the CPU's bits. */
+#include "common.cuh"
+
+/* weights_for of pooling.c: w (T) and total into shared memory. */
+__device__ void pool_weights(float *w, float *total, const int32_t *m, int T, int mode) {
+  if (threadIdx.x == 0) {
+    int run = 0, last = -1;
+    for (int t = 0; t < T; t++) {
+      run += m[t] != 0;
+      w[t] = 0;
+      if (!m[t]) continue;
+      last = t;
+      if (mode == POOL_MEAN) w[t] = 1.0f;
+      else if (mode == POOL_WEIGHTEDMEAN) w[t] = (float)run;
+    }
+    if (mode == POOL_LASTTOKEN && last >= 0) w[last] = 1.0f;
+    float sum = 0;
+    for (int t = 0; t < T; t++) sum += w[t];
+    *total = sum;
+  }
+  __syncthreads();
+}
+
+// out (B,C), inp (B,T,C), mask (B,T)
+__global__ void pooling_forward_kernel(float *out, const float *inp, const int32_t *mask, int T, int C, int mode) {
+  extern __shared__ float w[];
+  __shared__ float total;
+  int b = blockIdx.x;
+  pool_weights(w, &total, mask + (int64_t)b * T, T, mode);
+  float inv = total > 0 ? 1.0f / total : 0.0f;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) {
+    float o = 0;
+    for (int t = 0; t < T; t++) {
+      if (w[t] == 0) continue;
+      float wt = w[t] * inv;
+      o += wt * inp[((int64_t)b * T + t) * C + c];
+    }
+    out[(int64_t)b * C + c] = o;
+  }
+}
+
+// dinp (B,T,C) +=, dout (B,C)
+__global__ void pooling_backward_kernel(float *dinp, const float *dout, const int32_t *mask, int T, int C, int mode) {
+  extern __shared__ float w[];
+  __shared__ float total;
+  int b = blockIdx.x;
+  pool_weights(w, &total, mask + (int64_t)b * T, T, mode);
+  float inv = total > 0 ? 1.0f / total : 0.0f;
+  for (int t = 0; t < T; t++) {
+    if (w[t] == 0) continue;
+    float wt = w[t] * inv;
+    float *dx = dinp + ((int64_t)b * T + t) * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) dx[c] += wt * dout[(int64_t)b * C + c];
+  }
+}
+
+static int pooling_shape_ok(int T) {
+  if ((size_t)T * sizeof(float) > 40 * 1024)
+    return fail(LACOS_ELIMIT, "pooling on CUDA takes at most %d tokens per sequence, got %d", 40 * 1024 / 4, T);
+  return LACOS_OK;
+}
+
+extern "C" int pooling_forward_cuda(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode) {
+  if (B == 0) return LACOS_OK;
+  TRY(pooling_shape_ok(T));
+  TRY(cuda_init());
+  pooling_forward_kernel<<<B, THREADS, sizeof(float) * (size_t)T, cuda_stream()>>>(out, inp, mask, T, C, mode);
+  LAUNCH_CHECK("pooling_forward_kernel");
+  return LACOS_OK;
+}
+
+extern "C" int pooling_backward_cuda(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C,
+                                     int mode) {
+  if (B == 0) return LACOS_OK;
+  TRY(pooling_shape_ok(T));
+  TRY(cuda_init());
+  pooling_backward_kernel<<<B, THREADS, sizeof(float) * (size_t)T, cuda_stream()>>>(dinp, dout, mask, T, C, mode);
+  LAUNCH_CHECK("pooling_backward_kernel");
+  return LACOS_OK;
+}

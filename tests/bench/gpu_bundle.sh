@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# For a session with a lent GPU machine, which has CUDA and PyTorch but not
+# lacos' Debian libraries and no package registry: packs this machine's
+# CUDA build (build/: lacos, liblacos.so, the C test programs) and every
+# shared library they load that is not part of glibc into
+# build/lacos-gpu.tar.gz (about 40 MB), which a device run takes along with
+# carry: ["build/lacos-gpu.tar.gz"]. There, in the repository root:
+#   tar xzf build/lacos-gpu.tar.gz && export LD_LIBRARY_PATH=$PWD/gpu-libs
+#   BUILD=build T=cuda bash tests/run.sh          # the op harness and parity tests on the GPU
+#   BUILD=build BENCH=gpu VENV_PY=python3 bash tests/bench/run.sh   # the training benchmark
+# (bitsandbytes is not in the device image: carry its wheel as the device
+# README explains, or the PyTorch column says it is missing.)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+BUILD=${BUILD:-build}
+[ -x "$BUILD/lacos" ] && [ -x "$BUILD/tests/test_cuda_ops" ] || { echo "gpu_bundle: build first: make && make $BUILD/tests/test_cuda_ops"; exit 1; }
+"$BUILD/lacos" -e 'assert(require("lacos").cuda.compiled(), "this build has no CUDA kernels (nvcc missing or NO_CUDA set)")'
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/build/tests" "$stage/gpu-libs"
+cp "$BUILD/lacos" "$BUILD/liblacos.so" "$stage/build/"
+cp "$BUILD"/tests/test_* "$stage/build/tests/"
+# every library outside glibc's own set, resolved on this machine
+for f in "$BUILD/lacos" "$BUILD/liblacos.so" "$BUILD"/tests/test_*; do ldd "$f"; done |
+  awk '$3 ~ /^\// {print $3}' | sort -u |
+  grep -vE '/(libc|libm|libdl|librt|libpthread|ld-linux-x86-64|libresolv|liblacos)\.so' |
+  while read -r lib; do cp -L "$lib" "$stage/gpu-libs/"; done
+tar czf "$BUILD/lacos-gpu.tar.gz" -C "$stage" build gpu-libs
+ls -la "$BUILD/lacos-gpu.tar.gz"

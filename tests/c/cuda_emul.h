@@ -1,0 +1,302 @@
+/* cuda_emul.h: every function of engine/device.h implemented on the host,
+   for tests/c/test_cuda_emul.c only. "Device" memory is host memory from a
+   registry of allocations (counted in the LACOS_CUDA slot like the real
+   one), copies are memcpy, and each kernel is its CPU twin from
+   engine/cpu/ — except the optimizer step, which runs kernels/optim_math.h,
+   the CUDA kernel's own arithmetic.
+
+   What this checks: everything around the kernels — bloom_cuda.c's block
+   loops and buffers, the LoRA and optimizer device paths, tensor transfers —
+   computes exactly what the CPU engine computes, and never hands a kernel a
+   host pointer or a copy the wrong direction (each call checks its pointers
+   against the registry). What it cannot check: the kernels themselves and
+   cuBLASLt; tests/c/test_cuda_ops.c compares those on a GPU.
+
+   Linking: the test program defines these symbols itself, so the linker
+   never pulls device_none.o or the CUDA objects out of liblacos.a. */
+#include "../../engine/device.h"
+#include "../../kernels/optim_math.h"
+#include <cblas.h>
+
+/* ---- the registry of device allocations ---- */
+
+enum { EMUL_MAX = 4096 };
+static struct { char *p; size_t n; } emul_blocks[EMUL_MAX];
+static int emul_count;
+static int emul_violations;   /* pointer mix-ups seen (each also fails the call) */
+
+static bool emul_is_dev(const void *p) {
+  const char *c = p;
+  for (int i = 0; i < emul_count; i++)
+    if (c >= emul_blocks[i].p && c < emul_blocks[i].p + emul_blocks[i].n) return true;
+  return false;
+}
+
+/* Every non-NULL pointer must lie in device memory. */
+static int emul_dev_args(const char *fn, const void *const *ptrs, int n) {
+  for (int i = 0; i < n; i++)
+    if (ptrs[i] && !emul_is_dev(ptrs[i])) {
+      emul_violations++;
+      return fail(LACOS_EINVAL, "emulated device: %s got a host pointer as argument %d", fn, i + 1);
+    }
+  return LACOS_OK;
+}
+#define DEV_ARGS(...) TRY(emul_dev_args(__func__, (const void *const[]){__VA_ARGS__}, \
+                                        (int)(sizeof((const void *const[]){__VA_ARGS__}) / sizeof(void *))))
+
+int cuda_available(char *why, size_t n) { if (why && n) why[0] = 0; return 1; }
+int cuda_init(void) { return LACOS_OK; }
+int cuda_device_info(char *name, size_t n, int *cc_major, int *cc_minor, int *sms, double *free_bytes,
+                     double *total_bytes) {
+  if (name) snprintf(name, n, "emulated device");
+  if (cc_major) *cc_major = 9;
+  if (cc_minor) *cc_minor = 0;
+  if (sms) *sms = 1;
+  if (free_bytes) *free_bytes = 64.0 * 1073741824.0 - lacos_memory_allocated(LACOS_CUDA);
+  if (total_bytes) *total_bytes = 64.0 * 1073741824.0;
+  return LACOS_OK;
+}
+int cuda_sync(void) { return LACOS_OK; }
+
+void *dev_alloc(size_t bytes, const char *what) {
+  if (bytes == 0) bytes = 256;
+  if (emul_count == EMUL_MAX) { fail(LACOS_ENOMEM, "%s: emulated device registry full", what); return NULL; }
+  if (mem_charge(LACOS_CUDA, bytes, what)) return NULL;
+  char *p = aligned_alloc(256, (bytes + 255) & ~(size_t)255);
+  if (!p) { mem_uncharge(LACOS_CUDA, bytes); fail(LACOS_ENOMEM, "%s: out of memory", what); return NULL; }
+  memset(p, 0xA5, bytes);   /* garbage, as cudaMalloc gives: reads before writes show */
+  emul_blocks[emul_count].p = p;
+  emul_blocks[emul_count].n = bytes;
+  emul_count++;
+  return p;
+}
+
+void dev_free(void *p, size_t bytes) {
+  if (!p) return;
+  if (bytes == 0) bytes = 256;
+  for (int i = 0; i < emul_count; i++)
+    if (emul_blocks[i].p == p) {
+      if (emul_blocks[i].n != bytes) emul_violations++;   /* freed with the wrong size: the count would drift */
+      emul_blocks[i] = emul_blocks[--emul_count];
+      free(p);
+      mem_uncharge(LACOS_CUDA, bytes);
+      return;
+    }
+  emul_violations++;   /* not a device allocation */
+}
+
+int dev_upload(void *dst, const void *src, size_t bytes) {
+  if (!bytes) return LACOS_OK;
+  if (!emul_is_dev(dst) || emul_is_dev(src)) { emul_violations++; return fail(LACOS_EINVAL, "emulated device: upload direction"); }
+  memcpy(dst, src, bytes);
+  return LACOS_OK;
+}
+int dev_download(void *dst, const void *src, size_t bytes) {
+  if (!bytes) return LACOS_OK;
+  if (emul_is_dev(dst) || !emul_is_dev(src)) { emul_violations++; return fail(LACOS_EINVAL, "emulated device: download direction"); }
+  memcpy(dst, src, bytes);
+  return LACOS_OK;
+}
+int dev_copy(void *dst, const void *src, size_t bytes) {
+  if (!bytes) return LACOS_OK;
+  DEV_ARGS(dst, src);
+  memmove(dst, src, bytes);
+  return LACOS_OK;
+}
+int dev_zero(void *p, size_t bytes) {
+  if (!bytes) return LACOS_OK;
+  DEV_ARGS(p);
+  memset(p, 0, bytes);
+  return LACOS_OK;
+}
+
+/* ---- layers: the CPU twins ---- */
+
+int layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                           const float *bias, int64_t N, int C, float eps) {
+  DEV_ARGS(out, mean, rstd, inp, weight, bias);
+  layernorm_forward(out, mean, rstd, inp, weight, bias, N, C, eps);
+  return LACOS_OK;
+}
+int layernorm_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, const float *mean, const float *rstd, int64_t N, int C) {
+  DEV_ARGS(dinp, dweight, dbias, dout, inp, weight, mean, rstd);
+  layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+  return LACOS_OK;
+}
+int gelu_forward_cuda(float *out, const float *inp, int64_t n) { DEV_ARGS(out, inp); gelu_forward(out, inp, n); return LACOS_OK; }
+int gelu_backward_cuda(float *dinp, const float *inp, const float *dout, int64_t n) {
+  DEV_ARGS(dinp, inp, dout);
+  gelu_backward(dinp, inp, dout, n);
+  return LACOS_OK;
+}
+int attention_forward_cuda(float *out, float *probs, const float *qkv, const int32_t *mask, const float *slopes,
+                           int B, int T, int C, int NH) {
+  DEV_ARGS(out, probs, qkv, mask, slopes);
+  attention_forward(out, probs, qkv, mask, slopes, B, T, C, NH);
+  return LACOS_OK;
+}
+int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
+                            const int32_t *mask, int B, int T, int C, int NH, float *scratch) {
+  DEV_ARGS(dqkv, dout, probs, qkv, mask, scratch);
+  attention_backward(dqkv, dout, probs, qkv, mask, B, T, C, NH);
+  return LACOS_OK;
+}
+int pooling_forward_cuda(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode) {
+  DEV_ARGS(out, inp, mask);
+  pooling_forward(out, inp, mask, B, T, C, mode);
+  return LACOS_OK;
+}
+int pooling_backward_cuda(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode) {
+  DEV_ARGS(dinp, dout, mask);
+  pooling_backward(dinp, dout, mask, B, T, C, mode);
+  return LACOS_OK;
+}
+int residual_forward_cuda(float *out, const float *a, const float *b, int64_t n) {
+  DEV_ARGS(out, a, b);
+  residual_forward(out, a, b, n);
+  return LACOS_OK;
+}
+int add_inplace_cuda(float *acc, const float *x, int64_t n) { DEV_ARGS(acc, x); add_inplace(acc, x, n); return LACOS_OK; }
+int embedding_forward_cuda(float *out, const int32_t *ids, int64_t N, const void *table, int dtype,
+                           const float *row_scale, int V, int C) {
+  DEV_ARGS(out, ids, table, row_scale);
+  return embedding_forward(out, ids, N, table, dtype, row_scale, V, C);
+}
+int quantize_rows_cuda(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold, int *cols,
+                       int *ncols) {
+  DEV_ARGS(q, absmax, x, cols);
+  quantize_rows(q, absmax, x, N, C, threshold, cols, ncols);
+  return LACOS_OK;
+}
+/* The device scratch holds host buffers here: linear.c grows and frees them. */
+int linear_forward_cuda(float *out, const float *inp, linear *l, int64_t N, float threshold, int8_scratch *s) {
+  DEV_ARGS(out, inp, l->w, l->q, l->scale, l->bias);
+  return linear_forward(out, inp, l, N, threshold, s);
+}
+int linear_backward_input_cuda(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8,
+                               int8_scratch *s) {
+  DEV_ARGS(dinp, dout, l->w, l->q, l->scale);
+  return linear_backward_input(dinp, dout, l, N, fast_int8, s);
+}
+void int8_scratch_free_cuda(int8_scratch *s) { int8_scratch_free(s); }
+int gemm_s8_cuda(bool trans_b, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda, const int8_t *b,
+                 int64_t ldb, int32_t *c, int64_t ldc) {
+  DEV_ARGS(a, b, c);
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) {
+      int32_t acc = 0;
+      for (int64_t k = 0; k < K; k++) acc += a[i * lda + k] * (trans_b ? b[j * ldb + k] : b[k * ldb + j]);
+      c[i * ldc + j] = acc;
+    }
+  return LACOS_OK;
+}
+int sgemm_nt_cuda(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
+  DEV_ARGS(c, a, b);
+  sgemm_nt(c, a, b, M, N, K, alpha, beta);
+  return LACOS_OK;
+}
+int sgemm_nn_cuda(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
+  DEV_ARGS(c, a, b);
+  sgemm_nn(c, a, b, M, N, K, alpha, beta);
+  return LACOS_OK;
+}
+int sgemm_tn_cuda(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
+  DEV_ARGS(c, a, b);
+  sgemm_tn(c, a, b, M, N, K, alpha, beta);
+  return LACOS_OK;
+}
+int gemm_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
+              const void *b, int ldb, float beta, float *c, int ldc) {
+  DEV_ARGS(a, b, c);
+  if (dtype != LACOS_F32 && dtype != LACOS_F16 && dtype != LACOS_BF16)
+    return fail(LACOS_EUNSUPPORTED, "GEMM inputs must be f32, f16 or bf16, got %s", lacos_dtype_name(dtype));
+  /* f16/bf16 operands widen exactly to f32 first (f32 accumulation, as cuBLASLt's) */
+  int64_t na = (int64_t)(trans_a ? K : M) * lda, nb = (int64_t)(trans_b ? N : K) * ldb;
+  float *fa = (float *)a, *fb = (float *)b;
+  if (dtype != LACOS_F32) {
+    fa = malloc(sizeof(float) * (size_t)(na ? na : 1));
+    fb = malloc(sizeof(float) * (size_t)(nb ? nb : 1));
+    dtype_convert(fa, LACOS_F32, a, dtype, na);
+    dtype_convert(fb, LACOS_F32, b, dtype, nb);
+  }
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+              fa, lda, fb, ldb, beta, c, ldc);
+  if (dtype != LACOS_F32) { free(fa); free(fb); }
+  return LACOS_OK;
+}
+int lora_forward_cuda(const lacos_bloom *m, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
+                      uint64_t dropout_call, float *xd_scratch) {
+  DEV_ARGS(sl->A, sl->B, y, x, h, xd_scratch);
+  return lora_forward(m, sl, y, x, h, N, dropout_call, xd_scratch);
+}
+int lora_backward_cuda(const lacos_bloom *m, const lora_slot *sl, float *dx, const float *dy, const float *x,
+                       const float *h, float *dh, int64_t N, uint64_t dropout_call, float *xd_scratch) {
+  DEV_ARGS(sl->A, sl->B, sl->dA, sl->dB, dx, dy, x, h, dh, xd_scratch);
+  return lora_backward(m, sl, dx, dy, x, h, dh, N, dropout_call, xd_scratch);
+}
+
+/* ---- the optimizer: the kernel's arithmetic (optim_math.h), one item at a
+   time, the block absmax as a plain max ---- */
+
+int optim_step_cuda(const optim_item *items, int64_t nitems, const optim_consts *k, int kind, uint8_t *codes1,
+                    uint8_t *codes2, float *absmax1, float *absmax2, float *mom_m, float *mom_v, double *nonfinite) {
+  DEV_ARGS(items, codes1, codes2, absmax1, absmax2, mom_m, mom_v);
+  const float *map1 = lacos_optim_dynamic_map(1), *map2 = lacos_optim_dynamic_map(0);
+  float mid1[256], mid2[256];
+  for (int i = 0; i < 255; i++) { mid1[i] = (map1[i] + map1[i + 1]) * 0.5f; mid2[i] = (map2[i] + map2[i + 1]) * 0.5f; }
+  mid1[255] = mid2[255] = INFINITY;
+  double bad = 0;
+  for (int64_t w = 0; w < nitems; w++) {
+    optim_item it = items[w];
+    DEV_ARGS(it.p, it.g);
+    if (it.eight_bit) {
+      float m[256], v[256], nm1 = 0, nm2 = 0;
+      int fin[256];
+      for (int j = 0; j < it.len; j++) {
+        int64_t e = it.state + j;
+        fin[j] = optim_adam8_moments(k, it.g[j], map1[codes1[e]], map2[codes2[e]], absmax1[it.block], absmax2[it.block],
+                                     &m[j], &v[j]);
+        bad += !fin[j];
+      }
+      for (int j = 0; j < it.len; j++) {
+        float a1 = fabsf(m[j]), a2 = fabsf(v[j]);
+        nm1 = a1 > nm1 ? a1 : nm1;
+        nm2 = a2 > nm2 ? a2 : nm2;
+      }
+      absmax1[it.block] = nm1;
+      absmax2[it.block] = nm2;
+      for (int j = 0; j < it.len; j++) {
+        it.p[j] = optim_adam8_param(k, it.p[j], m[j], v[j], fin[j]);
+        optim_adam8_codes(map1, mid1, mid2, m[j], v[j], nm1, nm2, &codes1[it.state + j], &codes2[it.state + j]);
+      }
+    } else {
+      for (int j = 0; j < it.len; j++) {
+        int64_t e = it.state + j;
+        int fin = kind == LACOS_OPTIM_ADAM8BIT ? optim_adam32(k, &it.p[j], it.g[j], &mom_m[e], &mom_v[e])
+                                               : optim_adamw(k, &it.p[j], it.g[j], &mom_m[e], &mom_v[e]);
+        bad += !fin;
+      }
+    }
+  }
+  *nonfinite = bad;
+  return LACOS_OK;
+}
+
+int optim_sumsq_cuda(double *partials, const optim_item *items, int64_t nitems) {
+  DEV_ARGS(items);
+  if (emul_is_dev(partials)) { emul_violations++; return fail(LACOS_EINVAL, "emulated device: partials must be host memory"); }
+  for (int64_t w = 0; w < nitems; w++) {
+    DEV_ARGS(items[w].g);
+    double s = 0;
+    for (int j = 0; j < items[w].len; j++) s += (double)items[w].g[j] * (double)items[w].g[j];
+    partials[w] = s;
+  }
+  return LACOS_OK;
+}
+
+int scale_cuda(float *x, int64_t n, float k) {
+  DEV_ARGS(x);
+  for (int64_t i = 0; i < n; i++) x[i] = x[i] * k;
+  return LACOS_OK;
+}
