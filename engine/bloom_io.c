@@ -347,6 +347,8 @@ int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shar
    weights; the embedding table is still mapped from the checkpoint. */
 static const char CACHE_MAGIC[] = "LACOS-INT8-CACHE 1";
 
+static int cmp_name256(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
+
 int lacos_bloom_cache_path(const char *dir, char *path, int cap) {
   char abs[4096];
   if (!realpath(dir, abs)) return fail_errno("%s", dir);
@@ -364,7 +366,7 @@ int lacos_bloom_cache_path(const char *dir, char *path, int cap) {
     while ((e = readdir(d)) && n < 512)
       if (strstr(e->d_name, ".safetensors") || !strcmp(e->d_name, "config.json")) snprintf(names[n++], 256, "%s", e->d_name);
     closedir(d);
-    qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
+    qsort(names, (size_t)n, sizeof names[0], cmp_name256);
     for (int i = 0; i < n; i++) {
       char p[4400];
       struct stat sb;

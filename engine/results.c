@@ -1790,7 +1790,7 @@ static int hash_dir(const char *root, char sha[65], double *bytes) {
   else if (rc != 0) s = fail_errno("%s: cannot list the directory", root);
   sbuf b = { 0 };
   if (!s) {
-    qsort(l.paths, l.n, sizeof *l.paths, cmp_str);
+    if (l.n > 1) qsort(l.paths, l.n, sizeof *l.paths, cmp_str);   /* qsort(NULL, 0) is undefined */
     for (size_t i = 0; !s && i < l.n; i++) {
       char fsha[65];
       if ((s = lacos_sha256_file(l.paths[i], fsha))) break;
