@@ -174,22 +174,32 @@ bench: all venv
 # ---------------------------------------------------------------- fuzzing
 # make fuzz: builds every tests/fuzz/fuzz_<name>.c as a libFuzzer binary
 # (clang -fsanitize=fuzzer,address,undefined, against the engine sources,
-# objects in build/fuzz/obj/), seeds build/fuzz/corpus/<name>/ from
-# tests/fixtures/<name>/ and tests/fuzz/regressions/<name>/ (tests/fuzz/seed.sh),
-# and runs each target FUZZ_SECONDS (default 60) with tests/fuzz/<name>.dict
-# when there is one. A crash stops with the reproducer in build/fuzz/crashes/;
-# copy it into tests/fuzz/regressions/<name>/ so the test suite replays it.
+# objects in build/fuzz/obj/), seeds build/fuzz/corpus/<name>/ (tests/fuzz/seed.sh:
+# test fixtures, tests/fuzz/seeds/<name>/, tests/fuzz/corpus/<name>/ and the saved
+# findings of tests/fuzz/regressions/<name>/), and runs each target FUZZ_SECONDS
+# (default 60) with tests/fuzz/<name>.dict and the flags of tests/fuzz/<name>.options
+# when there are such files. FUZZ_TARGETS="tsv csv" runs only those; FUZZ_JOBS=2
+# runs two targets at a time. A finding stops with the reproducer in
+# build/fuzz/crashes/; copy it into tests/fuzz/regressions/<name>/ so the test
+# suite replays it. make fuzz-ci: every target for FUZZ_CI_SECONDS (5) on its
+# seeds, as CI runs it. make fuzz-merge: minimises the grown corpora into
+# tests/fuzz/corpus/<name>/ (committed, replayed by make test).
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
+FUZZ_CI_SECONDS ?= 5
+FUZZ_JOBS ?= 1
 FUZZ_OPTS ?=
 FUZZ_DIR := build/fuzz
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRC))
+FUZZ_HDR := $(wildcard tests/fuzz/*.h)
 FUZZ_ENGINE_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(ENGINE_SRC))
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -pthread -Wno-unknown-pragmas \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined $(PC_CFLAGS)
 
-.PHONY: fuzz fuzz-build fuzz-check
+.PHONY: fuzz fuzz-build fuzz-check fuzz-ci fuzz-merge
 fuzz-check:
 	@command -v $(FUZZ_CC) >/dev/null || { \
 	  echo "lacos: make fuzz needs clang with libFuzzer; install it with: sudo apt-get install clang libclang-rt-14-dev"; exit 1; }
@@ -201,8 +211,10 @@ $(FUZZ_DIR)/obj/%.o: %.c engine/lacos.h engine/engine.h | fuzz-check
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_ENGINE_OBJ) | fuzz-check
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iengine -o $@ $< $(FUZZ_ENGINE_OBJ) $(PC_LIBS) -ldnnl -lm
+# -rdynamic: fuzz_lua reaches the engine through LuaJIT's ffi.C
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HDR) $(FUZZ_ENGINE_OBJ) | fuzz-check
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iengine -o $@ $< $(FUZZ_ENGINE_OBJ) $(PC_LIBS) -ldnnl -lm \
+	  $(if $(filter fuzz_lua,$(notdir $@)),-rdynamic $(PC_EXE_LIBS))
 
 fuzz-build: deps $(FUZZ_BIN)
 
@@ -210,18 +222,25 @@ fuzz-build: deps $(FUZZ_BIN)
 .SECONDARY: $(FUZZ_ENGINE_OBJ)
 
 fuzz: fuzz-build
-	@mkdir -p $(FUZZ_DIR)/crashes
-	@for b in $(FUZZ_BIN); do \
-	  name=$${b##*/fuzz_}; corpus=$(FUZZ_DIR)/corpus/$$name; \
-	  bash tests/fuzz/seed.sh $$name $$corpus || exit 1; \
-	  dict=; [ -f tests/fuzz/$$name.dict ] && dict=-dict=tests/fuzz/$$name.dict; \
-	  echo "== fuzz_$$name for $(FUZZ_SECONDS) s (corpus $$corpus)"; \
-	  $$b $$corpus $$dict -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-	    -artifact_prefix=$(FUZZ_DIR)/crashes/$$name- $(FUZZ_OPTS) 2>&1 | \
-	    grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|^"|^###### ' ; \
-	  rc=$${PIPESTATUS[0]}; \
-	  if [ $$rc -ne 0 ]; then echo "lacos: fuzz_$$name found a problem (exit $$rc); reproducer in $(FUZZ_DIR)/crashes/"; \
-	    echo "       replay: $$b <file>; keep it: cp <file> tests/fuzz/regressions/$$name/"; exit 1; fi; \
+	@FUZZ_DIR=$(FUZZ_DIR) FUZZ_OPTS="$(FUZZ_OPTS)" bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
+
+fuzz-ci: fuzz-build
+	@FUZZ_DIR=$(FUZZ_DIR) FUZZ_OPTS="$(FUZZ_OPTS)" bash tests/fuzz/run.sh $(FUZZ_CI_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
+
+fuzz-merge: fuzz-build
+	@for name in $(FUZZ_TARGETS); do \
+	  mkdir -p tests/fuzz/corpus/$$name $(FUZZ_DIR)/corpus/$$name; \
+	  LACOS_ROOT=$(CURDIR) $(FUZZ_DIR)/fuzz_$$name -merge=1 -timeout=10 -rss_limit_mb=2048 \
+	    $$(grep -v '^#' tests/fuzz/$$name.options 2>/dev/null) \
+	    tests/fuzz/corpus/$$name $(FUZZ_DIR)/corpus/$$name 2>&1 | grep -E '^MERGE-OUTER: [0-9]+ new files' ; \
+	  echo "tests/fuzz/corpus/$$name: $$(ls tests/fuzz/corpus/$$name | wc -l) files, $$(du -sh tests/fuzz/corpus/$$name | cut -f1)"; \
 	done
+
 # tests/c/test_fuzz_<name>.c replays the target in the test suite: rebuild it when the target changes
-$(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/tests/test_fuzz_%,$(filter $(patsubst tests/c/test_fuzz_%.c,tests/fuzz/fuzz_%.c,$(TEST_C_SRC)),$(FUZZ_SRC))): $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c
+$(patsubst tests/c/test_fuzz_%.c,$(BUILD)/tests/test_fuzz_%,$(filter tests/c/test_fuzz_%.c,$(TEST_C_SRC))): \
+  $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HDR) tests/c/fuzz_replay.h
+# The Lua target's replay embeds LuaJIT and reaches the whole engine through ffi.C.
+$(BUILD)/tests/test_fuzz_lua: tests/c/test_fuzz_lua.c tests/c/test.h $(ARCHIVE)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iengine -o $@ $< -Wl,--whole-archive $(ARCHIVE) -Wl,--no-whole-archive $(LDLIBS_ENGINE) \
+	  -rdynamic $(PC_EXE_LIBS) $(LDFLAGS_SAN)
