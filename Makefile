@@ -7,6 +7,8 @@
 #   make fixtures   regenerate tests/fixtures with the Python reference (needs PyPI)
 #   make bench      benchmarks side by side with PyTorch (needs PyPI)
 #   make fuzz       each libFuzzer target of tests/fuzz for FUZZ_SECONDS (60) seconds (needs clang)
+#   make fuzz-ci    each fuzz target for FUZZ_CI_SECONDS (5) seconds, as CI runs them
+#   make check-valgrind  the test suite under valgrind memcheck (slow, build-vg/)
 #   make install    PREFIX=/usr/local
 #
 # Switches: NO_OMP=1, NO_NATIVE=1, NO_CUDA=1, CUDA_ARCHS="80 90", SAN=1.
@@ -144,7 +146,26 @@ install: all
 	cp -r datasets $(DESTDIR)$(PREFIX)/share/lacos/
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-vg
+
+# ---------------------------------------------------------------- valgrind
+# make check-valgrind: the whole test suite under valgrind's memcheck: every C
+# test, and the lacos executable for every Lua and command-line test (and every
+# lacos those start). Built in build-vg/ without -march=native (valgrind
+# 3.19 does not decode AVX-512), run with one engine thread (valgrind runs
+# threads one at a time anyway) and LACOS_TEST_SMALL=1 (the learning test
+# trains a smaller model on fewer pairs, checking memory, not the rise). Any
+# memcheck error or definitely lost block fails; tests/valgrind.supp lists
+# (and explains) the suppressed reports of libraries that are not ours.
+# Slow: about an hour; not part of make test.
+VG_BUILD := build-vg
+VALGRIND_CMD ?= valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+  --errors-for-leak-kinds=definite --num-callers=40 --suppressions=$(CURDIR)/tests/valgrind.supp
+.PHONY: check-valgrind
+check-valgrind:
+	@command -v valgrind >/dev/null || { echo "lacos: make check-valgrind needs valgrind: sudo apt-get install valgrind"; exit 1; }
+	@$(MAKE) --no-print-directory BUILD=$(VG_BUILD) NO_NATIVE=1 all $(patsubst $(BUILD)/%,$(VG_BUILD)/%,$(TEST_C_BIN))
+	@BUILD=$(VG_BUILD) LACOS_THREADS=1 LACOS_TEST_SMALL=1 VALGRIND="$(VALGRIND_CMD)" bash tests/run.sh
 
 # ---------------------------------------------------------------- reference stack
 # The Python reference (torch, transformers, peft, tokenizers, safetensors,
@@ -199,7 +220,7 @@ FUZZ_ENGINE_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(ENGINE_SRC))
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -pthread -Wno-unknown-pragmas \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined $(PC_CFLAGS)
 
-.PHONY: fuzz fuzz-build fuzz-check fuzz-ci fuzz-merge
+.PHONY: fuzz fuzz-build fuzz-check fuzz-ci fuzz-merge fuzz-coverage
 fuzz-check:
 	@command -v $(FUZZ_CC) >/dev/null || { \
 	  echo "lacos: make fuzz needs clang with libFuzzer; install it with: sudo apt-get install clang libclang-rt-14-dev"; exit 1; }
@@ -235,6 +256,13 @@ fuzz-merge: fuzz-build
 	    tests/fuzz/corpus/$$name $(FUZZ_DIR)/corpus/$$name 2>&1 | grep -E '^MERGE-OUTER: [0-9]+ new files' ; \
 	  echo "tests/fuzz/corpus/$$name: $$(ls tests/fuzz/corpus/$$name | wc -l) files, $$(du -sh tests/fuzz/corpus/$$name | cut -f1)"; \
 	done
+
+# make fuzz-coverage: line coverage of the engine by each target's corpus
+# (build/fuzz/corpus/<name>, else its seeds), from a clang source-based
+# coverage build in build/fuzz-cov/ (no sanitizers); prints each target's
+# lines covered in the engine files it is for (tests/fuzz/coverage.sh).
+fuzz-coverage: fuzz-check
+	@bash tests/fuzz/coverage.sh $(FUZZ_TARGETS)
 
 # tests/c/test_fuzz_<name>.c replays the target in the test suite: rebuild it when the target changes
 $(patsubst tests/c/test_fuzz_%.c,$(BUILD)/tests/test_fuzz_%,$(filter tests/c/test_fuzz_%.c,$(TEST_C_SRC))): \

@@ -100,7 +100,7 @@ int lacos_tensor_load_npy(lacos_tensor **out, const char *path) {
     for (int k = 0; k < ndim; k++) overflow |= __builtin_mul_overflow(want, (uint64_t)shape[k], &want);
     if (here >= 0 && fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) &&
         (overflow || want > (uint64_t)(sb.st_size - here))) {
-      s = fail(LACOS_EFORMAT, "%s: the header claims %s%.0f data bytes, but the file holds %lld after the header",
+      s = fail(LACOS_EFORMAT, "%s: file is shorter than its header says (%s%.0f data bytes claimed, %lld present)",
                path, overflow ? "more than " : "", overflow ? 18446744073709551615.0 : (double)want,
                (long long)(sb.st_size - here));
       goto done;
