@@ -9,6 +9,8 @@
 #   make fixtures   regenerate tests/fixtures with the Python reference (needs PyPI)
 #   make bench      benchmarks side by side with PyTorch (needs PyPI)
 #   make fuzz       each libFuzzer target of tests/fuzz for FUZZ_SECONDS (60) seconds (needs clang)
+#   make fuzz-ci    each fuzz target for FUZZ_CI_SECONDS (5) seconds, as CI runs them
+#   make check-valgrind  the test suite under valgrind memcheck (slow, build-vg/)
 #   make install    PREFIX=/usr/local
 #
 # Switches: NO_OMP=1, NO_NATIVE=1, NO_CUDA=1, CUDA_ARCHS="80 90", SAN=1.
@@ -193,7 +195,7 @@ install: all
 	cp -r datasets $(DESTDIR)$(PREFIX)/share/lacos/
 
 clean:
-	rm -rf build build-san build-nocuda
+	rm -rf build build-san build-nocuda build-vg
 
 # test_cuda_ops.c's op harness against the host emulation of the device
 # interface (tests/c/cuda_emul.h: the CPU on both sides). Not a test of the
@@ -212,6 +214,25 @@ check-cuda-harness: $(ARCHIVE)
 check-nocuda:
 	$(MAKE) NO_CUDA=1 BUILD=build-nocuda all build-nocuda/tests/test_cuda_ops build-nocuda/tests/test_cuda_emul
 	@BUILD=build-nocuda T=cuda bash tests/run.sh
+
+# ---------------------------------------------------------------- valgrind
+# make check-valgrind: the whole test suite under valgrind's memcheck: every C
+# test, and the lacos executable for every Lua and command-line test (and every
+# lacos those start). Built in build-vg/ without -march=native (valgrind
+# 3.19 does not decode AVX-512), run with one engine thread (valgrind runs
+# threads one at a time anyway) and LACOS_TEST_SMALL=1 (the learning test
+# trains a smaller model on fewer pairs, checking memory, not the rise). Any
+# memcheck error or definitely lost block fails; tests/valgrind.supp lists
+# (and explains) the suppressed reports of libraries that are not ours.
+# Slow: about an hour; not part of make test.
+VG_BUILD := build-vg
+VALGRIND_CMD ?= valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+  --errors-for-leak-kinds=definite --num-callers=40 --suppressions=$(CURDIR)/tests/valgrind.supp
+.PHONY: check-valgrind
+check-valgrind:
+	@command -v valgrind >/dev/null || { echo "lacos: make check-valgrind needs valgrind: sudo apt-get install valgrind"; exit 1; }
+	@$(MAKE) --no-print-directory BUILD=$(VG_BUILD) NO_NATIVE=1 all $(patsubst $(BUILD)/%,$(VG_BUILD)/%,$(TEST_C_BIN))
+	@BUILD=$(VG_BUILD) LACOS_THREADS=1 LACOS_TEST_SMALL=1 VALGRIND="$(VALGRIND_CMD)" bash tests/run.sh
 
 # ---------------------------------------------------------------- reference stack
 # The Python reference (torch, transformers, peft, tokenizers, safetensors,
@@ -241,22 +262,32 @@ bench: all venv
 # ---------------------------------------------------------------- fuzzing
 # make fuzz: builds every tests/fuzz/fuzz_<name>.c as a libFuzzer binary
 # (clang -fsanitize=fuzzer,address,undefined, against the engine sources,
-# objects in build/fuzz/obj/), seeds build/fuzz/corpus/<name>/ from
-# tests/fixtures/<name>/ and tests/fuzz/regressions/<name>/ (tests/fuzz/seed.sh),
-# and runs each target FUZZ_SECONDS (default 60) with tests/fuzz/<name>.dict
-# when there is one. A crash stops with the reproducer in build/fuzz/crashes/;
-# copy it into tests/fuzz/regressions/<name>/ so the test suite replays it.
+# objects in build/fuzz/obj/), seeds build/fuzz/corpus/<name>/ (tests/fuzz/seed.sh:
+# test fixtures, tests/fuzz/seeds/<name>/, tests/fuzz/corpus/<name>/ and the saved
+# findings of tests/fuzz/regressions/<name>/), and runs each target FUZZ_SECONDS
+# (default 60) with tests/fuzz/<name>.dict and the flags of tests/fuzz/<name>.options
+# when there are such files. FUZZ_TARGETS="tsv csv" runs only those; FUZZ_JOBS=2
+# runs two targets at a time. A finding stops with the reproducer in
+# build/fuzz/crashes/; copy it into tests/fuzz/regressions/<name>/ so the test
+# suite replays it. make fuzz-ci: every target for FUZZ_CI_SECONDS (5) on its
+# seeds, as CI runs it. make fuzz-merge: minimises the grown corpora into
+# tests/fuzz/corpus/<name>/ (committed, replayed by make test).
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
+FUZZ_CI_SECONDS ?= 5
+FUZZ_JOBS ?= 1
 FUZZ_OPTS ?=
 FUZZ_DIR := build/fuzz
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRC))
+FUZZ_HDR := $(wildcard tests/fuzz/*.h)
 FUZZ_ENGINE_OBJ := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(ENGINE_SRC))
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -pthread -Wno-unknown-pragmas \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined $(PC_CFLAGS)
 
-.PHONY: fuzz fuzz-build fuzz-check
+.PHONY: fuzz fuzz-build fuzz-check fuzz-ci fuzz-merge fuzz-coverage
 fuzz-check:
 	@command -v $(FUZZ_CC) >/dev/null || { \
 	  echo "lacos: make fuzz needs clang with libFuzzer; install it with: sudo apt-get install clang libclang-rt-14-dev"; exit 1; }
@@ -268,8 +299,10 @@ $(FUZZ_DIR)/obj/%.o: %.c engine/lacos.h engine/engine.h | fuzz-check
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_ENGINE_OBJ) | fuzz-check
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iengine -o $@ $< $(FUZZ_ENGINE_OBJ) $(PC_LIBS) -ldnnl -lm
+# -rdynamic: fuzz_lua reaches the engine through LuaJIT's ffi.C
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HDR) $(FUZZ_ENGINE_OBJ) | fuzz-check
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iengine -o $@ $< $(FUZZ_ENGINE_OBJ) $(PC_LIBS) -ldnnl -lm \
+	  $(if $(filter fuzz_lua,$(notdir $@)),-rdynamic $(PC_EXE_LIBS))
 
 fuzz-build: deps $(FUZZ_BIN)
 
@@ -277,18 +310,32 @@ fuzz-build: deps $(FUZZ_BIN)
 .SECONDARY: $(FUZZ_ENGINE_OBJ)
 
 fuzz: fuzz-build
-	@mkdir -p $(FUZZ_DIR)/crashes
-	@for b in $(FUZZ_BIN); do \
-	  name=$${b##*/fuzz_}; corpus=$(FUZZ_DIR)/corpus/$$name; \
-	  bash tests/fuzz/seed.sh $$name $$corpus || exit 1; \
-	  dict=; [ -f tests/fuzz/$$name.dict ] && dict=-dict=tests/fuzz/$$name.dict; \
-	  echo "== fuzz_$$name for $(FUZZ_SECONDS) s (corpus $$corpus)"; \
-	  $$b $$corpus $$dict -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-	    -artifact_prefix=$(FUZZ_DIR)/crashes/$$name- $(FUZZ_OPTS) 2>&1 | \
-	    grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|^"|^###### ' ; \
-	  rc=$${PIPESTATUS[0]}; \
-	  if [ $$rc -ne 0 ]; then echo "lacos: fuzz_$$name found a problem (exit $$rc); reproducer in $(FUZZ_DIR)/crashes/"; \
-	    echo "       replay: $$b <file>; keep it: cp <file> tests/fuzz/regressions/$$name/"; exit 1; fi; \
+	@FUZZ_DIR=$(FUZZ_DIR) FUZZ_OPTS="$(FUZZ_OPTS)" bash tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
+
+fuzz-ci: fuzz-build
+	@FUZZ_DIR=$(FUZZ_DIR) FUZZ_OPTS="$(FUZZ_OPTS)" bash tests/fuzz/run.sh $(FUZZ_CI_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
+
+fuzz-merge: fuzz-build
+	@for name in $(FUZZ_TARGETS); do \
+	  mkdir -p tests/fuzz/corpus/$$name $(FUZZ_DIR)/corpus/$$name; \
+	  LACOS_ROOT=$(CURDIR) $(FUZZ_DIR)/fuzz_$$name -merge=1 -timeout=10 -rss_limit_mb=2048 \
+	    $$(grep -v '^#' tests/fuzz/$$name.options 2>/dev/null) \
+	    tests/fuzz/corpus/$$name $(FUZZ_DIR)/corpus/$$name 2>&1 | grep -E '^MERGE-OUTER: [0-9]+ new files' ; \
+	  echo "tests/fuzz/corpus/$$name: $$(ls tests/fuzz/corpus/$$name | wc -l) files, $$(du -sh tests/fuzz/corpus/$$name | cut -f1)"; \
 	done
+
+# make fuzz-coverage: line coverage of the engine by each target's corpus
+# (build/fuzz/corpus/<name>, else its seeds), from a clang source-based
+# coverage build in build/fuzz-cov/ (no sanitizers); prints each target's
+# lines covered in the engine files it is for (tests/fuzz/coverage.sh).
+fuzz-coverage: fuzz-check
+	@bash tests/fuzz/coverage.sh $(FUZZ_TARGETS)
+
 # tests/c/test_fuzz_<name>.c replays the target in the test suite: rebuild it when the target changes
-$(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/tests/test_fuzz_%,$(filter $(patsubst tests/c/test_fuzz_%.c,tests/fuzz/fuzz_%.c,$(TEST_C_SRC)),$(FUZZ_SRC))): $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c
+$(patsubst tests/c/test_fuzz_%.c,$(BUILD)/tests/test_fuzz_%,$(filter tests/c/test_fuzz_%.c,$(TEST_C_SRC))): \
+  $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HDR) tests/c/fuzz_replay.h
+# The Lua target's replay embeds LuaJIT and reaches the whole engine through ffi.C.
+$(BUILD)/tests/test_fuzz_lua: tests/c/test_fuzz_lua.c tests/c/test.h $(ARCHIVE)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iengine -o $@ $< -Wl,--whole-archive $(ARCHIVE) -Wl,--no-whole-archive $(LDLIBS_ENGINE) \
+	  -rdynamic $(PC_EXE_LIBS) $(LDFLAGS_SAN)

@@ -81,8 +81,8 @@ static slot slot_of(lacos_bloom *m, int i) {
 
 static bool float_dtype(int d) { return d == LACOS_F32 || d == LACOS_F16 || d == LACOS_BF16; }
 
-static int load_one(lacos_bloom *m, int i, const lacos_tensor *t, const char *name, const char *where) {
-  const lacos_bloom_config *c = &m->cfg;
+/* Weight i of the checkpoint has the shape config.json implies and a float dtype. */
+static int check_weight(const lacos_bloom_config *c, int i, const lacos_tensor *t, const char *name, const char *where) {
   char want[64];
   int64_t rows, cols;
   bloom_weight_name(c, i, want, sizeof want, &rows, &cols);
@@ -97,6 +97,33 @@ static int load_one(lacos_bloom *m, int i, const lacos_tensor *t, const char *na
   if (!float_dtype(t->dtype))
     return fail(LACOS_EUNSUPPORTED, "%s: tensor %s is %s; BLOOM weights must be f32, f16 or bf16", where, name, lacos_dtype_name(t->dtype));
   if (!lacos_tensor_is_contiguous(t)) return fail(LACOS_EFORMAT, "%s: tensor %s is not contiguous", where, name);
+  return LACOS_OK;
+}
+
+/* Every weight the config implies is in the checkpoint with its shape,
+   checked before the model's storage is allocated: a config.json claiming
+   a far larger model than the weights beside it (corrupted, or fuzzed) fails
+   here instead of first reserving (and zeroing part of) the claimed size. */
+static int check_weights(const lacos_bloom_config *c, weight_getter get, void *ctx, const char *where, int first, int last) {
+  for (int i = first; i < last; i++) {
+    char name[64];
+    int64_t rows, cols;
+    bloom_weight_name(c, i, name, sizeof name, &rows, &cols);
+    lacos_tensor *t = NULL;
+    TRY(get(ctx, name, &t));
+    int s = check_weight(c, i, t, name, where);
+    lacos_tensor_free(t);
+    TRY(s);
+  }
+  return LACOS_OK;
+}
+
+static int load_one(lacos_bloom *m, int i, const lacos_tensor *t, const char *name, const char *where) {
+  const lacos_bloom_config *c = &m->cfg;
+  int64_t rows, cols;
+  char want[64];
+  bloom_weight_name(c, i, want, sizeof want, &rows, &cols);
+  TRY(check_weight(c, i, t, name, where));
   slot s = slot_of(m, i);
   int C = c->hidden_size, NH = c->n_head;
   if (s.vec) {
@@ -146,6 +173,7 @@ static void release_pages(const lacos_tensor *t) {
 int bloom_load_from(lacos_bloom **out, const lacos_bloom_config *cfg, const lacos_bloom_options *opt,
                     weight_getter get, void *ctx, const char *where) {
   *out = NULL;
+  TRY(check_weights(cfg, get, ctx, where, 0, bloom_weight_count(cfg)));
   lacos_bloom *m = calloc(1, sizeof *m);
   if (!m) return fail(LACOS_ENOMEM, "out of memory");
   m->cfg = *cfg;
@@ -188,6 +216,7 @@ int bloom_load_from(lacos_bloom **out, const lacos_bloom_config *cfg, const laco
 int bloom_load_cached(lacos_bloom **out, const lacos_bloom_config *cfg, const lacos_bloom_options *opt,
                       weight_getter get, void *ctx, const char *where, const char *cache) {
   *out = NULL;
+  TRY(check_weights(cfg, get, ctx, where, 0, bloom_weight_count(cfg)));
   lacos_bloom *m = calloc(1, sizeof *m);
   if (!m) return fail(LACOS_ENOMEM, "out of memory");
   m->cfg = *cfg;

@@ -422,6 +422,11 @@ int lacos_lora_load(lacos_bloom *m, const char *dir) {
   if (v && (!json_is_string(v) || strcmp(json_string_value(v), "LORA"))) { st = fail(LACOS_EUNSUPPORTED, "%s: peft_type is not LORA", path); goto done; }
   v = json_object_get(cfg, "r");
   if (!json_is_integer(v)) { st = fail(LACOS_EFORMAT, "%s: \"r\" must be an integer", path); goto done; }
+  /* checked before the cast: r = 2^32 + 4 must not load as r = 4 (found by fuzz_lora) */
+  if (json_integer_value(v) < 1 || json_integer_value(v) > 4096) {
+    st = fail(LACOS_EFORMAT, "%s: \"r\" = %lld is out of range (1 to 4096)", path, (long long)json_integer_value(v));
+    goto done;
+  }
   lc.r = (int)json_integer_value(v);
   v = json_object_get(cfg, "lora_alpha");
   if (v) { if (!json_is_number(v)) { st = fail(LACOS_EFORMAT, "%s: \"lora_alpha\" must be a number", path); goto done; } lc.alpha = json_number_value(v); }

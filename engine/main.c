@@ -6,7 +6,26 @@
    It also owns signals: the first SIGINT/SIGTERM sets the engine's
    interrupt flag and arms a Lua hook that lets the Lua side decide (the REPL
    cancels the statement, a training loop stops at the next step boundary);
-   a second one exits at once with status 130. */
+   a second one exits at once with status 130.
+
+   And it bounds memory, so that a script that allocates without end gets a
+   clear error instead of the machine's OOM killer. The Lua state allocates
+   through a counting allocator that refuses to grow the Lua heap (tables,
+   strings, ffi.new buffers) past a limit; LuaJIT turns the refusal into its
+   "not enough memory" error, which lua/lacos/cli.lua reports with the limit
+   and a non-zero exit. The limit comes from LACOS_MEMORY_LIMIT or
+   `lacos --memory-limit SIZE` (bytes with an optional k/M/G/T suffix, a
+   percentage of physical memory, or "off"). When given, it is a budget for
+   the process: the engine's allocations are capped at it too
+   (lacos_memory_set_limit), and the Lua heap may only grow while Lua heap +
+   engine allocations stay below it. When not given, the Lua heap alone is
+   capped at half the physical memory (or of the cgroup's limit, when lower),
+   far above what scripts need, and the engine is left alone. Not rlimits:
+   RLIMIT_AS counts CUDA's and AddressSanitizer's address-space reservations
+   and RLIMIT_DATA every copy-on-write mapping of a checkpoint, so either
+   would fail a 7b1 model long before memory is short. Memory-mapped
+   checkpoints and the libraries' own buffers (BLAS, oneDNN, SQLite) are not
+   counted. */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -27,6 +46,89 @@
 
 static lua_State *main_state;
 static volatile sig_atomic_t signals_seen;
+
+/* ---- the Lua heap limit (see the top comment) ---- */
+
+static lua_Alloc base_alloc;
+static void *base_ud;
+static size_t lua_heap;            /* bytes the Lua state holds through us */
+static double memory_limit;        /* 0 = none */
+static int limit_explicit;         /* given by the user: a budget shared with the engine */
+static int limit_grace;            /* after a refusal: room for the error's own handling */
+static unsigned long limit_refusals;
+enum { GRACE_BYTES = 8 << 20 };
+
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  if (ptr == NULL) osize = 0;
+  if (nsize > osize && memory_limit > 0) {
+    double total = (double)lua_heap + (double)(nsize - osize);
+    if (limit_explicit) total += lacos_memory_allocated(LACOS_CPU);
+    if (total > memory_limit + (limit_grace ? GRACE_BYTES : 0)) {
+      limit_refusals++;
+      limit_grace = 1;
+      return NULL;   /* LuaJIT raises "not enough memory"; frees never come here */
+    }
+    if (limit_grace && total < memory_limit) limit_grace = 0;
+  }
+  void *p = base_alloc(base_ud, ptr, osize, nsize);
+  if (p || nsize == 0) lua_heap = lua_heap - osize + nsize;
+  return p;
+}
+
+/* Physical memory, or the cgroup's limit when it is lower (containers). */
+static double physical_memory(void) {
+  double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+  static const char *const files[] = { "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes" };
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    FILE *f = fopen(files[i], "r");
+    if (!f) continue;
+    double v;
+    if (fscanf(f, "%lf", &v) == 1 && v > 0 && v < phys) phys = v;
+    fclose(f);
+  }
+  return phys;
+}
+
+/* "200M", "1.5GiB", "8g", "123456", "25%", "off" -> bytes (0 = no limit); -1 if unreadable. */
+static double parse_size(const char *text) {
+  if (!text) return -1;
+  while (*text == ' ') text++;
+  if (!strcmp(text, "off") || !strcmp(text, "none") || !strcmp(text, "0")) return 0;
+  char *end;
+  double v = strtod(text, &end);
+  if (end == text || !(v > 0) || v > 1e18) return -1;
+  while (*end == ' ') end++;
+  double mult = 1;
+  switch (*end) {
+  case 0: break;
+  case '%': if (end[1] || v > 100) return -1; return physical_memory() * v / 100;
+  case 'k': case 'K': mult = 1024.0; end++; break;
+  case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
+  case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
+  case 't': case 'T': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
+  case 'b': case 'B': break;
+  default: return -1;
+  }
+  if (*end == 'i') end++;
+  if (*end == 'B' || *end == 'b') end++;
+  if (*end) return -1;
+  return v * mult < 1 ? -1 : v * mult;
+}
+
+/* For lua/lacos/cli.lua (ffi.C): --memory-limit, and the error report. */
+__attribute__((visibility("default"))) int lacos_cli_memory_limit_set(const char *text) {
+  double v = parse_size(text);
+  if (v < 0) return -1;
+  memory_limit = v;
+  limit_explicit = v > 0;
+  lacos_memory_set_limit(LACOS_CPU, v);
+  return 0;
+}
+__attribute__((visibility("default"))) double lacos_cli_memory_limit(void) { return memory_limit; }
+__attribute__((visibility("default"))) int lacos_cli_memory_limit_explicit(void) { return limit_explicit; }
+__attribute__((visibility("default"))) double lacos_cli_lua_heap(void) { return (double)lua_heap; }
+__attribute__((visibility("default"))) double lacos_cli_memory_refusals(void) { return (double)limit_refusals; }
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
@@ -128,6 +230,20 @@ int main(int argc, char **argv) {
 
   lua_State *L = luaL_newstate();
   if (!L) { fprintf(stderr, "lacos: cannot create a Lua state (out of memory)\n"); return 1; }
+  /* count from here on what the state holds already */
+  base_alloc = lua_getallocf(L, &base_ud);
+  lua_heap = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+  lua_setallocf(L, limited_alloc, NULL);
+  const char *env_limit = getenv("LACOS_MEMORY_LIMIT");
+  if (env_limit && *env_limit) {
+    if (lacos_cli_memory_limit_set(env_limit) != 0) {
+      fprintf(stderr, "lacos: LACOS_MEMORY_LIMIT=%s is not a size (try 8G, 500M, 50%% or off)\n", env_limit);
+      lua_close(L);
+      return 2;
+    }
+  } else {
+    memory_limit = physical_memory() / 2;
+  }
   luaL_openlibs(L);
 
   lua_getglobal(L, "package");
@@ -158,7 +274,12 @@ int main(int argc, char **argv) {
     status = lua_pcall(L, 1, 1, -4);
   }
   int code = 0;
-  if (status != 0) {
+  if (status == LUA_ERRMEM) {
+    /* the report itself could not be made in Lua: say it from here */
+    fprintf(stderr, "lacos: out of memory: the Lua heap reached %s%.0f MiB (set LACOS_MEMORY_LIMIT or --memory-limit)\n",
+            limit_explicit ? "the memory limit of " : "its default limit of ", memory_limit / 1048576.0);
+    code = 1;
+  } else if (status != 0) {
     const char *msg = lua_tostring(L, -1);
     fprintf(stderr, "lacos: %s\n", msg ? msg : "(error object is not a string)");
     code = 1;

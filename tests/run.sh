@@ -23,6 +23,22 @@ LOG="$ROOT/$BUILD/test.log"
 pass=0 fail=0 skip=0
 failed_names=()
 
+# VALGRIND="valgrind --tool=memcheck ..." (make check-valgrind) runs every
+# program under it: the C tests directly, and the lacos executable, for the
+# Lua and command-line tests and for every lacos a test starts, through a
+# wrapper that $LACOS points at. Valgrind writes to one log per process
+# (never into the output the tests check); a log with errors counts as a
+# failure at the end.
+VG_LOGS=
+if [ -n "${VALGRIND:-}" ]; then
+  VG_LOGS="$LACOS_TEST_TMP/valgrind"
+  mkdir -p "$VG_LOGS"
+  VALGRIND="$VALGRIND --log-file=$VG_LOGS/%p.log"
+  printf '#!/bin/sh\nexec %s "%s" "$@"\n' "$VALGRIND" "$ROOT/$BUILD/lacos" > "$LACOS_TEST_TMP/lacos"
+  chmod +x "$LACOS_TEST_TMP/lacos"
+  export LACOS="$LACOS_TEST_TMP/lacos"
+fi
+
 run_one() {
   local label=$1; shift
   local out rc start end
@@ -57,7 +73,7 @@ match() { [ -z "${T:-}" ] || [[ "$1" == *"$T"* ]]; }
 for t in "$BUILD"/tests/test_*; do
   [ -x "$t" ] || continue
   match "$t" || continue
-  run_one "c/$(basename "$t")" "$t"
+  run_one "c/$(basename "$t")" ${VALGRIND:-} "$t"
 done
 for t in tests/lua/test_*.lua; do
   [ -f "$t" ] || continue
@@ -69,6 +85,30 @@ for t in tests/cli/test_*.sh; do
   match "$t" || continue
   run_one "cli/$(basename "$t")" bash "$t"
 done
+
+if [ -n "$VG_LOGS" ]; then
+  # Every process valgrind watched: errors (or definite leaks) are failures.
+  keep="$ROOT/$BUILD/valgrind"
+  rm -rf "$keep"
+  n_logs=0
+  for log in "$VG_LOGS"/*.log; do
+    [ -f "$log" ] || continue
+    n_logs=$((n_logs + 1))
+    errs=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) errors.*/\1/p' "$log" | tail -1)
+    if [ -z "$errs" ]; then
+      # killed before it could summarise (a test's timeout): nothing to judge
+      continue
+    fi
+    if [ "$errs" -gt 0 ]; then
+      mkdir -p "$keep"
+      cp "$log" "$keep/"
+      cmd=$(sed -n 's/^==[0-9]*== Command: //p' "$log" | head -1)
+      fail=$((fail + 1))
+      failed_names+=("valgrind: $errs errors in: $cmd (log $BUILD/valgrind/$(basename "$log"))")
+    fi
+  done
+  printf '%-44s %4d processes checked\n' "valgrind" "$n_logs"
+fi
 
 if [ ${#failed_names[@]} -gt 0 ]; then
   echo

@@ -9,8 +9,10 @@
 #include <string.h>
 
 static inline float fast_expf(float x0) {
-  /* Clamp for the arithmetic; below -87.3 the answer is 0, above 88.7 inf. */
-  float x = x0;
+  /* Clamp for the arithmetic; below -87.3 the answer is 0, above 88.7 inf.
+     A NaN takes part as 0 (converting rint(NaN) to int is undefined
+     behaviour, found by fuzz_bloom on NaN weights) and comes back as NaN. */
+  float x = x0 == x0 ? x0 : 0.0f;
   if (x < -87.33654f) x = -87.33654f;
   if (x > 88.72283f) x = 88.72283f;
   float n = __builtin_rintf(x * 1.44269504088896341f);
@@ -28,7 +30,7 @@ static inline float fast_expf(float x0) {
   float scale;
   memcpy(&scale, &bits, 4);
   float res = p * scale;
-  return x0 < -87.33654f ? 0.0f : res;
+  return x0 < -87.33654f ? 0.0f : (x0 == x0 ? res : x0);
 }
 
 /* BLOOM's tanh-approximated GELU written through the logistic function:

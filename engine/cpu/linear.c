@@ -9,6 +9,7 @@
    > 0, feature columns holding an |x| ≥ threshold are computed in f32
    against the dequantised weight columns and added back. */
 #include "layers.h"
+#include <float.h>
 #include <math.h>
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -72,14 +73,23 @@ void quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, f
       #pragma omp simd reduction(max:m)
       for (int c = 0; c < C; c++) { float a = fabsf(xi[c]); m = a > m ? a : m; }
     }
-    absmax[i] = m;
     float k = m > 0 ? 127.0f / m : 0.0f;
-    #pragma omp simd
+    if (!(k <= FLT_MAX)) k = 0.0f;   /* m below ~4e-37: the row is zero at int8 precision (127/m overflows) */
+    /* A NaN, or an inf (m = inf makes k 0 and inf·0 NaN), has no int8 code:
+       converting it would be undefined behaviour (found by fuzz_bloom on a
+       checkpoint whose embedding table holds NaN). Its code becomes a
+       clamped number and the row's absmax NaN, so the row's outputs are NaN
+       as on the f32 path instead of silently finite. */
+    int bad = 0;
+    #pragma omp simd reduction(|:bad)
     for (int c = 0; c < C; c++) {
       float v = xi[c];
       if (threshold > 0 && fabsf(v) >= threshold) v = 0;
-      qi[c] = (int8_t)rintf(v * k);
+      float r = rintf(v * k);
+      bad |= r != r;
+      qi[c] = (int8_t)fminf(fmaxf(r, -127.0f), 127.0f);
     }
+    absmax[i] = bad ? NAN : m;
     if (zero_cols)
       for (int j = 0; j < nc; j++) qi[cols[j]] = 0;
   }

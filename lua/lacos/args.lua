@@ -58,7 +58,9 @@ local function convert(spec, o, raw)
   local name = spec.name
   if o.type == "number" or o.type == "integer" then
     local v = tonumber(raw)
-    if not v or v ~= v then M.usage_error(name, "%s expects a number, got '%s'", o[1], raw) end
+    -- tonumber accepts "inf" and "nan": neither is a usable count or rate
+    -- (fuzz_lua found --limit inf taken as a whole number)
+    if not v or v ~= v or v == math.huge or v == -math.huge then M.usage_error(name, "%s expects a number, got '%s'", o[1], raw) end
     if o.type == "integer" and v ~= math.floor(v) then M.usage_error(name, "%s expects a whole number, got '%s'", o[1], raw) end
     if o.min and v < o.min then M.usage_error(name, "%s must be at least %s, got %s", o[1], tostring(o.min), raw) end
     if o.max and v > o.max then M.usage_error(name, "%s must be at most %s, got %s", o[1], tostring(o.max), raw) end

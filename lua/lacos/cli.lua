@@ -49,6 +49,7 @@ function M.usage()
     "  lacos -i FILE.lua [args]     run a script, then open the REPL with its globals",
     "  lacos -l MODULE ...          require MODULE before anything else",
     "  lacos COMMAND [options]      run a command (lacos COMMAND --help for its options)",
+    "  lacos --memory-limit SIZE ...  cap the memory of what follows (see below)",
     "  lacos --version, --help",
     "",
     "commands:",
@@ -58,7 +59,9 @@ function M.usage()
   end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "environment: LACOS_DB (results database, default results/lacos.db), LACOS_DATA (datasets),"
-  lines[#lines + 1] = "             LACOS_THREADS (worker threads), LACOS_HOME (the lacos tree)"
+  lines[#lines + 1] = "             LACOS_THREADS (worker threads), LACOS_HOME (the lacos tree),"
+  lines[#lines + 1] = "             LACOS_MEMORY_LIMIT (as --memory-limit: 8G, 500M, 50%, off; default: the Lua heap"
+  lines[#lines + 1] = "             may use half the physical memory)"
   return table.concat(lines, "\n")
 end
 
@@ -70,6 +73,36 @@ local function traceback(e)
   return debug.traceback(e, 2)
 end
 M.traceback = traceback
+
+-- The memory limit lives in main.c (a counting allocator under the Lua
+-- state); these reach it. Absent when the modules run in another host.
+local ffi = require "ffi"
+pcall(ffi.cdef, [[
+int lacos_cli_memory_limit_set(const char *text);
+double lacos_cli_memory_limit(void);
+int lacos_cli_memory_limit_explicit(void);
+double lacos_cli_memory_refusals(void);
+]])
+local function cli_c(name)
+  local ok, f = pcall(function() return ffi.C[name] end)
+  return ok and f or nil
+end
+
+-- LuaJIT's message for a refused allocation, turned into one that says
+-- which limit was reached and how to change it. The garbage (often the very
+-- table that grew too large) is collected first, so the report has room.
+local function memory_message(e)
+  if e ~= "not enough memory" and not (type(e) == "string" and e:match("^not enough memory\n")) then return nil end
+  collectgarbage()
+  collectgarbage()
+  local limit, explicit, refusals = cli_c("lacos_cli_memory_limit"), cli_c("lacos_cli_memory_limit_explicit"),
+                                    cli_c("lacos_cli_memory_refusals")
+  if not (limit and refusals) or refusals() == 0 then return "lacos: out of memory" end
+  return ("lacos: out of memory: the Lua heap reached %s %.0f MiB; raise it with LACOS_MEMORY_LIMIT or "
+          .. "lacos --memory-limit SIZE (e.g. 8G, 75%%, off)"):format(
+          explicit() ~= 0 and "the memory limit of" or "its default limit (half the physical memory) of", limit() / 1048576)
+end
+M.memory_message = memory_message
 
 local function is_interrupt(e)
   return type(e) == "string" and (e:match("^interrupted") or e:match("^[^\n]*: interrupted\n") or e:match("^[^\n]*: interrupted$"))
@@ -95,6 +128,8 @@ function M.call(fn, ...)
   local ok, e = xpcall(function() return fn(unpack(args, 1, args.n)) end, script_traceback)
   if ok then return 0 end
   if is_interrupt(e) then io.stderr:write("lacos: interrupted\n") return 130 end
+  local mem = memory_message(e)
+  if mem then io.stderr:write(mem, "\n") return 1 end
   io.stderr:write(tostring(e), "\n")
   return 1
 end
@@ -137,6 +172,8 @@ function M.command(name, argv)
     return 2
   end
   if is_interrupt(e) then io.stderr:write("lacos: interrupted\n") return 130 end
+  local mem = memory_message(e)
+  if mem then io.stderr:write(mem, "\n") return 1 end
   -- Engine and validation errors already say what and where; drop the traceback
   -- unless LACOS_DEBUG asks for it.
   local msg = tostring(e)
@@ -176,6 +213,16 @@ function M.main(argv)
     elseif a == "-i" then
       interactive = true
       i = i + 1
+    elseif a == "--memory-limit" or a:match("^%-%-memory%-limit=") then
+      local v = a:match("^%-%-memory%-limit=(.*)$") or argv[i + 1]
+      local set = cli_c("lacos_cli_memory_limit_set")
+      if not v then io.stderr:write("lacos: --memory-limit needs a size (e.g. 8G, 500M, 50%, off)\n") return 2 end
+      if not set then io.stderr:write("lacos: --memory-limit is not available in this host\n") return 2 end
+      if set(v) ~= 0 then
+        io.stderr:write(("lacos: --memory-limit %s is not a size (e.g. 8G, 500M, 50%%, off)\n"):format(v))
+        return 2
+      end
+      i = i + (a:find("=", 1, true) and 1 or 2)
     elseif a:sub(1, 1) == "-" and a ~= "-" then
       io.stderr:write(("lacos: unknown option %s\nsee 'lacos --help'\n"):format(a))
       return 2

@@ -101,7 +101,9 @@ local function new(kind, params, opts)
     cfg.min_8bit_size = o.min_8bit_size
   end
   local out = E.out("lacos_optim*")
-  check(C.lacos_optim_new(out, cfg))
+  -- the engine checks the numbers (lr, betas, eps, weight_decay); its
+  -- message gets the function's name like the checks above
+  if C.lacos_optim_new(out, cfg) ~= 0 then error(where .. ": " .. E.last_error(), 3) end
   local self = setmetatable({ ptr = ffi.gc(out[0], C.lacos_optim_free), kind = kind, options = o, params = {} }, Optim)
   if #params == 0 then error(where .. ": no parameters to optimise", 3) end
   for i, e in ipairs(params) do

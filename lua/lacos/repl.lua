@@ -292,6 +292,8 @@ local function run(fn, kind, quiet)
   _G.LACOS_ON_INTERRUPT = on_interrupt_quiet
   if not ok then
     local e = r[2]
+    -- a refused allocation: say which limit, after freeing the garbage
+    if type(e) == "string" then e = require("lacos.cli").memory_message(e) or e end
     if type(e) == "table" and e.interrupted then out.err(paint("31", "interrupted") .. "\n")
     else out.err(paint("31", type(e) == "table" and e.message or tostring(e)) .. "\n") end
   end

@@ -36,6 +36,17 @@ function M.new(spec)
                               describe = util.ANY }, "lacos.sweep.new")
   if type(spec.name) ~= "string" or spec.name == "" then error("lacos.sweep.new: name must be a non-empty string", 2) end
   if type(spec.axes) ~= "table" or next(spec.axes) == nil then error("lacos.sweep.new: axes must be a table of name -> list of values", 2) end
+  -- shapes checked before they are iterated or sorted (fuzz_lua found the
+  -- raw ipairs/sort errors a wrong type gave instead of these messages)
+  for k in pairs(spec.axes) do
+    if type(k) ~= "string" then error(("lacos.sweep.new: axis names must be strings, got %s"):format(type(k)), 2) end
+  end
+  if spec.order ~= nil and type(spec.order) ~= "table" then
+    error(("lacos.sweep.new: order must be a list of axis names, got %s"):format(type(spec.order)), 2)
+  end
+  if spec.fixed ~= nil and spec.fixed ~= false and type(spec.fixed) ~= "table" then
+    error(("lacos.sweep.new: fixed must be a table of option -> value, got %s"):format(type(spec.fixed)), 2)
+  end
   local order = spec.order
   if not order then
     order = {}

@@ -24,6 +24,10 @@ function M.options(opts, defaults, where, level)
   local out = {}
   for k, v in pairs(opts) do
     local d = defaults[k]
+    if v == M.REQUIRED or v == M.ANY then
+      -- the markers describe defaults; as a value one would leak into the result (found by fuzz_lua)
+      error(("%s: option '%s' is given the %s marker instead of a value"):format(where, tostring(k), tostring(v)), level)
+    end
     if d == nil then
       error(("%s: unknown option '%s' (valid: %s)"):format(where, tostring(k), table.concat(sorted_keys(defaults), ", ")), level)
     end
