@@ -146,9 +146,11 @@ probe:
 	printf ' OpenMP %s,' "$(if $(have_omp),✓,✗)"; \
 	printf ' CUDA %s\n' "$(if $(NVCC),✓ nvcc $(NVCC_VERSION): kernels for $(foreach a,$(CUDA_ARCHS),sm_$(a)),✗ (CPU only$(if $(NO_CUDA),: NO_CUDA set,: no nvcc)))"
 
-$(BUILD)/%.o: %.c engine/lacos.h engine/engine.h engine/device.h engine/bloom_internal.h $(FLAGS_STAMP)
+# -MMD -MP: every object and test depends on the headers it includes (the
+# .d files beside it), so a changed struct in any header rebuilds its users.
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/kernels/%.o: kernels/%.cu kernels/common.cuh kernels/optim_math.h engine/device.h engine/bloom_internal.h \
                       engine/cpu/layers.h engine/engine.h engine/lacos.h $(FLAGS_STAMP)
@@ -166,9 +168,11 @@ $(EXE): $(BUILD)/engine/main.o $(LIB)
 	$(CC) -o $@ $(BUILD)/engine/main.o -L$(BUILD) -llacos -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' \
 	  -rdynamic $(PC_EXE_LIBS) -lm $(if $(have_omp),-fopenmp) $(LDFLAGS_SAN)
 
-$(BUILD)/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(ARCHIVE) $(FLAGS_STAMP)
+$(BUILD)/tests/%: tests/c/%.c $(ARCHIVE) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iengine -o $@ $< $(ARCHIVE) $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
+	$(CC) $(CFLAGS) -MMD -MP -Iengine -o $@ $< $(ARCHIVE) $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # ---------------------------------------------------------------- use
 .PHONY: run test check-long install clean
@@ -295,9 +299,9 @@ fuzz-check:
 	  $(FUZZ_CC) -fsanitize=fuzzer,address,undefined -x c - -o /dev/null 2>/dev/null || { \
 	  echo "lacos: $(FUZZ_CC) cannot link -fsanitize=fuzzer; install the runtime with: sudo apt-get install libclang-rt-14-dev"; exit 1; }
 
-$(FUZZ_DIR)/obj/%.o: %.c engine/lacos.h engine/engine.h | fuzz-check
+$(FUZZ_DIR)/obj/%.o: %.c | fuzz-check
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -fsanitize=fuzzer-no-link -c $< -o $@
 
 # -rdynamic: fuzz_lua reaches the engine through LuaJIT's ffi.C
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HDR) $(FUZZ_ENGINE_OBJ) | fuzz-check
@@ -337,5 +341,5 @@ $(patsubst tests/c/test_fuzz_%.c,$(BUILD)/tests/test_fuzz_%,$(filter tests/c/tes
 # The Lua target's replay embeds LuaJIT and reaches the whole engine through ffi.C.
 $(BUILD)/tests/test_fuzz_lua: tests/c/test_fuzz_lua.c tests/c/test.h $(ARCHIVE)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iengine -o $@ $< -Wl,--whole-archive $(ARCHIVE) -Wl,--no-whole-archive $(LDLIBS_ENGINE) \
+	$(CC) $(CFLAGS) -MMD -MP -Iengine -o $@ $< -Wl,--whole-archive $(ARCHIVE) -Wl,--no-whole-archive $(LDLIBS_ENGINE) \
 	  -rdynamic $(PC_EXE_LIBS) $(LDFLAGS_SAN)

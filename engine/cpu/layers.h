@@ -57,6 +57,8 @@ typedef struct int8_scratch {
   float *tmp; size_t tmp_bytes;   /* f32 scratch (outliers, dequantised weight tiles) */
   int *cols; size_t cols_bytes;   /* outlier column indices */
   int8_t *qt; size_t qt_bytes;    /* CUDA only: transposed weight codes (kernels/linear.cu) */
+  uint8_t *u; size_t u_bytes;     /* CPUs without VNNI: split activations (linear.c, gemm_s8) */
+  int32_t *c2; size_t c2_bytes;   /* CPUs without VNNI: products of the two halves */
 } int8_scratch;
 void int8_scratch_free(int8_scratch *s);
 

@@ -45,6 +45,8 @@ void int8_scratch_free(int8_scratch *s) {
   mem_free(s->c, s->c_bytes, LACOS_CPU);
   mem_free(s->tmp, s->tmp_bytes, LACOS_CPU);
   mem_free(s->cols, s->cols_bytes, LACOS_CPU);
+  mem_free(s->u, s->u_bytes, LACOS_CPU);
+  mem_free(s->c2, s->c2_bytes, LACOS_CPU);
   memset(s, 0, sizeof *s);
 }
 
@@ -106,11 +108,55 @@ void linear_weight_row(float *dst, const linear *l, int r) {
   for (int c = 0; c < l->in; c++) dst[c] = q[c] * k;
 }
 
+/* Does oneDNN multiply int8 with VNNI (vpdpbusd: u8·s8 products summed in
+   int32)? Without it (AVX2, AVX-512 before Cascade Lake) its s8·s8 GEMM adds
+   128 to A and sums pairs of u8·s8 products in int16 (vpmaddubsw), which
+   saturates: 255·127·2 > 32767. Asked of oneDNN, so ONEDNN_MAX_CPU_ISA counts. */
+static bool int8_has_vnni(void) {
+  static int has = -1;
+  if (has < 0) {
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    has = (isa & ((unsigned)dnnl_cpu_isa_avx512_core_vnni & ~(unsigned)dnnl_cpu_isa_avx512_core)) ||
+          (isa & ((unsigned)dnnl_cpu_isa_avx2_vnni & ~(unsigned)dnnl_cpu_isa_avx2));
+  }
+  return has;
+}
+
+// c (M,N) = a (M,K) · op(b), op(b) = bᵀ (b (N,K)) for tb 'T', b (K,N) for 'N'
 static int gemm_s8(char tb, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda,
-                   const int8_t *b, int64_t ldb, int32_t *c, int64_t ldc) {
+                   const int8_t *b, int64_t ldb, int32_t *c, int64_t ldc, int8_scratch *s) {
   int32_t co = 0;
   threads_count();
-  dnnl_status_t st = dnnl_gemm_s8s8s32('N', tb, 'F', M, N, K, 1.0f, a, lda, 0, b, ldb, 0, 0.0f, c, ldc, &co);
+  dnnl_status_t st;
+  if (int8_has_vnni()) {
+    st = dnnl_gemm_s8s8s32('N', tb, 'F', M, N, K, 1.0f, a, lda, 0, b, ldb, 0, 0.0f, c, ldc, &co);
+  } else {
+    /* Exact without VNNI: a = h1 + h2 with h1 = floor(a/2) in [-64, 63] and
+       h2 = a - h1 in [-63, 64]; both halves shifted by 64 are u8 in
+       [0, 128], so a pair of products stays within int16 (128·127·2 =
+       32512), and oneDNN removes the shift (zero point 64) exactly. The two
+       halves are stacked as 2M rows of one u8·s8 GEMM and summed after. */
+    TRY(grow((void **)&s->u, &s->u_bytes, (size_t)(2 * M) * (size_t)K, "split int8 operands"));
+    TRY(grow((void **)&s->c2, &s->c2_bytes, sizeof(int32_t) * (size_t)(2 * M) * (size_t)N, "split int32 products"));
+    uint8_t *u = s->u;
+    #pragma omp parallel for schedule(static) if (M * K > 32768)
+    for (int64_t i = 0; i < M; i++) {
+      const int8_t *ai = a + i * lda;
+      uint8_t *u1 = u + i * K, *u2 = u + (M + i) * K;
+      for (int64_t k = 0; k < K; k++) {
+        int v = ai[k], h1 = v >> 1;          /* arithmetic shift: floor */
+        u1[k] = (uint8_t)(h1 + 64);
+        u2[k] = (uint8_t)(v - h1 + 64);
+      }
+    }
+    st = dnnl_gemm_u8s8s32('N', tb, 'F', 2 * M, N, K, 1.0f, u, K, 64, b, ldb, 0, 0.0f, s->c2, N, &co);
+    if (st == dnnl_success) {
+      const int32_t *c2 = s->c2;
+      #pragma omp parallel for schedule(static) if (M * N > 32768)
+      for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) c[i * ldc + j] = c2[i * N + j] + c2[(M + i) * N + j];
+    }
+  }
   if (st != dnnl_success) return fail(LACOS_EUNSUPPORTED, "oneDNN int8 GEMM failed (status %d) for %lldx%lldx%lld",
                                       (int)st, (long long)M, (long long)N, (long long)K);
   return LACOS_OK;
@@ -131,7 +177,7 @@ int linear_forward(float *out, const float *inp, linear *l, int64_t N, float thr
     TRY(grow((void **)&s->cols, &s->cols_bytes, sizeof(int) * (size_t)K_in, "outlier columns"));
     int nc = 0;
     quantize_rows(s->a, s->rs, inp, N, K_in, threshold, s->cols, &nc);
-    TRY(gemm_s8('T', N, K_out, K_in, s->a, K_in, l->q, K_in, s->c, K_out));
+    TRY(gemm_s8('T', N, K_out, K_in, s->a, K_in, l->q, K_in, s->c, K_out, s));
     const int32_t *c = s->c;
     const float *rs = s->rs, *sc = l->scale;
     #pragma omp parallel for schedule(static) if (N * K_out > 32768)
@@ -190,7 +236,7 @@ int linear_backward_input(float *dinp, const float *dout, const linear *l, int64
     for (int64_t i = 0; i < N; i++)
       for (int j = 0; j < K_out; j++) g[i * K_out + j] = dout[i * K_out + j] * sc[j];
     quantize_rows(s->a, s->rs, g, N, K_out, 0, NULL, NULL);
-    TRY(gemm_s8('N', N, K_in, K_out, s->a, K_out, l->q, K_in, s->c, K_in));
+    TRY(gemm_s8('N', N, K_in, K_out, s->a, K_out, l->q, K_in, s->c, K_in, s));
     #pragma omp parallel for schedule(static) if (N * K_in > 32768)
     for (int64_t i = 0; i < N; i++) {
       float ri = s->rs[i] * DEQ;
