@@ -254,11 +254,11 @@ end
 -- of `texts` sequences of `max_length` tokens, with and without activation
 -- checkpointing. The activation figure is the batch allocation the engine
 -- makes (engine/bloom_train.c), so it is an upper bound for shorter batches.
--- A model on "cuda" is planned against the GPU's free memory, with the
--- device's own scratch added: the int8 products' buffers of the widest
--- linear (quantised rows, int32 products, scaled gradients, transposed codes:
--- about 36 bytes per token and hidden unit plus one linear's codes), 64 MiB
--- of dequantised weight rows and cuBLASLt's 32 MiB workspace.
+-- Both devices add the int8 products' scratch of the widest linear
+-- (quantised rows, int32 products, scaled gradients: about 36 bytes per token
+-- and hidden unit). A model on "cuda" is planned against the GPU's free
+-- memory, with the device's own scratch added too: one linear's transposed
+-- codes, 64 MiB of dequantised weight rows and cuBLASLt's 32 MiB workspace.
 function M.plan(model, opts)
   local bloom = require "lacos.bloom"
   local cfg = model:config()
@@ -275,10 +275,8 @@ function M.plan(model, opts)
                  checkpointing = opts.checkpointing }
   plan.activations = opts.checkpointing and act_ckpt or act_full
   plan.device = device
-  plan.scratch = 0
-  if device == "cuda" then
-    plan.scratch = texts * opts.max_length * cfg.hidden_size * 36 + 16 * cfg.hidden_size ^ 2 + 96 * 2 ^ 20
-  end
+  plan.scratch = texts * opts.max_length * cfg.hidden_size * 36
+  if device == "cuda" then plan.scratch = plan.scratch + 16 * cfg.hidden_size ^ 2 + 96 * 2 ^ 20 end
   plan.total = plan.weights + plan.lora + plan.optimizer + plan.activations + plan.scratch
   plan.available = C.lacos_memory_available(device == "cuda" and 1 or 0)
   return plan
@@ -290,7 +288,7 @@ function M.format_plan(p)
   return ("predicted peak%s %s = weights %s + LoRA %s + optimizer %s + activations %s (%s; %s with, %s without checkpointing)%s; %s available%s")
     :format(gpu and " GPU memory" or "", b(p.total), b(p.weights), b(p.lora), b(p.optimizer), b(p.activations),
             p.checkpointing and "checkpointing on" or "checkpointing off", b(p.activations_checkpointed),
-            b(p.activations_full), gpu and (" + GPU scratch " .. b(p.scratch)) or "",
+            b(p.activations_full), (gpu and " + GPU scratch " or " + scratch ") .. b(p.scratch),
             p.available > 0 and b(p.available) or "unknown", gpu and " on the GPU" or "")
 end
 

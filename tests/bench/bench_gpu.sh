@@ -31,10 +31,11 @@ input gradients, f32 activations. PyTorch: BloomModel in 8 bits through bitsandb
 f16 activations), peft, bitsandbytes' Adam8bit. Both with activation checkpointing unless the row says
 otherwise. Median of the timed steps after one warm-up; same checkpoint, batch and GPU, same run. GPU memory:
 lacos' own allocations at their peak (weights, activations, LoRA, optimizer state, scratch) and PyTorch's
-max_memory_allocated; "device used" adds each process's CUDA context and allocator reserve.
+max_memory_allocated; "device used" adds each process's CUDA context and allocator reserve; "lacos planned" is
+the memory planner's prediction of lacos' peak (what `lacos train` checks before the first step).
 
-| date | GPU | model | P x T | ckpt | lacos s/step | lacos tokens/s | PyTorch s/step | speed-up | lacos peak GPU | PyTorch peak GPU | lacos device used | PyTorch device used |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| date | GPU | model | P x T | ckpt | lacos s/step | lacos tokens/s | PyTorch s/step | speed-up | lacos peak GPU | lacos planned | PyTorch peak GPU | lacos device used | PyTorch device used |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 HDR
 fi
 dir=$(random_model "$SHAPE")
@@ -44,14 +45,16 @@ pt=$("$VENV_PY" tests/bench/train_step_gpu_torch.py "$dir" "$P" "$STEPS" "$ids" 
   pt='{"error": "the PyTorch script failed; see '"$BENCH_DIR"'/gpu_torch.err"}'
 echo "pytorch: $pt"
 field() { "$VENV_PY" -c "import json,sys; v=json.loads(sys.argv[1]).get(sys.argv[2]); print('' if v is None else v)" "$1" "$2"; }
-gib() { [ -n "$1" ] && printf '%.2f GiB' "$(echo "$1 / 1073741824" | bc -l)" || printf 'n/a'; }
+# awk, not bc: the GPU machine's image has no bc
+div() { awk -v a="$1" -v b="$2" 'BEGIN { print a / b }'; }
+gib() { [ -n "$1" ] && printf '%.2f GiB' "$(div "$1" 1073741824)" || printf 'n/a'; }
 sl=$(field "$l" seconds_per_step); sp=$(field "$pt" seconds_per_step)
 [ -n "$sl" ] || { echo "bench_gpu: lacos failed: $(field "$l" error)"; exit 1; }
-speed=n/a; [ -n "$sp" ] && speed=$(printf '%.2fx' "$(echo "$sp / $sl" | bc -l)")
+speed=n/a; [ -n "$sp" ] && speed=$(printf '%.2fx' "$(div "$sp" "$sl")")
 torch_s=${sp:-"n/a ($(field "$pt" error))"}
-line=$(printf '| %s | %s | %s | %sx%s | %s | %.3f | %.0f | %s | %s | %s | %s | %s | %s |' "$(bench_date)" "$(field "$l" device)" \
+line=$(printf '| %s | %s | %s | %sx%s | %s | %.3f | %.0f | %s | %s | %s | %s | %s | %s | %s |' "$(bench_date)" "$(field "$l" device)" \
   "$SHAPE" "$P" "$T" "$CKPT" "$sl" "$(field "$l" tokens_per_s)" "$torch_s" "$speed" \
-  "$(gib "$(field "$l" engine_peak_gpu_bytes)")" "$(gib "$(field "$pt" max_allocated_bytes)")" \
+  "$(gib "$(field "$l" engine_peak_gpu_bytes)")" "$(gib "$(field "$l" planned_peak_bytes)")" "$(gib "$(field "$pt" max_allocated_bytes)")" \
   "$(gib "$(field "$l" device_used_bytes)")" "$(gib "$(field "$pt" device_used_bytes)")")
 echo "$line"
 echo "$line" >> "$OUT"

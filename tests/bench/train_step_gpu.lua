@@ -21,6 +21,10 @@ local opt = lacos.optim.adam8bit(m:trainable(), { lr = 2e-4 })
 local loss = lacos.loss.mnrl { scale = 20 }
 local ids, mask = lacos.tensor.load_npy(ids_path), lacos.tensor.load_npy(mask_path)
 local B = pairs_n
+-- what lacos.train would predict and check before the first step
+local plan = lacos.train.plan(m, { texts = 2 * B, max_length = T, checkpointing = ckpt ~= "off",
+                                   optimizer_bytes = opt:state_bytes() })
+io.stderr:write("lacos: " .. lacos.train.format_plan(plan) .. "\n")
 local losses = {}
 local function step(s)
   local emb, batch = m:forward_train(ids, mask, "mean", 0)
@@ -49,4 +53,4 @@ print(json.encode { impl = "lacos", device = info0.name, seconds_per_step = med,
                     engine_peak_gpu_bytes = lacos.memory("cuda").peak, weights_gpu_bytes = weights,
                     device_used_bytes = info1.total - info1.free, device_used_before_bytes = info0.total - info0.free,
                     optimizer_state_bytes = opt:state_bytes(), lora_params = m:lora_params(),
-                    checkpointing = ckpt ~= "off", load_seconds = t_load, first_loss = losses[1], last_loss = losses[#losses] })
+                    planned_peak_bytes = plan.total, checkpointing = ckpt ~= "off", load_seconds = t_load, first_loss = losses[1], last_loss = losses[#losses] })

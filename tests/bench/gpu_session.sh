@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# gpu_session.sh: what a session with a lent GPU machine runs there, in one
+# call (the machine starts bare and its time is short). Here first:
+#   make && bash tests/bench/gpu_bundle.sh     # build/lacos-gpu.tar.xz
+#   bitsandbytes unpacked into build/gpu-site  (see README-gpu.md)
+# then on the device, carry ["build/lacos-gpu.tar.xz", "build/gpu-site"]:
+#   bash tests/bench/gpu_session.sh
+# It unpacks the build, writes the bloom-7b1-shaped checkpoint in the
+# background while the CUDA tests run (op harness, parity, planner, CLI),
+# then runs the GPU training benchmark next to PyTorch + peft + bitsandbytes.
+# Logs and results/bench/gpu.md go to $OUT. STAGES=tests or STAGES=bench
+# runs one part; TEST_SECONDS and BENCH_SECONDS bound each.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+OUT=${OUT:-/tmp/gpu-session}
+mkdir -p "$OUT"
+STAGES=${STAGES:-tests bench}
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
+
+tar xJf build/lacos-gpu.tar.xz || { echo "gpu_session: cannot unpack build/lacos-gpu.tar.xz"; exit 1; }
+# lacos' libraries (Debian's, glibc 2.36) for lacos alone: PyTorch keeps its own libstdc++
+export LD_LIBRARY_PATH=$ROOT/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+py=$OUT/python3
+printf '#!/bin/sh\nunset LD_LIBRARY_PATH\n%s\nexec python3 "$@"\n' \
+  "$([ -d "$ROOT/build/gpu-site" ] && echo "export PYTHONPATH=$ROOT/build/gpu-site")" > "$py"
+chmod +x "$py"
+{ nvidia-smi; nvidia-smi -q -d CLOCK | head -30; nproc; free -g; df -h .; } > "$OUT/machine.txt" 2>&1
+stamp "machine: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1)"
+"$py" -c 'import torch, peft, transformers; print("torch", torch.__version__, "peft", peft.__version__, "transformers", transformers.__version__)
+try:
+    import bitsandbytes as b; print("bitsandbytes", b.__version__)
+except Exception as e: print("bitsandbytes missing:", e)' 2>&1 | tail -3
+
+export BENCH_DIR=$ROOT/build/bench
+mkdir -p "$BENCH_DIR/models"
+ckpt_pid=
+if [[ " $STAGES " == *" bench "* ]] && [ ! -f "$BENCH_DIR/models/${SHAPE:-bloom-7b1}/config.json" ]; then
+  build/lacos model random "${SHAPE:-bloom-7b1}" --out "$BENCH_DIR/models/${SHAPE:-bloom-7b1}" --seed 1 --dtype f16 \
+    > "$OUT/checkpoint.log" 2>&1 &
+  ckpt_pid=$!
+fi
+
+if [[ " $STAGES " == *" tests "* ]]; then
+  stamp "CUDA tests"
+  BUILD=build T=cuda timeout "${TEST_SECONDS:-240}" bash tests/run.sh 2>&1 | tail -15
+  cp build/test.log "$OUT/test.log"
+  grep -E '^(not ok|#)' build/test.log | head -80
+fi
+
+if [[ " $STAGES " == *" bench "* ]]; then
+  if [ -n "$ckpt_pid" ]; then stamp "waiting for the checkpoint"; wait "$ckpt_pid"; tail -2 "$OUT/checkpoint.log"; fi
+  stamp "GPU training benchmark"
+  BUILD=build BENCH=gpu VENV_PY=$py timeout "${BENCH_SECONDS:-300}" bash tests/bench/run.sh 2>&1 | tail -20
+  cp "$BENCH_DIR/gpu_torch.err" "$OUT/" 2>/dev/null
+  tail -30 "$OUT/gpu_torch.err" 2>/dev/null
+  cp results/bench/gpu.md "$OUT/" 2>/dev/null
+fi
+stamp "done"
