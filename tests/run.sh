@@ -65,7 +65,7 @@ run_one() {
     awk '/^not ok/{show=1; print "    " $0; next} /^ok/{show=0} show && /^#/{print "    " $0}' <<<"$out" | head -60
   fi
   pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
-  printf '%-44s %4d passed %3d failed %3d skipped  %6.1fs\n' "$label" "$p" "$f" "$s" "$(echo "$end - $start" | bc)"
+  printf '%-44s %4d passed %3d failed %3d skipped  %6.1fs\n' "$label" "$p" "$f" "$s" "$(awk -v a="$end" -v b="$start" 'BEGIN { print a - b }')"
 }
 
 match() { [ -z "${T:-}" ] || [[ "$1" == *"$T"* ]]; }

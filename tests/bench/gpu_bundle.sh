@@ -30,5 +30,8 @@ for f in "$BUILD/lacos" "$BUILD/liblacos.so" $tests; do ldd "$f"; done |
   awk '$3 ~ /^\// {print $3}' | sort -u |
   grep -vE '/(libc|libm|libdl|librt|libpthread|ld-linux-x86-64|libresolv|liblacos)\.so' |
   while read -r lib; do cp -L "$lib" "$stage/gpu-libs/"; done
+# and the Lua C modules lacos requires (lua-cjson), which no ldd shows
+mkdir -p "$stage/gpu-libs/lua"
+cp -L "$(dpkg -L lua-cjson | grep -m1 '/5\.1/cjson\.so$')" "$stage/gpu-libs/lua/"
 XZ_OPT=-9 tar cJf "$BUILD/lacos-gpu.tar.xz" -C "$stage" build gpu-libs
 ls -la "$BUILD/lacos-gpu.tar.xz"

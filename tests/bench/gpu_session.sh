@@ -22,6 +22,8 @@ stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
 tar xJf build/lacos-gpu.tar.xz || { echo "gpu_session: cannot unpack build/lacos-gpu.tar.xz"; exit 1; }
 # lacos' libraries (Debian's, glibc 2.36) for lacos alone: PyTorch keeps its own libstdc++
 export LD_LIBRARY_PATH=$ROOT/gpu-libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# Debian's Lua C modules (lua-cjson) that lacos loads through package.cpath
+export LUA_CPATH="$ROOT/gpu-libs/lua/?.so;$ROOT/build/gpu-site/?.so;;"
 py=$OUT/python3
 printf '#!/bin/sh\nunset LD_LIBRARY_PATH\n%s\nexec python3 "$@"\n' \
   "$([ -d "$ROOT/build/gpu-site" ] && echo "export PYTHONPATH=$ROOT/build/gpu-site")" > "$py"
