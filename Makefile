@@ -7,7 +7,7 @@
 #   make SAN=1 test the same under AddressSanitizer + UndefinedBehaviorSanitizer (in build-san/)
 #   make check-nocuda  build without CUDA (build-nocuda/) and run the CUDA tests there
 #   make fixtures   regenerate tests/fixtures with the Python reference (needs PyPI)
-#   make bench      benchmarks side by side with PyTorch (needs PyPI)
+#   make bench      benchmarks side by side with PyTorch (needs PyPI); bench-cuda-ops: GPU op timings
 #   make fuzz       each libFuzzer target of tests/fuzz for FUZZ_SECONDS (60) seconds (needs clang)
 #   make fuzz-ci    each fuzz target for FUZZ_CI_SECONDS (5) seconds, as CI runs them
 #   make check-valgrind  the test suite under valgrind memcheck (slow, build-vg/)
@@ -262,6 +262,15 @@ fixtures: all venv
 
 bench: all venv
 	@BUILD=$(BUILD) VENV_PY=$(VENV_PY) bash tests/bench/run.sh
+
+# The GPU op timings (tests/bench/cuda_ops.c): one BLOOM block's device ops
+# at bloom-7b1's shape, and what a training step's blocks add up to.
+.PHONY: bench-cuda-ops
+bench-cuda-ops: $(BUILD)/tests/bench_cuda_ops
+	$(BUILD)/tests/bench_cuda_ops
+$(BUILD)/tests/bench_cuda_ops: tests/bench/cuda_ops.c $(ARCHIVE) $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -Iengine -o $@ $< $(ARCHIVE) $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
 
 # ---------------------------------------------------------------- fuzzing
 # make fuzz: builds every tests/fuzz/fuzz_<name>.c as a libFuzzer binary

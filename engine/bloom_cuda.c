@@ -19,6 +19,7 @@ struct bloom_dev {
   float *emb_ln_w, *emb_ln_b, *lnf_w, *lnf_b, *slopes;
   bloom_layer *layers;       /* host array of device pointers, shaped as m->layers */
   int8_scratch scratch;      /* device buffers for the int8 products */
+  attn_scratch attn;         /* and for attention's gathered heads and scores */
   void *ws; size_t ws_bytes; /* inference workspace */
 };
 
@@ -33,6 +34,7 @@ void bloom_cuda_free(lacos_bloom *m) {
   dev_free(d->wte_scale, d->wte_scale_bytes);
   dev_free(d->ws, d->ws_bytes);
   int8_scratch_free_cuda(&d->scratch);
+  attn_scratch_free_cuda(&d->attn);
   free(d->layers);
   free(d);
   m->dev = NULL;
@@ -148,7 +150,7 @@ static int block_forward_infer_cuda(lacos_bloom *m, int l, float *x, float *buf,
   TRY(layernorm_forward_cuda(a, NULL, NULL, x, ly->ln1_w, ly->ln1_b, N, C, eps));
   TRY(linear_cuda(m, l, T_QKV, qkv, a, N));
   TRY(lora_apply_cuda(m, l, T_QKV, qkv, a, N, h));
-  TRY(attention_forward_cuda(att, NULL, qkv, mask, m->dev->slopes, B, T, C, c->n_head));
+  TRY(attention_forward_cuda(att, NULL, qkv, mask, m->dev->slopes, B, T, C, c->n_head, &m->dev->attn));
   TRY(linear_cuda(m, l, T_DENSE, a, att, N));
   TRY(lora_apply_cuda(m, l, T_DENSE, a, att, N, h));
   TRY(add_inplace_cuda(x, a, N * C));
@@ -253,7 +255,7 @@ static int block_forward_train_cuda(lacos_bloom *m, lacos_bloom_batch *b, int l,
   float eps = (float)m->cfg.layer_norm_epsilon;
   TRY(layernorm_forward_cuda(a->ln1, a->ln1_mean, a->ln1_rstd, a->x_in, ly->ln1_w, ly->ln1_b, N, C, eps));
   TRY(adapted_linear_cuda(m, b, l, T_QKV, a->qkv, a->ln1, a->h[T_QKV]));
-  TRY(attention_forward_cuda(a->att, a->probs, a->qkv, b->d_mask, m->dev->slopes, b->B, b->T, C, NH));
+  TRY(attention_forward_cuda(a->att, a->probs, a->qkv, b->d_mask, m->dev->slopes, b->B, b->T, C, NH, &m->dev->attn));
   TRY(adapted_linear_cuda(m, b, l, T_DENSE, a->res1, a->att, a->h[T_DENSE]));
   TRY(add_inplace_cuda(a->res1, a->x_in, N * C));
   TRY(layernorm_forward_cuda(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, ly->ln2_w, ly->ln2_b, N, C, eps));
@@ -284,7 +286,7 @@ int bloom_forward_train_cuda(lacos_tensor **emb, lacos_bloom_batch **out, lacos_
   memcpy(b->ids, ids->data, sizeof(int32_t) * (size_t)N);
   memcpy(b->mask, mask->data, sizeof(int32_t) * (size_t)N);
   double floats = bloom_batch_floats(&m->cfg, B, T, r, m->lora ? m->lora->targets : 0, b->checkpointed);
-  floats += (double)B * C + (double)B * NH * T + 2.0 * (double)N;   /* pooled, attention scratch, ids, mask */
+  floats += (double)B * C + 2.0 * (double)N;   /* pooled, ids, mask */
   if (floats * 4 > 1e15) { lacos_bloom_batch_free(b); return fail(LACOS_ELIMIT, "batch of %d x %d is too large", B, T); }
   b->bytes = (size_t)floats * sizeof(float);
   b->mem = dev_alloc(b->bytes, "training activations (GPU)");
@@ -303,7 +305,6 @@ int bloom_forward_train_cuda(lacos_tensor **emb, lacos_bloom_batch **out, lacos_
   b->dh = p; p += N * (r > 0 ? r : 1);
   b->xd = p; p += 4 * N * C;
   b->d_pooled = p; p += (int64_t)B * C;
-  b->d_pdp = p; p += (int64_t)B * NH * T;
   b->d_ids = (int32_t *)p; p += N;
   b->d_mask = (int32_t *)p;
   size_t nc_bytes = sizeof(float) * (size_t)N * C;
@@ -360,7 +361,7 @@ static int block_backward_cuda(lacos_bloom *m, lacos_bloom_batch *b, int l, cons
   TRY(layernorm_backward_cuda(d, NULL, NULL, d_ln, a->res1, ly->ln2_w, a->ln2_mean, a->ln2_rstd, N, C));
   TRY(linear_back_cuda(m, b, l, T_DENSE, d_att, d, a->att, a->h[T_DENSE]));
   TRY(dev_zero(d_qkv, sizeof(float) * (size_t)N * 3 * C));
-  TRY(attention_backward_cuda(d_qkv, d_att, a->probs, a->qkv, b->d_mask, b->B, b->T, C, NH, b->d_pdp));
+  TRY(attention_backward_cuda(d_qkv, d_att, a->probs, a->qkv, b->d_mask, b->B, b->T, C, NH, &m->dev->attn));
   if (!need_dx && !lora_slot_for(m, l, T_QKV)) return LACOS_OK;
   TRY(linear_back_cuda(m, b, l, T_QKV, d_ln, d_qkv, a->ln1, a->h[T_QKV]));
   if (need_dx) TRY(layernorm_backward_cuda(d, NULL, NULL, d_ln, a->x_in, ly->ln1_w, a->ln1_mean, a->ln1_rstd, N, C));

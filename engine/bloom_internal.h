@@ -99,7 +99,6 @@ struct lacos_bloom_batch {
   int device;
   int32_t *d_ids, *d_mask;
   float *d_pooled;           /* (B,C): the embeddings, then their gradient */
-  float *d_pdp;              /* (B·NH·T): attention backward scratch */
 };
 
 /* bloom_train.c, shared with bloom_cuda.c: the batch layout (one formula

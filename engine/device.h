@@ -69,12 +69,16 @@ int layernorm_backward_cuda(float *dinp, float *dweight, float *dbias, const flo
                             const float *weight, const float *mean, const float *rstd, int64_t N, int C);
 int gelu_forward_cuda(float *out, const float *inp, int64_t n);
 int gelu_backward_cuda(float *dinp, const float *inp, const float *dout, int64_t n);
+/* The attention twins multiply through batched GEMMs over heads gathered
+   into contiguous blocks; s holds those blocks (and the scores when probs is
+   NULL), grown on demand, at most about 256 MiB (kernels/attention.cu), and
+   freed with attn_scratch_free_cuda. */
+typedef struct attn_scratch { float *buf; size_t bytes; } attn_scratch;
+void attn_scratch_free_cuda(attn_scratch *s);
 int attention_forward_cuda(float *out, float *probs, const float *qkv, const int32_t *mask, const float *slopes,
-                           int B, int T, int C, int NH);
-/* scratch: B·NH·T floats (each query row's Σ_j p·dp, which the CPU keeps in
-   a local variable). */
+                           int B, int T, int C, int NH, attn_scratch *s);
 int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                            const int32_t *mask, int B, int T, int C, int NH, float *scratch);
+                            const int32_t *mask, int B, int T, int C, int NH, attn_scratch *s);
 int pooling_forward_cuda(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode);
 int pooling_backward_cuda(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode);
 int residual_forward_cuda(float *out, const float *a, const float *b, int64_t n);
@@ -113,6 +117,11 @@ int sgemm_tn_cuda(float *c, const float *a, const float *b, int M, int N, int K,
    the flag is set; lda/ldb/ldc are row strides in elements. */
 int gemm_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
               const void *b, int ldb, float beta, float *c, int ldc);
+/* The same `batch` times, the i-th product on a + i·stride_a, b + i·stride_b,
+   c + i·stride_c (strides in elements). */
+int gemm_batched_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
+                      int64_t stride_a, const void *b, int ldb, int64_t stride_b, float beta, float *c, int ldc,
+                      int64_t stride_c, int batch);
 
 /* ---- LoRA (kernels/lora.cu, twins of lora.c's layer functions) ---- */
 

@@ -51,14 +51,15 @@ int gelu_backward_cuda(float *dinp, const float *inp, const float *dout, int64_t
   (void)dinp; (void)inp; (void)dout; (void)n;
   return no_cuda();
 }
+void attn_scratch_free_cuda(attn_scratch *s) { (void)s; }
 int attention_forward_cuda(float *out, float *probs, const float *qkv, const int32_t *mask, const float *slopes,
-                           int B, int T, int C, int NH) {
-  (void)out; (void)probs; (void)qkv; (void)mask; (void)slopes; (void)B; (void)T; (void)C; (void)NH;
+                           int B, int T, int C, int NH, attn_scratch *s) {
+  (void)out; (void)probs; (void)qkv; (void)mask; (void)slopes; (void)B; (void)T; (void)C; (void)NH; (void)s;
   return no_cuda();
 }
 int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                            const int32_t *mask, int B, int T, int C, int NH, float *scratch) {
-  (void)dqkv; (void)dout; (void)probs; (void)qkv; (void)mask; (void)B; (void)T; (void)C; (void)NH; (void)scratch;
+                            const int32_t *mask, int B, int T, int C, int NH, attn_scratch *s) {
+  (void)dqkv; (void)dout; (void)probs; (void)qkv; (void)mask; (void)B; (void)T; (void)C; (void)NH; (void)s;
   return no_cuda();
 }
 int pooling_forward_cuda(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode) {
@@ -115,6 +116,13 @@ int gemm_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float 
               const void *b, int ldb, float beta, float *c, int ldc) {
   (void)dtype; (void)trans_a; (void)trans_b; (void)M; (void)N; (void)K; (void)alpha; (void)a; (void)lda; (void)b;
   (void)ldb; (void)beta; (void)c; (void)ldc;
+  return no_cuda();
+}
+int gemm_batched_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
+                      int64_t stride_a, const void *b, int ldb, int64_t stride_b, float beta, float *c, int ldc,
+                      int64_t stride_c, int batch) {
+  (void)dtype; (void)trans_a; (void)trans_b; (void)M; (void)N; (void)K; (void)alpha; (void)a; (void)lda;
+  (void)stride_a; (void)b; (void)ldb; (void)stride_b; (void)beta; (void)c; (void)ldc; (void)stride_c; (void)batch;
   return no_cuda();
 }
 int lora_forward_cuda(const lacos_bloom *m, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -143,7 +144,21 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   luaL_error(L, "interrupted");
 }
 
+/* One interrupt can arrive twice: `timeout` signals its child and then its
+   whole process group, and a shell's kill may race a terminal's. Deliveries
+   within 50 ms of the first count as that one (no hand presses Ctrl-C twice
+   that fast); clock_gettime is async-signal-safe. */
+static double first_signal_at;
+static double monotonic_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static void on_signal(int sig) {
+  double t = monotonic_seconds();
+  if (signals_seen == 1 && t - first_signal_at < 0.05) return;
+  if (signals_seen == 0) first_signal_at = t;
   signals_seen++;
   if (signals_seen > 1) {
     static const char msg[] = "\nlacos: second interrupt, exiting now\n";

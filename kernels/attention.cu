@@ -5,43 +5,95 @@
    polynomial exp, then ·v. ALiBi positions are the mask's running count
    from the first real token, found with warp ballots.
 
-   One warp per query row (b, h, i): lanes take keys for the scores and
-   head channels for the output. The backward pass runs in two kernels so no
-   two warps write one element: per query row (dp = dout·v, Σ p·dp, dq),
-   then per key row (dv, dk, which need the rows' Σ p·dp from the first).
-   Sums over keys run in ascending order like the CPU's loops; dot products
-   over the head channels are ordered differently (the CPU vectorises them),
-   so results agree to rounding, not to the bit. */
+   The products run as strided batched f32 GEMMs (cuBLASLt, no TF32) over
+   the B·NH heads: q·kᵀ, p·v, and in the backward pass dout·vᵀ, pᵀ·dout,
+   ds·k, dsᵀ·q. A head's rows are strided inside qkv (row stride 3C, head
+   offset h·HD), which no single batch stride describes, so the heads are
+   first gathered into contiguous (head, T, HD) blocks and the results
+   scattered back. The masked softmax and its backward are one warp per
+   query row. An earlier version did everything in per-row warps (dot
+   products with one key per lane, uncoalesced): on a bloom-7b1 shape it
+   was most of a training step.
+
+   Work goes in chunks of heads so that the scratch (gathered q, k, v and
+   their gradients, and a T×T score block per head) stays under
+   ATTN_CHUNK_BYTES, whatever the batch. Sums over the head channels run in
+   cuBLAS's order, not the CPU's, so results agree to rounding, not to the
+   bit. */
 #include "common.cuh"
 
 enum { FULL = 0xffffffffu };
+/* scratch per chunk of heads; one head's T×T scores may exceed it alone */
+static const size_t ATTN_CHUNK_BYTES = (size_t)256 << 20;
+/* longest sequence: one head's T×T f32 scores in at most 1 GiB (T ≈ 16k) */
+static const size_t ATTN_HEAD_MAX_BYTES = (size_t)1 << 30;
 
-/* Warps per block: 4 where the per-warp shared memory allows, else 1. */
-static int attention_warps(size_t per_warp_floats, int *warps) {
-  size_t limit = 48 * 1024;
-  if (4 * per_warp_floats * sizeof(float) <= limit) *warps = 4;
-  else if (per_warp_floats * sizeof(float) <= limit) *warps = 1;
-  else return fail(LACOS_ELIMIT, "attention on CUDA: %zu floats of shared memory per query row exceed 48 KiB "
-                                 "(sequence too long for these kernels)", per_warp_floats);
+extern "C" void attn_scratch_free_cuda(attn_scratch *s) {
+  dev_free(s->buf, s->bytes);
+  s->buf = NULL;
+  s->bytes = 0;
+}
+
+static int attn_grow(attn_scratch *s, size_t bytes) {
+  if (s->bytes >= bytes) return LACOS_OK;
+  attn_scratch_free_cuda(s);
+  s->buf = (float *)dev_alloc(bytes, "attention scratch (GPU)");
+  if (!s->buf) return lacos_last_status();
+  s->bytes = bytes;
   return LACOS_OK;
 }
 
-// out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C), mask (B,T), slopes (NH)
-__global__ void attention_forward_kernel(float *out, float *probs, const float *qkv, const int32_t *mask,
-                                         const float *slopes, int B, int T, int C, int NH, float scale) {
-  extern __shared__ float sm[];
-  int HD = C / NH, C3 = 3 * C;
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + warp;
-  if (row >= (int64_t)B * NH * T) return;   /* whole warps leave together */
-  float *q = sm + (size_t)warp * (HD + T), *p = q + HD;
-  int i = (int)(row % T), h = (int)((row / T) % NH), b = (int)(row / ((int64_t)T * NH));
-  const int32_t *mb = mask + (int64_t)b * T;
-  const float *qrow = qkv + ((int64_t)b * T + i) * C3 + h * HD;
-  for (int e = lane; e < HD; e += 32) q[e] = qrow[e];
-  __syncwarp();
+/* Heads per chunk for `per_head` floats of scratch each, and the check
+   that one head fits at all. */
+static int attn_chunk(int64_t heads, size_t per_head, size_t score_bytes, int64_t *chunk) {
+  if (score_bytes > ATTN_HEAD_MAX_BYTES)
+    return fail(LACOS_ELIMIT, "attention on CUDA: a %.0f MiB block of scores per head (sequence too long; at most "
+                              "about 16k tokens)", score_bytes / 1048576.0);
+  int64_t c = (int64_t)(ATTN_CHUNK_BYTES / (per_head * sizeof(float)));
+  if (c < 1) c = 1;
+  if (c > heads) c = heads;
+  *chunk = c;
+  return LACOS_OK;
+}
+
+/* dst (G,T,HD) = the heads g0.. of src, whose head g = b·NH + h starts at
+   src + b·T·ld + off + h·HD with rows ld apart. */
+__global__ void gather_heads_kernel(float *dst, const float *src, int64_t g0, int64_t G, int T, int HD, int NH,
+                                    int64_t ld, int64_t off) {
+  GRID_STRIDE(k, G * T * HD) {
+    int64_t g = g0 + k / ((int64_t)T * HD);
+    int t = (int)((k / HD) % T), e = (int)(k % HD);
+    int64_t b = g / NH, h = g % NH;
+    dst[k] = src[(b * T + t) * ld + off + h * HD + e];
+  }
+}
+
+/* The inverse: dst (rows ld apart, at off) = or += src (G,T,HD). */
+__global__ void scatter_heads_kernel(float *dst, const float *src, int64_t g0, int64_t G, int T, int HD, int NH,
+                                     int64_t ld, int64_t off, bool accumulate) {
+  GRID_STRIDE(k, G * T * HD) {
+    int64_t g = g0 + k / ((int64_t)T * HD);
+    int t = (int)((k / HD) % T), e = (int)(k % HD);
+    int64_t b = g / NH, h = g % NH;
+    float *d = dst + (b * T + t) * ld + off + h * HD + e;
+    *d = accumulate ? *d + src[k] : src[k];
+  }
+}
+
+/* In place over s (G,T,T), one warp per query row i of head g0 + r / T:
+   s_ij (already scaled q·k) + slope·pos_j where j ≤ i and key j is real,
+   −FLT_MAX elsewhere, then the softmax. */
+__global__ void masked_softmax_kernel(float *s, const int32_t *mask, const float *slopes, int64_t g0, int64_t G,
+                                      int T, int NH) {
+  int lane = threadIdx.x & 31;
+  int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  if (r >= G * T) return;   /* whole warps leave together */
+  int64_t g = g0 + r / T;
+  int i = (int)(r % T), h = (int)(g % NH);
+  const int32_t *mb = mask + (g / NH) * T;
+  float *p = s + r * T;
   float slope = slopes[h], mx = -FLT_MAX;
-  int run = 0;   /* real keys before this chunk */
+  int run = 0;   /* real keys before this chunk of 32 */
   for (int j0 = 0; j0 < T; j0 += 32) {
     int j = j0 + lane;
     int mj = j < T && mb[j] != 0;
@@ -49,15 +101,9 @@ __global__ void attention_forward_kernel(float *out, float *probs, const float *
     float pos = mj ? (float)(run + __popc(bal & ((1u << lane) - 1))) : 0.0f;
     run += __popc(bal);
     if (j < T) {
-      float s = -FLT_MAX;
-      if (j <= i && mj) {
-        const float *k = qkv + ((int64_t)b * T + j) * C3 + C + h * HD;
-        float d = 0;
-        for (int e = 0; e < HD; e++) d += q[e] * k[e];
-        s = d * scale + slope * pos;
-      }
-      p[j] = s;
-      mx = s > mx ? s : mx;
+      float v = j <= i && mj ? p[j] + slope * pos : -FLT_MAX;
+      p[j] = v;
+      mx = v > mx ? v : mx;
     }
   }
   mx = warp_max(mx);
@@ -65,21 +111,7 @@ __global__ void attention_forward_kernel(float *out, float *probs, const float *
   for (int j = lane; j < T; j += 32) { float x = fast_expf_dev(p[j] - mx); p[j] = x; sum += x; }
   sum = warp_sum(sum);
   float inv = 1.0f / sum;
-  for (int j = lane; j < T; j += 32) {
-    p[j] *= inv;
-    if (probs) probs[row * T + j] = p[j];
-  }
-  __syncwarp();
-  float *o = out + ((int64_t)b * T + i) * C + h * HD;
-  for (int e = lane; e < HD; e += 32) {
-    float acc = 0;
-    for (int j = 0; j < T; j++) {
-      float pj = p[j];
-      if (pj == 0.0f) continue;
-      acc += pj * qkv[((int64_t)b * T + j) * C3 + 2 * C + h * HD + e];
-    }
-    o[e] = acc;
-  }
+  for (int j = lane; j < T; j += 32) p[j] *= inv;
 }
 
 /* First real token of a sequence (T when none), the same in every lane. */
@@ -93,111 +125,106 @@ __device__ int first_token(const int32_t *mb, int T) {
   return T;
 }
 
-/* Per query row: dp_j = dout_i·v_j (kept in shared memory), pdp = Σ_j p_ij·dp_j
-   (to scratch), and, unless the row saw no real key, dq_i += Σ_j ds_ij·k_j. */
-__global__ void attention_backward_rows_kernel(float *dqkv, float *pdp_out, const float *dout, const float *probs,
-                                               const float *qkv, const int32_t *mask, int B, int T, int C, int NH,
-                                               float scale) {
-  extern __shared__ float sm[];
-  int HD = C / NH, C3 = 3 * C;
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int64_t row = (int64_t)blockIdx.x * (blockDim.x >> 5) + warp;
-  if (row >= (int64_t)B * NH * T) return;
-  float *go = sm + (size_t)warp * (HD + T), *dp = go + HD;
-  int i = (int)(row % T), h = (int)((row / T) % NH), b = (int)(row / ((int64_t)T * NH));
-  const float *grow = dout + ((int64_t)b * T + i) * C + h * HD;
-  for (int e = lane; e < HD; e += 32) go[e] = grow[e];
-  __syncwarp();
-  bool blind = first_token(mask + (int64_t)b * T, T) > i;
-  const float *p = probs + row * T;
+/* Softmax backward in place over dp (G,T,T) = dout·vᵀ, one warp per query
+   row: ds_ij = p_ij·(dp_ij − Σ_j p_ij·dp_ij)·scale, and 0 for a row that saw
+   no real key (its scores were constant: no gradient to q or k). */
+__global__ void softmax_backward_kernel(float *dp, const float *probs, const int32_t *mask, int64_t g0, int64_t G,
+                                       int T, int NH, float scale) {
+  int lane = threadIdx.x & 31;
+  int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  if (r >= G * T) return;
+  int64_t g = g0 + r / T;
+  int i = (int)(r % T);
+  bool blind = first_token(mask + (g / NH) * T, T) > i;
+  float *d = dp + r * T;
+  const float *p = probs + r * T;
   float part = 0;
-  for (int j = lane; j < T; j += 32) {
-    float pj = p[j], d = 0;
-    if (pj != 0.0f) {
-      const float *v = qkv + ((int64_t)b * T + j) * C3 + 2 * C + h * HD;
-      for (int e = 0; e < HD; e++) d += go[e] * v[e];
-    }
-    dp[j] = d;
-    part += pj * d;
-  }
+  for (int j = lane; j < T; j += 32) part += p[j] * d[j];
   float pdp = warp_sum(part);
-  if (lane == 0) pdp_out[row] = pdp;
-  if (blind) return;
-  __syncwarp();
-  float *dq = dqkv + ((int64_t)b * T + i) * C3 + h * HD;
-  for (int e = lane; e < HD; e += 32) {
-    float acc = 0;
-    for (int j = 0; j < T; j++) {
-      float pj = p[j];
-      if (pj == 0.0f) continue;
-      float ds = pj * (dp[j] - pdp) * scale;
-      acc += ds * qkv[((int64_t)b * T + j) * C3 + C + h * HD + e];
-    }
-    dq[e] += acc;
-  }
+  for (int j = lane; j < T; j += 32) d[j] = blind ? 0.0f : p[j] * (d[j] - pdp) * scale;
 }
 
-/* Per key row j: dv_j += Σ_i p_ij·dout_i (every row, blind ones too) and
-   dk_j += Σ_i ds_ij·q_i over the rows that saw a real key. */
-__global__ void attention_backward_keys_kernel(float *dqkv, const float *pdp, const float *dout, const float *probs,
-                                               const float *qkv, const int32_t *mask, int B, int T, int C, int NH,
-                                               float scale) {
-  int HD = C / NH, C3 = 3 * C;
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int64_t key = (int64_t)blockIdx.x * (blockDim.x >> 5) + warp;
-  if (key >= (int64_t)B * NH * T) return;
-  int j = (int)(key % T), h = (int)((key / T) % NH), b = (int)(key / ((int64_t)T * NH));
-  int first = first_token(mask + (int64_t)b * T, T);
-  const float *v = qkv + ((int64_t)b * T + j) * C3 + 2 * C + h * HD;
-  float *dk = dqkv + ((int64_t)b * T + j) * C3 + C + h * HD;
-  float *dv = dqkv + ((int64_t)b * T + j) * C3 + 2 * C + h * HD;
-  int64_t rows = ((int64_t)b * NH + h) * T;
-  for (int i = 0; i < T; i++) {
-    float pij = probs[(rows + i) * T + j];
-    if (pij == 0.0f) continue;
-    const float *go = dout + ((int64_t)b * T + i) * C + h * HD;
-    float d = 0;
-    for (int e = lane; e < HD; e += 32) {
-      dv[e] += pij * go[e];
-      d += go[e] * v[e];
-    }
-    if (first > i) continue;
-    float ds = pij * (warp_sum(d) - pdp[rows + i]) * scale;
-    const float *q = qkv + ((int64_t)b * T + i) * C3 + h * HD;
-    for (int e = lane; e < HD; e += 32) dk[e] += ds * q[e];
-  }
-}
-
-extern "C" int attention_forward_cuda(float *out, float *probs, const float *qkv, const int32_t *mask,
-                                      const float *slopes, int B, int T, int C, int NH) {
-  int64_t rows = (int64_t)B * NH * T;
-  if (rows == 0) return LACOS_OK;
-  int HD = C / NH, warps = 1;
-  TRY(attention_warps((size_t)HD + T, &warps));
-  TRY(cuda_init());
-  unsigned blocks = (unsigned)((rows + warps - 1) / warps);
-  size_t shared = sizeof(float) * (size_t)warps * (HD + T);
-  attention_forward_kernel<<<blocks, 32 * warps, shared, cuda_stream()>>>(out, probs, qkv, mask, slopes, B, T, C, NH,
-                                                                          1.0f / sqrtf((float)HD));
-  LAUNCH_CHECK("attention_forward_kernel");
+static int rows_launch(int64_t rows, unsigned *blocks) {
+  int64_t b = (rows + 7) / 8;   /* 8 warps per block */
+  if (b > 0x7fffffff) return fail(LACOS_ELIMIT, "attention on CUDA: %lld query rows is too many", (long long)rows);
+  *blocks = (unsigned)b;
   return LACOS_OK;
 }
 
-extern "C" int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                                       const int32_t *mask, int B, int T, int C, int NH, float *scratch) {
-  int64_t rows = (int64_t)B * NH * T;
-  if (rows == 0) return LACOS_OK;
-  int HD = C / NH, warps = 1;
-  TRY(attention_warps((size_t)HD + T, &warps));
+// out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C), mask (B,T), slopes (NH)
+extern "C" int attention_forward_cuda(float *out, float *probs, const float *qkv, const int32_t *mask,
+                                      const float *slopes, int B, int T, int C, int NH, attn_scratch *s) {
+  int64_t heads = (int64_t)B * NH, TT = (int64_t)T * T;
+  if (heads == 0 || T == 0) return LACOS_OK;
+  int HD = C / NH;
+  int64_t THD = (int64_t)T * HD;
+  /* per head: q, k, v, out (T·HD each) and, without probs, its scores */
+  int64_t chunk = 1;
+  TRY(attn_chunk(heads, (size_t)(4 * THD + (probs ? 0 : TT)), sizeof(float) * (size_t)TT, &chunk));
   TRY(cuda_init());
+  TRY(attn_grow(s, sizeof(float) * (size_t)chunk * (size_t)(4 * THD + (probs ? 0 : TT))));
+  float *q = s->buf, *k = q + chunk * THD, *v = k + chunk * THD, *o = v + chunk * THD, *sc = o + chunk * THD;
   float scale = 1.0f / sqrtf((float)HD);
-  unsigned blocks = (unsigned)((rows + warps - 1) / warps);
-  size_t shared = sizeof(float) * (size_t)warps * (HD + T);
-  attention_backward_rows_kernel<<<blocks, 32 * warps, shared, cuda_stream()>>>(dqkv, scratch, dout, probs, qkv, mask,
-                                                                                B, T, C, NH, scale);
-  LAUNCH_CHECK("attention_backward_rows_kernel");
-  attention_backward_keys_kernel<<<(unsigned)((rows + 3) / 4), 128, 0, cuda_stream()>>>(dqkv, scratch, dout, probs,
-                                                                                        qkv, mask, B, T, C, NH, scale);
-  LAUNCH_CHECK("attention_backward_keys_kernel");
+  cudaStream_t st = cuda_stream();
+  for (int64_t g0 = 0; g0 < heads; g0 += chunk) {
+    int64_t G = heads - g0 < chunk ? heads - g0 : chunk;
+    float *p = probs ? probs + g0 * TT : sc;
+    unsigned gb = grid_for(G * THD), rb = 0;
+    gather_heads_kernel<<<gb, THREADS, 0, st>>>(q, qkv, g0, G, T, HD, NH, 3 * (int64_t)C, 0);
+    gather_heads_kernel<<<gb, THREADS, 0, st>>>(k, qkv, g0, G, T, HD, NH, 3 * (int64_t)C, C);
+    gather_heads_kernel<<<gb, THREADS, 0, st>>>(v, qkv, g0, G, T, HD, NH, 3 * (int64_t)C, 2 * (int64_t)C);
+    LAUNCH_CHECK("gather_heads_kernel");
+    // p (G,T,T) = scale · q·kᵀ
+    TRY(gemm_batched_cuda(LACOS_F32, false, true, T, T, HD, scale, q, HD, THD, k, HD, THD, 0.0f, p, T, TT, (int)G));
+    TRY(rows_launch(G * T, &rb));
+    masked_softmax_kernel<<<rb, 256, 0, st>>>(p, mask, slopes, g0, G, T, NH);
+    LAUNCH_CHECK("masked_softmax_kernel");
+    // o (G,T,HD) = p·v
+    TRY(gemm_batched_cuda(LACOS_F32, false, false, T, HD, T, 1.0f, p, T, TT, v, HD, THD, 0.0f, o, HD, THD, (int)G));
+    scatter_heads_kernel<<<gb, THREADS, 0, st>>>(out, o, g0, G, T, HD, NH, C, 0, false);
+    LAUNCH_CHECK("scatter_heads_kernel");
+  }
+  return LACOS_OK;
+}
+
+// dqkv (B,T,3C) +=, dout (B,T,C), probs (B,NH,T,T), qkv (B,T,3C), mask (B,T)
+extern "C" int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
+                                       const int32_t *mask, int B, int T, int C, int NH, attn_scratch *s) {
+  int64_t heads = (int64_t)B * NH, TT = (int64_t)T * T;
+  if (heads == 0 || T == 0) return LACOS_OK;
+  int HD = C / NH;
+  int64_t THD = (int64_t)T * HD, C3 = 3 * (int64_t)C;
+  /* per head: q, k, v, dout, dq, dk, dv (T·HD each) and dp/ds (T·T) */
+  int64_t chunk = 1;
+  TRY(attn_chunk(heads, (size_t)(7 * THD + TT), sizeof(float) * (size_t)TT, &chunk));
+  TRY(cuda_init());
+  TRY(attn_grow(s, sizeof(float) * (size_t)chunk * (size_t)(7 * THD + TT)));
+  float *q = s->buf, *k = q + chunk * THD, *v = k + chunk * THD, *go = v + chunk * THD, *dq = go + chunk * THD,
+        *dk = dq + chunk * THD, *dv = dk + chunk * THD, *dp = dv + chunk * THD;
+  float scale = 1.0f / sqrtf((float)HD);
+  cudaStream_t st = cuda_stream();
+  for (int64_t g0 = 0; g0 < heads; g0 += chunk) {
+    int64_t G = heads - g0 < chunk ? heads - g0 : chunk;
+    const float *p = probs + g0 * TT;
+    unsigned gb = grid_for(G * THD), rb = 0;
+    gather_heads_kernel<<<gb, THREADS, 0, st>>>(q, qkv, g0, G, T, HD, NH, C3, 0);
+    gather_heads_kernel<<<gb, THREADS, 0, st>>>(k, qkv, g0, G, T, HD, NH, C3, C);
+    gather_heads_kernel<<<gb, THREADS, 0, st>>>(v, qkv, g0, G, T, HD, NH, C3, 2 * (int64_t)C);
+    gather_heads_kernel<<<gb, THREADS, 0, st>>>(go, dout, g0, G, T, HD, NH, C, 0);
+    LAUNCH_CHECK("gather_heads_kernel");
+    // dp (G,T,T) = dout·vᵀ; dv (G,T,HD) = pᵀ·dout
+    TRY(gemm_batched_cuda(LACOS_F32, false, true, T, T, HD, 1.0f, go, HD, THD, v, HD, THD, 0.0f, dp, T, TT, (int)G));
+    TRY(gemm_batched_cuda(LACOS_F32, true, false, T, HD, T, 1.0f, p, T, TT, go, HD, THD, 0.0f, dv, HD, THD, (int)G));
+    TRY(rows_launch(G * T, &rb));
+    softmax_backward_kernel<<<rb, 256, 0, st>>>(dp, p, mask, g0, G, T, NH, scale);
+    LAUNCH_CHECK("softmax_backward_kernel");
+    // dq = ds·k; dk = dsᵀ·q (the scale is in ds)
+    TRY(gemm_batched_cuda(LACOS_F32, false, false, T, HD, T, 1.0f, dp, T, TT, k, HD, THD, 0.0f, dq, HD, THD, (int)G));
+    TRY(gemm_batched_cuda(LACOS_F32, true, false, T, HD, T, 1.0f, dp, T, TT, q, HD, THD, 0.0f, dk, HD, THD, (int)G));
+    scatter_heads_kernel<<<gb, THREADS, 0, st>>>(dqkv, dq, g0, G, T, HD, NH, C3, 0, true);
+    scatter_heads_kernel<<<gb, THREADS, 0, st>>>(dqkv, dk, g0, G, T, HD, NH, C3, C, true);
+    scatter_heads_kernel<<<gb, THREADS, 0, st>>>(dqkv, dv, g0, G, T, HD, NH, C3, 2 * (int64_t)C, true);
+    LAUNCH_CHECK("scatter_heads_kernel");
+  }
   return LACOS_OK;
 }

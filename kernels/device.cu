@@ -125,6 +125,7 @@ static int lt_open(void) {
   LT_SYM(MatmulDescDestroy, cublasLtMatmulDescDestroy)
   LT_SYM(MatmulDescSetAttribute, cublasLtMatmulDescSetAttribute)
   LT_SYM(MatrixLayoutCreate, cublasLtMatrixLayoutCreate)
+  LT_SYM(MatrixLayoutSetAttribute, cublasLtMatrixLayoutSetAttribute)
   LT_SYM(MatrixLayoutDestroy, cublasLtMatrixLayoutDestroy)
   LT_SYM(MatmulPreferenceCreate, cublasLtMatmulPreferenceCreate)
   LT_SYM(MatmulPreferenceDestroy, cublasLtMatmulPreferenceDestroy)

@@ -18,6 +18,7 @@
    its default assumes 256-byte aligned buffers, which views into a batch's
    activations are not. */
 #include "common.cuh"
+#include <pthread.h>
 
 /* ---- cuBLASLt ---- */
 
@@ -28,22 +29,62 @@ static uint32_t alignment_of(const void *p) {
   return al;
 }
 
-/* Column-major C (m×n, ldc) = alpha·op(A)·op(B) + beta·C. With *unsupported
-   given, "no algorithm for this shape" sets it and returns LACOS_OK instead
-   of failing (the int8 product then takes its own kernel). */
+/* Heuristic answers, kept: asking cuBLASLt for an algorithm costs tens of
+   microseconds of host time, and a training step asks the same few shapes
+   thousands of times. Keyed by everything the answer depends on. */
+typedef struct lt_key {
+  int compute, scale_type, ab_type, c_type, ta, tb, batch;
+  int64_t m, n, k, lda, ldb, ldc, sa, sb, sc;
+  uint32_t al_a, al_b, al_c;
+} lt_key;
+typedef struct lt_entry { lt_key key; cublasLtMatmulAlgo_t algo; int found; } lt_entry;
+enum { LT_CACHE = 256 };
+static lt_entry lt_cache[LT_CACHE];
+static int lt_cached, lt_next;
+static pthread_mutex_t lt_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool lt_lookup(const lt_key *key, lt_entry *out) {
+  bool hit = false;
+  pthread_mutex_lock(&lt_cache_lock);
+  for (int i = 0; i < lt_cached && !hit; i++)
+    if (!memcmp(&lt_cache[i].key, key, sizeof *key)) { *out = lt_cache[i]; hit = true; }
+  pthread_mutex_unlock(&lt_cache_lock);
+  return hit;
+}
+
+static void lt_store(const lt_entry *e) {
+  pthread_mutex_lock(&lt_cache_lock);
+  lt_cache[lt_next] = *e;
+  lt_next = (lt_next + 1) % LT_CACHE;
+  if (lt_cached < LT_CACHE) lt_cached++;
+  pthread_mutex_unlock(&lt_cache_lock);
+}
+
+/* Column-major C (m×n, ldc) = alpha·op(A)·op(B) + beta·C, `batch` times
+   with the given element strides between the matrices (batch 1: strides
+   unused). With *unsupported given, "no algorithm for this shape" sets it
+   and returns LACOS_OK instead of failing (the int8 product then takes its
+   own kernel). */
 static int lt_matmul(cublasComputeType_t compute, cudaDataType_t scale_type, cudaDataType_t ab_type,
                      cudaDataType_t c_type, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const void *alpha,
-                     const void *A, int64_t lda, const void *B, int64_t ldb, const void *beta, void *C, int64_t ldc,
-                     bool *unsupported) {
+                     const void *A, int64_t lda, int64_t sa, const void *B, int64_t ldb, int64_t sb, const void *beta,
+                     void *C, int64_t ldc, int64_t sc, int batch, bool *unsupported) {
   const lt_api *lt = lt_get();
   if (!lt) return lacos_last_status();
   cublasLtMatmulDesc_t desc = NULL;
   cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
   cublasLtMatmulPreference_t pref = NULL;
   cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-  uint32_t al_a = alignment_of(A), al_b = alignment_of(B), al_c = alignment_of(C);
-  cublasLtMatmulHeuristicResult_t heur;
-  int found = 0, st = LACOS_OK;
+  lt_key key;
+  memset(&key, 0, sizeof key);   /* padding too: the key is compared with memcmp */
+  key.compute = (int)compute; key.scale_type = (int)scale_type; key.ab_type = (int)ab_type; key.c_type = (int)c_type;
+  key.ta = ta; key.tb = tb; key.batch = batch; key.m = m; key.n = n; key.k = k; key.lda = lda; key.ldb = ldb;
+  key.ldc = ldc;
+  if (batch > 1) { key.sa = sa; key.sb = sb; key.sc = sc; }
+  key.al_a = alignment_of(A); key.al_b = alignment_of(B); key.al_c = alignment_of(C);
+  lt_entry e;
+  bool cached = lt_lookup(&key, &e);
+  int st = LACOS_OK;
   cublasStatus_t cs;
 #define LT(call) do { if ((cs = (call)) != CUBLAS_STATUS_SUCCESS) { st = cublas_fail(cs, #call, __FILE__, __LINE__); goto done; } } while (0)
   LT(lt->MatmulDescCreate(&desc, compute, scale_type));
@@ -52,22 +93,43 @@ static int lt_matmul(cublasComputeType_t compute, cudaDataType_t scale_type, cud
   LT(lt->MatrixLayoutCreate(&la, ab_type, ta ? k : m, ta ? m : k, lda));
   LT(lt->MatrixLayoutCreate(&lb, ab_type, tb ? n : k, tb ? k : n, ldb));
   LT(lt->MatrixLayoutCreate(&lc, c_type, m, n, ldc));
-  LT(lt->MatmulPreferenceCreate(&pref));
-  LT(lt->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &lt->workspace_bytes,
-                                      sizeof lt->workspace_bytes));
-  LT(lt->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof al_a));
-  LT(lt->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof al_b));
-  LT(lt->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c));
-  LT(lt->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c));
-  cs = lt->MatmulAlgoGetHeuristic(lt->handle, desc, la, lb, lc, lc, pref, 1, &heur, &found);
-  if (cs == CUBLAS_STATUS_NOT_SUPPORTED || (cs == CUBLAS_STATUS_SUCCESS && found == 0)) {
+  if (batch > 1) {
+    int32_t count = batch;
+    cublasLtMatrixLayout_t ls[3] = {la, lb, lc};
+    int64_t strides[3] = {sa, sb, sc};
+    for (int i = 0; i < 3; i++) {
+      LT(lt->MatrixLayoutSetAttribute(ls[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+      LT(lt->MatrixLayoutSetAttribute(ls[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &strides[i], sizeof strides[i]));
+    }
+  }
+  if (!cached) {
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = 0;
+    LT(lt->MatmulPreferenceCreate(&pref));
+    LT(lt->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &lt->workspace_bytes,
+                                        sizeof lt->workspace_bytes));
+    LT(lt->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &key.al_a, sizeof key.al_a));
+    LT(lt->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &key.al_b, sizeof key.al_b));
+    LT(lt->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &key.al_c, sizeof key.al_c));
+    LT(lt->MatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &key.al_c, sizeof key.al_c));
+    cs = lt->MatmulAlgoGetHeuristic(lt->handle, desc, la, lb, lc, lc, pref, 1, &heur, &found);
+    if (cs != CUBLAS_STATUS_SUCCESS && cs != CUBLAS_STATUS_NOT_SUPPORTED) {
+      st = cublas_fail(cs, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
+      goto done;
+    }
+    memset(&e, 0, sizeof e);
+    e.key = key;
+    e.found = cs == CUBLAS_STATUS_SUCCESS && found > 0;
+    if (e.found) e.algo = heur.algo;
+    lt_store(&e);
+  }
+  if (!e.found) {
     if (unsupported) { *unsupported = true; goto done; }
     st = fail(LACOS_EUNSUPPORTED, "cuBLASLt has no algorithm for a %lldx%lldx%lld product (types %d/%d)",
               (long long)m, (long long)n, (long long)k, (int)ab_type, (int)c_type);
     goto done;
   }
-  if (cs != CUBLAS_STATUS_SUCCESS) { st = cublas_fail(cs, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__); goto done; }
-  cs = lt->Matmul(lt->handle, desc, alpha, A, la, B, lb, beta, C, lc, C, lc, &heur.algo, lt->workspace,
+  cs = lt->Matmul(lt->handle, desc, alpha, A, la, B, lb, beta, C, lc, C, lc, &e.algo, lt->workspace,
                   lt->workspace_bytes, cuda_stream());
   if (cs == CUBLAS_STATUS_NOT_SUPPORTED && unsupported) *unsupported = true;
   else if (cs != CUBLAS_STATUS_SUCCESS) st = cublas_fail(cs, "cublasLtMatmul", __FILE__, __LINE__);
@@ -90,13 +152,16 @@ __global__ void scale_matrix_kernel(float *c, int64_t ldc, int64_t rows, int64_t
 
 /* Row-major C (M,N) = alpha·op(A)·op(B) + beta·C is column-major
    Cᵀ = op(B)ᵀ·op(A)ᵀ: swap the operands and keep the flags. */
-extern "C" int gemm_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a,
-                         int lda, const void *b, int ldb, float beta, float *c, int ldc) {
-  if (M == 0 || N == 0) return LACOS_OK;
+extern "C" int gemm_batched_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a,
+                                 int lda, int64_t stride_a, const void *b, int ldb, int64_t stride_b, float beta,
+                                 float *c, int ldc, int64_t stride_c, int batch) {
+  if (M == 0 || N == 0 || batch <= 0) return LACOS_OK;
   TRY(cuda_init());
   if (K == 0) {   /* no product: C = beta·C, as BLAS */
-    scale_matrix_kernel<<<grid_for((int64_t)M * N), THREADS, 0, cuda_stream()>>>(c, ldc, M, N, beta);
-    LAUNCH_CHECK("scale_matrix_kernel");
+    for (int i = 0; i < batch; i++) {
+      scale_matrix_kernel<<<grid_for((int64_t)M * N), THREADS, 0, cuda_stream()>>>(c + i * stride_c, ldc, M, N, beta);
+      LAUNCH_CHECK("scale_matrix_kernel");
+    }
     return LACOS_OK;
   }
   cudaDataType_t t;
@@ -106,8 +171,13 @@ extern "C" int gemm_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, in
   case LACOS_BF16: t = CUDA_R_16BF; break;
   default: return fail(LACOS_EUNSUPPORTED, "GEMM inputs must be f32, f16 or bf16, got %s", lacos_dtype_name(dtype));
   }
-  return lt_matmul(CUBLAS_COMPUTE_32F, CUDA_R_32F, t, CUDA_R_32F, trans_b, trans_a, N, M, K, &alpha, b, ldb, a, lda,
-                   &beta, c, ldc, NULL);
+  return lt_matmul(CUBLAS_COMPUTE_32F, CUDA_R_32F, t, CUDA_R_32F, trans_b, trans_a, N, M, K, &alpha, b, ldb, stride_b,
+                   a, lda, stride_a, &beta, c, ldc, stride_c, batch, NULL);
+}
+
+extern "C" int gemm_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a,
+                         int lda, const void *b, int ldb, float beta, float *c, int ldc) {
+  return gemm_batched_cuda(dtype, trans_a, trans_b, M, N, K, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
 }
 
 extern "C" int sgemm_nt_cuda(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
@@ -150,8 +220,8 @@ extern "C" int gemm_s8_cuda(bool trans_b, int64_t M, int64_t N, int64_t K, const
   bool unsupported = !try_lt;
   if (try_lt) {
     int32_t one = 1, zero = 0;
-    TRY(lt_matmul(CUBLAS_COMPUTE_32I, CUDA_R_32I, CUDA_R_8I, CUDA_R_32I, trans_b, false, N, M, K, &one, b, ldb, a, lda,
-                  &zero, c, ldc, &unsupported));
+    TRY(lt_matmul(CUBLAS_COMPUTE_32I, CUDA_R_32I, CUDA_R_8I, CUDA_R_32I, trans_b, false, N, M, K, &one, b, ldb, 0, a,
+                  lda, 0, &zero, c, ldc, 0, 1, &unsupported));
   }
   if (unsupported) {
     if (M > 65535 * 16) return fail(LACOS_ELIMIT, "int8 product with %lld rows is too large for the fallback kernel", (long long)M);

@@ -258,7 +258,9 @@ end
 -- (quantised rows, int32 products, scaled gradients: about 36 bytes per token
 -- and hidden unit). A model on "cuda" is planned against the GPU's free
 -- memory, with the device's own scratch added too: one linear's transposed
--- codes, 64 MiB of dequantised weight rows and cuBLASLt's 32 MiB workspace.
+-- codes, 64 MiB of dequantised weight rows, cuBLASLt's 32 MiB workspace and
+-- attention's gathered heads and score blocks (at most 256 MiB, or one head's
+-- if that is more: kernels/attention.cu).
 function M.plan(model, opts)
   local bloom = require "lacos.bloom"
   local cfg = model:config()
@@ -276,7 +278,12 @@ function M.plan(model, opts)
   plan.activations = opts.checkpointing and act_ckpt or act_full
   plan.device = device
   plan.scratch = texts * opts.max_length * cfg.hidden_size * 36
-  if device == "cuda" then plan.scratch = plan.scratch + 16 * cfg.hidden_size ^ 2 + 96 * 2 ^ 20 end
+  if device == "cuda" then
+    local T = opts.max_length
+    local per_head = (7 * T * (cfg.hidden_size / cfg.n_head) + T * T) * 4
+    local attention = math.max(per_head, math.min(256 * 2 ^ 20, texts * cfg.n_head * per_head))
+    plan.scratch = plan.scratch + 16 * cfg.hidden_size ^ 2 + 96 * 2 ^ 20 + attention
+  end
   plan.total = plan.weights + plan.lora + plan.optimizer + plan.activations + plan.scratch
   plan.available = C.lacos_memory_available(device == "cuda" and 1 or 0)
   return plan

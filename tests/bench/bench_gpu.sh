@@ -31,7 +31,8 @@ input gradients, f32 activations. PyTorch: BloomModel in 8 bits through bitsandb
 f16 activations), peft, bitsandbytes' Adam8bit. Both with activation checkpointing unless the row says
 otherwise. Median of the timed steps after one warm-up; same checkpoint, batch and GPU, same run. GPU memory:
 lacos' own allocations at their peak (weights, activations, LoRA, optimizer state, scratch) and PyTorch's
-max_memory_allocated; "device used" adds each process's CUDA context and allocator reserve; "lacos planned" is
+max_memory_allocated; "device used" adds each process's CUDA context (lacos: context + engine peak; PyTorch: what
+the device had in use after the steps, its caching allocator's reserve included); "lacos planned" is
 the memory planner's prediction of lacos' peak (what `lacos train` checks before the first step).
 
 | date | GPU | model | P x T | ckpt | lacos s/step | lacos tokens/s | PyTorch s/step | speed-up | lacos peak GPU | lacos planned | PyTorch peak GPU | lacos device used | PyTorch device used |
@@ -51,7 +52,7 @@ gib() { [ -n "$1" ] && printf '%.2f GiB' "$(div "$1" 1073741824)" || printf 'n/a
 sl=$(field "$l" seconds_per_step); sp=$(field "$pt" seconds_per_step)
 [ -n "$sl" ] || { echo "bench_gpu: lacos failed: $(field "$l" error)"; exit 1; }
 speed=n/a; [ -n "$sp" ] && speed=$(printf '%.2fx' "$(div "$sp" "$sl")")
-torch_s=${sp:-"n/a ($(field "$pt" error))"}
+if [ -n "$sp" ]; then torch_s=$(printf '%.3f' "$sp"); else torch_s="n/a ($(field "$pt" error))"; fi
 line=$(printf '| %s | %s | %s | %sx%s | %s | %.3f | %.0f | %s | %s | %s | %s | %s | %s | %s |' "$(bench_date)" "$(field "$l" device)" \
   "$SHAPE" "$P" "$T" "$CKPT" "$sl" "$(field "$l" tokens_per_s)" "$torch_s" "$speed" \
   "$(gib "$(field "$l" engine_peak_gpu_bytes)")" "$(gib "$(field "$l" planned_peak_bytes)")" "$(gib "$(field "$pt" max_allocated_bytes)")" \

@@ -14,7 +14,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 BUILD=${BUILD:-build}
-[ -x "$BUILD/lacos" ] && [ -x "$BUILD/tests/test_cuda_ops" ] || { echo "gpu_bundle: build first: make && make $BUILD/tests/test_cuda_ops"; exit 1; }
+[ -x "$BUILD/lacos" ] && [ -x "$BUILD/tests/test_cuda_ops" ] && [ -x "$BUILD/tests/bench_cuda_ops" ] ||
+  { echo "gpu_bundle: build first: make && make $BUILD/tests/test_cuda_ops $BUILD/tests/bench_cuda_ops"; exit 1; }
 "$BUILD/lacos" -e 'assert(require("lacos").cuda.compiled(), "this build has no CUDA kernels (nvcc missing or NO_CUDA set)")'
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
@@ -23,7 +24,7 @@ cp "$BUILD/lacos" "$BUILD/liblacos.so" "$stage/build/"
 # the test programs, not the compiler's dependency files (.d) beside them
 # (those named by TESTS, a shell pattern: the CUDA ones by default, so the
 # bundle and the working tree stay under the device's 64 MiB)
-tests=$(find "$BUILD/tests" -maxdepth 1 -name "${TESTS:-test_cuda_*}" -type f -executable)
+tests=$(find "$BUILD/tests" -maxdepth 1 \( -name "${TESTS:-test_cuda_*}" -o -name 'bench_*' \) -type f -executable)
 cp $tests "$stage/build/tests/"
 # every library outside glibc's own set, resolved on this machine
 for f in "$BUILD/lacos" "$BUILD/liblacos.so" $tests; do ldd "$f"; done |

@@ -51,6 +51,11 @@ if [[ " $STAGES " == *" tests "* ]]; then
   grep -E '^(not ok|#)' build/test.log | head -80
 fi
 
+if [[ " $STAGES " == *" ops "* ]] || [[ " $STAGES " == *" bench "* ]]; then
+  stamp "GPU op timings"
+  timeout 120 build/tests/bench_cuda_ops 2>&1 | tee "$OUT/cuda_ops.txt"
+fi
+
 if [[ " $STAGES " == *" bench "* ]]; then
   if [ -n "$ckpt_pid" ]; then stamp "waiting for the checkpoint"; wait "$ckpt_pid"; tail -2 "$OUT/checkpoint.log"; fi
   stamp "GPU training benchmark"

@@ -51,6 +51,9 @@ local med = times[math.floor((#times + 1) / 2)]
 local info1 = lacos.cuda.info()
 print(json.encode { impl = "lacos", device = info0.name, seconds_per_step = med, tokens_per_s = 2 * B * T / med,
                     engine_peak_gpu_bytes = lacos.memory("cuda").peak, weights_gpu_bytes = weights,
-                    device_used_bytes = info1.total - info1.free, device_used_before_bytes = info0.total - info0.free,
+                    -- lacos returns memory to CUDA as it goes, so the device's use at the peak is the
+                    -- context (in use before the model) plus the engine's peak, not what is in use at the end
+                    device_used_bytes = (info0.total - info0.free) + lacos.memory("cuda").peak,
+                    device_used_end_bytes = info1.total - info1.free, device_used_before_bytes = info0.total - info0.free,
                     optimizer_state_bytes = opt:state_bytes(), lora_params = m:lora_params(),
                     planned_peak_bytes = plan.total, checkpointing = ckpt ~= "off", load_seconds = t_load, first_loss = losses[1], last_loss = losses[#losses] })

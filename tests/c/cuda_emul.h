@@ -130,15 +130,29 @@ int gelu_backward_cuda(float *dinp, const float *inp, const float *dout, int64_t
   gelu_backward(dinp, inp, dout, n);
   return LACOS_OK;
 }
+/* The scratch is the kernels' own business: the emulation allocates one
+   block so that a caller that never frees it shows as a leak. */
+void attn_scratch_free_cuda(attn_scratch *s) { dev_free(s->buf, s->bytes); s->buf = NULL; s->bytes = 0; }
+static int emul_attn_scratch(attn_scratch *s) {
+  if (!s) return fail(LACOS_EINVAL, "emulated device: attention without scratch");
+  if (!s->buf) {
+    s->buf = dev_alloc(256, "attention scratch (GPU)");
+    if (!s->buf) return lacos_last_status();
+    s->bytes = 256;
+  }
+  return LACOS_OK;
+}
 int attention_forward_cuda(float *out, float *probs, const float *qkv, const int32_t *mask, const float *slopes,
-                           int B, int T, int C, int NH) {
+                           int B, int T, int C, int NH, attn_scratch *s) {
   DEV_ARGS(out, probs, qkv, mask, slopes);
+  TRY(emul_attn_scratch(s));
   attention_forward(out, probs, qkv, mask, slopes, B, T, C, NH);
   return LACOS_OK;
 }
 int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                            const int32_t *mask, int B, int T, int C, int NH, float *scratch) {
-  DEV_ARGS(dqkv, dout, probs, qkv, mask, scratch);
+                            const int32_t *mask, int B, int T, int C, int NH, attn_scratch *s) {
+  DEV_ARGS(dqkv, dout, probs, qkv, mask);
+  TRY(emul_attn_scratch(s));
   attention_backward(dqkv, dout, probs, qkv, mask, B, T, C, NH);
   return LACOS_OK;
 }
@@ -223,6 +237,15 @@ int gemm_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float 
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
               fa, lda, fb, ldb, beta, c, ldc);
   if (dtype != LACOS_F32) { free(fa); free(fb); }
+  return LACOS_OK;
+}
+int gemm_batched_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
+                      int64_t stride_a, const void *b, int ldb, int64_t stride_b, float beta, float *c, int ldc,
+                      int64_t stride_c, int batch) {
+  size_t esz = dtype == LACOS_F32 ? 4 : 2;
+  for (int i = 0; i < batch; i++)
+    TRY(gemm_cuda(dtype, trans_a, trans_b, M, N, K, alpha, (const char *)a + i * stride_a * esz, lda,
+                  (const char *)b + i * stride_b * esz, ldb, beta, c + i * stride_c, ldc));
   return LACOS_OK;
 }
 int lora_forward_cuda(const lacos_bloom *m, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,

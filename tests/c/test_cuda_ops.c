@@ -16,6 +16,7 @@
    skipped, never passed. */
 #include "test.h"
 #include "../../engine/device.h"
+#include <cblas.h>
 
 static const double LIM_MODEL = 5e-4, LIM_STEP = 1e-12;
 #define PARITY_CFG_HIDDEN 64
@@ -111,8 +112,9 @@ static void op_gelu(void) {
 }
 
 /* Right padding, left padding and a sequence of padding only; a head size
-   that is not a power of two; a long sequence (several warps of keys, one
-   warp per block). */
+   that is not a power of two; long sequences (several warps of keys per
+   row); one scratch shared by every call, as a model shares it. */
+static attn_scratch att_s;
 static void attention_case(int B, int T, int C, int NH, uint64_t seed) {
   int64_t N = (int64_t)B * T, nq = N * 3 * C, np = (int64_t)B * NH * T * T;
   float *qkv = hrand(nq, seed, -1, 1), *slopes = malloc(4 * NH);
@@ -128,36 +130,36 @@ static void attention_case(int B, int T, int C, int NH, uint64_t seed) {
   float *d_qkv = up(qkv, 4 * nq), *d_sl = up(slopes, 4 * NH), *d_out = dev_alloc(4 * N * C, "t"),
         *d_probs = dev_alloc(4 * np, "t");
   int32_t *d_mask = up(mask, 4 * N);
-  CHECK_OK(attention_forward_cuda(d_out, d_probs, d_qkv, d_mask, d_sl, B, T, C, NH));
+  CHECK_OK(attention_forward_cuda(d_out, d_probs, d_qkv, d_mask, d_sl, B, T, C, NH, &att_s));
   float *go = down(d_out, N * C), *gp = down(d_probs, np);
   char what[64];
   snprintf(what, sizeof what, "forward B%d T%d C%d NH%d", B, T, C, NH);
   CHECK_NMSE(what, nmse(out, go, N * C), ELEMENTWISE);
   CHECK_NMSE("probabilities", nmse(probs, gp, np), ELEMENTWISE);
   /* without probabilities (inference) */
-  CHECK_OK(attention_forward_cuda(d_out, NULL, d_qkv, d_mask, d_sl, B, T, C, NH));
+  CHECK_OK(attention_forward_cuda(d_out, NULL, d_qkv, d_mask, d_sl, B, T, C, NH, &att_s));
   float *go2 = down(d_out, N * C);
   CHECK_NMSE("forward without probabilities", nmse(out, go2, N * C), ELEMENTWISE);
   /* backward from the CPU's probabilities, accumulating into a random dqkv */
   float *dout = hrand(N * C, seed + 1, -1, 1), *dqkv = hrand(nq, seed + 2, -0.1f, 0.1f);
-  float *d_dout = up(dout, 4 * N * C), *d_dqkv = up(dqkv, 4 * nq), *d_p = up(probs, 4 * np),
-        *scratch = dev_alloc(4 * (size_t)B * NH * T, "t");
+  float *d_dout = up(dout, 4 * N * C), *d_dqkv = up(dqkv, 4 * nq), *d_p = up(probs, 4 * np);
   attention_backward(dqkv, dout, probs, qkv, mask, B, T, C, NH);
-  CHECK_OK(attention_backward_cuda(d_dqkv, d_dout, d_p, d_qkv, d_mask, B, T, C, NH, scratch));
+  CHECK_OK(attention_backward_cuda(d_dqkv, d_dout, d_p, d_qkv, d_mask, B, T, C, NH, &att_s));
   float *gq = down(d_dqkv, nq);
   snprintf(what, sizeof what, "backward B%d T%d C%d NH%d", B, T, C, NH);
   CHECK_NMSE(what, nmse(dqkv, gq, nq), 1e-6);
   free(qkv); free(slopes); free(mask); free(out); free(probs); free(go); free(gp); free(go2); free(dout); free(dqkv); free(gq);
   dev_free(d_qkv, 4 * nq); dev_free(d_sl, 4 * NH); dev_free(d_out, 4 * N * C); dev_free(d_probs, 4 * np);
   dev_free(d_mask, 4 * N); dev_free(d_dout, 4 * N * C); dev_free(d_dqkv, 4 * nq); dev_free(d_p, 4 * np);
-  dev_free(scratch, 4 * (size_t)B * NH * T);
 }
 
 static void op_attention(void) {
   attention_case(3, 19, 48, 4, 11);     /* HD 12 */
   attention_case(3, 9, 36, 3, 12);      /* 3 heads: ALiBi's non-power-of-two branch */
   attention_case(2, 300, 64, 2, 13);    /* 300 keys: ten warps of keys per row */
-  attention_case(1, 1200, 128, 1, 14);  /* long rows: one warp per block */
+  attention_case(1, 1200, 128, 1, 14);  /* long rows */
+  attention_case(4, 128, 256, 2, 15);   /* a bloom-7b1-like head (HD 128) */
+  attn_scratch_free_cuda(&att_s);
 }
 
 static void op_pooling(void) {
@@ -337,6 +339,25 @@ static void op_gemm_float(void) {
     for (int t = 0; t < 4; t++) gemm_case(dtypes[k], t & 1, t & 2, 33, 17, 65, 70 + (uint64_t)(k * 4 + t));
   gemm_case(LACOS_F32, false, true, 128, 256, 512, 90);
   gemm_case(LACOS_F32, false, false, 7, 5, 0, 91);   /* K = 0: C = beta·C */
+  /* batched, strided (attention's form), each product against the CPU's */
+  for (int t = 0; t < 4; t++) {
+    bool ta = t & 1, tb = t & 2;
+    int M = 21, N = 13, K = 37, nb = 5;
+    int lda = ta ? M : K, ldb = tb ? K : N;
+    int64_t sa = (int64_t)K * M + 3, sb = (int64_t)K * N + 5, sc = (int64_t)M * N + 7;
+    float *a = hrand(sa * nb, 95 + t, -1, 1), *b = hrand(sb * nb, 99 + t, -1, 1), *c = hrand(sc * nb, 103 + t, -1, 1);
+    float *da = up(a, 4 * sa * nb), *db = up(b, 4 * sb * nb), *dc = up(c, 4 * sc * nb);
+    CHECK_OK(gemm_batched_cuda(LACOS_F32, ta, tb, M, N, K, 0.75f, da, lda, sa, db, ldb, sb, 0.5f, dc, N, sc, nb));
+    for (int i = 0; i < nb; i++)
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 0.75f,
+                  a + i * sa, lda, b + i * sb, ldb, 0.5f, c + i * sc, N);
+    float *g = down(dc, sc * nb);
+    char what[64];
+    snprintf(what, sizeof what, "batched %c%c", ta ? 'T' : 'N', tb ? 'T' : 'N');
+    CHECK_NMSE(what, nmse(c, g, sc * nb), GEMM);
+    free(a); free(b); free(c); free(g);
+    dev_free(da, 4 * sa * nb); dev_free(db, 4 * sb * nb); dev_free(dc, 4 * sc * nb);
+  }
   /* the sgemm_* twins against linear.c's */
   int M = 19, N = 23, K = 31;
   float *a = hrand(M * K, 92, -1, 1), *b = hrand(K * N, 93, -1, 1), *c = hrand(M * N, 94, -1, 1);
@@ -479,7 +500,9 @@ static void op_lora(void) {
 /* A device fault or a bad launch comes back as a clear error, not an abort. */
 static void op_errors_are_reported(void) {
   float *d = dev_alloc(64, "t");
-  CHECK_FAIL(attention_forward_cuda(d, NULL, d, NULL, d, 1, 20000, 64, 1), LACOS_ELIMIT, "shared memory");
+  attn_scratch as = {0};
+  CHECK_FAIL(attention_forward_cuda(d, NULL, d, NULL, d, 1, 20000, 64, 1, &as), LACOS_ELIMIT, "sequence too long");
+  attn_scratch_free_cuda(&as);
   CHECK_FAIL(embedding_forward_cuda(d, NULL, 1, d, LACOS_I64, NULL, 1, 1), LACOS_EUNSUPPORTED, "not supported on CUDA");
   CHECK_FAIL(gemm_cuda(LACOS_I32, false, false, 2, 2, 2, 1, d, 2, d, 2, 0, d, 2), LACOS_EUNSUPPORTED, "f32, f16 or bf16");
   dev_free(d, 64);
