@@ -51,6 +51,21 @@ deps:
 	  fi; \
 	fi
 
+# On a fresh machine the flags below would be computed before the packages
+# exist. So when some are missing, make first remakes an included stamp by
+# installing them (`deps`), and GNU make then starts over with the same goals
+# and finds everything (once: MAKE_RESTARTS stops a loop if the install did
+# not take, and the build then fails on what is missing).
+ifneq ($(deps_missing),)
+ifeq ($(filter deps clean,$(MAKECMDGOALS))$(MAKE_RESTARTS),)
+$(shell rm -f $(BUILD)/.deps-installed.mk)
+include $(BUILD)/.deps-installed.mk
+$(BUILD)/.deps-installed.mk:
+	@$(MAKE) --no-print-directory deps
+	@mkdir -p $(BUILD) && echo '# make deps ran; make restarted with the packages in place' > $@
+endif
+endif
+
 # Only probe once the packages are there (a fresh machine runs `deps` first).
 ifneq ($(MAKECMDGOALS),deps)
 ifeq ($(deps_missing),)
