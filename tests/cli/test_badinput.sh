@@ -113,7 +113,10 @@ bad "$C" "an unsupported tokenizer model" 1 'wordpiece.json: model.type is "Word
 bad "$C" "no such tokenizer file" 1 "missing.json: No such file or directory" -- "$LACOS" tokenize --tokenizer missing.json
 printf 'fine\nbad \377 byte\n' > notutf8.txt
 bad "$C" "text that is not UTF-8 (stdin)" 1 "line 2: invalid UTF-8 at byte 4 \(0xff\)" --in notutf8.txt -- "$LACOS" tokenize --tokenizer "$TOK"
-bad "$C" "text that is not UTF-8 (a TEXTFILE)" 1 "line 2: invalid UTF-8 at byte 4" -- "$LACOS" tokenize --tokenizer "$TOK" notutf8.txt
+bad "$C" "text that is not UTF-8 (a TEXTFILE)" 1 "notutf8.txt: line 2: invalid UTF-8 at byte 4" -- "$LACOS" tokenize --tokenizer "$TOK" notutf8.txt
+printf 'one\ntwo\n' > fine.txt
+bad "$C" "text that is not UTF-8 (the second of two TEXTFILEs)" 1 "notutf8.txt: line 2: invalid UTF-8 at byte 4" -- \
+  "$LACOS" tokenize --tokenizer "$TOK" fine.txt notutf8.txt
 printf '1 999999\n' > ids.txt
 bad "$C" "--decode: an id outside the vocabulary" 1 "line 1: id 999999 \(position 2\) is not a token" --in ids.txt -- \
   "$LACOS" tokenize --tokenizer "$TOK" --decode

@@ -147,13 +147,19 @@ function M.run(opts)
       n_lines = n_lines + 1
     end
   else
-    local chunks = {}
-    if #opts._ == 0 then chunks[1] = io.stdin:read("*a") or ""
-    else for i, p in ipairs(opts._) do chunks[i] = read_all(p) end end
-    local lines = {}
-    for _, c in ipairs(chunks) do for _, l in ipairs(split_lines(c)) do lines[#lines + 1] = l end end
-    local out, k = process(lines)   -- errors before anything is printed
-    n_lines, n_tokens = #lines, k
+    -- each TEXTFILE on its own, so an error names the file and its line;
+    -- all are processed before anything is printed
+    local sources = {}
+    if #opts._ == 0 then sources[1] = { text = io.stdin:read("*a") or "" }
+    else for i, p in ipairs(opts._) do sources[i] = { name = p, text = read_all(p) } end end
+    local out = {}
+    for _, src in ipairs(sources) do
+      local lines = split_lines(src.text)
+      local ok, o, k = pcall(process, lines)
+      if not ok then error(src.name and (src.name .. ": " .. tostring(o)) or o, 0) end
+      for _, l in ipairs(o) do out[#out + 1] = l end
+      n_lines, n_tokens = n_lines + #lines, n_tokens + k
+    end
     if #out > 0 then io.stdout:write(table.concat(out, "\n"), "\n") end
   end
   if opts.stats then
