@@ -42,6 +42,19 @@ double lacos_bloom_train_activation_bytes(const lacos_bloom_config *cfg, int B, 
   return 4 * bloom_batch_floats(cfg, B, T, r, targets, ckpt != 0);
 }
 
+double lacos_bloom_train_scratch_bytes(const lacos_bloom_config *cfg, int B, int T, int fast_backward) {
+  int h = cfg->hidden_size;
+  int shapes[4][2] = {{h, 3 * h}, {h, h}, {h, 4 * h}, {4 * h, h}};
+  double most = 0;
+  /* one scratch serves every linear: each buffer ends at its largest use,
+     and in BLOOM one linear is the largest in all of them at once */
+  for (int i = 0; i < 4; i++) {
+    double b = int8_scratch_need((int64_t)B * T, shapes[i][0], shapes[i][1], fast_backward != 0);
+    if (b > most) most = b;
+  }
+  return most;
+}
+
 void bloom_carve_acts(layer_acts *a, float **p, int64_t N, int C, int B, int T, int NH, const lacos_bloom *m) {
   a->x_in = *p; *p += N * C;
   a->ln1 = *p; *p += N * C;
@@ -105,6 +118,7 @@ double lacos_bloom_batch_bytes(const lacos_bloom_batch *b) { return b ? (double)
 int lacos_bloom_set_checkpointing(lacos_bloom *m, int on) { m->checkpointing = on != 0; return LACOS_OK; }
 int lacos_bloom_get_checkpointing(const lacos_bloom *m) { return m->checkpointing; }
 int lacos_bloom_set_fast_backward(lacos_bloom *m, int on) { m->fast_backward = on != 0; return LACOS_OK; }
+int lacos_bloom_get_fast_backward(const lacos_bloom *m) { return m->fast_backward; }
 
 int lacos_bloom_forward_train(lacos_tensor **emb, lacos_bloom_batch **out, lacos_bloom *m,
                               const lacos_tensor *ids, const lacos_tensor *mask, int pooling, double stream) {

@@ -450,10 +450,16 @@ int lacos_bloom_get_checkpointing(const lacos_bloom *m);
 /* Input gradients through int8 linears as int8 products (faster, ~1% noise)
    instead of exact f32 products with the dequantised weights. */
 int lacos_bloom_set_fast_backward(lacos_bloom *m, int on);
+int lacos_bloom_get_fast_backward(const lacos_bloom *m);
 /* Predicted bytes of a training forward+backward's activations for B
    sequences of T tokens (the memory planner). */
 double lacos_bloom_train_activation_bytes(const lacos_bloom_config *cfg, int B, int T, int lora_r,
                                           int lora_targets, int checkpointing);
+/* Predicted bytes of the CPU's int8 product scratch during a training step of
+   B sequences of T tokens (the four linears, forward and the input gradient
+   in its fast or exact form, as the scratch grows), for the memory planner.
+   Larger on CPUs whose int8 GEMM lacks VNNI (the operand is split in two). */
+double lacos_bloom_train_scratch_bytes(const lacos_bloom_config *cfg, int B, int T, int fast_backward);
 
 /* ----- end bloom ----- */
 

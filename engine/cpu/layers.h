@@ -61,6 +61,9 @@ typedef struct int8_scratch {
   int32_t *c2; size_t c2_bytes;   /* CPUs without VNNI: products of the two halves */
 } int8_scratch;
 void int8_scratch_free(int8_scratch *s);
+/* The bytes linear_forward and linear_backward_input grow s to for N rows of
+   an in→out int8 linear (no outlier columns), summed over s's buffers. */
+double int8_scratch_need(int64_t N, int in, int out, bool fast_backward);
 
 /* Row-wise absmax quantisation with LLM.int8 outlier semantics (bitsandbytes
    int8_vectorwise_quant): values with |x| >= threshold (> 0) are left out of

@@ -162,6 +162,24 @@ static int gemm_s8(char tb, int64_t M, int64_t N, int64_t K, const int8_t *a, in
   return LACOS_OK;
 }
 
+/* Mirrors the grow() calls of linear_forward, linear_backward_input and
+   gemm_s8 (with grow's quarter of slack), buffer by buffer: the planner adds
+   the largest of each over a model's linears. */
+static double grown(double want) { return want + (double)((size_t)want / 4); }
+double int8_scratch_need(int64_t N, int in, int out, bool fast_backward) {
+  double n = (double)N, a, rs = grown(4 * n), c, tmp, cols = grown(4.0 * in), u = 0, c2 = 0;
+  bool split = !int8_has_vnni();
+  /* forward: a (N,in) codes, c (N,out) int32; backward: a (N,out), c (N,in) */
+  a = grown(n * (in > out ? in : out));
+  c = grown(4 * n * (in > out ? in : out));
+  tmp = fast_backward ? grown(4 * n * out) : grown(4.0 * 256 * in);
+  if (split) {
+    u = grown(2 * n * (in > out ? in : out));
+    c2 = grown(8 * n * (in > out ? in : out));
+  }
+  return a + rs + c + tmp + cols + u + c2;
+}
+
 // out (N,out), inp (N,in)
 int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, int8_scratch *s) {
   int K_in = l->in, K_out = l->out;

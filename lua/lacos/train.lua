@@ -255,8 +255,9 @@ end
 -- checkpointing. The activation figure is the batch allocation the engine
 -- makes (engine/bloom_train.c), so it is an upper bound for shorter batches.
 -- Both devices add the int8 products' scratch of the widest linear
--- (quantised rows, int32 products, scaled gradients: about 36 bytes per token
--- and hidden unit). A model on "cuda" is planned against the GPU's free
+-- (quantised rows, int32 products, scaled gradients: about 45 bytes per token
+-- and hidden unit as the buffers grow, more on a CPU without VNNI; the
+-- engine counts it). A model on "cuda" is planned against the GPU's free
 -- memory, with the device's own scratch added too: one linear's transposed
 -- codes, 64 MiB of dequantised weight rows, cuBLASLt's 32 MiB workspace and
 -- attention's gathered heads and score blocks (at most 256 MiB, or one head's
@@ -277,7 +278,8 @@ function M.plan(model, opts)
                  checkpointing = opts.checkpointing }
   plan.activations = opts.checkpointing and act_ckpt or act_full
   plan.device = device
-  plan.scratch = texts * opts.max_length * cfg.hidden_size * 36
+  plan.scratch = C.lacos_bloom_train_scratch_bytes(ccfg, texts, opts.max_length,
+                                                  C.lacos_bloom_get_fast_backward(model.ptr))
   if device == "cuda" then
     local T = opts.max_length
     local per_head = (7 * T * (cfg.hidden_size / cfg.n_head) + T * T) * 4

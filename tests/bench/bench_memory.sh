@@ -11,8 +11,9 @@ if [ ! -f "$OUT" ]; then
 `make bench` (tests/bench/bench_memory.sh, tests/bench/train_memory.lua): a random-weight model with the exact
 shape of the released checkpoint, generated straight into int8 (f16 embedding table), one full training step:
 LoRA r=8 on query_key_value, 8 pairs x 64 tokens, MNRL, 8-bit Adam, activation checkpointing on.
-Peak resident set size of the process (getrusage), next to the engine's own prediction (weights + the memory
-planner's activation estimate).
+Peak resident set size of the process (getrusage), next to the engine's own count of its allocations at their
+peak and the memory planner's prediction (`lacos.train.plan`: weights, LoRA, optimizer state, activations and
+scratch; rows before 2026-12-04's second one counted weights and activations only).
 
 | date | CPU | model | pairs x T | peak RSS | engine peak | predicted | optimizer state | step time | lora_B non-zero |
 |---|---|---|---|---|---|---|---|---|---|

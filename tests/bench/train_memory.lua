@@ -18,8 +18,9 @@ local loss = lacos.loss.mnrl { scale = 20 }
 local ids = lacos.tensor.rand({ 2 * P, T }, { seed = 2, lo = 4, hi = 30000 }):to("i32")
 local mask = lacos.tensor.ones({ 2 * P, T }, "i32")
 local cfg = m:config()
-local C = require("lacos.engine").C
-local predicted = m:weight_bytes() + C.lacos_bloom_train_activation_bytes(require("lacos.bloom").config(shape), 2 * P, T, 8, 1, 1)
+-- the memory planner's prediction, as lacos.train checks it before a run
+local predicted = lacos.train.plan(m, { texts = 2 * P, max_length = T, checkpointing = true,
+                                        optimizer_bytes = opt:state_bytes() }).total
 local t1 = clock()
 local emb, batch = m:forward_train(ids, mask, "weightedmean", 1)
 local v, dA, dP = loss:compute(emb:narrow(1, 1, P):contiguous(), emb:narrow(1, P + 1, P):contiguous())

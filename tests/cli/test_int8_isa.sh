@@ -18,4 +18,8 @@ for isa in AVX2 AVX512_CORE; do
     fi
   done
 done
+# The memory planner counts the larger scratch of the split products there.
+run_cmd env ONEDNN_MAX_CPU_ISA=AVX2 LUA_PATH="${LACOS_ROOT:-.}/tests/lua/?.lua;;" "$LACOS" run "${LACOS_ROOT:-.}/tests/lua/test_cuda_plan.lua"
+expect "the CPU memory plan covers a step under ONEDNN_MAX_CPU_ISA=AVX2" 0 "ok - cpu memory plan covers one training step, checkpointing on"
+grep -q "not ok - cpu" <<<"$OUT" && not_ok "no CPU plan case fails under AVX2" "$OUT" || ok "no CPU plan case fails under AVX2"
 finish
