@@ -20,7 +20,10 @@
    (lacos_memory_set_limit), and the Lua heap may only grow while Lua heap +
    engine allocations stay below it. When not given, the Lua heap alone is
    capped at half the physical memory (or of the cgroup's limit, when lower),
-   far above what scripts need, and the engine is left alone. Not rlimits:
+   far above what scripts need, and the engine's allocations at 90% of it, so
+   a script that makes tensors without end gets the engine's "would pass the
+   memory limit" error rather than the OOM killer, while any model that fits
+   in memory still loads. Not rlimits:
    RLIMIT_AS counts CUDA's and AddressSanitizer's address-space reservations
    and RLIMIT_DATA every copy-on-write mapping of a checkpoint, so either
    would fail a 7b1 model long before memory is short. Memory-mapped
@@ -258,6 +261,7 @@ int main(int argc, char **argv) {
     }
   } else {
     memory_limit = physical_memory() / 2;
+    lacos_memory_set_limit(LACOS_CPU, physical_memory() * 0.9);
   }
   luaL_openlibs(L);
 
