@@ -81,8 +81,7 @@ endif
 
 # ---------------------------------------------------------------- toolchain
 CC := gcc
-# snprintf truncation is how the engine bounds its messages, not a bug.
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-format-truncation -fPIC -pthread -fvisibility=hidden
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -fPIC -pthread -fvisibility=hidden
 LDLIBS_ENGINE := $(PC_LIBS) -ldnnl -lm
 
 have_native := $(shell [ -z "$(NO_NATIVE)" ] && echo 'int main(void){return 0;}' | $(CC) -march=native -x c - -o /dev/null 2>/dev/null && echo yes)
@@ -114,7 +113,7 @@ ifneq ($(NVCC),)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
 CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/targets/x86_64-linux/lib))
 NVCC_VERSION := $(shell $(NVCC) --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')
-NVCC_FLAGS := -O3 -std=c++17 -fmad=false --compiler-options -fPIC,-fvisibility=hidden,-Wall \
+NVCC_FLAGS := -O3 -std=c++17 -fmad=false --compiler-options -fPIC,-fvisibility=hidden,-Wall,-Wextra \
               $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
               -DLACOS_HAVE_CUDA -DLACOS_CUDA_LIBDIR='"$(CUDA_LIBDIR)"' $(EXTRA_NVCC_FLAGS)
 CFLAGS_BASE += -DLACOS_HAVE_CUDA

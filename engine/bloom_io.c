@@ -399,7 +399,7 @@ int lacos_bloom_cache_path(const char *dir, char *path, int cap) {
     for (int i = 0; i < n; i++) {
       char p[4400];
       struct stat sb;
-      snprintf(p, sizeof p, "%s/%s", abs, names[i]);
+      if (snprintf(p, sizeof p, "%s/%s", abs, names[i]) >= (int)sizeof p) continue;   /* longer than any real path */
       if (stat(p, &sb) == 0)
         fprintf(f, "%s %lld %lld.%09ld\n", names[i], (long long)sb.st_size, (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
     }

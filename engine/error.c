@@ -48,7 +48,8 @@ int fail_context(const char *fmt, ...) {
   vsnprintf(prefix, sizeof prefix, fmt, ap);
   va_end(ap);
   memcpy(old, err_message, ERR_CAP);
-  snprintf(err_message, ERR_CAP, "%s: %s", prefix, old);
+  /* a context chain longer than the buffer ends in "..." rather than silently */
+  if (snprintf(err_message, ERR_CAP, "%s: %s", prefix, old) >= ERR_CAP) memcpy(err_message + ERR_CAP - 4, "...", 4);
   if (!err_status) err_status = LACOS_EINVAL;
   return err_status;
 }

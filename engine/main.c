@@ -188,24 +188,30 @@ static int file_exists(const char *path) {
 /* The tree holding lua/ and engine/lacos.h: $LACOS_HOME, else the build
    layout (<repo>/build/lacos), else the installed one (<prefix>/bin/lacos
    with <prefix>/share/lacos). */
+/* out = a followed by b; an empty string when it does not fit (a path that
+   long names nothing, and the caller then reports what it cannot find). */
+static void path_cat(char *out, size_t n, const char *a, const char *b) {
+  if (snprintf(out, n, "%s%s", a, b) >= (int)n) out[0] = 0;
+}
+
 static void find_home(const char *exe_dir, char *home, size_t n) {
   const char *env = getenv("LACOS_HOME");
-  if (env && *env) { snprintf(home, n, "%s", env); return; }
+  if (env && *env) { path_cat(home, n, env, ""); return; }
   char probe[PATH_MAX + 64];
-  snprintf(probe, sizeof probe, "%s/../lua/lacos/init.lua", exe_dir);
-  if (file_exists(probe)) { snprintf(home, n, "%s/..", exe_dir); }
-  else snprintf(home, n, "%s/../share/lacos", exe_dir);
+  path_cat(probe, sizeof probe, exe_dir, "/../lua/lacos/init.lua");
+  if (file_exists(probe)) path_cat(home, n, exe_dir, "/..");
+  else path_cat(home, n, exe_dir, "/../share/lacos");
   char resolved[PATH_MAX];
-  if (realpath(home, resolved)) snprintf(home, n, "%s", resolved);
+  if (realpath(home, resolved)) path_cat(home, n, resolved, "");
 }
 
 static void find_lib(const char *exe_dir, char *lib, size_t n) {
   const char *env = getenv("LACOS_LIB");
-  if (env && *env) { snprintf(lib, n, "%s", env); return; }
-  snprintf(lib, n, "%s/liblacos.so", exe_dir);
-  if (!file_exists(lib)) snprintf(lib, n, "%s/../lib/liblacos.so", exe_dir);
+  if (env && *env) { path_cat(lib, n, env, ""); return; }
+  path_cat(lib, n, exe_dir, "/liblacos.so");
+  if (!file_exists(lib)) path_cat(lib, n, exe_dir, "/../lib/liblacos.so");
   char resolved[PATH_MAX];
-  if (realpath(lib, resolved)) snprintf(lib, n, "%s", resolved);
+  if (realpath(lib, resolved)) path_cat(lib, n, resolved, "");
 }
 
 static int traceback(lua_State *L) {

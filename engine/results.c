@@ -56,8 +56,9 @@ static void iso_time(double t, char out[32]) {
   if (ms > 999) ms = 999;
   struct tm tm;
   gmtime_r(&s, &tm);
-  snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-           tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  if (snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+               tm.tm_hour, tm.tm_min, tm.tm_sec, ms) >= 32)
+    snprintf(out, 32, "9999-12-31T23:59:59.999Z");   /* a clock beyond year 9999: the latest time ISO text sorts */
 }
 
 static void sleep_ms(int ms) {
