@@ -144,8 +144,21 @@ function M.read(path, opts)
     local fmt = opts.format or (kind == "scored" and "generic" or kind == "labelled" and "nli" or "pairs")
     local set = data.read_pairs(path, { format = fmt, header = opts.header, labels = opts.labels,
                                         max_line_bytes = opts.max_line_bytes })
-    local d = set:to_pairs(kind)
+    if kind == "pairs" then
+      -- NLI pairs are not (anchor, positive) pairs: a contradiction would train as a positive
+      for i = 0, set.n - 1 do
+        if set.recs[i].label >= 0 then
+          set:free()
+          error(("%s: the %s layout holds labelled pairs (premise, hypothesis, label), not (anchor, positive) pairs; " ..
+                 "they train the softmax classifier (kind = \"labelled\", lacos train --loss softmax), or make " ..
+                 "triplets with lacos.data.nli_triplets")
+                :format(path, fmt), 0)
+        end
+      end
+    end
+    local ok, d = pcall(set.to_pairs, set, kind)
     set:free()
+    if not ok then error(d, 0) end
     return d
   end
   local f, err = io.open(path, "rb")

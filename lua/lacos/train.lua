@@ -368,6 +368,11 @@ function M.check_fit(model, data, loss, optimizer)
     error(("the loss %s is %d wide but the model's embeddings are %d wide; make it with dim = %d"):format(
       what, loss.dim, model:config().hidden_size, model:config().hidden_size), 0)
   end
+  if loss.parameters and model.device == "cuda" then
+    -- the loss runs on the host, and one optimizer holds parameters of one device
+    error(("the loss %s has its own weights, trained on the CPU only; train with a CPU model (lacos train --device cpu)")
+      :format(what), 0)
+  end
   if loss.parameters and optimizer and type(optimizer.params) == "table" then
     local held = {}
     for _, p in ipairs(optimizer.params) do held[p.param] = true end

@@ -62,6 +62,9 @@ H.test("scored and labelled pairs from files; errors name file:line", function()
   local pr = H.write(H.tmp .. "/pairs2.tsv", "a\tb\nc\td\n")
   H.raises("pairs2.tsv:1:", lacos.pairs.read, pr, { kind = "scored" })
   H.raises("kind must be pairs, scored or labelled", lacos.pairs.read, pr, { kind = "nli" })
+  H.raises("nli.tsv: the nli layout holds labelled pairs (premise, hypothesis, label), not (anchor, positive) pairs",
+    lacos.pairs.read, nli, { format = "nli" })
+  H.eq(lacos.pairs.read(pr, { format = "pairs" }):size(), 2)
   H.raises("unknown option 'kinds'", lacos.pairs.read, pr, { kinds = "scored" })
   -- pair sets from lacos.data: a set without scores is not scored data
   local set = lacos.data.read_pairs(pr, { format = "pairs" })
@@ -117,6 +120,11 @@ H.test("data that does not fit the loss is refused, with what to do", function()
     spec { data = F.labelled(8), loss = sm, optimizer = lacos.optim.adamw(m:trainable(), { lr = 1e-3 }) })
   H.raises("need at least 2 examples (a batch of pairs)", lacos.train,
     spec { data = F.scored(1), loss = lacos.loss.cosent {}, optimizer = opt })
+  -- a model on the GPU (its device as lacos.train sees it): the classifier stays on the CPU
+  local on_gpu = setmetatable({ device = "cuda" }, { __index = m })
+  H.raises("the loss softmax classifier over 3 labels has its own weights, trained on the CPU only", lacos.train.check_fit,
+    on_gpu, F.labelled(8), sm, both)
+  lacos.train.check_fit(on_gpu, F.scored(8), lacos.loss.cosent {}, opt)   -- CoSENT has no weights of its own
   H.raises("lacos.loss.softmax: dim must be a positive whole number", lacos.loss.softmax, { dim = 0 })
   H.raises("lacos.loss.softmax: labels must be a whole number >= 2", lacos.loss.softmax, { dim = 8, labels = 1 })
 end)

@@ -84,8 +84,16 @@ function M.run(opts)
   if opts.threads then lacos.threads(opts.threads) end
   local kind = (opts.loss == "cosent" and "scored") or (opts.loss == "softmax" and "labelled") or "pairs"
   local format = opts.format ~= "tsv" and opts.format or nil
-  local data = lacos.pairs.read(opts.pairs, { kind = kind, format = format, header = opts.header or nil,
-                                              labels = kind == "labelled" and opts.labels or nil })
+  local read_ok, data = pcall(lacos.pairs.read, opts.pairs, { kind = kind, format = format, header = opts.header or nil,
+                                                                labels = kind == "labelled" and opts.labels or nil })
+  if not read_ok then
+    -- a malformed line may be a file in another loss's layout: say which one this loss reads
+    local layout = ({ scored = "sentence1 TAB sentence2 TAB score", labelled = "premise TAB hypothesis TAB label" })[kind]
+    if layout and not format and tostring(data):match("fields") then
+      data = ("%s (--loss %s reads '%s' lines; --format for other layouts)"):format(tostring(data), opts.loss, layout)
+    end
+    error(data, 0)
+  end
   if opts.limit then data = data:take(opts.limit) end
   if data:size() < 2 then
     -- said here with the file's name (lacos.train would report its own line)
@@ -104,16 +112,19 @@ function M.run(opts)
   if opts.loss == "cosent" then loss = lacos.loss.cosent { scale = opts.scale }
   elseif opts.loss == "softmax" then loss = lacos.loss.softmax { dim = cfg.hidden_size, labels = opts.num_labels, seed = opts.seed }
   else loss = lacos.loss.mnrl { scale = opts.scale, symmetric = opts.loss == "mnrl-symmetric" } end
+  -- data that the loss cannot use (labels past --num-labels, say) is refused now, naming the file
+  do
+    local ok, err = pcall(lacos.train.check_fit, m, data, loss, nil)
+    if not ok then
+      err = tostring(err):gsub("make it with labels = (%d+) or more", "use --num-labels %1 or more")
+      error(("%s: %s"):format(opts.pairs, err), 0)
+    end
+  end
   -- the classifier's weight and bias (softmax) train with the adapter
   local params = lacos.optim.params(m:trainable(), loss.parameters and loss:parameters() or {})
   local optimizer = opts.optimizer == "adamw"
     and lacos.optim.adamw(params, { lr = opts.lr, weight_decay = opts.weight_decay })
     or lacos.optim.adam8bit(params, { lr = opts.lr, weight_decay = opts.weight_decay })
-  -- data that the loss cannot use (labels past --num-labels, say) is refused now, naming the file
-  do
-    local ok, err = pcall(lacos.train.check_fit, m, data, loss, optimizer)
-    if not ok then error(("%s: %s"):format(opts.pairs, err), 0) end
-  end
   local settings = {
     model = opts.model, pairs = opts.pairs, n_pairs = data:size(), out = opts.out, quant = opts.quant,
     -- (only when they say something: a plain MNRL run keeps the settings it always had)
