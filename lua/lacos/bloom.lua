@@ -347,7 +347,12 @@ function Model:zero_grad() check(C.lacos_lora_zero_grad(self.ptr)) end
 
 -- ---------------------------------------------------------------- training passes
 
-function Model:set_checkpointing(on) check(C.lacos_bloom_set_checkpointing(self.ptr, on and 1 or 0)) end
+-- Activation checkpointing for training passes. Once set here it holds for
+-- lacos.train calls that do not say (their default follows the model's size).
+function Model:set_checkpointing(on)
+  check(C.lacos_bloom_set_checkpointing(self.ptr, on and 1 or 0))
+  self.checkpointing = on and true or false
+end
 function Model:set_fast_backward(on) check(C.lacos_bloom_set_fast_backward(self.ptr, on and 1 or 0)) end
 
 -- Forward keeping activations; returns embeddings and a batch handle for backward.

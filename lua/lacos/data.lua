@@ -11,6 +11,8 @@
 --   data.read_pairs("my.tsv", { format = "generic" })    -- sentence1 TAB sentence2 TAB score
 --   data.read_pairs("x.csv", { format = "stsb", header = true })
 --   data.nli_triplets("snli-infersent", { split = "dev" })  -- (anchor, positive, negative)
+--   data.nli_pairs("snli-infersent", { split = "dev" })     -- (premise, hypothesis, label) for lacos.loss.softmax
+--   data.load("stsb", { split = "train" }):to_pairs("scored")  -- (s1, s2, score) for lacos.loss.cosent
 --   data.status("stsb"), data.pull("stsb")
 --
 -- Sets are read by the engine (engine/datasets.c) into one record array plus
@@ -283,11 +285,32 @@ function PairSet:rows()
   end
   return rows
 end
--- The same as a lacos.pairs dataset when that module is available.
-function PairSet:to_pairs()
+-- The same as a lacos.pairs dataset of the given kind: "pairs" (default:
+-- columns 1, 2 and any 3 as anchor, positive, hard negative), "scored"
+-- (every pair needs a score) or "labelled" (every pair needs a label).
+function PairSet:to_pairs(kind)
   local ok, P = pcall(require, "lacos.pairs")
   if not ok or not P.from_list then error("lacos.pairs is not available", 2) end
-  return P.from_list(self:rows(), self.id or "pairs")
+  kind = kind or "pairs"
+  if not P.KINDS[kind] then error(("to_pairs: kind must be pairs, scored or labelled, got '%s'"):format(tostring(kind)), 2) end
+  local name = self.source or self.id or "pairs"
+  if kind == "pairs" then return P.from_list(self:rows(), { source = name }) end
+  local rows = {}
+  for i = 0, self.n - 1 do
+    local r = self.recs[i]
+    local y
+    if kind == "scored" then y = r.score if y ~= y then y = nil end
+    else y = r.label >= 0 and r.label or nil end
+    if y == nil then
+      local u = self._subsets[r.subset + 1]
+      error(("%s:%d: pair %d has no %s; a %s set needs one on every pair"):format(
+        u.source ~= "" and u.source or name, tonumber(r.line), i + 1, kind == "scored" and "score" or "label",
+        kind), 2)
+    end
+    rows[i + 1] = { ffi.string(r.s1, r.len1), ffi.string(r.s2, r.len2), y }
+  end
+  if #rows == 0 then error(("%s: no pairs"):format(name), 2) end
+  return P.from_list(rows, { kind = kind, source = name })
 end
 
 function PairSet:free()
@@ -668,6 +691,26 @@ function M.nli_triplets(src, opts)
   check(C.lacos_pairset_nli_triplets(o, src.ptr, mode, opts.seed or -1))
   local t = wrap(o[0], { id = (src.id or "pairs") .. ":" .. opts.mode, split = src.split, kind = "training" })
   return t
+end
+
+-- Labelled (premise, hypothesis, label) training pairs for the softmax
+-- classifier (lacos.loss.softmax; entailment 0, neutral 1, contradiction 2)
+-- from a pair set with NLI labels or a registry id (loaded with opts.split,
+-- opts.lang, opts.subset, opts.data); a lacos.pairs dataset of kind
+-- "labelled". Pairs without a gold label are an error naming their line.
+function M.nli_pairs(src, opts)
+  opts = util.options(opts, { split = util.ANY, lang = util.ANY, subset = util.ANY, data = util.ANY }, "lacos.data.nli_pairs")
+  local loaded = false
+  if type(src) == "string" then
+    src = M.load(src, { split = opts.split, lang = opts.lang, subset = opts.subset, data = opts.data })
+    loaded = true
+  elseif getmetatable(src) ~= PairSet then
+    error("lacos.data.nli_pairs: expected a pair set or a dataset id", 2)
+  end
+  local ok, d = pcall(src.to_pairs, src, "labelled")
+  if loaded then src:free() end
+  if not ok then error(d, 2) end
+  return d
 end
 
 -- ---------------------------------------------------------------- presence and verification

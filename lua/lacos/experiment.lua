@@ -172,12 +172,11 @@ function M.run_point(point, ctx)
   if n > 0 then
     m:add_lora { r = point.r or 8, alpha = point.alpha or 16, dropout = point.dropout or 0.05,
                  targets = point.targets or { "query_key_value" }, seed = point.seed or 1 }
-    local cfg = m:config()
     local result = lacos.train {
       model = m, data = train_pairs:take(n), batch_size = point.batch_size or 16, epochs = point.epochs or 1, lr = point.lr or 2e-4,
       warmup = 0.1, seed = point.seed or 1, pooling = point.pooling or "weightedmean", max_length = point.max_length or 64,
       checkpoint_dir = ctx.dir .. "/checkpoints", checkpoint_every = point.checkpoint_every or 50, run = run,
-      checkpointing = cfg.hidden_size >= 1536, fast_backward = true, quiet = point.quiet,
+      fast_backward = true, quiet = point.quiet,   -- checkpointing: lacos.train's default for the size
       mini_batch = point.mini_batch,
     }
     if result.status ~= "done" then return result end
@@ -200,7 +199,8 @@ function M.estimate(point)
   local B, T = 2 * (point.batch_size or 16), point.max_length or 64
   local weights = C.lacos_bloom_config_params(cfg) - cfg.vocab_size * cfg.hidden_size
   local bytes = weights + cfg.vocab_size * cfg.hidden_size * 2 +
-                C.lacos_bloom_train_activation_bytes(cfg, B, T, point.r or 8, 1, cfg.hidden_size >= 1536 and 1 or 0)
+                C.lacos_bloom_train_activation_bytes(cfg, B, T, point.r or 8, 1,
+                  require("lacos.train").checkpointing_default(cfg) and 1 or 0)
   if not rate then
     local m = bloom.random({ base = "tiny-m" }, { seed = 1, quant = "int8" })
     local ids = lacos.tensor.rand({ 32, 32 }, { seed = 1, lo = 4, hi = 1000 }):to("i32")

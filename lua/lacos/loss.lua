@@ -1,6 +1,8 @@
 -- lacos.loss: the training objectives (engine/loss.c). A loss object takes
 -- the embeddings of one batch and returns the loss value and the gradient
 -- with respect to those embeddings, which the model's backward pass takes.
+-- `columns` names the training data a loss consumes (lacos.pairs kinds):
+-- "pairs" for MNRL, "scored" for CoSENT, "labelled" for the classifier.
 --
 --   lacos.loss.mnrl{scale = 20, symmetric = false}   in-batch negatives (+ hard negatives)
 --   lacos.loss.cosent{scale = 20}                     scored pairs
@@ -53,18 +55,24 @@ function M.softmax(opts)
   local d, k = opts.dim, opts.labels
   -- nn.Linear's default init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
   local bound = 1 / math.sqrt(3 * d)
-  local self = { kind = "softmax", columns = "labelled", n_labels = k }
+  if type(d) ~= "number" or d < 1 or d ~= math.floor(d) then error("lacos.loss.softmax: dim must be a positive whole number (the model's hidden size)", 2) end
+  if type(k) ~= "number" or k < 2 or k ~= math.floor(k) then error("lacos.loss.softmax: labels must be a whole number >= 2", 2) end
+  local self = { kind = "softmax", columns = "labelled", n_labels = k, dim = d }
   self.W = T.rand({ k, 3 * d }, { seed = opts.seed, lo = -bound, hi = bound })
   self.b = T.rand({ k }, { seed = opts.seed + 1, lo = -bound, hi = bound })
   self.dW = T.zeros({ k, 3 * d })
   self.db = T.zeros({ k })
-  function self:compute(u, v, labels)
+  -- The classifier's gradients are added into dW and db, times `weight`
+  -- (default 1; the training loop passes 1/accumulation).
+  function self:compute(u, v, labels, weight)
     local du, dv = zeros_like(u), zeros_like(v)
     local lab = T.is_tensor(labels) and labels or T.from(labels, "i32")
     local gW, gb = zeros_like(self.W), T.zeros({ k })
     check(C.lacos_loss_softmax(u.t, v.t, lab.t, self.W.t, self.b.t, loss_out, du.t, dv.t, gW.t, gb.t))
+    if weight and weight ~= 1 then gW:mul_(weight); gb:mul_(weight) end
     self.dW:add_(gW)
     self.db:add_(gb)
+    gW:free(); gb:free()
     return loss_out[0], du, dv
   end
   function self:parameters()

@@ -10,13 +10,21 @@
 --     seed = 42, checkpoint_dir = "runs/x", checkpoint_every = 100, run = db_run,
 --   }
 --
--- Each step embeds the batch's anchors, positives and hard negatives in one
--- forward pass (or, with mini_batch, GradCache: embed everything without
--- keeping activations, take the loss and its gradient for the whole batch,
--- then re-embed chunk by chunk with activations and back-propagate each
--- chunk's slice — the same loss and gradients as the uncached step, in the
--- memory of one chunk). In-batch negatives come from the step's own batch:
--- gradient accumulation adds steps, not negatives.
+-- The data's kind must be what the loss consumes (lacos.pairs): pairs for
+-- MNRL, scored pairs for CoSENT (loss:compute(u, v, scores)), labelled pairs
+-- for the softmax classifier (loss:compute(u, v, labels)), whose weights the
+-- optimizer trains with the LoRA parameters.
+--
+-- Each step embeds the batch's first sentences, second sentences and hard
+-- negatives in one forward pass (or, with mini_batch, GradCache: embed
+-- everything without keeping activations, take the loss and its gradient for
+-- the whole batch, then re-embed chunk by chunk with activations and
+-- back-propagate each chunk's slice — the same loss and gradients as the
+-- uncached step, in the memory of one chunk; any of the three losses). In-batch
+-- negatives come from the step's own batch: gradient accumulation adds
+-- steps, not negatives. An update with accumulation k applies the mean of
+-- its k micro-steps' gradients (each loss divided by k, as transformers'
+-- Trainer does), so clipping and the logged gradient norm do not depend on k.
 --
 -- Determinism: data order, LoRA dropout masks and every random choice derive
 -- from `seed` and the step number, so a run repeats bit for bit on the CPU
@@ -32,7 +40,7 @@ local defaults = {
   model = util.REQUIRED, data = util.REQUIRED, loss = util.ANY, optimizer = util.ANY,
   lr = 2e-4, batch_size = 16, mini_batch = util.ANY, epochs = 1, steps = util.ANY,
   warmup = 0.1, schedule = "linear", max_grad_norm = 1.0, accumulation = 1,
-  seed = 42, pooling = util.ANY, max_length = 128, length_bucketing = true, no_duplicates = true,
+  seed = 42, pooling = util.ANY, max_length = 128, length_bucketing = true, no_duplicates = util.ANY,
   log_every = 10, run = util.ANY, checkpoint_dir = util.ANY, checkpoint_every = 0, resume = true,
   max_nonfinite = 5, progress = util.ANY, on_step = util.ANY, eval = util.ANY, eval_every = 0,
   checkpointing = util.ANY, fast_backward = false, quiet = false,
@@ -45,6 +53,10 @@ local function clock()
   return tonumber(ts[0]) + tonumber(ts[1]) * 1e-9
 end
 M.clock = clock
+
+-- Activation checkpointing unless told otherwise: on for models of hidden
+-- size >= 1536 (bloom-1b7 and up), where activations outgrow the rest.
+function M.checkpointing_default(cfg) return cfg.hidden_size >= 1536 end
 
 -- Learning rate at step s (1-based) of total with `warm` warmup steps:
 -- linear warmup from 0, then linear decay to 0 (transformers'
@@ -148,35 +160,52 @@ local function embed_train(model, texts, opts, stream)
   return emb, batch, tokens
 end
 
--- One optimisation micro-step over the examples `idx`: returns loss and tokens.
-local function micro_step(st, idx, stream)
+-- One optimisation micro-step over the examples `idx`: adds `weight` (1 by
+-- default) times its gradient into the parameters' gradients; returns the
+-- loss and the tokens embedded.
+local function micro_step(st, idx, stream, weight)
   local opts, model, data, loss = st.opts, st.model, st.data, st.loss
-  local anchors, positives, negatives = {}, {}, {}
+  weight = weight or 1
+  local anchors, positives, negatives, targets = {}, {}, {}, nil
+  if data.kind and data.kind ~= "pairs" then targets = {} end
   for k, i in ipairs(idx) do
-    local a, p, n = data:get(i)
+    local a, p, n, y = data:get(i)
     anchors[k], positives[k] = a, p
     if n then negatives[#negatives + 1] = n end
+    if targets then targets[k] = y end
   end
   local B = #idx
   local texts = {}
   for _, t in ipairs(anchors) do texts[#texts + 1] = t end
   for _, t in ipairs(positives) do texts[#texts + 1] = t end
   for _, t in ipairs(negatives) do texts[#texts + 1] = t end
+  -- the loss and its gradient for the whole batch's embeddings (nil when not finite)
+  local function loss_grad(emb)
+    local A = emb:narrow(1, 1, B):contiguous()
+    local Cand = emb:narrow(1, B + 1, #texts - B):contiguous()
+    local value, dA, dC
+    if targets then value, dA, dC = loss:compute(A, Cand, targets, weight)
+    else value, dA, dC = loss:compute(A, Cand) end
+    A:free(); Cand:free()
+    if value ~= value or value == math.huge or value == -math.huge then return value, nil end
+    local d = T.cat({ dA, dC }, 1)
+    dA:free(); dC:free()
+    if weight ~= 1 then d:mul_(weight) end
+    return value, d
+  end
   local total_tokens = 0
   local chunk = opts.mini_batch
   if not chunk or chunk >= #texts then
     local emb, batch, tokens = embed_train(model, texts, opts, stream)
     total_tokens = tokens
-    local A = emb:narrow(1, 1, B):contiguous()
-    local Cand = emb:narrow(1, B + 1, #texts - B):contiguous()
-    local value, dA, dC = loss:compute(A, Cand)
-    if value ~= value or value == math.huge or value == -math.huge then
+    local value, d = loss_grad(emb)
+    if not d then
       C.lacos_bloom_batch_free(ffi.gc(batch, nil))
+      emb:free()
       return value, total_tokens
     end
-    local d = T.cat({ dA, dC }, 1)
     model:backward(batch, d)
-    emb:free(); A:free(); Cand:free(); dA:free(); dC:free(); d:free()
+    emb:free(); d:free()
     return value, total_tokens
   end
   -- GradCache: embeddings of every chunk without keeping activations ...
@@ -191,11 +220,9 @@ local function micro_step(st, idx, stream)
   end
   local all = T.cat(parts, 1)
   for _, p in ipairs(parts) do p:free() end
-  local A = all:narrow(1, 1, B):contiguous()
-  local Cand = all:narrow(1, B + 1, #texts - B):contiguous()
-  local value, dA, dC = loss:compute(A, Cand)
-  if value ~= value or value == math.huge or value == -math.huge then return value, total_tokens end
-  local d = T.cat({ dA, dC }, 1)
+  local value, d = loss_grad(all)
+  all:free()
+  if not d then return value, total_tokens end
   -- ... then each chunk again with activations, back-propagating its slice.
   for s0 = 1, #texts, chunk do
     local s1 = math.min(#texts, s0 + chunk - 1)
@@ -206,7 +233,7 @@ local function micro_step(st, idx, stream)
     model:backward(batch, dslice)
     emb:free(); dslice:free()
   end
-  all:free(); A:free(); Cand:free(); dA:free(); dC:free(); d:free()
+  d:free()
   return value, total_tokens
 end
 M.micro_step = micro_step
@@ -301,13 +328,77 @@ function M.format_plan(p)
             p.available > 0 and b(p.available) or "unknown", gpu and " on the GPU" or "")
 end
 
+-- How each kind of data is made, for the message when data and loss do not fit.
+local MAKE = {
+  pairs = 'lacos.pairs.read(path) (anchor TAB positive [TAB negative]) or lacos.data.nli_triplets(...):to_pairs()',
+  scored = 'lacos.pairs.read(path, {kind = "scored"}) (sentence1 TAB sentence2 TAB score) or ' ..
+           'lacos.data.load("stsb", {split = "train"}):to_pairs("scored")',
+  labelled = 'lacos.pairs.read(path, {kind = "labelled"}) (premise TAB hypothesis TAB label) or ' ..
+             'lacos.data.nli_pairs("snli-infersent", {split = "dev"})',
+}
+
+-- Refuses data that the loss cannot train on, a classifier of the wrong
+-- width or with too few labels, and an optimizer that would leave the
+-- loss's own parameters untrained. Raises with a message naming the data.
+function M.check_fit(model, data, loss, optimizer)
+  local P = require "lacos.pairs"
+  local want = loss.columns or "pairs"
+  local have = data.kind or "pairs"
+  local what = loss.describe and loss:describe() or tostring(loss.kind)
+  if not P.DESCRIBE[want] then error(("the loss %s consumes '%s' data, which lacos.train does not know"):format(what, tostring(want)), 0) end
+  if want ~= have then
+    local held = data.describe and data:describe() or P.DESCRIBE[have] or have
+    error(("the loss %s trains on %s but the data (%s) holds %s; make it with %s"):format(
+      what, P.DESCRIBE[want], tostring(data.source or "data"), held, MAKE[want]), 0)
+  end
+  if want ~= "pairs" and data:has_negatives() then
+    error(("the loss %s takes no hard negatives but the data (%s) has them"):format(what, tostring(data.source or "data")), 0)
+  end
+  if want ~= "pairs" then
+    for i = 1, data:size() do
+      local y = data:target(i)
+      if type(y) ~= "number" or y ~= y then
+        error(("example %d of %s has no %s"):format(i, tostring(data.source or "data"), want == "scored" and "score" or "label"), 0)
+      end
+      if want == "labelled" and loss.n_labels and y >= loss.n_labels then
+        error(("example %d of %s has label %d but the classifier has %d labels (0..%d); make it with labels = %d or more"):format(
+          i, tostring(data.source or "data"), y, loss.n_labels, loss.n_labels - 1, y + 1), 0)
+      end
+    end
+  end
+  if loss.dim and loss.dim ~= model:config().hidden_size then
+    error(("the loss %s is %d wide but the model's embeddings are %d wide; make it with dim = %d"):format(
+      what, loss.dim, model:config().hidden_size, model:config().hidden_size), 0)
+  end
+  if loss.parameters and model.device == "cuda" then
+    -- the loss runs on the host, and one optimizer holds parameters of one device
+    error(("the loss %s has its own weights, trained on the CPU only; train with a CPU model (lacos train --device cpu)")
+      :format(what), 0)
+  end
+  if loss.parameters and optimizer and type(optimizer.params) == "table" then
+    local held = {}
+    for _, p in ipairs(optimizer.params) do held[p.param] = true end
+    for _, p in ipairs(loss:parameters()) do
+      if not held[p.param] then
+        error(("the optimizer does not hold the loss's %s, which would never be trained; make it with " ..
+               "lacos.optim.adam8bit(lacos.optim.params(model:trainable(), loss:parameters()), ...)"):format(p.name), 0)
+      end
+    end
+  end
+end
+
 function M.run(spec)
   local opts = util.options(spec, defaults, "lacos.train")
   local model, data = opts.model, opts.data
   if type(data) ~= "table" or not data.size then error("lacos.train: data must be a pairs dataset (lacos.pairs)", 2) end
-  if data:size() < 2 then error("lacos.train: need at least 2 examples for in-batch negatives", 2) end
+  local in_batch = (data.kind or "pairs") == "pairs"
+  if data:size() < 2 then
+    error(("lacos.train: need at least 2 examples (%s)"):format(in_batch and "in-batch negatives" or "a batch of pairs"), 2)
+  end
   if not model.lora then error("lacos.train: the model has no LoRA adapter (model:add_lora{...})", 2) end
-  if opts.batch_size < 2 then error("lacos.train: batch_size must be at least 2 (in-batch negatives)", 2) end
+  if opts.batch_size < 2 then
+    error(("lacos.train: batch_size must be at least 2 (%s)"):format(in_batch and "in-batch negatives" or "a batch of pairs"), 2)
+  end
   if opts.accumulation < 1 then error("lacos.train: accumulation must be at least 1", 2) end
   if opts.mini_batch ~= nil and (type(opts.mini_batch) ~= "number" or opts.mini_batch < 1) then
     error("lacos.train: mini_batch must be a positive number", 2)
@@ -319,19 +410,30 @@ function M.run(spec)
   if require("lacos.bloom").poolings[opts.pooling] == nil then error("lacos.train: unknown pooling " .. tostring(opts.pooling), 2) end
   local loss = opts.loss or require("lacos.loss").mnrl { scale = 20 }
   local optimizer = opts.optimizer
+  do
+    local ok, err = pcall(M.check_fit, model, data, loss, optimizer)
+    if not ok then error("lacos.train: " .. tostring(err), 2) end
+  end
+  if opts.no_duplicates == nil then opts.no_duplicates = (loss.columns or "pairs") == "pairs" end
   if not optimizer then
     local params = model:trainable()
     if loss.parameters then for _, p in ipairs(loss:parameters()) do params[#params + 1] = p end end
     optimizer = require("lacos.optim").adam8bit(params, { lr = opts.lr })
   end
-  if opts.checkpointing ~= nil then model:set_checkpointing(opts.checkpointing) end
+  -- activation checkpointing: this call's option, else what model:set_checkpointing
+  -- chose, else the default for the model's size
+  local checkpointing = opts.checkpointing
+  if checkpointing == nil then checkpointing = model.checkpointing end
+  if checkpointing == nil then checkpointing = M.checkpointing_default(model:config()) end
+  E.check(C.lacos_bloom_set_checkpointing(model.ptr, checkpointing and 1 or 0))
   model:set_fast_backward(opts.fast_backward)
 
   -- the memory plan, checked before the first step
+  local plan
   do
     local per_text = data:has_negatives() and 3 or 2
     local texts = opts.mini_batch and math.min(opts.mini_batch, per_text * opts.batch_size) or per_text * opts.batch_size
-    local plan = M.plan(model, { texts = texts, max_length = opts.max_length,
+    plan = M.plan(model, { texts = texts, max_length = opts.max_length,
                                  optimizer_bytes = optimizer.state_bytes and optimizer:state_bytes() or 0,
                                  checkpointing = C.lacos_bloom_get_checkpointing(model.ptr) ~= 0 })
     if not opts.quiet then io.stderr:write("lacos: " .. M.format_plan(plan) .. "\n") end
@@ -426,7 +528,7 @@ function M.run(spec)
         idx, st.pos, st.deferred = M.next_batch(data, order, st.pos, opts.batch_size, opts.no_duplicates, st.deferred)
       end
       local stream = step * 16 + micro   -- dropout masks: a function of the step
-      local value, tokens = micro_step(st, idx, stream)
+      local value, tokens = micro_step(st, idx, stream, 1 / opts.accumulation)
       step_tokens = step_tokens + tokens
       if not is_finite(value) then ok = false; step_loss = value; break end
       step_loss = step_loss + value / opts.accumulation
@@ -508,7 +610,7 @@ function M.run(spec)
   if status == "interrupted" or (ckpt and status == "done") then save_checkpoint() end
   if status == "interrupted" then C.lacos_interrupt_clear() end
   return { status = status, reason = reason, steps = st.step, total = total, loss = last_loss, losses = st.losses,
-           skipped = st.skipped, tokens = st.tokens, seconds = clock() - t_start, optimizer = optimizer }
+           skipped = st.skipped, tokens = st.tokens, seconds = clock() - t_start, optimizer = optimizer, plan = plan }
 end
 
 setmetatable(M, { __call = function(_, spec) return M.run(spec) end })

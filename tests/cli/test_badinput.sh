@@ -168,6 +168,19 @@ bad "$C" "a single example" 1 "one-pair.tsv: 1 example; training needs at least 
 : > empty.tsv
 bad "$C" "an empty file" 1 "empty.tsv: no examples" --absent t-out -- "$LACOS" "${TRAIN[@]}" --pairs empty.tsv --out t-out
 bad "$C" "no such file" 1 "nope.tsv: No such file or directory" --absent t-out -- "$LACOS" "${TRAIN[@]}" --pairs nope.tsv --out t-out
+bad "$C" "--loss cosent on (anchor, positive) pairs" 1 \
+  "pairs.tsv:1: expected at least 3 TAB-separated fields, found 2 \(--loss cosent reads 'sentence1 TAB sentence2 TAB score' lines" \
+  --absent t-out -- "$LACOS" "${TRAIN[@]}" --loss cosent --pairs pairs.tsv --out t-out
+printf 'a cat sits\ta cat is sitting\t4.5\nthe sky\ta dog runs\tvery\n' > bad-score.tsv
+bad "$C" "--loss cosent: a score that is not a number" 1 "bad-score.tsv:2: field 3: 'very' is not a number" --absent t-out -- \
+  "$LACOS" "${TRAIN[@]}" --loss cosent --pairs bad-score.tsv --out t-out
+printf 'a man sleeps\ta person rests\tentailment\na man sleeps\ta dog barks\tmaybe\n' > nli-bad.tsv
+bad "$C" "--loss softmax: a label that is not an NLI class" 1 "nli-bad.tsv:2: label 'maybe' is not entailment, neutral or contradiction" \
+  --absent t-out -- "$LACOS" "${TRAIN[@]}" --loss softmax --pairs nli-bad.tsv --out t-out
+printf 'a man sleeps\ta person rests\t0\na man sleeps\ta dog barks\t2\n' > int-labels.tsv
+bad "$C" "--loss softmax: a label past --num-labels" 1 \
+  "int-labels.tsv: example 2 of .*int-labels.tsv has label 2 but the classifier has 2 labels \(0..1\); use --num-labels 3 or more" \
+  --absent t-out -- "$LACOS" "${TRAIN[@]}" --loss softmax --labels int --num-labels 2 --pairs int-labels.tsv --out t-out
 
 # ------------------------------------------------------------------ adapters
 C="adapter"

@@ -2,7 +2,8 @@
 # test_model_cli.sh: the model commands as a user runs them — lacos model
 # random/info/list, lacos embed (.npy and --tsv, pooling recorded with an
 # adapter, a too-long sentence), lacos train (defaults printed, adapter
-# saved, a rerun resumes), lacos sts (--sets, --file, --json).
+# saved, a rerun resumes; --loss cosent and softmax), lacos sts (--sets,
+# --file, --json).
 source "$(dirname "$0")/lib.sh"
 ROOT=${LACOS_ROOT:-.}
 TOK="$ROOT/datasets/tokenizers/bloomlike-32k.json"
@@ -55,6 +56,23 @@ if [ -f "$DATA/nli/snli-infersent/s1.dev" ]; then
   expect "sts --json" 0 '"spearman"'
   run_cmd "$LACOS" results sql "SELECT count(*) AS n FROM sts_results WHERE dataset = 'stsb'" --db "$TMP/r.db"
   expect "sts scores are recorded" 0 "^1$"
+  # CoSENT on STS-B's own layout, the softmax classifier on SNLI's labelled pairs
+  head -64 "$DATA/sts/stsb/sts-train.csv" > "$TMP/sts-train.csv"
+  run_cmd "$LACOS" train --model "$M" --loss cosent --pairs "$TMP/sts-train.csv" --format stsb --out "$TMP/cosent" \
+    --batch-size 16 --steps 4 --no-db --pooling mean
+  expect "train --loss cosent on STS-B's train layout" 0 "done after 4 of 4 steps"
+  grep -qE "data_kind +scored" <<<"$ERR" && ok "train --loss cosent reads scored pairs" || not_ok "train --loss cosent reads scored pairs" "$ERR"
+  [ -f "$TMP/cosent/adapter_model.safetensors" ] && ok "train --loss cosent saved the adapter" || not_ok "train --loss cosent saved the adapter"
+  paste "$DATA/nli/snli-infersent/s1.dev" "$DATA/nli/snli-infersent/s2.dev" "$DATA/nli/snli-infersent/labels.dev" | head -96 > "$TMP/nli.tsv"
+  run_cmd "$LACOS" train --model "$M" --loss softmax --pairs "$TMP/nli.tsv" --out "$TMP/softmax" --batch-size 16 --steps 4 \
+    --no-db --pooling mean --checkpoint-every 2
+  expect "train --loss softmax on labelled NLI pairs" 0 "done after 4 of 4 steps"
+  [ -f "$TMP/softmax/adapter_model.safetensors" ] && ok "train --loss softmax saved the adapter" || not_ok "train --loss softmax saved the adapter"
+  run_cmd "$LACOS" train --model "$M" --loss softmax --pairs "$TMP/nli.tsv" --out "$TMP/softmax" --batch-size 16 --steps 6 \
+    --no-db --pooling mean --checkpoint-every 2
+  expect "train --loss softmax resumes with its classifier from the checkpoint" 0 "resumed from step 4"
+  run_cmd "$LACOS" train --help
+  expect "train --help documents each loss's layout" 0 "--loss softmax +premise TAB hypothesis TAB label"
   printf 'a cat sits\ta cat is sitting\t4.5\nthe sky\ta dog runs\t0.5\nbirds fly\tbirds are flying\t4.8\n' > "$TMP/my.tsv"
   run_cmd "$LACOS" sts --model "$M" --file "$TMP/my.tsv" --no-db
   expect "sts --file scores a generic pairs file" 0 "my.tsv +3"

@@ -2,77 +2,16 @@
 -- the uncached step (loss and gradients), runs repeat bit for bit, a
 -- resumed run continues exactly like an uninterrupted one, non-finite losses
 -- are skipped and K in a row fail the run, batches never hold duplicates,
--- learning-rate schedule, bad options.
+-- accumulation applies the mean gradient, activation checkpointing's
+-- default, length bucketing, the progress bar, learning-rate schedule, bad
+-- options. (The CoSENT and softmax losses in the loop: test_train_losses.)
 local H = require "harness"
 local lacos = require "lacos"
 local T = lacos.tensor
 local ffi = require "ffi"
 
--- A whitespace tokenizer with stable ids, so these tests need no tokenizer file.
-local function toy_tokenizer(vocab)
-  local tok = {}
-  function tok:encode_batch(list, opts)
-    local rows, maxlen = {}, 1
-    for i, s in ipairs(list) do
-      local ids = {}
-      for w in s:gmatch("%S+") do
-        local h = 0
-        for k = 1, #w do h = (h * 31 + w:byte(k)) % 1000003 end
-        ids[#ids + 1] = 4 + h % (vocab - 4)
-      end
-      if opts and opts.max_length and #ids > opts.max_length then
-        local cut = {}
-        for k = 1, opts.max_length do cut[k] = ids[k] end
-        ids = cut
-      end
-      rows[i] = ids
-      if #ids > maxlen then maxlen = #ids end
-    end
-    local ids, mask = T.zeros({ #list, maxlen }, "i32"), T.zeros({ #list, maxlen }, "i32")
-    local ip, mp = ids:data_ptr(), mask:data_ptr()
-    for i, r in ipairs(rows) do
-      for k, v in ipairs(r) do ip[(i - 1) * maxlen + k - 1] = v; mp[(i - 1) * maxlen + k - 1] = 1 end
-      for k = #r + 1, maxlen do ip[(i - 1) * maxlen + k - 1] = 3 end
-    end
-    return ids, mask
-  end
-  return tok
-end
-
-local function model(seed)
-  local m = lacos.bloom.random({ base = "tiny-xs", vocab_size = 512, hidden_size = 32, n_head = 4, n_layer = 2 },
-    { seed = seed or 1, quant = "int8" })
-  m.tokenizer = toy_tokenizer(512)
-  m:add_lora { r = 4, alpha = 8, targets = { "all" }, seed = 2 }
-  return m
-end
-
--- Plain SGD, enough to exercise the loop (the real optimizers have their own tests).
-local function sgd(params)
-  local o = {}
-  function o:step(lr) for _, p in ipairs(params) do p.param:sub_(p.grad * lr) end end
-  function o:zero_grad() for _, p in ipairs(params) do p.grad:zero() end end
-  function o:clip_grad_norm(max)
-    local s = 0
-    for _, p in ipairs(params) do s = s + p.grad:norm() ^ 2 end
-    local n = math.sqrt(s)
-    if n > max and n == n then for _, p in ipairs(params) do p.grad:mul_(max / n) end end
-    return n
-  end
-  function o:state() return {} end
-  function o:load_state() end
-  return o
-end
-
-local words = { "cat", "dog", "bird", "fish", "tree", "car", "house", "river", "stone", "cloud", "rain", "sun" }
-local function dataset(n)
-  local rows = {}
-  for i = 1, n do
-    local a = words[(i - 1) % #words + 1] .. " " .. words[(i * 7) % #words + 1] .. " " .. i
-    rows[i] = { a, a .. " again " .. words[(i * 5) % #words + 1] }
-  end
-  return lacos.pairs.from_list(rows)
-end
+local F = require "train_fixture"
+local model, sgd, dataset = F.model, F.sgd, F.dataset
 
 H.test("GradCache gives the uncached loss and gradients", function()
   local m = model()
@@ -156,6 +95,178 @@ H.test("batches hold no duplicate texts", function()
   local idx, pos, deferred = lacos.train.next_batch(data, order, 1, 4, true, {})
   H.eq(#idx, 1, "only one example with the repeated anchor fits a batch")
   H.eq(#deferred, 11)
+end)
+
+H.test("accumulation applies the mean of its batches' gradients; the logged grad_norm is that mean's norm", function()
+  local data = dataset(24)
+  local lr, seed = 0.05, 5
+  -- the two batches the loop takes for its first update
+  local order = lacos.train.epoch_order(data, 1, seed, 4, true)
+  local b1, pos, deferred = lacos.train.next_batch(data, order, 1, 4, true, {})
+  local b2 = lacos.train.next_batch(data, order, pos, 4, true, deferred)
+  -- by hand: each batch's gradient alone, their mean and its norm
+  local ref = model()
+  ref:set_fast_backward(false)
+  local st = { opts = { max_length = 32, pooling = "mean" }, model = ref, data = data, loss = lacos.loss.mnrl { scale = 20 } }
+  local params = ref:trainable()
+  ref:zero_grad()
+  lacos.train.micro_step(st, b1, 17)
+  local g1 = {}
+  for i, p in ipairs(params) do g1[i] = p.grad:clone() end
+  ref:zero_grad()
+  lacos.train.micro_step(st, b2, 18)
+  local mean, sq = {}, 0
+  for i, p in ipairs(params) do
+    mean[i] = (g1[i] + p.grad) * 0.5
+    sq = sq + mean[i]:norm() ^ 2
+  end
+  local norm = math.sqrt(sq)
+  -- the loop, unclipped and clipped to half that norm: one SGD step along the (clipped) mean
+  for _, clip in ipairs { 0, norm / 2 } do
+    local m = model()
+    local logged
+    lacos.train { model = m, data = data, batch_size = 4, accumulation = 2, steps = 1, lr = lr, warmup = 0,
+                  schedule = "constant", seed = seed, max_length = 32, quiet = true, pooling = "mean", progress = false,
+                  max_grad_norm = clip, optimizer = sgd(m:trainable()),
+                  on_step = function(s) logged = s.log[1].grad_norm end }
+    H.near(logged, norm, 1e-5 * norm, "logged grad_norm (the norm of the mean, not of the sum " .. 2 * norm .. ")")
+    local factor = clip > 0 and clip / norm or 1
+    local worst, biggest = 0, 0
+    for i, p in ipairs(m:trainable()) do
+      local want = params[i].param - mean[i] * (lr * factor)
+      worst = math.max(worst, p.param:maxdiff(want))
+      biggest = math.max(biggest, (mean[i] * (lr * factor)):abs():max())
+    end
+    print(("#   clip %g: grad_norm %.6g (mean's %.6g); parameters within %.3g of p - lr*mean (largest update %.3g)")
+      :format(clip, logged, norm, worst, biggest))
+    H.truthy(worst <= 1e-6 * math.max(biggest, 1e-3), "parameters differ by " .. worst)
+  end
+end)
+
+H.test("activation checkpointing: on by default from hidden size 1536; an explicit choice wins", function()
+  local C = lacos.engine.C
+  local big = lacos.bloom.random({ base = "tiny-xs", vocab_size = 512, hidden_size = 1536, n_head = 12, n_layer = 1 },
+    { seed = 1, quant = "int8" })
+  big.tokenizer = F.toy_tokenizer(512)
+  big:add_lora { r = 2, targets = { "query_key_value" } }
+  local small = model()
+  local function train(m, extra)
+    local spec = { model = m, data = dataset(8), batch_size = 2, steps = 1, quiet = true, progress = false,
+                   max_length = 8, pooling = "mean", optimizer = sgd(m:trainable()) }
+    for k, v in pairs(extra or {}) do spec[k] = v end
+    local r = lacos.train(spec)
+    H.eq(r.status, "done")
+    H.eq(r.plan.checkpointing, C.lacos_bloom_get_checkpointing(m.ptr) ~= 0, "the plan and the engine agree")
+    return r.plan.checkpointing
+  end
+  H.eq(train(big), true, "hidden 1536, nothing said")
+  H.eq(train(small), false, "hidden 32, nothing said")
+  H.eq(train(big, { checkpointing = false }), false, "hidden 1536, checkpointing = false")
+  H.eq(train(small, { checkpointing = true }), true, "hidden 32, checkpointing = true")
+  H.eq(train(small), false, "a call's option lasts for that call")
+  small:set_checkpointing(true)
+  H.eq(train(small), true, "model:set_checkpointing holds when the call does not say")
+  H.eq(train(small, { checkpointing = false }), false, "and the call's option still wins")
+  H.eq(lacos.train.checkpointing_default(lacos.bloom.config("bloom-560m")), false)   -- hidden 1024
+  H.eq(lacos.train.checkpointing_default(lacos.bloom.config("bloom-1b1")), true)    -- hidden 1536
+end)
+
+-- The byte lengths of examples' anchors, per batch of `batch` in `order`.
+local function batch_lengths(data, order, batch)
+  local out = {}
+  for b0 = 1, #order, batch do
+    local lens = {}
+    for i = b0, math.min(#order, b0 + batch - 1) do lens[#lens + 1] = #data.rows[order[i]][1] end
+    table.sort(lens)
+    out[#out + 1] = lens
+  end
+  return out
+end
+
+H.test("length bucketing: a batch holds similar lengths, batches come shuffled, the order is fixed by the seed", function()
+  local rows = {}
+  for i = 1, 200 do
+    local k = (i * 37) % 23 + 1
+    rows[i] = { ("word "):rep(k) .. i, "positive " .. i }
+  end
+  local data = lacos.pairs.from_list(rows)
+  local E = lacos.train.epoch_order
+  local a, b = E(data, 1, 7, 4, true), E(data, 1, 7, 4, true)
+  H.same(a, b, 0, "the same seed and epoch")
+  local seen = {}
+  for _, i in ipairs(a) do seen[i] = (seen[i] or 0) + 1 end
+  for i = 1, 200 do H.eq(seen[i], 1, "example " .. i .. " once in the epoch") end
+  local function differs(x, y) for i = 1, #x do if x[i] ~= y[i] then return true end end return false end
+  H.truthy(differs(a, E(data, 1, 8, 4, true)), "another seed, another order")
+  H.truthy(differs(a, E(data, 2, 7, 4, true)), "another epoch, another order")
+  -- 200 examples are one window of 50 batches: sorted by length, then cut,
+  -- so two batches' length ranges never overlap
+  local bl = batch_lengths(data, a, 4)
+  local spread, plain = 0, 0
+  for i, x in ipairs(bl) do
+    spread = spread + x[#x] - x[1]
+    for j = i + 1, #bl do
+      local y = bl[j]
+      H.truthy(x[#x] <= y[1] or y[#y] <= x[1], ("batches %d and %d overlap in length"):format(i, j))
+    end
+  end
+  for _, x in ipairs(batch_lengths(data, E(data, 1, 7, 4, false), 4)) do plain = plain + x[#x] - x[1] end
+  print(("#   summed length spread within batches: %d bucketed, %d shuffled only"):format(spread, plain))
+  H.truthy(spread * 10 < plain, "bucketing groups lengths")
+  -- the batches themselves are shuffled: lengths do not rise through the epoch
+  local rises = true
+  for i = 2, #bl do if bl[i][1] < bl[i - 1][1] then rises = false end end
+  H.truthy(not rises, "batches come in length order")
+end)
+
+-- A script that trains 6 steps with the default progress setting.
+local function progress_script()
+  return H.write(H.tmp .. "/train_progress.lua", [[
+local lacos = require "lacos"
+local F = require "train_fixture"
+print("STDOUT-MARK")
+local m = F.model()
+local r = lacos.train { model = m, data = F.dataset(24), batch_size = 4, steps = 6, lr = 0.05, warmup = 0, seed = 5,
+                        max_length = 32, pooling = "mean", optimizer = F.sgd(m:trainable()) }
+print("status " .. r.status)
+]])
+end
+local function exe()
+  local l = H.lacos
+  if l:sub(1, 1) ~= "/" then l = H.root .. "/" .. l end
+  return l
+end
+
+H.test("the progress bar: drawn on a terminal (stderr) with loss, tokens/s and ETA", function()
+  local ok_pty, P = pcall(require, "pty")
+  if not ok_pty then H.skip("no pty driver: " .. tostring(P)) end
+  local script = progress_script()
+  -- only stderr reaches the terminal: stdout goes to /dev/null
+  local p, err = P.spawn({ "/bin/sh", "-c", ("exec '%s' run '%s' >/dev/null"):format(exe(), script) },
+                         { TERM = "xterm", NO_COLOR = "1" })
+  if not p then H.skip("cannot open a pseudo-terminal here: " .. tostring(err)) end
+  local status = p:wait(120)
+  while p:pump(0.2) do end
+  local raw = p.out
+  p:close()
+  H.eq(status, 0, "exit status; the terminal showed:\n" .. P.plain(raw))
+  local draws = select(2, raw:gsub("\r%[", ""))
+  H.truthy(draws >= 6, "one redraw per step, saw " .. draws)
+  H.truthy(raw:find("] 1/6 loss", 1, true), "step 1 drawn")
+  local screen = P.plain(raw)
+  H.match(screen, "%[" .. ("#"):rep(30) .. "%] 6/6 loss %d+%.%d%d%d%d +%d+ tok/s ETA %dm%d%ds", "the last drawing")
+  H.truthy(not screen:find("STDOUT-MARK", 1, true), "stdout did not reach the terminal")
+  print("#   " .. screen:match("[^\n]*6/6 loss[^\n]*"))
+end)
+
+H.test("the progress bar: nothing drawn when stderr is not a terminal", function()
+  local script = progress_script()
+  local rc, out, err = H.sh(("'%s' run '%s'"):format(exe(), script))
+  H.eq(rc, 0, "exit status; stderr: " .. err)
+  H.match(out, "STDOUT%-MARK\nstatus done")
+  H.truthy(not err:find("tok/s", 1, true) and not err:find("\r", 1, true) and not err:find("ETA", 1, true),
+    "no progress bar on a file: " .. err)
+  H.match(err, "predicted peak")   -- not quiet: the memory plan is still said
 end)
 
 H.test("learning-rate schedule: linear warmup then decay", function()

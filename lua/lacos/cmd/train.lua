@@ -1,20 +1,33 @@
 -- lacos train: one training run without writing Lua — LoRA adapters on a
--- frozen (int8) BLOOM with the Siamese contrastive objective, from a TSV of
--- (anchor, positive[, hard negative]) pairs.
+-- frozen (int8) BLOOM with a Siamese objective: MNRL on (anchor, positive[,
+-- hard negative]) pairs, CoSENT on scored pairs, or SBERT's softmax
+-- classifier on NLI-labelled pairs.
 local M = {}
 
 M.spec = {
   name = "train",
   usage = "lacos train --model DIR --pairs FILE.tsv --out ADAPTER_DIR [options]",
-  summary = "Train LoRA adapters on sentence pairs (MNRL with in-batch negatives).",
-  description = "FILE is UTF-8 TSV, one 'anchor TAB positive [TAB hard-negative]' per line. Every option has a default,\n" ..
+  summary = "Train LoRA adapters on sentence pairs (MNRL with in-batch negatives, CoSENT, or the NLI softmax classifier).",
+  description = "FILE is UTF-8, one example per line, in the layout the loss trains on:\n" ..
+                "  --loss mnrl, mnrl-symmetric  anchor TAB positive [TAB hard-negative]\n" ..
+                "  --loss cosent                sentence1 TAB sentence2 TAB score (any real number, higher = more similar)\n" ..
+                "  --loss softmax               premise TAB hypothesis TAB label (entailment, neutral or contradiction)\n" ..
+                "--format reads another layout instead: stsb (STS-B's sts-train.csv, score in field 5, sentences in\n" ..
+                "6 and 7), sick, csv, allnli, jsonl (SNLI/MultiNLI), generic (s1 TAB s2 TAB score), nli (s1 TAB s2 TAB\n" ..
+                "label), triplets, simcse; --labels int takes whole-number labels 0..N-1 (with --num-labels N). The\n" ..
+                "softmax classifier's weights are trained with the adapter and kept in the checkpoints, not in\n" ..
+                "ADAPTER_DIR (as sentence-transformers drops them). Every option has a default,\n" ..
                 "printed when the run starts. The adapter is saved in PEFT's format in ADAPTER_DIR (use it with\n" ..
                 "lacos embed --adapter, lacos sts --adapter, or peft.PeftModel.from_pretrained). Checkpoints go to\n" ..
                 "ADAPTER_DIR/checkpoints; running the same command again resumes from the newest one. The first\n" ..
                 "Ctrl-C finishes the current step, checkpoints and exits with status 130; a second exits at once.",
   options = {
     { "--model", "DIR", "BLOOM checkpoint directory", required = true },
-    { "--pairs", "FILE", "training pairs (TSV)", required = true },
+    { "--pairs", "FILE", "training pairs (TSV; the layout --loss needs, or --format)", required = true },
+    { "--format", "NAME", "FILE's layout, when not the one --loss reads by default",
+      choices = { "tsv", "stsb", "sick", "csv", "allnli", "jsonl", "generic", "nli", "pairs", "triplets", "simcse" } },
+    { "--header", nil, "FILE's first line is a header (skipped)" },
+    { "--labels", "KIND", "how labels are written (softmax)", default = "nli", choices = { "nli", "int", "binary" } },
     { "--out", "DIR", "where the adapter is saved", required = true },
     { "--quant", "KIND", "base weights in memory", default = "int8", choices = { "f32", "int8" } },
     { "--threshold", "X", "LLM.int8 outlier threshold", type = "number", default = 0, min = 0 },
@@ -25,14 +38,15 @@ M.spec = {
     { "--dropout", "P", "LoRA dropout", type = "number", default = 0.05, min = 0, max = 0.99 },
     { "--targets", "LIST", "adapted linears, comma-separated (query_key_value, dense, dense_h_to_4h, dense_4h_to_h, attn, mlp, all)",
       default = "query_key_value" },
-    { "--loss", "NAME", "objective", default = "mnrl", choices = { "mnrl", "mnrl-symmetric" } },
-    { "--scale", "X", "similarity scale (1/temperature)", type = "number", default = 20, min = 0 },
+    { "--loss", "NAME", "objective", default = "mnrl", choices = { "mnrl", "mnrl-symmetric", "cosent", "softmax" } },
+    { "--scale", "X", "similarity scale (1/temperature; mnrl and cosent)", type = "number", default = 20, min = 0 },
+    { "--num-labels", "N", "classes of the softmax classifier", type = "integer", default = 3, min = 2 },
     { "--optimizer", "NAME", "optimizer", default = "adam8bit", choices = { "adam8bit", "adamw" } },
     { "--lr", "X", "peak learning rate", type = "number", default = 2e-4, min = 0 },
     { "--weight-decay", "X", "decoupled weight decay", type = "number", default = 0, min = 0 },
-    { "--batch-size", "N", "pairs per step (in-batch negatives come from these)", type = "integer", default = 16, min = 2 },
+    { "--batch-size", "N", "pairs per step (mnrl: in-batch negatives come from these)", type = "integer", default = 16, min = 2 },
     { "--mini-batch", "N", "GradCache chunk: sentences embedded at once (memory knob; same result)", type = "integer", min = 1 },
-    { "--accumulation", "N", "steps accumulated per update (adds no negatives)", type = "integer", default = 1, min = 1 },
+    { "--accumulation", "N", "batches whose mean gradient makes one update (adds no negatives)", type = "integer", default = 1, min = 1 },
     { "--epochs", "N", "passes over the pairs", type = "number", default = 1, min = 0 },
     { "--steps", "N", "stop after N updates (overrides --epochs)", type = "integer", min = 1 },
     { "--limit", "N", "use only the first N pairs", type = "integer", min = 2 },
@@ -43,7 +57,8 @@ M.spec = {
     { "--seed", "N", "seed for data order, LoRA init and dropout", type = "integer", default = 42 },
     { "--checkpoint-every", "N", "checkpoint every N steps (0 = only at the end and on interrupt)", type = "integer", default = 100, min = 0 },
     { "--no-resume", nil, "start from scratch even if checkpoints exist" },
-    { "--checkpointing", "MODE", "recompute activations in the backward pass", default = "auto", choices = { "auto", "on", "off" } },
+    { "--checkpointing", "MODE", "recompute activations in the backward pass (auto: on for hidden size >= 1536)", default = "auto",
+      choices = { "auto", "on", "off" } },
     { "--exact-backward", nil, "f32 products for input gradients through int8 weights (slower)" },
     { "--log-every", "N", "log to the results database every N steps", type = "integer", default = 10, min = 1 },
     { "--db", "FILE", "results database (default $LACOS_DB or results/lacos.db)" },
@@ -53,6 +68,8 @@ M.spec = {
   examples = {
     "lacos train --model models/bloom-560m --pairs nli-pairs.tsv --out runs/bloom-560m-lora",
     "lacos train --model models/bloom-7b1 --pairs nli.tsv --out runs/7b1 --batch-size 64 --mini-batch 8",
+    "lacos train --model models/bloom-560m --loss cosent --pairs sts-train.csv --format stsb --out runs/cosent",
+    "lacos train --model models/bloom-560m --loss softmax --pairs nli-labelled.tsv --out runs/nli-softmax",
   },
 }
 
@@ -65,12 +82,24 @@ end
 function M.run(opts)
   local lacos = require "lacos"
   if opts.threads then lacos.threads(opts.threads) end
-  local data = lacos.pairs.read(opts.pairs)
+  local kind = (opts.loss == "cosent" and "scored") or (opts.loss == "softmax" and "labelled") or "pairs"
+  local format = opts.format ~= "tsv" and opts.format or nil
+  local read_ok, data = pcall(lacos.pairs.read, opts.pairs, { kind = kind, format = format, header = opts.header or nil,
+                                                                labels = kind == "labelled" and opts.labels or nil })
+  if not read_ok then
+    -- a malformed line may be a file in another loss's layout: say which one this loss reads
+    local layout = ({ scored = "sentence1 TAB sentence2 TAB score", labelled = "premise TAB hypothesis TAB label" })[kind]
+    if layout and not format and tostring(data):match("fields") then
+      data = ("%s (--loss %s reads '%s' lines; --format for other layouts)"):format(tostring(data), opts.loss, layout)
+    end
+    error(data, 0)
+  end
   if opts.limit then data = data:take(opts.limit) end
   if data:size() < 2 then
     -- said here with the file's name (lacos.train would report its own line)
-    error(("%s: %d example%s; training needs at least 2 (the other examples of a batch are the negatives)")
-      :format(opts.pairs, data:size(), data:size() == 1 and "" or "s"), 0)
+    error(("%s: %d example%s; training needs at least 2 (%s)")
+      :format(opts.pairs, data:size(), data:size() == 1 and "" or "s",
+              kind == "pairs" and "the other examples of a batch are the negatives" or "a batch of pairs"), 0)
   end
   local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, device = opts.device })
   if not m.tokenizer then error(opts.model .. ": no tokenizer.json in the model directory", 0) end
@@ -78,14 +107,29 @@ function M.run(opts)
   m:add_lora { r = opts.r, alpha = opts.alpha, dropout = opts.dropout, targets = split_list(opts.targets), seed = opts.seed }
   m.meta.pooling = opts.pooling
   local ckpt_mode = opts.checkpointing
-  if ckpt_mode == "auto" then ckpt_mode = cfg.hidden_size >= 1536 and "on" or "off" end
-  local params = m:trainable()
+  if ckpt_mode == "auto" then ckpt_mode = lacos.train.checkpointing_default(cfg) and "on" or "off" end
+  local loss
+  if opts.loss == "cosent" then loss = lacos.loss.cosent { scale = opts.scale }
+  elseif opts.loss == "softmax" then loss = lacos.loss.softmax { dim = cfg.hidden_size, labels = opts.num_labels, seed = opts.seed }
+  else loss = lacos.loss.mnrl { scale = opts.scale, symmetric = opts.loss == "mnrl-symmetric" } end
+  -- data that the loss cannot use (labels past --num-labels, say) is refused now, naming the file
+  do
+    local ok, err = pcall(lacos.train.check_fit, m, data, loss, nil)
+    if not ok then
+      err = tostring(err):gsub("make it with labels = (%d+) or more", "use --num-labels %1 or more")
+      error(("%s: %s"):format(opts.pairs, err), 0)
+    end
+  end
+  -- the classifier's weight and bias (softmax) train with the adapter
+  local params = lacos.optim.params(m:trainable(), loss.parameters and loss:parameters() or {})
   local optimizer = opts.optimizer == "adamw"
     and lacos.optim.adamw(params, { lr = opts.lr, weight_decay = opts.weight_decay })
     or lacos.optim.adam8bit(params, { lr = opts.lr, weight_decay = opts.weight_decay })
-  local loss = lacos.loss.mnrl { scale = opts.scale, symmetric = opts.loss == "mnrl-symmetric" }
   local settings = {
     model = opts.model, pairs = opts.pairs, n_pairs = data:size(), out = opts.out, quant = opts.quant,
+    -- (only when they say something: a plain MNRL run keeps the settings it always had)
+    format = opts.format, header = opts.header or nil, data_kind = kind ~= "pairs" and kind or nil,
+    num_labels = kind == "labelled" and opts.num_labels or nil, labels = kind == "labelled" and opts.labels or nil,
     threshold = opts.threshold, r = opts.r, alpha = opts.alpha, dropout = opts.dropout, targets = opts.targets,
     loss = opts.loss, scale = opts.scale, optimizer = opts.optimizer, lr = opts.lr, weight_decay = opts.weight_decay,
     batch_size = opts.batch_size, mini_batch = opts.mini_batch or "none", accumulation = opts.accumulation,
