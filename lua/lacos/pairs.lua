@@ -21,6 +21,7 @@
 -- Scored and labelled files (and `format`, any lacos.data.read_pairs layout)
 -- go through the engine's readers (engine/datasets.c), which report the
 -- same way.
+local util = require "lacos.util"
 local M = {}
 local Pairs = {}
 Pairs.__index = Pairs
@@ -165,11 +166,11 @@ function M.read(path, opts)
   if not f then error(("%s: %s"):format(path, (err or "cannot open"):gsub("^[^:]*: ", "")), 0) end
   local rows, n = {}, 0
   local max_line = opts.max_line_bytes or 1048576
-  for line in f:lines() do
+  for line, seen in util.bounded_lines(f, max_line) do
     n = n + 1
-    if #line > max_line then
+    if not line then
       f:close()
-      error(("%s:%d: line of %d bytes exceeds the limit of %d"):format(path, n, #line, max_line), 0)
+      error(("%s:%d: line of more than %d bytes (%d read) exceeds the limit"):format(path, n, max_line, seen), 0)
     end
     if n == 1 then line = line:gsub("^\239\187\191", "") end
     line = line:gsub("\r$", "")

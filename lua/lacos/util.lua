@@ -99,4 +99,33 @@ local ffi = require "ffi"
 pcall(ffi.cdef, "int isatty(int fd);")
 function M.isatty(fd) return ffi.C.isatty(fd or 1) == 1 end
 
+-- The lines of an open file, each without its "\n", never holding more than
+-- about max_bytes of one line: f:lines() reads a 1 GB line whole before
+-- anyone can look at its length. A line longer than max_bytes yields false
+-- and the number of its bytes seen (more than max_bytes); the caller stops.
+function M.bounded_lines(f, max_bytes)
+  local buf, pos, eof = "", 1, false
+  return function()
+    while true do
+      local nl = buf:find("\n", pos, true)
+      if nl then
+        local line = buf:sub(pos, nl - 1)
+        pos = nl + 1
+        if #line > max_bytes then return false, #line end
+        return line
+      end
+      local rest = #buf - pos + 1
+      if rest > max_bytes then return false, rest end
+      if eof then
+        if rest == 0 then return nil end
+        local line = buf:sub(pos)
+        buf, pos = "", 1
+        return line
+      end
+      local chunk = f:read(65536)
+      if chunk then buf, pos = buf:sub(pos) .. chunk, 1 else eof = true end
+    end
+  end
+end
+
 return M

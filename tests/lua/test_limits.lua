@@ -108,4 +108,16 @@ H.test("sizes that are not sizes are usage errors", function()
   H.eq(rc, 2)
 end)
 
+H.test("a pairs file with a 256 MB line: lacos train stops at the line limit within a 64 MB budget", function()
+  -- f:lines() would read the whole line before its length could be checked
+  local path = H.tmp .. "/long-line.tsv"
+  H.eq(os.execute(("printf 'a cat\\ta feline\\n' > %s && head -c 268435456 /dev/zero | tr '\\0' x >> %s && printf '\\tpos\\n' >> %s")
+    :format(path, path, path)), 0)
+  local rc, _, err = H.sh(("LACOS_MEMORY_LIMIT=64M %s train --model %s --pairs %s --out %s/long-run --steps 1 --no-db")
+    :format(H.lacos, H.root .. "/tests/fixtures/bloom/tiny-a", path, H.tmp))
+  os.remove(path)
+  H.eq(rc, 1, err)
+  H.match(err, "long%-line%.tsv:2: line of more than 1048576 bytes")
+end)
+
 H.done()
