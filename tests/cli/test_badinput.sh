@@ -148,6 +148,22 @@ else
   skip "[$C] a registry set's file cut short" "LACOS_TEST_DATA is not there"
 fi
 
+# every reader of lacos.data, on files of its own layout
+printf 's1,s2,score\n"a cat, black",a dog,4\n"unterminated,x,3\n' > q.csv
+bad "$C" "csv: a quoted field never closed" 1 "q.csv:3: quoted field never closed" -- \
+  "$LACOS" -e 'require("lacos.data").read_pairs("q.csv", { format = "csv", header = true })'
+printf '{"sentence1": "a", "sentence2": "b", "gold_label": "entailment"}\n{"sentence1": "a", "sentence2": \n' > s.jsonl
+bad "$C" "jsonl: a record cut short" 1 "s.jsonl:2: invalid JSON" -- \
+  "$LACOS" -e 'require("lacos.data").read_pairs("s.jsonl", { format = "jsonl" })'
+printf 'a cat\ta dog\nthe sun\tthe moon\nrain\tsnow\n' > gold-in.txt
+printf '4.5\n\n2.x\n' > gold.txt
+bad "$C" "gold: a score that is not a number" 1 "gold.txt:3: '2.x' is not a number" -- \
+  "$LACOS" -e 'require("lacos.data").read_pairs("gold-in.txt", { format = "gold", gold = "gold.txt" })'
+printf 'one\ntwo\n' > lines1.txt
+printf 'uno\n' > lines2.txt
+bad "$C" "lines: two files that are not line-aligned" 1 "lines2.txt: ends after 1 lines, but .*lines1.txt.* longer" -- \
+  "$LACOS" -e 'require("lacos.data").read_pairs("lines1.txt", { format = "lines", path2 = "lines2.txt" })'
+
 # ------------------------------------------------------------------ training pairs
 C="training pairs"
 TRAIN=(train --model m --batch-size 4 --steps 2 --no-db)
@@ -244,6 +260,13 @@ bad "$C" "an engine error about the user's file: the message and the script line
   --also "^  \(at reads.lua:2\)$" -- "$LACOS" run reads.lua
 printf 'error({ code = 1 })\n' > table-error.lua
 bad "$C" "an error object that is a table" 1 "\(error object is a table value" -- "$LACOS" run table-error.lua
+printf 'local m = require("lacos").bloom.random("tiny-xs", { seed = "x" })\n' > bad-type.lua
+bad "$C" "an option of the wrong type" 1 "bad-type.lua:1: lacos.bloom.random: option 'seed' must be a number, got string" -- \
+  "$LACOS" run bad-type.lua
+bad "$C" "an option out of range (-e)" 1 "LoRA rank r must be between 1 and 4096, got -2" -- \
+  "$LACOS" -e 'require("lacos").bloom.random("tiny-xs"):add_lora{ r = -2 }'
+bad "$C" "a learning rate that is not a number" 1 "lacos.optim.adam8bit: option 'lr' must be a number, got string" -- \
+  "$LACOS" -e 'require("lacos").optim.adam8bit({}, { lr = "fast" })'
 printf 'require("lacos").train{ lrate = 1 }\n' > bad-option.lua
 bad "$C" "an unknown option of a lacos function" 1 "bad-option.lua:1: lacos.train: unknown option 'lrate' \(valid: " -- "$LACOS" run bad-option.lua
 bad "$C" "-e: a syntax error" 1 "^\(command line\):1: '\)' expected near '<eof>'" -- "$LACOS" -e 'print(1'
@@ -291,12 +314,16 @@ C="database"
 make_db corrupt.db
 sqlite3 corrupt.db "PRAGMA journal_mode = DELETE;" >/dev/null
 head -c 3000 /dev/urandom | dd of=corrupt.db bs=1 seek=100 conv=notrunc status=none
+before=$(sha256sum corrupt.db)
 bad "$C" "corrupted (lacos results)" 1 "corrupt.db: .*(corrupted|not an SQLite database)" -- "$LACOS" results --db corrupt.db
+[ "$(sha256sum corrupt.db)" = "$before" ] && ok "[$C] the corrupted file is left as it was" || not_ok "[$C] the corrupted file is left as it was"
 make_db newer.db
 sqlite3 newer.db "INSERT INTO schema_version VALUES (99, '2099-01-01'); PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
 bad "$C" "from a newer lacos (lacos train: refused before training)" 1 \
   "newer.db: the database has schema version 99, newer than this lacos .* upgrade lacos" --absent t-out -- \
   "$LACOS" train --model m --pairs pairs.tsv --out t-out --steps 2 --batch-size 4 --db newer.db
+[ "$(sqlite3 newer.db "SELECT max(version) FROM schema_version; SELECT count(*) FROM runs")" = $'99\n1' ] &&
+  ok "[$C] the newer database is left as it was" || not_ok "[$C] the newer database is left as it was" "$(sqlite3 newer.db 'SELECT * FROM schema_version')"
 printf 'id,name\n1,a CSV file and not a database, long enough to have a header\n' > text.db
 bad "$C" "not a database (lacos sts: refused before evaluating)" 1 "text.db: .*not an SQLite database" -- \
   "$LACOS" sts --model m --file score-nan.tsv --db text.db
