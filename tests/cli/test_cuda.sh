@@ -38,6 +38,35 @@ local d = (a - b):abs():max()
 print(d)
 assert(d < 1e-3 * a:abs():max(), 'embeddings differ by ' .. d)"
   expect "GPU embeddings match the CPU's" 0 ""
+  # sts and train as a user runs them, on both devices
+  printf 'sentence1\tsentence2\tscore\na cat\ta dog\t3\nrain\tsun\t1\nhi\thello\t4\nthe sea\tthe ocean\t5\n' > "$TMP/pairs.tsv"
+  run_cmd "$LACOS" sts --model "$MODEL" --file "$TMP/pairs.tsv" --no-db --json
+  expect "sts on the CPU" 0 ""
+  cpu_sts=$OUT
+  run_cmd "$LACOS" sts --model "$MODEL" --device cuda --file "$TMP/pairs.tsv" --no-db --json
+  expect "sts --device cuda" 0 ""
+  run_cmd "$LACOS" -e "local json = require 'lacos.json'
+local a, b = json.decode([[$cpu_sts]]), json.decode([[$OUT]])
+local function sp(r) return r.results[1].spearman end
+print(sp(a), sp(b)); assert(math.abs(sp(a) - sp(b)) < 1e-6, 'Spearman differs')"
+  expect "sts: the same Spearman on both devices" 0 ""
+  printf 'a cat\ta feline\nrain\twater from the sky\nhi\thello\nthe sea\tthe ocean\n' > "$TMP/train.tsv"
+  for dev in cpu cuda; do
+    run_cmd "$LACOS" train --model "$MODEL" --pairs "$TMP/train.tsv" --out "$TMP/run-$dev" --device "$dev" --steps 3 \
+      --batch-size 4 --no-db --seed 5
+    expect "train --device $dev" 0 ""
+  done
+  run_cmd "$LACOS" -e "local st = require 'lacos.safetensors'
+local a = st.open('$TMP/run-cpu/adapter_model.safetensors')
+local b = st.open('$TMP/run-cuda/adapter_model.safetensors')
+local worst = 0
+for _, k in ipairs(a:names()) do
+  local x, y = a:get(k), b:get(k)
+  local d = (x - y):abs():max() / math.max(x:abs():max(), 1e-12)
+  if d > worst then worst = d end
+end
+print(worst); assert(#a:names() > 0 and worst < 1e-2, 'adapters differ by ' .. worst)"
+  expect "train: the GPU's adapter matches the CPU's after 3 steps" 0 ""
   finish
 fi
 
