@@ -368,8 +368,14 @@ static int broadcast_strides(const lacos_tensor *t, int ndim, const int64_t *sha
     int64_t ts = t->shape[d - off];
     if (ts == shape[d]) stride[d] = t->stride[d - off];
     else if (ts == 1) stride[d] = 0;
-    else return fail(LACOS_EINVAL, "shapes do not broadcast: size %lld against %lld in dimension %d",
-                     (long long)ts, (long long)shape[d], d);
+    else {
+      char have[96], want[96];
+      lacos_tensor target = {.ndim = ndim};
+      for (int k = 0; k < ndim; k++) target.shape[k] = shape[k];
+      tensor_shape_str(t, have, sizeof have);
+      tensor_shape_str(&target, want, sizeof want);
+      return fail(LACOS_EINVAL, "a tensor of shape %s does not broadcast to %s", have, want);
+    }
   }
   return LACOS_OK;
 }
