@@ -539,9 +539,9 @@ int lacos_tensor_to_device(lacos_tensor **out, const lacos_tensor *t, int device
 int lacos_tensor_fill(lacos_tensor *t, double value) {
   if (t->device == LACOS_CUDA && value == 0 && lacos_tensor_is_contiguous(t) && !(t->flags & LACOS_TENSOR_RELEASED))
     return dev_zero(t->data, (size_t)lacos_tensor_nbytes(t));   /* zero(): the one fill a device tensor needs */
-  lacos_tensor *scalar;
+  lacos_tensor *scalar;   /* 0-d: it broadcasts to every shape, a 0-d tensor included */
   int64_t one = 1;
-  TRY(lacos_tensor_empty(&scalar, LACOS_F64, LACOS_CPU, 1, &one));
+  TRY(lacos_tensor_empty(&scalar, LACOS_F64, LACOS_CPU, 0, &one));
   ((double *)scalar->data)[0] = value;
   int s = lacos_tensor_copy(t, scalar);
   lacos_tensor_free(scalar);

@@ -122,7 +122,8 @@ int lacos_tensor_scalar(lacos_tensor **out, const lacos_tensor *a, double v, int
   *out = NULL;
   lacos_tensor *sv;
   int64_t one = 1;
-  TRY(lacos_tensor_full(&sv, a->dtype == LACOS_F64 ? LACOS_F64 : LACOS_F32, 1, &one, v));
+  /* 0-d, so that a 0-d operand gives a 0-d result */
+  TRY(lacos_tensor_full(&sv, a->dtype == LACOS_F64 ? LACOS_F64 : LACOS_F32, 0, &one, v));
   int s = reversed ? lacos_tensor_binary(out, sv, a, op) : lacos_tensor_binary(out, a, sv, op);
   lacos_tensor_free(sv);
   return s;

@@ -437,7 +437,7 @@ end
 -- In-place forms: t:add_(u) etc.
 for _, name in ipairs { "add", "sub", "mul", "div" } do
   methods[name .. "_"] = function(a, b)
-    if type(b) == "number" then b = T.full({ 1 }, b, a.t.dtype == 7 and "f64" or "f32") end
+    if type(b) == "number" then b = T.full({}, b, a.t.dtype == 7 and "f64" or "f32") end
     check(C.lacos_tensor_binary_(a.t, b.t, BIN[name]))
     return a
   end
