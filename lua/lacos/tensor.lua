@@ -105,16 +105,19 @@ local function creation_dtype(fname, dtype)
   return dtype_of(dtype)
 end
 
+-- zeros({2, 3}[, dtype]): a new tensor of zeros (dtype "f32" unless given).
 function T.zeros(shape, dtype)
   local dt = creation_dtype("zeros", dtype)
   local n, s = shape_arg(shape)
   return make(C.lacos_tensor_new, dt, 0, n, s)
 end
+-- empty(shape[, dtype]): uninitialised memory, for tensors that are written in full next.
 function T.empty(shape, dtype)
   local dt = creation_dtype("empty", dtype)
   local n, s = shape_arg(shape)
   return make(C.lacos_tensor_empty, dt, 0, n, s)
 end
+-- full(shape, value[, dtype]), ones(shape[, dtype]): every element the same value.
 function T.full(shape, value, dtype)
   if type(value) ~= "number" then error("full: the fill value must be a number", 2) end
   local dt = creation_dtype("full", dtype)
