@@ -60,7 +60,8 @@ int bloom_alloc_storage(lacos_bloom *m);
 
 /* bloom_io.c: checkpoint names, the qkv row order, loading from any source
    of named tensors (a safetensors checkpoint in practice). */
-typedef int (*weight_getter)(void *ctx, const char *name, lacos_tensor **out);
+/* A weight by name, and the file it lives in (for messages about it). */
+typedef int (*weight_getter)(void *ctx, const char *name, lacos_tensor **out, const char **file);
 int bloom_weight_count(const lacos_bloom_config *c);
 void bloom_weight_name(const lacos_bloom_config *c, int i, char *name, size_t n, int64_t *rows, int64_t *cols);
 int qkv_checkpoint_row(int r, int C, int NH);

@@ -81,7 +81,8 @@ static slot slot_of(lacos_bloom *m, int i) {
 
 static bool float_dtype(int d) { return d == LACOS_F32 || d == LACOS_F16 || d == LACOS_BF16; }
 
-/* Weight i of the checkpoint has the shape config.json implies and a float dtype. */
+/* Weight i of the checkpoint has the shape config.json implies and a float
+   dtype; `where` is the file it was read from. */
 static int check_weight(const lacos_bloom_config *c, int i, const lacos_tensor *t, const char *name, const char *where) {
   char want[64];
   int64_t rows, cols;
@@ -110,8 +111,9 @@ static int check_weights(const lacos_bloom_config *c, weight_getter get, void *c
     int64_t rows, cols;
     bloom_weight_name(c, i, name, sizeof name, &rows, &cols);
     lacos_tensor *t = NULL;
-    TRY(get(ctx, name, &t));
-    int s = check_weight(c, i, t, name, where);
+    const char *file = where;
+    TRY(get(ctx, name, &t, &file));
+    int s = check_weight(c, i, t, name, file);
     lacos_tensor_free(t);
     TRY(s);
   }
@@ -184,24 +186,25 @@ int bloom_load_from(lacos_bloom **out, const lacos_bloom_config *cfg, const laco
     int64_t rows, cols;
     bloom_weight_name(cfg, i, name, sizeof name, &rows, &cols);
     lacos_tensor *t = NULL;
-    s = get(ctx, name, &t);
+    const char *file = where;
+    s = get(ctx, name, &t, &file);
     if (s) break;
     if (i == 0) {
       /* the embedding table stays in the file: a view, in its own dtype */
       if (t->ndim != 2 || t->shape[0] != cfg->vocab_size || t->shape[1] != cfg->hidden_size) {
         char have[96];
         tensor_shape_str(t, have, sizeof have);
-        s = fail(LACOS_EFORMAT, "%s: tensor %s has shape %s, but config.json implies (%d, %d)", where, name, have,
+        s = fail(LACOS_EFORMAT, "%s: tensor %s has shape %s, but config.json implies (%d, %d)", file, name, have,
                  cfg->vocab_size, cfg->hidden_size);
       } else if (!float_dtype(t->dtype)) {
-        s = fail(LACOS_EUNSUPPORTED, "%s: tensor %s is %s; expected f32, f16 or bf16", where, name, lacos_dtype_name(t->dtype));
+        s = fail(LACOS_EUNSUPPORTED, "%s: tensor %s is %s; expected f32, f16 or bf16", file, name, lacos_dtype_name(t->dtype));
       } else {
         m->wte_view = t;
         m->wte_dtype = t->dtype;
         t = NULL;
       }
     } else {
-      s = load_one(m, i, t, name, where);
+      s = load_one(m, i, t, name, file);
       release_pages(t);
     }
     lacos_tensor_free(t);
@@ -224,9 +227,10 @@ int bloom_load_cached(lacos_bloom **out, const lacos_bloom_config *cfg, const la
   int s = bloom_alloc_storage(m);
   if (!s) s = bloom_cache_read(m, cache);
   lacos_tensor *t = NULL;
-  if (!s) s = get(ctx, "word_embeddings.weight", &t);
+  const char *file = where;
+  if (!s) s = get(ctx, "word_embeddings.weight", &t, &file);
   if (!s && (t->ndim != 2 || t->shape[0] != cfg->vocab_size || t->shape[1] != cfg->hidden_size || !float_dtype(t->dtype)))
-    s = fail(LACOS_EFORMAT, "%s: word_embeddings.weight does not match config.json", where);
+    s = fail(LACOS_EFORMAT, "%s: word_embeddings.weight does not match config.json", file);
   if (s) { lacos_tensor_free(t); lacos_bloom_free(m); return s; }
   m->wte_view = t;
   m->wte_dtype = t->dtype;
@@ -284,10 +288,12 @@ const char *lacos_bloom_weight_name(const lacos_bloom *m, int i) {
 
 typedef struct st_source { lacos_safetensors *st; const char *dir; } st_source;
 
-static int st_get(void *ctx, const char *name, lacos_tensor **out) {
+static int st_get(void *ctx, const char *name, lacos_tensor **out, const char **file) {
   st_source *src = ctx;
   int s = lacos_safetensors_get(out, src->st, name);
   if (s == LACOS_ENOTFOUND) return fail(LACOS_ENOTFOUND, "%s: the checkpoint has no tensor \"%s\" (nor \"transformer.%s\")", src->dir, name, name);
+  int i = s ? -1 : lacos_safetensors_find(src->st, name);
+  if (i >= 0) *file = lacos_safetensors_file(src->st, i);   /* the shard, when sharded */
   return s;
 }
 

@@ -368,8 +368,14 @@ static int broadcast_strides(const lacos_tensor *t, int ndim, const int64_t *sha
     int64_t ts = t->shape[d - off];
     if (ts == shape[d]) stride[d] = t->stride[d - off];
     else if (ts == 1) stride[d] = 0;
-    else return fail(LACOS_EINVAL, "shapes do not broadcast: size %lld against %lld in dimension %d",
-                     (long long)ts, (long long)shape[d], d);
+    else {
+      char have[96], want[96];
+      lacos_tensor target = {.ndim = ndim};
+      for (int k = 0; k < ndim; k++) target.shape[k] = shape[k];
+      tensor_shape_str(t, have, sizeof have);
+      tensor_shape_str(&target, want, sizeof want);
+      return fail(LACOS_EINVAL, "a tensor of shape %s does not broadcast to %s", have, want);
+    }
   }
   return LACOS_OK;
 }
@@ -533,9 +539,9 @@ int lacos_tensor_to_device(lacos_tensor **out, const lacos_tensor *t, int device
 int lacos_tensor_fill(lacos_tensor *t, double value) {
   if (t->device == LACOS_CUDA && value == 0 && lacos_tensor_is_contiguous(t) && !(t->flags & LACOS_TENSOR_RELEASED))
     return dev_zero(t->data, (size_t)lacos_tensor_nbytes(t));   /* zero(): the one fill a device tensor needs */
-  lacos_tensor *scalar;
+  lacos_tensor *scalar;   /* 0-d: it broadcasts to every shape, a 0-d tensor included */
   int64_t one = 1;
-  TRY(lacos_tensor_empty(&scalar, LACOS_F64, LACOS_CPU, 1, &one));
+  TRY(lacos_tensor_empty(&scalar, LACOS_F64, LACOS_CPU, 0, &one));
   ((double *)scalar->data)[0] = value;
   int s = lacos_tensor_copy(t, scalar);
   lacos_tensor_free(scalar);

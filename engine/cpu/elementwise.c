@@ -54,9 +54,14 @@ static int broadcast_shape(const lacos_tensor *a, const lacos_tensor *b, int *nd
   for (int d = 0; d < n; d++) {
     int da = d - (n - a->ndim), db = d - (n - b->ndim);
     int64_t sa = da >= 0 ? a->shape[da] : 1, sb = db >= 0 ? b->shape[db] : 1;
-    if (sa != sb && sa != 1 && sb != 1)
-      return fail(LACOS_EINVAL, "shapes do not broadcast: size %lld against %lld in dimension %d",
-                  (long long)sa, (long long)sb, d);
+    if (sa != sb && sa != 1 && sb != 1) {
+      /* whole shapes: callers count dimensions from 0 (C) or 1 (Lua) */
+      char as[96], bs[96];
+      tensor_shape_str(a, as, sizeof as);
+      tensor_shape_str(b, bs, sizeof bs);
+      return fail(LACOS_EINVAL, "shapes %s and %s do not broadcast (sizes %lld and %lld)", as, bs,
+                  (long long)sa, (long long)sb);
+    }
     shape[d] = sa == 1 ? sb : sa;
   }
   *ndim = n;
@@ -117,7 +122,8 @@ int lacos_tensor_scalar(lacos_tensor **out, const lacos_tensor *a, double v, int
   *out = NULL;
   lacos_tensor *sv;
   int64_t one = 1;
-  TRY(lacos_tensor_full(&sv, a->dtype == LACOS_F64 ? LACOS_F64 : LACOS_F32, 1, &one, v));
+  /* 0-d, so that a 0-d operand gives a 0-d result */
+  TRY(lacos_tensor_full(&sv, a->dtype == LACOS_F64 ? LACOS_F64 : LACOS_F32, 0, &one, v));
   int s = reversed ? lacos_tensor_binary(out, sv, a, op) : lacos_tensor_binary(out, a, sv, op);
   lacos_tensor_free(sv);
   return s;

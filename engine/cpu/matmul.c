@@ -15,7 +15,12 @@ int lacos_tensor_matmul(lacos_tensor **out, const lacos_tensor *a, const lacos_t
   int64_t batch = a->ndim == 3 ? a->shape[0] : 1;
   int64_t n = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1];
   int64_t kb = b->shape[b->ndim - 2], m = b->shape[b->ndim - 1];
-  if (k != kb) return fail(LACOS_EINVAL, "matmul: inner sizes differ (%lld vs %lld)", (long long)k, (long long)kb);
+  if (k != kb) {
+    char as[96], bs[96];
+    tensor_shape_str(a, as, sizeof as);
+    tensor_shape_str(b, bs, sizeof bs);
+    return fail(LACOS_EINVAL, "matmul: inner sizes differ (%lld vs %lld) for shapes %s and %s", (long long)k, (long long)kb, as, bs);
+  }
   if (b->ndim == 3 && b->shape[0] != batch)
     return fail(LACOS_EINVAL, "matmul: batch sizes differ (%lld vs %lld)", (long long)batch, (long long)b->shape[0]);
   bool f64 = a->dtype == LACOS_F64 || b->dtype == LACOS_F64;
@@ -63,8 +68,12 @@ int lacos_tensor_normalize(lacos_tensor **out, const lacos_tensor *t, double eps
 
 int lacos_tensor_cosine(lacos_tensor **out, const lacos_tensor *a, const lacos_tensor *b) {
   *out = NULL;
-  if (a->ndim != 2 || b->ndim != 2 || a->shape[1] != b->shape[1])
-    return fail(LACOS_EINVAL, "cosine: expected (n, d) and (m, d) tensors");
+  if (a->ndim != 2 || b->ndim != 2 || a->shape[1] != b->shape[1]) {
+    char as[96], bs[96];
+    tensor_shape_str(a, as, sizeof as);
+    tensor_shape_str(b, bs, sizeof bs);
+    return fail(LACOS_EINVAL, "cosine: expected (n, d) and (m, d) tensors, got %s and %s", as, bs);
+  }
   lacos_tensor *an = NULL, *bn = NULL;
   int s = lacos_tensor_normalize(&an, a, 1e-12);
   if (!s) s = lacos_tensor_normalize(&bn, b, 1e-12);

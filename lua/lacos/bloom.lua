@@ -5,6 +5,7 @@
 --   local e = m:encode({"a sentence", "another"}, {pooling = "weightedmean"})  -- (2, C) tensor
 --   m:add_lora{r = 8, alpha = 16, targets = {"query_key_value"}}
 --   m:trainable()  -- {name=, param=, grad=} for the optimizer
+--   m:outliers()   -- LLM.int8 outlier columns per layer and linear (threshold > 0)
 --   lacos.bloom.load(dir, {device = "cuda"})   -- on the GPU: the same calls; encode/forward return
 --                                               -- host tensors, trainable() device tensors
 --
@@ -191,9 +192,44 @@ local function check_pooling(self, requested)
   return p
 end
 
+-- ---------------------------------------------------------------- LLM.int8 outliers
+
+M.linear_names = { "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h" }   -- the engine's order
+local counts_buf = ffi.new("int[4]")
+
+-- The engine's counts for its last forward pass, one table per layer.
+local function engine_outliers(self)
+  local out = {}
+  for l = 1, self:config().n_layer do
+    check(C.lacos_bloom_outliers(self.ptr, l - 1, counts_buf))
+    local row = {}
+    for k, name in ipairs(M.linear_names) do row[name] = counts_buf[k - 1] end
+    out[l] = row
+  end
+  return out
+end
+
+-- LLM.int8 outlier feature columns (a column with any |x| >= threshold,
+-- multiplied in f32) per layer and linear:
+--   { {query_key_value = n, dense = n, dense_h_to_4h = n, dense_4h_to_h = n}, ... }   -- layer 1 first
+-- After encode, the largest count any of its batches saw (the engine keeps
+-- only the last forward pass's, and encode runs one per batch); after
+-- forward, encode_ids or forward_train, that pass's. All 0 with threshold 0
+-- or an f32 model.
+function Model:outliers()
+  if not self.encode_outliers then return engine_outliers(self) end
+  local copy = {}
+  for l, row in ipairs(self.encode_outliers) do
+    copy[l] = {}
+    for k, v in pairs(row) do copy[l][k] = v end
+  end
+  return copy
+end
+
 -- Hidden states for token ids: (B,T,C), or with all_layers (L+1,B,T,C).
 function Model:forward(ids, mask, opts)
   opts = util.options(opts, { all_layers = false }, "forward")
+  self.encode_outliers = nil
   return T.make(C.lacos_bloom_forward, self.ptr, ids.t, mask.t, opts.all_layers and 1 or 0)
 end
 
@@ -202,6 +238,7 @@ function Model:encode_ids(ids, mask, opts)
   if opts.force then self.allow_pooling_change = true end
   local p = check_pooling(self, opts.pooling)
   self.allow_pooling_change = nil
+  self.encode_outliers = nil
   return T.make(C.lacos_bloom_encode, self.ptr, ids.t, mask.t, M.poolings[p])
 end
 
@@ -243,6 +280,7 @@ function Model:encode(sentences, opts)
   self.allow_pooling_change = nil
   local n = #sentences
   local C_ = self:config().hidden_size
+  self.encode_outliers = nil
   local out = T.empty({ n, C_ }, "f32")
   if n == 0 then return out end
   local order = {}
@@ -253,6 +291,7 @@ function Model:encode(sentences, opts)
     return a < b
   end)
   local dst = ffi.cast("float*", out.t.data)
+  local seen = nil   -- outlier counts, the largest over the batches
   for start = 1, n, opts.batch do
     local stop = math.min(n, start + opts.batch - 1)
     local chunk = {}
@@ -262,6 +301,12 @@ function Model:encode(sentences, opts)
     local ids, mask = self:tokenize(chunk, { max_length = opts.max_length, truncation = opts.truncation,
                                              indices = indices })
     local emb = T.make(C.lacos_bloom_encode, self.ptr, ids.t, mask.t, M.poolings[p])
+    local counts = engine_outliers(self)
+    if seen then
+      for l, row in ipairs(counts) do
+        for k, v in pairs(row) do if v > seen[l][k] then seen[l][k] = v end end
+      end
+    else seen = counts end
     local src = ffi.cast("float*", emb.t.data)
     for k = 1, #chunk do
       ffi.copy(dst + (order[start + k - 1] - 1) * C_, src + (k - 1) * C_, 4 * C_)
@@ -270,6 +315,7 @@ function Model:encode(sentences, opts)
     if opts.progress then opts.progress(stop, n) end
     if C.lacos_interrupt_pending() ~= 0 then error("interrupted", 0) end
   end
+  self.encode_outliers = seen
   return out
 end
 
@@ -357,6 +403,7 @@ function Model:set_fast_backward(on) check(C.lacos_bloom_set_fast_backward(self.
 
 -- Forward keeping activations; returns embeddings and a batch handle for backward.
 function Model:forward_train(ids, mask, pooling, stream)
+  self.encode_outliers = nil
   local b = ffi.new("lacos_bloom_batch*[1]")
   local emb = T.make(C.lacos_bloom_forward_train, b, self.ptr, ids.t, mask.t, M.poolings[pooling], stream or 0)
   local batch = ffi.gc(b[0], C.lacos_bloom_batch_free)

@@ -109,16 +109,18 @@ local function is_interrupt(e)
 end
 
 -- The handler for scripts and -e chunks (see util.user_traceback): a bug in
--- the user's Lua code gets the frames of that code; an error the engine
--- reports (a missing file, a corrupted database, ...) is its message, as the
--- commands print it, and the script line that led to it.
+-- the user's Lua code is "file:line: message" and a traceback of that code's
+-- frames (the main chunk's too); an error about the input, which the engine
+-- or lacos reports without a Lua position (a missing file, a corrupted
+-- database, ...), is its message, as the commands print it, and the script
+-- line that led to it.
 local function script_traceback(e)
   if type(e) ~= "string" then
     if type(e) == "table" and getmetatable(e) and getmetatable(e).__tostring then return e end
     return ("(error object is a %s value: %s)"):format(type(e), tostring(e))
   end
   if is_interrupt(e) then return e end
-  local tb = require("lacos.util").user_traceback(e, 2, { where = true })
+  local tb = require("lacos.util").user_traceback(e, 2, { where = true, chunk = true })
   return tb   -- not a tail call: the frame count above depends on this frame
 end
 

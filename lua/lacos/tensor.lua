@@ -95,27 +95,59 @@ end
 
 -- ---------------------------------------------------------------- creation
 
-function T.zeros(shape, dtype) local n, s = shape_arg(shape) return make(C.lacos_tensor_new, dtype_of(dtype), 0, n, s) end
-function T.empty(shape, dtype) local n, s = shape_arg(shape) return make(C.lacos_tensor_empty, dtype_of(dtype), 0, n, s) end
-function T.full(shape, value, dtype) local n, s = shape_arg(shape) return make(C.lacos_tensor_full, dtype_of(dtype), n, s, value) end
-function T.ones(shape, dtype) return T.full(shape, 1, dtype) end
+-- The dtype of a creation call, by name. zeros(2, 3) would otherwise read
+-- the 3 as a dtype id and quietly make a 1-d i8 tensor.
+local function creation_dtype(fname, dtype)
+  if type(dtype) == "number" then
+    error(("%s: the second argument is the dtype; give the shape as a table, %s({..., %s})"):format(
+      fname, fname, tostring(dtype)), 3)
+  end
+  return dtype_of(dtype)
+end
 
+-- zeros({2, 3}[, dtype]): a new tensor of zeros (dtype "f32" unless given).
+function T.zeros(shape, dtype)
+  local dt = creation_dtype("zeros", dtype)
+  local n, s = shape_arg(shape)
+  return make(C.lacos_tensor_new, dt, 0, n, s)
+end
+-- empty(shape[, dtype]): uninitialised memory, for tensors that are written in full next.
+function T.empty(shape, dtype)
+  local dt = creation_dtype("empty", dtype)
+  local n, s = shape_arg(shape)
+  return make(C.lacos_tensor_empty, dt, 0, n, s)
+end
+-- full(shape, value[, dtype]), ones(shape[, dtype]): every element the same value.
+function T.full(shape, value, dtype)
+  if type(value) ~= "number" then error("full: the fill value must be a number", 2) end
+  local dt = creation_dtype("full", dtype)
+  local n, s = shape_arg(shape)
+  return make(C.lacos_tensor_full, dt, n, s, value)
+end
+function T.ones(shape, dtype)
+  local dt = creation_dtype("ones", dtype)
+  local n, s = shape_arg(shape)
+  return make(C.lacos_tensor_full, dt, n, s, 1)
+end
+
+-- opts: a seed, or {seed =, dtype =, and the distribution's parameters}.
 local function rand_opts(opts)
-  opts = opts or {}
-  if type(opts) == "number" then opts = { seed = opts } end
-  return opts.seed or 0, dtype_of(opts.dtype)
+  if opts == nil then return {} end
+  if type(opts) == "number" then return { seed = opts } end
+  if type(opts) ~= "table" then error("rand: options must be a seed or a table", 3) end
+  return opts
 end
 function T.rand(shape, opts)  -- uniform [lo, hi), default [0, 1)
-  local seed, dt = rand_opts(opts)
-  local lo, hi = opts and opts.lo or 0, opts and opts.hi or 1
+  opts = rand_opts(opts)
+  local dt = dtype_of(opts.dtype)
   local n, s = shape_arg(shape)
-  return make(C.lacos_tensor_rand, dt, n, s, seed, 0, lo, hi)
+  return make(C.lacos_tensor_rand, dt, n, s, opts.seed or 0, 0, opts.lo or 0, opts.hi or 1)
 end
 function T.randn(shape, opts)
-  local seed, dt = rand_opts(opts)
-  local mean, std = opts and opts.mean or 0, opts and opts.std or 1
+  opts = rand_opts(opts)
+  local dt = dtype_of(opts.dtype)
   local n, s = shape_arg(shape)
-  return make(C.lacos_tensor_rand, dt, n, s, seed, 1, mean, std)
+  return make(C.lacos_tensor_rand, dt, n, s, opts.seed or 0, 1, opts.mean or 0, opts.std or 1)
 end
 function T.arange(a, b, step, dtype)
   if b == nil then a, b = 0, a end
@@ -136,21 +168,24 @@ function T.from(tbl, dtype)
   for _, d in ipairs(shape) do total = total * d end
   local buf = ffi.new("double[?]", math.max(total, 1))
   local k = 0
+  -- Returns a message for the first entry that does not fit the shape.
   local function walk(t, depth)
-    if #t ~= shape[depth] then error(("tensor.from: ragged table (level %d has %d entries, expected %d)"):format(depth, #t, shape[depth]), 3) end
+    if #t ~= shape[depth] then return ("ragged table (level %d has %d entries, expected %d)"):format(depth, #t, shape[depth]) end
     for i = 1, #t do
       local v = t[i]
       if depth < #shape then
-        if type(v) ~= "table" then error("tensor.from: ragged table (number where a table was expected)", 3) end
-        walk(v, depth + 1)
+        if type(v) ~= "table" then return ("ragged table (a %s where a table was expected at level %d)"):format(type(v), depth + 1) end
+        local bad = walk(v, depth + 1)
+        if bad then return bad end
       else
-        if type(v) ~= "number" then error("tensor.from: entry " .. i .. " is a " .. type(v) .. ", not a number", 3) end
+        if type(v) ~= "number" then return "entry " .. i .. " is a " .. type(v) .. ", not a number" end
         buf[k] = v
         k = k + 1
       end
     end
   end
-  walk(tbl, 1)
+  local bad = walk(tbl, 1)
+  if bad then error("tensor.from: " .. bad, 2) end
   local n, s = shape_arg(shape)
   return make(C.lacos_tensor_from_buffer, dtype_of(dtype), n, s, buf, 7)
 end
@@ -276,30 +311,91 @@ function methods.reshape(r, ...)
   if C.lacos_tensor_is_contiguous(r.t) == 0 then r = methods.contiguous(r) end
   return methods.view(r, ...)
 end
--- narrow(dim, start, length), 1-based like torch7.
-function methods.narrow(r, dim, start, len)
-  return make(C.lacos_tensor_slice, r.t, dim - 1, start - 1, start - 1 + len, 1)
+-- The engine counts dimensions and indices from 0; these check them in the
+-- API's 1-based terms first, so a message never names a 0-based dimension.
+-- dim_arg: a dimension (negatives count from the end; `extra` allows one
+-- past the last, for unsqueeze) -> the 0-based dimension.
+local function dim_arg(t, fname, dim, extra)
+  local n = t.ndim + (extra or 0)
+  if type(dim) ~= "number" or dim ~= math.floor(dim) then
+    error(("%s: the dimension must be an integer, got %s"):format(fname, tostring(dim)), 3)
+  end
+  local d = dim < 0 and n + dim + 1 or dim
+  if d < 1 or d > n then
+    error(("%s: dimension %d out of range for a %d-d tensor (1..%d)"):format(fname, dim, t.ndim, n), 3)
+  end
+  return d - 1
 end
--- slice(dim, first, last[, step]): inclusive 1-based bounds; negatives count from the end.
+-- index_arg: a 1-based index along 0-based dimension d (negatives count
+-- from the end) -> the 0-based index.
+local function index_arg(t, fname, d, i)
+  local size = tonumber(t.shape[d])
+  if type(i) ~= "number" or i ~= math.floor(i) then
+    error(("%s: the index must be an integer, got %s"):format(fname, tostring(i)), 3)
+  end
+  local j = i < 0 and size + i + 1 or i
+  if j < 1 or j > size then
+    error(("%s: index %d out of range for dimension %d of size %d"):format(fname, i, d + 1, size), 3)
+  end
+  return j - 1
+end
+
+-- narrow(dim, start, length), 1-based like torch7: rows start .. start+length-1,
+-- all inside the dimension.
+function methods.narrow(r, dim, start, len)
+  local t = live(r)
+  local d = dim_arg(t, "narrow", dim)
+  local size = tonumber(t.shape[d])
+  if type(start) ~= "number" or type(len) ~= "number" or start ~= math.floor(start) or len ~= math.floor(len) then
+    error("narrow: start and length must be integers", 2)
+  end
+  if start < 1 or len < 0 or start + len - 1 > size then
+    error(("narrow: start %d, length %d goes outside dimension %d of size %d"):format(start, len, dim, size), 2)
+  end
+  return make(C.lacos_tensor_slice, t, d, start - 1, start - 1 + len, 1)
+end
+-- slice(dim, first, last[, step]): inclusive 1-based bounds, negatives
+-- counting from the end (-1 is the last); last < first gives an empty view.
 function methods.slice(r, dim, first, last, step)
   local t = live(r)
-  if dim < 1 or dim > t.ndim then error("slice: dimension " .. dim .. " out of range", 2) end
-  local size = tonumber(t.shape[dim - 1])
-  first = first or 1
-  last = last or size
-  if first < 0 then first = size + first + 1 end
-  if last < 0 then last = size + last + 1 end
-  return make(C.lacos_tensor_slice, t, dim - 1, first - 1, last, step or 1)
+  local d = dim_arg(t, "slice", dim)
+  local size = tonumber(t.shape[d])
+  local f, l = first or 1, last or size
+  if type(f) ~= "number" or type(l) ~= "number" or f ~= math.floor(f) or l ~= math.floor(l) then
+    error("slice: bounds must be integers", 2)
+  end
+  if f < 0 then f = size + f + 1 end
+  if l < 0 then l = size + l + 1 end
+  if f < 1 or f > size + 1 or l < 0 or l > size then
+    error(("slice: bounds %s..%s are outside dimension %d of size %d"):format(tostring(first or 1), tostring(last or size), dim, size), 2)
+  end
+  step = step or 1
+  if type(step) ~= "number" or step < 1 or step ~= math.floor(step) then
+    error("slice: step must be a positive integer, got " .. tostring(step), 2)
+  end
+  return make(C.lacos_tensor_slice, t, d, f - 1, math.max(l, f - 1), step)
 end
+-- select(dim, i): the view at index i of dim, one dimension fewer.
 function methods.select(r, dim, i)
   local t = live(r)
-  if dim < 1 or dim > t.ndim then error("select: dimension " .. dim .. " out of range", 2) end
-  if i < 0 then i = tonumber(t.shape[dim - 1]) + i + 1 end
-  return make(C.lacos_tensor_select, t, dim - 1, i - 1)
+  local d = dim_arg(t, "select", dim)
+  return make(C.lacos_tensor_select, t, d, index_arg(t, "select", d, i))
 end
-function methods.transpose(r, a, b) return make(C.lacos_tensor_transpose, r.t, (a or 1) - 1, (b or 2) - 1) end
-function methods.T(r) return methods.transpose(r, 1, 2) end
-function methods.unsqueeze(r, d) return make(C.lacos_tensor_unsqueeze, r.t, d - 1) end
+function methods.transpose(r, a, b)
+  local t = live(r)
+  return make(C.lacos_tensor_transpose, t, dim_arg(t, "transpose", a or 1), dim_arg(t, "transpose", b or 2))
+end
+-- The transpose of a matrix (a view).
+function methods.T(r)
+  local t = live(r)
+  if t.ndim ~= 2 then error(("T: expected a 2-d tensor, got %d-d (use :transpose(a, b))"):format(t.ndim), 2) end
+  return make(C.lacos_tensor_transpose, t, 0, 1)
+end
+function methods.unsqueeze(r, d)
+  local t = live(r)
+  if t.ndim >= 4 then error("unsqueeze: the tensor already has 4 dimensions", 2) end
+  return make(C.lacos_tensor_unsqueeze, t, dim_arg(t, "unsqueeze", d, 1))
+end
 function methods.expand(r, ...) local n, s = shape_arg(...) return make(C.lacos_tensor_expand, r.t, n, s) end
 
 -- ---------------------------------------------------------------- copies
@@ -344,7 +440,7 @@ end
 -- In-place forms: t:add_(u) etc.
 for _, name in ipairs { "add", "sub", "mul", "div" } do
   methods[name .. "_"] = function(a, b)
-    if type(b) == "number" then b = T.full({ 1 }, b, a.t.dtype == 7 and "f64" or "f32") end
+    if type(b) == "number" then b = T.full({}, b, a.t.dtype == 7 and "f64" or "f32") end
     check(C.lacos_tensor_binary_(a.t, b.t, BIN[name]))
     return a
   end
@@ -471,9 +567,10 @@ local mt = {}
 mt.__index = function(r, k)
   if type(k) == "number" then
     local t = live(r)
-    if t.ndim == 1 then return methods.get(r, k) end
     if t.ndim == 0 then error("cannot index a 0-d tensor (use :item())", 2) end
-    return methods.select(r, 1, k)
+    local i = index_arg(t, "t[i]", 0, k) + 1
+    if t.ndim == 1 then return methods.get(r, i) end
+    return make(C.lacos_tensor_select, t, 0, i - 1)
   end
   local m = methods[k]
   if m ~= nil then return m end
@@ -484,8 +581,14 @@ end
 mt.__newindex = function(r, k, v)
   if type(k) ~= "number" then error("cannot set '" .. tostring(k) .. "' on a tensor", 2) end
   local t = live(r)
-  if t.ndim == 1 then methods.set(r, v, k) return end
-  local row = methods.select(r, 1, k)
+  if t.ndim == 0 then error("cannot index a 0-d tensor (use :fill(v))", 2) end
+  local i = index_arg(t, "t[i]", 0, k) + 1
+  if t.ndim == 1 then
+    if type(v) ~= "number" then error("t[i] = v: v must be a number, got a " .. type(v), 2) end
+    methods.set(r, v, i)
+    return
+  end
+  local row = make(C.lacos_tensor_select, t, 0, i - 1)
   methods.copy(row, v)
   row:free()
 end

@@ -63,13 +63,17 @@ function M.lua_position(msg)
 end
 
 -- msg with the traceback a user can act on, for an error handler (level: 1
--- for the handler's caller). A bug in the user's code gets the frames of
--- the user's code only (not lacos' own Lua files, not C), up to the xpcall
--- that ran it, and none when it happened in the chunk itself (the message
--- has the line). An error that names no Lua position (the engine's: a
--- missing file, a corrupted database, a shape mismatch) is its message and,
--- with opts.where, the line of the user's code that led to it. A bug inside
--- lacos keeps every frame; LACOS_DEBUG=1 keeps every frame always.
+-- for the handler's caller). A bug in the user's code (a message that
+-- starts with a position in Lua code) gets the frames of the user's code
+-- only (not lacos' own Lua files, not C), up to the xpcall that ran it;
+-- when it happened in the chunk itself there are none worth showing unless
+-- opts.chunk asks for them (scripts and -e: "file:line: message" and a
+-- traceback, as luajit prints; the REPL's statement is one line already).
+-- An error that names no Lua position (about the user's input: the
+-- engine's, a missing file, a corrupted database, a shape mismatch, or
+-- lacos' own raised at level 0) is its message and, with opts.where, the
+-- line of the user's code that led to it. A bug inside lacos keeps every
+-- frame; LACOS_DEBUG=1 keeps every frame always.
 function M.user_traceback(msg, level, opts)
   local debug_on = os.getenv("LACOS_DEBUG") and os.getenv("LACOS_DEBUG") ~= ""
   local home = rawget(_G, "LACOS_HOME")
@@ -91,7 +95,7 @@ function M.user_traceback(msg, level, opts)
     if opts and opts.where and first_user then return ("%s\n  (at %s)"):format(msg, first_user) end
     return msg
   end
-  if not interesting then return msg end
+  if not interesting and not (opts and opts.chunk and #frames > 0) then return msg end
   return msg .. "\nstack traceback:\n" .. table.concat(frames, "\n")
 end
 

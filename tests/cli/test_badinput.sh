@@ -5,8 +5,10 @@
 # end with, a pattern its message must match (naming the file, and the line
 # where there is one, and the cause), and what must not be left behind.
 # Every case also requires: no crash (signal, sanitizer report), no Lua
-# traceback for a user's mistake, and nothing on stdout (a partial result)
-# unless the case says so. Other test files test some of these in more
+# traceback for a mistake in the user's input (a file, an option, data), and
+# nothing on stdout (a partial result) unless the case says so. A bug in a
+# user's Lua code (--traceback) is the other way round: file:line and a
+# traceback of the user's own frames, none of lacos' or C's. Other test files test some of these in more
 # depth; this is the one place that lists them all.
 source "$(dirname "$0")/lib.sh"
 ROOT=${LACOS_ROOT:-.}
@@ -16,18 +18,20 @@ cd "$B" || exit 1
 export LACOS_DB="$B/default.db"
 
 # ------------------------------------------------------------------ the runner
-# bad CATEGORY NAME RC PATTERN [--also PATTERN]... [--in FILE] [--stdout] [--absent PATH]... [--present PATH]... -- COMMAND...
+# bad CATEGORY NAME RC PATTERN [--also PATTERN]... [--in FILE] [--stdout] [--traceback FRAME]
+#     [--absent PATH]... [--present PATH]... -- COMMAND...
 # (patterns are extended regular expressions matched line by line)
 declare -A COUNT
 ORDER=() N=0
 bad() {
   local cat=$1 name=$2 rc=$3 pat=$4; shift 4
-  local input=/dev/null allow_out= absent=() present=() also=()
+  local input=/dev/null allow_out= absent=() present=() also=() frame=
   while [ "$1" != -- ]; do
     case $1 in
       --in) input=$2; shift 2 ;;
       --also) also+=("$2"); shift 2 ;;
       --stdout) allow_out=1; shift ;;
+      --traceback) frame=$2; shift 2 ;;
       --absent) absent+=("$2"); shift 2 ;;
       --present) present+=("$2"); shift 2 ;;
       *) echo "bad: unknown option $1" >&2; exit 1 ;;
@@ -45,7 +49,13 @@ bad() {
     [ -n "$p" ] && ! grep -qE -- "$p" <<<"$OUT"$'\n'"$ERR" && why+=("the message lacks /$p/")
   done
   grep -qE 'AddressSanitizer|runtime error:|Segmentation fault|core dumped|Aborted' <<<"$ERR" && why+=("a crash")
-  grep -q "stack traceback" <<<"$ERR" && why+=("a Lua traceback for a user's mistake")
+  if [ -z "$frame" ]; then
+    grep -q "stack traceback" <<<"$ERR" && why+=("a Lua traceback for a mistake in the input")
+  else
+    grep -q "^stack traceback:$" <<<"$ERR" || why+=("no traceback for a bug in the user's code")
+    grep -qE -- "^	$frame" <<<"$ERR" || why+=("the traceback lacks the user's frame /$frame/")
+    grep -qE "lua/lacos/|\[C\]|xpcall" <<<"$ERR" && why+=("lacos' or C's frames in the user's traceback")
+  fi
   [ -z "$allow_out" ] && [ -n "$OUT" ] && why+=("output on stdout")
   for p in "${absent[@]}"; do [ -e "$p" ] && why+=("left behind: $p"); done
   for p in "${present[@]}"; do [ -e "$p" ] || why+=("deleted: $p"); done
@@ -96,6 +106,18 @@ copy_model m8; rm m8/model.safetensors
 echo '{"metadata": {}, "weight_map": {"word_embeddings.weight": "model-00001-of-00002.safetensors"}}' > m8/model.safetensors.index.json
 bad "$C" "sharded index naming a missing shard" 1 "m8/model.safetensors.index.json: names shard model-00001-of-00002.safetensors .* is missing" \
   --in sentences.txt --absent out.npy -- "$LACOS" embed --model m8 --out out.npy
+# a weight stored in a dtype BLOOM checkpoints never use: the file and the tensor are named
+retype() {  # retype DIR TENSOR DTYPE: a copy of m with one tensor converted
+  copy_model "$1"
+  "$LACOS" -e "local S = require('lacos').safetensors; local ts = S.open('m/model.safetensors'):tensors()
+    ts['$2'] = ts['$2']:to('$3'); S.save('$1/model.safetensors', ts)" >/dev/null 2>&1
+}
+retype m9 h.0.self_attention.dense.weight i32
+bad "$C" "a weight stored as int32" 1 "m9/model.safetensors: tensor h.0.self_attention.dense.weight is i32; BLOOM weights must be f32, f16 or bf16" \
+  --in sentences.txt --absent out.npy -- "$LACOS" embed --model m9 --out out.npy
+retype m10 ln_f.weight f64
+bad "$C" "a LayerNorm weight stored as float64" 1 "m10/model.safetensors: tensor ln_f.weight is f64; BLOOM weights must be f32, f16 or bf16" \
+  --in sentences.txt --absent out.npy -- "$LACOS" embed --model m10 --out out.npy
 bad "$C" "model random: a config.json that is not JSON" 1 "m1/config.json:1: invalid JSON" --absent m-new -- \
   "$LACOS" model random m1/config.json --out m-new
 
@@ -251,7 +273,8 @@ C="Lua script"
 printf 'local x = 1\nprint(x\n' > syntax.lua
 bad "$C" "a syntax error" 1 "^syntax.lua:3: '\)' expected \(to close '\(' at line 2\) near '<eof>'" -- "$LACOS" run syntax.lua
 printf 'local t = nil\nprint(t.x)\n' > runtime.lua
-bad "$C" "a runtime error" 1 "^runtime.lua:2: attempt to index local 't' \(a nil value\)$" -- "$LACOS" runtime.lua
+bad "$C" "a runtime error (a bug in the script: file:line and its traceback)" 1 "^runtime.lua:2: attempt to index local 't' \(a nil value\)$" \
+  --traceback "runtime.lua:2: in main chunk" -- "$LACOS" runtime.lua
 bad "$C" "no such script" 1 "lacos: cannot open missing.lua: no such file" -- "$LACOS" run missing.lua
 mkdir -p adir.lua
 bad "$C" "a directory given as the script" 1 "cannot read adir.lua: Is a directory" -- "$LACOS" run adir.lua
@@ -261,16 +284,19 @@ bad "$C" "an engine error about the user's file: the message and the script line
 printf 'error({ code = 1 })\n' > table-error.lua
 bad "$C" "an error object that is a table" 1 "\(error object is a table value" -- "$LACOS" run table-error.lua
 printf 'local m = require("lacos").bloom.random("tiny-xs", { seed = "x" })\n' > bad-type.lua
-bad "$C" "an option of the wrong type" 1 "bad-type.lua:1: lacos.bloom.random: option 'seed' must be a number, got string" -- \
-  "$LACOS" run bad-type.lua
+bad "$C" "an option of the wrong type" 1 "bad-type.lua:1: lacos.bloom.random: option 'seed' must be a number, got string" \
+  --traceback "bad-type.lua:1: in main chunk" -- "$LACOS" run bad-type.lua
 bad "$C" "an option out of range (-e)" 1 "LoRA rank r must be between 1 and 4096, got -2" -- \
   "$LACOS" -e 'require("lacos").bloom.random("tiny-xs"):add_lora{ r = -2 }'
-bad "$C" "a learning rate that is not a number" 1 "lacos.optim.adam8bit: option 'lr' must be a number, got string" -- \
+bad "$C" "a learning rate that is not a number" 1 "lacos.optim.adam8bit: option 'lr' must be a number, got string" \
+  --traceback "\(command line\):1: in main chunk" -- \
   "$LACOS" -e 'require("lacos").optim.adam8bit({}, { lr = "fast" })'
 printf 'require("lacos").train{ lrate = 1 }\n' > bad-option.lua
-bad "$C" "an unknown option of a lacos function" 1 "bad-option.lua:1: lacos.train: unknown option 'lrate' \(valid: " -- "$LACOS" run bad-option.lua
+bad "$C" "an unknown option of a lacos function (a bug in the script)" 1 "bad-option.lua:1: lacos.train: unknown option 'lrate' \(valid: " \
+  --traceback "bad-option.lua:1: in main chunk" -- "$LACOS" run bad-option.lua
 bad "$C" "-e: a syntax error" 1 "^\(command line\):1: '\)' expected near '<eof>'" -- "$LACOS" -e 'print(1'
-bad "$C" "-e: a runtime error" 1 "^\(command line\):1: boom$" -- "$LACOS" -e 'error("boom")'
+bad "$C" "-e: a runtime error (with its traceback)" 1 "^\(command line\):1: boom$" --traceback "\(command line\):1: in main chunk" -- \
+  "$LACOS" -e 'error("boom")'
 bad "$C" "-l: no such module" 1 "lacos: -l nosuchmodule: module 'nosuchmodule' not found" -- "$LACOS" -l nosuchmodule -e 'print(1)'
 printf 'error("x")\nos.exit(3)\n' > /dev/null
 printf 'os.exit(3)\n' > exit3.lua

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # test_model_cli.sh: the model commands as a user runs them — lacos model
-# random/info/list, lacos embed (.npy and --tsv, pooling recorded with an
-# adapter, a too-long sentence), lacos train (defaults printed, adapter
-# saved, a rerun resumes; --loss cosent and softmax), lacos sts (--sets,
-# --file, --json).
+# random/info/list (a named shape and a config.json), lacos embed (.npy and
+# --tsv, --quant f32|int8 and --threshold against f32, pooling recorded with
+# an adapter, a too-long sentence), lacos train (defaults printed, adapter
+# saved, a rerun resumes; --loss cosent and softmax), lacos sts (--sets, --file, --json).
 source "$(dirname "$0")/lib.sh"
 ROOT=${LACOS_ROOT:-.}
 TOK="$ROOT/datasets/tokenizers/bloomlike-32k.json"
@@ -29,6 +29,46 @@ expect "embed --tsv prints a row of 64 numbers" 0 ""
 [ "$(awk -F'\t' '{print NF}' <<<"$OUT")" = 64 ] && ok "embed --tsv has 64 columns" || not_ok "embed --tsv has 64 columns" "$OUT"
 run_in $'a cat\n' "$LACOS" embed --model "$M" --out "$TMP/mean.npy" --pooling mean
 expect "embed --pooling on a model without a recorded pooling" 0 "mean pooling"
+
+# a config.json of the user's own: its shape is what gets written. Parameters
+# by hand: embeddings 32768 x 32, their LayerNorm 2 x 32, per layer
+# 12 x 32^2 + 13 x 32 (qkv, dense, h_to_4h, 4h_to_h with biases, two
+# LayerNorms) = 12704, times 3, and ln_f 2 x 32: 1,086,816.
+printf '{"model_type": "bloom", "hidden_size": 32, "n_layer": 3, "n_head": 2, "vocab_size": 32768, "layer_norm_epsilon": 1e-5}\n' > "$TMP/own.json"
+run_cmd "$LACOS" model random "$TMP/own.json" --out "$TMP/own" --seed 3 --tokenizer "$TOK"
+expect "model random CONFIG.json writes a checkpoint" 0 "done in .*hidden 32, 3 layers"
+run_cmd "$LACOS" model info "$TMP/own"
+expect "model info reads the config it was made from" 0 "hidden 32, layers 3, heads 2, vocab 32768, max length 2048"
+run_cmd "$LACOS" -e "local st = require('lacos').safetensors.open('$TMP/own')
+local n, h3 = 0, false
+for _, name in ipairs(st:names()) do n = n + st:get(name):numel(); h3 = h3 or name:match('^h%.3%.') ~= nil end
+print(n, st:has('h.2.mlp.dense_4h_to_h.weight'), h3, st:get('h.0.self_attention.query_key_value.weight').shape[1])"
+expect "the checkpoint holds exactly the config's parameters (1,086,816), layers h.0-h.2" 0 "^1086816	true	false	96$"
+run_in $'a cat\nun chat\n' "$LACOS" embed --model "$TMP/own" --out "$TMP/own.npy"
+expect "the new model embeds with its hidden size" 0 "wrote 2 x 32 embeddings"
+
+# --quant and --threshold: int8 against f32, on a copy of the model with
+# outlier features planted in layer 1 (tests/lua/outliers_fixture.lua), where
+# threshold 6 has columns to take out of int8
+run_cmd "$LACOS" -e "require('outliers_fixture').plant('$M', '$TMP/planted')"
+expect "a checkpoint with planted outlier features" 0 ""
+sents=$'A cat sits on the mat.\nUn chat est assis sur le tapis.\nThe weather is nice today.\nEin Hund läuft im Park.\n'
+for q in "f32 0" "int8 0" "int8 6"; do
+  set -- $q
+  run_in "$sents" "$LACOS" embed --model "$TMP/planted" --quant "$1" --threshold "$2" --out "$TMP/q-$1-$2.npy"
+  expect "embed --quant $1 --threshold $2" 0 "wrote 4 x 64 embeddings"
+done
+run_cmd "$LACOS" -e "local T = require('lacos').tensor
+local f = T.load_npy('$TMP/q-f32-0.npy')
+local function worst(p) local c = T.load_npy(p):cosine(f) local m = 1 for i = 1, c:size(1) do m = math.min(m, c[i][i]) end return m end
+print(('%.7f %.7f'):format(worst('$TMP/q-int8-0.npy'), worst('$TMP/q-int8-6.npy')))"
+expect "cosines of int8 to f32 embeddings" 0 "^[01]\.[0-9]+ [01]\.[0-9]+$"
+read -r cos0 cos6 <<<"$OUT"
+echo "# int8 vs f32, smallest cosine: $cos0 (--threshold 0), $cos6 (--threshold 6)"
+awk -v a="$cos0" -v b="$cos6" 'BEGIN { exit !(a >= 0.999 && b >= 0.999) }' \
+  && ok "int8 embeddings have cosine >= 0.999 to f32 ($cos0, $cos6)" || not_ok "int8 embeddings have cosine >= 0.999 to f32" "$cos0 $cos6"
+awk -v a="$cos0" -v b="$cos6" 'BEGIN { exit !(1 - b < (1 - a) / 10) }' \
+  && ok "--threshold 6 takes the outliers out of int8: 10x closer to f32" || not_ok "--threshold 6 brings int8 closer to f32" "$cos0 $cos6"
 
 long=$(printf 'word %.0s' $(seq 1 2100))
 run_in "$long" "$LACOS" embed --model "$M" --out "$TMP/long.npy"
