@@ -33,6 +33,7 @@ void lacos_lora_config_init(lacos_lora_config *c) {
 void lora_detach_all(lacos_bloom *m) {
   lora_state *s = m->lora;
   if (!s) return;
+  lora_merge_free(m);
   mem_free(s->params, s->params_bytes, LACOS_CPU);
   mem_free(s->grads, s->params_bytes, LACOS_CPU);
   dev_free(s->d_params, s->params_bytes);
