@@ -172,7 +172,7 @@ H.test("bad input: another model's adapter, missing adapter files, an existing o
   other:save_lora(H.tmp .. "/tiny-xs-adapter")
   local m = base()
   local err = H.raises("adapter_model.safetensors", function() m:load_lora(H.tmp .. "/tiny-xs-adapter") end)
-  H.match(err, "has shape %(4, %d+%), expected %(4, %d+%)")
+  H.match(err, "has shape %(4, %d+%), expected %(4, %d+%): the adapter was made for a model of another shape")
   H.truthy(not m.lora, "no adapter left attached")
   os.execute("mkdir -p " .. H.tmp .. "/no-weights && cp " .. fix .. "/adapter/adapter_config.json " .. H.tmp .. "/no-weights/")
   H.raises("no-weights/adapter_model.safetensors", function() m:load_lora(H.tmp .. "/no-weights") end)
