@@ -141,8 +141,7 @@ done:
   return s;
 }
 
-int lacos_bloom_config_write(const lacos_bloom_config *c, const char *path) {
-  TRY(config_check(c, path));
+json_t *bloom_config_json(const lacos_bloom_config *c) {
   json_t *root = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:f, s:f, s:b, s:i, s:b, s:s}",
                            "architectures", "BloomModel", "model_type", "bloom",
                            "vocab_size", c->vocab_size, "hidden_size", c->hidden_size,
@@ -153,11 +152,14 @@ int lacos_bloom_config_write(const lacos_bloom_config *c, const char *path) {
                            "attention_dropout", 0.0, "hidden_dropout", 0.0,
                            "apply_residual_connection_post_layernorm", 0, "initializer_range_x1000", 20,
                            "slow_but_exact", 0, "torch_dtype", "float32");
-  if (!root) return fail(LACOS_ENOMEM, "%s: cannot build the config JSON", path);
+  if (!root) return NULL;
   json_object_del(root, "initializer_range_x1000");
   json_object_set_new(root, "initializer_range", json_real(0.02));
+  return root;
+}
+
+int bloom_config_json_write(json_t *root, const char *path) {
   char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
-  json_decref(root);
   if (!text) return fail(LACOS_ENOMEM, "%s: cannot format the config JSON", path);
   atomic_file af;
   int s = atomic_file_open(&af, path);
@@ -167,6 +169,15 @@ int lacos_bloom_config_write(const lacos_bloom_config *c, const char *path) {
     s = atomic_file_commit(&af);
   }
   free(text);
+  return s;
+}
+
+int lacos_bloom_config_write(const lacos_bloom_config *c, const char *path) {
+  TRY(config_check(c, path));
+  json_t *root = bloom_config_json(c);
+  if (!root) return fail(LACOS_ENOMEM, "%s: cannot build the config JSON", path);
+  int s = bloom_config_json_write(root, path);
+  json_decref(root);
   return s;
 }
 

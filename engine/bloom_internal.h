@@ -18,6 +18,7 @@ typedef struct bloom_layer {
 typedef struct lora_slot {
   float *A, *B;      /* (r, in), (out, r); B rows in engine order ([Q;K;V] for qkv) */
   float *dA, *dB;    /* gradients, same layout */
+  float *W;          /* export copy of the base weight (out, in), engine row order, or NULL */
   int in, out;
 } lora_slot;
 
@@ -32,6 +33,11 @@ typedef struct lora_state {
   int64_t nparams;
   float *h; size_t h_bytes;  /* inference scratch x·Aᵀ */
   float *d_params, *d_grads; /* CUDA models: the device copy (authoritative), same layout */
+  /* lacos_lora_merge: the f32 copies of the adapted base weights (one
+     allocation, slot W pointers into it) and the A, B the delta came from */
+  float *merged; size_t merged_bytes;
+  float *merged_from;        /* params_bytes */
+  int merge_state;           /* 0 none, 1 merged, 2 unmerged */
 } lora_state;
 
 typedef struct bloom_dev bloom_dev;   /* bloom_cuda.c */
@@ -56,6 +62,9 @@ struct lacos_bloom {
 };
 
 void bloom_free_storage(lacos_bloom *m);
+/* config.json as lacos writes it (bloom.c); written atomically, sorted keys. */
+struct json_t *bloom_config_json(const lacos_bloom_config *c);
+int bloom_config_json_write(struct json_t *root, const char *path);
 int bloom_alloc_storage(lacos_bloom *m);
 
 /* bloom_io.c: checkpoint names, the qkv row order, loading from any source
@@ -138,4 +147,9 @@ int lora_backward(const lacos_bloom *m, const lora_slot *sl, float *dx, const fl
 int lora_upload(lacos_bloom *m);
 int lora_download(lacos_bloom *m);
 bool lora_slot_device(const lacos_bloom *m, int layer, int target, lora_slot *out);
+/* The merged export copy of linear (layer, target), engine row order: *W =
+   NULL when there is none; LACOS_ESTATE when the adapter changed since it
+   was merged. */
+int lora_merged_weight(lacos_bloom *m, int layer, int target, const float **W);
+void lora_merge_free(lacos_bloom *m);
 #endif

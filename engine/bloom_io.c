@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <dirent.h>
 #include <zstd.h>
+#include <jansson.h>
 #include <unistd.h>
 
 int bloom_weight_count(const lacos_bloom_config *c) { return 5 + 12 * c->n_layer; }
@@ -51,7 +52,7 @@ int qkv_checkpoint_row(int r, int C, int NH) {
 }
 
 /* Where the vector or matrix named by index i lives in the model. */
-typedef struct slot { float *vec; linear *lin; bool qkv, bias_of_qkv; } slot;
+typedef struct slot { float *vec; linear *lin; bool qkv, bias_of_qkv; int layer, target; } slot;
 
 static slot slot_of(lacos_bloom *m, int i) {
   slot s = {0};
@@ -62,18 +63,19 @@ static slot slot_of(lacos_bloom *m, int i) {
   }
   int l = (i - 5) / 12, k = (i - 5) % 12;
   bloom_layer *ly = &m->layers[l];
+  s.layer = l;
   switch (k) {
   case 0: s.vec = ly->ln1_w; break;
   case 1: s.vec = ly->ln1_b; break;
-  case 2: s.lin = &ly->lin[T_QKV]; s.qkv = true; break;
+  case 2: s.lin = &ly->lin[T_QKV]; s.qkv = true; s.target = T_QKV; break;
   case 3: s.vec = ly->lin[T_QKV].bias; s.bias_of_qkv = true; break;
-  case 4: s.lin = &ly->lin[T_DENSE]; break;
+  case 4: s.lin = &ly->lin[T_DENSE]; s.target = T_DENSE; break;
   case 5: s.vec = ly->lin[T_DENSE].bias; break;
   case 6: s.vec = ly->ln2_w; break;
   case 7: s.vec = ly->ln2_b; break;
-  case 8: s.lin = &ly->lin[T_FC1]; break;
+  case 8: s.lin = &ly->lin[T_FC1]; s.target = T_FC1; break;
   case 9: s.vec = ly->lin[T_FC1].bias; break;
-  case 10: s.lin = &ly->lin[T_FC2]; break;
+  case 10: s.lin = &ly->lin[T_FC2]; s.target = T_FC2; break;
   case 11: s.vec = ly->lin[T_FC2].bias; break;
   }
   return s;
@@ -239,7 +241,8 @@ int bloom_load_cached(lacos_bloom **out, const lacos_bloom_config *cfg, const la
   return LACOS_OK;
 }
 
-/* A weight in the checkpoint layout, f32 (dequantised for int8 models). */
+/* A weight in the checkpoint layout, f32 (dequantised for int8 models;
+   from the merged copy for linears a merged LoRA adapter covers). */
 int lacos_bloom_weight(lacos_tensor **out, lacos_bloom *m, const char *name) {
   *out = NULL;
   const lacos_bloom_config *c = &m->cfg;
@@ -266,9 +269,15 @@ int lacos_bloom_weight(lacos_tensor **out, lacos_bloom *m, const char *name) {
       for (int64_t r = 0; r < rows; r++) dst[s.bias_of_qkv ? qkv_checkpoint_row((int)r, C, NH) : r] = s.vec[r];
       return LACOS_OK;
     }
+    const float *merged = NULL;
+    int st = lora_merged_weight(m, s.layer, s.target, &merged);
+    if (st) { lacos_tensor_free(*out); *out = NULL; return st; }
     #pragma omp parallel for schedule(static)
-    for (int r = 0; r < s.lin->out; r++)
-      linear_weight_row(dst + (int64_t)(s.qkv ? qkv_checkpoint_row(r, C, NH) : r) * cols, s.lin, r);
+    for (int r = 0; r < s.lin->out; r++) {
+      float *row = dst + (int64_t)(s.qkv ? qkv_checkpoint_row(r, C, NH) : r) * cols;
+      if (merged) memcpy(row, merged + (int64_t)r * cols, sizeof(float) * (size_t)cols);
+      else linear_weight_row(row, s.lin, r);
+    }
     return LACOS_OK;
   }
   return fail(LACOS_ENOTFOUND, "no weight named '%s' in a BLOOM model", name);
@@ -344,6 +353,42 @@ static int save_provider(void *ctx, int i, lacos_tensor **out) {
   return s;
 }
 
+/* config.json of a saved checkpoint: the source checkpoint's own file when
+   the model was loaded from one that still describes it (so what lacos does
+   not model — a null pad_token_id, tie_word_embeddings, transformers_version
+   — survives an export), else one made from the config. Either way its dtype
+   names what the weights are: transformers loading with dtype="auto" must
+   not cast an f32 export down to the dtype the source was stored in. */
+static int save_config(const lacos_bloom *m, const char *path, int dtype) {
+  const char *torch_name = dtype == LACOS_F16 ? "float16" : dtype == LACOS_BF16 ? "bfloat16" : "float32";
+  json_t *root = NULL;
+  if (m->source_dir) {
+    char src[4096];
+    snprintf(src, sizeof src, "%s/config.json", m->source_dir);
+    lacos_bloom_config c;
+    if (lacos_bloom_config_read(&c, src) == LACOS_OK && c.vocab_size == m->cfg.vocab_size &&
+        c.hidden_size == m->cfg.hidden_size && c.n_layer == m->cfg.n_layer && c.n_head == m->cfg.n_head &&
+        c.layer_norm_epsilon == m->cfg.layer_norm_epsilon)
+      root = json_load_file(src, JSON_REJECT_DUPLICATES, NULL);
+    lacos_error_clear();
+  }
+  if (root) {
+    bool any = false;
+    for (int k = 0; k < 2; k++) {
+      const char *key = k ? "dtype" : "torch_dtype";   /* transformers 4 wrote the first, 5 writes the second */
+      if (json_object_get(root, key)) { json_object_set_new(root, key, json_string(torch_name)); any = true; }
+    }
+    if (!any) json_object_set_new(root, "torch_dtype", json_string(torch_name));
+  } else {
+    root = bloom_config_json(&m->cfg);
+    if (!root) return fail(LACOS_ENOMEM, "%s: cannot build the config JSON", path);
+    json_object_set_new(root, "torch_dtype", json_string(torch_name));
+  }
+  int s = bloom_config_json_write(root, path);
+  json_decref(root);
+  return s;
+}
+
 /* Streams the weights shard by shard, so saving never holds more than one
    shard's tensors in memory. */
 int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shard_bytes) {
@@ -366,7 +411,7 @@ int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shar
   if (!s) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    s = lacos_bloom_config_write(&m->cfg, path);
+    s = save_config(m, path, dtype);
   }
   for (int i = 0; i < n && names; i++) free(names[i]);
   free(names);

@@ -34,20 +34,6 @@ static int write_file_synced(const char *path, const void *data, size_t n) {
   return LACOS_OK;
 }
 
-static int remove_tree(const char *path) {
-  DIR *d = opendir(path);
-  if (!d) return unlink(path) == 0 || errno == ENOENT ? LACOS_OK : fail_errno("%s: cannot remove", path);
-  struct dirent *e;
-  char sub[4096];
-  while ((e = readdir(d))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-    remove_tree(sub);
-  }
-  closedir(d);
-  return rmdir(path) == 0 ? LACOS_OK : fail_errno("%s: cannot remove", path);
-}
-
 /* `lacos train --out new/dir` keeps its checkpoints in new/dir/checkpoints,
    two levels that may not exist yet: made here before the first step. */
 int lacos_checkpoint_dir_prepare(const char *dir) {

@@ -157,6 +157,8 @@ void atomic_file_abort(atomic_file *af);
 int fsync_dir_of(const char *path);
 /* mkdir -p */
 int mkdir_parents(const char *dir);
+/* rm -r (a missing path is fine); the first failure is reported, the rest still removed */
+int remove_tree(const char *path);
 
 /* ---- safetensors (safetensors.c) ---- */
 

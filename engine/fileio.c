@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <sys/stat.h>
+#include <dirent.h>
+#include <stdio.h>
 #include <unistd.h>
 
 int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len) {
@@ -105,4 +107,120 @@ int mkdir_parents(const char *dir) {
     }
   if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the directory", tmp);
   return LACOS_OK;
+}
+
+/* ---- output directories ---- */
+
+int remove_tree(const char *path) {
+  struct stat sb;
+  if (lstat(path, &sb) != 0) return errno == ENOENT ? LACOS_OK : fail_errno("%s: cannot remove", path);
+  if (!S_ISDIR(sb.st_mode)) return unlink(path) == 0 ? LACOS_OK : fail_errno("%s: cannot remove", path);
+  DIR *d = opendir(path);
+  if (!d) return fail_errno("%s: cannot remove", path);
+  struct dirent *e;
+  char sub[4096];
+  int s = LACOS_OK;
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub) { s = fail(LACOS_EINVAL, "%s: path too long", path); continue; }
+    int r = remove_tree(sub);
+    if (r && !s) s = r;
+  }
+  closedir(d);
+  if (s) return s;
+  return rmdir(path) == 0 ? LACOS_OK : fail_errno("%s: cannot remove", path);
+}
+
+/* 0 missing, 1 empty directory, 2 non-empty directory, 3 not a directory; -1 error */
+static int dir_kind(const char *dir) {
+  struct stat sb;
+  if (stat(dir, &sb) != 0) {
+    if (errno == ENOENT) return 0;
+    fail_errno("%s", dir);
+    return -1;
+  }
+  if (!S_ISDIR(sb.st_mode)) return 3;
+  DIR *d = opendir(dir);
+  if (!d) { fail_errno("%s: cannot read the directory", dir); return -1; }
+  struct dirent *e;
+  int kind = 1;
+  while ((e = readdir(d)))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) { kind = 2; break; }
+  closedir(d);
+  return kind;
+}
+
+int lacos_dir_check_output(const char *dir, int replace) {
+  if (!dir || !*dir) return fail(LACOS_EINVAL, "output directory: empty path");
+  switch (dir_kind(dir)) {
+  case -1: return lacos_last_status();
+  case 3: return fail(LACOS_ESTATE, "%s: exists and is not a directory", dir);
+  case 2: return replace ? LACOS_OK : fail(LACOS_ESTATE, "%s: exists and is not empty", dir);
+  }
+  return LACOS_OK;
+}
+
+int lacos_dir_temp(char *path, int cap, const char *dir) {
+  if (!dir || !*dir) return fail(LACOS_EINVAL, "output directory: empty path");
+  char parent[4096];
+  if (snprintf(parent, sizeof parent, "%s", dir) >= (int)sizeof parent) return fail(LACOS_EINVAL, "%s: path too long", dir);
+  size_t n = strlen(parent);
+  while (n > 1 && parent[n - 1] == '/') parent[--n] = 0;   /* "out/" names "out" */
+  char *slash = strrchr(parent, '/');
+  if (slash && slash != parent) { *slash = 0; TRY(mkdir_parents(parent)); *slash = '/'; }
+  if (snprintf(path, (size_t)cap, "%s.tmp.%ld", parent, (long)getpid()) >= cap) return fail(LACOS_EINVAL, "%s: path too long", dir);
+  TRY(remove_tree(path));
+  if (mkdir(path, 0777) != 0) return fail_errno("%s: cannot create the directory", path);
+  return LACOS_OK;
+}
+
+static void fsync_path(const char *path, int flags) {
+  int fd = open(path, flags | O_CLOEXEC);
+  if (fd < 0) return;
+  fsync(fd);
+  close(fd);
+}
+
+int lacos_dir_commit(const char *tmp, const char *dir, int replace) {
+  TRY(lacos_dir_check_output(dir, replace));
+  DIR *d = opendir(tmp);
+  if (!d) return fail_errno("%s", tmp);
+  struct dirent *e;
+  char p[4400];
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    snprintf(p, sizeof p, "%s/%s", tmp, e->d_name);
+    fsync_path(p, O_RDONLY);
+  }
+  closedir(d);
+  fsync_path(tmp, O_RDONLY | O_DIRECTORY);
+  if (dir_kind(dir) == 2) {
+    /* one atomic exchange: the old directory is never gone before the new one is there */
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+      fsync_dir_of(dir);
+      remove_tree(tmp);   /* now the old directory; a leftover is only disk space */
+      return LACOS_OK;
+    }
+    if (errno != EINVAL && errno != ENOSYS) return fail_errno("%s: cannot move the new directory into place", dir);
+    /* a file system without RENAME_EXCHANGE: move the old one aside first */
+    char old[4300];
+    snprintf(old, sizeof old, "%s.old.%ld", tmp, (long)getpid());
+    if (rename(dir, old) != 0) return fail_errno("%s: cannot move the old directory aside", dir);
+    if (rename(tmp, dir) != 0) {
+      int s = fail_errno("%s: cannot move the new directory into place", dir);
+      rename(old, dir);
+      return s;
+    }
+    fsync_dir_of(dir);
+    remove_tree(old);
+    return LACOS_OK;
+  }
+  if (rename(tmp, dir) != 0) return fail_errno("%s: cannot move the new directory into place", dir);
+  fsync_dir_of(dir);
+  return LACOS_OK;
+}
+
+int lacos_dir_remove(const char *path) {
+  if (!path || !*path) return fail(LACOS_EINVAL, "remove: empty path");
+  return remove_tree(path);
 }

@@ -95,6 +95,31 @@ int lacos_sha256_buffer(const void *data, double nbytes, char *hex);
    of hex + NUL), what the Hugging Face hub reports for non-LFS files. */
 int lacos_git_blob_sha1_file(const char *path, char *hex);
 
+/* ===== dir (fileio.c: output directories written whole) ===== */
+
+/* An output directory is built under a temporary sibling and moved into
+   place in one rename, so a reader (or a crash) sees the previous directory
+   or the complete new one, never a half-written one. */
+
+/* LACOS_OK when dir can take a new output: it does not exist, is an empty
+   directory, or replace is set and it is a directory. Otherwise
+   LACOS_ESTATE ("<dir>: exists and is not empty") or LACOS_EIO. */
+int lacos_dir_check_output(const char *dir, int replace);
+/* Creates the temporary sibling "<dir>.tmp.<pid>" (and dir's parents) and
+   writes its path (cap bytes); one left by an earlier attempt of this
+   process is removed first. */
+int lacos_dir_temp(char *path, int cap, const char *dir);
+/* Moves the finished temporary into place: fsyncs its files and itself,
+   renames it to dir (exchanging the two atomically when dir is a non-empty
+   directory and replace is set, then removing the old one) and fsyncs the
+   parent. Checks lacos_dir_check_output again first. */
+int lacos_dir_commit(const char *tmp, const char *dir, int replace);
+/* Removes a directory tree (a failed output's temporary). A missing path is
+   not an error. */
+int lacos_dir_remove(const char *path);
+
+/* ----- end dir ----- */
+
 /* ===== tensors (tensor.c, the cpu/ ops) ===== */
 
 typedef enum lacos_dtype {
@@ -463,7 +488,7 @@ double lacos_bloom_train_scratch_bytes(const lacos_bloom_config *cfg, int B, int
 
 /* ----- end bloom ----- */
 
-/* ===== lora (lora.c: adapters, merge, PEFT import/export) ===== */
+/* ===== lora (lora.c: adapters, PEFT import/export; lora_merge.c: merge for export) ===== */
 
 /* Linears a LoRA adapter can target (bit flags; PEFT's module names in comments). */
 typedef enum lacos_lora_target {
@@ -507,6 +532,25 @@ int lacos_lora_save(lacos_bloom *m, const char *dir, const char *base_model);
 /* Attaches the adapter stored in dir (written by lacos or by PEFT); every
    tensor the config implies must be present with the right shape. */
 int lacos_lora_load(lacos_bloom *m, const char *dir);
+
+/* Merging, for export. lacos_lora_merge makes an f32 copy of the base
+   weight of every adapted linear (dequantised from int8, made on the first
+   merge and kept with the adapter) and adds scaling·B·A to it, as PEFT's
+   merge does; lacos_lora_unmerge subtracts the same delta again. The model's
+   own weights (int8 or f32) and its forward pass do not change: the adapter
+   stays applied on top of them. While the copy exists, lacos_bloom_weight
+   and lacos_bloom_save read the adapted linears from it, so a merged model
+   saves as a plain checkpoint (query_key_value rows in the checkpoint's
+   interleaved order, as every weight). A merged adapter whose A or B changed
+   afterwards (training) makes them fail with LACOS_ESTATE until it is
+   unmerged and merged again; unmerge always subtracts the delta that was
+   added. Attach, load and detach drop the copy. Costs 4 bytes per adapted
+   base weight (for bloom-7b1's query_key_value: 6.0 GB). */
+int lacos_lora_merge(lacos_bloom *m);
+int lacos_lora_unmerge(lacos_bloom *m);
+/* 0: no copy; 1: merged; 2: unmerged (the copy holds the base weights again,
+   within f32 rounding). */
+int lacos_lora_merge_state(const lacos_bloom *m);
 
 /* ----- end lora ----- */
 

@@ -33,6 +33,7 @@ void lacos_lora_config_init(lacos_lora_config *c) {
 void lora_detach_all(lacos_bloom *m) {
   lora_state *s = m->lora;
   if (!s) return;
+  lora_merge_free(m);
   mem_free(s->params, s->params_bytes, LACOS_CPU);
   mem_free(s->grads, s->params_bytes, LACOS_CPU);
   dev_free(s->d_params, s->params_bytes);
@@ -496,7 +497,13 @@ int lacos_lora_load(lacos_bloom *m, const char *dir) {
     if (!st && (t->ndim != 2 || t->shape[0] != want0 || t->shape[1] != want1)) {
       char have[64];
       tensor_shape_str(t, have, sizeof have);
-      st = fail(LACOS_EFORMAT, "%s: %s has shape %s, expected (%lld, %lld)", path, name, have, (long long)want0, (long long)want1);
+      /* the rank side matching but not the model side: made for another model, not a damaged file */
+      bool other_model = t->ndim == 2 && (part == 'A' ? t->shape[0] == want0 : t->shape[1] == want1);
+      json_t *bm = json_object_get(cfg, "base_model_name_or_path");
+      st = fail(LACOS_EFORMAT, "%s: %s has shape %s, expected (%lld, %lld)%s%s%s", path, name, have, (long long)want0,
+                (long long)want1, other_model ? ": the adapter was made for a model of another shape" : "",
+                other_model && json_is_string(bm) ? ", its base_model_name_or_path is " : "",
+                other_model && json_is_string(bm) ? json_string_value(bm) : "");
     }
     if (!st && t->dtype != LACOS_F32 && t->dtype != LACOS_F16 && t->dtype != LACOS_BF16)
       st = fail(LACOS_EUNSUPPORTED, "%s: %s is %s; expected a float dtype", path, name, lacos_dtype_name(t->dtype));

@@ -142,7 +142,7 @@ function M.load(dir, opts)
   self.meta = read_json(dir .. "/lacos.json") or {}
   local tok = opts.tokenizer or (dir .. "/tokenizer.json")
   local f = io.open(tok, "rb")
-  if f then f:close(); self.tokenizer = require("lacos.tokenizer").load(tok) end
+  if f then f:close(); self.tokenizer = require("lacos.tokenizer").load(tok); self.tokenizer_path = tok end
   if opts.adapter then self:load_lora(opts.adapter) end
   if opts.pooling then self.pooling_override = opts.pooling end
   return self
@@ -161,6 +161,7 @@ function M.random(name_or_config, opts)
                               name = type(name_or_config) == "string" and name_or_config or nil })
   if opts.tokenizer then
     self.tokenizer = type(opts.tokenizer) == "string" and require("lacos.tokenizer").load(opts.tokenizer) or opts.tokenizer
+    if type(opts.tokenizer) == "string" then self.tokenizer_path = opts.tokenizer end
   end
   return self
 end
@@ -365,6 +366,14 @@ function Model:load_lora(dir)
 end
 
 function Model:remove_lora() check(C.lacos_lora_detach(self.ptr)); self.lora = nil end
+
+-- Merges the adapter into an f32 copy of the adapted base weights (PEFT's
+-- W + scaling·B·A). The model itself (int8 or f32) does not change and
+-- keeps applying the adapter; m:weight() and m:save() give the merged
+-- weights. unmerge_lora() subtracts the delta again. Both return the model.
+function Model:merge_lora() check(C.lacos_lora_merge(self.ptr)); return self end
+function Model:unmerge_lora() check(C.lacos_lora_unmerge(self.ptr)); return self end
+function Model:lora_merged() return C.lacos_lora_merge_state(self.ptr) == 1 end
 function Model:lora_enabled(on) check(C.lacos_lora_set_enabled(self.ptr, on and 1 or 0)) end
 function Model:lora_params() return C.lacos_lora_param_count(self.ptr) end
 
@@ -415,6 +424,72 @@ function Model:backward(batch, d_emb)
 end
 
 function Model:weight(name) return T.make(C.lacos_bloom_weight, self.ptr, name) end
+
+local function copy_file(src, dst)
+  local f, err = io.open(src, "rb")
+  if not f then error(("%s: %s"):format(src, err), 0) end
+  local data = f:read("*a")
+  f:close()
+  local g, err2 = io.open(dst, "wb")
+  if not g then error(("%s: %s"):format(dst, err2), 0) end
+  local ok, err3 = g:write(data)
+  g:close()
+  if not ok then error(("%s: %s"):format(dst, err3), 0) end
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Saves the model as a Hugging Face BLOOM checkpoint directory that
+-- transformers' BloomModel.from_pretrained loads: config.json (the source
+-- checkpoint's, with its dtype set), model.safetensors (or shards past
+-- shard_size bytes) in dtype f32, f16 or bf16, the tokenizer files when the
+-- model has them, and lacos.json (pooling, padding side, what was merged).
+-- A model with a LoRA adapter saves merged (merge_lora() first); an int8
+-- model saves its dequantised weights. The directory is written under a
+-- temporary name and renamed into place; an existing non-empty one is
+-- refused unless force = true (then replaced whole).
+function Model:save(dir, opts)
+  opts = util.options(opts, { dtype = "f32", shard_size = 0, force = false }, "save")
+  if type(dir) ~= "string" or dir == "" then error("save: expected a directory path", 2) end
+  local dtypes = { f32 = true, f16 = true, bf16 = true }
+  if not dtypes[opts.dtype] then error(("save: dtype must be f32, f16 or bf16, got '%s'"):format(tostring(opts.dtype)), 2) end
+  if self.lora and not self:lora_merged() then
+    error("save: the model has a LoRA adapter that is not merged; call merge_lora() first (or remove_lora() to save the base alone)", 2)
+  end
+  if C.lacos_dir_check_output(dir, opts.force and 1 or 0) ~= 0 then
+    local msg = E.last_error()
+    if msg:find("not empty", 1, true) then msg = msg .. " (force = true replaces it)" end
+    error(msg, 2)
+  end
+  local buf = ffi.new("char[?]", 4352)
+  check(C.lacos_dir_temp(buf, 4352, dir))
+  local tmp = ffi.string(buf)
+  local ok, err = pcall(function()
+    check(C.lacos_bloom_save(self.ptr, tmp, T.dtype_of(opts.dtype), opts.shard_size))
+    if self.tokenizer_path then copy_file(self.tokenizer_path, tmp .. "/tokenizer.json") end
+    for _, name in ipairs { "tokenizer_config.json", "special_tokens_map.json" } do
+      if self.dir and exists(self.dir .. "/" .. name) then copy_file(self.dir .. "/" .. name, tmp .. "/" .. name) end
+    end
+    -- a pooling is recorded only when one was (an adapter's, an override): recording the default would refuse others
+    local meta = { pooling = self.pooling_override or self.meta.pooling, padding_side = self:padding_side(), normalize = false,
+                   created_by = "lacos " .. require("lacos").version(), dtype = opts.dtype }
+    if self.lora then
+      meta.merged = { base = self.dir or self.name, adapter = self.adapter, base_quant = self.quant, r = self.lora.r,
+                      alpha = self.lora.alpha, rslora = self.lora.rslora, targets = self.lora.targets }
+    end
+    require("lacos.json").write(tmp .. "/lacos.json", meta)
+    check(C.lacos_dir_commit(tmp, dir, opts.force and 1 or 0))
+  end)
+  if not ok then
+    C.lacos_dir_remove(tmp)
+    error(err, 0)
+  end
+  return dir
+end
 function Model:weight_names()
   local names = {}
   for i = 0, C.lacos_bloom_weight_count(self.ptr) - 1 do names[#names + 1] = ffi.string(C.lacos_bloom_weight_name(self.ptr, i)) end

@@ -1,29 +1,41 @@
 -- lacos model: random-weight BLOOM checkpoints in the exact shapes of the
 -- released models (or any config.json), for tests, demos and speed and memory
--- measurements where the real weights are not available.
+-- measurements where the real weights are not available; and a base model
+-- with a LoRA adapter merged in, exported as a plain checkpoint.
 local M = {}
 
 M.spec = {
   name = "model",
   usage = "lacos model random NAME_OR_CONFIG.json --out DIR [--seed N] [--dtype f16|bf16|f32] [--tokenizer FILE.json]\n" ..
+          "       lacos model merge --model DIR --adapter DIR --out DIR [--dtype f16|bf16|f32] [--force]\n" ..
           "       lacos model info DIR_OR_NAME\n" ..
           "       lacos model list",
-  summary = "Create random-weight BLOOM checkpoints and describe models.",
+  summary = "Create random-weight BLOOM checkpoints, merge LoRA adapters into their base, describe models.",
   description = "NAME is one of the released shapes (bloom-560m, bloom-1b1, bloom-1b7, bloom-3b, bloom-7b1) or the test\n" ..
                 "ladder (tiny-xs, tiny-s, tiny-m, tiny-l); a path ending in .json is read as a BLOOM config.json.\n" ..
                 "The checkpoint is written in the Hugging Face layout (config.json, model.safetensors or shards),\n" ..
-                "one shard at a time, so a bloom-7b1 shape fits in memory.",
+                "one shard at a time, so a bloom-7b1 shape fits in memory.\n\n" ..
+                "merge adds the adapter's scaling·B·A to the base weights (PEFT's merge_and_unload) and writes a\n" ..
+                "checkpoint transformers' BloomModel loads with no adapter: config.json, model.safetensors, the\n" ..
+                "tokenizer files, lacos.json (pooling, what was merged). The base is read in f32 (--quant int8 merges\n" ..
+                "into the int8-dequantised weights instead, in less memory). The output is built in DIR.tmp.<pid> and\n" ..
+                "renamed into place; a non-empty --out is refused unless --force replaces it.",
   options = {
-    { "--out", "DIR", "output directory (random)" },
-    { "--seed", "N", "random seed", type = "integer", default = 0 },
-    { "--dtype", "TYPE", "weight dtype on disk", default = "f16", choices = { "f16", "bf16", "f32" } },
-    { "--tokenizer", "FILE", "tokenizer.json to copy into the checkpoint" },
+    { "--out", "DIR", "output directory (random, merge)" },
+    { "--seed", "N", "random seed (random)", type = "integer", default = 0 },
+    { "--dtype", "TYPE", "weight dtype on disk (random: f16; merge: the base checkpoint's)", choices = { "f16", "bf16", "f32" } },
+    { "--tokenizer", "FILE", "tokenizer.json to copy into the checkpoint (random)" },
     { "--shard-size", "BYTES", "largest shard in bytes (default 5e9, the hub's)", type = "number" },
+    { "--model", "DIR", "base checkpoint directory (merge)" },
+    { "--adapter", "DIR", "LoRA adapter directory, lacos' or PEFT's (merge)" },
+    { "--quant", "KIND", "how the base is held while merging (merge)", default = "f32", choices = { "f32", "int8" } },
+    { "--force", nil, "replace a non-empty --out (merge)" },
   },
-  positional = { min = 1, max = 2, names = "a subcommand (random, info, list)" },
+  positional = { min = 1, max = 2, names = "a subcommand (random, merge, info, list)" },
   examples = {
     "lacos model random bloom-560m --out models/bloom-560m-random --seed 1",
     "lacos model random tiny-s --out /tmp/tiny --tokenizer tokenizer.json",
+    "lacos model merge --model models/bloom-560m --adapter runs/a/adapter --out models/bloom-560m-nli --dtype f16",
     "lacos model info bloom-7b1",
   },
 }
@@ -60,9 +72,15 @@ function M.run(opts)
     print(("hidden %d, layers %d, heads %d, vocab %d, max length %d, %.3f B parameters"):format(
       cfg.hidden_size, cfg.n_layer, cfg.n_head, cfg.vocab_size, cfg.max_length, E.C.lacos_bloom_config_params(cfg) / 1e9))
     return 0
+  elseif sub == "merge" then
+    return M.merge(opts)
   elseif sub ~= "random" then
-    require("lacos.args").usage_error("model", "unknown subcommand '%s' (random, info, list)", tostring(sub))
+    require("lacos.args").usage_error("model", "unknown subcommand '%s' (random, merge, info, list)", tostring(sub))
   end
+  if opts.model or opts.adapter or opts.force then
+    require("lacos.args").usage_error("model", "--model, --adapter and --force belong to merge, not random")
+  end
+  opts.dtype = opts.dtype or "f16"
   local name = opts._[2] or require("lacos.args").usage_error("model", "random needs a model name or a config.json")
   if not opts.out then require("lacos.args").usage_error("model", "random needs --out DIR") end
   local t0 = os.time()
@@ -80,6 +98,51 @@ function M.run(opts)
     created_by = "lacos " .. require("lacos").version(),
   })
   io.stderr:write(("lacos: done in %ds (hidden %d, %d layers)\n"):format(os.time() - t0, cfg.hidden_size, cfg.n_layer))
+  m:free()
+  return 0
+end
+
+local function readable(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+function M.merge(opts)
+  local usage = require("lacos.args").usage_error
+  if opts._[2] then usage("model", "merge takes no positional argument (got '%s')", opts._[2]) end
+  if not opts.model then usage("model", "merge needs --model DIR (the base checkpoint)") end
+  if not opts.adapter then usage("model", "merge needs --adapter DIR") end
+  if not opts.out then usage("model", "merge needs --out DIR") end
+  if opts.tokenizer then usage("model", "--tokenizer belongs to random; merge copies the base's tokenizer files") end
+  local E = require "lacos.engine"
+  -- everything that can be checked before the base is read, so a mistake costs no time and leaves nothing behind
+  for _, f in ipairs { opts.model .. "/config.json", opts.adapter .. "/adapter_config.json",
+                       opts.adapter .. "/adapter_model.safetensors" } do
+    if not readable(f) then error(f .. ": no such file", 0) end
+  end
+  if E.C.lacos_dir_check_output(opts.out, opts.force and 1 or 0) ~= 0 then
+    local msg = E.last_error()
+    if msg:find("not empty", 1, true) then msg = msg .. " (--force replaces it)" end
+    error(msg, 0)
+  end
+  local dtype = opts.dtype
+  if not dtype then
+    local st = require("lacos.safetensors").open(opts.model)
+    local info = st:info("h.0.self_attention.query_key_value.weight")
+    dtype = info and info.dtype or "f32"
+    st:free()
+  end
+  local t0 = os.time()
+  local bloom = require "lacos.bloom"
+  local m = bloom.load(opts.model, { quant = opts.quant })
+  m:load_lora(opts.adapter)
+  m:merge_lora()
+  m:save(opts.out, { dtype = dtype, force = opts.force, shard_size = opts.shard_size or 0 })
+  local cfg, lora = m:config(), m.lora
+  io.stderr:write(("lacos: merged %s (r %d, alpha %g, %s) into %s (%d layers, %s base), wrote %s weights to %s in %ds\n"):format(
+    opts.adapter, lora.r, lora.alpha, table.concat(lora.targets, ","), opts.model, cfg.n_layer, opts.quant, dtype,
+    opts.out, os.time() - t0))
   m:free()
   return 0
 end
