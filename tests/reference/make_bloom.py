@@ -109,7 +109,8 @@ def st_weightedmean(hidden, mask):
     return ((hidden * w[:, :, None]).sum(axis=1) / w.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def batches(vocab, rng):
+def random_batches(vocab, rng):
+    """Random token ids (3 rows of 7, 4 and 2 real tokens), padded right and left: the LoRA case."""
     T = 7
     ids = rng.integers(4, vocab, size=(3, T)).astype(np.int32)
     right = np.array([[1] * 7, [1] * 4 + [0] * 3, [1] * 2 + [0] * 5], dtype=np.int32)
@@ -185,7 +186,7 @@ def lora_case(manifest):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.1)
     pm.save_pretrained(os.path.join(d, "adapter"))
     rng = np.random.default_rng(5)
-    ids, mask = batches(256, rng)["right"]
+    ids, mask = random_batches(256, rng)["right"]
     w = rng.standard_normal((3, 32)).astype(np.float32)
     pm.train()  # dropout is 0: identical to eval, but grads flow
     out = pm(input_ids=torch.tensor(ids, dtype=torch.long), attention_mask=torch.tensor(mask, dtype=torch.long))
