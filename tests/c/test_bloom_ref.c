@@ -1,10 +1,12 @@
 /* test_bloom_ref.c: lacos' BLOOM against transformers on the fixture
    checkpoints written by tests/reference/make_bloom.py — every hidden state
-   of right- and left-padded batches in f32 within 1e-4 relative (max abs
-   difference over the real tokens / max abs value), pooled embeddings in
-   every mode, int8 embeddings with cosine >= 0.999 to f32 at thresholds 0
-   and 6; checkpoints with and without the "transformer." prefix, sharded
-   and bf16; save → load round trips. */
+   of the right- and left-padded batches of token ids (the fixture
+   sentences as the tokenizers library cuts them) in f32 within 1e-4
+   relative (max abs difference over the real tokens / max abs value),
+   pooled embeddings in every mode, int8 embeddings with cosine >= 0.999 to
+   f32 at thresholds 0 and 6; checkpoints with and without the
+   "transformer." prefix, sharded, bf16 and f16; save → load round trips.
+   tests/lua/test_bloom_text.lua goes the user's way, from the text. */
 #include "test.h"
 #include <sys/stat.h>
 
@@ -69,7 +71,9 @@ static double min_cosine(const lacos_tensor *a, const lacos_tensor *b) {
 
 static const char *const poolings[3] = {"mean", "weightedmean", "lasttoken"};
 
-static void check_case(const char *dir) {
+/* dir's checkpoint against the reference outputs stored in ref (its own
+   folder, or the folder of a checkpoint with the same weights). */
+static void check_case(const char *dir, const char *ref_dir) {
   lacos_bloom *m = load(dir, LACOS_QUANT_F32, 0);
   CHECK(m != NULL);
   if (!m) return;
@@ -79,7 +83,7 @@ static void check_case(const char *dir) {
     snprintf(n1, sizeof n1, "ids_%s.npy", sides[s]);
     snprintf(n2, sizeof n2, "mask_%s.npy", sides[s]);
     snprintf(n3, sizeof n3, "hidden_%s.npy", sides[s]);
-    lacos_tensor *ids = npy(dir, n1), *mask = npy(dir, n2), *ref = npy(dir, n3), *hid = NULL;
+    lacos_tensor *ids = npy(ref_dir, n1), *mask = npy(ref_dir, n2), *ref = npy(ref_dir, n3), *hid = NULL;
     CHECK(ids && mask && ref);
     if (!ids || !mask || !ref) continue;
     CHECK_OK(lacos_bloom_forward(&hid, m, ids, mask, 1));
@@ -92,7 +96,7 @@ static void check_case(const char *dir) {
     for (int p = 0; p < 3; p++) {
       char pn[64];
       snprintf(pn, sizeof pn, "pooled_%s_%s.npy", poolings[p], sides[s]);
-      lacos_tensor *want = npy(dir, pn), *got = NULL;
+      lacos_tensor *want = npy(ref_dir, pn), *got = NULL;
       CHECK_OK(lacos_bloom_encode(&got, m, ids, mask, p));
       if (want && got) {
         double r = rel_vec(got, want);
@@ -119,10 +123,11 @@ static void check_case(const char *dir) {
   lacos_bloom_free(m);
 }
 
-static void tiny_a(void) { check_case("tiny-a"); }
-static void tiny_b_prefixed_12_heads(void) { check_case("tiny-b"); }
-static void tiny_bf16(void) { check_case("tiny-bf16"); }
-static void tiny_sharded(void) { check_case("tiny-sharded"); }
+static void tiny_a(void) { check_case("tiny-a", "tiny-a"); }
+static void tiny_b_prefixed_12_heads(void) { check_case("tiny-b", "tiny-b"); }
+static void tiny_bf16(void) { check_case("tiny-bf16", "tiny-bf16"); }
+static void tiny_f16(void) { check_case("tiny-f16", "tiny-f16"); }
+static void tiny_sharded(void) { check_case("tiny-sharded", "tiny-b"); }
 
 static void save_load_round_trip(void) {
   lacos_bloom_config cfg;
@@ -180,8 +185,13 @@ static void bad_checkpoints(void) {
   fclose(f);
   CHECK_FAIL(lacos_bloom_load(&m, dir, NULL), LACOS_EFORMAT, "invalid JSON");
   /* config disagreeing with the weights: tiny-a's weights with a bigger hidden size */
+  lacos_bloom_config tiny_a_cfg;
+  char tiny_a_config[1100];
+  snprintf(tiny_a_config, sizeof tiny_a_config, "%s/tiny-a/config.json", fixdir);
+  CHECK_OK(lacos_bloom_config_read(&tiny_a_cfg, tiny_a_config));
   f = fopen(path, "w");
-  fputs("{\"model_type\": \"bloom\", \"vocab_size\": 256, \"hidden_size\": 64, \"n_layer\": 2, \"n_head\": 4}", f);
+  fprintf(f, "{\"model_type\": \"bloom\", \"vocab_size\": %d, \"hidden_size\": 64, \"n_layer\": 2, \"n_head\": 4}",
+          (int)tiny_a_cfg.vocab_size);
   fclose(f);
   char src[1100], dst[1100], cmd[2400];
   snprintf(src, sizeof src, "%s/tiny-a/model.safetensors", fixdir);
@@ -191,7 +201,8 @@ static void bad_checkpoints(void) {
   CHECK_FAIL(lacos_bloom_load(&m, dir, NULL), LACOS_EFORMAT, "config.json implies");
   /* a missing tensor: more layers than the file has */
   f = fopen(path, "w");
-  fputs("{\"model_type\": \"bloom\", \"vocab_size\": 256, \"hidden_size\": 32, \"n_layer\": 3, \"n_head\": 4}", f);
+  fprintf(f, "{\"model_type\": \"bloom\", \"vocab_size\": %d, \"hidden_size\": 32, \"n_layer\": 3, \"n_head\": 4}",
+          (int)tiny_a_cfg.vocab_size);
   fclose(f);
   CHECK_FAIL(lacos_bloom_load(&m, dir, NULL), LACOS_ENOTFOUND, "h.2.input_layernorm.weight");
 }
@@ -236,6 +247,7 @@ int main(void) {
   RUN(tiny_a);
   RUN(tiny_b_prefixed_12_heads);
   RUN(tiny_bf16);
+  RUN(tiny_f16);
   RUN(tiny_sharded);
   RUN(save_load_round_trip);
   RUN(bad_checkpoints);

@@ -3,7 +3,10 @@
    order), every kind of bad tokenizer.json, and the ids of every sentence of
    the shared STS/NLI files against the digests the tokenizers library gave
    (tests/reference/make_tokenizer.py): 127 files, 555,662 texts, 9.8M tokens
-   in about 5 s. */
+   in about 5 s, and the first 16 texts of each file one by one (their line,
+   column and the digest of their ids, so that a difference names the text;
+   the sentences are read from LACOS_TEST_DATA, never stored in the
+   repository). */
 #include "test.h"
 #include "tokenizer_internal.h"
 #include <jansson.h>
@@ -544,17 +547,25 @@ static void test_fuzz(void) {
 
 /* ------------------------------------------------------------ the dataset sweep */
 
-typedef struct texts { const char **s; double *len; int n, cap; } texts;
+/* The texts of a file, with the line (1-based, header counted; for CSV the
+   line the record starts on) and the column (1-based field) of each. */
+typedef struct texts { const char **s; double *len; int *line, *col; int n, cap; } texts;
 
-static void texts_add(texts *t, const char *s, size_t n) {
+static void texts_add(texts *t, const char *s, size_t n, int line, int col) {
   if (t->n == t->cap) {
     t->cap = t->cap ? t->cap * 2 : 1024;
     t->s = realloc(t->s, (size_t)t->cap * sizeof *t->s);
     t->len = realloc(t->len, (size_t)t->cap * sizeof *t->len);
+    t->line = realloc(t->line, (size_t)t->cap * sizeof *t->line);
+    t->col = realloc(t->col, (size_t)t->cap * sizeof *t->col);
   }
   t->s[t->n] = s;
+  t->line[t->n] = line;
+  t->col[t->n] = col;
   t->len[t->n++] = (double)n;
 }
+
+static void texts_free(texts *t) { free(t->s); free(t->len); free(t->line); free(t->col); }
 
 /* Cuts the sentences out of data (modified in place) as make_tokenizer.py does. */
 static void extract(char *data, size_t n, const char *format, int header, const int *cols, int ncols, texts *out) {
@@ -568,8 +579,10 @@ static void extract(char *data, size_t n, const char *format, int header, const 
     char *w = data;
     bool at_start = true, open_record = false;
     char *fstart = w;
+    int line = 1, record_line = 1;
     while (i < n) {
       char c = data[i];
+      if (!open_record && !nf) record_line = line;
       if (at_start && c == '"') {
         at_start = false;
         open_record = true;
@@ -580,6 +593,7 @@ static void extract(char *data, size_t n, const char *format, int header, const 
             i++;
             break;
           }
+          if (data[i] == '\n') line++;
           *w++ = data[i++];
         }
         continue;
@@ -591,9 +605,11 @@ static void extract(char *data, size_t n, const char *format, int header, const 
         if (nf < 16) { fields[nf] = fstart; flen[nf] = (size_t)(w - fstart); nf++; }
         at_start = true;
         if (c != ',') {
-          for (int k = 0; k < ncols; k++) if (cols[k] <= nf) texts_add(out, fields[cols[k] - 1], flen[cols[k] - 1]);
+          for (int k = 0; k < ncols; k++)
+            if (cols[k] <= nf) texts_add(out, fields[cols[k] - 1], flen[cols[k] - 1], record_line, cols[k]);
           nf = 0;
           open_record = false;
+          line++;
           i += crlf ? 2 : 1;
           fstart = w;
           continue;
@@ -607,7 +623,8 @@ static void extract(char *data, size_t n, const char *format, int header, const 
     }
     if (open_record || nf) {
       if (nf < 16) { fields[nf] = fstart; flen[nf] = (size_t)(w - fstart); nf++; }
-      for (int k = 0; k < ncols; k++) if (cols[k] <= nf) texts_add(out, fields[cols[k] - 1], flen[cols[k] - 1]);
+      for (int k = 0; k < ncols; k++)
+        if (cols[k] <= nf) texts_add(out, fields[cols[k] - 1], flen[cols[k] - 1], record_line, cols[k]);
     }
     return;
   }
@@ -618,7 +635,7 @@ static void extract(char *data, size_t n, const char *format, int header, const 
     size_t end = nl ? (size_t)(nl - data) : n, e = end;
     if (e > i && data[e - 1] == '\r') e--;
     if (line++ >= header) {
-      if (!strcmp(format, "lines")) texts_add(out, data + i, e - i);
+      if (!strcmp(format, "lines")) texts_add(out, data + i, e - i, line, 1);
       else {
         const char *f[64];
         size_t fl[64];
@@ -630,7 +647,7 @@ static void extract(char *data, size_t n, const char *format, int header, const 
             s = j + 1;
           }
         }
-        for (int k = 0; k < ncols; k++) if (cols[k] <= nf) texts_add(out, f[cols[k] - 1], fl[cols[k] - 1]);
+        for (int k = 0; k < ncols; k++) if (cols[k] <= nf) texts_add(out, f[cols[k] - 1], fl[cols[k] - 1], line, cols[k]);
       }
     }
     i = end + 1;
@@ -659,7 +676,7 @@ static void test_dataset_digests(void) {
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   long long n_texts = 0, n_tokens = 0;
-  int n_files = 0, bad = 0;
+  int n_files = 0, bad = 0, n_samples = 0, samples_bad = 0;
   for (size_t fi = 0; fi < json_array_size(files); fi++) {
     json_t *r = json_array_get(files, fi);
     const char *rel = json_string_value(json_object_get(r, "path"));
@@ -707,18 +724,48 @@ static void test_dataset_digests(void) {
                off[tx.n], hex, want_texts, want_tokens, json_string_value(json_object_get(e, "sha256")));
         bad++;
       }
+      /* The first texts one by one: where they are, and their ids' digest. */
+      json_t *first = json_object_get(e, "first");
+      if (!json_is_array(first) || json_array_size(first) == 0) { printf("#   %s: no \"first\" texts in the fixture\n", rel); bad++; }
+      for (size_t k = 0; k < json_array_size(first); k++) {
+        json_t *smp = json_array_get(first, k);
+        int i = (int)json_integer_value(json_object_get(smp, "index")) - 1;
+        int line = (int)json_integer_value(json_object_get(smp, "line")), col = (int)json_integer_value(json_object_get(smp, "column"));
+        if (i < 0 || i >= tx.n || tx.line[i] != line || tx.col[i] != col) {
+          printf("#   %s: text %d is at line %d column %d here, at line %d column %d for the fixture\n", rel, i + 1,
+                 i >= 0 && i < tx.n ? tx.line[i] : 0, i >= 0 && i < tx.n ? tx.col[i] : 0, line, col);
+          samples_bad++;
+          continue;
+        }
+        int n_ids = off[i + 1] - off[i];
+        char *one = malloc((size_t)n_ids * 12 + 2);
+        size_t m = 0;
+        for (int j = 0; j < n_ids; j++) m += (size_t)sprintf(one + m, j ? " %d" : "%d", ids[off[i] + j]);
+        one[m++] = '\n';
+        lacos_sha256_buffer(one, (double)m, hex);
+        free(one);
+        n_samples++;
+        const char *want = json_string_value(json_object_get(smp, "sha256"));
+        long long want_n = json_integer_value(json_object_get(smp, "n_ids"));
+        if ((!want || strcmp(hex, want) || n_ids != want_n) && samples_bad++ < 5) {
+          printf("#   %s:%d column %d \"%.*s\"\n#     lacos: %d ids", rel, line, col, (int)fmin(tx.len[i], 120), tx.s[i], n_ids);
+          for (int j = 0; j < n_ids && j < 40; j++) printf(" %d", ids[off[i] + j]);
+          printf("\n#     the tokenizers library: %lld ids, sha256 %s\n", want_n, want ? want : "?");
+        }
+      }
       n_texts += tx.n;
       n_tokens += off[tx.n];
     }
     n_files++;
-    free(tx.s);
-    free(tx.len);
+    texts_free(&tx);
     free(buf);
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   printf("#   %d files, %lld texts, %lld tokens in %.1f s (%d threads), %d mismatches\n", n_files, n_texts, n_tokens, secs, lacos_threads_get(), bad);
+  printf("#   the first texts of every file, one by one: %d checked, %d differ\n", n_samples, samples_bad);
   CHECK(bad == 0);
+  CHECK(samples_bad == 0 && n_samples >= 1500);
   CHECK(n_files == (int)json_array_size(files) && n_files >= 127);
   lacos_tokenizer_free(t);
   json_decref(sources);

@@ -1,9 +1,10 @@
 -- Tokenizer through the Lua API against the tokenizers library
 -- (tests/fixtures/tokenizer, written by tests/reference/make_tokenizer.py):
 -- edge cases and random strings for four tokenizer.json files, decoding,
--- token lookups, batches with padding/truncation, the dataset samples, the
--- option checks, and BLOOM's own golden case when LACOS_BLOOM_TOKENIZER
--- points at the real file.
+-- token lookups, batches with padding/truncation, the option checks, and
+-- BLOOM's own golden case when LACOS_BLOOM_TOKENIZER points at the real file.
+-- The sentences of the shared datasets are checked by tests/c/test_tokenizer.c
+-- (read from LACOS_TEST_DATA at test time).
 local H = require "harness"
 local lacos = require "lacos"
 local json = require "lacos.json"
@@ -136,20 +137,6 @@ for _, f in ipairs(files) do
   end
   tok:free()
 end
-
-H.test("dataset samples: the first sentences of every file", function()
-  local tok = lacos.tokenizer.load(dir .. "bloomlike-32k.json")
-  local n = 0
-  for line in io.lines(dir .. "samples.jsonl") do
-    local s = json.decode(line, "samples.jsonl")
-    local ids = tok:encode(s.text)
-    if not same_list(ids, s.ids) then
-      error(("%s #%d %s: %s, expected %s"):format(s.file, s.index, show(s.text), table.concat(ids, " "), table.concat(s.ids, " ")))
-    end
-    n = n + 1
-  end
-  H.truthy(n > 1500, "samples read")
-end)
 
 H.test("BLOOM's spelling of known pieces", function()
   local tok = lacos.tokenizer.load(dir .. "bloomlike-32k.json")

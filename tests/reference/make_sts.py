@@ -2,13 +2,28 @@
 
 Writes tests/fixtures/sts/cases.json: vectors x, y with scipy.stats.spearmanr,
 scipy.stats.pearsonr and scipy.stats.rankdata(method="average") results.
-Cases: random data with many ties, the gold scores of real STS files against
-seeded random predictions (read from the shared datasets folder, plain
-TAB/line parsing as PITFALLS.md describes), degenerate inputs (constant
-vectors -> NaN, stored as null), n = 2, and badly scaled values.
+Cases: random data with many ties, degenerate inputs (constant vectors -> NaN,
+stored as null), n = 2, and badly scaled values - all stored in full.
+
+And the gold scores of real STS files against predictions from a stated
+generator, read from the shared datasets (LACOS_TEST_DATA or
+../shared/datasets) with plain TAB/line parsing as PITFALLS.md describes. The
+gold scores are not copied: a real case stores the files (path, sha256), the
+number of pairs and the sha256 of the gold column as read here, the
+prediction rule, and what scipy gave (Spearman, Pearson, the sha256 of both
+rank vectors). tests/lua/test_sts.lua reads the gold through lacos.data at
+test time, rebuilds the predictions and compares.
+
+Predictions (the same arithmetic in tests/lua/test_sts.lua, exact in
+doubles): Park-Miller minstd, s <- 48271 * s mod 2147483647 from the seed,
+u = s / 2147483647;
+  uniform      x_i = 2 * u - 1 (one draw per pair)
+  gold+noise   x_i = g_i + scale * (((u1 + u2) + u3) + u4 - 2) (four draws)
+Digests: sha256 of the values printed with "%.17g", one per line.
 
     .venv-ref/bin/python tests/reference/make_sts.py
 """
+import hashlib
 import json
 import os
 import warnings
@@ -33,8 +48,35 @@ def lines(path):
     return [l[:-1] if l.endswith("\r") else l for l in out]
 
 
+def minstd(seed, n):
+    out, s = [], seed
+    for _ in range(n):
+        s = 48271 * s % 2147483647
+        out.append(s / 2147483647)
+    return out
+
+
+def predictions(rule, gold):
+    n = len(gold)
+    if rule["kind"] == "uniform":
+        return [2 * u - 1 for u in minstd(rule["seed"], n)]
+    u = minstd(rule["seed"], 4 * n)
+    return [g + rule["scale"] * ((((u[4 * i] + u[4 * i + 1]) + u[4 * i + 2]) + u[4 * i + 3]) - 2)
+            for i, g in enumerate(gold)]
+
+
+def values_sha256(values):
+    return hashlib.sha256("".join("%.17g\n" % v for v in values).encode()).hexdigest()
+
+
+def file_ref(rel):
+    with open(os.path.join(DATA, rel), "rb") as f:
+        return {"path": rel, "sha256": hashlib.sha256(f.read()).hexdigest()}
+
+
 def stsb_gold(split):
-    return [float(l.split("\t")[4]) for l in lines(os.path.join(DATA, "sts", "stsb", f"sts-{split}.csv"))]
+    rel = f"sts/stsb/sts-{split}.csv"
+    return [float(l.split("\t")[4]) for l in lines(os.path.join(DATA, rel))], [rel]
 
 
 def gold_file(rel):
@@ -82,28 +124,38 @@ def main():
 
     real = []
     if os.path.isdir(DATA):
-        for split in ("test", "dev"):
-            g = stsb_gold(split)
-            real.append(case(f"STSb {split} gold vs random", rng.normal(size=len(g)), g, {"dataset": "stsb", "split": split}))
-        g = []
+        def real_case(name, gold, files, source, rule):
+            x = predictions(rule, gold)
+            c = case(name, x, gold)
+            real.append({"name": name, "source": source, "files": [file_ref(f) for f in files],
+                         "gold": {"n": len(gold), "sha256": values_sha256(gold)}, "predictions": rule,
+                         "spearman": c["spearman"], "pearson": c["pearson"],
+                         "rank_x_sha256": values_sha256(c["rank_x"]), "rank_y_sha256": values_sha256(c["rank_y"])})
+
+        for split, seed in (("test", 0), ("dev", 1)):
+            g, files = stsb_gold(split)
+            real_case(f"STSb {split} gold vs uniform", g, files, {"dataset": "stsb", "split": split},
+                      {"kind": "uniform", "seed": 20240611 + seed})
+        g, files = [], []
         for name in ("answer-answer", "headlines", "plagiarism", "postediting", "question-question"):
-            g += gold_file(f"sts/sts16/test/STS2016.gs.{name}.txt")
-        real.append(case("STS16 gold (integers, many ties) vs random", rng.uniform(-1, 1, size=len(g)), g,
-                         {"dataset": "sts16", "split": "test"}))
-        g = gold_file("sts/sts17/STS2017.gs/STS.gs.track4b.es-en.txt")
-        real.append(case("STS17 track4b gold (integers 2-5) vs random", rng.normal(size=len(g)), g,
-                         {"dataset": "sts17", "subset": "en-es-wmt"}))
-        sick = [float(l.split("\t")[3]) for l in lines(os.path.join(DATA, "sts", "sick", "SICK_test_annotated.txt"))[1:]]
-        real.append(case("SICK test relatedness (1-5) vs gold + noise", np.array(sick) + rng.normal(scale=0.8, size=len(sick)),
-                         sick, {"dataset": "sick", "split": "test"}))
-    cases += real
+            files.append(f"sts/sts16/test/STS2016.gs.{name}.txt")
+            g += gold_file(files[-1])
+        real_case("STS16 gold (integers, many ties) vs uniform", g, files, {"dataset": "sts16", "split": "test"},
+                  {"kind": "uniform", "seed": 20240613})
+        rel = "sts/sts17/STS2017.gs/STS.gs.track4b.es-en.txt"
+        real_case("STS17 track4b gold (integers 2-5) vs uniform", gold_file(rel), [rel],
+                  {"dataset": "sts17", "subset": "en-es-wmt"}, {"kind": "uniform", "seed": 20240614})
+        rel = "sts/sick/SICK_test_annotated.txt"
+        sick = [float(l.split("\t")[3]) for l in lines(os.path.join(DATA, rel))[1:]]
+        real_case("SICK test relatedness (1-5) vs gold + noise", sick, [rel], {"dataset": "sick", "split": "test"},
+                  {"kind": "gold+noise", "seed": 20240615, "scale": 1.0})
 
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump({"generator": "tests/reference/make_sts.py", "scipy": scipy.__version__, "numpy": np.__version__,
-                   "cases": cases}, f)
+                   "cases": cases, "real": real}, f)
         f.write("\n")
-    print(f"wrote {len(cases)} cases ({len(real)} from real gold files) to {OUT}/cases.json")
+    print(f"wrote {len(cases)} stored cases and {len(real)} on real gold files to {OUT}/cases.json")
 
 
 if __name__ == "__main__":

@@ -24,12 +24,17 @@ post-processor and decoder; BPE without unk token; special tokens <unk> <s>
                        ignore_merges and a Split(String) pre-tokenizer step.
 
 Expected values:
-  sources.json         the sentence files of the shared datasets and how the
-                       sentences are cut out of them (read by the Lua test too).
+  sources.json         the sentence files of the shared datasets (path, size,
+                       sha256) and how the sentences are cut out of them.
   expected-bloomlike.json  per file: number of texts and tokens and the sha256 of
                        the ids (each text's ids space-separated, one line per
-                       text) under bloomlike-32k.
-  samples.jsonl        the first texts of every file with their ids (readable diffs).
+                       text) under bloomlike-32k, and the same per text for its
+                       first 16 texts with where they are (index among the file's
+                       texts, line, column), so that a difference points at a
+                       text. Neither the sentences nor their ids (which would
+                       decode back to them) are stored: the shared datasets stay
+                       out of the repository, the tests cut the texts out of
+                       them at test time.
   cases-<name>.json    per tokenizer: edge cases and random strings (hex UTF-8)
                        with ids, tokens and decoded text; decode cases; for
                        added-small, batches with padding/truncation settings.
@@ -116,14 +121,18 @@ def split_lines(data):
 
 
 def csv_records(data):
-    """RFC 4180, written out so that the Lua test can do exactly the same."""
+    """RFC 4180, written out so that the C test can do exactly the same.
+    Returns (fields, line the record starts on) pairs."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     records, fields, field = [], [], bytearray()
     i, n = 0, len(data)
     at_start = True
+    line, start_line = 1, None
     while i < n:
         c = data[i:i + 1]
+        if start_line is None:
+            start_line = line
         if at_start and c == b'"':
             at_start = False
             i += 1
@@ -135,6 +144,8 @@ def csv_records(data):
                         continue
                     i += 1
                     break
+                if data[i:i + 1] == b"\n":
+                    line += 1
                 field += data[i:i + 1]
                 i += 1
             continue
@@ -143,7 +154,9 @@ def csv_records(data):
             fields.append(bytes(field)); field = bytearray(); at_start = True
         elif c == b"\n" or (c == b"\r" and data[i + 1:i + 2] == b"\n"):
             fields.append(bytes(field)); field = bytearray(); at_start = True
-            records.append(fields); fields = []
+            records.append((fields, start_line)); fields = []
+            start_line = None
+            line += 1
             i += 2 if c == b"\r" else 1
             continue
         else:
@@ -151,31 +164,35 @@ def csv_records(data):
         i += 1
     if fields or field or not at_start:
         fields.append(bytes(field))
-        records.append(fields)
+        records.append((fields, start_line))
     return records
 
 
 def sentences(rule):
+    """The texts of a file as (text, line, column): line 1-based in the file
+    (header lines counted; for CSV the line the record starts on), column the
+    1-based field."""
     data = open(os.path.join(DATA, rule["path"]), "rb").read()
     out = []
     if rule["format"] == "csv":
         recs = csv_records(data)
         ref = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
-        assert [[f.decode("utf-8") for f in r] for r in recs] == ref, rule["path"]
-        for r in recs:
+        assert [[f.decode("utf-8") for f in r] for r, _ in recs] == ref, rule["path"]
+        for r, line in recs:
             for c in rule["columns"]:
                 if c <= len(r):
-                    out.append(r[c - 1])
+                    out.append((r[c - 1], line, c))
         return out
-    lines = split_lines(data)[rule["header"]:]
-    for l in lines:
+    lines = split_lines(data)
+    for k in range(rule["header"], len(lines)):
+        l = lines[k]
         if rule["format"] == "lines":
-            out.append(l)
+            out.append((l, k + 1, 1))
             continue
         f = l.split(b"\t")
         for c in rule["columns"]:
             if c <= len(f):
-                out.append(f[c - 1])
+                out.append((f[c - 1], k + 1, c))
     return out
 
 
@@ -349,14 +366,15 @@ def main():
         data = open(os.path.join(DATA, r["path"]), "rb").read()
         r["bytes"] = len(data)
         r["sha256"] = hashlib.sha256(data).hexdigest()
-        s = [x.decode("utf-8") for x in sentences(r)]
-        per_file.append(s)
+        refs = sentences(r)
+        s = [x.decode("utf-8") for x, _, _ in refs]
+        per_file.append((s, refs))
         corpus.extend(s)
     tatoeba = os.path.join(DATA, "bitext", "tatoeba-v1")
     for name in sorted(os.listdir(tatoeba)):
         if name.startswith("tatoeba."):
             corpus.extend(x.decode("utf-8") for x in split_lines(open(os.path.join(tatoeba, name), "rb").read()))
-    print(f"{len(rules)} files, {sum(map(len, per_file))} sentences; training on {len(corpus)} texts", flush=True)
+    print(f"{len(rules)} files, {sum(len(s) for s, _ in per_file)} sentences; training on {len(corpus)} texts", flush=True)
     rng = random.Random(1234)
 
     with open(os.path.join(OUT, "sources.json"), "w") as f:
@@ -366,23 +384,24 @@ def main():
 
     # 1. BLOOM-like, 32k.
     big = save(bloom_like(corpus, 32000, True), "bloomlike-32k.json")
-    expected, samples = {}, []
+    expected = {}
     total_tokens = 0
-    for r, s in zip(rules, per_file):
+    for r, (s, refs) in zip(rules, per_file):
         ids = [e.ids for e in big.encode_batch(s, add_special_tokens=True)]
         n_tok = sum(map(len, ids))
         total_tokens += n_tok
-        expected[r["path"]] = {"texts": len(s), "tokens": n_tok, "sha256": digest(ids)}
-        for i in range(min(16, len(s))):
-            samples.append({"file": r["path"], "index": i + 1, "text": s[i], "ids": ids[i]})
+        first = [{"index": i + 1, "line": refs[i][1], "column": refs[i][2], "n_ids": len(ids[i]), "sha256": digest([ids[i]])}
+                 for i in range(min(16, len(s)))]
+        expected[r["path"]] = {"texts": len(s), "tokens": n_tok, "sha256": digest(ids), "first": first}
     print(f"bloomlike-32k: vocab {big.get_vocab_size()}, {total_tokens} tokens over all files", flush=True)
     with open(os.path.join(OUT, "expected-bloomlike.json"), "w") as f:
-        json.dump({"tokenizer": "bloomlike-32k.json", "digest": "sha256 of each text's ids, space-separated, "
-                   "one line per text", "files": expected}, f, indent=1)
-        f.write("\n")
-    with open(os.path.join(OUT, "samples.jsonl"), "w") as f:
-        for s in samples:
-            f.write(json.dumps(s, ensure_ascii=False) + "\n")
+        head = {"tokenizer": "bloomlike-32k.json", "digest": "sha256 of each text's ids, space-separated, one line "
+                "per text", "first": "the file's first texts one by one: index among its texts, line (1-based, "
+                "header counted; CSV: where the record starts), column (1-based field), number and digest of "
+                "their ids"}
+        f.write(json.dumps(head, indent=1)[:-2] + ',\n "files": {\n')   # one line per file
+        f.write(",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in expected.items()))
+        f.write("\n }\n}\n")
     texts = edge_texts(random.Random(99))
     with open(os.path.join(OUT, "cases-bloomlike.json"), "w") as f:
         json.dump(edge_cases(big, texts, "bloomlike-32k.json"), f)
