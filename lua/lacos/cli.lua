@@ -127,6 +127,11 @@ function M.call(fn, ...)
   local args = { n = select("#", ...), ... }
   local ok, e = xpcall(function() return fn(unpack(args, 1, args.n)) end, script_traceback)
   if ok then return 0 end
+  local cmdline = require "lacos.args"
+  if cmdline.is_usage_error(e) then   -- a script's own options (lacos.args): exit 2, as for the commands
+    io.stderr:write(("%s: %s\n"):format(e.command or "lacos", e.message))
+    return 2
+  end
   if is_interrupt(e) then io.stderr:write("lacos: interrupted\n") return 130 end
   local mem = memory_message(e)
   if mem then io.stderr:write(mem, "\n") return 1 end
