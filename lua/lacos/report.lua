@@ -435,6 +435,7 @@ function M.mteb(db, run_id)
     local digests = {}
     for d in pairs(t.digests) do digests[#digests + 1] = d end
     t.dataset_revision = #digests == 1 and ("sha256:" .. digests[1])
+                         or #digests == 0 and "unknown: lacos recorded no checksum of the data"
                          or "sha256 of each subset's files: see dataset_sha256 in scores"
     t.digests, t.entries = nil, nil
     out[i] = t
