@@ -35,8 +35,10 @@ local sweep = lacos.sweep.new {
   fixed = { synthetic = synthetic, models_dir = opts.models, data_root = root, batch_size = synthetic and 16 or 32,
             max_length = 64, pooling = "weightedmean", eval = { "multilingual" }, eval_limit = synthetic and 250 or 0,
             quiet = not require("lacos.util").isatty(2) },
+  validate = X.validate_point,
   estimate = X.estimate,
   run = X.run_point,
+  describe = function(p) return ("%s %s pairs=%s seed=%s"):format(p.model, p.train_data, tostring(p.pairs), tostring(p.seed)) end,
 }
 local summary = sweep:execute { db = opts.db, dry_run = opts.dry_run }
 if opts.dry_run then return end
@@ -50,5 +52,4 @@ local rows = db:query([[
 for _, r in ipairs(rows) do print(("%-10s %-62s %-14s %-6s %7.2f"):format(r.model, r.trained_on:sub(1, 62), r.dataset, r.language, r.spearman)) end
 print(("\nresults: %s"):format(db.path))
 db:close()
-if summary.interrupted > 0 then os.exit(130) end
-if summary.failed > 0 then os.exit(1) end
+if summary.exit_status ~= 0 then os.exit(summary.exit_status) end

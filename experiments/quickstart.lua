@@ -39,6 +39,7 @@ local sweep = lacos.sweep.new {
             epochs = 2, targets = { "all" }, dropout = 0.0, pooling = "mean", eval = { "english" }, eval_limit = opts.eval_limit,
             checkpoint_every = 50,
             quiet = not require("lacos.util").isatty(2) },
+  validate = X.validate_point,
   run = X.run_point,
 }
 local summary = sweep:execute { db = opts.db }
@@ -46,5 +47,4 @@ local db = lacos.results.open(opts.db, { readonly = true })
 print(require("lacos.report").format_table(require("lacos.report").collect(db, "quickstart")))
 print(("\nresults are in %s — try: lacos results; lacos results scale quickstart; sqlite3 %s"):format(db.path, db.path))
 db:close()
-if summary.interrupted > 0 then os.exit(130) end
-if summary.failed > 0 then os.exit(1) end
+if summary.exit_status ~= 0 then os.exit(summary.exit_status) end

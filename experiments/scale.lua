@@ -5,20 +5,23 @@
 -- and logged into the results database.
 --
 --   lacos run experiments/scale.lua [--models DIR] [--data DIR] [--db FILE] [--dry-run] [--synthetic]
+--                                   [--sizes LIST] [--pairs LIST] [--eval-limit N] [--seeds N]
 --
 -- With the released checkpoints under models/ (lacos pull bigscience/bloom-560m ...)
--- it runs the paper's sweep. Without them it says so and runs the same sweep on
--- the synthetic ladder — random-weight BLOOM-shaped models, labelled synthetic
--- everywhere — sized to finish in about 15 minutes on 2 cores. Rerunning skips
--- finished points and resumes interrupted ones from their checkpoints.
--- Then: lacos results scale; lacos results plot scale.
+-- it runs the paper's sweep (experiment "scale"). Without them it says so and
+-- runs the same sweep on the synthetic ladder — random-weight BLOOM-shaped
+-- models, labelled synthetic everywhere — as experiment "scale-synthetic".
+-- Rerunning skips finished points and resumes interrupted ones from their
+-- checkpoints. Then: lacos results scale; lacos results plot (both find the
+-- scale sweep run last).
 local lacos = require "lacos"
 local X = lacos.experiment
 local args = require "lacos.args"
 
 local spec = {
   name = "scale",
-  usage = "lacos run experiments/scale.lua [--models DIR] [--data DIR] [--db FILE] [--dry-run] [--synthetic]",
+  usage = "lacos run experiments/scale.lua [--models DIR] [--data DIR] [--db FILE] [--dry-run] [--synthetic]\n" ..
+          "                                  [--sizes LIST] [--pairs LIST] [--eval-limit N] [--seeds N]",
   options = {
     { "--models", "DIR", "where the released checkpoints are", default = "models" },
     { "--data", "DIR", "datasets root (default: $LACOS_DATA, datasets/, or ../shared/datasets)" },
@@ -26,6 +29,11 @@ local spec = {
     { "--dry-run", nil, "list the points with memory and time estimates, run nothing" },
     { "--synthetic", nil, "use the synthetic ladder even if checkpoints are present" },
     { "--seeds", "N", "seeds per point", type = "integer", default = 1, min = 1 },
+    { "--sizes", "LIST", "only these models, comma-separated (default: every one found, or the whole synthetic ladder)" },
+    { "--pairs", "LIST", "training pairs per point, comma-separated whole numbers or 'all' " ..
+                         "(default 1000,4000,16000,all; synthetic 0,500,2000)" },
+    { "--eval-limit", "N", "STS pairs evaluated per set or language (0 = all; default: all, synthetic 300)",
+      type = "integer", min = 0 },
   },
 }
 local opts, help = args.parse(spec, arg)
@@ -33,6 +41,20 @@ if not opts then print(help) return end
 
 local root = X.data_root(opts.data)
 local models, synthetic = X.models(opts.models, { synthetic = opts.synthetic })
+if opts.sizes then
+  local wanted = {}
+  for name in opts.sizes:gmatch("[^,]+") do
+    local found = false
+    for _, m in ipairs(models) do if m == name then found = true end end
+    if not found then
+      args.usage_error("scale", "--sizes: '%s' is not among the %s (%s)", name,
+        synthetic and "synthetic ladder" or ("checkpoints under " .. opts.models), table.concat(models, ", "))
+    end
+    wanted[#wanted + 1] = name
+  end
+  if #wanted == 0 then args.usage_error("scale", "--sizes: expected model names separated by commas, got '%s'", opts.sizes) end
+  models = wanted
+end
 local seeds = {}
 for s = 1, opts.seeds do seeds[s] = s end
 local amounts, eval_limit, batch
@@ -44,6 +66,17 @@ if synthetic then
 else
   amounts, eval_limit, batch = { 1000, 4000, 16000, "all" }, 0, 32
 end
+if opts.pairs then
+  amounts = {}
+  for v in opts.pairs:gmatch("[^,]+") do
+    local n = tonumber(v)
+    if v == "all" then amounts[#amounts + 1] = "all"
+    elseif n and n >= 0 and n == math.floor(n) and n < 2 ^ 53 then amounts[#amounts + 1] = n
+    else args.usage_error("scale", "--pairs: '%s' is not a whole number >= 0 or 'all'", v) end
+  end
+  if #amounts == 0 then args.usage_error("scale", "--pairs: expected amounts separated by commas, got '%s'", opts.pairs) end
+end
+if opts.eval_limit then eval_limit = opts.eval_limit end
 -- The paper's recipe (LoRA r=8 on query_key_value, lr 2e-4) barely moves a
 -- random-weight model in a few hundred steps; the synthetic ladder trains all
 -- four linears at a higher rate so the data axis shows something.
@@ -59,25 +92,15 @@ local sweep = lacos.sweep.new {
             dropout = recipe.dropout, lr = recipe.lr, targets = recipe.targets, epochs = recipe.epochs,
             batch_size = batch, max_length = 64, pooling = "weightedmean",
             eval_limit = eval_limit, eval = { "english", "multilingual" }, quiet = not require("lacos.util").isatty(2) },
-  validate = function(p)
-    if not p.synthetic and not io.open(p.models_dir .. "/" .. p.model .. "/config.json") then
-      error("missing checkpoint " .. p.models_dir .. "/" .. p.model)
-    end
-    if not io.open(p.data_root .. "/sts/stsb/sts-test.csv") then
-      error("no STS data under " .. p.data_root .. " (set --data or LACOS_DATA; lacos data list shows what is missing)")
-    end
-  end,
+  validate = X.validate_point,
   estimate = X.estimate,
   run = X.run_point,
-  describe = function(p) return ("%s pairs=%s seed=%d"):format(p.model, tostring(p.pairs), p.seed) end,
+  describe = function(p) return ("%s pairs=%s seed=%s"):format(p.model, tostring(p.pairs), tostring(p.seed)) end,
 }
 local summary = sweep:execute { db = opts.db, dry_run = opts.dry_run }
 if opts.dry_run then return end
-io.stderr:write(("scale: %d done, %d skipped (already done), %d failed, %d interrupted\n"):format(
-  summary.done, summary.skipped, summary.failed, summary.interrupted))
 local db = lacos.results.open(opts.db, { readonly = true })
 print(require("lacos.report").format_table(require("lacos.report").collect(db, sweep.name)))
 print(("\nresults: %s (lacos results scale %s; lacos results plot %s)"):format(db.path, sweep.name, sweep.name))
 db:close()
-if summary.interrupted > 0 then os.exit(130) end
-if summary.failed > 0 then os.exit(1) end
+if summary.exit_status ~= 0 then os.exit(summary.exit_status) end

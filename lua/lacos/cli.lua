@@ -129,6 +129,14 @@ function M.call(fn, ...)
   local args = { n = select("#", ...), ... }
   local ok, e = xpcall(function() return fn(unpack(args, 1, args.n)) end, script_traceback)
   if ok then return 0 end
+  -- a script's own options (lacos.args): exit 2, as for the commands. Not
+  -- required here: after an out-of-memory error loading a module would fail,
+  -- and a usage error can only come from lacos.args already loaded.
+  local cmdline = package.loaded["lacos.args"]
+  if cmdline and cmdline.is_usage_error(e) then
+    io.stderr:write(("%s: %s\n"):format(e.command or "lacos", e.message))
+    return 2
+  end
   if is_interrupt(e) then io.stderr:write("lacos: interrupted\n") return 130 end
   local mem = memory_message(e)
   if mem then io.stderr:write(mem, "\n") return 1 end

@@ -76,7 +76,9 @@ function M.training_pairs(root, which)
   local key = root .. "|" .. which
   if pairs_cache[key] then return pairs_cache[key].data, pairs_cache[key].source end
   local data = lacos.data
-  local ok_all, allnli = pcall(data.nli_triplets, "allnli", { data = root, mode = "entailment" })
+  -- AllNLI is English: it replaces the SNLI stand-in, never XNLI
+  local ok_all, allnli = false, nil
+  if which == "nli" then ok_all, allnli = pcall(data.nli_triplets, "allnli", { data = root, mode = "entailment" }) end
   local set, source
   if ok_all then
     set, source = allnli, "allnli (SNLI + MultiNLI entailment pairs)"
@@ -121,8 +123,10 @@ function M.evaluate(model, run, opts)
   local scores = {}
   local function encode(list) return model:encode(list, { pooling = opts.pooling, batch = opts.batch, max_length = 256,
                                                          truncation = true, force = true }) end
+  local clock = require("lacos.train").clock
   for _, group in ipairs(opts.tasks) do
     for _, t in ipairs(M.EVAL[group]) do
+      local t0, pairs_done = clock(), 0
       local set = data.load(t.data, { split = "test", data = opts.root })
       local units = {}
       if t.per_subset then
@@ -152,9 +156,12 @@ function M.evaluate(model, run, opts)
                     pooling = opts.pooling, text_variant = "raw", aggregation = "all", similarity = "cosine",
                     model = opts.label, quantisation = model.quant, dataset_sha256 = sub:digest() }
         end
+        pairs_done = pairs_done + n
         if u then sub:free() end
       end
       set:free()
+      -- the task's wall time, loading included (MTEB's evaluation_time)
+      if run then run:timing { phase = "sts:" .. t.task, n_items = pairs_done, avg_ns = (clock() - t0) * 1e9, repetitions = 1 } end
     end
   end
   return scores
@@ -189,35 +196,310 @@ function M.run_point(point, ctx)
   return { status = "done" }
 end
 
--- Time and memory estimates for --dry-run: weights + the memory planner's
--- activations; time from the int8 GEMM rate measured right now.
-local rate
+-- ---------------------------------------------------------------- validation
+
+local function show(v)
+  if type(v) == "string" then return ("%q"):format(v) end
+  if type(v) == "table" then
+    local ok, text = pcall(require("lacos.json").encode, v)
+    return ok and text or "a table"
+  end
+  return tostring(v)
+end
+
+local function is_whole(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge and v == math.floor(v) end
+
+local function whole_at_least(min)
+  return function(v) if not (is_whole(v) and v >= min) then return ("must be a whole number >= %d"):format(min) end end
+end
+local function one_of(...)
+  local list = { ... }
+  return function(v)
+    for _, c in ipairs(list) do if v == c then return nil end end
+    return "must be one of " .. table.concat(list, ", ")
+  end
+end
+local function of_type(t) return function(v) if type(v) ~= t then return "must be a " .. t end end end
+local function list_of(check, what)
+  return function(v)
+    if type(v) ~= "table" or #v == 0 then return "must be a non-empty list of " .. what end
+    for k in pairs(v) do if not is_whole(k) or k < 1 or k > #v then return "must be a list of " .. what end end
+    for _, x in ipairs(v) do
+      local err = check(x)
+      if err then return ("has %s, which %s"):format(show(x), err) end
+    end
+  end
+end
+
+-- What a point of run_point may hold, each with its check. Anything else is
+-- refused: a misspelt option would otherwise be ignored and the point run
+-- with the default, which no one would notice in the results.
+M.POINT_OPTIONS = {
+  model = of_type("string"),
+  synthetic = of_type("boolean"),
+  models_dir = of_type("string"),
+  data_root = of_type("string"),
+  train_data = one_of("nli", "xnli"),
+  pairs = function(v) if v ~= "all" and not (is_whole(v) and v >= 0) then return 'must be a whole number >= 0 or "all"' end end,
+  seed = whole_at_least(0),
+  model_seed = whole_at_least(0),
+  quant = one_of("int8", "f32"),
+  threshold = function(v) if type(v) ~= "number" or not (v >= 0) or v == math.huge then return "must be a number >= 0" end end,
+  r = whole_at_least(1),
+  alpha = function(v) if type(v) ~= "number" or not (v > 0) or v == math.huge then return "must be a number > 0" end end,
+  dropout = function(v) if type(v) ~= "number" or not (v >= 0 and v < 1) then return "must be a number in [0, 1)" end end,
+  targets = list_of(function(x)
+    local bloom = lacos.bloom
+    if type(x) ~= "string" or not (bloom.targets[x] or bloom.target_presets[x]) then
+      return "is not a LoRA target (query_key_value, dense, dense_h_to_4h, dense_4h_to_h, attn, mlp, all)"
+    end
+  end, "LoRA targets"),
+  lr = function(v) if type(v) ~= "number" or not (v > 0) or v == math.huge then return "must be a number > 0" end end,
+  epochs = whole_at_least(1),
+  batch_size = whole_at_least(2),   -- in-batch negatives need a second pair
+  mini_batch = whole_at_least(1),
+  max_length = whole_at_least(2),
+  pooling = one_of("mean", "weightedmean", "lasttoken"),
+  eval = list_of(function(x) if M.EVAL[x] == nil then return "is not an evaluation group (english, multilingual)" end end,
+                 "evaluation groups"),
+  eval_limit = whole_at_least(0),
+  checkpoint_every = whole_at_least(1),
+  quiet = of_type("boolean"),
+}
+local REQUIRED = { "model", "pairs", "data_root" }
+
+-- A dataset's state under root (present, partial, missing, corrupt): the
+-- registry entries are read once, the files looked at every time (a REPL
+-- user may pull the data between two checks).
+local set_cache = {}
+local function data_state(id, root)
+  local key = root .. "|" .. id
+  if set_cache[key] == nil then
+    local ok, set = pcall(lacos.data.find, id, root)
+    set_cache[key] = ok and set or false
+  end
+  if not set_cache[key] then return "unknown to the registry" end
+  local ok, st = pcall(lacos.data.status, set_cache[key], { data = root })
+  return ok and st.state or "unreadable"
+end
+
+local function exists_file(p) local f = io.open(p, "rb") if f then f:close() return true end return false end
+
+-- Checks one point without loading anything: every option known and of the
+-- right kind, the model there (a checkpoint, or a shape lacos can generate),
+-- the datasets it evaluates on and trains with present under data_root.
+-- Raises with one problem per line, each naming the option.
+function M.validate_point(p)
+  if type(p) ~= "table" then error("a point must be a table of options, got " .. type(p), 0) end
+  local problems = {}
+  local function bad(fmt, ...) problems[#problems + 1] = fmt:format(...) end
+  local names = {}
+  for k in pairs(M.POINT_OPTIONS) do names[#names + 1] = k end
+  table.sort(names)
+  local keys = {}
+  for k in pairs(p) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local check = M.POINT_OPTIONS[k]
+    if not check then
+      bad("unknown option '%s' (known: %s)", k, table.concat(names, ", "))
+    else
+      local err = check(p[k])
+      if err then bad("option '%s' %s, got %s", k, err, show(p[k])) end
+    end
+  end
+  for _, k in ipairs(REQUIRED) do
+    if p[k] == nil then bad("option '%s' is required", k) end
+  end
+  if #problems == 0 then
+    if p.synthetic then
+      local known = lacos.bloom.config_names()
+      local found = false
+      for _, n in ipairs(known) do if n == p.model then found = true end end
+      if not found then bad("option 'model': no model shape '%s' (known: %s)", p.model, table.concat(known, ", ")) end
+    elseif type(p.models_dir) ~= "string" then
+      bad("option 'models_dir' is required for a released checkpoint (or set synthetic = true)")
+    elseif not exists_file(p.models_dir .. "/" .. p.model .. "/config.json") then
+      bad("option 'model': no checkpoint %s/%s (lacos pull bigscience/%s)", p.models_dir, p.model, p.model)
+    end
+    -- what it evaluates on, and (one line apart: not every point trains) what it trains with
+    local eval_sets = {}
+    for _, group in ipairs(p.eval or { "english", "multilingual" }) do
+      for _, t in ipairs(M.EVAL[group]) do eval_sets[#eval_sets + 1] = t.data end
+    end
+    local train_sets = {}
+    if p.pairs ~= 0 then
+      if (p.train_data or "nli") == "nli" and data_state("allnli", p.data_root) == "present" then
+        train_sets[1] = "allnli"
+      else
+        train_sets[1] = (p.train_data == "xnli") and "xnli-dev" or "snli-infersent"
+      end
+    end
+    for _, needed in ipairs { { eval_sets, "evaluation" }, { train_sets, "training" } } do
+      local absent, ids = {}, {}
+      for _, id in ipairs(needed[1]) do
+        local state = data_state(id, p.data_root)
+        if state ~= "present" then absent[#absent + 1] = ("%s (%s)"):format(id, state); ids[#ids + 1] = id end
+      end
+      if #absent > 0 then
+        bad("option 'data_root': the %s data is not all there under %s: %s (lacos data list --data %s; lacos data pull %s)",
+            needed[2], p.data_root, table.concat(absent, ", "), p.data_root, #ids == 1 and ids[1] or "NAME")
+      end
+    end
+  end
+  if #problems > 0 then error(table.concat(problems, "\n"), 0) end
+  return true
+end
+
+-- ---------------------------------------------------------------- estimates
+
+-- The tokenizer a point's model uses (for the token counts of --dry-run).
+local function C_params(cfg) return lacos.engine.C.lacos_bloom_config_params(cfg) end
+
+local function tokenizer_path(point)
+  if point.synthetic then return M.synthetic_tokenizer() end
+  return point.models_dir .. "/" .. point.model .. "/tokenizer.json"
+end
+
+-- Mean tokens per training sentence (truncated at max_length), counted with
+-- the point's tokenizer on the first sentences of its training data.
+local length_cache = {}
+local function training_tokens_per_sentence(point, data)
+  local max_length = point.max_length or 64
+  local key = table.concat({ tokenizer_path(point), point.data_root, point.train_data or "nli", max_length }, "|")
+  if length_cache[key] then return length_cache[key] end
+  local texts = {}
+  for i = 1, math.min(data:size(), 1000) do
+    local a, b, c = data:get(i)
+    texts[#texts + 1] = a
+    texts[#texts + 1] = b
+    if c then texts[#texts + 1] = c end
+  end
+  local per = 20   -- only when the tokenizer cannot be read
+  local ok, tok = pcall(lacos.tokenizer.load, tokenizer_path(point))
+  if ok and #texts > 0 then
+    local ids = tok:encode_list(texts)
+    local sum = 0
+    for _, t in ipairs(ids) do sum = sum + math.min(#t, max_length) end
+    per = sum / #ids
+    tok:free()
+  end
+  length_cache[key] = per
+  return per
+end
+
+-- Tokens the evaluation encodes: the STS sentences run_point evaluates (the
+-- first eval_limit pairs of each set or subset), counted with the point's
+-- tokenizer. Encoding sorts sentences by length, so padding adds little.
+local eval_cache = {}
+local function eval_tokens(point)
+  local groups = point.eval or { "english", "multilingual" }
+  local limit = point.eval_limit or 0
+  local key = table.concat({ tokenizer_path(point), point.data_root, table.concat(groups, ","), limit }, "|")
+  if eval_cache[key] then return eval_cache[key] end
+  local ok, tok = pcall(lacos.tokenizer.load, tokenizer_path(point))
+  local data = lacos.data
+  local n = 0
+  for _, group in ipairs(groups) do
+    for _, t in ipairs(M.EVAL[group]) do
+      local set = data.load(t.data, { split = "test", data = point.data_root })
+      local units = {}
+      if t.per_subset then for _, u in ipairs(set:subsets()) do units[#units + 1] = u.name end else units[1] = false end
+      for _, u in ipairs(units) do
+        local sub = u and data.load(t.data, { split = "test", subset = u, data = point.data_root }) or set
+        local count = sub:size()
+        if limit > 0 and count > limit then count = limit end
+        local texts = {}
+        for col = 1, 2 do
+          local s = sub:sentences(col)
+          for i = 1, count do texts[#texts + 1] = s[i] end
+        end
+        if ok then
+          for _, ids in ipairs(tok:encode_list(texts)) do n = n + math.min(#ids, 256) end
+        else
+          n = n + 20 * #texts
+        end
+        if u then sub:free() end
+      end
+      set:free()
+    end
+  end
+  if ok then tok:free() end
+  eval_cache[key] = n
+  return n
+end
+
+-- Seconds per token of an encode of a model of this shape, measured here
+-- and now: the median of three encodes of a batch shaped like the STS ones
+-- (64 sentences of 16 tokens) by a random-weight model of the shape. Shapes
+-- above tiny-l would take long to generate: their time is tiny-l's scaled by
+-- the matmul work per token, which is what dominates them.
+local speed_cache = {}
+local function seconds_per_token(model_name)
+  local bloom = lacos.bloom
+  local cfg = bloom.config(model_name)
+  local function work(c) return 24 * c.n_layer * c.hidden_size ^ 2 end
+  local measured = model_name
+  if C_params(cfg) > C_params(bloom.config("tiny-l")) then measured = "tiny-l" end
+  if not speed_cache[measured] then
+    local clock = require("lacos.train").clock
+    local ids = lacos.tensor.rand({ 64, 16 }, { seed = 1, lo = 4, hi = 1000 }):to("i32")
+    local mask = lacos.tensor.ones({ 64, 16 }, "i32")
+    local m = bloom.random(measured, { seed = 1, quant = "int8" })
+    m:encode_ids(ids, mask, { pooling = "mean" })
+    local times = {}
+    for k = 1, 3 do
+      local t0 = clock()
+      m:encode_ids(ids, mask, { pooling = "mean" })
+      times[k] = clock() - t0
+    end
+    table.sort(times)
+    m:free(); ids:free(); mask:free()
+    speed_cache[measured] = times[2] / 1024
+  end
+  local per = speed_cache[measured]
+  if measured ~= model_name then per = per * work(cfg) / work(bloom.config(measured)) end
+  return per
+end
+
+-- How much a training token costs next to an encoded one: the forward, the
+-- backward through the frozen int8 layers (input gradients, the LoRA
+-- products, quantising the gradients) and the optimizer, measured on the
+-- synthetic ladder (tests/lua/test_sweep.lua prints estimate and measurement
+-- side by side); activation checkpointing adds one more forward.
+M.COST = { train_factor = 4, checkpoint_extra = 1 }
+
+-- Time and memory estimates for --dry-run. Memory: weights + the memory
+-- planner's activations for one step. Time: (training tokens x epochs x
+-- the training factor + evaluation tokens) x the seconds per token of this
+-- model measured now. Returns { bytes, seconds, train_seconds, eval_seconds,
+-- examples, epochs }.
 function M.estimate(point)
   local bloom = lacos.bloom
   local cfg = bloom.config(point.model)
   local C = lacos.engine.C
-  local B, T = 2 * (point.batch_size or 16), point.max_length or 64
+  local checkpointing = require("lacos.train").checkpointing_default(cfg)
+  local examples, per_example, per_sentence = 0, 2, 0
+  if point.pairs ~= 0 then
+    local data = M.training_pairs(point.data_root, point.train_data)
+    examples = point.pairs == "all" and data:size() or math.min(point.pairs, data:size())
+    per_example = data:has_negatives() and 3 or 2
+    per_sentence = training_tokens_per_sentence(point, data)
+  end
+  local epochs = point.epochs or 1
+  local batch = point.batch_size or 16
+  local texts = per_example * batch
+  if point.mini_batch then texts = math.min(point.mini_batch, texts) end
+  local T = point.max_length or 64
   local weights = C.lacos_bloom_config_params(cfg) - cfg.vocab_size * cfg.hidden_size
   local bytes = weights + cfg.vocab_size * cfg.hidden_size * 2 +
-                C.lacos_bloom_train_activation_bytes(cfg, B, T, point.r or 8, 1,
-                  require("lacos.train").checkpointing_default(cfg) and 1 or 0)
-  if not rate then
-    local m = bloom.random({ base = "tiny-m" }, { seed = 1, quant = "int8" })
-    local ids = lacos.tensor.rand({ 32, 32 }, { seed = 1, lo = 4, hi = 1000 }):to("i32")
-    local mask = lacos.tensor.ones({ 32, 32 }, "i32")
-    local clock = require("lacos.train").clock
-    m:encode_ids(ids, mask, { pooling = "mean" })
-    local t0 = clock()
-    m:encode_ids(ids, mask, { pooling = "mean" })
-    local c = m:config()
-    rate = 1024 * 24 * c.n_layer * c.hidden_size ^ 2 / (clock() - t0)   -- ops/s
-    m:free()
-  end
-  local per_token = 24 * cfg.n_layer * cfg.hidden_size ^ 2
-  local pairs = point.pairs == "all" and 20000 or point.pairs
-  local train_tokens = pairs * 2 * 20 * 4     -- ~20 tokens a sentence; forward + recompute + backward
-  local eval_tokens = (point.eval_limit and point.eval_limit > 0 and point.eval_limit * 60 or 70000) * 20
-  return { bytes = bytes, seconds = (train_tokens + eval_tokens) * per_token / rate }
+                C.lacos_bloom_train_activation_bytes(cfg, texts, T, point.r or 8, 1, checkpointing and 1 or 0)
+  local per_token = seconds_per_token(point.model)
+  local factor = M.COST.train_factor + (checkpointing and M.COST.checkpoint_extra or 0)
+  local train_s = examples * epochs * per_example * per_sentence * factor * per_token
+  local eval_s = eval_tokens(point) * per_token
+  return { bytes = bytes, seconds = train_s + eval_s, train_seconds = train_s, eval_seconds = eval_s,
+           examples = examples, epochs = examples > 0 and epochs or 0 }
 end
 
 return M

@@ -272,29 +272,187 @@ function M.plot(data, dir)
   return files
 end
 
--- MTEB-style JSON of one run's STS scores: one object per task with
--- per-subset scores and main_score (cosine_spearman, 0..1).
-function M.mteb(db, run_id)
-  local rows = db:query([[SELECT dataset, language, split, spearman, pearson, n_pairs FROM sts_results
-                          WHERE run_id = ? AND step = -1 ORDER BY id]], run_id)
-  local run = db:run(run_id)
-  local tasks, order = {}, {}
-  for _, r in ipairs(rows) do
-    local t = tasks[r.dataset]
-    if not t then
-      t = { task_name = r.dataset, mteb_version = "lacos " .. require("lacos").version(), scores = {} }
-      tasks[r.dataset] = t
-      order[#order + 1] = r.dataset
+-- ---------------------------------------------------------------- which sweep
+
+-- experiments/scale.lua records the released checkpoints' sweep as "scale"
+-- and the synthetic ladder's as "scale-synthetic".
+M.SCALE_EXPERIMENTS = { "scale", "scale-synthetic" }
+
+-- The experiment `lacos results scale` / `plot` show. A name given is used
+-- as it is (an error, listing what there is, if no such experiment exists);
+-- without one, the scale sweep with the newest run. Returns the name and a
+-- note saying which one was chosen and why (nil when the name was given).
+function M.resolve_experiment(db, name)
+  if name then
+    if not db:query("SELECT id FROM experiments WHERE name = ?", name)[1] then
+      local names = {}
+      for _, r in ipairs(db:query("SELECT name FROM experiments ORDER BY name")) do names[#names + 1] = r.name end
+      error(("%s: no experiment '%s' (there %s: %s)"):format(db.path, name, #names == 1 and "is" or "are",
+        #names > 0 and table.concat(names, ", ") or "none yet"), 0)
     end
-    t.scores[r.split] = t.scores[r.split] or {}
-    table.insert(t.scores[r.split], {
-      hf_subset = r.language or "default", languages = { r.language or "en" },
-      cosine_spearman = r.spearman, cosine_pearson = r.pearson, main_score = r.spearman, n_pairs = r.n_pairs,
-    })
+    return name, nil
+  end
+  local rows = db:query([[SELECT e.name AS name, max(r.id) AS newest, count(r.id) AS runs
+                            FROM experiments e JOIN runs r ON r.experiment_id = e.id
+                           WHERE e.name IN (?, ?) GROUP BY e.name ORDER BY newest DESC]], unpack(M.SCALE_EXPERIMENTS))
+  if #rows == 0 then
+    error(("%s: no scale sweep yet (no runs of experiment 'scale' or 'scale-synthetic'): " ..
+           "lacos run experiments/scale.lua runs one; lacos results list shows what there is"):format(db.path), 0)
+  end
+  local pick = rows[1]
+  local what = pick.name == "scale-synthetic" and "the SYNTHETIC ladder (random-weight models, not BLOOM's weights)"
+               or "the released BLOOM checkpoints"
+  local other = rows[2] and ("; '%s' is there too (lacos results scale %s)"):format(rows[2].name, rows[2].name) or ""
+  return pick.name, ("experiment '%s': %s, the scale sweep run last%s"):format(pick.name, what, other)
+end
+
+-- ---------------------------------------------------------------- MTEB
+
+-- MTEB's STS tasks among what lacos evaluates, keyed by the dataset names
+-- lacos records (the experiments' task names, `lacos sts`'s set ids).
+local MTEB_TASK = {
+  STS12 = "STS12", sts12 = "STS12", STS13 = "STS13", sts13 = "STS13", STS14 = "STS14", sts14 = "STS14",
+  STS15 = "STS15", sts15 = "STS15", STS16 = "STS16", sts16 = "STS16",
+  STSBenchmark = "STSBenchmark", stsb = "STSBenchmark", ["SICK-R"] = "SICK-R", sick = "SICK-R",
+  STS17 = "STS17", sts17 = "STS17",
+  ["stsb-multi-mt"] = "STSBenchmarkMultilingualSTS", STSBenchmarkMultilingualSTS = "STSBenchmarkMultilingualSTS",
+}
+-- The hf_subsets of MTEB's multilingual tasks (MTEB's task metadata).
+local MTEB_SUBSETS = {
+  STS17 = { "ko-ko", "ar-ar", "en-ar", "en-de", "en-en", "en-tr", "es-en", "es-es", "fr-en", "it-en", "nl-en" },
+  STSBenchmarkMultilingualSTS = { "en", "de", "es", "fr", "it", "nl", "pl", "pt", "ru", "zh" },
+}
+-- ISO 639-1 codes as MTEB writes languages: ISO 639-3 and ISO 15924 script.
+local MTEB_LANG = {
+  en = "eng-Latn", de = "deu-Latn", es = "spa-Latn", fr = "fra-Latn", it = "ita-Latn", nl = "nld-Latn",
+  pl = "pol-Latn", pt = "por-Latn", ru = "rus-Cyrl", zh = "cmn-Hans", ar = "ara-Arab", ko = "kor-Hang",
+  tr = "tur-Latn", ja = "jpn-Jpan",
+}
+M.MTEB_LANG = MTEB_LANG
+
+-- Seconds since 1970 of the database's UTC times (2026-12-04T18:51:15.292Z).
+local function epoch(iso)
+  local y, mo, d, h, mi, sec = tostring(iso):match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):([%d%.]+)")
+  if not y then return nil end
+  y, mo = tonumber(y), tonumber(mo)
+  if mo <= 2 then y, mo = y - 1, mo + 12 end   -- days from the civil date, March-based year
+  local days = 365 * y + math.floor(y / 4) - math.floor(y / 100) + math.floor(y / 400) + math.floor((153 * (mo - 3) + 2) / 5)
+               + tonumber(d) - 719469
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+end
+M._epoch = epoch
+
+-- Where one sts_results row goes in MTEB's layout: task, split, hf_subset,
+-- languages; or nil and why it has no place there.
+local function mteb_place(row)
+  local base, part = row.dataset:match("^(.-)/(.+)$")
+  base = base or row.dataset
+  local task = MTEB_TASK[base]
+  if not task then return nil, "not one of MTEB's STS tasks" end
+  if row.similarity and row.similarity ~= "cosine" then return nil, "similarity " .. row.similarity .. ", MTEB's main score is cosine" end
+  local split = row.split
+  if task == "STSBenchmark" and split == "dev" then split = "validation" end   -- MTEB's name for STSb's dev split
+  local subsets = MTEB_SUBSETS[task]
+  if not subsets then
+    if part then return nil, "one part of " .. task .. ", which MTEB scores whole" end
+    return { task = task, split = split, subset = "default", languages = { "eng-Latn" } }
+  end
+  local lang = part or row.language
+  if not lang or lang == "all" then return nil, "the " .. task .. " subsets taken together, which MTEB does not score" end
+  if task == "STS17" and not lang:find("-", 1, true) then lang = lang .. "-" .. lang end   -- monolingual tracks
+  local known = false
+  for _, s in ipairs(subsets) do if s == lang then known = true end end
+  if not known then return nil, ("'%s' is not one of MTEB's %s subsets"):format(lang, task) end
+  local languages = {}
+  for code in lang:gmatch("[^-]+") do
+    local l = MTEB_LANG[code] or code
+    if languages[#languages] ~= l then languages[#languages + 1] = l end
+  end
+  return { task = task, split = split, subset = lang, languages = languages }
+end
+
+-- One run's final STS scores as MTEB result objects, one per task, in the
+-- layout MTEB writes to <task_name>.json (mteb.TaskResult): dataset_revision,
+-- task_name, mteb_version, scores = { split = { {main_score, hf_subset,
+-- languages, ...} } }, evaluation_time, kg_co2_emissions, date. Honest about
+-- what produced them: lacos computed cosine similarity only, so pearson and
+-- spearman (MTEB's "the model's similarity") are the cosine ones and no
+-- manhattan or euclidean scores are claimed; mteb_version is null (MTEB did
+-- not run) and dataset_revision is the sha256 of the files lacos read, not
+-- MTEB's Hugging Face revision. Each score also carries n_pairs (fewer than
+-- the task has when the run evaluated a prefix) and dataset_sha256; rows
+-- with no place in MTEB's tasks are listed under lacos.skipped.
+function M.mteb(db, run_id)
+  local run = db:run(run_id)
+  if not run then error(("%s: no run '%s'"):format(db.path, tostring(run_id)), 0) end
+  local rows = db:query([[SELECT * FROM sts_results WHERE run_id = ? AND step = -1 ORDER BY id]], run.id)
+  if #rows == 0 then error(("%s: run %d has no final STS results to export"):format(db.path, run.id), 0) end
+  local timing = {}
+  for _, t in ipairs(run.timings) do
+    local name = t.phase:match("^sts:(.+)$")
+    if name and t.avg_ns then timing[name] = (timing[name] or 0) + t.avg_ns / 1e9 end
+  end
+  local tasks, order, skipped = {}, {}, {}
+  local variants, aggregations = {}, {}
+  for _, r in ipairs(rows) do
+    local place, why = mteb_place(r)
+    if not place then
+      skipped[#skipped + 1] = { dataset = r.dataset, language = r.language or json.null, split = r.split, reason = why }
+    else
+      local t = tasks[place.task]
+      if not t then
+        t = { task_name = place.task, mteb_version = json.null, scores = {}, evaluation_time = json.null,
+              kg_co2_emissions = json.null, date = epoch(run.ended_at) or json.null, digests = {}, entries = {} }
+        tasks[place.task] = t
+        order[#order + 1] = place.task
+      end
+      local base = r.dataset:match("^(.-)/") or r.dataset
+      if timing[base] and t.evaluation_time == json.null then t.evaluation_time = timing[base] end
+      local entry = {
+        main_score = r.spearman, cosine_spearman = r.spearman, cosine_pearson = r.pearson,
+        spearman = r.spearman, pearson = r.pearson,
+        hf_subset = place.subset, languages = place.languages, n_pairs = r.n_pairs,
+        dataset_sha256 = r.dataset_sha256 or json.null,
+      }
+      -- a later evaluation of the same subset replaces an earlier one
+      local key = place.split .. "|" .. place.subset
+      if t.entries[key] then
+        local list = t.scores[place.split]
+        for i, e in ipairs(list) do if e == t.entries[key] then list[i] = entry end end
+      else
+        t.scores[place.split] = t.scores[place.split] or {}
+        table.insert(t.scores[place.split], entry)
+      end
+      t.entries[key] = entry
+      if r.dataset_sha256 then t.digests[r.dataset_sha256] = true end
+      variants[r.text_variant or "raw"] = true
+      aggregations[r.aggregation or "all"] = true
+    end
   end
   local out = {}
-  for i, name in ipairs(order) do out[i] = tasks[name] end
-  return { run = run and run.uuid or run_id, results = out }
+  for i, name in ipairs(order) do
+    local t = tasks[name]
+    local digests = {}
+    for d in pairs(t.digests) do digests[#digests + 1] = d end
+    t.dataset_revision = #digests == 1 and ("sha256:" .. digests[1])
+                         or #digests == 0 and "unknown: lacos recorded no checksum of the data"
+                         or "sha256 of each subset's files: see dataset_sha256 in scores"
+    t.digests, t.entries = nil, nil
+    out[i] = t
+  end
+  local function keys(set) local l = {} for k in pairs(set) do l[#l + 1] = k end table.sort(l) return l end
+  return {
+    run = run.uuid,
+    lacos = {
+      run_id = run.id, run_uuid = run.uuid, run_name = run.name or json.null, experiment = run.experiment or json.null,
+      lacos_version = run.lacos_version or json.null, model = run.params.model or json.null,
+      eval_limit = run.params.eval_limit or json.null, similarity = "cosine",
+      text_variants = keys(variants), aggregations = keys(aggregations),
+      note = "computed by lacos from its own copies of the datasets, not by MTEB; n_pairs says how many pairs were scored",
+      skipped = skipped,
+    },
+    results = out,
+  }
 end
 
 return M

@@ -6,13 +6,16 @@
 --     axes = { model = {"tiny-s", "tiny-m"}, pairs = {1000, 4000}, seed = {1} },
 --     order = {"model", "pairs", "seed"},            -- optional; default: sorted axis names
 --     fixed = { lr = 2e-4, batch_size = 16 },         -- merged into every point
---     validate = function(point) ... end,             -- raise on a bad point (before anything loads)
---     estimate = function(point) return { bytes = ..., seconds = ... } end,
+--     validate = function(point) ... end,             -- raise on a bad point (lacos.experiment.validate_point)
+--     estimate = function(point) return { bytes = ..., seconds = ..., examples = ..., epochs = ... } end,
 --     run = function(point, ctx) ... return { status = "done" } end,
 --   }
---   sw:execute{ db = path, dry_run = false, out = "results/runs" }
+--   local s = sw:execute{ db = path, dry_run = false, out = "results/runs" }
+--   os.exit(s.exit_status)                            -- 1 if a point failed, 130 if interrupted
 --
--- Every point is validated before the first one starts. A point already
+-- Every point is validated before the database is opened or anything is
+-- loaded: a bad grid is refused with every problem named and leaves no
+-- trace. A dry run lists the points with their estimates. A point already
 -- done in the database is skipped; a point whose run was interrupted or died
 -- starts a new run, which resumes from the point's checkpoint directory
 -- (ctx.dir); a failed point is recorded with its error and the sweep goes on;
@@ -106,24 +109,48 @@ function Sweep:point_id(p)
 end
 
 function Sweep:label(p)
-  if self.describe then return self.describe(p) end
+  if self.describe then
+    -- a describe written for good points must not hide the report of a bad one
+    local ok, text = pcall(self.describe, p)
+    if ok and type(text) == "string" then return text end
+  end
   local parts = {}
   for _, k in ipairs(self.order) do parts[#parts + 1] = ("%s=%s"):format(k, tostring(p[k])) end
   return table.concat(parts, " ")
 end
 
--- Validates every point; returns the list or raises with all problems listed.
+-- Validates every point before anything is loaded or written; returns the
+-- list or raises one error listing every problem. A validator may report
+-- several problems at once, one per line; the same problem in many points
+-- (a bad value on one axis) is reported once, with how many points have it.
 function Sweep:check()
   local pts = self:points()
-  local problems = {}
-  if self.validate then
-    for i, p in ipairs(pts) do
-      local ok, err = pcall(self.validate, p)
-      if not ok then problems[#problems + 1] = ("point %d (%s): %s"):format(i, self:label(p), tostring(err)) end
+  if not self.validate then return pts end
+  local groups, order = {}, {}
+  for i, p in ipairs(pts) do
+    local ok, err = pcall(self.validate, p)
+    if not ok then
+      for line in tostring(err):gmatch("[^\n]+") do
+        local g = groups[line]
+        if not g then
+          g = { text = line, points = {} }
+          groups[line] = g
+          order[#order + 1] = g
+        end
+        g.points[#g.points + 1] = i
+      end
     end
   end
-  if #problems > 0 then error("sweep " .. self.name .. " is not valid:\n  " .. table.concat(problems, "\n  "), 0) end
-  return pts
+  if #order == 0 then return pts end
+  local lines = {}
+  for _, g in ipairs(order) do
+    local first = g.points[1]
+    local where = #g.points == #pts and (#pts == 1 and "the only point" or ("all %d points"):format(#pts))
+                  or #g.points == 1 and ("point %d: %s"):format(first, self:label(pts[first]))
+                  or ("%d points, the first %d: %s"):format(#g.points, first, self:label(pts[first]))
+    lines[#lines + 1] = ("%s (%s)"):format(g.text, where)
+  end
+  error(("sweep %s is not valid (nothing was run or recorded):\n  %s"):format(self.name, table.concat(lines, "\n  ")), 0)
 end
 
 local function fmt_seconds(s)
@@ -133,12 +160,29 @@ local function fmt_seconds(s)
   return ("%.1f h"):format(s / 3600)
 end
 
--- Prints the points with their estimates (and their state in the database).
+-- The training a point does, as the estimate counted it: "500 x 2 epochs".
+local function fmt_training(est)
+  if not est.examples then return "?" end
+  if est.examples == 0 then return "none" end
+  return ("%d x %d epoch%s"):format(est.examples, est.epochs or 1, (est.epochs or 1) == 1 and "" or "s")
+end
+
+-- The database to show point states from in a dry run: opened read-only,
+-- and only if it exists (a dry run creates nothing).
+local function existing_db(path)
+  local results = require "lacos.results"
+  path = path or results.default_path()
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  f:close()
+  return results.open(path, { readonly = true })
+end
+
+-- Prints every point with its estimates (training examples x epochs, peak
+-- memory, time) and its state in the database; returns the points.
 function Sweep:dry_run(db)
   local pts = self:check()
-  local total_s, worst = 0, 0
-  print(("sweep %s: %d points"):format(self.name, #pts))
-  print(("%4s  %-44s %12s %10s  %s"):format("#", "point", "memory", "time", "status"))
+  local rows, total_s, worst, width = {}, 0, 0, #"point"
   for i, p in ipairs(pts) do
     local est = self.estimate and self.estimate(p) or {}
     total_s = total_s + (est.seconds or 0)
@@ -148,33 +192,59 @@ function Sweep:dry_run(db)
       local r = db:find_run { experiment = self.name, config = p, seed = p.seed or 0 }
       if r then status = r.status end
     end
-    print(("%4d  %-44s %12s %10s  %s"):format(i, self:label(p):sub(1, 44), est.bytes and util.bytes(est.bytes) or "?",
-      fmt_seconds(est.seconds), status))
+    local label = self:label(p)
+    width = math.max(width, #label)
+    rows[i] = { label, fmt_training(est), est.bytes and util.bytes(est.bytes) or "?", fmt_seconds(est.seconds), status }
   end
+  print(("sweep %s: %d points"):format(self.name, #pts))
+  local fmt = "%4s  %-" .. width .. "s  %-20s %10s %8s  %s"
+  print(fmt:format("#", "point", "training", "memory", "time", "status"))
+  for i, r in ipairs(rows) do print(fmt:format(i, r[1], r[2], r[3], r[4], r[5])) end
   print(("estimated total %s, largest point %s"):format(fmt_seconds(total_s), util.bytes(worst)))
   return pts
 end
 
--- Runs the sweep. Returns { done, skipped, failed, interrupted } counts and
--- the per-point outcomes.
+-- The exit status a sweep script should end with: 130 if interrupted, 1 if
+-- a point failed, else 0.
+local function exit_status(s)
+  if s.interrupted > 0 then return 130 end
+  if s.failed > 0 then return 1 end
+  return 0
+end
+
+-- Runs the sweep. Returns { done, skipped, failed, interrupted, points,
+-- exit_status }; unless quiet, prints a line per point and a summary line.
+-- The grid is checked before the database is opened, so a bad grid leaves
+-- no trace.
 function Sweep:execute(opts)
   opts = util.options(opts, { db = util.ANY, dry_run = false, out = "results/runs", quiet = false }, "sweep:execute")
+  if opts.db ~= nil and type(opts.db) ~= "string" and type(opts.db) ~= "table" then
+    error(("sweep:execute: db must be a path or an open database, got %s"):format(type(opts.db)), 2)
+  end
+  if opts.dry_run then
+    self:check()
+    local db = type(opts.db) == "table" and opts.db or existing_db(opts.db)
+    local ok, err = pcall(self.dry_run, self, db)
+    if db and type(opts.db) ~= "table" then db:close() end
+    if not ok then error(err, 0) end
+    return { dry_run = true, done = 0, skipped = 0, failed = 0, interrupted = 0, points = {}, exit_status = 0 }
+  end
+  local pts = self:check()
   local results = require "lacos.results"
   local db = type(opts.db) == "table" and opts.db or results.open(opts.db)
-  if opts.dry_run then self:dry_run(db) return { dry_run = true } end
-  local pts = self:check()
   local exp = db:experiment { name = self.name, script = self.script or true, axes = self.axes }
   local E = require "lacos.engine"
   local summary = { done = 0, skipped = 0, failed = 0, interrupted = 0, points = {} }
+  local function say(fmt, ...) if not opts.quiet then io.stderr:write(fmt:format(...)) end end
   for i, p in ipairs(pts) do
     local label = self:label(p)
     local run, started = db:start_run { experiment = exp, name = self.name .. " " .. label, config = p, seed = p.seed or 0, reuse = true }
     if not started then
       summary.skipped = summary.skipped + 1
       summary.points[i] = { point = p, status = "skipped", run = run.id }
-      if not opts.quiet then io.stderr:write(("[%d/%d] %s: %s already, skipped\n"):format(i, #pts, label, run.status)) end
+      say("[%d/%d] %s: %s already, skipped\n", i, #pts, label, run.status)
     else
-      if not opts.quiet then io.stderr:write(("[%d/%d] %s: run %d\n"):format(i, #pts, label, run.id)) end
+      say("[%d/%d] %s: run %d\n", i, #pts, label, run.id)
       local dir = ("%s/%s/%s"):format(opts.out, self.name, self:point_id(p))
       os.execute(("mkdir -p %q"):format(dir))
       local ctx = { run = run, db = db, dir = dir, index = i, total = #pts, sweep = self }
@@ -189,22 +259,31 @@ function Sweep:execute(opts)
         run:finish("interrupted", "interrupted by a signal", "signal")
         summary.interrupted = summary.interrupted + 1
         summary.points[i] = { point = p, status = "interrupted", run = run.id }
-        if not opts.quiet then io.stderr:write(("[%d/%d] %s: interrupted; rerun the sweep to resume\n"):format(i, #pts, label)) end
+        say("[%d/%d] %s: interrupted; rerun the sweep to resume\n", i, #pts, label)
         break
       elseif ok and (type(res) ~= "table" or res.status == nil or res.status == "done") then
         run:finish("done")
         summary.done = summary.done + 1
         summary.points[i] = { point = p, status = "done", run = run.id, result = res }
       else
-        local msg = ok and (res.reason or res.status) or tostring(res)
-        run:finish("failed", msg, ok and res.status or "error")
+        -- recorded with its error (the traceback kept in the database), and
+        -- the sweep goes on: one bad point must not cost the others
+        local msg = ok and tostring(res.reason or res.status) or tostring(res)
+        run:finish("failed", msg, ok and tostring(res.status) or "error")
         summary.failed = summary.failed + 1
         summary.points[i] = { point = p, status = "failed", run = run.id, error = msg }
-        if not opts.quiet then io.stderr:write(("[%d/%d] %s: failed: %s\n"):format(i, #pts, label, msg:match("[^\n]*"))) end
+        say("[%d/%d] %s: failed (run %d): %s\n", i, #pts, label, run.id, msg:match("[^\n]*"))
       end
     end
   end
   if type(opts.db) ~= "table" then db:close() end
+  summary.exit_status = exit_status(summary)
+  say("sweep %s: %d done, %d skipped (done before), %d failed, %d interrupted, of %d points\n", self.name,
+      summary.done, summary.skipped, summary.failed, summary.interrupted, #pts)
+  if summary.failed > 0 then
+    say("  failed points are recorded with their error (lacos results list --status failed --experiment %s);\n" ..
+        "  rerunning the sweep runs them again\n", self.name)
+  end
   return summary
 end
 

@@ -389,15 +389,29 @@ sub.sql = {
   end,
 }
 
+-- The experiment a scale/plot command shows; when chosen by default, a note
+-- on stderr says which (stdout stays the table, CSV or JSON).
+local function scale_experiment(db, name)
+  local chosen, note = require("lacos.report").resolve_experiment(db, name)
+  if note then io.stderr:write("lacos results: ", note, "\n") end
+  return chosen
+end
+
 sub.scale = {
   usage = "lacos results scale [EXPERIMENT]",
-  summary = "the paper-style table of a scaling sweep (default experiment: scale): rows model, columns STS sets, a block per data amount",
+  summary = "the paper-style table of a scaling sweep (default: the newest of 'scale' and 'scale-synthetic'): rows model, columns STS sets, a block per data amount",
   options = {},
   max_args = 1,
   run = function(db, opts, a, out)
     local report = require "lacos.report"
-    local data = report.collect(db, a[1] or "scale")
-    if opts.json or opts.csv then
+    local data = report.collect(db, scale_experiment(db, a[1]))
+    if opts.json then
+      -- the rows as objects, with what they are: which experiment, whether synthetic
+      local cols, rows = report.table_rows(data)
+      print_json(out, { experiment = data.experiment, synthetic = data.synthetic, done_runs = data.runs,
+                        metric = "cosine Spearman x100, mean over seeds", tasks = data.tasks,
+                        columns = cols, rows = as_objects(cols, rows) })
+    elseif opts.csv then
       local cols, rows = report.table_rows(data)
       emit(out, opts, cols, rows)
     else
@@ -409,26 +423,38 @@ sub.scale = {
 
 sub.plot = {
   usage = "lacos results plot [EXPERIMENT] [--out DIR]",
-  summary = "PNG and SVG plots of a scaling sweep into results/ (Spearman vs parameters, vs training pairs)",
+  summary = "PNG and SVG plots of a scaling sweep (default as for scale) into results/: Spearman vs parameters, vs training pairs",
   options = { out = true },
   max_args = 1,
   run = function(db, opts, a, out)
     local report = require "lacos.report"
-    local files = report.plot(report.collect(db, a[1] or "scale"), opts.out or "results")
+    local files = report.plot(report.collect(db, scale_experiment(db, a[1])), opts.out or "results")
     for _, f in ipairs(files) do out:write(f, "\n") end
     return 0
   end,
 }
 
 sub.mteb = {
-  usage = "lacos results mteb RUN",
-  summary = "a run's final STS scores as MTEB-format JSON",
-  options = {},
+  usage = "lacos results mteb RUN [--out DIR]",
+  summary = "a run's final STS scores in MTEB's result format (a task per object; --out DIR writes DIR/<task>.json as MTEB does)",
+  options = { out = true },
   min_args = 1,
   max_args = 1,
   run = function(db, opts, a, out)
     local id = db:resolve(a[1])
-    print_json(out, require("lacos.report").mteb(db, id))
+    if not id then error(("%s: no run '%s' (give an id, a uuid or its prefix, or a run name)"):format(db.path, a[1]), 0) end
+    local doc = require("lacos.report").mteb(db, id)
+    if opts.out then
+      os.execute(("mkdir -p %q"):format(opts.out))
+      for _, t in ipairs(doc.results) do
+        local path = ("%s/%s.json"):format(opts.out, t.task_name)
+        json.write(path, json_value(t))
+        out:write(path, "\n")
+      end
+      if #doc.results == 0 then io.stderr:write("lacos results: run ", tostring(id), " has no scores on MTEB's STS tasks\n") end
+      return 0
+    end
+    print_json(out, doc)
     return 0
   end,
 }
@@ -464,7 +490,7 @@ M.spec = {
     { "--experiment", "NAME", "list: only runs of this experiment" },
     { "--limit", "N", "list: at most N runs (default 50)", type = "integer", min = 1 },
     { "--all", nil, "list: every run; compare: also params equal in all runs" },
-    { "--out", "DIR", "plot: where the images go (default results)" },
+    { "--out", "DIR", "plot: where the images go (default results); mteb: write a JSON file per task there" },
   },
   positional = { min = 0, names = "SUBCOMMAND ARGS" },
   examples = {
@@ -474,7 +500,9 @@ M.spec = {
     "lacos results compare 12 13 14",
     "lacos results sql \"SELECT run_id, spearman FROM sts_results WHERE dataset = ? ORDER BY spearman DESC\" stsb --csv",
     "lacos results scale",
-    "lacos results plot scale --out results",
+    "lacos results plot --out results",
+    "lacos results scale scale-synthetic --json",
+    "lacos results mteb 12 --out mteb-results",
   },
 }
 

@@ -119,8 +119,12 @@ function M.run(opts)
       for _, r in ipairs(s.tasks) do add(r.task, r) end
       results.suite = { name = opts.suite, title = s.title, average = s.average }
     end
+    local clock = require("lacos.train").clock
     for _, input in ipairs(inputs) do
-      add(input.label, lacos.sts.evaluate_set(input.set, encode, { aggregation = opts.aggregation }))
+      local t0 = clock()
+      local r = lacos.sts.evaluate_set(input.set, encode, { aggregation = opts.aggregation })
+      r.seconds = clock() - t0   -- recorded as a timing (MTEB's evaluation_time)
+      add(input.label, r)
       if input.set.free then input.set:free() end
     end
   end)
@@ -142,6 +146,7 @@ function M.run(opts)
       end
       local name = r.task or r.dataset or r.label
       log(name, "all", r.n, r.main or r.spearman, r.pearson)
+      if r.seconds then run:timing { phase = "sts:" .. name, n_items = r.n, avg_ns = r.seconds * 1e9, repetitions = 1 } end
       if r.subsets and #r.subsets > 1 then
         for _, u in ipairs(r.subsets) do
           local lang = u.lang2 and u.lang2 ~= u.lang1 and (u.lang1 .. "-" .. u.lang2) or u.lang1 or u.name
