@@ -117,4 +117,7 @@ if [ ${#failed_names[@]} -gt 0 ]; then
 fi
 echo
 echo "$pass passed, $fail failed, $skip skipped"
+# the log keeps the verdict too, with what ran and when
+printf '=== summary (%s, %s)\n%s passed, %s failed, %s skipped\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  "${T:-all tests}" "$pass" "$fail" "$skip" >> "$LOG"
 [ "$fail" -eq 0 ]
