@@ -470,9 +470,10 @@ static void op_lora(void) {
   if (!m || !m->lora) { lacos_bloom_free(m); return; }
   int64_t N = 15;
   int in = 40, out = 24, r = 4;
-  lora_slot hs = {hrand(r * in, 110, -0.3f, 0.3f), hrand(out * r, 111, -0.3f, 0.3f), hrand(r * in, 112, -1, 1),
-                  hrand(out * r, 113, -1, 1), in, out};
-  lora_slot ds = {up(hs.A, 4 * r * in), up(hs.B, 4 * out * r), up(hs.dA, 4 * r * in), up(hs.dB, 4 * out * r), in, out};
+  lora_slot hs = {.A = hrand(r * in, 110, -0.3f, 0.3f), .B = hrand(out * r, 111, -0.3f, 0.3f),
+                  .dA = hrand(r * in, 112, -1, 1), .dB = hrand(out * r, 113, -1, 1), .in = in, .out = out};
+  lora_slot ds = {.A = up(hs.A, 4 * r * in), .B = up(hs.B, 4 * out * r), .dA = up(hs.dA, 4 * r * in),
+                  .dB = up(hs.dB, 4 * out * r), .in = in, .out = out};
   float *x = hrand(N * in, 114, -1, 1), *y = hrand(N * out, 115, -1, 1), *dy = hrand(N * out, 116, -1, 1);
   float *dx = hrand(N * in, 117, -1, 1), *h = malloc(4 * N * r), *dh = malloc(4 * N * r), *xd = malloc(4 * N * in);
   float *d_x = up(x, 4 * N * in), *d_y = up(y, 4 * N * out), *d_dy = up(dy, 4 * N * out), *d_dx = up(dx, 4 * N * in),

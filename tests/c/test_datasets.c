@@ -122,7 +122,7 @@ static void test_last_line_without_newline(void) {
 
 static void test_stsb_seven_or_nine_fields(void) {
   const char *p = scratch("stsb.csv",
-    "main-captions\tMSRvid\t2012test\t0001\t5.000\tA plane is taking off.\tAn air plane is taking off.\n"
+    "main-captions\tMSRvid\t2012test\t0001\t5.000\tA kite is rising fast.\tA paper kite is rising fast.\n"
     "main-forums\tanswers-forums\t2015\t0002\t1.800\t What is it? \tWhat it is.\tsrc1\tsrc2\n", -1);
   lacos_pairset *s = fresh();
   lacos_read_spec sp = spec_stsb();
@@ -159,7 +159,7 @@ static void test_score_styles_and_locale(void) {
   snprintf(saved, sizeof saved, "%s", old ? old : "C");
   bool comma = setlocale(LC_NUMERIC, "de_DE.UTF-8") != NULL;
   if (!comma && access("/usr/share/i18n/locales/de_DE", R_OK) == 0) {
-    char cmd[1024], dir[512];
+    char cmd[1200], dir[512];
     snprintf(dir, sizeof dir, "%s/locales-%d", test_tmpdir(), (int)getpid());
     snprintf(cmd, sizeof cmd, "mkdir -p %s && localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1", dir, dir);
     if (system(cmd) == 0) {

@@ -18,7 +18,10 @@ static char *path_in(const char *dir, const char *name) {
   static char buf[256][2048];
   static int k;
   char joined[2048];
-  snprintf(joined, sizeof joined, "%s/%s", dir, name);
+  if (snprintf(joined, sizeof joined, "%s/%s", dir, name) >= (int)sizeof joined) {
+    fprintf(stderr, "path_in: %s/%s is too long for the test's buffers\n", dir, name);
+    exit(1);
+  }
   char *p = buf[k++ % 256];
   memcpy(p, joined, sizeof joined);
   return p;

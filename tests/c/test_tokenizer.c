@@ -778,10 +778,10 @@ static void test_threads_agree(void) {
   CHECK_OK(lacos_tokenizer_load(&t, fixture("bloomlike-32k.json")));
   if (!t) return;
   enum { N = 2000 };
-  static char bufs[N][64];
+  static char bufs[N][96];
   const char *tx[N];
   for (int i = 0; i < N; i++) {
-    snprintf(bufs[i], 64, "sentence number %d, with words %x and %o; ünïcödé %d", i, i * 7919, i * 31, i % 13);
+    snprintf(bufs[i], sizeof bufs[i], "sentence number %d, with words %x and %o; ünïcödé %d", i, i * 7919, i * 31, i % 13);
     tx[i] = bufs[i];
   }
   int saved = lacos_threads_get();

@@ -50,7 +50,7 @@ def lab(score=0, label=0, kind=0):
     return score | label << 3 | kind << 6
 
 
-stsb = ("main-captions\tMSRvid\t2012test\t0001\t5.000\tA man with a hard hat is dancing.\tA man wearing a hard hat is dancing.\n"
+stsb = ("main-captions\tMSRvid\t2012test\t0001\t5.000\tA woman in a red coat is singing.\tA woman wearing a red coat is singing.\n"
         "main-news\theadlines\t2013\t0042\t0.6\t\"Quoted\" text stays.\t It has  spaces. \tsrc\tlicence\n"
         "main-forum\tdeft\t2014\t0100\t4\tShort.\tAlso short.\n")
 write("tsv", "stsb", ctl(0, cols(6, 7), lab(5), 0, 1) + stsb.encode())
@@ -58,7 +58,7 @@ sick = "pair_ID\tsentence_A\tsentence_B\trelatedness_score\tentailment_judgment\
 write("tsv", "sick", ctl(1, cols(2, 3), lab(4, 5, 1), 0, 1 | 4) + sick.encode())
 xnli = "The cat sat.\tA cat is sitting.\tentailment\nThe cat sat.\tA dog barks.\tcontradiction\nA man.\tA person.\tneutral\nThe cat sat.\tThe cat stood.\tcontradiction\n"
 write("tsv", "xnli", ctl(0, cols(1, 2), lab(0, 3, 1), 0, 0) + xnli.encode())
-msrp = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\r\n1\t702876\t702977\tAmrozi accused his brother.\tReferring to him as the witness.\r\n0\t2108705\t2108831\tYucaipa owned Dominick's.\tYucaipa bought Dominick's.\r\n"
+msrp = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\r\n1\t702876\t702977\tVelmira thanked her sister.\tCalling her the best guide.\r\n0\t2108705\t2108831\tOrlenko sold the bakery.\tOrlenko bought the bakery.\r\n"
 write("tsv", "msrp", ctl(1, cols(4, 5), lab(0, 1, 2), 0, 0) + msrp.encode())
 write("tsv", "triplets", ctl(0, cols(1, 2, 3), 0, 0, 0) + b"anchor one\tpositive one\tnegative one\nanchor two\tpositive two\tnegative two\n")
 write("tsv", "filter", ctl(8, cols(2, 3), lab(4), 7 | 3 << 3, 0) + b"x\ta\tb\t1\ny\tc\td\t2\n\nx\te\tf\t3\n")
@@ -67,7 +67,7 @@ write("tsv", "long-line", ctl(128, cols(1, 2), 0, 0, 0) + b"short\tline\n" + b"x
 write("tsv", "int-labels", ctl(0, cols(1, 2), lab(0, 3, 3), 0, 0) + b"a\tb\t2\nc\td\t-7\ne\tf\t1e3\n")
 write("tsv", "bad-utf8", ctl(0, cols(1, 2), 0, 0, 0) + b"caf\xc3\xa9\tok\n\xed\xa0\x80\tsurrogate\n")
 
-csv = ('A plane is taking off.,An air plane is taking off.,5.0\r\n'
+csv = ('A kite is rising fast.,A paper kite is rising fast.,5.0\r\n'
        '"A man, a plan","He said ""hi""",3.8\r\n'
        '"Line one\r\nline two",plain,0\r\n')
 write("csv", "stsb-multi-mt", ctl(0, cols(1, 2), lab(3), 0, 1) + csv.encode())
@@ -83,16 +83,16 @@ write("gold", "sts17-track6", ctl(64, 0, 0, 0, 4) + b"en1\ttr1\nen2\ttr2\nen3\tt
 write("gold", "misaligned", ctl(0, 0, 0, 0, 0) + b"a\tb\n" + SEP + b"1\n2\n3\n")
 write("gold", "bad-score", ctl(0, 0, 0, 0, 1) + b"a\tb\nc\td\n" + SEP + b"7\nx\n")
 
-write("lines", "snli", ctl(0, 0, lab(0, 0, 1), 0, 0) + b"A man inspects the uniform . \nA man inspects the uniform . \nKids play . \n" + SEP +
-      b"The man is sleeping . \nA man looks . \nChildren are outside . \n" + SEP + b"contradiction\nentailment\nneutral\n")
+write("lines", "snli", ctl(0, 0, lab(0, 0, 1), 0, 0) + b"A cook tastes the soup . \nA cook tastes the soup . \nKids play . \n" + SEP +
+      b"The cook is dancing . \nA cook eats . \nChildren are outside . \n" + SEP + b"contradiction\nentailment\nneutral\n")
 write("lines", "tatoeba", ctl(0, 0, 0, 0, 4) + b"Hello.\nThank you.\n" + SEP + b"Hallo.\nDanke.\n")
 write("lines", "uneven", ctl(8, 0, 0, 0, 0) + b"a\nb\n\n" + SEP + b"c\n\n")
 write("lines", "unlabeled", ctl(16, 0, lab(0, 0, 1), 0, 0) + b"p\nq\n" + SEP + b"h\ni\n" + SEP + b"-\nENTAILMENT\n")
 
-snli = ('{"annotator_labels": ["neutral"], "captionID": "3416050480.jpg#4", "gold_label": "neutral", "pairID": "3416050480.jpg#4r1n", '
-        '"sentence1": "A person on a horse jumps over a broken down airplane.", "sentence2": "A person is training his horse for a competition."}\n'
-        '{"gold_label": "contradiction", "sentence1": "A person on a horse jumps over a broken down airplane.", "sentence2": "A person is at a diner."}\n'
-        '{"gold_label": "entailment", "sentence1": "A person on a horse jumps over a broken down airplane.", "sentence2": "A person is outdoors."}\n'
+snli = ('{"annotator_labels": ["neutral"], "captionID": "0000000001.jpg#0", "gold_label": "neutral", "pairID": "0000000001.jpg#0r1n", '
+        '"sentence1": "A cyclist in a yellow vest rides past an old mill.", "sentence2": "The cyclist is racing for a prize."}\n'
+        '{"gold_label": "contradiction", "sentence1": "A cyclist in a yellow vest rides past an old mill.", "sentence2": "The cyclist is asleep at home."}\n'
+        '{"gold_label": "entailment", "sentence1": "A cyclist in a yellow vest rides past an old mill.", "sentence2": "Someone is outside."}\n'
         '{"gold_label": "-", "sentence1": "a", "sentence2": "b"}\n')
 write("jsonl", "snli", ctl(16, 0, lab(0, 0, 1), 0, 0) + snli.encode())
 write("jsonl", "scored", ctl(0, 0, 0, 0, 1 | 8 | 32) + b'{"sentence1": "a", "sentence2": "b", "score": 4.2}\n{"sentence1": "c", "sentence2": "d", "score": "3"}\n')
