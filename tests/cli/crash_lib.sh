@@ -3,6 +3,9 @@
 # runs, and the checks every crashed or concurrent database must pass.
 
 SWEEP=${LACOS_ROOT:-.}/tests/cli/sweep_small.lua
+# the sweeps read the test data wherever the tree is (their own default is
+# the ../shared/datasets beside it)
+[ -n "${LACOS_TEST_DATA:-}" ] && export LACOS_DATA="$LACOS_TEST_DATA"
 LONG=${LACOS_TEST_LONG:-0}
 [ "$LONG" = 0 ] && LONG=
 

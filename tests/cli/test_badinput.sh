@@ -356,7 +356,7 @@ bad "$C" "not a database (lacos sts: refused before evaluating)" 1 "text.db: .*n
 sqlite3 foreign.db "CREATE TABLE customers (id INTEGER PRIMARY KEY);"
 mkdir -p qs-foreign
 bad "$C" "somebody else's SQLite file (a sweep script)" 1 "foreign.db: not a lacos results database" --absent qs-foreign/results -- \
-  bash -c "cd qs-foreign && '$LACOS' run '$ROOT/experiments/quickstart.lua' --db ../foreign.db --pairs 10"
+  bash -c "cd qs-foreign && LACOS_DATA='${LACOS_TEST_DATA:-}' '$LACOS' run '$ROOT/experiments/quickstart.lua' --db ../foreign.db --pairs 10"
 [ "$(sqlite3 foreign.db "SELECT count(*) FROM sqlite_schema")" = 1 ] && ok "[$C] the foreign file is untouched" || not_ok "[$C] the foreign file is untouched"
 mkdir -p adir.db
 bad "$C" "a directory" 1 "adir.db: is a directory, expected a results database file" -- "$LACOS" results --db adir.db
