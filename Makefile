@@ -238,8 +238,9 @@ check-nocuda:
 # test, and the lacos executable for every Lua and command-line test (and every
 # lacos those start). Built in build-vg/ without -march=native (valgrind
 # 3.19 does not decode AVX-512), run with one engine thread (valgrind runs
-# threads one at a time anyway) and LACOS_TEST_SMALL=1 (the learning test
-# trains a smaller model on fewer pairs, checking memory, not the rise). Any
+# threads one at a time anyway), LACOS_TEST_SMALL=1 (the learning test
+# trains a smaller model on fewer pairs, checking memory, not the rise) and
+# LACOS_PCRE2_JIT=0 (memcheck misreads PCRE2's JIT-compiled matchers). Any
 # memcheck error or definitely lost block fails; tests/valgrind.supp lists
 # (and explains) the suppressed reports of libraries that are not ours.
 # Slow: about an hour; not part of make test.
@@ -250,7 +251,7 @@ VALGRIND_CMD ?= valgrind --tool=memcheck --error-exitcode=99 --leak-check=full -
 check-valgrind:
 	@command -v valgrind >/dev/null || { echo "lacos: make check-valgrind needs valgrind: sudo apt-get install valgrind"; exit 1; }
 	@$(MAKE) --no-print-directory BUILD=$(VG_BUILD) NO_NATIVE=1 all $(patsubst $(BUILD)/%,$(VG_BUILD)/%,$(TEST_C_BIN))
-	@BUILD=$(VG_BUILD) LACOS_THREADS=1 LACOS_TEST_SMALL=1 VALGRIND="$(VALGRIND_CMD)" bash tests/run.sh
+	@BUILD=$(VG_BUILD) LACOS_THREADS=1 LACOS_TEST_SMALL=1 LACOS_PCRE2_JIT=0 VALGRIND="$(VALGRIND_CMD)" bash tests/run.sh
 
 # ---------------------------------------------------------------- reference stack
 # The Python reference (torch, transformers, peft, tokenizers, safetensors,

@@ -754,6 +754,12 @@ static void db_destroy(lacos_db *db) {
   free(db);
 }
 
+/* SQLite's busy timeout is int milliseconds: a longer wait (24 days and
+   more) is as good as forever. */
+static int busy_ms(double seconds) {
+  return seconds * 1000 < (double)INT_MAX ? (int)(seconds * 1000) : INT_MAX;
+}
+
 /* Opens a connection with the engine's settings. */
 static int open_conn(sqlite3 **out, const char *path, int oflags, double timeout_s) {
   int rc = sqlite3_open_v2(path, out, oflags | SQLITE_OPEN_NOMUTEX, NULL);
@@ -764,7 +770,7 @@ static int open_conn(sqlite3 **out, const char *path, int oflags, double timeout
     return s;
   }
   sqlite3_extended_result_codes(*out, 1);
-  sqlite3_busy_timeout(*out, (int)(timeout_s * 1000));
+  sqlite3_busy_timeout(*out, busy_ms(timeout_s));
   return LACOS_OK;
 }
 
@@ -837,8 +843,8 @@ int lacos_db_set_timeout(lacos_db *db, double seconds) {
   if (!db) return fail(LACOS_EINVAL, "lacos_db_set_timeout: db is NULL");
   if (!(seconds >= 0) || !isfinite(seconds)) return fail(LACOS_EINVAL, "%s: timeout must be a non-negative number of seconds", db->path);
   db->timeout_s = seconds;
-  sqlite3_busy_timeout(db->conn, (int)(seconds * 1000));
-  if (db->ro) sqlite3_busy_timeout(db->ro, (int)(seconds * 1000));
+  sqlite3_busy_timeout(db->conn, busy_ms(seconds));
+  if (db->ro) sqlite3_busy_timeout(db->ro, busy_ms(seconds));
   return LACOS_OK;
 }
 

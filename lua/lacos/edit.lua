@@ -54,7 +54,18 @@ local function load_lib()
     if ok then
       -- A library of that name without the readline API is not libedit.
       local has = pcall(function() return l.readline and l.rl_attempted_completion_function end)
-      if has then lib = l return lib end
+      if has then
+        -- Keep libedit mapped until the process ends: its editing state lives
+        -- in its static variables, and unmapped when lua_close collects the
+        -- library, every block it holds would look leaked to a leak checker.
+        -- (dlopen of the loaded library with RTLD_NOLOAD | RTLD_NODELETE.)
+        pcall(ffi.cdef, "void *dlopen(const char *file, int mode);")
+        for _, so in ipairs(n == "edit" and { "libedit.so", "libedit.so.2" } or { n }) do
+          if ffi.C.dlopen(so, 0x1 + 0x4 + 0x1000) ~= nil then break end
+        end
+        lib = l
+        return lib
+      end
       errs[#errs + 1] = n .. ": no readline API"
     else
       errs[#errs + 1] = tostring(l)

@@ -59,13 +59,15 @@ static void put_safetensors(const char *name, const char *header, size_t data_by
 /* A bound on what one case may add to the peak RSS: far below every claim. */
 enum { BOUND_MIB = 64 };
 
+/* Under valgrind (make check-valgrind) time and resident memory are
+   valgrind's: the bounds are checked by the native run. */
+static bool under_valgrind(void) { const char *v = getenv("LACOS_UNDER_VALGRIND"); return v && *v && strcmp(v, "0"); }
 #define LIMIT_CASE(expr, status, needle, seconds, mib) do { \
   double t0_ = now(), m0_ = peak_mib(); \
   CHECK_FAIL(expr, status, needle); \
   double dt_ = now() - t0_, dm_ = peak_mib() - m0_; \
-  printf("#   %s: %.3f s, peak RSS +%.1f MiB\n", #expr, dt_, dm_); \
-  CHECK(dt_ < (seconds)); \
-  CHECK(dm_ < (mib)); } while (0)
+  printf("#   %s: %.3f s, peak RSS +%.1f MiB%s\n", #expr, dt_, dm_, under_valgrind() ? " (valgrind: not judged)" : ""); \
+  if (!under_valgrind()) { CHECK(dt_ < (seconds)); CHECK(dm_ < (mib)); } } while (0)
 
 static void safetensors_enormous_tensor(void) {
   /* 2^40 f32 elements claimed, 16 bytes present */

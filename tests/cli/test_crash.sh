@@ -187,9 +187,11 @@ done
 
 # Two Ctrl-C: a chunk that ignores the first one (as a run finishing its
 # step does for a moment) is ended by the second, at once, with 130.
-"$LACOS" -e 'LACOS_ON_INTERRUPT = function() end; local t = os.time(); while os.time() - t < 20 do end' >"$C/int2.log" 2>&1 &
+"$LACOS" -e 'LACOS_ON_INTERRUPT = function() end; io.stderr:write("ready\n"); local t = os.time(); while os.time() - t < 20 do end' >"$C/int2.log" 2>&1 &
 pid=$!
-sleep 0.5; kill -INT "$pid"; sleep 0.3
+# (wait for the handler: under valgrind lacos takes seconds to start)
+for k in $(seq 1 300); do grep -q ready "$C/int2.log" 2>/dev/null && break; sleep 0.1; done
+sleep 0.2; kill -INT "$pid"; sleep 0.3
 kill -0 "$pid" 2>/dev/null && ok "the first Ctrl-C is left to the Lua side" || not_ok "the first Ctrl-C is left to the Lua side" "the process ended"
 kill -INT "$pid"
 t0=$(now)

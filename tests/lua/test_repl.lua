@@ -149,13 +149,15 @@ H.test("pipe: lacos.repl.timing() toggles timing from Lua, :quit stops reading",
 end)
 
 H.test("pipe: an interrupt stops a running statement and the REPL, status 130", function()
-  -- timeout sends SIGINT after 1 s; the statement would run forever.
-  local rc, out, err = H.sh("timeout --preserve-status -s INT 1 " .. H.lacos, "n = 0\nwhile true do n = n + 1; os.time() end\n'after'\n")
+  -- timeout sends SIGINT after 1 s (under valgrind, which starts lacos in seconds, 30 s); the statement would
+  -- run forever.
+  local wait = os.getenv("LACOS_UNDER_VALGRIND") and 30 or 1
+  local rc, out, err = H.sh(("timeout --preserve-status -s INT %d "):format(wait) .. H.lacos, "n = 0\nwhile true do n = n + 1; os.time() end\n'after'\n")
   H.eq(rc, 130, "exit status")
   H.eq(out, "")
   H.match(err, "^interrupted\n$")
   -- Waiting for input (the pipe stays open and silent).
-  rc, out, err = H.sh("sleep 2 | timeout --preserve-status -s INT 1 " .. H.lacos)
+  rc, out, err = H.sh(("sleep %d | timeout --preserve-status -s INT %d "):format(wait + 1, wait) .. H.lacos)
   H.eq(rc, 130, "exit status while reading")
   H.match(err, "^interrupted\n$")
 end)
