@@ -313,6 +313,9 @@ int main(int argc, char **argv) {
   }
   fflush(stdout);
   main_state = NULL;
+  /* an interrupt hook still armed would fire inside the finalizers lua_close
+     runs and cut them short (an open run or database never closed) */
+  lua_sethook(L, NULL, 0, 0);
   lua_close(L);
   return code;
 }
