@@ -312,11 +312,12 @@ H.test("a run left open ends as failed (abandoned) at exit, or interrupted by a 
   H.match(r.error, "process exited")
   H.eq(r.metrics.loss.rows, 2, "buffered metrics are flushed at exit")
   db:close()
-  -- SIGINT while logging: the run ends as interrupted and the command exits 130.
+  -- SIGINT while logging (waiting up to 30 s for the run to start: valgrind takes seconds): the run ends as
+  -- interrupted and the command exits 130.
   path = fresh("sigint.db")
   rc, _, err = H.sh(("'%s' -e 'local run = require(\"lacos.results\").open(\"%s\"):start_run{ heartbeat = -1 }; "
     .. "io.stdout:write(\"started\\n\"); io.stdout:flush(); local i = 0; while true do i = i + 1; run:log(i, { loss = 1 / i }) end' > '%s/sig.out' & "
-    .. "pid=$!; for k in 1 2 3 4 5 6 7 8 9 10; do grep -q started '%s/sig.out' 2>/dev/null && break; sleep 0.1; done; sleep 0.2; "
+    .. "pid=$!; for k in $(seq 1 300); do grep -q started '%s/sig.out' 2>/dev/null && break; sleep 0.1; done; sleep 0.2; "
     .. "kill -INT $pid; wait $pid"):format(H.lacos, path, dir, dir))
   H.eq(rc, 130, err)
   db = R.open(path, { readonly = true })
