@@ -425,17 +425,6 @@ end
 
 function Model:weight(name) return T.make(C.lacos_bloom_weight, self.ptr, name) end
 
-local function copy_file(src, dst)
-  local f, err = io.open(src, "rb")
-  if not f then error(("%s: %s"):format(src, err), 0) end
-  local data = f:read("*a")
-  f:close()
-  local g, err2 = io.open(dst, "wb")
-  if not g then error(("%s: %s"):format(dst, err2), 0) end
-  local ok, err3 = g:write(data)
-  g:close()
-  if not ok then error(("%s: %s"):format(dst, err3), 0) end
-end
 
 local function exists(path)
   local f = io.open(path, "rb")
@@ -470,9 +459,9 @@ function Model:save(dir, opts)
   local tmp = ffi.string(buf)
   local ok, err = pcall(function()
     check(C.lacos_bloom_save(self.ptr, tmp, T.dtype_of(opts.dtype), opts.shard_size))
-    if self.tokenizer_path then copy_file(self.tokenizer_path, tmp .. "/tokenizer.json") end
+    if self.tokenizer_path then util.copy_file(self.tokenizer_path, tmp .. "/tokenizer.json") end
     for _, name in ipairs { "tokenizer_config.json", "special_tokens_map.json" } do
-      if self.dir and exists(self.dir .. "/" .. name) then copy_file(self.dir .. "/" .. name, tmp .. "/" .. name) end
+      if self.dir and exists(self.dir .. "/" .. name) then util.copy_file(self.dir .. "/" .. name, tmp .. "/" .. name) end
     end
     -- a pooling is recorded only when one was (an adapter's, an override): recording the default would refuse others
     local meta = { pooling = self.pooling_override or self.meta.pooling, padding_side = self:padding_side(), normalize = false,

@@ -132,4 +132,17 @@ function M.bounded_lines(f, max_bytes)
   end
 end
 
+-- Copies a file whole; errors name the file and the cause.
+function M.copy_file(src, dst)
+  local f, err = io.open(src, "rb")
+  if not f then error(("%s: %s"):format(src, err), 0) end
+  local data = f:read("*a")
+  f:close()
+  local g, err2 = io.open(dst, "wb")
+  if not g then error(("%s: %s"):format(dst, err2), 0) end
+  local ok, err3 = g:write(data)
+  g:close()
+  if not ok then error(("%s: %s"):format(dst, err3), 0) end
+end
+
 return M

@@ -40,16 +40,6 @@ M.spec = {
   },
 }
 
-local function copy_file(src, dst)
-  local f, err = io.open(src, "rb")
-  if not f then error(("%s: %s"):format(src, err), 0) end
-  local data = f:read("*a")
-  f:close()
-  local g, err2 = io.open(dst, "wb")
-  if not g then error(("%s: %s"):format(dst, err2), 0) end
-  g:write(data)
-  g:close()
-end
 
 function M.run(opts)
   local bloom = require "lacos.bloom"
@@ -92,7 +82,7 @@ function M.run(opts)
     require("lacos.engine").C.lacos_bloom_config_params(bloom.config(name)) / 1e9, opts.dtype, opts.out))
   local E = require "lacos.engine"
   E.check(E.C.lacos_bloom_save(m.ptr, opts.out, require("lacos.tensor").dtype_of(opts.dtype), opts.shard_size or 0))
-  if opts.tokenizer then copy_file(opts.tokenizer, opts.out .. "/tokenizer.json") end
+  if opts.tokenizer then require("lacos.util").copy_file(opts.tokenizer, opts.out .. "/tokenizer.json") end
   require("lacos.json").write(opts.out .. "/lacos.json", {
     random = true, seed = opts.seed, shape = name, padding_side = "right",
     created_by = "lacos " .. require("lacos").version(),
