@@ -52,10 +52,9 @@ int lacos_checkpoint_save(const char *dir, int step, int n, const char *const *n
   if (!state) return fail(LACOS_EINVAL, "checkpoint state is not valid JSON: %s", jerr.text);
   json_decref(state);
   char final[4096], tmp[4200], path[4400];
-  snprintf(final, sizeof final, "%s/ckpt-%08d", dir, step);
-  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", final, (long)getpid());
-  remove_tree(tmp);
-  if (mkdir(tmp, 0777) != 0) return fail_errno("%s: cannot create", tmp);
+  if (snprintf(final, sizeof final, "%s/ckpt-%08d", dir, step) >= (int)sizeof final)
+    return fail(LACOS_EINVAL, "%s: path too long", dir);
+  TRY(lacos_dir_temp(tmp, sizeof tmp, final));   /* ckpt-N.tmp.PID, beside it */
   /* the tensors: safetensors image in memory, zstd-compressed */
   char *img = NULL;
   size_t img_n = 0;
@@ -92,19 +91,8 @@ int lacos_checkpoint_save(const char *dir, int step, int n, const char *const *n
     if (!text) s = fail(LACOS_ENOMEM, "out of memory");
     else { snprintf(path, sizeof path, "%s/manifest.json", tmp); s = write_file_synced(path, text, strlen(text)); free(text); }
   }
-  if (!s) {
-    int fd = open(tmp, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) { fsync(fd); close(fd); }
-    /* replacing an older checkpoint of the same step: move it aside first */
-    struct stat sb;
-    if (stat(final, &sb) == 0) {
-      char old[4300];
-      snprintf(old, sizeof old, "%s.old.%ld", final, (long)getpid());
-      if (rename(final, old) == 0) remove_tree(old);
-    }
-    if (rename(tmp, final) != 0) s = fail_errno("%s: cannot move the checkpoint into place", final);
-    else fsync_dir_of(final);
-  }
+  /* into place in one rename (an older checkpoint of the same step is replaced whole) */
+  if (!s) s = lacos_dir_commit(tmp, final, 1);
   if (s) remove_tree(tmp);
   return s;
 }

@@ -37,7 +37,7 @@ static void add_delta(lacos_bloom *m, const float *from, float sign) {
   }
 }
 
-static int first_nonfinite(const float *x, int64_t n) {
+static int any_nonfinite(const float *x, int64_t n) {
   for (int64_t i = 0; i < n; i++) if (!isfinite(x[i])) return 1;
   return 0;
 }
@@ -51,7 +51,7 @@ int lacos_lora_merge(lacos_bloom *m) {
   for (int l = 0; l < L; l++)
     for (int t = 0; t < NTARGETS; t++) {
       lora_slot *sl = &s->slots[l * NTARGETS + t];
-      if (sl->A && (first_nonfinite(sl->A, (int64_t)s->r * sl->in) || first_nonfinite(sl->B, (int64_t)s->r * sl->out)))
+      if (sl->A && (any_nonfinite(sl->A, (int64_t)s->r * sl->in) || any_nonfinite(sl->B, (int64_t)s->r * sl->out)))
         return fail(LACOS_ENUMERIC, "cannot merge: the LoRA weights of h.%d.%s are not finite", l, bloom_target_names[t]);
     }
   if (!s->merged) {
@@ -80,7 +80,7 @@ int lacos_lora_merge(lacos_bloom *m) {
   s->merge_state = 1;
   for (int i = 0; i < nslots(m); i++) {
     lora_slot *sl = &s->slots[i];
-    if (sl->A && first_nonfinite(sl->W, (int64_t)sl->out * sl->in)) {
+    if (sl->A && any_nonfinite(sl->W, (int64_t)sl->out * sl->in)) {
       lora_merge_free(m);   /* inf - delta is not the base again: drop the copy */
       return fail(LACOS_ENUMERIC, "cannot merge: base + scaling·B·A of h.%d.%s overflows f32",
                   i / NTARGETS, bloom_target_names[i % NTARGETS]);
