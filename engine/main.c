@@ -185,15 +185,15 @@ static int file_exists(const char *path) {
   return stat(path, &st) == 0;
 }
 
-/* The tree holding lua/ and engine/lacos.h: $LACOS_HOME, else the build
-   layout (<repo>/build/lacos), else the installed one (<prefix>/bin/lacos
-   with <prefix>/share/lacos). */
 /* out = a followed by b; an empty string when it does not fit (a path that
    long names nothing, and the caller then reports what it cannot find). */
 static void path_cat(char *out, size_t n, const char *a, const char *b) {
   if (snprintf(out, n, "%s%s", a, b) >= (int)n) out[0] = 0;
 }
 
+/* The tree holding lua/ and engine/lacos.h: $LACOS_HOME, else the build
+   layout (<repo>/build/lacos), else the installed one (<prefix>/bin/lacos
+   with <prefix>/share/lacos). */
 static void find_home(const char *exe_dir, char *home, size_t n) {
   const char *env = getenv("LACOS_HOME");
   if (env && *env) { path_cat(home, n, env, ""); return; }

@@ -67,6 +67,29 @@ function M.model(point)
   return m
 end
 
+-- A dataset's state under root (present, partial, missing, corrupt): the
+-- registry entries are read once, the files looked at every time (a REPL
+-- user may pull the data between two checks).
+local set_cache = {}
+local function data_state(id, root)
+  local key = root .. "|" .. id
+  if set_cache[key] == nil then
+    local ok, set = pcall(lacos.data.find, id, root)
+    set_cache[key] = ok and set or false
+  end
+  if not set_cache[key] then return "unknown to the registry" end
+  local ok, st = pcall(lacos.data.status, set_cache[key], { data = root })
+  return ok and st.state or "unreadable"
+end
+
+-- The set a point trains on: AllNLI when present (the paper's data; it is
+-- English, so it replaces the SNLI stand-in, never XNLI), else the stand-in.
+function M.training_set(root, which)
+  which = which or "nli"
+  if which == "nli" and data_state("allnli", root) == "present" then return "allnli" end
+  return which == "xnli" and "xnli-dev" or "snli-infersent"
+end
+
 -- Training pairs: AllNLI's entailment pairs when present (the paper's data),
 -- else the NLI stand-ins in the data root (SNLI dev + test as
 -- premise/entailment/contradiction triplets). Cached per process.
@@ -76,13 +99,11 @@ function M.training_pairs(root, which)
   local key = root .. "|" .. which
   if pairs_cache[key] then return pairs_cache[key].data, pairs_cache[key].source end
   local data = lacos.data
-  -- AllNLI is English: it replaces the SNLI stand-in, never XNLI
-  local ok_all, allnli = false, nil
-  if which == "nli" then ok_all, allnli = pcall(data.nli_triplets, "allnli", { data = root, mode = "entailment" }) end
+  local id = M.training_set(root, which)
   local set, source
-  if ok_all then
-    set, source = allnli, "allnli (SNLI + MultiNLI entailment pairs)"
-  elseif which == "xnli" then
+  if id == "allnli" then
+    set, source = data.nli_triplets("allnli", { data = root, mode = "entailment" }), "allnli (SNLI + MultiNLI entailment pairs)"
+  elseif id == "xnli-dev" then
     set = data.nli_triplets("xnli-dev", { data = root, mode = "premise", seed = 0 })
     source = "xnli-dev (15 languages; premise/entailment/contradiction triplets) — a stand-in"
   else
@@ -268,23 +289,6 @@ M.POINT_OPTIONS = {
 }
 local REQUIRED = { "model", "pairs", "data_root" }
 
--- A dataset's state under root (present, partial, missing, corrupt): the
--- registry entries are read once, the files looked at every time (a REPL
--- user may pull the data between two checks).
-local set_cache = {}
-local function data_state(id, root)
-  local key = root .. "|" .. id
-  if set_cache[key] == nil then
-    local ok, set = pcall(lacos.data.find, id, root)
-    set_cache[key] = ok and set or false
-  end
-  if not set_cache[key] then return "unknown to the registry" end
-  local ok, st = pcall(lacos.data.status, set_cache[key], { data = root })
-  return ok and st.state or "unreadable"
-end
-
-local function exists_file(p) local f = io.open(p, "rb") if f then f:close() return true end return false end
-
 -- Checks one point without loading anything: every option known and of the
 -- right kind, the model there (a checkpoint, or a shape lacos can generate),
 -- the datasets it evaluates on and trains with present under data_root.
@@ -319,7 +323,7 @@ function M.validate_point(p)
       if not found then bad("option 'model': no model shape '%s' (known: %s)", p.model, table.concat(known, ", ")) end
     elseif type(p.models_dir) ~= "string" then
       bad("option 'models_dir' is required for a released checkpoint (or set synthetic = true)")
-    elseif not exists_file(p.models_dir .. "/" .. p.model .. "/config.json") then
+    elseif not exists(p.models_dir .. "/" .. p.model .. "/config.json") then
       bad("option 'model': no checkpoint %s/%s (lacos pull bigscience/%s)", p.models_dir, p.model, p.model)
     end
     -- what it evaluates on, and (one line apart: not every point trains) what it trains with
@@ -327,14 +331,7 @@ function M.validate_point(p)
     for _, group in ipairs(p.eval or { "english", "multilingual" }) do
       for _, t in ipairs(M.EVAL[group]) do eval_sets[#eval_sets + 1] = t.data end
     end
-    local train_sets = {}
-    if p.pairs ~= 0 then
-      if (p.train_data or "nli") == "nli" and data_state("allnli", p.data_root) == "present" then
-        train_sets[1] = "allnli"
-      else
-        train_sets[1] = (p.train_data == "xnli") and "xnli-dev" or "snli-infersent"
-      end
-    end
+    local train_sets = p.pairs ~= 0 and { M.training_set(p.data_root, p.train_data) } or {}
     for _, needed in ipairs { { eval_sets, "evaluation" }, { train_sets, "training" } } do
       local absent, ids = {}, {}
       for _, id in ipairs(needed[1]) do
