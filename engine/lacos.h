@@ -74,6 +74,10 @@ double lacos_memory_allocated(int device);
 double lacos_memory_peak(int device);
 void lacos_memory_reset_peak(int device);
 double lacos_memory_mapped(void);
+/* Bytes of the engine's bookkeeping on the CPU (object handles, tensor
+   headers, names, work lists, allocation headers): counted, but apart from
+   lacos_memory_allocated, which is data only (a view allocates nothing). */
+double lacos_memory_overhead(void);
 /* Memory the system can still give this process: MemAvailable from
    /proc/meminfo (LACOS_CPU) or the GPU's free memory (LACOS_CUDA; 0 when
    there is no device), bounded by the engine's soft limit when one is set. */

@@ -73,9 +73,8 @@ static void sb_put(sbuf *b, const char *s, size_t n) {
   if (b->n + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->n + n + 1) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) { b->oom = 1; return; }
-    b->p = p; b->cap = cap;
+    if (mem_realloc(&b->p, cap, "text")) { b->oom = 1; return; }
+    b->cap = cap;
   }
   memcpy(b->p + b->n, s, n);
   b->n += n;
@@ -126,8 +125,8 @@ static int canon_value(sbuf *b, json_t *v) {
   switch (json_typeof(v)) {
   case JSON_OBJECT: {
     size_t n = json_object_size(v), i = 0;
-    const char **keys = malloc((n ? n : 1) * sizeof *keys);
-    if (!keys) return fail(LACOS_ENOMEM, "canonical JSON: out of memory");
+    const char **keys;
+    if (meta_alloc(&keys, (n ? n : 1) * sizeof *keys, "canonical JSON")) return lacos_last_status();
     const char *k;
     json_t *x;
     json_object_foreach(v, k, x) keys[i++] = k;
@@ -144,15 +143,15 @@ static int canon_value(sbuf *b, json_t *v) {
       json_t *ks = json_string(keys[i]);
       char *kt = ks ? json_dumps(ks, JSON_ENCODE_ANY) : NULL;
       json_decref(ks);
-      if (!kt) { free(keys); return fail(LACOS_ENOMEM, "canonical JSON: out of memory"); }
+      if (!kt) { mem_free(keys); return fail(LACOS_ENOMEM, "canonical JSON: out of memory"); }
       sb_puts(b, kt);
       free(kt);
       sb_puts(b, ":");
       int s = canon_value(b, json_object_get(v, keys[i]));
-      if (s) { free(keys); return s; }
+      if (s) { mem_free(keys); return s; }
     }
     sb_puts(b, "}");
-    free(keys);
+    mem_free(keys);
     return LACOS_OK;
   }
   case JSON_ARRAY:
@@ -198,12 +197,12 @@ static int json_parse(json_t **out, const char *text, const char *what) {
 static int canonical_of(char **out, char *sha, json_t *root) {
   sbuf b = { 0 };
   int s = canon_value(&b, root);
-  if (!s && b.oom) s = fail(LACOS_ENOMEM, "canonical JSON: out of memory");
   if (!s && !b.p) sb_puts(&b, "");
-  if (s) { free(b.p); return s; }
+  if (!s && b.oom) s = fail(LACOS_ENOMEM, "canonical JSON: out of memory");
+  if (s) { mem_free(b.p); return s; }
   if (sha) {
     s = lacos_sha256_buffer(b.p, (double)b.n, sha);
-    if (s) { free(b.p); return s; }
+    if (s) { mem_free(b.p); return s; }
   }
   *out = b.p;
   return LACOS_OK;
@@ -220,7 +219,7 @@ int lacos_db_canonical_json(char **out, char *sha256_hex, const char *json) {
   return s;
 }
 
-void lacos_db_text_free(char *text) { free(text); }
+void lacos_db_text_free(char *text) { mem_free(text); }
 
 /* ------------------------------------------------------------------ schema */
 
@@ -618,12 +617,12 @@ static void sql_decimal(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 }
 
 static int mkdir_db_parents(const char *path) {
-  char *copy = strdup(path);
-  if (!copy) return fail(LACOS_ENOMEM, "out of memory");
+  char *copy;
+  TRY(meta_strdup(&copy, path, "a path"));
   char *dir = dirname(copy);
   char buf[PATH_MAX];
   snprintf(buf, sizeof buf, "%s", dir);
-  free(copy);
+  mem_free(copy);
   struct stat st;
   if (stat(buf, &st) == 0) {
     if (!S_ISDIR(st.st_mode)) return fail(LACOS_EIO, "%s: cannot create the results database there: not a directory", buf);
@@ -750,8 +749,8 @@ static void db_destroy(lacos_db *db) {
     }
     sqlite3_close_v2(db->conn);
   }
-  free(db->path);
-  free(db);
+  mem_free(db->path);
+  mem_free(db);
 }
 
 /* SQLite's busy timeout is int milliseconds: a longer wait (24 days and
@@ -781,13 +780,12 @@ int lacos_db_open(lacos_db **out, const char *path, int flags) {
     const char *e = getenv("LACOS_DB");
     path = (e && *e) ? e : DEFAULT_DB_PATH;
   }
-  lacos_db *db = calloc(1, sizeof *db);
-  if (!db) return fail(LACOS_ENOMEM, "out of memory");
-  db->path = strdup(path);
+  lacos_db *db;
+  TRY(meta_calloc(&db, 1, sizeof *db, "results database"));
   db->flags = flags;
   db->refs = 1;
   db->timeout_s = env_timeout();
-  if (!db->path) { free(db); return fail(LACOS_ENOMEM, "out of memory"); }
+  if (meta_strdup(&db->path, path, "results database path")) { mem_free(db); return lacos_last_status(); }
 
   struct stat st;
   int exists = stat(path, &st) == 0;
@@ -875,7 +873,7 @@ int lacos_run_status_from_name(const char *name) {
 static int read_script(const char *script_path, char sha[65], char **text, size_t *len) {
   TRY(file_read_all(script_path, SCRIPT_MAX_BYTES, text, len));
   int s = lacos_sha256_buffer(*text, (double)*len, sha);
-  if (s) { free(*text); *text = NULL; }
+  if (s) { mem_free(*text); *text = NULL; }
   return s;
 }
 
@@ -890,10 +888,14 @@ int lacos_db_experiment(double *id, lacos_db *db, const char *name, const char *
   if (script_path && *script_path) {
     s = read_script(script_path, sha, &text, &len);
     if (s) return fail_context("experiment '%s': cannot record its script", name);
-    abs_script = realpath(script_path, NULL);
+    char resolved[PATH_MAX];
+    if (realpath(script_path, resolved) && (s = meta_strdup(&abs_script, resolved, "script path"))) {
+      mem_free(text);
+      return s;
+    }
   }
   if (axes_json && (s = lacos_db_canonical_json(&axes, NULL, axes_json))) {
-    free(text); free(abs_script);
+    mem_free(text); mem_free(abs_script);
     return fail_context("experiment '%s': axes", name);
   }
   const char *spath = abs_script ? abs_script : script_path;
@@ -960,9 +962,9 @@ int lacos_db_experiment(double *id, lacos_db *db, const char *name, const char *
 out:
   sqlite3_finalize(st);
   if (s) { tx_rollback(db); *id = 0; }
-  free(text);
-  free(axes);
-  free(abs_script);
+  mem_free(text);
+  mem_free(axes);
+  mem_free(abs_script);
   return s;
 }
 
@@ -1126,7 +1128,7 @@ static int flatten_params(lacos_db *db, int64_t run_id, json_t *v, char *prefix,
     char *t = NULL;
     TRY(canonical_of(&t, NULL, v));
     int s = param_put(db, run_id, prefix, NULL, t);
-    free(t);
+    mem_free(t);
     return s;
   }
   return LACOS_OK;
@@ -1217,8 +1219,8 @@ static void heartbeat_stop(lacos_run *r) {
 }
 
 static int run_new_handle(lacos_run **out, lacos_db *db, int64_t id, const char *uuid, int status, int owned) {
-  lacos_run *r = calloc(1, sizeof *r);
-  if (!r) return fail(LACOS_ENOMEM, "out of memory");
+  lacos_run *r;
+  TRY(meta_calloc(&r, 1, sizeof *r, "run handle"));
   r->db = db;
   db->refs++;
   r->id = id;
@@ -1336,8 +1338,9 @@ static void gather_provenance(lacos_db *db, const lacos_run_options *o, provenan
         const char *sp = (const char *)sqlite3_column_text(st, 0), *sh = (const char *)sqlite3_column_text(st, 1);
         if (sh) { snprintf(p->script_sha, sizeof p->script_sha, "%s", sh); p->has_script = 1; }
         if (sp && !dir[0]) {
-          char *c = strdup(sp);
-          if (c) { snprintf(dir, sizeof dir, "%s", dirname(c)); free(c); }
+          char c[PATH_MAX];
+          snprintf(c, sizeof c, "%s", sp);
+          snprintf(dir, sizeof dir, "%s", dirname(c));
         }
       }
       sqlite3_finalize(st);
@@ -1437,7 +1440,7 @@ static int run_begin(lacos_db *db, const lacos_run_options *opt, int mode, int64
   if (!s) s = tx_commit(db, mode ? "queueing a run" : "starting a run");
   else tx_rollback(db);
   json_decref(root);
-  free(canon);
+  mem_free(canon);
   if (s) { *id = 0; *fresh = 0; }
   return s;
 }
@@ -1589,7 +1592,7 @@ static int flush_rows(lacos_run *r) {
   if (!s) s = tx_commit(db, "writing metrics");
   else tx_rollback(db);
   if (s) return s;   /* rows stay buffered: the next flush tries again */
-  for (int i = 0; i < r->nrows; i++) free(r->rows[i].key);
+  for (int i = 0; i < r->nrows; i++) mem_free(r->rows[i].key);
   r->nrows = 0;
   r->last_flush = now_mono();
   return LACOS_OK;
@@ -1603,13 +1606,11 @@ int lacos_run_metric(lacos_run *run, double step, const char *key, double value)
                 (long long)run->id, key, step);
   if (run->nrows == run->caprows) {
     int cap = run->caprows ? run->caprows * 2 : 64;
-    metric_row *rows = realloc(run->rows, (size_t)cap * sizeof *rows);
-    if (!rows) return fail(LACOS_ENOMEM, "out of memory buffering metrics");
-    run->rows = rows;
+    TRY(meta_realloc(&run->rows, (size_t)cap * sizeof *run->rows, "buffered metrics"));
     run->caprows = cap;
   }
-  char *k = strdup(key);
-  if (!k) return fail(LACOS_ENOMEM, "out of memory buffering metrics");
+  char *k;
+  TRY(meta_strdup(&k, key, "buffered metrics"));
   run->rows[run->nrows++] = (metric_row){ step, value, now_unix(), k };
   if (run->nrows >= run->flush_rows || now_mono() - run->last_flush >= run->flush_seconds) return flush_rows(run);
   return LACOS_OK;
@@ -1772,13 +1773,11 @@ static int walk_add(const char *fpath, const struct stat *sb, int type, struct F
   dir_list *l = walk_list;
   if (l->n == l->cap) {
     size_t cap = l->cap ? l->cap * 2 : 64;
-    char **p = realloc(l->paths, cap * sizeof *p);
-    if (!p) { l->oom = 1; return 1; }
-    l->paths = p;
+    if (meta_realloc(&l->paths, cap * sizeof *l->paths, "directory listing")) { l->oom = 1; return 1; }
     l->cap = cap;
   }
-  char *c = strdup(fpath);
-  if (!c) { l->oom = 1; return 1; }
+  char *c;
+  if (meta_strdup(&c, fpath, "directory listing")) { l->oom = 1; return 1; }
   l->paths[l->n++] = c;
   l->bytes += (double)sb->st_size;
   return 0;
@@ -1810,9 +1809,9 @@ static int hash_dir(const char *root, char sha[65], double *bytes) {
     if (!s && b.oom) s = fail(LACOS_ENOMEM, "%s: out of memory hashing the directory", root);
     if (!s) s = lacos_sha256_buffer(b.p ? b.p : "", (double)b.n, sha);
   }
-  for (size_t i = 0; i < l.n; i++) free(l.paths[i]);
-  free(l.paths);
-  free(b.p);
+  for (size_t i = 0; i < l.n; i++) mem_free(l.paths[i]);
+  mem_free(l.paths);
+  mem_free(b.p);
   *bytes = l.bytes;
   return s;
 }
@@ -1850,18 +1849,17 @@ int lacos_run_artifact(char *sha256_hex, double *bytes, lacos_run *run, const ch
     fail_errno("%s", path);
     return fail_context("%s: run %lld: cannot record the artifact (write it in place first)", run->db->path, (long long)run->id);
   }
-  char *abs = realpath(path, NULL);
-  if (!abs) return fail_errno("%s: cannot resolve the artifact's path", path);
+  char abs[PATH_MAX];
+  if (!realpath(path, abs)) return fail_errno("%s: cannot resolve the artifact's path", path);
   int s;
   if (S_ISDIR(st.st_mode)) s = hash_dir(abs, sha, &nbytes);
   else { s = lacos_sha256_file(abs, sha); nbytes = (double)st.st_size; }
-  if (s) { free(abs); return s; }
+  if (s) return s;
   artifact_ctx a = { kind, abs, sha, nbytes, isnan(step) ? -1 : step };
   /* The row must not outlive a power cut that the file survived. */
   sqlite3_exec(run->db->conn, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
   s = single_write(run, "recording an artifact", artifact_body, &a);
   sqlite3_exec(run->db->conn, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
-  free(abs);
   if (s) return s;
   if (sha256_hex) memcpy(sha256_hex, sha, 65);
   if (bytes) *bytes = nbytes;
@@ -1938,11 +1936,11 @@ void lacos_run_free(lacos_run *run) {
   abandon(run, "its handle was freed");
   heartbeat_stop(run);
   registry_remove(run);
-  for (int i = 0; i < run->nrows; i++) free(run->rows[i].key);
-  free(run->rows);
+  for (int i = 0; i < run->nrows; i++) mem_free(run->rows[i].key);
+  mem_free(run->rows);
   sqlite3_finalize(run->metric_stmt);
   lacos_db *db = run->db;
-  free(run);
+  mem_free(run);
   db_release(db);
 }
 
@@ -2041,8 +2039,8 @@ int lacos_db_query_prepare(lacos_db_query **out, lacos_db *db, const char *sql) 
     return fail(LACOS_EDB, "%s: query refused: it would change the database, and results queries are read-only "
                 "(use the sqlite3 shell to edit the file)", db->path);
   }
-  lacos_db_query *q = calloc(1, sizeof *q);
-  if (!q) { sqlite3_finalize(st); return fail(LACOS_ENOMEM, "out of memory"); }
+  lacos_db_query *q;
+  if (meta_calloc(&q, 1, sizeof *q, "query")) { sqlite3_finalize(st); return lacos_last_status(); }
   q->db = db;
   q->st = st;
   db->refs++;
@@ -2136,7 +2134,7 @@ void lacos_db_query_free(lacos_db_query *q) {
   if (!q) return;
   sqlite3_finalize(q->st);
   lacos_db *db = q->db;
-  free(q);
+  mem_free(q);
   db_release(db);
 }
 
@@ -2146,12 +2144,12 @@ void lacos_db_query_free(lacos_db_query *q) {
    prove that opening it with the current code migrates it. */
 int results_create_at_version(const char *path, int version) {
   if (version < 1 || version > LACOS_DB_SCHEMA_VERSION) return fail(LACOS_EINVAL, "no schema version %d", version);
-  lacos_db *db = calloc(1, sizeof *db);
-  if (!db) return fail(LACOS_ENOMEM, "out of memory");
-  db->path = strdup(path);
+  lacos_db *db;
+  TRY(meta_calloc(&db, 1, sizeof *db, "results database"));
   db->refs = 1;
   db->timeout_s = env_timeout();
-  int s = db->path ? mkdir_db_parents(path) : fail(LACOS_ENOMEM, "out of memory");
+  int s = meta_strdup(&db->path, path, "results database path");
+  if (!s) s = mkdir_db_parents(path);
   if (!s) s = open_conn(&db->conn, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, db->timeout_s);
   if (!s) {
     sqlite3_create_function(db->conn, "lacos_decimal", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_decimal, NULL, NULL);

@@ -4,10 +4,10 @@
    Shapes always have four slots; slots past ndim hold size 1 and stride 0,
    so every loop in the engine can walk four nested dimensions.
 
-   A tensor on "cuda" has device storage (dev_alloc, freed with dev_free):
+   A tensor on "cuda" has storage in the CUDA backend's memory (backend.h):
    views and copies between devices work, element access and the CPU ops
    fail cleanly until the tensor is brought back with :to("cpu"). */
-#include "device.h"
+#include "backend.h"
 #include <math.h>
 #include <stdatomic.h>
 
@@ -106,9 +106,8 @@ static void storage_release(lacos_storage *s) {
   if (!s) return;
   if (atomic_fetch_sub((_Atomic int *)&s->refcount, 1) != 1) return;
   if (s->release) s->release(s->ctx);
-  else if (s->device == LACOS_CUDA) dev_free(s->data, s->bytes);
-  else mem_free(s->data, s->bytes, s->device);
-  free(s);
+  else s->be->free(s->data, s->bytes);
+  mem_free(s);
 }
 
 static void storage_retain(lacos_storage *s) { if (s) atomic_fetch_add((_Atomic int *)&s->refcount, 1); }
@@ -125,11 +124,18 @@ static int shape_check(int ndim, const int64_t *shape, size_t elem, size_t *byte
   return LACOS_OK;
 }
 
-static lacos_tensor *header_new(void) {
-  lacos_tensor *t = calloc(1, sizeof *t);
-  if (!t) { fail(LACOS_ENOMEM, "out of memory allocating a tensor header"); return NULL; }
-  for (int d = 0; d < 4; d++) { t->shape[d] = 1; t->stride[d] = 0; }
-  return t;
+static int header_new(lacos_tensor **out) {
+  TRY(meta_calloc(out, 1, sizeof **out, "tensor header"));
+  for (int d = 0; d < 4; d++) { (*out)->shape[d] = 1; (*out)->stride[d] = 0; }
+  return LACOS_OK;
+}
+
+/* A header and a storage record, or neither. */
+static int header_and_storage(lacos_tensor **t, lacos_storage **s) {
+  TRY(header_new(t));
+  int st = meta_calloc(s, 1, sizeof **s, "tensor storage");
+  if (st) { mem_free(*t); *t = NULL; }
+  return st;
 }
 
 static void set_contiguous(lacos_tensor *t, int ndim, const int64_t *shape) {
@@ -148,11 +154,15 @@ int lacos_tensor_empty(lacos_tensor **out, int dtype, int device, int ndim, cons
   if (device != LACOS_CPU && device != LACOS_CUDA) return fail(LACOS_EINVAL, "unknown device %d", device);
   size_t bytes;
   TRY(shape_check(ndim, shape, (size_t)dtype_traits[dtype].size, &bytes));
-  lacos_tensor *t = header_new();
-  lacos_storage *s = calloc(1, sizeof *s);
-  void *data = !(t && s) ? NULL : device == LACOS_CUDA ? dev_alloc(bytes, "tensor") : mem_alloc(bytes, device, "tensor");
-  if (!data) { free(t); free(s); return t && s ? lacos_last_status() : fail(LACOS_ENOMEM, "out of memory"); }
-  s->data = data; s->bytes = bytes; s->device = device; s->refcount = 1;
+  const backend *be;
+  TRY(backend_get(&be, device));
+  lacos_tensor *t;
+  lacos_storage *s;
+  TRY(header_and_storage(&t, &s));
+  void *data;
+  int st = be->alloc(&data, bytes ? bytes : 1, "tensor");
+  if (st) { mem_free(t); mem_free(s); return st; }
+  s->data = data; s->bytes = bytes ? bytes : 1; s->device = device; s->refcount = 1; s->be = be;
   t->storage = s; t->data = data; t->dtype = dtype; t->device = device;
   set_contiguous(t, ndim, shape);
   *out = t;
@@ -161,13 +171,9 @@ int lacos_tensor_empty(lacos_tensor **out, int dtype, int device, int ndim, cons
 
 int lacos_tensor_new(lacos_tensor **out, int dtype, int device, int ndim, const int64_t *shape) {
   TRY(lacos_tensor_empty(out, dtype, device, ndim, shape));
-  if (device == LACOS_CUDA) {
-    int s = dev_zero((*out)->data, (*out)->storage->bytes);
-    if (s) { lacos_tensor_free(*out); *out = NULL; }
-    return s;
-  }
-  memset((*out)->data, 0, (*out)->storage->bytes);
-  return LACOS_OK;
+  int s = (*out)->storage->be->zero((*out)->data, (*out)->storage->bytes);
+  if (s) { lacos_tensor_free(*out); *out = NULL; }
+  return s;
 }
 
 int tensor_wrap(lacos_tensor **out, void *data, int dtype, int ndim, const int64_t *shape,
@@ -180,9 +186,9 @@ int tensor_wrap_on(lacos_tensor **out, void *data, int dtype, int device, int nd
   *out = NULL;
   size_t bytes;
   TRY(shape_check(ndim, shape, (size_t)dtype_traits[dtype].size, &bytes));
-  lacos_tensor *t = header_new();
-  lacos_storage *s = calloc(1, sizeof *s);
-  if (!t || !s) { free(t); free(s); return fail(LACOS_ENOMEM, "out of memory"); }
+  lacos_tensor *t;
+  lacos_storage *s;
+  TRY(header_and_storage(&t, &s));
   s->data = data; s->bytes = bytes; s->device = device; s->refcount = 1;
   s->release = release; s->ctx = ctx;
   t->storage = s; t->data = data; t->dtype = dtype; t->device = device;
@@ -204,7 +210,7 @@ int tensor_borrow_on(lacos_tensor **out, void *data, int dtype, int device, int 
 void lacos_tensor_free(lacos_tensor *t) {
   if (!t) return;
   storage_release(t->storage);
-  free(t);
+  mem_free(t);
 }
 
 void lacos_tensor_release(lacos_tensor *t) {
@@ -257,8 +263,8 @@ int tensor_check(const lacos_tensor *t, const char *name, int dtype, int ndim) {
 
 static int view_of(lacos_tensor **out, const lacos_tensor *t) {
   if (t->flags & LACOS_TENSOR_RELEASED) return fail(LACOS_ESTATE, "tensor was freed");
-  lacos_tensor *v = header_new();
-  if (!v) return LACOS_ENOMEM;
+  lacos_tensor *v;
+  TRY(header_new(&v));
   *v = *t;
   storage_retain(v->storage);
   *out = v;
@@ -457,9 +463,11 @@ static int device_copy(lacos_tensor *dst, const lacos_tensor *src) {
     return fail(LACOS_EDEVICE, "copy: a tensor is on cuda; copies to or from the GPU need the same dtype and shape, "
                                "both contiguous (call :to('cpu') to convert on the CPU)");
   size_t bytes = (size_t)lacos_tensor_nbytes(dst);
-  if (dst->device == LACOS_CUDA && src->device == LACOS_CUDA) return dev_copy(dst->data, src->data, bytes);
-  if (dst->device == LACOS_CUDA) return dev_upload(dst->data, src->data, bytes);
-  return dev_download(dst->data, src->data, bytes);
+  const backend *be;
+  TRY(backend_get(&be, LACOS_CUDA));
+  if (dst->device == LACOS_CUDA && src->device == LACOS_CUDA) return be->copy(dst->data, src->data, bytes);
+  if (dst->device == LACOS_CUDA) return be->upload(dst->data, src->data, bytes);
+  return be->download(dst->data, src->data, bytes);
 }
 
 int lacos_tensor_copy(lacos_tensor *dst, const lacos_tensor *src) {
@@ -496,13 +504,13 @@ int lacos_tensor_to_device(lacos_tensor **out, const lacos_tensor *t, int device
   if (device != LACOS_CPU && device != LACOS_CUDA) return fail(LACOS_EINVAL, "unknown device %d", device);
   if (t->flags & LACOS_TENSOR_RELEASED) return fail(LACOS_ESTATE, "tensor was freed");
   if (device == t->device) return view_of(out, t);
+  const backend *be;
+  if (backend_get(&be, LACOS_CUDA)) return fail_context("tensor:to('%s')", device == LACOS_CUDA ? "cuda" : "cpu");
   if (device == LACOS_CUDA) {
-    char why[400];
-    if (!cuda_available(why, sizeof why)) return fail(LACOS_EDEVICE, "tensor:to('cuda'): %s", why);
     lacos_tensor *c;
     TRY(lacos_tensor_contiguous(&c, t));
     int s = lacos_tensor_empty(out, t->dtype, LACOS_CUDA, t->ndim, t->shape);
-    if (!s) s = dev_upload((*out)->data, c->data, (size_t)lacos_tensor_nbytes(c));
+    if (!s) s = be->upload((*out)->data, c->data, (size_t)lacos_tensor_nbytes(c));
     lacos_tensor_free(c);
     if (s) { lacos_tensor_free(*out); *out = NULL; }
     return s;
@@ -518,11 +526,12 @@ int lacos_tensor_to_device(lacos_tensor **out, const lacos_tensor *t, int device
   if (empty) return LACOS_OK;
   int s;
   if (lacos_tensor_is_contiguous(t)) {
-    s = dev_download((*out)->data, t->data, (size_t)lacos_tensor_nbytes(t));
+    s = be->download((*out)->data, t->data, (size_t)lacos_tensor_nbytes(t));
   } else {
     size_t bytes = (size_t)span * (size_t)dtype_traits[t->dtype].size;
-    void *host = mem_alloc(bytes, LACOS_CPU, "download");
-    s = host ? dev_download(host, t->data, bytes) : lacos_last_status();
+    void *host;
+    s = mem_alloc(&host, bytes, "download");
+    if (!s) s = be->download(host, t->data, bytes);
     if (!s) {
       lacos_tensor view = *t;   /* header only: t's strides over the host copy */
       view.data = host;
@@ -530,15 +539,18 @@ int lacos_tensor_to_device(lacos_tensor **out, const lacos_tensor *t, int device
       view.storage = NULL;
       s = lacos_tensor_copy(*out, &view);
     }
-    mem_free(host, bytes, LACOS_CPU);
+    mem_free(host);
   }
   if (s) { lacos_tensor_free(*out); *out = NULL; }
   return s;
 }
 
 int lacos_tensor_fill(lacos_tensor *t, double value) {
-  if (t->device == LACOS_CUDA && value == 0 && lacos_tensor_is_contiguous(t) && !(t->flags & LACOS_TENSOR_RELEASED))
-    return dev_zero(t->data, (size_t)lacos_tensor_nbytes(t));   /* zero(): the one fill a device tensor needs */
+  if (t->device == LACOS_CUDA && value == 0 && lacos_tensor_is_contiguous(t) && !(t->flags & LACOS_TENSOR_RELEASED)) {
+    const backend *be;   /* zero(): the one fill a device tensor needs */
+    TRY(backend_get(&be, LACOS_CUDA));
+    return be->zero(t->data, (size_t)lacos_tensor_nbytes(t));
+  }
   lacos_tensor *scalar;   /* 0-d: it broadcasts to every shape, a 0-d tensor included */
   int64_t one = 1;
   TRY(lacos_tensor_empty(&scalar, LACOS_F64, LACOS_CPU, 0, &one));

@@ -145,8 +145,7 @@ static int lt_open(void) {
     return -1;
   }
   lt.workspace_bytes = 32u << 20;
-  lt.workspace = dev_alloc(lt.workspace_bytes, "cuBLASLt workspace");
-  if (!lt.workspace) {
+  if (cuda_alloc(&lt.workspace, lt.workspace_bytes, "cuBLASLt workspace")) {
     snprintf(lt_error, sizeof lt_error, "%s", lacos_last_error());
     return -1;
   }

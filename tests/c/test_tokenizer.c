@@ -171,7 +171,7 @@ static void test_bloom_pieces(void) {
   CHECK_OK(file_read_all(fixture("whitespace.json"), 1 << 20, &ws, &len));
   json_error_t je;
   json_t *root = ws ? json_loads(ws, 0, &je) : NULL;
-  free(ws);
+  mem_free(ws);
   json_t *pts = json_object_get(root, "points");
   CHECK(json_is_array(pts) && json_array_size(pts) == 39);
   static uint8_t sep[0x110000];
@@ -511,7 +511,7 @@ static void test_fuzz(void) {
     } else CHECK(lacos_last_error()[0] != 0);
   }
   free(m);
-  free(orig);
+  mem_free(orig);
   printf("#   %d of 400 mutated files still loaded\n", loaded);
   /* Random bytes through the real tokenizer. */
   CHECK_OK(lacos_tokenizer_load(&t, fixture("bloomlike-32k.json")));
@@ -662,8 +662,8 @@ static void test_dataset_digests(void) {
   char *txt = NULL;
   size_t len;
   json_t *sources = NULL, *expected = NULL;
-  if (!file_read_all(fixture("sources.json"), 16 << 20, &txt, &len)) { sources = json_loads(txt, 0, &je); free(txt); }
-  if (!file_read_all(fixture("expected-bloomlike.json"), 16 << 20, &txt, &len)) { expected = json_loads(txt, 0, &je); free(txt); }
+  if (!file_read_all(fixture("sources.json"), 16 << 20, &txt, &len)) { sources = json_loads(txt, 0, &je); mem_free(txt); }
+  if (!file_read_all(fixture("expected-bloomlike.json"), 16 << 20, &txt, &len)) { expected = json_loads(txt, 0, &je); mem_free(txt); }
   json_t *files = json_object_get(sources, "files"), *exp = json_object_get(expected, "files");
   lacos_tokenizer *t = NULL;
   CHECK_OK(lacos_tokenizer_load(&t, fixture("bloomlike-32k.json")));
@@ -695,7 +695,7 @@ static void test_dataset_digests(void) {
     if (strcmp(hex, json_string_value(json_object_get(r, "sha256")))) {
       printf("#   %s differs from the copy the fixtures were made from (sha256 %s)\n", rel, hex);
       bad++;
-      free(buf);
+      mem_free(buf);
       continue;
     }
     int cols[16], nc = 0;
@@ -758,7 +758,7 @@ static void test_dataset_digests(void) {
     }
     n_files++;
     texts_free(&tx);
-    free(buf);
+    mem_free(buf);
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
