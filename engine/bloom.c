@@ -354,7 +354,9 @@ int bloom_ctx_init(lacos_bloom *m, bloom_ctx *x, int B, int T, const int32_t *ma
   /* every block has the same four linears: layer 0's shapes stand for all */
   size_t need = pass_scratch(m->be, m->run.layers[0].lin, NTARGETS, x->N, p->threshold, p->fast_backward, B, T,
                              m->cfg.hidden_size, m->cfg.n_head, training);
-  TRY(workspace_reserve(m->be, &m->scratch_ws, need, "layer scratch"));
+  /* a quarter more when it grows: batches of varying length do not
+     reallocate it at every new maximum */
+  if (m->scratch_ws.bytes < need) TRY(workspace_reserve(m->be, &m->scratch_ws, need + need / 4, "layer scratch"));
   p->ws = (scratch){ m->scratch_ws.p, m->scratch_ws.bytes };
   return LACOS_OK;
 }

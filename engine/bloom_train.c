@@ -42,15 +42,21 @@ double lacos_bloom_train_activation_bytes(const lacos_bloom_config *cfg, int B, 
   return 4 * bloom_batch_floats(cfg, B, T, r, targets, ckpt != 0);
 }
 
-/* The layer scratch of a training pass on the CPU (the engine counts it):
-   the int8 products' buffers of the largest linear and attention's rows. */
+/* The scratch of a training step on the CPU (the engine counts it): the
+   int8 products' buffers of the largest linear or attention's rows, the
+   quarter bloom_ctx_init adds when it grows, and the step's host buffers:
+   the ids and mask, the B embeddings and their gradient, and the loss's
+   working memory over them (loss.c: normalised copies and gradients in
+   double, the B×B scores). */
 double lacos_bloom_train_scratch_bytes(const lacos_bloom_config *cfg, int B, int T, int fast_backward) {
   int h = cfg->hidden_size;
   linear lins[NTARGETS];
   for (int t = 0; t < NTARGETS; t++)
     lins[t] = (linear){ .in = h * bloom_lin_in_mult[t], .out = h * bloom_lin_out_mult[t], .kind = LINEAR_INT8 };
-  return (double)pass_scratch(backend_cpu(), lins, NTARGETS, (int64_t)B * T, 0, fast_backward != 0, B, T, h,
-                              cfg->n_head, true);
+  size_t need = pass_scratch(backend_cpu(), lins, NTARGETS, (int64_t)B * T, 0, fast_backward != 0, B, T, h,
+                             cfg->n_head, true);
+  double host = 4.0 * (2.0 * B * T + 2.0 * B * h) + 8.0 * (3.0 * B * h + 2.0 * (double)B * B);
+  return (double)(need + need / 4) + host;
 }
 
 void bloom_carve_acts(layer_acts *a, float **p, int64_t N, int C, int B, int T, int NH, const lora_state *lora) {

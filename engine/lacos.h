@@ -484,10 +484,12 @@ int lacos_bloom_get_fast_backward(const lacos_bloom *m);
    sequences of T tokens (the memory planner). */
 double lacos_bloom_train_activation_bytes(const lacos_bloom_config *cfg, int B, int T, int lora_r,
                                           int lora_targets, int checkpointing);
-/* Predicted bytes of the CPU's int8 product scratch during a training step of
-   B sequences of T tokens (the four linears, forward and the input gradient
-   in its fast or exact form, as the scratch grows), for the memory planner.
-   Larger on CPUs whose int8 GEMM lacks VNNI (the operand is split in two). */
+/* Predicted bytes of the CPU's scratch during a training step of B
+   sequences of T tokens (the largest of the four linears' int8 product
+   buffers, forward and the input gradient in its fast or exact form, and
+   attention's rows, plus the quarter the scratch grows by; and the loss's
+   working memory), for the memory planner. Larger on CPUs whose int8 GEMM lacks VNNI (the operand is split
+   in two). */
 double lacos_bloom_train_scratch_bytes(const lacos_bloom_config *cfg, int B, int T, int fast_backward);
 
 /* ----- end bloom ----- */

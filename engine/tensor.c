@@ -11,95 +11,6 @@
 #include <math.h>
 #include <stdatomic.h>
 
-static const struct { const char *name; int size; } dtype_traits[LACOS_DTYPE_COUNT] = {
-  [LACOS_F32] = {"f32", 4}, [LACOS_F16] = {"f16", 2}, [LACOS_BF16] = {"bf16", 2},
-  [LACOS_I8] = {"i8", 1},   [LACOS_I32] = {"i32", 4}, [LACOS_U8] = {"u8", 1},
-  [LACOS_I64] = {"i64", 8}, [LACOS_F64] = {"f64", 8},
-};
-
-static bool dtype_ok(int d) { return d >= 0 && d < LACOS_DTYPE_COUNT; }
-const char *lacos_dtype_name(int d) { return dtype_ok(d) ? dtype_traits[d].name : "?"; }
-int lacos_dtype_size(int d) { return dtype_ok(d) ? dtype_traits[d].size : 0; }
-int lacos_dtype_from_name(const char *name) {
-  if (!name) return -1;
-  for (int d = 0; d < LACOS_DTYPE_COUNT; d++)
-    if (strcmp(name, dtype_traits[d].name) == 0) return d;
-  if (!strcmp(name, "float32") || !strcmp(name, "float")) return LACOS_F32;
-  if (!strcmp(name, "float16") || !strcmp(name, "half")) return LACOS_F16;
-  if (!strcmp(name, "bfloat16")) return LACOS_BF16;
-  if (!strcmp(name, "int8")) return LACOS_I8;
-  if (!strcmp(name, "int32")) return LACOS_I32;
-  if (!strcmp(name, "uint8")) return LACOS_U8;
-  if (!strcmp(name, "int64")) return LACOS_I64;
-  if (!strcmp(name, "float64") || !strcmp(name, "double")) return LACOS_F64;
-  return -1;
-}
-
-/* ---- element access ---- */
-
-double dtype_load(const void *base, int64_t i, int dtype) {
-  switch (dtype) {
-  case LACOS_F32: return ((const float *)base)[i];
-  case LACOS_F16: return f16_to_f32(((const uint16_t *)base)[i]);
-  case LACOS_BF16: return bf16_to_f32(((const uint16_t *)base)[i]);
-  case LACOS_I8: return ((const int8_t *)base)[i];
-  case LACOS_I32: return ((const int32_t *)base)[i];
-  case LACOS_U8: return ((const uint8_t *)base)[i];
-  case LACOS_I64: return (double)((const int64_t *)base)[i];
-  case LACOS_F64: return ((const double *)base)[i];
-  }
-  return 0;
-}
-
-static double saturate(double v, double lo, double hi) {
-  if (isnan(v)) return 0;
-  v = nearbyint(v);   /* round half to even under the default rounding mode */
-  return v < lo ? lo : v > hi ? hi : v;
-}
-
-void dtype_store(void *base, int64_t i, int dtype, double v) {
-  switch (dtype) {
-  case LACOS_F32: ((float *)base)[i] = (float)v; break;
-  case LACOS_F16: ((uint16_t *)base)[i] = f32_to_f16((float)v); break;
-  case LACOS_BF16: ((uint16_t *)base)[i] = f32_to_bf16((float)v); break;
-  case LACOS_I8: ((int8_t *)base)[i] = (int8_t)saturate(v, -128, 127); break;
-  case LACOS_I32: ((int32_t *)base)[i] = (int32_t)saturate(v, -2147483648.0, 2147483647.0); break;
-  case LACOS_U8: ((uint8_t *)base)[i] = (uint8_t)saturate(v, 0, 255); break;
-  case LACOS_I64: ((int64_t *)base)[i] = (int64_t)saturate(v, -9.2233720368547758e18, 9.2233720368547748e18); break;
-  case LACOS_F64: ((double *)base)[i] = v; break;
-  }
-}
-
-void dtype_convert(void *dst, int dd, const void *src, int sd, int64_t n) {
-  if (dd == sd) { memcpy(dst, src, (size_t)n * (size_t)dtype_traits[dd].size); return; }
-  if (dd == LACOS_F32 && sd == LACOS_F16) {
-    const uint16_t *s = src; float *d = dst;
-    #pragma omp parallel for if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; i++) d[i] = f16_to_f32(s[i]);
-    return;
-  }
-  if (dd == LACOS_F32 && sd == LACOS_BF16) {
-    const uint16_t *s = src; float *d = dst;
-    #pragma omp parallel for if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; i++) d[i] = bf16_to_f32(s[i]);
-    return;
-  }
-  if (dd == LACOS_F16 && sd == LACOS_F32) {
-    const float *s = src; uint16_t *d = dst;
-    #pragma omp parallel for if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; i++) d[i] = f32_to_f16(s[i]);
-    return;
-  }
-  if (dd == LACOS_BF16 && sd == LACOS_F32) {
-    const float *s = src; uint16_t *d = dst;
-    #pragma omp parallel for if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; i++) d[i] = f32_to_bf16(s[i]);
-    return;
-  }
-  #pragma omp parallel for if (n > 65536) schedule(static)
-  for (int64_t i = 0; i < n; i++) dtype_store(dst, i, dd, dtype_load(src, i, sd));
-}
-
 /* ---- storage and headers ---- */
 
 static void storage_release(lacos_storage *s) {
@@ -150,10 +61,10 @@ static void set_contiguous(lacos_tensor *t, int ndim, const int64_t *shape) {
 
 int lacos_tensor_empty(lacos_tensor **out, int dtype, int device, int ndim, const int64_t *shape) {
   *out = NULL;
-  if (!dtype_ok(dtype)) return fail(LACOS_EINVAL, "unknown dtype %d", dtype);
+  if (!lacos_dtype_size(dtype)) return fail(LACOS_EINVAL, "unknown dtype %d", dtype);
   if (device != LACOS_CPU && device != LACOS_CUDA) return fail(LACOS_EINVAL, "unknown device %d", device);
   size_t bytes;
-  TRY(shape_check(ndim, shape, (size_t)dtype_traits[dtype].size, &bytes));
+  TRY(shape_check(ndim, shape, (size_t)lacos_dtype_size(dtype), &bytes));
   const backend *be;
   TRY(backend_get(&be, device));
   lacos_tensor *t;
@@ -185,7 +96,7 @@ int tensor_wrap_on(lacos_tensor **out, void *data, int dtype, int device, int nd
                    void (*release)(void *ctx), void *ctx) {
   *out = NULL;
   size_t bytes;
-  TRY(shape_check(ndim, shape, (size_t)dtype_traits[dtype].size, &bytes));
+  TRY(shape_check(ndim, shape, (size_t)lacos_dtype_size(dtype), &bytes));
   lacos_tensor *t;
   lacos_storage *s;
   TRY(header_and_storage(&t, &s));
@@ -239,7 +150,7 @@ int lacos_tensor_is_contiguous(const lacos_tensor *t) {
 }
 
 double lacos_tensor_nbytes(const lacos_tensor *t) {
-  return (double)lacos_tensor_numel(t) * dtype_traits[t->dtype].size;
+  return (double)lacos_tensor_numel(t) * lacos_dtype_size(t->dtype);
 }
 
 void tensor_shape_str(const lacos_tensor *t, char *buf, size_t n) {
@@ -316,7 +227,7 @@ int lacos_tensor_slice(lacos_tensor **out, const lacos_tensor *t, int dim, int64
   int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
   TRY(view_of(out, t));
   lacos_tensor *v = *out;
-  v->data = (char *)t->data + start * t->stride[dim] * dtype_traits[t->dtype].size;
+  v->data = (char *)t->data + start * t->stride[dim] * lacos_dtype_size(t->dtype);
   v->shape[dim] = len;
   v->stride[dim] = t->stride[dim] * step;
   return LACOS_OK;
@@ -331,7 +242,7 @@ int lacos_tensor_select(lacos_tensor **out, const lacos_tensor *t, int dim, int6
                 (long long)index, dim, (long long)t->shape[dim]);
   TRY(view_of(out, t));
   lacos_tensor *v = *out;
-  v->data = (char *)t->data + index * t->stride[dim] * dtype_traits[t->dtype].size;
+  v->data = (char *)t->data + index * t->stride[dim] * lacos_dtype_size(t->dtype);
   for (int d = dim; d < 3; d++) { v->shape[d] = v->shape[d + 1]; v->stride[d] = v->stride[d + 1]; }
   v->ndim--;
   v->shape[v->ndim] = 1; v->stride[v->ndim] = 0;
@@ -435,7 +346,7 @@ int lacos_tensor_set(lacos_tensor *t, const int64_t *index, double value) {
 /* dst[i] = convert(src[i]) over dst's shape, src given by strides `ss`. */
 static void strided_copy(lacos_tensor *dst, const void *src, int sdtype, const int64_t *ss) {
   const int64_t *sh = dst->shape, *ds = dst->stride;
-  int dsz = dtype_traits[dst->dtype].size, ssz = dtype_traits[sdtype].size;
+  int dsz = lacos_dtype_size(dst->dtype), ssz = lacos_dtype_size(sdtype);
   int64_t rows = sh[0] * sh[1] * sh[2];
   bool same = dst->dtype == sdtype;
   #pragma omp parallel for if (rows * sh[3] > 65536) schedule(static)
@@ -528,7 +439,7 @@ int lacos_tensor_to_device(lacos_tensor **out, const lacos_tensor *t, int device
   if (lacos_tensor_is_contiguous(t)) {
     s = be->download((*out)->data, t->data, (size_t)lacos_tensor_nbytes(t));
   } else {
-    size_t bytes = (size_t)span * (size_t)dtype_traits[t->dtype].size;
+    size_t bytes = (size_t)span * (size_t)lacos_dtype_size(t->dtype);
     void *host;
     s = mem_alloc(&host, bytes, "download");
     if (!s) s = be->download(host, t->data, bytes);
@@ -593,7 +504,7 @@ int lacos_tensor_arange(lacos_tensor **out, int dtype, double start, double stop
 
 int lacos_tensor_from_buffer(lacos_tensor **out, int dtype, int ndim, const int64_t *shape,
                              const void *src, int src_dtype) {
-  if (!dtype_ok(src_dtype)) return fail(LACOS_EINVAL, "unknown source dtype %d", src_dtype);
+  if (!lacos_dtype_size(src_dtype)) return fail(LACOS_EINVAL, "unknown source dtype %d", src_dtype);
   TRY(lacos_tensor_empty(out, dtype, LACOS_CPU, ndim, shape));
   dtype_convert((*out)->data, dtype, src, src_dtype, lacos_tensor_numel(*out));
   return LACOS_OK;

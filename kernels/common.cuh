@@ -37,7 +37,7 @@ extern "C" int cublas_fail(cublasStatus_t s, const char *call, const char *file,
 #define LAUNCH_CHECK(name) do { cudaError_t e_ = cudaGetLastError(); \
   if (e_ != cudaSuccess) return cuda_fail(e_, "launch of " name, __FILE__, __LINE__); } while (0)
 
-/* ---- device.cu's state (valid after cuda_init) ---- */
+/* ---- device.cu's stream and cublaslt.cu's handle (valid after cuda_init) ---- */
 
 cudaStream_t cuda_stream(void);
 

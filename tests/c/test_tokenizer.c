@@ -105,7 +105,7 @@ static void expect_translation(const char *onig, const char *pcre) {
     printf("#   %s -> %s, expected %s (%s)\n", onig, out ? out : "(error)", pcre, lacos_last_error());
     test_failed_now = 1;
   }
-  free(out);
+  mem_free(out);
 }
 
 static void test_regex_translate(void) {
