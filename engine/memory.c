@@ -45,8 +45,8 @@ int mem_charge(int device, size_t bytes, const char *what) {
   int64_t now = atomic_fetch_add(&mem_current[device], (int64_t)bytes) + (int64_t)bytes;
   if (lim > 0 && now > lim) {
     atomic_fetch_sub(&mem_current[device], (int64_t)bytes);
-    return fail(LACOS_ELIMIT, "%s: allocating %.1f MiB would pass the %s memory limit of %.1f MiB (%.1f MiB in use)",
-                what, bytes / 1048576.0, device == LACOS_CUDA ? "GPU" : "CPU", lim / 1048576.0,
+    return fail(LACOS_ELIMIT, "%s: allocating %.1f MiB would pass the %smemory limit of %.1f MiB (%.1f MiB in use)",
+                what, bytes / 1048576.0, device == LACOS_CUDA ? "GPU " : "", lim / 1048576.0,
                 (now - (int64_t)bytes) / 1048576.0);
   }
   peak_update(device, now);
