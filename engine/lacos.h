@@ -494,7 +494,7 @@ double lacos_bloom_train_scratch_bytes(const lacos_bloom_config *cfg, int B, int
 
 /* ----- end bloom ----- */
 
-/* ===== lora (lora.c: adapters, PEFT import/export; lora_merge.c: merge for export) ===== */
+/* ===== lora (lora.c: adapters and their merge for export; lora_peft.c: PEFT import/export) ===== */
 
 /* Linears a LoRA adapter can target (bit flags; PEFT's module names in comments). */
 typedef enum lacos_lora_target {
@@ -839,7 +839,7 @@ int lacos_sts_spearman(double *rho, const double *x, const double *y, int64_t n)
 
 /* ----- end sts ----- */
 
-/* ===== results (results.c: the SQLite results database) ===== */
+/* ===== results (results_*.c: the SQLite results database) ===== */
 
 /* The results database: one SQLite file (default results/lacos.db, or
    $LACOS_DB) holding experiments, runs, typed params, metric time series,

@@ -1,4 +1,4 @@
--- lacos.results: the results database (engine/results.c) from Lua.
+-- lacos.results: the results database (engine/results_*.c) from Lua.
 --
 --   local R = require "lacos.results"         (also lacos.results)
 --   local db = R.open()                        -- $LACOS_DB or results/lacos.db
