@@ -120,6 +120,63 @@ int lacos_dir_remove(const char *path);
 
 /* ----- end dir ----- */
 
+/* ===== the operating system (system.c): paths, processes, clocks ===== */
+
+/* Nothing here goes through a shell: names and arguments reach the system
+   as they are, so no string from a user, a file or a database is ever run
+   as shell code. */
+
+/* 0 when path does not exist, 1 a regular file, 2 a directory, 3 anything
+   else (links are followed). Never fails. */
+int lacos_path_kind(const char *path);
+/* Creates dir and its missing parents; an existing directory is fine, an
+   existing file of that name is an error. */
+int lacos_dir_make(const char *dir);
+/* The names in dir but "." and "..", sorted bytewise, each ending in a NUL,
+   in one buffer of *bytes bytes freed with lacos_text_free (a name may
+   contain newlines). LACOS_ENOTFOUND when dir does not exist. */
+int lacos_dir_names(char **names, double *bytes, const char *dir);
+void lacos_text_free(char *text);
+/* Runs a program with the argument vector argv (NULL-terminated; argv[0] is
+   looked up in PATH) and waits for it. stdin_path, stdout_path and
+   stderr_path redirect those streams from/to files (NULL: inherited;
+   output files are truncated). *exit_code receives the exit status, or
+   128 + the signal that ended it. Fails only when the program cannot be
+   started (LACOS_ENOTFOUND: not on PATH). */
+int lacos_process_run(int *exit_code, const char *const *argv, const char *stdin_path, const char *stdout_path,
+                      const char *stderr_path);
+/* Seconds: monotonic (for durations), CPU time of this process, wall clock
+   (since the epoch). */
+double lacos_clock_monotonic(void);
+double lacos_clock_process(void);
+double lacos_clock_wall(void);
+/* 1 when fd is a terminal. */
+int lacos_terminal_is(int fd);
+
+/* Clears the error flag of the C library's stdin after a read that a
+   signal interrupted, so that reading can go on. */
+void lacos_stdin_clear_error(void);
+
+/* ----- end system ----- */
+
+/* ===== the lacos executable (engine/main.c) ===== */
+
+/* Defined by the `lacos` program, not by liblacos (reach them through
+   ffi.C): absent when the engine is loaded into another host, such as
+   plain luajit, so callers check. */
+/* --memory-limit / LACOS_MEMORY_LIMIT: "8G", "500M", "50%", "off"; -1 when
+   the text is not a size. */
+int lacos_cli_memory_limit_set(const char *text);
+double lacos_cli_memory_limit(void);
+int lacos_cli_memory_limit_explicit(void);
+double lacos_cli_lua_heap(void);
+double lacos_cli_memory_refusals(void);
+/* Re-arms the interrupt handling after the Lua side dealt with one (the
+   next SIGINT is a first one again) and clears the engine's flag. */
+void lacos_cli_signals_reset(void);
+
+/* ----- end executable ----- */
+
 /* ===== tensors (tensor.c, the cpu/ ops) ===== */
 
 typedef enum lacos_dtype {

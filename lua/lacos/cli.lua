@@ -77,12 +77,7 @@ M.traceback = traceback
 -- The memory limit lives in main.c (a counting allocator under the Lua
 -- state); these reach it. Absent when the modules run in another host.
 local ffi = require "ffi"
-pcall(ffi.cdef, [[
-int lacos_cli_memory_limit_set(const char *text);
-double lacos_cli_memory_limit(void);
-int lacos_cli_memory_limit_explicit(void);
-double lacos_cli_memory_refusals(void);
-]])
+require "lacos.engine"   -- declares them (engine/lacos.h)
 local function cli_c(name)
   local ok, f = pcall(function() return ffi.C[name] end)
   return ok and f or nil

@@ -43,13 +43,9 @@ lacos.engine = E
 local function list_submodules()
   local dir = debug.getinfo(1, "S").source:gsub("^@", ""):gsub("/init%.lua$", "")
   local names = {}
-  local p = io.popen("ls " .. ("%q"):format(dir) .. " 2>/dev/null")
-  if p then
-    for f in p:lines() do
-      local n = f:match("^([%w_]+)%.lua$")
-      if n and n ~= "init" then names[n] = "lacos." .. n end
-    end
-    p:close()
+  for _, f in ipairs(require("lacos.util").listdir(dir) or {}) do
+    local n = f:match("^([%w_]+)%.lua$")
+    if n and n ~= "init" then names[n] = "lacos." .. n end
   end
   return names
 end

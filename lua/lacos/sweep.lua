@@ -246,7 +246,7 @@ function Sweep:execute(opts)
     else
       say("[%d/%d] %s: run %d\n", i, #pts, label, run.id)
       local dir = ("%s/%s/%s"):format(opts.out, self.name, self:point_id(p))
-      os.execute(("mkdir -p %q"):format(dir))
+      require("lacos.util").mkdir_p(dir)
       local ctx = { run = run, db = db, dir = dir, index = i, total = #pts, sweep = self }
       local ok, res = xpcall(self.runner, function(e)
         if type(e) == "string" and e:match("interrupted") then return e end

@@ -46,12 +46,7 @@ local defaults = {
   checkpointing = util.ANY, fast_backward = false, quiet = false,
 }
 
-pcall(ffi.cdef, "int clock_gettime(int clk, void *ts);")
-local ts = ffi.new("long[2]")
-local function clock()
-  ffi.C.clock_gettime(1, ts)
-  return tonumber(ts[0]) + tonumber(ts[1]) * 1e-9
-end
+local clock = util.clock
 M.clock = clock
 
 -- Activation checkpointing unless told otherwise: on for models of hidden

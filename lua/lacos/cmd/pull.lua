@@ -68,8 +68,7 @@ function M.run(opts)
     error(("%s@%s has no safetensors weights (lacos reads model.safetensors or model-*-of-*.safetensors)"):format(repo, opts.revision), 0)
   end
   table.sort(files, function(a, b) return a.size < b.size end)
-  local made = os.execute(("mkdir -p %q 2>/dev/null"):format(out))
-  if made ~= 0 and made ~= true then error(("%s: cannot create the directory"):format(out), 0) end
+  require("lacos.util").mkdir_p(out)
   local total = 0
   for _, f in ipairs(files) do total = total + f.size end
   io.stderr:write(("lacos pull: %s@%s, %d files, %s, into %s\n"):format(repo, opts.revision, #files,

@@ -105,19 +105,6 @@ local function encode_lines(tok, lines, opts)
   return out, total
 end
 
--- Seconds of wall-clock time (CLOCK_MONOTONIC), for --stats.
-local function wall_clock()
-  local ffi = require "ffi"
-  pcall(ffi.cdef, [[
-    typedef struct lacos_tokenize_timespec { long tv_sec; long tv_nsec; } lacos_tokenize_timespec;
-    int lacos_tokenize_clock_gettime(int clock, lacos_tokenize_timespec *ts) __asm__("clock_gettime");
-  ]])
-  local ts = ffi.new("lacos_tokenize_timespec")
-  return function()
-    ffi.C.lacos_tokenize_clock_gettime(1, ts)
-    return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-  end
-end
 
 function M.run(opts)
   local lacos = require "lacos"
@@ -129,7 +116,7 @@ function M.run(opts)
   if opts.skip_special and not opts.decode then usage("tokenize", "--skip-special goes with --decode") end
   if opts.truncate and not opts.max_length then usage("tokenize", "--truncate needs --max-length") end
   local tok = lacos.tokenizer.load(opts.tokenizer)
-  local now = wall_clock()
+  local now = require("lacos.util").clock   -- monotonic seconds, for --stats
   local function process(lines)
     if opts.decode then return decode_lines(tok, lines, opts.skip_special), 0 end
     return encode_lines(tok, lines, opts)
