@@ -100,6 +100,7 @@ static int self_broadcast(void *ctx, void *buf, int64_t bytes, int root) {
 static int self_barrier(void *ctx) { (void)ctx; return LACOS_OK; }
 static int self_check(void *ctx) { (void)ctx; return LACOS_OK; }
 static void self_abort(void *ctx, const char *why) { (void)ctx; (void)why; }
+static void self_timeout(void *ctx, double seconds) { (void)ctx; (void)seconds; }
 static void self_close(void *ctx) { (void)ctx; }
 
 static char self_hostname[256];
@@ -110,7 +111,8 @@ static void self_backend(comm_backend *b) {
   *b = (comm_backend){ .name = "self", .rank = 0, .size = 1, .local_rank = 0, .local_size = 1, .ctx = self_hostname,
                        .host = self_host, .pid = self_pid, .allreduce_sum = self_allreduce,
                        .allgatherv = self_allgatherv, .broadcast = self_broadcast, .barrier = self_barrier,
-                       .check_peers = self_check, .abort = self_abort, .close = self_close };
+                       .check_peers = self_check, .set_timeout = self_timeout, .abort = self_abort,
+                       .close = self_close };
 }
 
 /* ---- the process-wide group ----
@@ -289,6 +291,13 @@ int lacos_comm_abort(lacos_comm *c, const char *why) {
   return LACOS_OK;
 }
 
+int lacos_comm_set_timeout(lacos_comm *c, double seconds) {
+  (void)c;
+  if (!(seconds > 0) || seconds > 1e7) return fail(LACOS_EINVAL, "comm timeout must be > 0 seconds, got %g", seconds);
+  if (group_refs > 0) group.set_timeout(group.ctx, seconds);
+  return LACOS_OK;
+}
+
 int lacos_comm_check_peers(lacos_comm *c) {
   (void)c;
   return group_refs > 0 ? group.check_peers(group.ctx) : LACOS_OK;
@@ -402,7 +411,7 @@ int lacos_comm_allreduce_sum(lacos_comm *c, int n, lacos_tensor *const *tensors)
   return s;
 }
 
-int lacos_comm_allgather(lacos_comm *c, lacos_tensor **out, const lacos_tensor *local, int64_t *rows) {
+int lacos_comm_allgather(lacos_tensor **out, lacos_comm *c, const lacos_tensor *local, int64_t *rows) {
   if (!c || !out) return fail(LACOS_EINVAL, "all-gather: no communicator or output");
   *out = NULL;
   TRY(check_tensor(local, "all-gather"));

@@ -52,6 +52,7 @@ typedef struct comm_backend {
   /* LACOS_OK while every peer is alive, else LACOS_ECOMM naming the first
      one that is not (for waits outside the backend's collectives: NCCL) */
   int (*check_peers)(void *ctx);
+  void (*set_timeout)(void *ctx, double seconds);
   /* Tells the peers this rank fails with `why` and stops taking part. */
   void (*abort)(void *ctx, const char *why);
   void (*close)(void *ctx);

@@ -194,12 +194,12 @@ static void tick(mpi_ctx *c, int send_beats) {
       snprintf(why, sizeof why, "rank %d (host %s, pid %ld) died: its process is gone", r, p->host, p->pid);
     } else if (c->threaded && is_neighbour(c, r)) {
       pthread_mutex_lock(&c->lock);
-      double quiet = now - p->last_seen;
+      double quiet = now - p->last_seen, timeout = c->timeout;
       pthread_mutex_unlock(&c->lock);
-      if (quiet > c->timeout) {
+      if (quiet > timeout) {
         gone = 1;
         snprintf(why, sizeof why, "rank %d (host %s, pid %ld) stopped answering: nothing heard from it for %.0f s "
-                 "(timeout %.0f s)", r, p->host, p->pid, quiet, c->timeout);
+                 "(timeout %.0f s)", r, p->host, p->pid, quiet, timeout);
       }
     }
     if (gone) {
@@ -332,6 +332,14 @@ static int m_check(void *ctx) {
   return usable(c);
 }
 
+static void m_timeout(void *ctx, double seconds) {
+  mpi_ctx *c = ctx;
+  pthread_mutex_lock(&c->lock);
+  c->timeout = seconds;
+  c->period = seconds / 8 < 0.25 ? (seconds / 8 < 0.01 ? 0.01 : seconds / 8) : 0.25;
+  pthread_mutex_unlock(&c->lock);
+}
+
 static const char *m_host(void *ctx, int rank) { return ((mpi_ctx *)ctx)->peers[rank].host; }
 static long m_pid(void *ctx, int rank) { return ((mpi_ctx *)ctx)->peers[rank].pid; }
 
@@ -445,7 +453,8 @@ __attribute__((visibility("default"))) int lacos_comm_mpi_open(comm_backend *out
   else c->threaded = 0;
   *out = (comm_backend){ .name = "mpi", .rank = c->rank, .size = c->size, .local_rank = lr, .local_size = ls, .ctx = c,
                          .host = m_host, .pid = m_pid, .allreduce_sum = m_allreduce, .allgatherv = m_allgatherv,
-                         .broadcast = m_broadcast, .barrier = m_barrier, .check_peers = m_check, .abort = m_abort,
+                         .broadcast = m_broadcast, .barrier = m_barrier, .check_peers = m_check,
+                         .set_timeout = m_timeout, .abort = m_abort,
                          .close = m_close };
   return LACOS_OK;
 }

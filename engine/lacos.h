@@ -1175,13 +1175,15 @@ int lacos_comm_allreduce_sum(lacos_comm *c, int n, lacos_tensor *const *tensors)
 /* The ranks' host tensors concatenated along dimension 0 in rank order
    (their other dimensions and dtype must agree; the rows may differ).
    rows (size() entries, or NULL) receives each rank's row count. */
-int lacos_comm_allgather(lacos_comm *c, lacos_tensor **out, const lacos_tensor *local, int64_t *rows);
+int lacos_comm_allgather(lacos_tensor **out, lacos_comm *c, const lacos_tensor *local, int64_t *rows);
 /* root's contents into every rank's t (same shape and dtype everywhere). */
 int lacos_comm_broadcast(lacos_comm *c, lacos_tensor *t, int root);
 int lacos_comm_barrier(lacos_comm *c);
 /* Tells the other ranks that this one fails with `why` (they stop waiting
    and report it) and breaks the communicator. */
 int lacos_comm_abort(lacos_comm *c, const char *why);
+/* Changes the silence after which a peer counts as dead. */
+int lacos_comm_set_timeout(lacos_comm *c, double seconds);
 /* LACOS_OK while every peer is alive, else LACOS_ECOMM naming one that is not. */
 int lacos_comm_check_peers(lacos_comm *c);
 /* Totals since open: collective calls, payload bytes (each rank's
