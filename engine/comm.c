@@ -355,6 +355,16 @@ static int nccl_ready(lacos_comm *c) {
   return LACOS_OK;
 }
 
+int lacos_comm_prepare_device(lacos_comm *c) {
+  if (!c) return fail(LACOS_EINVAL, "comm: no communicator");
+  if (group.size == 1 && c->device_mode != LACOS_COMM_DEVICE_NCCL) return LACOS_OK;
+  if (c->device_mode == LACOS_COMM_DEVICE_HOST) {
+    snprintf(c->name, sizeof c->name, "%s (device buffers staged through the host)", group.name);
+    return LACOS_OK;
+  }
+  return nccl_ready(c);
+}
+
 int lacos_comm_allreduce_sum(lacos_comm *c, int n, lacos_tensor *const *tensors) {
   if (!c) return fail(LACOS_EINVAL, "all-reduce: no communicator");
   if (n < 0 || (n > 0 && !tensors)) return fail(LACOS_EINVAL, "all-reduce: bad tensor list");

@@ -1168,6 +1168,12 @@ const char *lacos_comm_backend(const lacos_comm *c);
 const char *lacos_comm_host(const lacos_comm *c, int rank);
 double lacos_comm_pid(const lacos_comm *c, int rank);
 
+/* For a job whose gradients live on the GPU: sets up NCCL now (every rank
+   calls it, after its model is on the device), or settles on host staging
+   when NCCL cannot load or the mode says host; lacos_comm_backend then
+   names what device reductions use. Otherwise that happens on the first
+   device reduction. */
+int lacos_comm_prepare_device(lacos_comm *c);
 /* In place: every rank's tensors become the elementwise sum over the ranks.
    One call sums a list (packed into one message); the tensors are
    contiguous, all f32, f64 or i64, all on one device. */

@@ -88,6 +88,7 @@ function Comm:pid(r) return C.lacos_comm_pid(self.ptr, r or self:rank()) end
 function Comm:set_timeout(s) check(C.lacos_comm_set_timeout(self.ptr, s)) end
 function Comm:abort(why) C.lacos_comm_abort(self.ptr, why or "failed") end
 function Comm:check_peers() check(C.lacos_comm_check_peers(self.ptr)) end
+function Comm:prepare_device() check(C.lacos_comm_prepare_device(self.ptr)) end
 function Comm:barrier() check(C.lacos_comm_barrier(self.ptr)) end
 -- "rank 1 (host a, pid 123)"
 function Comm:who(r)
@@ -187,12 +188,33 @@ end
 -- Called by the command line (lacos.cli) when a command or script fails:
 -- under a launcher, the other ranks are told (they stop waiting and report
 -- it) and the message gets this rank's name. Returns the message to print.
+--
+-- A failure every rank raised together (M.agreed: a verdict the ranks
+-- reached in one collective, such as mismatched options) needs no telling:
+-- the job ends cleanly and rank 0 alone prints it (nil for the others).
 function M.on_error(msg)
   if not current or current:size() <= 1 then return msg end
+  if M.agreed then return current:rank() == 0 and msg or nil end
   local text = tostring(msg)
   current:abort(text:gsub("\nstack traceback:.*$", ""))
   if current:rank() == 0 then return msg end
   return ("[%s] %s"):format(current:who(), text)
+end
+
+-- Every rank says what (if anything) stops it before the work starts; if
+-- any rank has a reason, every rank gets the same one (the lowest rank's,
+-- naming that rank when it is not rank 0) and the failure counts as agreed.
+-- nil when no rank objects.
+function Comm:first_error(err)
+  local all = self:allgather_strings(err or "")
+  for r, e in ipairs(all) do
+    if e ~= "" then
+      M.agreed = true
+      if r == 1 then return e end
+      return ("%s: %s"):format(self:who(r - 1), e)
+    end
+  end
+  return nil
 end
 
 -- ---------------------------------------------------------------- GPUs
@@ -212,7 +234,7 @@ function M.bind_device(usage_error)
   local fail = usage_error or function(msg) error(msg, 0) end
   if n < 1 then
     local ok, why = require("lacos.cuda").available()
-    fail(("%s has no usable GPU: %s"):format(comm:who(), why or "none visible"))
+    return fail(("%s has no usable GPU: %s"):format(comm:who(), why or "none visible"))
   end
   if n >= ls then check(C.lacos_cuda_select(lr))
   elseif share then
@@ -220,7 +242,7 @@ function M.bind_device(usage_error)
     M.shared_gpu = true
   else
     local vis = os.getenv("CUDA_VISIBLE_DEVICES")
-    fail(("%d ranks run on host %s but it shows %d GPU%s%s: --device cuda needs one GPU per rank (mpirun -np at most " ..
+    return fail(("%d ranks run on host %s but it shows %d GPU%s%s: --device cuda needs one GPU per rank (mpirun -np at most " ..
           "the GPUs per host, or srun --gpus-per-task=1); LACOS_SHARE_GPU=1 lets ranks share one for testing")
       :format(ls, comm:host(), n, n == 1 and "" or "s", vis and (" (CUDA_VISIBLE_DEVICES=" .. vis .. ")") or ""))
   end
@@ -368,7 +390,13 @@ end
 -- Canonical text of a fingerprint table (sorted keys, %.17g numbers).
 local function canon(v)
   local t = type(v)
-  if t == "number" then return ("%.17g"):format(v) end
+  if t == "number" then
+    -- the shortest text that reads back as the same number
+    for digits = 15, 17 do
+      local s = ("%." .. digits .. "g"):format(v)
+      if tonumber(s) == v then return s end
+    end
+  end
   if t == "string" then return ("%q"):format(v) end
   if t ~= "table" then return tostring(v) end
   local keys = {}
@@ -412,6 +440,7 @@ function Comm:check_same(fp, what)
       for _, k in ipairs(sorted) do
         if ref[k] ~= other[k] then
           local function show(v) if v == nil then return "(not set)" end return (#v > 120 and v:sub(1, 117) .. "..." or v) end
+          M.agreed = true   -- every rank reaches this verdict from the same strings
           error(("the ranks were not started alike (%s): %s has %s = %s, rank 0 (host %s) has %s; start every rank " ..
                  "with the same command, data and model"):format(what or "options", self:who(r - 1), k, show(other[k]),
                  self:host(0), show(ref[k])), 0)
@@ -479,7 +508,7 @@ function M.model_fingerprint(model)
     end
     fp.weights = table.concat(parts, "; ")
   else
-    fp.weights = ("random %s seed %s"):format(tostring(model.name), tostring(model.seed))
+    fp.weights = ("random %s, seed %s"):format(model.name or "model of the config above", tostring(model.seed))
   end
   return fp
 end
