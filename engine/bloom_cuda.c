@@ -135,7 +135,7 @@ static int bloom_embed_cuda(lacos_bloom *m, float *x, const int32_t *ids, int64_
 static int lora_apply_cuda(lacos_bloom *m, int l, int t, float *y, const float *x, int64_t N, float *h) {
   lora_slot sl;
   if (!lora_slot_device(m, l, t, &sl)) return LACOS_OK;
-  return lora_forward_cuda(m, &sl, y, x, h, N, 0, NULL);
+  return lora_forward_cuda(m, &sl, y, x, h, N, NULL, NULL);
 }
 
 /* block_forward_infer: one block in place on x (N,C); buf holds 9·N·C floats. */

@@ -294,7 +294,7 @@ int lora_apply(lacos_bloom *m, int layer, int target, float *y, const float *x, 
     if (!s->h) return lacos_last_status();
     s->h_bytes = need;
   }
-  return lora_forward(m, sl, y, x, s->h, N, 0, NULL);
+  return lora_forward(m, sl, y, x, s->h, N, NULL, NULL);
 }
 
 /* ---- PEFT import / export ---- */

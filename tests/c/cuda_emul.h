@@ -255,12 +255,14 @@ int gemm_batched_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K
 }
 int lora_forward_cuda(const lacos_bloom *m, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
                       const lora_dropout *drop, float *xd_scratch) {
-  DEV_ARGS(sl->A, sl->B, y, x, h, xd_scratch, drop->row_key, drop->row_start);
+  if (drop && drop->call) DEV_ARGS(drop->row_key, drop->row_start);
+  DEV_ARGS(sl->A, sl->B, y, x, h, xd_scratch);
   return lora_forward(m, sl, y, x, h, N, drop, xd_scratch);
 }
 int lora_backward_cuda(const lacos_bloom *m, const lora_slot *sl, float *dx, const float *dy, const float *x,
                        const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd_scratch) {
-  DEV_ARGS(sl->A, sl->B, sl->dA, sl->dB, dx, dy, x, h, dh, xd_scratch, drop->row_key, drop->row_start);
+  if (drop && drop->call) DEV_ARGS(drop->row_key, drop->row_start);
+  DEV_ARGS(sl->A, sl->B, sl->dA, sl->dB, dx, dy, x, h, dh, xd_scratch);
   return lora_backward(m, sl, dx, dy, x, h, dh, N, drop, xd_scratch);
 }
 
