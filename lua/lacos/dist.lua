@@ -276,10 +276,14 @@ M.Trainer = Trainer
 
 -- The distributed side of a lacos.train run, or nil for a process that is
 -- alone. opts: the lacos.train options (comm_timeout, sync_check).
+-- LACOS_DIST=1 takes the distributed path even alone (one rank): a check
+-- that it changes nothing, and the way to exercise NCCL with one GPU
+-- (LACOS_COMM_DEVICE=nccl).
 function M.trainer(opts)
-  if not M.launched() then return nil end
+  local forced = os.getenv("LACOS_DIST") == "1"
+  if not M.launched() and not forced then return nil end
   local comm = M.open { timeout = opts.comm_timeout }
-  if comm:size() <= 1 then return nil end
+  if comm:size() <= 1 and not forced then return nil end
   return setmetatable({ comm = comm, rank = comm:rank(), size = comm:size(), root = comm:rank() == 0 }, Trainer)
 end
 

@@ -19,7 +19,7 @@ local tmp = os.getenv("LACOS_TEST_TMP") or "/tmp"
 local exe = os.getenv("LACOS") or LACOS_EXE
 local names = { "mpirun available", "two ranks equal one process: loss, gradient, adapter, 8-bit codes",
                 "dropout masks do not depend on ranks or GradCache", "the comm backend and world size are reported",
-                "bytes moved per step" }
+                "bytes moved per step", "one rank through the distributed path changes nothing" }
 
 local function skip_all(why)
   for _, n in ipairs(names) do H.skip_test(n, why) end
@@ -140,6 +140,27 @@ H.test(names[5], function()
   local gather = 12 * 32 * 4   -- 6 pairs, 2 sentences, 32 floats
   H.truthy(per_step >= grads + gather and per_step < grads + gather + 4096,
     ("%.0f bytes per step; gradients %d, embeddings %d"):format(per_step, grads, gather))
+end)
+
+H.test(names[6], function()
+  -- LACOS_DIST=1 alone: the gather, the row split and the reduction with one
+  -- rank (the self backend) must give the plain loop's bits
+  local forced = tmp .. "/dist-forced.lua"
+  local log = tmp .. "/dist-forced.log"
+  local rc = util.run({ "env", "LACOS_DIST=1", "timeout", "600", exe, "run", worker, forced, "f32" },
+                      { stdout = log, stderr = log })
+  H.eq(rc, 0, "exit status\n" .. tail(log))
+  local a, f = dofile(one), dofile(forced)
+  local n = 0
+  for name, r in pairs(f) do
+    n = n + 1
+    H.eq(r.world_size, 1, name .. ": world size")
+    H.match(r.comm and r.comm.backend or "", "^self", name .. ": backend")
+    for i, v in ipairs(r.losses) do H.eq(v, a[name].losses[i], ("%s: loss of step %d"):format(name, i)) end
+    local pa, pb = flat(a[name].adapter), flat(r.adapter)
+    for i = 1, #pa do if pa[i] ~= pb[i] then error(("%s: adapter element %d differs"):format(name, i)) end end
+  end
+  H.truthy(n >= 15, "cases: " .. n)
 end)
 
 H.done()
