@@ -248,6 +248,34 @@ function M.bind_device(usage_error)
   end
 end
 
+-- ---------------------------------------------------------------- sweeps
+
+-- A run record that records nothing: what the ranks other than 0 hold in a
+-- sweep (rank 0 alone writes the database).
+local NullRun = {}
+for _, name in ipairs { "param", "params", "metric", "log", "flush", "heartbeat", "tag", "tags", "sts", "timing",
+                        "artifact", "finish", "free" } do
+  NullRun[name] = function() end
+end
+function M.null_run() return setmetatable({ null = true }, { __index = NullRun }) end
+
+-- The job a sweep runs in, or nil for a process that is alone. Rank 0 claims
+-- each point in the database; :decide(run, started) gives every rank its
+-- decision (started or not) and the run to record into (rank 0's own, a
+-- null run elsewhere).
+function M.job()
+  if not M.launched() then return nil end
+  local comm = M.open()
+  if comm:size() <= 1 then return nil end
+  local job = { comm = comm, root = comm:rank() == 0 }
+  function job:decide(run, started)
+    local said = comm:broadcast_string(self.root and (started and "run" or "skip") or "", 0)
+    if self.root then return run, started end
+    return M.null_run(), said == "run"
+  end
+  return job
+end
+
 -- ---------------------------------------------------------------- training
 
 -- Rows [lo, hi] (1-based, inclusive; hi < lo: none) of a global batch of n

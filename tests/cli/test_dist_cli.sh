@@ -14,12 +14,15 @@
 #     --comm-timeout;
 #   - SIGTERM to the ranks: every rank finishes the step, rank 0 checkpoints,
 #     all exit 130; resuming with ONE process ends with the numbers of the
-#     uninterrupted two-rank run (up to float summation order).
+#     uninterrupted two-rank run (up to float summation order);
+#   - a sweep script under mpirun (lacos.sweep, lacos.experiment): one record
+#     per point, written by rank 0, with the scores of the one-process sweep.
 # Skipped (not passed) without mpirun or the MPI backend.
 source "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 NAMES=("2 ranks: banner, params, same losses as one process" "usage errors" "mismatched ranks" "SIGKILL of rank 1"
-       "SIGKILL of rank 0" "a silent rank" "SIGTERM and resume with another number of ranks")
+       "SIGKILL of rank 0" "a silent rank" "SIGTERM and resume with another number of ranks"
+       "a sweep under mpirun")
 skip_all() { for n in "${NAMES[@]}"; do skip "$n" "$1"; done; finish; }
 
 LIBDIR=$(dirname "$("$LACOS" -e 'io.write(LACOS_LIB)' 2>/dev/null)")
@@ -199,5 +202,23 @@ a=$(adapter_diff t/adapter_model.safetensors ref2/adapter_model.safetensors)
 awk -v a="$a" 'BEGIN { exit !(a <= 1e-4) }' || why+=("the adapter differs by $a")
 echo "# stopped by SIGTERM at step $step of 40 with 2 ranks, resumed with 1 process: losses within $worst (relative), adapter within $a"
 [ ${#why[@]} = 0 ] && ok "${NAMES[6]}" || not_ok "${NAMES[6]}" "${why[@]}" "log: ${log:0:1500}"
+
+# ------------------------------------------------------------------ 8
+if [ -n "${LACOS_TEST_DATA:-}" ] && [ -f "$LACOS_TEST_DATA/sts/stsb/sts-test.csv" ]; then
+  why=()
+  SW=(run "$ROOT/tests/cli/sweep_small.lua" --pairs 0,96 --data "$LACOS_TEST_DATA")
+  run_cmd timeout 300 "$LACOS" "${SW[@]}" --db sw1.db --out sw1
+  [ "$RC" = 0 ] || why+=("one process: exit $RC: ${ERR:0:300}")
+  run_cmd "${MPI[@]}" -np 2 "$LACOS" "${SW[@]}" --db sw2.db --out sw2
+  [ "$RC" = 0 ] || why+=("two ranks: exit $RC: ${ERR:0:300}")
+  [ "$(sqlite3 sw2.db "SELECT count(*) || ' ' || sum(status = 'done') FROM runs")" = "2 2" ] || why+=("runs: $(sqlite3 sw2.db "SELECT id, status FROM runs")")
+  q="SELECT r.id || ' ' || s.dataset || ' ' || printf('%.6f', s.spearman) FROM runs r JOIN sts_results s ON s.run_id = r.id ORDER BY 1"
+  a=$(sqlite3 sw1.db "$q") b=$(sqlite3 sw2.db "$q")
+  [ -n "$a" ] && [ "$a" = "$b" ] || why+=("the scores differ" "one process: $(echo $a | head -c 300)" "two ranks: $(echo $b | head -c 300)")
+  ls sw2/small/*/adapter/adapter_model.safetensors >/dev/null 2>&1 || why+=("no adapter saved")
+  [ ${#why[@]} = 0 ] && ok "${NAMES[7]}" || not_ok "${NAMES[7]}" "${why[@]}" "stderr: ${ERR:0:800}"
+else
+  skip "${NAMES[7]}" "the shared datasets (LACOS_TEST_DATA) are not there"
+fi
 
 finish
