@@ -181,6 +181,11 @@ static int group_open(const lacos_comm_options *opt, const lacos_comm_env_info *
     return fail(LACOS_EINVAL, "unknown communication backend '%s' (auto, self, mpi)", want);
   if (group_closed)
     return fail(LACOS_ESTATE, "MPI was already finished in this process and cannot start again");
+  /* srun without --mpi=pmix starts each process alone and Open MPI's
+     MPI_Init then aborts without saying why: say it first */
+  if (env->launched && strstr(env->source, "SLURM") && !getenv("PMIX_RANK") && !getenv("PMI_RANK") && !getenv("PMI_FD"))
+    return fail(LACOS_EINVAL, "srun started %d tasks without a PMI (no PMIX_RANK): MPI cannot connect them; run srun "
+                              "--mpi=pmix (or set MpiDefault=pmix in slurm.conf)", env->size);
   char err[1024] = "";
   if (!plugin) {
     int s = plugin_open(err, sizeof err);

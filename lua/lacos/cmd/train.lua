@@ -112,7 +112,8 @@ function M.run(opts)
   end
   if comm then
     local given = {}
-    for k, v in pairs(opts) do given["--" .. k:gsub("_", "-")] = v end
+    -- (a host's thread count is its own business: it changes no number)
+    for k, v in pairs(opts) do if k ~= "threads" then given["--" .. k:gsub("_", "-")] = v end end
     comm:check_same(given, "command-line options")
   end
   local root = not comm or comm:rank() == 0
