@@ -33,7 +33,8 @@ typedef enum lacos_status {
   LACOS_EDB = 9,           /* results database error */
   LACOS_ELIMIT = 10,       /* a resource limit would be exceeded */
   LACOS_ENUMERIC = 11,     /* non-finite values where finite ones are required */
-  LACOS_ESTATE = 12        /* object used in the wrong state */
+  LACOS_ESTATE = 12,       /* object used in the wrong state */
+  LACOS_ECOMM = 13         /* another process of the job failed, died or stopped answering */
 } lacos_status;
 
 const char *lacos_last_error(void);
@@ -55,6 +56,13 @@ int lacos_threads_set(int n);
 void lacos_interrupt_request(int level);
 int lacos_interrupt_pending(void);
 void lacos_interrupt_clear(void);
+/* While held (on = 1), a requested interrupt is kept aside: pending() says 0
+   and nothing stops in the middle of work that every rank of a job must do
+   in step; lacos_interrupt_held() reports it (its level) so that the ranks
+   can agree to stop at a step boundary. Releasing (on = 0) makes a kept
+   interrupt pending again. */
+void lacos_interrupt_hold(int on);
+int lacos_interrupt_held(void);
 
 /* A uniform double in [0, 1) from a counter-based stream: value `counter` of
    stream `seed` (exact for seeds and counters below 2^53). Scripts use it
@@ -523,6 +531,14 @@ int lacos_bloom_outliers(const lacos_bloom *m, int layer, int *counts);
 typedef struct lacos_bloom_batch lacos_bloom_batch;
 int lacos_bloom_forward_train(lacos_tensor **embeddings, lacos_bloom_batch **batch, lacos_bloom *m,
                               const lacos_tensor *ids, const lacos_tensor *mask, int pooling, double stream);
+/* The same with a key per row (B entries in 0..2^31-1; NULL: the row index)
+   for the dropout masks: a row's masks depend on its key, the stream and its
+   tokens only, not on the other rows, the padding or the batch size. The
+   training loop keys each sentence by its row in the global batch, so that
+   a GradCache chunk or one rank's share sees the masks of the whole batch. */
+int lacos_bloom_forward_train_rows(lacos_tensor **embeddings, lacos_bloom_batch **batch, lacos_bloom *m,
+                                   const lacos_tensor *ids, const lacos_tensor *mask, int pooling, double stream,
+                                   const int64_t *row_keys);
 int lacos_bloom_backward(lacos_bloom *m, lacos_bloom_batch *batch, const lacos_tensor *d_embeddings);
 void lacos_bloom_batch_free(lacos_bloom_batch *batch);
 double lacos_bloom_batch_bytes(const lacos_bloom_batch *batch);
@@ -1097,6 +1113,92 @@ int lacos_download(const char *url, const char *dest, double expected_bytes, con
 
 /* ----- end download ----- */
 
+/* ===== collectives (comm.c: the processes of a job) ===== */
+
+/* Data-parallel training runs one process per GPU (or per CPU socket) under
+   a launcher: mpirun/mpiexec, or srun --mpi=pmix. Without a launcher a
+   process is alone (rank 0 of 1, the "self" backend: nothing is loaded and
+   every collective is a copy). With one, the MPI backend (liblacos_mpi.so,
+   opened at run time) connects the ranks. Device tensors are summed with
+   NCCL when libnccl.so.2 loads, else staged through host memory.
+
+   Every collective must be called by every rank, in the same order. While a
+   rank waits, the backend watches the others: a rank that dies, reports a
+   failure (lacos_comm_abort) or is silent for `timeout` seconds makes the
+   wait fail with LACOS_ECOMM naming that rank, its host and process id;
+   after that the communicator is broken and the process should exit. */
+
+/* Who this process is according to the launcher's environment (no library
+   loaded): OMPI_COMM_WORLD_*, PMI_RANK/PMI_SIZE, an srun step's
+   SLURM_PROCID/SLURM_STEP_NUM_TASKS, PMIX_RANK, or RANK/WORLD_SIZE.
+   size is -1 when the launcher does not say (PMIx alone), local_rank and
+   local_size -1 when unknown; launched = 1 when a launcher started more
+   than one process (or an unknown number). */
+typedef struct lacos_comm_env_info {
+  int rank, size, local_rank, local_size;
+  int launched;
+  char source[64];
+} lacos_comm_env_info;
+int lacos_comm_env(lacos_comm_env_info *info);
+
+typedef enum lacos_comm_device_mode {
+  LACOS_COMM_DEVICE_AUTO = 0,   /* NCCL when it loads, else host staging */
+  LACOS_COMM_DEVICE_HOST = 1,   /* always stage device buffers through host memory */
+  LACOS_COMM_DEVICE_NCCL = 2    /* NCCL or an error (also with one rank) */
+} lacos_comm_device_mode;
+
+typedef struct lacos_comm_options {
+  char backend[16];    /* "" or "auto" (from the environment), "self", "mpi" */
+  double timeout;      /* seconds of silence after which a peer counts as dead (default 60) */
+  int device_mode;     /* lacos_comm_device_mode */
+} lacos_comm_options;
+void lacos_comm_options_init(lacos_comm_options *opt);
+
+typedef struct lacos_comm lacos_comm;
+/* The first open starts the process group (MPI_Init); it ends with the last
+   free (MPI_Finalize, unless the group broke) and cannot start again. */
+int lacos_comm_open(lacos_comm **out, const lacos_comm_options *opt);
+void lacos_comm_free(lacos_comm *c);
+int lacos_comm_rank(const lacos_comm *c);
+int lacos_comm_size(const lacos_comm *c);
+int lacos_comm_local_rank(const lacos_comm *c);    /* among the ranks on this host */
+int lacos_comm_local_size(const lacos_comm *c);
+/* "self", "mpi", "mpi+nccl 2.28.3", "mpi (device buffers staged through the host)" */
+const char *lacos_comm_backend(const lacos_comm *c);
+const char *lacos_comm_host(const lacos_comm *c, int rank);
+double lacos_comm_pid(const lacos_comm *c, int rank);
+
+/* For a job whose gradients live on the GPU: sets up NCCL now (every rank
+   calls it, after its model is on the device), or settles on host staging
+   when NCCL cannot load or the mode says host; lacos_comm_backend then
+   names what device reductions use. Otherwise that happens on the first
+   device reduction. */
+int lacos_comm_prepare_device(lacos_comm *c);
+/* In place: every rank's tensors become the elementwise sum over the ranks.
+   One call sums a list (packed into one message); the tensors are
+   contiguous, all f32, f64 or i64, all on one device. */
+int lacos_comm_allreduce_sum(lacos_comm *c, int n, lacos_tensor *const *tensors);
+/* The ranks' host tensors concatenated along dimension 0 in rank order
+   (their other dimensions and dtype must agree; the rows may differ).
+   rows (size() entries, or NULL) receives each rank's row count. */
+int lacos_comm_allgather(lacos_tensor **out, lacos_comm *c, const lacos_tensor *local, int64_t *rows);
+/* root's contents into every rank's t (same shape and dtype everywhere). */
+int lacos_comm_broadcast(lacos_comm *c, lacos_tensor *t, int root);
+int lacos_comm_barrier(lacos_comm *c);
+/* Tells the other ranks that this one fails with `why` (they stop waiting
+   and report it) and breaks the communicator. */
+int lacos_comm_abort(lacos_comm *c, const char *why);
+/* Changes the silence after which a peer counts as dead. */
+int lacos_comm_set_timeout(lacos_comm *c, double seconds);
+/* LACOS_OK while every peer is alive, else LACOS_ECOMM naming one that is not. */
+int lacos_comm_check_peers(lacos_comm *c);
+/* Totals since open: collective calls, payload bytes (each rank's
+   contribution to a reduction, or every rank's rows of a gather) and
+   seconds spent inside collectives (waiting included). */
+void lacos_comm_stats(const lacos_comm *c, double *calls, double *bytes, double *seconds);
+
+/* ----- end collectives ----- */
+
 /* ===== cuda (cuda.c: device discovery and the CUDA backend) ===== */
 
 /* A model runs on the GPU when its options say device = LACOS_CUDA
@@ -1122,6 +1224,12 @@ int lacos_cuda_info(char *name, int cap, int *compute_capability, int *multiproc
 int lacos_cuda_check_fit(double bytes, const char *what);
 /* Waits until the GPU has finished the work queued so far (for timings). */
 int lacos_cuda_synchronize(void);
+/* GPUs visible to this process (0 without CUDA or a device), and the one it
+   uses: select before the first use (a model on "cuda"); selecting another
+   once the device is in use is LACOS_ESTATE. */
+int lacos_cuda_device_count(void);
+int lacos_cuda_select(int index);
+int lacos_cuda_selected(void);
 
 /* ----- end cuda ----- */
 
