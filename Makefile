@@ -30,10 +30,10 @@ endif
 # ---------------------------------------------------------------- dependencies
 # Debian packages the build and the tests need. `make deps` installs the
 # missing ones when run as root, otherwise prints the apt-get line to run.
-DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev \
+DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev libutf8proc-dev \
             libedit-dev libcurl4-openssl-dev libssl-dev libopenblas-openmp-dev libdnnl-dev gnuplot-nox sqlite3 \
             python3 zstd lua-cjson unzip bc
-PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libcurl libcrypto
+PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libutf8proc libcurl libcrypto
 PC_EXE := luajit
 
 deps_missing = $(shell for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done)
