@@ -34,7 +34,7 @@ sentence a line, 112 languages and English).
                         tables than Python's unicodedata (or that Python's
                         Unicode does not assign), where lacos follows
                         utf8proc instead.
-  wp-small.json         a small WordPiece tokenizer (about 4,000 tokens; BERT's pipeline)
+  wp-small.json         a 6,000-token WordPiece tokenizer (BERT's pipeline)
                         trained here on a sample of the shared sentences.
   cases-variants.json   wp-small.json with other normalizers, pre-tokenizers,
                         model settings, post-processors and decoders (each
@@ -320,7 +320,8 @@ def small_tokenizer(corpus):
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=2000, min_frequency=2, show_progress=False,
+    # the alphabet capped, so that most of the vocabulary is subwords ("##ing")
+    trainer = trainers.WordPieceTrainer(vocab_size=6000, min_frequency=2, show_progress=False, limit_alphabet=1500,
                                         special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
     tok.train_from_iterator(corpus, trainer=trainer)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
