@@ -323,7 +323,7 @@ venv: $(VENV_STAMP)
 
 # Regenerates every fixture: each tests/reference/make_*.py writes its own
 # folder under tests/fixtures/.
-fixtures: all venv
+fixtures: all venv models-minilm
 	@for s in tests/reference/make_*.py; do echo "== $$s"; LACOS=$(EXE) PYTHONHASHSEED=0 $(VENV_PY) $$s || exit 1; done
 
 bench: all venv
