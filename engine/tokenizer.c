@@ -1749,7 +1749,7 @@ static int added_count(const lacos_tokenizer *t, const lacos_tokenizer_batch_opt
 static size_t write_row(const lacos_tokenizer *t, const lacos_tokenizer_batch_options *o, const int32_t *a, size_t na,
                         const int32_t *b, size_t nb, int pair, int32_t *ids, int32_t *types) {
   if (t->post) return tok_template_apply(t->post, a, na, b, nb, pair, o->add_special, ids, types);
-  memcpy(ids, a, na * sizeof *ids);
+  if (na) memcpy(ids, a, na * sizeof *ids);
   if (nb) memcpy(ids + na, b, nb * sizeof *ids);
   if (types) {
     for (size_t j = 0; j < na; j++) types[j] = 0;
@@ -1844,8 +1844,8 @@ static int encode_many(lacos_tokenizer *t, buf *ids_b, buf *off_b, const char *c
   off[nn] = (int32_t)total;
   TRY(buf_reserve(ids_b, (total + 1) * sizeof(int32_t), "token ids"));
   int32_t *dst = ids_b->p;
-  for (size_t i = 0; i < nn; i++)
-    memcpy(dst + off[i], (int32_t *)t->ctx[who[i]]->ids.p + at[i], (size_t)cnt[i] * sizeof(int32_t));
+  for (size_t i = 0; i < nn; i++)   /* a thread that only saw empty texts has no id buffer yet */
+    if (cnt[i]) memcpy(dst + off[i], (int32_t *)t->ctx[who[i]]->ids.p + at[i], (size_t)cnt[i] * sizeof(int32_t));
   return LACOS_OK;
 }
 

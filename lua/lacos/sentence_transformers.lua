@@ -263,6 +263,10 @@ local function read_transformer(d, tdir, st_config)
          tostring(sc.transformer_task))
   end
   d.hidden_size = opt_int(cfg.hidden_size, cpath, "hidden_size", 1)
+  -- the options of lacos.tokenizer's encode_batch that tokenize as sentence-transformers does
+  d.encode_options = { max_length = d.max_length, truncation = true, truncation_side = "right",
+                       truncation_strategy = "longest_first", pad_length = 0, pad_to_multiple_of = 0,
+                       padding_side = "right", special = true }
 end
 
 -- What SentenceTransformer(dir) builds for a plain model directory:
@@ -285,6 +289,7 @@ end
 --   padding "longest", padding_side "right", do_lower_case,
 --   pooling (the mode, or nil when several), pooling_modes, include_prompt, dimension,
 --   normalize, similarity ("cosine", "dot", ...), prompts, default_prompt_name,
+--   encode_options (for tokenizer:encode_batch: sentence-transformers' truncation and padding),
 --   saved_as (config_sentence_transformers.json's model_type, when it has one).
 function M.describe(dir)
   if type(dir) ~= "string" then error("describe: expected a directory name, got " .. type(dir), 2) end

@@ -57,6 +57,24 @@ if have_model then
     H.eq(tok:special_count(), 2)
   end)
 
+  H.test("all-MiniLM-L6-v2: encode_options tokenize as sentence-transformers does (12 sentences, one cut at 256)", function()
+    local d = st.describe(minilm)
+    local fx = json.read(H.root .. "/tests/fixtures/minilm/sentences.json")
+    local tok = lacos.tokenizer.load(d.tokenizer)
+    local ids, mask, types = tok:encode_batch(fx.sentences, d.encode_options)
+    H.eq(ids.shape[1], #fx.input_ids)
+    H.eq(ids.shape[2], #fx.input_ids[1])
+    H.eq(ids.shape[2], 256, "the longest sentence is cut at max_seq_length")
+    for i = 1, #fx.input_ids do
+      for j = 1, ids.shape[2] do
+        if ids[i][j] ~= fx.input_ids[i][j] or mask[i][j] ~= fx.attention_mask[i][j] or types[i][j] ~= fx.token_type_ids[i][j] then
+          error(("sentence %d position %d: id %d mask %d type %d, sentence-transformers %d %d %d"):format(i, j, ids[i][j],
+            mask[i][j], types[i][j], fx.input_ids[i][j], fx.attention_mask[i][j], fx.token_type_ids[i][j]))
+        end
+      end
+    end
+  end)
+
   H.test("29 directory variants read as sentence-transformers reads them", function()
     local fx = json.read(H.root .. "/tests/fixtures/minilm/stdir.json")
     H.truthy(#fx.variants >= 28, "variants in the fixture")
@@ -102,6 +120,7 @@ if have_model then
   end)
 else
   H.skip_test("all-MiniLM-L6-v2: mean pooling, normalised, 256 tokens, its WordPiece tokenizer", why)
+  H.skip_test("all-MiniLM-L6-v2: encode_options tokenize as sentence-transformers does (12 sentences, one cut at 256)", why)
   H.skip_test("29 directory variants read as sentence-transformers reads them", why)
 end
 
