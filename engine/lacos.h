@@ -388,14 +388,23 @@ int lacos_safetensors_write_sharded(const char *dir, int n, const char *const *n
 
 /* ----- end safetensors ----- */
 
-/* ===== tokenizer (tokenizer.c: Hugging Face tokenizer.json byte-level BPE) ===== */
+/* ===== tokenizer (tokenizer.c, wordpiece.c, tokenizer_template.c: Hugging Face tokenizer.json) ===== */
 
-/* A tokenizer.json byte-level BPE as BLOOM's, giving the ids the tokenizers
-   library gives: added and special tokens split the text first, then the
-   pre-tokenizer (BLOOM's Split regex, or GPT-2's ByteLevel regex) cuts pieces,
-   each piece is mapped byte → character and merged by rank. No BOS/EOS is
-   added (BLOOM's post-processor adds none). A tokenizer is used by one thread
-   at a time; encode_list and encode_batch spread a batch over the engine's
+/* A tokenizer.json giving the ids the tokenizers library gives, for two
+   kinds of model:
+   - byte-level BPE as BLOOM's: added and special tokens split the text
+     first, then the pre-tokenizer (BLOOM's Split regex, or GPT-2's ByteLevel
+     regex) cuts pieces, each piece is mapped byte → character and merged by
+     rank;
+   - WordPiece as BERT's: added tokens, BertNormalizer (clean text, spaces
+     around CJK characters, accents stripped through NFD, lowercase),
+     BertPreTokenizer (whitespace and punctuation), then the longest
+     vocabulary entries ("##" continuations, [UNK] for words that do not
+     match or are too long).
+   The post-processor's special tokens (a TemplateProcessing or
+   BertProcessing: [CLS] ... [SEP]) are added by encode, encode_list and
+   encode_batch; BLOOM's adds none. A tokenizer is used by one thread at a
+   time; encode_list and encode_batch spread a batch over the engine's
    threads themselves. Text is UTF-8 with an explicit byte length (len < 0:
    NUL-terminated); invalid UTF-8 fails with LACOS_EINVAL. */
 typedef struct lacos_tokenizer lacos_tokenizer;
@@ -405,9 +414,19 @@ typedef enum lacos_tokenizer_side {
   LACOS_TOKENIZER_LEFT = 1
 } lacos_tokenizer_side;
 
+/* Which text of a pair truncation shortens (tokenizers' TruncationStrategy). */
+typedef enum lacos_tokenizer_truncation {
+  LACOS_TOKENIZER_LONGEST_FIRST = 0,   /* the longer one first, down to an even split */
+  LACOS_TOKENIZER_ONLY_FIRST = 1,
+  LACOS_TOKENIZER_ONLY_SECOND = 2
+} lacos_tokenizer_truncation;
+
 /* How encode_batch truncates and pads. batch_options_init fills it from the
    file's "truncation" and "padding" sections (right padding to the longest
-   row, no limit and the "<pad>" token when the file has none). */
+   row, no limit and the "<pad>" or else "[PAD]" token when the file has
+   none) and turns the special tokens on. A row's length counts its special
+   tokens: truncation cuts the text(s) so that the row, specials included,
+   fits max_length, as the tokenizers library does. */
 typedef struct lacos_tokenizer_batch_options {
   int max_length;          /* longest row allowed; 0 = no limit */
   int truncation;          /* 1: cut longer rows to max_length; 0: a longer row is an error (LACOS_ELIMIT) */
@@ -416,6 +435,9 @@ typedef struct lacos_tokenizer_batch_options {
   int pad_to_multiple_of;  /* round the padded length up to a multiple of this; 0 = no rounding */
   int padding_side;        /* lacos_tokenizer_side */
   int pad_id;              /* -1 = none known: padding is then an error */
+  int add_special;         /* 1: the post-processor's special tokens ([CLS] ... [SEP]); 0: the text's ids alone */
+  int pad_type_id;         /* type id of padding positions */
+  int truncation_strategy; /* lacos_tokenizer_truncation, for pairs */
 } lacos_tokenizer_batch_options;
 
 int lacos_tokenizer_load(lacos_tokenizer **out, const char *path);
@@ -429,21 +451,42 @@ int lacos_tokenizer_token_to_id(const lacos_tokenizer *tok, const char *token, d
 const char *lacos_tokenizer_id_to_token(const lacos_tokenizer *tok, int id, double *len);
 /* 1 for special added tokens (skipped by decode with skip_special). */
 int lacos_tokenizer_is_special(const lacos_tokenizer *tok, int id);
-/* The ids of one text, without truncation or padding. *ids stays valid until
-   the next call on this tokenizer. */
+/* "BPE" or "WordPiece" (static text). */
+const char *lacos_tokenizer_model_type(const lacos_tokenizer *tok);
+/* How many special tokens the post-processor adds around one text (pair = 0)
+   or a pair of texts (pair = 1): 2 and 3 for BERT, 0 for BLOOM. */
+int lacos_tokenizer_special_count(const lacos_tokenizer *tok, int pair);
+/* The ids of one text with the post-processor's special tokens, without
+   truncation or padding. *ids stays valid until the next call on this
+   tokenizer. */
 int lacos_tokenizer_encode(lacos_tokenizer *tok, const int32_t **ids, int *n, const char *text, double len);
 /* The ids of n texts (lens may be NULL), concatenated: text i has ids
-   [offsets[i], offsets[i+1]). Both arrays stay valid until the next call. */
+   [offsets[i], offsets[i+1]). Special tokens as encode; no truncation. Both
+   arrays stay valid until the next call. */
 int lacos_tokenizer_encode_list(lacos_tokenizer *tok, const int32_t **ids, const int32_t **offsets,
                                 const char *const *texts, const double *lens, int n);
+/* encode_list under opt's add_special, max_length, truncation and
+   truncation_side (padding fields are ignored); opt NULL = the file's. */
+int lacos_tokenizer_encode_list_opt(lacos_tokenizer *tok, const int32_t **ids, const int32_t **offsets,
+                                    const char *const *texts, const double *lens, int n,
+                                    const lacos_tokenizer_batch_options *opt);
 void lacos_tokenizer_batch_options_init(const lacos_tokenizer *tok, lacos_tokenizer_batch_options *opt);
 /* ids and mask: (n, T) i32, mask 1 on tokens and 0 on padding. opt NULL = the file's settings. */
 int lacos_tokenizer_encode_batch(lacos_tensor **ids, lacos_tensor **mask, lacos_tokenizer *tok,
                                  const char *const *texts, const double *lens, int n,
                                  const lacos_tokenizer_batch_options *opt);
-/* Text of n ids through the ByteLevel decoder (invalid UTF-8 from partial
-   tokens becomes U+FFFD). An id outside the vocabulary is an error. *text
-   stays valid until the next call on this tokenizer. */
+/* encode_batch of n pairs (first[i], second[i]) under the post-processor's
+   pair template ([CLS] A [SEP] B [SEP] for BERT), or of n single texts when
+   second is NULL. type_ids (may be NULL): (n, T) i32, the template's type id
+   of each position (0 for A, 1 for B in BERT; pad_type_id on padding). */
+int lacos_tokenizer_encode_pairs(lacos_tensor **ids, lacos_tensor **mask, lacos_tensor **type_ids, lacos_tokenizer *tok,
+                                 const char *const *first, const double *first_lens, const char *const *second,
+                                 const double *second_lens, int n, const lacos_tokenizer_batch_options *opt);
+/* Text of n ids through the file's decoder: ByteLevel (invalid UTF-8 from
+   partial tokens becomes U+FFFD), WordPiece ("##" continuations joined, a
+   space before other tokens, " ." and the like cleaned up), or none (tokens
+   joined with spaces). An id outside the vocabulary is an error. *text stays
+   valid until the next call on this tokenizer. */
 int lacos_tokenizer_decode(lacos_tokenizer *tok, const char **text, double *len, const int32_t *ids, int n,
                            int skip_special);
 
