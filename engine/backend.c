@@ -12,7 +12,7 @@ void backend_install(int device, const backend *be) {
   if (device == LACOS_CPU || device == LACOS_CUDA) installed[device] = be;
 }
 
-static const backend *table_of(int device) {
+const backend *backend_table(int device) {
   if (device != LACOS_CPU && device != LACOS_CUDA) return NULL;
   if (installed[device]) return installed[device];
   if (device == LACOS_CPU) return backend_cpu();
@@ -24,7 +24,7 @@ static const backend *table_of(int device) {
 }
 
 int backend_available(int device, char *why, size_t n) {
-  const backend *be = table_of(device);
+  const backend *be = backend_table(device);
   if (!be) {
     if (why && n) snprintf(why, n, "%s", device == LACOS_CUDA ? NO_CUDA : "unknown device");
     return 0;
@@ -38,7 +38,7 @@ int backend_get(const backend **out, int device) {
   char why[400];
   if (!backend_available(device, why, sizeof why))
     return fail(LACOS_EDEVICE, "device %s requested, but %s", device == LACOS_CUDA ? "cuda" : "cpu", why);
-  *out = table_of(device);
+  *out = backend_table(device);
   return LACOS_OK;
 }
 
@@ -71,7 +71,7 @@ int arena_take(arena *a, void *out, size_t bytes, const char *what) {
 double lacos_memory_available(int device) {
   double avail = 0;
   if (device == LACOS_CUDA) {   /* the GPU's free memory, when there is one (quietly 0 otherwise) */
-    const backend *be = table_of(device);
+    const backend *be = backend_table(device);
     double fr = 0;
     if (be && be->available(NULL, 0) && be->info(NULL, 0, NULL, NULL, NULL, &fr, NULL) == LACOS_OK) avail = fr;
   }

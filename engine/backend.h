@@ -43,6 +43,17 @@ typedef struct backend {
   int (*available)(char *why, size_t n);
   int (*info)(char *name, size_t n, int *cc_major, int *cc_minor, int *sms, double *free_bytes, double *total_bytes);
   int (*sync)(void);
+  /* Which of the backend's devices this process uses: each rank of a job on
+     a host takes its own before the first use (LACOS_ESTATE after it).
+     device_count is 0 when there is none. */
+  int (*device_count)(void);
+  int (*select)(int index);
+  int (*selected)(void);
+  /* The native compute stream (a cudaStream_t; NULL on the CPU), for a
+     library that queues work on it (NCCL), and whether that work is done:
+     1 done, 0 still running, -status on an error (recorded). */
+  void *(*stream)(void);
+  int (*poll)(void);
   /* Can this backend run op on data of dtype (OP_GEMM, OP_EMBEDDING), or on
      rows of `size` tokens (OP_POOLING, OP_ATTENTION)? */
   bool (*supports)(int op, int64_t size);
@@ -108,14 +119,13 @@ typedef struct backend {
                       int64_t stride_c, int batch);
 
   /* ---- LoRA (engine/cpu/lora.c, kernels/lora.cu) ---- */
-  /* y (N,out) += s·drop(x)·Aᵀ·Bᵀ; h (N,r) receives drop(x)·Aᵀ; call != 0
-     selects a dropout mask stream (0: none); xd holds N·in floats when it
-     drops. */
+  /* y (N,out) += s·drop(x)·Aᵀ·Bᵀ; h (N,r) receives drop(x)·Aᵀ; drop NULL or
+     drop->call 0: no dropout; xd holds N·in floats when it drops. */
   int (*lora_forward)(const lora_hyper *hp, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
-                      uint64_t call, float *xd);
+                      const lora_dropout *drop, float *xd);
   /* dx (N,in) += (dx may be NULL), dA, dB +=; h from the forward; dh scratch (N,r). */
   int (*lora_backward)(const lora_hyper *hp, const lora_slot *sl, float *dx, const float *dy, const float *x,
-                       const float *h, float *dh, int64_t N, uint64_t call, float *xd);
+                       const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd);
 
   /* ---- optimizers and reductions (engine/cpu/optim.c, kernels/optim.cu) ---- */
   /* One step over the work items (an array in the backend's memory). kind:
@@ -134,6 +144,9 @@ typedef struct backend {
 /* The backend of a device: the CPU's, or CUDA's when one is compiled in and
    usable; otherwise LACOS_EDEVICE, "device cuda requested, but <why>". */
 int backend_get(const backend **out, int device);
+/* The table serving device whether or not a device answers (NULL: none
+   compiled in), for questions that must not fail: how many GPUs. */
+const backend *backend_table(int device);
 /* 1 when device can be used, else 0 and why. */
 int backend_available(int device, char *why, size_t n);
 /* Tests: serve `device` with another table (the host emulation); NULL restores. */

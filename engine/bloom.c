@@ -373,8 +373,8 @@ int bloom_embed(lacos_bloom *m, const bloom_ctx *x, float *out, const int32_t *i
 static int adapted(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *y, const float *in, float *h) {
   lora_slot sl;
   bool on = lora_run_slot(m, l, t, &sl);
-  return adapted_forward(&x->p, &m->run.layers[l].lin[t], on ? &sl : NULL, y, in, h, x->N,
-                         bloom_dropout_call(x->stream, l, t), x->xd);
+  lora_dropout drop = bloom_dropout(x, l, t);
+  return adapted_forward(&x->p, &m->run.layers[l].lin[t], on ? &sl : NULL, y, in, h, x->N, &drop, x->xd);
 }
 
 int bloom_block_forward(lacos_bloom *m, const bloom_ctx *x, int l, layer_acts *a, float *x_out) {
@@ -400,8 +400,8 @@ static int adapted_back(lacos_bloom *m, const bloom_ctx *x, int l, int t, float 
                         const float *h) {
   lora_slot sl;
   bool on = lora_run_slot(m, l, t, &sl);
-  return adapted_backward(&x->p, &m->run.layers[l].lin[t], on ? &sl : NULL, dx, dy, in, h, x->dh, x->N,
-                          bloom_dropout_call(x->stream, l, t), x->xd);
+  lora_dropout drop = bloom_dropout(x, l, t);
+  return adapted_backward(&x->p, &m->run.layers[l].lin[t], on ? &sl : NULL, dx, dy, in, h, x->dh, x->N, &drop, x->xd);
 }
 
 /* Backward of a block, from d = ∂loss/∂(block output), in place:

@@ -72,14 +72,17 @@ typedef struct layer_acts {
 } layer_acts;
 
 /* What a block pass needs besides the model: the backend pass, the batch's
-   shape and mask (backend memory), the dropout stream (0: none) and LoRA's
-   backward scratch. */
+   shape and mask (backend memory), the dropout stream (0: none) with each
+   row's dropout key and first-token position (backend memory, B each; NULL
+   for inference) and LoRA's backward scratch. */
 typedef struct bloom_ctx {
   pass p;
   int B, T;
   int64_t N;
   const int32_t *mask;
   uint64_t stream;
+  const uint64_t *row_key;
+  const int32_t *row_start;
   float *dh, *xd;            /* (N,r) and (N,4C); NULL for inference */
 } bloom_ctx;
 
@@ -94,9 +97,12 @@ int bloom_block_forward(lacos_bloom *m, const bloom_ctx *x, int l, layer_acts *a
    scratch d_big (N,4C), d_mid (N,3C), d_small (N,C). */
 int bloom_block_backward(lacos_bloom *m, const bloom_ctx *x, int l, const layer_acts *a, float *d, bool need_dx,
                          float *d_big, float *d_mid, float *d_small);
-static inline uint64_t bloom_dropout_call(uint64_t stream, int l, int t) {
-  if (!stream) return 0;
-  return stream * 4096 + (uint64_t)l * NTARGETS + (uint64_t)t + 1;
+/* The LoRA dropout of linear t of block l: a fresh mask stream per call
+   (none without a dropout stream). */
+static inline lora_dropout bloom_dropout(const bloom_ctx *x, int l, int t) {
+  lora_dropout d = { 0, x->T, x->row_key, x->row_start };
+  if (x->stream) d.call = x->stream * 4096 + (uint64_t)l * NTARGETS + (uint64_t)t + 1;
+  return d;
 }
 
 struct lacos_bloom_batch {
@@ -113,6 +119,8 @@ struct lacos_bloom_batch {
   float *dx, *d_big, *d_mid, *d_small, *dh, *xd;   /* backward scratch */
   float *pooled;             /* (B,C): the embeddings, then their gradient */
   int32_t *ids, *mask;       /* (B,T) */
+  uint64_t *row_key;         /* (B): LoRA dropout's key of each row */
+  int32_t *row_start;        /* (B): the position of each row's first token (left padding) */
 };
 
 /* bloom_train.c: the batch layout (one formula for the planner and the

@@ -29,13 +29,15 @@ static double acts_floats(const lacos_bloom_config *c, double B, double T, int r
 /* Everything a batch allocates: kept activations (or one block's plus the
    block inputs with checkpointing), the final LayerNorm, the backward
    scratch (dx, d_big 4NC, d_mid 3NC, d_small, dh, dropout 4NC), the pooled
-   embeddings (B·C) and the ids and mask (N each, 4 bytes like a float).
-   The memory planner and the allocation use this one formula. */
+   embeddings (B·C), the ids and mask (N each, 4 bytes like a float) and
+   the rows' dropout keys (8 bytes, aligned: up to 2B + 1) and first-token
+   positions (B). The memory planner and the allocation use this one
+   formula. */
 double bloom_batch_floats(const lacos_bloom_config *c, int B, int T, int r, int targets, bool ckpt) {
   double N = (double)B * T, C = c->hidden_size, L = c->n_layer;
   double per = acts_floats(c, B, T, r, count_targets(targets));
   double kept = ckpt ? per + L * N * C : L * per;
-  return kept + 2 * N * C + 2 * N + 9 * N * C + N * (r > 0 ? r : 1) + 4 * N * C + (double)B * C + 2 * N;
+  return kept + 2 * N * C + 2 * N + 9 * N * C + N * (r > 0 ? r : 1) + 4 * N * C + (double)B * C + 2 * N + 3.0 * B + 1;
 }
 
 double lacos_bloom_train_activation_bytes(const lacos_bloom_config *cfg, int B, int T, int r, int targets, int ckpt) {
@@ -126,20 +128,52 @@ static int batch_new(lacos_bloom_batch **out, lacos_bloom *m, int B, int T, int 
   b->xd = p; p += 4 * N * C;
   b->pooled = p; p += (int64_t)B * C;
   b->ids = (int32_t *)p; p += N;
-  b->mask = (int32_t *)p;
+  b->mask = (int32_t *)p; p += N;
+  if ((uintptr_t)p % 8) p++;
+  b->row_key = (uint64_t *)p; p += 2 * (int64_t)B;
+  b->row_start = (int32_t *)p;
   *out = b;
   return LACOS_OK;
 }
 
 static int batch_ctx(lacos_bloom *m, const lacos_bloom_batch *b, bloom_ctx *x) {
   TRY(bloom_ctx_init(m, x, b->B, b->T, b->mask, b->stream, true));
+  x->row_key = b->row_key;
+  x->row_start = b->row_start;
   x->dh = b->dh;
   x->xd = b->xd;
   return LACOS_OK;
 }
 
+/* The rows' dropout keys (keys[i], or the row index without keys) and
+   first-token positions, into the batch's memory. */
+static int batch_rows(const backend *be, lacos_bloom_batch *b, const int64_t *keys, const int32_t *mask) {
+  for (int i = 0; keys && i < b->B; i++)
+    if (keys[i] < 0 || keys[i] >= ((int64_t)1 << 31))
+      return fail(LACOS_EINVAL, "row key %lld of row %d is outside 0..2^31-1", (long long)keys[i], i);
+  uint64_t *key;   /* B keys, then B positions */
+  TRY(meta_calloc(&key, (size_t)b->B, sizeof(uint64_t) + sizeof(int32_t), "dropout row keys"));
+  int32_t *start = (int32_t *)(key + b->B);
+  for (int i = 0; i < b->B; i++) {
+    int p = 0;
+    while (p < b->T && !mask[(int64_t)i * b->T + p]) p++;   /* left padding */
+    key[i] = keys ? (uint64_t)keys[i] : (uint64_t)i;
+    start[i] = p < b->T ? p : 0;
+  }
+  int s = be->upload(b->row_key, key, sizeof(uint64_t) * (size_t)b->B);
+  if (!s) s = be->upload(b->row_start, start, sizeof(int32_t) * (size_t)b->B);
+  mem_free(key);
+  return s;
+}
+
 int lacos_bloom_forward_train(lacos_tensor **emb, lacos_bloom_batch **out, lacos_bloom *m,
                               const lacos_tensor *ids, const lacos_tensor *mask, int pooling, double stream) {
+  return lacos_bloom_forward_train_rows(emb, out, m, ids, mask, pooling, stream, NULL);
+}
+
+int lacos_bloom_forward_train_rows(lacos_tensor **emb, lacos_bloom_batch **out, lacos_bloom *m,
+                                   const lacos_tensor *ids, const lacos_tensor *mask, int pooling, double stream,
+                                   const int64_t *row_keys) {
   *emb = NULL;
   *out = NULL;
   TRY(bloom_check_batch(m, ids, mask));
@@ -154,6 +188,7 @@ int lacos_bloom_forward_train(lacos_tensor **emb, lacos_bloom_batch **out, lacos
   bloom_ctx x;
   int s = be->upload(b->ids, ids->data, sizeof(int32_t) * (size_t)N);
   if (!s) s = be->upload(b->mask, mask->data, sizeof(int32_t) * (size_t)N);
+  if (!s) s = batch_rows(be, b, row_keys, mask->data);
   if (!s) s = batch_ctx(m, b, &x);
   /* Embeddings, then the blocks. Each block reads its input from acts.x_in
      (copied from the checkpoint slot) and writes the next input. */

@@ -53,3 +53,22 @@ int lacos_cuda_synchronize(void) {
   TRY(cuda_backend(&be));
   return be->sync();
 }
+
+/* Which GPU this process uses: each rank of a job on a host takes its own
+   (lacos.dist picks it from the local rank before the model loads). A build
+   without CUDA sees no device. */
+int lacos_cuda_device_count(void) {
+  const backend *be = backend_table(LACOS_CUDA);
+  return be ? be->device_count() : 0;
+}
+
+int lacos_cuda_select(int index) {
+  const backend *be;
+  TRY(cuda_backend(&be));
+  return be->select(index);
+}
+
+int lacos_cuda_selected(void) {
+  const backend *be = backend_table(LACOS_CUDA);
+  return be ? be->selected() : 0;
+}

@@ -27,17 +27,17 @@ size_t pass_scratch(const backend *be, const linear *lins, int nlins, int64_t N,
 }
 
 int adapted_forward(const pass *p, linear *l, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
-                    uint64_t call, float *xd) {
+                    const lora_dropout *drop, float *xd) {
   TRY(p->be->linear_forward(y, x, l, N, p->threshold, p->ws));
-  if (sl) TRY(p->be->lora_forward(&p->lora, sl, y, x, h, N, call, xd));
+  if (sl) TRY(p->be->lora_forward(&p->lora, sl, y, x, h, N, drop, xd));
   return LACOS_OK;
 }
 
 int adapted_backward(const pass *p, const linear *l, const lora_slot *sl, float *dx, const float *dy, const float *x,
-                     const float *h, float *dh, int64_t N, uint64_t call, float *xd) {
+                     const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd) {
   TRY(p->be->zero(dx, sizeof(float) * (size_t)N * (size_t)l->in));
   TRY(p->be->linear_backward_input(dx, dy, l, N, p->fast_backward, p->ws));
-  if (sl) TRY(p->be->lora_backward(&p->lora, sl, dx, dy, x, h, dh, N, call, xd));
+  if (sl) TRY(p->be->lora_backward(&p->lora, sl, dx, dy, x, h, dh, N, drop, xd));
   return LACOS_OK;
 }
 

@@ -46,13 +46,13 @@ size_t pass_scratch(const backend *be, const linear *lins, int nlins, int64_t N,
                     int B, int T, int C, int NH, bool training);
 
 /* y (N,out) = x·Wᵀ + b (+ LoRA when sl != NULL: h (N,r) keeps drop(x)·Aᵀ,
-   call selects the dropout mask, xd its scratch). */
+   drop selects the dropout mask (NULL: none), xd its scratch). */
 int adapted_forward(const pass *p, linear *l, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
-                    uint64_t call, float *xd);
+                    const lora_dropout *drop, float *xd);
 /* dx (N,in) = dy·W (overwritten, not accumulated: the callers' buffers are
    reused between linears) plus the adapter's share; dA, dB +=. */
 int adapted_backward(const pass *p, const linear *l, const lora_slot *sl, float *dx, const float *dy, const float *x,
-                     const float *h, float *dh, int64_t N, uint64_t call, float *xd);
+                     const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd);
 
 /* Token ids must index the embedding table: checked on the host, because a
    device kernel cannot report a bad one. */

@@ -39,6 +39,16 @@ typedef struct lora_hyper {
   uint64_t seed;
 } lora_hyper;
 
+/* The LoRA dropout of one call: call 0 is none; otherwise row b of a
+   (B,T) batch draws its mask with math/rng.h's dropout_counter from its key
+   and first-token position (B entries each, in the backend's memory). */
+typedef struct lora_dropout {
+  uint64_t call;
+  int T;
+  const uint64_t *row_key;
+  const int32_t *row_start;
+} lora_dropout;
+
 /* One optimizer work item: a 256-element block of an 8-bit tensor or up to
    4,096 elements of an f32-state tensor, with pointers to its first
    parameter and gradient element. */

@@ -24,6 +24,11 @@ static backend make_table(void) {
   b.available = cuda_available;
   b.info = cuda_device_info;
   b.sync = cuda_sync;
+  b.device_count = cuda_device_count;
+  b.select = cuda_select_device;
+  b.selected = cuda_selected_device;
+  b.stream = cuda_stream_handle;
+  b.poll = cuda_stream_poll;
   b.supports = cuda_supports;
   b.alloc = cuda_alloc;
   b.free = cuda_free;

@@ -119,6 +119,11 @@ int cuda_init(void);
 int cuda_device_info(char *name, size_t n, int *cc_major, int *cc_minor, int *sms, double *free_bytes,
                      double *total_bytes);
 int cuda_sync(void);
+int cuda_device_count(void);
+int cuda_select_device(int index);
+int cuda_selected_device(void);
+void *cuda_stream_handle(void);
+int cuda_stream_poll(void);
 /* memory.cu */
 int cuda_alloc(void **p, size_t bytes, const char *what);
 void cuda_free(void *p, size_t bytes);
@@ -161,9 +166,9 @@ int gemm_batched_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K
                       int64_t stride_c, int batch);
 /* lora.cu */
 int lora_forward_cuda(const lora_hyper *hp, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
-                      uint64_t call, float *xd);
+                      const lora_dropout *drop, float *xd);
 int lora_backward_cuda(const lora_hyper *hp, const lora_slot *sl, float *dx, const float *dy, const float *x,
-                       const float *h, float *dh, int64_t N, uint64_t call, float *xd);
+                       const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd);
 /* optim.cu */
 int optim_step_cuda(const optim_item *items, int64_t nitems, const optim_consts *k, int kind, uint8_t *codes1,
                     uint8_t *codes2, float *absmax1, float *absmax2, float *mom_m, float *mom_v, scratch ws,

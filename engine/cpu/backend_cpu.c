@@ -24,6 +24,15 @@ static int cpu_info(char *name, size_t n, int *cc_major, int *cc_minor, int *sms
 
 static int cpu_sync(void) { return LACOS_OK; }
 
+/* One device, always done: work finishes before an entry returns. */
+static int cpu_device_count(void) { return 1; }
+static int cpu_select(int index) {
+  return index == 0 ? LACOS_OK : fail(LACOS_EDEVICE, "there is no CPU device %d (the CPU is device 0)", index);
+}
+static int cpu_selected(void) { return 0; }
+static void *cpu_stream(void) { return NULL; }
+static int cpu_poll(void) { return 1; }
+
 /* Everything but the f16/bf16 products, which only the model's CUDA path uses. */
 static bool cpu_supports(int op, int64_t size) {
   if (op == OP_GEMM) return size == LACOS_F32;
@@ -43,6 +52,11 @@ static const backend cpu_table = {
   .available = cpu_available,
   .info = cpu_info,
   .sync = cpu_sync,
+  .device_count = cpu_device_count,
+  .select = cpu_select,
+  .selected = cpu_selected,
+  .stream = cpu_stream,
+  .poll = cpu_poll,
   .supports = cpu_supports,
   .alloc = cpu_alloc,
   .free = cpu_free,

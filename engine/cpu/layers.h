@@ -90,9 +90,9 @@ int embedding_forward(float *out, const int32_t *ids, int64_t N, const void *tab
 
 /* ---- lora.c: LoRA's layer math (twin of kernels/lora.cu) ---- */
 int lora_forward(const lora_hyper *hp, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
-                 uint64_t call, float *xd);
+                 const lora_dropout *drop, float *xd);
 int lora_backward(const lora_hyper *hp, const lora_slot *sl, float *dx, const float *dy, const float *x,
-                  const float *h, float *dh, int64_t N, uint64_t call, float *xd);
+                  const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd);
 
 /* ---- optim.c: the optimizer step (twin of kernels/optim.cu) ---- */
 int optim_step(const optim_item *items, int64_t nitems, const optim_consts *k, int kind, uint8_t *codes1,

@@ -208,9 +208,12 @@ function M.run_point(point, ctx)
       mini_batch = point.mini_batch,
     }
     if result.status ~= "done" then return result end
+    -- with several ranks, rank 0 alone saves the adapter and evaluates (the others hold a null run)
+    if run.null then return { status = "done" } end
     m:save_lora(ctx.dir .. "/adapter", { pooling = point.pooling or "weightedmean", base_model = point.model })
     run:artifact { path = ctx.dir .. "/adapter", kind = "adapter" }
   end
+  if run.null then return { status = "done" } end
   M.evaluate(m, run, { root = point.data_root, tasks = point.eval or { "english", "multilingual" },
                        pooling = point.pooling or "weightedmean", limit = point.eval_limit or 0,
                        label = point.model .. (point.synthetic and " (synthetic)" or "") })

@@ -188,7 +188,7 @@ end
 -- through gnuplot; returns the list of files.
 function M.plot(data, dir)
   if #data.amounts == 0 then error("nothing to plot: experiment '" .. data.experiment .. "' has no finished runs with STS results", 0) end
-  os.execute(("mkdir -p %q"):format(dir))
+  require("lacos.util").mkdir_p(dir)
   local function series_params()
     local blocks, titles = {}, {}
     for _, a in ipairs(data.amounts) do
@@ -242,13 +242,14 @@ function M.plot(data, dir)
       local f = assert(io.open(gp, "w"))
       f:write(table.concat(script, "\n"), "\n")
       f:close()
-      local ok = os.execute(("gnuplot %q 2>%q"):format(gp, gp .. ".err"))
+      local code = require("lacos.util").run({ "gnuplot", gp }, { stderr = gp .. ".err" })
+      local ok = code == 0
       local ef = io.open(gp .. ".err")
       local err = ef and ef:read("*a") or ""
       if ef then ef:close() end
       os.remove(gp .. ".err")
       os.remove(gp)
-      if not (ok == 0 or ok == true) then error("gnuplot failed for " .. path .. ": " .. err, 0) end
+      if not ok then error("gnuplot failed for " .. path .. ": " .. err, 0) end
       files[#files + 1] = path
     end
   end

@@ -466,11 +466,13 @@ end
 
 -- Resolves a run reference: an id (number or digits), a uuid, a unique
 -- uuid prefix (at least 4 characters), or a run name (the newest with it).
+-- Digits name an id first; when no run has that id they may still begin a
+-- uuid (one in 40 eight-character prefixes is all digits) or be a name.
 function Db:resolve(ref)
   if type(ref) == "number" or (type(ref) == "string" and ref:match("^%d+$")) then
     local id = tonumber(ref)
     local row = first(self, "SELECT id FROM runs WHERE id = ?", id)
-    return row and row.id or nil
+    if row or type(ref) == "number" then return row and row.id or nil end
   end
   if type(ref) ~= "string" or ref == "" then error("db:run: expected a run id, uuid or name", 3) end
   local row = first(self, "SELECT id FROM runs WHERE uuid = ?", ref)

@@ -99,9 +99,60 @@ function M.user_traceback(msg, level, opts)
   return msg .. "\nstack traceback:\n" .. table.concat(frames, "\n")
 end
 
-local ffi = require "ffi"
-pcall(ffi.cdef, "int isatty(int fd);")
-function M.isatty(fd) return ffi.C.isatty(fd or 1) == 1 end
+local E = require "lacos.engine"
+local ffi, C = E.ffi, E.C
+
+function M.isatty(fd) return C.lacos_terminal_is(fd or 1) == 1 end
+
+-- Seconds on the monotonic clock (durations), CPU seconds of this process,
+-- seconds since the epoch.
+function M.clock() return C.lacos_clock_monotonic() end
+function M.cpu_clock() return C.lacos_clock_process() end
+function M.wall_clock() return C.lacos_clock_wall() end
+
+-- Files, directories and programs, never through a shell (engine/system.c):
+-- a name from a user, a file or a database is only ever a name.
+local KINDS = { [0] = false, "file", "directory", "other" }
+-- "file", "directory", "other", or false when nothing is there.
+function M.path_kind(path) return KINDS[C.lacos_path_kind(path)] end
+function M.exists(path) return C.lacos_path_kind(path) ~= 0 end
+function M.is_dir(path) return C.lacos_path_kind(path) == 2 end
+
+-- Creates dir and its parents; errors name the directory and the cause.
+function M.mkdir_p(dir) E.check(C.lacos_dir_make(dir)) end
+
+-- The sorted names in dir (not "." and ".."); nil and the message when it
+-- cannot be listed.
+function M.listdir(dir)
+  local buf, bytes = ffi.new("char *[1]"), ffi.new("double[1]")
+  if C.lacos_dir_names(buf, bytes, dir) ~= 0 then return nil, E.last_error() end
+  local all = ffi.string(buf[0], bytes[0])
+  C.lacos_text_free(buf[0])
+  local names = {}
+  for name in all:gmatch("([^%z]*)%z") do names[#names + 1] = name end
+  return names
+end
+
+-- A path as a program's argument: one that starts with '-' would read as an
+-- option, so it gets a "./" in front.
+function M.arg_path(p) return (p:sub(1, 1) == "-") and ("./" .. p) or p end
+
+-- Runs argv[1] with the arguments argv[2..] (argv[1] looked up in PATH) and
+-- waits; opts.stdin, opts.stdout, opts.stderr name files to read from or
+-- write to. Returns the exit status (128 + signal when killed); raises an
+-- error when the program cannot be started.
+function M.run(argv, opts)
+  opts = opts or {}
+  local n = #argv
+  local cargv = ffi.new("const char *[?]", n + 1)
+  local keep = {}   -- the strings must outlive the call
+  for i = 1, n do keep[i] = tostring(argv[i]); cargv[i - 1] = keep[i] end
+  local code = ffi.new("int[1]")
+  E.check(C.lacos_process_run(code, cargv, opts.stdin, opts.stdout, opts.stderr))
+  local status = code[0]
+  keep = nil
+  return status
+end
 
 -- The lines of an open file, each without its "\n", never holding more than
 -- about max_bytes of one line: f:lines() reads a 1 GB line whole before

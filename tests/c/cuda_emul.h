@@ -45,6 +45,13 @@ static int emul_dev_args(const char *fn, const void *const *ptrs, int n) {
                                         (int)(sizeof((const void *const[]){__VA_ARGS__}) / sizeof(void *))))
 
 static int cuda_available(char *why, size_t n) { if (why && n) why[0] = 0; return 1; }
+static int cuda_device_count(void) { return 1; }
+static int cuda_select_device(int index) {
+  return index == 0 ? LACOS_OK : fail(LACOS_EDEVICE, "there is no CUDA device %d", index);
+}
+static int cuda_selected_device(void) { return 0; }
+static void *cuda_stream_handle(void) { return NULL; }
+static int cuda_stream_poll(void) { return 1; }
 static int cuda_device_info(char *name, size_t n, int *cc_major, int *cc_minor, int *sms, double *free_bytes,
                             double *total_bytes) {
   if (name) snprintf(name, n, "emulated device");
@@ -214,14 +221,16 @@ static int gemm_batched_cuda(int dtype, bool trans_a, bool trans_b, int M, int N
   return LACOS_OK;
 }
 static int lora_forward_cuda(const lora_hyper *hp, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
-                             uint64_t call, float *xd) {
+                             const lora_dropout *drop, float *xd) {
+  if (drop && drop->call) DEV_ARGS(drop->row_key, drop->row_start);
   DEV_ARGS(sl->A, sl->B, y, x, h, xd);
-  return lora_forward(hp, sl, y, x, h, N, call, xd);
+  return lora_forward(hp, sl, y, x, h, N, drop, xd);
 }
 static int lora_backward_cuda(const lora_hyper *hp, const lora_slot *sl, float *dx, const float *dy, const float *x,
-                              const float *h, float *dh, int64_t N, uint64_t call, float *xd) {
+                              const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd) {
+  if (drop && drop->call) DEV_ARGS(drop->row_key, drop->row_start);
   DEV_ARGS(sl->A, sl->B, sl->dA, sl->dB, dx, dy, x, h, dh, xd);
-  return lora_backward(hp, sl, dx, dy, x, h, dh, N, call, xd);
+  return lora_backward(hp, sl, dx, dy, x, h, dh, N, drop, xd);
 }
 
 /* ---- the optimizer: the kernel's arithmetic (optim_math.h with the code
@@ -303,6 +312,11 @@ static const backend emul_table = {
   .available = cuda_available,
   .info = cuda_device_info,
   .sync = cuda_sync,
+  .device_count = cuda_device_count,
+  .select = cuda_select_device,
+  .selected = cuda_selected_device,
+  .stream = cuda_stream_handle,
+  .poll = cuda_stream_poll,
   .supports = emul_supports,
   .alloc = emul_alloc,
   .free = dev_free,

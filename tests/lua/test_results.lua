@@ -492,6 +492,20 @@ H.test("lacos results sql: read-only queries with parameters", function()
   db:close()
 end)
 
+H.test("a uuid prefix made of digits still finds its run (ids are tried first)", function()
+  local path = fresh("digits.db")
+  local db = R.open(path)
+  local run = db:start_run { experiment = "x", name = "d" }
+  run:finish("done")
+  db:close()
+  H.eq(os.execute(("sqlite3 '%s' \"UPDATE runs SET uuid = '12345678-0000-4000-8000-000000000000'\""):format(path)), 0)
+  db = R.open(path)
+  H.eq(db:resolve("12345678"), run.id, "digit prefix")
+  H.eq(db:resolve(tostring(run.id)), run.id, "the id itself")
+  H.eq(db:resolve("99999"), nil, "neither an id nor a prefix")
+  db:close()
+end)
+
 -- Exit through lua_close so that finalizers free every handle (a run left
 -- open must end as "abandoned", and the sanitizer build checks for leaks).
 local exit = os.exit

@@ -7,7 +7,10 @@
 #   (an object depends on another when it uses a symbol the other defines);
 #   the objects are printed lowest first, a one-way order to read them in;
 # - the layers of engine/cpu/ (the CPU backend's entries) reference no
-#   allocator: their scratch comes from the caller.
+#   allocator: their scratch comes from the caller;
+# - no engine object but memory.o calls the C allocator: every allocation
+#   is counted, held to the memory limit and reachable by the fault hook
+#   (free stays allowed: libraries hand back malloc'd strings).
 set -u
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/../.."
@@ -59,4 +62,12 @@ for f in attention embedding gelu layernorm linear lora optim pooling residual; 
 done
 if [ -z "$bad" ]; then echo "ok - the layers of engine/cpu/ allocate nothing"
 else echo "not ok - the layers of engine/cpu/ allocate nothing"; echo "#  $bad"; fails=1; fi
+bad=""
+for o in $objs; do
+  [ "$o" = "$BUILD/engine/memory.o" ] && continue
+  hit=$(nm -u "$o" | awk '{ print $NF }' | grep -xE 'malloc|calloc|realloc|reallocarray|strdup|strndup|aligned_alloc|posix_memalign|memalign|valloc' | tr '\n' ' ')
+  [ -n "$hit" ] && bad="$bad ${o#"$BUILD"/}:[${hit% }]"
+done
+if [ -z "$bad" ]; then echo "ok - only engine/memory.c calls the C allocator"
+else echo "not ok - only engine/memory.c calls the C allocator"; echo "#  $bad"; fails=1; fi
 exit $fails

@@ -445,7 +445,7 @@ sub.mteb = {
     if not id then error(("%s: no run '%s' (give an id, a uuid or its prefix, or a run name)"):format(db.path, a[1]), 0) end
     local doc = require("lacos.report").mteb(db, id)
     if opts.out then
-      os.execute(("mkdir -p %q"):format(opts.out))
+      require("lacos.util").mkdir_p(opts.out)
       for _, t in ipairs(doc.results) do
         local path = ("%s/%s.json"):format(opts.out, t.task_name)
         json.write(path, json_value(t))
