@@ -58,8 +58,9 @@ int lacos_checkpoint_save(const char *dir, int step, int n, const char *const *n
   /* the tensors: safetensors image in memory, zstd-compressed */
   FILE *mf;
   mem_stream ms;
-  if (mem_stream_open(&mf, &ms)) { remove_tree(tmp); return lacos_last_status(); }
-  int s = safetensors_write_stream(mf, final, n, names, tensors, 0, NULL, NULL);
+  int s = mem_stream_open(&mf, &ms);
+  if (s) { remove_tree(tmp); return s; }
+  s = safetensors_write_stream(mf, final, n, names, tensors, 0, NULL, NULL);
   fclose(mf);
   char *img = ms.p;
   size_t img_n = ms.n;
@@ -167,7 +168,8 @@ int lacos_checkpoint_open(lacos_checkpoint **out, const char *path) {
       else {
         char name[4400];
         snprintf(name, sizeof name, "%s/tensors.safetensors.zst", path);
-        if (meta_calloc(&ck, 1, sizeof *ck, "checkpoint")) { mem_free(img); s = lacos_last_status(); }
+        s = meta_calloc(&ck, 1, sizeof *ck, "checkpoint");
+        if (s) mem_free(img);
         else s = safetensors_open_buffer(&ck->tensors, img, size, name);
       }
     }
@@ -206,11 +208,12 @@ static int list_steps(const char *dir, int **steps, int *n) {
     if (s < 0) continue;
     if (*n == cap) {
       cap = cap ? cap * 2 : 16;
-      if (meta_realloc(steps, sizeof **steps * (size_t)cap, "checkpoint list")) {
+      int st = meta_realloc(steps, sizeof **steps * (size_t)cap, "checkpoint list");
+      if (st) {
         closedir(d);
         mem_free(*steps);
         *steps = NULL;
-        return lacos_last_status();
+        return st;
       }
     }
     (*steps)[(*n)++] = s;

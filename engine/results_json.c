@@ -64,7 +64,7 @@ static int canon_value(sbuf *b, json_t *v) {
   case JSON_OBJECT: {
     size_t n = json_object_size(v), i = 0;
     const char **keys;
-    if (meta_alloc(&keys, (n ? n : 1) * sizeof *keys, "canonical JSON")) return lacos_last_status();
+    TRY(meta_alloc(&keys, (n ? n : 1) * sizeof *keys, "canonical JSON"));
     const char *k;
     json_t *x;
     json_object_foreach(v, k, x) keys[i++] = k;

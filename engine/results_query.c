@@ -78,7 +78,8 @@ int lacos_db_query_prepare(lacos_db_query **out, lacos_db *db, const char *sql) 
                 "(use the sqlite3 shell to edit the file)", db->path);
   }
   lacos_db_query *q;
-  if (meta_calloc(&q, 1, sizeof *q, "query")) { sqlite3_finalize(st); return lacos_last_status(); }
+  int s = meta_calloc(&q, 1, sizeof *q, "query");
+  if (s) { sqlite3_finalize(st); return s; }
   q->db = db;
   q->st = st;
   db->refs++;

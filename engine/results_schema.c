@@ -386,7 +386,8 @@ int lacos_db_open(lacos_db **out, const char *path, int flags) {
   db->flags = flags;
   db->refs = 1;
   db->timeout_s = db_env_timeout();
-  if (meta_strdup(&db->path, path, "results database path")) { mem_free(db); return lacos_last_status(); }
+  int s = meta_strdup(&db->path, path, "results database path");
+  if (s) { mem_free(db); return s; }
 
   struct stat st;
   int exists = stat(path, &st) == 0;
@@ -395,7 +396,6 @@ int lacos_db_open(lacos_db **out, const char *path, int flags) {
     db_destroy(db);
     return fail(LACOS_ENOTFOUND, "%s: no results database there (nothing logged yet; choose one with --db or LACOS_DB)", path);
   }
-  int s;
   if (!exists && (s = mkdir_db_parents(path))) { db_destroy(db); return s; }
   if (exists && access(path, R_OK) != 0) { db_destroy(db); return fail_errno("%s: cannot read the results database", path); }
 

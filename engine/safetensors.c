@@ -171,7 +171,8 @@ static int add_meta(lacos_safetensors *st, const char *k, const char *v) {
   TRY(meta_realloc(&st->mvals, sizeof *st->mvals * (size_t)(st->nmeta + 1), "safetensors metadata"));
   char *a, *b;
   TRY(meta_strdup(&a, k, "safetensors metadata"));
-  if (meta_strdup(&b, v, "safetensors metadata")) { mem_free(a); return lacos_last_status(); }
+  int s = meta_strdup(&b, v, "safetensors metadata");
+  if (s) { mem_free(a); return s; }
   st->mkeys[st->nmeta] = a;
   st->mvals[st->nmeta] = b;
   st->nmeta++;
@@ -339,9 +340,10 @@ done:
 }
 
 static int keep_map(lacos_safetensors *st, mapping *m, int *index) {
-  if (meta_realloc(&st->maps, sizeof *st->maps * (size_t)(st->nmaps + 1), "safetensors files")) {
+  int s = meta_realloc(&st->maps, sizeof *st->maps * (size_t)(st->nmaps + 1), "safetensors files");
+  if (s) {
     map_release(m);
-    return lacos_last_status();
+    return s;
   }
   *index = st->nmaps;
   st->maps[st->nmaps++] = m;

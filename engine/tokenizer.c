@@ -519,7 +519,8 @@ static int regex_compile(pcre2_code **out, int *jit, const char *onig, size_t n,
 
 /* ------------------------------------------------------------ trie of added tokens */
 
-static int trie_node(trie *tr, uint8_t byte) {
+/* A new node for byte; its index in *out. */
+static int trie_node(trie *tr, uint8_t byte, int *out) {
   if (tr->n == tr->cap) {
     int nc = tr->cap ? tr->cap * 2 : 64;
     const char *what = "the added-token trie";
@@ -532,13 +533,15 @@ static int trie_node(trie *tr, uint8_t byte) {
   int i = tr->n++;
   tr->child[i] = tr->sibling[i] = tr->token[i] = -1;
   tr->byte[i] = byte;
-  return i;
+  *out = i;
+  return LACOS_OK;
 }
 
 static int trie_add(trie *tr, const uint8_t *s, size_t n, int token) {
   if (!tr->n) {
     for (int b = 0; b < 256; b++) tr->root[b] = -1;
-    if (trie_node(tr, 0) < 0) return lacos_last_status();
+    int first;
+    TRY(trie_node(tr, 0, &first));
   }
   int cur = -1;
   for (size_t i = 0; i < n; i++) {
@@ -546,8 +549,7 @@ static int trie_add(trie *tr, const uint8_t *s, size_t n, int token) {
     if (cur < 0) next = tr->root[s[i]];
     else for (int k = tr->child[cur]; k >= 0; k = tr->sibling[k]) if (tr->byte[k] == s[i]) { next = k; break; }
     if (next < 0) {
-      next = trie_node(tr, s[i]);
-      if (next < 0) return lacos_last_status();
+      TRY(trie_node(tr, s[i], &next));
       if (cur < 0) tr->root[s[i]] = next;
       else { tr->sibling[next] = tr->child[cur]; tr->child[cur] = next; }
     }

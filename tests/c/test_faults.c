@@ -1,5 +1,6 @@
-/* test_faults.c: every allocation of a load, an encode and a training step
-   can fail, and each failure is a clean error. SQLite-style fault
+/* test_faults.c: every allocation of a load, an encode and a training step,
+   and of loading and running tokenizers, can fail, and each failure is a
+   clean error. SQLite-style fault
    injection: the allocator's hook (mem_fault_at, engine/memory.c) fails
    the Nth counted allocation, and N walks from 1 until the whole scenario
    runs through without reaching it. At every N the scenario must come back
@@ -13,7 +14,7 @@
 #include "test.h"
 #include "cuda_emul.h"
 
-static char fixdir[1024];
+static char fixroot[1024], fixdir[1100];
 
 /* Load a checkpoint, encode a batch, attach LoRA, one training step with
    MNRL, clipping and 8-bit Adam, then free everything. */
@@ -79,7 +80,37 @@ static int scenario(int device) {
   return s;
 }
 
-static void walk(int device) {
+/* Load the BLOOM-like tokenizer (byte-level BPE with added tokens) and a
+   WordPiece one (normalizer, template post-processor), encode texts that
+   hit the added tokens, the piece cache and the template, then decode. */
+static int scenario_tokenizers(int device) {
+  (void)device;
+  const char *files[2] = { "bloom/tiny-a/tokenizer.json", "wordpiece/wp-small.json" };
+  const char *texts[4] = { "Hello world</s> again<pad>", "naïve café, Ünïcödé 東京 [CLS] x [SEP]",
+                           "  spaces\tand\nlines  ", "" };
+  int s = LACOS_OK;
+  for (int f = 0; f < 2 && !s; f++) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", fixroot, files[f]);
+    lacos_tokenizer *t = NULL;
+    const int32_t *ids, *off;
+    s = lacos_tokenizer_load(&t, path);
+    if (!s) s = lacos_tokenizer_encode_list(t, &ids, &off, texts, NULL, 4);
+    if (!s) {
+      const char *text;
+      double len;
+      s = lacos_tokenizer_decode(t, &text, &len, ids, off[4], 0);
+    }
+    lacos_tensor *bi = NULL, *bm = NULL;
+    if (!s) s = lacos_tokenizer_encode_batch(&bi, &bm, t, texts, NULL, 4, NULL);
+    lacos_tensor_free(bi);
+    lacos_tensor_free(bm);
+    lacos_tokenizer_free(t);
+  }
+  return s;
+}
+
+static void walk(int (*scenario)(int), int device, const char *label) {
   double data0 = lacos_memory_allocated(LACOS_CPU), meta0 = lacos_memory_overhead(),
          dev0 = lacos_memory_allocated(LACOS_CUDA);
   /* the whole scenario once, to know it works and how many allocations it makes */
@@ -113,16 +144,17 @@ static void walk(int device) {
       data0 = data; meta0 = meta; dev0 = dev;   /* report each leak once */
     }
   }
-  printf("#   %s: %lld allocations; failing each gave %d clean errors, %d recoveries\n",
-         device == LACOS_CUDA ? "emulated device" : "cpu", (long long)total, failed, recovered);
+  printf("#   %s: %lld allocations; failing each gave %d clean errors, %d recoveries\n", label, (long long)total, failed,
+         recovered);
   CHECK(n > total);      /* the walk reached the end */
   CHECK(failed > 0);
   CHECK(leaks == 0);
   CHECK(silent == 0);
 }
 
-static void faults_cpu(void) { walk(LACOS_CPU); }
-static void faults_device(void) { walk(LACOS_CUDA); }
+static void faults_cpu(void) { walk(scenario, LACOS_CPU, "cpu"); }
+static void faults_device(void) { walk(scenario, LACOS_CUDA, "emulated device"); }
+static void faults_tokenizers(void) { walk(scenario_tokenizers, LACOS_CPU, "tokenizers"); }
 
 /* The hook itself: the Nth allocation fails once, with a message, and then
    allocations work again. */
@@ -141,10 +173,12 @@ static void hook_fails_the_nth(void) {
 
 int main(void) {
   const char *root = getenv("LACOS_ROOT");
-  snprintf(fixdir, sizeof fixdir, "%s/tests/fixtures/bloom/tiny-a", root ? root : ".");
+  snprintf(fixroot, sizeof fixroot, "%s/tests/fixtures", root ? root : ".");
+  snprintf(fixdir, sizeof fixdir, "%s/bloom/tiny-a", fixroot);
   lacos_threads_set(2);
   RUN(hook_fails_the_nth);
   RUN(faults_cpu);
   RUN(faults_device);
+  RUN(faults_tokenizers);
   TEST_EXIT();
 }
