@@ -118,6 +118,15 @@ int lacos_dir_commit(const char *tmp, const char *dir, int replace);
    not an error. */
 int lacos_dir_remove(const char *path);
 
+/* Writes a whole file atomically: nbytes of data go to "<path>.tmp.<pid>",
+   which is flushed, fsync'd, closed (each step checked) and renamed over
+   path, then the directory is fsync'd; on any failure the temporary is
+   removed, path is left as it was and the error names path and the cause
+   (a full disk: "No space left on device"). Temporaries of path that
+   processes no longer running left behind are removed first. Every file
+   lacos writes from Lua goes through here. */
+int lacos_file_write(const char *path, const void *data, double nbytes);
+
 /* ----- end dir ----- */
 
 /* ===== the operating system (system.c): paths, processes, clocks ===== */
@@ -250,6 +259,8 @@ int lacos_tensor_expand(lacos_tensor **out, const lacos_tensor *t, int ndim, con
 /* Queries. */
 int64_t lacos_tensor_numel(const lacos_tensor *t);
 int lacos_tensor_is_contiguous(const lacos_tensor *t);
+/* *count = the NaN and infinite elements of a CPU tensor (0 for integer dtypes). */
+int lacos_tensor_count_nonfinite(const lacos_tensor *t, double *count);
 double lacos_tensor_nbytes(const lacos_tensor *t);
 int lacos_tensor_get(const lacos_tensor *t, const int64_t *index, double *value);
 int lacos_tensor_set(lacos_tensor *t, const int64_t *index, double value);

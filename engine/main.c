@@ -94,13 +94,16 @@ static double physical_memory(void) {
   return phys;
 }
 
-/* "200M", "1.5GiB", "8g", "123456", "25%", "off" -> bytes (0 = no limit); -1 if unreadable. */
+/* "200M", "1.5GiB", "8g", "123456", "25%", "off" -> bytes (0 = no limit); -1 if unreadable,
+   -2 for a size of zero (which would allow nothing: "off" is the way to say no limit). */
 static double parse_size(const char *text) {
   if (!text) return -1;
   while (*text == ' ') text++;
-  if (!strcmp(text, "off") || !strcmp(text, "none") || !strcmp(text, "0")) return 0;
+  if (!strcmp(text, "off") || !strcmp(text, "none")) return 0;
+  if (!((*text >= '0' && *text <= '9') || *text == '.')) return -1;   /* no sign, hex or inf: a size */
   char *end;
   double v = strtod(text, &end);
+  if (end != text && v == 0) return -2;
   if (end == text || !(v > 0) || v > 1e18) return -1;
   while (*end == ' ') end++;
   double mult = 1;
@@ -123,7 +126,7 @@ static double parse_size(const char *text) {
 /* For lua/lacos/cli.lua (ffi.C): --memory-limit, and the error report. */
 __attribute__((visibility("default"))) int lacos_cli_memory_limit_set(const char *text) {
   double v = parse_size(text);
-  if (v < 0) return -1;
+  if (v < 0) return (int)v;
   memory_limit = v;
   limit_explicit = v > 0;
   lacos_memory_set_limit(LACOS_CPU, v);
@@ -214,6 +217,24 @@ static void find_lib(const char *exe_dir, char *lib, size_t n) {
   if (realpath(lib, resolved)) path_cat(lib, n, resolved, "");
 }
 
+/* Output to stdout is buffered, so a full disk, /dev/full or a closed
+   descriptor shows only when the buffer is written: checked once at exit,
+   as coreutils' close_stdout does, so that `lacos embed --out - --tsv >
+   /dev/full` fails with the cause instead of exiting 0 with the output cut
+   short. A reader that went away (EPIPE, with SIGPIPE ignored) is not an
+   error worth a message. Returns the exit status to use. */
+static int check_stdout(int code) {
+  int earlier = ferror(stdout);
+  errno = 0;
+  int failed = fflush(stdout) != 0;
+  int err = failed ? errno : 0;
+  if (!earlier && !failed) return code;
+  if (err == EPIPE) return code ? code : 1;
+  if (err) fprintf(stderr, "lacos: write error on standard output: %s\n", strerror(err));
+  else fprintf(stderr, "lacos: write error on standard output (output is incomplete)\n");
+  return code ? code : 1;
+}
+
 static int traceback(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (!msg) msg = "(error object is not a string)";
@@ -260,7 +281,13 @@ int main(int argc, char **argv) {
   lua_setallocf(L, limited_alloc, NULL);
   const char *env_limit = getenv("LACOS_MEMORY_LIMIT");
   if (env_limit && *env_limit) {
-    if (lacos_cli_memory_limit_set(env_limit) != 0) {
+    int bad = lacos_cli_memory_limit_set(env_limit);
+    if (bad == -2) {
+      fprintf(stderr, "lacos: LACOS_MEMORY_LIMIT=%s would leave no memory at all; for no limit say off\n", env_limit);
+      lua_close(L);
+      return 2;
+    }
+    if (bad != 0) {
       fprintf(stderr, "lacos: LACOS_MEMORY_LIMIT=%s is not a size (try 8G, 500M, 50%% or off)\n", env_limit);
       lua_close(L);
       return 2;
@@ -311,11 +338,10 @@ int main(int argc, char **argv) {
   } else {
     code = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
   }
-  fflush(stdout);
   main_state = NULL;
   /* an interrupt hook still armed would fire inside the finalizers lua_close
      runs and cut them short (an open run or database never closed) */
   lua_sethook(L, NULL, 0, 0);
   lua_close(L);
-  return code;
+  return check_stdout(code);
 }

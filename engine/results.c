@@ -729,12 +729,16 @@ static int migrate(lacos_db *db, int target) {
   return s;
 }
 
+/* LACOS_DB_TIMEOUT in seconds; -1 (and the error) when it is set but not a
+   number of seconds, so a typo is not silently the default. */
 static double env_timeout(void) {
   const char *e = getenv("LACOS_DB_TIMEOUT");
   if (e && *e) {
     char *end;
-    double v = strtod(e, &end);
-    if (end != e && v >= 0 && isfinite(v)) return v;
+    double v = (*e >= '0' && *e <= '9') || *e == '.' ? strtod(e, &end) : -1;
+    if (v >= 0 && isfinite(v) && end != e && *end == 0) return v;
+    fail(LACOS_EINVAL, "LACOS_DB_TIMEOUT=%s is not a number of seconds (e.g. 30 or 0.5)", e);
+    return -1;
   }
   return DEFAULT_TIMEOUT_S;
 }
@@ -787,6 +791,7 @@ int lacos_db_open(lacos_db **out, const char *path, int flags) {
   db->flags = flags;
   db->refs = 1;
   db->timeout_s = env_timeout();
+  if (db->timeout_s < 0) { int s = lacos_last_status(); free(db->path); free(db); return s; }
   if (!db->path) { free(db); return fail(LACOS_ENOMEM, "out of memory"); }
 
   struct stat st;

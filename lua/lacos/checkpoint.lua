@@ -65,6 +65,19 @@ local function open_verified(path)
   local ck = ffi.gc(out[0], C.lacos_checkpoint_free)
   local state = json.decode(ffi.string(C.lacos_checkpoint_state(ck)), path .. "/state.json")
   if type(state) ~= "table" then error(path .. "/state.json: not a JSON object", 0) end
+  -- a NaN or infinity in the weights or the optimizer state would carry on
+  -- into every later step and embedding: such a checkpoint is refused
+  local st = C.lacos_checkpoint_tensors(ck)
+  local count = ffi.new("double[1]")
+  for i = 0, C.lacos_safetensors_count(st) - 1 do
+    local name = ffi.string(C.lacos_safetensors_name(st, i))
+    local t = T.make(C.lacos_safetensors_get, st, name)
+    check(C.lacos_tensor_count_nonfinite(t.t, count))
+    t:free()
+    if count[0] > 0 then
+      error(("%s: tensor %s has %d non-finite values (NaN or infinity)"):format(path, name, count[0]), 0)
+    end
+  end
   return ck, state
 end
 

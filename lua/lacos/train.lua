@@ -395,6 +395,12 @@ function M.run(spec)
     error(("lacos.train: batch_size must be at least 2 (%s)"):format(in_batch and "in-batch negatives" or "a batch of pairs"), 2)
   end
   if opts.accumulation < 1 then error("lacos.train: accumulation must be at least 1", 2) end
+  if type(opts.epochs) ~= "number" or not (opts.epochs > 0) or opts.epochs == math.huge then
+    error(("lacos.train: epochs must be a number more than 0, got %s"):format(tostring(opts.epochs)), 2)
+  end
+  if opts.steps ~= nil and (type(opts.steps) ~= "number" or opts.steps < 1 or opts.steps ~= math.floor(opts.steps)) then
+    error(("lacos.train: steps must be a whole number of at least 1, got %s"):format(tostring(opts.steps)), 2)
+  end
   if opts.mini_batch ~= nil and (type(opts.mini_batch) ~= "number" or opts.mini_batch < 1) then
     error("lacos.train: mini_batch must be a positive number", 2)
   end

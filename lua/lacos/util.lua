@@ -183,17 +183,24 @@ function M.bounded_lines(f, max_bytes)
   end
 end
 
--- Copies a file whole; errors name the file and the cause.
+-- Writes data (a string) to path atomically and checked (engine/fileio.c's
+-- lacos_file_write: a temporary, fsync, rename): a full disk or any other
+-- failure raises an error naming path and the cause and leaves path as it
+-- was, never an empty or cut file. Every file lacos writes from Lua goes
+-- through here.
+function M.write_file(path, data)
+  E.check(C.lacos_file_write(path, data, #data))
+end
+
+-- Copies a file whole (the copy written as M.write_file does); errors name
+-- the file and the cause.
 function M.copy_file(src, dst)
   local f, err = io.open(src, "rb")
   if not f then error(("%s: %s"):format(src, err), 0) end
-  local data = f:read("*a")
+  local data, rerr = f:read("*a")
   f:close()
-  local g, err2 = io.open(dst, "wb")
-  if not g then error(("%s: %s"):format(dst, err2), 0) end
-  local ok, err3 = g:write(data)
-  g:close()
-  if not ok then error(("%s: %s"):format(dst, err3), 0) end
+  if not data then error(("%s: %s"):format(src, tostring(rerr)), 0) end
+  M.write_file(dst, data)
 end
 
 return M

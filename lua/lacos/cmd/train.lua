@@ -81,6 +81,8 @@ end
 
 function M.run(opts)
   local lacos = require "lacos"
+  -- a run of no steps is a mistake, not "nothing to do"
+  if opts.epochs <= 0 then require("lacos.args").usage_error("train", "--epochs must be more than 0, got %s", tostring(opts.epochs)) end
   if opts.threads then lacos.threads(opts.threads) end
   local kind = (opts.loss == "cosent" and "scored") or (opts.loss == "softmax" and "labelled") or "pairs"
   local format = opts.format ~= "tsv" and opts.format or nil
