@@ -166,6 +166,16 @@ int lacos_terminal_is(int fd);
    signal interrupted, so that reading can go on. */
 void lacos_stdin_clear_error(void);
 
+/* Takes the lock of directory dir (created if missing): the file
+   "<dir>/.lacos-lock", flock'ed and holding "pid <pid> host <host>". Another
+   process holding it is LACOS_ESTATE, naming that pid and host. A lock left
+   by a process that died is free (the kernel released it) and is taken
+   over: previous (cap bytes) receives its holder's line, else "". *handle
+   is for lacos_dir_unlock, which removes the file; a process that exits
+   releases its locks. */
+int lacos_dir_lock(int *handle, const char *dir, char *previous, int cap);
+void lacos_dir_unlock(int handle, const char *dir);
+
 /* ----- end system ----- */
 
 /* ===== the lacos executable (engine/main.c) ===== */

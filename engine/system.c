@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -149,3 +150,96 @@ double lacos_clock_wall(void) { return clock_seconds(CLOCK_REALTIME); }
 int lacos_terminal_is(int fd) { return isatty(fd) == 1; }
 
 void lacos_stdin_clear_error(void) { clearerr(stdin); }
+
+/* ---- directory locks ---- */
+
+/* The lock of a directory is its file ".lacos-lock", held with flock(2):
+   the kernel drops it when the holder exits or is killed, so a lock left by
+   a dead process is free again and the next taker rewrites the holder's
+   line ("pid 123 host node7"). A file system without flock (ENOLCK, some
+   network mounts) falls back to that line: a live pid of this host, or any
+   other host, holds it; a pid of this host that is gone does not. */
+
+static void lock_path(char *out, size_t n, const char *dir) { snprintf(out, n, "%s/.lacos-lock", dir); }
+
+static void this_host(char *host, size_t n) {
+  if (gethostname(host, n) != 0) snprintf(host, n, "?");
+  host[n - 1] = 0;
+}
+
+/* Reads the holder's line into text (cap bytes); "" when empty. */
+static void read_holder(int fd, char *text, size_t cap) {
+  ssize_t got = pread(fd, text, cap - 1, 0);
+  if (got < 0) got = 0;
+  text[got] = 0;
+  char *nl = strchr(text, '\n');
+  if (nl) *nl = 0;
+}
+
+int lacos_dir_lock(int *handle, const char *dir, char *previous, int cap) {
+  *handle = -1;
+  if (previous && cap > 0) previous[0] = 0;
+  if (!dir || !*dir) return fail(LACOS_EINVAL, "cannot lock a directory with an empty name");
+  TRY(lacos_dir_make(dir));
+  char path[4200], host[256], held[512], me[400];
+  if (strlen(dir) > 4000) return fail(LACOS_EINVAL, "%s: path too long", dir);
+  lock_path(path, sizeof path, dir);
+  this_host(host, sizeof host);
+  snprintf(me, sizeof me, "pid %ld host %s\n", (long)getpid(), host);
+  for (int attempt = 0; attempt < 8; attempt++) {
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return fail_errno("%s: cannot create the lock file", path);
+    read_holder(fd, held, sizeof held);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int e = errno;
+      if (e == EWOULDBLOCK || e == EINTR) {
+        close(fd);
+        return fail(LACOS_ESTATE, "%s: another lacos is using this directory (%s holds %s); wait for it to finish "
+                    "or choose another directory", dir, held[0] ? held : "a process", path);
+      }
+      if (e != ENOLCK && e != EOPNOTSUPP && e != ENOSYS) {
+        errno = e;
+        int s = fail_errno("%s: cannot lock", path);
+        close(fd);
+        return s;
+      }
+      /* no flock here: judge by the line */
+      long pid = 0;
+      char other[256] = "";
+      if (held[0] && sscanf(held, "pid %ld host %255s", &pid, other) == 2) {
+        int same_host = strcmp(other, host) == 0;
+        if (!same_host || (pid != (long)getpid() && !(kill((pid_t)pid, 0) != 0 && errno == ESRCH))) {
+          close(fd);
+          return fail(LACOS_ESTATE, "%s: another lacos is using this directory (%s holds %s%s); wait for it to finish "
+                      "or choose another directory", dir, held, path,
+                      same_host ? "" : "; if that process is gone, remove the lock file");
+        }
+      }
+    }
+    /* the file locked must still be the one at the path: a holder that
+       released in between unlinked it, and a lock on an unlinked file holds
+       nothing */
+    struct stat a, b;
+    if (fstat(fd, &a) != 0 || stat(path, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) { close(fd); continue; }
+    read_holder(fd, held, sizeof held);
+    if (previous && cap > 0 && held[0]) snprintf(previous, (size_t)cap, "%s", held);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, me, strlen(me), 0) != (ssize_t)strlen(me)) {
+      int s = fail_errno("%s: cannot write the lock file", path);
+      close(fd);
+      return s;
+    }
+    *handle = fd;
+    return LACOS_OK;
+  }
+  return fail(LACOS_ESTATE, "%s: the lock file keeps changing; another lacos is taking and releasing it", path);
+}
+
+void lacos_dir_unlock(int handle, const char *dir) {
+  if (handle < 0) return;
+  char path[4200];
+  lock_path(path, sizeof path, dir);
+  /* unlinked while still held, so nobody takes a lock on a file about to go */
+  struct stat a, b;
+  if (fstat(handle, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) unlink(path);
+  close(handle);
+}

@@ -158,7 +158,7 @@ function M.random(name_or_config, opts)
   local out = ffi.new("lacos_bloom*[1]")
   check(C.lacos_bloom_random(out, cfg, opts.seed, o))
   local self = wrap(out[0], { quant = opts.quant, threshold = opts.threshold, meta = {}, device = opts.device,
-                              name = type(name_or_config) == "string" and name_or_config or nil })
+                              name = type(name_or_config) == "string" and name_or_config or nil, seed = opts.seed })
   if opts.tokenizer then
     self.tokenizer = type(opts.tokenizer) == "string" and require("lacos.tokenizer").load(opts.tokenizer) or opts.tokenizer
     if type(opts.tokenizer) == "string" then self.tokenizer_path = opts.tokenizer end
@@ -347,7 +347,7 @@ function Model:save_lora(dir, opts)
   require("lacos.json").write(dir .. "/lacos.json", {
     pooling = opts.pooling or self:pooling(), padding_side = self:padding_side(), normalize = false,
     base_model = opts.base_model or self.dir or self.name, quant = self.quant,
-    lacos = require("lacos").version(), trained = opts.trained,
+    lacos = require("lacos").version(), trained = opts.trained, init_adapter = opts.init_adapter,
   })
 end
 

@@ -192,6 +192,42 @@ function M.write_file(path, data)
   E.check(C.lacos_file_write(path, data, #data))
 end
 
+-- Directory locks (engine/system.c's lacos_dir_lock): held by this process
+-- until released, re-entrant (a lock of a directory this process holds
+-- already is counted, not taken twice). Returns the lock, with :release();
+-- raises an error naming the holder's pid and host when another process
+-- holds it. A lock that a dead process left is taken over, with a note on
+-- stderr naming it.
+local held_locks = {}
+local Lock = {}
+Lock.__index = Lock
+function Lock:release()
+  if self.released then return end
+  self.released = true
+  local h = held_locks[self.dir]
+  if not h then return end
+  h.count = h.count - 1
+  if h.count == 0 then
+    held_locks[self.dir] = nil
+    C.lacos_dir_unlock(h.handle, self.dir)
+  end
+end
+function M.lock_dir(dir, opts)
+  local h = held_locks[dir]
+  if not h then
+    local handle, prev = ffi.new("int[1]"), ffi.new("char[512]")
+    E.check(C.lacos_dir_lock(handle, dir, prev, 512))
+    h = { handle = handle[0], count = 0 }
+    held_locks[dir] = h
+    local stale = ffi.string(prev)
+    if stale ~= "" and not (opts and opts.quiet) then
+      io.stderr:write(("lacos: %s: taking over the lock that %s left (that process is gone)\n"):format(dir, stale))
+    end
+  end
+  h.count = h.count + 1
+  return setmetatable({ dir = dir }, Lock)
+end
+
 -- Copies a file whole (the copy written as M.write_file does); errors name
 -- the file and the cause.
 function M.copy_file(src, dst)

@@ -19,8 +19,13 @@ M.spec = {
                 "ADAPTER_DIR (as sentence-transformers drops them). Every option has a default,\n" ..
                 "printed when the run starts. The adapter is saved in PEFT's format in ADAPTER_DIR (use it with\n" ..
                 "lacos embed --adapter, lacos sts --adapter, or peft.PeftModel.from_pretrained). Checkpoints go to\n" ..
-                "ADAPTER_DIR/checkpoints; running the same command again resumes from the newest one. The first\n" ..
-                "Ctrl-C finishes the current step, checkpoints and exits with status 130; a second exits at once.",
+                "ADAPTER_DIR/checkpoints; running the same command again resumes from the newest one. A checkpoint\n" ..
+                "made with other options (or data, or another lacos) is refused, naming the options that differ; an\n" ..
+                "adapter already in ADAPTER_DIR is never overwritten by another run: to train it further (more\n" ..
+                "epochs, say), start a new run from it with --init-adapter into another ADAPTER_DIR. One training at\n" ..
+                "a time uses an ADAPTER_DIR (a lock naming the process and host; one left by a dead process is\n" ..
+                "taken over). The first Ctrl-C finishes the current step, checkpoints and exits with status 130; a\n" ..
+                "second exits at once.",
   options = {
     { "--model", "DIR", "BLOOM checkpoint directory", required = true },
     { "--pairs", "FILE", "training pairs (TSV; the layout --loss needs, or --format)", required = true },
@@ -56,7 +61,8 @@ M.spec = {
     { "--max-length", "N", "truncate sentences to N tokens", type = "integer", default = 128, min = 1 },
     { "--seed", "N", "seed for data order, LoRA init and dropout", type = "integer", default = 42 },
     { "--checkpoint-every", "N", "checkpoint every N steps (0 = only at the end and on interrupt)", type = "integer", default = 100, min = 0 },
-    { "--no-resume", nil, "start from scratch even if checkpoints exist" },
+    { "--no-resume", nil, "start from scratch even if checkpoints exist (they are replaced; a finished adapter in ADAPTER_DIR is not)" },
+    { "--init-adapter", "DIR", "start from this adapter's weights (a new run: to train a finished adapter further, into a new --out)" },
     { "--checkpointing", "MODE", "recompute activations in the backward pass (auto: on for hidden size >= 1536)", default = "auto",
       choices = { "auto", "on", "off" } },
     { "--exact-backward", nil, "f32 products for input gradients through int8 weights (slower)" },
@@ -73,6 +79,21 @@ M.spec = {
   },
 }
 
+-- What lacos.train's fingerprint entries are called on this command line,
+-- for the message that refuses a checkpoint made with other options.
+M.OPTION_NAMES = {
+  lacos = "the lacos version", model = "--model (its weights)", quant = "--quant", threshold = "--threshold",
+  device = "--device", data = "--pairs (the pairs read: --pairs, --format, --header, --labels, --limit)",
+  pairs = "the number of pairs (--pairs, --limit)", lora_init = "the adapter's starting weights (--seed, --init-adapter)",
+  r = "--r", alpha = "--alpha", dropout = "--dropout", targets = "--targets", rslora = "rsLoRA",
+  loss = "--loss/--scale/--num-labels", optimizer = "--optimizer", weight_decay = "--weight-decay", lr = "--lr",
+  schedule = "the schedule", warmup = "--warmup", epochs = "--epochs", steps = "--steps",
+  total_steps = "the number of steps (--epochs, --steps, --batch-size, --pairs)", batch_size = "--batch-size",
+  accumulation = "--accumulation", max_grad_norm = "--max-grad-norm", seed = "--seed", pooling = "--pooling",
+  max_length = "--max-length", length_bucketing = "length bucketing", no_duplicates = "duplicate filtering",
+  fast_backward = "--exact-backward", max_nonfinite = "the non-finite step limit",
+}
+
 local function split_list(s)
   local out = {}
   for item in s:gmatch("[^,%s]+") do out[#out + 1] = item end
@@ -81,6 +102,7 @@ end
 
 function M.run(opts)
   local lacos = require "lacos"
+  local util = require "lacos.util"
   -- a run of no steps is a mistake, not "nothing to do"
   if opts.epochs <= 0 then require("lacos.args").usage_error("train", "--epochs must be more than 0, got %s", tostring(opts.epochs)) end
   if opts.threads then lacos.threads(opts.threads) end
@@ -103,10 +125,42 @@ function M.run(opts)
       :format(opts.pairs, data:size(), data:size() == 1 and "" or "s",
               kind == "pairs" and "the other examples of a batch are the negatives" or "a batch of pairs"), 0)
   end
+  local adapter_file = opts.out .. "/adapter_model.safetensors"
+  if opts.init_adapter and opts.init_adapter == opts.out then
+    require("lacos.args").usage_error("train", "--init-adapter and --out name the same directory: the new run goes into another --out")
+  end
   local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, device = opts.device })
   if not m.tokenizer then error(opts.model .. ": no tokenizer.json in the model directory", 0) end
   local cfg = m:config()
+  local start_from
+  if opts.init_adapter then
+    -- the adapter's weights, into an adapter made with this command's options
+    m:load_lora(opts.init_adapter)
+    start_from = {}
+    for _, p in ipairs(m:trainable()) do start_from[p.name] = p.param:clone() end
+    m:remove_lora()
+  end
   m:add_lora { r = opts.r, alpha = opts.alpha, dropout = opts.dropout, targets = split_list(opts.targets), seed = opts.seed }
+  if start_from then
+    local n = 0
+    for _, p in ipairs(m:trainable()) do
+      local w = start_from[p.name]
+      if not w then
+        error(("%s: the adapter has no %s (it adapts other layers than --targets %s)"):format(opts.init_adapter, p.name, opts.targets), 0)
+      end
+      if table.concat(w:size(), "x") ~= table.concat(p.param:size(), "x") then
+        error(("%s: %s has shape %s, --r %d needs %s (the adapter's rank differs)"):format(opts.init_adapter, p.name,
+          table.concat(w:size(), "x"), opts.r, table.concat(p.param:size(), "x")), 0)
+      end
+      p.param:copy(w)
+      n = n + 1
+    end
+    local have = 0
+    for _ in pairs(start_from) do have = have + 1 end
+    if have ~= n then
+      error(("%s: the adapter adapts more layers than --targets %s"):format(opts.init_adapter, opts.targets), 0)
+    end
+  end
   m.meta.pooling = opts.pooling
   local ckpt_mode = opts.checkpointing
   if ckpt_mode == "auto" then ckpt_mode = lacos.train.checkpointing_default(cfg) and "on" or "off" end
@@ -138,7 +192,7 @@ function M.run(opts)
     epochs = opts.epochs, steps = opts.steps or "from epochs", warmup = opts.warmup, max_grad_norm = opts.max_grad_norm,
     pooling = opts.pooling, max_length = opts.max_length, seed = opts.seed, checkpointing = ckpt_mode,
     backward = opts.exact_backward and "exact" or "int8 products", checkpoint_every = opts.checkpoint_every,
-    device = opts.device,
+    device = opts.device, init_adapter = opts.init_adapter,
   }
   local keys = {}
   for k in pairs(settings) do keys[#keys + 1] = k end
@@ -146,79 +200,113 @@ function M.run(opts)
   io.stderr:write("lacos train:\n")
   for _, k in ipairs(keys) do io.stderr:write(("  %-16s %s\n"):format(k, tostring(settings[k]))) end
   io.stderr:write(("  LoRA parameters  %d; optimizer state %s\n"):format(m:lora_params(), require("lacos.util").bytes(optimizer:state_bytes())))
-  local db, run
-  if not opts.no_db then
-    db = lacos.results.open(opts.db)
-    -- The same command again is the same (config, seed) point, claimed
-    -- atomically: a rerun after a kill marks the killed run dead at once, two
-    -- processes never train into one --out together, and rerunning a finished
-    -- training (one killed between its end and its exit, say) records no
-    -- second done run. --no-resume always starts a new run.
-    local run_spec = { name = "train " .. opts.out, config = settings, seed = opts.seed, reuse = not opts.no_resume }
-    local started
-    run, started = db:start_run(run_spec)
-    if not started and run.status == "running" then
-      error(("%s: run %d is already training with these options into %s (its process is alive); wait for it " ..
-             "or choose another --out"):format(db.path, run.id, opts.out), 0)
-    end
-    if not started then
-      local f = io.open(opts.out .. "/adapter_model.safetensors", "rb")
-      if f then
-        f:close()
-        io.stderr:write(("lacos train: nothing to do: already done as run %d of %s; the adapter is in %s (--no-resume trains again)\n")
-          :format(run.id, db.path, opts.out))
-        db:close()
-        return 0
+  -- One training at a time into --out (its checkpoint directory holds the
+  -- lock); taken before anything is written or recorded, and released (with
+  -- the directories made for it when they stayed empty: no partial output on
+  -- an error) whatever happens.
+  local made_out = not util.is_dir(opts.out)
+  local made_ckpt = not util.is_dir(opts.out .. "/checkpoints")
+  local lock = util.lock_dir(opts.out .. "/checkpoints")
+  local done, code = pcall(function()
+    -- An adapter already here is the output of an earlier run (and maybe an
+    -- artifact in a results database): a run with other options must not
+    -- overwrite it. The same run's own checkpoints are there when it is a
+    -- resume of this very training (the fingerprint decides that).
+    if util.exists(adapter_file) then
+      local has_ckpt = false
+      for _, name in ipairs(util.listdir(opts.out .. "/checkpoints") or {}) do
+        if name:match("^ckpt%-%d+$") then has_ckpt = true end
       end
-      run_spec.reuse = false   -- done, but its adapter is gone: train (resume) again as a new run
-      run = db:start_run(run_spec)
+      if opts.no_resume or not has_ckpt then
+        error(("%s already holds a trained adapter (%s)%s; another run never overwrites it: train into another --out, " ..
+               "or start a new run from it with --init-adapter %s --out NEW_DIR")
+              :format(opts.out, adapter_file, opts.no_resume and " and --no-resume would replace it" or
+                      " and no checkpoint of the run that made it", opts.out), 0)
+      end
     end
-  end
-  -- lacos.train creates ADAPTER_DIR/checkpoints before the first step; if
-  -- the run then fails on an error, directories it created and left empty go
-  -- again (no partial output), while checkpoints already written stay.
-  local function is_dir(p) local f = io.open(p .. "/.", "r") if f then f:close() return true end return false end
-  local made_out = not is_dir(opts.out)
-  local ok, result = pcall(lacos.train, {
-    model = m, data = data, loss = loss, optimizer = optimizer, lr = opts.lr, batch_size = opts.batch_size,
-    mini_batch = opts.mini_batch, accumulation = opts.accumulation, epochs = opts.epochs, steps = opts.steps,
-    warmup = opts.warmup, max_grad_norm = opts.max_grad_norm, seed = opts.seed, pooling = opts.pooling,
-    max_length = opts.max_length, checkpoint_dir = opts.out .. "/checkpoints", checkpoint_every = opts.checkpoint_every,
-    resume = not opts.no_resume, checkpointing = ckpt_mode == "on", fast_backward = not opts.exact_backward,
-    log_every = opts.log_every, run = run,
-  })
-  if not ok then
-    if made_out then os.remove(opts.out .. "/checkpoints"); os.remove(opts.out) end   -- only removes empty ones
-    local interrupted = type(result) == "string" and result:match("interrupted") ~= nil
+    local db, run
+    if not opts.no_db then
+      db = lacos.results.open(opts.db)
+      -- The same command again is the same (config, seed) point, claimed
+      -- atomically: a rerun after a kill marks the killed run dead at once, two
+      -- processes never train into one --out together, and rerunning a finished
+      -- training (one killed between its end and its exit, say) records no
+      -- second done run. --no-resume always starts a new run.
+      local run_spec = { name = "train " .. opts.out, config = settings, seed = opts.seed, reuse = not opts.no_resume }
+      local started
+      local claimed, e = pcall(function()
+        run, started = db:start_run(run_spec)
+        if not started and run.status == "running" then
+          error(("%s: run %d is already training with these options into %s (its process is alive); wait for it " ..
+                 "or choose another --out"):format(db.path, run.id, opts.out), 0)
+        end
+      end)
+      if not claimed then db:close(); error(e, 0) end
+      if not started then
+        if util.exists(adapter_file) then
+          io.stderr:write(("lacos train: nothing to do: already done as run %d of %s; the adapter is in %s\n")
+            :format(run.id, db.path, opts.out))
+          db:close()
+          return 0
+        end
+        run_spec.reuse = false   -- done, but its adapter is gone: train (resume) again as a new run
+        run = db:start_run(run_spec)
+      end
+    end
+    -- (checkpoints written before an error stay: the same command resumes them)
+    local ok, result = pcall(lacos.train, {
+      model = m, data = data, loss = loss, optimizer = optimizer, lr = opts.lr, batch_size = opts.batch_size,
+      mini_batch = opts.mini_batch, accumulation = opts.accumulation, epochs = opts.epochs, steps = opts.steps,
+      warmup = opts.warmup, max_grad_norm = opts.max_grad_norm, seed = opts.seed, pooling = opts.pooling,
+      max_length = opts.max_length, checkpoint_dir = opts.out .. "/checkpoints", checkpoint_every = opts.checkpoint_every,
+      resume = not opts.no_resume, checkpointing = ckpt_mode == "on", fast_backward = not opts.exact_backward,
+      log_every = opts.log_every, run = run, option_names = M.OPTION_NAMES,
+    })
+    if not ok then
+      local interrupted = type(result) == "string" and result:match("interrupted") ~= nil
+      if run then
+        if interrupted then pcall(run.finish, run, "interrupted", "interrupted by a signal", "signal")
+        else pcall(run.finish, run, "failed", tostring(result), "error") end
+      end
+      error(result, 0)
+    end
+    -- (an adapter already saved by this very training, killed before it
+    -- exited, stays as it is: nothing was trained since)
+    local resaved = not (#result.losses == 0 and util.exists(adapter_file))
+    if result.status == "done" and resaved then
+      local saved, e = pcall(m.save_lora, m, opts.out, { trained = { steps = result.steps, pairs = data:size(), loss = result.loss },
+                                                         init_adapter = opts.init_adapter })
+      if not saved then
+        if run then pcall(run.finish, run, "failed", tostring(e), "error") end
+        error(e, 0)
+      end
+    end
+    if result.status == "done" and run then run:artifact { path = adapter_file, kind = "adapter" } end
+    local interrupted = result.status == "interrupted"
     if run then
-      if interrupted then pcall(run.finish, run, "interrupted", "interrupted by a signal", "signal")
-      else pcall(run.finish, run, "failed", tostring(result), "error") end
+      run:finish(result.status, interrupted and "interrupted by a signal" or result.reason,
+                 interrupted and "signal" or (result.reason and result.reason:match("^(%w+):")) or nil)
     end
-    error(result, 0)
-  end
-  if result.status == "done" then
-    m:save_lora(opts.out, { trained = { steps = result.steps, pairs = data:size(), loss = result.loss } })
-    if run then run:artifact { path = opts.out .. "/adapter_model.safetensors", kind = "adapter" } end
-  end
-  local interrupted = result.status == "interrupted"
-  if run then
-    run:finish(result.status, interrupted and "interrupted by a signal" or result.reason,
-               interrupted and "signal" or (result.reason and result.reason:match("^(%w+):")) or nil)
-  end
-  if db then db:close() end
-  if result.status == "done" and #result.losses == 0 then
-    io.stderr:write(("lacos train: nothing to do: the checkpoints already reach step %d of %d; adapter in %s\n"):format(
-      result.steps, result.total, opts.out))
-    return 0
-  end
-  local tail
-  if result.status == "done" then tail = ", adapter in " .. opts.out
-  elseif interrupted then tail = ("; checkpoint at step %d: the same command resumes it"):format(result.steps)
-  else tail = result.reason and (": " .. result.reason) or "" end
-  io.stderr:write(("lacos train: %s after %d of %d steps (last loss %.4f, %.0f tokens/s)%s\n"):format(
-    result.status, result.steps, result.total, result.loss, result.tokens / math.max(result.seconds, 1e-9), tail))
-  if result.status == "interrupted" then return 130 end
-  return result.status == "done" and 0 or 1
+    if db then db:close() end
+    if result.status == "done" and #result.losses == 0 then
+      io.stderr:write(("lacos train: nothing to do: the checkpoints already reach step %d of %d; adapter in %s\n"):format(
+        result.steps, result.total, opts.out))
+      return 0
+    end
+    local tail
+    if result.status == "done" then tail = ", adapter in " .. opts.out
+    elseif interrupted then tail = ("; checkpoint at step %d: the same command resumes it"):format(result.steps)
+    else tail = result.reason and (": " .. result.reason) or "" end
+    io.stderr:write(("lacos train: %s after %d of %d steps (last loss %.4f, %.0f tokens/s)%s\n"):format(
+      result.status, result.steps, result.total, result.loss, result.tokens / math.max(result.seconds, 1e-9), tail))
+    if result.status == "interrupted" then return 130 end
+    return result.status == "done" and 0 or 1
+  end)
+  lock:release()
+  if made_ckpt then os.remove(opts.out .. "/checkpoints") end   -- only removes empty ones
+  if made_out then os.remove(opts.out) end
+  if not done then error(code, 0) end
+  return code
 end
 
 return M
