@@ -225,24 +225,26 @@ function M.plot(data, dir)
   end
   local files = {}
   local note = data.synthetic and " (synthetic: random-weight models)" or ""
+  -- names from the database reach gnuplot only as literals it does not
+  -- expand (util.gnuplot_string) and file names only as one component
+  local util = require "lacos.util"
+  local G = util.gnuplot_string
   local function render(name, xlabel, blocks, titles, extra)
     for _, term in ipairs { { "pngcairo size 900,600", "png" }, { "svg size 900,600", "svg" } } do
-      local path = ("%s/%s_%s.%s"):format(dir, data.experiment, name, term[2])
-      local script = { ("set terminal %s"):format(term[1]), ("set output %q"):format(path),
-                       ("set title %q"):format("Average STS Spearman x100, " .. data.experiment .. note),
-                       ("set xlabel %q"):format(xlabel), "set ylabel \"Spearman x100\"", "set logscale x", "set grid",
+      local path = ("%s/%s_%s.%s"):format(dir, util.file_name(data.experiment), name, term[2])
+      local script = { ("set terminal %s"):format(term[1]), ("set output %s"):format(G(path)),
+                       ("set title %s"):format(G("Average STS Spearman x100, " .. data.experiment .. note)),
+                       ("set xlabel %s"):format(G(xlabel)), "set ylabel \"Spearman x100\"", "set logscale x", "set grid",
                        "set key outside right", extra or "" }
       local plots = {}
       for i, b in ipairs(blocks) do
         script[#script + 1] = ("$d%d << EOD\n%s\nEOD"):format(i, b)
-        plots[#plots + 1] = ("$d%d with linespoints lw 2 title %q"):format(i, titles[i])
+        plots[#plots + 1] = ("$d%d with linespoints lw 2 title %s"):format(i, G(titles[i]))
       end
       script[#script + 1] = "plot " .. table.concat(plots, ", ")
       local gp = path .. ".gp"
-      local f = assert(io.open(gp, "w"))
-      f:write(table.concat(script, "\n"), "\n")
-      f:close()
-      local code = require("lacos.util").run({ "gnuplot", gp }, { stderr = gp .. ".err" })
+      util.write_file(gp, table.concat(script, "\n") .. "\n")
+      local code = util.run({ "gnuplot", util.arg_path(gp) }, { stderr = gp .. ".err" })
       local ok = code == 0
       local ef = io.open(gp .. ".err")
       local err = ef and ef:read("*a") or ""
@@ -287,7 +289,7 @@ function M.resolve_experiment(db, name)
   if name then
     if not db:query("SELECT id FROM experiments WHERE name = ?", name)[1] then
       local names = {}
-      for _, r in ipairs(db:query("SELECT name FROM experiments ORDER BY name")) do names[#names + 1] = r.name end
+      for _, r in ipairs(db:query("SELECT name FROM experiments ORDER BY name")) do names[#names + 1] = require("lacos.util").printable(r.name) end
       error(("%s: no experiment '%s' (there %s: %s)"):format(db.path, name, #names == 1 and "is" or "are",
         #names > 0 and table.concat(names, ", ") or "none yet"), 0)
     end

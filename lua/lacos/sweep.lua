@@ -235,7 +235,8 @@ function Sweep:execute(opts)
   local exp = db:experiment { name = self.name, script = self.script or true, axes = self.axes }
   local E = require "lacos.engine"
   local summary = { done = 0, skipped = 0, failed = 0, interrupted = 0, points = {} }
-  local function say(fmt, ...) if not opts.quiet then io.stderr:write(fmt:format(...)) end end
+  -- (point labels and names shown with their control characters escaped)
+  local function say(fmt, ...) if not opts.quiet then io.stderr:write(util.printable(fmt:format(...), { newlines = true })) end end
   for i, p in ipairs(pts) do
     local label = self:label(p)
     local run, started = db:start_run { experiment = exp, name = self.name .. " " .. label, config = p, seed = p.seed or 0, reuse = true }

@@ -183,6 +183,85 @@ function M.bounded_lines(f, max_bytes)
   end
 end
 
+-- A string as a gnuplot string literal that gnuplot takes as it is.
+-- gnuplot substitutes `command` (runs it) and @macro on its command lines,
+-- and interprets backslashes, inside double-quoted strings; inside single
+-- quotes it does neither (gnuplot's "quote marks" and "substitution"
+-- documentation), a quote being written twice. A command line ends at a
+-- newline, so control characters go outside the quotes, each as a
+-- double-quoted octal escape ("\012": no backquote, no @), concatenated
+-- with gnuplot's string operator: 'a'."\012".'b'. Use it for every file
+-- name, title and label given to gnuplot.
+function M.gnuplot_string(s)
+  s = tostring(s)
+  local parts, plain = {}, {}
+  local function flush()
+    parts[#parts + 1] = "'" .. table.concat(plain):gsub("'", "''") .. "'"
+    plain = {}
+  end
+  for i = 1, #s do
+    local b = s:byte(i)
+    if b < 32 or b == 127 then
+      flush()
+      parts[#parts + 1] = ('"\\%03o"'):format(b)
+    else
+      plain[#plain + 1] = string.char(b)
+    end
+  end
+  flush()
+  return table.concat(parts, ".")
+end
+
+-- A name from a file or a database, safe to print to a terminal: control
+-- characters (ESC starts the terminal's escape sequences, CR rewrites the
+-- line), DEL, the C1 controls and bytes that are not UTF-8 are shown as
+-- escapes (\n, \t, \r, \x1b, \xc2\x9b), everything else as it is.
+-- opts.newlines keeps "\n" (for multi-line text).
+function M.printable(s, opts)
+  s = tostring(s)
+  local keep_nl = opts and opts.newlines
+  local names = { [9] = "\\t", [10] = "\\n", [13] = "\\r" }
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local b = s:byte(i)
+    local len = b < 0x80 and 1 or (b >= 0xc2 and b <= 0xdf and 2) or (b >= 0xe0 and b <= 0xef and 3)
+                or (b >= 0xf0 and b <= 0xf4 and 4) or 0
+    local ok = len > 0 and i + len - 1 <= n
+    for k = i + 1, i + len - 1 do
+      if ok then local c = s:byte(k); ok = c >= 0x80 and c <= 0xbf end
+    end
+    if ok and len == 3 then
+      local c = s:byte(i + 1)
+      ok = not ((b == 0xe0 and c < 0xa0) or (b == 0xed and c > 0x9f))   -- overlong, surrogates
+    elseif ok and len == 4 then
+      local c = s:byte(i + 1)
+      ok = not ((b == 0xf0 and c < 0x90) or (b == 0xf4 and c > 0x8f))
+    end
+    if ok and len == 2 and b == 0xc2 and s:byte(i + 1) <= 0x9f then ok = false end   -- C1 controls
+    if ok and len == 1 and (b < 32 or b == 127) and not (keep_nl and b == 10) then ok = false end
+    if ok then
+      out[#out + 1] = s:sub(i, i + len - 1)
+      i = i + len
+    elseif len == 2 and b == 0xc2 and i + 1 <= n and s:byte(i + 1) >= 0x80 and s:byte(i + 1) <= 0x9f then
+      out[#out + 1] = ("\\xc2\\x%02x"):format(s:byte(i + 1))
+      i = i + 2
+    else
+      out[#out + 1] = names[b] or ("\\x%02x"):format(b)
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+
+-- A string made into one safe file-name component: '/' and control
+-- characters become '_' (a name from a database must not reach other
+-- directories: "../x"), and an empty or dot-only name gets a '_'.
+function M.file_name(s)
+  s = tostring(s):gsub("[%z\1-\31/\127]", "_")
+  if s == "" or s:match("^%.+$") then s = "_" .. s end
+  return s
+end
+
 -- Writes data (a string) to path atomically and checked (engine/fileio.c's
 -- lacos_file_write: a temporary, fsync, rename): a full disk or any other
 -- failure raises an error naming path and the cause and leaves path as it

@@ -75,7 +75,9 @@ local function print_table(out, cols, rows, tty, drop_empty)
     text[i] = {}
     for j = 1, #cols do
       local v = r[j]
-      local s = cell_text(v, false):gsub("\r?\n", "\\n"):gsub("\t", " ")
+      -- names come from files and databases: their control characters (an
+      -- ANSI escape in a run name) are shown escaped, never sent to the terminal
+      local s = util.printable((cell_text(v, false):gsub("\t", " ")))
       if tty and #s > 60 then s = s:sub(1, 57) .. "..." end
       text[i][j] = s
       if v ~= nil and v ~= json.null and type(v) ~= "number" then numeric[j] = false end
@@ -265,7 +267,7 @@ sub.show = {
     add("duration", r.duration_s and (cell_text(r.duration_s) .. " s"))
     local w = 0
     for _, kv in ipairs(info) do if #kv[1] > w then w = #kv[1] end end
-    for _, kv in ipairs(info) do out:write(("  %-" .. w .. "s  %s\n"):format(kv[1], cell_text(kv[2]))) end
+    for _, kv in ipairs(info) do out:write(("  %-" .. w .. "s  %s\n"):format(kv[1], util.printable(cell_text(kv[2])))) end
     local function section(title, cols, rows)
       if #rows == 0 then return end
       out:write("\n", title, "\n")
@@ -393,7 +395,7 @@ sub.sql = {
 -- on stderr says which (stdout stays the table, CSV or JSON).
 local function scale_experiment(db, name)
   local chosen, note = require("lacos.report").resolve_experiment(db, name)
-  if note then io.stderr:write("lacos results: ", note, "\n") end
+  if note then io.stderr:write("lacos results: ", util.printable(note), "\n") end
   return chosen
 end
 
@@ -415,7 +417,7 @@ sub.scale = {
       local cols, rows = report.table_rows(data)
       emit(out, opts, cols, rows)
     else
-      out:write(report.format_table(data), "\n")
+      out:write(util.printable(report.format_table(data), { newlines = true }), "\n")
     end
     return 0
   end,
@@ -429,7 +431,7 @@ sub.plot = {
   run = function(db, opts, a, out)
     local report = require "lacos.report"
     local files = report.plot(report.collect(db, scale_experiment(db, a[1])), opts.out or "results")
-    for _, f in ipairs(files) do out:write(f, "\n") end
+    for _, f in ipairs(files) do out:write(util.printable(f), "\n") end
     return 0
   end,
 }
@@ -449,7 +451,7 @@ sub.mteb = {
       for _, t in ipairs(doc.results) do
         local path = ("%s/%s.json"):format(opts.out, t.task_name)
         json.write(path, json_value(t))
-        out:write(path, "\n")
+        out:write(util.printable(path), "\n")
       end
       if #doc.results == 0 then io.stderr:write("lacos results: run ", tostring(id), " has no scores on MTEB's STS tasks\n") end
       return 0
