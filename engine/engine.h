@@ -165,6 +165,12 @@ int remove_tree(const char *path);
    their ".old.<pid>" companions) that processes of this host which no
    longer run left beside path; best effort. */
 void remove_stale_temps(const char *path);
+/* The threads that fit under RLIMIT_AS (system.c) when `have` threads'
+   BLAS buffers are allocated already: OpenBLAS reserves 128 MiB per thread
+   and spins forever when it cannot. Huge when there is no limit. */
+int address_space_thread_cap(int have);
+/* Makes OpenBLAS take the buffer of the calling thread now (engine.c). */
+void blas_reserve(void);
 
 /* ---- safetensors (safetensors.c) ---- */
 

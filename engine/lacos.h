@@ -176,6 +176,20 @@ void lacos_stdin_clear_error(void);
 int lacos_dir_lock(int *handle, const char *dir, char *previous, int cap);
 void lacos_dir_unlock(int handle, const char *dir);
 
+/* RLIMIT_AS (ulimit -v) in bytes; 0 when there is none. */
+double lacos_memory_address_limit(void);
+/* The memory limit of this process's cgroup (the smallest of its group's
+   and its ancestors': v2 memory.max, v1 memory.limit_in_bytes); 0 when
+   there is none. */
+double lacos_memory_cgroup_limit(void);
+/* The memory this process can still use under its limits: the address
+   space RLIMIT_AS leaves, and its cgroup's limit (v2 memory.max, v1
+   memory.limit_in_bytes, as Slurm and containers set them) less what the
+   group uses (reclaimable page cache counted as free), whichever is
+   smaller; 0 when neither limits it. *why (when not NULL): 0 none, 1 the
+   address-space limit, 2 the cgroup's. */
+double lacos_memory_headroom(int *why);
+
 /* ----- end system ----- */
 
 /* ===== the lacos executable (engine/main.c) ===== */
