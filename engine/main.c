@@ -57,12 +57,12 @@
    no message). So this runs earlier still, from the executable's
    .preinit_array (before any library's constructor; the libraries are
    mapped by then): under a finite RLIMIT_AS it starts the program again
-   with OMP_NUM_THREADS lowered to the threads whose buffers fit (libgomp and
-   OpenBLAS read it in their constructors), keeps malloc to two arenas (each thread's arena reserves
-   64 MiB of address space), and when not even one thread fits it stops with
-   the limit and what is needed, instead of hanging. The engine caps later
-   thread counts the same way (engine.c) and plans memory against what the
-   limit leaves (lacos_memory_headroom). */
+   with OMP_NUM_THREADS lowered to the threads whose buffers fit (libgomp
+   and OpenBLAS read it in their constructors), keeps malloc to two arenas
+   (each thread's arena reserves 64 MiB of address space), and when not even
+   one thread fits it stops with the limit and what is needed, instead of
+   hanging. The engine caps later thread counts the same way (engine.c) and
+   plans memory against what the limit leaves (lacos_memory_headroom). */
 #define MIB 1048576.0
 #define START_BYTES (32 * MIB)   /* the Lua state and the first allocations */
 

@@ -300,7 +300,7 @@ function M.lock_dir(dir, opts)
     held_locks[dir] = h
     local stale = ffi.string(prev)
     if stale ~= "" and not (opts and opts.quiet) then
-      io.stderr:write(("lacos: %s: taking over the lock that %s left (that process is gone)\n"):format(dir, stale))
+      io.stderr:write(("lacos: %s: taking over the lock that %s left (that process is gone)\n"):format(M.printable(dir), M.printable(stale)))
     end
   end
   h.count = h.count + 1
