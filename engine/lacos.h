@@ -906,7 +906,7 @@ typedef struct lacos_db lacos_db;
 typedef struct lacos_run lacos_run;
 typedef struct lacos_db_query lacos_db_query;
 
-enum { LACOS_DB_SCHEMA_VERSION = 2 };
+enum { LACOS_DB_SCHEMA_VERSION = 3 };
 
 typedef enum lacos_db_flags {
   LACOS_DB_READONLY = 1,   /* the file must exist; logging calls fail (an older schema is still migrated if the file is writable) */
