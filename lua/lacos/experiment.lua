@@ -188,6 +188,30 @@ function M.evaluate(model, run, opts)
   return scores
 end
 
+-- The recipe of the paper's experiment as experiments/scale.lua runs it on
+-- the released checkpoints (the README's: LoRA r 8, alpha 16 on
+-- query_key_value, dropout 0.05; lr 2e-4, one epoch, batches of 32). The
+-- synthetic ladder trains otherwise; every trained point records how its
+-- recipe compares (param `recipe`).
+M.PAPER_RECIPE = { r = 8, alpha = 16, targets = { "query_key_value" }, dropout = 0.05, lr = 2e-4, epochs = 1, batch_size = 32 }
+local RECIPE_KEYS = { "r", "alpha", "targets", "dropout", "lr", "epochs" }
+
+-- "the paper's recipe", or what differs from it: "not the paper's recipe:
+-- lr 0.005 (paper 0.0002), targets all (paper query_key_value), ...".
+function M.recipe_note(point)
+  local function show(v) if type(v) == "table" then return table.concat(v, ",") end return tostring(v) end
+  local diffs = {}
+  for _, k in ipairs(RECIPE_KEYS) do
+    local mine = point[k]
+    if mine == nil then mine = ({ r = 8, alpha = 16, targets = { "query_key_value" }, dropout = 0.05, lr = 2e-4, epochs = 1 })[k] end   -- run_point's defaults
+    if show(mine) ~= show(M.PAPER_RECIPE[k]) then
+      diffs[#diffs + 1] = ("%s %s (paper %s)"):format(k, show(mine), show(M.PAPER_RECIPE[k]))
+    end
+  end
+  if #diffs == 0 then return "the paper's recipe" end
+  return "not the paper's recipe: " .. table.concat(diffs, ", ")
+end
+
 -- One sweep point: LoRA training on the first `pairs` pairs (0 = the
 -- untrained model), the adapter saved in ctx.dir/adapter, evaluation logged.
 function M.run_point(point, ctx)
@@ -198,6 +222,7 @@ function M.run_point(point, ctx)
   -- the point's own values are already params (from its config); these are derived
   run:params { model_params = lacos.bloom.param_count(point.model), n_pairs = n, training_data = source }
   if n > 0 then
+    run:params { recipe = M.recipe_note(point) }
     m:add_lora { r = point.r or 8, alpha = point.alpha or 16, dropout = point.dropout or 0.05,
                  targets = point.targets or { "query_key_value" }, seed = point.seed or 1 }
     local result = lacos.train {
