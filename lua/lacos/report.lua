@@ -523,7 +523,7 @@ M.gp_string = gp_string
 
 local TERMINALS = {
   png = { "pngcairo size 1400,620 font 'sans,11' noenhanced", "\137PNG\r\n\26\n" },
-  svg = { "svg size 1400,620 font 'sans,11' noenhanced dynamic background '#ffffff'", "<svg" },
+  svg = { "svg size 1400,620 font 'sans,11' noenhanced background '#ffffff'", "<svg" },
   pdf = { "pdfcairo size 11in,4.9in font 'sans,9' noenhanced", "%PDF" },
 }
 M.FORMATS = { "png", "svg", "pdf" }
