@@ -210,7 +210,7 @@ install: all
 	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/liblacos.so
 	install -m 644 engine/lacos.h $(DESTDIR)$(PREFIX)/share/lacos/engine/lacos.h
 	cp -r lua $(DESTDIR)$(PREFIX)/share/lacos/
-	cp -r datasets $(DESTDIR)$(PREFIX)/share/lacos/
+	cp -r datasets experiments $(DESTDIR)$(PREFIX)/share/lacos/
 
 clean:
 	rm -rf build build-san build-nocuda build-vg

@@ -96,7 +96,7 @@ local sweep = lacos.sweep.new {
   script = arg[0],
   axes = { model = models, pairs = amounts, seed = seeds },
   order = { "model", "pairs", "seed" },
-  fixed = { synthetic = synthetic, models_dir = opts.models, data_root = root, quant = "int8", r = 8, alpha = 16,
+  fixed = { synthetic = synthetic, models_dir = X.models_dir(opts.models), data_root = root, quant = "int8", r = 8, alpha = 16,
             dropout = recipe.dropout, lr = recipe.lr, targets = recipe.targets, epochs = recipe.epochs,
             batch_size = batch, max_length = 64, pooling = "weightedmean",
             eval_limit = eval_limit, eval = { "english", "multilingual" }, quiet = not require("lacos.util").isatty(2) },
@@ -109,6 +109,7 @@ local summary = sweep:execute { db = opts.db, dry_run = opts.dry_run }
 if opts.dry_run then return end
 local db = lacos.results.open(opts.db, { readonly = true })
 print(require("lacos.report").format_table(require("lacos.report").collect(db, sweep.name)))
-print(("\nresults: %s (lacos results scale %s; lacos results plot %s)"):format(db.path, sweep.name, sweep.name))
+print(("\nresults: %s (lacos results scale %s; lacos results plot %s)"):format(require("lacos.util").abspath(db.path),
+  sweep.name, sweep.name))
 db:close()
 if summary.exit_status ~= 0 then os.exit(summary.exit_status) end

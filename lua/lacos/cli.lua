@@ -139,13 +139,35 @@ function M.call(fn, ...)
   return 1
 end
 
+-- Where a script named on the command line is: the path as given when it
+-- exists, else (a relative path) the same path in the lacos tree or its
+-- installed share/lacos, else there under experiments/ — so
+-- `lacos run experiments/scale.lua`, `lacos run scale.lua` and `lacos run
+-- scale` work from any directory. nil and the places tried when none has it.
+function M.find_script(path)
+  local util = require "lacos.util"
+  if util.path_kind(path) == "file" then return path end
+  if path:sub(1, 1) == "/" then return nil, { path } end
+  local home = LACOS_HOME or require("lacos.engine").home
+  local tried = { path }
+  local names = { path }
+  if not path:match("%.lua$") then names[2] = path .. ".lua" end
+  for _, name in ipairs(names) do
+    for _, p in ipairs { home .. "/" .. name, home .. "/experiments/" .. name } do
+      if util.path_kind(p) == "file" then return p end
+      tried[#tried + 1] = p
+    end
+  end
+  return nil, tried
+end
+
 function M.run_file(path, args)
-  local f = io.open(path, "r")
-  if not f then
-    io.stderr:write(("lacos: cannot open %s: no such file\n"):format(path))
+  local found, tried = M.find_script(path)
+  if not found then
+    io.stderr:write(("lacos: cannot open %s: no such file (looked at %s)\n"):format(path, table.concat(tried, ", ")))
     return 1
   end
-  f:close()
+  path = found
   local chunk, err = loadfile(path)
   if not chunk then
     io.stderr:write(err, "\n")   -- "path:line: message"

@@ -19,8 +19,10 @@ function M.synthetic_tokenizer()
 end
 
 -- Data root: --data / LACOS_DATA / datasets/ when it holds the STS files,
--- else the ../shared/datasets next to the lacos tree (this project's layout).
-function M.data_root(dir)
+-- else the ../shared/datasets next to the lacos tree (this project's layout);
+-- as an absolute path, so the runs record where the data was wherever the
+-- sweep ran from.
+local function data_root(dir)
   if dir then return dir end
   local env = os.getenv("LACOS_DATA")
   if env and env ~= "" then return env end
@@ -30,6 +32,11 @@ function M.data_root(dir)
   if exists(shared .. "/sts/stsb/sts-test.csv") then return shared end
   return home .. "/datasets"
 end
+function M.data_root(dir) return util.abspath(data_root(dir)) end
+
+-- A models directory (--models) as an absolute path: where a sweep found
+-- its checkpoints, whatever directory it ran from.
+function M.models_dir(dir) return util.abspath(dir or "models") end
 
 -- Models to sweep: the released checkpoints present under dir, or (none
 -- present, or synthetic forced) the random-weight ladder.

@@ -408,11 +408,14 @@ function Run:timing(opts)
   local _ = keep
 end
 
--- Records a file or directory already in place; returns its sha256 and size.
+-- Records a file or directory already in place (its absolute path);
+-- returns its sha256 and size.
 function Run:artifact(opts)
   opts = options(opts, { path = "string!", kind = "string!", step = "number" }, "run:artifact")
   local sha, bytes = ffi.new("char[65]"), ffi.new("double[1]")
-  check(C.lacos_run_artifact(sha, bytes, run_handle(self), opts.kind, opts.path, opts.step or -1))
+  -- recorded absolutely: the row must name the file wherever it is read from
+  local path = require("lacos.util").abspath(opts.path)
+  check(C.lacos_run_artifact(sha, bytes, run_handle(self), opts.kind, path, opts.step or -1))
   return ffi.string(sha), bytes[0]
 end
 

@@ -150,6 +150,16 @@ function M.path_kind(path) return KINDS[C.lacos_path_kind(path)] end
 function M.exists(path) return C.lacos_path_kind(path) ~= 0 end
 function M.is_dir(path) return C.lacos_path_kind(path) == 2 end
 
+-- The absolute form of a path: the real path when it exists, else its
+-- parent's joined with its name, else the working directory's.
+function M.abspath(path)
+  local buf = ffi.new("char *[1]")
+  E.check(C.lacos_path_absolute(buf, path))
+  local s = ffi.string(buf[0])
+  C.lacos_text_free(buf[0])
+  return s
+end
+
 -- Creates dir and its parents; errors name the directory and the cause.
 function M.mkdir_p(dir) E.check(C.lacos_dir_make(dir)) end
 
