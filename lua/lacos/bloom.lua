@@ -248,7 +248,11 @@ end
 -- sentence (its 1-based index in `sentences`, or opts.indices[i]) unless
 -- truncation is on.
 function Model:tokenize(sentences, opts)
-  if not self.tokenizer then error("this model has no tokenizer (load one with {tokenizer = path})", 3) end
+  if not self.tokenizer then
+    -- a checkpoint directory without one is a problem with the files, named as such (no Lua position)
+    if self.dir then error(("%s: no tokenizer.json in the model directory (copy the model's tokenizer.json there)"):format(self.dir), 0) end
+    error("this model has no tokenizer (load one with {tokenizer = path})", 3)
+  end
   opts = opts or {}
   local ids, mask = self.tokenizer:encode_batch(sentences, { padding_side = opts.padding_side or self:padding_side(),
                                                             max_length = opts.max_length, truncation = opts.truncation })

@@ -251,7 +251,9 @@ function M.main(argv)
       end
       i = i + (a:find("=", 1, true) and 1 or 2)
     elseif a:sub(1, 1) == "-" and a ~= "-" then
-      io.stderr:write(("lacos: unknown option %s\nsee 'lacos --help'\n"):format(a))
+      local flags = { "--help", "--version", "--memory-limit", "-e", "-i", "-l", "-h", "-v" }
+      io.stderr:write(("lacos: unknown option %s%s\nsee 'lacos --help'\n"):format(a,
+        require("lacos.args").did_you_mean(a:match("^[^=]*"), flags)))
       return 2
     else
       break
@@ -287,7 +289,11 @@ function M.main(argv)
     if st == 0 and interactive then return repl() end
     return st
   end
-  io.stderr:write(("lacos: unknown command '%s'\nsee 'lacos --help'\n"):format(first))
+  local names = {}
+  for _, c in ipairs(M.commands) do if module_present(c[1]) then names[#names + 1] = c[1] end end
+  local guess = require("lacos.args").suggest(first, names)
+  io.stderr:write(("lacos: unknown command '%s'%s\nsee 'lacos --help'\n"):format(first,
+    guess and (" (did you mean '%s'?)"):format(guess) or ""))
   return 2
 end
 

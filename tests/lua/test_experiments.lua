@@ -105,6 +105,18 @@ H.test("lacos run experiments/scale.lua (a tiny synthetic sweep), then again", f
     "SELECT p.value_text AS recipe FROM params p JOIN params q ON q.run_id = p.run_id AND q.key = 'pairs' WHERE p.key = 'recipe' ORDER BY q.value_num")
   H.eq(#recipes, 1, "the trained point records its recipe; the untrained one has none")
   H.eq(recipes[1].recipe, note)
+  -- paths are recorded absolutely (the sweep ran from its folder with the default, relative, models/)
+  local rdb = R.open(db_path, { readonly = true })
+  local real = require("lacos.util").abspath(folder)
+  for _, r in ipairs(rdb:query("SELECT key, value_text FROM params WHERE key IN ('models_dir', 'data_root')")) do
+    H.eq(r.value_text:sub(1, 1), "/", r.key .. " " .. r.value_text)
+    H.truthy(not r.value_text:find("/../", 1, true) and not r.value_text:find("/./", 1, true), r.value_text)
+    if r.key == "models_dir" then H.eq(r.value_text, real .. "/models") end
+  end
+  local arts = rdb:query("SELECT path FROM artifacts")
+  H.eq(#arts, 1, "the trained point's adapter")
+  H.eq(arts[1].path:sub(1, #real + 1), real .. "/", arts[1].path)
+  rdb:close()
   -- what the dry run estimated next to what the runs took (on a shared machine, a rough guide)
   local db = R.open(db_path, { readonly = true })
   for _, r in ipairs(db:query([[SELECT r.config_json, s.duration_s,

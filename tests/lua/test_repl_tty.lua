@@ -246,6 +246,28 @@ H.test("tty: a first Ctrl-C that cannot stop compiled code says the next one qui
   H.eq(st, 130, "the second Ctrl-C quits")
 end)
 
+H.test("tty: lacos embed on a terminal says what it expects; Ctrl-D with nothing typed is refused", function()
+  if not ok_pty then H.skip("no pty driver: " .. tostring(P)) end
+  local model = home .. "/embed-model"
+  local rc, _, err = H.sh(("%q model random tiny-xs --out %q"):format(exe(), model))
+  H.eq(rc, 0, err)
+  local function embed(keys, want)
+    local p, perr = P.spawn({ exe(), "embed", "--model", model, "--out", home .. "/e.npy" }, env())
+    if not p then H.skip("cannot open a pseudo-terminal here: " .. tostring(perr)) end
+    local got, seen = p:expect("one per line; Ctrl-D ends the input", 10)
+    if not got then p:close() error("no word about the input on the terminal:\n" .. seen) end
+    p:settle(0.2)
+    p:send(keys)
+    got, seen = p:expect(want, 10)
+    local st = p:wait(5)
+    p:close()
+    if not got then error(("not shown: %s; the screen:\n%s"):format(want, seen)) end
+    return st
+  end
+  H.eq(embed("a cat\r\4", "wrote 1 x 64 embeddings"), 0)
+  H.eq(embed("\4", "stdin: no sentences to embed"), 1)
+end)
+
 H.test("tty: ~/.editrc lines for lacos apply (the application name is lacos)", function()
   local rc = H.write(home .. "/editrc.apps", "lacos:bind -s ^T '\"from editrc\"'\nother:bind -s ^Y '\"not ours\"'\n")
   local p = start({ EDITRC = rc })

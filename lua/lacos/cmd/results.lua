@@ -638,7 +638,9 @@ function M.run(opts)
   if name == nil or not sub[name] then
     if name ~= nil and not (name:match("^%d+$")) then
       local names = table.concat(M.order, ", ")
-      args_mod.usage_error("results", "unknown subcommand '%s' (%s)", name, names)
+      local guess = args_mod.suggest(name, M.order)
+      args_mod.usage_error("results", "unknown subcommand '%s'%s (%s)", name,
+        guess and (" — did you mean '%s'?"):format(guess) or "", names)
     end
     if name ~= nil then args_mod.usage_error("results", "to see run %s, use 'lacos results show %s'", name, name) end
     name = "list"

@@ -152,7 +152,9 @@ function M.run(opts)
     -- processes never train into one --out together, and rerunning a finished
     -- training (one killed between its end and its exit, say) records no
     -- second done run. --no-resume always starts a new run.
-    local run_spec = { name = "train " .. opts.out, config = settings, seed = opts.seed, reuse = not opts.no_resume }
+    -- git is asked about the lacos tree that runs (not the working directory)
+    local run_spec = { name = "train " .. opts.out, config = settings, seed = opts.seed, reuse = not opts.no_resume,
+                       workdir = lacos.engine.home }
     local started
     run, started = db:start_run(run_spec)
     if not started and run.status == "running" then
@@ -171,6 +173,12 @@ function M.run(opts)
       run_spec.reuse = false   -- done, but its adapter is gone: train (resume) again as a new run
       run = db:start_run(run_spec)
     end
+  end
+  if run then
+    -- what the training read, and where everything was, absolutely
+    local util = require "lacos.util"
+    run:params { pairs_sha256 = lacos.data.sha256_file(opts.pairs), pairs_path = util.abspath(opts.pairs),
+                 model_path = util.abspath(opts.model), out_path = util.abspath(opts.out) }
   end
   -- lacos.train creates ADAPTER_DIR/checkpoints before the first step; if
   -- the run then fails on an error, directories it created and left empty go
