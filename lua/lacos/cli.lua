@@ -146,7 +146,7 @@ end
 -- scale` work from any directory. nil and the places tried when none has it.
 function M.find_script(path)
   local util = require "lacos.util"
-  if util.path_kind(path) == "file" then return path end
+  if util.exists(path) then return path end   -- (a directory is reported as one by the loader)
   if path:sub(1, 1) == "/" then return nil, { path } end
   local home = LACOS_HOME or require("lacos.engine").home
   local tried = { path }

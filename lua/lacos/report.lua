@@ -230,7 +230,7 @@ function M.describe_conditions(g)
   local nen, nmulti, nother = #g.family_tasks.en, #g.family_tasks.multi, #g.family_tasks.other
   local sets = {}
   if nen > 0 then sets[#sets + 1] = count_word(nen, "English set") end
-  if nmulti > 0 then sets[#sets + 1] = count_word(nmulti, "multilingual language (pair)", "multilingual languages and pairs") end
+  if nmulti > 0 then sets[#sets + 1] = count_word(nmulti, "multilingual track") end
   if nother > 0 then sets[#sets + 1] = count_word(nother, "other set") end
   parts[#parts + 1] = "test splits of " .. table.concat(sets, " + ")
   local per = tonumber(c.pairs_per_set) or 0
@@ -730,7 +730,7 @@ local function figure_script(fig, caption, title)
   local bottom = 0.16 + 0.04 * #cap
   s[#s + 1] = "set encoding utf8"
   s[#s + 1] = "NL = \"\\n\""
-  s[#s + 1] = ("set multiplot layout 1,%d title %s font ',13' margins 0.06,0.98,%.3f,0.86 spacing 0.07,0.1"):format(
+  s[#s + 1] = ("set multiplot layout 1,%d title %s font ',13' margins 0.06,0.98,%.3f,0.80 spacing 0.07,0.1"):format(
     #fig.panels, gp_string(title or ""), bottom)
   for i, l in ipairs(cap) do
     s[#s + 1] = ("set label %d %s at screen 0.01, screen %.3f left font ',10'"):format(100 + i, gp_string(l), 0.015 + 0.04 * (#cap - i))
@@ -743,14 +743,18 @@ local function figure_script(fig, caption, title)
   s[#s + 1] = ("set yrange [%s:%s]"):format(num(fig.yrange[1]), num(fig.yrange[2]))
   local tics = {}
   for _, t in ipairs(fig.xtics) do
-    tics[#tics + 1] = ("%s%s %s"):format(gp_string(t.label), t.sub and (".NL." .. gp_string(t.sub)) or "", num(t.x))
+    local label = t.label
+    if width(label) > 16 then label = label:sub(1, 15):gsub("[\192-\255][\128-\191]*$", "") .. "…" end   -- the table has it whole
+    tics[#tics + 1] = ("%s%s %s"):format(gp_string(label), t.sub and (".NL." .. gp_string(t.sub)) or "", num(t.x))
   end
   s[#s + 1] = ("set xtics (%s)"):format(table.concat(tics, ", "))
   s[#s + 1] = "set mxtics 1"
   s[#s + 1] = ("set xlabel %s offset 0,-0.6"):format(gp_string(fig.xlabel))
   s[#s + 1] = "set ylabel 'Spearman x100'"
-  s[#s + 1] = "set key bottom right opaque box lc rgb '#bbbbbb' samplen 2 font ',10'"
+  -- one legend for both panels (they draw the same series), above them, where it hides no point
+  s[#s + 1] = "set key at screen 0.5, screen 0.905 center top horizontal maxrows 2 samplen 2 font ',10' width 1"
   for pi, panel in ipairs(fig.panels) do
+    if pi == 2 then s[#s + 1] = "unset key" end
     s[#s + 1] = ("set title %s"):format(gp_string(panel.title))
     local plots = {}
     for si, series in ipairs(panel.series) do
@@ -845,7 +849,7 @@ end
 -- run) as <base>.{png,svg,pdf} plus <base>.csv; returns the files.
 function M.plot_curves(curves, base, opts)
   opts = opts or {}
-  local s = { "set encoding utf8", "set multiplot layout 2,1 margins 0.08,0.80,0.10,0.93 spacing 0.06,0.08",
+  local s = { "set encoding utf8", "set multiplot layout 2,1 margins 0.08,0.74,0.10,0.93 spacing 0.06,0.08",
               "set grid lc rgb '#dddddd'", "set border 3", "set tics nomirror", "set key outside right top font ',10'" }
   local nonfinite, drawn = 0, 0
   for _, r in ipairs(curves.runs) do nonfinite = nonfinite + r.nonfinite end
@@ -854,6 +858,7 @@ function M.plot_curves(curves, base, opts)
     s[#s + 1] = ("set ylabel %s"):format(gp_string(what.label))
     s[#s + 1] = pi == 2 and "set xlabel 'step'" or "unset xlabel"
     s[#s + 1] = pi == 2 and "set format y '%.1e'" or "set format y '%g'"
+    if pi == 2 then s[#s + 1] = "unset key" end   -- the same runs: one legend
     local plots = {}
     for i, r in ipairs(curves.runs) do
       local rows = {}

@@ -95,7 +95,7 @@ end)
 H.test("results scale states the evaluation conditions, the recipe and the headline", function()
   local rc, out = lacos_results("scale scale-synthetic")
   H.eq(rc, 0)
-  H.match(out, "\nevaluated: cosine Spearman x100 on the test splits of 2 English sets %+ 5 multilingual languages and pairs; " ..
+  H.match(out, "\nevaluated: cosine Spearman x100 on the test splits of 2 English sets %+ 5 multilingual tracks; " ..
                "first 300 pairs of each; raw text; aggregation all; weightedmean pooling; int8 weights\n")
   H.match(out, "\ntrained: LoRA r 8, alpha 16 on all, dropout 0, lr 0%.005, 2 epochs — not the paper's recipe: lr 0%.005 %(paper 0%.0002%)\n")
   H.match(out, "'en avg' %(the mean over the English sets%) is the headline score")
@@ -312,7 +312,11 @@ H.test("results plot: both figures as PNG, SVG and PDF with the points as CSV", 
     end
   end
   local svg = H.read(plots .. "/scale-synthetic_vs_params.svg")
-  H.truthy(svg:find("first 300 pairs of each", 1, true), "the caption states the evaluation conditions")
+  local words = {}
+  for t in svg:gmatch("<text[^>]*>([^<]*)</text>") do words[#words + 1] = t end
+  local caption = table.concat(words, " ")
+  H.truthy(caption:find("first 300 pairs of each", 1, true) and caption:find("int8 weights", 1, true) and caption:find("SYNTHETIC", 1, true),
+           "the caption states the evaluation conditions: " .. caption)
   H.truthy(svg:find("English STS (avg of 2)", 1, true) and svg:find("multilingual STS (avg of 5)", 1, true), "two panels")
   H.truthy(svg:find(">tiny-xs<", 1, true), "models named at their points")
   local csv = H.read(plots .. "/scale-synthetic_vs_params.csv")
