@@ -229,7 +229,13 @@ function M.run_point(point, ctx)
   -- the point's own values are already params (from its config); these are derived
   run:params { model_params = lacos.bloom.param_count(point.model), n_pairs = n, training_data = source }
   if n > 0 then
-    run:params { recipe = M.recipe_note(point) }
+    -- the recipe as trained: the defaults below too, not only what the point set
+    local effective = { recipe = M.recipe_note(point) }
+    for k, v in pairs { r = 8, alpha = 16, dropout = 0.05, targets = { "query_key_value" }, lr = 2e-4, epochs = 1, batch_size = 16,
+                        max_length = 64 } do
+      if point[k] == nil then effective[k] = v end
+    end
+    run:params(effective)
     m:add_lora { r = point.r or 8, alpha = point.alpha or 16, dropout = point.dropout or 0.05,
                  targets = point.targets or { "query_key_value" }, seed = point.seed or 1 }
     local result = lacos.train {
@@ -318,6 +324,9 @@ M.POINT_OPTIONS = {
   eval_limit = whole_at_least(0),
   checkpoint_every = whole_at_least(1),
   quiet = of_type("boolean"),
+  -- a reference model evaluated beside the sweep (recorded as the param
+  -- `baseline`: lacos results scale/plot show it as its own row and line)
+  baseline = of_type("boolean"),
 }
 local REQUIRED = { "model", "pairs", "data_root" }
 
@@ -338,7 +347,8 @@ function M.validate_point(p)
   for _, k in ipairs(keys) do
     local check = M.POINT_OPTIONS[k]
     if not check then
-      bad("unknown option '%s' (known: %s)", k, table.concat(names, ", "))
+      local guess = require("lacos.args").suggest(k, names)
+      bad("unknown option '%s'%s (known: %s)", k, guess and (" (did you mean '%s'?)"):format(guess) or "", table.concat(names, ", "))
     else
       local err = check(p[k])
       if err then bad("option '%s' %s, got %s", k, err, show(p[k])) end

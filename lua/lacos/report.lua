@@ -268,7 +268,7 @@ function M.describe_recipe(g)
   if v("loss") then parts[#parts + 1] = "loss " .. tostring(v("loss")) end
   local text = #parts > 0 and table.concat(parts, ", ") or "a recipe the runs did not record"
   if v("training_data") then text = text .. "; data: " .. tostring(v("training_data")) end
-  if v("recipe") then text = text .. " — " .. tostring(v("recipe")) end
+  if v("recipe") then text = text .. "; " .. tostring(v("recipe")) end
   return text
 end
 

@@ -95,7 +95,7 @@ H.test("lacos run experiments/scale.lua (a tiny synthetic sweep), then again", f
   local note = "not the paper's recipe: targets all (paper query_key_value), dropout 0 (paper 0.05), lr 0.005 (paper 0.0002), epochs 2 (paper 1)"
   H.truthy(err:find("scale: the synthetic ladder trains with its own recipe: " .. note, 1, true), err)
   H.truthy(out:find("\ntrained: LoRA r 8, alpha 16 on all, dropout 0, lr 0.005, 2 epochs, batch 16, max length 64; data: ", 1, true), out)
-  H.truthy(out:find(" — " .. note .. "\n", 1, true), out)
+  H.truthy(out:find("; " .. note .. "\n", 1, true), out)
   H.match(out, "lacos results scale scale%-synthetic")
   H.truthy(H.exists(db_path), "results/lacos.db")
   rc, _, err = lacos_in(folder, SCALE)

@@ -97,7 +97,7 @@ H.test("results scale states the evaluation conditions, the recipe and the headl
   H.eq(rc, 0)
   H.match(out, "\nevaluated: cosine Spearman x100 on the test splits of 2 English sets %+ 5 multilingual tracks; " ..
                "first 300 pairs of each; raw text; aggregation all; weightedmean pooling; int8 weights\n")
-  H.match(out, "\ntrained: LoRA r 8, alpha 16 on all, dropout 0, lr 0%.005, 2 epochs — not the paper's recipe: lr 0%.005 %(paper 0%.0002%)\n")
+  H.match(out, "\ntrained: LoRA r 8, alpha 16 on all, dropout 0, lr 0%.005, 2 epochs; not the paper's recipe: lr 0%.005 %(paper 0%.0002%)\n")
   H.match(out, "'en avg' %(the mean over the English sets%) is the headline score")
   H.match(out, "model +params +n +STS17 en +STS17 en%-ar +STS17 en%-es +stsb%-multi%-mt de +stsb%-multi%-mt ja +multi avg\n")
 end)
