@@ -384,7 +384,11 @@ function M.format_table(data, opts)
   if #groups > 1 and not opts.group then
     local diffs = M.differences(data)
     local names = {}
-    for _, d in ipairs(diffs) do names[#names + 1] = ("%s (%s)"):format(d.key, table.concat(d.values, " | ")) end
+    for _, d in ipairs(diffs) do
+      local shown = {}
+      for i, v in ipairs(d.values) do shown[i] = #v > 40 and (v:sub(1, 37) .. "...") or v end   -- --conditions has them whole
+      names[#names + 1] = ("%s (%s)"):format(d.key, table.concat(shown, " | "))
+    end
     lines[#lines + 1] = ("%d groups of runs evaluated or trained differently, shown apart, never pooled; they differ in: %s"):format(
       #groups, table.concat(names, "; "))
     lines[#lines + 1] = "(lacos results scale --group N shows one; --conditions lists every condition of each)"
@@ -524,7 +528,7 @@ M.gp_string = gp_string
 local TERMINALS = {
   png = { "pngcairo size 1400,620 font 'sans,11' noenhanced", "\137PNG\r\n\26\n" },
   svg = { "svg size 1400,620 font 'sans,11' noenhanced background '#ffffff'", "<svg" },
-  pdf = { "pdfcairo size 11in,4.9in font 'sans,9' noenhanced", "%PDF" },
+  pdf = { "pdfcairo size 11in,4.9in font 'sans,9' noenhanced linewidth 0.7", "%PDF" },
 }
 M.FORMATS = { "png", "svg", "pdf" }
 
