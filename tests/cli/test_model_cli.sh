@@ -43,6 +43,10 @@ ls "$(dirname "$M2")" | grep -q tmp && not_ok "no temporary directory left" "$(l
 
 run_in $'a cat\nun chat\n\n' "$LACOS" embed --model "$M" --out "$TMP/e.npy"
 expect "embed writes a .npy" 0 "wrote 3 x 64 embeddings"
+mkdir -p "$TMP/no-tok" && cp "$M/config.json" "$M/model.safetensors" "$TMP/no-tok/"
+run_in $'a cat\n' "$LACOS" embed --model "$TMP/no-tok" --out "$TMP/nt.npy"
+expect "a model directory without tokenizer.json is named as such" 1 "lacos embed: .*/no-tok: no tokenizer.json in the model directory"
+grep -qE '\.lua:[0-9]' <<<"$ERR" && not_ok "no Lua file:line in the missing-tokenizer error" "$ERR" || ok "no Lua file:line in the missing-tokenizer error"
 run_in '' "$LACOS" embed --model "$M" --out "$TMP/empty.npy"
 expect "embed refuses empty input" 1 "stdin: no sentences to embed"
 [ ! -e "$TMP/empty.npy" ] && ok "no .npy for empty input" || not_ok "no .npy for empty input"

@@ -226,6 +226,12 @@ H.test("seeds: distinct seeds count, a seed run twice counts once, mean ± std (
   H.near(c.scores.STS12.std, math.sqrt(50), 1e-9)
   H.near(c.en.mean, (25 + 62.5 + 35 + 72.5) / 4, 1e-9)
   H.near(c.en.std, math.sqrt(50), 1e-9)
+  -- the figure's error bar is that std, at the mean
+  local en = report.figure_data(data, g)[1].panels[1]
+  H.eq(en.series[1].title, "20 pairs")
+  H.near(en.series[1].points[1].y, c.en.mean, 1e-9)
+  H.near(en.series[1].points[1].err, math.sqrt(50), 1e-9)
+  H.eq(en.series[1].points[1].n, 2)
   local rc, out = lacos_results("scale", db)
   H.eq(rc, 0)
   H.match(out, "\ntiny%-xs +2%.2M +2 +30%.00 ± 7%.07 +67%.50 ± 7%.07 +48%.75 ± 7%.07\n")
