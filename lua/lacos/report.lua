@@ -730,7 +730,7 @@ local function num(v) return ("%.10g"):format(v) end
 local function figure_script(fig, caption, title)
   local s = {}
   local cap = {}
-  for _, l in ipairs(caption) do for _, w in ipairs(wrap(l, 170)) do cap[#cap + 1] = w end end
+  for _, l in ipairs(caption) do for _, w in ipairs(wrap(l, 180)) do cap[#cap + 1] = w end end
   local bottom = 0.16 + 0.04 * #cap
   s[#s + 1] = "set encoding utf8"
   s[#s + 1] = "NL = \"\\n\""
