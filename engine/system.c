@@ -98,7 +98,7 @@ int lacos_dir_names(char **names, double *bytes, const char *dir) {
   if (!s && errno) s = fail_errno("%s: cannot list the directory", dir);
   closedir(d);
   if (!s) {
-    qsort(list, n, sizeof *list, name_cmp);
+    if (n) qsort(list, n, sizeof *list, name_cmp);   /* an empty directory has no list (qsort's NULL is UB) */
     /* one buffer of NUL-terminated names: a name may hold any byte but NUL
        and '/', newlines included, so no other separator is safe */
     char *buf = malloc(total ? total : 1);
