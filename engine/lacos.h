@@ -137,6 +137,11 @@ int lacos_dir_remove(const char *path);
 /* 0 when path does not exist, 1 a regular file, 2 a directory, 3 anything
    else (links are followed). Never fails. */
 int lacos_path_kind(const char *path);
+/* The absolute form of path in *out (freed with lacos_text_free): the real
+   path when it exists (symbolic links and ".." resolved), else its
+   parent's real path and its last name, else the working directory joined
+   with it. */
+int lacos_path_absolute(char **out, const char *path);
 /* Creates dir and its missing parents; an existing directory is fine, an
    existing file of that name is an error. */
 int lacos_dir_make(const char *dir);
@@ -182,6 +187,9 @@ double lacos_cli_memory_refusals(void);
 /* Re-arms the interrupt handling after the Lua side dealt with one (the
    next SIGINT is a first one again) and clears the engine's flag. */
 void lacos_cli_signals_reset(void);
+/* While on (the REPL running a statement), a first interrupt that Lua has
+   not answered within 1.5 s prints that the next one quits. */
+void lacos_cli_interrupt_notice(int on);
 
 /* ----- end executable ----- */
 
@@ -965,7 +973,7 @@ typedef struct lacos_db lacos_db;
 typedef struct lacos_run lacos_run;
 typedef struct lacos_db_query lacos_db_query;
 
-enum { LACOS_DB_SCHEMA_VERSION = 2 };
+enum { LACOS_DB_SCHEMA_VERSION = 3 };
 
 typedef enum lacos_db_flags {
   LACOS_DB_READONLY = 1,   /* the file must exist; logging calls fail (an older schema is still migrated if the file is writable) */

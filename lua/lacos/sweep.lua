@@ -250,7 +250,7 @@ function Sweep:execute(opts)
       say("[%d/%d] %s: %s already, skipped\n", i, #pts, label, run.status)
     else
       say("[%d/%d] %s: run %d\n", i, #pts, label, run.id)
-      local dir = ("%s/%s/%s"):format(opts.out, self.name, self:point_id(p))
+      local dir = ("%s/%s/%s"):format(util.abspath(opts.out), self.name, self:point_id(p))   -- recorded absolutely
       require("lacos.util").mkdir_p(dir)
       local ctx = { run = run, db = db, dir = dir, index = i, total = #pts, sweep = self }
       local ok, res = xpcall(self.runner, function(e)

@@ -88,6 +88,40 @@ local function split_list(s)
   return out
 end
 
+-- Column names a header line of a pairs file is made of.
+local HEADER_NAMES = {}
+for w in ([[anchor positive negative hard_negative hard_neg neg pos sentence sentence1 sentence2 sentence3 sentence_1
+  sentence_2 sentence_3 sentence_a sentence_b premise hypothesis label gold_label score similarity text text1 text2 text_a
+  text_b query document question answer s1 s2 s3 sent0 sent1 sent2]]):gmatch("%S+") do HEADER_NAMES[w] = true end
+
+-- The first non-blank line of a TAB-separated file when it reads as a
+-- header (every field a short name, one of them a usual column name):
+-- its fields and line number; nil otherwise.
+local function header_line(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n = 0
+  for line in require("lacos.util").bounded_lines(f, 65536) do
+    n = n + 1
+    if not line or n > 100 then break end
+    line = line:gsub("\r$", "")
+    if n == 1 then line = line:gsub("^\239\187\191", "") end
+    if line:match("%S") then
+      f:close()
+      local fields, known, names = {}, false, true
+      for field in (line .. "\t"):gmatch("([^\t]*)\t") do
+        fields[#fields + 1] = field
+        if not field:match("^%a[%w_ %-]*$") or #field > 32 then names = false end
+        if HEADER_NAMES[field:lower():gsub("[ %-]", "_")] then known = true end
+      end
+      if names and known and #fields >= 2 then return fields, n end
+      return nil
+    end
+  end
+  f:close()
+  return nil
+end
+
 function M.run(opts)
   local lacos = require "lacos"
   if opts.threads then lacos.threads(opts.threads) end
@@ -119,6 +153,24 @@ function M.run(opts)
   local root = not comm or comm:rank() == 0
   local kind = (opts.loss == "cosent" and "scored") or (opts.loss == "softmax" and "labelled") or "pairs"
   local format = opts.format ~= "tsv" and opts.format or nil
+  -- A header line in a plain TAB-separated file would train as an example
+  -- (or fail on its score): a scored file's is skipped as lacos sts --file
+  -- does (its score is not a number), any other is refused unless --header
+  -- says so.
+  local plain = { generic = true, nli = true, pairs = true, triplets = true }
+  if not opts.header and (not format or plain[format]) then
+    local names, line = header_line(opts.pairs)
+    if names then
+      local quoted = table.concat(names, ", ")
+      if kind == "scored" and not tonumber(names[3] or "") then
+        io.stderr:write(("lacos train: %s:%d is a header line (%s): skipped\n"):format(opts.pairs, line, quoted))
+        opts.header = true
+      else
+        require("lacos.args").usage_error("train", "%s:%d looks like a header line (%s), not an example: pass --header to skip it",
+          opts.pairs, line, quoted)
+      end
+    end
+  end
   local read_ok, data = pcall(lacos.pairs.read, opts.pairs, { kind = kind, format = format, header = opts.header or nil,
                                                                 labels = kind == "labelled" and opts.labels or nil })
   if not read_ok then
@@ -199,7 +251,9 @@ function M.run(opts)
     -- processes never train into one --out together, and rerunning a finished
     -- training (one killed between its end and its exit, say) records no
     -- second done run. --no-resume always starts a new run.
-    local run_spec = { name = "train " .. opts.out, config = settings, seed = opts.seed, reuse = not opts.no_resume }
+    -- git is asked about the lacos tree that runs (not the working directory)
+    local run_spec = { name = "train " .. opts.out, config = settings, seed = opts.seed, reuse = not opts.no_resume,
+                       workdir = lacos.engine.home }
     local started
     run, started = db:start_run(run_spec)
     if not started and run.status == "running" then
@@ -223,6 +277,12 @@ function M.run(opts)
   -- rank 0 alone read the database: the others learn what it decided
   if comm then already_done = comm:broadcast_string(already_done and "done" or "train", 0) == "done" end
   if already_done then return 0 end
+  if run then
+    -- what the training read, and where everything was, absolutely
+    local util = require "lacos.util"
+    run:params { pairs_sha256 = lacos.data.sha256_file(opts.pairs), pairs_path = util.abspath(opts.pairs),
+                 model_path = util.abspath(opts.model), out_path = util.abspath(opts.out) }
+  end
   -- lacos.train creates ADAPTER_DIR/checkpoints before the first step; if
   -- the run then fails on an error, directories it created and left empty go
   -- again (no partial output), while checkpoints already written stay.
