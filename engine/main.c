@@ -32,6 +32,8 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,8 +219,46 @@ __attribute__((visibility("default"))) int lacos_cli_memory_limit_explicit(void)
 __attribute__((visibility("default"))) double lacos_cli_lua_heap(void) { return (double)lua_heap; }
 __attribute__((visibility("default"))) double lacos_cli_memory_refusals(void) { return (double)limit_refusals; }
 
+/* The REPL's promise that a first Ctrl-C is never silent: while it runs a
+   statement (lacos_cli_interrupt_notice(1)), a first interrupt that the Lua
+   hook has not answered within 1.5 s — the statement is in JIT-compiled
+   code, which never calls hooks, or in a long engine call — gets a line
+   from a watchdog thread saying that the next Ctrl-C quits. */
+static volatile sig_atomic_t hook_answered, notice_wanted;
+static sem_t notice_sem;
+static int notice_ready;
+
+static void *notice_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    while (sem_wait(&notice_sem) != 0) {}
+    struct timespec ts = { 1, 500000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    if (notice_wanted && signals_seen == 1 && !hook_answered) {
+      static const char msg[] = "\nlacos: the statement is still running (compiled Lua code or a long engine call cannot be "
+                                "stopped at once); press Ctrl-C again to quit lacos (this session will be lost)\n";
+      ssize_t w = write(2, msg, sizeof msg - 1);
+      (void)w;
+    }
+  }
+  return NULL;
+}
+
+/* Exported for ffi.C: the REPL turns the notice on around each statement. */
+__attribute__((visibility("default"))) void lacos_cli_interrupt_notice(int on) {
+  if (on && !notice_ready) {
+    pthread_t t;
+    if (sem_init(&notice_sem, 0, 0) == 0 && pthread_create(&t, NULL, notice_main, NULL) == 0) {
+      pthread_detach(t);
+      notice_ready = 1;
+    }
+  }
+  notice_wanted = on != 0;
+}
+
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
+  hook_answered = 1;
   lua_sethook(L, NULL, 0, 0);
   /* The Lua side decides what an interrupt means right now. */
   lua_getglobal(L, "LACOS_ON_INTERRUPT");
@@ -253,7 +293,9 @@ static void on_signal(int sig) {
     _exit(130);
   }
   lacos_interrupt_request(sig == SIGTERM ? 2 : 1);
+  hook_answered = 0;
   if (main_state) lua_sethook(main_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  if (notice_ready && notice_wanted) sem_post(&notice_sem);   /* async-signal-safe */
 }
 
 /* Lets the Lua side re-arm after it has dealt with an interrupt (the REPL

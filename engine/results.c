@@ -460,7 +460,8 @@ static const char *const MIGRATION_2 =
   "LEFT JOIN sts_results s ON s.id = (SELECT s2.id FROM sts_results s2\n"
   "  WHERE s2.run_id = r.id AND s2.step = -1 AND s2.split = 'test' ORDER BY s2.id DESC LIMIT 1);\n";
 
-static const char *const MIGRATIONS[] = { NULL, MIGRATION_1, MIGRATION_2 };
+#include "results_views.h"   /* version 3: the report views */
+static const char *const MIGRATIONS[] = { NULL, MIGRATION_1, MIGRATION_2, LACOS_DB_MIGRATION_VIEWS };
 enum { MIGRATION_COUNT = (int)(sizeof MIGRATIONS / sizeof *MIGRATIONS) - 1 };
 _Static_assert((int)MIGRATION_COUNT == (int)LACOS_DB_SCHEMA_VERSION, "one migration per schema version");
 

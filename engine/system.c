@@ -39,6 +39,37 @@ int lacos_dir_make(const char *dir) {
   return LACOS_OK;
 }
 
+int lacos_path_absolute(char **out, const char *path) {
+  *out = NULL;
+  if (!path || !*path) return fail(LACOS_EINVAL, "an empty path has no absolute form");
+  char *r = realpath(path, NULL);
+  if (!r) {
+    /* not there (yet): the parent's real path and the last name, else the
+       working directory and the path as written */
+    const char *slash = strrchr(path, '/');
+    char *parent = NULL;
+    if (slash && slash != path) {
+      parent = strndup(path, (size_t)(slash - path));
+      if (!parent) return fail(LACOS_ENOMEM, "out of memory");
+    }
+    char *base = parent ? realpath(parent, NULL) : (slash ? strdup("") : getcwd(NULL, 0));
+    const char *rest = slash ? slash + 1 : path;
+    if (!base) {
+      base = path[0] == '/' ? strdup("") : getcwd(NULL, 0);
+      rest = path[0] == '/' ? path + 1 : path;
+    }
+    free(parent);
+    if (!base) return fail_errno("%s: cannot find the working directory", path);
+    size_t n = strlen(base) + strlen(rest) + 2;
+    r = malloc(n);
+    if (r) snprintf(r, n, "%s/%s", base, rest);
+    free(base);
+    if (!r) return fail(LACOS_ENOMEM, "out of memory");
+  }
+  *out = r;
+  return LACOS_OK;
+}
+
 static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 int lacos_dir_names(char **names, double *bytes, const char *dir) {
@@ -69,7 +100,7 @@ int lacos_dir_names(char **names, double *bytes, const char *dir) {
   if (!s && errno) s = fail_errno("%s: cannot list the directory", dir);
   closedir(d);
   if (!s) {
-    qsort(list, n, sizeof *list, name_cmp);
+    if (n) qsort(list, n, sizeof *list, name_cmp);   /* an empty directory has no list (qsort's NULL is UB) */
     /* one buffer of NUL-terminated names: a name may hold any byte but NUL
        and '/', newlines included, so no other separator is safe */
     char *buf = malloc(total ? total : 1);

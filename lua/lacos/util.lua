@@ -54,6 +54,38 @@ function M.bytes(n)
   return i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, units[i])
 end
 
+-- A parameter count as the README and the tables write it: 2.2M, 559M, 1.7B.
+function M.params(n)
+  if type(n) ~= "number" or n <= 0 then return "?" end
+  if n >= 1e9 then return ("%.1fB"):format(n / 1e9) end
+  if n >= 1e8 then return ("%.0fM"):format(n / 1e6) end
+  if n >= 1e6 then return ("%.1fM"):format(n / 1e6) end
+  if n >= 1e3 then return ("%.1fK"):format(n / 1e3) end
+  return ("%d"):format(n)
+end
+
+-- A duration in seconds in human units: 850 ms, 12.3 s, 4 min 05 s, 2 h 03 min.
+function M.duration(s)
+  if type(s) ~= "number" or s ~= s then return "?" end
+  if s < 1 then return ("%.0f ms"):format(s * 1000) end
+  if s < 60 then return ("%.1f s"):format(s) end
+  if s < 3600 then
+    local m = math.floor(s / 60)
+    return ("%d min %02d s"):format(m, math.floor(s - 60 * m))
+  end
+  local h = math.floor(s / 3600)
+  return ("%d h %02d min"):format(h, math.floor((s - 3600 * h) / 60))
+end
+
+-- A whole number with thousands separators: 12,000.
+function M.thousands(n)
+  local s = ("%d"):format(n)
+  local neg = s:sub(1, 1) == "-"
+  if neg then s = s:sub(2) end
+  s = s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+  return (neg and "-" or "") .. s
+end
+
 -- Does the message start with a position in Lua code ("x.lua:12:",
 -- "(command line):1:", "stdin:3:")? Errors about the user's input (raised by
 -- the engine or by validation) start with the data file's name instead.
@@ -117,6 +149,16 @@ local KINDS = { [0] = false, "file", "directory", "other" }
 function M.path_kind(path) return KINDS[C.lacos_path_kind(path)] end
 function M.exists(path) return C.lacos_path_kind(path) ~= 0 end
 function M.is_dir(path) return C.lacos_path_kind(path) == 2 end
+
+-- The absolute form of a path: the real path when it exists, else its
+-- parent's joined with its name, else the working directory's.
+function M.abspath(path)
+  local buf = ffi.new("char *[1]")
+  E.check(C.lacos_path_absolute(buf, path))
+  local s = ffi.string(buf[0])
+  C.lacos_text_free(buf[0])
+  return s
+end
 
 -- Creates dir and its parents; errors name the directory and the cause.
 function M.mkdir_p(dir) E.check(C.lacos_dir_make(dir)) end

@@ -25,7 +25,11 @@ M.spec = {
                 "epochs, say), start a new run from it with --init-adapter into another ADAPTER_DIR. One training at\n" ..
                 "a time uses an ADAPTER_DIR (a lock naming the process and host; one left by a dead process is\n" ..
                 "taken over). The first Ctrl-C finishes the current step, checkpoints and exits with status 130; a\n" ..
-                "second exits at once.",
+                "second exits at once.\n" ..
+                "Under mpirun or srun --mpi=pmix (several processes, one per GPU) --batch-size is the global batch:\n" ..
+                "each rank embeds its share, the loss takes every rank's sentences as negatives, gradients are\n" ..
+                "summed, and rank 0 alone writes the database, checkpoints and adapter (README: \"More than one GPU\n" ..
+                "or machine\"). The batch size must be a multiple of the number of ranks.",
   options = {
     { "--model", "DIR", "BLOOM checkpoint directory", required = true },
     { "--pairs", "FILE", "training pairs (TSV; the layout --loss needs, or --format)", required = true },
@@ -70,12 +74,17 @@ M.spec = {
     { "--db", "FILE", "results database (default $LACOS_DB or results/lacos.db)" },
     { "--no-db", nil, "do not record the run" },
     { "--threads", "N", "worker threads", type = "integer", min = 1 },
+    { "--sync-check", "N", "several ranks: compare the ranks' parameters by hash every N steps (0 = at the start only)",
+      type = "integer", default = 100, min = 0 },
+    { "--comm-timeout", "S", "several ranks: seconds without a sign of life before a rank counts as dead",
+      type = "number", default = 60, min = 0.1 },
   },
   examples = {
     "lacos train --model models/bloom-560m --pairs nli-pairs.tsv --out runs/bloom-560m-lora",
     "lacos train --model models/bloom-7b1 --pairs nli.tsv --out runs/7b1 --batch-size 64 --mini-batch 8",
     "lacos train --model models/bloom-560m --loss cosent --pairs sts-train.csv --format stsb --out runs/cosent",
     "lacos train --model models/bloom-560m --loss softmax --pairs nli-labelled.tsv --out runs/nli-softmax",
+    "mpirun -np 4 lacos train --model models/bloom-7b1 --pairs nli.tsv --out runs/7b1 --device cuda --batch-size 256 --mini-batch 16",
   },
 }
 
@@ -100,14 +109,96 @@ local function split_list(s)
   return out
 end
 
+-- Column names a header line of a pairs file is made of.
+local HEADER_NAMES = {}
+for w in ([[anchor positive negative hard_negative hard_neg neg pos sentence sentence1 sentence2 sentence3 sentence_1
+  sentence_2 sentence_3 sentence_a sentence_b premise hypothesis label gold_label score similarity text text1 text2 text_a
+  text_b query document question answer s1 s2 s3 sent0 sent1 sent2]]):gmatch("%S+") do HEADER_NAMES[w] = true end
+
+-- The first non-blank line of a TAB-separated file when it reads as a
+-- header (every field a short name, one of them a usual column name):
+-- its fields and line number; nil otherwise.
+local function header_line(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n = 0
+  for line in require("lacos.util").bounded_lines(f, 65536) do
+    n = n + 1
+    if not line or n > 100 then break end
+    line = line:gsub("\r$", "")
+    if n == 1 then line = line:gsub("^\239\187\191", "") end
+    if line:match("%S") then
+      f:close()
+      local fields, known, names = {}, false, true
+      for field in (line .. "\t"):gmatch("([^\t]*)\t") do
+        fields[#fields + 1] = field
+        if not field:match("^%a[%w_ %-]*$") or #field > 32 then names = false end
+        if HEADER_NAMES[field:lower():gsub("[ %-]", "_")] then known = true end
+      end
+      if names and known and #fields >= 2 then return fields, n end
+      return nil
+    end
+  end
+  f:close()
+  return nil
+end
+
 function M.run(opts)
   local lacos = require "lacos"
   local util = require "lacos.util"
   -- a run of no steps is a mistake, not "nothing to do"
   if opts.epochs <= 0 then require("lacos.args").usage_error("train", "--epochs must be more than 0, got %s", tostring(opts.epochs)) end
+  if opts.init_adapter and opts.init_adapter == opts.out then
+    require("lacos.args").usage_error("train", "--init-adapter and --out name the same directory: the new run goes into another --out")
+  end
+  local adapter_file = opts.out .. "/adapter_model.safetensors"
   if opts.threads then lacos.threads(opts.threads) end
+  -- Several processes (a launcher started this one): the usage errors every
+  -- rank finds alike come before anything starts; then the ranks must have
+  -- been given the same options.
+  local dist, args = require "lacos.dist", require "lacos.args"
+  local env = dist.env()
+  local comm
+  if env.launched then
+    -- every rank settles its usage errors in one collective, so that all
+    -- stop together (a rank leaving first makes mpirun kill the others
+    -- mid-sentence)
+    comm = dist.open { timeout = opts.comm_timeout }
+    local err = dist.check_world(opts.batch_size, comm:size())
+    if not err and opts.device == "cuda" and comm:size() > 1 then
+      dist.bind_device(function(msg) err = msg end)
+    end
+    if comm:size() > 1 then err = comm:first_error(err) end
+    if err then args.usage_error("train", "%s", err) end
+    if comm:size() == 1 then comm = nil end
+  end
+  if comm then
+    local given = {}
+    -- (a host's thread count is its own business: it changes no number)
+    for k, v in pairs(opts) do if k ~= "threads" then given["--" .. k:gsub("_", "-")] = v end end
+    comm:check_same(given, "command-line options")
+  end
+  local root = not comm or comm:rank() == 0
   local kind = (opts.loss == "cosent" and "scored") or (opts.loss == "softmax" and "labelled") or "pairs"
   local format = opts.format ~= "tsv" and opts.format or nil
+  -- A header line in a plain TAB-separated file would train as an example
+  -- (or fail on its score): a scored file's is skipped as lacos sts --file
+  -- does (its score is not a number), any other is refused unless --header
+  -- says so.
+  local plain = { generic = true, nli = true, pairs = true, triplets = true }
+  if not opts.header and (not format or plain[format]) then
+    local names, line = header_line(opts.pairs)
+    if names then
+      local quoted = table.concat(names, ", ")
+      if kind == "scored" and not tonumber(names[3] or "") then
+        io.stderr:write(("lacos train: %s:%d is a header line (%s): skipped\n"):format(opts.pairs, line, quoted))
+        opts.header = true
+      else
+        require("lacos.args").usage_error("train", "%s:%d looks like a header line (%s), not an example: pass --header to skip it",
+          opts.pairs, line, quoted)
+      end
+    end
+  end
   local read_ok, data = pcall(lacos.pairs.read, opts.pairs, { kind = kind, format = format, header = opts.header or nil,
                                                                 labels = kind == "labelled" and opts.labels or nil })
   if not read_ok then
@@ -124,10 +215,6 @@ function M.run(opts)
     error(("%s: %d example%s; training needs at least 2 (%s)")
       :format(opts.pairs, data:size(), data:size() == 1 and "" or "s",
               kind == "pairs" and "the other examples of a batch are the negatives" or "a batch of pairs"), 0)
-  end
-  local adapter_file = opts.out .. "/adapter_model.safetensors"
-  if opts.init_adapter and opts.init_adapter == opts.out then
-    require("lacos.args").usage_error("train", "--init-adapter and --out name the same directory: the new run goes into another --out")
   end
   local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, device = opts.device })
   if not m.tokenizer then error(opts.model .. ": no tokenizer.json in the model directory", 0) end
@@ -193,26 +280,37 @@ function M.run(opts)
     pooling = opts.pooling, max_length = opts.max_length, seed = opts.seed, checkpointing = ckpt_mode,
     backward = opts.exact_backward and "exact" or "int8 products", checkpoint_every = opts.checkpoint_every,
     device = opts.device, init_adapter = opts.init_adapter,
+    -- the job: how many processes, where, and how they talk
+    world_size = comm and comm:size() or 1, rank_layout = comm and comm:layout() or "1 host × 1 rank",
   }
+  if comm and opts.device == "cuda" then comm:prepare_device() end   -- NCCL, or host staging: the backend says which
+  settings.backend = comm and comm:backend() or "self"
+  if comm then settings.sync_check = opts.sync_check; settings.comm_timeout = opts.comm_timeout end
   local keys = {}
   for k in pairs(settings) do keys[#keys + 1] = k end
   table.sort(keys)
-  io.stderr:write("lacos train:\n")
-  for _, k in ipairs(keys) do io.stderr:write(("  %-16s %s\n"):format(k, tostring(settings[k]))) end
-  io.stderr:write(("  LoRA parameters  %d; optimizer state %s\n"):format(m:lora_params(), require("lacos.util").bytes(optimizer:state_bytes())))
+  if root then
+    if comm then
+      io.stderr:write(("lacos train: %d ranks (%s), backend %s\n"):format(comm:size(), settings.rank_layout, settings.backend))
+    else
+      io.stderr:write("lacos train:\n")
+    end
+    for _, k in ipairs(keys) do io.stderr:write(("  %-16s %s\n"):format(k, tostring(settings[k]))) end
+    io.stderr:write(("  LoRA parameters  %d; optimizer state %s\n"):format(m:lora_params(), require("lacos.util").bytes(optimizer:state_bytes())))
+  end
   -- One training at a time into --out (its checkpoint directory holds the
-  -- lock); taken before anything is written or recorded, and released (with
-  -- the directories made for it when they stayed empty: no partial output on
-  -- an error) whatever happens.
-  local made_out = not util.is_dir(opts.out)
-  local made_ckpt = not util.is_dir(opts.out .. "/checkpoints")
-  local lock = util.lock_dir(opts.out .. "/checkpoints")
+  -- lock; rank 0 holds it for a data-parallel job): taken before anything is
+  -- written or recorded, and released (with the directories made for it
+  -- when they stayed empty: no partial output on an error) whatever happens.
+  local made_out = root and not util.is_dir(opts.out)
+  local made_ckpt = root and not util.is_dir(opts.out .. "/checkpoints")
+  local lock = root and util.lock_dir(opts.out .. "/checkpoints") or nil
   local done, code = pcall(function()
     -- An adapter already here is the output of an earlier run (and maybe an
     -- artifact in a results database): a run with other options must not
     -- overwrite it. The same run's own checkpoints are there when it is a
     -- resume of this very training (the fingerprint decides that).
-    if util.exists(adapter_file) then
+    if root and util.exists(adapter_file) then
       local has_ckpt = false
       for _, name in ipairs(util.listdir(opts.out .. "/checkpoints") or {}) do
         if name:match("^ckpt%-%d+$") then has_ckpt = true end
@@ -225,14 +323,17 @@ function M.run(opts)
       end
     end
     local db, run
-    if not opts.no_db then
+    local already_done = false
+    if not opts.no_db and root then
       db = lacos.results.open(opts.db)
       -- The same command again is the same (config, seed) point, claimed
       -- atomically: a rerun after a kill marks the killed run dead at once, two
       -- processes never train into one --out together, and rerunning a finished
       -- training (one killed between its end and its exit, say) records no
       -- second done run. --no-resume always starts a new run.
-      local run_spec = { name = "train " .. opts.out, config = settings, seed = opts.seed, reuse = not opts.no_resume }
+      -- git is asked about the lacos tree that runs (not the working directory)
+      local run_spec = { name = "train " .. opts.out, config = settings, seed = opts.seed, reuse = not opts.no_resume,
+                         workdir = lacos.engine.home }
       local started
       local claimed, e = pcall(function()
         run, started = db:start_run(run_spec)
@@ -247,11 +348,20 @@ function M.run(opts)
           io.stderr:write(("lacos train: nothing to do: already done as run %d of %s; the adapter is in %s\n")
             :format(run.id, db.path, opts.out))
           db:close()
-          return 0
+          already_done = true
+        else
+          run_spec.reuse = false   -- done, but its adapter is gone: train (resume) again as a new run
+          run = db:start_run(run_spec)
         end
-        run_spec.reuse = false   -- done, but its adapter is gone: train (resume) again as a new run
-        run = db:start_run(run_spec)
       end
+    end
+    -- rank 0 alone read the database: the others learn what it decided
+    if comm then already_done = comm:broadcast_string(already_done and "done" or "train", 0) == "done" end
+    if already_done then return 0 end
+    if run then
+      -- what the training read, and where everything was, absolutely
+      run:params { pairs_sha256 = lacos.data.sha256_file(opts.pairs), pairs_path = util.abspath(opts.pairs),
+                   model_path = util.abspath(opts.model), out_path = util.abspath(opts.out) }
     end
     -- (checkpoints written before an error stay: the same command resumes them)
     local ok, result = pcall(lacos.train, {
@@ -260,7 +370,8 @@ function M.run(opts)
       warmup = opts.warmup, max_grad_norm = opts.max_grad_norm, seed = opts.seed, pooling = opts.pooling,
       max_length = opts.max_length, checkpoint_dir = opts.out .. "/checkpoints", checkpoint_every = opts.checkpoint_every,
       resume = not opts.no_resume, checkpointing = ckpt_mode == "on", fast_backward = not opts.exact_backward,
-      log_every = opts.log_every, run = run, option_names = M.OPTION_NAMES,
+      log_every = opts.log_every, run = run, sync_check = opts.sync_check, comm_timeout = opts.comm_timeout,
+      option_names = M.OPTION_NAMES,
     })
     if not ok then
       local interrupted = type(result) == "string" and result:match("interrupted") ~= nil
@@ -273,7 +384,7 @@ function M.run(opts)
     -- (an adapter already saved by this very training, killed before it
     -- exited, stays as it is: nothing was trained since)
     local resaved = not (#result.losses == 0 and util.exists(adapter_file))
-    if result.status == "done" and resaved then
+    if result.status == "done" and root and resaved then
       local saved, e = pcall(m.save_lora, m, opts.out, { trained = { steps = result.steps, pairs = data:size(), loss = result.loss },
                                                          init_adapter = opts.init_adapter })
       if not saved then
@@ -283,6 +394,21 @@ function M.run(opts)
     end
     if result.status == "done" and run then run:artifact { path = adapter_file, kind = "adapter" } end
     local interrupted = result.status == "interrupted"
+    local comm_line
+    if result.comm and #result.losses > 0 then
+      -- what the job's communication cost, per step and as a share of the time
+      local per_step = result.comm.bytes / #result.losses
+      local share = result.comm.seconds / math.max(result.seconds, 1e-9)
+      comm_line = ("lacos train: communication: %s per step over %s, %.1f%% of the time in collectives\n"):format(
+        util.bytes(per_step), result.comm.backend, 100 * share)
+      if run then run:log(result.steps, { comm_bytes_per_step = per_step, comm_share = share }) end
+    end
+    if not root then
+      if db then db:close() end
+      if result.status == "interrupted" then return 130 end
+      return result.status == "done" and 0 or 1
+    end
+    if comm_line then io.stderr:write(comm_line) end
     if run then
       run:finish(result.status, interrupted and "interrupted by a signal" or result.reason,
                  interrupted and "signal" or (result.reason and result.reason:match("^(%w+):")) or nil)
@@ -302,7 +428,7 @@ function M.run(opts)
     if result.status == "interrupted" then return 130 end
     return result.status == "done" and 0 or 1
   end)
-  lock:release()
+  if lock then lock:release() end
   if made_ckpt then os.remove(opts.out .. "/checkpoints") end   -- only removes empty ones
   if made_out then os.remove(opts.out) end
   if not done then error(code, 0) end
