@@ -353,7 +353,7 @@ function Model:save_lora(dir, opts)
   require("lacos.json").write(dir .. "/lacos.json", {
     pooling = opts.pooling or self:pooling(), padding_side = self:padding_side(), normalize = false,
     base_model = opts.base_model or self.dir or self.name, quant = self.quant,
-    lacos = require("lacos").version(), trained = opts.trained,
+    lacos = require("lacos").version(), trained = opts.trained, init_adapter = opts.init_adapter,
   })
 end
 

@@ -274,7 +274,11 @@ function M.main(argv)
       local set = cli_c("lacos_cli_memory_limit_set")
       if not v then io.stderr:write("lacos: --memory-limit needs a size (e.g. 8G, 500M, 50%, off)\n") return 2 end
       if not set then io.stderr:write("lacos: --memory-limit is not available in this host\n") return 2 end
-      if set(v) ~= 0 then
+      local bad = set(v)
+      if bad == -2 then
+        io.stderr:write(("lacos: --memory-limit %s would leave no memory at all; for no limit say off\n"):format(v))
+        return 2
+      elseif bad ~= 0 then
         io.stderr:write(("lacos: --memory-limit %s is not a size (e.g. 8G, 500M, 50%%, off)\n"):format(v))
         return 2
       end

@@ -517,11 +517,11 @@ end
 -- A string as a gnuplot single-quoted literal: gnuplot expands backticks
 -- (running a shell command) and escapes in double-quoted strings, not in
 -- single-quoted ones, where '' is a quote. Control characters (a newline
--- would end the command) become spaces. Written here because no shared
--- helper exists yet (issue 14 plans one).
+-- would end the command) become spaces here (lacos.util.gnuplot_string,
+-- the shared helper, would keep them as escapes outside the quotes).
 local function gp_string(s)
-  s = tostring(s):gsub("%c", " ")
-  return "'" .. s:gsub("'", "''") .. "'"
+  -- (one line per label: control characters become spaces first)
+  return require("lacos.util").gnuplot_string((tostring(s):gsub("%c", " ")))
 end
 M.gp_string = gp_string
 
@@ -910,7 +910,7 @@ function M.resolve_experiment(db, name)
   if name then
     if not db:query("SELECT id FROM experiments WHERE name = ?", name)[1] then
       local names = {}
-      for _, r in ipairs(db:query("SELECT name FROM experiments ORDER BY name")) do names[#names + 1] = r.name end
+      for _, r in ipairs(db:query("SELECT name FROM experiments ORDER BY name")) do names[#names + 1] = require("lacos.util").printable(r.name) end
       error(("%s: no experiment '%s' (there %s: %s)"):format(db.path, name, #names == 1 and "is" or "are",
         #names > 0 and table.concat(names, ", ") or "none yet"), 0)
     end

@@ -161,9 +161,12 @@ if [ -f "$DATA/nli/snli-infersent/s1.dev" ]; then
     --no-db --pooling mean --checkpoint-every 2
   expect "train --loss softmax on labelled NLI pairs" 0 "done after 4 of 4 steps"
   [ -f "$TMP/softmax/adapter_model.safetensors" ] && ok "train --loss softmax saved the adapter" || not_ok "train --loss softmax saved the adapter"
-  run_cmd "$LACOS" train --model "$M" --loss softmax --pairs "$TMP/nli.tsv" --out "$TMP/softmax" --batch-size 16 --steps 6 \
+  # the run again with its newest checkpoint gone: it resumes from the one before (the same options: a
+  # checkpoint of other ones is refused)
+  rm -rf "$TMP/softmax/checkpoints/ckpt-00000004"
+  run_cmd "$LACOS" train --model "$M" --loss softmax --pairs "$TMP/nli.tsv" --out "$TMP/softmax" --batch-size 16 --steps 4 \
     --no-db --pooling mean --checkpoint-every 2
-  expect "train --loss softmax resumes with its classifier from the checkpoint" 0 "resumed from step 4"
+  expect "train --loss softmax resumes with its classifier from the checkpoint" 0 "resumed from step 2"
   run_cmd "$LACOS" train --help
   expect "train --help documents each loss's layout" 0 "--loss softmax +premise TAB hypothesis TAB label"
   printf 'a cat sits\ta cat is sitting\t4.5\nthe sky\ta dog runs\t0.5\nbirds fly\tbirds are flying\t4.8\n' > "$TMP/my.tsv"

@@ -75,7 +75,9 @@ local function print_table(out, cols, rows, tty, drop_empty)
     text[i] = {}
     for j = 1, #cols do
       local v = r[j]
-      local s = cell_text(v, false):gsub("\r?\n", "\\n"):gsub("\t", " ")
+      -- names come from files and databases: their control characters (an
+      -- ANSI escape in a run name) are shown escaped, never sent to the terminal
+      local s = util.printable((cell_text(v, false):gsub("\t", " ")))
       if tty and #s > 60 then s = s:sub(1, 57) .. "..." end
       text[i][j] = s
       -- numbers, and numbers formatted for people (25.00, 1.5 s, 3.2 MiB), align right
@@ -288,7 +290,7 @@ sub.show = {
     add("duration", r.duration_s and util.duration(r.duration_s))
     local w = 0
     for _, kv in ipairs(info) do if #kv[1] > w then w = #kv[1] end end
-    for _, kv in ipairs(info) do out:write(("  %-" .. w .. "s  %s\n"):format(kv[1], cell_text(kv[2]))) end
+    for _, kv in ipairs(info) do out:write(("  %-" .. w .. "s  %s\n"):format(kv[1], util.printable(cell_text(kv[2])))) end
     local function section(title, cols, rows)
       if #rows == 0 then return end
       out:write("\n", title, "\n")
@@ -443,7 +445,7 @@ sub.sql = {
 -- on stderr says which (stdout stays the table, CSV or JSON).
 local function scale_experiment(db, name)
   local chosen, note = require("lacos.report").resolve_experiment(db, name)
-  if note then io.stderr:write("lacos results: ", note, "\n") end
+  if note then io.stderr:write("lacos results: ", util.printable(note), "\n") end
   return chosen
 end
 
@@ -477,7 +479,7 @@ sub.scale = {
       local cols, rows = report.table_rows(data, { group = group })
       emit(out, opts, cols, rows)
     else
-      out:write(report.format_table(data, { group = group }), "\n")
+      out:write(util.printable(report.format_table(data, { group = group }), { newlines = true }), "\n")
     end
     return 0
   end,
@@ -499,7 +501,7 @@ sub.plot = {
                        "runs); lacos results scale shows what differs, --group N plots another\n"):format(#data.groups))
     end
     local files = report.plot(data, opts.out or "results", { group = group })
-    for _, f in ipairs(files) do out:write(f, "\n") end
+    for _, f in ipairs(files) do out:write(util.printable(f), "\n") end
     return 0
   end,
 }
@@ -565,7 +567,7 @@ sub.mteb = {
       for _, t in ipairs(doc.results) do
         local path = ("%s/%s.json"):format(opts.out, t.task_name)
         json.write(path, json_value(t))
-        out:write(path, "\n")
+        out:write(util.printable(path), "\n")
       end
       if #doc.results == 0 then io.stderr:write("lacos results: run ", tostring(id), " has no scores on MTEB's STS tasks\n") end
       return 0
