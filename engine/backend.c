@@ -85,6 +85,8 @@ double lacos_memory_available(int device) {
       }
       fclose(f);
     }
+    double room = lacos_memory_headroom(NULL);   /* ulimit -v and the cgroup's limit (system.c) */
+    if (room > 0 && (avail == 0 || room < avail)) avail = room;
   }
   return mem_limit_left(device, avail);
 }

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +64,14 @@ static const char *explain(int rc) {
 int db_fail_rc(const char *path, sqlite3 *conn, int rc, double waited, const char *what) {
   const char *msg = conn ? sqlite3_errmsg(conn) : sqlite3_errstr(rc);
   const char *why = explain(rc);
+  /* The connection's message may be stale by now ("not an error" after a
+     failed COMMIT rolled back): the operating system's cause is what tells
+     a full disk from a failing one. */
+  int os_errno = conn ? sqlite3_system_errno(conn) : 0;
+  if (!strcmp(msg, "not an error")) msg = sqlite3_errstr(rc);
+  if (os_errno && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_CANTOPEN))
+    return fail(LACOS_EDB, "%s: %s: %s: %s", path, what, os_errno == ENOSPC ? "the disk is full" : why ? why : msg,
+                strerror(os_errno));
   int prim = rc & 0xff;
   if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
     return fail(LACOS_EDB, "%s: %s: the database is locked by another process (waited %.3g s); another writer "
@@ -143,12 +153,16 @@ void db_tx_rollback(lacos_db *db) {
   if (!sqlite3_get_autocommit(db->conn)) sqlite3_exec(db->conn, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* LACOS_DB_TIMEOUT in seconds; -1 (and the error) when it is set but not a
+   number of seconds, so a typo is not silently the default. */
 double db_env_timeout(void) {
   const char *e = getenv("LACOS_DB_TIMEOUT");
   if (e && *e) {
     char *end;
-    double v = strtod(e, &end);
-    if (end != e && v >= 0 && isfinite(v)) return v;
+    double v = (*e >= '0' && *e <= '9') || *e == '.' ? strtod(e, &end) : -1;
+    if (v >= 0 && isfinite(v) && end != e && *end == 0) return v;
+    fail(LACOS_EINVAL, "LACOS_DB_TIMEOUT=%s is not a number of seconds (e.g. 30 or 0.5)", e);
+    return -1;
   }
   return DEFAULT_TIMEOUT_S;
 }
@@ -174,8 +188,52 @@ static int busy_ms(double seconds) {
   return seconds * 1000 < (double)INT_MAX ? (int)(seconds * 1000) : INT_MAX;
 }
 
+/* A database on a read-only file system cannot get the -shm file WAL mode
+   needs, so SQLite cannot open it at all: it is read there as an immutable
+   file (no locks, no WAL: nobody can write it), through a URI. A WAL that
+   still holds changes (a writer was killed) would be ignored that way, so
+   that is an error instead. *uri is the URI to open, or NULL (the normal
+   path). */
+static int readonly_fs_uri(char **uri, const char *path) {
+  *uri = NULL;
+  struct statvfs vfs;
+  if (statvfs(path, &vfs) != 0 || !(vfs.f_flag & ST_RDONLY)) return LACOS_OK;
+  char wal[4200];
+  struct stat st;
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  if (stat(wal, &st) == 0 && st.st_size > 0)
+    return fail(LACOS_EDB, "%s: the database is on a read-only file system and its write-ahead log (%s-wal) holds "
+                "changes not yet in the file; open it once where it can be written", path, path);
+  size_t n = strlen(path);
+  TRY(meta_alloc(uri, n * 3 + 32, "database URI"));
+  char *p = *uri + sprintf(*uri, "file:");
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)path[i];
+    if (c == '%' || c == '?' || c == '#' || c < 0x20 || c >= 0x7f) p += sprintf(p, "%%%02X", c);
+    else *p++ = (char)c;
+  }
+  strcpy(p, "?immutable=1");
+  return LACOS_OK;
+}
+
 /* Opens a connection with the engine's settings. */
 int db_open_conn(sqlite3 **out, const char *path, int oflags, double timeout_s) {
+  if (oflags & SQLITE_OPEN_READONLY) {
+    char *uri;
+    TRY(readonly_fs_uri(&uri, path));
+    if (uri) {
+      int rc = sqlite3_open_v2(uri, out, oflags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
+      mem_free(uri);
+      if (rc != SQLITE_OK) {
+        int s = db_fail_rc(path, *out, rc, timeout_s, "opening the database");
+        sqlite3_close_v2(*out);
+        *out = NULL;
+        return s;
+      }
+      sqlite3_extended_result_codes(*out, 1);
+      return LACOS_OK;
+    }
+  }
   int rc = sqlite3_open_v2(path, out, oflags | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
     int s = db_fail_rc(path, *out, rc, timeout_s, "opening the database");

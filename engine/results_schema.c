@@ -246,7 +246,8 @@ static const char *const MIGRATION_2 =
   "LEFT JOIN sts_results s ON s.id = (SELECT s2.id FROM sts_results s2\n"
   "  WHERE s2.run_id = r.id AND s2.step = -1 AND s2.split = 'test' ORDER BY s2.id DESC LIMIT 1);\n";
 
-static const char *const MIGRATIONS[] = { NULL, MIGRATION_1, MIGRATION_2 };
+#include "results_views.h"   /* version 3: the report views */
+static const char *const MIGRATIONS[] = { NULL, MIGRATION_1, MIGRATION_2, LACOS_DB_MIGRATION_VIEWS };
 enum { MIGRATION_COUNT = (int)(sizeof MIGRATIONS / sizeof *MIGRATIONS) - 1 };
 _Static_assert((int)MIGRATION_COUNT == (int)LACOS_DB_SCHEMA_VERSION, "one migration per schema version");
 
@@ -374,6 +375,16 @@ static int migrate(lacos_db *db, int target) {
   return s;
 }
 
+/* Removes a database file this process just created, and its companions. */
+static void remove_new_db(const char *path) {
+  static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+  char p[4200];
+  for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
+    snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+    unlink(p);
+  }
+}
+
 int lacos_db_open(lacos_db **out, const char *path, int flags) {
   if (!out) return fail(LACOS_EINVAL, "lacos_db_open: out is NULL");
   *out = NULL;
@@ -386,6 +397,7 @@ int lacos_db_open(lacos_db **out, const char *path, int flags) {
   db->flags = flags;
   db->refs = 1;
   db->timeout_s = db_env_timeout();
+  if (db->timeout_s < 0) { mem_free(db); return lacos_last_status(); }
   int s = meta_strdup(&db->path, path, "results database path");
   if (s) { mem_free(db); return s; }
 
@@ -401,26 +413,35 @@ int lacos_db_open(lacos_db **out, const char *path, int flags) {
 
   int writable = !exists || access(path, W_OK) == 0;
   if (!writable && !(flags & LACOS_DB_READONLY)) {
+    int rofs = errno == EROFS;
     db_destroy(db);
+    if (rofs)
+      return fail(LACOS_EDB, "%s: the database is on a read-only file system; lacos needs to write to it to log "
+                  "runs: use another file with --db or LACOS_DB (reading it works: lacos results)", path);
     return fail(LACOS_EDB, "%s: the database file is read-only (permission denied); lacos needs to write to it "
                 "to log runs: fix its permissions or use another file with --db or LACOS_DB", path);
   }
   db->readonly = (flags & LACOS_DB_READONLY) != 0;
   int oflags = writable ? SQLITE_OPEN_READWRITE | (exists ? 0 : SQLITE_OPEN_CREATE) : SQLITE_OPEN_READONLY;
-  if ((s = db_open_conn(&db->conn, path, oflags, db->timeout_s))) { db_destroy(db); return s; }
+  /* a database this call creates and cannot finish (a full disk) is removed
+     again with its -wal and -shm: no empty file is left to be taken for one */
+  int created = !exists;
+#define OPEN_FAILED(status) do { int st_ = (status); db_destroy(db); if (created) remove_new_db(path); return st_; } while (0)
+  if ((s = db_open_conn(&db->conn, path, oflags, db->timeout_s))) OPEN_FAILED(s);
   sqlite3_create_function(db->conn, "lacos_decimal", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_decimal, NULL, NULL);
 
   /* Look before touching: a foreign, corrupt or newer file is refused
      before anything (even the journal mode) is written to it. */
   int v = 0;
-  if ((s = read_version(db, &v)) || (s = check_version(db, v))) { db_destroy(db); return s; }
+  if ((s = read_version(db, &v)) || (s = check_version(db, v))) OPEN_FAILED(s);
   db->version = v;
   if (writable) {
     int rc = db_exec_retry(db->conn, "PRAGMA journal_mode = WAL", db->timeout_s);
-    if (rc != SQLITE_OK) { s = db_fail(db, rc, "switching to WAL mode"); db_destroy(db); return s; }
+    if (rc != SQLITE_OK) OPEN_FAILED(db_fail(db, rc, "switching to WAL mode"));
   }
   sqlite3_exec(db->conn, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", NULL, NULL, NULL);
-  if (v < LACOS_DB_SCHEMA_VERSION && (s = migrate(db, LACOS_DB_SCHEMA_VERSION))) { db_destroy(db); return s; }
+  if (v < LACOS_DB_SCHEMA_VERSION && (s = migrate(db, LACOS_DB_SCHEMA_VERSION))) OPEN_FAILED(s);
+#undef OPEN_FAILED
   *out = db;
   return LACOS_OK;
 }

@@ -1590,6 +1590,9 @@ int lacos_tokenizer_load(lacos_tokenizer **out, const char *path) {
   json_error_t jerr;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
   mem_free(text);
+  /* (jansson reports some allocation failures with no position and no text) */
+  if (!root && (json_error_code(&jerr) == json_error_out_of_memory || (jerr.line < 0 && !jerr.text[0])))
+    return fail(LACOS_ENOMEM, "%s: out of memory reading the tokenizer's JSON (under a memory limit?)", path);
   if (!root) return fail(LACOS_EFORMAT, "%s:%d:%d: malformed JSON: %s", path, jerr.line, jerr.column, jerr.text);
   lacos_tokenizer *t;
   int s = meta_calloc(&t, 1, sizeof *t, "tokenizer");

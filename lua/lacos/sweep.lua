@@ -238,7 +238,8 @@ function Sweep:execute(opts)
   local exp = db and db:experiment { name = self.name, script = self.script or true, axes = self.axes }
   local E = require "lacos.engine"
   local summary = { done = 0, skipped = 0, failed = 0, interrupted = 0, points = {} }
-  local function say(fmt, ...) if not opts.quiet and db then io.stderr:write(fmt:format(...)) end end
+  -- (point labels and names shown with their control characters escaped)
+  local function say(fmt, ...) if not opts.quiet and db then io.stderr:write(util.printable(fmt:format(...), { newlines = true })) end end
   for i, p in ipairs(pts) do
     local label = self:label(p)
     local run, started
@@ -250,7 +251,7 @@ function Sweep:execute(opts)
       say("[%d/%d] %s: %s already, skipped\n", i, #pts, label, run.status)
     else
       say("[%d/%d] %s: run %d\n", i, #pts, label, run.id)
-      local dir = ("%s/%s/%s"):format(opts.out, self.name, self:point_id(p))
+      local dir = ("%s/%s/%s"):format(util.abspath(opts.out), self.name, self:point_id(p))   -- recorded absolutely
       require("lacos.util").mkdir_p(dir)
       local ctx = { run = run, db = db, dir = dir, index = i, total = #pts, sweep = self }
       local ok, res = xpcall(self.runner, function(e)

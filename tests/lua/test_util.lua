@@ -42,6 +42,19 @@ H.test("listdir returns every name, newlines included, sorted", function()
   local none, err = util.listdir(base .. "/missing")
   H.eq(none, nil)
   H.match(err, "missing: no such directory")
+  -- an empty directory: no names (UBSan once caught qsort given its NULL list)
+  util.mkdir_p(base .. "/empty-dir")
+  H.same(util.listdir(base .. "/empty-dir"), {})
+end)
+
+H.test("abspath: real paths, parents of new ones, the working directory", function()
+  local real = util.abspath(base)
+  H.eq(real:sub(1, 1), "/")
+  H.eq(util.abspath(base .. "/../" .. base:match("[^/]+$")), real, "'..' resolved")
+  H.eq(util.abspath(base .. "/not-yet"), real .. "/not-yet", "a new name under an existing parent")
+  H.eq(util.abspath("/nonexistent-lacos/a/b"), "/nonexistent-lacos/a/b")
+  local cwd = util.abspath(".")
+  H.eq(util.abspath("nonexistent-lacos-x/y"), cwd .. "/nonexistent-lacos-x/y")
 end)
 
 H.test("mkdir_p over a file is an error naming it", function()
@@ -102,6 +115,65 @@ H.test("clocks move forward", function()
   H.truthy(util.clock() > a, "monotonic")
   H.truthy(util.cpu_clock() >= c, "cpu")
   H.truthy(math.abs(util.wall_clock() - os.time()) < 5, "wall clock near os.time")
+end)
+
+H.test("write_file: whole files under hostile names, replaced atomically; failures name the file", function()
+  for _, name in ipairs(HOSTILE) do
+    local p = base .. "/w-" .. name
+    util.write_file(p, "first")
+    util.write_file(p, "second\0with a NUL")
+    H.eq(H.read(p), "second\0with a NUL", name)
+  end
+  H.eq(util.exists(canary), false, "nothing ran")
+  local names = util.listdir(base)
+  for _, n in ipairs(names) do H.truthy(not n:find(".tmp.", 1, true), "no temporary left: " .. n) end
+  H.raises(base .. "/no/such/dir/f.json: cannot create the output file: No such file or directory",
+           util.write_file, base .. "/no/such/dir/f.json", "x")
+  H.raises("empty name", util.write_file, "", "x")
+  -- a temporary that a process which is gone left beside the file is removed; a live one's is kept
+  local dead = 999999999
+  H.write(base .. "/w-x.tmp." .. dead, "stale")
+  H.write(base .. "/w-x.tmp.1", "init's")   -- pid 1 runs
+  util.write_file(base .. "/w-x", "new")
+  H.eq(util.exists(base .. "/w-x.tmp." .. dead), false, "a dead process's temporary is removed")
+  H.eq(util.exists(base .. "/w-x.tmp.1"), true, "a live process's temporary is kept")
+  os.remove(base .. "/w-x.tmp.1")
+  -- json.write goes through it
+  require("lacos.json").write(base .. "/j.json", { a = 1 })
+  H.eq(H.read(base .. "/j.json"), '{\n  "a": 1\n}\n')
+  H.raises("nodir/j.json: cannot create the output file", require("lacos.json").write, base .. "/nodir/j.json", {})
+end)
+
+H.test("gnuplot_string, printable and file_name", function()
+  H.eq(util.gnuplot_string("plain"), "'plain'")
+  H.eq(util.gnuplot_string("it's `x` $(y) @m"), "'it''s `x` $(y) @m'")
+  H.eq(util.gnuplot_string("a\nb\tc"), [['a'."\012".'b'."\011".'c']])
+  H.eq(util.gnuplot_string(""), "''")
+  H.eq(util.printable("run \27[31mred\27[0m"), [[run \x1b[31mred\x1b[0m]])
+  H.eq(util.printable("a\nb\rc\td\127"), [[a\nb\rc\td\x7f]])
+  H.eq(util.printable("C1 \194\155[2J and é, 中, 🙂"), [[C1 \xc2\x9b[2J and é, 中, 🙂]])
+  H.eq(util.printable("bad \255 byte"), [[bad \xff byte]])
+  H.eq(util.printable("two\nlines", { newlines = true }), "two\nlines")
+  H.eq(util.file_name("../../etc/x"), ".._.._etc_x")
+  H.eq(util.file_name(".."), "_..")
+  H.eq(util.file_name("a\nb"), "a_b")
+end)
+
+H.test("lock_dir: one holder at a time, re-entrant in a process, released", function()
+  local d = base .. "/locked"
+  local a = util.lock_dir(d)
+  local b = util.lock_dir(d)   -- this process again: counted
+  H.truthy(util.exists(d .. "/.lacos-lock"), "the lock file")
+  H.match(H.read(d .. "/.lacos-lock"), "^pid %d+ host ")
+  local rc, _, err = H.sh(("%s -e %q"):format(H.lacos, ("require('lacos.util').lock_dir(%q)"):format(d)))
+  H.truthy(rc ~= 0, "another process is refused")
+  H.match(err, "another lacos is using this directory %(pid %d+ host [^ ]+ holds ")
+  b:release()
+  H.truthy(util.exists(d .. "/.lacos-lock"), "held while a count remains")
+  a:release()
+  H.eq(util.exists(d .. "/.lacos-lock"), false, "released: the file is removed")
+  rc = H.sh(("%s -e %q"):format(H.lacos, ("require('lacos.util').lock_dir(%q)"):format(d)))
+  H.eq(rc, 0, "then free")
 end)
 
 os.execute("rm -rf '" .. base .. "'")
