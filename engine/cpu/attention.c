@@ -1,4 +1,5 @@
-/* attention.c: BLOOM self-attention over a fused qkv buffer.
+/* attention.c: self-attention over a fused qkv buffer, causal with ALiBi
+   (BLOOM) or bidirectional without a position bias (BERT).
 
    Matches transformers' BloomAttention: scores = alibi + (1/√HD)·q·kᵀ, a
    causal and a padding mask filled with the f32 minimum (finite, so a row
@@ -7,7 +8,9 @@
    build_alibi_tensor: pos = (cumsum(mask) − 1)·mask over the keys, so left
    padding gives the first real token position 0. The qkv buffer holds
    [Q | K | V] blocks per row (bloom.c undoes the checkpoint's per-head
-   interleave once at load). */
+   interleave once at load). With causal false every query sees every real
+   key and slopes may be NULL (no bias): BertSelfAttention with its additive
+   padding mask, which softmaxes to the same exact zeros. */
 #include "layers.h"
 #include "../math/fastexp.h"
 #include <float.h>
@@ -31,9 +34,9 @@ static void key_positions(float *pos, const int32_t *mask, int T) {
   }
 }
 
-// out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C), mask (B,T), slopes (NH)
+// out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C), mask (B,T), slopes (NH) or NULL
 int attention_forward(float *out, float *probs, const float *qkv, const int32_t *mask,
-                      const float *slopes, int B, int T, int C, int NH, scratch ws) {
+                      const float *slopes, bool causal, int B, int T, int C, int NH, scratch ws) {
   int HD = C / NH, C3 = 3 * C;
   float scale = 1.0f / sqrtf((float)HD);
   /* per thread: key positions (T) and, without probs, a row of scores (T) */
@@ -50,14 +53,14 @@ int attention_forward(float *out, float *probs, const float *qkv, const int32_t 
       for (int h = 0; h < NH; h++) {
         const int32_t *mb = mask + (int64_t)b * T;
         key_positions(pos, mb, T);
-        float slope = slopes[h];
+        float slope = slopes ? slopes[h] : 0.0f;
         for (int i = 0; i < T; i++) {
           const float *q = qkv + ((int64_t)b * T + i) * C3 + h * HD;
           float *p = probs ? probs + (((int64_t)b * NH + h) * T + i) * T : row;
           float mx = -FLT_MAX;
           for (int j = 0; j < T; j++) {
             float s = -FLT_MAX;
-            if (j <= i && mb[j]) {
+            if ((!causal || j <= i) && mb[j]) {
               const float *k = qkv + ((int64_t)b * T + j) * C3 + C + h * HD;
               float d = 0;
               #pragma omp simd reduction(+:d)
@@ -91,7 +94,7 @@ int attention_forward(float *out, float *probs, const float *qkv, const int32_t 
 // A query row with no visible key had constant (masked) scores: it passes
 // gradient to the values it averaged but none to its query or the keys.
 int attention_backward(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                       const int32_t *mask, int B, int T, int C, int NH, scratch ws) {
+                       const int32_t *mask, bool causal, int B, int T, int C, int NH, scratch ws) {
   int HD = C / NH, C3 = 3 * C;
   float scale = 1.0f / sqrtf((float)HD);
   if (B == 0 || T == 0) return LACOS_OK;
@@ -108,7 +111,7 @@ int attention_backward(float *dqkv, const float *dout, const float *probs, const
         int first = 0;
         while (first < T && !mb[first]) first++;
         for (int i = 0; i < T; i++) {
-          bool blind = first > i;   /* no real key at or before i */
+          bool blind = causal ? first > i : first == T;   /* no real key it could see */
           const float *p = probs + (((int64_t)b * NH + h) * T + i) * T;
           const float *go = dout + ((int64_t)b * T + i) * C + h * HD;
           const float *q = qkv + ((int64_t)b * T + i) * C3 + h * HD;

@@ -7,17 +7,41 @@
      not depend on how much padding the batch needs or on the padding side;
      with right padding this equals sentence-transformers' arange weights;
    - lasttoken: the last position whose mask is 1 (correct for left and
-     right padding, unlike sum(mask) − 1). */
+     right padding, unlike sum(mask) − 1);
+   - cls: the first real token; mean_sqrt_len: the sum over √L;
+   - max: each channel's largest value over the real tokens (zeros for a
+     sequence with none); its gradient goes to that token. */
 #include "layers.h"
+#include <float.h>
+
+/* The position holding the maximum of channel c over the real tokens of
+   sequence b (the first on ties, as a scan finds it), -1 when none. */
+static int max_position(const float *inp, const int32_t *m, int b, int T, int C, int c) {
+  int arg = -1;
+  float best = -FLT_MAX;
+  for (int t = 0; t < T; t++) {
+    if (!m[t]) continue;
+    float v = inp[((int64_t)b * T + t) * C + c];
+    if (arg < 0 || v > best) { best = v; arg = t; }
+  }
+  return arg;
+}
 
 // out (B,C), inp (B,T,C), mask (B,T)
 int pooling_forward(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode) {
   #pragma omp parallel for schedule(static) if (B * T * C > 65536)
   for (int b = 0; b < B; b++) {
     const int32_t *m = mask + (int64_t)b * T;
+    float *o = out + (int64_t)b * C;
+    if (mode == POOL_MAX) {
+      for (int c = 0; c < C; c++) {
+        int t = max_position(inp, m, b, T, C, c);
+        o[c] = t < 0 ? 0.0f : inp[((int64_t)b * T + t) * C + c];
+      }
+      continue;
+    }
     int last;
     float total = pool_total(m, T, mode, &last);
-    float *o = out + (int64_t)b * C;
     for (int c = 0; c < C; c++) o[c] = 0;
     float inv = total > 0 ? 1.0f / total : 0.0f;
     int run = 0;
@@ -34,15 +58,23 @@ int pooling_forward(float *out, const float *inp, const int32_t *mask, int B, in
   return LACOS_OK;
 }
 
-// dinp (B,T,C) +=, dout (B,C)
-int pooling_backward(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode) {
+// dinp (B,T,C) +=, dout (B,C); inp (B,T,C) is read by max only
+int pooling_backward(float *dinp, const float *dout, const float *inp, const int32_t *mask, int B, int T, int C,
+                     int mode) {
   #pragma omp parallel for schedule(static) if (B * T * C > 65536)
   for (int b = 0; b < B; b++) {
     const int32_t *m = mask + (int64_t)b * T;
+    const float *g = dout + (int64_t)b * C;
+    if (mode == POOL_MAX) {
+      for (int c = 0; c < C; c++) {
+        int t = max_position(inp, m, b, T, C, c);
+        if (t >= 0) dinp[((int64_t)b * T + t) * C + c] += g[c];
+      }
+      continue;
+    }
     int last;
     float total = pool_total(m, T, mode, &last);
     float inv = total > 0 ? 1.0f / total : 0.0f;
-    const float *g = dout + (int64_t)b * C;
     int run = 0;
     for (int t = 0; t < T; t++) {
       run += m[t] != 0;

@@ -78,8 +78,8 @@ static void gelu_gradcheck(void) {
   enum { n = 64 };
   float x[n], y[n], dx[n] = {0}, ones[n];
   for (int i = 0; i < n; i++) { x[i] = -6.0f + 12.0f * i / (n - 1); ones[i] = 1; }
-  gelu_forward(y, x, n);
-  gelu_backward(dx, x, ones, n);
+  gelu_forward(y, x, n, GELU_TANH);
+  gelu_backward(dx, x, ones, n, GELU_TANH);
   double worst = 0, fwd = 0;
   for (int i = 0; i < n; i++) {
     double xd = x[i];
@@ -98,14 +98,14 @@ enum { AB = 3, AT = 5, AC = 12, ANH = 3 };
 static float a_qkv[AB * AT * 3 * AC], a_out[AB * AT * AC], a_wt[AB * AT * AC], a_slopes[ANH];
 static int32_t a_mask[AB * AT] = {1, 1, 1, 1, 1,  0, 0, 1, 1, 1,  1, 1, 1, 0, 0};
 static double att_loss(void) {
-  attention_forward(a_out, NULL, a_qkv, a_mask, a_slopes, AB, AT, AC, ANH, att_ws(AB, AT, false, false));
+  attention_forward(a_out, NULL, a_qkv, a_mask, a_slopes, true, AB, AT, AC, ANH, att_ws(AB, AT, false, false));
   return dot(a_out, a_wt, AB * AT * AC);
 }
 static void attention_gradcheck(void) {
   fill(a_qkv, AB * AT * 3 * AC, -1, 1); fill(a_wt, AB * AT * AC, -1, 1);
   alibi_slopes(a_slopes, ANH);
   float probs[AB * ANH * AT * AT], dqkv[AB * AT * 3 * AC] = {0};
-  attention_forward(a_out, probs, a_qkv, a_mask, a_slopes, AB, AT, AC, ANH, att_ws(AB, AT, true, false));
+  attention_forward(a_out, probs, a_qkv, a_mask, a_slopes, true, AB, AT, AC, ANH, att_ws(AB, AT, true, false));
   /* rows sum to one; masked keys get exactly zero; a fully masked (left-pad) query row is uniform */
   for (int r = 0; r < AB * ANH * AT; r++) {
     double s = 0;
@@ -115,7 +115,7 @@ static void attention_gradcheck(void) {
   CHECK(probs[(1 * ANH * AT + 2) * AT + 0] == 0.0f);              /* batch 1 row 2 ignores padded key 0 */
   CHECK(probs[(0 * ANH * AT + 1) * AT + 3] == 0.0f);              /* causal */
   CHECK_NEAR(probs[(1 * ANH * AT + 0) * AT + 4], 1.0 / AT, 1e-6);  /* left-pad query: uniform */
-  attention_backward(dqkv, a_wt, probs, a_qkv, a_mask, AB, AT, AC, ANH, att_ws(AB, AT, true, true));
+  attention_backward(dqkv, a_wt, probs, a_qkv, a_mask, true, AB, AT, AC, ANH, att_ws(AB, AT, true, true));
   double worst = 0;
   for (int i = 0; i < AB * AT * 3 * AC; i += 5) {
     float keep = a_qkv[i], h = 1e-2f;
@@ -137,8 +137,8 @@ static void attention_padding_invariance(void) {
   memcpy(qkv2 + 2 * 3 * C, qkv1, sizeof qkv1);
   int32_t m1[T] = {1, 1, 1, 1}, m2[T + 2] = {0, 0, 1, 1, 1, 1};
   alibi_slopes(sl, NH);
-  attention_forward(o1, NULL, qkv1, m1, sl, 1, T, C, NH, att_ws(1, T, false, false));
-  attention_forward(o2, NULL, qkv2, m2, sl, 1, T + 2, C, NH, att_ws(1, T + 2, false, false));
+  attention_forward(o1, NULL, qkv1, m1, sl, true, 1, T, C, NH, att_ws(1, T, false, false));
+  attention_forward(o2, NULL, qkv2, m2, sl, true, 1, T + 2, C, NH, att_ws(1, T + 2, false, false));
   double worst = 0;
   for (int i = 0; i < T * C; i++) worst = fmax(worst, fabs(o1[i] - o2[2 * C + i]));
   CHECK(worst < 1e-6);
@@ -171,12 +171,18 @@ static void pooling_modes(void) {
   pooling_forward(out, x, mask, B, T, C, POOL_LASTTOKEN);
   CHECK_NEAR(out[0], 6, 0);
   CHECK_NEAR(out[C], 21, 0);
-  /* backward is the transpose of forward for each mode */
-  for (int mode = 0; mode < 3; mode++) {
+  pooling_forward(out, x, mask, B, T, C, POOL_CLS);
+  CHECK_NEAR(out[0], x[0], 0);
+  CHECK_NEAR(out[C], x[(T + 1) * C], 0);   /* the first real token of a left-padded row */
+  pooling_forward(out, x, mask, B, T, C, POOL_MAX);
+  CHECK_NEAR(out[0], 6, 0);
+  CHECK_NEAR(out[C], 21, 0);
+  /* backward is the transpose of forward for each mode (max: at its argmax) */
+  for (int mode = 0; mode <= POOL_MEAN_SQRT_LEN; mode++) {
     float g[B * C], dx[B * T * C] = {0}, xx[B * T * C];
     fill(g, B * C, -1, 1);
     fill(xx, B * T * C, -1, 1);
-    pooling_backward(dx, g, mask, B, T, C, mode);
+    pooling_backward(dx, g, xx, mask, B, T, C, mode);
     pooling_forward(out, xx, mask, B, T, C, mode);
     CHECK_NEAR(dot(out, g, B * C), dot(dx, xx, B * T * C), 1e-5);
   }
