@@ -536,6 +536,12 @@ int lacos_tokenizer_encode_pairs(lacos_tensor **ids, lacos_tensor **mask, lacos_
    valid until the next call on this tokenizer. */
 int lacos_tokenizer_decode(lacos_tokenizer *tok, const char **text, double *len, const int32_t *ids, int n,
                            int skip_special);
+/* The text lowercased code point by code point with utf8proc's simple case
+   mapping (what sentence-transformers' do_lower_case does with Python's
+   str.lower, except the few one-to-many mappings such as U+0130). out holds
+   cap bytes (2·len + 4 always suffice); *out_len receives the length;
+   invalid UTF-8 is an error naming its byte offset. */
+int lacos_text_lower(const char *text, double len, char *out, double cap, double *out_len);
 
 /* ----- end tokenizer ----- */
 
