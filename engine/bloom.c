@@ -347,8 +347,9 @@ int bloom_check_batch(const lacos_bloom *m, const lacos_tensor *ids, const lacos
 }
 
 int pooling_mode_check(int pooling) {
-  if (pooling < LACOS_POOL_MEAN || pooling > LACOS_POOL_LASTTOKEN)
-    return fail(LACOS_EINVAL, "unknown pooling mode %d (mean, weightedmean, lasttoken)", pooling);
+  if (pooling < LACOS_POOL_MEAN || pooling > LACOS_POOL_MEAN_SQRT_LEN)
+    return fail(LACOS_EINVAL, "unknown pooling mode %d (mean, weightedmean, lasttoken, cls, max, mean_sqrt_len_tokens)",
+                pooling);
   return LACOS_OK;
 }
 
