@@ -20,18 +20,6 @@ __device__ void pool_weights(float *w, float *total, const int32_t *m, int T, in
   __syncthreads();
 }
 
-/* The CPU's max_position: the first real token holding channel c's maximum, -1 when none. */
-__device__ int max_position(const float *inp, const int32_t *m, int b, int T, int C, int c) {
-  int arg = -1;
-  float best = -FLT_MAX;
-  for (int t = 0; t < T; t++) {
-    if (!m[t]) continue;
-    float v = inp[((int64_t)b * T + t) * C + c];
-    if (arg < 0 || v > best) { best = v; arg = t; }
-  }
-  return arg;
-}
-
 // out (B,C), inp (B,T,C), mask (B,T)
 __global__ void pooling_forward_kernel(float *out, const float *inp, const int32_t *mask, int T, int C, int mode) {
   extern __shared__ float w[];
@@ -39,7 +27,7 @@ __global__ void pooling_forward_kernel(float *out, const float *inp, const int32
   int b = blockIdx.x;
   if (mode == POOL_MAX) {
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
-      int t = max_position(inp, mask + (int64_t)b * T, b, T, C, c);
+      int t = pool_max_position(inp, mask + (int64_t)b * T, b, T, C, c);
       out[(int64_t)b * C + c] = t < 0 ? 0.0f : inp[((int64_t)b * T + t) * C + c];
     }
     return;
@@ -65,7 +53,7 @@ __global__ void pooling_backward_kernel(float *dinp, const float *dout, const fl
   int b = blockIdx.x;
   if (mode == POOL_MAX) {
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
-      int t = max_position(inp, mask + (int64_t)b * T, b, T, C, c);
+      int t = pool_max_position(inp, mask + (int64_t)b * T, b, T, C, c);
       if (t >= 0) dinp[((int64_t)b * T + t) * C + c] += dout[(int64_t)b * C + c];
     }
     return;

@@ -12,20 +12,6 @@
    - max: each channel's largest value over the real tokens (zeros for a
      sequence with none); its gradient goes to that token. */
 #include "layers.h"
-#include <float.h>
-
-/* The position holding the maximum of channel c over the real tokens of
-   sequence b (the first on ties, as a scan finds it), -1 when none. */
-static int max_position(const float *inp, const int32_t *m, int b, int T, int C, int c) {
-  int arg = -1;
-  float best = -FLT_MAX;
-  for (int t = 0; t < T; t++) {
-    if (!m[t]) continue;
-    float v = inp[((int64_t)b * T + t) * C + c];
-    if (arg < 0 || v > best) { best = v; arg = t; }
-  }
-  return arg;
-}
 
 // out (B,C), inp (B,T,C), mask (B,T)
 int pooling_forward(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode) {
@@ -35,7 +21,7 @@ int pooling_forward(float *out, const float *inp, const int32_t *mask, int B, in
     float *o = out + (int64_t)b * C;
     if (mode == POOL_MAX) {
       for (int c = 0; c < C; c++) {
-        int t = max_position(inp, m, b, T, C, c);
+        int t = pool_max_position(inp, m, b, T, C, c);
         o[c] = t < 0 ? 0.0f : inp[((int64_t)b * T + t) * C + c];
       }
       continue;
@@ -67,7 +53,7 @@ int pooling_backward(float *dinp, const float *dout, const float *inp, const int
     const float *g = dout + (int64_t)b * C;
     if (mode == POOL_MAX) {
       for (int c = 0; c < C; c++) {
-        int t = max_position(inp, m, b, T, C, c);
+        int t = pool_max_position(inp, m, b, T, C, c);
         if (t >= 0) dinp[((int64_t)b * T + t) * C + c] += g[c];
       }
       continue;

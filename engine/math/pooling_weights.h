@@ -47,4 +47,16 @@ LACOS_HD float pool_total(const int32_t *m, int T, int mode, int *last_out) {
   *last_out = last;
   return mode == POOL_MEAN_SQRT_LEN ? sqrtf(sum) : sum;
 }
+/* The position holding the maximum of channel c over the real tokens of
+   sequence b (the first on ties, as a scan finds it), -1 when none. */
+LACOS_HD int pool_max_position(const float *inp, const int32_t *m, int b, int T, int C, int c) {
+  int arg = -1;
+  float best = 0;
+  for (int t = 0; t < T; t++) {
+    if (!m[t]) continue;
+    float v = inp[((int64_t)b * T + t) * C + c];
+    if (arg < 0 || v > best) { best = v; arg = t; }
+  }
+  return arg;
+}
 #endif
