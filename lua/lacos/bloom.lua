@@ -26,32 +26,40 @@ local Model = {}
 Model.__index = Model
 M.Model = Model
 
-M.poolings = { mean = 0, weightedmean = 1, lasttoken = 2, cls = 3, max = 4, mean_sqrt_len_tokens = 5 }
-local pooling_names = { [0] = "mean", [1] = "weightedmean", [2] = "lasttoken", [3] = "cls", [4] = "max",
-                        [5] = "mean_sqrt_len_tokens" }
-M.families = { bloom = 0, bert = 1 }
-local family_names = { [0] = "bloom", [1] = "bert" }
-M.quants = { f32 = 0, int8 = 1 }
+M.poolings = { mean = C.LACOS_POOL_MEAN, weightedmean = C.LACOS_POOL_WEIGHTEDMEAN, lasttoken = C.LACOS_POOL_LASTTOKEN,
+                cls = C.LACOS_POOL_CLS, max = C.LACOS_POOL_MAX, mean_sqrt_len_tokens = C.LACOS_POOL_MEAN_SQRT_LEN }
+local pooling_names = {}
+for name, v in pairs(M.poolings) do pooling_names[v] = name end
+M.families = { bloom = C.LACOS_FAMILY_BLOOM, bert = C.LACOS_FAMILY_BERT }
+local family_names = {}
+for name, v in pairs(M.families) do family_names[v] = name end
+M.quants = { f32 = C.LACOS_QUANT_F32, int8 = C.LACOS_QUANT_INT8 }
 
 -- LoRA target names (PEFT's module names, short or with their parent) and presets.
+local QKV, DENSE, H_TO_4H, _4H_TO_H = C.LACOS_LORA_QKV, C.LACOS_LORA_DENSE, C.LACOS_LORA_H_TO_4H, C.LACOS_LORA_4H_TO_H
 M.targets = {
-  query_key_value = 1, ["self_attention.query_key_value"] = 1,
-  dense = 2, ["self_attention.dense"] = 2,
-  dense_h_to_4h = 4, ["mlp.dense_h_to_4h"] = 4,
-  dense_4h_to_h = 8, ["mlp.dense_4h_to_h"] = 8,
+  query_key_value = QKV, ["self_attention.query_key_value"] = QKV,
+  dense = DENSE, ["self_attention.dense"] = DENSE,
+  dense_h_to_4h = H_TO_4H, ["mlp.dense_h_to_4h"] = H_TO_4H,
+  dense_4h_to_h = _4H_TO_H, ["mlp.dense_4h_to_h"] = _4H_TO_H,
 }
-M.target_presets = { attn = 3, mlp = 12, all = 15, ["attn+mlp"] = 15 }
-local target_bit_names = { [1] = "query_key_value", [2] = "dense", [4] = "dense_h_to_4h", [8] = "dense_4h_to_h" }
+local ATTN, MLP = bit.bor(QKV, DENSE), bit.bor(H_TO_4H, _4H_TO_H)
+M.target_presets = { attn = ATTN, mlp = MLP, all = bit.bor(ATTN, MLP), ["attn+mlp"] = bit.bor(ATTN, MLP) }
+local target_bit_names = { [QKV] = "query_key_value", [DENSE] = "dense", [H_TO_4H] = "dense_h_to_4h",
+                           [_4H_TO_H] = "dense_4h_to_h" }
 -- BERT's: PEFT's module names; "dense" is all three dense linears of a
 -- block, as PEFT's suffix match takes it.
+local QUERY, KEY, VALUE = C.LACOS_LORA_QUERY, C.LACOS_LORA_KEY, C.LACOS_LORA_VALUE
+local BERT_QKV, BERT_DENSE = bit.bor(QUERY, KEY, VALUE), bit.bor(DENSE, H_TO_4H, _4H_TO_H)
 M.bert_targets = {
-  query = 16, ["attention.self.query"] = 16, key = 32, ["attention.self.key"] = 32,
-  value = 64, ["attention.self.value"] = 64, dense = 14, ["attention.output.dense"] = 2,
-  ["intermediate.dense"] = 4, ["output.dense"] = 8,
+  query = QUERY, ["attention.self.query"] = QUERY, key = KEY, ["attention.self.key"] = KEY,
+  value = VALUE, ["attention.self.value"] = VALUE, dense = BERT_DENSE, ["attention.output.dense"] = DENSE,
+  ["intermediate.dense"] = H_TO_4H, ["output.dense"] = _4H_TO_H,
 }
-M.bert_target_presets = { attn = 114, mlp = 12, all = 126, ["attn+mlp"] = 126, qkv = 112 }
-local bert_bit_names = { [16] = "query", [32] = "key", [64] = "value", [2] = "attention.output.dense",
-                         [4] = "intermediate.dense", [8] = "output.dense" }
+M.bert_target_presets = { attn = bit.bor(BERT_QKV, DENSE), mlp = MLP, all = bit.bor(BERT_QKV, BERT_DENSE),
+                          ["attn+mlp"] = bit.bor(BERT_QKV, BERT_DENSE), qkv = BERT_QKV }
+local bert_bit_names = { [QUERY] = "query", [KEY] = "key", [VALUE] = "value", [DENSE] = "attention.output.dense",
+                         [H_TO_4H] = "intermediate.dense", [_4H_TO_H] = "output.dense" }
 -- PEFT's default targets for each family
 M.default_targets = { bloom = { "query_key_value" }, bert = { "query", "value" } }
 
@@ -81,10 +89,12 @@ M.target_bits = target_bits
 function M.target_names(bits, family)
   local names = {}
   if family == "bert" then
-    for _, b in ipairs { 16, 32, 64, 2, 4, 8 } do if bit.band(bits, b) ~= 0 then names[#names + 1] = bert_bit_names[b] end end
+    for _, b in ipairs { QUERY, KEY, VALUE, DENSE, H_TO_4H, _4H_TO_H } do
+      if bit.band(bits, b) ~= 0 then names[#names + 1] = bert_bit_names[b] end
+    end
     return names
   end
-  for _, b in ipairs { 1, 2, 4, 8 } do if bit.band(bits, b) ~= 0 then names[#names + 1] = target_bit_names[b] end end
+  for _, b in ipairs { QKV, DENSE, H_TO_4H, _4H_TO_H } do if bit.band(bits, b) ~= 0 then names[#names + 1] = target_bit_names[b] end end
   return names
 end
 
@@ -568,11 +578,7 @@ end
 function Model:weight(name) return T.make(C.lacos_bloom_weight, self.ptr, name) end
 
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = util.exists
 
 -- Saves the model as a Hugging Face BLOOM checkpoint directory that
 -- transformers' BloomModel.from_pretrained loads: config.json (the source
