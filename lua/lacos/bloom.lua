@@ -30,6 +30,9 @@ M.poolings = { mean = C.LACOS_POOL_MEAN, weightedmean = C.LACOS_POOL_WEIGHTEDMEA
                 cls = C.LACOS_POOL_CLS, max = C.LACOS_POOL_MAX, mean_sqrt_len_tokens = C.LACOS_POOL_MEAN_SQRT_LEN }
 local pooling_names = {}
 for name, v in pairs(M.poolings) do pooling_names[v] = name end
+-- every pooling by name, in the engine's order (for option lists and messages)
+M.pooling_list = {}
+for v = 0, #pooling_names do M.pooling_list[#M.pooling_list + 1] = pooling_names[v] end
 M.families = { bloom = C.LACOS_FAMILY_BLOOM, bert = C.LACOS_FAMILY_BERT }
 local family_names = {}
 for name, v in pairs(M.families) do family_names[v] = name end
@@ -189,6 +192,35 @@ local function model_type(dir)
   return ok and type(cfg) == "table" and cfg.model_type or nil
 end
 
+-- A sentence-transformers (or plain BERT) directory as sentence-transformers
+-- reads it (lacos.sentence_transformers.describe), refusing what lacos does
+-- not run; nil for a directory that is neither (a BLOOM checkpoint).
+local function describe(dir)
+  local f = io.open(dir .. "/modules.json", "rb")
+  if f then f:close() end
+  if not (f or model_type(dir) == "bert") then return nil end
+  local st = require("lacos.sentence_transformers").describe(dir)
+  if #st.pooling_modes ~= 1 then
+    error(("%s: the pooling concatenates %d modes (%s); lacos pools with one"):format(dir, #st.pooling_modes,
+      table.concat(st.pooling_modes, ", ")), 0)
+  end
+  if st.modules[1].path ~= "" then
+    error(("%s: the Transformer module lives in %s/; lacos loads a model whose weights are in the directory itself")
+      :format(dir, st.modules[1].path), 0)
+  end
+  return st
+end
+
+-- The pooling a checkpoint directory embeds with when nothing overrides it
+-- (what Model:pooling() of the loaded model says), without loading weights:
+-- lacos.json's, a sentence-transformers directory's, else weightedmean.
+function M.dir_pooling(dir)
+  dir = dir:gsub("(.)/+$", "%1")
+  local meta = read_json(dir .. "/lacos.json") or {}
+  local st = describe(dir)
+  return meta.pooling or (st and st.pooling) or "weightedmean"
+end
+
 -- Loads a checkpoint directory: config.json, weights, tokenizer.json, and
 -- lacos.json (pooling and padding side) when lacos wrote it. A BERT
 -- directory (a sentence-transformers one, or a plain BertModel) is read as
@@ -201,20 +233,7 @@ function M.load(dir, opts)
                               pooling = util.ANY, adapter = util.ANY, cache = false }, "lacos.bloom.load")
   if type(dir) ~= "string" then error("load: expected a model directory, got " .. type(dir), 2) end
   dir = dir:gsub("(.)/+$", "%1")
-  local st = nil
-  local f = io.open(dir .. "/modules.json", "rb")
-  if f then f:close() end
-  if f or model_type(dir) == "bert" then
-    st = require("lacos.sentence_transformers").describe(dir)
-    if #st.pooling_modes ~= 1 then
-      error(("%s: the pooling concatenates %d modes (%s); lacos pools with one"):format(dir, #st.pooling_modes,
-        table.concat(st.pooling_modes, ", ")), 0)
-    end
-    if st.modules[1].path ~= "" then
-      error(("%s: the Transformer module lives in %s/; lacos loads a model whose weights are in the directory itself")
-        :format(dir, st.modules[1].path), 0)
-    end
-  end
+  local st = describe(dir)
   local o = model_options(opts, "lacos.bloom.load")
   local out = ffi.new("lacos_bloom*[1]")
   check(C.lacos_bloom_load(out, dir, o))
@@ -275,7 +294,7 @@ local function check_pooling(self, requested)
   local recorded = self.meta.pooling
   local p = requested or self:pooling()
   if M.poolings[p] == nil then
-    error(("unknown pooling '%s' (mean, weightedmean, lasttoken, cls, max, mean_sqrt_len_tokens)"):format(tostring(p)), 3)
+    error(("unknown pooling '%s' (%s)"):format(tostring(p), table.concat(M.pooling_list, ", ")), 3)
   end
   if recorded and requested and requested ~= recorded and not self.allow_pooling_change then
     error(("this model was trained with pooling '%s'; asked for '%s' (pass force = true to override)"):format(recorded, requested), 3)
