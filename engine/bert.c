@@ -1,6 +1,6 @@
 /* bert.c: the BERT family (transformers' BertModel, without the pooler): its
    storage, embeddings and post-LN block, composed of the backend's layers
-   and the shared adapted linears (bloom.c's block_linear), so LoRA trains
+   and the shared adapted linears (block_linear.c), so LoRA trains
    through it exactly as through BLOOM. The passes around the blocks
    (inference, training, checkpoint io) are the shared ones.
 

@@ -20,7 +20,7 @@
    The passes below the blocks (inference, bloom_train.c's training) serve
    every family through its table (model_family): BERT (bert.c) supplies
    its own storage, embeddings and post-LN block, built from the same
-   layers and the same adapted linears (block_linear). */
+   layers and the same adapted linears (block_linear.c). */
 #include "bloom_internal.h"
 #include "cpu/layers.h"
 #include "parallel.h"
@@ -382,41 +382,6 @@ int bloom_embed(lacos_bloom *m, const bloom_ctx *x, float *out, const int32_t *i
   TRY(be->embedding_forward(out, ids, x->N, m->run.wte, m->wte_dtype, m->run.wte_scale, m->cfg.vocab_size, C));
   return be->layernorm_forward(out, NULL, NULL, out, m->run.emb_ln_w, m->run.emb_ln_b, x->N, C,
                                (float)m->cfg.layer_norm_epsilon);
-}
-
-/* The base linear, then each adapter on it (one, or BERT's query, key and
-   value on thirds of the fused qkv), each keeping its x·Aᵀ for the backward. */
-int block_linear(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *y, const float *in, layer_acts *a) {
-  linear *lin = &m->run.layers[l].lin[t];
-  TRY(adapted_forward(&x->p, lin, NULL, y, in, NULL, x->N, NULL, NULL));
-  for (int k = 0; k < LORA_KINDS; k++) {
-    lora_slot sl;
-    if (lora_slot_linear(m, k) != t || !lora_run_slot(m, l, k, &sl)) continue;
-    lora_dropout drop = bloom_dropout(x, l, k);
-    TRY(x->p.be->lora_forward(&x->p.lora, &sl, y, in, a->h[k], x->N, &drop, x->xd));
-  }
-  return LACOS_OK;
-}
-
-bool block_linear_adapted(const lacos_bloom *m, int l, int t) {
-  for (int k = 0; k < LORA_KINDS; k++)
-    if (lora_slot_linear(m, k) == t && lora_slot_for(m, l, k)) return true;
-  return false;
-}
-
-/* Input gradient of linear t of block l (dx overwritten), every adapter's
-   share and gradients included. */
-int block_linear_back(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *dx, const float *dy, const float *in,
-                      const layer_acts *a) {
-  const linear *lin = &m->run.layers[l].lin[t];
-  TRY(adapted_backward(&x->p, lin, NULL, dx, dy, in, NULL, NULL, x->N, NULL, NULL));
-  for (int k = 0; k < LORA_KINDS; k++) {
-    lora_slot sl;
-    if (lora_slot_linear(m, k) != t || !lora_run_slot(m, l, k, &sl)) continue;
-    lora_dropout drop = bloom_dropout(x, l, k);
-    TRY(x->p.be->lora_backward(&x->p.lora, &sl, dx, dy, in, a->h[k], x->dh, x->N, &drop, x->xd));
-  }
-  return LACOS_OK;
 }
 
 static int bloom_block_forward(lacos_bloom *m, const bloom_ctx *x, int l, layer_acts *a, float *x_out) {

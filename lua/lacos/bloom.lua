@@ -417,8 +417,9 @@ end
 M.normalize_rows = normalize_rows
 
 -- Embeds sentences (a list of strings) in batches; returns an (n, C) f32 tensor.
--- Sentences are sorted by length within the call so batches pad little;
--- the output keeps the input order. A sentence-transformers directory's
+-- Sentences are sorted by length within the call so batches pad little,
+-- and a repeated sentence is encoded once; the output keeps the input
+-- order (progress counts the distinct sentences). A sentence-transformers directory's
 -- settings apply: its truncation, lowercasing and (normalize ~= false) its
 -- Normalize module. prompt: a text put before every sentence, as
 -- sentence-transformers' encode(prompt=...) does.
@@ -443,8 +444,14 @@ function Model:encode(sentences, opts)
   self.encode_outliers = nil
   local out = T.empty({ n, C_ }, "f32")
   if n == 0 then return out end
-  local order = {}
-  for i = 1, n do order[i] = i end
+  -- a sentence that comes again is encoded once (STS sets repeat many), at
+  -- its first place; the others copy its row
+  local first, order = {}, {}
+  for i = 1, n do
+    local s = sentences[i]
+    if not first[s] then first[s] = i; order[#order + 1] = i end
+  end
+  local unique = #order
   table.sort(order, function(a, b)
     local la, lb = #sentences[a], #sentences[b]
     if la ~= lb then return la < lb end
@@ -452,8 +459,8 @@ function Model:encode(sentences, opts)
   end)
   local dst = ffi.cast("float*", out.t.data)
   local seen = nil   -- outlier counts, the largest over the batches
-  for start = 1, n, opts.batch do
-    local stop = math.min(n, start + opts.batch - 1)
+  for start = 1, unique, opts.batch do
+    local stop = math.min(unique, start + opts.batch - 1)
     local chunk = {}
     for i = start, stop do chunk[#chunk + 1] = sentences[order[i]] end
     local indices = {}
@@ -472,8 +479,14 @@ function Model:encode(sentences, opts)
       ffi.copy(dst + (order[start + k - 1] - 1) * C_, src + (k - 1) * C_, 4 * C_)
     end
     emb:free(); ids:free(); mask:free()
-    if opts.progress then opts.progress(stop, n) end
+    if opts.progress then opts.progress(stop, unique) end
     if C.lacos_interrupt_pending() ~= 0 then error("interrupted", 0) end
+  end
+  if unique < n then
+    for i = 1, n do
+      local f = first[sentences[i]]
+      if f ~= i then ffi.copy(dst + (i - 1) * C_, dst + (f - 1) * C_, 4 * C_) end
+    end
   end
   self.encode_outliers = seen
   local norm = opts.normalize

@@ -192,7 +192,7 @@ function M.evaluate(model, run, opts)
           for i = 1, opts.limit do a[i], b[i], g[i] = s1[i], s2[i], gold[i] end
           s1, s2, gold, n = a, b, g, opts.limit
         end
-        local cos = sts.cosine_scores(encode(s1), encode(s2))
+        local cos = sts.pair_cosines(s1, s2, encode)
         local pred = cos:to("f64"):table()
         local sp, pe = sts.spearman(pred, gold, n), sts.pearson(pred, gold, n)
         local lang = u and (u.lang2 and u.lang2 ~= u.lang1 and (u.lang1 .. "-" .. u.lang2) or u.lang1) or "en"

@@ -193,7 +193,27 @@ if have_model and data and H.exists(data .. "/README.md") then
     local quants = long and { "f32", "int8" } or { "f32" }
     for _, q in ipairs(quants) do
       local m = lacos.load(model_dir, { quant = q })
-      local function encode(list) return m:encode(list, { batch = 64 }) end
+      -- every sentence encoded once over all the sets (SICK's splits are in
+      -- sick all and full, stsb-multi-mt en is STSb): an embedding per
+      -- distinct sentence, kept as its bytes
+      local seen = {}
+      local function encode(list)
+        local todo, queued = {}, {}
+        for _, s in ipairs(list) do
+          if not seen[s] and not queued[s] then queued[s] = true; todo[#todo + 1] = s end
+        end
+        if #todo > 0 then
+          local e = m:encode(todo, { batch = 64 })
+          local p, d = ffi.cast("float*", e.t.data), e:size(2)
+          for i, s in ipairs(todo) do seen[s] = ffi.string(p + (i - 1) * d, 4 * d) end
+          e:free()
+        end
+        local d = m:config().hidden_size
+        local out = T.empty({ #list, d }, "f32")
+        local dst = ffi.cast("char*", out.t.data)
+        for i, s in ipairs(list) do ffi.copy(dst + (i - 1) * 4 * d, seen[s], 4 * d) end
+        return out
+      end
       for _, e in ipairs(sts.sets) do
         if long or (e.dataset == "stsb" and e.split == "test") then
           local subset = e.subset ~= json.null and e.subset or nil
