@@ -45,23 +45,10 @@ static int bert_alloc(lacos_bloom *m) {
   h->pos_emb = p; p += (int64_t)c->max_length * C;
   h->type_emb = p; p += (int64_t)c->type_vocab_size * C;
   char *w = m->big;
-  for (int64_t l = 0; l < L; l++) {
-    bloom_layer *ly = &h->layers[l];
-    ly->ln1_w = p; p += C;
-    ly->ln1_b = p; p += C;
-    ly->ln2_w = p; p += C;
-    ly->ln2_b = p; p += C;
-    for (int t = 0; t < NTARGETS; t++) {
-      linear *ln = &ly->lin[t];
-      ln->in = (int)(t == T_FC2 ? I : C);
-      ln->out = (int)(t == T_QKV ? 3 * C : t == T_FC1 ? I : C);
-      ln->kind = q8 ? LINEAR_INT8 : LINEAR_F32;
-      ln->bias = p; p += ln->out;
-      if (q8) { ln->q = (int8_t *)w; ln->scale = p; p += ln->out; }
-      else ln->w = (float *)w;
-      w += (size_t)ln->in * ln->out * esz;
-    }
-  }
+  const int c1 = (int)C, i1 = (int)I;
+  const int in[NTARGETS] = { [T_QKV] = c1, [T_DENSE] = c1, [T_FC1] = c1, [T_FC2] = i1 },
+            out[NTARGETS] = { [T_QKV] = 3 * c1, [T_DENSE] = c1, [T_FC1] = i1, [T_FC2] = c1 };
+  for (int64_t l = 0; l < L; l++) carve_layer(&h->layers[l], in, out, c1, q8, esz, &p, &w);
   return LACOS_OK;
 }
 

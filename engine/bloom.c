@@ -68,23 +68,9 @@ static int bloom_alloc(lacos_bloom *m) {
   h->lnf_b = p; p += C;
   h->slopes = p; p += c->n_head;
   char *w = m->big;
-  for (int64_t l = 0; l < L; l++) {
-    bloom_layer *ly = &h->layers[l];
-    ly->ln1_w = p; p += C;
-    ly->ln1_b = p; p += C;
-    ly->ln2_w = p; p += C;
-    ly->ln2_b = p; p += C;
-    for (int t = 0; t < NTARGETS; t++) {
-      linear *ln = &ly->lin[t];
-      ln->in = (int)(C * bloom_lin_in_mult[t]);
-      ln->out = (int)(C * bloom_lin_out_mult[t]);
-      ln->kind = q8 ? LINEAR_INT8 : LINEAR_F32;
-      ln->bias = p; p += ln->out;
-      if (q8) { ln->q = (int8_t *)w; ln->scale = p; p += ln->out; }
-      else ln->w = (float *)w;
-      w += (size_t)ln->in * ln->out * esz;
-    }
-  }
+  int in[NTARGETS], out[NTARGETS];
+  for (int t = 0; t < NTARGETS; t++) { in[t] = (int)(C * bloom_lin_in_mult[t]); out[t] = (int)(C * bloom_lin_out_mult[t]); }
+  for (int64_t l = 0; l < L; l++) carve_layer(&h->layers[l], in, out, (int)C, q8, esz, &p, &w);
   alibi_slopes(h->slopes, c->n_head);
   return LACOS_OK;
 }

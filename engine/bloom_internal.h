@@ -140,6 +140,27 @@ extern const model_family bloom_family, bert_family;
 static inline const model_family *family_of(const lacos_bloom_config *c) {
   return c->family == LACOS_FAMILY_BERT ? &bert_family : &bloom_family;
 }
+/* A layer of the families' storage carved in their one order: its two
+   LayerNorms (C each, weight then bias) and each linear t (in[t] → out[t]):
+   its bias and, int8, its row scales from the small parameters *p, its
+   weights (esz bytes each: codes or f32) from *w. */
+static inline void carve_layer(bloom_layer *ly, const int *in, const int *out, int C, bool q8, size_t esz, float **p,
+                               char **w) {
+  ly->ln1_w = *p; *p += C;
+  ly->ln1_b = *p; *p += C;
+  ly->ln2_w = *p; *p += C;
+  ly->ln2_b = *p; *p += C;
+  for (int t = 0; t < NTARGETS; t++) {
+    linear *ln = &ly->lin[t];
+    ln->in = in[t];
+    ln->out = out[t];
+    ln->kind = q8 ? LINEAR_INT8 : LINEAR_F32;
+    ln->bias = *p; *p += ln->out;
+    if (q8) { ln->q = (int8_t *)*w; ln->scale = *p; *p += ln->out; }
+    else ln->w = (float *)*w;
+    *w += (size_t)ln->in * ln->out * esz;
+  }
+}
 /* The feed-forward width I (4C for BLOOM). */
 static inline int ffn_width(const lacos_bloom_config *c) {
   return c->intermediate_size ? c->intermediate_size : 4 * c->hidden_size;
