@@ -33,11 +33,7 @@ static int bert_alloc(lacos_bloom *m) {
      the top: embedding LayerNorm (2C), position (P·C) and type (TV·C) tables */
   small_n = (size_t)(L * (4 * C + (5 * C + I) * (q8 ? 2 : 1)) + 2 * C +
                      ((int64_t)c->max_length + c->type_vocab_size) * C);
-  TRY(meta_calloc(&m->host.layers, (size_t)L, sizeof *m->host.layers, "the layer table"));
-  TRY(mem_alloc(&m->big, big, "model weights"));
-  m->big_bytes = big;
-  TRY(mem_calloc(&m->small, small_n, sizeof(float), "model parameters"));
-  m->small_bytes = small_n * sizeof(float);
+  TRY(alloc_storage_blocks(m, L, big, small_n));
   float *p = m->small;
   bloom_params *h = &m->host;
   h->emb_ln_w = p; p += C;

@@ -55,11 +55,7 @@ static int bloom_alloc(lacos_bloom *m) {
     return fail(LACOS_ELIMIT, "model weights overflow the address space");
   /* per layer: 2 LayerNorms (4C), biases (9C), row scales (9C, int8 only) */
   small_n = (size_t)(L * (13 + (q8 ? 9 : 0)) * C + 4 * C + c->n_head);
-  TRY(meta_calloc(&m->host.layers, (size_t)L, sizeof *m->host.layers, "the layer table"));
-  TRY(mem_alloc(&m->big, big, "model weights"));
-  m->big_bytes = big;
-  TRY(mem_calloc(&m->small, small_n, sizeof(float), "model parameters"));
-  m->small_bytes = small_n * sizeof(float);
+  TRY(alloc_storage_blocks(m, L, big, small_n));
   float *p = m->small;
   bloom_params *h = &m->host;
   h->emb_ln_w = p; p += C;

@@ -140,6 +140,17 @@ extern const model_family bloom_family, bert_family;
 static inline const model_family *family_of(const lacos_bloom_config *c) {
   return c->family == LACOS_FAMILY_BERT ? &bert_family : &bloom_family;
 }
+/* The families' storage: the layer table, one allocation of big bytes for
+   every linear weight and one of small_n floats for the small parameters. */
+static inline int alloc_storage_blocks(lacos_bloom *m, int64_t L, size_t big, size_t small_n) {
+  TRY(meta_calloc(&m->host.layers, (size_t)L, sizeof *m->host.layers, "the layer table"));
+  TRY(mem_alloc(&m->big, big, "model weights"));
+  m->big_bytes = big;
+  TRY(mem_calloc(&m->small, small_n, sizeof(float), "model parameters"));
+  m->small_bytes = small_n * sizeof(float);
+  return LACOS_OK;
+}
+
 /* A layer of the families' storage carved in their one order: its two
    LayerNorms (C each, weight then bias) and each linear t (in[t] → out[t]):
    its bias and, int8, its row scales from the small parameters *p, its
