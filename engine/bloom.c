@@ -211,6 +211,8 @@ static const int lin_out_mult[NTARGETS] = {3, 1, 4, 1}, lin_in_mult[NTARGETS] = 
 
 void bloom_free_storage(lacos_bloom *m) {
   if (!m) return;
+  for (int l = 0; m->layers && l < m->cfg.n_layer; l++)
+    for (int t = 0; t < NTARGETS; t++) linear_release(&m->layers[l].lin[t]);
   mem_free(m->big, m->big_bytes, LACOS_CPU);
   mem_free(m->small, m->small_bytes, LACOS_CPU);
   if (m->wte_owned) mem_free(m->wte, m->wte_bytes, LACOS_CPU);
@@ -265,6 +267,16 @@ int bloom_alloc_storage(lacos_bloom *m) {
     }
   }
   alibi_slopes(m->slopes, c->n_head);
+  return LACOS_OK;
+}
+
+/* The weights are final (loaded, read from the int8 cache or generated):
+   a CPU model packs its int8 codes once for the int8 products
+   (linear_prepare); a CUDA model is copied to the GPU. */
+int bloom_weights_ready(lacos_bloom *m) {
+  if (m->opt.device == LACOS_CUDA) return bloom_cuda_upload(m);
+  for (int l = 0; l < m->cfg.n_layer; l++)
+    for (int t = 0; t < NTARGETS; t++) TRY(linear_prepare(&m->layers[l].lin[t]));
   return LACOS_OK;
 }
 
@@ -382,7 +394,7 @@ int lacos_bloom_random(lacos_bloom **out, const lacos_bloom_config *cfg, double 
       random_vector(ly->lin[t].bias, ly->lin[t].out, 0.0f, 0.02f, seed, base + 8 + (uint64_t)t);
     }
   }
-  if (o.device == LACOS_CUDA && (s = bloom_cuda_upload(m))) { lacos_bloom_free(m); return s; }
+  if ((s = bloom_weights_ready(m))) { lacos_bloom_free(m); return s; }
   *out = m;
   return LACOS_OK;
 }
@@ -403,8 +415,11 @@ void lacos_bloom_free(lacos_bloom *m) {
 int lacos_bloom_get_config(const lacos_bloom *m, lacos_bloom_config *cfg) { *cfg = m->cfg; return LACOS_OK; }
 int lacos_bloom_quant(const lacos_bloom *m) { return m->opt.quant; }
 double lacos_bloom_weight_bytes(const lacos_bloom *m) {
+  double packed = 0;
+  for (int l = 0; l < m->cfg.n_layer; l++)
+    for (int t = 0; t < NTARGETS; t++) packed += linear_prepared_bytes(&m->layers[l].lin[t]);
   return (double)m->big_bytes + (double)m->small_bytes + (double)m->wte_bytes + (double)m->wte_scale_bytes +
-         (m->wte_view ? lacos_tensor_nbytes(m->wte_view) : 0);
+         (m->wte_view ? lacos_tensor_nbytes(m->wte_view) : 0) + packed;
 }
 
 int lacos_bloom_outliers(const lacos_bloom *m, int layer, int *counts) {

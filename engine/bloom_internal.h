@@ -62,6 +62,9 @@ struct lacos_bloom {
 };
 
 void bloom_free_storage(lacos_bloom *m);
+/* Called once the weights are final (load, int8 cache, random): packs the
+   int8 codes for the CPU's products (linear_prepare) or uploads a CUDA model. */
+int bloom_weights_ready(lacos_bloom *m);
 /* config.json as lacos writes it (bloom.c); written atomically, sorted keys. */
 struct json_t *bloom_config_json(const lacos_bloom_config *c);
 int bloom_config_json_write(struct json_t *root, const char *path);

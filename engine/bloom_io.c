@@ -328,7 +328,7 @@ int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_optio
     if (!s) {
       lacos_safetensors_free(st);
       (*out)->source_dir = strdup(dir);
-      if (o.device == LACOS_CUDA && (s = bloom_cuda_upload(*out))) { lacos_bloom_free(*out); *out = NULL; }
+      if ((s = bloom_weights_ready(*out))) { lacos_bloom_free(*out); *out = NULL; }
       return s;
     }
     /* an unreadable cache is rebuilt, never trusted */
@@ -338,7 +338,7 @@ int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_optio
   if (!s && use_cache) bloom_cache_write(*out, cache);   /* best effort: a read-only cache dir just means no cache */
   lacos_safetensors_free(st);   /* views (the embedding table) keep their mapping */
   if (!s) (*out)->source_dir = strdup(dir);
-  if (!s && o.device == LACOS_CUDA && (s = bloom_cuda_upload(*out))) { lacos_bloom_free(*out); *out = NULL; }
+  if (!s && (s = bloom_weights_ready(*out))) { lacos_bloom_free(*out); *out = NULL; }
   return s;
 }
 

@@ -7,7 +7,13 @@
    and dequantised with out = C·absmax_row·scale_col/(127·127). Rounding is
    half to even (rintf), as torch.round and __float2int_rn. With a threshold
    > 0, feature columns holding an |x| ≥ threshold are computed in f32
-   against the dequantised weight columns and added back. */
+   against the dequantised weight columns and added back.
+
+   Once a model's weights are final, linear_prepare packs the codes for
+   oneDNN's matmul primitive where the CPU has its int8 kernels
+   (int8_matmul.c): the activation codes then go in as u8 (code + 128) and
+   the 128·Σ_k W[n,k] that adds is taken off in the dequantisation, so the
+   int32 products, and the outputs, are the same bits as the plain GEMM's. */
 #include "layers.h"
 #include <float.h>
 #include <math.h>
@@ -27,7 +33,7 @@ void sgemm_tn(float *c, const float *a, const float *b, int M, int N, int K, flo
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, alpha, a, M, b, N, beta, c, N);
 }
 
-static int grow(void **p, size_t *have, size_t want, const char *what) {
+int int8_scratch_grow(void **p, size_t *have, size_t want, const char *what) {
   if (*have >= want) return LACOS_OK;
   mem_free(*p, *have, LACOS_CPU);
   *p = NULL;
@@ -47,12 +53,53 @@ void int8_scratch_free(int8_scratch *s) {
   mem_free(s->cols, s->cols_bytes, LACOS_CPU);
   mem_free(s->u, s->u_bytes, LACOS_CPU);
   mem_free(s->c2, s->c2_bytes, LACOS_CPU);
+  mem_free(s->qt, s->qt_bytes, LACOS_CPU);
+  mem_free(s->sp, s->sp_bytes, LACOS_CPU);
   memset(s, 0, sizeof *s);
 }
 
-// q (N,C) int8, absmax (N), x (N,C); cols receives outlier column indices (capacity C)
-void quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold,
-                   int *cols, int *ncols) {
+/* One row's codes: v = x (· colscale when given), absmax over the |v| below
+   the threshold (all of them for threshold 0), code = rint(v·127/absmax)
+   clamped to ±127, stored as code + shift (0: s8; 128: the u8 codes of the
+   packed products). The clamp is written as comparisons, not fminf/fmaxf
+   (libm calls through the PLT, which kept the loop scalar), so the loop
+   vectorises; a NaN compares false and takes a finite code. Returns the
+   absmax, NaN when the row holds a NaN or an inf. */
+static float quantize_row(uint8_t *q, const float *x, const float *colscale, int C, float threshold, int shift) {
+  float m = 0;
+  if (threshold > 0) {
+    for (int c = 0; c < C; c++) { float a = fabsf(x[c]); if (a < threshold && a > m) m = a; }
+  } else if (colscale) {
+    #pragma omp simd reduction(max:m)
+    for (int c = 0; c < C; c++) { float a = fabsf(x[c] * colscale[c]); m = a > m ? a : m; }
+  } else {
+    #pragma omp simd reduction(max:m)
+    for (int c = 0; c < C; c++) { float a = fabsf(x[c]); m = a > m ? a : m; }
+  }
+  float k = m > 0 ? 127.0f / m : 0.0f;
+  if (!(k <= FLT_MAX)) k = 0.0f;   /* m below ~4e-37: the row is zero at int8 precision (127/m overflows) */
+  /* A NaN, or an inf (m = inf makes k 0 and inf·0 NaN), has no int8 code:
+     converting it would be undefined behaviour (found by fuzz_bloom on a
+     checkpoint whose embedding table holds NaN). Its code becomes a
+     clamped number and the row's absmax NaN, so the row's outputs are NaN
+     as on the f32 path instead of silently finite. */
+  int bad = 0;
+  #pragma omp simd reduction(|:bad)
+  for (int c = 0; c < C; c++) {
+    float v = colscale ? x[c] * colscale[c] : x[c];
+    if (threshold > 0 && fabsf(v) >= threshold) v = 0;
+    float r = rintf(v * k);
+    bad |= r != r;
+    r = r < 127.0f ? r : 127.0f;
+    r = r > -127.0f ? r : -127.0f;
+    q[c] = (uint8_t)((int)r + shift);
+  }
+  return bad ? NAN : m;
+}
+
+/* quantize_rows with codes + shift, and v = x · colscale[c] when colscale is given. */
+static void quantize_rows_shifted(uint8_t *q, float *absmax, const float *x, const float *colscale, int64_t N, int C,
+                                  float threshold, int *cols, int *ncols, int shift) {
   int nc = 0;
   if (threshold > 0 && cols) {
     /* A column is an outlier column if any row holds |x| >= threshold there. */
@@ -66,35 +113,16 @@ void quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, f
   bool zero_cols = nc > 0 && N > 1;
   #pragma omp parallel for schedule(static) if (N * C > 32768)
   for (int64_t i = 0; i < N; i++) {
-    const float *xi = x + i * C;
-    int8_t *qi = q + i * C;
-    float m = 0;
-    if (threshold > 0) {
-      for (int c = 0; c < C; c++) { float a = fabsf(xi[c]); if (a < threshold && a > m) m = a; }
-    } else {
-      #pragma omp simd reduction(max:m)
-      for (int c = 0; c < C; c++) { float a = fabsf(xi[c]); m = a > m ? a : m; }
-    }
-    float k = m > 0 ? 127.0f / m : 0.0f;
-    if (!(k <= FLT_MAX)) k = 0.0f;   /* m below ~4e-37: the row is zero at int8 precision (127/m overflows) */
-    /* A NaN, or an inf (m = inf makes k 0 and inf·0 NaN), has no int8 code:
-       converting it would be undefined behaviour (found by fuzz_bloom on a
-       checkpoint whose embedding table holds NaN). Its code becomes a
-       clamped number and the row's absmax NaN, so the row's outputs are NaN
-       as on the f32 path instead of silently finite. */
-    int bad = 0;
-    #pragma omp simd reduction(|:bad)
-    for (int c = 0; c < C; c++) {
-      float v = xi[c];
-      if (threshold > 0 && fabsf(v) >= threshold) v = 0;
-      float r = rintf(v * k);
-      bad |= r != r;
-      qi[c] = (int8_t)fminf(fmaxf(r, -127.0f), 127.0f);
-    }
-    absmax[i] = bad ? NAN : m;
+    absmax[i] = quantize_row(q + i * C, x + i * C, colscale, C, threshold, shift);
     if (zero_cols)
-      for (int j = 0; j < nc; j++) qi[cols[j]] = 0;
+      for (int j = 0; j < nc; j++) q[i * C + cols[j]] = (uint8_t)shift;
   }
+}
+
+// q (N,C) int8, absmax (N), x (N,C); cols receives outlier column indices (capacity C)
+void quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold,
+                   int *cols, int *ncols) {
+  quantize_rows_shifted((uint8_t *)q, absmax, x, NULL, N, C, threshold, cols, ncols, 0);
 }
 
 void linear_quantize_weights(linear *l, const float *w, int row0, int nrows) {
@@ -103,10 +131,29 @@ void linear_quantize_weights(linear *l, const float *w, int row0, int nrows) {
 
 void linear_weight_row(float *dst, const linear *l, int r) {
   if (l->kind == LINEAR_F32) { memcpy(dst, l->w + (int64_t)r * l->in, sizeof(float) * (size_t)l->in); return; }
-  const int8_t *q = l->q + (int64_t)r * l->in;
   float k = l->scale[r] / 127.0f;
+  if (l->packed) { int8_packed_row(dst, l, r, k); return; }
+  const int8_t *q = l->q + (int64_t)r * l->in;
   for (int c = 0; c < l->in; c++) dst[c] = q[c] * k;
 }
+
+static int8_t weight_code(const linear *l, int r, int c) {
+  return l->packed ? int8_packed_code(l, r, c) : l->q[(int64_t)r * l->in + c];
+}
+
+// out (N,n) += bias (n) per row
+static void add_bias(float *out, const float *b, int64_t N, int n) {
+  #pragma omp parallel for schedule(static) if (N * n > 65536)
+  for (int64_t i = 0; i < N; i++) {
+    float *oi = out + i * n;
+    #pragma omp simd
+    for (int j = 0; j < n; j++) oi[j] += b[j];
+  }
+}
+
+int linear_prepare(linear *l) { return l->kind == LINEAR_INT8 ? int8_pack(l) : LACOS_OK; }
+void linear_release(linear *l) { int8_pack_free(l); }
+double linear_prepared_bytes(const linear *l) { return int8_packed_bytes(l); }
 
 /* Does oneDNN multiply int8 with VNNI (vpdpbusd: u8·s8 products summed in
    int32)? Without it (AVX2, AVX-512 before Cascade Lake) its s8·s8 GEMM adds
@@ -136,8 +183,8 @@ static int gemm_s8(char tb, int64_t M, int64_t N, int64_t K, const int8_t *a, in
        [0, 128], so a pair of products stays within int16 (128·127·2 =
        32512), and oneDNN removes the shift (zero point 64) exactly. The two
        halves are stacked as 2M rows of one u8·s8 GEMM and summed after. */
-    TRY(grow((void **)&s->u, &s->u_bytes, (size_t)(2 * M) * (size_t)K, "split int8 operands"));
-    TRY(grow((void **)&s->c2, &s->c2_bytes, sizeof(int32_t) * (size_t)(2 * M) * (size_t)N, "split int32 products"));
+    TRY(int8_scratch_grow((void **)&s->u, &s->u_bytes, (size_t)(2 * M) * (size_t)K, "split int8 operands"));
+    TRY(int8_scratch_grow((void **)&s->c2, &s->c2_bytes, sizeof(int32_t) * (size_t)(2 * M) * (size_t)N, "split int32 products"));
     uint8_t *u = s->u;
     #pragma omp parallel for schedule(static) if (M * K > 32768)
     for (int64_t i = 0; i < M; i++) {
@@ -162,22 +209,27 @@ static int gemm_s8(char tb, int64_t M, int64_t N, int64_t K, const int8_t *a, in
   return LACOS_OK;
 }
 
-/* Mirrors the grow() calls of linear_forward, linear_backward_input and
-   gemm_s8 (with grow's quarter of slack), buffer by buffer: the planner adds
-   the largest of each over a model's linears. */
+/* Mirrors the int8_scratch_grow calls of linear_forward,
+   linear_backward_input, gemm_s8 and int8_matmul.c (with the quarter of
+   slack), buffer by buffer: the planner adds the largest of each over a
+   model's linears. */
 static double grown(double want) { return want + (double)((size_t)want / 4); }
 double int8_scratch_need(int64_t N, int in, int out, bool fast_backward) {
-  double n = (double)N, a, rs = grown(4 * n), c, tmp, cols = grown(4.0 * in), u = 0, c2 = 0;
-  bool split = !int8_has_vnni();
+  double n = (double)N, a, rs = grown(4 * n), c, tmp, cols = grown(4.0 * in), u = 0, c2 = 0, qt = 0, sp = 0;
+  bool packed = int8_packing_available(in, out), split = !packed && !int8_has_vnni();
   /* forward: a (N,in) codes, c (N,out) int32; backward: a (N,out), c (N,in) */
   a = grown(n * (in > out ? in : out));
   c = grown(4 * n * (in > out ? in : out));
-  tmp = fast_backward ? grown(4 * n * out) : grown(4.0 * 256 * in);
+  tmp = fast_backward ? 0 : grown(4.0 * 256 * in);
   if (split) {
     u = grown(2 * n * (in > out ? in : out));
     c2 = grown(8 * n * (in > out ? in : out));
   }
-  return a + rs + c + tmp + cols + u + c2;
+  if (packed) {
+    qt = fast_backward ? grown((double)in * out) : 0;
+    sp = grown(int8_matmul_scratchpad(N, in, out));
+  }
+  return a + rs + c + tmp + cols + u + c2 + qt + sp;
 }
 
 // out (N,out), inp (N,in)
@@ -188,48 +240,54 @@ int linear_forward(float *out, const float *inp, linear *l, int64_t N, float thr
   if (l->kind == LINEAR_F32) {
     threads_count();
     sgemm_nt(out, inp, l->w, (int)N, K_out, K_in, 1.0f, 0.0f);
-  } else {
-    TRY(grow((void **)&s->a, &s->a_bytes, (size_t)N * K_in, "int8 activations"));
-    TRY(grow((void **)&s->rs, &s->rs_bytes, sizeof(float) * (size_t)N, "activation scales"));
-    TRY(grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
-    TRY(grow((void **)&s->cols, &s->cols_bytes, sizeof(int) * (size_t)K_in, "outlier columns"));
-    int nc = 0;
-    quantize_rows(s->a, s->rs, inp, N, K_in, threshold, s->cols, &nc);
-    TRY(gemm_s8('T', N, K_out, K_in, s->a, K_in, l->q, K_in, s->c, K_out, s));
-    const int32_t *c = s->c;
-    const float *rs = s->rs, *sc = l->scale;
-    #pragma omp parallel for schedule(static) if (N * K_out > 32768)
-    for (int64_t i = 0; i < N; i++) {
-      float ri = rs[i] * DEQ;
-      const int32_t *ci = c + i * K_out;
-      float *oi = out + i * K_out;
+    if (l->bias) add_bias(out, l->bias, N, K_out);
+    return LACOS_OK;
+  }
+  TRY(int8_scratch_grow((void **)&s->a, &s->a_bytes, (size_t)N * K_in, "int8 activations"));
+  TRY(int8_scratch_grow((void **)&s->rs, &s->rs_bytes, sizeof(float) * (size_t)N, "activation scales"));
+  TRY(int8_scratch_grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
+  TRY(int8_scratch_grow((void **)&s->cols, &s->cols_bytes, sizeof(int) * (size_t)K_in, "outlier columns"));
+  int nc = 0;
+  /* packed: u8 codes (code + 128), whose product carries 128·colsum[n] more */
+  const int32_t *colsum = l->packed ? int8_packed_sums(l, false) : NULL;
+  quantize_rows_shifted((uint8_t *)s->a, s->rs, inp, NULL, N, K_in, threshold, s->cols, &nc, colsum ? 128 : 0);
+  if (colsum) TRY(int8_matmul_forward(s->c, (const uint8_t *)s->a, N, l, s));
+  else TRY(gemm_s8('T', N, K_out, K_in, s->a, K_in, l->q, K_in, s->c, K_out, s));
+  /* dequantise (and add the bias, unless outlier columns come first) */
+  const int32_t *c = s->c;
+  const float *rs = s->rs, *sc = l->scale, *b = nc == 0 ? l->bias : NULL;
+  #pragma omp parallel for schedule(static) if (N * K_out > 32768)
+  for (int64_t i = 0; i < N; i++) {
+    float ri = rs[i] * DEQ;
+    const int32_t *ci = c + i * K_out;
+    float *oi = out + i * K_out;
+    if (colsum) {
+      #pragma omp simd
+      for (int j = 0; j < K_out; j++) oi[j] = (float)(ci[j] - 128 * colsum[j]) * ri * sc[j];
+    } else {
       #pragma omp simd
       for (int j = 0; j < K_out; j++) oi[j] = (float)ci[j] * ri * sc[j];
     }
-    l->outliers = nc;
-    if (nc > 0) {
-      /* The outlier columns in f32: out += x[:, cols] · Wdeq[:, cols]ᵀ. */
-      size_t need = sizeof(float) * ((size_t)N * nc + (size_t)K_out * nc);
-      TRY(grow((void **)&s->tmp, &s->tmp_bytes, need, "outlier columns"));
-      float *xa = s->tmp, *wa = s->tmp + (size_t)N * nc;
-      for (int64_t i = 0; i < N; i++)
-        for (int j = 0; j < nc; j++) xa[i * nc + j] = inp[i * K_in + s->cols[j]];
-      for (int o = 0; o < K_out; o++) {
-        float k = sc[o] / 127.0f;
-        for (int j = 0; j < nc; j++) wa[(int64_t)o * nc + j] = l->q[(int64_t)o * K_in + s->cols[j]] * k;
-      }
-      threads_count();
-      sgemm_nt(out, xa, wa, (int)N, K_out, nc, 1.0f, 1.0f);
-    }
-  }
-  if (l->bias) {
-    const float *b = l->bias;
-    #pragma omp parallel for schedule(static) if (N * K_out > 65536)
-    for (int64_t i = 0; i < N; i++) {
-      float *oi = out + i * K_out;
+    if (b) {
       #pragma omp simd
       for (int j = 0; j < K_out; j++) oi[j] += b[j];
     }
+  }
+  l->outliers = nc;
+  if (nc > 0) {
+    /* The outlier columns in f32: out += x[:, cols] · Wdeq[:, cols]ᵀ. */
+    size_t need = sizeof(float) * ((size_t)N * nc + (size_t)K_out * nc);
+    TRY(int8_scratch_grow((void **)&s->tmp, &s->tmp_bytes, need, "outlier columns"));
+    float *xa = s->tmp, *wa = s->tmp + (size_t)N * nc;
+    for (int64_t i = 0; i < N; i++)
+      for (int j = 0; j < nc; j++) xa[i * nc + j] = inp[i * K_in + s->cols[j]];
+    for (int o = 0; o < K_out; o++) {
+      float k = sc[o] / 127.0f;
+      for (int j = 0; j < nc; j++) wa[(int64_t)o * nc + j] = weight_code(l, o, s->cols[j]) * k;
+    }
+    threads_count();
+    sgemm_nt(out, xa, wa, (int)N, K_out, nc, 1.0f, 1.0f);
+    if (l->bias) add_bias(out, l->bias, N, K_out);
   }
   return LACOS_OK;
 }
@@ -242,29 +300,35 @@ int linear_backward_input(float *dinp, const float *dout, const linear *l, int64
   threads_count();
   if (l->kind == LINEAR_F32) { sgemm_nn(dinp, dout, l->w, (int)N, K_in, K_out, 1.0f, 1.0f); return LACOS_OK; }
   if (fast_int8) {
-    /* Fold the weight row scales into the gradient columns, quantise the
-       gradient rows, and take an int8 product against the codes. */
-    TRY(grow((void **)&s->tmp, &s->tmp_bytes, sizeof(float) * (size_t)N * K_out, "scaled gradients"));
-    TRY(grow((void **)&s->a, &s->a_bytes, (size_t)N * K_out, "int8 gradients"));
-    TRY(grow((void **)&s->rs, &s->rs_bytes, sizeof(float) * (size_t)N, "gradient scales"));
-    TRY(grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_in, "int32 products"));
-    float *g = s->tmp;
-    const float *sc = l->scale;
-    #pragma omp parallel for schedule(static) if (N * K_out > 32768)
-    for (int64_t i = 0; i < N; i++)
-      for (int j = 0; j < K_out; j++) g[i * K_out + j] = dout[i * K_out + j] * sc[j];
-    quantize_rows(s->a, s->rs, g, N, K_out, 0, NULL, NULL);
-    TRY(gemm_s8('N', N, K_in, K_out, s->a, K_out, l->q, K_in, s->c, K_in, s));
+    /* Fold the weight row scales into the gradient columns (g = dout·scale,
+       inside the quantisation), quantise the gradient rows, and take an
+       int8 product against the codes. */
+    TRY(int8_scratch_grow((void **)&s->a, &s->a_bytes, (size_t)N * K_out, "int8 gradients"));
+    TRY(int8_scratch_grow((void **)&s->rs, &s->rs_bytes, sizeof(float) * (size_t)N, "gradient scales"));
+    TRY(int8_scratch_grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_in, "int32 products"));
+    const int32_t *rowsum = l->packed ? int8_packed_sums(l, true) : NULL;
+    quantize_rows_shifted((uint8_t *)s->a, s->rs, dout, l->scale, N, K_out, 0, NULL, NULL, rowsum ? 128 : 0);
+    if (rowsum) TRY(int8_matmul_backward(s->c, (const uint8_t *)s->a, N, l, s));
+    else TRY(gemm_s8('N', N, K_in, K_out, s->a, K_out, l->q, K_in, s->c, K_in, s));
+    const int32_t *c = s->c;
     #pragma omp parallel for schedule(static) if (N * K_in > 32768)
     for (int64_t i = 0; i < N; i++) {
       float ri = s->rs[i] * DEQ;
-      for (int k = 0; k < K_in; k++) dinp[i * K_in + k] += (float)s->c[i * K_in + k] * ri;
+      const int32_t *ci = c + i * K_in;
+      float *di = dinp + i * K_in;
+      if (rowsum) {
+        #pragma omp simd
+        for (int k = 0; k < K_in; k++) di[k] += (float)(ci[k] - 128 * rowsum[k]) * ri;
+      } else {
+        #pragma omp simd
+        for (int k = 0; k < K_in; k++) di[k] += (float)ci[k] * ri;
+      }
     }
     return LACOS_OK;
   }
   /* Exact: dequantise blocks of weight rows and accumulate f32 products. */
   enum { ROWS = 256 };
-  TRY(grow((void **)&s->tmp, &s->tmp_bytes, sizeof(float) * (size_t)ROWS * K_in, "dequantised weights"));
+  TRY(int8_scratch_grow((void **)&s->tmp, &s->tmp_bytes, sizeof(float) * (size_t)ROWS * K_in, "dequantised weights"));
   float *wt = s->tmp;
   for (int r0 = 0; r0 < K_out; r0 += ROWS) {
     int nr = K_out - r0 < ROWS ? K_out - r0 : ROWS;

@@ -231,6 +231,59 @@ static void int8_linear_matches_reference(void) {
   int8_scratch_free(&s);
 }
 
+/* linear_prepare packs the codes for oneDNN's matmul primitive (u8 activation
+   codes, integer sums taken off): the same int32 products as the plain GEMM,
+   so the same bits out, forward (with and without outlier columns) and input
+   gradients; rows read back from the packed codes are the plain rows. */
+static void packed_int8_linear_matches_plain(void) {
+  enum { N = 37, IN = 128, OUT = 192 };
+  if (!int8_packing_available(IN, OUT)) { printf("#   no packed int8 products on this CPU: nothing to compare\n"); return; }
+  static float x[N * IN], w[OUT * IN], bias[OUT], y0[N * OUT], y1[N * OUT], dy[N * OUT], dx0[N * IN], dx1[N * IN];
+  static float r0[IN], r1[IN];
+  static int8_t q0[OUT * IN], q1[OUT * IN];
+  float s0[OUT], s1[OUT];
+  fill(x, N * IN, -1, 1); fill(w, OUT * IN, -0.05f, 0.05f); fill(bias, OUT, -0.1f, 0.1f); fill(dy, N * OUT, -1, 1);
+  x[5 * IN + 17] = 8.0f;   /* an outlier feature for threshold 6 */
+  linear plain = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q0, .scale = s0, .bias = bias};
+  linear packed = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q1, .scale = s1, .bias = bias};
+  linear_quantize_weights(&plain, w, 0, OUT);
+  linear_quantize_weights(&packed, w, 0, OUT);
+  CHECK_OK(linear_prepare(&packed));
+  CHECK(packed.packed != NULL);
+  CHECK(linear_prepared_bytes(&packed) >= 4.0 * (IN + OUT));
+  CHECK(memcmp(q0, q1, sizeof q0) != 0);   /* the codes moved */
+  int8_scratch s = {0};
+  for (int r = 0; r < OUT; r++) {
+    linear_weight_row(r0, &plain, r);
+    linear_weight_row(r1, &packed, r);
+    CHECK(memcmp(r0, r1, sizeof r0) == 0);
+  }
+  float thresholds[2] = {0, 6.0f};
+  for (int t = 0; t < 2; t++) {
+    CHECK_OK(linear_forward(y0, x, &plain, N, thresholds[t], &s));
+    CHECK_OK(linear_forward(y1, x, &packed, N, thresholds[t], &s));
+    CHECK(memcmp(y0, y1, sizeof y0) == 0);
+    CHECK(plain.outliers == t && packed.outliers == t);
+  }
+  for (int fast = 0; fast < 2; fast++) {
+    memset(dx0, 0, sizeof dx0);
+    memset(dx1, 0, sizeof dx1);
+    CHECK_OK(linear_backward_input(dx0, dy, &plain, N, fast, &s));
+    CHECK_OK(linear_backward_input(dx1, dy, &packed, N, fast, &s));
+    CHECK(memcmp(dx0, dx1, sizeof dx0) == 0);
+  }
+  /* a row count of 1 and a NaN row: same as the plain path too */
+  x[2 * IN + 3] = NAN;
+  CHECK_OK(linear_forward(y0, x, &plain, 3, 0, &s));
+  CHECK_OK(linear_forward(y1, x, &packed, 3, 0, &s));
+  CHECK(memcmp(y0, y1, sizeof(float) * 3 * OUT) == 0 && isnan(y1[2 * OUT]));
+  CHECK_OK(linear_forward(y1, x, &packed, 1, 0, &s));
+  CHECK(memcmp(y0, y1, sizeof(float) * OUT) == 0);
+  linear_release(&packed);
+  CHECK(packed.packed == NULL);
+  int8_scratch_free(&s);
+}
+
 static void quantize_half_to_even(void) {
   float x[4] = {0.5f, 1.5f, 2.5f, -127.0f};   /* absmax 127: codes are the values themselves */
   int8_t q[4];
@@ -252,6 +305,7 @@ int main(void) {
   RUN(alibi_slopes_match);
   RUN(pooling_modes);
   RUN(int8_linear_matches_reference);
+  RUN(packed_int8_linear_matches_plain);
   RUN(quantize_half_to_even);
   TEST_EXIT();
 }
