@@ -31,49 +31,141 @@ static void key_positions(float *pos, const int32_t *mask, int T) {
   }
 }
 
+/* The forward works on four queries at a time (QR) and VL = 16 keys or
+   features (one AVX-512 register of floats): the 4 × 16 partial sums live
+   in local arrays the compiler keeps in registers, each key vector loaded
+   once serves the four queries, and the four chains of additions overlap
+   instead of each waiting for the one before. */
+enum { VL = 16, QR = 4 };
+
+// s (QR, ld) = q_r · kt[:, j] for keys j < n (rounded up to VL), q_r = q + r·ldq for r < rows
+// (rows beyond repeat the last one), kt (HD, ld)
+static void block_scores(float *s, const float *q, int64_t ldq, int rows, const float *kt, int ld, int HD, int n) {
+  const float *q0 = q, *q1 = q + (rows > 1 ? 1 : 0) * ldq, *q2 = q + (rows > 2 ? 2 : rows - 1) * ldq,
+              *q3 = q + (rows > 3 ? 3 : rows - 1) * ldq;
+  for (int j0 = 0; j0 < n; j0 += VL) {
+    float a0[VL] = {0}, a1[VL] = {0}, a2[VL] = {0}, a3[VL] = {0};
+    for (int e = 0; e < HD; e++) {
+      const float *k = kt + (int64_t)e * ld + j0;
+      float x0 = q0[e], x1 = q1[e], x2 = q2[e], x3 = q3[e];
+      #pragma omp simd
+      for (int jj = 0; jj < VL; jj++) {
+        a0[jj] += x0 * k[jj];
+        a1[jj] += x1 * k[jj];
+        a2[jj] += x2 * k[jj];
+        a3[jj] += x3 * k[jj];
+      }
+    }
+    memcpy(s + j0, a0, sizeof a0);
+    memcpy(s + ld + j0, a1, sizeof a1);
+    memcpy(s + 2 * ld + j0, a2, sizeof a2);
+    memcpy(s + 3 * ld + j0, a3, sizeof a3);
+  }
+}
+
+// o_r (HD) = Σ_{j<n} p_r[j] · v_j, o_r = o + r·ldo, p (QR, ld), v (n, HD)
+static void block_output(float *o, int64_t ldo, const float *p, int ld, const float *v, int HD, int n) {
+  for (int e0 = 0; e0 < HD; e0 += VL) {
+    float a0[VL] = {0}, a1[VL] = {0}, a2[VL] = {0}, a3[VL] = {0};
+    int w = HD - e0 < VL ? HD - e0 : VL;
+    for (int j = 0; j < n; j++) {
+      const float *vj = v + (int64_t)j * HD + e0;
+      float x0 = p[j], x1 = p[ld + j], x2 = p[2 * ld + j], x3 = p[3 * ld + j];
+      if (w == VL) {
+        #pragma omp simd
+        for (int ee = 0; ee < VL; ee++) {
+          a0[ee] += x0 * vj[ee];
+          a1[ee] += x1 * vj[ee];
+          a2[ee] += x2 * vj[ee];
+          a3[ee] += x3 * vj[ee];
+        }
+      } else {   /* a head size that is not a multiple of VL: the last features */
+        for (int ee = 0; ee < w; ee++) {
+          a0[ee] += x0 * vj[ee];
+          a1[ee] += x1 * vj[ee];
+          a2[ee] += x2 * vj[ee];
+          a3[ee] += x3 * vj[ee];
+        }
+      }
+    }
+    memcpy(o + e0, a0, sizeof(float) * (size_t)w);
+    memcpy(o + ldo + e0, a1, sizeof(float) * (size_t)w);
+    memcpy(o + 2 * ldo + e0, a2, sizeof(float) * (size_t)w);
+    memcpy(o + 3 * ldo + e0, a3, sizeof(float) * (size_t)w);
+  }
+}
+
+/* Softmax of one query's scores p over its causal keys j < i + 1 with
+   ALiBi and the padding mask; p holds T weights after it (0 beyond the
+   causal keys). Returns how many leading keys can weigh: i + 1, or T for a
+   query with no visible key (a left-padding query), whose scores are all
+   the fill value, the future keys' too, so its softmax is uniform over all
+   T keys. */
+static int softmax_row(float *p, const int32_t *mb, const float *pos, float scale, float slope, int i, int T) {
+  int n = i + 1;
+  float mx = -FLT_MAX;
+  #pragma omp simd reduction(max:mx)
+  for (int j = 0; j < n; j++) {
+    float s = mb[j] ? p[j] * scale + slope * pos[j] : -FLT_MAX;
+    p[j] = s;
+    mx = s > mx ? s : mx;
+  }
+  if (mx == -FLT_MAX) {
+    for (int j = n; j < T; j++) p[j] = -FLT_MAX;
+    n = T;
+  }
+  float sum = 0;
+  #pragma omp simd reduction(+:sum)
+  for (int j = 0; j < n; j++) { p[j] = fast_expf(p[j] - mx); sum += p[j]; }
+  float inv = 1.0f / sum;
+  #pragma omp simd
+  for (int j = 0; j < n; j++) p[j] *= inv;
+  for (int j = n; j < T; j++) p[j] = 0;
+  return n;
+}
+
 // out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C), mask (B,T), slopes (NH)
+// Per (batch, head): the keys are copied transposed (kt (HD,T)) so that
+// scores are vector operations along the keys, and the values next to each
+// other (vh (T,HD)), out of qkv's rows 3C apart. Only the causal keys of a
+// block of queries are computed: the later ones would weigh exactly 0 after
+// softmax's max (exp of the fill value minus a real score).
 void attention_forward(float *out, float *probs, const float *qkv, const int32_t *mask,
                        const float *slopes, int B, int T, int C, int NH) {
-  int HD = C / NH, C3 = 3 * C;
+  int HD = C / NH, C3 = 3 * C, ld = (T + QR + VL - 1) / VL * VL;
   float scale = 1.0f / sqrtf((float)HD);
   /* small problems run on one thread: a parallel region costs more than it saves */
   #pragma omp parallel if ((int64_t)B * NH * T * T * HD > 262144)
   {
-    float *pos = malloc(sizeof(float) * (size_t)T * 2), *scratch = pos + T;
+    float *pos = malloc(sizeof(float) * ((size_t)T + (size_t)HD * ld + (size_t)T * HD + (size_t)QR * ld + (size_t)QR * HD));
+    float *kt = pos + T, *vh = kt + (size_t)HD * ld, *sc = vh + (size_t)T * HD, *ob = sc + (size_t)QR * ld;
     #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < B; b++) {
       for (int h = 0; h < NH; h++) {
         const int32_t *mb = mask + (int64_t)b * T;
         key_positions(pos, mb, T);
         float slope = slopes[h];
-        for (int i = 0; i < T; i++) {
-          const float *q = qkv + ((int64_t)b * T + i) * C3 + h * HD;
-          float *p = probs ? probs + (((int64_t)b * NH + h) * T + i) * T : scratch;
-          float mx = -FLT_MAX;
-          for (int j = 0; j < T; j++) {
-            float s = -FLT_MAX;
-            if (j <= i && mb[j]) {
-              const float *k = qkv + ((int64_t)b * T + j) * C3 + C + h * HD;
-              float d = 0;
-              #pragma omp simd reduction(+:d)
-              for (int e = 0; e < HD; e++) d += q[e] * k[e];
-              s = d * scale + slope * pos[j];
-            }
-            p[j] = s;
-            if (s > mx) mx = s;
+        for (int j = 0; j < ld; j++) {
+          const float *k = qkv + ((int64_t)b * T + j) * C3 + C + h * HD;
+          for (int e = 0; e < HD; e++) kt[(int64_t)e * ld + j] = j < T ? k[e] : 0;
+          if (j < T) memcpy(vh + (int64_t)j * HD, k + C, sizeof(float) * (size_t)HD);
+        }
+        for (int i0 = 0; i0 < T; i0 += QR) {
+          int rows = T - i0 < QR ? T - i0 : QR;   /* the last block may hold fewer queries */
+          const float *q = qkv + ((int64_t)b * T + i0) * C3 + h * HD;
+          block_scores(sc, q, C3, rows, kt, ld, HD, i0 + QR);
+          int n = 0;
+          for (int r = 0; r < rows; r++) {
+            int nr = softmax_row(sc + (int64_t)r * ld, mb, pos, scale, slope, i0 + r, T);
+            if (nr > n) n = nr;
+            if (probs) memcpy(probs + (((int64_t)b * NH + h) * T + i0 + r) * T, sc + (int64_t)r * ld, sizeof(float) * (size_t)T);
           }
-          float sum = 0;
-          for (int j = 0; j < T; j++) { p[j] = fast_expf(p[j] - mx); sum += p[j]; }
-          float inv = 1.0f / sum;
-          float *o = out + ((int64_t)b * T + i) * C + h * HD;
-          for (int e = 0; e < HD; e++) o[e] = 0;
-          for (int j = 0; j < T; j++) {
-            p[j] *= inv;
-            if (p[j] == 0.0f) continue;
-            const float *v = qkv + ((int64_t)b * T + j) * C3 + 2 * C + h * HD;
-            float pj = p[j];
-            #pragma omp simd
-            for (int e = 0; e < HD; e++) o[e] += pj * v[e];
+          for (int r = rows; r < QR; r++) memset(sc + (int64_t)r * ld, 0, sizeof(float) * (size_t)T);
+          if (rows == QR) block_output(out + ((int64_t)b * T + i0) * C + h * HD, C, sc, ld, vh, HD, n);
+          else {
+            block_output(ob, HD, sc, ld, vh, HD, n);
+            for (int r = 0; r < rows; r++)
+              memcpy(out + ((int64_t)b * T + i0 + r) * C + h * HD, ob + (int64_t)r * HD, sizeof(float) * (size_t)HD);
           }
         }
       }

@@ -58,13 +58,44 @@ void int8_scratch_free(int8_scratch *s) {
   memset(s, 0, sizeof *s);
 }
 
-/* One row's codes: v = x (· colscale when given), absmax over the |v| below
-   the threshold (all of them for threshold 0), code = rint(v·127/absmax)
-   clamped to ±127, stored as code + shift (0: s8; 128: the u8 codes of the
-   packed products). The clamp is written as comparisons, not fminf/fmaxf
-   (libm calls through the PLT, which kept the loop scalar), so the loop
-   vectorises; a NaN compares false and takes a finite code. Returns the
-   absmax, NaN when the row holds a NaN or an inf. */
+/* code = rint(v·k) clamped to ±127, stored as code + shift (0: s8; 128:
+   the u8 codes of the packed products). The clamp is written as
+   comparisons, not fminf/fmaxf (libm calls through the PLT, which kept the
+   loop scalar), and each variant is its own plain loop: a conditional
+   inside (the column scale, the threshold) turns the vector code into
+   masked operations several times slower. A NaN compares false and takes a
+   finite code; the return value says whether there was one. */
+static int row_codes(uint8_t *q, const float *x, float k, int C, int shift) {
+  int bad = 0;
+  #pragma omp simd reduction(|:bad)
+  for (int c = 0; c < C; c++) {
+    float r = rintf(x[c] * k);
+    bad |= r != r;
+    r = r < 127.0f ? r : 127.0f;
+    r = r > -127.0f ? r : -127.0f;
+    q[c] = (uint8_t)((int)r + shift);
+  }
+  return bad;
+}
+
+// the same for v = x · colscale
+static int row_codes_scaled(uint8_t *q, const float *x, const float *colscale, float k, int C, int shift) {
+  int bad = 0;
+  #pragma omp simd reduction(|:bad)
+  for (int c = 0; c < C; c++) {
+    float r = rintf(x[c] * colscale[c] * k);
+    bad |= r != r;
+    r = r < 127.0f ? r : 127.0f;
+    r = r > -127.0f ? r : -127.0f;
+    q[c] = (uint8_t)((int)r + shift);
+  }
+  return bad;
+}
+
+/* One row: v = x (· colscale when given), absmax over the |v| below the
+   threshold (all of them for threshold 0), codes of v·127/absmax; values at
+   or above the threshold get code 0. Returns the absmax, NaN when the row
+   holds a NaN or an inf. */
 static float quantize_row(uint8_t *q, const float *x, const float *colscale, int C, float threshold, int shift) {
   float m = 0;
   if (threshold > 0) {
@@ -83,17 +114,10 @@ static float quantize_row(uint8_t *q, const float *x, const float *colscale, int
      checkpoint whose embedding table holds NaN). Its code becomes a
      clamped number and the row's absmax NaN, so the row's outputs are NaN
      as on the f32 path instead of silently finite. */
-  int bad = 0;
-  #pragma omp simd reduction(|:bad)
-  for (int c = 0; c < C; c++) {
-    float v = colscale ? x[c] * colscale[c] : x[c];
-    if (threshold > 0 && fabsf(v) >= threshold) v = 0;
-    float r = rintf(v * k);
-    bad |= r != r;
-    r = r < 127.0f ? r : 127.0f;
-    r = r > -127.0f ? r : -127.0f;
-    q[c] = (uint8_t)((int)r + shift);
-  }
+  int bad = colscale ? row_codes_scaled(q, x, colscale, k, C, shift) : row_codes(q, x, k, C, shift);
+  if (threshold > 0)
+    for (int c = 0; c < C; c++)
+      if (fabsf(x[c]) >= threshold) q[c] = (uint8_t)shift;
   return bad ? NAN : m;
 }
 
