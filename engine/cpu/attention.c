@@ -34,8 +34,9 @@ static void key_positions(float *pos, const int32_t *mask, int T) {
 /* The forward works on four queries at a time (QR) and VL = 16 keys or
    features (one AVX-512 register of floats): the 4 × 16 partial sums live
    in local arrays the compiler keeps in registers, each key vector loaded
-   once serves the four queries, and the four chains of additions overlap
-   instead of each waiting for the one before. */
+   once serves the four queries, and the four chains of fused multiply-adds
+   (fmaf: one rounding per term) overlap instead of each waiting for the one
+   before. */
 enum { VL = 16, QR = 4 };
 
 // s (QR, ld) = q_r · kt[:, j] for keys j < n (rounded up to VL), q_r = q + r·ldq for r < rows
@@ -50,10 +51,10 @@ static void block_scores(float *s, const float *q, int64_t ldq, int rows, const 
       float x0 = q0[e], x1 = q1[e], x2 = q2[e], x3 = q3[e];
       #pragma omp simd
       for (int jj = 0; jj < VL; jj++) {
-        a0[jj] += x0 * k[jj];
-        a1[jj] += x1 * k[jj];
-        a2[jj] += x2 * k[jj];
-        a3[jj] += x3 * k[jj];
+        a0[jj] = fmaf(x0, k[jj], a0[jj]);
+        a1[jj] = fmaf(x1, k[jj], a1[jj]);
+        a2[jj] = fmaf(x2, k[jj], a2[jj]);
+        a3[jj] = fmaf(x3, k[jj], a3[jj]);
       }
     }
     memcpy(s + j0, a0, sizeof a0);
@@ -65,43 +66,41 @@ static void block_scores(float *s, const float *q, int64_t ldq, int rows, const 
 
 // o_r (HD) = Σ_{j<n} p_r[j] · v_j, o_r = o + r·ldo, p (QR, ld), v (n, HD)
 static void block_output(float *o, int64_t ldo, const float *p, int ld, const float *v, int HD, int n) {
-  for (int e0 = 0; e0 < HD; e0 += VL) {
+  int e0 = 0;
+  for (; e0 + VL <= HD; e0 += VL) {
     float a0[VL] = {0}, a1[VL] = {0}, a2[VL] = {0}, a3[VL] = {0};
-    int w = HD - e0 < VL ? HD - e0 : VL;
     for (int j = 0; j < n; j++) {
       const float *vj = v + (int64_t)j * HD + e0;
       float x0 = p[j], x1 = p[ld + j], x2 = p[2 * ld + j], x3 = p[3 * ld + j];
-      if (w == VL) {
-        #pragma omp simd
-        for (int ee = 0; ee < VL; ee++) {
-          a0[ee] += x0 * vj[ee];
-          a1[ee] += x1 * vj[ee];
-          a2[ee] += x2 * vj[ee];
-          a3[ee] += x3 * vj[ee];
-        }
-      } else {   /* a head size that is not a multiple of VL: the last features */
-        for (int ee = 0; ee < w; ee++) {
-          a0[ee] += x0 * vj[ee];
-          a1[ee] += x1 * vj[ee];
-          a2[ee] += x2 * vj[ee];
-          a3[ee] += x3 * vj[ee];
-        }
+      #pragma omp simd
+      for (int ee = 0; ee < VL; ee++) {
+        a0[ee] = fmaf(x0, vj[ee], a0[ee]);
+        a1[ee] = fmaf(x1, vj[ee], a1[ee]);
+        a2[ee] = fmaf(x2, vj[ee], a2[ee]);
+        a3[ee] = fmaf(x3, vj[ee], a3[ee]);
       }
     }
-    memcpy(o + e0, a0, sizeof(float) * (size_t)w);
-    memcpy(o + ldo + e0, a1, sizeof(float) * (size_t)w);
-    memcpy(o + 2 * ldo + e0, a2, sizeof(float) * (size_t)w);
-    memcpy(o + 3 * ldo + e0, a3, sizeof(float) * (size_t)w);
+    memcpy(o + e0, a0, sizeof a0);
+    memcpy(o + ldo + e0, a1, sizeof a1);
+    memcpy(o + 2 * ldo + e0, a2, sizeof a2);
+    memcpy(o + 3 * ldo + e0, a3, sizeof a3);
   }
+  /* a head size that is not a multiple of VL: the last features */
+  for (int r = 0; r < QR && e0 < HD; r++)
+    for (int e = e0; e < HD; e++) {
+      float a = 0;
+      for (int j = 0; j < n; j++) a = fmaf(p[(int64_t)r * ld + j], v[(int64_t)j * HD + e], a);
+      o[r * ldo + e] = a;
+    }
 }
 
 /* Softmax of one query's scores p over its causal keys j < i + 1 with
-   ALiBi and the padding mask; p holds T weights after it (0 beyond the
-   causal keys). Returns how many leading keys can weigh: i + 1, or T for a
-   query with no visible key (a left-padding query), whose scores are all
-   the fill value, the future keys' too, so its softmax is uniform over all
-   T keys. */
-static int softmax_row(float *p, const int32_t *mb, const float *pos, float scale, float slope, int i, int T) {
+   ALiBi and the padding mask; after it p holds the weights of keys
+   j < max(upto, n), 0 beyond the causal keys. Returns n, how many leading
+   keys can weigh: i + 1, or T for a query with no visible key (a
+   left-padding query), whose scores are all the fill value, the future
+   keys' too, so its softmax is uniform over all T keys. */
+static int softmax_row(float *p, const int32_t *mb, const float *pos, float scale, float slope, int i, int T, int upto) {
   int n = i + 1;
   float mx = -FLT_MAX;
   #pragma omp simd reduction(max:mx)
@@ -110,17 +109,29 @@ static int softmax_row(float *p, const int32_t *mb, const float *pos, float scal
     p[j] = s;
     mx = s > mx ? s : mx;
   }
-  if (mx == -FLT_MAX) {
-    for (int j = n; j < T; j++) p[j] = -FLT_MAX;
-    n = T;
+  if (mx == -FLT_MAX) n = T;
+  /* exp and sum in whole vectors of VL (p has room up to T rounded up): a
+     blind query's future keys hold the fill value like the others, the
+     keys past n hold -inf and weigh 0 */
+  int nv = (n + VL - 1) / VL * VL;
+  for (int j = i + 1; j < n; j++) p[j] = -FLT_MAX;
+  for (int j = n; j < nv; j++) p[j] = -INFINITY;
+  float acc[VL] = {0};
+  for (int j0 = 0; j0 < nv; j0 += VL) {
+    #pragma omp simd
+    for (int jj = 0; jj < VL; jj++) {
+      p[j0 + jj] = fast_expf(p[j0 + jj] - mx);
+      acc[jj] += p[j0 + jj];
+    }
   }
   float sum = 0;
-  #pragma omp simd reduction(+:sum)
-  for (int j = 0; j < n; j++) { p[j] = fast_expf(p[j] - mx); sum += p[j]; }
+  for (int jj = 0; jj < VL; jj++) sum += acc[jj];
   float inv = 1.0f / sum;
-  #pragma omp simd
-  for (int j = 0; j < n; j++) p[j] *= inv;
-  for (int j = n; j < T; j++) p[j] = 0;
+  for (int j0 = 0; j0 < nv; j0 += VL) {
+    #pragma omp simd
+    for (int jj = 0; jj < VL; jj++) p[j0 + jj] *= inv;
+  }
+  for (int j = nv; j < upto; j++) p[j] = 0;
   return n;
 }
 
@@ -145,22 +156,32 @@ void attention_forward(float *out, float *probs, const float *qkv, const int32_t
         const int32_t *mb = mask + (int64_t)b * T;
         key_positions(pos, mb, T);
         float slope = slopes[h];
-        for (int j = 0; j < ld; j++) {
+        for (int j = 0; j < T; j++) {
           const float *k = qkv + ((int64_t)b * T + j) * C3 + C + h * HD;
-          for (int e = 0; e < HD; e++) kt[(int64_t)e * ld + j] = j < T ? k[e] : 0;
-          if (j < T) memcpy(vh + (int64_t)j * HD, k + C, sizeof(float) * (size_t)HD);
+          for (int e = 0; e < HD; e++) kt[(int64_t)e * ld + j] = k[e];
+          memcpy(vh + (int64_t)j * HD, k + C, sizeof(float) * (size_t)HD);
         }
+        for (int e = 0; e < HD; e++)
+          for (int j = T; j < ld; j++) kt[(int64_t)e * ld + j] = 0;
         for (int i0 = 0; i0 < T; i0 += QR) {
           int rows = T - i0 < QR ? T - i0 : QR;   /* the last block may hold fewer queries */
           const float *q = qkv + ((int64_t)b * T + i0) * C3 + h * HD;
           block_scores(sc, q, C3, rows, kt, ld, HD, i0 + QR);
-          int n = 0;
+          int nr[QR], n = i0 + rows;   /* the keys each query, and the block, can weigh */
           for (int r = 0; r < rows; r++) {
-            int nr = softmax_row(sc + (int64_t)r * ld, mb, pos, scale, slope, i0 + r, T);
-            if (nr > n) n = nr;
-            if (probs) memcpy(probs + (((int64_t)b * NH + h) * T + i0 + r) * T, sc + (int64_t)r * ld, sizeof(float) * (size_t)T);
+            nr[r] = softmax_row(sc + (int64_t)r * ld, mb, pos, scale, slope, i0 + r, T, i0 + rows);
+            if (nr[r] > n) n = nr[r];   /* T: a blind query */
           }
-          for (int r = rows; r < QR; r++) memset(sc + (int64_t)r * ld, 0, sizeof(float) * (size_t)T);
+          for (int r = 0; r < rows; r++) {
+            float *pr = sc + (int64_t)r * ld;
+            if (nr[r] < n) memset(pr + i0 + rows, 0, sizeof(float) * (size_t)(n - i0 - rows));
+            if (probs) {
+              float *dst = probs + (((int64_t)b * NH + h) * T + i0 + r) * T;
+              memcpy(dst, pr, sizeof(float) * (size_t)n);
+              memset(dst + n, 0, sizeof(float) * (size_t)(T - n));
+            }
+          }
+          for (int r = rows; r < QR; r++) memset(sc + (int64_t)r * ld, 0, sizeof(float) * (size_t)n);
           if (rows == QR) block_output(out + ((int64_t)b * T + i0) * C + h * HD, C, sc, ld, vh, HD, n);
           else {
             block_output(ob, HD, sc, ld, vh, HD, n);
