@@ -198,51 +198,86 @@ void attention_forward(float *out, float *probs, const float *qkv, const int32_t
 // dqkv (B,T,3C) +=, dout (B,T,C), probs (B,NH,T,T), qkv (B,T,3C), mask (B,T)
 // A query row with no visible key had constant (masked) scores: it passes
 // gradient to the values it averaged but none to its query or the keys.
+// Per (batch, head), four queries at a time, with the forward's kernels:
+//   dp_r = dout_r · vᵀ (block_scores over the values transposed, vt (HD,T))
+//   ds_r = p_r ∘ (dp_r − p_r·dp_r) / √HD (0 for a blind query)
+//   dq_r += Σ_j ds_r[j] k_j (block_output over the keys, kh (T,HD))
+//   dv_j += Σ_r p_r[j] dout_r,  dk_j += Σ_r ds_r[j] q_r (into dvh, dkh (T,HD),
+//   added to dqkv once per head).
 void attention_backward(float *dqkv, const float *dout, const float *probs, const float *qkv,
                         const int32_t *mask, int B, int T, int C, int NH) {
-  int HD = C / NH, C3 = 3 * C;
+  int HD = C / NH, C3 = 3 * C, ld = (T + QR + VL - 1) / VL * VL;
   float scale = 1.0f / sqrtf((float)HD);
   #pragma omp parallel if ((int64_t)B * NH * T * T * HD > 262144)
   {
-    float *dp = malloc(sizeof(float) * (size_t)T);
+    size_t th = (size_t)T * HD;
+    float *vt = malloc(sizeof(float) * ((size_t)HD * ld + 3 * th + 3 * (size_t)QR * ld + (size_t)QR * HD));
+    float *kh = vt + (size_t)HD * ld, *dkh = kh + th, *dvh = dkh + th;
+    float *pb = dvh + th, *dp = pb + (size_t)QR * ld, *ds = dp + (size_t)QR * ld, *dqb = ds + (size_t)QR * ld;
     #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < B; b++) {
       for (int h = 0; h < NH; h++) {
         const int32_t *mb = mask + (int64_t)b * T;
         int first = 0;
         while (first < T && !mb[first]) first++;
-        for (int i = 0; i < T; i++) {
-          bool blind = first > i;   /* no real key at or before i */
-          const float *p = probs + (((int64_t)b * NH + h) * T + i) * T;
-          const float *go = dout + ((int64_t)b * T + i) * C + h * HD;
-          const float *q = qkv + ((int64_t)b * T + i) * C3 + h * HD;
-          float *dq = dqkv + ((int64_t)b * T + i) * C3 + h * HD;
-          /* dp_j = dout_i·v_j; dv_j += p_ij·dout_i */
-          float pdp = 0;
-          for (int j = 0; j < T; j++) {
-            dp[j] = 0;
-            if (p[j] == 0.0f) continue;
-            const float *v = qkv + ((int64_t)b * T + j) * C3 + 2 * C + h * HD;
-            float *dv = dqkv + ((int64_t)b * T + j) * C3 + 2 * C + h * HD;
-            float d = 0, pj = p[j];
-            #pragma omp simd reduction(+:d)
-            for (int e = 0; e < HD; e++) { d += go[e] * v[e]; dv[e] += pj * go[e]; }
-            dp[j] = d;
-            pdp += pj * d;
-          }
-          if (blind) continue;
-          /* softmax backward, then through the scaled dot product */
-          for (int j = 0; j < T; j++) {
-            if (p[j] == 0.0f) continue;
-            float ds = p[j] * (dp[j] - pdp) * scale;
-            const float *k = qkv + ((int64_t)b * T + j) * C3 + C + h * HD;
-            float *dk = dqkv + ((int64_t)b * T + j) * C3 + C + h * HD;
+        for (int j = 0; j < T; j++) {
+          const float *k = qkv + ((int64_t)b * T + j) * C3 + C + h * HD;
+          memcpy(kh + (int64_t)j * HD, k, sizeof(float) * (size_t)HD);
+          for (int e = 0; e < HD; e++) vt[(int64_t)e * ld + j] = k[C + e];
+        }
+        for (int e = 0; e < HD; e++)
+          for (int j = T; j < ld; j++) vt[(int64_t)e * ld + j] = 0;
+        memset(dkh, 0, sizeof(float) * 2 * th);
+        for (int i0 = 0; i0 < T; i0 += QR) {
+          int rows = T - i0 < QR ? T - i0 : QR;
+          int n = first > i0 ? T : i0 + rows;   /* keys with weight: all T for a blind query */
+          int nv = (n + VL - 1) / VL * VL;
+          memset(pb, 0, sizeof(float) * (size_t)QR * ld);
+          for (int r = 0; r < rows; r++)
+            memcpy(pb + (int64_t)r * ld, probs + (((int64_t)b * NH + h) * T + i0 + r) * T, sizeof(float) * (size_t)n);
+          const float *go = dout + ((int64_t)b * T + i0) * C + h * HD;
+          block_scores(dp, go, C, rows, vt, ld, HD, n);
+          memset(ds, 0, sizeof(float) * (size_t)QR * ld);
+          for (int r = 0; r < rows; r++) {
+            if (first > i0 + r) continue;   /* blind: no gradient to q or k */
+            const float *pr = pb + (int64_t)r * ld, *dpr = dp + (int64_t)r * ld;
+            float *dsr = ds + (int64_t)r * ld, pdp = 0;
+            for (int j = 0; j < n; j++) pdp += pr[j] * dpr[j];
             #pragma omp simd
-            for (int e = 0; e < HD; e++) { dq[e] += ds * k[e]; dk[e] += ds * q[e]; }
+            for (int j = 0; j < nv; j++) dsr[j] = pr[j] * (dpr[j] - pdp) * scale;
           }
+          /* dq of the block's queries */
+          block_output(dqb, HD, ds, ld, kh, HD, n);
+          for (int r = 0; r < rows; r++) {
+            float *dq = dqkv + ((int64_t)b * T + i0 + r) * C3 + h * HD;
+            #pragma omp simd
+            for (int e = 0; e < HD; e++) dq[e] += dqb[(int64_t)r * HD + e];
+          }
+          /* dv and dk of the keys they weighed (rows past the last query weigh 0) */
+          const float *g[QR], *q[QR];
+          for (int r = 0; r < QR; r++) {
+            int rr = r < rows ? r : 0;
+            g[r] = go + (int64_t)rr * C;
+            q[r] = qkv + ((int64_t)b * T + i0 + rr) * C3 + h * HD;
+          }
+          for (int j = 0; j < n; j++) {
+            float p0 = pb[j], p1 = pb[ld + j], p2 = pb[2 * ld + j], p3 = pb[3 * ld + j];
+            float s0 = ds[j], s1 = ds[ld + j], s2 = ds[2 * ld + j], s3 = ds[3 * ld + j];
+            float *dv = dvh + (int64_t)j * HD, *dk = dkh + (int64_t)j * HD;
+            #pragma omp simd
+            for (int e = 0; e < HD; e++) {
+              dv[e] += p0 * g[0][e] + p1 * g[1][e] + p2 * g[2][e] + p3 * g[3][e];
+              dk[e] += s0 * q[0][e] + s1 * q[1][e] + s2 * q[2][e] + s3 * q[3][e];
+            }
+          }
+        }
+        for (int j = 0; j < T; j++) {
+          float *d = dqkv + ((int64_t)b * T + j) * C3 + C + h * HD;
+          #pragma omp simd
+          for (int e = 0; e < HD; e++) { d[e] += dkh[(int64_t)j * HD + e]; d[C + e] += dvh[(int64_t)j * HD + e]; }
         }
       }
     }
-    free(dp);
+    free(vt);
   }
 }

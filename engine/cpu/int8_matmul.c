@@ -27,6 +27,9 @@
    the engine's allocator counts it. */
 #include "layers.h"
 #include <pthread.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <oneapi/dnnl/dnnl.h>
 
 struct int8_packed {
@@ -118,6 +121,14 @@ bool int8_packing_available(int in, int out) {
 
 /* ------------------------------------------------------------- packing */
 
+static int thread_index(void) {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 int int8_pack(linear *l) {
   if (l->kind != LINEAR_INT8 || l->packed) return LACOS_OK;
   int K = l->in, N = l->out;
@@ -131,38 +142,39 @@ int int8_pack(linear *l) {
   p->colsum = (int32_t *)(p + 1);
   p->rowsum = p->colsum + N;
   p->bytes = bytes;
+  /* N-block by N-block, in place: its 64 rows → its K/64 tiles, through
+     one block of scratch per thread (allocated before any block moves) */
+  size_t block = (size_t)TILE * (size_t)K;
+  int threads = threads_count();
+  int8_t *scratch = mem_alloc(block * (size_t)threads, LACOS_CPU, "weight packing");
+  if (!scratch) { mem_free(p, bytes, LACOS_CPU); return lacos_last_status(); }
   /* the integer sums, from the plain rows */
-  memset(p->rowsum, 0, sizeof(int32_t) * (size_t)K);
+  #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
     const int8_t *w = l->q + (int64_t)n * K;
     int32_t s = 0;
-    for (int k = 0; k < K; k++) { s += w[k]; p->rowsum[k] += w[k]; }
+    for (int k = 0; k < K; k++) s += w[k];
     p->colsum[n] = s;
   }
-  /* N-block by N-block, in place: its 64 rows → its K/64 tiles */
-  size_t block = (size_t)TILE * (size_t)K;
-  int status = LACOS_OK;
-  #pragma omp parallel
-  {
-    int8_t *rows = mem_alloc(block, LACOS_CPU, "weight packing");
-    if (!rows) {
-      #pragma omp atomic write
-      status = lacos_last_status();
-    }
-    #pragma omp for schedule(static)
-    for (int nb = 0; nb < N / TILE; nb++) {
-      if (!rows) continue;
-      int8_t *dst = l->q + (size_t)nb * block;
-      memcpy(rows, dst, block);
-      for (int kb = 0; kb < K / TILE; kb++) {
-        int8_t *tile = dst + (size_t)kb * TILE_BYTES;
-        for (int n = 0; n < TILE; n++)
-          for (int k = 0; k < TILE; k++) tile[tile_offset(k, n)] = rows[(size_t)n * K + kb * TILE + k];
-      }
-    }
-    mem_free(rows, block, LACOS_CPU);
+  #pragma omp parallel for schedule(static)
+  for (int k0 = 0; k0 < K; k0 += TILE) {
+    int32_t *rs = p->rowsum + k0;
+    for (int k = 0; k < TILE; k++) rs[k] = 0;
+    for (int n = 0; n < N; n++)
+      for (int k = 0; k < TILE; k++) rs[k] += l->q[(int64_t)n * K + k0 + k];
   }
-  if (status) { mem_free(p, bytes, LACOS_CPU); return status; }   /* no block was touched */
+  #pragma omp parallel for schedule(static)
+  for (int nb = 0; nb < N / TILE; nb++) {
+    int8_t *rows = scratch + block * (size_t)thread_index();
+    int8_t *dst = l->q + (size_t)nb * block;
+    memcpy(rows, dst, block);
+    for (int kb = 0; kb < K / TILE; kb++) {
+      int8_t *tile = dst + (size_t)kb * TILE_BYTES;
+      for (int n = 0; n < TILE; n++)
+        for (int k = 0; k < TILE; k++) tile[tile_offset(k, n)] = rows[(size_t)n * K + kb * TILE + k];
+    }
+  }
+  mem_free(scratch, block * (size_t)threads, LACOS_CPU);
   l->packed = p;
   return LACOS_OK;
 }

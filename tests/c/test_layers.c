@@ -134,18 +134,21 @@ static void attention_padding_invariance(void) {
   CHECK(worst < 1e-6);
 }
 
-/* attention_forward against the textbook loop (double precision, every key
-   scored, masked scores at the f32 minimum), for lengths that leave every
-   remainder of its blocks of 4 queries and 16 keys, left and right padding,
-   a query with no visible key, and head sizes 8 and 24 (not multiples of 16). */
+/* attention_forward and attention_backward against the textbook loops
+   (double precision, every key scored, masked scores at the f32 minimum; a
+   query with no visible key passes no gradient to q and k), for lengths
+   that leave every remainder of the blocks of 4 queries and 16 keys, left
+   and right padding, and head sizes 8 and 24 (not multiples of 16). */
 static void attention_matches_reference(void) {
   enum { B = 3, TMAX = 37, CMAX = 72, NH = 3 };
   static float qkv[B * TMAX * 3 * CMAX], out[B * TMAX * CMAX], probs[B * NH * TMAX * TMAX];
+  static float dout[B * TMAX * CMAX], dqkv[B * TMAX * 3 * CMAX];
+  static double dref[B * TMAX * 3 * CMAX];
   static int32_t mask[B * TMAX];
   float sl[NH];
   alibi_slopes(sl, NH);
   const int Ts[] = {1, 2, 3, 5, 6, 7, 17, 37}, Cs[] = {24, 72};
-  double worst = 0;
+  double worst = 0, gworst = 0;
   for (int ci = 0; ci < 2; ci++)
     for (int ti = 0; ti < 8; ti++) {
       int T = Ts[ti], C = Cs[ci], HD = C / NH;
@@ -155,6 +158,8 @@ static void attention_matches_reference(void) {
         mask[T + t] = t >= T / 2;        /* left padding: queries before T/2 see no key */
         mask[2 * T + t] = t < T - 1 || T == 1;   /* right padding */
       }
+      fill(dout, (int64_t)B * T * C, -1, 1);
+      memset(dref, 0, sizeof(double) * (size_t)B * T * 3 * C);
       for (int wp = 0; wp < 2; wp++) {
         attention_forward(out, wp ? probs : NULL, qkv, mask, sl, B, T, C, NH);
         for (int b = 0; b < B; b++)
@@ -176,13 +181,38 @@ static void attention_matches_reference(void) {
                 for (int j = 0; j < T; j++) o += s[j] / sum * qkv[(b * T + j) * 3 * C + 2 * C + h * HD + e];
                 worst = fmax(worst, fabs(o - out[(b * T + i) * C + h * HD + e]));
               }
-              if (wp)
-                for (int j = 0; j < T; j++) worst = fmax(worst, fabs(s[j] / sum - probs[((b * NH + h) * T + i) * T + j]));
+              if (!wp) continue;
+              for (int j = 0; j < T; j++) worst = fmax(worst, fabs(s[j] / sum - probs[((b * NH + h) * T + i) * T + j]));
+              /* the backward of this query, in double */
+              const float *go = dout + (b * T + i) * C + h * HD;
+              double dp[TMAX], pdp = 0;
+              bool blind = true;
+              for (int j = 0; j <= i; j++) blind &= !mask[b * T + j];
+              for (int j = 0; j < T; j++) {
+                double pj = s[j] / sum;
+                dp[j] = 0;
+                for (int e = 0; e < HD; e++) {
+                  dp[j] += go[e] * (double)qkv[(b * T + j) * 3 * C + 2 * C + h * HD + e];
+                  dref[(b * T + j) * 3 * C + 2 * C + h * HD + e] += pj * go[e];
+                }
+                pdp += pj * dp[j];
+              }
+              for (int j = 0; j < T && !blind; j++) {
+                double ds = s[j] / sum * (dp[j] - pdp) / sqrt((double)HD);
+                for (int e = 0; e < HD; e++) {
+                  dref[(b * T + i) * 3 * C + h * HD + e] += ds * qkv[(b * T + j) * 3 * C + C + h * HD + e];
+                  dref[(b * T + j) * 3 * C + C + h * HD + e] += ds * qkv[(b * T + i) * 3 * C + h * HD + e];
+                }
+              }
             }
       }
+      memset(dqkv, 0, sizeof(float) * (size_t)B * T * 3 * C);
+      attention_backward(dqkv, dout, probs, qkv, mask, B, T, C, NH);
+      for (int k = 0; k < B * T * 3 * C; k++) gworst = fmax(gworst, fabs(dqkv[k] - dref[k]));
     }
-  printf("#   attention vs reference: max abs difference %.2e\n", worst);
+  printf("#   attention vs reference: max abs difference %.2e, gradient %.2e\n", worst, gworst);
   CHECK(worst < 1e-5);
+  CHECK(gworst < 1e-5);
 }
 
 static void alibi_slopes_match(void) {
