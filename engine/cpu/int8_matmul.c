@@ -13,8 +13,8 @@
 
    VNNI multiplies u8 by s8. Activations are quantised to the usual s8 codes
    plus 128 (u8, exact), and the extra 128·Σ_k W[n,k] of every output column
-   is subtracted afterwards from integer sums computed here once per weight
-   (colsum); the products stay exact int32, as with the plain GEMM.
+   is subtracted afterwards, an offset per output computed here once per
+   weight; the products stay exact int32, as with the plain GEMM.
 
    The input gradient needs the transposed product, B = W (out,in). Its
    packed layout is the same tiles transposed (a 4×4 byte transpose per 16
@@ -35,8 +35,8 @@
 struct int8_packed {
   dnnl_memory_desc_t fwd;   /* B = Wᵀ (in, out): the layout of l->q after packing */
   dnnl_memory_desc_t bwd;   /* B = W (out, in): the layout the input gradient rebuilds */
-  int32_t *colsum;          /* (out) Σ_k W[n,k] */
-  int32_t *rowsum;          /* (in)  Σ_n W[n,k] */
+  int32_t *off_fwd;         /* (out) 128·Σ_k W[n,k]: what u8 activation codes add to output n */
+  int32_t *off_bwd;         /* (in)  128·Σ_n W[n,k]: the same for the input gradient's column k */
   size_t bytes;             /* this struct and the two sums, one allocation */
 };
 
@@ -139,8 +139,8 @@ int int8_pack(linear *l) {
   if (!p) return lacos_last_status();
   p->fwd = fwd;
   p->bwd = bwd;
-  p->colsum = (int32_t *)(p + 1);
-  p->rowsum = p->colsum + N;
+  p->off_fwd = (int32_t *)(p + 1);
+  p->off_bwd = p->off_fwd + N;
   p->bytes = bytes;
   /* N-block by N-block, in place: its 64 rows → its K/64 tiles, through
      one block of scratch per thread (allocated before any block moves) */
@@ -148,20 +148,21 @@ int int8_pack(linear *l) {
   int threads = threads_count();
   int8_t *scratch = mem_alloc(block * (size_t)threads, LACOS_CPU, "weight packing");
   if (!scratch) { mem_free(p, bytes, LACOS_CPU); return lacos_last_status(); }
-  /* the integer sums, from the plain rows */
+  /* the offsets, from the plain rows */
   #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; n++) {
     const int8_t *w = l->q + (int64_t)n * K;
     int32_t s = 0;
     for (int k = 0; k < K; k++) s += w[k];
-    p->colsum[n] = s;
+    p->off_fwd[n] = 128 * s;
   }
   #pragma omp parallel for schedule(static)
   for (int k0 = 0; k0 < K; k0 += TILE) {
-    int32_t *rs = p->rowsum + k0;
-    for (int k = 0; k < TILE; k++) rs[k] = 0;
+    int32_t *s = p->off_bwd + k0;
+    for (int k = 0; k < TILE; k++) s[k] = 0;
     for (int n = 0; n < N; n++)
-      for (int k = 0; k < TILE; k++) rs[k] += l->q[(int64_t)n * K + k0 + k];
+      for (int k = 0; k < TILE; k++) s[k] += l->q[(int64_t)n * K + k0 + k];
+    for (int k = 0; k < TILE; k++) s[k] *= 128;
   }
   #pragma omp parallel for schedule(static)
   for (int nb = 0; nb < N / TILE; nb++) {
@@ -187,8 +188,8 @@ void int8_pack_free(linear *l) {
 
 double int8_packed_bytes(const linear *l) { return l->packed ? (double)l->packed->bytes : 0; }
 
-const int32_t *int8_packed_sums(const linear *l, bool backward) {
-  return backward ? l->packed->rowsum : l->packed->colsum;
+const int32_t *int8_packed_offsets(const linear *l, bool backward) {
+  return backward ? l->packed->off_bwd : l->packed->off_fwd;
 }
 
 // dst (in) = row r of W's codes · scale, from the packed tiles

@@ -49,7 +49,7 @@ typedef struct linear {
   float *scale;      /* row absmax (out): W ≈ q·scale/127 */
   float *bias;       /* (out) or NULL */
   int outliers;      /* outlier feature columns in the last forward (threshold > 0) */
-  int8_packed *packed; /* the codes' packed layout and integer sums (int8_matmul.c), or NULL */
+  int8_packed *packed; /* the codes' packed layout and offsets (int8_matmul.c), or NULL */
 } linear;
 
 /* Scratch for int8 products, grown on demand and reused. */
@@ -82,7 +82,7 @@ void quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, f
 void linear_quantize_weights(linear *l, const float *w_rows_f32, int row0, int nrows);
 /* Once the weights are final (model loaded or generated): int8 codes are
    packed in place into the layout of oneDNN's int8 matmul where this CPU's
-   kernels use it (VNNI/AMX), with their integer row and column sums. Does
+   kernels use it (VNNI/AMX), with the offsets of their u8 products. Does
    nothing for f32 weights, on other CPUs or shapes (the plain GEMM stays).
    linear_release frees what it added. */
 int linear_prepare(linear *l);
@@ -105,8 +105,9 @@ bool int8_packing_available(int in, int out);
 int int8_pack(linear *l);
 void int8_pack_free(linear *l);
 double int8_packed_bytes(const linear *l);
-/* Σ_k W[n,k] per output (backward false) or Σ_n W[n,k] per input (true). */
-const int32_t *int8_packed_sums(const linear *l, bool backward);
+/* What the +128 of u8 codes adds to the products: 128·Σ_k W[n,k] per output
+   (backward false), 128·Σ_n W[n,k] per input (true). */
+const int32_t *int8_packed_offsets(const linear *l, bool backward);
 /* Row r of W from the packed codes: dst (in) = codes · scale; one code. */
 void int8_packed_row(float *dst, const linear *l, int r, float scale);
 int8_t int8_packed_code(const linear *l, int r, int c);

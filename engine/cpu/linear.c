@@ -233,6 +233,28 @@ static int gemm_s8(char tb, int64_t M, int64_t N, int64_t K, const int8_t *a, in
   return LACOS_OK;
 }
 
+/* One output row from its int32 products: o = (c − off)·ri·sc (+ b), ri the
+   row's absmax/127², off the packed products' offsets (or none), b the
+   bias (or none). One loop per case, each a plain vector loop; the bias add
+   is its own rounding after the product either way (no contraction under
+   -std=c11), so fused or not the bits are the same. */
+static void dequantize_row(float *o, const int32_t *c, const int32_t *off, float ri, const float *sc, const float *b,
+                           int n) {
+  if (off && b) {
+    #pragma omp simd
+    for (int j = 0; j < n; j++) o[j] = (float)(c[j] - off[j]) * ri * sc[j] + b[j];
+  } else if (off) {
+    #pragma omp simd
+    for (int j = 0; j < n; j++) o[j] = (float)(c[j] - off[j]) * ri * sc[j];
+  } else if (b) {
+    #pragma omp simd
+    for (int j = 0; j < n; j++) o[j] = (float)c[j] * ri * sc[j] + b[j];
+  } else {
+    #pragma omp simd
+    for (int j = 0; j < n; j++) o[j] = (float)c[j] * ri * sc[j];
+  }
+}
+
 /* Mirrors the int8_scratch_grow calls of linear_forward,
    linear_backward_input, gemm_s8 and int8_matmul.c (with the quarter of
    slack), buffer by buffer: the planner adds the largest of each over a
@@ -272,31 +294,16 @@ int linear_forward(float *out, const float *inp, linear *l, int64_t N, float thr
   TRY(int8_scratch_grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
   TRY(int8_scratch_grow((void **)&s->cols, &s->cols_bytes, sizeof(int) * (size_t)K_in, "outlier columns"));
   int nc = 0;
-  /* packed: u8 codes (code + 128), whose product carries 128·colsum[n] more */
-  const int32_t *colsum = l->packed ? int8_packed_sums(l, false) : NULL;
-  quantize_rows_shifted((uint8_t *)s->a, s->rs, inp, NULL, N, K_in, threshold, s->cols, &nc, colsum ? 128 : 0);
-  if (colsum) TRY(int8_matmul_forward(s->c, (const uint8_t *)s->a, N, l, s));
+  /* packed: u8 codes (code + 128), whose products carry offsets[n] = 128·Σ_k W[n,k] more */
+  const int32_t *offsets = l->packed ? int8_packed_offsets(l, false) : NULL;
+  quantize_rows_shifted((uint8_t *)s->a, s->rs, inp, NULL, N, K_in, threshold, s->cols, &nc, offsets ? 128 : 0);
+  if (offsets) TRY(int8_matmul_forward(s->c, (const uint8_t *)s->a, N, l, s));
   else TRY(gemm_s8('T', N, K_out, K_in, s->a, K_in, l->q, K_in, s->c, K_out, s));
   /* dequantise (and add the bias, unless outlier columns come first) */
   const int32_t *c = s->c;
   const float *rs = s->rs, *sc = l->scale, *b = nc == 0 ? l->bias : NULL;
   #pragma omp parallel for schedule(static) if (N * K_out > 32768)
-  for (int64_t i = 0; i < N; i++) {
-    float ri = rs[i] * DEQ;
-    const int32_t *ci = c + i * K_out;
-    float *oi = out + i * K_out;
-    if (colsum) {
-      #pragma omp simd
-      for (int j = 0; j < K_out; j++) oi[j] = (float)(ci[j] - 128 * colsum[j]) * ri * sc[j];
-    } else {
-      #pragma omp simd
-      for (int j = 0; j < K_out; j++) oi[j] = (float)ci[j] * ri * sc[j];
-    }
-    if (b) {
-      #pragma omp simd
-      for (int j = 0; j < K_out; j++) oi[j] += b[j];
-    }
-  }
+  for (int64_t i = 0; i < N; i++) dequantize_row(out + i * K_out, c + i * K_out, offsets, rs[i] * DEQ, sc, b, K_out);
   l->outliers = nc;
   if (nc > 0) {
     /* The outlier columns in f32: out += x[:, cols] · Wdeq[:, cols]ᵀ. */
@@ -330,9 +337,9 @@ int linear_backward_input(float *dinp, const float *dout, const linear *l, int64
     TRY(int8_scratch_grow((void **)&s->a, &s->a_bytes, (size_t)N * K_out, "int8 gradients"));
     TRY(int8_scratch_grow((void **)&s->rs, &s->rs_bytes, sizeof(float) * (size_t)N, "gradient scales"));
     TRY(int8_scratch_grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_in, "int32 products"));
-    const int32_t *rowsum = l->packed ? int8_packed_sums(l, true) : NULL;
-    quantize_rows_shifted((uint8_t *)s->a, s->rs, dout, l->scale, N, K_out, 0, NULL, NULL, rowsum ? 128 : 0);
-    if (rowsum) TRY(int8_matmul_backward(s->c, (const uint8_t *)s->a, N, l, s));
+    const int32_t *offsets = l->packed ? int8_packed_offsets(l, true) : NULL;   /* 128·Σ_n W[n,k] */
+    quantize_rows_shifted((uint8_t *)s->a, s->rs, dout, l->scale, N, K_out, 0, NULL, NULL, offsets ? 128 : 0);
+    if (offsets) TRY(int8_matmul_backward(s->c, (const uint8_t *)s->a, N, l, s));
     else TRY(gemm_s8('N', N, K_in, K_out, s->a, K_out, l->q, K_in, s->c, K_in, s));
     const int32_t *c = s->c;
     #pragma omp parallel for schedule(static) if (N * K_in > 32768)
@@ -340,9 +347,9 @@ int linear_backward_input(float *dinp, const float *dout, const linear *l, int64
       float ri = s->rs[i] * DEQ;
       const int32_t *ci = c + i * K_in;
       float *di = dinp + i * K_in;
-      if (rowsum) {
+      if (offsets) {
         #pragma omp simd
-        for (int k = 0; k < K_in; k++) di[k] += (float)(ci[k] - 128 * rowsum[k]) * ri;
+        for (int k = 0; k < K_in; k++) di[k] += (float)(ci[k] - offsets[k]) * ri;
       } else {
         #pragma omp simd
         for (int k = 0; k < K_in; k++) di[k] += (float)ci[k] * ri;
