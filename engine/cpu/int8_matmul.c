@@ -21,7 +21,7 @@
    bytes); it is rebuilt into scratch on each call (training only) rather
    than kept, so the model holds one copy of its weights.
 
-   Primitives are cached per shape (M, K, N, thread count) — the brgemm
+   Primitives are cached per shape (M, K, N, layout, thread count) — the brgemm
    primitive of oneDNN 2.x takes no runtime dimensions and bakes the thread
    count in — and their scratchpad comes from the caller's int8_scratch, so
    the engine's allocator counts it. */
@@ -229,6 +229,7 @@ static void transpose_packed(int8_t *wt, const linear *l) {
 
 typedef struct mm_entry {
   int64_t M, K, N;
+  dnnl_memory_desc_t b;
   int threads;
   dnnl_primitive_t prim;
   dnnl_memory_desc_t scratch_md;
@@ -247,7 +248,7 @@ static int primitive_for(mm_entry **out, int64_t M, int64_t K, int64_t N, const 
   mm_entry *lru = &cache[0];
   for (int i = 0; i < CACHE; i++) {
     mm_entry *e = &cache[i];
-    if (e->prim && e->M == M && e->K == K && e->N == N && e->threads == threads) {
+    if (e->prim && e->M == M && e->K == K && e->N == N && e->threads == threads && dnnl_memory_desc_equal(&e->b, b)) {
       e->used = ++cache_clock;
       *out = e;
       return LACOS_OK;
@@ -265,7 +266,7 @@ static int primitive_for(mm_entry **out, int64_t M, int64_t K, int64_t N, const 
   if (s != dnnl_success) return fail(LACOS_EUNSUPPORTED, "oneDNN int8 matmul %lldx%lldx%lld: creation failed (status %d)",
                                      (long long)M, (long long)K, (long long)N, (int)s);
   if (lru->prim) dnnl_primitive_destroy(lru->prim);
-  *lru = (mm_entry){.M = M, .K = K, .N = N, .threads = threads, .prim = prim, .scratch_md = scratch_md,
+  *lru = (mm_entry){.M = M, .K = K, .N = N, .b = *b, .threads = threads, .prim = prim, .scratch_md = scratch_md,
                     .scratch = dnnl_memory_desc_get_size(&scratch_md), .used = ++cache_clock};
   *out = lru;
   return LACOS_OK;

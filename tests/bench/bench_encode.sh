@@ -15,11 +15,11 @@ ids="$BENCH_DIR/ids_${B}x${T}.npy"; mask="$BENCH_DIR/mask_${B}x${T}.npy"
 T.rand({$B, $T}, {seed = 7, lo = 4, hi = 30000}):to('i32'):save_npy('$ids')
 T.ones({$B, $T}, 'i32'):save_npy('$mask')"
 cpu="$(cpu_model)"; isa="$(int8_isa)"
-load=$(cut -d' ' -f1 /proc/loadavg)
-echo "CPU: $cpu; lacos int8 products: $isa; load average before the run: $load"
-for shape in bloom-560m bloom-1b7; do
+echo "CPU: $cpu; lacos int8 products: $isa"
+for shape in ${SHAPES:-bloom-560m bloom-1b7}; do
   dir=$(random_model "$shape")
   onnx=$(onnx_model "$shape" "$dir")
+  load=$(cut -d' ' -f1 /proc/loadavg)
   results="$BENCH_DIR/encode-$shape.jsonl"
   "$VENV_PY" tests/bench/encode_compare.py "$LACOS" "$dir" "$onnx" "$THREADS" "$REPS" "$ids" "$mask" \
     "$BENCH_DIR/encode-$shape" | tee "$results"
@@ -35,9 +35,10 @@ order = peers[:1] + [lacos] + [r for r in ok if r is not lacos and r not in peer
 lines = []
 for r in order:
     cos = "reference" if r["engine"] == "pytorch f32" else "%.5f / %.6f" % (r["cos_min"], r["cos_mean"]) if "cos_min" in r else "-"
-    lines.append("| %s | %s | %s | %s | %s | %s | %.0f | %.2fx | %s | %.2f GiB | %s |" % (
+    cs = "%.2f" % r["cpu_seconds"] if r.get("cpu_seconds") is not None else "-"
+    lines.append("| %s | %s | %s | %s | %s | %s | %.0f | %.2fx | %s | %s | %.2f GiB | %s |" % (
         date, cpu, threads, shape, bt, r["engine"], r["tokens_per_s"], lacos["tokens_per_s"] / r["tokens_per_s"], cos,
-        r["peak_rss_bytes"] / 2**30, load))
+        cs, r["peak_rss_bytes"] / 2**30, load))
 for r in rows:
     if "error" in r:
         print("not measured: %s: %s" % (r["engine"], r["error"]), file=sys.stderr)
@@ -54,11 +55,13 @@ other. ONNX Runtime runs BloomModel exported with torch.onnx and quantised with
 onnxruntime.quantization.quantize_dynamic (s8 weights per output channel, u8 activations per tensor);
 PyTorch quantize_dynamic quantises every nn.Linear (qint8, its oneDNN engine). "lacos int8 is" = lacos int8's
 tokens/s over the row's. The CPU column names oneDNN's instruction set for lacos' int8 products.
-The load column is the 1-minute load average before the run: the machine is shared, and timings taken under
-load are noisier (the turns keep the comparison fair, not the absolute numbers).
+"CPU s" is the median process CPU time of one encode (with one thread, the work an engine does whatever else
+runs; with more it also counts threads waiting for each other). The load column is the 1-minute load average
+before the run: the machine is shared, and timings taken under load are noisier (the turns keep the comparison
+fair, not the absolute numbers).
 
-| date | CPU | threads | model | B x T | engine | tok/s | lacos int8 is | cosine to f32 (min / mean) | peak RSS | load |
-|---|---|---|---|---|---|---|---|---|---|---|
+| date | CPU | threads | model | B x T | engine | tok/s | lacos int8 is | cosine to f32 (min / mean) | CPU s | peak RSS | load |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 """
 marker = "<!-- rows above -->"
 if marker not in text:

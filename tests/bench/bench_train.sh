@@ -3,11 +3,13 @@
 # Adam, MNRL) next to PyTorch + peft (f32 base, same LoRA and loss,
 # bitsandbytes' 8-bit Adam where it runs on the CPU, else AdamW) on the same
 # random-weight checkpoints of bloom-560m and bloom-1b7 shape, the same
-# batch (8 pairs x 64 tokens), the same threads, in the same run.
+# batch (8 pairs x 64 tokens), the same threads, in the same run: ROUNDS
+# rounds of one lacos process then one PyTorch process (each a warm-up and
+# STEPS timed steps), the median over all of an engine's timed steps.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 THREADS=${THREADS:-$(nproc)}
-P=${P:-8}; T=${T:-64}; STEPS=${STEPS:-3}
+P=${P:-8}; T=${T:-64}; STEPS=${STEPS:-3}; ROUNDS=${ROUNDS:-2}
 OUT=results/bench/train.md
 B=$((2 * P))
 ids="$BENCH_DIR/train_ids_${B}x${T}.npy"; mask="$BENCH_DIR/train_mask_${B}x${T}.npy"
@@ -32,8 +34,20 @@ fi
 for shape in bloom-560m bloom-1b7; do
   dir=$(random_model "$shape")
   export LACOS_THREADS=$THREADS
-  l=$("$LACOS" run tests/bench/train_step.lua "$dir" "$P" "$T" "$STEPS" "$ids" "$mask" off)
-  pt=$("$VENV_PY" tests/bench/train_step_torch.py "$dir" "$P" "$THREADS" "$STEPS" "$ids" "$mask" 2>/dev/null | tail -1)
+  ls=(); ps=()
+  for r in $(seq "$ROUNDS"); do
+    ls+=("$("$LACOS" run tests/bench/train_step.lua "$dir" "$P" "$T" "$STEPS" "$ids" "$mask" off)")
+    ps+=("$("$VENV_PY" tests/bench/train_step_torch.py "$dir" "$P" "$THREADS" "$STEPS" "$ids" "$mask" 2>/dev/null | tail -1)")
+  done
+  # one JSON per engine: the last run's fields, the median over every round's steps, the largest peak RSS
+  merge() { "$VENV_PY" -c "
+import json, statistics, sys
+runs = [json.loads(a) for a in sys.argv[1:]]
+out = dict(runs[-1])
+out['seconds_per_step'] = statistics.median([t for r in runs for t in r['step_seconds']])
+out['peak_rss_bytes'] = max(r['peak_rss_bytes'] for r in runs)
+print(json.dumps(out))" "$@"; }
+  l=$(merge "${ls[@]}"); pt=$(merge "${ps[@]}")
   sl=$(json_field "$l" seconds_per_step); sp=$(json_field "$pt" seconds_per_step)
   line=$(printf '| %s | %s | %s | %s | %sx%s | %.2f | %.2f | %.2fx | %.2f GiB | %.2f GiB | %.1f KiB | %s |' "$(bench_date)" "$(cpu_model)" \
     "$THREADS" "$shape" "$P" "$T" "$sl" "$sp" "$(echo "$sp / $sl" | bc -l)" \

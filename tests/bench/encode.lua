@@ -2,7 +2,8 @@
 -- stdin/stdout by tests/bench/encode_compare.py (the protocol every engine
 -- of the encode benchmark speaks): load, one warm-up encode whose mean-pooled
 -- embeddings go to EMB.npy, print {"event":"ready",...}; then one encode per
--- "run" line, answered with {"seconds":...}; at "quit" or end of input
+-- "run" line, answered with {"seconds":..., "cpu_seconds":...} (wall and
+-- process CPU time); at "quit" or end of input
 -- print {"event":"done","peak_rss_bytes":...} and exit.
 -- usage: lacos run tests/bench/encode.lua MODEL_DIR QUANT IDS.npy MASK.npy EMB.npy
 local lacos = require "lacos"
@@ -20,8 +21,8 @@ e:free()
 say { event = "ready", impl = "lacos", quant = quant, load_seconds = load_s, threads = lacos.threads() }
 for line in io.lines() do
   if line == "quit" then break end
-  local t1 = clock()
+  local t1, c1 = clock(), os.clock()
   m:encode_ids(ids, mask, { pooling = "mean" }):free()
-  say { seconds = clock() - t1 }
+  say { seconds = clock() - t1, cpu_seconds = os.clock() - c1 }
 end
 say { event = "done", peak_rss_bytes = lacos.memory().peak_rss }

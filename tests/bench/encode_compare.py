@@ -1,8 +1,8 @@
 """Encode benchmark driver: every engine encodes the same batch of token ids
 from the same random-weight checkpoint with the same thread count, and
 prints one JSON line per engine (tokens/s from the median of REPS timed
-encodes after one warm-up, peak RSS, cosine of each sentence's embedding to
-PyTorch f32's).
+encodes after one warm-up, the median process CPU time of an encode, peak
+RSS, cosine of each sentence's embedding to PyTorch f32's).
 
 The int8 engines (lacos, ONNX Runtime, PyTorch quantize_dynamic) are loaded
 side by side and timed in turns, one encode each per round, the first of a
@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 class Engine:
     def __init__(self, name, cmd, env, emb):
-        self.name, self.emb, self.times, self.info = name, emb, [], {}
+        self.name, self.emb, self.times, self.cpu, self.info = name, emb, [], [], {}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, bufsize=1)
         self.ready = self.read()
         if self.ready.get("event") != "ready":
@@ -39,7 +39,9 @@ class Engine:
 
     def run(self):
         self.proc.stdin.write("run\n")
-        self.times.append(self.read()["seconds"])
+        r = self.read()
+        self.times.append(r["seconds"])
+        self.cpu.append(r.get("cpu_seconds"))
 
     def finish(self):
         self.proc.stdin.write("quit\n")
@@ -93,6 +95,7 @@ def main():
     ref = np.load(emb("pytorch f32")) if os.path.exists(emb("pytorch f32")) else None
     for e in done:
         out = {"engine": e.name, "tokens_per_s": tokens / float(np.median(e.times)), "seconds": e.times,
+               "cpu_seconds": float(np.median(e.cpu)) if None not in e.cpu else None,
                "load_seconds": e.ready.get("load_seconds"), "peak_rss_bytes": e.info.get("peak_rss_bytes"),
                "threads": e.ready.get("threads")}
         for k in ("torch", "onnxruntime"):

@@ -32,9 +32,9 @@ def main():
     for line in sys.stdin:
         if line.strip() == "quit":
             break
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         session.run(None, feed)
-        say({"seconds": time.perf_counter() - t1})
+        say({"seconds": time.perf_counter() - t1, "cpu_seconds": time.process_time() - c1})
     say({"event": "done", "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024})
 
 

@@ -12,7 +12,10 @@
               the transposed tiles, the product, dequantise into dx.
    Each timed REPS times in turns; the median, in GOP/s of the product's
    2·M·K·N operations (so forward and backward count their overheads
-   against them). Prints one JSON line per linear.
+   against them), from wall time and from process CPU time (GOP per
+   CPU-second divided by the thread count: on a shared machine the wall
+   clock also counts the time other processes held the cores, the CPU clock
+   does not). Prints one JSON line per linear.
 
    usage: bench_int8_products C M REPS (threads: LACOS_THREADS) */
 #include "cpu/layers.h"
@@ -23,6 +26,7 @@
   fprintf(stderr, "%s:%d: %s failed (%d)\n", __FILE__, __LINE__, #x, (int)s_); exit(1); } } while (0)
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+static double cpu_now(void) { struct timespec t; clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
 static double median(double *t, int n) { qsort(t, (size_t)n, sizeof *t, cmp); return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2; }
 static void fill(float *x, size_t n, uint32_t seed) {
@@ -77,7 +81,7 @@ int main(int argc, char **argv) {
   DNNL_OK(dnnl_stream_create(&st, eng, dnnl_stream_default_flags));
   const int shapes[4][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}};
   const char *names[4] = {"qkv", "dense", "fc1", "fc2"};
-  double *t = malloc(sizeof(double) * 3 * (size_t)reps);
+  double *t = malloc(sizeof(double) * 3 * (size_t)reps), *tc = malloc(sizeof(double) * 3 * (size_t)reps);
   for (int s = 0; s < 4; s++) {
     int K = shapes[s][0], N = shapes[s][1];
     float *w = malloc(sizeof(float) * (size_t)K * N), *x = malloc(sizeof(float) * (size_t)M * K);
@@ -104,18 +108,21 @@ int main(int argc, char **argv) {
     for (int r = 0; r < reps; r++) {
       for (int k = 0; k < 3; k++) {
         int which = (r + k) % 3;   /* the first of each round rotates */
-        double t0 = now();
+        double t0 = now(), c0 = cpu_now();
         if (which == 0) primitive_run(&prim, st);
         else if (which == 1) linear_forward(y, x, &l, M, 0, &sc);
         else linear_backward_input(dx, dy, &l, M, true, &sc);
         t[which * reps + r] = now() - t0;
+        tc[which * reps + r] = (cpu_now() - c0) / threads;
       }
     }
     double ops = 2.0 * (double)M * K * N;
     printf("{\"linear\": \"%s\", \"M\": %lld, \"K\": %d, \"N\": %d, \"threads\": %d, \"packed\": %s, \"impl\": \"%s\", "
-           "\"peak_gops\": %.1f, \"forward_gops\": %.1f, \"backward_gops\": %.1f}\n",
+           "\"peak_gops\": %.1f, \"forward_gops\": %.1f, \"backward_gops\": %.1f, "
+           "\"peak_gops_cpu\": %.1f, \"forward_gops_cpu\": %.1f, \"backward_gops_cpu\": %.1f}\n",
            names[s], (long long)M, K, N, threads, l.packed ? "true" : "false", prim.impl,
-           ops / median(t, reps) * 1e-9, ops / median(t + reps, reps) * 1e-9, ops / median(t + 2 * reps, reps) * 1e-9);
+           ops / median(t, reps) * 1e-9, ops / median(t + reps, reps) * 1e-9, ops / median(t + 2 * reps, reps) * 1e-9,
+           ops / median(tc, reps) * 1e-9, ops / median(tc + reps, reps) * 1e-9, ops / median(tc + 2 * reps, reps) * 1e-9);
     fflush(stdout);
     int8_scratch_free(&sc);
     linear_release(&l);
@@ -124,5 +131,6 @@ int main(int argc, char **argv) {
     free(w); free(x); free(y); free(dy); free(dx); free(bias); free(scale); free(q); free(q_plain); free(a); free(c);
   }
   free(t);
+  free(tc);
   return 0;
 }

@@ -21,6 +21,16 @@ int8_isa() {
   grep -qw amx_int8 /proc/cpuinfo || isa="$isa; no AMX on this CPU"
   echo "$isa"
 }
+bench_date() { date -u +%Y-%m-%d; }
+# random_model SHAPE: a random-weight checkpoint (f16 on disk) cached under $BENCH_DIR/models
+random_model() {
+  local shape=$1 dir="$BENCH_DIR/models/$1"
+  if [ ! -f "$dir/config.json" ]; then
+    mkdir -p "$BENCH_DIR/models"
+    "$LACOS" model random "$shape" --out "$dir" --seed 1 --dtype f16 >&2
+  fi
+  echo "$dir"
+}
 # onnx_model SHAPE MODEL_DIR: the int8 ONNX model of that checkpoint (tests/bench/export_onnx.py), cached
 onnx_model() {
   local out="$BENCH_DIR/onnx/$1"

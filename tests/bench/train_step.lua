@@ -34,6 +34,6 @@ for s = 1, steps do
 end
 table.sort(times)
 local med = times[math.floor((#times + 1) / 2)]
-print(json.encode { impl = "lacos", seconds_per_step = med, tokens_per_s = 2 * B * T / med,
+print(json.encode { impl = "lacos", seconds_per_step = med, step_seconds = times, tokens_per_s = 2 * B * T / med,
                     peak_rss_bytes = lacos.memory().peak_rss, optimizer_state_bytes = opt:state_bytes(),
                     lora_params = m:lora_params(), checkpointing = ckpt == "on", threads = lacos.threads() })

@@ -58,5 +58,6 @@ for _ in range(steps):
 times.sort()
 med = times[(len(times) - 1) // 2]
 T = ids.shape[1]
-print(json.dumps({"impl": "pytorch+peft", "optimizer": opt_name, "seconds_per_step": med, "tokens_per_s": 2 * B * T / med,
+print(json.dumps({"impl": "pytorch+peft", "optimizer": opt_name, "seconds_per_step": med, "step_seconds": times,
+                  "tokens_per_s": 2 * B * T / med,
                   "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "threads": threads}))
