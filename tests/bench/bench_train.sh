@@ -31,7 +31,7 @@ checkpoint, batch and thread count, same run.
 |---|---|---|---|---|---|---|---|---|---|---|---|
 HDR
 fi
-for shape in bloom-560m bloom-1b7; do
+for shape in ${SHAPES:-bloom-560m bloom-1b7}; do
   dir=$(random_model "$shape")
   export LACOS_THREADS=$THREADS
   ls=(); ps=()
