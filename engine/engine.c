@@ -55,12 +55,28 @@ const char *lacos_build_info(void) {
   return info;
 }
 
+/* Threads OpenBLAS holds a 128 MiB buffer for (it never frees one): the
+   OpenMP default it started with, then the most ever set. */
+static int blas_threads;
+static int blas_threads_now(void) {
+#ifdef _OPENMP
+  if (!blas_threads) blas_threads = omp_get_max_threads();
+#endif
+  return blas_threads > 0 ? blas_threads : 1;
+}
+
 int threads_count(void) {
   if (thread_count <= 0) {
     const char *env = getenv("LACOS_THREADS");
     long n = env ? strtol(env, NULL, 10) : 0;
+    /* OMP_NUM_THREADS: the user's, or what main.c left room for under ulimit -v */
+    const char *omp = getenv("OMP_NUM_THREADS");
+    if (n <= 0 && omp) n = strtol(omp, NULL, 10);
     if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
+    int cap = address_space_thread_cap(blas_threads_now());
+    if (n > cap) n = cap;
     thread_count = n > 0 ? (int)n : 1;
+    if (thread_count > blas_threads) blas_threads = thread_count;
 #ifdef _OPENMP
     omp_set_num_threads(thread_count);
 #endif
@@ -73,7 +89,12 @@ int lacos_threads_get(void) { return threads_count(); }
 
 int lacos_threads_set(int n) {
   if (n < 1 || n > 4096) return fail(LACOS_EINVAL, "thread count must be between 1 and 4096, got %d", n);
+  int cap = address_space_thread_cap(blas_threads_now());
+  if (n > cap)
+    return fail(LACOS_ELIMIT, "%d threads do not fit under the address-space limit (ulimit -v) of %.0f MiB: each needs "
+                "a 128 MiB BLAS buffer, and there is room for %d", n, lacos_memory_address_limit() / 1048576, cap);
   thread_count = n;
+  if (n > blas_threads) blas_threads = n;
 #ifdef _OPENMP
   omp_set_num_threads(n);
 #endif
@@ -81,6 +102,24 @@ int lacos_threads_set(int n) {
   return LACOS_OK;
 }
 
-void lacos_interrupt_request(int level) { lacos_interrupt_flag = level > 0 ? level : 1; }
+/* While held, a request waits in interrupt_kept (see lacos.h): the ranks of a
+   job stop together at a step boundary, never one of them inside a step. */
+static volatile int interrupt_holding, interrupt_kept;
+void lacos_interrupt_request(int level) {
+  if (interrupt_holding) interrupt_kept = level > 0 ? level : 1;
+  else lacos_interrupt_flag = level > 0 ? level : 1;
+}
 int lacos_interrupt_pending(void) { return lacos_interrupt_flag; }
-void lacos_interrupt_clear(void) { lacos_interrupt_flag = 0; }
+void lacos_interrupt_clear(void) { lacos_interrupt_flag = 0; interrupt_kept = 0; }
+void lacos_interrupt_hold(int on) {
+  if (on) {
+    if (lacos_interrupt_flag) interrupt_kept = lacos_interrupt_flag;
+    lacos_interrupt_flag = 0;
+    interrupt_holding = 1;
+  } else {
+    interrupt_holding = 0;
+    if (interrupt_kept) lacos_interrupt_flag = interrupt_kept;
+    interrupt_kept = 0;
+  }
+}
+int lacos_interrupt_held(void) { return interrupt_kept; }

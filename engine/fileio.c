@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <dirent.h>
 #include <stdio.h>
+#include <signal.h>
 #include <unistd.h>
 
 int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len) {
@@ -24,8 +25,8 @@ int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len) {
                 path, st.st_size / 1048576.0, max_bytes / 1048576.0);
   }
   size_t cap = (size_t)st.st_size + 1, n = 0;
-  char *buf = malloc(cap);
-  if (!buf) { fclose(f); return fail(LACOS_ENOMEM, "%s: out of memory reading the file", path); }
+  char *buf;
+  if (mem_alloc(&buf, cap, "file contents")) { fclose(f); return fail_context("%s", path); }
   for (;;) {
     size_t got = fread(buf + n, 1, cap - 1 - n, f);
     n += got;
@@ -33,14 +34,13 @@ int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len) {
     /* The file grew while we read (or is a pipe): keep going up to the cap. */
     int c = fgetc(f);
     if (c == EOF) break;
-    if (cap - 1 >= max_bytes) { free(buf); fclose(f); return fail(LACOS_ELIMIT, "%s: file exceeds the size limit", path); }
+    if (cap - 1 >= max_bytes) { mem_free(buf); fclose(f); return fail(LACOS_ELIMIT, "%s: file exceeds the size limit", path); }
     size_t ncap = cap * 2 > max_bytes + 1 ? max_bytes + 1 : cap * 2;
-    char *nb = realloc(buf, ncap);
-    if (!nb) { free(buf); fclose(f); return fail(LACOS_ENOMEM, "%s: out of memory reading the file", path); }
-    buf = nb; cap = ncap;
+    if (mem_realloc(&buf, ncap, "file contents")) { mem_free(buf); fclose(f); return fail_context("%s", path); }
+    cap = ncap;
     buf[n++] = (char)c;
   }
-  if (ferror(f)) { free(buf); fclose(f); return fail_errno("%s: read failed", path); }
+  if (ferror(f)) { mem_free(buf); fclose(f); return fail_errno("%s: read failed", path); }
   fclose(f);
   buf[n] = 0;
   *out = buf;
@@ -48,23 +48,95 @@ int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len) {
   return LACOS_OK;
 }
 
+/* ---- a FILE that writes into counted memory ---- */
+
+static ssize_t mem_stream_write(void *cookie, const char *buf, size_t n) {
+  mem_stream *ms = cookie;
+  if (ms->n + n > ms->cap) {
+    size_t cap = ms->cap ? ms->cap * 2 : 4096;
+    while (cap < ms->n + n) cap *= 2;
+    if (mem_realloc(&ms->p, cap, "an in-memory file")) { errno = ENOMEM; return -1; }
+    ms->cap = cap;
+  }
+  memcpy(ms->p + ms->n, buf, n);
+  ms->n += n;
+  return (ssize_t)n;
+}
+
+int mem_stream_open(FILE **f, mem_stream *ms) {
+  memset(ms, 0, sizeof *ms);
+  cookie_io_functions_t io = { .write = mem_stream_write };
+  *f = fopencookie(ms, "w", io);
+  if (!*f) return fail_errno("cannot open an in-memory file");
+  setvbuf(*f, NULL, _IONBF, 0);   /* a failed write shows at fwrite, not at a later flush */
+  return LACOS_OK;
+}
+
 int fsync_dir_of(const char *path) {
-  char *copy = strdup(path);
-  if (!copy) return fail(LACOS_ENOMEM, "out of memory");
+  char *copy;
+  TRY(meta_strdup(&copy, path, "a path"));
   int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-  free(copy);
+  mem_free(copy);
   if (fd < 0) return LACOS_OK;   /* best effort: some file systems refuse */
   fsync(fd);
   close(fd);
   return LACOS_OK;
 }
 
+/* ---- temporaries of processes that are gone ---- */
+
+/* The pid in "<base>.tmp.<pid>" or "<base>.tmp.<pid>.old.<pid>", or 0 when
+   name is not a temporary of base. */
+static long temp_pid(const char *name, const char *base) {
+  size_t n = strlen(base);
+  if (strncmp(name, base, n) != 0 || strncmp(name + n, ".tmp.", 5) != 0) return 0;
+  const char *p = name + n + 5;
+  long pid = 0;
+  if (*p < '1' || *p > '9') return 0;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    pid = pid * 10 + (*p - '0');
+    if (pid > 1L << 30) return 0;
+  }
+  if (*p && strncmp(p, ".old.", 5) != 0) return 0;
+  return pid;
+}
+
+/* A process of this host that no longer exists (EPERM: it exists, as
+   another user). */
+static bool pid_gone(long pid) { return pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH; }
+
+void remove_stale_temps(const char *path) {
+  char dir[4096];
+  if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) return;
+  size_t len = strlen(dir);
+  while (len > 1 && dir[len - 1] == '/') dir[--len] = 0;
+  char *slash = strrchr(dir, '/');
+  const char *base;
+  if (!slash) { base = dir; } else { *slash = 0; base = slash + 1; }
+  char base_copy[4096];
+  snprintf(base_copy, sizeof base_copy, "%s", base);
+  const char *where = slash ? (dir[0] ? dir : "/") : ".";
+  if (!base_copy[0]) return;
+  DIR *d = opendir(where);
+  if (!d) return;
+  struct dirent *e;
+  char victim[8300];
+  while ((e = readdir(d))) {
+    long pid = temp_pid(e->d_name, base_copy);
+    if (pid == 0 || pid == (long)getpid() || !pid_gone(pid)) continue;
+    if (snprintf(victim, sizeof victim, "%s/%s", where, e->d_name) >= (int)sizeof victim) continue;
+    remove_tree(victim);   /* best effort: a leftover is only disk space */
+  }
+  closedir(d);
+}
+
 int atomic_file_open(atomic_file *af, const char *path) {
   memset(af, 0, sizeof *af);
+  remove_stale_temps(path);
   size_t n = strlen(path) + 32;
-  af->path = strdup(path);
-  af->tmp = malloc(n);
-  if (!af->path || !af->tmp) { atomic_file_abort(af); return fail(LACOS_ENOMEM, "out of memory"); }
+  int st = meta_strdup(&af->path, path, "an output file name");
+  if (!st) st = meta_alloc(&af->tmp, n, "an output file name");
+  if (st) { atomic_file_abort(af); return st; }
   snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
   af->f = fopen(af->tmp, "wb");
   if (!af->f) {
@@ -84,7 +156,7 @@ int atomic_file_commit(atomic_file *af) {
   if (!s && rename(af->tmp, af->path) != 0) s = fail_errno("%s: cannot move the finished file into place", af->path);
   if (!s) fsync_dir_of(af->path);
   if (s) unlink(af->tmp);
-  free(af->path); free(af->tmp);
+  mem_free(af->path); mem_free(af->tmp);
   af->path = af->tmp = NULL;
   return s;
 }
@@ -92,8 +164,22 @@ int atomic_file_commit(atomic_file *af) {
 void atomic_file_abort(atomic_file *af) {
   if (af->f) fclose(af->f);
   if (af->tmp) unlink(af->tmp);
-  free(af->path); free(af->tmp);
+  mem_free(af->path); mem_free(af->tmp);
   memset(af, 0, sizeof *af);
+}
+
+int lacos_file_write(const char *path, const void *data, double nbytes) {
+  if (!path || !*path) return fail(LACOS_EINVAL, "cannot write a file with an empty name");
+  if (!(nbytes >= 0) || (nbytes > 0 && !data)) return fail(LACOS_EINVAL, "%s: invalid data to write", path);
+  atomic_file af;
+  TRY(atomic_file_open(&af, path));
+  size_t n = (size_t)nbytes;
+  if (n && fwrite(data, 1, n, af.f) != n) {
+    int s = fail_errno("%s: write failed", path);
+    atomic_file_abort(&af);
+    return s;
+  }
+  return atomic_file_commit(&af);
 }
 
 int mkdir_parents(const char *dir) {
@@ -169,6 +255,7 @@ int lacos_dir_temp(char *path, int cap, const char *dir) {
   char *slash = strrchr(parent, '/');
   if (slash && slash != parent) { *slash = 0; TRY(mkdir_parents(parent)); *slash = '/'; }
   if (snprintf(path, (size_t)cap, "%s.tmp.%ld", parent, (long)getpid()) >= cap) return fail(LACOS_EINVAL, "%s: path too long", dir);
+  remove_stale_temps(parent);   /* "<dir>.tmp.<pid>" of a killed run (a whole model, for a merge) */
   TRY(remove_tree(path));
   if (mkdir(path, 0777) != 0) return fail_errno("%s: cannot create the directory", path);
   return LACOS_OK;

@@ -9,7 +9,7 @@
    [Q | K | V] blocks per row (bloom.c undoes the checkpoint's per-head
    interleave once at load). */
 #include "layers.h"
-#include "fastmath.h"
+#include "../math/fastexp.h"
 #include <float.h>
 #include <math.h>
 
@@ -38,6 +38,22 @@ static void key_positions(float *pos, const int32_t *mask, int T) {
    (fmaf: one rounding per term) overlap instead of each waiting for the one
    before. */
 enum { VL = 16, QR = 4 };
+
+/* Rows of the transposed keys (or values) and of a block's scores: T
+   rounded up past the last block of queries to whole vectors. */
+static int key_stride(int T) { return (T + QR + VL - 1) / VL * VL; }
+/* One thread's buffers in floats: forward key positions (T), keys
+   transposed (HD, ld), values (T, HD), scores (QR, ld) and outputs (QR, HD);
+   backward values transposed (HD, ld), keys, dk, dv (T, HD each), p, dp, ds
+   (QR, ld each) and dq (QR, HD). */
+static size_t forward_floats(int T, int HD) {
+  size_t ld = (size_t)key_stride(T);
+  return (size_t)T + (size_t)HD * ld + (size_t)T * HD + QR * ld + (size_t)QR * HD;
+}
+static size_t backward_floats(int T, int HD) {
+  size_t ld = (size_t)key_stride(T);
+  return (size_t)HD * ld + 3 * (size_t)T * HD + 3 * QR * ld + (size_t)QR * HD;
+}
 
 // s (QR, ld) = q_r · kt[:, j] for keys j < n (rounded up to VL), q_r = q + r·ldq for r < rows
 // (rows beyond repeat the last one), kt (HD, ld)
@@ -141,14 +157,19 @@ static int softmax_row(float *p, const int32_t *mb, const float *pos, float scal
 // other (vh (T,HD)), out of qkv's rows 3C apart. Only the causal keys of a
 // block of queries are computed: the later ones would weigh exactly 0 after
 // softmax's max (exp of the fill value minus a real score).
-void attention_forward(float *out, float *probs, const float *qkv, const int32_t *mask,
-                       const float *slopes, int B, int T, int C, int NH) {
-  int HD = C / NH, C3 = 3 * C, ld = (T + QR + VL - 1) / VL * VL;
+int attention_forward(float *out, float *probs, const float *qkv, const int32_t *mask,
+                      const float *slopes, int B, int T, int C, int NH, scratch ws) {
+  if (B == 0 || T == 0) return LACOS_OK;
+  int HD = C / NH, C3 = 3 * C, ld = key_stride(T);
   float scale = 1.0f / sqrtf((float)HD);
+  size_t per = forward_floats(T, HD) * sizeof(float);
+  int nt = scratch_threads(ws, per);
+  if (nt < 1) return fail(LACOS_ELIMIT, "attention: %zu bytes of scratch cannot hold one head's keys (%zu bytes)",
+                          ws.bytes, per);
   /* small problems run on one thread: a parallel region costs more than it saves */
-  #pragma omp parallel if ((int64_t)B * NH * T * T * HD > 262144)
+  #pragma omp parallel num_threads(nt) if ((int64_t)B * NH * T * T * HD > 262144)
   {
-    float *pos = malloc(sizeof(float) * ((size_t)T + (size_t)HD * ld + (size_t)T * HD + (size_t)QR * ld + (size_t)QR * HD));
+    float *pos = (float *)((char *)ws.p + per * (size_t)omp_get_thread_num());
     float *kt = pos + T, *vh = kt + (size_t)HD * ld, *sc = vh + (size_t)T * HD, *ob = sc + (size_t)QR * ld;
     #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < B; b++) {
@@ -191,8 +212,8 @@ void attention_forward(float *out, float *probs, const float *qkv, const int32_t
         }
       }
     }
-    free(pos);
   }
+  return LACOS_OK;
 }
 
 // dqkv (B,T,3C) +=, dout (B,T,C), probs (B,NH,T,T), qkv (B,T,3C), mask (B,T)
@@ -204,14 +225,19 @@ void attention_forward(float *out, float *probs, const float *qkv, const int32_t
 //   dq_r += Σ_j ds_r[j] k_j (block_output over the keys, kh (T,HD))
 //   dv_j += Σ_r p_r[j] dout_r,  dk_j += Σ_r ds_r[j] q_r (into dvh, dkh (T,HD),
 //   added to dqkv once per head).
-void attention_backward(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                        const int32_t *mask, int B, int T, int C, int NH) {
-  int HD = C / NH, C3 = 3 * C, ld = (T + QR + VL - 1) / VL * VL;
+int attention_backward(float *dqkv, const float *dout, const float *probs, const float *qkv,
+                       const int32_t *mask, int B, int T, int C, int NH, scratch ws) {
+  if (B == 0 || T == 0) return LACOS_OK;
+  int HD = C / NH, C3 = 3 * C, ld = key_stride(T);
   float scale = 1.0f / sqrtf((float)HD);
-  #pragma omp parallel if ((int64_t)B * NH * T * T * HD > 262144)
+  size_t per = backward_floats(T, HD) * sizeof(float);
+  int nt = scratch_threads(ws, per);
+  if (nt < 1) return fail(LACOS_ELIMIT, "attention: %zu bytes of scratch cannot hold one head's keys (%zu bytes)",
+                          ws.bytes, per);
+  #pragma omp parallel num_threads(nt) if ((int64_t)B * NH * T * T * HD > 262144)
   {
     size_t th = (size_t)T * HD;
-    float *vt = malloc(sizeof(float) * ((size_t)HD * ld + 3 * th + 3 * (size_t)QR * ld + (size_t)QR * HD));
+    float *vt = (float *)((char *)ws.p + per * (size_t)omp_get_thread_num());
     float *kh = vt + (size_t)HD * ld, *dkh = kh + th, *dvh = dkh + th;
     float *pb = dvh + th, *dp = pb + (size_t)QR * ld, *ds = dp + (size_t)QR * ld, *dqb = ds + (size_t)QR * ld;
     #pragma omp for collapse(2) schedule(static)
@@ -278,6 +304,15 @@ void attention_backward(float *dqkv, const float *dout, const float *probs, cons
         }
       }
     }
-    free(vt);
   }
+  return LACOS_OK;
+}
+
+/* Per thread: the forward's or the backward's buffers of one (batch, head)
+   (forward_floats, backward_floats), for every thread the engine runs. */
+size_t attention_scratch(int B, int T, int C, int NH, bool probs, bool backward) {
+  (void)B; (void)probs;
+  int HD = NH > 0 ? C / NH : 0;
+  size_t per = backward ? backward_floats(T, HD) : forward_floats(T, HD);
+  return sizeof(float) * per * (size_t)threads_count();
 }

@@ -9,11 +9,15 @@
    > 0, feature columns holding an |x| ≥ threshold are computed in f32
    against the dequantised weight columns and added back.
 
-   Once a model's weights are final, linear_prepare packs the codes for
-   oneDNN's matmul primitive where the CPU has its int8 kernels
+   Once a model's weights are final, linear_prepare (int8_pack.c) packs the
+   codes for oneDNN's matmul primitive where the CPU has its int8 kernels
    (int8_matmul.c): the activation codes then go in as u8 (code + 128) and
    the 128·Σ_k W[n,k] that adds is taken off in the dequantisation, so the
-   int32 products, and the outputs, are the same bits as the plain GEMM's. */
+   int32 products, and the outputs, are the same bits as the plain GEMM's.
+
+   Scratch (quantised rows, int32 products, ...) comes from the caller, one
+   region per call, carved here in a fixed order; linear_scratch says how
+   large it must be, from the same part sizes the functions carve. */
 #include "layers.h"
 #include <float.h>
 #include <math.h>
@@ -33,30 +37,49 @@ void sgemm_tn(float *c, const float *a, const float *b, int M, int N, int K, flo
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, alpha, a, M, b, N, beta, c, N);
 }
 
-int int8_scratch_grow(void **p, size_t *have, size_t want, const char *what) {
-  if (*have >= want) return LACOS_OK;
-  mem_free(*p, *have, LACOS_CPU);
-  *p = NULL;
-  *have = 0;
-  size_t n = want + want / 4;
-  *p = mem_alloc(n, LACOS_CPU, what);
-  if (!*p) return lacos_last_status();
-  *have = n;
+int gemm(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
+         const void *b, int ldb, float beta, float *c, int ldc) {
+  if (dtype != LACOS_F32)
+    return fail(LACOS_EUNSUPPORTED, "GEMM on the CPU takes f32 operands, got %s", lacos_dtype_name(dtype));
+  if (M == 0 || N == 0) return LACOS_OK;
+  threads_count();
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+              a, lda, b, ldb, beta, c, ldc);
   return LACOS_OK;
 }
 
-void int8_scratch_free(int8_scratch *s) {
-  mem_free(s->a, s->a_bytes, LACOS_CPU);
-  mem_free(s->rs, s->rs_bytes, LACOS_CPU);
-  mem_free(s->c, s->c_bytes, LACOS_CPU);
-  mem_free(s->tmp, s->tmp_bytes, LACOS_CPU);
-  mem_free(s->cols, s->cols_bytes, LACOS_CPU);
-  mem_free(s->u, s->u_bytes, LACOS_CPU);
-  mem_free(s->c2, s->c2_bytes, LACOS_CPU);
-  mem_free(s->qt, s->qt_bytes, LACOS_CPU);
-  mem_free(s->sp, s->sp_bytes, LACOS_CPU);
-  memset(s, 0, sizeof *s);
+int gemm_batched(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
+                 int64_t stride_a, const void *b, int ldb, int64_t stride_b, float beta, float *c, int ldc,
+                 int64_t stride_c, int batch) {
+  for (int i = 0; i < batch; i++)
+    TRY(gemm(dtype, trans_a, trans_b, M, N, K, alpha, (const float *)a + i * stride_a, lda,
+             (const float *)b + i * stride_b, ldb, beta, c + i * stride_c, ldc));
+  return LACOS_OK;
 }
+
+/* ---- scratch: pieces of the caller's region, 64-byte aligned ---- */
+
+static size_t piece(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+
+typedef struct carve { char *p; size_t used, bytes; } carve;
+
+static carve carve_of(scratch ws) { return (carve){ ws.p, 0, ws.bytes }; }
+
+/* The next piece of `bytes`, or a failure naming what did not fit (the
+   caller sized the region with linear_scratch, so this is a caller bug). */
+static int take(carve *k, void *out, size_t bytes, const char *what) {
+  if (k->used + piece(bytes) > k->bytes)
+    return fail(LACOS_ELIMIT, "int8 linear: %s do not fit the %zu bytes of scratch given (%zu used)", what, k->bytes,
+                k->used);
+  *(void **)out = k->p + k->used;
+  k->used += piece(bytes);
+  return LACOS_OK;
+}
+
+static scratch rest_of(const carve *k) { return (scratch){ k->p + k->used, k->bytes - k->used }; }
+
+/* Outlier columns go through the f32 product this many at a time. */
+enum { OUTLIER_COLS = 256 };
 
 /* code = rint(v·k) clamped to ±127, stored as code + shift (0: s8; 128:
    the u8 codes of the packed products). The clamp is written as
@@ -144,13 +167,15 @@ static void quantize_rows_shifted(uint8_t *q, float *absmax, const float *x, con
 }
 
 // q (N,C) int8, absmax (N), x (N,C); cols receives outlier column indices (capacity C)
-void quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold,
-                   int *cols, int *ncols) {
+int quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold,
+                  int *cols, int *ncols, scratch ws) {
+  (void)ws;
   quantize_rows_shifted((uint8_t *)q, absmax, x, NULL, N, C, threshold, cols, ncols, 0);
+  return LACOS_OK;
 }
 
 void linear_quantize_weights(linear *l, const float *w, int row0, int nrows) {
-  quantize_rows(l->q + (int64_t)row0 * l->in, l->scale + row0, w, nrows, l->in, 0, NULL, NULL);
+  quantize_rows(l->q + (int64_t)row0 * l->in, l->scale + row0, w, nrows, l->in, 0, NULL, NULL, (scratch){0});
 }
 
 void linear_weight_row(float *dst, const linear *l, int r) {
@@ -175,64 +200,6 @@ static void add_bias(float *out, const float *b, int64_t N, int n) {
   }
 }
 
-int linear_prepare(linear *l) { return l->kind == LINEAR_INT8 ? int8_pack(l) : LACOS_OK; }
-void linear_release(linear *l) { int8_pack_free(l); }
-double linear_prepared_bytes(const linear *l) { return int8_packed_bytes(l); }
-
-/* Does oneDNN multiply int8 with VNNI (vpdpbusd: u8·s8 products summed in
-   int32)? Without it (AVX2, AVX-512 before Cascade Lake) its s8·s8 GEMM adds
-   128 to A and sums pairs of u8·s8 products in int16 (vpmaddubsw), which
-   saturates: 255·127·2 > 32767. Asked of oneDNN, so ONEDNN_MAX_CPU_ISA counts. */
-static bool int8_has_vnni(void) {
-  static int has = -1;
-  if (has < 0) {
-    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
-    has = (isa & ((unsigned)dnnl_cpu_isa_avx512_core_vnni & ~(unsigned)dnnl_cpu_isa_avx512_core)) ||
-          (isa & ((unsigned)dnnl_cpu_isa_avx2_vnni & ~(unsigned)dnnl_cpu_isa_avx2));
-  }
-  return has;
-}
-
-// c (M,N) = a (M,K) · op(b), op(b) = bᵀ (b (N,K)) for tb 'T', b (K,N) for 'N'
-static int gemm_s8(char tb, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda,
-                   const int8_t *b, int64_t ldb, int32_t *c, int64_t ldc, int8_scratch *s) {
-  int32_t co = 0;
-  threads_count();
-  dnnl_status_t st;
-  if (int8_has_vnni()) {
-    st = dnnl_gemm_s8s8s32('N', tb, 'F', M, N, K, 1.0f, a, lda, 0, b, ldb, 0, 0.0f, c, ldc, &co);
-  } else {
-    /* Exact without VNNI: a = h1 + h2 with h1 = floor(a/2) in [-64, 63] and
-       h2 = a - h1 in [-63, 64]; both halves shifted by 64 are u8 in
-       [0, 128], so a pair of products stays within int16 (128·127·2 =
-       32512), and oneDNN removes the shift (zero point 64) exactly. The two
-       halves are stacked as 2M rows of one u8·s8 GEMM and summed after. */
-    TRY(int8_scratch_grow((void **)&s->u, &s->u_bytes, (size_t)(2 * M) * (size_t)K, "split int8 operands"));
-    TRY(int8_scratch_grow((void **)&s->c2, &s->c2_bytes, sizeof(int32_t) * (size_t)(2 * M) * (size_t)N, "split int32 products"));
-    uint8_t *u = s->u;
-    #pragma omp parallel for schedule(static) if (M * K > 32768)
-    for (int64_t i = 0; i < M; i++) {
-      const int8_t *ai = a + i * lda;
-      uint8_t *u1 = u + i * K, *u2 = u + (M + i) * K;
-      for (int64_t k = 0; k < K; k++) {
-        int v = ai[k], h1 = v >> 1;          /* arithmetic shift: floor */
-        u1[k] = (uint8_t)(h1 + 64);
-        u2[k] = (uint8_t)(v - h1 + 64);
-      }
-    }
-    st = dnnl_gemm_u8s8s32('N', tb, 'F', 2 * M, N, K, 1.0f, u, K, 64, b, ldb, 0, 0.0f, s->c2, N, &co);
-    if (st == dnnl_success) {
-      const int32_t *c2 = s->c2;
-      #pragma omp parallel for schedule(static) if (M * N > 32768)
-      for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) c[i * ldc + j] = c2[i * N + j] + c2[(M + i) * N + j];
-    }
-  }
-  if (st != dnnl_success) return fail(LACOS_EUNSUPPORTED, "oneDNN int8 GEMM failed (status %d) for %lldx%lldx%lld",
-                                      (int)st, (long long)M, (long long)N, (long long)K);
-  return LACOS_OK;
-}
-
 /* One output row from its int32 products: o = (c − off)·ri·sc (+ b), ri the
    row's absmax/127², off the packed products' offsets (or none), b the
    bias (or none). One loop per case, each a plain vector loop; the bias add
@@ -255,31 +222,95 @@ static void dequantize_row(float *o, const int32_t *c, const int32_t *off, float
   }
 }
 
-/* Mirrors the int8_scratch_grow calls of linear_forward,
-   linear_backward_input, gemm_s8 and int8_matmul.c (with the quarter of
-   slack), buffer by buffer: the planner adds the largest of each over a
-   model's linears. */
-static double grown(double want) { return want + (double)((size_t)want / 4); }
-double int8_scratch_need(int64_t N, int in, int out, bool fast_backward) {
-  double n = (double)N, a, rs = grown(4 * n), c, tmp, cols = grown(4.0 * in), u = 0, c2 = 0, qt = 0, sp = 0;
-  bool packed = int8_packing_available(in, out), split = !packed && !int8_has_vnni();
-  /* forward: a (N,in) codes, c (N,out) int32; backward: a (N,out), c (N,in) */
-  a = grown(n * (in > out ? in : out));
-  c = grown(4 * n * (in > out ? in : out));
-  tmp = fast_backward ? 0 : grown(4.0 * 256 * in);
-  if (split) {
-    u = grown(2 * n * (in > out ? in : out));
-    c2 = grown(8 * n * (in > out ? in : out));
+/* Does oneDNN multiply int8 with VNNI (vpdpbusd: u8·s8 products summed in
+   int32)? Without it (AVX2, AVX-512 before Cascade Lake) its s8·s8 GEMM adds
+   128 to A and sums pairs of u8·s8 products in int16 (vpmaddubsw), which
+   saturates: 255·127·2 > 32767. Asked of oneDNN, so ONEDNN_MAX_CPU_ISA counts. */
+static bool int8_has_vnni(void) {
+  static int has = -1;
+  if (has < 0) {
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    has = (isa & ((unsigned)dnnl_cpu_isa_avx512_core_vnni & ~(unsigned)dnnl_cpu_isa_avx512_core)) ||
+          (isa & ((unsigned)dnnl_cpu_isa_avx2_vnni & ~(unsigned)dnnl_cpu_isa_avx2));
   }
-  if (packed) {
-    qt = fast_backward ? grown((double)in * out) : 0;
-    sp = grown(int8_matmul_scratchpad(N, in, out));
+  return has;
+}
+
+// c (M,N) = a (M,K) · op(b), op(b) = bᵀ (b (N,K)) for trans_b, b (K,N) otherwise
+int gemm_s8(bool trans_b, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda,
+            const int8_t *b, int64_t ldb, int32_t *c, int64_t ldc, scratch ws) {
+  if (M == 0 || N == 0) return LACOS_OK;
+  char tb = trans_b ? 'T' : 'N';
+  int32_t co = 0;
+  threads_count();
+  dnnl_status_t st;
+  if (int8_has_vnni()) {
+    st = dnnl_gemm_s8s8s32('N', tb, 'F', M, N, K, 1.0f, a, lda, 0, b, ldb, 0, 0.0f, c, ldc, &co);
+  } else {
+    /* Exact without VNNI: a = h1 + h2 with h1 = floor(a/2) in [-64, 63] and
+       h2 = a - h1 in [-63, 64]; both halves shifted by 64 are u8 in
+       [0, 128], so a pair of products stays within int16 (128·127·2 =
+       32512), and oneDNN removes the shift (zero point 64) exactly. The two
+       halves are stacked as 2M rows of one u8·s8 GEMM and summed after. */
+    carve k = carve_of(ws);
+    uint8_t *u = NULL;
+    int32_t *c2 = NULL;
+    TRY(take(&k, &u, (size_t)(2 * M) * (size_t)K, "split int8 operands"));
+    TRY(take(&k, &c2, sizeof(int32_t) * (size_t)(2 * M) * (size_t)N, "split int32 products"));
+    #pragma omp parallel for schedule(static) if (M * K > 32768)
+    for (int64_t i = 0; i < M; i++) {
+      const int8_t *ai = a + i * lda;
+      uint8_t *u1 = u + i * K, *u2 = u + (M + i) * K;
+      for (int64_t k = 0; k < K; k++) {
+        int v = ai[k], h1 = v >> 1;          /* arithmetic shift: floor */
+        u1[k] = (uint8_t)(h1 + 64);
+        u2[k] = (uint8_t)(v - h1 + 64);
+      }
+    }
+    st = dnnl_gemm_u8s8s32('N', tb, 'F', 2 * M, N, K, 1.0f, u, K, 64, b, ldb, 0, 0.0f, c2, N, &co);
+    if (st == dnnl_success) {
+      #pragma omp parallel for schedule(static) if (M * N > 32768)
+      for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) c[i * ldc + j] = c2[i * N + j] + c2[(M + i) * N + j];
+    }
   }
-  return a + rs + c + tmp + cols + u + c2 + qt + sp;
+  if (st != dnnl_success) return fail(LACOS_EUNSUPPORTED, "oneDNN int8 GEMM failed (status %d) for %lldx%lldx%lld",
+                                      (int)st, (long long)M, (long long)N, (long long)K);
+  return LACOS_OK;
+}
+
+size_t gemm_s8_scratch(int64_t M, int64_t N, int64_t K) {
+  if (int8_has_vnni()) return 0;
+  return piece((size_t)(2 * M) * (size_t)K) + piece(sizeof(int32_t) * (size_t)(2 * M) * (size_t)N);
+}
+
+/* The pieces each entry carves, in order (bytes): the forward's outlier
+   columns reuse the region the product used, after it. The product is the
+   packed one (int8_matmul_scratch) where linear_prepare packs this shape,
+   else gemm_s8; the larger of the two serves a linear either way. */
+static size_t larger(size_t a, size_t b) { return a > b ? a : b; }
+static size_t forward_parts(int64_t N, int in, int out, bool outliers) {
+  size_t n = (size_t)N, cols = outliers ? (size_t)(in < OUTLIER_COLS ? in : OUTLIER_COLS) : 0;
+  size_t base = piece(n * (size_t)in) + piece(4 * n) + piece(4 * n * (size_t)out) + piece(4 * (size_t)in);
+  size_t product = larger(gemm_s8_scratch(N, out, in), int8_matmul_scratch(N, in, out, false));
+  size_t extra = outliers ? piece(4 * (n + (size_t)out) * cols) : 0;
+  return base + larger(product, extra);
+}
+static size_t backward_parts(int64_t N, int in, int out, bool fast) {
+  size_t n = (size_t)N;
+  if (!fast) return piece(4 * 256 * (size_t)in);
+  return piece(n * (size_t)out) + piece(4 * n) + piece(4 * n * (size_t)in) +
+         larger(gemm_s8_scratch(N, in, out), int8_matmul_scratch(N, in, out, true));
+}
+
+size_t linear_scratch(int64_t N, int in, int out, int kind, bool outliers, bool backward, bool fast_int8) {
+  if (kind != LINEAR_INT8 || N == 0) return 0;
+  size_t f = forward_parts(N, in, out, outliers), b = backward ? backward_parts(N, in, out, fast_int8) : 0;
+  return f > b ? f : b;
 }
 
 // out (N,out), inp (N,in)
-int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, int8_scratch *s) {
+int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws) {
   int K_in = l->in, K_out = l->out;
   l->outliers = 0;
   if (N == 0) return LACOS_OK;
@@ -289,78 +320,90 @@ int linear_forward(float *out, const float *inp, linear *l, int64_t N, float thr
     if (l->bias) add_bias(out, l->bias, N, K_out);
     return LACOS_OK;
   }
-  TRY(int8_scratch_grow((void **)&s->a, &s->a_bytes, (size_t)N * K_in, "int8 activations"));
-  TRY(int8_scratch_grow((void **)&s->rs, &s->rs_bytes, sizeof(float) * (size_t)N, "activation scales"));
-  TRY(int8_scratch_grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
-  TRY(int8_scratch_grow((void **)&s->cols, &s->cols_bytes, sizeof(int) * (size_t)K_in, "outlier columns"));
+  carve k = carve_of(ws);
+  int8_t *a = NULL;
+  float *rs = NULL;
+  int32_t *c = NULL;
+  int *cols = NULL;
+  TRY(take(&k, &a, (size_t)N * K_in, "int8 activations"));
+  TRY(take(&k, &rs, sizeof(float) * (size_t)N, "activation scales"));
+  TRY(take(&k, &c, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
+  TRY(take(&k, &cols, sizeof(int) * (size_t)K_in, "outlier columns"));
   int nc = 0;
   /* packed: u8 codes (code + 128), whose products carry offsets[n] = 128·Σ_k W[n,k] more */
   const int32_t *offsets = l->packed ? int8_packed_offsets(l, false) : NULL;
-  quantize_rows_shifted((uint8_t *)s->a, s->rs, inp, NULL, N, K_in, threshold, s->cols, &nc, offsets ? 128 : 0);
-  if (offsets) TRY(int8_matmul_forward(s->c, (const uint8_t *)s->a, N, l, s));
-  else TRY(gemm_s8('T', N, K_out, K_in, s->a, K_in, l->q, K_in, s->c, K_out, s));
+  quantize_rows_shifted((uint8_t *)a, rs, inp, NULL, N, K_in, threshold, cols, &nc, offsets ? 128 : 0);
+  if (offsets) TRY(int8_matmul_forward(c, (const uint8_t *)a, N, l, rest_of(&k)));
+  else TRY(gemm_s8(true, N, K_out, K_in, a, K_in, l->q, K_in, c, K_out, rest_of(&k)));
   /* dequantise (and add the bias, unless outlier columns come first) */
-  const int32_t *c = s->c;
-  const float *rs = s->rs, *sc = l->scale, *b = nc == 0 ? l->bias : NULL;
+  const float *sc = l->scale, *b = nc == 0 ? l->bias : NULL;
   #pragma omp parallel for schedule(static) if (N * K_out > 32768)
   for (int64_t i = 0; i < N; i++) dequantize_row(out + i * K_out, c + i * K_out, offsets, rs[i] * DEQ, sc, b, K_out);
   l->outliers = nc;
   if (nc > 0) {
-    /* The outlier columns in f32: out += x[:, cols] · Wdeq[:, cols]ᵀ. */
-    size_t need = sizeof(float) * ((size_t)N * nc + (size_t)K_out * nc);
-    TRY(int8_scratch_grow((void **)&s->tmp, &s->tmp_bytes, need, "outlier columns"));
-    float *xa = s->tmp, *wa = s->tmp + (size_t)N * nc;
-    for (int64_t i = 0; i < N; i++)
-      for (int j = 0; j < nc; j++) xa[i * nc + j] = inp[i * K_in + s->cols[j]];
-    for (int o = 0; o < K_out; o++) {
-      float k = sc[o] / 127.0f;
-      for (int j = 0; j < nc; j++) wa[(int64_t)o * nc + j] = weight_code(l, o, s->cols[j]) * k;
+    /* The outlier columns in f32: out += x[:, cols] · Wdeq[:, cols]ᵀ, up to
+       OUTLIER_COLS columns per product. */
+    int step = nc < OUTLIER_COLS ? nc : OUTLIER_COLS;
+    float *xa = NULL, *wa;
+    TRY(take(&k, &xa, sizeof(float) * ((size_t)N + (size_t)K_out) * (size_t)step, "outlier columns"));
+    wa = xa + (size_t)N * step;
+    for (int j0 = 0; j0 < nc; j0 += step) {
+      int m = nc - j0 < step ? nc - j0 : step;
+      const int *cj = cols + j0;
+      for (int64_t i = 0; i < N; i++)
+        for (int j = 0; j < m; j++) xa[i * m + j] = inp[i * K_in + cj[j]];
+      for (int o = 0; o < K_out; o++) {
+        float kq = sc[o] / 127.0f;
+        for (int j = 0; j < m; j++) wa[(int64_t)o * m + j] = weight_code(l, o, cj[j]) * kq;
+      }
+      threads_count();
+      sgemm_nt(out, xa, wa, (int)N, K_out, m, 1.0f, 1.0f);
     }
-    threads_count();
-    sgemm_nt(out, xa, wa, (int)N, K_out, nc, 1.0f, 1.0f);
     if (l->bias) add_bias(out, l->bias, N, K_out);
   }
   return LACOS_OK;
 }
 
 // dinp (N,in) += dout (N,out) · W (out,in)
-int linear_backward_input(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8,
-                          int8_scratch *s) {
+int linear_backward_input(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8, scratch ws) {
   int K_in = l->in, K_out = l->out;
   if (N == 0) return LACOS_OK;
   threads_count();
   if (l->kind == LINEAR_F32) { sgemm_nn(dinp, dout, l->w, (int)N, K_in, K_out, 1.0f, 1.0f); return LACOS_OK; }
+  carve k = carve_of(ws);
   if (fast_int8) {
-    /* Fold the weight row scales into the gradient columns (g = dout·scale,
+    /* Fold the weight row scales into the gradient columns (dout·scale,
        inside the quantisation), quantise the gradient rows, and take an
        int8 product against the codes. */
-    TRY(int8_scratch_grow((void **)&s->a, &s->a_bytes, (size_t)N * K_out, "int8 gradients"));
-    TRY(int8_scratch_grow((void **)&s->rs, &s->rs_bytes, sizeof(float) * (size_t)N, "gradient scales"));
-    TRY(int8_scratch_grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_in, "int32 products"));
+    float *rs = NULL;
+    int8_t *a = NULL;
+    int32_t *c = NULL;
+    TRY(take(&k, &a, (size_t)N * K_out, "int8 gradients"));
+    TRY(take(&k, &rs, sizeof(float) * (size_t)N, "gradient scales"));
+    TRY(take(&k, &c, sizeof(int32_t) * (size_t)N * K_in, "int32 products"));
     const int32_t *offsets = l->packed ? int8_packed_offsets(l, true) : NULL;   /* 128·Σ_n W[n,k] */
-    quantize_rows_shifted((uint8_t *)s->a, s->rs, dout, l->scale, N, K_out, 0, NULL, NULL, offsets ? 128 : 0);
-    if (offsets) TRY(int8_matmul_backward(s->c, (const uint8_t *)s->a, N, l, s));
-    else TRY(gemm_s8('N', N, K_in, K_out, s->a, K_out, l->q, K_in, s->c, K_in, s));
-    const int32_t *c = s->c;
+    quantize_rows_shifted((uint8_t *)a, rs, dout, l->scale, N, K_out, 0, NULL, NULL, offsets ? 128 : 0);
+    if (offsets) TRY(int8_matmul_backward(c, (const uint8_t *)a, N, l, rest_of(&k)));
+    else TRY(gemm_s8(false, N, K_in, K_out, a, K_out, l->q, K_in, c, K_in, rest_of(&k)));
     #pragma omp parallel for schedule(static) if (N * K_in > 32768)
     for (int64_t i = 0; i < N; i++) {
-      float ri = s->rs[i] * DEQ;
+      float ri = rs[i] * DEQ;
       const int32_t *ci = c + i * K_in;
       float *di = dinp + i * K_in;
       if (offsets) {
         #pragma omp simd
-        for (int k = 0; k < K_in; k++) di[k] += (float)(ci[k] - offsets[k]) * ri;
+        for (int kk = 0; kk < K_in; kk++) di[kk] += (float)(ci[kk] - offsets[kk]) * ri;
       } else {
         #pragma omp simd
-        for (int k = 0; k < K_in; k++) di[k] += (float)ci[k] * ri;
+        for (int kk = 0; kk < K_in; kk++) di[kk] += (float)ci[kk] * ri;
       }
     }
     return LACOS_OK;
   }
   /* Exact: dequantise blocks of weight rows and accumulate f32 products. */
   enum { ROWS = 256 };
-  TRY(int8_scratch_grow((void **)&s->tmp, &s->tmp_bytes, sizeof(float) * (size_t)ROWS * K_in, "dequantised weights"));
-  float *wt = s->tmp;
+  float *wt = NULL;
+  TRY(take(&k, &wt, sizeof(float) * (size_t)ROWS * K_in, "dequantised weights"));
   for (int r0 = 0; r0 < K_out; r0 += ROWS) {
     int nr = K_out - r0 < ROWS ? K_out - r0 : ROWS;
     #pragma omp parallel for schedule(static)

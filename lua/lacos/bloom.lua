@@ -110,6 +110,8 @@ local function model_options(opts, where)
     local d = T.devices[opts.device]
     if not d then error(where .. ": device must be 'cpu' or 'cuda'", 3) end
     o.device = d
+    -- a rank of a job takes its own GPU before the model goes there
+    if opts.device == "cuda" then require("lacos.dist").bind_device() end
   end
   if opts.embedding_dtype ~= nil then o.embedding_dtype = T.dtype_of(opts.embedding_dtype) end
   if opts.cache then o.cache = 1 end
@@ -158,7 +160,7 @@ function M.random(name_or_config, opts)
   local out = ffi.new("lacos_bloom*[1]")
   check(C.lacos_bloom_random(out, cfg, opts.seed, o))
   local self = wrap(out[0], { quant = opts.quant, threshold = opts.threshold, meta = {}, device = opts.device,
-                              name = type(name_or_config) == "string" and name_or_config or nil })
+                              name = type(name_or_config) == "string" and name_or_config or nil, seed = opts.seed })
   if opts.tokenizer then
     self.tokenizer = type(opts.tokenizer) == "string" and require("lacos.tokenizer").load(opts.tokenizer) or opts.tokenizer
     if type(opts.tokenizer) == "string" then self.tokenizer_path = opts.tokenizer end
@@ -248,7 +250,11 @@ end
 -- sentence (its 1-based index in `sentences`, or opts.indices[i]) unless
 -- truncation is on.
 function Model:tokenize(sentences, opts)
-  if not self.tokenizer then error("this model has no tokenizer (load one with {tokenizer = path})", 3) end
+  if not self.tokenizer then
+    -- a checkpoint directory without one is a problem with the files, named as such (no Lua position)
+    if self.dir then error(("%s: no tokenizer.json in the model directory (copy the model's tokenizer.json there)"):format(self.dir), 0) end
+    error("this model has no tokenizer (load one with {tokenizer = path})", 3)
+  end
   opts = opts or {}
   local ids, mask = self.tokenizer:encode_batch(sentences, { padding_side = opts.padding_side or self:padding_side(),
                                                             max_length = opts.max_length, truncation = opts.truncation })
@@ -347,7 +353,7 @@ function Model:save_lora(dir, opts)
   require("lacos.json").write(dir .. "/lacos.json", {
     pooling = opts.pooling or self:pooling(), padding_side = self:padding_side(), normalize = false,
     base_model = opts.base_model or self.dir or self.name, quant = self.quant,
-    lacos = require("lacos").version(), trained = opts.trained,
+    lacos = require("lacos").version(), trained = opts.trained, init_adapter = opts.init_adapter,
   })
 end
 
@@ -410,11 +416,18 @@ function Model:set_checkpointing(on)
 end
 function Model:set_fast_backward(on) check(C.lacos_bloom_set_fast_backward(self.ptr, on and 1 or 0)) end
 
--- Forward keeping activations; returns embeddings and a batch handle for backward.
-function Model:forward_train(ids, mask, pooling, stream)
+-- Forward keeping activations; returns embeddings and a batch handle for
+-- backward. keys (a list of whole numbers, one per row; nil: the row
+-- index) key the rows' LoRA dropout masks (lacos_bloom_forward_train_rows).
+function Model:forward_train(ids, mask, pooling, stream, keys)
   self.encode_outliers = nil
   local b = ffi.new("lacos_bloom_batch*[1]")
-  local emb = T.make(C.lacos_bloom_forward_train, b, self.ptr, ids.t, mask.t, M.poolings[pooling], stream or 0)
+  local karr = nil
+  if keys then
+    karr = ffi.new("int64_t[?]", math.max(#keys, 1))
+    for i, k in ipairs(keys) do karr[i - 1] = k end
+  end
+  local emb = T.make(C.lacos_bloom_forward_train_rows, b, self.ptr, ids.t, mask.t, M.poolings[pooling], stream or 0, karr)
   local batch = ffi.gc(b[0], C.lacos_bloom_batch_free)
   return emb, batch
 end
@@ -486,5 +499,27 @@ function Model:weight_names()
 end
 
 function M.pooling_name(id) return pooling_names[id] end
+
+-- What a model is, in one line (the REPL prints this, not its fields):
+-- lacos.bloom tiny-xs (random weights): 2.2M parameters (hidden 64, 2 layers, 2 heads), int8 on cpu,
+-- tokenizer 32,768 ids, weightedmean pooling, LoRA r 8 alpha 16 on query_key_value (8,192 trainable)
+function Model:__tostring()
+  if self.ptr == nil then return "lacos.bloom model (freed)" end
+  local cfg = self:config()
+  local what = self.dir or self.name or "model"
+  local kind = self.dir and "" or " (random weights)"
+  local parts = { ("lacos.bloom %s%s: %s parameters (hidden %d, %d layers, %d heads)"):format(what, kind,
+    util.params(M.param_count(cfg)), cfg.hidden_size, cfg.n_layer, cfg.n_head) }
+  parts[#parts + 1] = ("%s%s on %s"):format(self.quant or "?", (self.threshold or 0) > 0 and (" (outlier threshold %g)"):format(self.threshold) or "",
+    self.device or "cpu")
+  parts[#parts + 1] = self.tokenizer and ("tokenizer %s ids"):format(util.thousands(self.tokenizer:vocab_size())) or "no tokenizer"
+  parts[#parts + 1] = self:pooling() .. " pooling" .. (self.meta and self.meta.pooling and " (recorded)" or "")
+  if self.lora then
+    local l = self.lora
+    parts[#parts + 1] = ("LoRA r %d alpha %g on %s (%s trainable)%s"):format(l.r, l.alpha, table.concat(l.targets or {}, ","),
+      util.thousands(self:lora_params()), self.adapter and (" from " .. self.adapter) or "")
+  end
+  return table.concat(parts, ", ")
+end
 
 return M

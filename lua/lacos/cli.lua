@@ -77,12 +77,7 @@ M.traceback = traceback
 -- The memory limit lives in main.c (a counting allocator under the Lua
 -- state); these reach it. Absent when the modules run in another host.
 local ffi = require "ffi"
-pcall(ffi.cdef, [[
-int lacos_cli_memory_limit_set(const char *text);
-double lacos_cli_memory_limit(void);
-int lacos_cli_memory_limit_explicit(void);
-double lacos_cli_memory_refusals(void);
-]])
+require "lacos.engine"   -- declares them (engine/lacos.h)
 local function cli_c(name)
   local ok, f = pcall(function() return ffi.C[name] end)
   return ok and f or nil
@@ -124,11 +119,37 @@ local function script_traceback(e)
   return tb   -- not a tail call: the frame count above depends on this frame
 end
 
+-- A failure of one process of a job (mpirun, srun): lacos.dist tells the
+-- other ranks, so that they stop waiting for this one, and names the rank
+-- in the message. A usage error, which every rank meets alike, is printed by
+-- rank 0 alone. Returns the message to print, or nil for none.
+local function job_failure(e, usage)
+  local dist = package.loaded["lacos.dist"]
+  if type(dist) ~= "table" then return e end
+  local env = dist.env()
+  if not env.launched then return e end
+  -- this process is on its way out: a launcher's SIGTERM (it stops the other
+  -- ranks once one has failed) must not cut the report short
+  _G.LACOS_ON_INTERRUPT = function() end
+  local comm = dist.current()
+  if not comm or comm:size() <= 1 then
+    if usage and env.rank ~= 0 then return nil end
+    return e
+  end
+  local msg = dist.on_error(usage and e.message or e)
+  if usage or msg == nil then return comm:rank() == 0 and e or nil end
+  if is_interrupt(e) then return e end
+  return msg
+end
+
 -- Runs a chunk with the traceback handler; returns an exit status.
 function M.call(fn, ...)
   local args = { n = select("#", ...), ... }
   local ok, e = xpcall(function() return fn(unpack(args, 1, args.n)) end, script_traceback)
   if ok then return 0 end
+  local usage = package.loaded["lacos.args"] and package.loaded["lacos.args"].is_usage_error(e)
+  e = job_failure(e, usage)
+  if e == nil then return usage and 2 or 1 end
   -- a script's own options (lacos.args): exit 2, as for the commands. Not
   -- required here: after an out-of-memory error loading a module would fail,
   -- and a usage error can only come from lacos.args already loaded.
@@ -144,13 +165,35 @@ function M.call(fn, ...)
   return 1
 end
 
+-- Where a script named on the command line is: the path as given when it
+-- exists, else (a relative path) the same path in the lacos tree or its
+-- installed share/lacos, else there under experiments/ — so
+-- `lacos run experiments/scale.lua`, `lacos run scale.lua` and `lacos run
+-- scale` work from any directory. nil and the places tried when none has it.
+function M.find_script(path)
+  local util = require "lacos.util"
+  if util.exists(path) then return path end   -- (a directory is reported as one by the loader)
+  if path:sub(1, 1) == "/" then return nil, { path } end
+  local home = LACOS_HOME or require("lacos.engine").home
+  local tried = { path }
+  local names = { path }
+  if not path:match("%.lua$") then names[2] = path .. ".lua" end
+  for _, name in ipairs(names) do
+    for _, p in ipairs { home .. "/" .. name, home .. "/experiments/" .. name } do
+      if util.path_kind(p) == "file" then return p end
+      tried[#tried + 1] = p
+    end
+  end
+  return nil, tried
+end
+
 function M.run_file(path, args)
-  local f = io.open(path, "r")
-  if not f then
-    io.stderr:write(("lacos: cannot open %s: no such file\n"):format(path))
+  local found, tried = M.find_script(path)
+  if not found then
+    io.stderr:write(("lacos: cannot open %s: no such file (looked at %s)\n"):format(path, table.concat(tried, ", ")))
     return 1
   end
-  f:close()
+  path = found
   local chunk, err = loadfile(path)
   if not chunk then
     io.stderr:write(err, "\n")   -- "path:line: message"
@@ -177,6 +220,9 @@ function M.command(name, argv)
     code = mod.run(opts) or 0
   end, function(e) if args.is_usage_error(e) then return e end return traceback(e) end)
   if ok then return code end
+  local usage = args.is_usage_error(e)
+  e = job_failure(e, usage)
+  if e == nil then return usage and 2 or 1 end
   if args.is_usage_error(e) then
     io.stderr:write(("lacos %s: %s\nsee 'lacos %s --help'\n"):format(name, e.message, name))
     return 2
@@ -228,13 +274,19 @@ function M.main(argv)
       local set = cli_c("lacos_cli_memory_limit_set")
       if not v then io.stderr:write("lacos: --memory-limit needs a size (e.g. 8G, 500M, 50%, off)\n") return 2 end
       if not set then io.stderr:write("lacos: --memory-limit is not available in this host\n") return 2 end
-      if set(v) ~= 0 then
+      local bad = set(v)
+      if bad == -2 then
+        io.stderr:write(("lacos: --memory-limit %s would leave no memory at all; for no limit say off\n"):format(v))
+        return 2
+      elseif bad ~= 0 then
         io.stderr:write(("lacos: --memory-limit %s is not a size (e.g. 8G, 500M, 50%%, off)\n"):format(v))
         return 2
       end
       i = i + (a:find("=", 1, true) and 1 or 2)
     elseif a:sub(1, 1) == "-" and a ~= "-" then
-      io.stderr:write(("lacos: unknown option %s\nsee 'lacos --help'\n"):format(a))
+      local flags = { "--help", "--version", "--memory-limit", "-e", "-i", "-l", "-h", "-v" }
+      io.stderr:write(("lacos: unknown option %s%s\nsee 'lacos --help'\n"):format(a,
+        require("lacos.args").did_you_mean(a:match("^[^=]*"), flags)))
       return 2
     else
       break
@@ -270,7 +322,11 @@ function M.main(argv)
     if st == 0 and interactive then return repl() end
     return st
   end
-  io.stderr:write(("lacos: unknown command '%s'\nsee 'lacos --help'\n"):format(first))
+  local names = {}
+  for _, c in ipairs(M.commands) do if module_present(c[1]) then names[#names + 1] = c[1] end end
+  local guess = require("lacos.args").suggest(first, names)
+  io.stderr:write(("lacos: unknown command '%s'%s\nsee 'lacos --help'\n"):format(first,
+    guess and (" (did you mean '%s'?)"):format(guess) or ""))
   return 2
 end
 

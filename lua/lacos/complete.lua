@@ -9,17 +9,10 @@
 -- and the character to append when there is just one: "(" after a function,
 -- "/" is already part of a directory, the closing quote after a file.
 -- Nothing here calls functions of the user's; it only indexes values.
-local ffi = require "ffi"
 local pretty = require "lacos.pretty"
+local util = require "lacos.util"
 
 local M = {}
-
-local function cdef(s) pcall(ffi.cdef, s) end
-cdef "typedef struct __dirstream DIR;"
-cdef "DIR *opendir(const char *name);"
-cdef "int closedir(DIR *d);"
-cdef [[struct lacos_dirent { uint64_t d_ino; int64_t d_off; unsigned short d_reclen; unsigned char d_type; char d_name[256]; };]]
-cdef "struct lacos_dirent *readdir(DIR *d);"
 
 -- Characters that end a name: operators, brackets, separators, quotes.
 local SPLIT = "[%s%(%)%[%]{},;=%-+*/%%^#<>~&|\"']"
@@ -66,27 +59,8 @@ end
 
 -- ---------------------------------------------------------------- file names
 
-local function list_dir(dir)
-  local d = ffi.C.opendir(dir == "" and "." or dir)
-  if d == nil then return {} end
-  local names = {}
-  while true do
-    local e = ffi.C.readdir(d)
-    if e == nil then break end
-    local n = ffi.string(e.d_name)
-    if n ~= "." and n ~= ".." then names[#names + 1] = n end
-  end
-  ffi.C.closedir(d)
-  table.sort(names)
-  return names
-end
-
-local function is_dir(path)
-  local d = ffi.C.opendir(path)
-  if d == nil then return false end
-  ffi.C.closedir(d)
-  return true
-end
+local function list_dir(dir) return util.listdir(dir == "" and "." or dir) or {} end
+local is_dir = util.is_dir
 
 local function complete_path(quote, partial)
   local dir, base = partial:match("^(.*/)([^/]*)$")

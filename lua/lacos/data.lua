@@ -59,15 +59,23 @@ local function sha256_file(path)
 end
 M.sha256_file = sha256_file
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function run(cmd, what)
-  -- LuaJIT returns the wait status as a number (Lua 5.2 style: true/nil, "exit", code)
-  local r = os.execute(cmd)
-  if r ~= 0 and r ~= true then error(("%s failed: %s"):format(what, cmd), 0) end
+-- Runs a helper program (tar, unzip, gzip) with an argument vector, never a
+-- shell; its error output is kept for the message.
+local function run(argv, what, stdout)
+  local errfile = os.tmpname()
+  local code = util.run(argv, { stdout = stdout, stderr = errfile })
+  local f = io.open(errfile, "rb")
+  local err = f and f:read("*a") or ""
+  if f then f:close() end
+  os.remove(errfile)
+  if code ~= 0 then
+    error(("%s failed (%s exited with status %d)%s"):format(what, argv[1], code,
+      err ~= "" and (": " .. err:gsub("%s+$", "")) or ""), 0)
+  end
 end
 
-local function mkdir_p(dir) run("mkdir -p " .. shell_quote(dir), "creating " .. dir) end
+local mkdir_p = util.mkdir_p
+local function remove_tree(dir) check(C.lacos_dir_remove(dir)) end
 local function dirname(path) return path:match("^(.*)/[^/]*$") or "." end
 
 -- ---------------------------------------------------------------- registry
@@ -893,22 +901,23 @@ function M.pull(id, opts)
       -- unpack and install
       if archive == "tar.gz" or archive == "zip" then
         local dir = join(work, ("%d-unpacked"):format(k))
-        run("rm -rf " .. shell_quote(dir) .. " && mkdir -p " .. shell_quote(dir), "preparing " .. dir)
+        remove_tree(dir)
+        mkdir_p(dir)
         if archive == "tar.gz" then
-          run(("tar -xzf %s -C %s"):format(shell_quote(staged), shell_quote(dir)), "unpacking " .. staged .. " with tar")
+          run({ "tar", "-xzf", util.arg_path(staged), "-C", util.arg_path(dir) }, "unpacking " .. staged .. " with tar")
         else
-          run(("unzip -q -o %s -d %s"):format(shell_quote(staged), shell_quote(dir)), "unpacking " .. staged .. " with unzip")
+          run({ "unzip", "-q", "-o", util.arg_path(staged), "-d", util.arg_path(dir) }, "unpacking " .. staged .. " with unzip")
         end
         for member, dst in pairs(d.members) do
           local src = join(dir, member)
           if not file_size(src) then error(("%s: %s has no member %s"):format(id, url, member), 0) end
           install_file(src, join(root, dst), by_path[dst])
         end
-        run("rm -rf " .. shell_quote(dir), "cleaning " .. dir)
+        remove_tree(dir)
         os.remove(staged)
       elseif archive == "gz" then
         local tmp = join(work, ("%d-unpacked"):format(k))
-        run(("gzip -dc %s > %s"):format(shell_quote(staged), shell_quote(tmp)), "unpacking " .. staged .. " with gzip")
+        run({ "gzip", "-dc", util.arg_path(staged) }, "unpacking " .. staged .. " with gzip", tmp)
         install_file(tmp, join(root, d.path), by_path[d.path])
         os.remove(staged)
       else

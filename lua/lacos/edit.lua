@@ -35,7 +35,6 @@ cdef "extern const char *rl_completer_word_break_characters;"
 cdef "void *malloc(size_t n);"
 cdef "void *calloc(size_t n, size_t size);"
 cdef "void free(void *p);"
-cdef "int mkdir(const char *path, unsigned int mode);"
 cdef "char *setlocale(int category, const char *locale);"
 local LC_CTYPE = 0   -- glibc
 
@@ -132,13 +131,8 @@ end
 -- The callback runs inside readline(), itself called from interpreted code
 -- (see readline below), never from a compiled trace.
 
-local function mkdir_p(dir)
-  local path = ""
-  for part in dir:gmatch("[^/]+") do
-    path = path .. "/" .. part
-    ffi.C.mkdir(path, 448)   -- 0700; failures (it exists, no permission) show up later, harmlessly
-  end
-end
+-- Failures (no permission) show up later, when the history is written, harmlessly.
+local function mkdir_p(dir) pcall(require("lacos.util").mkdir_p, dir) end
 M.mkdir_p = mkdir_p
 
 -- The history file: $LACOS_HISTORY, else $XDG_STATE_HOME/lacos/history when

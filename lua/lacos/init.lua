@@ -10,7 +10,8 @@
 --   lacos.results     the results database
 --   lacos.data        datasets: registry, readers, downloads
 --   lacos.sts         STS metrics: cosine scores, Spearman, Pearson, aggregation
---   lacos.tokenizer   Hugging Face tokenizer.json (BLOOM's byte-level BPE)
+--   lacos.tokenizer   Hugging Face tokenizer.json (BLOOM's byte-level BPE, BERT's WordPiece)
+--   lacos.sentence_transformers  sentence-transformers directories: modules, pooling, length
 --   lacos.optim       AdamW and 8-bit Adam
 --   lacos.sweep       grids of runs in the results database
 --   lacos.cuda        the GPU: availability, device, memory planner check
@@ -43,13 +44,9 @@ lacos.engine = E
 local function list_submodules()
   local dir = debug.getinfo(1, "S").source:gsub("^@", ""):gsub("/init%.lua$", "")
   local names = {}
-  local p = io.popen("ls " .. ("%q"):format(dir) .. " 2>/dev/null")
-  if p then
-    for f in p:lines() do
-      local n = f:match("^([%w_]+)%.lua$")
-      if n and n ~= "init" then names[n] = "lacos." .. n end
-    end
-    p:close()
+  for _, f in ipairs(require("lacos.util").listdir(dir) or {}) do
+    local n = f:match("^([%w_]+)%.lua$")
+    if n and n ~= "init" then names[n] = "lacos." .. n end
   end
   return names
 end

@@ -24,17 +24,9 @@
 --   :quit        leave (also Ctrl-D, os.exit())
 local ffi = require "ffi"
 local pretty = require "lacos.pretty"
+local util = require "lacos.util"   -- clocks and terminals come from the engine (engine/system.c)
 
 local M = {}
-
-local function cdef(s) pcall(ffi.cdef, s) end
-cdef "int isatty(int fd);"
-cdef "void lacos_cli_signals_reset(void);"
-cdef "struct lacos_repl_timespec { long sec; long nsec; };"
-cdef "int clock_gettime(int clk, struct lacos_repl_timespec *ts);"
-cdef "typedef struct _IO_FILE FILE;"
-cdef "extern FILE *stdin;"
-cdef "void clearerr(FILE *f);"
 
 M.prompt = "lacos> "
 M.prompt2 = "  ...> "
@@ -48,11 +40,7 @@ function M.timing(on)
   return state.timing
 end
 
-local function now()
-  local ts = ffi.new("struct lacos_repl_timespec")
-  ffi.C.clock_gettime(1, ts)
-  return tonumber(ts.sec) + tonumber(ts.nsec) * 1e-9
-end
+local function now() return util.clock() end
 
 local function seconds(s)
   if s < 1e-3 then return ("%.1f us"):format(s * 1e6) end
@@ -62,7 +50,7 @@ end
 
 -- ---------------------------------------------------------------- engine glue
 
-local engine   -- lacos.engine, when it loads (the REPL itself does not need it)
+local engine   -- lacos.engine (loaded by lacos.util already)
 local function E()
   if engine == nil then
     local ok, e = pcall(require, "lacos.engine")
@@ -271,10 +259,19 @@ local function on_interrupt_quiet() end
 
 -- Runs one complete chunk; returns true if it succeeded, false (and true
 -- when an interrupt stopped it) if not.
+local function notice(on) pcall(function() ffi.C.lacos_cli_interrupt_notice(on and 1 or 0) end) end
+
 local function run(fn, kind, quiet)
   local t0, c0 = now(), os.clock()
+  -- What is typed here runs in LuaJIT's interpreter, which checks for Ctrl-C
+  -- at every instruction: a loop the JIT compiled would never see it. Code in
+  -- modules keeps the compiler; if a statement is stuck there, the notice
+  -- says that the next Ctrl-C quits.
+  jit.off(fn, true)
   _G.LACOS_ON_INTERRUPT = on_interrupt_raise
+  notice(true)
   local r = pack(xpcall(fn, handler, pack))
+  notice(false)
   local ok = r[1]
   if ok and kind == "expr" then
     local v = r[2]
@@ -329,7 +326,7 @@ local function plain_reader(prompt_to)
       if prompt_to then io.stdout:flush() prompt_to:write(prompt) prompt_to:flush() end
       local line, err, code = io.read("*l")
       if line == nil and err then
-        ffi.C.clearerr(ffi.C.stdin)   -- clear the error so reading can go on
+        E().C.lacos_stdin_clear_error()   -- clear the error so reading can go on
         if code == 4 then return nil, "interrupted" end   -- EINTR: Ctrl-C
         out.err("lacos: reading stdin: " .. tostring(err) .. "\n")
       end
@@ -360,7 +357,7 @@ end
 -- opts.input = "tty" | "pipe" overrides the detection of a terminal on stdin.
 function M.start(opts)
   opts = opts or {}
-  local tty = ffi.C.isatty(0) == 1
+  local tty = util.isatty(0)
   if opts.input == "pipe" then tty = false elseif opts.input == "tty" then tty = true end
   out.color = tty and pretty.color_default()
 
@@ -374,7 +371,7 @@ function M.start(opts)
   local reader
   if tty then
     local why
-    local term_out = ffi.C.isatty(1) == 1
+    local term_out = util.isatty(1)
     if term_out then reader, why = editing_reader() end
     if not reader then
       if why then out.err("lacos: no line editing (libedit: " .. why .. "); reading plain lines\n") end

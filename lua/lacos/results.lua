@@ -1,4 +1,4 @@
--- lacos.results: the results database (engine/results.c) from Lua.
+-- lacos.results: the results database (engine/results_*.c) from Lua.
 --
 --   local R = require "lacos.results"         (also lacos.results)
 --   local db = R.open()                        -- $LACOS_DB or results/lacos.db
@@ -408,11 +408,14 @@ function Run:timing(opts)
   local _ = keep
 end
 
--- Records a file or directory already in place; returns its sha256 and size.
+-- Records a file or directory already in place (its absolute path);
+-- returns its sha256 and size.
 function Run:artifact(opts)
   opts = options(opts, { path = "string!", kind = "string!", step = "number" }, "run:artifact")
   local sha, bytes = ffi.new("char[65]"), ffi.new("double[1]")
-  check(C.lacos_run_artifact(sha, bytes, run_handle(self), opts.kind, opts.path, opts.step or -1))
+  -- recorded absolutely: the row must name the file wherever it is read from
+  local path = require("lacos.util").abspath(opts.path)
+  check(C.lacos_run_artifact(sha, bytes, run_handle(self), opts.kind, path, opts.step or -1))
   return ffi.string(sha), bytes[0]
 end
 
@@ -445,8 +448,10 @@ local function nan_if_nonfinite(value, is_finite)
   return value
 end
 
--- One row of run_summary per run, newest first. opts: status, experiment
--- (name or id), limit (default 100; 0 = all).
+-- One row per run, newest first: run_summary's columns and the headline
+-- score of run_scores (score, score_of, en_avg, n_en, multi_avg, n_multi;
+-- Spearman x100). opts: status, experiment (name or id), limit (default
+-- 100; 0 = all).
 function Db:runs(opts)
   opts = options(opts, { status = "string", experiment = "string|number", limit = "number" }, "db:runs")
   if opts.status and not STATUS[opts.status] then
@@ -458,7 +463,7 @@ function Db:runs(opts)
   elseif opts.experiment then where[#where + 1] = "experiment = ?"; args[#args + 1] = opts.experiment end
   local limit = opts.limit or 100
   whole(limit, "limit", "db:runs")
-  local sql = "SELECT * FROM run_summary" .. (#where > 0 and (" WHERE " .. table.concat(where, " AND ")) or "") ..
+  local sql = "SELECT * FROM run_list" .. (#where > 0 and (" WHERE " .. table.concat(where, " AND ")) or "") ..
               " ORDER BY id DESC" .. (limit > 0 and (" LIMIT " .. ("%d"):format(limit)) or "")
   local rows, cols = self:query(sql, unpack(args))
   return rows, cols
@@ -466,11 +471,13 @@ end
 
 -- Resolves a run reference: an id (number or digits), a uuid, a unique
 -- uuid prefix (at least 4 characters), or a run name (the newest with it).
+-- Digits name an id first; when no run has that id they may still begin a
+-- uuid (one in 40 eight-character prefixes is all digits) or be a name.
 function Db:resolve(ref)
   if type(ref) == "number" or (type(ref) == "string" and ref:match("^%d+$")) then
     local id = tonumber(ref)
     local row = first(self, "SELECT id FROM runs WHERE id = ?", id)
-    return row and row.id or nil
+    if row or type(ref) == "number" then return row and row.id or nil end
   end
   if type(ref) ~= "string" or ref == "" then error("db:run: expected a run id, uuid or name", 3) end
   local row = first(self, "SELECT id FROM runs WHERE uuid = ?", ref)

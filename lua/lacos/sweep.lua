@@ -231,22 +231,28 @@ function Sweep:execute(opts)
   end
   local pts = self:check()
   local results = require "lacos.results"
-  local db = type(opts.db) == "table" and opts.db or results.open(opts.db)
-  local exp = db:experiment { name = self.name, script = self.script or true, axes = self.axes }
+  -- under a launcher (mpirun -np W lacos run ...) every rank trains every
+  -- point together; rank 0 alone opens the database and tells the others
+  local job = require("lacos.dist").job()
+  local db = (not job or job.root) and (type(opts.db) == "table" and opts.db or results.open(opts.db)) or nil
+  local exp = db and db:experiment { name = self.name, script = self.script or true, axes = self.axes }
   local E = require "lacos.engine"
   local summary = { done = 0, skipped = 0, failed = 0, interrupted = 0, points = {} }
-  local function say(fmt, ...) if not opts.quiet then io.stderr:write(fmt:format(...)) end end
+  -- (point labels and names shown with their control characters escaped)
+  local function say(fmt, ...) if not opts.quiet and db then io.stderr:write(util.printable(fmt:format(...), { newlines = true })) end end
   for i, p in ipairs(pts) do
     local label = self:label(p)
-    local run, started = db:start_run { experiment = exp, name = self.name .. " " .. label, config = p, seed = p.seed or 0, reuse = true }
+    local run, started
+    if db then run, started = db:start_run { experiment = exp, name = self.name .. " " .. label, config = p, seed = p.seed or 0, reuse = true } end
+    if job then run, started = job:decide(run, started) end
     if not started then
       summary.skipped = summary.skipped + 1
       summary.points[i] = { point = p, status = "skipped", run = run.id }
       say("[%d/%d] %s: %s already, skipped\n", i, #pts, label, run.status)
     else
       say("[%d/%d] %s: run %d\n", i, #pts, label, run.id)
-      local dir = ("%s/%s/%s"):format(opts.out, self.name, self:point_id(p))
-      os.execute(("mkdir -p %q"):format(dir))
+      local dir = ("%s/%s/%s"):format(util.abspath(opts.out), self.name, self:point_id(p))   -- recorded absolutely
+      require("lacos.util").mkdir_p(dir)
       local ctx = { run = run, db = db, dir = dir, index = i, total = #pts, sweep = self }
       local ok, res = xpcall(self.runner, function(e)
         if type(e) == "string" and e:match("interrupted") then return e end
@@ -276,7 +282,7 @@ function Sweep:execute(opts)
       end
     end
   end
-  if type(opts.db) ~= "table" then db:close() end
+  if db and type(opts.db) ~= "table" then db:close() end
   summary.exit_status = exit_status(summary)
   say("sweep %s: %d done, %d skipped (done before), %d failed, %d interrupted, of %d points\n", self.name,
       summary.done, summary.skipped, summary.failed, summary.interrupted, #pts)

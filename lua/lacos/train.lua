@@ -28,7 +28,18 @@
 --
 -- Determinism: data order, LoRA dropout masks and every random choice derive
 -- from `seed` and the step number, so a run repeats bit for bit on the CPU
--- and a resumed run continues exactly as an uninterrupted one.
+-- and a resumed run continues exactly as an uninterrupted one. Dropout masks
+-- are keyed by each sentence's row in the step's batch, so GradCache chunks
+-- and the ranks of a job draw the masks of the whole batch.
+--
+-- Under a launcher (mpirun, srun: lacos.dist) batch_size is the global
+-- batch: rank r embeds rows [r·B/W, (r+1)·B/W) of the same seeded batch, the
+-- embeddings are all-gathered, every rank takes the loss of the whole batch
+-- (every other rank's positives are negatives too), the gradients are summed
+-- across ranks, clipped on their global norm and every rank applies the same
+-- update. The parameters are compared by hash every sync_check steps. Rank 0
+-- alone writes checkpoints and the run's log; a signal stops every rank at
+-- the same step boundary.
 local E = require "lacos.engine"
 local T = require "lacos.tensor"
 local util = require "lacos.util"
@@ -43,15 +54,11 @@ local defaults = {
   seed = 42, pooling = util.ANY, max_length = 128, length_bucketing = true, no_duplicates = util.ANY,
   log_every = 10, run = util.ANY, checkpoint_dir = util.ANY, checkpoint_every = 0, resume = true,
   max_nonfinite = 5, progress = util.ANY, on_step = util.ANY, eval = util.ANY, eval_every = 0,
-  checkpointing = util.ANY, fast_backward = false, quiet = false,
+  checkpointing = util.ANY, fast_backward = false, quiet = false, comm_timeout = util.ANY, sync_check = 100,
+  fingerprint = util.ANY, option_names = util.ANY,
 }
 
-pcall(ffi.cdef, "int clock_gettime(int clk, void *ts);")
-local ts = ffi.new("long[2]")
-local function clock()
-  ffi.C.clock_gettime(1, ts)
-  return tonumber(ts[0]) + tonumber(ts[1]) * 1e-9
-end
+local clock = util.clock
 M.clock = clock
 
 -- Activation checkpointing unless told otherwise: on for models of hidden
@@ -149,10 +156,12 @@ local function fmt_eta(s)
   return ("%dm%02ds"):format(math.floor(s / 60), s % 60)
 end
 
--- Embeds a list of texts in training mode; returns embeddings and the batch handle.
-local function embed_train(model, texts, opts, stream)
+-- Embeds a list of texts in training mode; returns embeddings and the batch
+-- handle. keys: each text's row in the step's global batch, which keys its
+-- dropout masks (so a chunk or a rank's share gets the masks of the whole).
+local function embed_train(model, texts, opts, stream, keys)
   local ids, mask = model:tokenize(texts, { max_length = opts.max_length, truncation = true })
-  local emb, batch = model:forward_train(ids, mask, opts.pooling, stream)
+  local emb, batch = model:forward_train(ids, mask, opts.pooling, stream, keys)
   local tokens = 0
   local m = ffi.cast("int32_t*", mask.t.data)
   for i = 0, mask:numel() - 1 do tokens = tokens + m[i] end
@@ -160,11 +169,19 @@ local function embed_train(model, texts, opts, stream)
   return emb, batch, tokens
 end
 
--- One optimisation micro-step over the examples `idx`: adds `weight` (1 by
--- default) times its gradient into the parameters' gradients; returns the
--- loss and the tokens embedded.
+-- One optimisation micro-step over the examples `idx` (the global batch):
+-- adds `weight` (1 by default) times its gradient into the parameters'
+-- gradients; returns the loss and the tokens embedded here.
+--
+-- With several ranks (st.dist) each rank embeds its share of the batch's
+-- rows (anchors, positives and negatives of those examples), the
+-- embeddings of the whole batch are all-gathered, every rank computes the
+-- loss of the whole batch and its gradient, and back-propagates only the
+-- rows it embedded; the ranks' gradients then add up to the gradient of one
+-- process (lacos.dist, Trainer:reduce).
 local function micro_step(st, idx, stream, weight)
   local opts, model, data, loss = st.opts, st.model, st.data, st.loss
+  local D = st.dist
   weight = weight or 1
   local anchors, positives, negatives, targets = {}, {}, {}, nil
   if data.kind and data.kind ~= "pairs" then targets = {} end
@@ -175,14 +192,22 @@ local function micro_step(st, idx, stream, weight)
     if targets then targets[k] = y end
   end
   local B = #idx
-  local texts = {}
-  for _, t in ipairs(anchors) do texts[#texts + 1] = t end
-  for _, t in ipairs(positives) do texts[#texts + 1] = t end
-  for _, t in ipairs(negatives) do texts[#texts + 1] = t end
-  -- the loss and its gradient for the whole batch's embeddings (nil when not finite)
+  local cols = { anchors, positives }
+  if #negatives > 0 then cols[3] = negatives end
+  local lo, hi = 1, B
+  if D then lo, hi = D:rows(B) end
+  -- this rank's texts, column by column, and their rows in the global batch
+  local texts, keys = {}, {}
+  for c, list in ipairs(cols) do
+    for k = lo, hi do texts[#texts + 1] = list[k]; keys[#keys + 1] = (c - 1) * B + k - 1 end
+  end
+  -- the loss and its gradient for the whole batch; returns the gradient of
+  -- this rank's rows (nil when the loss is not finite)
   local function loss_grad(emb)
-    local A = emb:narrow(1, 1, B):contiguous()
-    local Cand = emb:narrow(1, B + 1, #texts - B):contiguous()
+    local all = D and D:gather(emb, B, #cols) or emb
+    local A = all:narrow(1, 1, B):contiguous()
+    local Cand = all:narrow(1, B + 1, (#cols - 1) * B):contiguous()
+    if D then all:free() end
     local value, dA, dC
     if targets then value, dA, dC = loss:compute(A, Cand, targets, weight)
     else value, dA, dC = loss:compute(A, Cand) end
@@ -190,13 +215,24 @@ local function micro_step(st, idx, stream, weight)
     if value ~= value or value == math.huge or value == -math.huge then return value, nil end
     local d = T.cat({ dA, dC }, 1)
     dA:free(); dC:free()
+    if D then
+      local mine = D:local_rows(d, B, #cols)
+      d:free()
+      d = mine
+    end
     if weight ~= 1 then d:mul_(weight) end
     return value, d
   end
   local total_tokens = 0
+  if #texts == 0 then
+    -- a global batch smaller than the ranks: nothing here, the collectives all the same
+    local value, d = loss_grad(T.empty({ 0, model:config().hidden_size }))
+    if d then d:free() end
+    return value, 0
+  end
   local chunk = opts.mini_batch
   if not chunk or chunk >= #texts then
-    local emb, batch, tokens = embed_train(model, texts, opts, stream)
+    local emb, batch, tokens = embed_train(model, texts, opts, stream, keys)
     total_tokens = tokens
     local value, d = loss_grad(emb)
     if not d then
@@ -209,11 +245,15 @@ local function micro_step(st, idx, stream, weight)
     return value, total_tokens
   end
   -- GradCache: embeddings of every chunk without keeping activations ...
+  local function slice(list, s0, s1)
+    local out = {}
+    for k = s0, s1 do out[#out + 1] = list[k] end
+    return out
+  end
   local parts = {}
   for s0 = 1, #texts, chunk do
-    local sub = {}
-    for k = s0, math.min(#texts, s0 + chunk - 1) do sub[#sub + 1] = texts[k] end
-    local emb, batch, tokens = embed_train(model, sub, opts, stream * 1000 + s0)
+    local s1 = math.min(#texts, s0 + chunk - 1)
+    local emb, batch, tokens = embed_train(model, slice(texts, s0, s1), opts, stream, slice(keys, s0, s1))
     C.lacos_bloom_batch_free(ffi.gc(batch, nil))
     total_tokens = total_tokens + tokens
     parts[#parts + 1] = emb
@@ -223,12 +263,11 @@ local function micro_step(st, idx, stream, weight)
   local value, d = loss_grad(all)
   all:free()
   if not d then return value, total_tokens end
-  -- ... then each chunk again with activations, back-propagating its slice.
+  -- ... then each chunk again with activations (the same dropout masks: the
+  -- same stream and keys), back-propagating its slice.
   for s0 = 1, #texts, chunk do
     local s1 = math.min(#texts, s0 + chunk - 1)
-    local sub = {}
-    for k = s0, s1 do sub[#sub + 1] = texts[k] end
-    local emb, batch = embed_train(model, sub, opts, stream * 1000 + s0)
+    local emb, batch = embed_train(model, slice(texts, s0, s1), opts, stream, slice(keys, s0, s1))
     local dslice = d:narrow(1, s0, s1 - s0 + 1):contiguous()
     model:backward(batch, dslice)
     emb:free(); dslice:free()
@@ -387,6 +426,130 @@ function M.check_fit(model, data, loss, optimizer)
   end
 end
 
+-- ---------------------------------------------------------------- the fingerprint of a run
+
+local function sha256_text(text)
+  local hex = ffi.new("char[65]")
+  E.check(C.lacos_sha256_buffer(text, #text, hex))
+  return ffi.string(hex)
+end
+
+-- What the base model is: its config and, for a checkpoint directory, its
+-- config.json, the names and sizes of its weight files and their first and
+-- last 64 KiB (two models of one shape differ there; reading a 14 GB file
+-- whole at every resume would not pay); for a random model, its name and seed.
+local function model_identity(model)
+  local parts = { require("lacos.json").encode(model:config()) }
+  if model.dir then
+    parts[#parts + 1] = "dir"
+    local names = util.listdir(model.dir) or {}
+    for _, name in ipairs(names) do
+      if name == "config.json" or name:match("%.safetensors$") or name == "model.safetensors.index.json" then
+        local f = io.open(model.dir .. "/" .. name, "rb")
+        if f then
+          local size = f:seek("end")
+          f:seek("set", 0)
+          local head = f:read(65536) or ""
+          f:seek("set", math.max(0, size - 65536))
+          local tail = f:read(65536) or ""
+          f:close()
+          parts[#parts + 1] = ("%s %d %s %s"):format(name, size, sha256_text(head), sha256_text(tail))
+        end
+      end
+    end
+  else
+    parts[#parts + 1] = ("random %s seed %s"):format(tostring(model.name), tostring(model.seed))
+  end
+  return sha256_text(table.concat(parts, "\n"))
+end
+
+-- The starting weights of everything the run trains (the adapter's
+-- initialisation: its seed, or an adapter it starts from; the loss's own
+-- parameters), as one SHA-256.
+local function initial_weights(model, loss)
+  local params = model:trainable()
+  if loss and loss.parameters then for _, p in ipairs(loss:parameters()) do params[#params + 1] = p end end
+  local hexes = {}
+  for _, p in ipairs(params) do
+    local t = p.param
+    if t:device_name() ~= "cpu" then t = t:to("cpu") end
+    t = t:contiguous()
+    local hex = ffi.new("char[65]")
+    E.check(C.lacos_sha256_buffer(t.t.data, C.lacos_tensor_nbytes(t.t), hex))
+    hexes[#hexes + 1] = p.name .. " " .. ffi.string(hex)
+  end
+  return sha256_text(table.concat(hexes, "\n"))
+end
+
+-- The order in which a mismatch lists the entries, and what each is when
+-- no caller names it (lacos train passes its option names).
+M.FINGERPRINT_KEYS = {
+  "lacos", "model", "quant", "threshold", "device", "data", "pairs", "lora_init", "r", "alpha", "dropout", "targets",
+  "rslora", "loss", "optimizer", "weight_decay", "lr", "schedule", "warmup", "epochs", "steps", "total_steps",
+  "batch_size", "accumulation", "max_grad_norm", "seed", "pooling", "max_length", "length_bucketing",
+  "no_duplicates", "fast_backward", "max_nonfinite",
+}
+
+-- Everything that changes what a run computes, as a flat table of strings
+-- and numbers stored with each checkpoint: a checkpoint is only resumed by
+-- a run with the same fingerprint. Memory and speed knobs (mini_batch,
+-- checkpointing, threads, log and checkpoint intervals) are left out: they
+-- do not change the numbers. opts.fingerprint adds the caller's own entries.
+function M.fingerprint(opts, model, data, loss, optimizer, total)
+  local lora = model.lora or {}
+  local oc = optimizer and optimizer.config and optimizer:config() or {}
+  local fp = {
+    lacos = require("lacos").version(),
+    model = model_identity(model), quant = tostring(model.quant), threshold = model.threshold or 0,
+    device = model.device or "cpu",
+    data = data:digest(), pairs = data:size(),
+    lora_init = initial_weights(model, loss),
+    r = lora.r, alpha = lora.alpha, dropout = lora.dropout,
+    targets = type(lora.targets) == "table" and table.concat(lora.targets, ",") or tostring(lora.targets),
+    rslora = tostring(lora.rslora or false),
+    loss = loss.describe and loss:describe() or tostring(loss.kind),
+    optimizer = ("%s betas %s/%s eps %s"):format(tostring(oc.kind or optimizer and optimizer.kind),
+      tostring(oc.betas and oc.betas[1]), tostring(oc.betas and oc.betas[2]), tostring(oc.eps)),
+    weight_decay = oc.weight_decay or 0,
+    lr = opts.lr, schedule = opts.schedule, warmup = opts.warmup,
+    epochs = opts.steps and "unused (steps given)" or opts.epochs, steps = opts.steps or "from epochs",
+    total_steps = total, batch_size = opts.batch_size, accumulation = opts.accumulation,
+    max_grad_norm = opts.max_grad_norm, seed = opts.seed, pooling = opts.pooling, max_length = opts.max_length,
+    length_bucketing = tostring(opts.length_bucketing), no_duplicates = tostring(opts.no_duplicates),
+    fast_backward = tostring(opts.fast_backward), max_nonfinite = opts.max_nonfinite,
+  }
+  for k, v in pairs(opts.fingerprint or {}) do fp[k] = v end
+  return fp
+end
+
+-- The entries of two fingerprints that differ, as "NAME THERE there, NOW
+-- now" phrases in a stable order; names maps keys to what the user calls
+-- them (option names). Empty when they agree.
+function M.fingerprint_diff(there, now, names)
+  local keys, seen = {}, {}
+  for _, k in ipairs(M.FINGERPRINT_KEYS) do keys[#keys + 1] = k; seen[k] = true end
+  local extra = {}
+  for k in pairs(there) do if not seen[k] then extra[#extra + 1] = k; seen[k] = true end end
+  for k in pairs(now) do if not seen[k] then extra[#extra + 1] = k; seen[k] = true end end
+  table.sort(extra)
+  for _, k in ipairs(extra) do keys[#keys + 1] = k end
+  local function show(v)
+    if v == nil then return "(none)" end
+    if type(v) == "number" then return ("%.10g"):format(v) end
+    v = tostring(v)
+    if v:match("^%x+$") and #v == 64 then return v:sub(1, 12) .. "…" end   -- a SHA-256
+    return v
+  end
+  local diffs = {}
+  for _, k in ipairs(keys) do
+    local a, b = there[k], now[k]
+    if not (a == b or (type(a) == "number" and type(b) == "number" and ("%.17g"):format(a) == ("%.17g"):format(b))) then
+      diffs[#diffs + 1] = ("%s %s there, %s now"):format(names and names[k] or k, show(a), show(b))
+    end
+  end
+  return diffs
+end
+
 function M.run(spec)
   local opts = util.options(spec, defaults, "lacos.train")
   local model, data = opts.model, opts.data
@@ -400,11 +563,34 @@ function M.run(spec)
     error(("lacos.train: batch_size must be at least 2 (%s)"):format(in_batch and "in-batch negatives" or "a batch of pairs"), 2)
   end
   if opts.accumulation < 1 then error("lacos.train: accumulation must be at least 1", 2) end
+  if type(opts.epochs) ~= "number" or not (opts.epochs > 0) or opts.epochs == math.huge then
+    error(("lacos.train: epochs must be a number more than 0, got %s"):format(tostring(opts.epochs)), 2)
+  end
+  if opts.steps ~= nil and (type(opts.steps) ~= "number" or opts.steps < 1 or opts.steps ~= math.floor(opts.steps)) then
+    error(("lacos.train: steps must be a whole number of at least 1, got %s"):format(tostring(opts.steps)), 2)
+  end
   if opts.mini_batch ~= nil and (type(opts.mini_batch) ~= "number" or opts.mini_batch < 1) then
     error("lacos.train: mini_batch must be a positive number", 2)
   end
   if opts.schedule ~= "linear" and opts.schedule ~= "constant" then
     error("lacos.train: schedule must be 'linear' or 'constant'", 2)
+  end
+  if type(opts.sync_check) ~= "number" or opts.sync_check < 0 or opts.sync_check ~= math.floor(opts.sync_check) then
+    error("lacos.train: sync_check must be a whole number of steps >= 0 (0: never)", 2)
+  end
+  if opts.comm_timeout ~= nil and (type(opts.comm_timeout) ~= "number" or not (opts.comm_timeout > 0)) then
+    error("lacos.train: comm_timeout must be a number of seconds > 0", 2)
+  end
+  -- the other processes of the job, when a launcher started several
+  local dist = require "lacos.dist"
+  local D = dist.trainer(opts)
+  if D then
+    local err = dist.check_world(opts.batch_size, D.size)
+    if err then error("lacos.train: " .. err, 2) end
+    if not D.root then
+      -- the others log nothing but errors; rank 0 records the run
+      opts.quiet, opts.progress, opts.run = true, false, nil
+    end
   end
   opts.pooling = opts.pooling or model:pooling()
   if require("lacos.bloom").poolings[opts.pooling] == nil then error("lacos.train: unknown pooling " .. tostring(opts.pooling), 2) end
@@ -432,7 +618,8 @@ function M.run(spec)
   local plan
   do
     local per_text = data:has_negatives() and 3 or 2
-    local texts = opts.mini_batch and math.min(opts.mini_batch, per_text * opts.batch_size) or per_text * opts.batch_size
+    local share = per_text * opts.batch_size / (D and D.size or 1)   -- this rank's sentences per micro-step
+    local texts = opts.mini_batch and math.min(opts.mini_batch, share) or share
     plan = M.plan(model, { texts = texts, max_length = opts.max_length,
                                  optimizer_bytes = optimizer.state_bytes and optimizer:state_bytes() or 0,
                                  checkpointing = C.lacos_bloom_get_checkpointing(model.ptr) ~= 0 })
@@ -450,17 +637,35 @@ function M.run(spec)
   local warm = opts.warmup < 1 and math.floor(total * opts.warmup + 0.5) or opts.warmup
   local st = { opts = opts, model = model, data = data, loss = loss, optimizer = optimizer,
                step = 0, epoch = 1, pos = 1, deferred = {}, nonfinite = 0, skipped = 0,
-               losses = {}, tokens = 0, log = {} }
+               losses = {}, tokens = 0, log = {}, dist = D, rank = D and D.rank or 0, world_size = D and D.size or 1 }
   local ckpt = opts.checkpoint_dir and require("lacos.checkpoint") or nil
   local last_loss = 0
-  if ckpt then
+  local fingerprint = ckpt and M.fingerprint(opts, model, data, loss, optimizer, total) or nil
+  local lock
+  if ckpt and (not D or D.root) then
     -- a path that cannot hold checkpoints fails now, not at the first checkpoint
     E.check(C.lacos_checkpoint_dir_prepare(opts.checkpoint_dir))
+    -- one training at a time into a checkpoint directory: another would
+    -- delete this one's temporaries or resume from its checkpoints (the
+    -- root rank holds it for all the ranks of a data-parallel run)
+    lock = util.lock_dir(opts.checkpoint_dir)
   end
+  local function release() if lock then lock:release(); lock = nil end end
   if ckpt and opts.resume then
-    local state = ckpt.load_latest(opts.checkpoint_dir, model, optimizer, loss)
+    local loaded, state = pcall(ckpt.load_latest, opts.checkpoint_dir, model, optimizer, loss,
+                                { fingerprint = fingerprint, names = opts.option_names })
+    if not loaded then release(); error(state, 0) end
     if state then
       st.step, st.epoch, st.pos, st.deferred = state.step, state.epoch, state.pos, state.deferred or {}
+      -- (the fingerprint covers the data; this guards a state that lies about it)
+      local function bad_index(i) return type(i) ~= "number" or i < 1 or i > data:size() or i ~= math.floor(i) end
+      local bad = type(st.pos) ~= "number" or type(st.epoch) ~= "number" or type(st.deferred) ~= "table"
+      for _, i in ipairs(type(st.deferred) == "table" and st.deferred or {}) do if bad_index(i) then bad = true end end
+      if bad then
+        release()
+        error(("%s: its data position does not fit these %d examples; start over with resume = false (lacos train --no-resume)")
+          :format(state.path, data:size()), 0)
+      end
       st.nonfinite, st.skipped = state.nonfinite or 0, state.skipped or 0
       st.log = decode_log(state.log, st.step) or {}
       if st.log[st.step] then last_loss = st.log[st.step].loss end
@@ -475,6 +680,13 @@ function M.run(spec)
     end
   end
   st.start_step = st.step
+  if D then
+    -- Every rank must start from the same options, data, model and
+    -- checkpoint, with the same parameters: checked before the first step.
+    D:check_same(dist.train_fingerprint(opts, model, data, loss, optimizer, st.step), "options, data, model or checkpoint")
+    D:sync_check(optimizer, loss, st.step)
+  end
+  local comm0 = D and D.comm:stats()
   local order = M.epoch_order(data, st.epoch, opts.seed, opts.batch_size, opts.length_bucketing)
   local show = opts.progress
   if show == nil then show = util.isatty(2) and not opts.quiet end
@@ -486,10 +698,11 @@ function M.run(spec)
   local function save_checkpoint()
     -- once per step: the end of a run whose last step was just checkpointed
     -- would otherwise replace that checkpoint with an identical one
-    if not ckpt or saved_step == st.step then return end
+    if not ckpt or saved_step == st.step or (D and not D.root) then return end
     ckpt.save(opts.checkpoint_dir, st.step, model, optimizer, loss, {
       step = st.step, epoch = st.epoch, pos = st.pos, deferred = st.deferred, seed = opts.seed,
       nonfinite = st.nonfinite, skipped = st.skipped, total = total, log = encode_log(st.log, st.step),
+      fingerprint = fingerprint,
     }, opts.run)
     saved_step = st.step
   end
@@ -506,7 +719,10 @@ function M.run(spec)
   end
   local function train_loop()
   while st.step < total do
-    if C.lacos_interrupt_pending() ~= 0 then status, reason = "interrupted", "signal" break end
+    if D then
+      -- the ranks agreed on it when they summed the last step's gradients
+      if st.stop_signal then status, reason = "interrupted", "signal" break end
+    elseif C.lacos_interrupt_pending() ~= 0 then status, reason = "interrupted", "signal" break end
     local before = { epoch = st.epoch, pos = st.pos, deferred = st.deferred, order = order }
     if st.pos > #order and #st.deferred == 0 then
       st.epoch = st.epoch + 1
@@ -542,6 +758,12 @@ function M.run(spec)
       status, reason = "interrupted", "signal"
       break
     end
+    if D then
+      -- one message: every rank's gradients, whether a signal came, tokens
+      local sums = D:reduce(optimizer, loss, { C.lacos_interrupt_held() ~= 0 and 1 or 0, step_tokens })
+      if sums[1] > 0 then st.stop_signal = true end
+      step_tokens = sums[2]
+    end
     st.tokens = st.tokens + step_tokens
     tok_window = tok_window + step_tokens
     local gnorm = 0 / 0
@@ -564,6 +786,7 @@ function M.run(spec)
     if loss.dW then loss.dW:zero(); loss.db:zero() end
     st.step = step
     last_loss = step_loss
+    if D and opts.sync_check > 0 and step % opts.sync_check == 0 then D:sync_check(optimizer, loss, step) end
     st.losses[#st.losses + 1] = step_loss
     pending_log[#pending_log + 1] = { step = step, loss = step_loss, lr = lr, grad_norm = gnorm }
     st.log[step] = pending_log[#pending_log]
@@ -585,7 +808,7 @@ function M.run(spec)
       io.stderr:write(progress_line(st, total, step_loss, tps, fmt_eta(eta)))
     end
     if opts.on_step then opts.on_step(st) end
-    if opts.eval and opts.eval_every > 0 and step % opts.eval_every == 0 then opts.eval(st) end
+    if opts.eval and opts.eval_every > 0 and step % opts.eval_every == 0 and (not D or D.root) then opts.eval(st) end
     if st.nonfinite >= opts.max_nonfinite then
       status, reason = "failed", ("nonfinite: %d consecutive steps had a non-finite loss or gradient"):format(st.nonfinite)
       break
@@ -595,22 +818,36 @@ function M.run(spec)
   end
   local prev_hook = rawget(_G, "LACOS_ON_INTERRUPT")
   _G.LACOS_ON_INTERRUPT = function() end
+  -- with several ranks a signal waits for the step boundary the ranks agree on
+  if D then C.lacos_interrupt_hold(1) end
   local looped, loop_err = pcall(train_loop)
+  if D then C.lacos_interrupt_hold(0) end
   _G.LACOS_ON_INTERRUPT = prev_hook
   if not looped then
     -- an interrupt between steps (in an eval or on_step callback) leaves a
     -- consistent state: checkpoint it like one seen at the step boundary
-    if not interrupted_error(loop_err) then error(loop_err, 0) end
+    if not interrupted_error(loop_err) then release(); error(loop_err, 0) end
     status, reason = "interrupted", "signal"
   end
   if show then io.stderr:write("\n") end
   if opts.run and #pending_log > 0 then
     for _, e in ipairs(pending_log) do opts.run:log(e.step, { loss = e.loss, lr = e.lr, grad_norm = e.grad_norm }) end
   end
-  if status == "interrupted" or (ckpt and status == "done") then save_checkpoint() end
+  if status == "interrupted" or (ckpt and status == "done") then
+    local saved, err = pcall(save_checkpoint)
+    if not saved then release(); error(err, 0) end
+  end
+  release()
   if status == "interrupted" then C.lacos_interrupt_clear() end
+  local comm
+  if D then
+    local s = D.comm:stats()
+    comm = { calls = s.calls - comm0.calls, bytes = s.bytes - comm0.bytes, seconds = s.seconds - comm0.seconds,
+             backend = D.comm:backend(), layout = D.comm:layout() }
+  end
   return { status = status, reason = reason, steps = st.step, total = total, loss = last_loss, losses = st.losses,
-           skipped = st.skipped, tokens = st.tokens, seconds = clock() - t_start, optimizer = optimizer, plan = plan }
+           skipped = st.skipped, tokens = st.tokens, seconds = clock() - t_start, optimizer = optimizer, plan = plan,
+           world_size = D and D.size or 1, rank = D and D.rank or 0, comm = comm }
 end
 
 setmetatable(M, { __call = function(_, spec) return M.run(spec) end })

@@ -384,7 +384,8 @@ H.test("lacos results list: table, CSV, JSON, filters", function()
   for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
   H.match(lines[1], "^id%s+experiment%s+name%s+status")
   H.match(lines[2], "^%-%-")
-  H.eq(#lines, 5)
+  H.eq(#lines, 7)
+  H.match(lines[6], "^score: cosine Spearman x100")   -- the headline score says what it is
   H.match(lines[3], "^%s*3%s+cmp%s+broken%s+failed")
   H.match(lines[5], "^%s*1%s+cmp%s+lr1%s+done%s+7%s+tiny%-s")
   -- columns line up: every row's status starts where the header's does
@@ -451,7 +452,7 @@ H.test("lacos results compare: params that differ, final metrics, STS", function
   H.truthy(not out:find("param%s+model"), "equal params hidden")
   H.match(out, "2 params equal in all runs not shown")
   H.match(out, "metric%s+loss%s+0%.2%s+0%.1\n")
-  H.match(out, "sts_spearman%s+stsb/en/test%s+0%.71%s+0%.72")
+  H.match(out, "sts_spearman_x100%s+stsb/en/test%s+71%.00%s+72%.00")   -- x100 on screen, as stored in CSV and JSON
   rc, out = lacos_results("compare 1 2 --all --json")
   H.eq(rc, 0)
   local c = json.decode(out, "compare --json")
@@ -489,6 +490,20 @@ H.test("lacos results sql: read-only queries with parameters", function()
   H.match(err, "cli%.db: bad query: no such column: nope")
   local db = R.open(cli_db, { readonly = true })
   H.eq(#db:query("SELECT * FROM runs"), 3)
+  db:close()
+end)
+
+H.test("a uuid prefix made of digits still finds its run (ids are tried first)", function()
+  local path = fresh("digits.db")
+  local db = R.open(path)
+  local run = db:start_run { experiment = "x", name = "d" }
+  run:finish("done")
+  db:close()
+  H.eq(os.execute(("sqlite3 '%s' \"UPDATE runs SET uuid = '12345678-0000-4000-8000-000000000000'\""):format(path)), 0)
+  db = R.open(path)
+  H.eq(db:resolve("12345678"), run.id, "digit prefix")
+  H.eq(db:resolve(tostring(run.id)), run.id, "the id itself")
+  H.eq(db:resolve("99999"), nil, "neither an id nor a prefix")
   db:close()
 end)
 
