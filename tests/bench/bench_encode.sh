@@ -48,7 +48,8 @@ header = """# Encode throughput: lacos vs the strongest peers
 `make bench` (tests/bench/bench_encode.sh, tests/bench/encode_compare.py): random-weight checkpoints with the
 exact shapes of the released models, one batch of token ids (B sequences x T tokens, no padding), mean pooling,
 the same thread count for every engine. Each engine loads once, encodes once to warm up (those embeddings are
-compared with PyTorch f32's: cosine per sentence, min / mean), then is timed over REPS encodes; tokens/s from the
+compared with PyTorch f32's: cosine per sentence, min / mean), then is timed over REPS encodes (the f32 engines
+over F32_REPS, default REPS); tokens/s from the
 median. The int8 engines are loaded side by side and timed in turns (one encode each per round, the first of a
 round rotating), so the machine's other load falls on all of them alike; the f32 engines run one after the
 other. ONNX Runtime runs BloomModel exported with torch.onnx and quantised with

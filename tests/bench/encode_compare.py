@@ -12,7 +12,8 @@ lacos) run one after the other: together they would hold two f32 copies of
 the model. Each engine is a process speaking the protocol of
 tests/bench/encode.lua.
 
-usage: encode_compare.py LACOS MODEL_DIR ONNX_MODEL THREADS REPS IDS.npy MASK.npy WORKDIR"""
+usage: encode_compare.py LACOS MODEL_DIR ONNX_MODEL THREADS REPS IDS.npy MASK.npy WORKDIR
+(F32_REPS in the environment: timed encodes of the f32 engines, default REPS)"""
 import json
 import os
 import subprocess
@@ -76,10 +77,13 @@ def main():
             print(json.dumps({"engine": name, "error": str(e)}), flush=True)
             return None
 
+    # the f32 engines are there for the reference embeddings and scale; on a
+    # busy machine F32_REPS (default REPS) times fewer of their slow encodes
+    f32_reps = int(os.environ.get("F32_REPS", reps))
     for name in ("pytorch f32", "lacos f32"):   # one at a time
         e = start(name)
         if e:
-            for _ in range(reps):
+            for _ in range(f32_reps):
                 e.run()
             e.finish()
             done.append(e)
