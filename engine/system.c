@@ -114,6 +114,7 @@ int lacos_process_run(int *exit_code, const char *const *argv, const char *stdin
   sigemptyset(&def);
   sigaddset(&def, SIGINT);
   sigaddset(&def, SIGTERM);
+  sigaddset(&def, SIGUSR2);
   sigaddset(&def, SIGPIPE);
   posix_spawnattr_setsigdefault(&at, &def);
   posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF);
@@ -147,5 +148,40 @@ double lacos_clock_process(void) { return clock_seconds(CLOCK_PROCESS_CPUTIME_ID
 double lacos_clock_wall(void) { return clock_seconds(CLOCK_REALTIME); }
 
 int lacos_terminal_is(int fd) { return isatty(fd) == 1; }
+
+int lacos_path_absolute(char **out, const char *path) {
+  *out = NULL;
+  if (!path || !*path) return fail(LACOS_EINVAL, "lacos_path_absolute: an empty path");
+  if (path[0] == '/') {
+    *out = strdup(path);
+    return *out ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory");
+  }
+  char *cwd = getcwd(NULL, 0);
+  if (!cwd) return fail_errno("%s: cannot make it absolute: the current directory", path);
+  size_t n = strlen(cwd), m = strlen(path);
+  *out = malloc(n + 1 + m + 1);
+  if (!*out) { free(cwd); return fail(LACOS_ENOMEM, "out of memory"); }
+  memcpy(*out, cwd, n);
+  size_t k = n;
+  if (k == 0 || (*out)[k - 1] != '/') (*out)[k++] = '/';
+  /* "./x" is "x" */
+  while (path[0] == '.' && path[1] == '/') { path += 2; while (*path == '/') path++; }
+  memcpy(*out + k, path, strlen(path) + 1);
+  if (strcmp(path, ".") == 0 || !*path) (*out)[k > 1 ? k - 1 : k] = 0;
+  free(cwd);
+  return LACOS_OK;
+}
+
+int lacos_sleep(double seconds) {
+  double end = lacos_clock_monotonic() + (seconds > 0 ? seconds : 0);
+  for (;;) {
+    if (lacos_interrupt_pending()) return 1;
+    double left = end - lacos_clock_monotonic();
+    if (left <= 0) return 0;
+    if (left > 0.05) left = 0.05;
+    struct timespec ts = { 0, (long)(left * 1e9) };
+    nanosleep(&ts, NULL);
+  }
+}
 
 void lacos_stdin_clear_error(void) { clearerr(stdin); }
