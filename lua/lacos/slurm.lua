@@ -43,6 +43,7 @@ local function key_of(flag) return (flag:gsub("^%-%-", ""):gsub("%-", "_")) end
 function M.shell_quote(s)
   s = tostring(s)
   if s:find("%z") then error(("a value with a NUL byte cannot go into a batch script: %q"):format(s), 0) end
+  if s:match("^[%w%-_./=:,@+]+$") then return s end   -- nothing in it a shell would read
   return "'" .. s:gsub("'", [['\'']]) .. "'"
 end
 
@@ -54,6 +55,7 @@ function M.sbatch_quote(s)
   if s:find("[%z\n\r]") then
     error(("%q cannot go into an #SBATCH line (a newline or NUL byte in it); use a path without one"):format(s), 0)
   end
+  if s:match("^[%w%-_./=:,@+%%]+$") then return s end   -- nothing in it sbatch would split or strip
   return '"' .. s:gsub('[\\"]', "\\%0") .. '"'
 end
 
@@ -449,7 +451,9 @@ local function submit(sweep, opts, cli)
     db:close()
     merge_all(name, dir, db_path, true)
   end
-  local db = opts.dry_run and require("lacos.sweep").existing_db(db_path) or results.open(db_path, { readonly = true })
+  local db
+  if opts.dry_run then db = require("lacos.sweep").existing_db(db_path)   -- a dry run creates nothing
+  else db = results.open(db_path, { readonly = true }) end
   local todo, done = {}, 0
   for i, p in ipairs(pts) do
     if done_somewhere(sweep, p, db, dir) then done = done + 1
