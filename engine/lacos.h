@@ -183,6 +183,8 @@ void lacos_cli_signals_reset(void);
    limit) that the process received, 0 for none; kept after the engine's
    flag is cleared, so a sweep task knows whether to requeue itself. */
 int lacos_cli_last_signal(void);
+/* Ignores SIGINT, SIGTERM and SIGUSR2 from now on (a task about to end). */
+void lacos_cli_signals_ignore(void);
 
 /* ----- end executable ----- */
 

@@ -184,6 +184,15 @@ __attribute__((visibility("default"))) void lacos_cli_signals_reset(void) {
 
 __attribute__((visibility("default"))) int lacos_cli_last_signal(void) { return last_signal; }
 
+/* From here on SIGINT, SIGTERM and SIGUSR2 are ignored: a Slurm task that
+   has saved everything and asked to be requeued is then sent SIGTERM by
+   Slurm, which must not read as a second interrupt. */
+__attribute__((visibility("default"))) void lacos_cli_signals_ignore(void) {
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGUSR2, SIG_IGN);
+}
+
 static int file_exists(const char *path) {
   struct stat st;
   return stat(path, &st) == 0;

@@ -658,12 +658,19 @@ local function task(sweep, opts, cli)
                        "submit the sweep again to resume it from its checkpoint\n"):format(restarts, max))
       os.exit(130, true)
     end
-    local ok, err = pcall(slurm, { "scontrol", "requeue", job_id }, "requeueing the task")
-    if ok then
+    -- the task itself: in an array, SLURM_JOB_ID of the last task is the array's own id, which would requeue every task
+    local target = os.getenv("SLURM_ARRAY_JOB_ID") and os.getenv("SLURM_ARRAY_TASK_ID")
+                   and (os.getenv("SLURM_ARRAY_JOB_ID") .. "_" .. os.getenv("SLURM_ARRAY_TASK_ID")) or job_id
+    -- everything is saved; the SIGTERM Slurm sends with the requeue is no second interrupt
+    pcall(function() require("ffi").C.lacos_cli_signals_ignore() end)
+    local ok, status, _, err = pcall(util.capture, { "scontrol", "requeue", target })
+    -- Slurm takes the job down as it requeues it, scontrol (a process of the job) included: killed is success
+    if ok and (status == 0 or status == 128 + SIGTERM or status == 128 + 9) then
       io.stderr:write(("lacos: requeued (restart %d of at most %d); the task resumes from its checkpoint\n"):format(restarts + 1, max))
       os.exit(0, true)
     end
-    io.stderr:write(("lacos: could not requeue: %s; submit the sweep again to resume the point\n"):format(tostring(err)))
+    io.stderr:write(("lacos: could not requeue (scontrol requeue %s: %s); submit the sweep again to resume the point\n")
+                    :format(target, ok and ((err or ""):gsub("%s+$", "") .. " exit " .. tostring(status)) or tostring(status)))
   end
   os.exit(130, true)
 end
