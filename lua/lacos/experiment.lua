@@ -277,18 +277,27 @@ function M.fetch_data(root, ids, who)
   io.stderr:write(("%s: fetching %d dataset%s into %s from %s: %s\n"):format(who, #missing, #missing == 1 and "" or "s",
     root, (mirror and mirror ~= "") and ("the mirror " .. mirror) or "their registry addresses", table.concat(missing, ", ")))
   local E = lacos.engine
+  -- bytes of the set under root, its partial downloads included: a retry is worth it while this grows
+  local function arrived(id)
+    local set, n = lacos.data.find(id, root), 0
+    for _, f in ipairs(set.files) do n = n + (lacos.data.file_size(lacos.data.join(root, f.path)) or 0) end
+    local staging = lacos.data.join(root, ".lacos/staging/" .. id)
+    for _, name in ipairs(util.listdir(staging) or {}) do n = n + (lacos.data.file_size(lacos.data.join(staging, name)) or 0) end
+    return n
+  end
   for _, id in ipairs(missing) do
     local tries = 0
     while true do
+      local before = arrived(id)
       local ok, err = pcall(lacos.data.pull, id, { data = root })
       if ok then break end
       if E.C.lacos_interrupt_pending() ~= 0 then error("interrupted", 0) end
       tries = tries + 1
-      -- a dropped connection leaves a .part file: try again from where it stopped
+      -- a dropped connection leaves a .part file: go on from where it stopped while bytes keep coming
       local staging = lacos.data.join(root, ".lacos/staging/" .. id)
       local partial = false
       for _, n in ipairs(util.listdir(staging) or {}) do if n:match("%.part$") then partial = true end end
-      if not (partial and tries < 3) then
+      if not (partial and arrived(id) > before and tries < 100) then
         for _, d in ipairs { staging, lacos.data.join(root, ".lacos/staging"), lacos.data.join(root, ".lacos") } do os.remove(d) end
         error(("%s: the data it needs is not all under %s (%s), and downloading it failed:\n  %s\n" ..
                "  Use data you already have with --data DIR or LACOS_DATA=DIR (a data root: lacos data list --data DIR " ..
