@@ -470,6 +470,16 @@ local function submit(sweep, opts, cli)
     print_summary(name, s, #pts)
     return s
   end
+  if not opts.dry_run then
+    -- array indices run from 0 to MaxArraySize - 1 (Slurm's default 1001): the grid index must fit
+    local ok, config = pcall(slurm, { "scontrol", "show", "config" })
+    local max_size = ok and tonumber(config:match("\nMaxArraySize%s*=%s*(%d+)")) or nil
+    if max_size and todo[#todo].index > max_size - 1 then
+      error(("sweep %s: point %d is beyond this cluster's largest array index %d (MaxArraySize = %d); submit part of " ..
+             "the grid at a time (fewer points: the script's own options), or ask for a larger MaxArraySize")
+            :format(name, todo[#todo].index, max_size - 1, max_size), 0)
+    end
+  end
   local mem, mem_note = memory_request(sweep, todo, cli)
   local info = { name = name, dir = dir, cwd = util.absolute("."), exe = rawget(_G, "LACOS_EXE") or "lacos",
                  script = util.absolute(script), argv = task_argv(cli._sweep.argv, cli._sweep.spec), points = todo,

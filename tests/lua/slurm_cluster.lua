@@ -146,6 +146,7 @@ function M.start(dir)
     "MpiDefault=none",
     "KillWait=10",
     "MinJobAge=600",
+    "MaxArraySize=50",   -- small, so that the test of a grid larger than the cluster allows stays small
     ("NodeName=n1 NodeHostname=%s NodeAddr=127.0.0.1 Port=%d CPUs=2 RealMemory=4000 State=UNKNOWN"):format(host, ports[2]),
     ("NodeName=n2 NodeHostname=%s NodeAddr=127.0.0.1 Port=%d CPUs=2 RealMemory=4000 State=UNKNOWN"):format(host, ports[3]),
     "PartitionName=debug Nodes=n[1-2] Default=YES MaxTime=INFINITE State=UP",

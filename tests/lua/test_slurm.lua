@@ -291,5 +291,16 @@ H.test("a hostile sweep name, folder and --sbatch-arg are quoted in the batch sc
   H.eq(st.name, name); H.eq(st.points[1].state, "done"); H.eq(st.points[2].state, "done")
 end)
 
+H.test("a grid with more points than the cluster's largest array index is refused before anything is submitted", function()
+  local there = mkdir(dir .. "/too-many")
+  local kinds = {}
+  for i = 1, 50 do kinds[i] = "trivial" end
+  local rc, _, err = lacos_in(there, ("run %s --name too-many --kinds %s --slurm"):format(SWEEP, table.concat(kinds, ",")))
+  H.eq(rc, 1, err)
+  H.match(err, "sweep too%-many: point 50 is beyond this cluster's largest array index 49 %(MaxArraySize = 50%)")
+  H.truthy(not require("lacos.slurm").jobs(there .. "/results/slurm/too-many").submissions[1], "nothing submitted")
+  H.eq(cluster:run("squeue -h -n lacos-too-many"), "")
+end)
+
 cluster:stop()
 H.done()
