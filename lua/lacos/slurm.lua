@@ -152,16 +152,22 @@ local function slurm(argv, what)
 end
 M.run_command = slurm
 
--- The array tasks and jobs of `ids` Slurm still knows as pending or running:
--- { ["12_3"] = { state = "PENDING", reason = "BeginTime" }, ["13"] = ... },
--- and the count. A pending array not yet split into tasks shows as
--- 12_[3-5%2]: its tasks are listed one by one.
-function M.queue(ids)
+-- The array tasks and jobs of `ids` (named `name`, the sweep's) Slurm still
+-- knows as pending or running: { ["12_3"] = { state = "PENDING", reason =
+-- "BeginTime" }, ["13"] = ... }, and the count. A pending array not yet
+-- split into tasks shows as 12_[3-5%2]: its tasks are listed one by one.
+-- Asked by job name, not by id: squeue fails on an id it has forgotten
+-- (MinJobAge after the end), and an old submission's ids are forgotten.
+function M.queue(ids, name)
   if #ids == 0 then return {}, 0 end
-  local out = slurm({ "squeue", "-h", "-r", "-j", table.concat(ids, ","), "-o", "%i|%T|%r" })
+  local wanted = {}
+  for _, id in ipairs(ids) do wanted[tostring(id)] = true end
+  local out = slurm({ "squeue", "-h", "-r", "--name=" .. M.job_name(name) .. "," .. M.job_name(name) .. "-merge",
+                      "-o", "%i|%T|%r" })
   local q, n = {}, 0
   for line in out:gmatch("[^\n]+") do
     local id, state, reason = line:match("^(%S+)|([^|]*)|(.*)$")
+    if id and not wanted[id:match("^(%d+)")] then id = nil end
     if id then
       local base, set = id:match("^(%d+)_%[(.-)%]$")
       if base then
@@ -193,7 +199,7 @@ function M.check_local(cli)
       args.usage_error(script_name(cli), "%s applies to --slurm (submitting the sweep to Slurm)", flag)
     end
   end
-  if cli.max_requeues ~= nil and cli.max_requeues ~= 3 and not cli.slurm then
+  if cli.max_requeues ~= nil then
     args.usage_error(script_name(cli), "--max-requeues applies to --slurm (submitting the sweep to Slurm)")
   end
 end
@@ -382,7 +388,7 @@ local function active_jobs(dir)
     if s.merge_job then ids[#ids + 1] = tostring(s.merge_job) end
   end
   if #ids == 0 then return {}, 0, state end
-  local q, n = M.queue(ids)
+  local q, n = M.queue(ids, state.name)
   return q, n, state
 end
 
@@ -530,7 +536,7 @@ function M.wait(sweep, pts, dir, db_path, entry)
   if entry.merge_job then ids[#ids + 1] = tostring(entry.merge_job) end
   local t0, last, failures = util.clock(), nil, 0
   while true do
-    local ok, q, n = pcall(M.queue, ids)
+    local ok, q, n = pcall(M.queue, ids, sweep.name)
     if not ok then
       failures = failures + 1
       if failures >= 5 then error(("sweep %s: cannot follow the jobs: %s"):format(sweep.name, tostring(q)), 0) end
