@@ -265,6 +265,23 @@ H.test("lacos sweep cancel: the running task checkpoints and stops without reque
   H.truthy(H.exists(("%s/results/slurm/cancelled/cancelled-%s"):format(there, array)))
 end)
 
+H.test("--max-requeues caps the requeues: past it the task records the point interrupted and stops", function()
+  local there = mkdir(dir .. "/capped")
+  local pause = mkdir(dir .. "/pause-capped")
+  local wait = background(there, ("run %s --name capped --kinds pause --pause-dir %s --slurm --wait --max-requeues 0")
+                                 :format(SWEEP, q(pause)), "capped")
+  H.truthy(C.await(function() return H.exists(pause .. "/paused-1") end, 300), "the point paused")
+  local array = H.read(pause .. "/paused-1"):match("^%S+ (%d+)")
+  cluster:run(("scancel --signal=USR2 --batch %s_1"):format(array))
+  local rc, _, err = wait(300)
+  H.eq(rc, 1, "exit status: the point did not finish; stderr: " .. err)
+  H.match(err, "sweep capped: 0 done, 0 skipped %(done before%), 0 failed, 1 interrupted, of 1 points")
+  local st = status_json(there, "capped")
+  H.eq(st.points[1].state, "interrupted"); H.eq(st.points[1].restarts, 0)
+  H.match(H.read(st.points[1].log), "not requeued: this task was requeued 0 times already %(%-%-max%-requeues 0%)")
+  H.eq(cluster:run("squeue -h"), "", "nothing left in the queue")
+end)
+
 -- ---------------------------------------------------------------- hostile names
 
 H.test("a hostile sweep name, folder and --sbatch-arg are quoted in the batch script; nothing runs through a shell", function()
