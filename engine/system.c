@@ -67,7 +67,7 @@ int lacos_dir_names(char **names, double *bytes, const char *dir) {
   if (!s && errno) s = fail_errno("%s: cannot list the directory", dir);
   closedir(d);
   if (!s) {
-    qsort(list, n, sizeof *list, name_cmp);
+    if (n > 1) qsort(list, n, sizeof *list, name_cmp);   /* an empty folder: list is NULL, which qsort must not get */
     /* one buffer of NUL-terminated names: a name may hold any byte but NUL
        and '/', newlines included, so no other separator is safe */
     char *buf = malloc(total ? total : 1);
