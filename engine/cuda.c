@@ -2,6 +2,7 @@
    whether it is there, what the device is, and the memory planner's check.
    Everything else reaches the GPU through device.h. */
 #include "device.h"
+#include "comm.h"
 
 int lacos_cuda_compiled(void) {
 #ifdef LACOS_HAVE_CUDA
@@ -39,3 +40,9 @@ int lacos_cuda_check_fit(double bytes, const char *what) {
 }
 
 int lacos_cuda_synchronize(void) { return cuda_sync(); }
+
+/* Which GPU this process uses: each rank of a job on a host takes its own
+   (lacos.dist picks it from the local rank before the model loads). */
+int lacos_cuda_device_count(void) { return cuda_device_count(); }
+int lacos_cuda_select(int index) { return cuda_select_device(index); }
+int lacos_cuda_selected(void) { return cuda_selected_device(); }

@@ -129,9 +129,9 @@ int gemm_batched_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K
    and seed, and the dropout masks are the CPU's (the same counter-based
    generator), so both devices drop the same elements. */
 int lora_forward_cuda(const lacos_bloom *m, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
-                      uint64_t dropout_call, float *xd_scratch);
+                      const lora_dropout *drop, float *xd_scratch);
 int lora_backward_cuda(const lacos_bloom *m, const lora_slot *sl, float *dx, const float *dy, const float *x,
-                       const float *h, float *dh, int64_t N, uint64_t dropout_call, float *xd_scratch);
+                       const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd_scratch);
 
 /* ---- optimizers (kernels/optim.cu, the update of engine/optim.c) ---- */
 

@@ -4,6 +4,7 @@
    LACOS_HAVE_CUDA the kernels/ directory defines these instead and this file
    compiles to nothing. */
 #include "device.h"
+#include "comm.h"
 
 #ifndef LACOS_HAVE_CUDA
 
@@ -22,6 +23,11 @@ int cuda_device_info(char *name, size_t n, int *cc_major, int *cc_minor, int *sm
   return no_cuda();
 }
 int cuda_sync(void) { return no_cuda(); }
+int cuda_device_count(void) { return 0; }
+int cuda_select_device(int index) { (void)index; return no_cuda(); }
+int cuda_selected_device(void) { return 0; }
+void *cuda_stream_handle(void) { return NULL; }
+int cuda_stream_poll(void) { return -no_cuda(); }
 
 void *dev_alloc(size_t bytes, const char *what) {
   (void)bytes;
@@ -126,13 +132,13 @@ int gemm_batched_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K
   return no_cuda();
 }
 int lora_forward_cuda(const lacos_bloom *m, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
-                      uint64_t dropout_call, float *xd_scratch) {
-  (void)m; (void)sl; (void)y; (void)x; (void)h; (void)N; (void)dropout_call; (void)xd_scratch;
+                      const lora_dropout *drop, float *xd_scratch) {
+  (void)m; (void)sl; (void)y; (void)x; (void)h; (void)N; (void)drop; (void)xd_scratch;
   return no_cuda();
 }
 int lora_backward_cuda(const lacos_bloom *m, const lora_slot *sl, float *dx, const float *dy, const float *x,
-                       const float *h, float *dh, int64_t N, uint64_t dropout_call, float *xd_scratch) {
-  (void)m; (void)sl; (void)dx; (void)dy; (void)x; (void)h; (void)dh; (void)N; (void)dropout_call; (void)xd_scratch;
+                       const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd_scratch) {
+  (void)m; (void)sl; (void)dx; (void)dy; (void)x; (void)h; (void)dh; (void)N; (void)drop; (void)xd_scratch;
   return no_cuda();
 }
 int optim_step_cuda(const optim_item *items, int64_t nitems, const optim_consts *k, int kind, uint8_t *codes1,

@@ -81,6 +81,24 @@ int lacos_threads_set(int n) {
   return LACOS_OK;
 }
 
-void lacos_interrupt_request(int level) { lacos_interrupt_flag = level > 0 ? level : 1; }
+/* While held, a request waits in interrupt_kept (see lacos.h): the ranks of a
+   job stop together at a step boundary, never one of them inside a step. */
+static volatile int interrupt_holding, interrupt_kept;
+void lacos_interrupt_request(int level) {
+  if (interrupt_holding) interrupt_kept = level > 0 ? level : 1;
+  else lacos_interrupt_flag = level > 0 ? level : 1;
+}
 int lacos_interrupt_pending(void) { return lacos_interrupt_flag; }
-void lacos_interrupt_clear(void) { lacos_interrupt_flag = 0; }
+void lacos_interrupt_clear(void) { lacos_interrupt_flag = 0; interrupt_kept = 0; }
+void lacos_interrupt_hold(int on) {
+  if (on) {
+    if (lacos_interrupt_flag) interrupt_kept = lacos_interrupt_flag;
+    lacos_interrupt_flag = 0;
+    interrupt_holding = 1;
+  } else {
+    interrupt_holding = 0;
+    if (interrupt_kept) lacos_interrupt_flag = interrupt_kept;
+    interrupt_kept = 0;
+  }
+}
+int lacos_interrupt_held(void) { return interrupt_kept; }

@@ -14,7 +14,7 @@ static _Thread_local int err_status;
 static const char *const status_names[] = {
   "ok", "invalid argument", "out of memory", "I/O error", "bad format", "not found",
   "unsupported", "device error", "interrupted", "database error", "limit exceeded",
-  "non-finite value", "invalid state",
+  "non-finite value", "invalid state", "communication error",
 };
 
 const char *lacos_status_name(int status) {

@@ -33,7 +33,8 @@ typedef enum lacos_status {
   LACOS_EDB = 9,           /* results database error */
   LACOS_ELIMIT = 10,       /* a resource limit would be exceeded */
   LACOS_ENUMERIC = 11,     /* non-finite values where finite ones are required */
-  LACOS_ESTATE = 12        /* object used in the wrong state */
+  LACOS_ESTATE = 12,       /* object used in the wrong state */
+  LACOS_ECOMM = 13         /* another process of the job failed, died or stopped answering */
 } lacos_status;
 
 const char *lacos_last_error(void);
@@ -55,6 +56,13 @@ int lacos_threads_set(int n);
 void lacos_interrupt_request(int level);
 int lacos_interrupt_pending(void);
 void lacos_interrupt_clear(void);
+/* While held (on = 1), a requested interrupt is kept aside: pending() says 0
+   and nothing stops in the middle of work that every rank of a job must do
+   in step; lacos_interrupt_held() reports it (its level) so that the ranks
+   can agree to stop at a step boundary. Releasing (on = 0) makes a kept
+   interrupt pending again. */
+void lacos_interrupt_hold(int on);
+int lacos_interrupt_held(void);
 
 /* A uniform double in [0, 1) from a counter-based stream: value `counter` of
    stream `seed` (exact for seeds and counters below 2^53). Scripts use it
@@ -391,14 +399,23 @@ int lacos_safetensors_write_sharded(const char *dir, int n, const char *const *n
 
 /* ----- end safetensors ----- */
 
-/* ===== tokenizer (tokenizer.c: Hugging Face tokenizer.json byte-level BPE) ===== */
+/* ===== tokenizer (tokenizer.c, wordpiece.c, tokenizer_template.c: Hugging Face tokenizer.json) ===== */
 
-/* A tokenizer.json byte-level BPE as BLOOM's, giving the ids the tokenizers
-   library gives: added and special tokens split the text first, then the
-   pre-tokenizer (BLOOM's Split regex, or GPT-2's ByteLevel regex) cuts pieces,
-   each piece is mapped byte → character and merged by rank. No BOS/EOS is
-   added (BLOOM's post-processor adds none). A tokenizer is used by one thread
-   at a time; encode_list and encode_batch spread a batch over the engine's
+/* A tokenizer.json giving the ids the tokenizers library gives, for two
+   kinds of model:
+   - byte-level BPE as BLOOM's: added and special tokens split the text
+     first, then the pre-tokenizer (BLOOM's Split regex, or GPT-2's ByteLevel
+     regex) cuts pieces, each piece is mapped byte → character and merged by
+     rank;
+   - WordPiece as BERT's: added tokens, BertNormalizer (clean text, spaces
+     around CJK characters, accents stripped through NFD, lowercase),
+     BertPreTokenizer (whitespace and punctuation), then the longest
+     vocabulary entries ("##" continuations, [UNK] for words that do not
+     match or are too long).
+   The post-processor's special tokens (a TemplateProcessing or
+   BertProcessing: [CLS] ... [SEP]) are added by encode, encode_list and
+   encode_batch; BLOOM's adds none. A tokenizer is used by one thread at a
+   time; encode_list and encode_batch spread a batch over the engine's
    threads themselves. Text is UTF-8 with an explicit byte length (len < 0:
    NUL-terminated); invalid UTF-8 fails with LACOS_EINVAL. */
 typedef struct lacos_tokenizer lacos_tokenizer;
@@ -408,9 +425,19 @@ typedef enum lacos_tokenizer_side {
   LACOS_TOKENIZER_LEFT = 1
 } lacos_tokenizer_side;
 
+/* Which text of a pair truncation shortens (tokenizers' TruncationStrategy). */
+typedef enum lacos_tokenizer_truncation {
+  LACOS_TOKENIZER_LONGEST_FIRST = 0,   /* the longer one first, down to an even split */
+  LACOS_TOKENIZER_ONLY_FIRST = 1,
+  LACOS_TOKENIZER_ONLY_SECOND = 2
+} lacos_tokenizer_truncation;
+
 /* How encode_batch truncates and pads. batch_options_init fills it from the
    file's "truncation" and "padding" sections (right padding to the longest
-   row, no limit and the "<pad>" token when the file has none). */
+   row, no limit and the "<pad>" or else "[PAD]" token when the file has
+   none) and turns the special tokens on. A row's length counts its special
+   tokens: truncation cuts the text(s) so that the row, specials included,
+   fits max_length, as the tokenizers library does. */
 typedef struct lacos_tokenizer_batch_options {
   int max_length;          /* longest row allowed; 0 = no limit */
   int truncation;          /* 1: cut longer rows to max_length; 0: a longer row is an error (LACOS_ELIMIT) */
@@ -419,6 +446,9 @@ typedef struct lacos_tokenizer_batch_options {
   int pad_to_multiple_of;  /* round the padded length up to a multiple of this; 0 = no rounding */
   int padding_side;        /* lacos_tokenizer_side */
   int pad_id;              /* -1 = none known: padding is then an error */
+  int add_special;         /* 1: the post-processor's special tokens ([CLS] ... [SEP]); 0: the text's ids alone */
+  int pad_type_id;         /* type id of padding positions */
+  int truncation_strategy; /* lacos_tokenizer_truncation, for pairs */
 } lacos_tokenizer_batch_options;
 
 int lacos_tokenizer_load(lacos_tokenizer **out, const char *path);
@@ -432,21 +462,42 @@ int lacos_tokenizer_token_to_id(const lacos_tokenizer *tok, const char *token, d
 const char *lacos_tokenizer_id_to_token(const lacos_tokenizer *tok, int id, double *len);
 /* 1 for special added tokens (skipped by decode with skip_special). */
 int lacos_tokenizer_is_special(const lacos_tokenizer *tok, int id);
-/* The ids of one text, without truncation or padding. *ids stays valid until
-   the next call on this tokenizer. */
+/* "BPE" or "WordPiece" (static text). */
+const char *lacos_tokenizer_model_type(const lacos_tokenizer *tok);
+/* How many special tokens the post-processor adds around one text (pair = 0)
+   or a pair of texts (pair = 1): 2 and 3 for BERT, 0 for BLOOM. */
+int lacos_tokenizer_special_count(const lacos_tokenizer *tok, int pair);
+/* The ids of one text with the post-processor's special tokens, without
+   truncation or padding. *ids stays valid until the next call on this
+   tokenizer. */
 int lacos_tokenizer_encode(lacos_tokenizer *tok, const int32_t **ids, int *n, const char *text, double len);
 /* The ids of n texts (lens may be NULL), concatenated: text i has ids
-   [offsets[i], offsets[i+1]). Both arrays stay valid until the next call. */
+   [offsets[i], offsets[i+1]). Special tokens as encode; no truncation. Both
+   arrays stay valid until the next call. */
 int lacos_tokenizer_encode_list(lacos_tokenizer *tok, const int32_t **ids, const int32_t **offsets,
                                 const char *const *texts, const double *lens, int n);
+/* encode_list under opt's add_special, max_length, truncation and
+   truncation_side (padding fields are ignored); opt NULL = the file's. */
+int lacos_tokenizer_encode_list_opt(lacos_tokenizer *tok, const int32_t **ids, const int32_t **offsets,
+                                    const char *const *texts, const double *lens, int n,
+                                    const lacos_tokenizer_batch_options *opt);
 void lacos_tokenizer_batch_options_init(const lacos_tokenizer *tok, lacos_tokenizer_batch_options *opt);
 /* ids and mask: (n, T) i32, mask 1 on tokens and 0 on padding. opt NULL = the file's settings. */
 int lacos_tokenizer_encode_batch(lacos_tensor **ids, lacos_tensor **mask, lacos_tokenizer *tok,
                                  const char *const *texts, const double *lens, int n,
                                  const lacos_tokenizer_batch_options *opt);
-/* Text of n ids through the ByteLevel decoder (invalid UTF-8 from partial
-   tokens becomes U+FFFD). An id outside the vocabulary is an error. *text
-   stays valid until the next call on this tokenizer. */
+/* encode_batch of n pairs (first[i], second[i]) under the post-processor's
+   pair template ([CLS] A [SEP] B [SEP] for BERT), or of n single texts when
+   second is NULL. type_ids (may be NULL): (n, T) i32, the template's type id
+   of each position (0 for A, 1 for B in BERT; pad_type_id on padding). */
+int lacos_tokenizer_encode_pairs(lacos_tensor **ids, lacos_tensor **mask, lacos_tensor **type_ids, lacos_tokenizer *tok,
+                                 const char *const *first, const double *first_lens, const char *const *second,
+                                 const double *second_lens, int n, const lacos_tokenizer_batch_options *opt);
+/* Text of n ids through the file's decoder: ByteLevel (invalid UTF-8 from
+   partial tokens becomes U+FFFD), WordPiece ("##" continuations joined, a
+   space before other tokens, " ." and the like cleaned up), or none (tokens
+   joined with spaces). An id outside the vocabulary is an error. *text stays
+   valid until the next call on this tokenizer. */
 int lacos_tokenizer_decode(lacos_tokenizer *tok, const char **text, double *len, const int32_t *ids, int n,
                            int skip_special);
 
@@ -534,6 +585,14 @@ int lacos_bloom_outliers(const lacos_bloom *m, int layer, int *counts);
 typedef struct lacos_bloom_batch lacos_bloom_batch;
 int lacos_bloom_forward_train(lacos_tensor **embeddings, lacos_bloom_batch **batch, lacos_bloom *m,
                               const lacos_tensor *ids, const lacos_tensor *mask, int pooling, double stream);
+/* The same with a key per row (B entries in 0..2^31-1; NULL: the row index)
+   for the dropout masks: a row's masks depend on its key, the stream and its
+   tokens only, not on the other rows, the padding or the batch size. The
+   training loop keys each sentence by its row in the global batch, so that
+   a GradCache chunk or one rank's share sees the masks of the whole batch. */
+int lacos_bloom_forward_train_rows(lacos_tensor **embeddings, lacos_bloom_batch **batch, lacos_bloom *m,
+                                   const lacos_tensor *ids, const lacos_tensor *mask, int pooling, double stream,
+                                   const int64_t *row_keys);
 int lacos_bloom_backward(lacos_bloom *m, lacos_bloom_batch *batch, const lacos_tensor *d_embeddings);
 void lacos_bloom_batch_free(lacos_bloom_batch *batch);
 double lacos_bloom_batch_bytes(const lacos_bloom_batch *batch);
@@ -1148,6 +1207,92 @@ int lacos_download(const char *url, const char *dest, double expected_bytes, con
 
 /* ----- end download ----- */
 
+/* ===== collectives (comm.c: the processes of a job) ===== */
+
+/* Data-parallel training runs one process per GPU (or per CPU socket) under
+   a launcher: mpirun/mpiexec, or srun --mpi=pmix. Without a launcher a
+   process is alone (rank 0 of 1, the "self" backend: nothing is loaded and
+   every collective is a copy). With one, the MPI backend (liblacos_mpi.so,
+   opened at run time) connects the ranks. Device tensors are summed with
+   NCCL when libnccl.so.2 loads, else staged through host memory.
+
+   Every collective must be called by every rank, in the same order. While a
+   rank waits, the backend watches the others: a rank that dies, reports a
+   failure (lacos_comm_abort) or is silent for `timeout` seconds makes the
+   wait fail with LACOS_ECOMM naming that rank, its host and process id;
+   after that the communicator is broken and the process should exit. */
+
+/* Who this process is according to the launcher's environment (no library
+   loaded): OMPI_COMM_WORLD_*, PMI_RANK/PMI_SIZE, an srun step's
+   SLURM_PROCID/SLURM_STEP_NUM_TASKS, PMIX_RANK, or RANK/WORLD_SIZE.
+   size is -1 when the launcher does not say (PMIx alone), local_rank and
+   local_size -1 when unknown; launched = 1 when a launcher started more
+   than one process (or an unknown number). */
+typedef struct lacos_comm_env_info {
+  int rank, size, local_rank, local_size;
+  int launched;
+  char source[64];
+} lacos_comm_env_info;
+int lacos_comm_env(lacos_comm_env_info *info);
+
+typedef enum lacos_comm_device_mode {
+  LACOS_COMM_DEVICE_AUTO = 0,   /* NCCL when it loads, else host staging */
+  LACOS_COMM_DEVICE_HOST = 1,   /* always stage device buffers through host memory */
+  LACOS_COMM_DEVICE_NCCL = 2    /* NCCL or an error (also with one rank) */
+} lacos_comm_device_mode;
+
+typedef struct lacos_comm_options {
+  char backend[16];    /* "" or "auto" (from the environment), "self", "mpi" */
+  double timeout;      /* seconds of silence after which a peer counts as dead (default 60) */
+  int device_mode;     /* lacos_comm_device_mode */
+} lacos_comm_options;
+void lacos_comm_options_init(lacos_comm_options *opt);
+
+typedef struct lacos_comm lacos_comm;
+/* The first open starts the process group (MPI_Init); it ends with the last
+   free (MPI_Finalize, unless the group broke) and cannot start again. */
+int lacos_comm_open(lacos_comm **out, const lacos_comm_options *opt);
+void lacos_comm_free(lacos_comm *c);
+int lacos_comm_rank(const lacos_comm *c);
+int lacos_comm_size(const lacos_comm *c);
+int lacos_comm_local_rank(const lacos_comm *c);    /* among the ranks on this host */
+int lacos_comm_local_size(const lacos_comm *c);
+/* "self", "mpi", "mpi+nccl 2.28.3", "mpi (device buffers staged through the host)" */
+const char *lacos_comm_backend(const lacos_comm *c);
+const char *lacos_comm_host(const lacos_comm *c, int rank);
+double lacos_comm_pid(const lacos_comm *c, int rank);
+
+/* For a job whose gradients live on the GPU: sets up NCCL now (every rank
+   calls it, after its model is on the device), or settles on host staging
+   when NCCL cannot load or the mode says host; lacos_comm_backend then
+   names what device reductions use. Otherwise that happens on the first
+   device reduction. */
+int lacos_comm_prepare_device(lacos_comm *c);
+/* In place: every rank's tensors become the elementwise sum over the ranks.
+   One call sums a list (packed into one message); the tensors are
+   contiguous, all f32, f64 or i64, all on one device. */
+int lacos_comm_allreduce_sum(lacos_comm *c, int n, lacos_tensor *const *tensors);
+/* The ranks' host tensors concatenated along dimension 0 in rank order
+   (their other dimensions and dtype must agree; the rows may differ).
+   rows (size() entries, or NULL) receives each rank's row count. */
+int lacos_comm_allgather(lacos_tensor **out, lacos_comm *c, const lacos_tensor *local, int64_t *rows);
+/* root's contents into every rank's t (same shape and dtype everywhere). */
+int lacos_comm_broadcast(lacos_comm *c, lacos_tensor *t, int root);
+int lacos_comm_barrier(lacos_comm *c);
+/* Tells the other ranks that this one fails with `why` (they stop waiting
+   and report it) and breaks the communicator. */
+int lacos_comm_abort(lacos_comm *c, const char *why);
+/* Changes the silence after which a peer counts as dead. */
+int lacos_comm_set_timeout(lacos_comm *c, double seconds);
+/* LACOS_OK while every peer is alive, else LACOS_ECOMM naming one that is not. */
+int lacos_comm_check_peers(lacos_comm *c);
+/* Totals since open: collective calls, payload bytes (each rank's
+   contribution to a reduction, or every rank's rows of a gather) and
+   seconds spent inside collectives (waiting included). */
+void lacos_comm_stats(const lacos_comm *c, double *calls, double *bytes, double *seconds);
+
+/* ----- end collectives ----- */
+
 /* ===== cuda (cuda.c: device discovery and the CUDA backend) ===== */
 
 /* A model runs on the GPU when its options say device = LACOS_CUDA
@@ -1173,6 +1318,12 @@ int lacos_cuda_info(char *name, int cap, int *compute_capability, int *multiproc
 int lacos_cuda_check_fit(double bytes, const char *what);
 /* Waits until the GPU has finished the work queued so far (for timings). */
 int lacos_cuda_synchronize(void);
+/* GPUs visible to this process (0 without CUDA or a device), and the one it
+   uses: select before the first use (a model on "cuda"); selecting another
+   once the device is in use is LACOS_ESTATE. */
+int lacos_cuda_device_count(void);
+int lacos_cuda_select(int index);
+int lacos_cuda_selected(void);
 
 /* ----- end cuda ----- */
 

@@ -218,20 +218,35 @@ lora_slot *lora_slot_for(const lacos_bloom *m, int layer, int target) {
   return &s->slots[layer * NTARGETS + target];
 }
 
-/* Dropout keep-mask value for element i of the adapter input: a function of
-   (seed, call, i), so the backward pass regenerates it instead of storing it. */
+/* Dropout keep-mask value for the element at counter i of a call (see
+   lora_dropout): a function of (seed, call, i), so the backward pass
+   regenerates it instead of storing it. */
 static inline float dropout_scale(uint64_t seed, uint64_t call, uint64_t i, double p) {
   return rng_uniform(seed ^ (call * 0x9E3779B97F4A7C15ull), i) < p ? 0.0f : (float)(1.0 / (1.0 - p));
 }
 
+/* out (N,in) = x · keep, or out += x · keep with accumulate */
+static void dropout_apply(float *out, const float *x, int64_t N, int in, const lora_state *s, const lora_dropout *d,
+                          bool accumulate) {
+  for (int64_t n = 0; n < N; n++) {
+    uint64_t base = lora_dropout_counter(d, n, in);
+    const float *xr = x + n * in;
+    float *o = out + n * in;
+    for (int k = 0; k < in; k++) {
+      float v = xr[k] * dropout_scale(s->seed, d->call, base + (uint64_t)k, s->dropout);
+      if (accumulate) o[k] += v; else o[k] = v;
+    }
+  }
+}
+
 // y (N,out) += s · drop(x) (N,in) · Aᵀ · Bᵀ; h (N,r) receives drop(x)·Aᵀ
 int lora_forward(const lacos_bloom *m, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
-                 uint64_t dropout_call, float *xd_scratch) {
+                 const lora_dropout *drop, float *xd_scratch) {
   const lora_state *s = m->lora;
   int r = s->r;
   const float *xin = x;
-  if (s->dropout > 0 && dropout_call) {
-    for (int64_t i = 0; i < N * sl->in; i++) xd_scratch[i] = x[i] * dropout_scale(s->seed, dropout_call, (uint64_t)i, s->dropout);
+  if (s->dropout > 0 && drop && drop->call) {
+    dropout_apply(xd_scratch, x, N, sl->in, s, drop, false);
     xin = xd_scratch;
   }
   threads_count();
@@ -242,26 +257,25 @@ int lora_forward(const lacos_bloom *m, const lora_slot *sl, float *y, const floa
 
 // dx (N,in) +=, dA, dB +=; dy (N,out), x (N,in), h (N,r) from the forward; dh scratch (N,r)
 int lora_backward(const lacos_bloom *m, const lora_slot *sl, float *dx, const float *dy, const float *x,
-                  const float *h, float *dh, int64_t N, uint64_t dropout_call, float *xd_scratch) {
+                  const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd_scratch) {
   const lora_state *s = m->lora;
   int r = s->r;
   float sc = (float)s->scaling;
   threads_count();
   sgemm_tn(sl->dB, dy, h, sl->out, r, (int)N, sc, 1.0f);          /* dB += s·dyᵀ·h */
   sgemm_nn(dh, dy, sl->B, (int)N, r, sl->out, sc, 0.0f);          /* dh = s·dy·B */
-  bool drop = s->dropout > 0 && dropout_call;
+  bool dropping = s->dropout > 0 && drop && drop->call;
   const float *xin = x;
-  if (drop) {
-    for (int64_t i = 0; i < N * sl->in; i++) xd_scratch[i] = x[i] * dropout_scale(s->seed, dropout_call, (uint64_t)i, s->dropout);
+  if (dropping) {
+    dropout_apply(xd_scratch, x, N, sl->in, s, drop, false);
     xin = xd_scratch;
   }
   sgemm_tn(sl->dA, dh, xin, r, sl->in, (int)N, 1.0f, 1.0f);       /* dA += dhᵀ·drop(x) */
   if (dx) {
-    if (!drop) sgemm_nn(dx, dh, sl->A, (int)N, sl->in, r, 1.0f, 1.0f);
+    if (!dropping) sgemm_nn(dx, dh, sl->A, (int)N, sl->in, r, 1.0f, 1.0f);
     else {
       sgemm_nn(xd_scratch, dh, sl->A, (int)N, sl->in, r, 1.0f, 0.0f);
-      for (int64_t i = 0; i < N * sl->in; i++)
-        dx[i] += xd_scratch[i] * dropout_scale(s->seed, dropout_call, (uint64_t)i, s->dropout);
+      dropout_apply(dx, xd_scratch, N, sl->in, s, drop, true);
     }
   }
   return LACOS_OK;
@@ -280,7 +294,7 @@ int lora_apply(lacos_bloom *m, int layer, int target, float *y, const float *x, 
     if (!s->h) return lacos_last_status();
     s->h_bytes = need;
   }
-  return lora_forward(m, sl, y, x, s->h, N, 0, NULL);
+  return lora_forward(m, sl, y, x, s->h, N, NULL, NULL);
 }
 
 /* ---- PEFT import / export ---- */

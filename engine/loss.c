@@ -3,9 +3,13 @@
    MultipleNegativesSymmetricRankingLoss.py, CoSENTLoss.py, SoftmaxLoss.py),
    each with its gradient with respect to the embeddings. The arithmetic is
    in double: these matrices are small (batch × batch) and the result feeds
-   a whole backward pass. cos_sim normalises with F.normalize (eps 1e-12). */
+   a whole backward pass. cos_sim normalises with F.normalize (eps 1e-12).
+   MNRL's similarity matrix and its gradient are three double GEMMs (BLAS):
+   with a global batch gathered from many ranks (every rank computes the
+   whole loss) they are B·M·d products each, 0.8 G at B = 256, d = 4096. */
 #include "engine.h"
 #include <math.h>
+#include <cblas.h>
 
 static int check_emb(const lacos_tensor *t, const char *name) {
   TRY(tensor_check(t, name, LACOS_F32, 2));
@@ -83,12 +87,8 @@ int lacos_loss_mnrl(const lacos_tensor *A, const lacos_tensor *Cand, double scal
   double *S = calloc((size_t)(2 * B * M), sizeof(double));
   if (!an || !cn || !S) { free(an); free(cn); free(S); return fail(LACOS_ENOMEM, "out of memory"); }
   double *dS = S + B * M;
-  for (int64_t i = 0; i < B; i++)
-    for (int64_t j = 0; j < M; j++) {
-      double s = 0;
-      for (int64_t k = 0; k < d; k++) s += an[i * d + k] * cn[j * d + k];
-      S[i * M + j] = scale * s;
-    }
+  /* S (B,M) = scale · an (B,d) · cnᵀ */
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)M, (int)d, scale, an, (int)d, cn, (int)d, 0.0, S, (int)M);
   /* forward direction: each anchor against every candidate */
   double w = symmetric ? 0.5 / (double)B : 1.0 / (double)B;
   double L = ce_rows(S, B, M, M, 1, dS, w) * w;
@@ -101,12 +101,9 @@ int lacos_loss_mnrl(const lacos_tensor *A, const lacos_tensor *Cand, double scal
   double *g = calloc((size_t)((B + M) * d), sizeof(double));
   if (!g) { free(an); free(cn); free(S); return fail(LACOS_ENOMEM, "out of memory"); }
   double *ga = g, *gc = g + B * d;
-  for (int64_t i = 0; i < B; i++)
-    for (int64_t j = 0; j < M; j++) {
-      double v = scale * dS[i * M + j];
-      if (v == 0) continue;
-      for (int64_t k = 0; k < d; k++) { ga[i * d + k] += v * cn[j * d + k]; gc[j * d + k] += v * an[i * d + k]; }
-    }
+  /* ga (B,d) = scale · dS · cn;  gc (M,d) = scale · dSᵀ · an */
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)d, (int)M, scale, dS, (int)M, cn, (int)d, 0.0, ga, (int)d);
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)M, (int)d, (int)B, scale, dS, (int)M, an, (int)d, 0.0, gc, (int)d);
   if (dA) normalize_backward(dA->data, ga, an, na, B, d);
   if (dC) normalize_backward(dC->data, gc, cn, nc, M, d);
   free(g); free(an); free(cn); free(S);

@@ -1,4 +1,7 @@
-/* tokenizer.c: Hugging Face tokenizer.json byte-level BPE, exactly as BLOOM's.
+/* tokenizer.c: Hugging Face tokenizer.json byte-level BPE, exactly as BLOOM's,
+   and the shared machinery (vocabulary, added tokens, batches, truncation,
+   padding, decoding) that a WordPiece model (BERT's: wordpiece.c) and the
+   special-token templates (tokenizer_template.c) plug into.
 
    Matches huggingface/tokenizers:
    - tokenizers/src/tokenizer/added_vocabulary.rs: added tokens split the text
@@ -13,7 +16,13 @@
      or mapped to unk_token (fused with fuse_unk) or to <0xXX> byte tokens;
    - tokenizer/serialization.rs, models/bpe/serialization.rs: the file format
      ("a b" and ["a", "b"] merges, added-token ids);
-   - utils/truncation.rs, utils/padding.rs: truncation and padding of batches.
+   - utils/truncation.rs, utils/padding.rs, tokenizer/mod.rs (post_process):
+     truncation (room left for the post-processor's special tokens; the
+     LongestFirst, OnlyFirst and OnlySecond strategies for pairs), the
+     template, then padding;
+   - tokenizer/added_vocabulary.rs (extract_and_normalize): a WordPiece
+     tokenizer's normalizer runs on the gaps between the normalized = false
+     added tokens, before the normalized ones are looked for.
    The regexes are Oniguruma patterns upstream; here they run on PCRE2 (UTF,
    UCP, JIT) after tok_regex_translate gives them the same meaning. Pieces
    seen before come from a per-thread cache, so most words skip the merges. */
@@ -141,6 +150,8 @@ static bool is_white_space(uint32_t c) {
   return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
          (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
+bool tok_is_white_space(uint32_t c) { return is_white_space(c); }
+uint32_t tok_utf8_decode(const uint8_t *s, int *len) { return utf8_decode(s, len); }
 
 /* ------------------------------------------------------------ growable buffers */
 
@@ -205,7 +216,7 @@ enum { B_REMOVED = 0, B_ISOLATED = 1, B_MERGED_PREV = 2, B_MERGED_NEXT = 3, B_CO
 enum { MAX_STEPS = 16 };
 enum { TOK_MODEL = 1, TOK_ADDED = 2, TOK_SPECIAL = 4 };
 enum { NO_TOKEN = UINT32_MAX };
-enum { DEC_NONE = 0, DEC_BYTELEVEL = 1 };
+enum { DEC_NONE = 0, DEC_BYTELEVEL = 1, DEC_WORDPIECE = 2 };
 
 typedef struct pre_step {
   int kind, behavior, invert, jit;
@@ -216,6 +227,8 @@ typedef struct added_tok {
   int32_t id;
   uint32_t off, len;
   bool special, single_word, lstrip, rstrip, normalized;
+  char *norm;            /* normalized = true and a normalizer: the content normalized (malloc'd), else NULL */
+  uint32_t norm_len;
 } added_tok;
 
 /* A byte trie of added-token contents: children as sibling lists, the root's
@@ -254,6 +267,7 @@ typedef struct tok_ctx {
   size_t c_used, ckeys_used, cids_used;
   tok_piece_fn piece_fn;
   void *piece_ud;
+  tok_wp_scratch *wps;       /* WordPiece tokenizers: normalizer and matching scratch */
   int status, failed_at;
   char message[512];
 } tok_ctx;
@@ -282,10 +296,13 @@ struct lacos_tokenizer {
   pre_step steps[MAX_STEPS];
   int n_steps;
   int decoder;
+  tok_wordpiece *wp;         /* a WordPiece model with BERT's normalizer and pre-tokenizer; NULL: BPE */
+  tok_template *post;        /* special tokens around the text(s); NULL: none */
   lacos_tokenizer_batch_options batch;
   tok_ctx **ctx;
   int n_ctx;
   buf list_ids, list_off, list_who, list_at, list_cnt, dec, dec_raw;
+  buf b_ids, b_off, out_ids, out_off, one;   /* second texts of pairs; rows with special tokens */
 };
 
 /* ------------------------------------------------------------ string maps */
@@ -340,6 +357,14 @@ static int token_id(const lacos_tokenizer *t, const uint8_t *s, size_t n) {
   int64_t a = strmap_get(t, &t->added_map, added_key, s, n);
   if (a >= 0) return t->added[a].id;
   return (int)strmap_get(t, &t->vocab_map, vocab_key, s, n);
+}
+
+int64_t tok_vocab_find(const lacos_tokenizer *t, const uint8_t *s, size_t n) {
+  return strmap_get(t, &t->vocab_map, vocab_key, s, n);
+}
+int tok_id_count(const lacos_tokenizer *t) { return t->n_ids; }
+bool tok_id_known(const lacos_tokenizer *t, int64_t id) {
+  return id >= 0 && id < t->n_ids && t->tok_len[id] != NO_TOKEN;
 }
 
 /* ------------------------------------------------------------ merges */
@@ -591,6 +616,7 @@ static void ctx_free(tok_ctx *c) {
   mem_free(c->cslot, CACHE_SLOTS * sizeof *c->cslot, LACOS_CPU);
   mem_free(c->ckeys, CACHE_KEY_BYTES, LACOS_CPU);
   mem_free(c->cids, CACHE_IDS * sizeof *c->cids, LACOS_CPU);
+  tok_wp_scratch_free(c->wps);
   free(c);
 }
 
@@ -615,6 +641,10 @@ static int ctx_new(lacos_tokenizer *t, tok_ctx **out) {
   c->ckeys = c->cslot ? mem_alloc(CACHE_KEY_BYTES, LACOS_CPU, "tokenizer piece cache") : NULL;
   c->cids = c->ckeys ? mem_alloc(CACHE_IDS * sizeof *c->cids, LACOS_CPU, "tokenizer piece cache") : NULL;
   if (!c->cids) { int s = lacos_last_status(); ctx_free(c); return s; }
+  if (t->wp) {
+    int s = tok_wp_scratch_new(&c->wps);
+    if (s) { ctx_free(c); return s; }
+  }
   *out = c;
   return LACOS_OK;
 }
@@ -800,6 +830,16 @@ static int bpe_piece(const lacos_tokenizer *t, tok_ctx *c, const uint8_t *s, siz
   return LACOS_OK;
 }
 
+/* The ids of one pre-tokenized piece through the model, appended to c's output. */
+static int model_piece(const lacos_tokenizer *t, tok_ctx *c, const uint8_t *s, size_t n) {
+  if (!t->wp) return bpe_piece(t, c, s, n, -1);
+  if ((c->n_ids + n + 1) * sizeof(int32_t) > c->ids.cap) TRY(buf_reserve(&c->ids, (c->n_ids + n + 1) * sizeof(int32_t), "token ids"));
+  size_t k;
+  TRY(tok_wordpiece_word(t->wp, t, c->wps, s, n, (int32_t *)c->ids.p + c->n_ids, &k));
+  c->n_ids += k;
+  return LACOS_OK;
+}
+
 static void cache_clear(tok_ctx *c) {
   memset(c->cslot, 0, CACHE_SLOTS * sizeof *c->cslot);
   c->c_used = c->ckeys_used = c->cids_used = 0;
@@ -808,7 +848,7 @@ static void cache_clear(tok_ctx *c) {
 /* A pre-tokenized piece: from the cache when seen before, else through BPE. */
 static int emit_piece(const lacos_tokenizer *t, tok_ctx *c, const uint8_t *s, size_t n) {
   if (c->piece_fn) { c->piece_fn(c->piece_ud, s, n, -1); return LACOS_OK; }
-  if (n > CACHE_KEY_MAX) return bpe_piece(t, c, s, n, -1);
+  if (n > CACHE_KEY_MAX) return model_piece(t, c, s, n);
   uint64_t h = hash_bytes(s, n) | 1;
   size_t i = h & (CACHE_SLOTS - 1);
   for (;; i = (i + 1) & (CACHE_SLOTS - 1)) {
@@ -823,7 +863,7 @@ static int emit_piece(const lacos_tokenizer *t, tok_ctx *c, const uint8_t *s, si
     }
   }
   size_t before = c->n_ids;
-  TRY(bpe_piece(t, c, s, n, -1));
+  TRY(model_piece(t, c, s, n));
   size_t k = c->n_ids - before;
   if (k > 0xFFFF) return LACOS_OK;
   if (c->c_used >= CACHE_ENTRIES || c->ckeys_used + n > CACHE_KEY_BYTES || c->cids_used + k > CACHE_IDS) {
@@ -966,12 +1006,38 @@ static int emit_added(tok_ctx *c, const added_tok *a, const uint8_t *s, size_t n
   return emit_id(c, a->id);
 }
 
+static int added_run(const lacos_tokenizer *t, tok_ctx *c, int pass, const uint8_t *s, size_t n);
+
+static int word_piece_cb(void *ud, const uint8_t *s, size_t n) {
+  void **a = ud;
+  return emit_piece(a[0], a[1], s, n);
+}
+
+/* A gap between added tokens through the pre-tokenizer: BERT's for a
+   WordPiece model, the Split / ByteLevel steps for BPE. */
+static int pre_tokenize(const lacos_tokenizer *t, tok_ctx *c, const uint8_t *s, size_t n) {
+  if (!t->wp) return pre_run(t, c, 0, s, n);
+  void *ud[2] = {(void *)t, c};
+  return tok_wordpiece_pre_tokenize(t->wp, s, n, word_piece_cb, ud);
+}
+
+/* A gap between the normalized = false added tokens: normalized (WordPiece
+   tokenizers with a normalizer), then searched for the normalized ones. */
+static int normalized_run(const lacos_tokenizer *t, tok_ctx *c, const uint8_t *s, size_t n) {
+  if (!n) return LACOS_OK;
+  if (!tok_wordpiece_normalizes(t->wp)) return added_run(t, c, 1, s, n);
+  const uint8_t *ns;
+  size_t nn;
+  TRY(tok_wordpiece_normalize(t->wp, c->wps, s, n, &ns, &nn));
+  return added_run(t, c, 1, ns, nn);
+}
+
 /* pass 0: tokens with normalized = false on the text; pass 1: the others on
-   the gaps (upstream's extract_and_normalize, with no normalizer). */
+   the normalized gaps (upstream's extract_and_normalize). */
 static int added_run(const lacos_tokenizer *t, tok_ctx *c, int pass, const uint8_t *s, size_t n) {
   if (!n) return LACOS_OK;
   const trie *tr = pass == 0 ? &t->trie_raw : &t->trie_norm;
-  if (!tr->tokens) return pass == 0 ? added_run(t, c, 1, s, n) : pre_run(t, c, 0, s, n);
+  if (!tr->tokens) return pass == 0 ? normalized_run(t, c, s, n) : pre_tokenize(t, c, s, n);
   size_t start_offset = 0, i = 0;
   while (i < n) {
     if (tr->root[s[i]] < 0) { i++; continue; }
@@ -1004,15 +1070,15 @@ static int added_run(const lacos_tokenizer *t, tok_ctx *c, int pass, const uint8
       }
     }
     if (start_offset < start) {
-      if (pass == 0) TRY(added_run(t, c, 1, s + start_offset, start - start_offset));
-      else TRY(pre_run(t, c, 0, s + start_offset, start - start_offset));
+      if (pass == 0) TRY(normalized_run(t, c, s + start_offset, start - start_offset));
+      else TRY(pre_tokenize(t, c, s + start_offset, start - start_offset));
     }
     TRY(emit_added(c, a, s + start, stop - start));
     start_offset = stop;
   }
   if (start_offset < n) {
-    if (pass == 0) return added_run(t, c, 1, s + start_offset, n - start_offset);
-    return pre_run(t, c, 0, s + start_offset, n - start_offset);
+    if (pass == 0) return normalized_run(t, c, s + start_offset, n - start_offset);
+    return pre_tokenize(t, c, s + start_offset, n - start_offset);
   }
   return LACOS_OK;
 }
@@ -1164,6 +1230,7 @@ static int parse_truncation_padding(lacos_tokenizer *t, const json_t *root) {
   lacos_tokenizer_batch_options *b = &t->batch;
   memset(b, 0, sizeof *b);
   b->pad_id = -1;
+  b->add_special = 1;
   const json_t *tr = json_object_get(root, "truncation");
   if (tr && !json_is_null(tr)) {
     if (!json_is_object(tr)) return fail(LACOS_EFORMAT, "truncation must be an object or null");
@@ -1175,10 +1242,11 @@ static int parse_truncation_padding(lacos_tokenizer *t, const json_t *root) {
     TRY(get_uint(tr, "stride", 0, INT32_MAX, &stride, "truncation"));
     TRY(parse_side(tr, "direction", &b->truncation_side, "truncation"));
     const json_t *sv = json_object_get(tr, "strategy");
-    if (sv && !(json_is_string(sv) && (!strcmp(json_string_value(sv), "LongestFirst") ||
-                                       !strcmp(json_string_value(sv), "OnlyFirst") ||
-                                       !strcmp(json_string_value(sv), "OnlySecond"))))
-      return fail(LACOS_EFORMAT, "truncation.strategy must be LongestFirst, OnlyFirst or OnlySecond");
+    static const char *const strategies[] = {"LongestFirst", "OnlyFirst", "OnlySecond"};
+    int strategy = sv ? -1 : LACOS_TOKENIZER_LONGEST_FIRST;
+    for (int i = 0; i < 3 && json_is_string(sv); i++) if (!strcmp(json_string_value(sv), strategies[i])) strategy = i;
+    if (strategy < 0) return fail(LACOS_EFORMAT, "truncation.strategy must be LongestFirst, OnlyFirst or OnlySecond");
+    b->truncation_strategy = strategy;
     b->max_length = (int)ml;
     b->truncation = 1;
   }
@@ -1193,14 +1261,18 @@ static int parse_truncation_padding(lacos_tokenizer *t, const json_t *root) {
     } else if (!(sv == NULL || (json_is_string(sv) && !strcmp(json_string_value(sv), "BatchLongest")))) {
       return fail(LACOS_EFORMAT, "padding.strategy must be \"BatchLongest\" or {\"Fixed\": N}");
     }
-    long long mult, pad_id;
+    long long mult, pad_id, pad_type;
     TRY(get_uint(pd, "pad_to_multiple_of", 0, 65536, &mult, "padding"));
     TRY(get_uint(pd, "pad_id", 0, INT32_MAX, &pad_id, "padding"));
+    TRY(get_uint(pd, "pad_type_id", 0, INT32_MAX, &pad_type, "padding"));
     TRY(parse_side(pd, "direction", &b->padding_side, "padding"));
     b->pad_to_multiple_of = (int)mult;
     b->pad_id = (int)pad_id;
+    b->pad_type_id = (int)pad_type;
   } else {
+    /* no padding section: BLOOM's <pad>, or BERT's [PAD] */
     b->pad_id = token_id(t, (const uint8_t *)"<pad>", 5);
+    if (b->pad_id < 0) b->pad_id = token_id(t, (const uint8_t *)"[PAD]", 5);
   }
   return LACOS_OK;
 }
@@ -1348,6 +1420,34 @@ static int build_vocab(lacos_tokenizer *t, const json_t *model, const added_in *
   return LACOS_OK;
 }
 
+/* Added tokens with normalized = true are looked for in normalized text, so
+   their contents go into the trie normalized too (added_vocabulary.rs,
+   refresh_added_tokens); build_vocab put them in as written, before the
+   normalizer was read. */
+static int normalize_added(lacos_tokenizer *t) {
+  if (!tok_wordpiece_normalizes(t->wp) || !t->trie_norm.tokens) return LACOS_OK;
+  tok_wp_scratch *sc;
+  TRY(tok_wp_scratch_new(&sc));
+  trie_free(&t->trie_norm);
+  int s = LACOS_OK;
+  for (int i = 0; i < t->n_added && !s; i++) {
+    const added_tok *d = &t->added[i];
+    if (!d->normalized) continue;
+    const uint8_t *ns;
+    size_t nn;
+    s = tok_wordpiece_normalize(t->wp, sc, (const uint8_t *)t->arena + d->off, d->len, &ns, &nn);
+    if (!s && nn) s = trie_add(&t->trie_norm, ns, nn, i);   /* normalized away: nothing to find */
+    /* decoding gives the normalized form too (added_vocabulary.rs, simple_id_to_token) */
+    if (!s && (nn != d->len || memcmp(ns, t->arena + d->off, nn))) {
+      t->added[i].norm = malloc(nn + 1);
+      if (!t->added[i].norm) s = fail(LACOS_ENOMEM, "out of memory");
+      else { memcpy(t->added[i].norm, ns, nn); t->added[i].norm_len = (uint32_t)nn; }
+    }
+  }
+  tok_wp_scratch_free(sc);
+  return s;
+}
+
 static int merge_token(const lacos_tokenizer *t, const char *s, size_t n, size_t i, int32_t *id) {
   int64_t v = strmap_get(t, &t->vocab_map, vocab_key, (const uint8_t *)s, n);
   if (v < 0) return fail(LACOS_EFORMAT, "model.merges[%zu]: \"%.*s\" is not in model.vocab", i, (int)(n > 60 ? 60 : n), s);
@@ -1405,12 +1505,17 @@ static int build_merges(lacos_tokenizer *t, const json_t *model) {
   return s;
 }
 
-static int check_model_type(const json_t *model) {
+/* BPE or WordPiece; upstream's untagged models without a "type" are told
+   apart by their fields (merges, or continuing_subword_prefix alone). */
+static int check_model_type(const json_t *model, bool *wordpiece) {
   const char *type = get_type(model);
-  if (type && strcmp(type, "BPE"))
-    return fail(LACOS_EUNSUPPORTED, "model.type is \"%s\"; lacos runs BPE models only", type);
-  if (!type && !json_object_get(model, "merges"))
-    return fail(LACOS_EUNSUPPORTED, "model has no \"type\" and no merges; lacos runs BPE models only");
+  *wordpiece = type ? !strcmp(type, "WordPiece")
+                    : !json_object_get(model, "merges") && json_object_get(model, "continuing_subword_prefix");
+  if (type && strcmp(type, "BPE") && !*wordpiece)
+    return fail(LACOS_EUNSUPPORTED, "model.type is \"%s\"; lacos runs BPE and WordPiece models", type);
+  if (!type && !*wordpiece && !json_object_get(model, "merges"))
+    return fail(LACOS_EUNSUPPORTED, "model has no \"type\", no merges and no continuing_subword_prefix; lacos runs BPE and "
+                "WordPiece models");
   return LACOS_OK;
 }
 
@@ -1454,6 +1559,34 @@ static int build_model(lacos_tokenizer *t, const json_t *model) {
   return LACOS_OK;
 }
 
+/* The post-processor: ByteLevel (offsets only: no ids), TemplateProcessing
+   or BertProcessing (special tokens), or a Sequence holding ByteLevels and
+   at most one of the others. */
+static int parse_post_processor(lacos_tokenizer *t, const json_t *root) {
+  const json_t *pp = json_object_get(root, "post_processor");
+  if (!pp || json_is_null(pp)) return LACOS_OK;
+  const char *type = json_is_object(pp) ? get_type(pp) : NULL;
+  const json_t *one = NULL;
+  bool ok = type && !strcmp(type, "ByteLevel");
+  char where[64] = "post_processor";
+  if (type && (!strcmp(type, "TemplateProcessing") || !strcmp(type, "BertProcessing"))) { ok = true; one = pp; }
+  if (type && !strcmp(type, "Sequence")) {
+    const json_t *l = json_object_get(pp, "processors");
+    ok = json_is_array(l);
+    for (size_t i = 0; ok && i < json_array_size(l); i++) {
+      const json_t *e = json_array_get(l, i);
+      const char *et = get_type(e);
+      ok = et && (!strcmp(et, "ByteLevel") || ((!strcmp(et, "TemplateProcessing") || !strcmp(et, "BertProcessing")) && !one));
+      if (ok && strcmp(et, "ByteLevel")) { one = e; snprintf(where, sizeof where, "post_processor.processors[%zu]", i); }
+      else if (!ok) type = et ? et : "?";
+    }
+  }
+  if (!ok)
+    return fail(LACOS_EUNSUPPORTED, "post_processor type \"%s\" is not supported (lacos runs ByteLevel, TemplateProcessing and "
+                "BertProcessing; a Sequence holds at most one template)", type ? type : "?");
+  return one ? tok_template_parse(&t->post, t, one, where) : LACOS_OK;
+}
+
 static int build_rest(lacos_tokenizer *t, const json_t *root) {
   const json_t *norm = json_object_get(root, "normalizer");
   const json_t *nlist = json_is_object(norm) ? json_object_get(norm, "normalizers") : NULL;
@@ -1464,22 +1597,6 @@ static int build_rest(lacos_tokenizer *t, const json_t *root) {
                 type ? type : "?");
   }
   TRY(parse_pre_tokenizer(t, json_object_get(root, "pre_tokenizer")));
-  const json_t *pp = json_object_get(root, "post_processor");
-  if (pp && !json_is_null(pp)) {
-    const char *type = json_is_object(pp) ? get_type(pp) : NULL;
-    bool ok = type && !strcmp(type, "ByteLevel");   /* adjusts offsets only: no ids */
-    if (type && !strcmp(type, "Sequence")) {
-      const json_t *l = json_object_get(pp, "processors");
-      ok = json_is_array(l);
-      for (size_t i = 0; ok && i < json_array_size(l); i++) {
-        const char *et = get_type(json_array_get(l, i));
-        ok = et && !strcmp(et, "ByteLevel");
-      }
-    }
-    if (!ok)
-      return fail(LACOS_EUNSUPPORTED, "post_processor type \"%s\" is not supported (lacos adds no special tokens around a text, as BLOOM)",
-                  type ? type : "?");
-  }
   const json_t *dec = json_object_get(root, "decoder");
   if (!dec || json_is_null(dec)) t->decoder = DEC_NONE;
   else {
@@ -1489,7 +1606,7 @@ static int build_rest(lacos_tokenizer *t, const json_t *root) {
                   type ? type : "?");
     t->decoder = DEC_BYTELEVEL;
   }
-  return parse_truncation_padding(t, root);
+  return LACOS_OK;
 }
 
 int lacos_tokenizer_load(lacos_tokenizer **out, const char *path) {
@@ -1519,11 +1636,20 @@ int lacos_tokenizer_load(lacos_tokenizer **out, const char *path) {
   if (!s && !json_is_object(model)) s = fail(LACOS_EFORMAT, "model must be an object, found %s", json_type_name(model));
   size_t added_bytes = 0;
   long long added_max = -1;
-  if (!s) s = check_model_type(model);
+  bool wordpiece = false;
+  if (!s) s = check_model_type(model, &wordpiece);
   if (!s) s = read_added(root, &ai, &n_ai, &added_bytes, &added_max);
   if (!s) s = build_vocab(t, model, ai, n_ai, added_bytes, added_max);
-  if (!s) s = build_model(t, model);
-  if (!s) s = build_rest(t, root);
+  if (!s && wordpiece) {
+    s = tok_wordpiece_parse(&t->wp, t, root);
+    if (!s && tok_wordpiece_has_decoder(t->wp)) t->decoder = DEC_WORDPIECE;
+    if (!s) s = normalize_added(t);
+  } else if (!s) {
+    s = build_model(t, model);
+    if (!s) s = build_rest(t, root);
+  }
+  if (!s) s = parse_post_processor(t, root);
+  if (!s) s = parse_truncation_padding(t, root);
   if (!s && !(t->path = strdup(path))) s = fail(LACOS_ENOMEM, "out of memory");
   if (!s) s = ctx_ensure(t, 1);
   free(ai);
@@ -1553,9 +1679,13 @@ void lacos_tokenizer_free(lacos_tokenizer *t) {
   strmap_free(&t->added_map);
   trie_free(&t->trie_raw);
   trie_free(&t->trie_norm);
+  for (int i = 0; i < t->n_added; i++) free(t->added[i].norm);
   free(t->added);
+  tok_wordpiece_free(t->wp);
+  tok_template_free(t->post);
   buf_free(&t->list_ids); buf_free(&t->list_off); buf_free(&t->list_who); buf_free(&t->list_at);
   buf_free(&t->list_cnt); buf_free(&t->dec); buf_free(&t->dec_raw);
+  buf_free(&t->b_ids); buf_free(&t->b_off); buf_free(&t->out_ids); buf_free(&t->out_off); buf_free(&t->one);
   free(t->path);
   free(t);
 }
@@ -1581,10 +1711,16 @@ int lacos_tokenizer_is_special(const lacos_tokenizer *t, int id) {
   return t && id >= 0 && id < t->n_ids && (t->tok_flags[id] & TOK_SPECIAL) ? 1 : 0;
 }
 
+const char *lacos_tokenizer_model_type(const lacos_tokenizer *t) { return t && t->wp ? "WordPiece" : "BPE"; }
+
+int lacos_tokenizer_special_count(const lacos_tokenizer *t, int pair) {
+  return t && t->post ? tok_template_added(t->post, pair ? 1 : 0) : 0;
+}
+
 void lacos_tokenizer_batch_options_init(const lacos_tokenizer *t, lacos_tokenizer_batch_options *opt) {
   if (!opt) return;
   if (t) *opt = t->batch;
-  else { memset(opt, 0, sizeof *opt); opt->pad_id = -1; }
+  else { memset(opt, 0, sizeof *opt); opt->pad_id = -1; opt->add_special = 1; }
 }
 
 /* ------------------------------------------------------------ encoding */
@@ -1602,6 +1738,26 @@ static int text_len(const char *text, double len, size_t *n) {
   return LACOS_OK;
 }
 
+/* Special tokens the options put around one text (pair = 0) or a pair. */
+static int added_count(const lacos_tokenizer *t, const lacos_tokenizer_batch_options *o, int pair) {
+  return o->add_special && t->post ? tok_template_added(t->post, pair) : 0;
+}
+
+/* One row: the text(s) as the template lays them out — with the special
+   tokens, or only the texts (in the template's order and type ids) when
+   they are off; without a template, A then B with type ids 0 and 1. */
+static size_t write_row(const lacos_tokenizer *t, const lacos_tokenizer_batch_options *o, const int32_t *a, size_t na,
+                        const int32_t *b, size_t nb, int pair, int32_t *ids, int32_t *types) {
+  if (t->post) return tok_template_apply(t->post, a, na, b, nb, pair, o->add_special, ids, types);
+  if (na) memcpy(ids, a, na * sizeof *ids);
+  if (nb) memcpy(ids + na, b, nb * sizeof *ids);
+  if (types) {
+    for (size_t j = 0; j < na; j++) types[j] = 0;
+    for (size_t j = 0; j < nb; j++) types[na + j] = 1;
+  }
+  return na + nb;
+}
+
 int lacos_tokenizer_encode(lacos_tokenizer *t, const int32_t **ids, int *n, const char *text, double len) {
   if (!t || !ids || !n) return fail(LACOS_EINVAL, "lacos_tokenizer_encode: NULL argument");
   *ids = NULL;
@@ -1611,22 +1767,29 @@ int lacos_tokenizer_encode(lacos_tokenizer *t, const int32_t **ids, int *n, cons
   tok_ctx *c = t->ctx[0];
   c->n_ids = 0;
   TRY(encode_text(t, c, (const uint8_t *)text, nb));
-  if (c->n_ids > INT32_MAX) return fail(LACOS_ELIMIT, "the text gives more than %d tokens", INT32_MAX);
   static const int32_t none[1] = {0};
-  *ids = c->ids.p ? (const int32_t *)c->ids.p : none;   /* never NULL, even for no tokens */
-  *n = (int)c->n_ids;
+  const int32_t *out = c->ids.p ? (const int32_t *)c->ids.p : none;   /* never NULL, even for no tokens */
+  size_t m = c->n_ids;
+  if (t->post) {
+    lacos_tokenizer_batch_options o = t->batch;
+    o.add_special = 1;
+    TRY(buf_reserve(&t->one, (m + (size_t)added_count(t, &o, 0) + 1) * sizeof(int32_t), "token ids"));
+    m = write_row(t, &o, out, m, NULL, 0, 0, t->one.p, NULL);
+    out = t->one.p;
+  }
+  if (m > INT32_MAX) return fail(LACOS_ELIMIT, "the text gives more than %d tokens", INT32_MAX);
+  *ids = out;
+  *n = (int)m;
   return LACOS_OK;
 }
 
-int lacos_tokenizer_encode_list(lacos_tokenizer *t, const int32_t **ids, const int32_t **offsets,
-                                const char *const *texts, const double *lens, int n) {
-  if (!t || !ids || !offsets) return fail(LACOS_EINVAL, "lacos_tokenizer_encode_list: NULL argument");
-  *ids = NULL;
-  *offsets = NULL;
-  if (n < 0) return fail(LACOS_EINVAL, "lacos_tokenizer_encode_list: %d texts", n);
-  if (n > 0 && !texts) return fail(LACOS_EINVAL, "lacos_tokenizer_encode_list: texts is NULL");
+/* The model's ids of n texts, no special tokens, into ids_b and off_b (text
+   i has [off[i], off[i+1])), spread over the engine's threads. */
+static int encode_many(lacos_tokenizer *t, buf *ids_b, buf *off_b, const char *const *texts, const double *lens, int n) {
+  if (n < 0) return fail(LACOS_EINVAL, "lacos_tokenizer_encode: %d texts", n);
+  if (n > 0 && !texts) return fail(LACOS_EINVAL, "lacos_tokenizer_encode: texts is NULL");
   size_t nn = (size_t)n;
-  TRY(buf_reserve(&t->list_off, (nn + 1) * sizeof(int32_t), "token offsets"));
+  TRY(buf_reserve(off_b, (nn + 1) * sizeof(int32_t), "token offsets"));
   TRY(buf_reserve(&t->list_cnt, (nn + 1) * sizeof(int32_t), "token offsets"));
   TRY(buf_reserve(&t->list_who, (nn + 1) * sizeof(int32_t), "token offsets"));
   TRY(buf_reserve(&t->list_at, (nn + 1) * sizeof(size_t), "token offsets"));
@@ -1672,81 +1835,206 @@ int lacos_tokenizer_encode_list(lacos_tokenizer *t, const int32_t **ids, const i
     return fail(c->status, "text %d: %s", c->failed_at + 1, c->message);
   }
   size_t total = 0;
-  int32_t *off = t->list_off.p;
+  int32_t *off = off_b->p;
   for (size_t i = 0; i < nn; i++) {
     off[i] = (int32_t)total;
     total += (size_t)cnt[i];
     if (total > INT32_MAX) return fail(LACOS_ELIMIT, "the texts give more than %d tokens together", INT32_MAX);
   }
   off[nn] = (int32_t)total;
-  TRY(buf_reserve(&t->list_ids, (total + 1) * sizeof(int32_t), "token ids"));
-  int32_t *dst = t->list_ids.p;
-  for (size_t i = 0; i < nn; i++)
-    memcpy(dst + off[i], (int32_t *)t->ctx[who[i]]->ids.p + at[i], (size_t)cnt[i] * sizeof(int32_t));
+  TRY(buf_reserve(ids_b, (total + 1) * sizeof(int32_t), "token ids"));
+  int32_t *dst = ids_b->p;
+  for (size_t i = 0; i < nn; i++)   /* a thread that only saw empty texts has no id buffer yet */
+    if (cnt[i]) memcpy(dst + off[i], (int32_t *)t->ctx[who[i]]->ids.p + at[i], (size_t)cnt[i] * sizeof(int32_t));
+  return LACOS_OK;
+}
+
+static int check_options(const lacos_tokenizer *t, const lacos_tokenizer_batch_options *o, int pair) {
+  if (o->max_length < 0 || o->pad_length < 0 || o->pad_to_multiple_of < 0 || o->pad_type_id < 0)
+    return fail(LACOS_EINVAL, "batch options: max_length, pad_length, pad_to_multiple_of and pad_type_id must not be negative");
+  if ((o->padding_side != LACOS_TOKENIZER_RIGHT && o->padding_side != LACOS_TOKENIZER_LEFT) ||
+      (o->truncation_side != LACOS_TOKENIZER_RIGHT && o->truncation_side != LACOS_TOKENIZER_LEFT))
+    return fail(LACOS_EINVAL, "batch options: sides must be LACOS_TOKENIZER_RIGHT or LACOS_TOKENIZER_LEFT");
+  if (o->truncation_strategy < LACOS_TOKENIZER_LONGEST_FIRST || o->truncation_strategy > LACOS_TOKENIZER_ONLY_SECOND)
+    return fail(LACOS_EINVAL, "batch options: truncation_strategy %d is not a lacos_tokenizer_truncation", o->truncation_strategy);
+  if (o->add_special != 0 && o->add_special != 1) return fail(LACOS_EINVAL, "batch options: add_special must be 0 or 1");
+  if (o->truncation && !o->max_length) return fail(LACOS_EINVAL, "batch options: truncation needs a max_length");
+  int added = added_count(t, o, pair);
+  if (o->truncation && o->max_length < added)
+    return fail(LACOS_EINVAL, "batch options: max_length %d leaves no room for the %d special tokens the tokenizer adds%s",
+                o->max_length, added, pair ? " to a pair" : "");
+  return LACOS_OK;
+}
+
+/* The lengths row `row` keeps of its texts (na, and nb for a pair) so that
+   with the special tokens it fits max_length: tokenizers' truncate_encodings. */
+static int truncate_lengths(const lacos_tokenizer *t, const lacos_tokenizer_batch_options *o, int pair, int row,
+                            int64_t *na, int64_t *nb) {
+  int added = added_count(t, o, pair);
+  int64_t total = *na + *nb + added;
+  if (!o->max_length || total <= o->max_length) return LACOS_OK;
+  if (!o->truncation)
+    return fail(LACOS_ELIMIT, "%s %d has %lld tokens, more than the maximum length %d (turn truncation on to cut it)",
+                pair ? "pair" : "text", row + 1, (long long)total, o->max_length);
+  int64_t limit = o->max_length - added, remove = *na + *nb - limit;
+  if (o->truncation_strategy == LACOS_TOKENIZER_LONGEST_FIRST) {
+    if (!pair) { *na = limit; return LACOS_OK; }
+    int64_t n1 = *na, n2 = *nb;
+    bool swap = n1 > n2;
+    if (swap) { int64_t x = n1; n1 = n2; n2 = x; }
+    n2 = n1 > limit ? n1 : (n1 > limit - n1 ? n1 : limit - n1);
+    if (n1 + n2 > limit) { n1 = limit / 2; n2 = n1 + limit % 2; }
+    if (swap) { int64_t x = n1; n1 = n2; n2 = x; }
+    if (*na > n1) *na = n1;
+    if (*nb > n2) *nb = n2;
+    return LACOS_OK;
+  }
+  bool second = o->truncation_strategy == LACOS_TOKENIZER_ONLY_SECOND;
+  if (second && !pair)
+    return fail(LACOS_EINVAL, "text %d: truncation only_second needs pairs of texts", row + 1);
+  int64_t *target = second ? nb : na;
+  if (*target <= remove)
+    return fail(LACOS_ELIMIT, "%s %d has %lld tokens; cutting only its %s text (%lld tokens) cannot bring it to %d",
+                pair ? "pair" : "text", row + 1, (long long)total, second ? "second" : "first", (long long)*target,
+                o->max_length);
+  *target -= remove;
+  return LACOS_OK;
+}
+
+/* Where a text cut to m of its n ids starts (left truncation keeps the end). */
+static inline const int32_t *cut(const lacos_tokenizer_batch_options *o, const int32_t *ids, int64_t n, int64_t m) {
+  return o->truncation_side == LACOS_TOKENIZER_LEFT ? ids + (n - m) : ids;
+}
+
+int lacos_tokenizer_encode_list_opt(lacos_tokenizer *t, const int32_t **ids, const int32_t **offsets,
+                                    const char *const *texts, const double *lens, int n,
+                                    const lacos_tokenizer_batch_options *opt) {
+  if (!t || !ids || !offsets) return fail(LACOS_EINVAL, "lacos_tokenizer_encode_list: NULL argument");
+  *ids = NULL;
+  *offsets = NULL;
+  lacos_tokenizer_batch_options o = opt ? *opt : t->batch;
+  TRY(check_options(t, &o, 0));
+  TRY(encode_many(t, &t->list_ids, &t->list_off, texts, lens, n));
+  const int32_t *raw = t->list_ids.p, *off = t->list_off.p;
+  int added = added_count(t, &o, 0);
+  if (!added && !o.max_length) {   /* the model's ids are the rows */
+    *ids = raw;
+    *offsets = off;
+    return LACOS_OK;
+  }
+  size_t total = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t na = off[i + 1] - off[i], nb = 0;
+    TRY(truncate_lengths(t, &o, 0, i, &na, &nb));
+    total += (size_t)(na + added);
+  }
+  if (total > INT32_MAX) return fail(LACOS_ELIMIT, "the texts give more than %d tokens together", INT32_MAX);
+  TRY(buf_reserve(&t->out_off, ((size_t)n + 1) * sizeof(int32_t), "token offsets"));
+  TRY(buf_reserve(&t->out_ids, (total + 1) * sizeof(int32_t), "token ids"));
+  int32_t *dst = t->out_ids.p, *doff = t->out_off.p;
+  size_t k = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t full = off[i + 1] - off[i], na = full, nb = 0;
+    TRY(truncate_lengths(t, &o, 0, i, &na, &nb));
+    doff[i] = (int32_t)k;
+    k += write_row(t, &o, cut(&o, raw + off[i], full, na), (size_t)na, NULL, 0, 0, dst + k, NULL);
+  }
+  doff[n] = (int32_t)k;
   *ids = dst;
-  *offsets = off;
+  *offsets = doff;
+  return LACOS_OK;
+}
+
+int lacos_tokenizer_encode_list(lacos_tokenizer *t, const int32_t **ids, const int32_t **offsets,
+                                const char *const *texts, const double *lens, int n) {
+  if (!t) return fail(LACOS_EINVAL, "lacos_tokenizer_encode_list: NULL argument");
+  lacos_tokenizer_batch_options o = t->batch;
+  o.add_special = 1;
+  o.max_length = 0;
+  o.truncation = 0;
+  return lacos_tokenizer_encode_list_opt(t, ids, offsets, texts, lens, n, &o);
+}
+
+int lacos_tokenizer_encode_pairs(lacos_tensor **ids_out, lacos_tensor **mask_out, lacos_tensor **types_out,
+                                 lacos_tokenizer *t, const char *const *first, const double *first_lens,
+                                 const char *const *second, const double *second_lens, int n,
+                                 const lacos_tokenizer_batch_options *opt) {
+  if (!ids_out || !mask_out || !t) return fail(LACOS_EINVAL, "lacos_tokenizer_encode_pairs: NULL argument");
+  *ids_out = *mask_out = NULL;
+  if (types_out) *types_out = NULL;
+  int pair = second != NULL;
+  lacos_tokenizer_batch_options o = opt ? *opt : t->batch;
+  TRY(check_options(t, &o, pair));
+  if (o.pad_id >= t->n_ids) return fail(LACOS_EINVAL, "batch options: pad id %d is not in the vocabulary (%d ids)", o.pad_id, t->n_ids);
+  TRY(encode_many(t, &t->list_ids, &t->list_off, first, first_lens, n));
+  if (pair) {
+    int s = encode_many(t, &t->b_ids, &t->b_off, second, second_lens, n);
+    if (s) return fail_context("second texts");
+  }
+  const int32_t *ia = t->list_ids.p, *oa = t->list_off.p, *ib = pair ? t->b_ids.p : NULL, *ob = pair ? t->b_off.p : NULL;
+  int added = added_count(t, &o, pair);
+  int64_t T = 0;
+  for (int i = 0; i < n; i++) {
+    int64_t na = oa[i + 1] - oa[i], nb = pair ? ob[i + 1] - ob[i] : 0;
+    TRY(truncate_lengths(t, &o, pair, i, &na, &nb));
+    if (na + nb + added > T) T = na + nb + added;
+  }
+  if (o.pad_length > T) T = o.pad_length;
+  if (o.pad_to_multiple_of > 0 && T % o.pad_to_multiple_of) T += o.pad_to_multiple_of - T % o.pad_to_multiple_of;
+  if (T * (int64_t)n > INT32_MAX) return fail(LACOS_ELIMIT, "a batch of %d x %lld tokens is too large", n, (long long)T);
+  int64_t shape[2] = {n, T};
+  lacos_tensor *ti = NULL, *tm = NULL, *tt = NULL;
+  int s = lacos_tensor_empty(&ti, LACOS_I32, LACOS_CPU, 2, shape);
+  if (!s) s = lacos_tensor_new(&tm, LACOS_I32, LACOS_CPU, 2, shape);
+  if (!s && types_out) s = lacos_tensor_empty(&tt, LACOS_I32, LACOS_CPU, 2, shape);
+  int32_t *pi = ti ? ti->data : NULL, *pm = tm ? tm->data : NULL, *pt = tt ? tt->data : NULL;
+  for (int i = 0; i < n && !s; i++) {
+    int64_t fa = oa[i + 1] - oa[i], fb = pair ? ob[i + 1] - ob[i] : 0, na = fa, nb = fb;
+    truncate_lengths(t, &o, pair, i, &na, &nb);   /* succeeded above */
+    int64_t L = na + nb + added;
+    if (L < T && o.pad_id < 0) {
+      s = fail(LACOS_EINVAL, "text %d needs padding but the tokenizer has no pad token (no padding section, no <pad> or [PAD]): give a pad id", i + 1);
+      break;
+    }
+    int64_t start = o.padding_side == LACOS_TOKENIZER_LEFT ? T - L : 0;
+    int32_t *row = pi + (int64_t)i * T, *mrow = pm + (int64_t)i * T, *trow = pt ? pt + (int64_t)i * T : NULL;
+    for (int64_t j = 0; j < T; j++) row[j] = o.pad_id;
+    if (trow) for (int64_t j = 0; j < T; j++) trow[j] = o.pad_type_id;
+    write_row(t, &o, cut(&o, ia + oa[i], fa, na), (size_t)na, pair ? cut(&o, ib + ob[i], fb, nb) : NULL, (size_t)nb, pair,
+              row + start, trow ? trow + start : NULL);
+    for (int64_t j = 0; j < L; j++) mrow[start + j] = 1;
+  }
+  if (s) {
+    lacos_tensor_free(ti);
+    lacos_tensor_free(tm);
+    lacos_tensor_free(tt);
+    return s;
+  }
+  *ids_out = ti;
+  *mask_out = tm;
+  if (types_out) *types_out = tt;
   return LACOS_OK;
 }
 
 int lacos_tokenizer_encode_batch(lacos_tensor **ids_out, lacos_tensor **mask_out, lacos_tokenizer *t,
                                  const char *const *texts, const double *lens, int n,
                                  const lacos_tokenizer_batch_options *opt) {
-  if (!ids_out || !mask_out || !t) return fail(LACOS_EINVAL, "lacos_tokenizer_encode_batch: NULL argument");
-  *ids_out = *mask_out = NULL;
-  lacos_tokenizer_batch_options o = opt ? *opt : t->batch;
-  if (o.max_length < 0 || o.pad_length < 0 || o.pad_to_multiple_of < 0)
-    return fail(LACOS_EINVAL, "batch options: max_length, pad_length and pad_to_multiple_of must not be negative");
-  if ((o.padding_side != LACOS_TOKENIZER_RIGHT && o.padding_side != LACOS_TOKENIZER_LEFT) ||
-      (o.truncation_side != LACOS_TOKENIZER_RIGHT && o.truncation_side != LACOS_TOKENIZER_LEFT))
-    return fail(LACOS_EINVAL, "batch options: sides must be LACOS_TOKENIZER_RIGHT or LACOS_TOKENIZER_LEFT");
-  if (o.truncation && !o.max_length) return fail(LACOS_EINVAL, "batch options: truncation needs a max_length");
-  if (o.pad_id >= t->n_ids) return fail(LACOS_EINVAL, "batch options: pad id %d is not in the vocabulary (%d ids)", o.pad_id, t->n_ids);
-  const int32_t *ids, *off;
-  TRY(lacos_tokenizer_encode_list(t, &ids, &off, texts, lens, n));
-  int64_t T = 0;
-  for (int i = 0; i < n; i++) {
-    int64_t L = off[i + 1] - off[i];
-    if (o.max_length && L > o.max_length) {
-      if (!o.truncation)
-        return fail(LACOS_ELIMIT, "text %d has %lld tokens, more than the maximum length %d (turn truncation on to cut it)",
-                    i + 1, (long long)L, o.max_length);
-      L = o.max_length;
-    }
-    if (L > T) T = L;
-  }
-  if (o.pad_length > T) T = o.pad_length;
-  if (o.pad_to_multiple_of > 0 && T % o.pad_to_multiple_of) T += o.pad_to_multiple_of - T % o.pad_to_multiple_of;
-  if (T * (int64_t)n > INT32_MAX) return fail(LACOS_ELIMIT, "a batch of %d x %lld tokens is too large", n, (long long)T);
-  int64_t shape[2] = {n, T};
-  lacos_tensor *ti = NULL, *tm = NULL;
-  TRY(lacos_tensor_empty(&ti, LACOS_I32, LACOS_CPU, 2, shape));
-  int s = lacos_tensor_new(&tm, LACOS_I32, LACOS_CPU, 2, shape);
-  if (s) { lacos_tensor_free(ti); return s; }
-  int32_t *pi = ti->data, *pm = tm->data;
-  for (int i = 0; i < n; i++) {
-    int64_t L = off[i + 1] - off[i];
-    const int32_t *src = ids + off[i];
-    if (o.max_length && L > o.max_length) {   /* truncation (checked above) */
-      if (o.truncation_side == LACOS_TOKENIZER_LEFT) src += L - o.max_length;
-      L = o.max_length;
-    }
-    if (L < T && o.pad_id < 0) {
-      lacos_tensor_free(ti);
-      lacos_tensor_free(tm);
-      return fail(LACOS_EINVAL, "text %d needs padding but the tokenizer has no pad token (no padding section, no <pad>): give a pad id", i + 1);
-    }
-    int64_t pad = T - L, start = o.padding_side == LACOS_TOKENIZER_LEFT ? pad : 0;
-    int32_t *row = pi + (int64_t)i * T, *mrow = pm + (int64_t)i * T;
-    for (int64_t j = 0; j < T; j++) row[j] = o.pad_id;
-    memcpy(row + start, src, (size_t)L * sizeof(int32_t));
-    for (int64_t j = 0; j < L; j++) mrow[start + j] = 1;
-  }
-  *ids_out = ti;
-  *mask_out = tm;
-  return LACOS_OK;
+  return lacos_tokenizer_encode_pairs(ids_out, mask_out, NULL, t, texts, lens, NULL, NULL, n, opt);
 }
 
 /* ------------------------------------------------------------ decoding */
+
+/* The string a token decodes from: its own, or for a normalized added token
+   its normalized form (added_vocabulary.rs, simple_id_to_token). */
+static const uint8_t *decode_form(const lacos_tokenizer *t, int id, size_t *m) {
+  const uint8_t *s = (const uint8_t *)t->arena + t->tok_off[id];
+  *m = t->tok_len[id];
+  if (t->tok_flags[id] & TOK_ADDED) {
+    int64_t a = strmap_get(t, &t->added_map, added_key, s, *m);
+    if (a >= 0 && t->added[a].norm) { *m = t->added[a].norm_len; return (const uint8_t *)t->added[a].norm; }
+  }
+  return s;
+}
 
 int lacos_tokenizer_decode(lacos_tokenizer *t, const char **text, double *len, const int32_t *ids, int n, int skip_special) {
   if (!t || !text || !len) return fail(LACOS_EINVAL, "lacos_tokenizer_decode: NULL argument");
@@ -1758,7 +2046,9 @@ int lacos_tokenizer_decode(lacos_tokenizer *t, const char **text, double *len, c
     int id = ids[i];
     if (id < 0 || id >= t->n_ids || t->tok_len[id] == NO_TOKEN)
       return fail(LACOS_EINVAL, "id %d (position %d) is not a token of this tokenizer (ids 0 to %d)", id, i + 1, t->n_ids - 1);
-    total += t->tok_len[id] + 1;
+    size_t m;
+    decode_form(t, id, &m);
+    total += m + 1;
   }
   TRY(buf_reserve(&t->dec_raw, total + 1, "decoded text"));
   uint8_t *raw = t->dec_raw.p;
@@ -1767,12 +2057,17 @@ int lacos_tokenizer_decode(lacos_tokenizer *t, const char **text, double *len, c
   for (int i = 0; i < n; i++) {
     int id = ids[i];
     if (skip_special && (t->tok_flags[id] & TOK_SPECIAL)) continue;
-    const uint8_t *s = (const uint8_t *)t->arena + t->tok_off[id];
-    size_t m = t->tok_len[id];
+    size_t m;
+    const uint8_t *s = decode_form(t, id, &m);
     if (t->decoder == DEC_NONE) {   /* upstream without a decoder joins tokens with spaces */
       if (!first) raw[k++] = ' ';
       memcpy(raw + k, s, m);
       k += m;
+      first = false;
+      continue;
+    }
+    if (t->decoder == DEC_WORDPIECE) {   /* index among the tokens kept, as upstream's decode_chain sees them */
+      k += tok_wordpiece_decode_token(t->wp, first ? 0 : 1, s, m, raw + k);
       first = false;
       continue;
     }
@@ -1819,3 +2114,10 @@ int tokenizer_bpe(lacos_tokenizer *t, const uint8_t *piece, size_t n, int algo, 
   *n_out = (int)c->n_ids;
   return LACOS_OK;
 }
+
+int tokenizer_normalize(lacos_tokenizer *t, const uint8_t *s, size_t n, const uint8_t **out, size_t *out_n) {
+  if (!tok_wordpiece_normalizes(t->wp)) { *out = s; *out_n = n; return LACOS_OK; }
+  return tok_wordpiece_normalize(t->wp, t->ctx[0]->wps, s, n, out, out_n);
+}
+
+const tok_wordpiece *tokenizer_wordpiece(const lacos_tokenizer *t) { return t->wp; }

@@ -47,4 +47,72 @@ int tokenizer_pieces(lacos_tokenizer *t, const char *text, size_t n, tok_piece_f
    algo: 0 = linear scan (short words), 1 = heap (long words), -1 = automatic. */
 int tokenizer_bpe(lacos_tokenizer *t, const uint8_t *piece, size_t n, int algo, int32_t *out, int cap, int *n_out);
 
+/* The normalized text of s (a WordPiece tokenizer's normalizer; the text
+   itself without one), valid until the next call on t. */
+int tokenizer_normalize(lacos_tokenizer *t, const uint8_t *s, size_t n, const uint8_t **out, size_t *out_n);
+
+/* ---- shared with wordpiece.c and tokenizer_template.c ---- */
+
+typedef struct json_t json_t;
+
+/* Unicode White_Space (Rust's char::is_whitespace, Oniguruma's \s). */
+bool tok_is_white_space(uint32_t c);
+/* The code point at s (valid UTF-8) and its length in *len. */
+uint32_t tok_utf8_decode(const uint8_t *s, int *len);
+/* The id of s in model.vocab (added tokens not included), or -1. */
+int64_t tok_vocab_find(const lacos_tokenizer *t, const uint8_t *s, size_t n);
+/* Number of ids (largest id + 1), and whether id names a token. */
+int tok_id_count(const lacos_tokenizer *t);
+bool tok_id_known(const lacos_tokenizer *t, int64_t id);
+
+/* BERT's pipeline for a WordPiece model (wordpiece.c): the normalizer, the
+   pre-tokenizer, the model's greedy longest-match and the decoder. */
+typedef struct tok_wordpiece tok_wordpiece;
+/* Per-thread scratch for normalising and matching. */
+typedef struct tok_wp_scratch tok_wp_scratch;
+
+/* Reads "normalizer", "pre_tokenizer", "decoder" and model's
+   unk_token / continuing_subword_prefix / max_input_chars_per_word; the
+   vocabulary is already loaded into t. */
+int tok_wordpiece_parse(tok_wordpiece **out, const lacos_tokenizer *t, const json_t *root);
+void tok_wordpiece_free(tok_wordpiece *w);
+int tok_wp_scratch_new(tok_wp_scratch **out);
+void tok_wp_scratch_free(tok_wp_scratch *s);
+/* false when the file has no normalizer (the text is used as it is). */
+bool tok_wordpiece_normalizes(const tok_wordpiece *w);
+/* t's WordPiece pipeline, or NULL for a BPE tokenizer (for tests). */
+const tok_wordpiece *tokenizer_wordpiece(const lacos_tokenizer *t);
+/* The normalized text of s[0..n): *out points into the scratch and stays
+   valid until the next normalize on that scratch. */
+int tok_wordpiece_normalize(const tok_wordpiece *w, tok_wp_scratch *sc, const uint8_t *s, size_t n,
+                            const uint8_t **out, size_t *out_n);
+/* Calls fn on every word the pre-tokenizer makes of s (normalized text). */
+typedef int (*tok_word_fn)(void *ud, const uint8_t *s, size_t n);
+int tok_wordpiece_pre_tokenize(const tok_wordpiece *w, const uint8_t *s, size_t n, tok_word_fn fn, void *ud);
+/* The ids of one word: out must hold n + 1 ids (a word of n bytes never
+   gives more). */
+int tok_wordpiece_word(const tok_wordpiece *w, const lacos_tokenizer *t, tok_wp_scratch *sc, const uint8_t *s,
+                       size_t n, int32_t *out, size_t *n_out);
+/* true when the file has a WordPiece decoder (else tokens are joined with spaces). */
+bool tok_wordpiece_has_decoder(const tok_wordpiece *w);
+/* The decoded form of the token at position index of the decoded list
+   (prefix stripped or a space put before it, then the cleanup), written to
+   out, which holds n + 1 bytes; returns the bytes written. */
+size_t tok_wordpiece_decode_token(const tok_wordpiece *w, size_t index, const uint8_t *s, size_t n, uint8_t *out);
+
+/* A post-processor that puts special tokens around the text(s)
+   (TemplateProcessing, BertProcessing: tokenizer_template.c). */
+typedef struct tok_template tok_template;
+/* pp: one TemplateProcessing or BertProcessing object; where names it in errors. */
+int tok_template_parse(tok_template **out, const lacos_tokenizer *t, const json_t *pp, const char *where);
+void tok_template_free(tok_template *tp);
+/* How many ids the template adds to one text (pair = 0) or to a pair. */
+int tok_template_added(const tok_template *tp, int pair);
+/* Writes the template's ids around a (and b, for a pair) to ids (and the
+   type ids to types, when not NULL); both hold na + nb + added entries.
+   specials = 0 leaves the special tokens out (the texts keep the template's
+   order and type ids). Returns the number written. */
+size_t tok_template_apply(const tok_template *tp, const int32_t *a, size_t na, const int32_t *b, size_t nb, int pair,
+                          int specials, int32_t *ids, int32_t *types);
+
 #endif

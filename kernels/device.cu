@@ -9,6 +9,7 @@
    (measured on the build machine), GPU or not. Its workspace is 32 MiB, the
    size llm.c found Hopper needs (llmc/cublas_common.h). */
 #include "common.cuh"
+#include "../engine/comm.h"
 #include <dlfcn.h>
 #include <pthread.h>
 
@@ -49,6 +50,9 @@ static int init_done, init_status;
 static char init_error[512];
 static cudaStream_t stream;
 static cudaDeviceProp props;
+/* the GPU this process uses: 0 unless a rank of a job chose its own
+   (cuda_select_device, before the first use) */
+static int device_index;
 
 cudaStream_t cuda_stream(void) { return stream; }
 
@@ -61,10 +65,11 @@ extern "C" int cuda_init(void) {
     if (!cuda_available(why, sizeof why)) {
       init_status = LACOS_EDEVICE;
       snprintf(init_error, sizeof init_error, "%s", why);
-    } else if ((e = cudaSetDevice(0)) != cudaSuccess || (e = cudaGetDeviceProperties(&props, 0)) != cudaSuccess ||
+    } else if ((e = cudaSetDevice(device_index)) != cudaSuccess ||
+               (e = cudaGetDeviceProperties(&props, device_index)) != cudaSuccess ||
                (e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking)) != cudaSuccess) {
       init_status = LACOS_EDEVICE;
-      snprintf(init_error, sizeof init_error, "cannot start CUDA device 0: %s", cudaGetErrorString(e));
+      snprintf(init_error, sizeof init_error, "cannot start CUDA device %d: %s", device_index, cudaGetErrorString(e));
     }
   }
   int s = init_status;
@@ -85,6 +90,36 @@ extern "C" int cuda_device_info(char *name, size_t n, int *cc_major, int *cc_min
   if (free_bytes) *free_bytes = (double)fr;
   if (total_bytes) *total_bytes = (double)tot;
   return LACOS_OK;
+}
+
+extern "C" int cuda_device_count(void) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) { cudaGetLastError(); return 0; }
+  return count;
+}
+
+extern "C" int cuda_select_device(int index) {
+  int count = cuda_device_count();
+  pthread_mutex_lock(&init_lock);
+  int done = init_done, current = device_index;
+  if (!done && index >= 0 && index < count) device_index = index;
+  pthread_mutex_unlock(&init_lock);
+  if (done && current != index)
+    return fail(LACOS_ESTATE, "CUDA device %d is already in use by this process; choose the device before the first "
+                              "model goes to the GPU", current);
+  if (index < 0 || index >= count) return fail(LACOS_EDEVICE, "there is no CUDA device %d (%d visible)", index, count);
+  return LACOS_OK;
+}
+
+extern "C" int cuda_selected_device(void) { return device_index; }
+
+extern "C" void *cuda_stream_handle(void) { return (void *)stream; }
+
+extern "C" int cuda_stream_poll(void) {
+  cudaError_t e = cudaStreamQuery(stream);
+  if (e == cudaSuccess) return 1;
+  if (e == cudaErrorNotReady) return 0;
+  return -cuda_fail(e, "cudaStreamQuery", __FILE__, __LINE__);
 }
 
 extern "C" int cuda_sync(void) {

@@ -110,6 +110,8 @@ local function model_options(opts, where)
     local d = T.devices[opts.device]
     if not d then error(where .. ": device must be 'cpu' or 'cuda'", 3) end
     o.device = d
+    -- a rank of a job takes its own GPU before the model goes there
+    if opts.device == "cuda" then require("lacos.dist").bind_device() end
   end
   if opts.embedding_dtype ~= nil then o.embedding_dtype = T.dtype_of(opts.embedding_dtype) end
   if opts.cache then o.cache = 1 end
@@ -158,7 +160,7 @@ function M.random(name_or_config, opts)
   local out = ffi.new("lacos_bloom*[1]")
   check(C.lacos_bloom_random(out, cfg, opts.seed, o))
   local self = wrap(out[0], { quant = opts.quant, threshold = opts.threshold, meta = {}, device = opts.device,
-                              name = type(name_or_config) == "string" and name_or_config or nil })
+                              name = type(name_or_config) == "string" and name_or_config or nil, seed = opts.seed })
   if opts.tokenizer then
     self.tokenizer = type(opts.tokenizer) == "string" and require("lacos.tokenizer").load(opts.tokenizer) or opts.tokenizer
     if type(opts.tokenizer) == "string" then self.tokenizer_path = opts.tokenizer end
@@ -410,11 +412,18 @@ function Model:set_checkpointing(on)
 end
 function Model:set_fast_backward(on) check(C.lacos_bloom_set_fast_backward(self.ptr, on and 1 or 0)) end
 
--- Forward keeping activations; returns embeddings and a batch handle for backward.
-function Model:forward_train(ids, mask, pooling, stream)
+-- Forward keeping activations; returns embeddings and a batch handle for
+-- backward. keys (a list of whole numbers, one per row; nil: the row
+-- index) key the rows' LoRA dropout masks (lacos_bloom_forward_train_rows).
+function Model:forward_train(ids, mask, pooling, stream, keys)
   self.encode_outliers = nil
   local b = ffi.new("lacos_bloom_batch*[1]")
-  local emb = T.make(C.lacos_bloom_forward_train, b, self.ptr, ids.t, mask.t, M.poolings[pooling], stream or 0)
+  local karr = nil
+  if keys then
+    karr = ffi.new("int64_t[?]", math.max(#keys, 1))
+    for i, k in ipairs(keys) do karr[i - 1] = k end
+  end
+  local emb = T.make(C.lacos_bloom_forward_train_rows, b, self.ptr, ids.t, mask.t, M.poolings[pooling], stream or 0, karr)
   local batch = ffi.gc(b[0], C.lacos_bloom_batch_free)
   return emb, batch
 end

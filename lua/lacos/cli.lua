@@ -120,11 +120,37 @@ local function script_traceback(e)
   return tb   -- not a tail call: the frame count above depends on this frame
 end
 
+-- A failure of one process of a job (mpirun, srun): lacos.dist tells the
+-- other ranks, so that they stop waiting for this one, and names the rank
+-- in the message. A usage error, which every rank meets alike, is printed by
+-- rank 0 alone. Returns the message to print, or nil for none.
+local function job_failure(e, usage)
+  local dist = package.loaded["lacos.dist"]
+  if type(dist) ~= "table" then return e end
+  local env = dist.env()
+  if not env.launched then return e end
+  -- this process is on its way out: a launcher's SIGTERM (it stops the other
+  -- ranks once one has failed) must not cut the report short
+  _G.LACOS_ON_INTERRUPT = function() end
+  local comm = dist.current()
+  if not comm or comm:size() <= 1 then
+    if usage and env.rank ~= 0 then return nil end
+    return e
+  end
+  local msg = dist.on_error(usage and e.message or e)
+  if usage or msg == nil then return comm:rank() == 0 and e or nil end
+  if is_interrupt(e) then return e end
+  return msg
+end
+
 -- Runs a chunk with the traceback handler; returns an exit status.
 function M.call(fn, ...)
   local args = { n = select("#", ...), ... }
   local ok, e = xpcall(function() return fn(unpack(args, 1, args.n)) end, script_traceback)
   if ok then return 0 end
+  local usage = package.loaded["lacos.args"] and package.loaded["lacos.args"].is_usage_error(e)
+  e = job_failure(e, usage)
+  if e == nil then return usage and 2 or 1 end
   -- a script's own options (lacos.args): exit 2, as for the commands. Not
   -- required here: after an out-of-memory error loading a module would fail,
   -- and a usage error can only come from lacos.args already loaded.
@@ -173,6 +199,9 @@ function M.command(name, argv)
     code = mod.run(opts) or 0
   end, function(e) if args.is_usage_error(e) then return e end return traceback(e) end)
   if ok then return code end
+  local usage = args.is_usage_error(e)
+  e = job_failure(e, usage)
+  if e == nil then return usage and 2 or 1 end
   if args.is_usage_error(e) then
     io.stderr:write(("lacos %s: %s\nsee 'lacos %s --help'\n"):format(name, e.message, name))
     return 2

@@ -215,9 +215,12 @@ function M.run_point(point, ctx)
       quiet = ctx.quiet or false, print_every = ctx.log_every,
     }
     if result.status ~= "done" then return result end
+    -- with several ranks, rank 0 alone saves the adapter and evaluates (the others hold a null run)
+    if run.null then return { status = "done" } end
     m:save_lora(ctx.dir .. "/adapter", { pooling = point.pooling or "weightedmean", base_model = point.model })
     run:artifact { path = ctx.dir .. "/adapter", kind = "adapter" }
   end
+  if run.null then return { status = "done" } end
   local scores = M.evaluate(m, run, { root = point.data_root, tasks = point.eval or { "english", "multilingual" },
                        pooling = point.pooling or "weightedmean", limit = point.eval_limit or 0,
                        label = point.model .. (point.synthetic and " (synthetic)" or ""), quiet = ctx.quiet or false })

@@ -302,7 +302,10 @@ function Sweep:run_point(i, p, db, exp, opts)
   local E = require "lacos.engine"
   local label = self:label(p)
   local say, total = opts.say, opts.total
-  local run, started = db:start_run { experiment = exp, name = self.name .. " " .. label, config = p, seed = p.seed or 0, reuse = true }
+  -- db is nil on the ranks but 0 of a data-parallel job (lacos.dist): rank 0 claims, the others learn its decision
+  local run, started
+  if db then run, started = db:start_run { experiment = exp, name = self.name .. " " .. label, config = p, seed = p.seed or 0, reuse = true } end
+  if opts.job then run, started = opts.job:decide(run, started) end
   if not started then
     say("[%d/%d] %s: %s already, skipped\n", i, total, label, run.status)
     return { point = p, status = "skipped", run = run.id }, run
@@ -373,18 +376,21 @@ function Sweep:execute(opts)
   end
   local pts = self:check()
   local results = require "lacos.results"
-  local db = type(opts.db) == "table" and opts.db or results.open(opts.db)
-  local exp = db:experiment { name = self.name, script = self.script or true, axes = self.axes }
+  -- under a launcher (mpirun -np W lacos run ...) every rank trains every
+  -- point together; rank 0 alone opens the database and tells the others
+  local job = require("lacos.dist").job()
+  local db = (not job or job.root) and (type(opts.db) == "table" and opts.db or results.open(opts.db)) or nil
+  local exp = db and db:experiment { name = self.name, script = self.script or true, axes = self.axes }
   local summary = { done = 0, skipped = 0, failed = 0, interrupted = 0, points = {} }
-  local function say(fmt, ...) if not opts.quiet then io.stderr:write(fmt:format(...)) end end
+  local function say(fmt, ...) if not opts.quiet and db then io.stderr:write(fmt:format(...)) end end
   for i, p in ipairs(pts) do
     local entry = self:run_point(i, p, db, exp, { out = opts.out, quiet = opts.quiet, log_every = log_every,
-                                                  total = #pts, say = say })
+                                                  total = #pts, say = say, job = job })
     summary.points[i] = entry
     summary[entry.status] = summary[entry.status] + 1
     if entry.status == "interrupted" then break end
   end
-  if type(opts.db) ~= "table" then db:close() end
+  if db and type(opts.db) ~= "table" then db:close() end
   summary.exit_status = exit_status(summary)
   say("sweep %s: %d done, %d skipped (done before), %d failed, %d interrupted, of %d points\n", self.name,
       summary.done, summary.skipped, summary.failed, summary.interrupted, #pts)

@@ -28,7 +28,18 @@
 --
 -- Determinism: data order, LoRA dropout masks and every random choice derive
 -- from `seed` and the step number, so a run repeats bit for bit on the CPU
--- and a resumed run continues exactly as an uninterrupted one.
+-- and a resumed run continues exactly as an uninterrupted one. Dropout masks
+-- are keyed by each sentence's row in the step's batch, so GradCache chunks
+-- and the ranks of a job draw the masks of the whole batch.
+--
+-- Under a launcher (mpirun, srun: lacos.dist) batch_size is the global
+-- batch: rank r embeds rows [r·B/W, (r+1)·B/W) of the same seeded batch, the
+-- embeddings are all-gathered, every rank takes the loss of the whole batch
+-- (every other rank's positives are negatives too), the gradients are summed
+-- across ranks, clipped on their global norm and every rank applies the same
+-- update. The parameters are compared by hash every sync_check steps. Rank 0
+-- alone writes checkpoints and the run's log; a signal stops every rank at
+-- the same step boundary.
 local E = require "lacos.engine"
 local T = require "lacos.tensor"
 local util = require "lacos.util"
@@ -43,7 +54,8 @@ local defaults = {
   seed = 42, pooling = util.ANY, max_length = 128, length_bucketing = true, no_duplicates = util.ANY,
   log_every = 10, run = util.ANY, checkpoint_dir = util.ANY, checkpoint_every = 0, resume = true,
   max_nonfinite = 5, progress = util.ANY, on_step = util.ANY, eval = util.ANY, eval_every = 0,
-  checkpointing = util.ANY, fast_backward = false, quiet = false, print_every = util.ANY,
+  checkpointing = util.ANY, fast_backward = false, quiet = false, comm_timeout = util.ANY, sync_check = 100,
+  print_every = util.ANY,
 }
 
 local clock = util.clock
@@ -160,10 +172,12 @@ local function fmt_eta(s)
   return ("%dm%02ds"):format(math.floor(s / 60), s % 60)
 end
 
--- Embeds a list of texts in training mode; returns embeddings and the batch handle.
-local function embed_train(model, texts, opts, stream)
+-- Embeds a list of texts in training mode; returns embeddings and the batch
+-- handle. keys: each text's row in the step's global batch, which keys its
+-- dropout masks (so a chunk or a rank's share gets the masks of the whole).
+local function embed_train(model, texts, opts, stream, keys)
   local ids, mask = model:tokenize(texts, { max_length = opts.max_length, truncation = true })
-  local emb, batch = model:forward_train(ids, mask, opts.pooling, stream)
+  local emb, batch = model:forward_train(ids, mask, opts.pooling, stream, keys)
   local tokens = 0
   local m = ffi.cast("int32_t*", mask.t.data)
   for i = 0, mask:numel() - 1 do tokens = tokens + m[i] end
@@ -171,11 +185,19 @@ local function embed_train(model, texts, opts, stream)
   return emb, batch, tokens
 end
 
--- One optimisation micro-step over the examples `idx`: adds `weight` (1 by
--- default) times its gradient into the parameters' gradients; returns the
--- loss and the tokens embedded.
+-- One optimisation micro-step over the examples `idx` (the global batch):
+-- adds `weight` (1 by default) times its gradient into the parameters'
+-- gradients; returns the loss and the tokens embedded here.
+--
+-- With several ranks (st.dist) each rank embeds its share of the batch's
+-- rows (anchors, positives and negatives of those examples), the
+-- embeddings of the whole batch are all-gathered, every rank computes the
+-- loss of the whole batch and its gradient, and back-propagates only the
+-- rows it embedded; the ranks' gradients then add up to the gradient of one
+-- process (lacos.dist, Trainer:reduce).
 local function micro_step(st, idx, stream, weight)
   local opts, model, data, loss = st.opts, st.model, st.data, st.loss
+  local D = st.dist
   weight = weight or 1
   local anchors, positives, negatives, targets = {}, {}, {}, nil
   if data.kind and data.kind ~= "pairs" then targets = {} end
@@ -186,14 +208,22 @@ local function micro_step(st, idx, stream, weight)
     if targets then targets[k] = y end
   end
   local B = #idx
-  local texts = {}
-  for _, t in ipairs(anchors) do texts[#texts + 1] = t end
-  for _, t in ipairs(positives) do texts[#texts + 1] = t end
-  for _, t in ipairs(negatives) do texts[#texts + 1] = t end
-  -- the loss and its gradient for the whole batch's embeddings (nil when not finite)
+  local cols = { anchors, positives }
+  if #negatives > 0 then cols[3] = negatives end
+  local lo, hi = 1, B
+  if D then lo, hi = D:rows(B) end
+  -- this rank's texts, column by column, and their rows in the global batch
+  local texts, keys = {}, {}
+  for c, list in ipairs(cols) do
+    for k = lo, hi do texts[#texts + 1] = list[k]; keys[#keys + 1] = (c - 1) * B + k - 1 end
+  end
+  -- the loss and its gradient for the whole batch; returns the gradient of
+  -- this rank's rows (nil when the loss is not finite)
   local function loss_grad(emb)
-    local A = emb:narrow(1, 1, B):contiguous()
-    local Cand = emb:narrow(1, B + 1, #texts - B):contiguous()
+    local all = D and D:gather(emb, B, #cols) or emb
+    local A = all:narrow(1, 1, B):contiguous()
+    local Cand = all:narrow(1, B + 1, (#cols - 1) * B):contiguous()
+    if D then all:free() end
     local value, dA, dC
     if targets then value, dA, dC = loss:compute(A, Cand, targets, weight)
     else value, dA, dC = loss:compute(A, Cand) end
@@ -201,13 +231,24 @@ local function micro_step(st, idx, stream, weight)
     if value ~= value or value == math.huge or value == -math.huge then return value, nil end
     local d = T.cat({ dA, dC }, 1)
     dA:free(); dC:free()
+    if D then
+      local mine = D:local_rows(d, B, #cols)
+      d:free()
+      d = mine
+    end
     if weight ~= 1 then d:mul_(weight) end
     return value, d
   end
   local total_tokens = 0
+  if #texts == 0 then
+    -- a global batch smaller than the ranks: nothing here, the collectives all the same
+    local value, d = loss_grad(T.empty({ 0, model:config().hidden_size }))
+    if d then d:free() end
+    return value, 0
+  end
   local chunk = opts.mini_batch
   if not chunk or chunk >= #texts then
-    local emb, batch, tokens = embed_train(model, texts, opts, stream)
+    local emb, batch, tokens = embed_train(model, texts, opts, stream, keys)
     total_tokens = tokens
     local value, d = loss_grad(emb)
     if not d then
@@ -220,11 +261,15 @@ local function micro_step(st, idx, stream, weight)
     return value, total_tokens
   end
   -- GradCache: embeddings of every chunk without keeping activations ...
+  local function slice(list, s0, s1)
+    local out = {}
+    for k = s0, s1 do out[#out + 1] = list[k] end
+    return out
+  end
   local parts = {}
   for s0 = 1, #texts, chunk do
-    local sub = {}
-    for k = s0, math.min(#texts, s0 + chunk - 1) do sub[#sub + 1] = texts[k] end
-    local emb, batch, tokens = embed_train(model, sub, opts, stream * 1000 + s0)
+    local s1 = math.min(#texts, s0 + chunk - 1)
+    local emb, batch, tokens = embed_train(model, slice(texts, s0, s1), opts, stream, slice(keys, s0, s1))
     C.lacos_bloom_batch_free(ffi.gc(batch, nil))
     total_tokens = total_tokens + tokens
     parts[#parts + 1] = emb
@@ -234,12 +279,11 @@ local function micro_step(st, idx, stream, weight)
   local value, d = loss_grad(all)
   all:free()
   if not d then return value, total_tokens end
-  -- ... then each chunk again with activations, back-propagating its slice.
+  -- ... then each chunk again with activations (the same dropout masks: the
+  -- same stream and keys), back-propagating its slice.
   for s0 = 1, #texts, chunk do
     local s1 = math.min(#texts, s0 + chunk - 1)
-    local sub = {}
-    for k = s0, s1 do sub[#sub + 1] = texts[k] end
-    local emb, batch = embed_train(model, sub, opts, stream * 1000 + s0)
+    local emb, batch = embed_train(model, slice(texts, s0, s1), opts, stream, slice(keys, s0, s1))
     local dslice = d:narrow(1, s0, s1 - s0 + 1):contiguous()
     model:backward(batch, dslice)
     emb:free(); dslice:free()
@@ -417,6 +461,23 @@ function M.run(spec)
   if opts.schedule ~= "linear" and opts.schedule ~= "constant" then
     error("lacos.train: schedule must be 'linear' or 'constant'", 2)
   end
+  if type(opts.sync_check) ~= "number" or opts.sync_check < 0 or opts.sync_check ~= math.floor(opts.sync_check) then
+    error("lacos.train: sync_check must be a whole number of steps >= 0 (0: never)", 2)
+  end
+  if opts.comm_timeout ~= nil and (type(opts.comm_timeout) ~= "number" or not (opts.comm_timeout > 0)) then
+    error("lacos.train: comm_timeout must be a number of seconds > 0", 2)
+  end
+  -- the other processes of the job, when a launcher started several
+  local dist = require "lacos.dist"
+  local D = dist.trainer(opts)
+  if D then
+    local err = dist.check_world(opts.batch_size, D.size)
+    if err then error("lacos.train: " .. err, 2) end
+    if not D.root then
+      -- the others log nothing but errors; rank 0 records the run
+      opts.quiet, opts.progress, opts.run = true, false, nil
+    end
+  end
   opts.pooling = opts.pooling or model:pooling()
   if require("lacos.bloom").poolings[opts.pooling] == nil then error("lacos.train: unknown pooling " .. tostring(opts.pooling), 2) end
   local loss = opts.loss or require("lacos.loss").mnrl { scale = 20 }
@@ -443,7 +504,8 @@ function M.run(spec)
   local plan
   do
     local per_text = data:has_negatives() and 3 or 2
-    local texts = opts.mini_batch and math.min(opts.mini_batch, per_text * opts.batch_size) or per_text * opts.batch_size
+    local share = per_text * opts.batch_size / (D and D.size or 1)   -- this rank's sentences per micro-step
+    local texts = opts.mini_batch and math.min(opts.mini_batch, share) or share
     plan = M.plan(model, { texts = texts, max_length = opts.max_length,
                                  optimizer_bytes = optimizer.state_bytes and optimizer:state_bytes() or 0,
                                  checkpointing = C.lacos_bloom_get_checkpointing(model.ptr) ~= 0 })
@@ -461,10 +523,10 @@ function M.run(spec)
   local warm = opts.warmup < 1 and math.floor(total * opts.warmup + 0.5) or opts.warmup
   local st = { opts = opts, model = model, data = data, loss = loss, optimizer = optimizer,
                step = 0, epoch = 1, pos = 1, deferred = {}, nonfinite = 0, skipped = 0,
-               losses = {}, tokens = 0, log = {} }
+               losses = {}, tokens = 0, log = {}, dist = D, rank = D and D.rank or 0, world_size = D and D.size or 1 }
   local ckpt = opts.checkpoint_dir and require("lacos.checkpoint") or nil
   local last_loss = 0
-  if ckpt then
+  if ckpt and (not D or D.root) then
     -- a path that cannot hold checkpoints fails now, not at the first checkpoint
     E.check(C.lacos_checkpoint_dir_prepare(opts.checkpoint_dir))
   end
@@ -486,6 +548,13 @@ function M.run(spec)
     end
   end
   st.start_step = st.step
+  if D then
+    -- Every rank must start from the same options, data, model and
+    -- checkpoint, with the same parameters: checked before the first step.
+    D:check_same(dist.train_fingerprint(opts, model, data, loss, optimizer, st.step), "options, data, model or checkpoint")
+    D:sync_check(optimizer, loss, st.step)
+  end
+  local comm0 = D and D.comm:stats()
   local order = M.epoch_order(data, st.epoch, opts.seed, opts.batch_size, opts.length_bucketing)
   local show = opts.progress
   if show == nil then show = util.isatty(2) and not opts.quiet end
@@ -501,7 +570,7 @@ function M.run(spec)
   local function save_checkpoint()
     -- once per step: the end of a run whose last step was just checkpointed
     -- would otherwise replace that checkpoint with an identical one
-    if not ckpt or saved_step == st.step then return end
+    if not ckpt or saved_step == st.step or (D and not D.root) then return end
     ckpt.save(opts.checkpoint_dir, st.step, model, optimizer, loss, {
       step = st.step, epoch = st.epoch, pos = st.pos, deferred = st.deferred, seed = opts.seed,
       nonfinite = st.nonfinite, skipped = st.skipped, total = total, log = encode_log(st.log, st.step),
@@ -521,7 +590,10 @@ function M.run(spec)
   end
   local function train_loop()
   while st.step < total do
-    if C.lacos_interrupt_pending() ~= 0 then status, reason = "interrupted", "signal" break end
+    if D then
+      -- the ranks agreed on it when they summed the last step's gradients
+      if st.stop_signal then status, reason = "interrupted", "signal" break end
+    elseif C.lacos_interrupt_pending() ~= 0 then status, reason = "interrupted", "signal" break end
     local before = { epoch = st.epoch, pos = st.pos, deferred = st.deferred, order = order }
     if st.pos > #order and #st.deferred == 0 then
       st.epoch = st.epoch + 1
@@ -557,6 +629,12 @@ function M.run(spec)
       status, reason = "interrupted", "signal"
       break
     end
+    if D then
+      -- one message: every rank's gradients, whether a signal came, tokens
+      local sums = D:reduce(optimizer, loss, { C.lacos_interrupt_held() ~= 0 and 1 or 0, step_tokens })
+      if sums[1] > 0 then st.stop_signal = true end
+      step_tokens = sums[2]
+    end
     st.tokens = st.tokens + step_tokens
     tok_window = tok_window + step_tokens
     print_tokens = print_tokens + step_tokens
@@ -580,6 +658,7 @@ function M.run(spec)
     if loss.dW then loss.dW:zero(); loss.db:zero() end
     st.step = step
     last_loss = step_loss
+    if D and opts.sync_check > 0 and step % opts.sync_check == 0 then D:sync_check(optimizer, loss, step) end
     st.losses[#st.losses + 1] = step_loss
     pending_log[#pending_log + 1] = { step = step, loss = step_loss, lr = lr, grad_norm = gnorm }
     st.log[step] = pending_log[#pending_log]
@@ -606,7 +685,7 @@ function M.run(spec)
       print_tokens, print_t = 0, now_t
     end
     if opts.on_step then opts.on_step(st) end
-    if opts.eval and opts.eval_every > 0 and step % opts.eval_every == 0 then opts.eval(st) end
+    if opts.eval and opts.eval_every > 0 and step % opts.eval_every == 0 and (not D or D.root) then opts.eval(st) end
     if st.nonfinite >= opts.max_nonfinite then
       status, reason = "failed", ("nonfinite: %d consecutive steps had a non-finite loss or gradient"):format(st.nonfinite)
       break
@@ -616,7 +695,10 @@ function M.run(spec)
   end
   local prev_hook = rawget(_G, "LACOS_ON_INTERRUPT")
   _G.LACOS_ON_INTERRUPT = function() end
+  -- with several ranks a signal waits for the step boundary the ranks agree on
+  if D then C.lacos_interrupt_hold(1) end
   local looped, loop_err = pcall(train_loop)
+  if D then C.lacos_interrupt_hold(0) end
   _G.LACOS_ON_INTERRUPT = prev_hook
   if not looped then
     -- an interrupt between steps (in an eval or on_step callback) leaves a
@@ -630,8 +712,15 @@ function M.run(spec)
   end
   if status == "interrupted" or (ckpt and status == "done") then save_checkpoint() end
   if status == "interrupted" then C.lacos_interrupt_clear() end
+  local comm
+  if D then
+    local s = D.comm:stats()
+    comm = { calls = s.calls - comm0.calls, bytes = s.bytes - comm0.bytes, seconds = s.seconds - comm0.seconds,
+             backend = D.comm:backend(), layout = D.comm:layout() }
+  end
   return { status = status, reason = reason, steps = st.step, total = total, loss = last_loss, losses = st.losses,
-           skipped = st.skipped, tokens = st.tokens, seconds = clock() - t_start, optimizer = optimizer, plan = plan }
+           skipped = st.skipped, tokens = st.tokens, seconds = clock() - t_start, optimizer = optimizer, plan = plan,
+           world_size = D and D.size or 1, rank = D and D.rank or 0, comm = comm }
 end
 
 setmetatable(M, { __call = function(_, spec) return M.run(spec) end })

@@ -21,6 +21,23 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/build/tests" "$stage/gpu-libs"
 cp "$BUILD/lacos" "$BUILD/liblacos.so" "$stage/build/"
+# the MPI backend and, unless MPI=0, Debian's Open MPI runtime (mpirun, its
+# components and libraries, ~8 MB packed) for the data-parallel checks
+# (gpu_dist.sh uses the machine's own mpirun first); relocated with OPAL_PREFIX
+[ -f "$BUILD/liblacos_mpi.so" ] && cp "$BUILD/liblacos_mpi.so" "$stage/build/"
+if [ "${MPI:-1}" != 0 ] && [ -f "$BUILD/liblacos_mpi.so" ] && [ -x /usr/bin/orterun ]; then
+  m=$stage/gpu-mpi
+  mkdir -p "$m/bin" "$m/lib/x86_64-linux-gnu" "$m/share" "$m/libs"
+  cp /usr/bin/orterun /usr/bin/orted "$m/bin/"
+  cp -a /usr/lib/x86_64-linux-gnu/openmpi "$m/lib/x86_64-linux-gnu/"
+  [ -d /usr/lib/x86_64-linux-gnu/pmix2 ] && cp -a /usr/lib/x86_64-linux-gnu/pmix2 "$m/lib/x86_64-linux-gnu/"
+  cp -a /usr/share/openmpi "$m/share/"
+  rm -rf "$m/lib/x86_64-linux-gnu/openmpi/include"
+  for f in "$m/bin/orterun" "$BUILD/liblacos_mpi.so" $(find "$m/lib" -name '*.so*' -type f); do ldd "$f" 2>/dev/null; done |
+    awk '$3 ~ /^\// {print $3}' | sort -u |
+    grep -vE '/(libc|libm|libdl|librt|libpthread|ld-linux-x86-64|libresolv)\.so' |
+    while read -r lib; do cp -L "$lib" "$m/libs/"; done
+fi
 # the test programs, not the compiler's dependency files (.d) beside them
 # (those named by TESTS, a shell pattern: the CUDA ones by default, so the
 # bundle and the working tree stay under the device's 64 MiB)
@@ -34,5 +51,5 @@ for f in "$BUILD/lacos" "$BUILD/liblacos.so" $tests; do ldd "$f"; done |
 # and the Lua C modules lacos requires (lua-cjson), which no ldd shows
 mkdir -p "$stage/gpu-libs/lua"
 cp -L "$(dpkg -L lua-cjson | grep -m1 '/5\.1/cjson\.so$')" "$stage/gpu-libs/lua/"
-XZ_OPT=-9 tar cJf "$BUILD/lacos-gpu.tar.xz" -C "$stage" build gpu-libs
+XZ_OPT=-9 tar cJf "$BUILD/lacos-gpu.tar.xz" -C "$stage" build gpu-libs $([ -d "$stage/gpu-mpi" ] && echo gpu-mpi)
 ls -la "$BUILD/lacos-gpu.tar.xz"

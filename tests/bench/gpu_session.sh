@@ -9,13 +9,16 @@
 # background while the CUDA tests run (op harness, parity, planner, CLI),
 # then runs the GPU training benchmark next to PyTorch + peft + bitsandbytes.
 # Logs and results/bench/gpu.md go to $OUT. STAGES=tests or STAGES=bench
-# runs one part; TEST_SECONDS and BENCH_SECONDS bound each.
+# runs one part; TEST_SECONDS and BENCH_SECONDS bound each. STAGES=dist runs
+# the data-parallel checks (tests/bench/gpu_dist.sh: NCCL with one rank, two
+# ranks on the GPU staged through the host, step-time rows with the
+# communication share; DIST_SECONDS bounds it).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 OUT=${OUT:-/tmp/gpu-session}
 mkdir -p "$OUT"
-STAGES=${STAGES:-tests bench}
+STAGES=${STAGES:-tests dist bench}
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
 
@@ -49,6 +52,11 @@ if [[ " $STAGES " == *" tests "* ]]; then
   BUILD=build T=cuda timeout "${TEST_SECONDS:-240}" bash tests/run.sh 2>&1 | tail -15
   cp build/test.log "$OUT/test.log"
   grep -E '^(not ok|#)' build/test.log | head -80
+fi
+
+if [[ " $STAGES " == *" dist "* ]]; then
+  stamp "data-parallel checks"
+  OUT=$OUT timeout "${DIST_SECONDS:-240}" bash tests/bench/gpu_dist.sh 2>&1 | tee "$OUT/dist.txt" | grep -E '^(ok|not ok|#)|^\{'
 fi
 
 if [[ " $STAGES " == *" ops "* ]] || [[ " $STAGES " == *" bench "* ]]; then

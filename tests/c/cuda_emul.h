@@ -46,6 +46,11 @@ static int emul_dev_args(const char *fn, const void *const *ptrs, int n) {
 
 int cuda_available(char *why, size_t n) { if (why && n) why[0] = 0; return 1; }
 int cuda_init(void) { return LACOS_OK; }
+int cuda_device_count(void) { return 1; }
+int cuda_select_device(int index) { return index == 0 ? LACOS_OK : fail(LACOS_EDEVICE, "there is no CUDA device %d", index); }
+int cuda_selected_device(void) { return 0; }
+void *cuda_stream_handle(void) { return NULL; }
+int cuda_stream_poll(void) { return 1; }
 int cuda_device_info(char *name, size_t n, int *cc_major, int *cc_minor, int *sms, double *free_bytes,
                      double *total_bytes) {
   if (name) snprintf(name, n, "emulated device");
@@ -249,14 +254,16 @@ int gemm_batched_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K
   return LACOS_OK;
 }
 int lora_forward_cuda(const lacos_bloom *m, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
-                      uint64_t dropout_call, float *xd_scratch) {
+                      const lora_dropout *drop, float *xd_scratch) {
+  if (drop && drop->call) DEV_ARGS(drop->row_key, drop->row_start);
   DEV_ARGS(sl->A, sl->B, y, x, h, xd_scratch);
-  return lora_forward(m, sl, y, x, h, N, dropout_call, xd_scratch);
+  return lora_forward(m, sl, y, x, h, N, drop, xd_scratch);
 }
 int lora_backward_cuda(const lacos_bloom *m, const lora_slot *sl, float *dx, const float *dy, const float *x,
-                       const float *h, float *dh, int64_t N, uint64_t dropout_call, float *xd_scratch) {
+                       const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd_scratch) {
+  if (drop && drop->call) DEV_ARGS(drop->row_key, drop->row_start);
   DEV_ARGS(sl->A, sl->B, sl->dA, sl->dB, dx, dy, x, h, dh, xd_scratch);
-  return lora_backward(m, sl, dx, dy, x, h, dh, N, dropout_call, xd_scratch);
+  return lora_backward(m, sl, dx, dy, x, h, dh, N, drop, xd_scratch);
 }
 
 /* ---- the optimizer: the kernel's arithmetic (optim_math.h), one item at a

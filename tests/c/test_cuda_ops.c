@@ -478,12 +478,17 @@ static void op_lora(void) {
   float *dx = hrand(N * in, 117, -1, 1), *h = malloc(4 * N * r), *dh = malloc(4 * N * r), *xd = malloc(4 * N * in);
   float *d_x = up(x, 4 * N * in), *d_y = up(y, 4 * N * out), *d_dy = up(dy, 4 * N * out), *d_dx = up(dx, 4 * N * in),
         *d_h = dev_alloc(4 * N * r, "t"), *d_dh = dev_alloc(4 * N * r, "t"), *d_xd = dev_alloc(4 * N * in, "t");
+  /* three rows of five tokens, keyed out of order, the second left-padded */
+  uint64_t keys[3] = { 4, 0, 9 };
+  int32_t starts[3] = { 0, 2, 0 };
+  void *d_keys = up(keys, sizeof keys), *d_starts = up(starts, sizeof starts);
   for (int call = 0; call < 2; call++) {   /* 0: no dropout; 7: a dropout stream */
     uint64_t dc = call ? 7 : 0;
-    CHECK_OK(lora_forward(m, &hs, y, x, h, N, dc, xd));
-    CHECK_OK(lora_forward_cuda(m, &ds, d_y, d_x, d_h, N, dc, d_xd));
-    CHECK_OK(lora_backward(m, &hs, dx, dy, x, h, dh, N, dc, xd));
-    CHECK_OK(lora_backward_cuda(m, &ds, d_dx, d_dy, d_x, d_h, d_dh, N, dc, d_xd));
+    lora_dropout hd = { dc, 5, keys, starts }, dd = { dc, 5, d_keys, d_starts };
+    CHECK_OK(lora_forward(m, &hs, y, x, h, N, &hd, xd));
+    CHECK_OK(lora_forward_cuda(m, &ds, d_y, d_x, d_h, N, &dd, d_xd));
+    CHECK_OK(lora_backward(m, &hs, dx, dy, x, h, dh, N, &hd, xd));
+    CHECK_OK(lora_backward_cuda(m, &ds, d_dx, d_dy, d_x, d_h, d_dh, N, &dd, d_xd));
     float *gy = down(d_y, N * out), *gx = down(d_dx, N * in), *ga = down(ds.dA, r * in), *gb = down(ds.dB, out * r);
     CHECK_NMSE(call ? "forward, dropout" : "forward", nmse(y, gy, N * out), GEMM);
     CHECK_NMSE("dx", nmse(dx, gx, N * in), GEMM);
@@ -495,6 +500,7 @@ static void op_lora(void) {
   dev_free(ds.A, 4 * r * in); dev_free(ds.B, 4 * out * r); dev_free(ds.dA, 4 * r * in); dev_free(ds.dB, 4 * out * r);
   dev_free(d_x, 4 * N * in); dev_free(d_y, 4 * N * out); dev_free(d_dy, 4 * N * out); dev_free(d_dx, 4 * N * in);
   dev_free(d_h, 4 * N * r); dev_free(d_dh, 4 * N * r); dev_free(d_xd, 4 * N * in);
+  dev_free(d_keys, sizeof keys); dev_free(d_starts, sizeof starts);
   lacos_bloom_free(m);
 }
 

@@ -9,6 +9,7 @@
    repository). */
 #include "test.h"
 #include "tokenizer_internal.h"
+#include "dataset_texts.h"
 #include <jansson.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -273,8 +274,8 @@ static void test_bad_files(void) {
   CHECK_FAIL(lacos_tokenizer_load(&t, write_tmp("array.json", "[1, 2]")), LACOS_EFORMAT, "not an object");
   CHECK_FAIL(lacos_tokenizer_load(&t, write_tmp("nomodel.json", "{\"version\":\"1.0\"}")), LACOS_EFORMAT, "no \"model\" section");
   CHECK_FAIL(lacos_tokenizer_load(&t, write_tmp("ver.json", "{\"version\":\"2.0\",\"model\":{}}")), LACOS_EUNSUPPORTED, "version");
-  CHECK_FAIL(lacos_tokenizer_load(&t, tok_json("wp.json", "{\"type\":\"WordPiece\",\"vocab\":{}}", NULL)), LACOS_EUNSUPPORTED,
-             "model.type is \"WordPiece\"");
+  CHECK_FAIL(lacos_tokenizer_load(&t, tok_json("uni.json", "{\"type\":\"Unigram\",\"vocab\":[]}", NULL)), LACOS_EUNSUPPORTED,
+             "model.type is \"Unigram\"; lacos runs BPE and WordPiece models");
   CHECK_FAIL(lacos_tokenizer_load(&t, tok_json("novocab.json", "{\"type\":\"BPE\",\"merges\":[]}", NULL)), LACOS_EFORMAT, "model.vocab is missing");
   CHECK_FAIL(lacos_tokenizer_load(&t, tok_json("nomerges.json", "{\"type\":\"BPE\",\"vocab\":{\"a\":0}}", NULL)), LACOS_EFORMAT,
              "model.merges is missing");
@@ -335,9 +336,9 @@ static void test_bad_files(void) {
     "{\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"decoder\":{\"type\":\"WordPiece\"},\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}")),
     LACOS_EUNSUPPORTED, "decoder type \"WordPiece\"");
   CHECK_FAIL(lacos_tokenizer_load(&t, write_tmp("post.json",
-    "{\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"post_processor\":{\"type\":\"TemplateProcessing\"},"
+    "{\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"post_processor\":{\"type\":\"RobertaProcessing\"},"
     "\"model\":{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}}")),
-    LACOS_EUNSUPPORTED, "post_processor type \"TemplateProcessing\"");
+    LACOS_EUNSUPPORTED, "post_processor type \"RobertaProcessing\"");
   CHECK_FAIL(lacos_tokenizer_load(&t, write_tmp("addedid2.json",
     "{\"added_tokens\":[{\"id\":1,\"content\":\"<mask>\",\"special\":true}],\"pre_tokenizer\":{\"type\":\"ByteLevel\"},"
     "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[]}}")), LACOS_EFORMAT, "which \"b\" already has");
@@ -547,229 +548,23 @@ static void test_fuzz(void) {
 
 /* ------------------------------------------------------------ the dataset sweep */
 
-/* The texts of a file, with the line (1-based, header counted; for CSV the
-   line the record starts on) and the column (1-based field) of each. */
-typedef struct texts { const char **s; double *len; int *line, *col; int n, cap; } texts;
-
-static void texts_add(texts *t, const char *s, size_t n, int line, int col) {
-  if (t->n == t->cap) {
-    t->cap = t->cap ? t->cap * 2 : 1024;
-    t->s = realloc(t->s, (size_t)t->cap * sizeof *t->s);
-    t->len = realloc(t->len, (size_t)t->cap * sizeof *t->len);
-    t->line = realloc(t->line, (size_t)t->cap * sizeof *t->line);
-    t->col = realloc(t->col, (size_t)t->cap * sizeof *t->col);
-  }
-  t->s[t->n] = s;
-  t->line[t->n] = line;
-  t->col[t->n] = col;
-  t->len[t->n++] = (double)n;
-}
-
-static void texts_free(texts *t) { free(t->s); free(t->len); free(t->line); free(t->col); }
-
-/* Cuts the sentences out of data (modified in place) as make_tokenizer.py does. */
-static void extract(char *data, size_t n, const char *format, int header, const int *cols, int ncols, texts *out) {
-  if (n >= 3 && !memcmp(data, "\xef\xbb\xbf", 3)) { data += 3; n -= 3; }
-  if (!strcmp(format, "csv")) {
-    /* RFC 4180; fields are unquoted in place. */
-    char *fields[16];
-    size_t flen[16];
-    int nf = 0;
-    size_t i = 0;
-    char *w = data;
-    bool at_start = true, open_record = false;
-    char *fstart = w;
-    int line = 1, record_line = 1;
-    while (i < n) {
-      char c = data[i];
-      if (!open_record && !nf) record_line = line;
-      if (at_start && c == '"') {
-        at_start = false;
-        open_record = true;
-        i++;
-        while (i < n) {
-          if (data[i] == '"') {
-            if (i + 1 < n && data[i + 1] == '"') { *w++ = '"'; i += 2; continue; }
-            i++;
-            break;
-          }
-          if (data[i] == '\n') line++;
-          *w++ = data[i++];
-        }
-        continue;
-      }
-      at_start = false;
-      open_record = true;
-      bool crlf = c == '\r' && i + 1 < n && data[i + 1] == '\n';
-      if (c == ',' || c == '\n' || crlf) {
-        if (nf < 16) { fields[nf] = fstart; flen[nf] = (size_t)(w - fstart); nf++; }
-        at_start = true;
-        if (c != ',') {
-          for (int k = 0; k < ncols; k++)
-            if (cols[k] <= nf) texts_add(out, fields[cols[k] - 1], flen[cols[k] - 1], record_line, cols[k]);
-          nf = 0;
-          open_record = false;
-          line++;
-          i += crlf ? 2 : 1;
-          fstart = w;
-          continue;
-        }
-        i++;
-        fstart = w;
-        continue;
-      }
-      *w++ = c;
-      i++;
-    }
-    if (open_record || nf) {
-      if (nf < 16) { fields[nf] = fstart; flen[nf] = (size_t)(w - fstart); nf++; }
-      for (int k = 0; k < ncols; k++)
-        if (cols[k] <= nf) texts_add(out, fields[cols[k] - 1], flen[cols[k] - 1], record_line, cols[k]);
-    }
-    return;
-  }
-  size_t i = 0;
-  int line = 0;
-  while (i < n) {
-    char *nl = memchr(data + i, '\n', n - i);
-    size_t end = nl ? (size_t)(nl - data) : n, e = end;
-    if (e > i && data[e - 1] == '\r') e--;
-    if (line++ >= header) {
-      if (!strcmp(format, "lines")) texts_add(out, data + i, e - i, line, 1);
-      else {
-        const char *f[64];
-        size_t fl[64];
-        int nf = 0;
-        size_t s = i;
-        for (size_t j = i; j <= e; j++) {
-          if (j == e || data[j] == '\t') {
-            if (nf < 64) { f[nf] = data + s; fl[nf] = j - s; nf++; }
-            s = j + 1;
-          }
-        }
-        for (int k = 0; k < ncols; k++) if (cols[k] <= nf) texts_add(out, f[cols[k] - 1], fl[cols[k] - 1], line, cols[k]);
-      }
-    }
-    i = end + 1;
-  }
-}
-
 static void test_dataset_digests(void) {
   const char *data = getenv("LACOS_TEST_DATA");
   struct stat st;
   if (!data || stat(data, &st) != 0) { SKIP("test_dataset_digests", "the shared datasets are not there (LACOS_TEST_DATA)"); return; }
-  json_error_t je;
-  char *txt = NULL;
-  size_t len;
-  json_t *sources = NULL, *expected = NULL;
-  if (!file_read_all(fixture("sources.json"), 16 << 20, &txt, &len)) { sources = json_loads(txt, 0, &je); free(txt); }
-  if (!file_read_all(fixture("expected-bloomlike.json"), 16 << 20, &txt, &len)) { expected = json_loads(txt, 0, &je); free(txt); }
-  json_t *files = json_object_get(sources, "files"), *exp = json_object_get(expected, "files");
   lacos_tokenizer *t = NULL;
   CHECK_OK(lacos_tokenizer_load(&t, fixture("bloomlike-32k.json")));
-  if (!json_is_array(files) || !json_is_object(exp) || !t) {
-    printf("#   fixtures missing or unreadable\n");
-    test_failed_now = 1;
-    lacos_tokenizer_free(t);
-    return;
-  }
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  long long n_texts = 0, n_tokens = 0;
-  int n_files = 0, bad = 0, n_samples = 0, samples_bad = 0;
-  for (size_t fi = 0; fi < json_array_size(files); fi++) {
-    json_t *r = json_array_get(files, fi);
-    const char *rel = json_string_value(json_object_get(r, "path"));
-    if (!rel) continue;
-    char path[8192];
-    snprintf(path, sizeof path, "%s/%s", data, rel);
-    char *buf = NULL;
-    size_t n = 0;
-    if (file_read_all(path, 256 << 20, &buf, &n)) {
-      printf("#   %s\n", lacos_last_error());
-      bad++;
-      continue;
-    }
-    char hex[65];
-    lacos_sha256_buffer(buf, (double)n, hex);
-    if (strcmp(hex, json_string_value(json_object_get(r, "sha256")))) {
-      printf("#   %s differs from the copy the fixtures were made from (sha256 %s)\n", rel, hex);
-      bad++;
-      free(buf);
-      continue;
-    }
-    int cols[16], nc = 0;
-    json_t *cj = json_object_get(r, "columns");
-    for (size_t k = 0; k < json_array_size(cj) && nc < 16; k++) cols[nc++] = (int)json_integer_value(json_array_get(cj, k));
-    texts tx = {0};
-    extract(buf, n, json_string_value(json_object_get(r, "format")), (int)json_integer_value(json_object_get(r, "header")),
-            cols, nc, &tx);
-    const int32_t *ids, *off;
-    int s = lacos_tokenizer_encode_list(t, &ids, &off, tx.s, tx.len, tx.n);
-    if (s) { printf("#   %s: %s\n", rel, lacos_last_error()); bad++; }
-    else {
-      /* The digest: each text's ids space-separated, one line per text. */
-      size_t cap = (size_t)off[tx.n] * 11 + (size_t)tx.n + 1, k = 0;
-      char *out = malloc(cap);
-      for (int i = 0; i < tx.n; i++) {
-        for (int j = off[i]; j < off[i + 1]; j++) k += (size_t)sprintf(out + k, j > off[i] ? " %d" : "%d", ids[j]);
-        out[k++] = '\n';
-      }
-      lacos_sha256_buffer(out, (double)k, hex);
-      free(out);
-      json_t *e = json_object_get(exp, rel);
-      long long want_texts = json_integer_value(json_object_get(e, "texts")), want_tokens = json_integer_value(json_object_get(e, "tokens"));
-      if (tx.n != want_texts || off[tx.n] != want_tokens || strcmp(hex, json_string_value(json_object_get(e, "sha256")))) {
-        printf("#   %s: %d texts, %d tokens, ids sha256 %s; the tokenizers library: %lld texts, %lld tokens, %s\n", rel, tx.n,
-               off[tx.n], hex, want_texts, want_tokens, json_string_value(json_object_get(e, "sha256")));
-        bad++;
-      }
-      /* The first texts one by one: where they are, and their ids' digest. */
-      json_t *first = json_object_get(e, "first");
-      if (!json_is_array(first) || json_array_size(first) == 0) { printf("#   %s: no \"first\" texts in the fixture\n", rel); bad++; }
-      for (size_t k = 0; k < json_array_size(first); k++) {
-        json_t *smp = json_array_get(first, k);
-        int i = (int)json_integer_value(json_object_get(smp, "index")) - 1;
-        int line = (int)json_integer_value(json_object_get(smp, "line")), col = (int)json_integer_value(json_object_get(smp, "column"));
-        if (i < 0 || i >= tx.n || tx.line[i] != line || tx.col[i] != col) {
-          printf("#   %s: text %d is at line %d column %d here, at line %d column %d for the fixture\n", rel, i + 1,
-                 i >= 0 && i < tx.n ? tx.line[i] : 0, i >= 0 && i < tx.n ? tx.col[i] : 0, line, col);
-          samples_bad++;
-          continue;
-        }
-        int n_ids = off[i + 1] - off[i];
-        char *one = malloc((size_t)n_ids * 12 + 2);
-        size_t m = 0;
-        for (int j = 0; j < n_ids; j++) m += (size_t)sprintf(one + m, j ? " %d" : "%d", ids[off[i] + j]);
-        one[m++] = '\n';
-        lacos_sha256_buffer(one, (double)m, hex);
-        free(one);
-        n_samples++;
-        const char *want = json_string_value(json_object_get(smp, "sha256"));
-        long long want_n = json_integer_value(json_object_get(smp, "n_ids"));
-        if ((!want || strcmp(hex, want) || n_ids != want_n) && samples_bad++ < 5) {
-          printf("#   %s:%d column %d \"%.*s\"\n#     lacos: %d ids", rel, line, col, (int)fmin(tx.len[i], 120), tx.s[i], n_ids);
-          for (int j = 0; j < n_ids && j < 40; j++) printf(" %d", ids[off[i] + j]);
-          printf("\n#     the tokenizers library: %lld ids, sha256 %s\n", want_n, want ? want : "?");
-        }
-      }
-      n_texts += tx.n;
-      n_tokens += off[tx.n];
-    }
-    n_files++;
-    texts_free(&tx);
-    free(buf);
-  }
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-  printf("#   %d files, %lld texts, %lld tokens in %.1f s (%d threads), %d mismatches\n", n_files, n_texts, n_tokens, secs, lacos_threads_get(), bad);
-  printf("#   the first texts of every file, one by one: %d checked, %d differ\n", n_samples, samples_bad);
-  CHECK(bad == 0);
-  CHECK(samples_bad == 0 && n_samples >= 1500);
-  CHECK(n_files == (int)json_array_size(files) && n_files >= 127);
+  dataset_sweep sw = {0};
+  char sources[4096 + 256];
+  snprintf(sources, sizeof sources, "%s", fixture("sources.json"));   /* fixture() reuses one buffer */
+  dataset_sweep_run(&sw, t, data, sources, fixture("expected-bloomlike.json"));
+  printf("#   %d files, %lld texts, %lld tokens in %.1f s (%d threads), %d mismatches\n", sw.n_files, sw.n_texts,
+         sw.n_tokens, sw.seconds, lacos_threads_get(), sw.bad);
+  printf("#   the first texts of every file, one by one: %d checked, %d differ\n", sw.n_samples, sw.samples_bad);
+  CHECK(sw.bad == 0);
+  CHECK(sw.samples_bad == 0 && sw.n_samples >= 1500);
+  CHECK(sw.n_files == sw.n_listed && sw.n_files >= 127);
   lacos_tokenizer_free(t);
-  json_decref(sources);
-  json_decref(expected);
 }
 
 /* The same ids whatever the thread count. */

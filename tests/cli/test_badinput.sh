@@ -129,8 +129,11 @@ bad "$C" "tokenizer.json cut short (in a model)" 1 "t1/tokenizer.json:1:[0-9]+: 
 copy_model t2; echo '{}' > t2/tokenizer.json
 bad "$C" "a JSON file that is no tokenizer" 1 't2/tokenizer.json: no "model" section' --in sentences.txt --absent out.npy -- \
   "$LACOS" embed --model t2 --out out.npy
-echo '{"model": {"type": "WordPiece", "vocab": {}}}' > wordpiece.json
-bad "$C" "an unsupported tokenizer model" 1 'wordpiece.json: model.type is "WordPiece"; lacos runs BPE models only' -- \
+echo '{"model": {"type": "Unigram", "vocab": []}}' > unigram.json
+bad "$C" "an unsupported tokenizer model" 1 'unigram.json: model.type is "Unigram"; lacos runs BPE and WordPiece models' -- \
+  "$LACOS" tokenize --tokenizer unigram.json
+echo '{"model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": {}}}' > wordpiece.json
+bad "$C" "a WordPiece tokenizer with an empty vocabulary" 1 'wordpiece.json: model.vocab is empty' -- \
   "$LACOS" tokenize --tokenizer wordpiece.json
 bad "$C" "no such tokenizer file" 1 "missing.json: No such file or directory" -- "$LACOS" tokenize --tokenizer missing.json
 printf 'fine\nbad \377 byte\n' > notutf8.txt

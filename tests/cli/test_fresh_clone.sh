@@ -35,8 +35,9 @@ mkdir -p "$CLONE" "$HOMEDIR"
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp -p --parents -t "$CLONE" 2>/dev/null)
 # the build outputs, so that make finds everything up to date instead of compiling for minutes
 mkdir -p "$CLONE/$BUILD"
-for p in engine kernels lacos liblacos.so liblacos.a .flags; do
-  [ -e "$ROOT/$BUILD/$p" ] && cp -a "$ROOT/$BUILD/$p" "$CLONE/$BUILD/"
+for p in "$ROOT/$BUILD"/* "$ROOT/$BUILD"/.flags; do
+  case "$(basename "$p")" in tests|test.log|valgrind|fuzz) continue ;; esac
+  [ -e "$p" ] && cp -a "$p" "$CLONE/$BUILD/"
 done
 [ ! -e "$FRESH/shared" ] && [ -f "$CLONE/Makefile" ] && [ ! -e "$CLONE/datasets/sts" ] \
   && ok "a clone with no ../shared beside it and no data" || not_ok "a clone with no ../shared beside it and no data" "$(ls -a "$FRESH" "$CLONE/datasets")"

@@ -37,6 +37,25 @@ expect "--max-length refuses longer lines" 1 "line 1 has 4 tokens, more than --m
 run_in $'one two three four\nx\n' "$LACOS" tokenize --tokenizer "$TOK" --max-length 2 --truncate --truncation-side left
 expect "--truncate keeps the last tokens with --truncation-side left" 0 $'^2073 2899\n'
 
+# A WordPiece tokenizer (BERT's pipeline; tests/fixtures/wordpiece/wp-small.json):
+# [CLS] and [SEP] around each line, --no-special without them, truncation
+# keeps them, decoding joins "##" pieces (ids and pieces from the tokenizers library).
+WP=${LACOS_ROOT:-.}/tests/fixtures/wordpiece/wp-small.json
+run_in $'Hello, WORLD! Ça va?\n' "$LACOS" tokenize --tokenizer "$WP" --tokens
+expect "WordPiece: [CLS] ... [SEP], lowercase, accents stripped, ## pieces" 0 "^\[CLS\] hel ##lo , world ! ca va \? \[SEP\]$"
+run_in $'Hello, WORLD! Ça va?\n' "$LACOS" tokenize --tokenizer "$WP" --no-special --tokens
+expect "WordPiece: --no-special" 0 "^hel ##lo , world ! ca va \?$"
+run_in $'Hello, WORLD! Ça va?\n' "$LACOS" tokenize --tokenizer "$WP" --max-length 5 --truncate --tokens
+expect "WordPiece: --truncate keeps [CLS] and [SEP]" 0 "^\[CLS\] hel ##lo , \[SEP\]$"
+run_in $'Hello, WORLD! Ça va?\n' "$LACOS" tokenize --tokenizer "$WP" --max-length 5
+expect "WordPiece: --max-length counts the special tokens" 1 "line 1 has 10 tokens, more than --max-length 5"
+run_in $'Hello, WORLD! Ça va?\n' "$LACOS" tokenize --tokenizer "$WP"
+ids=$OUT
+run_in "$ids" "$LACOS" tokenize --tokenizer "$WP" --decode --skip-special
+expect "WordPiece: --decode joins the pieces (cleanup: no space before punctuation)" 0 "^hello, world! ca va\?$"
+run_in $'Hello\n' "$LACOS" tokenize --tokenizer "$WP" --decode --no-special
+expect "--no-special with --decode is a usage error" 2 "--decode reads ids"
+
 printf 'Hello world\n' > "$TMP/a.txt"; printf 'six' > "$TMP/b.txt"
 run_cmd "$LACOS" tokenize --tokenizer "$TOK" "$TMP/a.txt" "$TMP/b.txt"
 expect "TEXTFILE arguments, in order" 0 $'^43 3992 2578\n86 2583$'
@@ -60,7 +79,7 @@ run_cmd "$LACOS" tokenize --tokenizer "$TMP/broken.json"
 expect "malformed tokenizer.json" 1 "broken.json:1:[0-9]+: malformed JSON"
 printf '{"pre_tokenizer":{"type":"ByteLevel"},"model":{"type":"Unigram","vocab":[]}}' > "$TMP/unigram.json"
 run_cmd "$LACOS" tokenize --tokenizer "$TMP/unigram.json"
-expect "unsupported model type" 1 "unigram.json: model.type is \"Unigram\"; lacos runs BPE models only"
+expect "unsupported model type" 1 "unigram.json: model.type is \"Unigram\"; lacos runs BPE and WordPiece models"
 printf '{"pre_tokenizer":{"type":"ByteLevel"},"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a c"]}}' > "$TMP/merge.json"
 run_cmd "$LACOS" tokenize --tokenizer "$TMP/merge.json"
 expect "merge with an unknown token" 1 "merge.json: model.merges\[0\]: \"c\" is not in model.vocab"

@@ -8,7 +8,8 @@
 -- "METHOD PATH RANGE" per request to LOGFILE. It exits on GET /quit, on
 -- SIGTERM/SIGINT, or after IDLE_SECONDS (default 60) without a request.
 -- Test paths:
---   /FILE                  the file, honouring Range (206, or 416 past the end)
+--   /FILE                  the file, honouring Range (206, or 416 past the end);
+--                          a folder is served as its index.json
 --   /norange/FILE          the file, always 200 (a server that ignores Range)
 --   /cutonce/N/FILE        the first request for it sends N body bytes of the
 --                          reply, then closes (a dropped connection); later
@@ -109,7 +110,9 @@ local cut_seen = {}
 
 local function serve_file(fd, rel, range, opts)
   if rel:find("%.%.") then send_all(fd, head(403, { "Content-Length: 0" })) return end
-  local f = io.open(root .. "/" .. rel, "rb")
+  -- a path that is also a folder (the hub's tree/REV listing, with
+  -- tree/REV/FOLDER listings below it) is served from its index.json
+  local f = io.open(root .. "/" .. rel .. "/index.json", "rb") or io.open(root .. "/" .. rel, "rb")
   if not f then send_all(fd, head(404, { "Content-Length: 0" })) return end
   local size = f:seek("end")
   local first, last = 0, size - 1

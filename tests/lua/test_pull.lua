@@ -128,5 +128,66 @@ H.test("a repository without safetensors is refused", function()
   H.match(e, "404")
 end)
 
+H.test("pull of a sentence-transformers repository: modules.json and its modules' folders", function()
+  -- laid out as the hub serves it: tree/main lists the root (here tree/main/index.json,
+  -- the server's folder index), tree/main/1_Pooling the Pooling module's folder
+  local repo = "sentence-transformers/tiny-st"
+  local files = { "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json" }
+  local function write_st(rel, v) H.write(src .. "/" .. rel, json.encode(v)) end
+  sh(("mkdir -p %q"):format(src .. "/1_Pooling"))
+  write_st("modules.json", {
+    { idx = 0, name = "0", path = "", type = "sentence_transformers.models.Transformer" },
+    { idx = 1, name = "1", path = "1_Pooling", type = "sentence_transformers.models.Pooling" },
+    { idx = 2, name = "2", path = "2_Normalize", type = "sentence_transformers.models.Normalize" } })
+  write_st("sentence_bert_config.json", { max_seq_length = 128, do_lower_case = false })
+  write_st("config_sentence_transformers.json", { __version__ = { sentence_transformers = "6.2.0" } })
+  write_st("1_Pooling/config.json", { embedding_dimension = json.read(src .. "/config.json").hidden_size, pooling_mode = "weightedmean" })
+  local api = www .. "/api/models/" .. repo .. "/tree/main"
+  sh(("mkdir -p %q %q"):format(api, www .. "/" .. repo .. "/resolve/main/1_Pooling"))
+  local root, pool = {}, {}
+  for _, f in ipairs(shards) do files[#files + 1] = f end
+  for _, f in ipairs(files) do
+    local p = src .. "/" .. f
+    sh(("cp %q %q"):format(p, www .. "/" .. repo .. "/resolve/main/" .. f))
+    local e = { type = "file", path = f, size = size(p), oid = blob(p) }
+    if f:match("%.safetensors$") then e.lfs = { oid = sha256(p), size = size(p), pointerSize = 134 } end
+    if f:find("/", 1, true) then pool[#pool + 1] = e else root[#root + 1] = e end
+  end
+  root[#root + 1] = { type = "directory", path = "1_Pooling", size = 0, oid = "0" }
+  root[#root + 1] = { type = "directory", path = "onnx", size = 0, oid = "0" }             -- not a module: not listed
+  root[#root + 1] = { type = "file", path = "pytorch_model.bin", size = 10, oid = "0" }    -- not read by lacos
+  H.write(api .. "/index.json", json.encode(root))
+  H.write(api .. "/1_Pooling", json.encode(pool))
+  local dir = H.tmp .. "/pulled-st"
+  local before = #(H.read(logfile) or "")
+  local code, _, e = pull(repo, dir)
+  H.eq(code, 0, "exit status (" .. e .. ")")
+  for _, f in ipairs(files) do
+    if f ~= "lacos.json" then H.eq(H.read(dir .. "/" .. f), H.read(src .. "/" .. f), f) end   -- pull writes its own
+  end
+  H.truthy(not H.exists(dir .. "/pytorch_model.bin") and not H.exists(dir .. "/onnx"), "only what lacos reads")
+  H.truthy(not H.exists(dir .. "/2_Normalize"), "a module folder the hub does not have is not made up")
+  local log = (H.read(logfile) or ""):sub(before + 1)
+  H.match(log, "tree/main/1_Pooling", "the Pooling folder is listed")
+  H.truthy(not log:find("tree/main/onnx", 1, true), "folders that are not modules are not listed")
+  local d = lacos.sentence_transformers.describe(dir)
+  H.eq(d.pooling, "weightedmean")
+  H.eq(d.normalize, true)
+  H.eq(d.max_length, 128)
+  H.eq(d.model_type, "bloom")
+  -- a rerun keeps everything; a module path that leaves the repository is refused
+  code, _, e = pull(repo, dir)
+  H.eq(code, 0, e)
+  H.match(e, "1_Pooling/config.json%s+present, verified")
+  write_st("modules.json", { { idx = 0, name = "0", path = "../../x", type = "sentence_transformers.models.Transformer" } })
+  sh(("cp %q %q"):format(src .. "/modules.json", www .. "/" .. repo .. "/resolve/main/modules.json"))
+  local r = root
+  for _, ent in ipairs(r) do if ent.path == "modules.json" then ent.size, ent.oid = size(src .. "/modules.json"), blob(src .. "/modules.json") end end
+  H.write(api .. "/index.json", json.encode(r))
+  code, _, e = pull(repo, H.tmp .. "/pulled-st-bad")
+  H.eq(code, 1, e)
+  H.match(e, "module 1 has the path '%.%./%.%./x', which is not a folder of the repository")
+end)
+
 sh("kill " .. (H.read(pidfile) or ""):match("%d+") .. " 2>/dev/null")
 H.done()

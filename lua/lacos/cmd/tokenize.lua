@@ -1,5 +1,6 @@
 -- lacos tokenize: the token ids of each line of text, as the Hugging Face
--- tokenizers library gives them for a tokenizer.json (BLOOM's and the like).
+-- tokenizers library gives them for a tokenizer.json (BLOOM's byte-level BPE,
+-- BERT's WordPiece and the like).
 local util = require "lacos.util"
 
 local M = {}
@@ -9,17 +10,20 @@ M.spec = {
   usage = "lacos tokenize --tokenizer FILE.json [options] [TEXTFILE...]",
   summary = "Reads one text per line (from the TEXTFILEs, else stdin) and prints the token ids of each line,\n" ..
             "space-separated, one output line per input line.",
-  description = "Lines end at \\n; one \\r before it is dropped. No BOS/EOS token is added. With --decode the\n" ..
-                "input lines are ids and the output is their text. Input that is not UTF-8 is an error that\n" ..
-                "names the line; nothing is printed then. Work is spread over LACOS_THREADS threads.",
+  description = "Lines end at \\n; one \\r before it is dropped. The tokenizer's post-processor adds its special\n" ..
+                "tokens ([CLS] ... [SEP] for BERT; none for BLOOM) unless --no-special. With --decode the input\n" ..
+                "lines are ids and the output is their text. Input that is not UTF-8 is an error that names the\n" ..
+                "line; nothing is printed then. Work is spread over LACOS_THREADS threads.",
   options = {
-    { "--tokenizer", "FILE", "tokenizer.json (Hugging Face format, byte-level BPE)", required = true },
+    { "--tokenizer", "FILE", "tokenizer.json (Hugging Face format: byte-level BPE or WordPiece)", required = true },
     { "--tokens", nil, "print token strings (as in the vocabulary, e.g. Ġworld) instead of ids" },
     { "--count", nil, "print the number of tokens of each line" },
     { "--decode", nil, "read lines of ids (separated by spaces or commas) and print their text" },
     { "--skip-special", nil, "with --decode, leave out special tokens such as <s>" },
-    { "--max-length", "N", "a line of more than N tokens is an error (or cut, with --truncate)", type = "integer", min = 1 },
-    { "--truncate", nil, "cut lines longer than --max-length" },
+    { "--no-special", nil, "leave out the special tokens the tokenizer puts around a text ([CLS], [SEP])" },
+    { "--max-length", "N", "a line of more than N tokens (special tokens included) is an error (or cut, with --truncate)",
+      type = "integer", min = 1 },
+    { "--truncate", nil, "cut lines longer than --max-length (the special tokens stay)" },
     { "--truncation-side", "SIDE", "which end --truncate cuts", choices = { "right", "left" }, default = "right" },
     { "--stats", nil, "print lines, tokens and tokens/s to stderr" },
   },
@@ -28,6 +32,7 @@ M.spec = {
     "echo 'Hello world' | lacos tokenize --tokenizer models/bloom-560m/tokenizer.json",
     "lacos tokenize --tokenizer tok.json --tokens < sentences.txt",
     "echo '59414 8876' | lacos tokenize --tokenizer tok.json --decode",
+    "echo 'Hello, world!' | lacos tokenize --tokenizer models/all-MiniLM-L6-v2/tokenizer.json --tokens",
   },
 }
 
@@ -71,19 +76,21 @@ local function decode_lines(tok, lines, skip)
 end
 
 local function encode_lines(tok, lines, opts)
-  local ok, ids, off, n = pcall(tok.encode_list, tok, lines, { flat = true })
-  if not ok then error((tostring(ids):gsub("^text (%d+):", "line %1:")), 0) end
+  -- the engine truncates, so that the special tokens stay around a cut text
+  local ok, ids, off, n = pcall(tok.encode_list, tok, lines, { flat = true, special = not opts.no_special,
+    max_length = opts.max_length, truncation = opts.truncate or false, truncation_side = opts.truncation_side })
+  if not ok then
+    local msg = tostring(ids)
+    local line, k, max = msg:match("text (%d+) has (%d+) tokens, more than the maximum length (%d+)")
+    if line then
+      error(("line %s has %s tokens, more than --max-length %s (add --truncate to cut it)"):format(line, k, max), 0)
+    end
+    error((msg:gsub("^text (%d+):", "line %1:")), 0)
+  end
   local out, names = {}, {}
-  local maxlen, cut_left = opts.max_length, opts.truncation_side == "left"
   local total = 0
   for i = 0, n - 1 do
     local a, b = off[i], off[i + 1]
-    if maxlen and b - a > maxlen then
-      if not opts.truncate then
-        error(("line %d has %d tokens, more than --max-length %d (add --truncate to cut it)"):format(i + 1, b - a, maxlen), 0)
-      end
-      if cut_left then a = b - maxlen else b = a + maxlen end
-    end
     total = total + (b - a)
     if opts.count then
       out[i + 1] = tostring(b - a)
@@ -110,8 +117,8 @@ function M.run(opts)
   local lacos = require "lacos"
   -- options that contradict each other are usage errors (exit 2), like unknown ones
   local usage = require("lacos.args").usage_error
-  if opts.decode and (opts.tokens or opts.count or opts.max_length or opts.truncate) then
-    usage("tokenize", "--decode reads ids; --tokens, --count, --max-length and --truncate apply to text")
+  if opts.decode and (opts.tokens or opts.count or opts.max_length or opts.truncate or opts.no_special) then
+    usage("tokenize", "--decode reads ids; --tokens, --count, --no-special, --max-length and --truncate apply to text")
   end
   if opts.skip_special and not opts.decode then usage("tokenize", "--skip-special goes with --decode") end
   if opts.truncate and not opts.max_length then usage("tokenize", "--truncate needs --max-length") end

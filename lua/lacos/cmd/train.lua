@@ -20,7 +20,11 @@ M.spec = {
                 "printed when the run starts. The adapter is saved in PEFT's format in ADAPTER_DIR (use it with\n" ..
                 "lacos embed --adapter, lacos sts --adapter, or peft.PeftModel.from_pretrained). Checkpoints go to\n" ..
                 "ADAPTER_DIR/checkpoints; running the same command again resumes from the newest one. The first\n" ..
-                "Ctrl-C finishes the current step, checkpoints and exits with status 130; a second exits at once.",
+                "Ctrl-C finishes the current step, checkpoints and exits with status 130; a second exits at once.\n" ..
+                "Under mpirun or srun --mpi=pmix (several processes, one per GPU) --batch-size is the global batch:\n" ..
+                "each rank embeds its share, the loss takes every rank's sentences as negatives, gradients are\n" ..
+                "summed, and rank 0 alone writes the database, checkpoints and adapter (README: \"More than one GPU\n" ..
+                "or machine\"). The batch size must be a multiple of the number of ranks.",
   options = {
     { "--model", "DIR", "BLOOM checkpoint directory", required = true },
     { "--pairs", "FILE", "training pairs (TSV; the layout --loss needs, or --format)", required = true },
@@ -64,12 +68,17 @@ M.spec = {
     { "--db", "FILE", "results database (default $LACOS_DB or results/lacos.db)" },
     { "--no-db", nil, "do not record the run" },
     { "--threads", "N", "worker threads", type = "integer", min = 1 },
+    { "--sync-check", "N", "several ranks: compare the ranks' parameters by hash every N steps (0 = at the start only)",
+      type = "integer", default = 100, min = 0 },
+    { "--comm-timeout", "S", "several ranks: seconds without a sign of life before a rank counts as dead",
+      type = "number", default = 60, min = 0.1 },
   },
   examples = {
     "lacos train --model models/bloom-560m --pairs nli-pairs.tsv --out runs/bloom-560m-lora",
     "lacos train --model models/bloom-7b1 --pairs nli.tsv --out runs/7b1 --batch-size 64 --mini-batch 8",
     "lacos train --model models/bloom-560m --loss cosent --pairs sts-train.csv --format stsb --out runs/cosent",
     "lacos train --model models/bloom-560m --loss softmax --pairs nli-labelled.tsv --out runs/nli-softmax",
+    "mpirun -np 4 lacos train --model models/bloom-7b1 --pairs nli.tsv --out runs/7b1 --device cuda --batch-size 256 --mini-batch 16",
   },
 }
 
@@ -82,6 +91,32 @@ end
 function M.run(opts)
   local lacos = require "lacos"
   if opts.threads then lacos.threads(opts.threads) end
+  -- Several processes (a launcher started this one): the usage errors every
+  -- rank finds alike come before anything starts; then the ranks must have
+  -- been given the same options.
+  local dist, args = require "lacos.dist", require "lacos.args"
+  local env = dist.env()
+  local comm
+  if env.launched then
+    -- every rank settles its usage errors in one collective, so that all
+    -- stop together (a rank leaving first makes mpirun kill the others
+    -- mid-sentence)
+    comm = dist.open { timeout = opts.comm_timeout }
+    local err = dist.check_world(opts.batch_size, comm:size())
+    if not err and opts.device == "cuda" and comm:size() > 1 then
+      dist.bind_device(function(msg) err = msg end)
+    end
+    if comm:size() > 1 then err = comm:first_error(err) end
+    if err then args.usage_error("train", "%s", err) end
+    if comm:size() == 1 then comm = nil end
+  end
+  if comm then
+    local given = {}
+    -- (a host's thread count is its own business: it changes no number)
+    for k, v in pairs(opts) do if k ~= "threads" then given["--" .. k:gsub("_", "-")] = v end end
+    comm:check_same(given, "command-line options")
+  end
+  local root = not comm or comm:rank() == 0
   local kind = (opts.loss == "cosent" and "scored") or (opts.loss == "softmax" and "labelled") or "pairs"
   local format = opts.format ~= "tsv" and opts.format or nil
   local read_ok, data = pcall(lacos.pairs.read, opts.pairs, { kind = kind, format = format, header = opts.header or nil,
@@ -137,15 +172,27 @@ function M.run(opts)
     pooling = opts.pooling, max_length = opts.max_length, seed = opts.seed, checkpointing = ckpt_mode,
     backward = opts.exact_backward and "exact" or "int8 products", checkpoint_every = opts.checkpoint_every,
     device = opts.device,
+    -- the job: how many processes, where, and how they talk
+    world_size = comm and comm:size() or 1, rank_layout = comm and comm:layout() or "1 host × 1 rank",
   }
+  if comm and opts.device == "cuda" then comm:prepare_device() end   -- NCCL, or host staging: the backend says which
+  settings.backend = comm and comm:backend() or "self"
+  if comm then settings.sync_check = opts.sync_check; settings.comm_timeout = opts.comm_timeout end
   local keys = {}
   for k in pairs(settings) do keys[#keys + 1] = k end
   table.sort(keys)
-  io.stderr:write("lacos train:\n")
-  for _, k in ipairs(keys) do io.stderr:write(("  %-16s %s\n"):format(k, tostring(settings[k]))) end
-  io.stderr:write(("  LoRA parameters  %d; optimizer state %s\n"):format(m:lora_params(), require("lacos.util").bytes(optimizer:state_bytes())))
+  if root then
+    if comm then
+      io.stderr:write(("lacos train: %d ranks (%s), backend %s\n"):format(comm:size(), settings.rank_layout, settings.backend))
+    else
+      io.stderr:write("lacos train:\n")
+    end
+    for _, k in ipairs(keys) do io.stderr:write(("  %-16s %s\n"):format(k, tostring(settings[k]))) end
+    io.stderr:write(("  LoRA parameters  %d; optimizer state %s\n"):format(m:lora_params(), require("lacos.util").bytes(optimizer:state_bytes())))
+  end
   local db, run
-  if not opts.no_db then
+  local already_done = false
+  if not opts.no_db and root then
     db = lacos.results.open(opts.db)
     -- The same command again is the same (config, seed) point, claimed
     -- atomically: a rerun after a kill marks the killed run dead at once, two
@@ -166,24 +213,28 @@ function M.run(opts)
         io.stderr:write(("lacos train: nothing to do: already done as run %d of %s; the adapter is in %s (--no-resume trains again)\n")
           :format(run.id, db.path, opts.out))
         db:close()
-        return 0
+        already_done = true
+      else
+        run_spec.reuse = false   -- done, but its adapter is gone: train (resume) again as a new run
+        run = db:start_run(run_spec)
       end
-      run_spec.reuse = false   -- done, but its adapter is gone: train (resume) again as a new run
-      run = db:start_run(run_spec)
     end
   end
+  -- rank 0 alone read the database: the others learn what it decided
+  if comm then already_done = comm:broadcast_string(already_done and "done" or "train", 0) == "done" end
+  if already_done then return 0 end
   -- lacos.train creates ADAPTER_DIR/checkpoints before the first step; if
   -- the run then fails on an error, directories it created and left empty go
   -- again (no partial output), while checkpoints already written stay.
   local function is_dir(p) local f = io.open(p .. "/.", "r") if f then f:close() return true end return false end
-  local made_out = not is_dir(opts.out)
+  local made_out = root and not is_dir(opts.out)
   local ok, result = pcall(lacos.train, {
     model = m, data = data, loss = loss, optimizer = optimizer, lr = opts.lr, batch_size = opts.batch_size,
     mini_batch = opts.mini_batch, accumulation = opts.accumulation, epochs = opts.epochs, steps = opts.steps,
     warmup = opts.warmup, max_grad_norm = opts.max_grad_norm, seed = opts.seed, pooling = opts.pooling,
     max_length = opts.max_length, checkpoint_dir = opts.out .. "/checkpoints", checkpoint_every = opts.checkpoint_every,
     resume = not opts.no_resume, checkpointing = ckpt_mode == "on", fast_backward = not opts.exact_backward,
-    log_every = opts.log_every, run = run,
+    log_every = opts.log_every, run = run, sync_check = opts.sync_check, comm_timeout = opts.comm_timeout,
   })
   if not ok then
     if made_out then os.remove(opts.out .. "/checkpoints"); os.remove(opts.out) end   -- only removes empty ones
@@ -194,11 +245,26 @@ function M.run(opts)
     end
     error(result, 0)
   end
-  if result.status == "done" then
+  if result.status == "done" and root then
     m:save_lora(opts.out, { trained = { steps = result.steps, pairs = data:size(), loss = result.loss } })
     if run then run:artifact { path = opts.out .. "/adapter_model.safetensors", kind = "adapter" } end
   end
   local interrupted = result.status == "interrupted"
+  local comm_line
+  if result.comm and #result.losses > 0 then
+    -- what the job's communication cost, per step and as a share of the time
+    local per_step = result.comm.bytes / #result.losses
+    local share = result.comm.seconds / math.max(result.seconds, 1e-9)
+    comm_line = ("lacos train: communication: %s per step over %s, %.1f%% of the time in collectives\n"):format(
+      require("lacos.util").bytes(per_step), result.comm.backend, 100 * share)
+    if run then run:log(result.steps, { comm_bytes_per_step = per_step, comm_share = share }) end
+  end
+  if not root then
+    if db then db:close() end
+    if result.status == "interrupted" then return 130 end
+    return result.status == "done" and 0 or 1
+  end
+  if comm_line then io.stderr:write(comm_line) end
   if run then
     run:finish(result.status, interrupted and "interrupted by a signal" or result.reason,
                interrupted and "signal" or (result.reason and result.reason:match("^(%w+):")) or nil)

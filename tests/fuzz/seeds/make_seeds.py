@@ -184,6 +184,46 @@ tok4["model"]["merges"] = [["a", "b"], ["ab", "c"]]
 tok4["added_tokens"] = [{"id": 5, "content": "a", "special": False}]
 write("tokenizer", "conflicts", json.dumps(tok4).encode() + SEP + b"abab")
 
+# WordPiece (BERT's pipeline): BertNormalizer, BertPreTokenizer, a [CLS]/[SEP]
+# template, the WordPiece decoder, padding and truncation, a normalized added
+# token; and a second one with a Sequence of normalizers, BertProcessing,
+# another continuing prefix, short words and no decoder.
+wp_vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "wor", "##ld",
+                                        "##s", "the", "a", "##b", "cafe", ",", "!", "\u4e2d", "\u6587"])}
+wp_added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+            for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])]
+wp_added.append({"id": len(wp_vocab), "content": "Hello World", "single_word": False, "lstrip": False, "rstrip": False,
+                 "normalized": True, "special": False})
+wp = {"version": "1.0", "truncation": {"direction": "Right", "max_length": 10, "strategy": "LongestFirst", "stride": 0},
+      "padding": {"strategy": {"Fixed": 12}, "direction": "Right", "pad_to_multiple_of": None, "pad_id": 0, "pad_type_id": 0,
+                  "pad_token": "[PAD]"},
+      "added_tokens": wp_added,
+      "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True, "strip_accents": None, "lowercase": True},
+      "pre_tokenizer": {"type": "BertPreTokenizer"},
+      "post_processor": {"type": "TemplateProcessing",
+                         "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                    {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+                         "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                  {"SpecialToken": {"id": "[SEP]", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
+                                  {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
+                         "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]},
+                                            "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}},
+      "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+      "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100,
+                "vocab": wp_vocab}}
+write("tokenizer", "tiny-wordpiece", json.dumps(wp, ensure_ascii=False).encode() + SEP +
+      "Hello World, worlds! Café [MASK] 中文 ab\x00\u200b\tthe".encode())
+wp2 = json.loads(json.dumps(wp))
+wp2["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "NFD"}, {"type": "StripAccents"}, {"type": "Lowercase"}]}
+wp2["post_processor"] = {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]}
+wp2["decoder"] = None
+wp2["truncation"] = None
+wp2["padding"] = None
+wp2["model"]["continuing_subword_prefix"] = "@@"
+wp2["model"]["max_input_chars_per_word"] = 5
+wp2["model"]["vocab"] = {("@@" + t[2:] if t.startswith("##") else t): i for t, i in wp_vocab.items()}
+write("tokenizer", "tiny-wordpiece-seq", json.dumps(wp2, ensure_ascii=False).encode() + SEP + "worlds wor@@ld Ab supercafe".encode())
+
 # ---------------------------------------------------------------- safetensors helpers
 
 
