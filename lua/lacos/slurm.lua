@@ -312,7 +312,7 @@ function M.batch_script(info)
   add("esac")
   local cmd = {}
   if ranks > 1 then
-    -- each rank runs the point; only rank 0 writes the shard and requeues (issue 11's data-parallel training)
+    -- the ranks train the point together (lacos.dist); rank 0 alone writes the shard and requeues
     for _, w in ipairs { "srun", "--mpi=pmix", "-n", tostring(ranks), "--kill-on-bad-exit=1" } do cmd[#cmd + 1] = w end
   end
   cmd[#cmd + 1] = M.shell_quote(info.exe)
@@ -419,10 +419,13 @@ local function submit(sweep, opts, cli)
   local name = sweep.name
   local sname = script_name(cli)
   if cli.ranks_per_point and cli.ranks_per_point > 1 and not opts.dry_run then
-    -- the batch script is ready for it (--dry-run shows it); the training is not yet
-    args.usage_error(sname, "--ranks-per-point %d: data-parallel training over several ranks is not in this lacos yet " ..
-                     "(each rank would run the whole point); --dry-run --slurm shows the batch script it would submit",
-                     cli.ranks_per_point)
+    -- the ranks of a point meet through MPI (lacos.dist): liblacos_mpi.so beside the engine
+    local lib = rawget(_G, "LACOS_LIB") or ""
+    local plugin = os.getenv("LACOS_MPI_PLUGIN")
+    if not ((plugin and plugin ~= "" and util.exists(plugin)) or util.exists(dirname(lib) .. "/liblacos_mpi.so")) then
+      args.usage_error(sname, "--ranks-per-point %d: this lacos was built without MPI (no liblacos_mpi.so beside %s); " ..
+                       "install MPI (apt-get install libopenmpi-dev, or make deps) and build again", cli.ranks_per_point, lib)
+    end
   end
   if cli.mem_per_point then check_size("--mem-per-point", cli.mem_per_point, cli) end
   if cli.time then check_time(cli.time, cli) end
@@ -631,20 +634,26 @@ local function task(sweep, opts, cli)
   local restarts = tonumber(os.getenv("SLURM_RESTART_COUNT") or "0") or 0
   local array_job = os.getenv("SLURM_ARRAY_JOB_ID") or os.getenv("SLURM_JOB_ID") or "?"
   local log = task_log(dir, name)
-  local rank = tonumber(os.getenv("SLURM_PROCID") or "0") or 0
-  io.stderr:write(("lacos: sweep %s, task %d (job %s_%d, restart %d, host %s): point %s\n"):format(
-    name, index, array_job, index, restarts, os.getenv("SLURMD_NODENAME") or "?", sweep:label(p)))
-  if rank ~= 0 then
-    -- one writer per shard: the other ranks of a data-parallel point only compute
-    error(("task %d: rank %d of a point: data-parallel ranks are not in this lacos yet"):format(index, rank), 0)
+  -- --ranks-per-point N: srun started N ranks of this point; they train it together (lacos.dist), rank 0 alone
+  -- writes the shard, checkpoints and requeues
+  local job = require("lacos.dist").job()
+  local root = not job or job.root
+  if root then
+    io.stderr:write(("lacos: sweep %s, task %d (job %s_%d, restart %d, host %s%s): point %s\n"):format(
+      name, index, array_job, index, restarts, os.getenv("SLURMD_NODENAME") or "?",
+      job and (", %d ranks"):format(job.comm:size()) or "", sweep:label(p)))
   end
   local results = require "lacos.results"
-  local db = results.open(shard_path(dir, id), { journal = "rollback" })
-  -- this task is the only writer of its shard: a run left running was a killed earlier attempt
-  db:mark_dead(0)
-  local exp = db:experiment { name = name, script = util.absolute(sweep.script or cli._sweep.script), axes = sweep.axes }
-  local say = function(fmt, ...) io.stderr:write(fmt:format(...)) end
+  local db, exp
+  if root then
+    db = results.open(shard_path(dir, id), { journal = "rollback" })
+    -- this task is the only writer of its shard: a run left running was a killed earlier attempt
+    db:mark_dead(0)
+    exp = db:experiment { name = name, script = util.absolute(sweep.script or cli._sweep.script), axes = sweep.axes }
+  end
+  local say = function(fmt, ...) if root then io.stderr:write(fmt:format(...)) end end
   local entry = sweep:run_point(index, p, db, exp, {
+    job = job,
     out = opts.out, quiet = opts.quiet, log_every = cli.log_every or 10, total = #pts, say = say,
     tags = { ["slurm.job"] = ("%s_%d"):format(array_job, index), ["slurm.job_id"] = os.getenv("SLURM_JOB_ID"),
              ["slurm.restart"] = restarts, ["slurm.log"] = log, ["slurm.node"] = os.getenv("SLURMD_NODENAME") },
@@ -654,7 +663,10 @@ local function task(sweep, opts, cli)
     end,
     resume_hint = "checkpointed",
   })
-  db:close()
+  if db then db:close() end
+  -- the other ranks end with the point, successfully: srun --kill-on-bad-exit must not stop rank 0 while it
+  -- records the point or requeues the task
+  if not root then os.exit(0, true) end
   if entry.status == "done" or entry.status == "skipped" then os.exit(0, true) end
   if entry.status == "failed" then
     io.stderr:write(("lacos: point %d failed; its error is in %s (lacos sweep status %s)\n"):format(index, shard_path(dir, id), name))

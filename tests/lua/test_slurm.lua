@@ -282,6 +282,37 @@ H.test("--max-requeues caps the requeues: past it the task records the point int
   H.eq(cluster:run("squeue -h"), "", "nothing left in the queue")
 end)
 
+-- ---------------------------------------------------------------- several ranks per point
+
+H.test("--ranks-per-point 2: srun --mpi=pmix trains each point over 2 ranks, rank 0 records it; the numbers of mpirun -np 2", function()
+  if H.sh("command -v mpirun >/dev/null") ~= 0 then H.skip("no mpirun (apt-get install openmpi-bin)") end
+  local lib = H.lacos:gsub("lacos$", "liblacos_mpi.so")
+  if not H.exists(lib) then H.skip("this lacos was built without MPI (no " .. lib .. ")") end
+  local here, there = mkdir(dir .. "/ranks-local"), mkdir(dir .. "/ranks-slurm")
+  local argv = ("run %s --sizes tiny-xs --pairs 0,64 --eval-limit 16"):format(q(H.root .. "/experiments/scale.lua"))
+  -- the reference: the same sweep on 2 ranks under mpirun, here
+  local rc, _, err = H.sh(("cd %s && env -u LACOS_DB %s timeout 600 mpirun --allow-run-as-root --oversubscribe --mca btl_tcp_if_include lo " ..
+                           "-np 2 %s %s"):format(q(here), ENV, q(H.lacos), argv))
+  H.eq(rc, 0, "mpirun -np 2: " .. err)
+  -- on Slurm: one array task per point, each an srun step of 2 ranks on one node (pmix)
+  local out
+  rc, out, err = lacos_in(there, argv .. " --slurm --wait --ranks-per-point 2 --sbatch-arg=--nodes=1")
+  H.eq(rc, 0, "exit status; stderr: " .. err)
+  H.match(err, "sweep scale%-synthetic: 2 done, 0 skipped %(done before%), 0 failed, 0 interrupted, of 2 points")
+  H.match(out, "2 done runs")
+  local script = H.read(there .. "/results/slurm/scale-synthetic/array.sbatch")
+  H.match(script, "\n#SBATCH %-%-ntasks=2\n")
+  H.match(script, "\nexec srun %-%-mpi=pmix %-n 2 ")
+  H.eq(same_numbers(numbers(there .. "/results/lacos.db", "scale-synthetic"), numbers(here .. "/results/lacos.db", "scale-synthetic"),
+                    "2 ranks on Slurm vs 2 ranks under mpirun"), 2)
+  -- one run per point (rank 0's), and the log says the point ran on 2 ranks
+  local db = R.open(there .. "/results/lacos.db", { readonly = true })
+  H.eq(db:query("SELECT count(*) AS n FROM runs")[1].n, 2, "runs recorded")
+  db:close()
+  local st = status_json(there, "scale-synthetic")
+  H.match(H.read(st.points[2].log), "task 2 %(job %d+_2, restart 0, host n%d, 2 ranks%)")
+end)
+
 -- ---------------------------------------------------------------- hostile names
 
 H.test("a hostile sweep name, folder and --sbatch-arg are quoted in the batch script; nothing runs through a shell", function()
