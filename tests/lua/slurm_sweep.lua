@@ -7,8 +7,8 @@
 --   train    LoRA on 96 SNLI pairs (6 steps, a checkpoint after each) of the
 --            synthetic tiny-xs, then STS on 16 pairs of each English set
 --   pause    the same; but as a Slurm task that has not been requeued yet it
---            stops after step 3, writes <pause-dir>/paused-<index> (its job
---            ids) and waits until a signal arrives (the test sends one)
+--            stops after step 3, writes <pause-dir>/paused-<index>.<rank> (its
+--            job ids and pid) and waits until a signal arrives (the test sends one)
 --   fail     raises an error
 --   trivial  logs one metric and is done at once
 local lacos = require "lacos"
@@ -33,13 +33,18 @@ local kinds = {}
 for k in opts.kinds:gmatch("[^,]+") do kinds[#kinds + 1] = k end
 
 local function pause(index)
-  local f = assert(io.open(("%s/paused-%d"):format(opts.pause_dir, index), "w"))
-  f:write(("%s %s %s\n"):format(os.getenv("SLURM_JOB_ID") or "-", os.getenv("SLURM_ARRAY_JOB_ID") or "-",
-                                os.getenv("SLURM_ARRAY_TASK_ID") or "-"))
+  -- one marker per rank: paused-<index>.<rank> (rank 0 alone without --ranks-per-point)
+  local f = assert(io.open(("%s/paused-%d.%s"):format(opts.pause_dir, index, os.getenv("SLURM_PROCID") or "0"), "w"))
+  local ffi = require "ffi"
+  pcall(ffi.cdef, "int getpid(void);")
+  f:write(("%s %s %s %d\n"):format(os.getenv("SLURM_JOB_ID") or "-", os.getenv("SLURM_ARRAY_JOB_ID") or "-",
+                                   os.getenv("SLURM_ARRAY_TASK_ID") or "-", ffi.C.getpid()))
   f:close()
   io.stderr:write(("slurm_sweep: point %d paused after step 3, waiting for a signal\n"):format(index))
   local t0 = util.clock()
-  while not util.sleep(0.1) do
+  local C = require("lacos.engine").C
+  -- a signal is pending, or held until the step boundary (data-parallel ranks agree on where to stop)
+  while not util.sleep(0.1) and C.lacos_interrupt_held() == 0 do
     -- a guard against a test that never signals, not a timing
     if util.clock() - t0 > 600 then error("slurm_sweep: no signal came in 600 s", 0) end
   end
@@ -62,6 +67,7 @@ local function run(p, ctx)
     on_step = function(st) if pausing and st.step == 3 then pause(p.seed) end end,
   }
   if res.status ~= "done" then return res end
+  if ctx.run.null then return { status = "done" } end   -- data-parallel: rank 0 alone evaluates and records
   local scores = X.evaluate(m, ctx.run, { root = p.data_root, tasks = { "english" }, pooling = "mean", limit = 16,
                                           quiet = ctx.quiet })
   return { status = "done", headline = X.headline(scores) }
@@ -83,4 +89,4 @@ local sweep = lacos.sweep.new {
   memory = function() return 64 * 2 ^ 20 end,
 }
 local s = sweep:execute { db = opts.db, dry_run = opts.dry_run, cli = opts }
-os.exit(s.exit_status)
+os.exit(s.exit_status, true)   -- closing the state finalizes MPI under a launcher

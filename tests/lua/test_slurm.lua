@@ -112,10 +112,21 @@ local function squeue(job)
 end
 
 -- A requeued task waits ~2 minutes (BeginTime) before it may start again:
--- once it is pending for that reason, let it start now.
-local function release_requeued(job)
+-- once it is pending for that reason and its old process (pid, from the
+-- pause marker) is gone, let it start now. (Started while slurmd still
+-- cleans up the old instance, the new one could be killed with it: the
+-- wait Slurm imposes is there for that.)
+local function release_requeued(job, ...)
   H.truthy(C.await(function() return squeue(job):match("PENDING BeginTime") ~= nil end, 120),
            "task " .. job .. " requeued and pending: " .. squeue(job))
+  for _, marker in ipairs { ... } do
+    local pid = tonumber((H.read(marker) or ""):match("(%d+)%s*$"))
+    H.truthy(pid, "a pid in " .. marker)
+    H.truthy(C.await(function()
+      local r = os.execute(("kill -0 %d 2>/dev/null"):format(pid))
+      return r ~= 0 and r ~= true
+    end, 60), "the old process of task " .. job .. " ended")
+  end
   cluster:run(("scontrol update JobId=%s StartTime=now"):format(job))
 end
 
@@ -178,19 +189,27 @@ H.test("preemption: SIGUSR2 and SIGTERM mid-training requeue the tasks, which re
   H.eq(rc, 1, "the local run has a failing point: " .. err)
   local t0 = util.clock()
   local wait = background(there, args .. " --slurm --wait --max-requeues 2", "preempt")
-  H.truthy(C.await(function() return H.exists(pause .. "/paused-1") and H.exists(pause .. "/paused-3") end, 300),
+  H.truthy(C.await(function() return H.exists(pause .. "/paused-1.0") and H.exists(pause .. "/paused-3.0") end, 300),
            "both training points paused after step 3; " .. (H.read(dir .. "/preempt.err") or ""))
-  local job1 = H.read(pause .. "/paused-1"):match("^%S+ (%d+) (%d+)")
+  local job1 = H.read(pause .. "/paused-1.0"):match("^%S+ (%d+) (%d+)")
   local array = job1
   cluster:run(("scancel --signal=USR2 --batch %s_1"):format(array))
   cluster:run(("scancel --signal=TERM --batch %s_3"):format(array))
-  release_requeued(array .. "_1")
-  release_requeued(array .. "_3")
+  release_requeued(array .. "_1", pause .. "/paused-1.0")
+  release_requeued(array .. "_3", pause .. "/paused-3.0")
   local out
   rc, out, err = wait(600)
   local took = util.clock() - t0
-  H.eq(rc, 1, "exit status (a point failed); stderr: " .. err)
-  H.match(err, "sweep preempt: 2 done, 0 skipped %(done before%), 1 failed, 0 interrupted, of 3 points")
+  -- on a failure, what each task wrote says why
+  local function logs()
+    local text = {}
+    for _, f in ipairs(util.listdir(there .. "/results/slurm/preempt/logs") or {}) do
+      text[#text + 1] = "== " .. f .. "\n" .. (H.read(there .. "/results/slurm/preempt/logs/" .. f) or "")
+    end
+    return table.concat(text, "\n") .. "\n== slurmctld\n" .. (H.read(dir .. "/cluster/log/slurmctld.log") or ""):sub(-6000)
+  end
+  H.eq(rc, 1, "exit status (a point failed); stderr: " .. err .. logs())
+  H.match(err, "sweep preempt: 2 done, 0 skipped %(done before%), 1 failed, 0 interrupted, of 3 points", logs())
   H.eq(out, "")
   -- identical numbers to the uninterrupted local run
   local main = there .. "/results/lacos.db"
@@ -244,7 +263,7 @@ H.test("lacos sweep cancel: the running task checkpoints and stops without reque
   H.eq(rc, 0, err)
   H.match(err, "submitted 2 of 2 points")
   H.match(H.read(there .. "/results/slurm/cancelled/array.sbatch"), "\n#SBATCH %-%-array=1,2%%1\n")
-  H.truthy(C.await(function() return H.exists(pause .. "/paused-1") end, 300), "the point paused")
+  H.truthy(C.await(function() return H.exists(pause .. "/paused-1.0") end, 300), "the point paused")
   local st = status_json(there, "cancelled")
   H.eq(st.points[1].state, "running"); H.eq(st.points[2].state, "pending")
   H.truthy(st.merged == nil, "no merge while the jobs are there")
@@ -252,7 +271,7 @@ H.test("lacos sweep cancel: the running task checkpoints and stops without reque
   rc, out, err = lacos_in(there, "sweep cancel cancelled")
   H.eq(rc, 0, err)
   H.match(out, "cancelled job array %d+")
-  local array = H.read(pause .. "/paused-1"):match("^%S+ (%d+)")
+  local array = H.read(pause .. "/paused-1.0"):match("^%S+ (%d+)")
   H.truthy(C.await(function() return not cluster:run("squeue -h"):match("%S") end, 120), "every job gone: " .. cluster:run("squeue"))
   st = status_json(there, "cancelled")
   H.eq(st.points[1].state, "interrupted"); H.eq(st.points[1].restarts, 0)
@@ -270,8 +289,8 @@ H.test("--max-requeues caps the requeues: past it the task records the point int
   local pause = mkdir(dir .. "/pause-capped")
   local wait = background(there, ("run %s --name capped --kinds pause --pause-dir %s --slurm --wait --max-requeues 0")
                                  :format(SWEEP, q(pause)), "capped")
-  H.truthy(C.await(function() return H.exists(pause .. "/paused-1") end, 300), "the point paused")
-  local array = H.read(pause .. "/paused-1"):match("^%S+ (%d+)")
+  H.truthy(C.await(function() return H.exists(pause .. "/paused-1.0") end, 300), "the point paused")
+  local array = H.read(pause .. "/paused-1.0"):match("^%S+ (%d+)")
   cluster:run(("scancel --signal=USR2 --batch %s_1"):format(array))
   local rc, _, err = wait(300)
   H.eq(rc, 1, "exit status: the point did not finish; stderr: " .. err)
@@ -311,6 +330,38 @@ H.test("--ranks-per-point 2: srun --mpi=pmix trains each point over 2 ranks, ran
   db:close()
   local st = status_json(there, "scale-synthetic")
   H.match(H.read(st.points[2].log), "task 2 %(job %d+_2, restart 0, host n%d, 2 ranks%)")
+end)
+
+H.test("a 2-rank point gets SIGUSR2 mid-training: the ranks stop together, rank 0 requeues, the resumed point has the " ..
+       "numbers of an uninterrupted mpirun -np 2 run", function()
+  if H.sh("command -v mpirun >/dev/null") ~= 0 then H.skip("no mpirun (apt-get install openmpi-bin)") end
+  if not H.exists((H.lacos:gsub("lacos$", "liblacos_mpi.so"))) then H.skip("this lacos was built without MPI") end
+  local here, there = mkdir(dir .. "/ranks-pre-local"), mkdir(dir .. "/ranks-pre-slurm")
+  local pause = mkdir(dir .. "/pause-ranks")
+  local args = ("run %s --name ranks-preempt --kinds pause --pause-dir %s --log-every 1"):format(SWEEP, q(pause))
+  local rc, _, err = H.sh(("cd %s && env -u LACOS_DB %s timeout 600 mpirun --allow-run-as-root --oversubscribe --mca btl_tcp_if_include lo " ..
+                           "-np 2 %s %s"):format(q(here), ENV, q(H.lacos), args))
+  H.eq(rc, 0, "mpirun -np 2: " .. err)
+  local wait = background(there, args .. " --slurm --wait --ranks-per-point 2 --sbatch-arg=--nodes=1", "ranks-preempt")
+  H.truthy(C.await(function() return H.exists(pause .. "/paused-1.0") and H.exists(pause .. "/paused-1.1") end, 300),
+           "both ranks paused after step 3; " .. (H.read(dir .. "/ranks-preempt.err") or ""))
+  local array = H.read(pause .. "/paused-1.0"):match("^%S+ (%d+)")
+  cluster:run(("scancel --signal=USR2 --batch %s_1"):format(array))
+  release_requeued(array .. "_1", pause .. "/paused-1.0", pause .. "/paused-1.1")
+  local out
+  rc, out, err = wait(600)
+  H.eq(rc, 0, "exit status; stderr: " .. err)
+  H.match(err, "sweep ranks%-preempt: 1 done")
+  H.eq(same_numbers(numbers(there .. "/results/lacos.db", "ranks-preempt"), numbers(here .. "/results/lacos.db", "ranks-preempt"),
+                    "resumed 2 ranks vs uninterrupted 2 ranks"), 1)
+  local db = R.open(there .. "/results/lacos.db", { readonly = true })
+  local runs = db:query("SELECT status, error FROM runs ORDER BY id")
+  db:close()
+  H.eq(#runs, 2); H.eq(runs[1].status, "interrupted"); H.match(runs[1].error, "SIGUSR2"); H.eq(runs[2].status, "done")
+  local st = status_json(there, "ranks-preempt")
+  H.eq(st.points[1].restarts, 1)
+  H.match(H.read(st.points[1].log), "requeued %(restart 1 of at most 3%)")
+  H.eq(out, "")
 end)
 
 -- ---------------------------------------------------------------- hostile names
