@@ -195,6 +195,11 @@ H.test("preemption: SIGUSR2 and SIGTERM mid-training requeue the tasks, which re
   local array = job1
   cluster:run(("scancel --signal=USR2 --batch %s_1"):format(array))
   cluster:run(("scancel --signal=TERM --batch %s_3"):format(array))
+  -- while it waits to start again, lacos sweep status calls it requeued, with the loss it had reached
+  H.truthy(C.await(function() return squeue(array .. "_1"):match("PENDING BeginTime") ~= nil end, 120), "task 1 requeued")
+  local mid = status_json(there, "preempt")
+  H.eq(mid.points[1].state, "requeued"); H.eq(mid.points[1].step, 3); H.truthy(type(mid.points[1].loss) == "number")
+  H.truthy(mid.merged == nil, "no merge while Slurm holds the sweep's jobs")
   release_requeued(array .. "_1", pause .. "/paused-1.0")
   release_requeued(array .. "_3", pause .. "/paused-3.0")
   local out
