@@ -266,7 +266,7 @@ install: all
 	$(if $(MPI_PLUGIN),install -m 755 $(MPI_PLUGIN) $(DESTDIR)$(PREFIX)/lib/liblacos_mpi.so)
 	install -m 644 engine/lacos.h $(DESTDIR)$(PREFIX)/share/lacos/engine/lacos.h
 	cp -r lua $(DESTDIR)$(PREFIX)/share/lacos/
-	cp -r datasets $(DESTDIR)$(PREFIX)/share/lacos/
+	cp -r datasets experiments $(DESTDIR)$(PREFIX)/share/lacos/
 
 clean:
 	rm -rf build build-san build-nocuda build-nompi build-vg

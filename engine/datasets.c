@@ -153,12 +153,36 @@ static void c_locale_init(void) { c_locale = newlocale(LC_ALL_MASK, "C", (locale
 
 static int is_space(int c) { return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r' || c == '\n'; }
 
-/* Parses a whole field as a finite number in the C locale (the decimal
-   point is '.', whatever LC_NUMERIC says). */
+/* A decimal number and nothing else: [+-] digits [. digits] [e [+-] digits]
+   (digits on at least one side of the point). strtod alone takes more —
+   "0x10" (16), "0x1p3", "inf", "nan", "infinity" — none of which is a
+   score or a label anyone wrote. */
+static bool decimal_syntax(const char *p, size_t n) {
+  size_t i = 0, digits = 0;
+  if (i < n && (p[i] == '+' || p[i] == '-')) i++;
+  while (i < n && p[i] >= '0' && p[i] <= '9') { i++; digits++; }
+  if (i < n && p[i] == '.') {
+    i++;
+    while (i < n && p[i] >= '0' && p[i] <= '9') { i++; digits++; }
+  }
+  if (digits == 0) return false;
+  if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+    i++;
+    if (i < n && (p[i] == '+' || p[i] == '-')) i++;
+    size_t e = 0;
+    while (i < n && p[i] >= '0' && p[i] <= '9') { i++; e++; }
+    if (e == 0) return false;
+  }
+  return i == n;
+}
+
+/* Parses a whole field as a finite decimal number in the C locale (the
+   decimal point is '.', whatever LC_NUMERIC says); spaces around it are
+   allowed, anything else (hex, inf, nan, trailing junk) is not. */
 static bool parse_number(const char *p, size_t n, double *out) {
   while (n && is_space((unsigned char)*p)) { p++; n--; }
   while (n && is_space((unsigned char)p[n - 1])) n--;
-  if (n == 0 || n > 63) return false;
+  if (n == 0 || n > 63 || !decimal_syntax(p, n)) return false;
   char buf[64];
   memcpy(buf, p, n);
   buf[n] = 0;

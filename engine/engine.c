@@ -55,12 +55,43 @@ const char *lacos_build_info(void) {
   return info;
 }
 
+/* Threads OpenBLAS holds a 128 MiB buffer for (it never frees one): the
+   OpenMP default it started with, then the most ever set. */
+static int blas_threads;
+static int blas_threads_now(void) {
+#ifdef _OPENMP
+  if (!blas_threads) blas_threads = omp_get_max_threads();
+#endif
+  return blas_threads > 0 ? blas_threads : 1;
+}
+
+void blas_reserve(void) {
+  static int done;
+  if (done) return;
+  done = 1;
+  /* OpenBLAS takes another 128 MiB buffer at its first product past its
+     small-matrix path (besides one per OpenMP thread taken at start-up):
+     taken now, so that what an address-space limit leaves is measured after
+     it (main.c left room for it) */
+  enum { N = 256 };
+  float *a = calloc((size_t)N * N * 3, sizeof *a);
+  if (!a) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, a + N * N, N, 0.0f, a + 2 * N * N, N);
+  free(a);
+}
+
 int threads_count(void) {
   if (thread_count <= 0) {
     const char *env = getenv("LACOS_THREADS");
     long n = env ? strtol(env, NULL, 10) : 0;
+    /* OMP_NUM_THREADS: the user's, or what main.c left room for under ulimit -v */
+    const char *omp = getenv("OMP_NUM_THREADS");
+    if (n <= 0 && omp) n = strtol(omp, NULL, 10);
     if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
+    int cap = address_space_thread_cap(blas_threads_now());
+    if (n > cap) n = cap;
     thread_count = n > 0 ? (int)n : 1;
+    if (thread_count > blas_threads) blas_threads = thread_count;
 #ifdef _OPENMP
     omp_set_num_threads(thread_count);
 #endif
@@ -73,7 +104,12 @@ int lacos_threads_get(void) { return threads_count(); }
 
 int lacos_threads_set(int n) {
   if (n < 1 || n > 4096) return fail(LACOS_EINVAL, "thread count must be between 1 and 4096, got %d", n);
+  int cap = address_space_thread_cap(blas_threads_now());
+  if (n > cap)
+    return fail(LACOS_ELIMIT, "%d threads do not fit under the address-space limit (ulimit -v) of %.0f MiB: each needs "
+                "a 128 MiB BLAS buffer, and there is room for %d", n, lacos_memory_address_limit() / 1048576, cap);
   thread_count = n;
+  if (n > blas_threads) blas_threads = n;
 #ifdef _OPENMP
   omp_set_num_threads(n);
 #endif

@@ -129,6 +129,8 @@ static inline uint16_t f32_to_bf16(float f) {
 }
 /* Element i of a buffer of any dtype, as double / store a double. */
 double dtype_load(const void *base, int64_t i, int dtype);
+/* false when any of the n values is NaN or infinite */
+bool floats_finite(const float *x, int64_t n);
 void dtype_store(void *base, int64_t i, int dtype, double v);
 /* Converts n contiguous elements between dtypes (saturating, round-half-even for ints). */
 void dtype_convert(void *dst, int dst_dtype, const void *src, int src_dtype, int64_t n);
@@ -159,6 +161,16 @@ int fsync_dir_of(const char *path);
 int mkdir_parents(const char *dir);
 /* rm -r (a missing path is fine); the first failure is reported, the rest still removed */
 int remove_tree(const char *path);
+/* Removes the temporaries "<path>.tmp.<pid>" (files or directories, and
+   their ".old.<pid>" companions) that processes of this host which no
+   longer run left beside path; best effort. */
+void remove_stale_temps(const char *path);
+/* The threads that fit under RLIMIT_AS (system.c) when `have` threads'
+   BLAS buffers are allocated already: OpenBLAS reserves 128 MiB per thread
+   and spins forever when it cannot. Huge when there is no limit. */
+int address_space_thread_cap(int have);
+/* Makes OpenBLAS take the buffer of the calling thread now (engine.c). */
+void blas_reserve(void);
 
 /* ---- safetensors (safetensors.c) ---- */
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <dirent.h>
 #include <stdio.h>
+#include <signal.h>
 #include <unistd.h>
 
 int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len) {
@@ -59,8 +60,56 @@ int fsync_dir_of(const char *path) {
   return LACOS_OK;
 }
 
+/* ---- temporaries of processes that are gone ---- */
+
+/* The pid in "<base>.tmp.<pid>" or "<base>.tmp.<pid>.old.<pid>", or 0 when
+   name is not a temporary of base. */
+static long temp_pid(const char *name, const char *base) {
+  size_t n = strlen(base);
+  if (strncmp(name, base, n) != 0 || strncmp(name + n, ".tmp.", 5) != 0) return 0;
+  const char *p = name + n + 5;
+  long pid = 0;
+  if (*p < '1' || *p > '9') return 0;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    pid = pid * 10 + (*p - '0');
+    if (pid > 1L << 30) return 0;
+  }
+  if (*p && strncmp(p, ".old.", 5) != 0) return 0;
+  return pid;
+}
+
+/* A process of this host that no longer exists (EPERM: it exists, as
+   another user). */
+static bool pid_gone(long pid) { return pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH; }
+
+void remove_stale_temps(const char *path) {
+  char dir[4096];
+  if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) return;
+  size_t len = strlen(dir);
+  while (len > 1 && dir[len - 1] == '/') dir[--len] = 0;
+  char *slash = strrchr(dir, '/');
+  const char *base;
+  if (!slash) { base = dir; } else { *slash = 0; base = slash + 1; }
+  char base_copy[4096];
+  snprintf(base_copy, sizeof base_copy, "%s", base);
+  const char *where = slash ? (dir[0] ? dir : "/") : ".";
+  if (!base_copy[0]) return;
+  DIR *d = opendir(where);
+  if (!d) return;
+  struct dirent *e;
+  char victim[8300];
+  while ((e = readdir(d))) {
+    long pid = temp_pid(e->d_name, base_copy);
+    if (pid == 0 || pid == (long)getpid() || !pid_gone(pid)) continue;
+    if (snprintf(victim, sizeof victim, "%s/%s", where, e->d_name) >= (int)sizeof victim) continue;
+    remove_tree(victim);   /* best effort: a leftover is only disk space */
+  }
+  closedir(d);
+}
+
 int atomic_file_open(atomic_file *af, const char *path) {
   memset(af, 0, sizeof *af);
+  remove_stale_temps(path);
   size_t n = strlen(path) + 32;
   af->path = strdup(path);
   af->tmp = malloc(n);
@@ -94,6 +143,20 @@ void atomic_file_abort(atomic_file *af) {
   if (af->tmp) unlink(af->tmp);
   free(af->path); free(af->tmp);
   memset(af, 0, sizeof *af);
+}
+
+int lacos_file_write(const char *path, const void *data, double nbytes) {
+  if (!path || !*path) return fail(LACOS_EINVAL, "cannot write a file with an empty name");
+  if (!(nbytes >= 0) || (nbytes > 0 && !data)) return fail(LACOS_EINVAL, "%s: invalid data to write", path);
+  atomic_file af;
+  TRY(atomic_file_open(&af, path));
+  size_t n = (size_t)nbytes;
+  if (n && fwrite(data, 1, n, af.f) != n) {
+    int s = fail_errno("%s: write failed", path);
+    atomic_file_abort(&af);
+    return s;
+  }
+  return atomic_file_commit(&af);
 }
 
 int mkdir_parents(const char *dir) {
@@ -169,6 +232,7 @@ int lacos_dir_temp(char *path, int cap, const char *dir) {
   char *slash = strrchr(parent, '/');
   if (slash && slash != parent) { *slash = 0; TRY(mkdir_parents(parent)); *slash = '/'; }
   if (snprintf(path, (size_t)cap, "%s.tmp.%ld", parent, (long)getpid()) >= cap) return fail(LACOS_EINVAL, "%s: path too long", dir);
+  remove_stale_temps(parent);   /* "<dir>.tmp.<pid>" of a killed run (a whole model, for a merge) */
   TRY(remove_tree(path));
   if (mkdir(path, 0777) != 0) return fail_errno("%s: cannot create the directory", path);
   return LACOS_OK;

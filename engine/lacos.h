@@ -126,6 +126,15 @@ int lacos_dir_commit(const char *tmp, const char *dir, int replace);
    not an error. */
 int lacos_dir_remove(const char *path);
 
+/* Writes a whole file atomically: nbytes of data go to "<path>.tmp.<pid>",
+   which is flushed, fsync'd, closed (each step checked) and renamed over
+   path, then the directory is fsync'd; on any failure the temporary is
+   removed, path is left as it was and the error names path and the cause
+   (a full disk: "No space left on device"). Temporaries of path that
+   processes no longer running left behind are removed first. Every file
+   lacos writes from Lua goes through here. */
+int lacos_file_write(const char *path, const void *data, double nbytes);
+
 /* ----- end dir ----- */
 
 /* ===== the operating system (system.c): paths, processes, clocks ===== */
@@ -137,6 +146,11 @@ int lacos_dir_remove(const char *path);
 /* 0 when path does not exist, 1 a regular file, 2 a directory, 3 anything
    else (links are followed). Never fails. */
 int lacos_path_kind(const char *path);
+/* The absolute form of path in *out (freed with lacos_text_free): the real
+   path when it exists (symbolic links and ".." resolved), else its
+   parent's real path and its last name, else the working directory joined
+   with it. */
+int lacos_path_absolute(char **out, const char *path);
 /* Creates dir and its missing parents; an existing directory is fine, an
    existing file of that name is an error. */
 int lacos_dir_make(const char *dir);
@@ -160,15 +174,36 @@ double lacos_clock_process(void);
 double lacos_clock_wall(void);
 /* 1 when fd is a terminal. */
 int lacos_terminal_is(int fd);
-/* path made absolute against the current directory (not resolved: the
-   path need not exist); free *out with lacos_text_free. */
-int lacos_path_absolute(char **out, const char *path);
 /* Sleeps up to `seconds`, returning early (1) when an interrupt is pending. */
 int lacos_sleep(double seconds);
 
 /* Clears the error flag of the C library's stdin after a read that a
    signal interrupted, so that reading can go on. */
 void lacos_stdin_clear_error(void);
+
+/* Takes the lock of directory dir (created if missing): the file
+   "<dir>/.lacos-lock", flock'ed and holding "pid <pid> host <host>". Another
+   process holding it is LACOS_ESTATE, naming that pid and host. A lock left
+   by a process that died is free (the kernel released it) and is taken
+   over: previous (cap bytes) receives its holder's line, else "". *handle
+   is for lacos_dir_unlock, which removes the file; a process that exits
+   releases its locks. */
+int lacos_dir_lock(int *handle, const char *dir, char *previous, int cap);
+void lacos_dir_unlock(int handle, const char *dir);
+
+/* RLIMIT_AS (ulimit -v) in bytes; 0 when there is none. */
+double lacos_memory_address_limit(void);
+/* The memory limit of this process's cgroup (the smallest of its group's
+   and its ancestors': v2 memory.max, v1 memory.limit_in_bytes); 0 when
+   there is none. */
+double lacos_memory_cgroup_limit(void);
+/* The memory this process can still use under its limits: the address
+   space RLIMIT_AS leaves, and its cgroup's limit (v2 memory.max, v1
+   memory.limit_in_bytes, as Slurm and containers set them) less what the
+   group uses (reclaimable page cache counted as free), whichever is
+   smaller; 0 when neither limits it. *why (when not NULL): 0 none, 1 the
+   address-space limit, 2 the cgroup's. */
+double lacos_memory_headroom(int *why);
 
 /* ----- end system ----- */
 
@@ -193,6 +228,9 @@ void lacos_cli_signals_reset(void);
 int lacos_cli_last_signal(void);
 /* Ignores SIGINT, SIGTERM and SIGUSR2 from now on (a task about to end). */
 void lacos_cli_signals_ignore(void);
+/* While on (the REPL running a statement), a first interrupt that Lua has
+   not answered within 1.5 s prints that the next one quits. */
+void lacos_cli_interrupt_notice(int on);
 
 /* ----- end executable ----- */
 
@@ -269,6 +307,8 @@ int lacos_tensor_expand(lacos_tensor **out, const lacos_tensor *t, int ndim, con
 /* Queries. */
 int64_t lacos_tensor_numel(const lacos_tensor *t);
 int lacos_tensor_is_contiguous(const lacos_tensor *t);
+/* *count = the NaN and infinite elements of a CPU tensor (0 for integer dtypes). */
+int lacos_tensor_count_nonfinite(const lacos_tensor *t, double *count);
 double lacos_tensor_nbytes(const lacos_tensor *t);
 int lacos_tensor_get(const lacos_tensor *t, const int64_t *index, double *value);
 int lacos_tensor_set(lacos_tensor *t, const int64_t *index, double value);
@@ -976,7 +1016,7 @@ typedef struct lacos_db lacos_db;
 typedef struct lacos_run lacos_run;
 typedef struct lacos_db_query lacos_db_query;
 
-enum { LACOS_DB_SCHEMA_VERSION = 2 };
+enum { LACOS_DB_SCHEMA_VERSION = 3 };
 
 typedef enum lacos_db_flags {
   LACOS_DB_READONLY = 1,   /* the file must exist; logging calls fail (an older schema is still migrated if the file is writable) */

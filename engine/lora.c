@@ -528,6 +528,9 @@ int lacos_lora_load(lacos_bloom *m, const char *dir) {
           int row = target == T_QKV ? qkv_checkpoint_row(r, C, NH) : r;
           dtype_convert(sl->B + (int64_t)r * lc.r, LACOS_F32, (const char *)t->data + (size_t)row * (size_t)lc.r * (size_t)lacos_dtype_size(t->dtype), t->dtype, lc.r);
         }
+      /* one NaN would make every embedding NaN: refused here, naming the tensor */
+      if (!floats_finite(part == 'A' ? sl->A : sl->B, want0 * want1))
+        st = fail(LACOS_ENUMERIC, "%s: %s has non-finite values (NaN or infinity)", path, name);
       found++;
     }
     lacos_tensor_free(t);

@@ -32,12 +32,16 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <malloc.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <lauxlib.h>
@@ -47,6 +51,90 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "lacos.h"
+
+/* ---- an address-space limit (ulimit -v, RLIMIT_AS) ----
+
+   OpenBLAS's constructor reserves a 128 MiB buffer for every OpenMP thread
+   before main runs, and when mmap refuses one it retries forever (100% CPU,
+   no message). So this runs earlier still, from the executable's
+   .preinit_array (before any library's constructor; the libraries are
+   mapped by then): under a finite RLIMIT_AS it starts the program again
+   with OMP_NUM_THREADS lowered to the threads whose buffers fit (libgomp
+   and OpenBLAS read it in their constructors), keeps malloc to two arenas
+   (each thread's arena reserves 64 MiB of address space), and when not even
+   one thread fits it stops with the limit and what is needed, instead of
+   hanging. The engine caps later thread counts the same way (engine.c) and
+   plans memory against what the limit leaves (lacos_memory_headroom). */
+#define MIB 1048576.0
+#define START_BYTES (32 * MIB)   /* the Lua state and the first allocations */
+
+/* Threads whose address space fits in `room` bytes (beyond what is mapped):
+   a 128 MiB BLAS buffer each and one more for the thread that calls BLAS
+   (OpenBLAS takes it at the first product), an 8 MiB stack for each thread
+   past the first and, past one thread, a second malloc arena (64 MiB);
+   plus START_BYTES. */
+static long threads_fitting(double room) {
+  long k = 0;
+  for (;;) {
+    long n = k + 1;
+    double need = START_BYTES + (n + 1) * 128 * MIB + (n - 1) * 8 * MIB + (n > 1 ? 64 * MIB : 0);
+    if (need > room || n > 4096) return k;
+    k = n;
+  }
+}
+
+static double mapped_now(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long pages = 0;
+  if (f) { if (fscanf(f, "%ld", &pages) != 1) pages = 0; fclose(f); }
+  return (double)pages * (double)sysconf(_SC_PAGE_SIZE);
+}
+
+static void fit_address_space(int argc, char **argv, char **envp) {
+  (void)argc;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return;
+  double limit = (double)rl.rlim_cur, used = mapped_now();
+  long fit = threads_fitting(limit - used);
+  if (fit < 1) {
+    char msg[400];
+    double need = used + 2 * 128 * MIB + START_BYTES;
+    int n = snprintf(msg, sizeof msg, "lacos: the address-space limit (ulimit -v) of %.0f MiB is too small to start: "
+                     "the libraries take %.0f MiB and OpenBLAS's buffers (two of 128 MiB for one thread) and the first "
+                     "allocations %.0f MiB more; raise it to at least %.0f MiB (ulimit -v %.0f) or remove it\n",
+                     limit / MIB, used / MIB, (2 * 128 * MIB + START_BYTES) / MIB, need / MIB + 1, (need / MIB + 1) * 1024);
+    ssize_t w = write(2, msg, n > 0 && n < (int)sizeof msg ? (size_t)n : strlen(msg));
+    (void)w;
+    _exit(1);
+  }
+  mallopt(M_ARENA_MAX, 2);
+  const char *omp = NULL, *spin = NULL, *policy = NULL;
+  int n = 0;
+  for (; envp && envp[n]; n++) {
+    if (!strncmp(envp[n], "OMP_NUM_THREADS=", 16)) omp = envp[n] + 16;
+    if (!strncmp(envp[n], "GOMP_SPINCOUNT=", 15)) spin = envp[n];
+    if (!strncmp(envp[n], "OMP_WAIT_POLICY=", 16)) policy = envp[n];
+  }
+  long want = omp && *omp ? strtol(omp, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+  if (want < 1) want = 1;
+  if (want <= fit || n > 1000) return;
+  /* setenv here would not last (the C library resets environ to the
+     original array before the other libraries' constructors run): start
+     again at once with OMP_NUM_THREADS in the environment itself (and
+     main.c's GOMP_SPINCOUNT, saving it its own re-exec) */
+  static char *env[1024];
+  static char threads[48];
+  snprintf(threads, sizeof threads, "OMP_NUM_THREADS=%ld", fit);
+  int k = 0;
+  for (int i = 0; i < n; i++) if (strncmp(envp[i], "OMP_NUM_THREADS=", 16) != 0) env[k++] = envp[i];
+  env[k++] = threads;
+  if (!spin && !policy) env[k++] = (char *)"GOMP_SPINCOUNT=20000";
+  env[k] = NULL;
+  execve("/proc/self/exe", argv, env);
+  /* exec failed: go on, and let the engine cap what it can */
+}
+__attribute__((section(".preinit_array"), used)) static void (*const preinit_fit_address_space)(int, char **, char **) =
+    fit_address_space;
 
 static lua_State *main_state;
 static volatile sig_atomic_t signals_seen;
@@ -80,27 +168,24 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   return p;
 }
 
-/* Physical memory, or the cgroup's limit when it is lower (containers). */
+/* Physical memory, or the cgroup's limit when it is lower (containers,
+   Slurm jobs: the limit of the process's own group or of one above it). */
 static double physical_memory(void) {
   double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
-  static const char *const files[] = { "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes" };
-  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-    FILE *f = fopen(files[i], "r");
-    if (!f) continue;
-    double v;
-    if (fscanf(f, "%lf", &v) == 1 && v > 0 && v < phys) phys = v;
-    fclose(f);
-  }
-  return phys;
+  double cg = lacos_memory_cgroup_limit();
+  return cg > 0 && cg < phys ? cg : phys;
 }
 
-/* "200M", "1.5GiB", "8g", "123456", "25%", "off" -> bytes (0 = no limit); -1 if unreadable. */
+/* "200M", "1.5GiB", "8g", "123456", "25%", "off" -> bytes (0 = no limit); -1 if unreadable,
+   -2 for a size of zero (which would allow nothing: "off" is the way to say no limit). */
 static double parse_size(const char *text) {
   if (!text) return -1;
   while (*text == ' ') text++;
-  if (!strcmp(text, "off") || !strcmp(text, "none") || !strcmp(text, "0")) return 0;
+  if (!strcmp(text, "off") || !strcmp(text, "none")) return 0;
+  if (!((*text >= '0' && *text <= '9') || *text == '.')) return -1;   /* no sign, hex or inf: a size */
   char *end;
   double v = strtod(text, &end);
+  if (end != text && v == 0) return -2;
   if (end == text || !(v > 0) || v > 1e18) return -1;
   while (*end == ' ') end++;
   double mult = 1;
@@ -123,7 +208,7 @@ static double parse_size(const char *text) {
 /* For lua/lacos/cli.lua (ffi.C): --memory-limit, and the error report. */
 __attribute__((visibility("default"))) int lacos_cli_memory_limit_set(const char *text) {
   double v = parse_size(text);
-  if (v < 0) return -1;
+  if (v < 0) return (int)v;
   memory_limit = v;
   limit_explicit = v > 0;
   lacos_memory_set_limit(LACOS_CPU, v);
@@ -134,8 +219,46 @@ __attribute__((visibility("default"))) int lacos_cli_memory_limit_explicit(void)
 __attribute__((visibility("default"))) double lacos_cli_lua_heap(void) { return (double)lua_heap; }
 __attribute__((visibility("default"))) double lacos_cli_memory_refusals(void) { return (double)limit_refusals; }
 
+/* The REPL's promise that a first Ctrl-C is never silent: while it runs a
+   statement (lacos_cli_interrupt_notice(1)), a first interrupt that the Lua
+   hook has not answered within 1.5 s — the statement is in JIT-compiled
+   code, which never calls hooks, or in a long engine call — gets a line
+   from a watchdog thread saying that the next Ctrl-C quits. */
+static volatile sig_atomic_t hook_answered, notice_wanted;
+static sem_t notice_sem;
+static int notice_ready;
+
+static void *notice_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    while (sem_wait(&notice_sem) != 0) {}
+    struct timespec ts = { 1, 500000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    if (notice_wanted && signals_seen == 1 && !hook_answered) {
+      static const char msg[] = "\nlacos: the statement is still running (compiled Lua code or a long engine call cannot be "
+                                "stopped at once); press Ctrl-C again to quit lacos (this session will be lost)\n";
+      ssize_t w = write(2, msg, sizeof msg - 1);
+      (void)w;
+    }
+  }
+  return NULL;
+}
+
+/* Exported for ffi.C: the REPL turns the notice on around each statement. */
+__attribute__((visibility("default"))) void lacos_cli_interrupt_notice(int on) {
+  if (on && !notice_ready) {
+    pthread_t t;
+    if (sem_init(&notice_sem, 0, 0) == 0 && pthread_create(&t, NULL, notice_main, NULL) == 0) {
+      pthread_detach(t);
+      notice_ready = 1;
+    }
+  }
+  notice_wanted = on != 0;
+}
+
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
+  hook_answered = 1;
   lua_sethook(L, NULL, 0, 0);
   /* The Lua side decides what an interrupt means right now. */
   lua_getglobal(L, "LACOS_ON_INTERRUPT");
@@ -172,7 +295,9 @@ static void on_signal(int sig) {
   }
   last_signal = sig;
   lacos_interrupt_request(sig == SIGTERM || sig == SIGUSR2 ? 2 : 1);
+  hook_answered = 0;
   if (main_state) lua_sethook(main_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  if (notice_ready && notice_wanted) sem_post(&notice_sem);   /* async-signal-safe */
 }
 
 /* Lets the Lua side re-arm after it has dealt with an interrupt (the REPL
@@ -227,6 +352,24 @@ static void find_lib(const char *exe_dir, char *lib, size_t n) {
   if (realpath(lib, resolved)) path_cat(lib, n, resolved, "");
 }
 
+/* Output to stdout is buffered, so a full disk, /dev/full or a closed
+   descriptor shows only when the buffer is written: checked once at exit,
+   as coreutils' close_stdout does, so that `lacos embed --out - --tsv >
+   /dev/full` fails with the cause instead of exiting 0 with the output cut
+   short. A reader that went away (EPIPE, with SIGPIPE ignored) is not an
+   error worth a message. Returns the exit status to use. */
+static int check_stdout(int code) {
+  int earlier = ferror(stdout);
+  errno = 0;
+  int failed = fflush(stdout) != 0;
+  int err = failed ? errno : 0;
+  if (!earlier && !failed) return code;
+  if (err == EPIPE) return code ? code : 1;
+  if (err) fprintf(stderr, "lacos: write error on standard output: %s\n", strerror(err));
+  else fprintf(stderr, "lacos: write error on standard output (output is incomplete)\n");
+  return code ? code : 1;
+}
+
 static int traceback(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (!msg) msg = "(error object is not a string)";
@@ -271,16 +414,35 @@ int main(int argc, char **argv) {
   base_alloc = lua_getallocf(L, &base_ud);
   lua_heap = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
   lua_setallocf(L, limited_alloc, NULL);
+  /* under ulimit -v, what the address space leaves: lacos_memory_headroom
+     makes OpenBLAS take its buffer for products now, while the room
+     fit_address_space kept for it is still there (later it could spin) */
+  double as_left = lacos_memory_address_limit() > 0 ? lacos_memory_headroom(NULL) : 0;
   const char *env_limit = getenv("LACOS_MEMORY_LIMIT");
   if (env_limit && *env_limit) {
-    if (lacos_cli_memory_limit_set(env_limit) != 0) {
+    int bad = lacos_cli_memory_limit_set(env_limit);
+    if (bad == -2) {
+      fprintf(stderr, "lacos: LACOS_MEMORY_LIMIT=%s would leave no memory at all; for no limit say off\n", env_limit);
+      lua_close(L);
+      return 2;
+    }
+    if (bad != 0) {
       fprintf(stderr, "lacos: LACOS_MEMORY_LIMIT=%s is not a size (try 8G, 500M, 50%% or off)\n", env_limit);
       lua_close(L);
       return 2;
     }
   } else {
     memory_limit = physical_memory() / 2;
-    lacos_memory_set_limit(LACOS_CPU, physical_memory() * 0.9);
+    double engine_limit = physical_memory() * 0.9;
+    /* ... which bounds both: an allocation past it is the engine's "would
+       pass the memory limit" error, not a NULL inside a library */
+    if (as_left > 0) {
+      double left = as_left;
+      if (left < 16 * MIB) left = 16 * MIB;
+      if (left / 2 < memory_limit) memory_limit = left / 2;
+      if (left * 0.9 < engine_limit) engine_limit = left * 0.9;
+    }
+    lacos_memory_set_limit(LACOS_CPU, engine_limit);
   }
   luaL_openlibs(L);
 
@@ -325,11 +487,10 @@ int main(int argc, char **argv) {
   } else {
     code = lua_isnumber(L, -1) ? (int)lua_tointeger(L, -1) : 0;
   }
-  fflush(stdout);
   main_state = NULL;
   /* an interrupt hook still armed would fire inside the finalizers lua_close
      runs and cut them short (an open run or database never closed) */
   lua_sethook(L, NULL, 0, 0);
   lua_close(L);
-  return code;
+  return check_stdout(code);
 }

@@ -119,6 +119,10 @@ double lacos_memory_available(int device) {
       fclose(f);
     }
   }
+  if (device == LACOS_CPU) {   /* ulimit -v and the cgroup's limit (system.c) */
+    double room = lacos_memory_headroom(NULL);
+    if (room > 0 && (avail == 0 || room < avail)) avail = room;
+  }
   int64_t lim = atomic_load(&mem_limit[device]);
   if (lim > 0) {
     double left = (double)lim - (double)atomic_load(&mem_current[device]);

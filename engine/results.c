@@ -24,6 +24,7 @@
 #include <spawn.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -459,7 +460,8 @@ static const char *const MIGRATION_2 =
   "LEFT JOIN sts_results s ON s.id = (SELECT s2.id FROM sts_results s2\n"
   "  WHERE s2.run_id = r.id AND s2.step = -1 AND s2.split = 'test' ORDER BY s2.id DESC LIMIT 1);\n";
 
-static const char *const MIGRATIONS[] = { NULL, MIGRATION_1, MIGRATION_2 };
+#include "results_views.h"   /* version 3: the report views */
+static const char *const MIGRATIONS[] = { NULL, MIGRATION_1, MIGRATION_2, LACOS_DB_MIGRATION_VIEWS };
 enum { MIGRATION_COUNT = (int)(sizeof MIGRATIONS / sizeof *MIGRATIONS) - 1 };
 _Static_assert((int)MIGRATION_COUNT == (int)LACOS_DB_SCHEMA_VERSION, "one migration per schema version");
 
@@ -524,6 +526,14 @@ static const char *explain(int rc) {
 static int db_fail_rc(const char *path, sqlite3 *conn, int rc, double waited, const char *what) {
   const char *msg = conn ? sqlite3_errmsg(conn) : sqlite3_errstr(rc);
   const char *why = explain(rc);
+  /* The connection's message may be stale by now ("not an error" after a
+     failed COMMIT rolled back): the operating system's cause is what tells
+     a full disk from a failing one. */
+  int os_errno = conn ? sqlite3_system_errno(conn) : 0;
+  if (!strcmp(msg, "not an error")) msg = sqlite3_errstr(rc);
+  if (os_errno && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_CANTOPEN))
+    return fail(LACOS_EDB, "%s: %s: %s: %s", path, what, os_errno == ENOSPC ? "the disk is full" : why ? why : msg,
+                strerror(os_errno));
   int prim = rc & 0xff;
   if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
     return fail(LACOS_EDB, "%s: %s: the database is locked by another process (waited %.3g s); another writer "
@@ -729,12 +739,16 @@ static int migrate(lacos_db *db, int target) {
   return s;
 }
 
+/* LACOS_DB_TIMEOUT in seconds; -1 (and the error) when it is set but not a
+   number of seconds, so a typo is not silently the default. */
 static double env_timeout(void) {
   const char *e = getenv("LACOS_DB_TIMEOUT");
   if (e && *e) {
     char *end;
-    double v = strtod(e, &end);
-    if (end != e && v >= 0 && isfinite(v)) return v;
+    double v = (*e >= '0' && *e <= '9') || *e == '.' ? strtod(e, &end) : -1;
+    if (v >= 0 && isfinite(v) && end != e && *end == 0) return v;
+    fail(LACOS_EINVAL, "LACOS_DB_TIMEOUT=%s is not a number of seconds (e.g. 30 or 0.5)", e);
+    return -1;
   }
   return DEFAULT_TIMEOUT_S;
 }
@@ -760,8 +774,53 @@ static int busy_ms(double seconds) {
   return seconds * 1000 < (double)INT_MAX ? (int)(seconds * 1000) : INT_MAX;
 }
 
+/* A database on a read-only file system cannot get the -shm file WAL mode
+   needs, so SQLite cannot open it at all: it is read there as an immutable
+   file (no locks, no WAL: nobody can write it), through a URI. A WAL that
+   still holds changes (a writer was killed) would be ignored that way, so
+   that is an error instead. Returns the URI to open, or NULL (normal path). */
+static char *readonly_fs_uri(const char *path, int *refuse) {
+  *refuse = 0;
+  struct statvfs vfs;
+  if (statvfs(path, &vfs) != 0 || !(vfs.f_flag & ST_RDONLY)) return NULL;
+  char wal[4200];
+  struct stat st;
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  if (stat(wal, &st) == 0 && st.st_size > 0) { *refuse = 1; return NULL; }
+  size_t n = strlen(path);
+  char *uri = malloc(n * 3 + 32);
+  if (!uri) return NULL;
+  char *p = uri + sprintf(uri, "file:");
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)path[i];
+    if (c == '%' || c == '?' || c == '#' || c < 0x20 || c >= 0x7f) p += sprintf(p, "%%%02X", c);
+    else *p++ = (char)c;
+  }
+  strcpy(p, "?immutable=1");
+  return uri;
+}
+
 /* Opens a connection with the engine's settings. */
 static int open_conn(sqlite3 **out, const char *path, int oflags, double timeout_s) {
+  if (oflags & SQLITE_OPEN_READONLY) {
+    int refuse;
+    char *uri = readonly_fs_uri(path, &refuse);
+    if (refuse)
+      return fail(LACOS_EDB, "%s: the database is on a read-only file system and its write-ahead log (%s-wal) holds "
+                  "changes not yet in the file; open it once where it can be written", path, path);
+    if (uri) {
+      int rc = sqlite3_open_v2(uri, out, oflags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
+      free(uri);
+      if (rc != SQLITE_OK) {
+        int s = db_fail_rc(path, *out, rc, timeout_s, "opening the database");
+        sqlite3_close_v2(*out);
+        *out = NULL;
+        return s;
+      }
+      sqlite3_extended_result_codes(*out, 1);
+      return LACOS_OK;
+    }
+  }
   int rc = sqlite3_open_v2(path, out, oflags | SQLITE_OPEN_NOMUTEX, NULL);
   if (rc != SQLITE_OK) {
     int s = db_fail_rc(path, *out, rc, timeout_s, "opening the database");
@@ -772,6 +831,16 @@ static int open_conn(sqlite3 **out, const char *path, int oflags, double timeout
   sqlite3_extended_result_codes(*out, 1);
   sqlite3_busy_timeout(*out, busy_ms(timeout_s));
   return LACOS_OK;
+}
+
+/* Removes a database file this process just created, and its companions. */
+static void remove_new_db(const char *path) {
+  static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+  char p[4200];
+  for (size_t i = 0; i < sizeof suffix / sizeof *suffix; i++) {
+    snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+    unlink(p);
+  }
 }
 
 int lacos_db_open(lacos_db **out, const char *path, int flags) {
@@ -787,6 +856,7 @@ int lacos_db_open(lacos_db **out, const char *path, int flags) {
   db->flags = flags;
   db->refs = 1;
   db->timeout_s = env_timeout();
+  if (db->timeout_s < 0) { int s = lacos_last_status(); free(db->path); free(db); return s; }
   if (!db->path) { free(db); return fail(LACOS_ENOMEM, "out of memory"); }
 
   struct stat st;
@@ -802,26 +872,35 @@ int lacos_db_open(lacos_db **out, const char *path, int flags) {
 
   int writable = !exists || access(path, W_OK) == 0;
   if (!writable && !(flags & LACOS_DB_READONLY)) {
+    int rofs = errno == EROFS;
     db_destroy(db);
+    if (rofs)
+      return fail(LACOS_EDB, "%s: the database is on a read-only file system; lacos needs to write to it to log "
+                  "runs: use another file with --db or LACOS_DB (reading it works: lacos results)", path);
     return fail(LACOS_EDB, "%s: the database file is read-only (permission denied); lacos needs to write to it "
                 "to log runs: fix its permissions or use another file with --db or LACOS_DB", path);
   }
   db->readonly = (flags & LACOS_DB_READONLY) != 0;
   int oflags = writable ? SQLITE_OPEN_READWRITE | (exists ? 0 : SQLITE_OPEN_CREATE) : SQLITE_OPEN_READONLY;
-  if ((s = open_conn(&db->conn, path, oflags, db->timeout_s))) { db_destroy(db); return s; }
+  /* a database this call creates and cannot finish (a full disk) is removed
+     again with its -wal and -shm: no empty file is left to be taken for one */
+  int created = !exists;
+#define OPEN_FAILED(status) do { int st_ = (status); db_destroy(db); if (created) remove_new_db(path); return st_; } while (0)
+  if ((s = open_conn(&db->conn, path, oflags, db->timeout_s))) OPEN_FAILED(s);
   sqlite3_create_function(db->conn, "lacos_decimal", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_decimal, NULL, NULL);
 
   /* Look before touching: a foreign, corrupt or newer file is refused
      before anything (even the journal mode) is written to it. */
   int v = 0;
-  if ((s = read_version(db, &v)) || (s = check_version(db, v))) { db_destroy(db); return s; }
+  if ((s = read_version(db, &v)) || (s = check_version(db, v))) OPEN_FAILED(s);
   db->version = v;
   if (writable) {
     int rc = exec_retry(db->conn, (flags & LACOS_DB_ROLLBACK) ? "PRAGMA journal_mode = DELETE" : "PRAGMA journal_mode = WAL", db->timeout_s);
-    if (rc != SQLITE_OK) { s = db_fail(db, rc, "switching to WAL mode"); db_destroy(db); return s; }
+    if (rc != SQLITE_OK) OPEN_FAILED(db_fail(db, rc, "switching to WAL mode"));
   }
   sqlite3_exec(db->conn, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", NULL, NULL, NULL);
-  if (v < LACOS_DB_SCHEMA_VERSION && (s = migrate(db, LACOS_DB_SCHEMA_VERSION))) { db_destroy(db); return s; }
+  if (v < LACOS_DB_SCHEMA_VERSION && (s = migrate(db, LACOS_DB_SCHEMA_VERSION))) OPEN_FAILED(s);
+#undef OPEN_FAILED
   *out = db;
   return LACOS_OK;
 }

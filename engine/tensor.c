@@ -232,6 +232,30 @@ int lacos_tensor_is_contiguous(const lacos_tensor *t) {
   return 1;
 }
 
+bool floats_finite(const float *x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) if (!isfinite(x[i])) return false;
+  return true;
+}
+
+int lacos_tensor_count_nonfinite(const lacos_tensor *t, double *count) {
+  if (!t || !count) return fail(LACOS_EINVAL, "tensor_count_nonfinite: NULL argument");
+  *count = 0;
+  TRY(tensor_on_cpu(t, "tensor_count_nonfinite"));
+  if (t->dtype != LACOS_F32 && t->dtype != LACOS_F16 && t->dtype != LACOS_BF16 && t->dtype != LACOS_F64) return LACOS_OK;
+  int64_t n = lacos_tensor_numel(t), idx[4] = {0, 0, 0, 0}, bad = 0;
+  for (int64_t k = 0; k < n; k++) {
+    int64_t off = 0;
+    for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
+    if (!isfinite(dtype_load(t->data, off, t->dtype))) bad++;
+    for (int d = t->ndim - 1; d >= 0; d--) {   /* the next index, last dimension fastest */
+      if (++idx[d] < t->shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  *count = (double)bad;
+  return LACOS_OK;
+}
+
 double lacos_tensor_nbytes(const lacos_tensor *t) {
   return (double)lacos_tensor_numel(t) * dtype_traits[t->dtype].size;
 }

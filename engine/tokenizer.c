@@ -1620,6 +1620,9 @@ int lacos_tokenizer_load(lacos_tokenizer **out, const char *path) {
   json_error_t jerr;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
   free(text);
+  /* (jansson reports some allocation failures with no position and no text) */
+  if (!root && (json_error_code(&jerr) == json_error_out_of_memory || (jerr.line < 0 && !jerr.text[0])))
+    return fail(LACOS_ENOMEM, "%s: out of memory reading the tokenizer's JSON (under a memory limit?)", path);
   if (!root) return fail(LACOS_EFORMAT, "%s:%d:%d: malformed JSON: %s", path, jerr.line, jerr.column, jerr.text);
   lacos_tokenizer *t = calloc(1, sizeof *t);
   int s = t ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory loading %s", path);

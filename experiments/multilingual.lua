@@ -31,7 +31,7 @@ local sweep = lacos.sweep.new {
   script = arg[0],
   axes = { model = models, train_data = { "nli", "xnli" }, pairs = { synthetic and 2000 or "all" }, seed = { 1 } },
   order = { "model", "train_data", "pairs", "seed" },
-  fixed = { synthetic = synthetic, models_dir = opts.models, data_root = root, batch_size = synthetic and 16 or 32,
+  fixed = { synthetic = synthetic, models_dir = X.models_dir(opts.models), data_root = root, batch_size = synthetic and 16 or 32,
             max_length = 64, pooling = "weightedmean", eval = { "multilingual" }, eval_limit = synthetic and 250 or 0 },
   validate = X.validate_point,
   estimate = X.estimate,

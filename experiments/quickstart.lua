@@ -40,7 +40,7 @@ local sweep = lacos.sweep.new {
   script = arg[0],
   axes = { model = { name }, pairs = { 0, opts.pairs }, seed = { 1 } },
   order = { "model", "pairs", "seed" },
-  fixed = { synthetic = synthetic, models_dir = dir, data_root = root, batch_size = 32, max_length = 48, lr = 5e-3,
+  fixed = { synthetic = synthetic, models_dir = dir and X.models_dir(dir), data_root = root, batch_size = 32, max_length = 48, lr = 5e-3,
             epochs = 2, targets = { "all" }, dropout = 0.0, pooling = "mean", eval = { "english" }, eval_limit = opts.eval_limit,
             checkpoint_every = 50 },
   validate = X.validate_point,

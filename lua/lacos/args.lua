@@ -23,6 +23,47 @@ end
 
 function M.is_usage_error(e) return getmetatable(e) == UsageError end
 
+-- The edit distance of two strings (insertions, deletions, substitutions,
+-- and swaps of two neighbours).
+local function distance(a, b)
+  local la, lb = #a, #b
+  local d = {}
+  for i = 0, la do d[i] = { [0] = i } end
+  for j = 0, lb do d[0][j] = j end
+  for i = 1, la do
+    for j = 1, lb do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then v = math.min(v, d[i - 2][j - 2] + 1) end
+      d[i][j] = v
+    end
+  end
+  return d[la][lb]
+end
+
+-- The candidate closest to a mistyped word, when close enough to be what
+-- was meant (at most a third of its letters off, and never more than 3),
+-- or one the word begins: nil otherwise.
+function M.suggest(word, candidates)
+  if type(word) ~= "string" or word == "" then return nil end
+  local best, best_d
+  for _, c in ipairs(candidates) do
+    local d = distance(word:lower(), c:lower())
+    if not best_d or d < best_d then best, best_d = c, d end
+  end
+  if best and best_d <= math.min(3, math.max(1, math.floor(#word / 3))) then return best end
+  for _, c in ipairs(candidates) do
+    if #word >= 3 and c:sub(1, #word) == word then return c end
+  end
+  return nil
+end
+
+-- " (did you mean X?)" or "".
+function M.did_you_mean(word, candidates)
+  local s = M.suggest(word, candidates)
+  return s and (" (did you mean %s?)"):format(s) or ""
+end
+
 local function key_of(flag) return (flag:gsub("^%-%-", ""):gsub("%-", "_")) end
 
 function M.help(spec)
@@ -91,7 +132,11 @@ function M.parse(spec, argv)
       local flag, val = a:match("^(%-%-[^=]+)=(.*)$")
       flag = flag or a
       local o = byflag[flag]
-      if not o then M.usage_error(spec.name, "unknown option %s", flag) end
+      if not o then
+        local flags = { "--help" }
+        for _, x in ipairs(spec.options or {}) do flags[#flags + 1] = x[1] end
+        M.usage_error(spec.name, "unknown option %s%s", flag, M.did_you_mean(flag, flags))
+      end
       local key = key_of(flag)
       if o[2] then
         if not val then

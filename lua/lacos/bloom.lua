@@ -250,7 +250,11 @@ end
 -- sentence (its 1-based index in `sentences`, or opts.indices[i]) unless
 -- truncation is on.
 function Model:tokenize(sentences, opts)
-  if not self.tokenizer then error("this model has no tokenizer (load one with {tokenizer = path})", 3) end
+  if not self.tokenizer then
+    -- a checkpoint directory without one is a problem with the files, named as such (no Lua position)
+    if self.dir then error(("%s: no tokenizer.json in the model directory (copy the model's tokenizer.json there)"):format(self.dir), 0) end
+    error("this model has no tokenizer (load one with {tokenizer = path})", 3)
+  end
   opts = opts or {}
   local ids, mask = self.tokenizer:encode_batch(sentences, { padding_side = opts.padding_side or self:padding_side(),
                                                             max_length = opts.max_length, truncation = opts.truncation })
@@ -349,7 +353,7 @@ function Model:save_lora(dir, opts)
   require("lacos.json").write(dir .. "/lacos.json", {
     pooling = opts.pooling or self:pooling(), padding_side = self:padding_side(), normalize = false,
     base_model = opts.base_model or self.dir or self.name, quant = self.quant,
-    lacos = require("lacos").version(), trained = opts.trained,
+    lacos = require("lacos").version(), trained = opts.trained, init_adapter = opts.init_adapter,
   })
 end
 
@@ -495,5 +499,27 @@ function Model:weight_names()
 end
 
 function M.pooling_name(id) return pooling_names[id] end
+
+-- What a model is, in one line (the REPL prints this, not its fields):
+-- lacos.bloom tiny-xs (random weights): 2.2M parameters (hidden 64, 2 layers, 2 heads), int8 on cpu,
+-- tokenizer 32,768 ids, weightedmean pooling, LoRA r 8 alpha 16 on query_key_value (8,192 trainable)
+function Model:__tostring()
+  if self.ptr == nil then return "lacos.bloom model (freed)" end
+  local cfg = self:config()
+  local what = self.dir or self.name or "model"
+  local kind = self.dir and "" or " (random weights)"
+  local parts = { ("lacos.bloom %s%s: %s parameters (hidden %d, %d layers, %d heads)"):format(what, kind,
+    util.params(M.param_count(cfg)), cfg.hidden_size, cfg.n_layer, cfg.n_head) }
+  parts[#parts + 1] = ("%s%s on %s"):format(self.quant or "?", (self.threshold or 0) > 0 and (" (outlier threshold %g)"):format(self.threshold) or "",
+    self.device or "cpu")
+  parts[#parts + 1] = self.tokenizer and ("tokenizer %s ids"):format(util.thousands(self.tokenizer:vocab_size())) or "no tokenizer"
+  parts[#parts + 1] = self:pooling() .. " pooling" .. (self.meta and self.meta.pooling and " (recorded)" or "")
+  if self.lora then
+    local l = self.lora
+    parts[#parts + 1] = ("LoRA r %d alpha %g on %s (%s trainable)%s"):format(l.r, l.alpha, table.concat(l.targets or {}, ","),
+      util.thousands(self:lora_params()), self.adapter and (" from " .. self.adapter) or "")
+  end
+  return table.concat(parts, ", ")
+end
 
 return M

@@ -65,6 +65,19 @@ local function open_verified(path)
   local ck = ffi.gc(out[0], C.lacos_checkpoint_free)
   local state = json.decode(ffi.string(C.lacos_checkpoint_state(ck)), path .. "/state.json")
   if type(state) ~= "table" then error(path .. "/state.json: not a JSON object", 0) end
+  -- a NaN or infinity in the weights or the optimizer state would carry on
+  -- into every later step and embedding: such a checkpoint is refused
+  local st = C.lacos_checkpoint_tensors(ck)
+  local count = ffi.new("double[1]")
+  for i = 0, C.lacos_safetensors_count(st) - 1 do
+    local name = ffi.string(C.lacos_safetensors_name(st, i))
+    local t = T.make(C.lacos_safetensors_get, st, name)
+    check(C.lacos_tensor_count_nonfinite(t.t, count))
+    t:free()
+    if count[0] > 0 then
+      error(("%s: tensor %s has %d non-finite values (NaN or infinity)"):format(path, name, count[0]), 0)
+    end
+  end
   return ck, state
 end
 
@@ -111,11 +124,13 @@ function M.restore(path, model, optimizer, loss)
 end
 
 -- The newest checkpoint under dir that verifies, restored; nil when none.
--- Broken ones (torn, corrupted) are reported and skipped. One that verifies
--- but was made with other options (another rank, targets or optimizer) is
--- an error: resuming from it is impossible, and starting over would prune
--- it, deleting the other run's checkpoints without asking.
-function M.load_latest(dir, model, optimizer, loss)
+-- Broken ones (torn, corrupted, holding NaN) are reported and skipped. One
+-- that verifies but was made with other options is an error: resuming from
+-- it would continue another run (silently wrong numbers), and starting over
+-- would prune it, deleting that run's checkpoints without asking.
+-- expect.fingerprint (lacos.train's) must equal the one stored with the
+-- checkpoint; the error lists every entry that differs, by expect.names.
+function M.load_latest(dir, model, optimizer, loss, expect)
   local buf = ffi.new("char[4096]")
   local step = ffi.new("int[1]")
   local i = 0
@@ -124,6 +139,19 @@ function M.load_latest(dir, model, optimizer, loss)
     local ok, ck, state = pcall(open_verified, path)
     if not ok and type(ck) == "table" and ck.unsupported then
       error(ck.message .. ", or start over in another directory", 0)
+    end
+    if ok and expect and expect.fingerprint then
+      local have = state.fingerprint
+      local diffs = type(have) == "table" and require("lacos.train").fingerprint_diff(have, expect.fingerprint, expect.names)
+      if not diffs or #diffs > 0 then
+        C.lacos_checkpoint_free(ffi.gc(ck, nil))
+        local what = diffs and ("was made with other options: " .. table.concat(diffs, "; "))
+                     or "holds no record of the options it was made with (an older lacos wrote it)"
+        error(("%s %s. Resuming would continue another run. Resume with the options it was made with; to train its " ..
+               "adapter further, start a new run from it in another directory (lacos train --init-adapter DIR); or " ..
+               "start over here (resume = false, lacos train --no-resume, which replaces these checkpoints)")
+              :format(path, what), 0)
+      end
     end
     if ok then
       local applied, err = pcall(apply, ck, path, model, optimizer, loss)

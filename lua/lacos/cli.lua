@@ -166,13 +166,35 @@ function M.call(fn, ...)
   return 1
 end
 
+-- Where a script named on the command line is: the path as given when it
+-- exists, else (a relative path) the same path in the lacos tree or its
+-- installed share/lacos, else there under experiments/ — so
+-- `lacos run experiments/scale.lua`, `lacos run scale.lua` and `lacos run
+-- scale` work from any directory. nil and the places tried when none has it.
+function M.find_script(path)
+  local util = require "lacos.util"
+  if util.exists(path) then return path end   -- (a directory is reported as one by the loader)
+  if path:sub(1, 1) == "/" then return nil, { path } end
+  local home = LACOS_HOME or require("lacos.engine").home
+  local tried = { path }
+  local names = { path }
+  if not path:match("%.lua$") then names[2] = path .. ".lua" end
+  for _, name in ipairs(names) do
+    for _, p in ipairs { home .. "/" .. name, home .. "/experiments/" .. name } do
+      if util.path_kind(p) == "file" then return p end
+      tried[#tried + 1] = p
+    end
+  end
+  return nil, tried
+end
+
 function M.run_file(path, args)
-  local f = io.open(path, "r")
-  if not f then
-    io.stderr:write(("lacos: cannot open %s: no such file\n"):format(path))
+  local found, tried = M.find_script(path)
+  if not found then
+    io.stderr:write(("lacos: cannot open %s: no such file (looked at %s)\n"):format(path, table.concat(tried, ", ")))
     return 1
   end
-  f:close()
+  path = found
   local chunk, err = loadfile(path)
   if not chunk then
     io.stderr:write(err, "\n")   -- "path:line: message"
@@ -253,13 +275,19 @@ function M.main(argv)
       local set = cli_c("lacos_cli_memory_limit_set")
       if not v then io.stderr:write("lacos: --memory-limit needs a size (e.g. 8G, 500M, 50%, off)\n") return 2 end
       if not set then io.stderr:write("lacos: --memory-limit is not available in this host\n") return 2 end
-      if set(v) ~= 0 then
+      local bad = set(v)
+      if bad == -2 then
+        io.stderr:write(("lacos: --memory-limit %s would leave no memory at all; for no limit say off\n"):format(v))
+        return 2
+      elseif bad ~= 0 then
         io.stderr:write(("lacos: --memory-limit %s is not a size (e.g. 8G, 500M, 50%%, off)\n"):format(v))
         return 2
       end
       i = i + (a:find("=", 1, true) and 1 or 2)
     elseif a:sub(1, 1) == "-" and a ~= "-" then
-      io.stderr:write(("lacos: unknown option %s\nsee 'lacos --help'\n"):format(a))
+      local flags = { "--help", "--version", "--memory-limit", "-e", "-i", "-l", "-h", "-v" }
+      io.stderr:write(("lacos: unknown option %s%s\nsee 'lacos --help'\n"):format(a,
+        require("lacos.args").did_you_mean(a:match("^[^=]*"), flags)))
       return 2
     else
       break
@@ -295,7 +323,11 @@ function M.main(argv)
     if st == 0 and interactive then return repl() end
     return st
   end
-  io.stderr:write(("lacos: unknown command '%s'\nsee 'lacos --help'\n"):format(first))
+  local names = {}
+  for _, c in ipairs(M.commands) do if module_present(c[1]) then names[#names + 1] = c[1] end end
+  local guess = require("lacos.args").suggest(first, names)
+  io.stderr:write(("lacos: unknown command '%s'%s\nsee 'lacos --help'\n"):format(first,
+    guess and (" (did you mean '%s'?)"):format(guess) or ""))
   return 2
 end
 

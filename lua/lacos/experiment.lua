@@ -19,8 +19,10 @@ function M.synthetic_tokenizer()
 end
 
 -- Data root: --data / LACOS_DATA / datasets/ when it holds the STS files,
--- else the ../shared/datasets next to the lacos tree (this project's layout).
-function M.data_root(dir)
+-- else the ../shared/datasets next to the lacos tree (this project's layout);
+-- as an absolute path, so the runs record where the data was wherever the
+-- sweep ran from.
+local function data_root(dir)
   if dir then return dir end
   local env = os.getenv("LACOS_DATA")
   if env and env ~= "" then return env end
@@ -30,6 +32,11 @@ function M.data_root(dir)
   if exists(shared .. "/sts/stsb/sts-test.csv") then return shared end
   return home .. "/datasets"
 end
+function M.data_root(dir) return util.abspath(data_root(dir)) end
+
+-- A models directory (--models) as an absolute path: where a sweep found
+-- its checkpoints, whatever directory it ran from.
+function M.models_dir(dir) return util.abspath(dir or "models") end
 
 -- Models to sweep: the released checkpoints present under dir, or (none
 -- present, or synthetic forced) the random-weight ladder.
@@ -194,6 +201,30 @@ function M.evaluate(model, run, opts)
   return scores
 end
 
+-- The recipe of the paper's experiment as experiments/scale.lua runs it on
+-- the released checkpoints (the README's: LoRA r 8, alpha 16 on
+-- query_key_value, dropout 0.05; lr 2e-4, one epoch, batches of 32). The
+-- synthetic ladder trains otherwise; every trained point records how its
+-- recipe compares (param `recipe`).
+M.PAPER_RECIPE = { r = 8, alpha = 16, targets = { "query_key_value" }, dropout = 0.05, lr = 2e-4, epochs = 1, batch_size = 32 }
+local RECIPE_KEYS = { "r", "alpha", "targets", "dropout", "lr", "epochs" }
+
+-- "the paper's recipe", or what differs from it: "not the paper's recipe:
+-- lr 0.005 (paper 0.0002), targets all (paper query_key_value), ...".
+function M.recipe_note(point)
+  local function show(v) if type(v) == "table" then return table.concat(v, ",") end return tostring(v) end
+  local diffs = {}
+  for _, k in ipairs(RECIPE_KEYS) do
+    local mine = point[k]
+    if mine == nil then mine = ({ r = 8, alpha = 16, targets = { "query_key_value" }, dropout = 0.05, lr = 2e-4, epochs = 1 })[k] end   -- run_point's defaults
+    if show(mine) ~= show(M.PAPER_RECIPE[k]) then
+      diffs[#diffs + 1] = ("%s %s (paper %s)"):format(k, show(mine), show(M.PAPER_RECIPE[k]))
+    end
+  end
+  if #diffs == 0 then return "the paper's recipe" end
+  return "not the paper's recipe: " .. table.concat(diffs, ", ")
+end
+
 -- One sweep point: LoRA training on the first `pairs` pairs (0 = the
 -- untrained model), the adapter saved in ctx.dir/adapter, evaluation logged.
 function M.run_point(point, ctx)
@@ -204,6 +235,13 @@ function M.run_point(point, ctx)
   -- the point's own values are already params (from its config); these are derived
   run:params { model_params = lacos.bloom.param_count(point.model), n_pairs = n, training_data = source }
   if n > 0 then
+    -- the recipe as trained: the defaults below too, not only what the point set
+    local effective = { recipe = M.recipe_note(point) }
+    for k, v in pairs { r = 8, alpha = 16, dropout = 0.05, targets = { "query_key_value" }, lr = 2e-4, epochs = 1, batch_size = 16,
+                        max_length = 64 } do
+      if point[k] == nil then effective[k] = v end
+    end
+    run:params(effective)
     m:add_lora { r = point.r or 8, alpha = point.alpha or 16, dropout = point.dropout or 0.05,
                  targets = point.targets or { "query_key_value" }, seed = point.seed or 1 }
     local result = lacos.train {
@@ -383,6 +421,9 @@ M.POINT_OPTIONS = {
                  "evaluation groups"),
   eval_limit = whole_at_least(0),
   checkpoint_every = whole_at_least(1),
+  -- a reference model evaluated beside the sweep (recorded as the param
+  -- `baseline`: lacos results scale/plot show it as its own row and line)
+  baseline = of_type("boolean"),
 }
 local REQUIRED = { "model", "pairs", "data_root" }
 
@@ -403,7 +444,8 @@ function M.validate_point(p)
   for _, k in ipairs(keys) do
     local check = M.POINT_OPTIONS[k]
     if not check then
-      bad("unknown option '%s' (known: %s)", k, table.concat(names, ", "))
+      local guess = require("lacos.args").suggest(k, names)
+      bad("unknown option '%s'%s (known: %s)", k, guess and (" (did you mean '%s'?)"):format(guess) or "", table.concat(names, ", "))
     else
       local err = check(p[k])
       if err then bad("option '%s' %s, got %s", k, err, show(p[k])) end

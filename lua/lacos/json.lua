@@ -95,14 +95,10 @@ function M.encode(v, opts)
   return table.concat(out)
 end
 
+-- Writes v as a JSON file, atomically and checked (lacos.util.write_file):
+-- a failure raises an error naming path and leaves the old file in place.
 function M.write(path, v, opts)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then error(("%s: cannot write: %s"):format(path, tostring(err)), 0) end
-  f:write(M.encode(v, opts or { indent = 2 }), "\n")
-  f:close()
-  local ok2, e = os.rename(tmp, path)
-  if not ok2 then error(("%s: cannot move into place: %s"):format(path, tostring(e)), 0) end
+  require("lacos.util").write_file(path, M.encode(v, opts or { indent = 2 }) .. "\n")
 end
 
 return M

@@ -56,7 +56,7 @@ end
 function M.merge(paths, opts)
   opts = opts or {}
   local results = require "lacos.results"
-  local db_path = util.absolute(opts.db or results.default_path())
+  local db_path = util.abspath(opts.db or results.default_path())
   -- the database exists and has this lacos's schema before any shard goes in
   local db = results.open(db_path)
   db:close()

@@ -259,10 +259,19 @@ local function on_interrupt_quiet() end
 
 -- Runs one complete chunk; returns true if it succeeded, false (and true
 -- when an interrupt stopped it) if not.
+local function notice(on) pcall(function() ffi.C.lacos_cli_interrupt_notice(on and 1 or 0) end) end
+
 local function run(fn, kind, quiet)
   local t0, c0 = now(), os.clock()
+  -- What is typed here runs in LuaJIT's interpreter, which checks for Ctrl-C
+  -- at every instruction: a loop the JIT compiled would never see it. Code in
+  -- modules keeps the compiler; if a statement is stuck there, the notice
+  -- says that the next Ctrl-C quits.
+  jit.off(fn, true)
   _G.LACOS_ON_INTERRUPT = on_interrupt_raise
+  notice(true)
   local r = pack(xpcall(fn, handler, pack))
+  notice(false)
   local ok = r[1]
   if ok and kind == "expr" then
     local v = r[2]

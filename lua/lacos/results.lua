@@ -434,11 +434,14 @@ function Run:timing(opts)
   local _ = keep
 end
 
--- Records a file or directory already in place; returns its sha256 and size.
+-- Records a file or directory already in place (its absolute path);
+-- returns its sha256 and size.
 function Run:artifact(opts)
   opts = options(opts, { path = "string!", kind = "string!", step = "number" }, "run:artifact")
   local sha, bytes = ffi.new("char[65]"), ffi.new("double[1]")
-  check(C.lacos_run_artifact(sha, bytes, run_handle(self), opts.kind, opts.path, opts.step or -1))
+  -- recorded absolutely: the row must name the file wherever it is read from
+  local path = require("lacos.util").abspath(opts.path)
+  check(C.lacos_run_artifact(sha, bytes, run_handle(self), opts.kind, path, opts.step or -1))
   return ffi.string(sha), bytes[0]
 end
 
@@ -471,8 +474,10 @@ local function nan_if_nonfinite(value, is_finite)
   return value
 end
 
--- One row of run_summary per run, newest first. opts: status, experiment
--- (name or id), limit (default 100; 0 = all).
+-- One row per run, newest first: run_summary's columns and the headline
+-- score of run_scores (score, score_of, en_avg, n_en, multi_avg, n_multi;
+-- Spearman x100). opts: status, experiment (name or id), limit (default
+-- 100; 0 = all).
 function Db:runs(opts)
   opts = options(opts, { status = "string", experiment = "string|number", limit = "number" }, "db:runs")
   if opts.status and not STATUS[opts.status] then
@@ -484,7 +489,7 @@ function Db:runs(opts)
   elseif opts.experiment then where[#where + 1] = "experiment = ?"; args[#args + 1] = opts.experiment end
   local limit = opts.limit or 100
   whole(limit, "limit", "db:runs")
-  local sql = "SELECT * FROM run_summary" .. (#where > 0 and (" WHERE " .. table.concat(where, " AND ")) or "") ..
+  local sql = "SELECT * FROM run_list" .. (#where > 0 and (" WHERE " .. table.concat(where, " AND ")) or "") ..
               " ORDER BY id DESC" .. (limit > 0 and (" LIMIT " .. ("%d"):format(limit)) or "")
   local rows, cols = self:query(sql, unpack(args))
   return rows, cols

@@ -97,7 +97,7 @@ local function dirname(p) return p:match("^(.*)/[^/]*$") or "." end
 
 -- The absolute path of the results database a sweep uses.
 function M.db_path(db)
-  return util.absolute(type(db) == "string" and db or require("lacos.results").default_path())
+  return util.abspath(type(db) == "string" and db or require("lacos.results").default_path())
 end
 
 -- The sweep's folder beside the results database.
@@ -456,7 +456,7 @@ local function submit(sweep, opts, cli)
     util.mkdir_p(dir .. "/shards")
     -- the database exists before any task runs (the merge job writes into it)
     local db = results.open(db_path)
-    db:experiment { name = name, script = util.absolute(script), axes = sweep.axes }
+    db:experiment { name = name, script = util.abspath(script), axes = sweep.axes }
     db:close()
     merge_all(name, dir, db_path, true)
   end
@@ -490,8 +490,8 @@ local function submit(sweep, opts, cli)
     end
   end
   local mem, mem_note = memory_request(sweep, todo, cli)
-  local info = { name = name, dir = dir, cwd = util.absolute("."), exe = rawget(_G, "LACOS_EXE") or "lacos",
-                 script = util.absolute(script), argv = task_argv(cli._sweep.argv, cli._sweep.spec), points = todo,
+  local info = { name = name, dir = dir, cwd = util.abspath("."), exe = rawget(_G, "LACOS_EXE") or "lacos",
+                 script = util.abspath(script), argv = task_argv(cli._sweep.argv, cli._sweep.spec), points = todo,
                  mem = mem, mem_note = mem_note, cli = cli, db = db_path }
   if mem and cli.ranks_per_point and cli.ranks_per_point > 1 then
     local n, unit = mem:match("^(%d+)(%a?)$")
@@ -516,7 +516,7 @@ local function submit(sweep, opts, cli)
   local merge_job = merge_out:match("^%s*(%d+)")
   local state = M.jobs(dir)
   local entry = { array_job = tonumber(array_job), merge_job = tonumber(merge_job), submitted_at = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-                  script = util.absolute(script), batch_script = array_path, db = db_path, name = name, points = {} }
+                  script = util.abspath(script), batch_script = array_path, db = db_path, name = name, points = {} }
   for _, t in ipairs(todo) do entry.points[#entry.points + 1] = { index = t.index, id = t.id, label = t.label } end
   state.name = name
   state.submissions[#state.submissions + 1] = entry
@@ -649,9 +649,9 @@ local function task(sweep, opts, cli)
     db = results.open(shard_path(dir, id), { journal = "rollback" })
     -- this task is the only writer of its shard: a run left running was a killed earlier attempt
     db:mark_dead(0)
-    exp = db:experiment { name = name, script = util.absolute(sweep.script or cli._sweep.script), axes = sweep.axes }
+    exp = db:experiment { name = name, script = util.abspath(sweep.script or cli._sweep.script), axes = sweep.axes }
   end
-  local say = function(fmt, ...) if root then io.stderr:write(fmt:format(...)) end end
+  local say = function(fmt, ...) if root then io.stderr:write(util.printable(fmt:format(...), { newlines = true })) end end
   local entry = sweep:run_point(index, p, db, exp, {
     job = job,
     out = opts.out, quiet = opts.quiet, log_every = cli.log_every or 10, total = #pts, say = say,

@@ -149,6 +149,7 @@ function M.evaluate(set, pred, opts)
   for i = 0, ng - 1 do
     if gold[i] ~= gold[i] then error(("lacos.sts.evaluate: pair %d of %s has no gold score"):format(i + 1, set.id or "the set"), 2) end
   end
+  M.check_gold(set)
   local res = { n = set.n, subsets = {}, dataset = set.id, split = set.split, text = set.text, aggregation = opts.aggregation,
                 metric = "cosine_spearman", digest = set:digest() }
   local parts = {}
@@ -175,10 +176,34 @@ function M.evaluate(set, pred, opts)
   return res
 end
 
+-- Refuses gold scores that cannot rank anything: when every pair of the
+-- set (or of one of its subsets of 2 pairs or more) has the same score,
+-- Spearman's and Pearson's correlations are undefined, and a NaN recorded
+-- as a result would pass for a number. The error names the set.
+function M.check_gold(set)
+  local gold = set:score_array()
+  local name = set.source or (set.id and (set.id .. (set.split and ("/" .. set.split) or ""))) or "the set"
+  local function constant(first, count)
+    for i = first + 1, first + count - 1 do if gold[i] ~= gold[first] then return false end end
+    return true
+  end
+  if set.n >= 2 and constant(0, set.n) then
+    error(("%s: every gold score is %s: Spearman's correlation is undefined for constant scores (is the score column right?)")
+      :format(name, ("%.17g"):format(gold[0])), 0)
+  end
+  for _, u in ipairs(set:subsets()) do
+    if u.count >= 2 and u.count < set.n and constant(u.first - 1, u.count) then
+      error(("%s: every gold score of subset %s is %s: Spearman's correlation is undefined for constant scores")
+        :format(name, tostring(u.name), ("%.17g"):format(gold[u.first - 1])), 0)
+    end
+  end
+end
+
 -- Embeds both columns with encode(list of strings) -> (n, d) tensor and
 -- scores the cosine similarities.
 function M.evaluate_set(set, encode, opts)
   if type(encode) ~= "function" then error("lacos.sts.evaluate_set: encode must be a function(sentences) -> (n, d) tensor", 2) end
+  if type(set) == "table" and set.recs then M.check_gold(set) end   -- before the costly embedding
   local e1 = encode(set:sentences(1))
   local e2 = encode(set:sentences(2))
   local cos = M.cosine_scores(e1, e2)

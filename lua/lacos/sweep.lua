@@ -312,7 +312,7 @@ function Sweep:run_point(i, p, db, exp, opts)
   end
   say("[%d/%d] %s: run %d\n", i, total, label, run.id)
   if opts.tags then run:tags(opts.tags) end
-  local dir = ("%s/%s/%s"):format(opts.out, self.name, self:point_id(p))
+  local dir = ("%s/%s/%s"):format(util.abspath(opts.out), self.name, self:point_id(p))   -- recorded absolutely
   util.mkdir_p(dir)
   local ctx = { run = run, db = db, dir = dir, index = i, total = total, sweep = self, quiet = opts.quiet,
                 log_every = opts.log_every }
@@ -382,7 +382,8 @@ function Sweep:execute(opts)
   local db = (not job or job.root) and (type(opts.db) == "table" and opts.db or results.open(opts.db)) or nil
   local exp = db and db:experiment { name = self.name, script = self.script or true, axes = self.axes }
   local summary = { done = 0, skipped = 0, failed = 0, interrupted = 0, points = {} }
-  local function say(fmt, ...) if not opts.quiet and db then io.stderr:write(fmt:format(...)) end end
+  -- (point labels and names shown with their control characters escaped)
+  local function say(fmt, ...) if not opts.quiet and db then io.stderr:write(util.printable(fmt:format(...), { newlines = true })) end end
   for i, p in ipairs(pts) do
     local entry = self:run_point(i, p, db, exp, { out = opts.out, quiet = opts.quiet, log_every = log_every,
                                                   total = #pts, say = say, job = job })

@@ -55,7 +55,7 @@ local defaults = {
   log_every = 10, run = util.ANY, checkpoint_dir = util.ANY, checkpoint_every = 0, resume = true,
   max_nonfinite = 5, progress = util.ANY, on_step = util.ANY, eval = util.ANY, eval_every = 0,
   checkpointing = util.ANY, fast_backward = false, quiet = false, comm_timeout = util.ANY, sync_check = 100,
-  print_every = util.ANY,
+  print_every = util.ANY, fingerprint = util.ANY, option_names = util.ANY,
 }
 
 local clock = util.clock
@@ -442,6 +442,130 @@ function M.check_fit(model, data, loss, optimizer)
   end
 end
 
+-- ---------------------------------------------------------------- the fingerprint of a run
+
+local function sha256_text(text)
+  local hex = ffi.new("char[65]")
+  E.check(C.lacos_sha256_buffer(text, #text, hex))
+  return ffi.string(hex)
+end
+
+-- What the base model is: its config and, for a checkpoint directory, its
+-- config.json, the names and sizes of its weight files and their first and
+-- last 64 KiB (two models of one shape differ there; reading a 14 GB file
+-- whole at every resume would not pay); for a random model, its name and seed.
+local function model_identity(model)
+  local parts = { require("lacos.json").encode(model:config()) }
+  if model.dir then
+    parts[#parts + 1] = "dir"
+    local names = util.listdir(model.dir) or {}
+    for _, name in ipairs(names) do
+      if name == "config.json" or name:match("%.safetensors$") or name == "model.safetensors.index.json" then
+        local f = io.open(model.dir .. "/" .. name, "rb")
+        if f then
+          local size = f:seek("end")
+          f:seek("set", 0)
+          local head = f:read(65536) or ""
+          f:seek("set", math.max(0, size - 65536))
+          local tail = f:read(65536) or ""
+          f:close()
+          parts[#parts + 1] = ("%s %d %s %s"):format(name, size, sha256_text(head), sha256_text(tail))
+        end
+      end
+    end
+  else
+    parts[#parts + 1] = ("random %s seed %s"):format(tostring(model.name), tostring(model.seed))
+  end
+  return sha256_text(table.concat(parts, "\n"))
+end
+
+-- The starting weights of everything the run trains (the adapter's
+-- initialisation: its seed, or an adapter it starts from; the loss's own
+-- parameters), as one SHA-256.
+local function initial_weights(model, loss)
+  local params = model:trainable()
+  if loss and loss.parameters then for _, p in ipairs(loss:parameters()) do params[#params + 1] = p end end
+  local hexes = {}
+  for _, p in ipairs(params) do
+    local t = p.param
+    if t:device_name() ~= "cpu" then t = t:to("cpu") end
+    t = t:contiguous()
+    local hex = ffi.new("char[65]")
+    E.check(C.lacos_sha256_buffer(t.t.data, C.lacos_tensor_nbytes(t.t), hex))
+    hexes[#hexes + 1] = p.name .. " " .. ffi.string(hex)
+  end
+  return sha256_text(table.concat(hexes, "\n"))
+end
+
+-- The order in which a mismatch lists the entries, and what each is when
+-- no caller names it (lacos train passes its option names).
+M.FINGERPRINT_KEYS = {
+  "lacos", "model", "quant", "threshold", "device", "data", "pairs", "lora_init", "r", "alpha", "dropout", "targets",
+  "rslora", "loss", "optimizer", "weight_decay", "lr", "schedule", "warmup", "epochs", "steps", "total_steps",
+  "batch_size", "accumulation", "max_grad_norm", "seed", "pooling", "max_length", "length_bucketing",
+  "no_duplicates", "fast_backward", "max_nonfinite",
+}
+
+-- Everything that changes what a run computes, as a flat table of strings
+-- and numbers stored with each checkpoint: a checkpoint is only resumed by
+-- a run with the same fingerprint. Memory and speed knobs (mini_batch,
+-- checkpointing, threads, log and checkpoint intervals) are left out: they
+-- do not change the numbers. opts.fingerprint adds the caller's own entries.
+function M.fingerprint(opts, model, data, loss, optimizer, total)
+  local lora = model.lora or {}
+  local oc = optimizer and optimizer.config and optimizer:config() or {}
+  local fp = {
+    lacos = require("lacos").version(),
+    model = model_identity(model), quant = tostring(model.quant), threshold = model.threshold or 0,
+    device = model.device or "cpu",
+    data = data:digest(), pairs = data:size(),
+    lora_init = initial_weights(model, loss),
+    r = lora.r, alpha = lora.alpha, dropout = lora.dropout,
+    targets = type(lora.targets) == "table" and table.concat(lora.targets, ",") or tostring(lora.targets),
+    rslora = tostring(lora.rslora or false),
+    loss = loss.describe and loss:describe() or tostring(loss.kind),
+    optimizer = ("%s betas %s/%s eps %s"):format(tostring(oc.kind or optimizer and optimizer.kind),
+      tostring(oc.betas and oc.betas[1]), tostring(oc.betas and oc.betas[2]), tostring(oc.eps)),
+    weight_decay = oc.weight_decay or 0,
+    lr = opts.lr, schedule = opts.schedule, warmup = opts.warmup,
+    epochs = opts.steps and "unused (steps given)" or opts.epochs, steps = opts.steps or "from epochs",
+    total_steps = total, batch_size = opts.batch_size, accumulation = opts.accumulation,
+    max_grad_norm = opts.max_grad_norm, seed = opts.seed, pooling = opts.pooling, max_length = opts.max_length,
+    length_bucketing = tostring(opts.length_bucketing), no_duplicates = tostring(opts.no_duplicates),
+    fast_backward = tostring(opts.fast_backward), max_nonfinite = opts.max_nonfinite,
+  }
+  for k, v in pairs(opts.fingerprint or {}) do fp[k] = v end
+  return fp
+end
+
+-- The entries of two fingerprints that differ, as "NAME THERE there, NOW
+-- now" phrases in a stable order; names maps keys to what the user calls
+-- them (option names). Empty when they agree.
+function M.fingerprint_diff(there, now, names)
+  local keys, seen = {}, {}
+  for _, k in ipairs(M.FINGERPRINT_KEYS) do keys[#keys + 1] = k; seen[k] = true end
+  local extra = {}
+  for k in pairs(there) do if not seen[k] then extra[#extra + 1] = k; seen[k] = true end end
+  for k in pairs(now) do if not seen[k] then extra[#extra + 1] = k; seen[k] = true end end
+  table.sort(extra)
+  for _, k in ipairs(extra) do keys[#keys + 1] = k end
+  local function show(v)
+    if v == nil then return "(none)" end
+    if type(v) == "number" then return ("%.10g"):format(v) end
+    v = tostring(v)
+    if v:match("^%x+$") and #v == 64 then return v:sub(1, 12) .. "…" end   -- a SHA-256
+    return v
+  end
+  local diffs = {}
+  for _, k in ipairs(keys) do
+    local a, b = there[k], now[k]
+    if not (a == b or (type(a) == "number" and type(b) == "number" and ("%.17g"):format(a) == ("%.17g"):format(b))) then
+      diffs[#diffs + 1] = ("%s %s there, %s now"):format(names and names[k] or k, show(a), show(b))
+    end
+  end
+  return diffs
+end
+
 function M.run(spec)
   local opts = util.options(spec, defaults, "lacos.train")
   local model, data = opts.model, opts.data
@@ -455,6 +579,12 @@ function M.run(spec)
     error(("lacos.train: batch_size must be at least 2 (%s)"):format(in_batch and "in-batch negatives" or "a batch of pairs"), 2)
   end
   if opts.accumulation < 1 then error("lacos.train: accumulation must be at least 1", 2) end
+  if type(opts.epochs) ~= "number" or not (opts.epochs > 0) or opts.epochs == math.huge then
+    error(("lacos.train: epochs must be a number more than 0, got %s"):format(tostring(opts.epochs)), 2)
+  end
+  if opts.steps ~= nil and (type(opts.steps) ~= "number" or opts.steps < 1 or opts.steps ~= math.floor(opts.steps)) then
+    error(("lacos.train: steps must be a whole number of at least 1, got %s"):format(tostring(opts.steps)), 2)
+  end
   if opts.mini_batch ~= nil and (type(opts.mini_batch) ~= "number" or opts.mini_batch < 1) then
     error("lacos.train: mini_batch must be a positive number", 2)
   end
@@ -526,14 +656,32 @@ function M.run(spec)
                losses = {}, tokens = 0, log = {}, dist = D, rank = D and D.rank or 0, world_size = D and D.size or 1 }
   local ckpt = opts.checkpoint_dir and require("lacos.checkpoint") or nil
   local last_loss = 0
+  local fingerprint = ckpt and M.fingerprint(opts, model, data, loss, optimizer, total) or nil
+  local lock
   if ckpt and (not D or D.root) then
     -- a path that cannot hold checkpoints fails now, not at the first checkpoint
     E.check(C.lacos_checkpoint_dir_prepare(opts.checkpoint_dir))
+    -- one training at a time into a checkpoint directory: another would
+    -- delete this one's temporaries or resume from its checkpoints (the
+    -- root rank holds it for all the ranks of a data-parallel run)
+    lock = util.lock_dir(opts.checkpoint_dir)
   end
+  local function release() if lock then lock:release(); lock = nil end end
   if ckpt and opts.resume then
-    local state = ckpt.load_latest(opts.checkpoint_dir, model, optimizer, loss)
+    local loaded, state = pcall(ckpt.load_latest, opts.checkpoint_dir, model, optimizer, loss,
+                                { fingerprint = fingerprint, names = opts.option_names })
+    if not loaded then release(); error(state, 0) end
     if state then
       st.step, st.epoch, st.pos, st.deferred = state.step, state.epoch, state.pos, state.deferred or {}
+      -- (the fingerprint covers the data; this guards a state that lies about it)
+      local function bad_index(i) return type(i) ~= "number" or i < 1 or i > data:size() or i ~= math.floor(i) end
+      local bad = type(st.pos) ~= "number" or type(st.epoch) ~= "number" or type(st.deferred) ~= "table"
+      for _, i in ipairs(type(st.deferred) == "table" and st.deferred or {}) do if bad_index(i) then bad = true end end
+      if bad then
+        release()
+        error(("%s: its data position does not fit these %d examples; start over with resume = false (lacos train --no-resume)")
+          :format(state.path, data:size()), 0)
+      end
       st.nonfinite, st.skipped = state.nonfinite or 0, state.skipped or 0
       st.log = decode_log(state.log, st.step) or {}
       if st.log[st.step] then last_loss = st.log[st.step].loss end
@@ -574,6 +722,7 @@ function M.run(spec)
     ckpt.save(opts.checkpoint_dir, st.step, model, optimizer, loss, {
       step = st.step, epoch = st.epoch, pos = st.pos, deferred = st.deferred, seed = opts.seed,
       nonfinite = st.nonfinite, skipped = st.skipped, total = total, log = encode_log(st.log, st.step),
+      fingerprint = fingerprint,
     }, opts.run)
     saved_step = st.step
   end
@@ -703,14 +852,18 @@ function M.run(spec)
   if not looped then
     -- an interrupt between steps (in an eval or on_step callback) leaves a
     -- consistent state: checkpoint it like one seen at the step boundary
-    if not interrupted_error(loop_err) then error(loop_err, 0) end
+    if not interrupted_error(loop_err) then release(); error(loop_err, 0) end
     status, reason = "interrupted", "signal"
   end
   if show then io.stderr:write("\n") end
   if opts.run and #pending_log > 0 then
     for _, e in ipairs(pending_log) do opts.run:log(e.step, { loss = e.loss, lr = e.lr, grad_norm = e.grad_norm }) end
   end
-  if status == "interrupted" or (ckpt and status == "done") then save_checkpoint() end
+  if status == "interrupted" or (ckpt and status == "done") then
+    local saved, err = pcall(save_checkpoint)
+    if not saved then release(); error(err, 0) end
+  end
+  release()
   if status == "interrupted" then C.lacos_interrupt_clear() end
   local comm
   if D then

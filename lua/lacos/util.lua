@@ -54,6 +54,38 @@ function M.bytes(n)
   return i == 1 and ("%d B"):format(n) or ("%.1f %s"):format(n, units[i])
 end
 
+-- A parameter count as the README and the tables write it: 2.2M, 559M, 1.7B.
+function M.params(n)
+  if type(n) ~= "number" or n <= 0 then return "?" end
+  if n >= 1e9 then return ("%.1fB"):format(n / 1e9) end
+  if n >= 1e8 then return ("%.0fM"):format(n / 1e6) end
+  if n >= 1e6 then return ("%.1fM"):format(n / 1e6) end
+  if n >= 1e3 then return ("%.1fK"):format(n / 1e3) end
+  return ("%d"):format(n)
+end
+
+-- A duration in seconds in human units: 850 ms, 12.3 s, 4 min 05 s, 2 h 03 min.
+function M.duration(s)
+  if type(s) ~= "number" or s ~= s then return "?" end
+  if s < 1 then return ("%.0f ms"):format(s * 1000) end
+  if s < 60 then return ("%.1f s"):format(s) end
+  if s < 3600 then
+    local m = math.floor(s / 60)
+    return ("%d min %02d s"):format(m, math.floor(s - 60 * m))
+  end
+  local h = math.floor(s / 3600)
+  return ("%d h %02d min"):format(h, math.floor((s - 3600 * h) / 60))
+end
+
+-- A whole number with thousands separators: 12,000.
+function M.thousands(n)
+  local s = ("%d"):format(n)
+  local neg = s:sub(1, 1) == "-"
+  if neg then s = s:sub(2) end
+  s = s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+  return (neg and "-" or "") .. s
+end
+
 -- Does the message start with a position in Lua code ("x.lua:12:",
 -- "(command line):1:", "stdin:3:")? Errors about the user's input (raised by
 -- the engine or by validation) start with the data file's name instead.
@@ -118,6 +150,16 @@ function M.path_kind(path) return KINDS[C.lacos_path_kind(path)] end
 function M.exists(path) return C.lacos_path_kind(path) ~= 0 end
 function M.is_dir(path) return C.lacos_path_kind(path) == 2 end
 
+-- The absolute form of a path: the real path when it exists, else its
+-- parent's joined with its name, else the working directory's.
+function M.abspath(path)
+  local buf = ffi.new("char *[1]")
+  E.check(C.lacos_path_absolute(buf, path))
+  local s = ffi.string(buf[0])
+  C.lacos_text_free(buf[0])
+  return s
+end
+
 -- Creates dir and its parents; errors name the directory and the cause.
 function M.mkdir_p(dir) E.check(C.lacos_dir_make(dir)) end
 
@@ -131,15 +173,6 @@ function M.listdir(dir)
   local names = {}
   for name in all:gmatch("([^%z]*)%z") do names[#names + 1] = name end
   return names
-end
-
--- path made absolute against the current directory (not resolved).
-function M.absolute(path)
-  local buf = ffi.new("char *[1]")
-  E.check(C.lacos_path_absolute(buf, path))
-  local s = ffi.string(buf[0])
-  C.lacos_text_free(buf[0])
-  return s
 end
 
 -- Sleeps `seconds`; returns true when an interrupt (Ctrl-C, SIGTERM) cut it short.
@@ -212,17 +245,139 @@ function M.bounded_lines(f, max_bytes)
   end
 end
 
--- Copies a file whole; errors name the file and the cause.
+-- A string as a gnuplot string literal that gnuplot takes as it is.
+-- gnuplot substitutes `command` (runs it) and @macro on its command lines,
+-- and interprets backslashes, inside double-quoted strings; inside single
+-- quotes it does neither (gnuplot's "quote marks" and "substitution"
+-- documentation), a quote being written twice. A command line ends at a
+-- newline, so control characters go outside the quotes, each as a
+-- double-quoted octal escape ("\012": no backquote, no @), concatenated
+-- with gnuplot's string operator: 'a'."\012".'b'. Use it for every file
+-- name, title and label given to gnuplot.
+function M.gnuplot_string(s)
+  s = tostring(s)
+  local parts, plain = {}, {}
+  local function flush()
+    parts[#parts + 1] = "'" .. table.concat(plain):gsub("'", "''") .. "'"
+    plain = {}
+  end
+  for i = 1, #s do
+    local b = s:byte(i)
+    if b < 32 or b == 127 then
+      flush()
+      parts[#parts + 1] = ('"\\%03o"'):format(b)
+    else
+      plain[#plain + 1] = string.char(b)
+    end
+  end
+  flush()
+  return table.concat(parts, ".")
+end
+
+-- A name from a file or a database, safe to print to a terminal: control
+-- characters (ESC starts the terminal's escape sequences, CR rewrites the
+-- line), DEL, the C1 controls and bytes that are not UTF-8 are shown as
+-- escapes (\n, \t, \r, \x1b, \xc2\x9b), everything else as it is.
+-- opts.newlines keeps "\n" (for multi-line text).
+function M.printable(s, opts)
+  s = tostring(s)
+  local keep_nl = opts and opts.newlines
+  local names = { [9] = "\\t", [10] = "\\n", [13] = "\\r" }
+  local out, i, n = {}, 1, #s
+  while i <= n do
+    local b = s:byte(i)
+    local len = b < 0x80 and 1 or (b >= 0xc2 and b <= 0xdf and 2) or (b >= 0xe0 and b <= 0xef and 3)
+                or (b >= 0xf0 and b <= 0xf4 and 4) or 0
+    local ok = len > 0 and i + len - 1 <= n
+    for k = i + 1, i + len - 1 do
+      if ok then local c = s:byte(k); ok = c >= 0x80 and c <= 0xbf end
+    end
+    if ok and len == 3 then
+      local c = s:byte(i + 1)
+      ok = not ((b == 0xe0 and c < 0xa0) or (b == 0xed and c > 0x9f))   -- overlong, surrogates
+    elseif ok and len == 4 then
+      local c = s:byte(i + 1)
+      ok = not ((b == 0xf0 and c < 0x90) or (b == 0xf4 and c > 0x8f))
+    end
+    if ok and len == 2 and b == 0xc2 and s:byte(i + 1) <= 0x9f then ok = false end   -- C1 controls
+    if ok and len == 1 and (b < 32 or b == 127) and not (keep_nl and b == 10) then ok = false end
+    if ok then
+      out[#out + 1] = s:sub(i, i + len - 1)
+      i = i + len
+    elseif len == 2 and b == 0xc2 and i + 1 <= n and s:byte(i + 1) >= 0x80 and s:byte(i + 1) <= 0x9f then
+      out[#out + 1] = ("\\xc2\\x%02x"):format(s:byte(i + 1))
+      i = i + 2
+    else
+      out[#out + 1] = names[b] or ("\\x%02x"):format(b)
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+
+-- A string made into one safe file-name component: '/' and control
+-- characters become '_' (a name from a database must not reach other
+-- directories: "../x"), and an empty or dot-only name gets a '_'.
+function M.file_name(s)
+  s = tostring(s):gsub("[%z\1-\31/\127]", "_")
+  if s == "" or s:match("^%.+$") then s = "_" .. s end
+  return s
+end
+
+-- Writes data (a string) to path atomically and checked (engine/fileio.c's
+-- lacos_file_write: a temporary, fsync, rename): a full disk or any other
+-- failure raises an error naming path and the cause and leaves path as it
+-- was, never an empty or cut file. Every file lacos writes from Lua goes
+-- through here.
+function M.write_file(path, data)
+  E.check(C.lacos_file_write(path, data, #data))
+end
+
+-- Directory locks (engine/system.c's lacos_dir_lock): held by this process
+-- until released, re-entrant (a lock of a directory this process holds
+-- already is counted, not taken twice). Returns the lock, with :release();
+-- raises an error naming the holder's pid and host when another process
+-- holds it. A lock that a dead process left is taken over, with a note on
+-- stderr naming it.
+local held_locks = {}
+local Lock = {}
+Lock.__index = Lock
+function Lock:release()
+  if self.released then return end
+  self.released = true
+  local h = held_locks[self.dir]
+  if not h then return end
+  h.count = h.count - 1
+  if h.count == 0 then
+    held_locks[self.dir] = nil
+    C.lacos_dir_unlock(h.handle, self.dir)
+  end
+end
+function M.lock_dir(dir, opts)
+  local h = held_locks[dir]
+  if not h then
+    local handle, prev = ffi.new("int[1]"), ffi.new("char[512]")
+    E.check(C.lacos_dir_lock(handle, dir, prev, 512))
+    h = { handle = handle[0], count = 0 }
+    held_locks[dir] = h
+    local stale = ffi.string(prev)
+    if stale ~= "" and not (opts and opts.quiet) then
+      io.stderr:write(("lacos: %s: taking over the lock that %s left (that process is gone)\n"):format(M.printable(dir), M.printable(stale)))
+    end
+  end
+  h.count = h.count + 1
+  return setmetatable({ dir = dir }, Lock)
+end
+
+-- Copies a file whole (the copy written as M.write_file does); errors name
+-- the file and the cause.
 function M.copy_file(src, dst)
   local f, err = io.open(src, "rb")
   if not f then error(("%s: %s"):format(src, err), 0) end
-  local data = f:read("*a")
+  local data, rerr = f:read("*a")
   f:close()
-  local g, err2 = io.open(dst, "wb")
-  if not g then error(("%s: %s"):format(dst, err2), 0) end
-  local ok, err3 = g:write(data)
-  g:close()
-  if not ok then error(("%s: %s"):format(dst, err3), 0) end
+  if not data then error(("%s: %s"):format(src, tostring(rerr)), 0) end
+  M.write_file(dst, data)
 end
 
 return M

@@ -549,8 +549,8 @@ static void test_migrate_v1(void) {
   lacos_db *db = NULL;
   CHECK_OK(lacos_db_open(&db, p, 0));
   if (!db) return;
-  CHECK(lacos_db_schema_version(db) == 2);
-  CHECK(raw_num(p, "SELECT count(*) FROM schema_version") == 2);
+  CHECK(lacos_db_schema_version(db) == LACOS_DB_SCHEMA_VERSION);
+  CHECK(raw_num(p, "SELECT count(*) FROM schema_version") == LACOS_DB_SCHEMA_VERSION);
   CHECK(raw_num(p, "SELECT count(*) FROM runs") == 2);
   CHECK(raw_num(p, "SELECT count(*) FROM params") == 7);
   CHECK(raw_num(p, "SELECT count(*) FROM metrics") == 5);
@@ -596,22 +596,80 @@ static void test_migrate_v1(void) {
   lacos_db_close(db);
 }
 
+/* Version 2 -> 3 adds the report views (engine/results_views.c) over the
+   rows a version-2 file already holds; nothing else changes. */
+static void test_migrate_v2_views(void) {
+  const char *p = tmp_path("v2.db");
+  rm_db(p);
+  CHECK_OK(results_create_at_version(p, 2));
+  CHECK(raw_num(p, "SELECT max(version) FROM schema_version") == 2);
+  CHECK(raw_num(p, "SELECT count(*) FROM sqlite_schema WHERE type = 'view'") == 1);   /* run_summary */
+  CHECK(raw_exec(p,
+    "INSERT INTO experiments (id, name, created_at, updated_at) VALUES (1, 'scale', '2026-01-01T00:00:00.000Z', NULL);"
+    "INSERT INTO runs (id, uuid, experiment_id, name, status, config_json, config_sha256, seed, created_at, started_at, ended_at)"
+    " VALUES (1, 'u-1', 1, 'p', 'done', '{}', 'h', 7, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', '2026-01-01T00:01:00.000Z');"
+    "INSERT INTO params (run_id, key, value_num, value_text) VALUES (1, 'model', NULL, 'tiny-s'), (1, 'model_params', 5e6, NULL),"
+    " (1, 'pairs', NULL, 'all'), (1, 'n_pairs', 200, NULL), (1, 'eval_limit', 50, NULL), (1, 'lr', 0.005, NULL),"
+    " (1, 'synthetic', NULL, 'true');"
+    "INSERT INTO sts_results (run_id, step, dataset, language, split, n_pairs, spearman, pearson, text_variant, aggregation,"
+    " similarity, pooling, quantisation, created_at) VALUES"
+    " (1, -1, 'STS12', 'en', 'test', 50, 0.1, 0.1, 'raw', 'all', 'cosine', 'mean', 'int8', 'x'),"
+    " (1, -1, 'STS12', 'en', 'test', 50, 0.2, 0.2, 'raw', 'all', 'cosine', 'mean', 'int8', 'x'),"   /* a later score of the same set */
+    " (1, -1, 'STSBenchmark', 'en', 'test', 50, 0.4, 0.4, 'raw', 'all', 'cosine', 'mean', 'int8', 'x'),"
+    " (1, -1, 'STS17', 'en-de', 'test', 50, 0.6, 0.6, 'raw', 'all', 'cosine', 'mean', 'int8', 'x'),"
+    " (1, 10, 'STS12', 'en', 'test', 50, 0.9, 0.9, 'raw', 'all', 'cosine', 'mean', 'int8', 'x'),"   /* not final */
+    " (1, -1, 'STSBenchmark', 'en', 'dev', 50, 0.9, 0.9, 'raw', 'all', 'cosine', 'mean', 'int8', 'x');"
+    "INSERT INTO metrics (run_id, key, step, value, is_finite, wall_time) VALUES (1, 'loss', 1, 2.5, 1, 0), (1, 'lr', 1, 1e-3, 1, 0),"
+    " (1, 'loss', 2, NULL, 0, 0), (1, 'lr', 2, 2e-3, 1, 0);") == SQLITE_OK);
+  lacos_db *db = NULL;
+  CHECK_OK(lacos_db_open(&db, p, LACOS_DB_READONLY));   /* a writable file is migrated even when opened to read */
+  if (!db) return;
+  CHECK(lacos_db_schema_version(db) == 3);
+  lacos_db_close(db);
+  CHECK(raw_num(p, "SELECT count(*) FROM sts_final WHERE run_id = 1") == 4);
+  CHECK_NEAR(raw_num(p, "SELECT score FROM sts_final WHERE task = 'STS12'"), 20, 1e-9);
+  char got[400];
+  raw_text(p, "SELECT group_concat(task || ':' || family, ' ') FROM (SELECT * FROM sts_final WHERE split = 'test' ORDER BY task_order, task)",
+           got, sizeof got);
+  CHECK(strcmp(got, "STS12:en STSBenchmark:en STS17 en-de:multi") == 0);
+  CHECK_NEAR(raw_num(p, "SELECT en_avg FROM run_scores WHERE run_id = 1"), 30, 1e-9);
+  CHECK_NEAR(raw_num(p, "SELECT multi_avg FROM run_scores WHERE run_id = 1"), 60, 1e-9);
+  CHECK_NEAR(raw_num(p, "SELECT score FROM run_list WHERE id = 1"), 30, 1e-9);
+  raw_text(p, "SELECT score_of FROM run_list WHERE id = 1", got, sizeof got);
+  CHECK(strcmp(got, "en avg of 2") == 0);
+  CHECK(raw_num(p, "SELECT pairs FROM run_points WHERE run_id = 1") == 200);
+  CHECK(raw_num(p, "SELECT synthetic + 10 * baseline FROM run_points WHERE run_id = 1") == 1);
+  raw_text(p, "SELECT conditions FROM run_points WHERE run_id = 1", got, sizeof got);
+  CHECK(strcmp(got, "{\"sets\":\"STS12, STSBenchmark, STS17 en-de\",\"pairs_per_set\":50,\"similarity\":\"cosine\","
+                    "\"text_variant\":\"raw\",\"aggregation\":\"all\",\"pooling\":\"mean\",\"quantisation\":\"int8\","
+                    "\"data_sha256\":null}") == 0);
+  CHECK(raw_num(p, "SELECT json_extract(recipe, '$.lr') FROM run_points WHERE run_id = 1") == 0.005);
+  CHECK(raw_num(p, "SELECT count(*) FROM train_curves WHERE run_id = 1") == 2);
+  CHECK(raw_num(p, "SELECT loss_nonfinite FROM train_curves WHERE run_id = 1 AND step = 2") == 1);
+  CHECK(raw_num(p, "SELECT lr FROM train_curves WHERE run_id = 1 AND step = 2") == 2e-3);
+}
+
 static void test_newer_schema_refused(void) {
   const char *p = tmp_path("newer.db");
   rm_db(p);
   lacos_db *db = open_fresh("newer.db");
   lacos_db_close(db);
-  raw_exec(p, "INSERT INTO schema_version VALUES (3, '2030-01-01T00:00:00.000Z'); PRAGMA wal_checkpoint(TRUNCATE);");
+  char newer[160];
+  snprintf(newer, sizeof newer, "INSERT INTO schema_version VALUES (%d, '2030-01-01T00:00:00.000Z'); PRAGMA wal_checkpoint(TRUNCATE);",
+           LACOS_DB_SCHEMA_VERSION + 1);
+  raw_exec(p, newer);
   char before[65], after[65];
   CHECK_OK(lacos_sha256_file(p, before));
   db = NULL;
-  CHECK_FAIL(lacos_db_open(&db, p, 0), LACOS_EDB, "schema version 3, newer than this lacos");
+  char want[80];
+  snprintf(want, sizeof want, "schema version %d, newer than this lacos", LACOS_DB_SCHEMA_VERSION + 1);
+  CHECK_FAIL(lacos_db_open(&db, p, 0), LACOS_EDB, want);
   CHECK(strstr(lacos_last_error(), p) != NULL);
   CHECK(db == NULL);
   CHECK_FAIL(lacos_db_open(&db, p, LACOS_DB_READONLY), LACOS_EDB, "upgrade lacos");
   CHECK_OK(lacos_sha256_file(p, after));
   CHECK(strcmp(before, after) == 0);
-  CHECK(raw_num(p, "SELECT max(version) FROM schema_version") == 3);
+  CHECK(raw_num(p, "SELECT max(version) FROM schema_version") == LACOS_DB_SCHEMA_VERSION + 1);
 }
 
 /* ------------------------------------------------------------------ bad files */
@@ -827,6 +885,7 @@ int main(void) {
   RUN(test_abandoned_run);
   RUN(test_heartbeat_thread);
   RUN(test_migrate_v1);
+  RUN(test_migrate_v2_views);
   RUN(test_newer_schema_refused);
   RUN(test_bad_files);
   RUN(test_locked);

@@ -70,6 +70,7 @@ TOK="$ROOT/datasets/tokenizers/bloomlike-32k.json"
 copy_model() { rm -rf "$1" && mkdir -p "$1" && cp "$B/m"/* "$1"/; }
 awk 'BEGIN { for (i = 1; i <= 24; i++) printf "sentence %d about a cat on a mat\tline %d, the cat again\n", i, i }' > pairs.tsv
 printf 'a cat\nun chat\n' > sentences.txt
+printf 'A cat sits.\tA cat is sitting.\t4.5\nA dog runs.\tA plane flies.\t0.5\nA man cooks.\tSomeone cooks.\t3.9\n' > good-sts.tsv
 "$LACOS" train --model m --pairs pairs.tsv --out adapter --steps 4 --batch-size 4 --checkpoint-every 2 --no-db >/dev/null 2>&1
 [ -f adapter/adapter_model.safetensors ] || { not_ok "fixtures: a trained adapter" "lacos train failed"; finish; }
 copy_adapter() { rm -rf "$1" && mkdir -p "$1" && cp adapter/*.json adapter/*.safetensors "$1"/; }
@@ -151,6 +152,24 @@ bad "$C" "embed: sentences that are not UTF-8" 1 "line 2: invalid UTF-8 at byte 
 C="dataset"
 printf 'A cat.\tA cat sits.\t4.5\nA dog.\tA plane.\tx\n' > score-nan.tsv
 bad "$C" "sts --file: a score that is not a number" 1 "score-nan.tsv:2: field 3: 'x' is not a number" -- "$LACOS" sts --model m --file score-nan.tsv --no-db
+# strtod takes more than numbers: hexadecimal (0x10 = 16, 0x1p3 = 8), inf, nan, and stops at junk
+for case in "hex:0x10" "hexfloat:0x1p3" "inf:inf" "nan:nan" "junk:4.5abc" "overflow:1e999" "comma:4,5"; do
+  printf 'A dog.\tA plane.\t3\nA cat.\tA cat sits.\t%s\nA man.\tA woman.\t1\n' "${case#*:}" > "score-${case%%:*}.tsv"
+  bad "$C" "sts --file: '${case#*:}' is not a score" 1 "score-${case%%:*}.tsv:2: field 3: '${case#*:}' is not a number" -- \
+    "$LACOS" sts --model m --file "score-${case%%:*}.tsv" --no-db
+done
+printf 'A cat.\tA cat sits.\t3\nA dog.\tA plane.\t3\nA man.\tA woman.\t3.0\n' > gold-constant.tsv
+bad "$C" "sts --file: every gold score the same (no Spearman)" 1 \
+  "gold-constant.tsv: every gold score is 3: Spearman's correlation is undefined for constant scores" -- \
+  "$LACOS" sts --model m --file gold-constant.tsv --db const.db
+[ "$(sqlite3 const.db "SELECT count(*) FROM sts_results" 2>/dev/null || echo 0)" = 0 ] &&
+  ok "[$C] constant gold scores: no NULL Spearman recorded" || not_ok "[$C] constant gold scores: no NULL Spearman recorded"
+printf 'A cat.\tA cat sits.\t0x10\nA dog.\tA plane.\t3\n' > cosent-hex.tsv
+bad "$C" "train --loss cosent: a hexadecimal score" 1 "cosent-hex.tsv:1: field 3: '0x10' is not a number" --absent t-hex -- \
+  "$LACOS" train --model m --loss cosent --pairs cosent-hex.tsv --out t-hex --steps 2 --batch-size 2 --no-db
+printf '0x10\n2\n1\n' > gold-hex.txt
+bad "$C" "gold: a hexadecimal score" 1 "gold-hex.txt:1: '0x10' is not a number" -- \
+  "$LACOS" -e 'require("lacos.data").read_pairs("gold-in.txt", { format = "gold", gold = "gold-hex.txt" })'
 printf 'A cat.\tA cat sits.\n' > two-fields.tsv
 bad "$C" "sts --file: a layout it cannot tell" 1 "two-fields.tsv:1: cannot tell the format: 2 TAB-separated fields" -- \
   "$LACOS" sts --model m --file two-fields.tsv --no-db
@@ -242,12 +261,27 @@ bad "$C" "not a LoRA adapter" 1 "a4/adapter_config.json: peft_type is not LORA" 
 bad "$C" "an adapter trained for another model size" 1 "adapter/adapter_model.safetensors: .* has shape \(8, 64\), expected \(8, 128\)" \
   --in sentences.txt --absent out.npy -- "$LACOS" embed --model m-s --adapter adapter --out out.npy
 
+copy_adapter a5
+"$LACOS" -e "local S = require('lacos').safetensors; local ts = S.open('a5/adapter_model.safetensors'):tensors()
+  for k, t in pairs(ts) do if k:match('h%.1%..*lora_B') then t[2][1] = 0/0 end end; S.save('a5/adapter_model.safetensors', ts)" >/dev/null 2>&1
+bad "$C" "a NaN in the weights (every embedding would be NaN)" 1 \
+  "a5/adapter_model.safetensors: base_model.model.h.1.self_attention.query_key_value.lora_B.weight has non-finite values \(NaN or infinity\)" \
+  --in sentences.txt --absent out-nan.npy -- "$LACOS" embed --model m --out out-nan.npy --adapter a5
+copy_adapter a6
+"$LACOS" -e "local S = require('lacos').safetensors; local ts = S.open('a6/adapter_model.safetensors'):tensors()
+  for k, t in pairs(ts) do if k:match('h%.0%..*lora_A') then t[1][3] = 1/0 end end; S.save('a6/adapter_model.safetensors', ts)" >/dev/null 2>&1
+bad "$C" "an infinity in the weights (lacos sts: nothing recorded)" 1 \
+  "a6/adapter_model.safetensors: base_model.model.h.0.self_attention.query_key_value.lora_A.weight has non-finite values" \
+  -- "$LACOS" sts --model m --adapter a6 --file good-sts.tsv --db nan.db
+[ "$(sqlite3 nan.db "SELECT count(*) FROM runs WHERE status = 'done'" 2>/dev/null || echo 0)" = 0 ] &&
+  ok "[$C] a NaN adapter is never recorded as a done run" || not_ok "[$C] a NaN adapter is never recorded as a done run"
+
 # ------------------------------------------------------------------ checkpoints of runs
 C="run checkpoint"
 CK=(train --model m --pairs pairs.tsv --batch-size 4 --checkpoint-every 2 --no-db)
 "$LACOS" "${CK[@]}" --steps 4 --out r1 >/dev/null 2>&1
-bad "$C" "made with another LoRA rank: refused, not pruned" 1 \
-  "r1/checkpoints/ckpt-00000004: .*has shape 8x64, the model's adapter 4x64; resume with the options it was made with" \
+bad "$C" "made with another LoRA rank: refused naming the option, not pruned" 1 \
+  "r1/checkpoints/ckpt-00000004 was made with other options: .*--r 8 there, 4 now.* Resume with the options it was made with" \
   --present r1/checkpoints/ckpt-00000002 --present r1/checkpoints/ckpt-00000004 -- "$LACOS" "${CK[@]}" --steps 6 --out r1 --r 4
 mkdir -p r2/checkpoints/ckpt-00000002
 echo '{"format": "lacos-checkpoint", "version": 7, "files": {}}' > r2/checkpoints/ckpt-00000002/manifest.json
@@ -262,14 +296,30 @@ printf 'x' >> r3/checkpoints/ckpt-00000004/tensors.safetensors.zst
 bad "$C" "a torn newest checkpoint is skipped, the previous one resumes (exit 0)" 0 \
   "skipping checkpoint r3/checkpoints/ckpt-00000004: .*tensors.safetensors.zst has [0-9]+ bytes, the manifest says [0-9]+ \(truncated" \
   --also "resumed from step 2 \(r3/checkpoints/ckpt-00000002\)" -- \
-  "$LACOS" "${CK[@]}" --steps 6 --out r3
+  "$LACOS" "${CK[@]}" --steps 4 --out r3
 rm -rf r4 && "$LACOS" "${CK[@]}" --steps 4 --out r4 >/dev/null 2>&1
 sed -i 's/"step":4/"step":5/' r4/checkpoints/ckpt-00000004/state.json
 mkdir -p r4/checkpoints/ckpt-00000006.tmp.99999 && echo junk > r4/checkpoints/ckpt-00000006.tmp.99999/manifest.json
 bad "$C" "an edited state.json is skipped, a stale temporary ignored and cleaned (exit 0)" 0 \
   "skipping checkpoint r4/checkpoints/ckpt-00000004: .*state.json does not match its SHA-256 in the manifest \(corrupted\)" \
   --also "resumed from step 2" \
-  --absent r4/checkpoints/ckpt-00000006.tmp.99999 -- "$LACOS" "${CK[@]}" --steps 6 --out r4
+  --absent r4/checkpoints/ckpt-00000006.tmp.99999 -- "$LACOS" "${CK[@]}" --steps 4 --out r4
+
+# a checkpoint that verifies (written through the checkpoint writer) but holds a NaN: skipped like a torn one
+rm -rf r5 && "$LACOS" "${CK[@]}" --steps 4 --out r5 >/dev/null 2>&1
+"$LACOS" -e "local E = require('lacos.engine'); local ffi, C, T = E.ffi, E.C, require('lacos.tensor')
+  local out = ffi.new('lacos_checkpoint*[1]'); E.check(C.lacos_checkpoint_open(out, 'r5/checkpoints/ckpt-00000004'))
+  local st = C.lacos_checkpoint_tensors(out[0]); local n = C.lacos_safetensors_count(st)
+  local names, ts, keep, done = ffi.new('const char*[?]', n), ffi.new('lacos_tensor*[?]', n), {}, false
+  for i = 0, n - 1 do
+    local name = ffi.string(C.lacos_safetensors_name(st, i)); local t = T.make(C.lacos_safetensors_get, st, name):clone()
+    if name:match('^lora%.') and not done then t[1][1] = 0/0; done = true end
+    keep[#keep + 1] = { name, t }; names[i] = keep[#keep][1]; ts[i] = t.t
+  end
+  E.check(C.lacos_checkpoint_save('r5/checkpoints', 4, n, names, ts, ffi.string(C.lacos_checkpoint_state(out[0]))))" >/dev/null 2>&1
+bad "$C" "a NaN in a checkpoint that verifies: skipped, the previous one resumes (exit 0)" 0 \
+  "skipping checkpoint r5/checkpoints/ckpt-00000004: .*tensor lora\.[^ ]+ has 1 non-finite values \(NaN or infinity\)" \
+  --also "resumed from step 2 \(r5/checkpoints/ckpt-00000002\)" -- "$LACOS" "${CK[@]}" --steps 4 --out r5
 
 # ------------------------------------------------------------------ Lua scripts
 C="Lua script"
@@ -335,6 +385,16 @@ bad "$C" "model random: an unknown shape" 1 "unknown model name 'nosuch'" --abse
 bad "$C" "pull: not a repository name" 1 "'notarepo' is not a hub repository name \(owner/name\)" --absent models -- "$LACOS" pull notarepo
 bad "$C" "pull: the hub cannot be reached" 1 "http://127.0.0.1:1/api/models/a/b/tree/main: cannot connect" --absent pulled -- \
   "$LACOS" pull a/b --endpoint http://127.0.0.1:1 --out pulled
+# settings that are not what they seem are errors, not silently the default
+bad "$C" "LACOS_MEMORY_LIMIT=0 (not 'no limit')" 2 "LACOS_MEMORY_LIMIT=0 would leave no memory at all; for no limit say off" -- \
+  env LACOS_MEMORY_LIMIT=0 "$LACOS" --version
+bad "$C" "--memory-limit 0M" 2 "--memory-limit 0M would leave no memory at all" -- "$LACOS" --memory-limit 0M -e 'print(1)'
+bad "$C" "LACOS_DB_TIMEOUT=abc (not silently 30 s)" 1 "LACOS_DB_TIMEOUT=abc is not a number of seconds" -- \
+  env LACOS_DB_TIMEOUT=abc "$LACOS" results list
+bad "$C" "LACOS_DB_TIMEOUT=-1" 1 "LACOS_DB_TIMEOUT=-1 is not a number of seconds" --absent t-env -- \
+  env LACOS_DB_TIMEOUT=-1 "$LACOS" train --model m --pairs pairs.tsv --out t-env --steps 2 --batch-size 4
+bad "$C" "train --epochs 0 (not 'nothing to do')" 2 "lacos train: --epochs must be more than 0, got 0" --absent t-ep0 -- \
+  "$LACOS" train --model m --pairs pairs.tsv --out t-ep0 --epochs 0 --no-db
 bad "$C" "data: an unknown subcommand" 2 "lacos data: unknown subcommand 'frob' \(list, show, pull\)" -- "$LACOS" data frob
 bad "$C" "results: an unknown subcommand" 2 "lacos results: unknown subcommand 'frob'" -- "$LACOS" results frob
 

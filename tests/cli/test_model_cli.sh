@@ -11,17 +11,45 @@ DATA=${LACOS_TEST_DATA:-../shared/datasets}
 M="$TMP/model"
 
 run_cmd "$LACOS" model list
-expect "model list shows the released shapes" 0 "bloom-7b1 +4096 +30 +32 +250880 +7.069 B"
+expect "model list shows the released shapes, sizes in M and B as the README writes them" 0 "bloom-7b1 +4096 +30 +32 +250880 +7.1B"
+for w in "bloom-560m .* 559M$" "bloom-1b7 .* 1.7B$" "tiny-xs .* 2.2M$"; do
+  grep -qE -- "$w" <<<"$OUT" && ok "model list: /$w/" || not_ok "model list: /$w/" "$OUT"
+done
 run_cmd "$LACOS" model info bloom-3b
-expect "model info counts parameters exactly" 0 "3.003 B parameters"
+expect "model info counts parameters exactly" 0 "3.0B parameters \(3,002,557,440\)"
 run_cmd "$LACOS" model random tiny-xs --out "$M" --seed 2 --tokenizer "$TOK"
 expect "model random writes a checkpoint" 0 ""
 for f in config.json model.safetensors tokenizer.json lacos.json; do
   [ -f "$M/$f" ] && ok "model random wrote $f" || not_ok "model random wrote $f"
 done
 
+# without --tokenizer: the bundled one, so the model is usable at once; parents created
+M2="$TMP/new/parents/tiny-s"
+run_cmd "$LACOS" model random tiny-s --out "$M2" --seed 2
+expect "model random creates missing parent folders" 0 "tokenizer bloomlike-32k"
+cmp -s "$M2/tokenizer.json" "$TOK" && ok "model random writes the bundled tokenizer" || not_ok "model random writes the bundled tokenizer"
+run_in $'a cat\n' "$LACOS" embed --model "$M2" --out "$TMP/e2.npy"
+expect "embed uses a model from model random without --tokenizer" 0 "wrote 1 x 128 embeddings"
+printf 'A cat sits.\tA cat is sitting.\t4.5\nA man runs.\tA dog sleeps.\t0.5\nIt rains.\tRain falls.\t4\n' > "$TMP/sts3.tsv"
+run_cmd "$LACOS" sts --model "$M2" --file "$TMP/sts3.tsv" --no-db
+expect "so does sts" 0 "spearman"
+before=$(sha256sum "$M2/model.safetensors")
+run_cmd "$LACOS" model random tiny-xs --out "$M2" --seed 5
+expect "model random refuses a non-empty --out" 1 "new/parents/tiny-s: exists and is not empty \(--force replaces it\)"
+[ "$(sha256sum "$M2/model.safetensors")" = "$before" ] && ok "the refused --out is untouched" || not_ok "the refused --out is untouched"
+run_cmd "$LACOS" model random tiny-xs --out "$M2" --seed 5 --force
+expect "model random --force replaces it" 0 "hidden 64, 2 layers"
+ls "$(dirname "$M2")" | grep -q tmp && not_ok "no temporary directory left" "$(ls "$(dirname "$M2")")" || ok "no temporary directory left"
+
 run_in $'a cat\nun chat\n\n' "$LACOS" embed --model "$M" --out "$TMP/e.npy"
 expect "embed writes a .npy" 0 "wrote 3 x 64 embeddings"
+mkdir -p "$TMP/no-tok" && cp "$M/config.json" "$M/model.safetensors" "$TMP/no-tok/"
+run_in $'a cat\n' "$LACOS" embed --model "$TMP/no-tok" --out "$TMP/nt.npy"
+expect "a model directory without tokenizer.json is named as such" 1 "lacos embed: .*/no-tok: no tokenizer.json in the model directory"
+grep -qE '\.lua:[0-9]' <<<"$ERR" && not_ok "no Lua file:line in the missing-tokenizer error" "$ERR" || ok "no Lua file:line in the missing-tokenizer error"
+run_in '' "$LACOS" embed --model "$M" --out "$TMP/empty.npy"
+expect "embed refuses empty input" 1 "stdin: no sentences to embed"
+[ ! -e "$TMP/empty.npy" ] && ok "no .npy for empty input" || not_ok "no .npy for empty input"
 run_cmd "$LACOS" -e "local t = require('lacos').tensor.load_npy('$TMP/e.npy'); print(t.dtype, t:size(1), t:size(2))"
 expect "the .npy is float32 of shape [n, hidden]" 0 "f32	3	64"
 run_in $'a cat\n' "$LACOS" embed --model "$M" --out - --tsv
@@ -87,13 +115,38 @@ if [ -f "$DATA/nli/snli-infersent/s1.dev" ]; then
   run_cmd "$LACOS" train --model "$M" --pairs "$TMP/pairs.tsv" --out "$TMP/adapter" --batch-size 16 --db "$TMP/r.db" --pooling mean
   expect "a finished training is not redone" 0 "nothing to do"
   run_in $'a cat\n' "$LACOS" embed --model "$M" --adapter "$TMP/adapter" --out "$TMP/a.npy" --pooling weightedmean
-  expect "the adapter's recorded pooling is enforced" 1 "trained with pooling 'mean'"
+  expect "the adapter's recorded pooling is enforced: a usage error naming --force" 2 \
+    "lacos embed: .*/adapter was trained with mean pooling; --pooling weightedmean needs --force"
+  grep -q "\.lua:[0-9]" <<<"$ERR" && not_ok "no Lua file:line in the pooling error" "$ERR" || ok "no Lua file:line in the pooling error"
+  run_in $'a cat\n' "$LACOS" embed --model "$M" --adapter "$TMP/adapter" --out "$TMP/a-wm.npy" --pooling weightedmean --force
+  expect "--force allows another pooling" 0 "weightedmean pooling"
+  run_cmd "$LACOS" sts --model "$M" --adapter "$TMP/adapter" --sets stsb:test --data "$DATA" --no-db --pooling lasttoken
+  expect "sts says --force too" 2 "lacos sts: .*/adapter was trained with mean pooling; --pooling lasttoken needs --force"
+  # train and sts record the lacos tree's git commit (not the working directory's) and what they read
+  head_commit=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null)
+  mkdir -p "$TMP/not-a-repo"
+  ( cd "$TMP/not-a-repo" && "$LACOS" train --model "$M" --pairs "$TMP/pairs.tsv" --out "$TMP/adapter2" --batch-size 16 --steps 2 \
+      --db "$TMP/r2.db" ) >/dev/null 2>&1
+  run_cmd sqlite3 "$TMP/r2.db" "SELECT r.git_commit, (SELECT value_text FROM params WHERE run_id = r.id AND key = 'pairs_sha256'),
+    (SELECT value_text FROM params WHERE run_id = r.id AND key = 'out_path') FROM runs r"
+  want_sha=$(sha256sum "$TMP/pairs.tsv" | cut -d' ' -f1)
+  if [ -n "$head_commit" ]; then
+    [ "$OUT" = "$head_commit|$want_sha|$TMP/adapter2" ] && ok "train records lacos' git commit, the pairs file's sha256, absolute paths" \
+      || not_ok "train records lacos' git commit, the pairs file's sha256, absolute paths" "got: $OUT" "want: $head_commit|$want_sha|$TMP/adapter2"
+  else
+    skip "train records lacos' git commit" "the lacos tree is not a git checkout"
+  fi
   run_in $'a cat\n' "$LACOS" embed --model "$M" --adapter "$TMP/adapter" --out "$TMP/a.npy"
   expect "embed with the adapter uses its pooling" 0 "mean pooling"
   run_cmd "$LACOS" -e "local T = require('lacos').tensor; print(T.load_npy('$TMP/a.npy'):maxdiff(T.load_npy('$TMP/mean.npy')) > 0)"
   expect "the adapter changes the embedding" 0 "true"
   run_cmd "$LACOS" sts --model "$M" --adapter "$TMP/adapter" --sets stsb:test --data "$DATA" --db "$TMP/r.db" --json
   expect "sts --json" 0 '"spearman"'
+  sts_run=$(sqlite3 "$TMP/r.db" "SELECT max(id) FROM runs WHERE name LIKE 'sts %'")
+  grep -q "^lacos sts: recorded as run $sts_run in $TMP/r.db (lacos results show $sts_run)$" <<<"$ERR" \
+    && ok "sts says which run it recorded" || not_ok "sts says which run it recorded" "$ERR"
+  [ "$(sqlite3 "$TMP/r.db" "SELECT git_commit FROM runs WHERE id = $sts_run")" = "$(git -C "$ROOT" rev-parse HEAD 2>/dev/null)" ] \
+    && ok "sts records lacos' git commit" || not_ok "sts records lacos' git commit"
   run_cmd "$LACOS" results sql "SELECT count(*) AS n FROM sts_results WHERE dataset = 'stsb'" --db "$TMP/r.db"
   expect "sts scores are recorded" 0 "^1$"
   # CoSENT on STS-B's own layout, the softmax classifier on SNLI's labelled pairs
@@ -108,9 +161,12 @@ if [ -f "$DATA/nli/snli-infersent/s1.dev" ]; then
     --no-db --pooling mean --checkpoint-every 2
   expect "train --loss softmax on labelled NLI pairs" 0 "done after 4 of 4 steps"
   [ -f "$TMP/softmax/adapter_model.safetensors" ] && ok "train --loss softmax saved the adapter" || not_ok "train --loss softmax saved the adapter"
-  run_cmd "$LACOS" train --model "$M" --loss softmax --pairs "$TMP/nli.tsv" --out "$TMP/softmax" --batch-size 16 --steps 6 \
+  # the run again with its newest checkpoint gone: it resumes from the one before (the same options: a
+  # checkpoint of other ones is refused)
+  rm -rf "$TMP/softmax/checkpoints/ckpt-00000004"
+  run_cmd "$LACOS" train --model "$M" --loss softmax --pairs "$TMP/nli.tsv" --out "$TMP/softmax" --batch-size 16 --steps 4 \
     --no-db --pooling mean --checkpoint-every 2
-  expect "train --loss softmax resumes with its classifier from the checkpoint" 0 "resumed from step 4"
+  expect "train --loss softmax resumes with its classifier from the checkpoint" 0 "resumed from step 2"
   run_cmd "$LACOS" train --help
   expect "train --help documents each loss's layout" 0 "--loss softmax +premise TAB hypothesis TAB label"
   printf 'a cat sits\ta cat is sitting\t4.5\nthe sky\ta dog runs\t0.5\nbirds fly\tbirds are flying\t4.8\n' > "$TMP/my.tsv"

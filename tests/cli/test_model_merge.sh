@@ -43,7 +43,7 @@ expect "merge without --out is a usage error" 2 "merge needs --out DIR"
 run_cmd "$LACOS" model merge --model "$D/base" --adapter "$D/adapter" --out "$D/x" --dtype i8
 expect "an unknown --dtype is a usage error" 2 "--dtype must be one of f16, bf16, f32"
 run_cmd "$LACOS" model random tiny-xs --out "$D/x" --adapter "$D/adapter"
-expect "--adapter with random is a usage error" 2 "belong to merge"
+expect "--adapter with random is a usage error" 2 "--model and --adapter belong to merge"
 nothing_at "usage errors" "$D/x"
 
 run_cmd "$LACOS" model merge --model "$D/base" --adapter "$D/adapter" --out "$D/merged"

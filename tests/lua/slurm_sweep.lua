@@ -80,7 +80,7 @@ local sweep = lacos.sweep.new {
   name = opts.name,
   script = arg[0],
   axes = axes,
-  fixed = { data_root = util.absolute(opts.data) },
+  fixed = { data_root = util.abspath(opts.data) },
   run = function(p, ctx)
     local index, kind = p.point:match("^(%d+)%-(.+)$")
     return run({ seed = tonumber(index), kind = kind, data_root = p.data_root }, ctx)

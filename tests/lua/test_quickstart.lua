@@ -180,8 +180,8 @@ local cmd = ("cd %q && %q run %q --db %q --data %q %s"):format(dir, H.lacos, H.r
 H.test("lacos run experiments/quickstart.lua --db FILE", function()
   local rc, out, err = H.sh(cmd)
   H.eq(rc, 0, "exit status; stderr: " .. err)
-  H.match(out, "experiment 'quickstart', 2 done runs")
-  H.match(out, "training pairs: 0\n")
+  H.match(out, "experiment 'quickstart': SYNTHETIC — random%-weight models, not BLOOM's weights, 2 done runs")
+  H.match(out, "training pairs: 0 %(untrained%)\n")
   H.match(out, LONG and "training pairs: 2500\n" or "training pairs: 192\n")
   H.match(out, "STSBenchmark")
   local R = require("lacos").results
@@ -206,7 +206,7 @@ end)
 H.test("lacos results scale quickstart --db FILE", function()
   local rc, out, err = H.sh(("%q results scale quickstart --db %q"):format(H.lacos, db))
   H.eq(rc, 0, err)
-  H.match(out, "training pairs: 0\n")
+  H.match(out, "training pairs: 0 %(untrained%)\n")
   H.match(out, "tiny%-xs")
   H.match(out, "SICK%-R")
   rc, out = H.sh(("%q results scale quickstart --db %q --csv"):format(H.lacos, db))
@@ -216,11 +216,11 @@ H.test("lacos results scale quickstart --db FILE", function()
   H.eq(lines, 3, "a header and one row per point: " .. out)
 end)
 
-H.test("lacos results plot quickstart: valid PNG and SVG files", function()
+H.test("lacos results plot quickstart: valid PNG, SVG and PDF files", function()
   local plots = dir .. "/plots"
   local rc, out, err = H.sh(("%q results plot quickstart --db %q --out %q"):format(H.lacos, db, plots))
   H.eq(rc, 0, err)
-  local png, svg = 0, 0
+  local png, svg, pdf = 0, 0, 0
   for path in out:gmatch("[^\n]+") do
     if path:match("%.png$") then
       local w, h, chunks = check_png(path)
@@ -232,12 +232,18 @@ H.test("lacos results plot quickstart: valid PNG and SVG files", function()
       H.eq(check_xml(text, path), "svg", path .. ": root element")
       H.match(text, "<svg[^>]*width=\"%d+\"[^>]*height=\"%d+\"")
       svg = svg + 1
+    elseif path:match("%.pdf$") then
+      H.eq(H.read(path):sub(1, 5), "%PDF-", path)
+      pdf = pdf + 1
+    elseif path:match("%.csv$") then
+      H.match(H.read(path), "^figure,panel,series,baseline,x,y,std,n\n")
     else
       error("unexpected output line: " .. path)
     end
   end
   H.eq(png, 2, "PNG files (against parameters and against data)")
   H.eq(svg, 2, "SVG files")
+  H.eq(pdf, 2, "PDF files")
 end)
 
 H.done()

@@ -22,6 +22,19 @@ H.test("pipe: an expression prints its value, assignments print nothing", functi
   H.eq(err, "")
 end)
 
+H.test("pipe: a model prints as a one-line summary, not its internal table", function()
+  local tok = H.root .. "/datasets/tokenizers/bloomlike-32k.json"
+  local rc, out, err = pipe(("m = lacos.bloom.random('tiny-xs', { tokenizer = %q })\nm\n" ..
+                             "m:add_lora { r = 4, alpha = 8, targets = { 'query_key_value' } };\nm\n"):format(tok))
+  H.eq(rc, 0, err)
+  local lines = {}
+  for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+  H.eq(#lines, 2, out)
+  H.eq(lines[1], "lacos.bloom tiny-xs (random weights): 2.2M parameters (hidden 64, 2 layers, 4 heads), int8 on cpu, " ..
+                 "tokenizer 32,000 ids, weightedmean pooling")
+  H.match(lines[2], ", LoRA r 4 alpha 8 on query_key_value %(2,048 trainable%)$")
+end)
+
 H.test("pipe: a function definition continues over lines", function()
   local rc, out = pipe("function twice(a)\n  local b = a * 2\n  return b\nend\ntwice(21)\nt = {\n  1,\n  2 }\n#t\n")
   H.eq(rc, 0)

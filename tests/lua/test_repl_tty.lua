@@ -204,6 +204,70 @@ H.test("tty: Ctrl-C clears the line; Ctrl-C stops a running statement", function
   H.eq(st, 0)
 end)
 
+H.test("tty: Ctrl-C stops a loop with no call in it (one the JIT would compile)", function()
+  local p = start()
+  local ok, e = pcall(function()
+    step(p, "n = 0; while true do n = n + 1 end\r", "end")
+    p:settle(1.0)   -- long enough for LuaJIT to compile the loop, were it allowed to
+    p:send("\3")
+    local got, seen = p:expect("interrupted", 5)
+    if not got then error("the loop was not interrupted:\n" .. seen) end
+    prompt(p)
+    step(p, "function spin() local k = 0 while true do k = k + 1 end end\r", "end")
+    prompt(p)
+    step(p, "spin()\r", "spin()")
+    p:settle(1.0)
+    p:send("\3")
+    got, seen = p:expect("interrupted", 5)
+    if not got then error("a function defined at the prompt was not interrupted:\n" .. seen) end
+    prompt(p)
+    step(p, "n > 1000\r", "true", "the session goes on")
+    prompt(p)
+  end)
+  local st = finish(p)
+  if not ok then error(e, 0) end
+  H.eq(st, 0)
+end)
+
+H.test("tty: a first Ctrl-C that cannot stop compiled code says the next one quits", function()
+  local p = start()
+  local ok, e = pcall(function()
+    -- a chunk made at run time is not the statement's own code: the JIT compiles it
+    step(p, "f = loadstring('local k = 0 while true do k = k + 1 end'); f()\r", "f()")
+    p:settle(1.0)
+    p:send("\3")
+    local got, seen = p:expect("press Ctrl-C again to quit lacos", 10)
+    if not got then error("no notice after the first Ctrl-C:\n" .. seen) end
+    p:send("\3")
+  end)
+  local st = p:wait(5)
+  p:close()
+  if not ok then error(e, 0) end
+  H.eq(st, 130, "the second Ctrl-C quits")
+end)
+
+H.test("tty: lacos embed on a terminal says what it expects; Ctrl-D with nothing typed is refused", function()
+  if not ok_pty then H.skip("no pty driver: " .. tostring(P)) end
+  local model = home .. "/embed-model"
+  local rc, _, err = H.sh(("%q model random tiny-xs --out %q"):format(exe(), model))
+  H.eq(rc, 0, err)
+  local function embed(keys, want)
+    local p, perr = P.spawn({ exe(), "embed", "--model", model, "--out", home .. "/e.npy" }, env())
+    if not p then H.skip("cannot open a pseudo-terminal here: " .. tostring(perr)) end
+    local got, seen = p:expect("one per line; Ctrl-D ends the input", 10)
+    if not got then p:close() error("no word about the input on the terminal:\n" .. seen) end
+    p:settle(0.2)
+    p:send(keys)
+    got, seen = p:expect(want, 10)
+    local st = p:wait(5)
+    p:close()
+    if not got then error(("not shown: %s; the screen:\n%s"):format(want, seen)) end
+    return st
+  end
+  H.eq(embed("a cat\r\4", "wrote 1 x 64 embeddings"), 0)
+  H.eq(embed("\4", "stdin: no sentences to embed"), 1)
+end)
+
 H.test("tty: ~/.editrc lines for lacos apply (the application name is lacos)", function()
   local rc = H.write(home .. "/editrc.apps", "lacos:bind -s ^T '\"from editrc\"'\nother:bind -s ^Y '\"not ours\"'\n")
   local p = start({ EDITRC = rc })

@@ -384,7 +384,8 @@ H.test("lacos results list: table, CSV, JSON, filters", function()
   for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
   H.match(lines[1], "^id%s+experiment%s+name%s+status")
   H.match(lines[2], "^%-%-")
-  H.eq(#lines, 5)
+  H.eq(#lines, 7)
+  H.match(lines[6], "^score: cosine Spearman x100")   -- the headline score says what it is
   H.match(lines[3], "^%s*3%s+cmp%s+broken%s+failed")
   H.match(lines[5], "^%s*1%s+cmp%s+lr1%s+done%s+7%s+tiny%-s")
   -- columns line up: every row's status starts where the header's does
@@ -451,7 +452,7 @@ H.test("lacos results compare: params that differ, final metrics, STS", function
   H.truthy(not out:find("param%s+model"), "equal params hidden")
   H.match(out, "2 params equal in all runs not shown")
   H.match(out, "metric%s+loss%s+0%.2%s+0%.1\n")
-  H.match(out, "sts_spearman%s+stsb/en/test%s+0%.71%s+0%.72")
+  H.match(out, "sts_spearman_x100%s+stsb/en/test%s+71%.00%s+72%.00")   -- x100 on screen, as stored in CSV and JSON
   rc, out = lacos_results("compare 1 2 --all --json")
   H.eq(rc, 0)
   local c = json.decode(out, "compare --json")

@@ -49,11 +49,13 @@ end
 local function mkdir(p) util.mkdir_p(p) return p end
 
 -- The recorded numbers of each done point of an experiment: loss series and
--- final STS scores, keyed by the point's config hash.
+-- final STS scores, keyed by the run's name (the sweep's name and the
+-- point's label: the config itself holds absolute paths, which differ
+-- between the two folders the runs are compared from).
 local function numbers(db_path, experiment)
   local db = R.open(db_path, { readonly = true })
   local out = {}
-  for _, r in ipairs(db:query([[SELECT r.id, r.config_sha256 FROM runs r JOIN experiments e ON e.id = r.experiment_id
+  for _, r in ipairs(db:query([[SELECT r.id, r.name AS config_sha256 FROM runs r JOIN experiments e ON e.id = r.experiment_id
                                  WHERE e.name = ? AND r.status = 'done']], experiment)) do
     local losses = {}
     for m in db:each("SELECT step, value FROM metrics WHERE run_id = ? AND key = 'loss' ORDER BY step, rowid", r.id) do
@@ -73,7 +75,7 @@ local function same_numbers(got, want, what)
   local n = 0
   for sha, w in pairs(want) do
     local g = got[sha]
-    H.truthy(g, what .. ": a done run for point " .. sha:sub(1, 12))
+    H.truthy(g, what .. ": a done run for point " .. sha)
     H.eq(#g.losses, #w.losses, what .. ": loss rows")
     for i, l in ipairs(w.losses) do
       H.eq(g.losses[i][1], l[1], what .. ": step"); H.eq(g.losses[i][2], l[2], ("%s: loss at step %d"):format(what, l[1]))
@@ -147,7 +149,7 @@ H.test("scale.lua --slurm --wait: every point done and merged, with a local run'
   H.eq(rc, 0, "exit status; stderr: " .. err)
   H.match(err, "submitted 2 of 2 points %(0 done before%) as Slurm job array %d+; merge job %d+ runs after it")
   H.match(err, "sweep scale%-synthetic: 2 done, 0 skipped %(done before%), 0 failed, 0 interrupted, of 2 points")
-  H.match(out, "experiment 'scale%-synthetic', 2 done runs")
+  H.match(out, "experiment 'scale%-synthetic'[^\n]*, 2 done runs")
   local n = same_numbers(numbers(there .. "/results/lacos.db", "scale-synthetic"),
                          numbers(here .. "/results/lacos.db", "scale-synthetic"), "Slurm vs local")
   H.eq(n, 2, "points compared")

@@ -192,6 +192,26 @@ H.test("evaluate: per-subset scores and the all / mean / wmean rules", function(
   H.raises("has no gold score", sts.evaluate, data.read_pairs(H.tmp .. "/nli.tsv", { format = "nli" }), { 1, 2 })
 end)
 
+H.test("constant gold scores (no Spearman defined) are an error naming the set, before any embedding", function()
+  H.write(H.tmp .. "/const.tsv", "a\tb\t3\nc\td\t3\ne\tf\t3.0\n")
+  local set = data.read_pairs(H.tmp .. "/const.tsv", { format = "generic" })
+  H.raises("const.tsv: every gold score is 3: Spearman's correlation is undefined", sts.evaluate, set, { 0.1, 0.5, 0.9 })
+  local encoded = false
+  H.raises("const.tsv: every gold score is 3", sts.evaluate_set, set, function() encoded = true end)
+  H.eq(encoded, false, "refused before the encoder ran")
+  -- one subset of a registry set with every score equal: named
+  local dir = H.tmp .. "/agg-const"
+  os.execute("mkdir -p " .. dir)
+  H.write(dir .. "/s1.tsv", "a\tb\t1\nc\td\t2\n")
+  H.write(dir .. "/s2.tsv", "e\tf\t4\ng\th\t4\n")
+  H.write(dir .. "/registry.local.json", [[{"sets": [{"id": "aggc", "kind": "sts", "format": {"reader": "tsv",
+    "columns": {"s1": 1, "s2": 2, "score": 3}}, "default_split": "test", "splits": {"test": {"pairs": 4, "subsets": [
+    {"name": "one", "file": "s1.tsv"}, {"name": "flat", "file": "s2.tsv"}]}}}]}]])
+  local sub = data.load("aggc", { data = dir })
+  H.raises("aggc/test: every gold score of subset flat is 4", sts.evaluate, sub, { 0.1, 0.2, 0.3, 0.4 })
+  sub:free()
+end)
+
 H.test("evaluate_set and run_suite with an encoder", function()
   local set = three_subsets()
   -- a toy encoder: a bag of letters, so the scores are deterministic

@@ -94,9 +94,12 @@ H.test("validate_point names the option of every problem", function()
   if not have_data then H.skip("the shared datasets (LACOS_TEST_DATA) are not there") end
   H.eq(X.validate_point(good_point()), true)
   H.eq(X.validate_point(good_point { pairs = "all", train_data = "xnli", pooling = "lasttoken" }), true)
-  local err = H.raises("unknown option 'learning_rate' (known: alpha, batch_size,", X.validate_point,
+  H.eq(X.validate_point(good_point { baseline = true }), true, "a baseline point (lacos results scale shows it apart)")
+  H.raises("option 'baseline' must be a boolean, got \"yes\"", X.validate_point, good_point { baseline = "yes" })
+  local err = H.raises("unknown option 'learning_rate' (known: alpha, baseline, batch_size,", X.validate_point,
                        good_point { learning_rate = 1e-3 })
   H.match(err, "checkpoint_every")
+  H.raises("unknown option 'epoch' (did you mean 'epochs'?) (known: ", X.validate_point, good_point { epoch = 2 })
   H.raises([[option 'pairs' must be a whole number >= 0 or "all", got -5]], X.validate_point, good_point { pairs = -5 })
   H.raises([[option 'pairs' must be a whole number >= 0 or "all", got "many"]], X.validate_point, good_point { pairs = "many" })
   H.raises("option 'epochs' must be a whole number >= 1, got 0.5", X.validate_point, good_point { epochs = 0.5 })

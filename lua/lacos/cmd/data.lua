@@ -172,7 +172,9 @@ local function run(opts)
     if sub == "show" then return show(name, opts, root) end
     return pull(name, opts, root)
   end
-  args.usage_error("data", "unknown subcommand '%s' (list, show, pull)", tostring(sub))
+  local guess = args.suggest(tostring(sub), { "list", "show", "pull" })
+  args.usage_error("data", "unknown subcommand '%s'%s (list, show, pull)", tostring(sub),
+    guess and (" — did you mean '%s'?"):format(guess) or "")
 end
 
 return { spec = spec, run = run }

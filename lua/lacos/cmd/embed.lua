@@ -31,6 +31,16 @@ M.spec = {
   },
 }
 
+-- A --pooling other than the one the model or adapter was trained with
+-- needs --force: a usage error that names the options (exit 2).
+function M.check_pooling(command, m, opts)
+  local recorded = m.meta and m.meta.pooling
+  if opts.pooling and recorded and opts.pooling ~= recorded and not opts.force then
+    require("lacos.args").usage_error(command, "%s was trained with %s pooling; --pooling %s needs --force",
+      opts.adapter or opts.model, recorded, opts.pooling)
+  end
+end
+
 function M.run(opts)
   local lacos = require "lacos"
   if opts.threads then lacos.threads(opts.threads) end
@@ -38,6 +48,12 @@ function M.run(opts)
   local usage = require("lacos.args").usage_error
   if opts.tsv and opts.out ~= "-" then usage("embed", "--tsv writes to stdout: use --out -") end
   if not opts.tsv and opts.out == "-" then usage("embed", "--out - needs --tsv (a .npy file cannot go to a terminal)") end
+  local util = require "lacos.util"
+  if util.isatty(0) then
+    -- typed at a terminal: say what is expected rather than wait in silence
+    io.stderr:write("lacos embed: reading sentences from the terminal, one per line; Ctrl-D ends the input " ..
+                    "(or give them on stdin: lacos embed ... < sentences.txt)\n")
+  end
   local lines = {}
   local bad_utf8 = require("lacos.pairs").bad_utf8
   for line in io.stdin:lines() do
@@ -47,8 +63,12 @@ function M.run(opts)
     if at then error(("line %d: invalid UTF-8 at byte %d (0x%02x)"):format(#lines + 1, at - 1, line:byte(at)), 0) end
     lines[#lines + 1] = line
   end
+  if #lines == 0 then
+    error("stdin: no sentences to embed (expected one sentence per line on stdin; an empty line embeds the empty string)", 0)
+  end
   local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, adapter = opts.adapter,
                                            device = opts.device })
+  M.check_pooling("embed", m, opts)
   local emb = m:encode(lines, { pooling = opts.pooling, batch = opts.batch, force = opts.force,
                                 max_length = opts.max_length, truncation = opts.max_length ~= nil })
   if opts.tsv then

@@ -24,12 +24,12 @@ M.spec = {
     { "--out", "DIR", "output directory (random, merge)" },
     { "--seed", "N", "random seed (random)", type = "integer", default = 0 },
     { "--dtype", "TYPE", "weight dtype on disk (random: f16; merge: the base checkpoint's)", choices = { "f16", "bf16", "f32" } },
-    { "--tokenizer", "FILE", "tokenizer.json to copy into the checkpoint (random)" },
+    { "--tokenizer", "FILE", "tokenizer.json to write with the checkpoint (random; default: lacos' bloomlike-32k, whose ids fit every shape)" },
     { "--shard-size", "BYTES", "largest shard in bytes (default 5e9, the hub's)", type = "number" },
     { "--model", "DIR", "base checkpoint directory (merge)" },
     { "--adapter", "DIR", "LoRA adapter directory, lacos' or PEFT's (merge)" },
     { "--quant", "KIND", "how the base is held while merging (merge)", default = "f32", choices = { "f32", "int8" } },
-    { "--force", nil, "replace a non-empty --out (merge)" },
+    { "--force", nil, "replace a non-empty --out (random, merge)" },
   },
   positional = { min = 1, max = 2, names = "a subcommand (random, merge, info, list)" },
   examples = {
@@ -46,11 +46,11 @@ function M.run(opts)
   local util = require "lacos.util"
   local sub = opts._[1]
   if sub == "list" then
-    print(("%-12s %8s %6s %6s %8s %14s"):format("name", "hidden", "layers", "heads", "vocab", "parameters"))
+    print(("%-12s %8s %6s %6s %8s %11s"):format("name", "hidden", "layers", "heads", "vocab", "parameters"))
     for _, name in ipairs(bloom.config_names()) do
       local c = bloom.config(name)
-      print(("%-12s %8d %6d %6d %8d %14s"):format(name, c.hidden_size, c.n_layer, c.n_head, c.vocab_size,
-        ("%.3f B"):format(bloom.param_count(name) / 1e9)))
+      print(("%-12s %8d %6d %6d %8d %11s"):format(name, c.hidden_size, c.n_layer, c.n_head, c.vocab_size,
+        util.params(bloom.param_count(name))))
     end
     return 0
   elseif sub == "info" then
@@ -59,36 +59,72 @@ function M.run(opts)
     local cfg
     if f then f:close(); cfg = bloom.config(what .. "/config.json") else cfg = bloom.config(what) end
     local E = require "lacos.engine"
-    print(("hidden %d, layers %d, heads %d, vocab %d, max length %d, %.3f B parameters"):format(
-      cfg.hidden_size, cfg.n_layer, cfg.n_head, cfg.vocab_size, cfg.max_length, E.C.lacos_bloom_config_params(cfg) / 1e9))
+    local n = E.C.lacos_bloom_config_params(cfg)
+    print(("hidden %d, layers %d, heads %d, vocab %d, max length %d, %s parameters (%s)"):format(
+      cfg.hidden_size, cfg.n_layer, cfg.n_head, cfg.vocab_size, cfg.max_length, util.params(n), util.thousands(n)))
     return 0
   elseif sub == "merge" then
     return M.merge(opts)
   elseif sub ~= "random" then
-    require("lacos.args").usage_error("model", "unknown subcommand '%s' (random, merge, info, list)", tostring(sub))
+    local guess = require("lacos.args").suggest(tostring(sub), { "random", "merge", "info", "list" })
+    require("lacos.args").usage_error("model", "unknown subcommand '%s'%s (random, merge, info, list)", tostring(sub),
+      guess and (" — did you mean '%s'?"):format(guess) or "")
   end
-  if opts.model or opts.adapter or opts.force then
-    require("lacos.args").usage_error("model", "--model, --adapter and --force belong to merge, not random")
+  if opts.model or opts.adapter then
+    require("lacos.args").usage_error("model", "--model and --adapter belong to merge, not random")
   end
   opts.dtype = opts.dtype or "f16"
   local name = opts._[2] or require("lacos.args").usage_error("model", "random needs a model name or a config.json")
   if not opts.out then require("lacos.args").usage_error("model", "random needs --out DIR") end
-  local t0 = os.time()
+  local E = require "lacos.engine"
+  -- everything checked before the weights are made: a shape, the output
+  -- directory (new or empty, or --force), a tokenizer that fits the shape
+  local cfg = bloom.config(name)
+  if E.C.lacos_dir_check_output(opts.out, opts.force and 1 or 0) ~= 0 then
+    local msg = E.last_error()
+    if msg:find("not empty", 1, true) then msg = msg .. " (--force replaces it)" end
+    error(msg, 0)
+  end
+  -- the tokenizer written with the model, so embed, sts and train can use it:
+  -- --tokenizer, else the one lacos ships for the synthetic ladder
+  local bundled = not opts.tokenizer
+  local tok_path = opts.tokenizer or (require("lacos.engine").home .. "/datasets/tokenizers/bloomlike-32k.json")
+  local tok = require("lacos.tokenizer").load(tok_path)
+  local vocab = tok:vocab_size()
+  tok:free()
+  if vocab > cfg.vocab_size then
+    error(("%s: the tokenizer has %d ids, more than the %d of %s's vocabulary; give one that fits with --tokenizer")
+      :format(tok_path, vocab, cfg.vocab_size, name), 0)
+  end
+  local t0 = util.clock()
   -- f32 storage keeps the exact random values; the int8 codes they come from
   -- make the saved checkpoint quantise back to the same int8 model.
   local m = bloom.random(name, { seed = opts.seed, quant = "int8", embedding_dtype = opts.dtype == "f32" and "f32" or opts.dtype })
-  local cfg = m:config()
-  io.stderr:write(("lacos: %s, %.3f B parameters, writing %s weights to %s\n"):format(name,
-    require("lacos.engine").C.lacos_bloom_config_params(bloom.config(name)) / 1e9, opts.dtype, opts.out))
-  local E = require "lacos.engine"
-  E.check(E.C.lacos_bloom_save(m.ptr, opts.out, require("lacos.tensor").dtype_of(opts.dtype), opts.shard_size or 0))
-  if opts.tokenizer then require("lacos.util").copy_file(opts.tokenizer, opts.out .. "/tokenizer.json") end
-  require("lacos.json").write(opts.out .. "/lacos.json", {
-    random = true, seed = opts.seed, shape = name, padding_side = "right",
-    created_by = "lacos " .. require("lacos").version(),
-  })
-  io.stderr:write(("lacos: done in %ds (hidden %d, %d layers)\n"):format(os.time() - t0, cfg.hidden_size, cfg.n_layer))
+  io.stderr:write(("lacos: %s, %s parameters, writing %s weights to %s\n"):format(name,
+    util.params(E.C.lacos_bloom_config_params(cfg)), opts.dtype, opts.out))
+  -- built under a temporary name (its parents created) and renamed into place
+  local ffi = require "ffi"
+  local buf = ffi.new("char[?]", 4352)
+  E.check(E.C.lacos_dir_temp(buf, 4352, opts.out))
+  local tmp = ffi.string(buf)
+  local ok, err = pcall(function()
+    E.check(E.C.lacos_bloom_save(m.ptr, tmp, require("lacos.tensor").dtype_of(opts.dtype), opts.shard_size or 0))
+    util.copy_file(tok_path, tmp .. "/tokenizer.json")
+    require("lacos.json").write(tmp .. "/lacos.json", {
+      random = true, seed = opts.seed, shape = name, padding_side = "right",
+      tokenizer = bundled and "lacos' bloomlike-32k (trained like BLOOM's on the shared data; not BLOOM's own)" or tok_path,
+      created_by = "lacos " .. require("lacos").version(),
+    })
+    E.check(E.C.lacos_dir_commit(tmp, opts.out, opts.force and 1 or 0))
+  end)
   m:free()
+  if not ok then
+    E.C.lacos_dir_remove(tmp)
+    error(err, 0)
+  end
+  local c = cfg
+  io.stderr:write(("lacos: done in %s (hidden %d, %d layers, tokenizer %s)\n"):format(util.duration(util.clock() - t0),
+    c.hidden_size, c.n_layer, bundled and "bloomlike-32k" or tok_path))
   return 0
 end
 

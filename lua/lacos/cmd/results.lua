@@ -75,10 +75,15 @@ local function print_table(out, cols, rows, tty, drop_empty)
     text[i] = {}
     for j = 1, #cols do
       local v = r[j]
-      local s = cell_text(v, false):gsub("\r?\n", "\\n"):gsub("\t", " ")
+      -- names come from files and databases: their control characters (an
+      -- ANSI escape in a run name) are shown escaped, never sent to the terminal
+      local s = util.printable((cell_text(v, false):gsub("\t", " ")))
       if tty and #s > 60 then s = s:sub(1, 57) .. "..." end
       text[i][j] = s
-      if v ~= nil and v ~= json.null and type(v) ~= "number" then numeric[j] = false end
+      -- numbers, and numbers formatted for people (25.00, 1.5 s, 3.2 MiB), align right
+      if v ~= nil and v ~= json.null and type(v) ~= "number" and not (type(v) == "string" and v:match("^%-?%d[%d.]* ?%a*$")) then
+        numeric[j] = false
+      end
       if #s > widths[j] then widths[j] = #s end
     end
   end
@@ -151,8 +156,20 @@ end
 local sub = {}
 M.subcommands = sub
 
-local LIST_COLS = { "id", "experiment", "name", "status", "seed", "model", "loss", "sts_dataset", "sts_language",
-                    "sts_spearman", "started_at", "duration_s" }
+local LIST_COLS = { "id", "experiment", "name", "status", "seed", "model", "loss", "score", "score_of", "started_at",
+                    "duration" }
+
+-- A list row for a person: the score with two decimals, the duration in
+-- human units (CSV and JSON keep every column of run_list as stored).
+local function human_list_row(r)
+  local l = {}
+  for j, c in ipairs(LIST_COLS) do
+    if c == "score" then l[j] = r.score and ("%.2f"):format(r.score) or nil
+    elseif c == "duration" then l[j] = r.duration_s and util.duration(r.duration_s) or nil
+    else l[j] = r[c] end
+  end
+  return l
+end
 
 sub.list = {
   usage = "lacos results [list] [--status S] [--experiment NAME] [--limit N] [--all]",
@@ -167,7 +184,15 @@ sub.list = {
       out:write(("no runs in %s%s\n"):format(db.path, (opts.status or opts.experiment) and " matching the filters" or ""))
       return 0
     end
-    emit(out, opts, LIST_COLS, to_lists(LIST_COLS, rows), true)
+    local lists = {}
+    for i, r in ipairs(rows) do lists[i] = human_list_row(r) end
+    emit(out, opts, LIST_COLS, lists, true)
+    local any = false
+    for _, r in ipairs(rows) do if r.score then any = true end end
+    if any then
+      out:write("score: cosine Spearman x100, the mean over the run's final test scores of the English sets\n" ..
+                "       (the scale table's 'en avg'), else of the multilingual ones; score_of says which\n")
+    end
     return 0
   end,
 }
@@ -262,10 +287,10 @@ sub.show = {
     add("started", r.started_at)
     add("ended", r.ended_at)
     add("heartbeat", r.heartbeat_at)
-    add("duration", r.duration_s and (cell_text(r.duration_s) .. " s"))
+    add("duration", r.duration_s and util.duration(r.duration_s))
     local w = 0
     for _, kv in ipairs(info) do if #kv[1] > w then w = #kv[1] end end
-    for _, kv in ipairs(info) do out:write(("  %-" .. w .. "s  %s\n"):format(kv[1], cell_text(kv[2]))) end
+    for _, kv in ipairs(info) do out:write(("  %-" .. w .. "s  %s\n"):format(kv[1], util.printable(cell_text(kv[2])))) end
     local function section(title, cols, rows)
       if #rows == 0 then return end
       out:write("\n", title, "\n")
@@ -275,8 +300,29 @@ sub.show = {
     for _, k in ipairs(r.param_keys) do prows[#prows + 1] = { k, r.params[k] } end
     section("params", { "key", "value" }, prows)
     section("metrics (last value; min and max over finite values)", METRIC_COLS, metric_rows(r))
-    section("sts (correlations -1..1; step -1 = final)", STS_COLS, to_lists(STS_COLS, r.sts))
-    section("timings", TIMING_COLS, to_lists(TIMING_COLS, r.timings))
+    local sts_rows = to_lists(STS_COLS, r.sts)
+    for _, l in ipairs(sts_rows) do   -- Spearman and Pearson x100, as every human output shows them
+      for j, c in ipairs(STS_COLS) do
+        if (c == "spearman" or c == "pearson") and type(l[j]) == "number" then l[j] = ("%.2f"):format(100 * l[j]) end
+      end
+    end
+    local sts_cols = {}
+    for j, c in ipairs(STS_COLS) do sts_cols[j] = (c == "spearman" or c == "pearson") and (c .. " x100") or c end
+    section("sts (cosine correlations x100; step -1 = final)", sts_cols, sts_rows)
+    local trows = {}
+    for i, t in ipairs(r.timings) do
+      local l = {}
+      for j, c in ipairs(TIMING_COLS) do
+        local v = t[c]
+        if (c == "avg_ns" or c == "stddev_ns") and type(v) == "number" then v = util.duration(v / 1e9)
+        elseif (c == "peak_bytes" or c == "optimizer_state_bytes") and type(v) == "number" then v = util.bytes(v) end
+        l[j] = v
+      end
+      trows[i] = l
+    end
+    local tcols = {}
+    for j, c in ipairs(TIMING_COLS) do tcols[j] = ({ avg_ns = "avg", stddev_ns = "stddev", peak_bytes = "peak", optimizer_state_bytes = "optimizer state" })[c] or c end
+    section("timings", tcols, trows)
     section("artifacts", ARTIFACT_COLS, to_lists(ARTIFACT_COLS, r.artifacts))
     local trows, tk = {}, {}
     for k in pairs(r.tags) do tk[#tk + 1] = k end
@@ -345,6 +391,7 @@ sub.compare = {
       local idx = {}
       for i, r in ipairs(runs) do idx[r] = i end
       row("sts_spearman", k, function(r) local s = finals[idx[r]][k] return s and s.spearman end)
+      rows[#rows].x100 = true
     end
     if opts.json then
       local o = { runs = {}, rows = {} }
@@ -366,8 +413,13 @@ sub.compare = {
       lists[i] = l
     end
     if opts.csv then print_csv(out, cols, lists) return 0 end
-    for _, l in ipairs(lists) do   -- a hash prefix is enough to tell configs apart on screen
+    for i, l in ipairs(lists) do   -- a hash prefix is enough to tell configs apart on screen
       if l[2] == "config_sha256" then for j = 3, #l do if type(l[j]) == "string" then l[j] = l[j]:sub(1, 12) end end end
+      if l[2] == "duration_s" then l[2] = "duration"; for j = 3, #l do if type(l[j]) == "number" then l[j] = util.duration(l[j]) end end end
+      if rows[i].x100 then   -- Spearman x100 on screen, as everywhere a person reads it
+        l[1] = "sts_spearman_x100"
+        for j = 3, #l do if type(l[j]) == "number" then l[j] = ("%.2f"):format(100 * l[j]) end end
+      end
     end
     print_table(out, cols, lists, util.isatty(1))
     if nsame > 0 then out:write(("(%d param%s equal in all runs not shown; --all shows them)\n"):format(nsame, nsame == 1 and "" or "s")) end
@@ -393,43 +445,109 @@ sub.sql = {
 -- on stderr says which (stdout stays the table, CSV or JSON).
 local function scale_experiment(db, name)
   local chosen, note = require("lacos.report").resolve_experiment(db, name)
-  if note then io.stderr:write("lacos results: ", note, "\n") end
+  if note then io.stderr:write("lacos results: ", util.printable(note), "\n") end
   return chosen
 end
 
+local function group_option(data, opts)
+  if opts.group and not data.groups[opts.group] then
+    error(("no group %d: experiment '%s' has %d group%s of comparable runs"):format(opts.group, data.experiment,
+      #data.groups, #data.groups == 1 and "" or "s"), 0)
+  end
+  return opts.group
+end
+
 sub.scale = {
-  usage = "lacos results scale [EXPERIMENT]",
-  summary = "the paper-style table of a scaling sweep (default: the newest of 'scale' and 'scale-synthetic'): rows model, columns STS sets, a block per data amount",
-  options = {},
+  usage = "lacos results scale [EXPERIMENT] [--group N] [--conditions]",
+  summary = "the paper-style table of a scaling sweep (default: the newest of 'scale' and 'scale-synthetic'): a block per " ..
+            "data amount, rows model, columns STS sets, mean ± std over seeds; runs evaluated or trained differently are " ..
+            "shown apart (--conditions: what each group's conditions are, differences marked)",
+  options = { group = true, conditions = true },
   max_args = 1,
   run = function(db, opts, a, out)
     local report = require "lacos.report"
     local data = report.collect(db, scale_experiment(db, a[1]))
+    local group = group_option(data, opts)
+    if opts.conditions then
+      if opts.json then print_json(out, report.document(data, { group = group })) return 0 end
+      out:write(report.format_conditions(data), "\n")
+      return 0
+    end
     if opts.json then
-      -- the rows as objects, with what they are: which experiment, whether synthetic
-      local cols, rows = report.table_rows(data)
-      print_json(out, { experiment = data.experiment, synthetic = data.synthetic, done_runs = data.runs,
-                        metric = "cosine Spearman x100, mean over seeds", tasks = data.tasks,
-                        columns = cols, rows = as_objects(cols, rows) })
+      print_json(out, report.document(data, { group = group }))
     elseif opts.csv then
-      local cols, rows = report.table_rows(data)
+      local cols, rows = report.table_rows(data, { group = group })
       emit(out, opts, cols, rows)
     else
-      out:write(report.format_table(data), "\n")
+      out:write(util.printable(report.format_table(data, { group = group }), { newlines = true }), "\n")
     end
     return 0
   end,
 }
 
 sub.plot = {
-  usage = "lacos results plot [EXPERIMENT] [--out DIR]",
-  summary = "PNG and SVG plots of a scaling sweep (default as for scale) into results/: Spearman vs parameters, vs training pairs",
-  options = { out = true },
+  usage = "lacos results plot [EXPERIMENT] [--group N] [--out DIR]",
+  summary = "the figures of a scaling sweep (default as for scale; its newest group of comparable runs, or --group N) " ..
+            "into results/: English and multilingual averages against model size and against training pairs, " ..
+            "PNG, SVG and PDF, with the points drawn as CSV",
+  options = { out = true, group = true },
   max_args = 1,
   run = function(db, opts, a, out)
     local report = require "lacos.report"
-    local files = report.plot(report.collect(db, scale_experiment(db, a[1])), opts.out or "results")
+    local data = report.collect(db, scale_experiment(db, a[1]))
+    local group = group_option(data, opts)
+    if #data.groups > 1 and not group then
+      io.stderr:write(("lacos results: %d groups of runs evaluated or trained differently: plotting group 1 (the newest " ..
+                       "runs); lacos results scale shows what differs, --group N plots another\n"):format(#data.groups))
+    end
+    local files = report.plot(data, opts.out or "results", { group = group })
+    for _, f in ipairs(files) do out:write(util.printable(f), "\n") end
+    return 0
+  end,
+}
+
+sub.curves = {
+  usage = "lacos results curves RUN... | --experiment NAME [--out DIR]",
+  summary = "training curves: loss and learning rate per step of runs (or every done run of a sweep), " ..
+            "as a figure (PNG, SVG, PDF and the points as CSV) in results/, or the points with --csv/--json",
+  options = { out = true, experiment = true },
+  min_args = 0,
+  run = function(db, opts, a, out)
+    local report = require "lacos.report"
+    local ids, title = {}, nil
+    if opts.experiment then
+      if #a > 0 then args_mod.usage_error("results", "curves: give runs or --experiment, not both") end
+      for _, r in ipairs(db:query([[SELECT DISTINCT r.id FROM runs r JOIN experiments e ON e.id = r.experiment_id
+                                    JOIN train_curves c ON c.run_id = r.id WHERE e.name = ? AND r.status = 'done' ORDER BY r.id]],
+                                  opts.experiment)) do ids[#ids + 1] = r.id end
+      if #ids == 0 then
+        error(("%s: experiment '%s' has no done run with logged training steps"):format(db.path, opts.experiment), 0)
+      end
+      title = "experiment " .. opts.experiment
+    else
+      if #a == 0 then args_mod.usage_error("results", "curves needs runs (ids, uuids or names) or --experiment NAME") end
+      for _, ref in ipairs(a) do ids[#ids + 1] = need_run(db, ref).id end
+      title = "run" .. (#ids > 1 and "s " or " ") .. table.concat(ids, ", ")
+    end
+    local curves = report.curves(db, ids)
+    if opts.json or opts.csv then
+      local cols, rows = { "run", "step", "loss", "lr" }, {}
+      for _, r in ipairs(curves.runs) do
+        for _, p in ipairs(r.points) do rows[#rows + 1] = { r.id, p.step, p.loss, p.lr } end
+      end
+      emit(out, opts, cols, rows)
+      return 0
+    end
+    local dir = opts.out or "results"
+    util.mkdir_p(dir)
+    local stem = opts.experiment and ("curves_" .. opts.experiment:gsub("[/%c]", "_")) or ("curves_run" .. table.concat(ids, "-"))
+    if #stem > 120 then stem = stem:sub(1, 120) end
+    local files, nonfinite = report.plot_curves(curves, dir .. "/" .. stem, { title = title })
     for _, f in ipairs(files) do out:write(f, "\n") end
+    if nonfinite > 0 then
+      io.stderr:write(("lacos results: %d logged loss%s not finite (NaN or infinite): left out of the figure, the line breaks there\n")
+        :format(nonfinite, nonfinite == 1 and " is" or "es are"))
+    end
     return 0
   end,
 }
@@ -449,7 +567,7 @@ sub.mteb = {
       for _, t in ipairs(doc.results) do
         local path = ("%s/%s.json"):format(opts.out, t.task_name)
         json.write(path, json_value(t))
-        out:write(path, "\n")
+        out:write(util.printable(path), "\n")
       end
       if #doc.results == 0 then io.stderr:write("lacos results: run ", tostring(id), " has no scores on MTEB's STS tasks\n") end
       return 0
@@ -475,7 +593,7 @@ sub.merge = {
   end,
 }
 
-M.order = { "list", "show", "compare", "sql", "scale", "plot", "mteb", "merge" }
+M.order = { "list", "show", "compare", "sql", "scale", "plot", "curves", "mteb", "merge" }
 
 -- ---------------------------------------------------------------- command
 
@@ -488,14 +606,16 @@ local function description()
   lines[#lines + 1] = ""
   lines[#lines + 1] = "The database is $LACOS_DB or results/lacos.db unless --db names one. It is plain SQLite:"
   lines[#lines + 1] = "tables experiments, scripts, runs, params (value_num or value_text), metrics (is_finite = 0"
-  lines[#lines + 1] = "for NaN/inf), sts_results, timings, artifacts, tags, and the view run_summary."
+  lines[#lines + 1] = "for NaN/inf), sts_results (correlations -1..1), timings, artifacts, tags; views run_summary,"
+  lines[#lines + 1] = "run_list, run_scores and sts_final (scores: Spearman x100), run_points, train_curves."
+  lines[#lines + 1] = "People read Spearman x100 everywhere; CSV and JSON keep spearman/pearson as stored (-1..1)."
   lines[#lines + 1] = "RUN is an id, a uuid (or a unique prefix of one) or a run name (the newest with it)."
   return table.concat(lines, "\n")
 end
 
 M.spec = {
   name = "results",
-  usage = "lacos results [list|show|compare|sql|scale|plot|mteb|merge] [ARGS...] [options]",
+  usage = "lacos results [list|show|compare|sql|scale|plot|curves|mteb|merge] [ARGS...] [options]",
   summary = "List, show, compare and query runs in the results database.",
   description = description(),
   options = {
@@ -503,10 +623,12 @@ M.spec = {
     { "--csv", nil, "print CSV" },
     { "--json", nil, "print JSON" },
     { "--status", "S", "list: only runs with this status", choices = { "queued", "running", "done", "failed", "interrupted", "dead" } },
-    { "--experiment", "NAME", "list: only runs of this experiment; merge: refuse shards of another sweep" },
+    { "--experiment", "NAME", "list: only runs of this experiment; curves: every done run of it; merge: refuse shards of another sweep" },
     { "--limit", "N", "list: at most N runs (default 50)", type = "integer", min = 1 },
     { "--all", nil, "list: every run; compare: also params equal in all runs" },
-    { "--out", "DIR", "plot: where the images go (default results); mteb: write a JSON file per task there" },
+    { "--out", "DIR", "plot, curves: where the figures go (default results); mteb: write a JSON file per task there" },
+    { "--group", "N", "scale, plot: only group N of comparable runs (1 = the newest)", type = "integer", min = 1 },
+    { "--conditions", nil, "scale: every evaluation condition and recipe field of each group, differences marked" },
   },
   positional = { min = 0, names = "SUBCOMMAND ARGS" },
   examples = {
@@ -518,12 +640,15 @@ M.spec = {
     "lacos results scale",
     "lacos results plot --out results",
     "lacos results scale scale-synthetic --json",
+    "lacos results curves 12 13 --out results",
+    "lacos results curves --experiment scale-synthetic",
     "lacos results mteb 12 --out mteb-results",
     "lacos results merge",
   },
 }
 
-local OPTION_FLAGS = { status = "--status", experiment = "--experiment", limit = "--limit", all = "--all", out = "--out" }
+local OPTION_FLAGS = { status = "--status", experiment = "--experiment", limit = "--limit", all = "--all", out = "--out",
+                       group = "--group", conditions = "--conditions" }
 
 function M.run(opts)
   local a = opts._ or {}
@@ -532,7 +657,9 @@ function M.run(opts)
   if name == nil or not sub[name] then
     if name ~= nil and not (name:match("^%d+$")) then
       local names = table.concat(M.order, ", ")
-      args_mod.usage_error("results", "unknown subcommand '%s' (%s)", name, names)
+      local guess = args_mod.suggest(name, M.order)
+      args_mod.usage_error("results", "unknown subcommand '%s'%s (%s)", name,
+        guess and (" — did you mean '%s'?"):format(guess) or "", names)
     end
     if name ~= nil then args_mod.usage_error("results", "to see run %s, use 'lacos results show %s'", name, name) end
     name = "list"

@@ -89,6 +89,7 @@ function M.run(opts)
   local db = not opts.no_db and lacos.results.open(opts.db) or nil
   local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, adapter = opts.adapter, cache = true,
                                            device = opts.device })
+  require("lacos.cmd.embed").check_pooling("sts", m, opts)
   local pooling = opts.pooling or m:pooling()
   local function encode(list)
     return m:encode(list, { pooling = pooling, batch = opts.batch, force = opts.force, max_length = opts.max_length,
@@ -105,9 +106,18 @@ function M.run(opts)
       inputs[#inputs + 1] = { label = t.label, set = lacos.data.load(t.data, { split = t.split, subset = t.subset, data = opts.data }) }
     end
   end
+  -- git is asked about the lacos tree that ran (not the working directory)
+  local util = require "lacos.util"
   local run = db and db:start_run { name = "sts " .. opts.model .. (opts.adapter and (" + " .. opts.adapter) or ""),
+                                    workdir = lacos.engine.home,
                                     config = { model = opts.model, adapter = opts.adapter or "", pooling = pooling,
                                                quant = opts.quant, threshold = opts.threshold, sets = opts.file or opts.suite or opts.sets } }
+  if run then
+    -- where the inputs were, absolutely, and what the scored file held
+    run:params { model_path = util.abspath(opts.model), adapter_path = opts.adapter and util.abspath(opts.adapter) or nil,
+                 file_path = opts.file and util.abspath(opts.file) or nil,
+                 file_sha256 = opts.file and lacos.data.sha256_file(opts.file) or nil }
+  end
   local results = {}
   local function add(label, r)
     r.label = label
@@ -155,6 +165,8 @@ function M.run(opts)
       end
     end
     run:finish("done")
+    -- which run holds these scores (stderr: stdout stays the table or the JSON)
+    io.stderr:write(("lacos sts: recorded as run %d in %s (lacos results show %d)\n"):format(run.id, util.abspath(db.path), run.id))
     db:close()
   end
   if opts.json then

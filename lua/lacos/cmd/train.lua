@@ -19,8 +19,13 @@ M.spec = {
                 "ADAPTER_DIR (as sentence-transformers drops them). Every option has a default,\n" ..
                 "printed when the run starts. The adapter is saved in PEFT's format in ADAPTER_DIR (use it with\n" ..
                 "lacos embed --adapter, lacos sts --adapter, or peft.PeftModel.from_pretrained). Checkpoints go to\n" ..
-                "ADAPTER_DIR/checkpoints; running the same command again resumes from the newest one. The first\n" ..
-                "Ctrl-C finishes the current step, checkpoints and exits with status 130; a second exits at once.\n" ..
+                "ADAPTER_DIR/checkpoints; running the same command again resumes from the newest one. A checkpoint\n" ..
+                "made with other options (or data, or another lacos) is refused, naming the options that differ; an\n" ..
+                "adapter already in ADAPTER_DIR is never overwritten by another run: to train it further (more\n" ..
+                "epochs, say), start a new run from it with --init-adapter into another ADAPTER_DIR. One training at\n" ..
+                "a time uses an ADAPTER_DIR (a lock naming the process and host; one left by a dead process is\n" ..
+                "taken over). The first Ctrl-C finishes the current step, checkpoints and exits with status 130; a\n" ..
+                "second exits at once.\n" ..
                 "Under mpirun or srun --mpi=pmix (several processes, one per GPU) --batch-size is the global batch:\n" ..
                 "each rank embeds its share, the loss takes every rank's sentences as negatives, gradients are\n" ..
                 "summed, and rank 0 alone writes the database, checkpoints and adapter (README: \"More than one GPU\n" ..
@@ -60,7 +65,8 @@ M.spec = {
     { "--max-length", "N", "truncate sentences to N tokens", type = "integer", default = 128, min = 1 },
     { "--seed", "N", "seed for data order, LoRA init and dropout", type = "integer", default = 42 },
     { "--checkpoint-every", "N", "checkpoint every N steps (0 = only at the end and on interrupt)", type = "integer", default = 100, min = 0 },
-    { "--no-resume", nil, "start from scratch even if checkpoints exist" },
+    { "--no-resume", nil, "start from scratch even if checkpoints exist (they are replaced; a finished adapter in ADAPTER_DIR is not)" },
+    { "--init-adapter", "DIR", "start from this adapter's weights (a new run: to train a finished adapter further, into a new --out)" },
     { "--checkpointing", "MODE", "recompute activations in the backward pass (auto: on for hidden size >= 1536)", default = "auto",
       choices = { "auto", "on", "off" } },
     { "--exact-backward", nil, "f32 products for input gradients through int8 weights (slower)" },
@@ -82,14 +88,70 @@ M.spec = {
   },
 }
 
+-- What lacos.train's fingerprint entries are called on this command line,
+-- for the message that refuses a checkpoint made with other options.
+M.OPTION_NAMES = {
+  lacos = "the lacos version", model = "--model (its weights)", quant = "--quant", threshold = "--threshold",
+  device = "--device", data = "--pairs (the pairs read: --pairs, --format, --header, --labels, --limit)",
+  pairs = "the number of pairs (--pairs, --limit)", lora_init = "the adapter's starting weights (--seed, --init-adapter)",
+  r = "--r", alpha = "--alpha", dropout = "--dropout", targets = "--targets", rslora = "rsLoRA",
+  loss = "--loss/--scale/--num-labels", optimizer = "--optimizer", weight_decay = "--weight-decay", lr = "--lr",
+  schedule = "the schedule", warmup = "--warmup", epochs = "--epochs", steps = "--steps",
+  total_steps = "the number of steps (--epochs, --steps, --batch-size, --pairs)", batch_size = "--batch-size",
+  accumulation = "--accumulation", max_grad_norm = "--max-grad-norm", seed = "--seed", pooling = "--pooling",
+  max_length = "--max-length", length_bucketing = "length bucketing", no_duplicates = "duplicate filtering",
+  fast_backward = "--exact-backward", max_nonfinite = "the non-finite step limit",
+}
+
 local function split_list(s)
   local out = {}
   for item in s:gmatch("[^,%s]+") do out[#out + 1] = item end
   return out
 end
 
+-- Column names a header line of a pairs file is made of.
+local HEADER_NAMES = {}
+for w in ([[anchor positive negative hard_negative hard_neg neg pos sentence sentence1 sentence2 sentence3 sentence_1
+  sentence_2 sentence_3 sentence_a sentence_b premise hypothesis label gold_label score similarity text text1 text2 text_a
+  text_b query document question answer s1 s2 s3 sent0 sent1 sent2]]):gmatch("%S+") do HEADER_NAMES[w] = true end
+
+-- The first non-blank line of a TAB-separated file when it reads as a
+-- header (every field a short name, one of them a usual column name):
+-- its fields and line number; nil otherwise.
+local function header_line(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n = 0
+  for line in require("lacos.util").bounded_lines(f, 65536) do
+    n = n + 1
+    if not line or n > 100 then break end
+    line = line:gsub("\r$", "")
+    if n == 1 then line = line:gsub("^\239\187\191", "") end
+    if line:match("%S") then
+      f:close()
+      local fields, known, names = {}, false, true
+      for field in (line .. "\t"):gmatch("([^\t]*)\t") do
+        fields[#fields + 1] = field
+        if not field:match("^%a[%w_ %-]*$") or #field > 32 then names = false end
+        if HEADER_NAMES[field:lower():gsub("[ %-]", "_")] then known = true end
+      end
+      if names and known and #fields >= 2 then return fields, n end
+      return nil
+    end
+  end
+  f:close()
+  return nil
+end
+
 function M.run(opts)
   local lacos = require "lacos"
+  local util = require "lacos.util"
+  -- a run of no steps is a mistake, not "nothing to do"
+  if opts.epochs <= 0 then require("lacos.args").usage_error("train", "--epochs must be more than 0, got %s", tostring(opts.epochs)) end
+  if opts.init_adapter and opts.init_adapter == opts.out then
+    require("lacos.args").usage_error("train", "--init-adapter and --out name the same directory: the new run goes into another --out")
+  end
+  local adapter_file = opts.out .. "/adapter_model.safetensors"
   if opts.threads then lacos.threads(opts.threads) end
   -- Several processes (a launcher started this one): the usage errors every
   -- rank finds alike come before anything starts; then the ranks must have
@@ -119,6 +181,24 @@ function M.run(opts)
   local root = not comm or comm:rank() == 0
   local kind = (opts.loss == "cosent" and "scored") or (opts.loss == "softmax" and "labelled") or "pairs"
   local format = opts.format ~= "tsv" and opts.format or nil
+  -- A header line in a plain TAB-separated file would train as an example
+  -- (or fail on its score): a scored file's is skipped as lacos sts --file
+  -- does (its score is not a number), any other is refused unless --header
+  -- says so.
+  local plain = { generic = true, nli = true, pairs = true, triplets = true }
+  if not opts.header and (not format or plain[format]) then
+    local names, line = header_line(opts.pairs)
+    if names then
+      local quoted = table.concat(names, ", ")
+      if kind == "scored" and not tonumber(names[3] or "") then
+        io.stderr:write(("lacos train: %s:%d is a header line (%s): skipped\n"):format(opts.pairs, line, quoted))
+        opts.header = true
+      else
+        require("lacos.args").usage_error("train", "%s:%d looks like a header line (%s), not an example: pass --header to skip it",
+          opts.pairs, line, quoted)
+      end
+    end
+  end
   local read_ok, data = pcall(lacos.pairs.read, opts.pairs, { kind = kind, format = format, header = opts.header or nil,
                                                                 labels = kind == "labelled" and opts.labels or nil })
   if not read_ok then
@@ -139,7 +219,35 @@ function M.run(opts)
   local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, device = opts.device })
   if not m.tokenizer then error(opts.model .. ": no tokenizer.json in the model directory", 0) end
   local cfg = m:config()
+  local start_from
+  if opts.init_adapter then
+    -- the adapter's weights, into an adapter made with this command's options
+    m:load_lora(opts.init_adapter)
+    start_from = {}
+    for _, p in ipairs(m:trainable()) do start_from[p.name] = p.param:clone() end
+    m:remove_lora()
+  end
   m:add_lora { r = opts.r, alpha = opts.alpha, dropout = opts.dropout, targets = split_list(opts.targets), seed = opts.seed }
+  if start_from then
+    local n = 0
+    for _, p in ipairs(m:trainable()) do
+      local w = start_from[p.name]
+      if not w then
+        error(("%s: the adapter has no %s (it adapts other layers than --targets %s)"):format(opts.init_adapter, p.name, opts.targets), 0)
+      end
+      if table.concat(w:size(), "x") ~= table.concat(p.param:size(), "x") then
+        error(("%s: %s has shape %s, --r %d needs %s (the adapter's rank differs)"):format(opts.init_adapter, p.name,
+          table.concat(w:size(), "x"), opts.r, table.concat(p.param:size(), "x")), 0)
+      end
+      p.param:copy(w)
+      n = n + 1
+    end
+    local have = 0
+    for _ in pairs(start_from) do have = have + 1 end
+    if have ~= n then
+      error(("%s: the adapter adapts more layers than --targets %s"):format(opts.init_adapter, opts.targets), 0)
+    end
+  end
   m.meta.pooling = opts.pooling
   local ckpt_mode = opts.checkpointing
   if ckpt_mode == "auto" then ckpt_mode = lacos.train.checkpointing_default(cfg) and "on" or "off" end
@@ -171,7 +279,7 @@ function M.run(opts)
     epochs = opts.epochs, steps = opts.steps or "from epochs", warmup = opts.warmup, max_grad_norm = opts.max_grad_norm,
     pooling = opts.pooling, max_length = opts.max_length, seed = opts.seed, checkpointing = ckpt_mode,
     backward = opts.exact_backward and "exact" or "int8 products", checkpoint_every = opts.checkpoint_every,
-    device = opts.device,
+    device = opts.device, init_adapter = opts.init_adapter,
     -- the job: how many processes, where, and how they talk
     world_size = comm and comm:size() or 1, rank_layout = comm and comm:layout() or "1 host × 1 rank",
   }
@@ -190,99 +298,141 @@ function M.run(opts)
     for _, k in ipairs(keys) do io.stderr:write(("  %-16s %s\n"):format(k, tostring(settings[k]))) end
     io.stderr:write(("  LoRA parameters  %d; optimizer state %s\n"):format(m:lora_params(), require("lacos.util").bytes(optimizer:state_bytes())))
   end
-  local db, run
-  local already_done = false
-  if not opts.no_db and root then
-    db = lacos.results.open(opts.db)
-    -- The same command again is the same (config, seed) point, claimed
-    -- atomically: a rerun after a kill marks the killed run dead at once, two
-    -- processes never train into one --out together, and rerunning a finished
-    -- training (one killed between its end and its exit, say) records no
-    -- second done run. --no-resume always starts a new run.
-    local run_spec = { name = "train " .. opts.out, config = settings, seed = opts.seed, reuse = not opts.no_resume }
-    local started
-    run, started = db:start_run(run_spec)
-    if not started and run.status == "running" then
-      error(("%s: run %d is already training with these options into %s (its process is alive); wait for it " ..
-             "or choose another --out"):format(db.path, run.id, opts.out), 0)
-    end
-    if not started then
-      local f = io.open(opts.out .. "/adapter_model.safetensors", "rb")
-      if f then
-        f:close()
-        io.stderr:write(("lacos train: nothing to do: already done as run %d of %s; the adapter is in %s (--no-resume trains again)\n")
-          :format(run.id, db.path, opts.out))
-        db:close()
-        already_done = true
-      else
-        run_spec.reuse = false   -- done, but its adapter is gone: train (resume) again as a new run
-        run = db:start_run(run_spec)
+  -- One training at a time into --out (its checkpoint directory holds the
+  -- lock; rank 0 holds it for a data-parallel job): taken before anything is
+  -- written or recorded, and released (with the directories made for it
+  -- when they stayed empty: no partial output on an error) whatever happens.
+  local made_out = root and not util.is_dir(opts.out)
+  local made_ckpt = root and not util.is_dir(opts.out .. "/checkpoints")
+  local lock = root and util.lock_dir(opts.out .. "/checkpoints") or nil
+  local done, code = pcall(function()
+    -- An adapter already here is the output of an earlier run (and maybe an
+    -- artifact in a results database): a run with other options must not
+    -- overwrite it. The same run's own checkpoints are there when it is a
+    -- resume of this very training (the fingerprint decides that).
+    if root and util.exists(adapter_file) then
+      local has_ckpt = false
+      for _, name in ipairs(util.listdir(opts.out .. "/checkpoints") or {}) do
+        if name:match("^ckpt%-%d+$") then has_ckpt = true end
+      end
+      if opts.no_resume or not has_ckpt then
+        error(("%s already holds a trained adapter (%s)%s; another run never overwrites it: train into another --out, " ..
+               "or start a new run from it with --init-adapter %s --out NEW_DIR")
+              :format(opts.out, adapter_file, opts.no_resume and " and --no-resume would replace it" or
+                      " and no checkpoint of the run that made it", opts.out), 0)
       end
     end
-  end
-  -- rank 0 alone read the database: the others learn what it decided
-  if comm then already_done = comm:broadcast_string(already_done and "done" or "train", 0) == "done" end
-  if already_done then return 0 end
-  -- lacos.train creates ADAPTER_DIR/checkpoints before the first step; if
-  -- the run then fails on an error, directories it created and left empty go
-  -- again (no partial output), while checkpoints already written stay.
-  local function is_dir(p) local f = io.open(p .. "/.", "r") if f then f:close() return true end return false end
-  local made_out = root and not is_dir(opts.out)
-  local ok, result = pcall(lacos.train, {
-    model = m, data = data, loss = loss, optimizer = optimizer, lr = opts.lr, batch_size = opts.batch_size,
-    mini_batch = opts.mini_batch, accumulation = opts.accumulation, epochs = opts.epochs, steps = opts.steps,
-    warmup = opts.warmup, max_grad_norm = opts.max_grad_norm, seed = opts.seed, pooling = opts.pooling,
-    max_length = opts.max_length, checkpoint_dir = opts.out .. "/checkpoints", checkpoint_every = opts.checkpoint_every,
-    resume = not opts.no_resume, checkpointing = ckpt_mode == "on", fast_backward = not opts.exact_backward,
-    log_every = opts.log_every, run = run, sync_check = opts.sync_check, comm_timeout = opts.comm_timeout,
-  })
-  if not ok then
-    if made_out then os.remove(opts.out .. "/checkpoints"); os.remove(opts.out) end   -- only removes empty ones
-    local interrupted = type(result) == "string" and result:match("interrupted") ~= nil
-    if run then
-      if interrupted then pcall(run.finish, run, "interrupted", "interrupted by a signal", "signal")
-      else pcall(run.finish, run, "failed", tostring(result), "error") end
+    local db, run
+    local already_done = false
+    if not opts.no_db and root then
+      db = lacos.results.open(opts.db)
+      -- The same command again is the same (config, seed) point, claimed
+      -- atomically: a rerun after a kill marks the killed run dead at once, two
+      -- processes never train into one --out together, and rerunning a finished
+      -- training (one killed between its end and its exit, say) records no
+      -- second done run. --no-resume always starts a new run.
+      -- git is asked about the lacos tree that runs (not the working directory)
+      local run_spec = { name = "train " .. opts.out, config = settings, seed = opts.seed, reuse = not opts.no_resume,
+                         workdir = lacos.engine.home }
+      local started
+      local claimed, e = pcall(function()
+        run, started = db:start_run(run_spec)
+        if not started and run.status == "running" then
+          error(("%s: run %d is already training with these options into %s (its process is alive); wait for it " ..
+                 "or choose another --out"):format(db.path, run.id, opts.out), 0)
+        end
+      end)
+      if not claimed then db:close(); error(e, 0) end
+      if not started then
+        if util.exists(adapter_file) then
+          io.stderr:write(("lacos train: nothing to do: already done as run %d of %s; the adapter is in %s\n")
+            :format(run.id, db.path, opts.out))
+          db:close()
+          already_done = true
+        else
+          run_spec.reuse = false   -- done, but its adapter is gone: train (resume) again as a new run
+          run = db:start_run(run_spec)
+        end
+      end
     end
-    error(result, 0)
-  end
-  if result.status == "done" and root then
-    m:save_lora(opts.out, { trained = { steps = result.steps, pairs = data:size(), loss = result.loss } })
-    if run then run:artifact { path = opts.out .. "/adapter_model.safetensors", kind = "adapter" } end
-  end
-  local interrupted = result.status == "interrupted"
-  local comm_line
-  if result.comm and #result.losses > 0 then
-    -- what the job's communication cost, per step and as a share of the time
-    local per_step = result.comm.bytes / #result.losses
-    local share = result.comm.seconds / math.max(result.seconds, 1e-9)
-    comm_line = ("lacos train: communication: %s per step over %s, %.1f%% of the time in collectives\n"):format(
-      require("lacos.util").bytes(per_step), result.comm.backend, 100 * share)
-    if run then run:log(result.steps, { comm_bytes_per_step = per_step, comm_share = share }) end
-  end
-  if not root then
+    -- rank 0 alone read the database: the others learn what it decided
+    if comm then already_done = comm:broadcast_string(already_done and "done" or "train", 0) == "done" end
+    if already_done then return 0 end
+    if run then
+      -- what the training read, and where everything was, absolutely
+      run:params { pairs_sha256 = lacos.data.sha256_file(opts.pairs), pairs_path = util.abspath(opts.pairs),
+                   model_path = util.abspath(opts.model), out_path = util.abspath(opts.out) }
+    end
+    -- (checkpoints written before an error stay: the same command resumes them)
+    local ok, result = pcall(lacos.train, {
+      model = m, data = data, loss = loss, optimizer = optimizer, lr = opts.lr, batch_size = opts.batch_size,
+      mini_batch = opts.mini_batch, accumulation = opts.accumulation, epochs = opts.epochs, steps = opts.steps,
+      warmup = opts.warmup, max_grad_norm = opts.max_grad_norm, seed = opts.seed, pooling = opts.pooling,
+      max_length = opts.max_length, checkpoint_dir = opts.out .. "/checkpoints", checkpoint_every = opts.checkpoint_every,
+      resume = not opts.no_resume, checkpointing = ckpt_mode == "on", fast_backward = not opts.exact_backward,
+      log_every = opts.log_every, run = run, sync_check = opts.sync_check, comm_timeout = opts.comm_timeout,
+      option_names = M.OPTION_NAMES,
+    })
+    if not ok then
+      local interrupted = type(result) == "string" and result:match("interrupted") ~= nil
+      if run then
+        if interrupted then pcall(run.finish, run, "interrupted", "interrupted by a signal", "signal")
+        else pcall(run.finish, run, "failed", tostring(result), "error") end
+      end
+      error(result, 0)
+    end
+    -- (an adapter already saved by this very training, killed before it
+    -- exited, stays as it is: nothing was trained since)
+    local resaved = not (#result.losses == 0 and util.exists(adapter_file))
+    if result.status == "done" and root and resaved then
+      local saved, e = pcall(m.save_lora, m, opts.out, { trained = { steps = result.steps, pairs = data:size(), loss = result.loss },
+                                                         init_adapter = opts.init_adapter })
+      if not saved then
+        if run then pcall(run.finish, run, "failed", tostring(e), "error") end
+        error(e, 0)
+      end
+    end
+    if result.status == "done" and run then run:artifact { path = adapter_file, kind = "adapter" } end
+    local interrupted = result.status == "interrupted"
+    local comm_line
+    if result.comm and #result.losses > 0 then
+      -- what the job's communication cost, per step and as a share of the time
+      local per_step = result.comm.bytes / #result.losses
+      local share = result.comm.seconds / math.max(result.seconds, 1e-9)
+      comm_line = ("lacos train: communication: %s per step over %s, %.1f%% of the time in collectives\n"):format(
+        util.bytes(per_step), result.comm.backend, 100 * share)
+      if run then run:log(result.steps, { comm_bytes_per_step = per_step, comm_share = share }) end
+    end
+    if not root then
+      if db then db:close() end
+      if result.status == "interrupted" then return 130 end
+      return result.status == "done" and 0 or 1
+    end
+    if comm_line then io.stderr:write(comm_line) end
+    if run then
+      run:finish(result.status, interrupted and "interrupted by a signal" or result.reason,
+                 interrupted and "signal" or (result.reason and result.reason:match("^(%w+):")) or nil)
+    end
     if db then db:close() end
+    if result.status == "done" and #result.losses == 0 then
+      io.stderr:write(("lacos train: nothing to do: the checkpoints already reach step %d of %d; adapter in %s\n"):format(
+        result.steps, result.total, opts.out))
+      return 0
+    end
+    local tail
+    if result.status == "done" then tail = ", adapter in " .. opts.out
+    elseif interrupted then tail = ("; checkpoint at step %d: the same command resumes it"):format(result.steps)
+    else tail = result.reason and (": " .. result.reason) or "" end
+    io.stderr:write(("lacos train: %s after %d of %d steps (last loss %.4f, %.0f tokens/s)%s\n"):format(
+      result.status, result.steps, result.total, result.loss, result.tokens / math.max(result.seconds, 1e-9), tail))
     if result.status == "interrupted" then return 130 end
     return result.status == "done" and 0 or 1
-  end
-  if comm_line then io.stderr:write(comm_line) end
-  if run then
-    run:finish(result.status, interrupted and "interrupted by a signal" or result.reason,
-               interrupted and "signal" or (result.reason and result.reason:match("^(%w+):")) or nil)
-  end
-  if db then db:close() end
-  if result.status == "done" and #result.losses == 0 then
-    io.stderr:write(("lacos train: nothing to do: the checkpoints already reach step %d of %d; adapter in %s\n"):format(
-      result.steps, result.total, opts.out))
-    return 0
-  end
-  local tail
-  if result.status == "done" then tail = ", adapter in " .. opts.out
-  elseif interrupted then tail = ("; checkpoint at step %d: the same command resumes it"):format(result.steps)
-  else tail = result.reason and (": " .. result.reason) or "" end
-  io.stderr:write(("lacos train: %s after %d of %d steps (last loss %.4f, %.0f tokens/s)%s\n"):format(
-    result.status, result.steps, result.total, result.loss, result.tokens / math.max(result.seconds, 1e-9), tail))
-  if result.status == "interrupted" then return 130 end
-  return result.status == "done" and 0 or 1
+  end)
+  if lock then lock:release() end
+  if made_ckpt then os.remove(opts.out .. "/checkpoints") end   -- only removes empty ones
+  if made_out then os.remove(opts.out) end
+  if not done then error(code, 0) end
+  return code
 end
 
 return M
