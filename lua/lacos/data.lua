@@ -818,6 +818,42 @@ local function drop_empty_staging(root, id)
   for _, d in ipairs { join(root, ".lacos/staging/" .. id), join(root, ".lacos/staging"), join(root, ".lacos") } do os.remove(d) end
 end
 
+-- Downloads url into staged (a verified earlier download is reused; a
+-- partial one resumed) and says how what arrived was checked: "sha256"
+-- against expected, "member sha256" when the archive's members are checked
+-- once unpacked, or, with --no-verify, not at all (without it an unchecked
+-- file is an error naming its hash). Returns sha256 hex, bytes, verified.
+local function fetch_checked(id, url, staged, bytes, expected, members_checked, root, opts, log)
+  local hex, got
+  if expected and file_size(staged) and sha256_file(staged) == expected then
+    hex, got = expected, file_size(staged)
+    log(("%s: reusing the verified download %s"):format(id, staged))
+  else
+    log(("%s: fetching %s"):format(id, url))
+    local st
+    st, hex, got = download(url, staged, bytes, expected, opts.progress)
+    if st ~= 0 then
+      local msg = E.last_error()
+      -- nothing arrived: leave no empty staging folders behind (a partial
+      -- download stays in its .part file, and the folders with it, to resume)
+      drop_empty_staging(root, id)
+      error(id .. ": " .. msg, 0)
+    end
+  end
+  local verified = expected and "sha256" or members_checked and "member sha256" or nil
+  if not verified then
+    if not opts.no_verify then
+      error(("%s: no sha256 is known for %s, so what arrived cannot be checked.\n" ..
+             "  It has %d bytes and sha256 %s (kept in %s).\n" ..
+             "  If that matches a hash you trust, run again with --sha256 %s; or accept it unchecked with --no-verify.")
+            :format(id, url, got, hex, staged, hex), 0)
+    end
+    verified = "none (--no-verify)"
+    log(("%s: accepted without verification: %s bytes, sha256 %s"):format(id, tostring(got), hex))
+  end
+  return hex, got, verified
+end
+
 -- A pull from a mirror of a data root: every file of the set's file table
 -- from <mirror>/<path>, each checked against the table's size and sha256.
 local function pull_from_mirror(id, set, root, mirror, opts, log, record)
@@ -836,30 +872,7 @@ local function pull_from_mirror(id, set, root, mirror, opts, log, record)
       local expected = sha_override or nn(f.sha256)
       mkdir_p(work)
       local staged = join(work, ("%d-%s"):format(k, f.path:match("([^/]+)$") or "file"))
-      local hex, got
-      if expected and file_size(staged) and sha256_file(staged) == expected then
-        hex, got = expected, file_size(staged)
-      else
-        log(("%s: fetching %s"):format(id, url))
-        local st
-        st, hex, got = download(url, staged, nn(f.bytes), expected, opts.progress)
-        if st ~= 0 then
-          local msg = E.last_error()
-          drop_empty_staging(root, id)
-          error(id .. ": " .. msg, 0)
-        end
-      end
-      local verified = expected and "sha256" or nil
-      if not verified then
-        if not opts.no_verify then
-          error(("%s: no sha256 is known for %s, so what arrived cannot be checked.\n" ..
-                 "  It has %d bytes and sha256 %s (kept in %s).\n" ..
-                 "  If that matches a hash you trust, run again with --sha256 %s; or accept it unchecked with --no-verify.")
-                :format(id, url, got, hex, staged, hex), 0)
-        end
-        verified = "none (--no-verify)"
-        log(("%s: accepted without verification: %s bytes, sha256 %s"):format(id, tostring(got), hex))
-      end
+      local hex, got, verified = fetch_checked(id, url, staged, nn(f.bytes), expected, false, root, opts, log)
       install_file(staged, dest, f)
       record.sources[#record.sources + 1] = { url = url, sha256 = hex, bytes = got, verified = verified }
     end
@@ -936,33 +949,7 @@ function M.pull(id, opts)
       end
       mkdir_p(work)
       local staged = join(work, ("%d-%s"):format(k, (d.url:match("([^/]+)$") or "download")))
-      local hex, got
-      if expected and file_size(staged) and sha256_file(staged) == expected then
-        hex, got = expected, file_size(staged)
-        log(("%s: reusing the verified download %s"):format(id, staged))
-      else
-        log(("%s: fetching %s"):format(id, url))
-        local st
-        st, hex, got = download(url, staged, bytes, expected, opts.progress)
-        if st ~= 0 then
-          local msg = E.last_error()
-          -- nothing arrived: leave no empty staging folders behind (a partial
-          -- download stays in its .part file, and the folders with it, to resume)
-          drop_empty_staging(root, id)
-          error(id .. ": " .. msg, 0)
-        end
-      end
-      local verified = expected and "sha256" or members_checked and "member sha256" or nil
-      if not verified then
-        if not opts.no_verify then
-          error(("%s: no sha256 is known for %s, so what arrived cannot be checked.\n" ..
-                 "  It has %d bytes and sha256 %s (kept in %s).\n" ..
-                 "  If that matches a hash you trust, run again with --sha256 %s; or accept it unchecked with --no-verify.")
-                :format(id, url, got, hex, staged, hex), 0)
-        end
-        verified = "none (--no-verify)"
-        log(("%s: accepted without verification: %s bytes, sha256 %s"):format(id, tostring(got), hex))
-      end
+      local hex, got, verified = fetch_checked(id, url, staged, bytes, expected, members_checked, root, opts, log)
       -- unpack and install
       if archive == "tar.gz" or archive == "zip" then
         local dir = join(work, ("%d-unpacked"):format(k))
