@@ -117,6 +117,31 @@ static int query_int(merge *m, const char *sql, const char *param, long long *ou
   return rc;
 }
 
+/* A shard is a plain file with something in it (an empty one: its task
+   stopped before writing anything). tail ends each message. */
+static int check_shard_file(const char *path, const char *tail) {
+  struct stat sb;
+  if (stat(path, &sb) != 0) return fail_errno("%s: cannot read the shard", path);
+  if (!S_ISREG(sb.st_mode)) return fail(LACOS_EDB, "%s: not a file%s", path, tail);
+  if (sb.st_size == 0) return fail(LACOS_EDB, "%s: an empty file (its task stopped before writing anything)%s", path, tail);
+  return LACOS_OK;
+}
+
+/* m->conn on target (a path or a file: URI), with extended result codes
+   and m->timeout_s of waiting on a lock. */
+static int open_conn(merge *m, const char *target, int flags, const char *what) {
+  int rc = sqlite3_open_v2(target, &m->conn, flags | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+  if (rc != SQLITE_OK) {
+    int s = fail(LACOS_EDB, "%s: %s: %s", m->db_path, what, m->conn ? sqlite3_errmsg(m->conn) : sqlite3_errstr(rc));
+    sqlite3_close_v2(m->conn);
+    m->conn = NULL;
+    return s;
+  }
+  sqlite3_extended_result_codes(m->conn, 1);
+  sqlite3_busy_timeout(m->conn, m->timeout_s * 1000 < (double)INT_MAX ? (int)(m->timeout_s * 1000) : INT_MAX);
+  return LACOS_OK;
+}
+
 /* "file:<path>?mode=ro" with the path percent-encoded (SQLite's URI rules). */
 static char *readonly_uri(const char *path) {
   char abs[PATH_MAX];
@@ -350,24 +375,15 @@ int lacos_db_merge_shard(lacos_merge_report *report, const char *db_path, const 
   if (!report || !db_path || !*db_path || !shard_path || !*shard_path)
     return fail(LACOS_EINVAL, "lacos_db_merge_shard: report, database and shard are required");
   memset(report, 0, sizeof *report);
+  int s = check_shard_file(shard_path, "; not merged");
+  if (s) return s;
   struct stat sb;
-  if (stat(shard_path, &sb) != 0) return fail_errno("%s: cannot read the shard", shard_path);
-  if (!S_ISREG(sb.st_mode)) return fail(LACOS_EDB, "%s: not a file; not merged", shard_path);
-  if (sb.st_size == 0) return fail(LACOS_EDB, "%s: an empty file (its task stopped before writing anything); not merged", shard_path);
   if (stat(db_path, &sb) != 0) return fail_errno("%s: cannot read the results database", db_path);
   merge m = { .db_path = db_path, .shard_path = shard_path, .timeout_s = merge_timeout() };
-  int rc = sqlite3_open_v2(db_path, &m.conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
-  if (rc != SQLITE_OK) {
-    int s = fail(LACOS_EDB, "%s: cannot open the results database: %s", db_path, m.conn ? sqlite3_errmsg(m.conn) : sqlite3_errstr(rc));
-    sqlite3_close_v2(m.conn);
-    return s;
-  }
-  sqlite3_extended_result_codes(m.conn, 1);
-  sqlite3_busy_timeout(m.conn, m.timeout_s * 1000 < (double)INT_MAX ? (int)(m.timeout_s * 1000) : INT_MAX);
+  if ((s = open_conn(&m, db_path, SQLITE_OPEN_READWRITE, "cannot open the results database"))) return s;
   sqlite3_exec(m.conn, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
-  int s = LACOS_OK;
   long long v = 0;
-  rc = query_int(&m, "SELECT coalesce(max(version), 0) FROM main.schema_version", NULL, &v);
+  int rc = query_int(&m, "SELECT coalesce(max(version), 0) FROM main.schema_version", NULL, &v);
   if (rc != SQLITE_ROW) s = db_fail(&m, rc, "reading the schema version");
   else if (v != LACOS_DB_SCHEMA_VERSION)
     s = fail(LACOS_EDB, "%s: schema version %lld, not this lacos's %d (open it with lacos first)", db_path, v, LACOS_DB_SCHEMA_VERSION);
@@ -420,22 +436,14 @@ int lacos_db_merge_shard(lacos_merge_report *report, const char *db_path, const 
 int lacos_db_shard_runs(char **json, const char *shard_path) {
   if (!json || !shard_path || !*shard_path) return fail(LACOS_EINVAL, "lacos_db_shard_runs: json and shard are required");
   *json = NULL;
-  struct stat sb;
-  if (stat(shard_path, &sb) != 0) return fail_errno("%s: cannot read the shard", shard_path);
-  if (!S_ISREG(sb.st_mode)) return fail(LACOS_EDB, "%s: not a file", shard_path);
-  if (sb.st_size == 0) return fail(LACOS_EDB, "%s: an empty file (its task stopped before writing anything)", shard_path);
+  int s = check_shard_file(shard_path, "");
+  if (s) return s;
   char *uri = readonly_uri(shard_path);
   if (!uri) return fail(LACOS_ENOMEM, "%s: the path is too long or memory ran out", shard_path);
   merge m = { .db_path = shard_path, .shard_path = shard_path, .timeout_s = merge_timeout() };
-  int rc = sqlite3_open_v2(uri, &m.conn, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+  s = open_conn(&m, uri, SQLITE_OPEN_READONLY, "cannot open it");
   free(uri);
-  if (rc != SQLITE_OK) {
-    int s = fail(LACOS_EDB, "%s: cannot open it: %s", shard_path, m.conn ? sqlite3_errmsg(m.conn) : sqlite3_errstr(rc));
-    sqlite3_close_v2(m.conn);
-    return s;
-  }
-  sqlite3_extended_result_codes(m.conn, 1);
-  sqlite3_busy_timeout(m.conn, m.timeout_s * 1000 < (double)INT_MAX ? (int)(m.timeout_s * 1000) : INT_MAX);
+  if (s) return s;
   static const char *const sql =
     "SELECT json_group_array(json_object("
     " 'uuid', r.uuid, 'status', r.status, 'exit_reason', r.exit_reason, 'error', r.error, 'experiment', e.name,"
@@ -447,9 +455,8 @@ int lacos_db_shard_runs(char **json, const char *shard_path) {
     " 'tags', json((SELECT json_group_object(t.key, t.value) FROM tags t WHERE t.run_id = r.id))))"
     " FROM (SELECT * FROM runs ORDER BY id) r LEFT JOIN experiments e ON e.id = r.experiment_id";
   sqlite3_stmt *st = NULL;
-  int s = LACOS_OK;
   long long v = 0;
-  rc = query_int(&m, "SELECT coalesce(max(version), 0) FROM main.schema_version", NULL, &v);
+  int rc = query_int(&m, "SELECT coalesce(max(version), 0) FROM main.schema_version", NULL, &v);
   if (rc != SQLITE_ROW) s = shard_fail(&m, rc, "reading it");
   else if (v != LACOS_DB_SCHEMA_VERSION)
     s = fail(LACOS_EUNSUPPORTED, "%s: schema version %lld, but this lacos reads version %d", shard_path, v, LACOS_DB_SCHEMA_VERSION);

@@ -191,6 +191,46 @@ H.test("faults: a shard killed mid-write, a truncated copy, not a database, anot
   H.eq(count(main, "SELECT count(*) AS n FROM runs WHERE error = 'half-written'"), 0)
 end)
 
+H.test("bad arguments and files for the engine's shard readers: an error naming the file and cause, never a crash", function()
+  local E = require "lacos.engine"
+  local ffi = require "ffi"
+  local faults = dir .. "/faults"   -- the previous test's shards
+  local report = ffi.new("lacos_merge_report")
+  -- what the C entry points refuse before they touch a file
+  H.truthy(E.C.lacos_db_merge_shard(nil, main, faults .. "/good.db", nil) ~= 0)
+  H.match(E.last_error(), "report, database and shard are required")
+  H.truthy(E.C.lacos_db_merge_shard(report, "", faults .. "/good.db", nil) ~= 0)
+  H.truthy(E.C.lacos_db_merge_shard(report, main, nil, nil) ~= 0)
+  H.truthy(E.C.lacos_db_shard_runs(nil, faults .. "/good.db") ~= 0)
+  H.match(E.last_error(), "json and shard are required")
+  -- files that are no shard, through both readers
+  local empty = H.write(dir .. "/empty.db", "")
+  util.mkdir_p(dir .. "/folder.db")
+  for _, case in ipairs {
+    { dir .. "/no-such.db", "no%-such%.db: cannot read the shard" },
+    { empty, "empty%.db: an empty file %(its task stopped before writing anything%)" },
+    { dir .. "/folder.db", "folder%.db: not a file" },
+    { faults .. "/notes.db", "notes%.db: .*not an SQLite database" },
+    { faults .. "/truncated.db", "truncated%.db: .*damaged" },
+  } do
+    local path, why = case[1], case[2]
+    H.match(H.raises(nil, R.merge_shard, main, path, "m"), why, "merge " .. path)
+    H.match(H.raises(nil, R.shard_runs, path), why, "read " .. path)
+  end
+  H.match(H.raises(nil, R.shard_runs, faults .. "/newer.db"),
+          ("newer%%.db: schema version %d, but this lacos reads version %d"):format(R.SCHEMA_VERSION + 1, R.SCHEMA_VERSION))
+  -- the results database itself of another schema version: nothing merged into it
+  local other = dir .. "/other-version.db"
+  R.open(other):close()
+  H.eq(select(1, H.sh(("sqlite3 %s \"INSERT INTO schema_version VALUES (%d, 'x')\""):format(q(other), R.SCHEMA_VERSION + 1))), 0)
+  H.match(H.raises(nil, R.merge_shard, other, faults .. "/good.db", "m"),
+          ("other%%-version%%.db: schema version %d, not this lacos's %d"):format(R.SCHEMA_VERSION + 1, R.SCHEMA_VERSION))
+  local _, n = H.sh(("sqlite3 %s 'SELECT count(*) FROM runs'"):format(q(other)))
+  H.eq(n, "0\n", "runs in the database of another version")
+  -- a results database that is not there is not created by a merge of the engine's
+  H.match(H.raises(nil, R.merge_shard, dir .. "/nowhere/x.db", faults .. "/good.db", "m"), "cannot read the results database")
+end)
+
 H.test("lacos results merge: a line per shard, the skipped ones named, exit status 1 when one was skipped", function()
   local db2 = dir .. "/cli.db"
   local rc, out, err = H.sh(("%q results merge --db %q --experiment m %q %q"):format(H.lacos, db2, shards .. "/a.db", shards .. "/b.db"))
