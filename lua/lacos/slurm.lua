@@ -105,30 +105,17 @@ function M.dir(name, db)
   return dirname(M.db_path(db)) .. "/slurm/" .. M.folder_name(name)
 end
 
-local function read_json(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  local ok, v = pcall(json.decode, text, path)
-  if not ok then error(v, 0) end
-  return v
-end
-
--- Writes under a temporary name, then renames: a reader never sees half a file.
+-- Written whole or not at all (util.write_file): a reader never sees half a file.
 local function write_file(path, text, mode)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then error(("%s: %s"):format(tmp, err), 0) end
-  local ok, werr = f:write(text)
-  f:close()
-  if not ok then os.remove(tmp); error(("%s: %s"):format(tmp, werr), 0) end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then os.remove(tmp); error(("%s: %s"):format(path, rerr), 0) end
+  util.write_file(path, text)
   if mode then util.run({ "chmod", mode, util.arg_path(path) }) end
 end
 
-function M.jobs(dir) return read_json(dir .. "/jobs.json") or { submissions = {} } end
+function M.jobs(dir)
+  local path = dir .. "/jobs.json"
+  if not util.exists(path) then return { submissions = {} } end
+  return json.read(path)
+end
 
 -- ---------------------------------------------------------------- Slurm commands
 
@@ -520,7 +507,7 @@ local function submit(sweep, opts, cli)
   for _, t in ipairs(todo) do entry.points[#entry.points + 1] = { index = t.index, id = t.id, label = t.label } end
   state.name = name
   state.submissions[#state.submissions + 1] = entry
-  write_file(dir .. "/jobs.json", json.encode(state, { indent = 2 }) .. "\n")
+  json.write(dir .. "/jobs.json", state)
   local rel_dir = dir
   io.stderr:write(("sweep %s: submitted %d of %d points (%d done before) as Slurm job array %s; merge job %s runs after it\n")
                   :format(name, #todo, #pts, done, array_job, merge_job or "?"))

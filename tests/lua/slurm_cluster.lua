@@ -45,13 +45,7 @@ local function free_ports(n)
 end
 
 local function sh(cmd) local r = os.execute(cmd) return r == 0 or r == true end
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = require("harness").read
 local function q(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
 local function capture(cmd)
   local f = io.popen(cmd .. " 2>&1")
