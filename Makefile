@@ -36,8 +36,9 @@ DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-d
             libedit-dev libcurl4-openssl-dev libssl-dev libopenblas-openmp-dev libdnnl-dev gnuplot-nox sqlite3 \
             python3 zstd lua-cjson unzip bc openmpi-bin libopenmpi-dev
 # What only the tests need: a Slurm cluster started by tests/lua/test_slurm.lua
-# (skipped, with the reason, when these are missing). `make deps` and
-# `make test` install them as root; building never waits for them.
+# (skipped, with the reason, when these are missing). `make deps`, `make test`
+# and `make check-long` install them as root; `make` and `make run` do not
+# (building and quickstart need no Slurm: build-deps alone).
 TEST_DEB_PKGS := slurm-wlm munge
 PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libutf8proc libcurl libcrypto
 PC_EXE := luajit
@@ -45,8 +46,10 @@ PC_EXE := luajit
 deps_missing = $(shell for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done)
 test_deps_missing = $(shell for p in $(TEST_DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done)
 
-.PHONY: deps test-deps
-deps: test-deps
+.PHONY: deps build-deps test-deps
+deps: build-deps test-deps
+
+build-deps:
 	@missing="$(deps_missing)"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -75,16 +78,16 @@ test-deps:
 
 # On a fresh machine the flags below would be computed before the packages
 # exist. So when some are missing, make first remakes an included stamp by
-# installing them (`deps`), and GNU make then starts over with the same goals
+# installing them (`build-deps`), and GNU make then starts over with the same goals
 # and finds everything (once: MAKE_RESTARTS stops a loop if the install did
 # not take, and the build then fails on what is missing).
 ifneq ($(deps_missing),)
-ifeq ($(filter deps test-deps clean,$(MAKECMDGOALS))$(MAKE_RESTARTS),)
+ifeq ($(filter deps build-deps test-deps clean,$(MAKECMDGOALS))$(MAKE_RESTARTS),)
 $(shell rm -f $(BUILD)/.deps-installed.mk)
 include $(BUILD)/.deps-installed.mk
 $(BUILD)/.deps-installed.mk:
-	@$(MAKE) --no-print-directory deps
-	@mkdir -p $(BUILD) && echo '# make deps ran; make restarted with the packages in place' > $@
+	@$(MAKE) --no-print-directory build-deps
+	@mkdir -p $(BUILD) && echo '# make build-deps ran; make restarted with the packages in place' > $@
 endif
 endif
 
@@ -191,7 +194,7 @@ ARCHIVE := $(BUILD)/liblacos.a
 EXE := $(BUILD)/lacos
 
 .PHONY: all probe
-all: deps probe $(EXE) $(LIB) $(ARCHIVE) $(MPI_PLUGIN)
+all: build-deps probe $(EXE) $(LIB) $(ARCHIVE) $(MPI_PLUGIN)
 
 CPU_FEATURES := $(shell [ -n "$(have_native)" ] && gcc -march=native -dM -E - </dev/null 2>/dev/null | \
   sed -n 's/^\#define __\(AVX2\|AVX512F\|AVX512BW\|AVX512VNNI\|AVXVNNI\|AVX512BF16\|F16C\|FMA\)__ 1$$/\1/p' | tr '\n' ' ')
@@ -446,7 +449,7 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HDR) $(FUZZ_ENGINE_OBJ) | fuzz-ch
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iengine -o $@ $< $(FUZZ_ENGINE_OBJ) $(PC_LIBS) -ldnnl -lm \
 	  $(if $(filter fuzz_lua,$(notdir $@)),-rdynamic $(PC_EXE_LIBS))
 
-fuzz-build: deps $(FUZZ_BIN)
+fuzz-build: build-deps $(FUZZ_BIN)
 
 # keep the instrumented objects between runs (make would delete them as intermediates)
 .SECONDARY: $(FUZZ_ENGINE_OBJ)
