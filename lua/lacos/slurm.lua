@@ -524,32 +524,39 @@ end
 function M.wait(sweep, pts, dir, db_path, entry)
   local ids = { tostring(entry.array_job) }
   if entry.merge_job then ids[#ids + 1] = tostring(entry.merge_job) end
-  local t0, last, failures = util.clock(), nil, 0
-  while true do
-    local ok, q, n = pcall(M.queue, ids, sweep.name)
-    if not ok then
-      failures = failures + 1
-      if failures >= 5 then error(("sweep %s: cannot follow the jobs: %s"):format(sweep.name, tostring(q)), 0) end
-    else
-      failures = 0
-      if n == 0 then break end
-      local counts = {}
-      for _, s in pairs(q) do counts[s.state:lower()] = (counts[s.state:lower()] or 0) + 1 end
-      local parts = {}
-      for k, v in pairs(counts) do parts[#parts + 1] = ("%d %s"):format(v, k) end
-      table.sort(parts)
-      local line = table.concat(parts, ", ")
-      if line ~= last then
-        io.stderr:write(("sweep %s: [%s] %s\n"):format(sweep.name, os.date("%H:%M:%S"), line))
-        last = line
+  local function interrupt(e) return tostring(e):match("^interrupted") ~= nil end
+  -- polls until Slurm holds none of the jobs; Ctrl-C (the "interrupted" error the signal hook raises) ends it
+  local function follow()
+    local t0, last, failures = util.clock(), nil, 0
+    while true do
+      local ok, q, n = pcall(M.queue, ids, sweep.name)
+      if not ok and interrupt(q) then error(q, 0) end
+      if not ok then
+        failures = failures + 1
+        if failures >= 5 then error(("sweep %s: cannot follow the jobs: %s"):format(sweep.name, tostring(q)), 0) end
+      else
+        failures = 0
+        if n == 0 then return end
+        local counts = {}
+        for _, s in pairs(q) do counts[s.state:lower()] = (counts[s.state:lower()] or 0) + 1 end
+        local parts = {}
+        for k, v in pairs(counts) do parts[#parts + 1] = ("%d %s"):format(v, k) end
+        table.sort(parts)
+        local line = table.concat(parts, ", ")
+        if line ~= last then
+          io.stderr:write(("sweep %s: [%s] %s\n"):format(sweep.name, os.date("%H:%M:%S"), line))
+          last = line
+        end
       end
+      if util.sleep(math.min(1 + (util.clock() - t0) / 30, 10)) then error("interrupted", 0) end
     end
-    local elapsed = util.clock() - t0
-    if util.sleep(math.min(1 + elapsed / 30, 10)) then
-      io.stderr:write(("sweep %s: stopped waiting; the jobs go on (lacos sweep status %s; lacos sweep cancel %s)\n")
-                      :format(sweep.name, sweep.name, sweep.name))
-      return { done = 0, skipped = 0, failed = 0, interrupted = 1, points = {}, exit_status = 130 }
-    end
+  end
+  local ok, err = pcall(follow)
+  if not ok then
+    if not interrupt(err) then error(err, 0) end
+    io.stderr:write(("sweep %s: stopped waiting; the jobs go on (lacos sweep status %s; lacos sweep cancel %s)\n")
+                    :format(sweep.name, M.shell_quote(sweep.name), M.shell_quote(sweep.name)))
+    return { done = 0, skipped = 0, failed = 0, interrupted = 1, points = {}, exit_status = 130 }
   end
   merge_all(sweep.name, dir, db_path, true)
   local results = require "lacos.results"

@@ -8,8 +8,8 @@
 --     training; they checkpoint, requeue themselves and end with the
 --     numbers of an uninterrupted run; a failing point is recorded failed
 --     with its log, the others finish, the exit status says so;
---   * lacos sweep cancel: the tasks stop without requeueing, the merge job
---     folds what finished in;
+--   * Ctrl-C ends --wait and leaves the jobs running; lacos sweep cancel:
+--     the tasks stop without requeueing, the merge job folds what finished in;
 --   * a hostile sweep name, folder and --sbatch-arg: quoted in the batch
 --     script, nothing run by a shell.
 -- The waits below poll Slurm with a generous limit: guards against a hang,
@@ -97,11 +97,13 @@ local function status_json(folder, name)
 end
 
 -- Runs cmd in the background; returns a function that waits for it and
--- gives its exit status, stdout and stderr.
+-- gives its exit status, stdout and stderr, and the process's pid (lacos
+-- itself: the subshell and env exec it).
 local function background(folder, argv, tag)
   local base = dir .. "/" .. tag
-  os.execute(("(cd %s && env -u LACOS_DB %s %s %s > %s 2> %s; echo $? > %s) < /dev/null &"):format(q(folder), ENV,
-    q(H.lacos), argv, q(base .. ".out"), q(base .. ".err"), q(base .. ".rc")))
+  os.execute(("( (cd %s && exec env -u LACOS_DB %s %s %s > %s 2> %s) & echo $! > %s; wait $!; echo $? > %s ) < /dev/null &")
+             :format(q(folder), ENV, q(H.lacos), argv, q(base .. ".out"), q(base .. ".err"), q(base .. ".pid"), q(base .. ".rc")))
+  H.truthy(C.await(function() return (H.read(base .. ".pid") or ""):match("%d+\n") end, 10), tag .. " started")
   return function(limit)
     H.truthy(C.await(function() return H.exists(base .. ".rc") and (H.read(base .. ".rc") or ""):match("%d") end, limit or 600),
              tag .. " ended; stderr so far: " .. (H.read(base .. ".err") or ""))
@@ -262,15 +264,19 @@ end)
 
 -- ---------------------------------------------------------------- cancel
 
-H.test("lacos sweep cancel: the running task checkpoints and stops without requeueing; the merge job folds it in", function()
+H.test("Ctrl-C stops --wait, not the jobs; lacos sweep cancel: the running task checkpoints and stops without " ..
+       "requeueing; the merge job folds it in", function()
   local there = mkdir(dir .. "/cancel")
   local pause = mkdir(dir .. "/pause-cancel")
-  local rc, _, err = lacos_in(there, ("run %s --name cancelled --kinds pause,trivial --pause-dir %s --slurm --max-parallel 1")
-                                     :format(SWEEP, q(pause)))
-  H.eq(rc, 0, err)
-  H.match(err, "submitted 2 of 2 points")
-  H.match(H.read(there .. "/results/slurm/cancelled/array.sbatch"), "\n#SBATCH %-%-array=1,2%%1\n")
+  local wait = background(there, ("run %s --name cancelled --kinds pause,trivial --pause-dir %s --slurm --max-parallel 1 --wait")
+                                 :format(SWEEP, q(pause)), "cancel-wait")
   H.truthy(C.await(function() return H.exists(pause .. "/paused-1.0") end, 300), "the point paused")
+  os.execute(("kill -INT %d"):format(tonumber(H.read(dir .. "/cancel-wait.pid"):match("%d+"))))
+  local rc, _, err = wait(60)
+  H.eq(rc, 130, "exit status of an interrupted --wait; stderr: " .. err)
+  H.match(err, "submitted 2 of 2 points")
+  H.match(err, "sweep cancelled: stopped waiting; the jobs go on %(lacos sweep status cancelled; lacos sweep cancel cancelled%)\n")
+  H.match(H.read(there .. "/results/slurm/cancelled/array.sbatch"), "\n#SBATCH %-%-array=1,2%%1\n")
   local st = status_json(there, "cancelled")
   H.eq(st.points[1].state, "running"); H.eq(st.points[2].state, "pending")
   H.truthy(st.merged == nil, "no merge while the jobs are there")
