@@ -17,12 +17,7 @@ os.execute(("rm -rf %q && mkdir -p %q/shards"):format(dir, dir))
 local shards = dir .. "/shards"
 
 local function q(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
-local function count(db_path, sql, ...)
-  local db = R.open(db_path, { readonly = true })
-  local n = db:query(sql, ...)[1].n
-  db:close()
-  return n
-end
+local count = H.count
 
 local TABLES = { "runs", "params", "metrics", "sts_results", "timings", "artifacts", "tags", "experiments", "scripts" }
 local function counts(db_path)

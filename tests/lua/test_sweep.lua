@@ -13,12 +13,7 @@ local dir = H.tmp .. "/sweep"
 os.execute(("rm -rf %q && mkdir -p %q"):format(dir, dir))
 local have_data = H.data and H.exists(H.data .. "/sts/stsb/sts-test.csv")
 
-local function count(db_path, sql, ...)
-  local db = R.open(db_path, { readonly = true })
-  local n = db:query(sql, ...)[1].n
-  db:close()
-  return n
-end
+local count = H.count
 
 -- A point whose runner raises: recorded as failed with the message, the
 -- sweep runs the next points, the summary and exit status say so.
