@@ -147,6 +147,7 @@ int lacos_process_run(int *exit_code, const char *const *argv, const char *stdin
   sigemptyset(&def);
   sigaddset(&def, SIGINT);
   sigaddset(&def, SIGTERM);
+  sigaddset(&def, SIGUSR2);
   sigaddset(&def, SIGPIPE);
   posix_spawnattr_setsigdefault(&at, &def);
   posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF);
@@ -180,6 +181,18 @@ double lacos_clock_process(void) { return clock_seconds(CLOCK_PROCESS_CPUTIME_ID
 double lacos_clock_wall(void) { return clock_seconds(CLOCK_REALTIME); }
 
 int lacos_terminal_is(int fd) { return isatty(fd) == 1; }
+
+int lacos_sleep(double seconds) {
+  double end = lacos_clock_monotonic() + (seconds > 0 ? seconds : 0);
+  for (;;) {
+    if (lacos_interrupt_pending()) return 1;
+    double left = end - lacos_clock_monotonic();
+    if (left <= 0) return 0;
+    if (left > 0.05) left = 0.05;
+    struct timespec ts = { 0, (long)(left * 1e9) };
+    nanosleep(&ts, NULL);
+  }
+}
 
 void lacos_stdin_clear_error(void) { clearerr(stdin); }
 
