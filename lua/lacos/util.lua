@@ -176,6 +176,26 @@ function M.listdir(dir)
   return names
 end
 
+-- Sleeps `seconds`; returns true when an interrupt (Ctrl-C, SIGTERM) cut it short.
+function M.sleep(seconds) return C.lacos_sleep(seconds) ~= 0 end
+
+-- Runs argv like M.run and returns its exit status, stdout and stderr
+-- (through temporary files, removed after).
+function M.capture(argv, opts)
+  local out, err = os.tmpname(), os.tmpname()
+  local ok, status = pcall(M.run, argv, { stdin = opts and opts.stdin or "/dev/null", stdout = out, stderr = err })
+  local function slurp(p)
+    local f = io.open(p, "rb")
+    local s = f and f:read("*a") or ""
+    if f then f:close() end
+    os.remove(p)
+    return s
+  end
+  local o, e = slurp(out), slurp(err)
+  if not ok then error(status, 0) end
+  return status, o, e
+end
+
 -- A path as a program's argument: one that starts with '-' would read as an
 -- option, so it gets a "./" in front.
 function M.arg_path(p) return (p:sub(1, 1) == "-") and ("./" .. p) or p end
