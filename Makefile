@@ -213,8 +213,8 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/kernels/%.o: kernels/%.cu kernels/common.cuh kernels/optim_math.h engine/device.h engine/bloom_internal.h \
-                      engine/cpu/layers.h engine/engine.h engine/lacos.h $(FLAGS_STAMP)
+$(BUILD)/kernels/%.o: kernels/%.cu kernels/common.cuh engine/backend.h engine/ops.h $(wildcard engine/math/*.h) \
+                      engine/engine.h engine/lacos.h $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 

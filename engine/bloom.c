@@ -1,224 +1,39 @@
-/* bloom.c: the BLOOM network (transformers' BloomModel, without the LM head):
-   configs, weight storage (f32 or LLM.int8), random models, and the forward
-   pass over the cpu/ layers.
+/* bloom.c: the BLOOM family (transformers' BloomModel, without the LM head):
+   its weight storage (f32 or LLM.int8), random models, the block forward and
+   backward composed of the backend's layers, and the inference passes.
 
    Graph (modeling_bloom.py): word_embeddings → word_embeddings_layernorm →
    N blocks → ln_f, each block
      a = x + dense(attn(input_layernorm(x)))
      y = a + dense_4h_to_h(gelu(dense_h_to_4h(post_attention_layernorm(a))))
-   The checkpoint's fused query_key_value rows are interleaved per head
-   (row = head·3·HD + part·HD + d); they are reordered once at load into
-   [Q; K; V] blocks (row = part·C + head·HD + d) so no kernel knows about it.
+   The checkpoint's fused query_key_value rows are interleaved per head; they
+   are reordered once at load into [Q; K; V] blocks (bloom_layout.h) so no
+   kernel knows about it.
 
    Storage: one allocation for every linear weight of the model (int8 codes
    or f32), one for the small f32 parameters (LayerNorms, biases, row
-   scales); the embedding table stays in its checkpoint dtype. A model with
-   device = LACOS_CUDA is built here the same way and then copied to the
-   GPU (bloom_cuda.c), whose twin of the passes the public entry points
-   dispatch to. */
-#include "device.h"
-#include <errno.h>
+   scales); the embedding table stays in its checkpoint dtype. Weights are
+   made on the host (loaded or generated), then the model's backend gets its
+   copy (model.h's stores: the same memory on the CPU), and every pass runs
+   through the backend table: one code path for every device. */
+#include "bloom_internal.h"
+#include "cpu/layers.h"
+#include "parallel.h"
 #include <math.h>
-#include <sys/stat.h>
-#include <jansson.h>
-
-/* ------------------------------------------------------------- configs */
-
-typedef struct named_config { const char *name; int vocab, hidden, layers, heads; } named_config;
-static const named_config named_configs[] = {
-  {"bloom-560m", 250880, 1024, 24, 16},
-  {"bloom-1b1", 250880, 1536, 24, 16},
-  {"bloom-1b7", 250880, 2048, 24, 16},
-  {"bloom-3b", 250880, 2560, 30, 32},
-  {"bloom-7b1", 250880, 4096, 30, 32},
-  /* The test ladder: small enough for CI, shaped like BLOOM (12 heads is
-     there to exercise ALiBi's non-power-of-two branch). */
-  {"tiny-xs", 32768, 64, 2, 4},
-  {"tiny-s", 32768, 128, 4, 4},
-  {"tiny-m", 32768, 256, 6, 8},
-  {"tiny-l", 32768, 384, 8, 12},
-};
-
-static void config_defaults(lacos_bloom_config *c) {
-  memset(c, 0, sizeof *c);
-  c->layer_norm_epsilon = 1e-5;
-  c->max_length = 2048;
-  c->bos_token_id = 1;
-  c->eos_token_id = 2;
-  c->pad_token_id = 3;
-}
-
-const char *lacos_bloom_config_names(void) {
-  return "bloom-560m;bloom-1b1;bloom-1b7;bloom-3b;bloom-7b1;tiny-xs;tiny-s;tiny-m;tiny-l";
-}
-
-int lacos_bloom_config_named(lacos_bloom_config *cfg, const char *name) {
-  for (size_t i = 0; i < sizeof named_configs / sizeof *named_configs; i++) {
-    const named_config *n = &named_configs[i];
-    if (strcmp(name, n->name) == 0 || (strncmp(name, "bigscience/", 11) == 0 && strcmp(name + 11, n->name) == 0)) {
-      config_defaults(cfg);
-      cfg->vocab_size = n->vocab;
-      cfg->hidden_size = n->hidden;
-      cfg->n_layer = n->layers;
-      cfg->n_head = n->heads;
-      return LACOS_OK;
-    }
-  }
-  return fail(LACOS_ENOTFOUND, "unknown model name '%s' (known: %s)", name, lacos_bloom_config_names());
-}
-
-static int config_check(const lacos_bloom_config *c, const char *where) {
-  if (c->vocab_size < 1 || c->vocab_size > 10000000) return fail(LACOS_EFORMAT, "%s: vocab_size %d is out of range", where, c->vocab_size);
-  if (c->hidden_size < 1 || c->hidden_size > 65536) return fail(LACOS_EFORMAT, "%s: hidden_size %d is out of range", where, c->hidden_size);
-  if (c->n_layer < 1 || c->n_layer > 1000) return fail(LACOS_EFORMAT, "%s: n_layer %d is out of range", where, c->n_layer);
-  if (c->n_head < 1 || c->hidden_size % c->n_head)
-    return fail(LACOS_EFORMAT, "%s: hidden_size %d is not a multiple of n_head %d", where, c->hidden_size, c->n_head);
-  if (!(c->layer_norm_epsilon > 0 && c->layer_norm_epsilon < 1))
-    return fail(LACOS_EFORMAT, "%s: layer_norm_epsilon %g is out of range", where, c->layer_norm_epsilon);
-  if (c->max_length < 1) return fail(LACOS_EFORMAT, "%s: max_length %d is out of range", where, c->max_length);
-  return LACOS_OK;
-}
-
-static int json_int_alias(json_t *root, const char *const *keys, int *out, bool required, const char *path) {
-  for (int i = 0; keys[i]; i++) {
-    json_t *v = json_object_get(root, keys[i]);
-    if (!v || json_is_null(v)) continue;   /* transformers writes null for unset ids */
-    if (!json_is_integer(v)) return fail(LACOS_EFORMAT, "%s: \"%s\" must be an integer", path, keys[i]);
-    json_int_t x = json_integer_value(v);
-    if (x < -1 || x > 100000000) return fail(LACOS_EFORMAT, "%s: \"%s\" = %lld is out of range", path, keys[i], (long long)x);
-    *out = (int)x;
-    return LACOS_OK;
-  }
-  if (required) return fail(LACOS_EFORMAT, "%s: missing \"%s\"", path, keys[0]);
-  return LACOS_OK;
-}
-
-int lacos_bloom_config_read(lacos_bloom_config *cfg, const char *path) {
-  config_defaults(cfg);
-  char *text;
-  size_t len;
-  TRY(file_read_all(path, 1 << 20, &text, &len));
-  json_error_t err;
-  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
-  free(text);
-  if (!root) return fail(LACOS_EFORMAT, "%s:%d: invalid JSON: %s", path, err.line, err.text);
-  int s = LACOS_OK;
-  if (!json_is_object(root)) { s = fail(LACOS_EFORMAT, "%s: expected a JSON object", path); goto done; }
-  json_t *mt = json_object_get(root, "model_type");
-  if (mt && (!json_is_string(mt) || strcmp(json_string_value(mt), "bloom") != 0)) {
-    s = fail(LACOS_EUNSUPPORTED, "%s: model_type is \"%s\"; lacos runs BLOOM models only", path,
-             json_is_string(mt) ? json_string_value(mt) : "?");
-    goto done;
-  }
-  static const char *const k_vocab[] = {"vocab_size", NULL}, *const k_hidden[] = {"hidden_size", "n_embed", NULL},
-                           *const k_layer[] = {"n_layer", "num_hidden_layers", NULL},
-                           *const k_head[] = {"n_head", "num_attention_heads", NULL},
-                           *const k_len[] = {"seq_length", "max_position_embeddings", NULL},
-                           *const k_bos[] = {"bos_token_id", NULL}, *const k_eos[] = {"eos_token_id", NULL},
-                           *const k_pad[] = {"pad_token_id", NULL};
-  if ((s = json_int_alias(root, k_vocab, &cfg->vocab_size, true, path)) ||
-      (s = json_int_alias(root, k_hidden, &cfg->hidden_size, true, path)) ||
-      (s = json_int_alias(root, k_layer, &cfg->n_layer, true, path)) ||
-      (s = json_int_alias(root, k_head, &cfg->n_head, true, path)) ||
-      (s = json_int_alias(root, k_len, &cfg->max_length, false, path)) ||
-      (s = json_int_alias(root, k_bos, &cfg->bos_token_id, false, path)) ||
-      (s = json_int_alias(root, k_eos, &cfg->eos_token_id, false, path)) ||
-      (s = json_int_alias(root, k_pad, &cfg->pad_token_id, false, path)))
-    goto done;
-  json_t *eps = json_object_get(root, "layer_norm_epsilon");
-  if (eps) {
-    if (!json_is_number(eps)) { s = fail(LACOS_EFORMAT, "%s: \"layer_norm_epsilon\" must be a number", path); goto done; }
-    cfg->layer_norm_epsilon = json_number_value(eps);
-  }
-  json_t *post = json_object_get(root, "apply_residual_connection_post_layernorm");
-  if (post && json_is_true(post)) {
-    s = fail(LACOS_EUNSUPPORTED, "%s: apply_residual_connection_post_layernorm = true is not supported (no released BLOOM uses it)", path);
-    goto done;
-  }
-  s = config_check(cfg, path);
-done:
-  json_decref(root);
-  return s;
-}
-
-json_t *bloom_config_json(const lacos_bloom_config *c) {
-  json_t *root = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:f, s:f, s:b, s:i, s:b, s:s}",
-                           "architectures", "BloomModel", "model_type", "bloom",
-                           "vocab_size", c->vocab_size, "hidden_size", c->hidden_size,
-                           "n_layer", c->n_layer, "n_head", c->n_head, "seq_length", c->max_length,
-                           "layer_norm_epsilon", c->layer_norm_epsilon,
-                           "bos_token_id", c->bos_token_id, "eos_token_id", c->eos_token_id,
-                           "pad_token_id", c->pad_token_id, "pretraining_tp", 1,
-                           "attention_dropout", 0.0, "hidden_dropout", 0.0,
-                           "apply_residual_connection_post_layernorm", 0, "initializer_range_x1000", 20,
-                           "slow_but_exact", 0, "torch_dtype", "float32");
-  if (!root) return NULL;
-  json_object_del(root, "initializer_range_x1000");
-  json_object_set_new(root, "initializer_range", json_real(0.02));
-  return root;
-}
-
-int bloom_config_json_write(json_t *root, const char *path) {
-  char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
-  if (!text) return fail(LACOS_ENOMEM, "%s: cannot format the config JSON", path);
-  atomic_file af;
-  int s = atomic_file_open(&af, path);
-  if (!s) {
-    fputs(text, af.f);
-    fputc('\n', af.f);
-    s = atomic_file_commit(&af);
-  }
-  free(text);
-  return s;
-}
-
-int lacos_bloom_config_write(const lacos_bloom_config *c, const char *path) {
-  TRY(config_check(c, path));
-  json_t *root = bloom_config_json(c);
-  if (!root) return fail(LACOS_ENOMEM, "%s: cannot build the config JSON", path);
-  int s = bloom_config_json_write(root, path);
-  json_decref(root);
-  return s;
-}
-
-double lacos_bloom_config_params(const lacos_bloom_config *c) {
-  double C = c->hidden_size;
-  double per_layer = 12 * C * C + 13 * C;   /* four linears with biases and two LayerNorms */
-  return c->vocab_size * C + 4 * C + c->n_layer * per_layer;
-}
-
-void lacos_bloom_options_init(lacos_bloom_options *opt) {
-  memset(opt, 0, sizeof *opt);
-  opt->quant = LACOS_QUANT_INT8;
-  opt->threshold = 0;
-  opt->device = LACOS_CPU;
-  opt->embedding_dtype = LACOS_F16;
-}
-
-/* The device option: the CPU, or CUDA when it can be used (the message
-   says why not: no CUDA in this build, or no device). */
-int bloom_device_check(int device, const char *what) {
-  if (device == LACOS_CPU) return LACOS_OK;
-  if (device != LACOS_CUDA) return fail(LACOS_EINVAL, "%s: unknown device %d (cpu or cuda)", what, device);
-  char why[400];
-  if (!cuda_available(why, sizeof why)) return fail(LACOS_EDEVICE, "%s: device cuda requested, but %s", what, why);
-  return LACOS_OK;
-}
 
 /* ------------------------------------------------------------- storage */
 
-static const int lin_out_mult[NTARGETS] = {3, 1, 4, 1}, lin_in_mult[NTARGETS] = {1, 1, 1, 4};
-
-void bloom_free_storage(lacos_bloom *m) {
-  if (!m) return;
-  mem_free(m->big, m->big_bytes, LACOS_CPU);
-  mem_free(m->small, m->small_bytes, LACOS_CPU);
-  if (m->wte_owned) mem_free(m->wte, m->wte_bytes, LACOS_CPU);
-  lacos_tensor_free(m->wte_view);
-  mem_free(m->wte_scale, m->wte_scale_bytes, LACOS_CPU);
-  free(m->layers);
-  m->big = m->small = NULL;
-  m->layers = NULL;
+int bloom_new(lacos_bloom **out, const lacos_bloom_config *cfg, const lacos_bloom_options *opt, const char *where) {
+  *out = NULL;
+  const backend *be;
+  if (backend_get(&be, opt->device)) return fail_context("%s", where);
+  lacos_bloom *m;
+  TRY(meta_calloc(&m, 1, sizeof *m, "model"));
+  m->cfg = *cfg;
+  m->opt = *opt;
+  m->be = be;
+  *out = m;
+  return LACOS_OK;
 }
 
 /* Carves the two parameter allocations into the per-layer struct of pointers. */
@@ -232,31 +47,29 @@ int bloom_alloc_storage(lacos_bloom *m) {
     return fail(LACOS_ELIMIT, "model weights overflow the address space");
   /* per layer: 2 LayerNorms (4C), biases (9C), row scales (9C, int8 only) */
   small_n = (size_t)(L * (13 + (q8 ? 9 : 0)) * C + 4 * C + c->n_head);
-  m->layers = calloc((size_t)L, sizeof *m->layers);
-  if (!m->layers) return fail(LACOS_ENOMEM, "out of memory for the layer table");
-  m->big = mem_alloc(big, LACOS_CPU, "model weights");
-  if (!m->big) return lacos_last_status();
+  TRY(meta_calloc(&m->host.layers, (size_t)L, sizeof *m->host.layers, "the layer table"));
+  TRY(mem_alloc(&m->big, big, "model weights"));
   m->big_bytes = big;
-  m->small = mem_calloc(small_n * sizeof(float), LACOS_CPU, "model parameters");
-  if (!m->small) return lacos_last_status();
+  TRY(mem_calloc(&m->small, small_n, sizeof(float), "model parameters"));
   m->small_bytes = small_n * sizeof(float);
   float *p = m->small;
-  m->emb_ln_w = p; p += C;
-  m->emb_ln_b = p; p += C;
-  m->lnf_w = p; p += C;
-  m->lnf_b = p; p += C;
-  m->slopes = p; p += c->n_head;
+  bloom_params *h = &m->host;
+  h->emb_ln_w = p; p += C;
+  h->emb_ln_b = p; p += C;
+  h->lnf_w = p; p += C;
+  h->lnf_b = p; p += C;
+  h->slopes = p; p += c->n_head;
   char *w = m->big;
   for (int64_t l = 0; l < L; l++) {
-    bloom_layer *ly = &m->layers[l];
+    bloom_layer *ly = &h->layers[l];
     ly->ln1_w = p; p += C;
     ly->ln1_b = p; p += C;
     ly->ln2_w = p; p += C;
     ly->ln2_b = p; p += C;
     for (int t = 0; t < NTARGETS; t++) {
       linear *ln = &ly->lin[t];
-      ln->in = (int)(C * lin_in_mult[t]);
-      ln->out = (int)(C * lin_out_mult[t]);
+      ln->in = (int)(C * bloom_lin_in_mult[t]);
+      ln->out = (int)(C * bloom_lin_out_mult[t]);
       ln->kind = q8 ? LINEAR_INT8 : LINEAR_F32;
       ln->bias = p; p += ln->out;
       if (q8) { ln->q = (int8_t *)w; ln->scale = p; p += ln->out; }
@@ -264,8 +77,96 @@ int bloom_alloc_storage(lacos_bloom *m) {
       w += (size_t)ln->in * ln->out * esz;
     }
   }
-  alibi_slopes(m->slopes, c->n_head);
+  alibi_slopes(h->slopes, c->n_head);
   return LACOS_OK;
+}
+
+static const void *wte_table(const lacos_bloom *m) { return m->wte_view ? m->wte_view->data : m->wte; }
+static size_t wte_table_bytes(const lacos_bloom *m) {
+  return m->wte_view ? (size_t)lacos_tensor_nbytes(m->wte_view) : m->wte_bytes;
+}
+
+/* The memory planner's refusal: say what does not fit before allocating any of it. */
+static int check_fit(const lacos_bloom *m) {
+  const backend *be = m->be;
+  double need = (double)m->big_bytes + (double)m->small_bytes + (double)wte_table_bytes(m) + (double)m->wte_scale_bytes;
+  char name[256];
+  double free_b = 0, total_b = 0;
+  TRY(be->info(name, sizeof name, NULL, NULL, NULL, &free_b, &total_b));
+  if (need > free_b)
+    return fail(LACOS_ELIMIT, "the model's weights need %.2f GiB of %s memory, but %s has %.2f GiB free of %.2f GiB",
+                need / 1073741824.0, be->name, name, free_b / 1073741824.0, total_b / 1073741824.0);
+  return LACOS_OK;
+}
+
+int bloom_to_backend(lacos_bloom *m) {
+  const backend *be = m->be;
+  if (!be->supports(OP_EMBEDDING, m->wte_dtype))
+    return fail(LACOS_EUNSUPPORTED, "embedding table dtype %s is not supported on %s", lacos_dtype_name(m->wte_dtype),
+                be->name);
+  if (!be->host_memory) {
+    if (m->wte_view && !lacos_tensor_is_contiguous(m->wte_view))
+      return fail(LACOS_EUNSUPPORTED, "the embedding table is not contiguous; cannot copy it to %s", be->name);
+    TRY(check_fit(m));
+  }
+  m->host.wte = wte_table(m);
+  m->host.wte_scale = m->wte_scale;
+  m->s_big = (store){ m->big, NULL, m->big_bytes };
+  m->s_small = (store){ m->small, NULL, m->small_bytes };
+  m->s_wte = (store){ (void *)wte_table(m), NULL, wte_table_bytes(m) };
+  m->s_wte_scale = (store){ m->wte_scale, NULL, m->wte_scale_bytes };
+  TRY(store_upload(be, &m->s_big, "model weights"));
+  TRY(store_upload(be, &m->s_small, "model parameters"));
+  TRY(store_upload(be, &m->s_wte, "embedding table"));
+  TRY(store_upload(be, &m->s_wte_scale, "embedding scales"));
+  if (be->host_memory) { m->run = m->host; return LACOS_OK; }
+  const bloom_params *h = &m->host;
+  bloom_params *d = &m->run;
+  TRY(meta_calloc(&d->layers, (size_t)m->cfg.n_layer, sizeof *d->layers, "the layer table"));
+  d->wte = m->s_wte.dev;
+  d->wte_scale = m->s_wte_scale.dev;
+  d->emb_ln_w = store_map(&m->s_small, h->emb_ln_w);
+  d->emb_ln_b = store_map(&m->s_small, h->emb_ln_b);
+  d->lnf_w = store_map(&m->s_small, h->lnf_w);
+  d->lnf_b = store_map(&m->s_small, h->lnf_b);
+  d->slopes = store_map(&m->s_small, h->slopes);
+  for (int l = 0; l < m->cfg.n_layer; l++) {
+    const bloom_layer *hl = &h->layers[l];
+    bloom_layer *dl = &d->layers[l];
+    dl->ln1_w = store_map(&m->s_small, hl->ln1_w);
+    dl->ln1_b = store_map(&m->s_small, hl->ln1_b);
+    dl->ln2_w = store_map(&m->s_small, hl->ln2_w);
+    dl->ln2_b = store_map(&m->s_small, hl->ln2_b);
+    for (int t = 0; t < NTARGETS; t++) {
+      dl->lin[t] = hl->lin[t];
+      dl->lin[t].w = store_map(&m->s_big, hl->lin[t].w);
+      dl->lin[t].q = store_map(&m->s_big, hl->lin[t].q);
+      dl->lin[t].scale = store_map(&m->s_small, hl->lin[t].scale);
+      dl->lin[t].bias = store_map(&m->s_small, hl->lin[t].bias);
+    }
+  }
+  return LACOS_OK;
+}
+
+void lacos_bloom_free(lacos_bloom *m) {
+  if (!m) return;
+  const backend *be = m->be;
+  lora_detach_all(m);
+  workspace_free(be, &m->acts_ws);
+  workspace_free(be, &m->scratch_ws);
+  store_free(be, &m->s_big);
+  store_free(be, &m->s_small);
+  store_free(be, &m->s_wte);
+  store_free(be, &m->s_wte_scale);
+  if (m->run.layers != m->host.layers) mem_free(m->run.layers);
+  mem_free(m->host.layers);
+  mem_free(m->big);
+  mem_free(m->small);
+  if (m->wte_owned) mem_free(m->wte);
+  lacos_tensor_free(m->wte_view);
+  mem_free(m->wte_scale);
+  mem_free(m->source_dir);
+  mem_free(m);
 }
 
 /* ------------------------------------------------------------- random models */
@@ -288,11 +189,12 @@ static void random_row_codes(int8_t *q, int n, uint64_t seed, uint64_t row) {
   q[row % (uint64_t)n] = (row & 1) ? -127 : 127;
 }
 
-static void random_linear(linear *l, uint64_t seed, uint64_t stream) {
+/* codes: a row of codes per thread (f32 weights are made from codes). */
+static void random_linear(linear *l, uint64_t seed, uint64_t stream, int8_t *codes) {
   float scale = RANDOM_STD * sqrtf(3.0f);
   #pragma omp parallel
   {
-    int8_t *tmp = l->kind == LINEAR_F32 ? malloc((size_t)l->in) : NULL;
+    int8_t *tmp = codes + (size_t)omp_get_thread_num() * (size_t)l->in;
     #pragma omp for schedule(static)
     for (int r = 0; r < l->out; r++) {
       uint64_t row = stream * 1000003ull + (uint64_t)r;
@@ -305,7 +207,6 @@ static void random_linear(linear *l, uint64_t seed, uint64_t stream) {
         for (int k = 0; k < l->in; k++) w[k] = tmp[k] * (scale / 127.0f);
       }
     }
-    free(tmp);
   }
 }
 
@@ -314,91 +215,91 @@ static void random_vector(float *v, int n, float center, float spread, uint64_t 
     v[i] = center + spread * (float)(2.0 * rng_uniform(seed, stream * 1000003ull + (uint64_t)i) - 1.0);
 }
 
-int lacos_bloom_random(lacos_bloom **out, const lacos_bloom_config *cfg, double seed_d, const lacos_bloom_options *opt) {
-  *out = NULL;
-  TRY(config_check(cfg, "random model config"));
-  lacos_bloom_options o;
-  if (opt) o = *opt; else lacos_bloom_options_init(&o);
-  TRY(bloom_device_check(o.device, "random model"));
-  if (o.quant != LACOS_QUANT_F32 && o.quant != LACOS_QUANT_INT8) return fail(LACOS_EINVAL, "quant must be f32 or int8");
-  int ed = o.embedding_dtype;
-  if (ed != LACOS_F32 && ed != LACOS_F16 && ed != LACOS_BF16 && ed != LACOS_I8)
-    return fail(LACOS_EINVAL, "embedding dtype must be f32, f16, bf16 or i8");
-  lacos_bloom *m = calloc(1, sizeof *m);
-  if (!m) return fail(LACOS_ENOMEM, "out of memory");
-  m->cfg = *cfg;
-  m->opt = o;
-  int s = bloom_alloc_storage(m);
-  if (s) { lacos_bloom_free(m); return s; }
-  uint64_t seed = (uint64_t)seed_d;
-  int64_t C = cfg->hidden_size, V = cfg->vocab_size;
-  /* Embedding table: uniform codes, stored in the requested dtype. */
-  size_t esz = (size_t)lacos_dtype_size(ed), bytes = (size_t)V * (size_t)C * esz;
-  m->wte = mem_alloc(bytes, LACOS_CPU, "embedding table");
-  if (!m->wte) { lacos_bloom_free(m); return lacos_last_status(); }
-  m->wte_owned = true;
-  m->wte_bytes = bytes;
-  m->wte_dtype = ed;
-  if (ed == LACOS_I8) {
-    m->wte_scale_bytes = sizeof(float) * (size_t)V;
-    m->wte_scale = mem_alloc(m->wte_scale_bytes, LACOS_CPU, "embedding scales");
-    if (!m->wte_scale) { lacos_bloom_free(m); return lacos_last_status(); }
-  }
+/* The embedding table: uniform codes, stored in the model's table dtype. */
+static void random_table(lacos_bloom *m, uint64_t seed, int8_t *codes) {
+  int64_t C = m->cfg.hidden_size, V = m->cfg.vocab_size;
+  int ed = m->wte_dtype;
   float escale = RANDOM_STD * sqrtf(3.0f);
   #pragma omp parallel
   {
-    int8_t *codes = malloc((size_t)C);
+    int8_t *row = codes + (size_t)omp_get_thread_num() * (size_t)C;
     #pragma omp for schedule(static)
     for (int64_t r = 0; r < V; r++) {
-      random_row_codes(codes, (int)C, seed, 0xE0000000ull + (uint64_t)r);
+      random_row_codes(row, (int)C, seed, 0xE0000000ull + (uint64_t)r);
       for (int64_t k = 0; k < C; k++) {
-        float v = codes[k] * (escale / 127.0f);
+        float v = row[k] * (escale / 127.0f);
         switch (ed) {
         case LACOS_F32: ((float *)m->wte)[r * C + k] = v; break;
         case LACOS_F16: ((uint16_t *)m->wte)[r * C + k] = f32_to_f16(v); break;
         case LACOS_BF16: ((uint16_t *)m->wte)[r * C + k] = f32_to_bf16(v); break;
-        case LACOS_I8: ((int8_t *)m->wte)[r * C + k] = codes[k]; break;
+        case LACOS_I8: ((int8_t *)m->wte)[r * C + k] = row[k]; break;
         }
       }
       if (ed == LACOS_I8) m->wte_scale[r] = escale;
     }
-    free(codes);
   }
+}
+
+static int random_weights(lacos_bloom *m, uint64_t seed) {
+  const lacos_bloom_config *cfg = &m->cfg;
+  int64_t C = cfg->hidden_size, V = cfg->vocab_size;
+  int ed = m->opt.embedding_dtype;
+  size_t esz = (size_t)lacos_dtype_size(ed);
+  m->wte_bytes = (size_t)V * (size_t)C * esz;
+  TRY(mem_alloc(&m->wte, m->wte_bytes, "embedding table"));
+  m->wte_owned = true;
+  m->wte_dtype = ed;
+  if (ed == LACOS_I8) {
+    m->wte_scale_bytes = sizeof(float) * (size_t)V;
+    TRY(mem_alloc(&m->wte_scale, m->wte_scale_bytes, "embedding scales"));
+  }
+  /* a row of codes per thread, for the widest row generated */
+  int8_t *codes;
+  TRY(mem_alloc(&codes, (size_t)omp_get_max_threads() * (size_t)(4 * C), "random codes"));
+  random_table(m, seed, codes);
+  bloom_params *h = &m->host;
   /* LayerNorms near (1, 0) and small biases, so that every parameter matters
      in the tests; the released models' init is exactly (1, 0) and 0. */
-  random_vector(m->emb_ln_w, (int)C, 1.0f, 0.1f, seed, 1);
-  random_vector(m->emb_ln_b, (int)C, 0.0f, 0.02f, seed, 2);
-  random_vector(m->lnf_w, (int)C, 1.0f, 0.1f, seed, 3);
-  random_vector(m->lnf_b, (int)C, 0.0f, 0.02f, seed, 4);
+  random_vector(h->emb_ln_w, (int)C, 1.0f, 0.1f, seed, 1);
+  random_vector(h->emb_ln_b, (int)C, 0.0f, 0.02f, seed, 2);
+  random_vector(h->lnf_w, (int)C, 1.0f, 0.1f, seed, 3);
+  random_vector(h->lnf_b, (int)C, 0.0f, 0.02f, seed, 4);
   for (int l = 0; l < cfg->n_layer; l++) {
-    bloom_layer *ly = &m->layers[l];
+    bloom_layer *ly = &h->layers[l];
     uint64_t base = 100 + (uint64_t)l * 16;
     random_vector(ly->ln1_w, (int)C, 1.0f, 0.1f, seed, base);
     random_vector(ly->ln1_b, (int)C, 0.0f, 0.02f, seed, base + 1);
     random_vector(ly->ln2_w, (int)C, 1.0f, 0.1f, seed, base + 2);
     random_vector(ly->ln2_b, (int)C, 0.0f, 0.02f, seed, base + 3);
     for (int t = 0; t < NTARGETS; t++) {
-      random_linear(&ly->lin[t], seed, base + 4 + (uint64_t)t);
+      random_linear(&ly->lin[t], seed, base + 4 + (uint64_t)t, codes);
       random_vector(ly->lin[t].bias, ly->lin[t].out, 0.0f, 0.02f, seed, base + 8 + (uint64_t)t);
     }
   }
-  if (o.device == LACOS_CUDA && (s = bloom_cuda_upload(m))) { lacos_bloom_free(m); return s; }
+  mem_free(codes);
+  return LACOS_OK;
+}
+
+int lacos_bloom_random(lacos_bloom **out, const lacos_bloom_config *cfg, double seed_d, const lacos_bloom_options *opt) {
+  *out = NULL;
+  TRY(bloom_config_check(cfg, "random model config"));
+  lacos_bloom_options o;
+  if (opt) o = *opt; else lacos_bloom_options_init(&o);
+  if (o.quant != LACOS_QUANT_F32 && o.quant != LACOS_QUANT_INT8) return fail(LACOS_EINVAL, "quant must be f32 or int8");
+  int ed = o.embedding_dtype;
+  if (ed != LACOS_F32 && ed != LACOS_F16 && ed != LACOS_BF16 && ed != LACOS_I8)
+    return fail(LACOS_EINVAL, "embedding dtype must be f32, f16, bf16 or i8");
+  lacos_bloom *m;
+  TRY(bloom_new(&m, cfg, &o, "random model"));
+  int s = bloom_alloc_storage(m);
+  if (!s) s = random_weights(m, (uint64_t)seed_d);
+  if (!s) s = bloom_to_backend(m);
+  if (s) { lacos_bloom_free(m); return s; }
   *out = m;
   return LACOS_OK;
 }
 
 /* ------------------------------------------------------------- queries */
-
-void lacos_bloom_free(lacos_bloom *m) {
-  if (!m) return;
-  bloom_cuda_free(m);
-  bloom_free_storage(m);
-  mem_free(m->ws, m->ws_bytes, LACOS_CPU);
-  int8_scratch_free(&m->scratch);
-  lora_detach_all(m);
-  free(m->source_dir);
-  free(m);
-}
 
 int lacos_bloom_get_config(const lacos_bloom *m, lacos_bloom_config *cfg) { *cfg = m->cfg; return LACOS_OK; }
 int lacos_bloom_quant(const lacos_bloom *m) { return m->opt.quant; }
@@ -409,11 +310,11 @@ double lacos_bloom_weight_bytes(const lacos_bloom *m) {
 
 int lacos_bloom_outliers(const lacos_bloom *m, int layer, int *counts) {
   if (layer < 0 || layer >= m->cfg.n_layer) return fail(LACOS_EINVAL, "layer %d out of range (0..%d)", layer, m->cfg.n_layer - 1);
-  for (int t = 0; t < NTARGETS; t++) counts[t] = m->layers[layer].lin[t].outliers;
+  for (int t = 0; t < NTARGETS; t++) counts[t] = m->run.layers[layer].lin[t].outliers;
   return LACOS_OK;
 }
 
-/* ------------------------------------------------------------- forward */
+/* ------------------------------------------------------------- the block */
 
 int bloom_check_batch(const lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask) {
   TRY(tensor_check(ids, "token ids", LACOS_I32, 2));
@@ -426,90 +327,10 @@ int bloom_check_batch(const lacos_bloom *m, const lacos_tensor *ids, const lacos
   if (ids->shape[1] > m->cfg.max_length)
     return fail(LACOS_ELIMIT, "sequences of %lld tokens exceed the model's limit of %d",
                 (long long)ids->shape[1], m->cfg.max_length);
-  if (ids->device != LACOS_CPU) return fail(LACOS_EDEVICE, "token ids must be on the CPU");
-  return LACOS_OK;
-}
-
-float *bloom_workspace(lacos_bloom *m, size_t floats) {
-  size_t bytes = floats * sizeof(float);
-  if (m->ws_bytes >= bytes) return m->ws;
-  mem_free(m->ws, m->ws_bytes, LACOS_CPU);
-  m->ws_bytes = 0;
-  m->ws = mem_alloc(bytes, LACOS_CPU, "activations");
-  if (m->ws) m->ws_bytes = bytes;
-  return m->ws;
-}
-
-int bloom_embed(lacos_bloom *m, float *x, const int32_t *ids, int64_t N) {
-  const void *table = m->wte_view ? m->wte_view->data : m->wte;
-  TRY(embedding_forward(x, ids, N, table, m->wte_dtype, m->wte_scale, m->cfg.vocab_size, m->cfg.hidden_size));
-  layernorm_forward(x, NULL, NULL, x, m->emb_ln_w, m->emb_ln_b, N, m->cfg.hidden_size, (float)m->cfg.layer_norm_epsilon);
-  return LACOS_OK;
-}
-
-/* One block in inference mode, in place on x (N,C); buf holds 9·N·C floats. */
-static int block_forward_infer(lacos_bloom *m, int l, float *x, float *buf, const int32_t *mask, int B, int T) {
-  const lacos_bloom_config *c = &m->cfg;
-  int C = c->hidden_size;
-  int64_t N = (int64_t)B * T;
-  bloom_layer *ly = &m->layers[l];
-  float eps = (float)c->layer_norm_epsilon, thr = (float)m->opt.threshold;
-  float *a = buf, *qkv = a + N * C, *att = qkv + 3 * N * C, *fc = att + N * C;
-  layernorm_forward(a, NULL, NULL, x, ly->ln1_w, ly->ln1_b, N, C, eps);
-  TRY(linear_forward(qkv, a, &ly->lin[T_QKV], N, thr, &m->scratch));
-  TRY(lora_apply(m, l, T_QKV, qkv, a, N));
-  attention_forward(att, NULL, qkv, mask, m->slopes, B, T, C, c->n_head);
-  TRY(linear_forward(a, att, &ly->lin[T_DENSE], N, thr, &m->scratch));
-  TRY(lora_apply(m, l, T_DENSE, a, att, N));
-  add_inplace(x, a, N * C);
-  layernorm_forward(a, NULL, NULL, x, ly->ln2_w, ly->ln2_b, N, C, eps);
-  TRY(linear_forward(fc, a, &ly->lin[T_FC1], N, thr, &m->scratch));
-  TRY(lora_apply(m, l, T_FC1, fc, a, N));
-  gelu_forward(fc, fc, N * 4 * C);
-  TRY(linear_forward(a, fc, &ly->lin[T_FC2], N, thr, &m->scratch));
-  TRY(lora_apply(m, l, T_FC2, a, fc, N));
-  add_inplace(x, a, N * C);
-  return LACOS_OK;
-}
-
-/* Runs embeddings and all blocks; hidden (N,C) ends as ln_f output. With
-   states != NULL, states holds (L+1) slots of N·C: the embedding-LN output,
-   each block's output, and finally ln_f of the last block (transformers'
-   output_hidden_states). */
-static int bloom_run(lacos_bloom *m, const int32_t *ids, const int32_t *mask, int B, int T, float *hidden, float *states) {
-  int C = m->cfg.hidden_size, L = m->cfg.n_layer;
-  int64_t N = (int64_t)B * T;
-  float *buf = bloom_workspace(m, (size_t)N * C * 9);
-  if (!buf) return lacos_last_status();
-  TRY(bloom_embed(m, hidden, ids, N));
-  for (int l = 0; l < L; l++) {
-    if (states) memcpy(states + (size_t)l * N * C, hidden, sizeof(float) * (size_t)N * C);
-    TRY(block_forward_infer(m, l, hidden, buf, mask, B, T));
-  }
-  layernorm_forward(hidden, NULL, NULL, hidden, m->lnf_w, m->lnf_b, N, C, (float)m->cfg.layer_norm_epsilon);
-  if (states) memcpy(states + (size_t)L * N * C, hidden, sizeof(float) * (size_t)N * C);
-  return LACOS_OK;
-}
-
-int lacos_bloom_forward(lacos_tensor **hidden, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int all_layers) {
-  *hidden = NULL;
-  TRY(bloom_check_batch(m, ids, mask));
-  if (m->opt.device == LACOS_CUDA) return bloom_forward_cuda(hidden, m, ids, mask, all_layers);
-  int B = (int)ids->shape[0], T = (int)ids->shape[1], C = m->cfg.hidden_size, L = m->cfg.n_layer;
-  int64_t shape[4] = {L + 1, B, T, C};
-  if (all_layers) TRY(lacos_tensor_empty(hidden, LACOS_F32, LACOS_CPU, 4, shape));
-  else TRY(lacos_tensor_empty(hidden, LACOS_F32, LACOS_CPU, 3, shape + 1));
-  float *h = all_layers ? NULL : (*hidden)->data;
-  int s;
-  if (all_layers) {
-    float *tmp = mem_alloc(sizeof(float) * (size_t)B * T * C, LACOS_CPU, "hidden states");
-    s = tmp ? bloom_run(m, ids->data, mask->data, B, T, tmp, (*hidden)->data) : lacos_last_status();
-    mem_free(tmp, sizeof(float) * (size_t)B * T * C, LACOS_CPU);
-  } else {
-    s = bloom_run(m, ids->data, mask->data, B, T, h, NULL);
-  }
-  if (s) { lacos_tensor_free(*hidden); *hidden = NULL; }
-  return s;
+  if (ids->device != LACOS_CPU || mask->device != LACOS_CPU) return fail(LACOS_EDEVICE, "token ids must be on the CPU");
+  if (!m->be->supports(OP_ATTENTION, ids->shape[1]) || !m->be->supports(OP_POOLING, ids->shape[1]))
+    return fail(LACOS_ELIMIT, "sequences of %lld tokens are too long for %s", (long long)ids->shape[1], m->be->name);
+  return ids_check(ids->data, lacos_tensor_numel(ids), m->cfg.vocab_size);
 }
 
 int pooling_mode_check(int pooling) {
@@ -518,18 +339,191 @@ int pooling_mode_check(int pooling) {
   return LACOS_OK;
 }
 
+int bloom_ctx_init(lacos_bloom *m, bloom_ctx *x, int B, int T, const int32_t *mask, uint64_t stream, bool training) {
+  memset(x, 0, sizeof *x);
+  x->B = B;
+  x->T = T;
+  x->N = (int64_t)B * T;
+  x->mask = mask;
+  x->stream = stream;
+  pass *p = &x->p;
+  p->be = m->be;
+  p->threshold = (float)m->opt.threshold;
+  p->fast_backward = m->fast_backward;
+  p->lora = lora_hyper_of(m);
+  /* every block has the same four linears: layer 0's shapes stand for all */
+  size_t need = pass_scratch(m->be, m->run.layers[0].lin, NTARGETS, x->N, p->threshold, p->fast_backward, B, T,
+                             m->cfg.hidden_size, m->cfg.n_head, training);
+  /* a quarter more when it grows: batches of varying length do not
+     reallocate it at every new maximum */
+  if (m->scratch_ws.bytes < need) TRY(workspace_reserve(m->be, &m->scratch_ws, need + need / 4, "layer scratch"));
+  p->ws = (scratch){ m->scratch_ws.p, m->scratch_ws.bytes };
+  return LACOS_OK;
+}
+
+int bloom_embed(lacos_bloom *m, const bloom_ctx *x, float *out, const int32_t *ids) {
+  const backend *be = m->be;
+  int C = m->cfg.hidden_size;
+  TRY(be->embedding_forward(out, ids, x->N, m->run.wte, m->wte_dtype, m->run.wte_scale, m->cfg.vocab_size, C));
+  return be->layernorm_forward(out, NULL, NULL, out, m->run.emb_ln_w, m->run.emb_ln_b, x->N, C,
+                               (float)m->cfg.layer_norm_epsilon);
+}
+
+/* The base linear plus its adapter, keeping h for the backward. */
+static int adapted(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *y, const float *in, float *h) {
+  lora_slot sl;
+  bool on = lora_run_slot(m, l, t, &sl);
+  lora_dropout drop = bloom_dropout(x, l, t);
+  return adapted_forward(&x->p, &m->run.layers[l].lin[t], on ? &sl : NULL, y, in, h, x->N, &drop, x->xd);
+}
+
+int bloom_block_forward(lacos_bloom *m, const bloom_ctx *x, int l, layer_acts *a, float *x_out) {
+  const backend *be = m->be;
+  int C = m->cfg.hidden_size, NH = m->cfg.n_head;
+  int64_t N = x->N;
+  const bloom_layer *ly = &m->run.layers[l];
+  float eps = (float)m->cfg.layer_norm_epsilon;
+  TRY(be->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->x_in, ly->ln1_w, ly->ln1_b, N, C, eps));
+  TRY(adapted(m, x, l, T_QKV, a->qkv, a->ln1, a->h[T_QKV]));
+  TRY(be->attention_forward(a->att, a->probs, a->qkv, x->mask, m->run.slopes, x->B, x->T, C, NH, x->p.ws));
+  TRY(adapted(m, x, l, T_DENSE, a->res1, a->att, a->h[T_DENSE]));
+  TRY(be->add_inplace(a->res1, a->x_in, N * C));
+  TRY(be->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, ly->ln2_w, ly->ln2_b, N, C, eps));
+  TRY(adapted(m, x, l, T_FC1, a->fc_pre, a->ln2, a->h[T_FC1]));
+  TRY(be->gelu_forward(a->fc_post, a->fc_pre, N * 4 * C));
+  TRY(adapted(m, x, l, T_FC2, x_out, a->fc_post, a->h[T_FC2]));
+  return be->add_inplace(x_out, a->res1, N * C);
+}
+
+/* Input gradient of linear t of block l (dx overwritten), LoRA's share and gradients included. */
+static int adapted_back(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *dx, const float *dy, const float *in,
+                        const float *h) {
+  lora_slot sl;
+  bool on = lora_run_slot(m, l, t, &sl);
+  lora_dropout drop = bloom_dropout(x, l, t);
+  return adapted_backward(&x->p, &m->run.layers[l].lin[t], on ? &sl : NULL, dx, dy, in, h, x->dh, x->N, &drop, x->xd);
+}
+
+/* Backward of a block, from d = ∂loss/∂(block output), in place:
+     fc2 (input grad + LoRA) → gelu' → fc1 → post_attention_layernorm
+     (adds into d, which becomes ∂/∂res1) → dense → attention → qkv →
+     input_layernorm (adds into the same buffer, which becomes ∂/∂input).
+   The base weights and LayerNorms are frozen, so only input gradients flow
+   through them; LoRA A and B accumulate their gradients on the way. */
+int bloom_block_backward(lacos_bloom *m, const bloom_ctx *x, int l, const layer_acts *a, float *d, bool need_dx,
+                         float *d_big, float *d_mid, float *d_small) {
+  const backend *be = m->be;
+  int C = m->cfg.hidden_size, NH = m->cfg.n_head;
+  int64_t N = x->N;
+  const bloom_layer *ly = &m->run.layers[l];
+  float *d_fc = d_big;       /* (N,4C): first ∂/∂gelu output, then ∂/∂fc_pre */
+  float *d_ln = d_small, *d_qkv = d_mid, *d_att = d_small;
+  size_t fc_bytes = sizeof(float) * (size_t)N * 4 * C;
+  TRY(adapted_back(m, x, l, T_FC2, d_fc, d, a->fc_post, a->h[T_FC2]));
+  /* gelu_backward accumulates: stage through the dropout scratch (free here) */
+  TRY(be->zero(x->xd, fc_bytes));
+  TRY(be->gelu_backward(x->xd, a->fc_pre, d_fc, N * 4 * C));
+  TRY(be->copy(d_fc, x->xd, fc_bytes));
+  /* fc1 → d_ln, then post_attention_layernorm adds into d (now ∂/∂res1) */
+  TRY(adapted_back(m, x, l, T_FC1, d_ln, d_fc, a->ln2, a->h[T_FC1]));
+  TRY(be->layernorm_backward(d, NULL, NULL, d_ln, a->res1, ly->ln2_w, a->ln2_mean, a->ln2_rstd, N, C));
+  /* dense → d_att; attention → d_qkv; qkv → d_ln */
+  TRY(adapted_back(m, x, l, T_DENSE, d_att, d, a->att, a->h[T_DENSE]));
+  TRY(be->zero(d_qkv, sizeof(float) * (size_t)N * 3 * C));
+  TRY(be->attention_backward(d_qkv, d_att, a->probs, a->qkv, x->mask, x->B, x->T, C, NH, x->p.ws));
+  if (!need_dx && !lora_slot_for(m, l, T_QKV)) return LACOS_OK;
+  TRY(adapted_back(m, x, l, T_QKV, d_ln, d_qkv, a->ln1, a->h[T_QKV]));
+  if (need_dx) TRY(be->layernorm_backward(d, NULL, NULL, d_ln, a->x_in, ly->ln1_w, a->ln1_mean, a->ln1_rstd, N, C));
+  return LACOS_OK;
+}
+
+/* ------------------------------------------------------------- inference */
+
+/* The inference workspace: hidden (N·C), one block's buffers (9·N·C),
+   LoRA's x·Aᵀ (N·r), pooled (B·C), ids and mask (N ints each). */
+typedef struct infer_ws { float *hidden, *buf, *h, *pooled; int32_t *ids, *mask; } infer_ws;
+
+static int infer_workspace(lacos_bloom *m, int B, int T, infer_ws *w) {
+  size_t N = (size_t)B * T, C = (size_t)m->cfg.hidden_size, r = m->lora ? (size_t)m->lora->r : 1;
+  size_t sizes[6] = {N * C * 4, 9 * N * C * 4, N * r * 4, (size_t)B * C * 4, N * 4, N * 4}, total = 0;
+  for (int i = 0; i < 6; i++) total += arena_round(sizes[i]);
+  TRY(workspace_reserve(m->be, &m->acts_ws, total, "activations"));
+  arena a = arena_over(m->acts_ws);
+  TRY(arena_take(&a, &w->hidden, sizes[0], "hidden states"));
+  TRY(arena_take(&a, &w->buf, sizes[1], "block buffers"));
+  TRY(arena_take(&a, &w->h, sizes[2], "LoRA activations"));
+  TRY(arena_take(&a, &w->pooled, sizes[3], "pooled"));
+  TRY(arena_take(&a, &w->ids, sizes[4], "token ids"));
+  return arena_take(&a, &w->mask, sizes[5], "attention mask");
+}
+
+/* An inference pass keeps no activations: a block's buffers overlap where
+   a value is dead before the next is written (ln1, att and ln2 share one
+   N·C buffer, fc_pre and fc_post one 4·N·C buffer; GELU runs in place), and
+   the block writes its output over its input. */
+static void bloom_infer_acts(layer_acts *a, float *x, float *buf, float *h, int64_t N, int C) {
+  memset(a, 0, sizeof *a);
+  float *one = buf, *qkv = one + N * C, *res1 = qkv + 3 * N * C, *fc = res1 + N * C;
+  a->x_in = x;
+  a->ln1 = a->att = a->ln2 = one;
+  a->qkv = qkv;
+  a->res1 = res1;
+  a->fc_pre = a->fc_post = fc;
+  for (int t = 0; t < NTARGETS; t++) a->h[t] = h;
+}
+
+/* Embeddings and all blocks into w->hidden (ending as ln_f's output);
+   states (host, (L+1)·N·C) receives the hidden states (transformers'
+   output_hidden_states): the embedding-LN output, each block's output, and
+   finally ln_f of the last block. */
+static int bloom_run(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, infer_ws *w, float *states) {
+  const backend *be = m->be;
+  int B = (int)ids->shape[0], T = (int)ids->shape[1], C = m->cfg.hidden_size, L = m->cfg.n_layer;
+  int64_t N = (int64_t)B * T;
+  size_t nc_bytes = sizeof(float) * (size_t)N * C;
+  TRY(infer_workspace(m, B, T, w));
+  TRY(be->upload(w->ids, ids->data, sizeof(int32_t) * (size_t)N));
+  TRY(be->upload(w->mask, mask->data, sizeof(int32_t) * (size_t)N));
+  bloom_ctx x;
+  TRY(bloom_ctx_init(m, &x, B, T, w->mask, 0, false));
+  TRY(bloom_embed(m, &x, w->hidden, w->ids));
+  layer_acts a;
+  bloom_infer_acts(&a, w->hidden, w->buf, w->h, N, C);
+  for (int l = 0; l < L; l++) {
+    if (states) TRY(be->download(states + (size_t)l * N * C, w->hidden, nc_bytes));
+    TRY(bloom_block_forward(m, &x, l, &a, w->hidden));
+  }
+  TRY(be->layernorm_forward(w->hidden, NULL, NULL, w->hidden, m->run.lnf_w, m->run.lnf_b, N, C,
+                            (float)m->cfg.layer_norm_epsilon));
+  if (states) TRY(be->download(states + (size_t)L * N * C, w->hidden, nc_bytes));
+  return LACOS_OK;
+}
+
+int lacos_bloom_forward(lacos_tensor **hidden, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int all_layers) {
+  *hidden = NULL;
+  TRY(bloom_check_batch(m, ids, mask));
+  int B = (int)ids->shape[0], T = (int)ids->shape[1], C = m->cfg.hidden_size, L = m->cfg.n_layer;
+  int64_t shape[4] = {L + 1, B, T, C};
+  if (all_layers) TRY(lacos_tensor_empty(hidden, LACOS_F32, LACOS_CPU, 4, shape));
+  else TRY(lacos_tensor_empty(hidden, LACOS_F32, LACOS_CPU, 3, shape + 1));
+  infer_ws w;
+  int s = bloom_run(m, ids, mask, &w, all_layers ? (*hidden)->data : NULL);
+  if (!s && !all_layers) s = m->be->download((*hidden)->data, w.hidden, sizeof(float) * (size_t)B * T * C);
+  if (s) { lacos_tensor_free(*hidden); *hidden = NULL; }
+  return s;
+}
+
 int lacos_bloom_encode(lacos_tensor **emb, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int pooling) {
   *emb = NULL;
   TRY(bloom_check_batch(m, ids, mask));
   TRY(pooling_mode_check(pooling));
-  if (m->opt.device == LACOS_CUDA) return bloom_encode_cuda(emb, m, ids, mask, pooling);
   int B = (int)ids->shape[0], T = (int)ids->shape[1], C = m->cfg.hidden_size;
   int64_t shape[2] = {B, C};
   TRY(lacos_tensor_empty(emb, LACOS_F32, LACOS_CPU, 2, shape));
-  float *h = mem_alloc(sizeof(float) * (size_t)B * T * C, LACOS_CPU, "hidden states");
-  int s = h ? bloom_run(m, ids->data, mask->data, B, T, h, NULL) : lacos_last_status();
-  if (!s) pooling_forward((*emb)->data, h, mask->data, B, T, C, pooling);
-  mem_free(h, sizeof(float) * (size_t)B * T * C, LACOS_CPU);
+  infer_ws w;
+  int s = bloom_run(m, ids, mask, &w, NULL);
+  if (!s) s = m->be->pooling_forward(w.pooled, w.hidden, w.mask, B, T, C, pooling);
+  if (!s) s = m->be->download((*emb)->data, w.pooled, sizeof(float) * (size_t)B * C);
   if (s) { lacos_tensor_free(*emb); *emb = NULL; }
   return s;
 }

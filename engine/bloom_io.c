@@ -8,6 +8,8 @@
    per-head interleave to [Q;K;V] on the way in (and back on the way out).
    The embedding table is used in place (a view on the memory-mapped file). */
 #include "bloom_internal.h"
+#include "cpu/layers.h"
+#include "parallel.h"
 #include <math.h>
 #include <errno.h>
 #include <sys/stat.h>
@@ -17,52 +19,18 @@
 #include <jansson.h>
 #include <unistd.h>
 
-int bloom_weight_count(const lacos_bloom_config *c) { return 5 + 12 * c->n_layer; }
-
-/* Name i of the checkpoint's tensors, with its shape. */
-void bloom_weight_name(const lacos_bloom_config *c, int i, char *name, size_t n, int64_t *rows, int64_t *cols) {
-  int64_t C = c->hidden_size;
-  static const char *const top[5] = {"word_embeddings.weight", "word_embeddings_layernorm.weight",
-                                     "word_embeddings_layernorm.bias", "ln_f.weight", "ln_f.bias"};
-  if (i < 5) {
-    snprintf(name, n, "%s", top[i]);
-    *rows = i == 0 ? c->vocab_size : C;
-    *cols = i == 0 ? C : 0;
-    return;
-  }
-  int l = (i - 5) / 12, k = (i - 5) % 12;
-  static const char *const part[12] = {
-    "input_layernorm.weight", "input_layernorm.bias",
-    "self_attention.query_key_value.weight", "self_attention.query_key_value.bias",
-    "self_attention.dense.weight", "self_attention.dense.bias",
-    "post_attention_layernorm.weight", "post_attention_layernorm.bias",
-    "mlp.dense_h_to_4h.weight", "mlp.dense_h_to_4h.bias",
-    "mlp.dense_4h_to_h.weight", "mlp.dense_4h_to_h.bias"};
-  static const int out_mult[12] = {1, 1, 3, 3, 1, 1, 1, 1, 4, 4, 1, 1};
-  static const int in_mult[12] = {0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 0};
-  snprintf(name, n, "h.%d.%s", l, part[k]);
-  *rows = C * out_mult[k];
-  *cols = C * in_mult[k];
-}
-
-/* Row r of the engine's qkv ([Q;K;V] blocks) ↔ row of the checkpoint's per-head interleave. */
-int qkv_checkpoint_row(int r, int C, int NH) {
-  int HD = C / NH, part = r / C, head = (r % C) / HD, d = r % HD;
-  return head * 3 * HD + part * HD + d;
-}
-
 /* Where the vector or matrix named by index i lives in the model. */
 typedef struct slot { float *vec; linear *lin; bool qkv, bias_of_qkv; int layer, target; } slot;
 
 static slot slot_of(lacos_bloom *m, int i) {
   slot s = {0};
   if (i < 5) {
-    float *v[5] = {NULL, m->emb_ln_w, m->emb_ln_b, m->lnf_w, m->lnf_b};
+    float *v[5] = {NULL, m->host.emb_ln_w, m->host.emb_ln_b, m->host.lnf_w, m->host.lnf_b};
     s.vec = v[i];
     return s;
   }
   int l = (i - 5) / 12, k = (i - 5) % 12;
-  bloom_layer *ly = &m->layers[l];
+  bloom_layer *ly = &m->host.layers[l];
   s.layer = l;
   switch (k) {
   case 0: s.vec = ly->ln1_w; break;
@@ -122,7 +90,10 @@ static int check_weights(const lacos_bloom_config *c, weight_getter get, void *c
   return LACOS_OK;
 }
 
-static int load_one(lacos_bloom *m, int i, const lacos_tensor *t, const char *name, const char *where) {
+/* row_bufs: a row of in floats per thread, for int8 models (converted rows
+   are quantised from it). */
+static int load_one(lacos_bloom *m, int i, const lacos_tensor *t, const char *name, const char *where,
+                    float *row_bufs) {
   const lacos_bloom_config *c = &m->cfg;
   int64_t rows, cols;
   char want[64];
@@ -143,7 +114,7 @@ static int load_one(lacos_bloom *m, int i, const lacos_tensor *t, const char *na
   int bad_row = -1;
   #pragma omp parallel
   {
-    float *row = malloc(sizeof(float) * (size_t)l->in);
+    float *row = row_bufs + (size_t)omp_get_thread_num() * (size_t)l->in;
     #pragma omp for schedule(static)
     for (int r = 0; r < l->out; r++) {
       int src = s.qkv ? qkv_checkpoint_row(r, C, NH) : r;
@@ -158,7 +129,6 @@ static int load_one(lacos_bloom *m, int i, const lacos_tensor *t, const char *na
         }
       if (l->kind == LINEAR_INT8) linear_quantize_weights(l, row, r, 1);
     }
-    free(row);
   }
   if (bad_row >= 0) return fail(LACOS_ENUMERIC, "%s: tensor %s has non-finite values (row %d)", where, name, bad_row);
   return LACOS_OK;
@@ -178,11 +148,12 @@ int bloom_load_from(lacos_bloom **out, const lacos_bloom_config *cfg, const laco
                     weight_getter get, void *ctx, const char *where) {
   *out = NULL;
   TRY(check_weights(cfg, get, ctx, where, 0, bloom_weight_count(cfg)));
-  lacos_bloom *m = calloc(1, sizeof *m);
-  if (!m) return fail(LACOS_ENOMEM, "out of memory");
-  m->cfg = *cfg;
-  m->opt = *opt;
+  lacos_bloom *m;
+  TRY(bloom_new(&m, cfg, opt, where));
   int s = bloom_alloc_storage(m);
+  float *row_bufs = NULL;   /* the widest row (dense_4h_to_h's 4C) per thread */
+  if (!s) s = mem_alloc(&row_bufs, sizeof(float) * (size_t)omp_get_max_threads() * 4 * (size_t)cfg->hidden_size,
+                        "weight rows");
   for (int i = 0; i < bloom_weight_count(cfg) && !s; i++) {
     char name[64];
     int64_t rows, cols;
@@ -206,11 +177,12 @@ int bloom_load_from(lacos_bloom **out, const lacos_bloom_config *cfg, const laco
         t = NULL;
       }
     } else {
-      s = load_one(m, i, t, name, file);
+      s = load_one(m, i, t, name, file, row_bufs);
       release_pages(t);
     }
     lacos_tensor_free(t);
   }
+  mem_free(row_bufs);
   if (s) { lacos_bloom_free(m); return s; }
   *out = m;
   return LACOS_OK;
@@ -222,10 +194,8 @@ int bloom_load_cached(lacos_bloom **out, const lacos_bloom_config *cfg, const la
                       weight_getter get, void *ctx, const char *where, const char *cache) {
   *out = NULL;
   TRY(check_weights(cfg, get, ctx, where, 0, bloom_weight_count(cfg)));
-  lacos_bloom *m = calloc(1, sizeof *m);
-  if (!m) return fail(LACOS_ENOMEM, "out of memory");
-  m->cfg = *cfg;
-  m->opt = *opt;
+  lacos_bloom *m;
+  TRY(bloom_new(&m, cfg, opt, where));
   int s = bloom_alloc_storage(m);
   if (!s) s = bloom_cache_read(m, cache);
   lacos_tensor *t = NULL;
@@ -236,7 +206,7 @@ int bloom_load_cached(lacos_bloom **out, const lacos_bloom_config *cfg, const la
   if (s) { lacos_tensor_free(t); lacos_bloom_free(m); return s; }
   m->wte_view = t;
   m->wte_dtype = t->dtype;
-  alibi_slopes(m->slopes, cfg->n_head);
+  alibi_slopes(m->host.slopes, cfg->n_head);
   *out = m;
   return LACOS_OK;
 }
@@ -310,7 +280,8 @@ int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_optio
   *out = NULL;
   lacos_bloom_options o;
   if (opt) o = *opt; else lacos_bloom_options_init(&o);
-  TRY(bloom_device_check(o.device, dir));
+  const backend *be;
+  if (backend_get(&be, o.device)) return fail_context("%s", dir);
   if (o.quant != LACOS_QUANT_F32 && o.quant != LACOS_QUANT_INT8) return fail(LACOS_EINVAL, "quant must be f32 or int8");
   if (o.threshold < 0 || !isfinite(o.threshold)) return fail(LACOS_EINVAL, "the outlier threshold must be >= 0");
   char path[4096];
@@ -327,8 +298,9 @@ int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_optio
     s = bloom_load_cached(out, &cfg, &o, st_get, &src, dir, cache);
     if (!s) {
       lacos_safetensors_free(st);
-      (*out)->source_dir = strdup(dir);
-      if (o.device == LACOS_CUDA && (s = bloom_cuda_upload(*out))) { lacos_bloom_free(*out); *out = NULL; }
+      s = meta_strdup(&(*out)->source_dir, dir, "model directory");
+      if (!s) s = bloom_to_backend(*out);
+      if (s) { lacos_bloom_free(*out); *out = NULL; }
       return s;
     }
     /* an unreadable cache is rebuilt, never trusted */
@@ -337,8 +309,9 @@ int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_optio
   s = bloom_load_from(out, &cfg, &o, st_get, &src, dir);
   if (!s && use_cache) bloom_cache_write(*out, cache);   /* best effort: a read-only cache dir just means no cache */
   lacos_safetensors_free(st);   /* views (the embedding table) keep their mapping */
-  if (!s) (*out)->source_dir = strdup(dir);
-  if (!s && o.device == LACOS_CUDA && (s = bloom_cuda_upload(*out))) { lacos_bloom_free(*out); *out = NULL; }
+  if (!s) s = meta_strdup(&(*out)->source_dir, dir, "model directory");
+  if (!s) s = bloom_to_backend(*out);
+  if (s) { lacos_bloom_free(*out); *out = NULL; }
   return s;
 }
 
@@ -396,14 +369,15 @@ int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shar
     return fail(LACOS_EINVAL, "%s: checkpoints are saved in f32, f16 or bf16", dir);
   if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the directory", dir);
   int n = bloom_weight_count(&m->cfg);
-  char **names = calloc((size_t)n, sizeof *names);
-  double *bytes = calloc((size_t)n, sizeof *bytes);
-  int s = names && bytes ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory");
+  char **names = NULL;
+  double *bytes = NULL;
+  int s = meta_calloc(&names, (size_t)n, sizeof *names, "weight names");
+  if (!s) s = meta_calloc(&bytes, (size_t)n, sizeof *bytes, "weight sizes");
   for (int i = 0; i < n && !s; i++) {
     int64_t rows, cols;
     char name[64];
     bloom_weight_name(&m->cfg, i, name, sizeof name, &rows, &cols);
-    if (!(names[i] = strdup(name))) s = fail(LACOS_ENOMEM, "out of memory");
+    s = meta_strdup(&names[i], name, "weight names");
     bytes[i] = (double)rows * (double)(cols ? cols : 1) * lacos_dtype_size(dtype);
   }
   save_ctx ctx = {m, dtype, names};
@@ -413,9 +387,9 @@ int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shar
     snprintf(path, sizeof path, "%s/config.json", dir);
     s = save_config(m, path, dtype);
   }
-  for (int i = 0; i < n && names; i++) free(names[i]);
-  free(names);
-  free(bytes);
+  for (int i = 0; i < n && names; i++) mem_free(names[i]);
+  mem_free(names);
+  mem_free(bytes);
   return s;
 }
 
@@ -432,18 +406,19 @@ static int cmp_name256(const void *a, const void *b) { return strcmp((const char
 int lacos_bloom_cache_path(const char *dir, char *path, int cap) {
   char abs[4096];
   if (!realpath(dir, abs)) return fail_errno("%s", dir);
-  /* fingerprint: directory + each weight file's name, size and mtime */
-  char *fp = NULL;
-  size_t fpn = 0;
-  FILE *f = open_memstream(&fp, &fpn);
-  if (!f) return fail(LACOS_ENOMEM, "out of memory");
-  fprintf(f, "%s\n%s\n", CACHE_MAGIC, abs);
+  /* fingerprint: directory + each weight file's name, size and mtime (a
+     line of at most 256 + 60 bytes per file) */
+  enum { MAX_FILES = 512 };
+  size_t cap_fp = sizeof CACHE_MAGIC + strlen(abs) + 2 + (size_t)MAX_FILES * 320, fpn = 0;
+  char *fp;
+  TRY(meta_alloc(&fp, cap_fp, "cache fingerprint"));
+  fpn += (size_t)snprintf(fp, cap_fp, "%s\n%s\n", CACHE_MAGIC, abs);
   DIR *d = opendir(abs);
   if (d) {
     struct dirent *e;
-    char names[512][256];
+    char names[MAX_FILES][256];
     int n = 0;
-    while ((e = readdir(d)) && n < 512)
+    while ((e = readdir(d)) && n < MAX_FILES)
       if (strstr(e->d_name, ".safetensors") || !strcmp(e->d_name, "config.json")) snprintf(names[n++], 256, "%s", e->d_name);
     closedir(d);
     qsort(names, (size_t)n, sizeof names[0], cmp_name256);
@@ -452,13 +427,13 @@ int lacos_bloom_cache_path(const char *dir, char *path, int cap) {
       struct stat sb;
       if (snprintf(p, sizeof p, "%s/%s", abs, names[i]) >= (int)sizeof p) continue;   /* longer than any real path */
       if (stat(p, &sb) == 0)
-        fprintf(f, "%s %lld %lld.%09ld\n", names[i], (long long)sb.st_size, (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
+        fpn += (size_t)snprintf(fp + fpn, cap_fp - fpn, "%s %lld %lld.%09ld\n", names[i], (long long)sb.st_size,
+                                (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
     }
   }
-  fclose(f);
   char hex[65];
   int s = lacos_sha256_buffer(fp, (double)fpn, hex);
-  free(fp);
+  mem_free(fp);
   TRY(s);
   const char *root = getenv("LACOS_CACHE");
   char base[4096];
@@ -480,8 +455,8 @@ int bloom_cache_write(const lacos_bloom *m, const char *path) {
   ZSTD_CCtx *cz = ZSTD_createCCtx();
   if (cz) ZSTD_CCtx_setParameter(cz, ZSTD_c_checksumFlag, 1);   /* a damaged cache fails to decompress */
   size_t cap = ZSTD_CStreamOutSize();
-  char *buf = malloc(cap);
-  int s = cz && buf ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory");
+  char *buf = NULL;
+  int s = cz ? mem_alloc(&buf, cap, "cache buffer") : fail(LACOS_ENOMEM, "out of memory for zstd");
   const void *parts[2] = {m->big, m->small};
   size_t sizes[2] = {m->big_bytes, m->small_bytes};
   for (int k = 0; k < 2 && !s; k++) {
@@ -496,7 +471,7 @@ int bloom_cache_write(const lacos_bloom *m, const char *path) {
     }
   }
   ZSTD_freeCCtx(cz);
-  free(buf);
+  mem_free(buf);
   if (s) { atomic_file_abort(&af); return s; }
   return atomic_file_commit(&af);
 }
@@ -518,8 +493,9 @@ int bloom_cache_read(lacos_bloom *m, const char *path) {
   }
   ZSTD_DCtx *dz = ZSTD_createDCtx();
   size_t cap = ZSTD_DStreamInSize();
-  char *buf = malloc(cap);
-  if (!dz || !buf) { ZSTD_freeDCtx(dz); free(buf); fclose(f); return fail(LACOS_ENOMEM, "out of memory"); }
+  char *buf = NULL;
+  s = dz ? mem_alloc(&buf, cap, "cache buffer") : fail(LACOS_ENOMEM, "out of memory for zstd");
+  if (s) { ZSTD_freeDCtx(dz); fclose(f); return s; }
   void *parts[2] = {m->big, m->small};
   size_t sizes[2] = {m->big_bytes, m->small_bytes};
   int k = 0;
@@ -541,7 +517,7 @@ int bloom_cache_read(lacos_bloom *m, const char *path) {
   }
   if (!s && (k < 2 || ret != 0)) s = fail(LACOS_EFORMAT, "%s: the cache is truncated", path);
   ZSTD_freeDCtx(dz);
-  free(buf);
+  mem_free(buf);
   fclose(f);
   return s;
 }

@@ -56,29 +56,30 @@ int lacos_checkpoint_save(const char *dir, int step, int n, const char *const *n
     return fail(LACOS_EINVAL, "%s: path too long", dir);
   TRY(lacos_dir_temp(tmp, sizeof tmp, final));   /* ckpt-N.tmp.PID, beside it */
   /* the tensors: safetensors image in memory, zstd-compressed */
-  char *img = NULL;
-  size_t img_n = 0;
-  FILE *mf = open_memstream(&img, &img_n);
-  if (!mf) { remove_tree(tmp); return fail(LACOS_ENOMEM, "out of memory"); }
-  int s = safetensors_write_stream(mf, final, n, names, tensors, 0, NULL, NULL);
+  FILE *mf;
+  mem_stream ms;
+  int s = mem_stream_open(&mf, &ms);
+  if (s) { remove_tree(tmp); return s; }
+  s = safetensors_write_stream(mf, final, n, names, tensors, 0, NULL, NULL);
   fclose(mf);
+  char *img = ms.p;
+  size_t img_n = ms.n;
   void *z = NULL;
   size_t zn = 0;
   if (!s) {
     size_t cap = ZSTD_compressBound(img_n);
-    z = malloc(cap);
-    if (!z) s = fail(LACOS_ENOMEM, "out of memory compressing the checkpoint");
-    else {
+    s = mem_alloc(&z, cap, "the compressed checkpoint");
+    if (!s) {
       zn = ZSTD_compress(z, cap, img, img_n, 3);
       if (ZSTD_isError(zn)) s = fail(LACOS_EIO, "%s: zstd compression failed: %s", final, ZSTD_getErrorName(zn));
     }
   }
-  free(img);
+  mem_free(img);
   char hz[65], hs[65];
   const char *st = state_json ? state_json : "{}";
   if (!s) { snprintf(path, sizeof path, "%s/tensors.safetensors.zst", tmp); s = write_file_synced(path, z, zn); }
   if (!s) s = lacos_sha256_buffer(z, (double)zn, hz);
-  free(z);
+  mem_free(z);
   if (!s) { snprintf(path, sizeof path, "%s/state.json", tmp); s = write_file_synced(path, st, strlen(st)); }
   if (!s) s = lacos_sha256_buffer(st, (double)strlen(st), hs);
   if (!s) {
@@ -99,9 +100,9 @@ int lacos_checkpoint_save(const char *dir, int step, int n, const char *const *n
 
 void lacos_checkpoint_free(lacos_checkpoint *ck) {
   if (!ck) return;
-  free(ck->state);
+  mem_free(ck->state);
   lacos_safetensors_free(ck->tensors);
-  free(ck);
+  mem_free(ck);
 }
 
 const char *lacos_checkpoint_state(const lacos_checkpoint *ck) { return ck->state; }
@@ -119,12 +120,12 @@ static int verified(const char *path, const char *file, json_t *files, char **da
   snprintf(fp, sizeof fp, "%s/%s", path, file);
   TRY(file_read_all(fp, MAX_CKPT_FILE, data, n));
   if ((json_int_t)*n != json_integer_value(b)) {
-    free(*data); *data = NULL;
+    mem_free(*data); *data = NULL;
     return fail(LACOS_EFORMAT, "%s: %s has %zu bytes, the manifest says %lld (truncated or replaced)", path, file, *n, (long long)json_integer_value(b));
   }
   TRY(lacos_sha256_buffer(*data, (double)*n, hex));
   if (strcmp(hex, json_string_value(h)) != 0) {
-    free(*data); *data = NULL;
+    mem_free(*data); *data = NULL;
     return fail(LACOS_EFORMAT, "%s: %s does not match its SHA-256 in the manifest (corrupted)", path, file);
   }
   return LACOS_OK;
@@ -139,7 +140,7 @@ int lacos_checkpoint_open(lacos_checkpoint **out, const char *path) {
   TRY(file_read_all(mp, 1 << 20, &text, &len));
   json_error_t jerr;
   json_t *man = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-  free(text);
+  mem_free(text);
   if (!man) return fail(LACOS_EFORMAT, "%s:%d: invalid JSON: %s", mp, jerr.line, jerr.text);
   int s = LACOS_OK;
   json_t *fmt = json_object_get(man, "format"), *ver = json_object_get(man, "version"), *files = json_object_get(man, "files");
@@ -159,22 +160,22 @@ int lacos_checkpoint_open(lacos_checkpoint **out, const char *path) {
     unsigned long long size = ZSTD_getFrameContentSize(z, zn);
     if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > MAX_CKPT_FILE || (raw >= 0 && (json_int_t)size != raw))
       s = fail(LACOS_EFORMAT, "%s: tensors.safetensors.zst is not a zstd frame of the recorded size", path);
-    void *img = s ? NULL : malloc(size ? size : 1);
-    if (!s && !img) s = fail(LACOS_ENOMEM, "out of memory decompressing the checkpoint");
+    void *img = NULL;
+    if (!s) s = mem_alloc(&img, size ? size : 1, "the decompressed checkpoint");
     if (!s) {
       size_t got = ZSTD_decompress(img, size, z, zn);
-      if (ZSTD_isError(got) || got != size) { free(img); s = fail(LACOS_EFORMAT, "%s: zstd decompression failed", path); }
+      if (ZSTD_isError(got) || got != size) { mem_free(img); s = fail(LACOS_EFORMAT, "%s: zstd decompression failed", path); }
       else {
-        ck = calloc(1, sizeof *ck);
         char name[4400];
         snprintf(name, sizeof name, "%s/tensors.safetensors.zst", path);
-        if (!ck) { free(img); s = fail(LACOS_ENOMEM, "out of memory"); }
+        s = meta_calloc(&ck, 1, sizeof *ck, "checkpoint");
+        if (s) mem_free(img);
         else s = safetensors_open_buffer(&ck->tensors, img, size, name);
       }
     }
   }
-  free(z);
-  if (s) { free(state); lacos_checkpoint_free(ck); return s; }
+  mem_free(z);
+  if (s) { mem_free(state); lacos_checkpoint_free(ck); return s; }
   ck->state = state;
   *out = ck;
   return LACOS_OK;
@@ -207,9 +208,13 @@ static int list_steps(const char *dir, int **steps, int *n) {
     if (s < 0) continue;
     if (*n == cap) {
       cap = cap ? cap * 2 : 16;
-      int *ns = realloc(*steps, sizeof *ns * (size_t)cap);
-      if (!ns) { closedir(d); free(*steps); *steps = NULL; return fail(LACOS_ENOMEM, "out of memory"); }
-      *steps = ns;
+      int st = meta_realloc(steps, sizeof **steps * (size_t)cap, "checkpoint list");
+      if (st) {
+        closedir(d);
+        mem_free(*steps);
+        *steps = NULL;
+        return st;
+      }
     }
     (*steps)[(*n)++] = s;
   }
@@ -221,10 +226,10 @@ static int list_steps(const char *dir, int **steps, int *n) {
 int lacos_checkpoint_find(const char *dir, int i, char *path, int cap, int *step) {
   int *steps, n;
   TRY(list_steps(dir, &steps, &n));
-  if (i < 0 || i >= n) { free(steps); return fail(LACOS_ENOTFOUND, "%s: no checkpoint %d", dir, i); }
+  if (i < 0 || i >= n) { mem_free(steps); return fail(LACOS_ENOTFOUND, "%s: no checkpoint %d", dir, i); }
   snprintf(path, (size_t)cap, "%s/ckpt-%08d", dir, steps[i]);
   if (step) *step = steps[i];
-  free(steps);
+  mem_free(steps);
   return LACOS_OK;
 }
 
@@ -237,7 +242,7 @@ int lacos_checkpoint_prune(const char *dir, int keep) {
     snprintf(path, sizeof path, "%s/ckpt-%08d", dir, steps[i]);
     remove_tree(path);
   }
-  free(steps);
+  mem_free(steps);
   /* temporaries from interrupted writes (a kill between the two renames of
      a same-step replacement leaves a .old. next to the .tmp.) */
   DIR *d = opendir(dir);

@@ -238,8 +238,8 @@ int lacos_comm_open(lacos_comm **out, const lacos_comm_options *opt) {
   if (!(opt->timeout >= 0) || opt->timeout > 1e7) return fail(LACOS_EINVAL, "comm open: timeout must be >= 0 seconds");
   lacos_comm_env_info env;
   TRY(lacos_comm_env(&env));
-  lacos_comm *c = calloc(1, sizeof *c);
-  if (!c) return fail(LACOS_ENOMEM, "out of memory");
+  lacos_comm *c;
+  TRY(meta_calloc(&c, 1, sizeof *c, "communicator"));
   pthread_mutex_lock(&group_lock);
   int s = LACOS_OK;
   if (group_refs == 0) s = group_open(opt, &env);
@@ -247,7 +247,7 @@ int lacos_comm_open(lacos_comm **out, const lacos_comm_options *opt) {
     s = fail(LACOS_ESTATE, "this process already talks through the %s backend, not %s", group.name, opt->backend);
   if (!s) group_refs++;
   pthread_mutex_unlock(&group_lock);
-  if (s) { free(c); return s; }
+  if (s) { mem_free(c); return s; }
   c->device_mode = opt->device_mode;
   snprintf(c->name, sizeof c->name, "%s", group.name);
   *out = c;
@@ -257,8 +257,8 @@ int lacos_comm_open(lacos_comm **out, const lacos_comm_options *opt) {
 void lacos_comm_free(lacos_comm *c) {
   if (!c) return;
   if (c->nccl) comm_nccl_close(c->nccl, 0);
-  free(c->stage);
-  free(c);
+  mem_free(c->stage);
+  mem_free(c);
   pthread_mutex_lock(&group_lock);
   if (group_refs > 0 && --group_refs == 0) {
     group.close(group.ctx);
@@ -312,9 +312,7 @@ int lacos_comm_check_peers(lacos_comm *c) {
 
 static int staging(lacos_comm *c, size_t bytes) {
   if (bytes <= c->stage_bytes) return LACOS_OK;
-  void *p = realloc(c->stage, bytes);
-  if (!p) return fail(LACOS_ENOMEM, "comm: out of memory for a %zu-byte staging buffer", bytes);
-  c->stage = p;
+  TRY(mem_realloc(&c->stage, bytes, "comm staging buffer"));
   c->stage_bytes = bytes;
   return LACOS_OK;
 }
@@ -394,13 +392,14 @@ int lacos_comm_allreduce_sum(lacos_comm *c, int n, lacos_tensor *const *tensors)
     /* nothing to add (NCCL with one rank is still exercised when asked for) */
   } else if (device == LACOS_CUDA && c->device_mode != LACOS_COMM_DEVICE_HOST && (s = nccl_ready(c)) == LACOS_OK &&
              c->nccl_state == 1) {
-    void **bufs = calloc((size_t)n, sizeof *bufs);
-    int64_t *counts = calloc((size_t)n, sizeof *counts);
-    if (!bufs || !counts) s = fail(LACOS_ENOMEM, "out of memory");
+    void **bufs = NULL;
+    int64_t *counts = NULL;
+    s = meta_calloc(&bufs, (size_t)n, sizeof *bufs, "all-reduce list");
+    if (!s) s = meta_calloc(&counts, (size_t)n, sizeof *counts, "all-reduce list");
     for (int i = 0; !s && i < n; i++) { bufs[i] = tensors[i]->data; counts[i] = lacos_tensor_numel(tensors[i]); }
     if (!s) s = comm_nccl_allreduce_sum(c->nccl, &group, n, bufs, counts, dtype);
-    free(bufs);
-    free(counts);
+    mem_free(bufs);
+    mem_free(counts);
   } else if (!s) {
     if (n == 1 && device == LACOS_CPU) {
       s = group.allreduce_sum(group.ctx, tensors[0]->data, count, dtype);
@@ -435,8 +434,8 @@ int lacos_comm_allgather(lacos_tensor **out, lacos_comm *c, const lacos_tensor *
   double t0 = clock_now();
   int W = group.size;
   /* each rank's shape first: the rows may differ, the rest must not */
-  int64_t *shapes = calloc((size_t)W * 6 + (size_t)W, sizeof(int64_t));
-  if (!shapes) return fail(LACOS_ENOMEM, "out of memory");
+  int64_t *shapes;
+  TRY(meta_calloc(&shapes, (size_t)W * 6 + (size_t)W, sizeof(int64_t), "all-gather shapes"));
   int64_t *bytes = shapes + (size_t)W * 6;
   int64_t mine[6] = { local->ndim, local->dtype, local->shape[0], local->shape[1], local->shape[2], local->shape[3] };
   for (int r = 0; r < W; r++) bytes[r] = (int64_t)sizeof mine;
@@ -467,7 +466,7 @@ int lacos_comm_allgather(lacos_tensor **out, lacos_comm *c, const lacos_tensor *
     s = group.allgatherv(group.ctx, local->data, g->data, bytes);
     c->bytes += (double)(total_rows * row_bytes);
   }
-  free(shapes);
+  mem_free(shapes);
   c->calls += 1;
   c->seconds += clock_now() - t0;
   if (s) { lacos_tensor_free(g); return s; }

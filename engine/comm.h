@@ -74,14 +74,6 @@ void comm_nccl_close(comm_nccl *n, int abort);
 /* "2.28.3", or "" when NCCL is not loaded */
 const char *comm_nccl_version(const comm_nccl *n);
 
-/* Provided by the CUDA backend (kernels/device.cu; engine/device_none.c
-   without CUDA, where they fail or report no device). */
-int cuda_device_count(void);                 /* 0 when there is none */
-int cuda_select_device(int index);           /* before first use; LACOS_ESTATE if another is in use */
-int cuda_selected_device(void);
-void *cuda_stream_handle(void);              /* the compute stream (cudaStream_t) */
-int cuda_stream_poll(void);                  /* 1 done, 0 still running, -status on an error (recorded) */
-
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@
    process group's liveness watch) ends the wait with ncclCommAbort instead
    of a hang. */
 #include "engine.h"
+#include "backend.h"
 #include "comm.h"
 #include <dlfcn.h>
 #include <time.h>
@@ -51,6 +52,7 @@ typedef struct nccl_api {
 
 struct comm_nccl {
   void *lib;
+  const backend *gpu;        /* the CUDA table: NCCL queues on its stream */
   nccl_api api;
   nccl_comm_t comm;
   char version[32];
@@ -92,12 +94,13 @@ static int load(comm_nccl *n) {
 
 int comm_nccl_open(comm_nccl **out, comm_backend *pg) {
   *out = NULL;
-  comm_nccl *n = calloc(1, sizeof *n);
-  if (!n) return fail(LACOS_ENOMEM, "out of memory");
+  comm_nccl *n;
+  TRY(meta_calloc(&n, 1, sizeof *n, "NCCL communicator"));
   /* every rank takes part in the id's broadcast, even one that cannot use
      NCCL (it sends an empty id), so that no rank is left waiting */
   int s = load(n);
-  if (!s && cuda_device_count() < 1) s = fail(LACOS_EDEVICE, "NCCL needs a CUDA device and there is none");
+  n->gpu = backend_table(LACOS_CUDA);
+  if (!s && (!n->gpu || n->gpu->device_count() < 1)) s = fail(LACOS_EDEVICE, "NCCL needs a CUDA device and there is none");
   nccl_unique_id id;
   memset(&id, 0, sizeof id);
   int ok_here = s == LACOS_OK;
@@ -110,12 +113,12 @@ int comm_nccl_open(comm_nccl **out, comm_backend *pg) {
   snprintf(err, sizeof err, "%s", s ? lacos_last_error() : "");
   int64_t flag = ok_here ? 0 : 1;
   int cs = pg->allreduce_sum(pg->ctx, &flag, 1, COMM_I64);
-  if (cs) { free(n); return cs; }
+  if (cs) { mem_free(n); return cs; }
   if (!cs) cs = pg->broadcast(pg->ctx, &id, (int64_t)sizeof id, 0);
-  if (cs) { free(n); return cs; }
+  if (cs) { mem_free(n); return cs; }
   if (flag) {
     if (n->lib) dlclose(n->lib);
-    free(n);
+    mem_free(n);
     if (!s) return fail(LACOS_EUNSUPPORTED, "NCCL is not usable on every rank (%lld cannot load it or have no GPU)", (long long)flag);
     return fail(s, "%s", err);
   }
@@ -123,7 +126,7 @@ int comm_nccl_open(comm_nccl **out, comm_backend *pg) {
   if (r != NCCL_SUCCESS) {
     s = nccl_fail(n, r, "ncclCommInitRank");
     dlclose(n->lib);
-    free(n);
+    mem_free(n);
     return s;
   }
   *out = n;
@@ -139,12 +142,12 @@ int comm_nccl_allreduce_sum(comm_nccl *n, comm_backend *pg, int nbuf, void *cons
   nccl_result r = n->api.GroupStart();
   if (r != NCCL_SUCCESS) return nccl_fail(n, r, "ncclGroupStart");
   for (int i = 0; i < nbuf && r == NCCL_SUCCESS; i++)
-    r = n->api.AllReduce(bufs[i], bufs[i], (size_t)counts[i], dt, NCCL_SUM, n->comm, cuda_stream_handle());
+    r = n->api.AllReduce(bufs[i], bufs[i], (size_t)counts[i], dt, NCCL_SUM, n->comm, n->gpu->stream());
   nccl_result e = n->api.GroupEnd();
   if (r != NCCL_SUCCESS) return nccl_fail(n, r, "ncclAllReduce");
   if (e != NCCL_SUCCESS && e != NCCL_IN_PROGRESS) return nccl_fail(n, e, "ncclGroupEnd");
   for (int spins = 0;; spins++) {
-    int done = cuda_stream_poll();
+    int done = n->gpu->poll();
     if (done < 0) return -done;
     if (done) return LACOS_OK;
     nccl_result async = NCCL_SUCCESS;
@@ -176,5 +179,5 @@ void comm_nccl_close(comm_nccl *n, int abort) {
     else n->api.CommDestroy(n->comm);
   }
   /* libnccl stays mapped: its threads may outlive the communicator briefly */
-  free(n);
+  mem_free(n);
 }

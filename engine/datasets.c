@@ -44,7 +44,9 @@ struct lacos_pairset {
   double text_bytes;
 };
 
-static char *arena_put(lacos_pairset *s, const char *p, size_t n) {
+/* A NUL-terminated copy of p[0..n) in the set's text blocks. */
+static int arena_put(lacos_pairset *s, const char **out, const char *p, size_t n) {
+  *out = NULL;
   arena_block *b = s->blocks;
   if (!b || b->cap - b->used < n + 1) {
     /* blocks grow from 64 KiB to ARENA_BLOCK: a small set (a test file, the
@@ -52,8 +54,7 @@ static char *arena_put(lacos_pairset *s, const char *p, size_t n) {
        the 4 MiB first block made the dataset fuzz targets ten times slower */
     size_t want = b ? (b->cap * 2 < ARENA_BLOCK ? b->cap * 2 : ARENA_BLOCK) : ARENA_FIRST;
     size_t cap = n + 1 > want ? n + 1 : want, bytes = sizeof(arena_block) + cap;
-    b = mem_alloc(bytes, LACOS_CPU, "dataset text");
-    if (!b) return NULL;
+    TRY(mem_alloc(&b, bytes, "dataset text"));
     b->next = s->blocks;
     b->used = 0;
     b->cap = cap;
@@ -65,24 +66,25 @@ static char *arena_put(lacos_pairset *s, const char *p, size_t n) {
   dst[n] = 0;
   b->used += n + 1;
   s->text_bytes += (double)n + 1;
-  return dst;
+  *out = dst;
+  return LACOS_OK;
 }
 
-static const char *arena_str(lacos_pairset *s, const char *p) { return arena_put(s, p ? p : "", p ? strlen(p) : 0); }
+static int arena_str(lacos_pairset *s, const char **out, const char *p) {
+  return arena_put(s, out, p ? p : "", p ? strlen(p) : 0);
+}
 
 int lacos_pairset_new(lacos_pairset **out) {
   if (!out) return fail(LACOS_EINVAL, "pairset: out is NULL");
-  *out = calloc(1, sizeof **out);
-  if (!*out) return fail(LACOS_ENOMEM, "pairset: out of memory");
-  return LACOS_OK;
+  return meta_calloc(out, 1, sizeof **out, "pair set");
 }
 
 void lacos_pairset_free(lacos_pairset *s) {
   if (!s) return;
-  for (arena_block *b = s->blocks, *nx; b; b = nx) { nx = b->next; mem_free(b, b->bytes, LACOS_CPU); }
-  if (s->pairs) mem_free(s->pairs, s->cap * sizeof *s->pairs, LACOS_CPU);
-  free(s->subsets);
-  free(s);
+  for (arena_block *b = s->blocks, *nx; b; b = nx) { nx = b->next; mem_free(b); }
+  mem_free(s->pairs);
+  mem_free(s->subsets);
+  mem_free(s);
 }
 
 int lacos_pairset_size(const lacos_pairset *s) { return s ? (int)s->n : 0; }
@@ -95,11 +97,7 @@ static int push_pair(lacos_pairset *s, const lacos_pair *p) {
   if (s->n >= (size_t)INT32_MAX) return fail(LACOS_ELIMIT, "pair set: more than %d pairs", INT32_MAX);
   if (s->n == s->cap) {
     size_t ncap = s->cap ? s->cap * 2 : 1024;
-    lacos_pair *np = mem_alloc(ncap * sizeof *np, LACOS_CPU, "dataset pairs");
-    if (!np) return lacos_last_status();
-    if (s->n) memcpy(np, s->pairs, s->n * sizeof *np);
-    if (s->pairs) mem_free(s->pairs, s->cap * sizeof *s->pairs, LACOS_CPU);
-    s->pairs = np;
+    TRY(mem_realloc(&s->pairs, ncap * sizeof *s->pairs, "dataset pairs"));
     s->cap = ncap;
   }
   s->pairs[s->n++] = *p;
@@ -115,18 +113,15 @@ static const char *base_name(const char *path) {
 static int subset_begin(lacos_pairset *s, const lacos_read_spec *spec, const char *source) {
   if (s->nsub == s->capsub) {
     int ncap = s->capsub ? s->capsub * 2 : 8;
-    lacos_pair_subset *ns = realloc(s->subsets, (size_t)ncap * sizeof *ns);
-    if (!ns) return fail(LACOS_ENOMEM, "pair set: out of memory");
-    s->subsets = ns;
+    TRY(meta_realloc(&s->subsets, (size_t)ncap * sizeof *s->subsets, "pair set subsets"));
     s->capsub = ncap;
   }
   lacos_pair_subset *sub = &s->subsets[s->nsub];
   memset(sub, 0, sizeof *sub);
-  sub->name = arena_str(s, spec->subset ? spec->subset : base_name(source));
-  sub->lang1 = arena_str(s, spec->lang1);
-  sub->lang2 = arena_str(s, spec->lang2);
-  sub->source = arena_str(s, source);
-  if (!sub->name || !sub->lang1 || !sub->lang2 || !sub->source) return lacos_last_status();
+  TRY(arena_str(s, &sub->name, spec->subset ? spec->subset : base_name(source)));
+  TRY(arena_str(s, &sub->lang1, spec->lang1));
+  TRY(arena_str(s, &sub->lang2, spec->lang2));
+  TRY(arena_str(s, &sub->source, source));
   sub->first = (int32_t)s->n;
   s->nsub++;
   return LACOS_OK;
@@ -262,14 +257,13 @@ static int lr_open(linereader *lr, const char *path, const lacos_read_spec *spec
                 path, st.st_size / 1048576.0, mf / 1048576.0);
   }
   lr->cap = lr->max_line + 3 < 65536 ? lr->max_line + 3 : 65536;
-  lr->buf = malloc(lr->cap);
-  if (!lr->buf) { fclose(lr->f); lr->f = NULL; return fail(LACOS_ENOMEM, "%s: out of memory", path); }
+  if (mem_alloc(&lr->buf, lr->cap, "line buffer")) { fclose(lr->f); lr->f = NULL; return fail_context("%s", path); }
   return LACOS_OK;
 }
 
 static void lr_close(linereader *lr) {
   if (lr->f) fclose(lr->f);
-  free(lr->buf);
+  mem_free(lr->buf);
   lr->f = NULL;
   lr->buf = NULL;
 }
@@ -293,9 +287,7 @@ static int lr_next(linereader *lr, char **line, size_t *len) {
         size_t ncap = lr->cap * 2;
         if (ncap > lr->max_line + 3) ncap = lr->max_line + 3;
         if (ncap <= lr->cap) ncap = lr->cap + 1;
-        char *nb = realloc(lr->buf, ncap);
-        if (!nb) return -fail(LACOS_ENOMEM, "%s: out of memory", lr->path);
-        lr->buf = nb;
+        if (mem_realloc(&lr->buf, ncap, "line buffer")) return -fail_context("%s", lr->path);
         lr->cap = ncap;
       }
       size_t got = fread(lr->buf + lr->end, 1, lr->cap - 1 - lr->end, lr->f);
@@ -431,8 +423,7 @@ static int put_sentence(lacos_pairset *s, const lacos_read_spec *spec, const cha
   if (n > (size_t)INT32_MAX) return fail(LACOS_ELIMIT, "%s:%lld: sentence too long", where, line);
   long bad = utf8_invalid_at((const unsigned char *)p, n);
   if (bad >= 0) return fail(LACOS_EFORMAT, "%s:%lld: sentence %d is not valid UTF-8 (byte %ld)", where, line, which, bad + 1);
-  *out = arena_put(s, p, n);
-  if (!*out) return lacos_last_status();
+  TRY(arena_put(s, out, p, n));
   *outlen = (int32_t)n;
   return LACOS_OK;
 }
@@ -551,9 +542,7 @@ static int csv_push(csvbuf *b, char c, const char *path, long long line) {
     if (b->cap >= b->max + 2) return fail(LACOS_ELIMIT, "%s:%lld: record is longer than the limit of %zu bytes (max_line_bytes)", path, line, b->max);
     size_t ncap = b->cap ? b->cap * 2 : 1024;
     if (ncap > b->max + 2) ncap = b->max + 2;
-    char *np = realloc(b->p, ncap);
-    if (!np) return fail(LACOS_ENOMEM, "%s: out of memory", path);
-    b->p = np;
+    if (mem_realloc(&b->p, ncap, "record buffer")) return fail_context("%s", path);
     b->cap = ncap;
   }
   b->p[b->n++] = c;
@@ -648,7 +637,7 @@ int lacos_pairset_read_csv(lacos_pairset *s, const char *path, const lacos_read_
     if (t < 0) st = -t;
     else if (t == 0) sub->skipped++;
   }
-  free(b.p);
+  mem_free(b.p);
   lr_close(&lr);
   if (st != LACOS_OK) return rollback(s, n0, nsub0, st);
   subset_commit(s);
@@ -684,9 +673,7 @@ int lacos_pairset_read_gold(lacos_pairset *s, const char *input, const char *gol
     if (got == 0) break;
     if (ng == capg) {
       capg = capg ? capg * 2 : 1024;
-      double *ns = realloc(scores, capg * sizeof *ns);
-      if (!ns) { st = fail(LACOS_ENOMEM, "%s: out of memory", gold); break; }
-      scores = ns;
+      if ((st = mem_realloc(&scores, capg * sizeof *scores, "gold scores"))) { fail_context("%s", gold); break; }
     }
     double v = NAN;
     if (!blank(line, len)) {
@@ -696,12 +683,12 @@ int lacos_pairset_read_gold(lacos_pairset *s, const char *input, const char *gol
     scores[ng++] = v;
   }
   lr_close(&lr);
-  if (st) { free(scores); return st; }
+  if (st) { mem_free(scores); return st; }
 
   size_t n0 = s->n;
   int nsub0 = s->nsub;
   st = lr_open(&lr, input, spec);
-  if (st) { free(scores); return st; }
+  if (st) { mem_free(scores); return st; }
   st = subset_begin(s, &sp, input);
   int min_fields = spec_min_fields(&sp);
   row r;
@@ -735,7 +722,7 @@ int lacos_pairset_read_gold(lacos_pairset *s, const char *input, const char *gol
   lr_close(&lr);
   if (st == LACOS_OK && ni < ng)
     st = fail(LACOS_EFORMAT, "%s: %zu lines, but its gold file %s has %zu: the files are not aligned", input, ni, gold, ng);
-  free(scores);
+  mem_free(scores);
   if (st != LACOS_OK) return rollback(s, n0, nsub0, st);
   subset_commit(s);
   return LACOS_OK;
@@ -929,9 +916,7 @@ static int ivec_add_unique(ivec *a, int32_t x) {
   for (int32_t i = 0; i < a->n; i++) if (a->v[i] == x) return LACOS_OK;
   if (a->n == a->cap) {
     int32_t ncap = a->cap ? a->cap * 2 : 2;
-    int32_t *nv = realloc(a->v, (size_t)ncap * sizeof *nv);
-    if (!nv) return fail(LACOS_ENOMEM, "triplets: out of memory");
-    a->v = nv;
+    TRY(mem_realloc(&a->v, (size_t)ncap * sizeof *a->v, "triplets"));
     a->cap = ncap;
   }
   a->v[a->n++] = x;
@@ -955,15 +940,15 @@ static uint64_t hash_bytes(const char *p, size_t n) {
 
 static int intern_grow(intern *t) {
   size_t nslots = t->slots ? (t->mask + 1) * 2 : 1024;
-  int32_t *ns = malloc(nslots * sizeof *ns);
-  if (!ns) return fail(LACOS_ENOMEM, "triplets: out of memory");
+  int32_t *ns;
+  TRY(mem_alloc(&ns, nslots * sizeof *ns, "triplets"));
   for (size_t i = 0; i < nslots; i++) ns[i] = -1;
   for (int32_t id = 0; id < t->n; id++) {
     size_t h = (size_t)hash_bytes(t->sent[id].p, (size_t)t->sent[id].len) & (nslots - 1);
     while (ns[h] >= 0) h = (h + 1) & (nslots - 1);
     ns[h] = id;
   }
-  free(t->slots);
+  mem_free(t->slots);
   t->slots = ns;
   t->mask = nslots - 1;
   return LACOS_OK;
@@ -979,9 +964,7 @@ static int intern_id(intern *t, const char *p, int32_t len, int32_t *id) {
   }
   if (t->n == t->cap) {
     int32_t ncap = t->cap ? t->cap * 2 : 1024;
-    sentence *ns = realloc(t->sent, (size_t)ncap * sizeof *ns);
-    if (!ns) return fail(LACOS_ENOMEM, "triplets: out of memory");
-    t->sent = ns;
+    TRY(mem_realloc(&t->sent, (size_t)ncap * sizeof *t->sent, "triplets"));
     t->cap = ncap;
   }
   sentence *e = &t->sent[t->n];
@@ -994,14 +977,15 @@ static int intern_id(intern *t, const char *p, int32_t len, int32_t *id) {
 }
 
 static void intern_free(intern *t) {
-  for (int32_t i = 0; i < t->n; i++) { free(t->sent[i].ent.v); free(t->sent[i].con.v); }
-  free(t->sent);
-  free(t->slots);
+  for (int32_t i = 0; i < t->n; i++) { mem_free(t->sent[i].ent.v); mem_free(t->sent[i].con.v); }
+  mem_free(t->sent);
+  mem_free(t->slots);
 }
 
-static const char *copy_of(lacos_pairset *out, sentence *e) {
-  if (!e->copy) e->copy = arena_put(out, e->p, (size_t)e->len);
-  return e->copy;
+static int copy_of(lacos_pairset *out, sentence *e, const char **copy) {
+  if (!e->copy) TRY(arena_put(out, &e->copy, e->p, (size_t)e->len));
+  *copy = e->copy;
+  return LACOS_OK;
 }
 
 static int32_t pick(const ivec *a, double seed, uint64_t *counter) {
@@ -1013,10 +997,9 @@ static int32_t pick(const ivec *a, double seed, uint64_t *counter) {
 static int emit(lacos_pairset *out, intern *t, int32_t a, int32_t p, int32_t n) {
   lacos_pair rec;
   memset(&rec, 0, sizeof rec);
-  rec.s1 = copy_of(out, &t->sent[a]);
-  rec.s2 = copy_of(out, &t->sent[p]);
-  if (n >= 0) rec.s3 = copy_of(out, &t->sent[n]);
-  if (!rec.s1 || !rec.s2 || (n >= 0 && !rec.s3)) return lacos_last_status();
+  TRY(copy_of(out, &t->sent[a], &rec.s1));
+  TRY(copy_of(out, &t->sent[p], &rec.s2));
+  if (n >= 0) TRY(copy_of(out, &t->sent[n], &rec.s3));
   rec.len1 = t->sent[a].len;
   rec.len2 = t->sent[p].len;
   rec.len3 = n >= 0 ? t->sent[n].len : 0;
@@ -1049,9 +1032,8 @@ int lacos_pairset_nli_triplets(lacos_pairset **out, const lacos_pairset *src, in
       const lacos_pair *p = &src->pairs[i];
       if (p->label != LACOS_ENTAILMENT) continue;
       lacos_pair rec = *p;
-      rec.s1 = arena_put(o, p->s1, (size_t)p->len1);
-      rec.s2 = arena_put(o, p->s2, (size_t)p->len2);
-      if (!rec.s1 || !rec.s2) { st = lacos_last_status(); break; }
+      if ((st = arena_put(o, &rec.s1, p->s1, (size_t)p->len1)) || (st = arena_put(o, &rec.s2, p->s2, (size_t)p->len2)))
+        break;
       rec.s3 = NULL;
       rec.len3 = 0;
       rec.subset = 0;

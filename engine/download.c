@@ -243,8 +243,8 @@ int lacos_download(const char *url, const char *dest, double expected_bytes, con
   if (curl_init_status != CURLE_OK) return fail(LACOS_EIO, "download: libcurl failed to initialise: %s", curl_easy_strerror(curl_init_status));
 
   size_t pn = strlen(dest) + 6;
-  char *part = malloc(pn);
-  if (!part) return fail(LACOS_ENOMEM, "download: out of memory");
+  char *part;
+  if (meta_alloc(&part, pn, "download path")) return fail_context("download");
   snprintf(part, pn, "%s.part", dest);
 
   int st = LACOS_OK;
@@ -258,14 +258,14 @@ int lacos_download(const char *url, const char *dest, double expected_bytes, con
   }
   if (st) {
     if (file_size(part) == 0) unlink(part);   /* nothing worth resuming */
-    free(part);
+    mem_free(part);
     return st;
   }
 
   double got = file_size(part);
   char hex[65] = "";
   st = lacos_sha256_file(part, hex);
-  if (st) { free(part); return st; }
+  if (st) { mem_free(part); return st; }
   if (sha256_out) memcpy(sha256_out, hex, 65);
   if (bytes_out) *bytes_out = got;
   if (expected_bytes >= 0 && got != expected_bytes) {
@@ -275,17 +275,17 @@ int lacos_download(const char *url, const char *dest, double expected_bytes, con
     } else {
       st = fail(LACOS_EIO, "%s: got %.0f of %.0f bytes; run again to resume from %s", url, got, expected_bytes, part);
     }
-    free(part);
+    mem_free(part);
     return st;
   }
   if (expected_sha256 && strcmp(hex, expected_sha256) != 0) {
     unlink(part);
     st = fail(LACOS_EFORMAT, "%s: sha256 mismatch: expected %s, got %s; the download was removed", url, expected_sha256, hex);
-    free(part);
+    mem_free(part);
     return st;
   }
   if (rename(part, dest) != 0) st = fail_errno("%s: cannot move the finished download into place", dest);
   else fsync_dir_of(dest);
-  free(part);
+  mem_free(part);
   return st;
 }

@@ -2,6 +2,7 @@
    interruption flag that long loops poll (set from signal handlers). */
 #include "engine.h"
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -65,21 +66,6 @@ static int blas_threads_now(void) {
   return blas_threads > 0 ? blas_threads : 1;
 }
 
-void blas_reserve(void) {
-  static int done;
-  if (done) return;
-  done = 1;
-  /* OpenBLAS takes another 128 MiB buffer at its first product past its
-     small-matrix path (besides one per OpenMP thread taken at start-up):
-     taken now, so that what an address-space limit leaves is measured after
-     it (main.c left room for it) */
-  enum { N = 256 };
-  float *a = calloc((size_t)N * N * 3, sizeof *a);
-  if (!a) return;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, a + N * N, N, 0.0f, a + 2 * N * N, N);
-  free(a);
-}
-
 int threads_count(void) {
   if (thread_count <= 0) {
     const char *env = getenv("LACOS_THREADS");
@@ -125,6 +111,19 @@ void lacos_interrupt_request(int level) {
   else lacos_interrupt_flag = level > 0 ? level : 1;
 }
 int lacos_interrupt_pending(void) { return lacos_interrupt_flag; }
+/* Here rather than in system.c: a sleep that an interrupt cuts short reads
+   the interrupt flag, and system.c sits below this file. */
+int lacos_sleep(double seconds) {
+  double end = lacos_clock_monotonic() + (seconds > 0 ? seconds : 0);
+  for (;;) {
+    if (lacos_interrupt_pending()) return 1;
+    double left = end - lacos_clock_monotonic();
+    if (left <= 0) return 0;
+    if (left > 0.05) left = 0.05;
+    struct timespec ts = { 0, (long)(left * 1e9) };
+    nanosleep(&ts, NULL);
+  }
+}
 void lacos_interrupt_clear(void) { lacos_interrupt_flag = 0; interrupt_kept = 0; }
 void lacos_interrupt_hold(int on) {
   if (on) {

@@ -42,16 +42,40 @@ int fail_errno(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
 /* ---- memory (memory.c) ---- */
 
-/* 64-byte aligned, counted per device. On failure: NULL and a last error
-   naming `what`. Zeroed variant for state that must start at zero. */
-void *mem_alloc(size_t bytes, int device, const char *what);
-void *mem_calloc(size_t bytes, int device, const char *what);
-void mem_free(void *p, size_t bytes, int device);
+/* Counted host memory: every allocation the engine makes goes through these.
+   Each returns a status and leaves a message naming `what` on failure, with
+   *out NULL; `out` is the address of the caller's pointer; mem_realloc
+   keeps the old block when it fails. Blocks of 4 KiB and more are 64-byte
+   aligned. Two kinds, freed alike with mem_free:
+   - mem_*: data (buffers that grow with the data), reported by
+     lacos_memory_allocated and refused past the soft limit;
+   - meta_*: bookkeeping (object structs, tensor headers, names, work
+     lists), counted apart (lacos_memory_overhead), so a view or a handle
+     allocates no data. */
+int mem_alloc(void *out, size_t bytes, const char *what);
+int mem_calloc(void *out, size_t n, size_t size, const char *what);
+int mem_realloc(void *inout, size_t bytes, const char *what);
+int mem_strdup(char **out, const char *s, const char *what);
+int mem_strndup(char **out, const char *s, size_t n, const char *what);
+int meta_alloc(void *out, size_t bytes, const char *what);
+int meta_calloc(void *out, size_t n, size_t size, const char *what);
+int meta_realloc(void *inout, size_t bytes, const char *what);
+int meta_strdup(char **out, const char *s, const char *what);
+void mem_free(void *p);
 void mem_mapped_add(double bytes);
-/* Counts `bytes` of memory the CUDA backend allocated itself (LACOS_ELIMIT
-   past the device's soft limit) and un-counts it when freed. */
+/* Device backends count the memory they allocate themselves (LACOS_ELIMIT
+   past the device's soft limit) and un-count it when freed. */
 int mem_charge(int device, size_t bytes, const char *what);
 void mem_uncharge(int device, size_t bytes);
+/* What the soft limit leaves of avail bytes of free device memory. */
+double mem_limit_left(int device, double avail);
+/* Fault injection for tests: the nth counted allocation from now (host or
+   device) fails with LACOS_ENOMEM, once; 0 disarms. mem_fault_count is the
+   number of allocations since, mem_fault_pending whether the failure is
+   still to come. */
+void mem_fault_at(int64_t n);
+int64_t mem_fault_count(void);
+bool mem_fault_pending(void);
 /* Elementwise access and CPU ops need the data in host memory. */
 static inline int tensor_on_cpu(const struct lacos_tensor *t, const char *what) {
   if (t && t->device != LACOS_CPU)
@@ -64,12 +88,14 @@ static inline bool size_add(size_t a, size_t b, size_t *out) { return !__builtin
 
 /* ---- tensors (tensor.c) ---- */
 
+struct backend;
 struct lacos_storage {
   void *data;
   size_t bytes;
   int device;
   int refcount;            /* atomic */
-  /* Non-owned memory (a mapped file): release(ctx) instead of mem_free. */
+  const struct backend *be;   /* owned memory: whose free() releases it */
+  /* Non-owned memory (a mapped file): release(ctx) instead of be->free. */
   void (*release)(void *ctx);
   void *ctx;
 };
@@ -137,12 +163,10 @@ void dtype_convert(void *dst, int dst_dtype, const void *src, int src_dtype, int
 
 /* ---- random numbers (random.c) ---- */
 
-/* Counter-based: value i of stream `seed` does not depend on how work is split
-   across threads, so random tensors are identical for any thread count. */
-uint64_t rng_u64(uint64_t seed, uint64_t counter);
-static inline double rng_uniform(uint64_t seed, uint64_t counter) {
-  return (double)(rng_u64(seed, counter) >> 11) * (1.0 / 9007199254740992.0);
-}
+/* Counter-based (math/rng.h, shared with the CUDA kernels): value i of stream
+   `seed` does not depend on how work is split across threads, so random
+   tensors are identical for any thread count. */
+#include "math/rng.h"
 double rng_normal(uint64_t seed, uint64_t counter);
 
 /* ---- files (fileio.c) ---- */
@@ -157,6 +181,10 @@ int atomic_file_open(atomic_file *af, const char *path);
 int atomic_file_commit(atomic_file *af);   /* closes; on failure removes the temporary */
 void atomic_file_abort(atomic_file *af);
 int fsync_dir_of(const char *path);
+/* A FILE whose writes go to counted memory (ms->p, ms->n; mem_free ms->p
+   after fclose). A write that cannot grow it fails with ENOMEM. */
+typedef struct mem_stream { char *p; size_t n, cap; } mem_stream;
+int mem_stream_open(FILE **f, mem_stream *ms);
 /* mkdir -p */
 int mkdir_parents(const char *dir);
 /* rm -r (a missing path is fine); the first failure is reported, the rest still removed */
@@ -169,7 +197,7 @@ void remove_stale_temps(const char *path);
    BLAS buffers are allocated already: OpenBLAS reserves 128 MiB per thread
    and spins forever when it cannot. Huge when there is no limit. */
 int address_space_thread_cap(int have);
-/* Makes OpenBLAS take the buffer of the calling thread now (engine.c). */
+/* Makes OpenBLAS take the buffer of the calling thread now (system.c). */
 void blas_reserve(void);
 
 /* ---- safetensors (safetensors.c) ---- */
@@ -177,6 +205,8 @@ void blas_reserve(void);
 typedef int (*tensor_provider)(void *ctx, int i, lacos_tensor **out);
 int safetensors_write_stream(FILE *f, const char *path, int n, const char *const *names, lacos_tensor *const *tensors,
                              int nmeta, const char *const *mk, const char *const *mv);
+/* Opens a safetensors image held in memory, taking ownership of `data`
+   (from mem_alloc, freed with the last view on it, or at once on failure). */
 int safetensors_open_buffer(lacos_safetensors **out, void *data, size_t size, const char *name);
 int safetensors_write_sharded_with(const char *dir, int n, const char *const *names, const double *bytes,
                                    double max_shard_bytes, tensor_provider provider, void *ctx);

@@ -25,8 +25,8 @@ int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len) {
                 path, st.st_size / 1048576.0, max_bytes / 1048576.0);
   }
   size_t cap = (size_t)st.st_size + 1, n = 0;
-  char *buf = malloc(cap);
-  if (!buf) { fclose(f); return fail(LACOS_ENOMEM, "%s: out of memory reading the file", path); }
+  char *buf;
+  if (mem_alloc(&buf, cap, "file contents")) { fclose(f); return fail_context("%s", path); }
   for (;;) {
     size_t got = fread(buf + n, 1, cap - 1 - n, f);
     n += got;
@@ -34,14 +34,13 @@ int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len) {
     /* The file grew while we read (or is a pipe): keep going up to the cap. */
     int c = fgetc(f);
     if (c == EOF) break;
-    if (cap - 1 >= max_bytes) { free(buf); fclose(f); return fail(LACOS_ELIMIT, "%s: file exceeds the size limit", path); }
+    if (cap - 1 >= max_bytes) { mem_free(buf); fclose(f); return fail(LACOS_ELIMIT, "%s: file exceeds the size limit", path); }
     size_t ncap = cap * 2 > max_bytes + 1 ? max_bytes + 1 : cap * 2;
-    char *nb = realloc(buf, ncap);
-    if (!nb) { free(buf); fclose(f); return fail(LACOS_ENOMEM, "%s: out of memory reading the file", path); }
-    buf = nb; cap = ncap;
+    if (mem_realloc(&buf, ncap, "file contents")) { mem_free(buf); fclose(f); return fail_context("%s", path); }
+    cap = ncap;
     buf[n++] = (char)c;
   }
-  if (ferror(f)) { free(buf); fclose(f); return fail_errno("%s: read failed", path); }
+  if (ferror(f)) { mem_free(buf); fclose(f); return fail_errno("%s: read failed", path); }
   fclose(f);
   buf[n] = 0;
   *out = buf;
@@ -49,11 +48,35 @@ int file_read_all(const char *path, size_t max_bytes, char **out, size_t *len) {
   return LACOS_OK;
 }
 
+/* ---- a FILE that writes into counted memory ---- */
+
+static ssize_t mem_stream_write(void *cookie, const char *buf, size_t n) {
+  mem_stream *ms = cookie;
+  if (ms->n + n > ms->cap) {
+    size_t cap = ms->cap ? ms->cap * 2 : 4096;
+    while (cap < ms->n + n) cap *= 2;
+    if (mem_realloc(&ms->p, cap, "an in-memory file")) { errno = ENOMEM; return -1; }
+    ms->cap = cap;
+  }
+  memcpy(ms->p + ms->n, buf, n);
+  ms->n += n;
+  return (ssize_t)n;
+}
+
+int mem_stream_open(FILE **f, mem_stream *ms) {
+  memset(ms, 0, sizeof *ms);
+  cookie_io_functions_t io = { .write = mem_stream_write };
+  *f = fopencookie(ms, "w", io);
+  if (!*f) return fail_errno("cannot open an in-memory file");
+  setvbuf(*f, NULL, _IONBF, 0);   /* a failed write shows at fwrite, not at a later flush */
+  return LACOS_OK;
+}
+
 int fsync_dir_of(const char *path) {
-  char *copy = strdup(path);
-  if (!copy) return fail(LACOS_ENOMEM, "out of memory");
+  char *copy;
+  TRY(meta_strdup(&copy, path, "a path"));
   int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-  free(copy);
+  mem_free(copy);
   if (fd < 0) return LACOS_OK;   /* best effort: some file systems refuse */
   fsync(fd);
   close(fd);
@@ -111,9 +134,9 @@ int atomic_file_open(atomic_file *af, const char *path) {
   memset(af, 0, sizeof *af);
   remove_stale_temps(path);
   size_t n = strlen(path) + 32;
-  af->path = strdup(path);
-  af->tmp = malloc(n);
-  if (!af->path || !af->tmp) { atomic_file_abort(af); return fail(LACOS_ENOMEM, "out of memory"); }
+  int st = meta_strdup(&af->path, path, "an output file name");
+  if (!st) st = meta_alloc(&af->tmp, n, "an output file name");
+  if (st) { atomic_file_abort(af); return st; }
   snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
   af->f = fopen(af->tmp, "wb");
   if (!af->f) {
@@ -133,7 +156,7 @@ int atomic_file_commit(atomic_file *af) {
   if (!s && rename(af->tmp, af->path) != 0) s = fail_errno("%s: cannot move the finished file into place", af->path);
   if (!s) fsync_dir_of(af->path);
   if (s) unlink(af->tmp);
-  free(af->path); free(af->tmp);
+  mem_free(af->path); mem_free(af->tmp);
   af->path = af->tmp = NULL;
   return s;
 }
@@ -141,7 +164,7 @@ int atomic_file_commit(atomic_file *af) {
 void atomic_file_abort(atomic_file *af) {
   if (af->f) fclose(af->f);
   if (af->tmp) unlink(af->tmp);
-  free(af->path); free(af->tmp);
+  mem_free(af->path); mem_free(af->tmp);
   memset(af, 0, sizeof *af);
 }
 
@@ -194,32 +217,29 @@ int remove_tree(const char *path) {
   return rmdir(path) == 0 ? LACOS_OK : fail_errno("%s: cannot remove", path);
 }
 
-/* 0 missing, 1 empty directory, 2 non-empty directory, 3 not a directory; -1 error */
-static int dir_kind(const char *dir) {
+enum { DIR_MISSING, DIR_EMPTY, DIR_FULL, DIR_NOT_A_DIR };
+/* What dir is, in *kind (a DIR_* value). */
+static int dir_kind(int *kind, const char *dir) {
   struct stat sb;
-  if (stat(dir, &sb) != 0) {
-    if (errno == ENOENT) return 0;
-    fail_errno("%s", dir);
-    return -1;
-  }
-  if (!S_ISDIR(sb.st_mode)) return 3;
+  *kind = DIR_MISSING;
+  if (stat(dir, &sb) != 0) return errno == ENOENT ? LACOS_OK : fail_errno("%s", dir);
+  if (!S_ISDIR(sb.st_mode)) { *kind = DIR_NOT_A_DIR; return LACOS_OK; }
   DIR *d = opendir(dir);
-  if (!d) { fail_errno("%s: cannot read the directory", dir); return -1; }
+  if (!d) return fail_errno("%s: cannot read the directory", dir);
   struct dirent *e;
-  int kind = 1;
+  *kind = DIR_EMPTY;
   while ((e = readdir(d)))
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) { kind = 2; break; }
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) { *kind = DIR_FULL; break; }
   closedir(d);
-  return kind;
+  return LACOS_OK;
 }
 
 int lacos_dir_check_output(const char *dir, int replace) {
   if (!dir || !*dir) return fail(LACOS_EINVAL, "output directory: empty path");
-  switch (dir_kind(dir)) {
-  case -1: return lacos_last_status();
-  case 3: return fail(LACOS_ESTATE, "%s: exists and is not a directory", dir);
-  case 2: return replace ? LACOS_OK : fail(LACOS_ESTATE, "%s: exists and is not empty", dir);
-  }
+  int kind;
+  TRY(dir_kind(&kind, dir));
+  if (kind == DIR_NOT_A_DIR) return fail(LACOS_ESTATE, "%s: exists and is not a directory", dir);
+  if (kind == DIR_FULL && !replace) return fail(LACOS_ESTATE, "%s: exists and is not empty", dir);
   return LACOS_OK;
 }
 
@@ -258,7 +278,9 @@ int lacos_dir_commit(const char *tmp, const char *dir, int replace) {
   }
   closedir(d);
   fsync_path(tmp, O_RDONLY | O_DIRECTORY);
-  if (dir_kind(dir) == 2) {
+  int kind;
+  TRY(dir_kind(&kind, dir));
+  if (kind == DIR_FULL) {
     /* one atomic exchange: the old directory is never gone before the new one is there */
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
       fsync_dir_of(dir);

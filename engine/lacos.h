@@ -82,6 +82,10 @@ double lacos_memory_allocated(int device);
 double lacos_memory_peak(int device);
 void lacos_memory_reset_peak(int device);
 double lacos_memory_mapped(void);
+/* Bytes of the engine's bookkeeping on the CPU (object handles, tensor
+   headers, names, work lists, allocation headers): counted, but apart from
+   lacos_memory_allocated, which is data only (a view allocates nothing). */
+double lacos_memory_overhead(void);
 /* Memory the system can still give this process: MemAvailable from
    /proc/meminfo (LACOS_CPU) or the GPU's free memory (LACOS_CUDA; 0 when
    there is no device), bounded by the engine's soft limit when one is set. */
@@ -143,8 +147,11 @@ int lacos_file_write(const char *path, const void *data, double nbytes);
    as they are, so no string from a user, a file or a database is ever run
    as shell code. */
 
-/* 0 when path does not exist, 1 a regular file, 2 a directory, 3 anything
-   else (links are followed). Never fails. */
+typedef enum lacos_path_kind_value {
+  LACOS_PATH_NONE = 0, LACOS_PATH_FILE = 1, LACOS_PATH_DIR = 2, LACOS_PATH_OTHER = 3
+} lacos_path_kind_value;
+/* What path is (links are followed): LACOS_PATH_NONE when it does not
+   exist, a regular file, a directory, or anything else. Never fails. */
 int lacos_path_kind(const char *path);
 /* The absolute form of path in *out (freed with lacos_text_free): the real
    path when it exists (symbolic links and ".." resolved), else its
@@ -647,15 +654,17 @@ int lacos_bloom_get_fast_backward(const lacos_bloom *m);
    sequences of T tokens (the memory planner). */
 double lacos_bloom_train_activation_bytes(const lacos_bloom_config *cfg, int B, int T, int lora_r,
                                           int lora_targets, int checkpointing);
-/* Predicted bytes of the CPU's int8 product scratch during a training step of
-   B sequences of T tokens (the four linears, forward and the input gradient
-   in its fast or exact form, as the scratch grows), for the memory planner.
-   Larger on CPUs whose int8 GEMM lacks VNNI (the operand is split in two). */
+/* Predicted bytes of the CPU's scratch during a training step of B
+   sequences of T tokens (the largest of the four linears' int8 product
+   buffers, forward and the input gradient in its fast or exact form, and
+   attention's rows, plus the quarter the scratch grows by; and the loss's
+   working memory), for the memory planner. Larger on CPUs whose int8 GEMM lacks VNNI (the operand is split
+   in two). */
 double lacos_bloom_train_scratch_bytes(const lacos_bloom_config *cfg, int B, int T, int fast_backward);
 
 /* ----- end bloom ----- */
 
-/* ===== lora (lora.c: adapters, PEFT import/export; lora_merge.c: merge for export) ===== */
+/* ===== lora (lora.c: adapters and their merge for export; lora_peft.c: PEFT import/export) ===== */
 
 /* Linears a LoRA adapter can target (bit flags; PEFT's module names in comments). */
 typedef enum lacos_lora_target {
@@ -1000,7 +1009,7 @@ int lacos_sts_spearman(double *rho, const double *x, const double *y, int64_t n)
 
 /* ----- end sts ----- */
 
-/* ===== results (results.c: the SQLite results database) ===== */
+/* ===== results (results_*.c: the SQLite results database) ===== */
 
 /* The results database: one SQLite file (default results/lacos.db, or
    $LACOS_DB) holding experiments, runs, typed params, metric time series,

@@ -26,10 +26,10 @@ static int check_grad(lacos_tensor *g, const lacos_tensor *like, const char *nam
 }
 
 /* Row-normalised copy (n,d) in double and the row norms. */
-static double *normalized(const lacos_tensor *t, double **norms) {
+static int normalized(const lacos_tensor *t, double **out, double **norms) {
   int64_t n = t->shape[0], d = t->shape[1];
-  double *y = malloc(sizeof(double) * (size_t)(n * d + n));
-  if (!y) return NULL;
+  double *y;
+  TRY(mem_alloc(&y, sizeof(double) * (size_t)(n * d + n), "normalised embeddings"));
   double *nr = y + n * d;
   const float *x = t->data;
   for (int64_t i = 0; i < n; i++) {
@@ -40,7 +40,8 @@ static double *normalized(const lacos_tensor *t, double **norms) {
     for (int64_t k = 0; k < d; k++) y[i * d + k] = x[i * d + k] / den;
   }
   *norms = nr;
-  return y;
+  *out = y;
+  return LACOS_OK;
 }
 
 /* Through y = x / max(|x|, eps): dx = (dy − y·(y·dy)) / |x|, or dy/eps below eps. */
@@ -83,9 +84,12 @@ int lacos_loss_mnrl(const lacos_tensor *A, const lacos_tensor *Cand, double scal
   if (!(scale > 0) || !isfinite(scale)) return fail(LACOS_EINVAL, "MNRL scale must be positive, got %g", scale);
   TRY(check_grad(dA, A, "anchor gradient"));
   TRY(check_grad(dC, Cand, "candidate gradient"));
-  double *na, *nc, *an = normalized(A, &na), *cn = normalized(Cand, &nc);
-  double *S = calloc((size_t)(2 * B * M), sizeof(double));
-  if (!an || !cn || !S) { free(an); free(cn); free(S); return fail(LACOS_ENOMEM, "out of memory"); }
+  double *na, *nc, *an = NULL, *cn = NULL, *S = NULL, *g = NULL;
+  int st = normalized(A, &an, &na);
+  if (!st) st = normalized(Cand, &cn, &nc);
+  if (!st) st = mem_calloc(&S, (size_t)(2 * B * M), sizeof(double), "MNRL scores");
+  if (!st) st = mem_calloc(&g, (size_t)((B + M) * d), sizeof(double), "MNRL gradients");
+  if (st) { mem_free(an); mem_free(cn); mem_free(S); return st; }
   double *dS = S + B * M;
   /* S (B,M) = scale · an (B,d) · cnᵀ */
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)M, (int)d, scale, an, (int)d, cn, (int)d, 0.0, S, (int)M);
@@ -98,15 +102,13 @@ int lacos_loss_mnrl(const lacos_tensor *A, const lacos_tensor *Cand, double scal
   }
   *loss = L;
   /* dS → normalised embeddings → raw embeddings */
-  double *g = calloc((size_t)((B + M) * d), sizeof(double));
-  if (!g) { free(an); free(cn); free(S); return fail(LACOS_ENOMEM, "out of memory"); }
   double *ga = g, *gc = g + B * d;
   /* ga (B,d) = scale · dS · cn;  gc (M,d) = scale · dSᵀ · an */
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)d, (int)M, scale, dS, (int)M, cn, (int)d, 0.0, ga, (int)d);
   cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)M, (int)d, (int)B, scale, dS, (int)M, an, (int)d, 0.0, gc, (int)d);
   if (dA) normalize_backward(dA->data, ga, an, na, B, d);
   if (dC) normalize_backward(dC->data, gc, cn, nc, M, d);
-  free(g); free(an); free(cn); free(S);
+  mem_free(g); mem_free(an); mem_free(cn); mem_free(S);
   return isfinite(L) ? LACOS_OK : fail(LACOS_ENUMERIC, "MNRL loss is not finite");
 }
 
@@ -120,12 +122,14 @@ int lacos_loss_cosent(const lacos_tensor *U, const lacos_tensor *V, const lacos_
   if (!(scale > 0) || !isfinite(scale)) return fail(LACOS_EINVAL, "CoSENT scale must be positive, got %g", scale);
   TRY(check_grad(dU, U, "u gradient"));
   TRY(check_grad(dV, V, "v gradient"));
-  double *lab = malloc(sizeof(double) * (size_t)n);
-  if (!lab) return fail(LACOS_ENOMEM, "out of memory");
-  TRY(lacos_tensor_read_f64(labels, lab, n));
-  double *nu_, *nv_, *un = normalized(U, &nu_), *vn = normalized(V, &nv_);
-  double *cs = calloc((size_t)(2 * n), sizeof(double));
-  if (!un || !vn || !cs) { free(lab); free(un); free(vn); free(cs); return fail(LACOS_ENOMEM, "out of memory"); }
+  double *lab = NULL, *nu_, *nv_, *un = NULL, *vn = NULL, *cs = NULL, *g = NULL;
+  int st = mem_alloc(&lab, sizeof(double) * (size_t)n, "CoSENT labels");
+  if (!st) st = lacos_tensor_read_f64(labels, lab, n);
+  if (!st) st = normalized(U, &un, &nu_);
+  if (!st) st = normalized(V, &vn, &nv_);
+  if (!st) st = mem_calloc(&cs, (size_t)(2 * n), sizeof(double), "CoSENT scores");
+  if (!st) st = mem_calloc(&g, (size_t)(2 * n * d), sizeof(double), "CoSENT gradients");
+  if (st) { mem_free(lab); mem_free(un); mem_free(vn); mem_free(cs); return st; }
   double *dcs = cs + n;
   for (int64_t i = 0; i < n; i++) {
     double s = 0;
@@ -150,8 +154,6 @@ int lacos_loss_cosent(const lacos_tensor *U, const lacos_tensor *V, const lacos_
         dcs[i] += p;
         dcs[j] -= p;
       }
-  double *g = calloc((size_t)(2 * n * d), sizeof(double));
-  if (!g) { free(lab); free(un); free(vn); free(cs); return fail(LACOS_ENOMEM, "out of memory"); }
   double *gu = g, *gv = g + n * d;
   for (int64_t i = 0; i < n; i++)
     for (int64_t k = 0; k < d; k++) {
@@ -160,7 +162,7 @@ int lacos_loss_cosent(const lacos_tensor *U, const lacos_tensor *V, const lacos_
     }
   if (dU) normalize_backward(dU->data, gu, un, nu_, n, d);
   if (dV) normalize_backward(dV->data, gv, vn, nv_, n, d);
-  free(g); free(lab); free(un); free(vn); free(cs);
+  mem_free(g); mem_free(lab); mem_free(un); mem_free(vn); mem_free(cs);
   return isfinite(lse) ? LACOS_OK : fail(LACOS_ENUMERIC, "CoSENT loss is not finite");
 }
 
@@ -183,8 +185,8 @@ int lacos_loss_softmax(const lacos_tensor *U, const lacos_tensor *V, const lacos
   const int32_t *lab = labels->data;
   for (int64_t i = 0; i < n; i++)
     if (lab[i] < 0 || lab[i] >= K) return fail(LACOS_EINVAL, "label %d of pair %lld is outside 0..%lld", lab[i], (long long)i, (long long)K - 1);
-  double *feat = malloc(sizeof(double) * (size_t)(3 * d + 2 * K + 3 * d));
-  if (!feat) return fail(LACOS_ENOMEM, "out of memory");
+  double *feat;
+  TRY(mem_alloc(&feat, sizeof(double) * (size_t)(3 * d + 2 * K + 3 * d), "softmax features"));
   double *logit = feat + 3 * d, *dl = logit + K, *df = dl + K;
   if (dU) memset(dU->data, 0, sizeof(float) * (size_t)(n * d));
   if (dV) memset(dV->data, 0, sizeof(float) * (size_t)(n * d));
@@ -223,7 +225,7 @@ int lacos_loss_softmax(const lacos_tensor *U, const lacos_tensor *V, const lacos
       if (dV) ((float *)dV->data)[i * d + k] = (float)(df[d + k] - sg * df[2 * d + k]);
     }
   }
-  free(feat);
+  mem_free(feat);
   *loss = L / (double)n;
   return isfinite(*loss) ? LACOS_OK : fail(LACOS_ENUMERIC, "softmax loss is not finite");
 }

@@ -60,8 +60,8 @@ int lacos_tensor_load_npy(lacos_tensor **out, const char *path) {
     hl = pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
   } else { s = fail(LACOS_EFORMAT, "%s: unsupported .npy version %d", path, pre[6]); goto done; }
   if (hl > 65536) { s = fail(LACOS_EFORMAT, "%s: header of %zu bytes is too large", path, hl); goto done; }
-  hdr = calloc(1, hl + 1);
-  if (!hdr || fread(hdr, 1, hl, f) != hl) { s = fail(LACOS_EFORMAT, "%s: truncated header", path); goto done; }
+  if ((s = meta_calloc(&hdr, 1, hl + 1, ".npy header"))) goto done;
+  if (fread(hdr, 1, hl, f) != hl) { s = fail(LACOS_EFORMAT, "%s: truncated header", path); goto done; }
   const char *d = strstr(hdr, "'descr'"), *fo = strstr(hdr, "'fortran_order'"), *sh = strstr(hdr, "'shape'");
   if (!d || !fo || !sh) { s = fail(LACOS_EFORMAT, "%s: header lacks descr, fortran_order or shape", path); goto done; }
   int dtype = -1;
@@ -115,7 +115,7 @@ int lacos_tensor_load_npy(lacos_tensor **out, const char *path) {
     s = fail(LACOS_EFORMAT, "%s: file is shorter than its header says (%zu data bytes expected)", path, want);
   }
 done:
-  free(hdr);
+  mem_free(hdr);
   fclose(f);
   return s;
 }

@@ -1,15 +1,8 @@
-/* random.c: a counter-based generator (SplitMix64 finaliser over seed and
-   counter). Element i of a random tensor depends only on (seed, i), so
+/* random.c: draws from the counter-based generator of math/rng.h (a
+   SplitMix64 finaliser over seed and counter). Element i of a random tensor depends only on (seed, i), so
    results do not change with the thread count or the order of work. */
 #include "engine.h"
 #include <math.h>
-
-uint64_t rng_u64(uint64_t seed, uint64_t counter) {
-  uint64_t z = seed * 0x9E3779B97F4A7C15ull + counter * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 double rng_normal(uint64_t seed, uint64_t counter) {
   /* Box-Muller on two draws derived from the one counter. */

@@ -43,9 +43,7 @@ static void put(text *b, const char *s) {
   if (b->n + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap * 2 : 512;
     while (cap < b->n + n + 1) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) { b->oom = 1; return; }
-    b->p = p;
+    if (meta_realloc(&b->p, cap, "an SQL statement")) { b->oom = 1; return; }
     b->cap = cap;
   }
   memcpy(b->p + b->n, s, n + 1);
@@ -156,8 +154,8 @@ static char *readonly_uri(const char *path) {
     strcpy(abs, path);
   }
   size_t n = strlen(abs);
-  char *uri = malloc(5 + 3 * n + 9 + 1);
-  if (!uri) return NULL;
+  char *uri = NULL;
+  if (meta_alloc(&uri, 5 + 3 * n + 9 + 1, "a shard's URI")) return NULL;
   char *o = uri;
   memcpy(o, "file:", 5);
   o += 5;
@@ -186,7 +184,7 @@ static int column_lists(merge *m, const char *table, text *cols, text *exprs, in
   put(&q, ")");
   if (q.oom) return fail(LACOS_ENOMEM, "out of memory");
   int rc = sqlite3_prepare_v2(m->conn, q.p, -1, &st, NULL);
-  free(q.p);
+  mem_free(q.p);
   if (rc != SQLITE_OK) return db_fail(m, rc, "reading the schema");
   *has_run_id = 0;
   int first = 1;
@@ -304,7 +302,7 @@ static int copy_rows(merge *m, lacos_merge_report *r) {
       }
       sqlite3_finalize(st);
       if (rc != SQLITE_DONE) { s = db_fail(m, rc, "copying the experiment"); goto out; }
-      free(cols.p); free(exprs.p); free(sql.p);
+      mem_free(cols.p); mem_free(exprs.p); mem_free(sql.p);
       cols = (text){ 0 }; exprs = (text){ 0 }; sql = (text){ 0 };
     }
   }
@@ -343,7 +341,7 @@ static int copy_rows(merge *m, lacos_merge_report *r) {
   if (rc != SQLITE_OK) { s = db_fail(m, rc, "reading the schema"); goto out; }
   while (!s && (rc = sqlite3_step(tables)) == SQLITE_ROW) {
     const char *table = (const char *)sqlite3_column_text(tables, 0);
-    free(cols.p); free(exprs.p); free(sql.p);
+    mem_free(cols.p); mem_free(exprs.p); mem_free(sql.p);
     cols = (text){ 0 }; exprs = (text){ 0 }; sql = (text){ 0 };
     if ((s = column_lists(m, table, &cols, &exprs, &has_run_id, NULL))) break;
     if (!has_run_id) continue;
@@ -367,7 +365,7 @@ static int copy_rows(merge *m, lacos_merge_report *r) {
   if (!s && rc != SQLITE_DONE) s = db_fail(m, rc, "reading the schema");
   sqlite3_finalize(tables);
 out:
-  free(cols.p); free(exprs.p); free(sql.p);
+  mem_free(cols.p); mem_free(exprs.p); mem_free(sql.p);
   return s;
 }
 
@@ -399,7 +397,7 @@ int lacos_db_merge_shard(lacos_merge_report *report, const char *db_path, const 
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) s = shard_fail(&m, rc, "opening it");
   }
-  free(uri);
+  mem_free(uri);
   if (!s) s = check_shard(&m, experiment, report);
   if (!s) {
     long long n = 0;
@@ -442,7 +440,7 @@ int lacos_db_shard_runs(char **json, const char *shard_path) {
   if (!uri) return fail(LACOS_ENOMEM, "%s: the path is too long or memory ran out", shard_path);
   merge m = { .db_path = shard_path, .shard_path = shard_path, .timeout_s = merge_timeout() };
   s = open_conn(&m, uri, SQLITE_OPEN_READONLY, "cannot open it");
-  free(uri);
+  mem_free(uri);
   if (s) return s;
   static const char *const sql =
     "SELECT json_group_array(json_object("
@@ -466,8 +464,7 @@ int lacos_db_shard_runs(char **json, const char *shard_path) {
     if (rc != SQLITE_ROW) s = shard_fail(&m, rc, "reading its runs");
     else {
       const char *t = (const char *)sqlite3_column_text(st, 0);
-      *json = strdup(t ? t : "[]");
-      if (!*json) s = fail(LACOS_ENOMEM, "out of memory");
+      s = meta_strdup(json, t ? t : "[]", "a shard's runs");
     }
     sqlite3_finalize(st);
   }

@@ -60,29 +60,29 @@ typedef struct mapping {
   void *base;
   size_t size;
   char *path;
-  bool heap;            /* an in-memory image (malloc'd), not a mapped file */
+  bool heap;            /* an in-memory image (mem_alloc'd), not a mapped file */
 } mapping;
 
 static void map_release(mapping *m) {
   if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
-  if (m->heap) free(m->base);
+  if (m->heap) mem_free(m->base);
   else {
     if (m->base) munmap(m->base, m->size);
     mem_mapped_add(-(double)m->size);
   }
-  free(m->path);
-  free(m);
+  mem_free(m->path);
+  mem_free(m);
 }
 static void map_release_cb(void *ctx) { map_release(ctx); }
 
-static char *join(const char *dir, const char *name) {
+/* *out = dir/name */
+static int join(char **out, const char *dir, const char *name) {
   size_t a = strlen(dir), b = strlen(name);
-  char *p = malloc(a + b + 2);
-  if (!p) { fail(LACOS_ENOMEM, "out of memory"); return NULL; }
-  memcpy(p, dir, a);
-  p[a] = '/';
-  memcpy(p + a + 1, name, b + 1);
-  return p;
+  TRY(meta_alloc(out, a + b + 2, "a path"));
+  memcpy(*out, dir, a);
+  (*out)[a] = '/';
+  memcpy(*out + a + 1, name, b + 1);
+  return LACOS_OK;
 }
 
 static const char *base_name(const char *path) {
@@ -112,8 +112,10 @@ static int map_open(const char *path, mapping **out) {
   int e = errno;
   close(fd);
   if (base == MAP_FAILED) { errno = e; return fail_errno("%s: cannot map the file", path); }
-  mapping *m = calloc(1, sizeof *m);
-  if (!m || !(m->path = strdup(path))) { munmap(base, (size_t)sb.st_size); free(m); return fail(LACOS_ENOMEM, "out of memory"); }
+  mapping *m;
+  int s = meta_calloc(&m, 1, sizeof *m, "a mapped file");
+  if (!s) s = meta_strdup(&m->path, path, "a mapped file");
+  if (s) { munmap(base, (size_t)sb.st_size); if (m) mem_free(m); return s; }
   atomic_init(&m->refs, 1);
   m->base = base;
   m->size = (size_t)sb.st_size;
@@ -149,30 +151,28 @@ struct lacos_safetensors {
 
 void lacos_safetensors_free(lacos_safetensors *st) {
   if (!st) return;
-  for (int i = 0; i < st->n; i++) free(st->e[i].name);
-  free(st->e);
-  free(st->dims);
+  for (int i = 0; i < st->n; i++) mem_free(st->e[i].name);
+  mem_free(st->e);
+  mem_free(st->dims);
   for (int i = 0; i < st->nmaps; i++) map_release(st->maps[i]);
-  free(st->maps);
+  mem_free(st->maps);
   json_decref(st->by_name);
   json_decref(st->by_canon);
-  for (int i = 0; i < st->nmeta; i++) { free(st->mkeys[i]); free(st->mvals[i]); }
-  free(st->mkeys);
-  free(st->mvals);
-  free(st->path);
-  free(st);
+  for (int i = 0; i < st->nmeta; i++) { mem_free(st->mkeys[i]); mem_free(st->mvals[i]); }
+  mem_free(st->mkeys);
+  mem_free(st->mvals);
+  mem_free(st->path);
+  mem_free(st);
 }
 
 static int add_meta(lacos_safetensors *st, const char *k, const char *v) {
   for (int i = 0; i < st->nmeta; i++) if (strcmp(st->mkeys[i], k) == 0) return LACOS_OK;   /* first wins */
-  char **nk = realloc(st->mkeys, sizeof *nk * (size_t)(st->nmeta + 1));
-  if (!nk) return fail(LACOS_ENOMEM, "out of memory");
-  st->mkeys = nk;
-  char **nv = realloc(st->mvals, sizeof *nv * (size_t)(st->nmeta + 1));
-  if (!nv) return fail(LACOS_ENOMEM, "out of memory");
-  st->mvals = nv;
-  char *a = strdup(k), *b = strdup(v);
-  if (!a || !b) { free(a); free(b); return fail(LACOS_ENOMEM, "out of memory"); }
+  TRY(meta_realloc(&st->mkeys, sizeof *st->mkeys * (size_t)(st->nmeta + 1), "safetensors metadata"));
+  TRY(meta_realloc(&st->mvals, sizeof *st->mvals * (size_t)(st->nmeta + 1), "safetensors metadata"));
+  char *a, *b;
+  TRY(meta_strdup(&a, k, "safetensors metadata"));
+  int s = meta_strdup(&b, v, "safetensors metadata");
+  if (s) { mem_free(a); return s; }
   st->mkeys[st->nmeta] = a;
   st->mvals[st->nmeta] = b;
   st->nmeta++;
@@ -183,9 +183,7 @@ static int add_entry(lacos_safetensors *st, const entry *e) {
   if (st->n == st->cap) {
     if (st->cap > (1 << 28)) return fail(LACOS_ELIMIT, "too many tensors");
     int cap = st->cap ? st->cap * 2 : 64;
-    entry *ne = realloc(st->e, sizeof *ne * (size_t)cap);
-    if (!ne) return fail(LACOS_ENOMEM, "out of memory");
-    st->e = ne;
+    TRY(meta_realloc(&st->e, sizeof *st->e * (size_t)cap, "safetensors entries"));
     st->cap = cap;
   }
   st->e[st->n++] = *e;
@@ -201,9 +199,7 @@ static const int64_t *dims_of(const lacos_safetensors *st, const entry *e) {
 static int push_dim(lacos_safetensors *st, int64_t v) {
   if (st->ndims == st->capdims) {
     size_t cap = st->capdims ? st->capdims * 2 : 256;
-    int64_t *nd = realloc(st->dims, sizeof *nd * cap);
-    if (!nd) return fail(LACOS_ENOMEM, "out of memory");
-    st->dims = nd;
+    TRY(meta_realloc(&st->dims, sizeof *st->dims * cap, "safetensors shapes"));
     st->capdims = cap;
   }
   st->dims[st->ndims++] = v;
@@ -314,13 +310,13 @@ static int parse_file(lacos_safetensors *st, int mi, bool keep_meta) {
     if ((s = parse_entry(st, path, key, val, dsize, &e))) goto done;
     e.begin += data0;
     e.end += data0;
-    if (!(e.name = strdup(key))) { s = fail(LACOS_ENOMEM, "out of memory"); goto done; }
-    if ((s = add_entry(st, &e))) { free(e.name); goto done; }
+    if ((s = meta_strdup(&e.name, key, "safetensors entries"))) goto done;
+    if ((s = add_entry(st, &e))) { mem_free(e.name); goto done; }
   }
   /* sorted by offset, the tensors must tile the data buffer exactly */
   int cnt = st->n - first;
-  entry **sorted = malloc(sizeof *sorted * (size_t)(cnt ? cnt : 1));
-  if (!sorted) { s = fail(LACOS_ENOMEM, "out of memory"); goto done; }
+  entry **sorted;
+  if ((s = meta_alloc(&sorted, sizeof *sorted * (size_t)(cnt ? cnt : 1), "safetensors entries"))) goto done;
   for (int i = 0; i < cnt; i++) sorted[i] = &st->e[first + i];
   qsort(sorted, (size_t)cnt, sizeof *sorted, cmp_offset);
   size_t at = data0;
@@ -337,16 +333,18 @@ static int parse_file(lacos_safetensors *st, int mi, bool keep_meta) {
   if (!s && at != m->size)
     s = fail(LACOS_EFORMAT, "%s: %zu bytes after the last tensor (data offset %zu) belong to no tensor", path, m->size - at,
              at - data0);
-  free(sorted);
+  mem_free(sorted);
 done:
   json_decref(root);
   return s;
 }
 
 static int keep_map(lacos_safetensors *st, mapping *m, int *index) {
-  mapping **nm = realloc(st->maps, sizeof *nm * (size_t)(st->nmaps + 1));
-  if (!nm) { map_release(m); return fail(LACOS_ENOMEM, "out of memory"); }
-  st->maps = nm;
+  int s = meta_realloc(&st->maps, sizeof *st->maps * (size_t)(st->nmaps + 1), "safetensors files");
+  if (s) {
+    map_release(m);
+    return s;
+  }
   *index = st->nmaps;
   st->maps[st->nmaps++] = m;
   return LACOS_OK;
@@ -400,7 +398,7 @@ static int open_index(lacos_safetensors *st, const char *dir, const char *index_
   TRY(file_read_all(index_path, MAX_INDEX_BYTES, &text, &len));
   json_error_t jerr;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-  free(text);
+  mem_free(text);
   if (!root) return fail(LACOS_EFORMAT, "%s:%d: invalid JSON: %s", index_path, jerr.line, jerr.text);
   json_t *shards = json_object();   /* shard file name -> mapping index */
   int s = shards ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory");
@@ -430,12 +428,12 @@ static int open_index(lacos_safetensors *st, const char *dir, const char *index_
       goto done;
     }
     if (json_object_get(shards, f)) continue;
-    char *path = join(dir, f);
-    if (!path) { s = LACOS_ENOMEM; goto done; }
+    char *path;
+    if ((s = join(&path, dir, f))) goto done;
     s = open_file(st, path, true);
     if (s == LACOS_ENOTFOUND)
       s = fail(LACOS_ENOTFOUND, "%s: names shard %s (for tensor \"%.200s\"), but %s is missing", index_path, f, key, path);
-    free(path);
+    mem_free(path);
     if (s) goto done;
     if (json_object_set_new(shards, f, json_integer(st->nmaps - 1)) != 0) { s = fail(LACOS_ENOMEM, "out of memory"); goto done; }
   }
@@ -476,27 +474,30 @@ int lacos_safetensors_open(lacos_safetensors **out, const char *path) {
   if (!path || !*path) return fail(LACOS_EINVAL, "lacos_safetensors_open: empty path");
   struct stat sb;
   if (stat(path, &sb) != 0) return fail_errno("%s", path);
-  lacos_safetensors *st = calloc(1, sizeof *st);
-  if (!st || !(st->path = strdup(path))) { free(st); return fail(LACOS_ENOMEM, "out of memory"); }
-  int s;
+  lacos_safetensors *st;
+  TRY(meta_calloc(&st, 1, sizeof *st, "safetensors"));
+  int s = meta_strdup(&st->path, path, "safetensors");
+  if (s) { mem_free(st); return s; }
   if (S_ISDIR(sb.st_mode)) {
     /* transformers' order: a single model.safetensors wins over an index */
-    char *one = join(path, "model.safetensors"), *idx = join(path, "model.safetensors.index.json");
-    if (!one || !idx) s = LACOS_ENOMEM;
+    char *one = NULL, *idx = NULL;
+    s = join(&one, path, "model.safetensors");
+    if (!s) s = join(&idx, path, "model.safetensors.index.json");
+    if (s) {}
     else if (is_file(one)) { s = open_file(st, one, true); if (!s) s = build_lookup(st); }
     else if (is_file(idx)) s = open_index(st, path, idx);
     else s = fail(LACOS_ENOTFOUND, "%s: no model.safetensors or model.safetensors.index.json in this directory", path);
-    free(one);
-    free(idx);
+    mem_free(one);
+    mem_free(idx);
   } else if (ends_with(path, ".index.json")) {
-    char *dir = strdup(path);
-    if (!dir) s = fail(LACOS_ENOMEM, "out of memory");
-    else {
+    char *dir;
+    s = meta_strdup(&dir, path, "a path");
+    if (!s) {
       char *slash = strrchr(dir, '/');
       if (slash) *slash = 0;
       s = open_index(st, slash ? (*dir ? dir : "/") : ".", path);
+      mem_free(dir);
     }
-    free(dir);
   } else {
     s = open_file(st, path, true);
     if (!s) s = build_lookup(st);
@@ -506,20 +507,24 @@ int lacos_safetensors_open(lacos_safetensors **out, const char *path) {
   return LACOS_OK;
 }
 
-/* Takes ownership of a malloc'd safetensors image (a decompressed run
+/* Takes ownership of a mem_alloc'd safetensors image (a decompressed run
    checkpoint, engine/checkpoint.c); `name` is used in messages. Validated as
    a file is; views point into the image, which is freed with the last. */
 int safetensors_open_buffer(lacos_safetensors **out, void *data, size_t size, const char *name) {
   *out = NULL;
-  if (size < 8) { free(data); return fail(LACOS_EFORMAT, "%s: image of %zu bytes is too short for a safetensors header", name, size); }
-  lacos_safetensors *st = calloc(1, sizeof *st);
-  mapping *m = calloc(1, sizeof *m);
-  if (!st || !m || !(m->path = strdup(name)) || !(st->path = strdup(name))) {
-    if (m) free(m->path);
-    free(m);
-    free(st);
-    free(data);
-    return fail(LACOS_ENOMEM, "out of memory");
+  if (size < 8) { mem_free(data); return fail(LACOS_EFORMAT, "%s: image of %zu bytes is too short for a safetensors header", name, size); }
+  lacos_safetensors *st = NULL;
+  mapping *m = NULL;
+  int st_ = meta_calloc(&st, 1, sizeof *st, "safetensors");
+  if (!st_) st_ = meta_calloc(&m, 1, sizeof *m, "safetensors image");
+  if (!st_) st_ = meta_strdup(&m->path, name, "safetensors image");
+  if (!st_) st_ = meta_strdup(&st->path, name, "safetensors image");
+  if (st_) {
+    if (m) mem_free(m->path);
+    mem_free(m);
+    mem_free(st);
+    mem_free(data);
+    return st_;
   }
   atomic_init(&m->refs, 1);
   m->base = data;
@@ -541,17 +546,25 @@ const char *lacos_safetensors_file(const lacos_safetensors *st, int i) {
 }
 const char *lacos_safetensors_path(const lacos_safetensors *st) { return st ? st->path : NULL; }
 
-int lacos_safetensors_find(const lacos_safetensors *st, const char *name) {
-  if (!st || !name) return -1;
+/* The index of tensor `name` in *index, -1 when absent; an error when both
+   spellings are present. */
+static int find_entry(int *index, const lacos_safetensors *st, const char *name) {
+  *index = -1;
   const char *c = canonical(name);
   json_t *v = json_object_get(st->by_canon, c);
-  if (!v) return -1;
+  if (!v) return LACOS_OK;
   json_int_t i = json_integer_value(v);
-  if (i >= 0) return (int)i;
+  if (i >= 0) { *index = (int)i; return LACOS_OK; }
   json_t *plain = json_object_get(st->by_name, c);   /* the two names are c and "transformer." c */
   const char *file = plain ? st->maps[st->e[json_integer_value(plain)].map]->path : st->path;
-  fail(LACOS_EFORMAT, "%s: both \"%.200s\" and \"%s%.200s\" are present, so \"%.200s\" is ambiguous", file, c, PREFIX, c, name);
-  return -2;
+  return fail(LACOS_EFORMAT, "%s: both \"%.200s\" and \"%s%.200s\" are present, so \"%.200s\" is ambiguous", file, c,
+              PREFIX, c, name);
+}
+
+int lacos_safetensors_find(const lacos_safetensors *st, const char *name) {
+  if (!st || !name) return -1;
+  int i;
+  return find_entry(&i, st, name) ? -2 : i;
 }
 
 int lacos_safetensors_info(const lacos_safetensors *st, int i, int *dtype, int *ndim, int64_t *shape, int max_dims) {
@@ -575,8 +588,8 @@ int lacos_safetensors_get(lacos_tensor **out, lacos_safetensors *st, const char 
   if (!out) return fail(LACOS_EINVAL, "lacos_safetensors_get: no output pointer");
   *out = NULL;
   if (!st || !name) return fail(LACOS_EINVAL, "lacos_safetensors_get: no checkpoint or name");
-  int i = lacos_safetensors_find(st, name);
-  if (i == -2) return lacos_last_status();
+  int i;
+  TRY(find_entry(&i, st, name));
   if (i < 0) {
     const char *c = canonical(name);
     if (c != name || st->n == 0) return fail(LACOS_ENOTFOUND, "%s: no tensor named \"%.200s\" (nor \"%.200s\")", st->path, name, c);
@@ -697,10 +710,11 @@ static int write_all(FILE *f, const void *p, size_t n, const char *path) {
    sharded saves and the caller's, so the sharded writer can reuse this.
    Inputs are checked by the callers. */
 static int write_image(FILE *f, const char *path, int n, const char *const *names, lacos_tensor *const *tensors, json_t *meta) {
-  item *items = calloc((size_t)(n ? n : 1), sizeof *items);
+  item *items = NULL;
   json_t *root = json_object();
   char *hdr = NULL;
-  int s = items && root ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory");
+  int s = root ? meta_calloc(&items, (size_t)(n ? n : 1), sizeof *items, "safetensors header")
+               : fail(LACOS_ENOMEM, "out of memory for the safetensors header");
   for (int i = 0; i < n && !s; i++) {
     items[i].name = names[i];
     items[i].t = tensors[i];
@@ -741,7 +755,7 @@ static int write_image(FILE *f, const char *path, int n, const char *const *name
     }
   }
   free(hdr);
-  free(items);
+  mem_free(items);
   return s;
 }
 
@@ -792,13 +806,14 @@ int lacos_safetensors_write(const char *path, int n, const char *const *names, l
 /* huggingface_hub's split_state_dict_into_shards_factory: walk the tensors in
    the given order; one larger than the limit gets a shard of its own (placed
    when it is met); otherwise start a new shard when the next tensor would
-   tip the current one over the limit. Returns the shard count. */
-static int plan_shards(int n, const double *bytes, double max_bytes, int *shard_of) {
+   tip the current one over the limit. The shard count in *count. */
+static int plan_shards(int *count, int n, const double *bytes, double max_bytes, int *shard_of) {
   /* A shard takes its number when it is closed, as the hub appends it to its
      list then: (small a, huge b, small c) gives [b], [a, c]. */
   int shards = 0, open = 0;
-  int *pending = malloc(sizeof *pending * (size_t)(n ? n : 1));
-  if (!pending) return fail(LACOS_ENOMEM, "out of memory"), -1;
+  int *pending;
+  *count = 0;
+  TRY(meta_alloc(&pending, sizeof *pending * (size_t)(n ? n : 1), "shard plan"));
   double size = 0;
   for (int i = 0; i < n; i++) {
     if (bytes[i] > max_bytes) { shard_of[i] = shards++; continue; }
@@ -815,8 +830,9 @@ static int plan_shards(int n, const double *bytes, double max_bytes, int *shard_
     for (int j = 0; j < open; j++) shard_of[pending[j]] = shards;
     shards++;
   }
-  free(pending);
-  return shards;
+  mem_free(pending);
+  *count = shards;
+  return LACOS_OK;
 }
 
 static bool is_shard_name(const char *f) {
@@ -844,9 +860,10 @@ static void remove_stale(const char *dir, json_t *written, bool sharded) {
     const char *f = de->d_name;
     bool ours = is_shard_name(f) || strcmp(f, sharded ? "model.safetensors" : "model.safetensors.index.json") == 0;
     if (!ours || json_object_get(written, f)) continue;
-    char *p = join(dir, f);
-    if (p && is_file(p)) unlink(p);
-    free(p);
+    char *p;
+    if (join(&p, dir, f)) { lacos_error_clear(); break; }   /* best effort: stale files stay */
+    if (is_file(p)) unlink(p);
+    mem_free(p);
   }
   closedir(d);
   fsync_dir_of(dir);
@@ -855,16 +872,17 @@ static void remove_stale(const char *dir, json_t *written, bool sharded) {
 static int write_index(const char *dir, json_t *index) {
   char *text = json_dumps(index, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
   if (!text) return fail(LACOS_ENOMEM, "out of memory");
-  char *path = join(dir, "model.safetensors.index.json");
+  char *path = NULL;
   atomic_file af;
-  int s = path ? atomic_file_open(&af, path) : LACOS_ENOMEM;
+  int s = join(&path, dir, "model.safetensors.index.json");
+  if (!s) s = atomic_file_open(&af, path);
   if (!s) {
     s = write_all(af.f, text, strlen(text), path);
     if (!s) s = write_all(af.f, "\n", 1, path);
     if (s) atomic_file_abort(&af);
     else s = atomic_file_commit(&af);
   }
-  free(path);
+  mem_free(path);
   free(text);
   return s;
 }
@@ -880,13 +898,16 @@ int safetensors_write_sharded_meta(const char *dir, int n, const char *const *na
   for (int i = 0; i < n; i++)
     if (!(bytes[i] >= 0)) return fail(LACOS_EINVAL, "%s: tensor \"%.200s\" has a negative size", dir, names[i]);
   if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the directory", dir);
-  int *shard_of = calloc((size_t)(n ? n : 1), sizeof *shard_of);
-  const char **nm = malloc(sizeof *nm * (size_t)(n ? n : 1));
-  lacos_tensor **ts = calloc((size_t)(n ? n : 1), sizeof *ts);
+  int *shard_of = NULL;
+  const char **nm = NULL;
+  lacos_tensor **ts = NULL;
   json_t *wm = json_object(), *written = json_object(), *meta = json_object();
-  int s = shard_of && nm && ts && wm && written && meta ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory");
-  int shards = s ? 0 : plan_shards(n, bytes, max_shard_bytes, shard_of);
-  if (shards < 0) s = LACOS_ENOMEM;
+  int s = wm && written && meta ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory for the shard index");
+  if (!s) s = meta_calloc(&shard_of, (size_t)(n ? n : 1), sizeof *shard_of, "shard plan");
+  if (!s) s = meta_calloc(&nm, (size_t)(n ? n : 1), sizeof *nm, "shard plan");
+  if (!s) s = meta_calloc(&ts, (size_t)(n ? n : 1), sizeof *ts, "shard plan");
+  int shards = 0;
+  if (!s) s = plan_shards(&shards, n, bytes, max_shard_bytes, shard_of);
   bool sharded = shards > 1;
   double total = 0;
   for (int i = 0; i < n; i++) total += bytes[i];
@@ -909,10 +930,10 @@ int safetensors_write_sharded_meta(const char *dir, int n, const char *const *na
       k++;
       if (!s && json_object_set_new(wm, names[i], json_string(fname)) != 0) s = fail(LACOS_ENOMEM, "out of memory");
     }
-    char *path = s ? NULL : join(dir, fname);
-    if (!s && !path) s = LACOS_ENOMEM;
+    char *path = NULL;
+    if (!s) s = join(&path, dir, fname);
     if (!s) s = write_one(path, k, nm, ts, meta);
-    free(path);
+    mem_free(path);
     for (int j = 0; j < k; j++) { lacos_tensor_free(ts[j]); ts[j] = NULL; }
     if (!s && json_object_set_new(written, fname, json_true()) != 0) s = fail(LACOS_ENOMEM, "out of memory");
   }
@@ -934,9 +955,9 @@ int safetensors_write_sharded_meta(const char *dir, int n, const char *const *na
   json_decref(wm);
   json_decref(written);
   json_decref(meta);
-  free(nm);
-  free(ts);
-  free(shard_of);
+  mem_free(nm);
+  mem_free(ts);
+  mem_free(shard_of);
   return s;
 }
 
@@ -955,8 +976,8 @@ int lacos_safetensors_write_sharded(const char *dir, int n, const char *const *n
   if (!dir || !*dir) return fail(LACOS_EINVAL, "lacos_safetensors_write_sharded: empty directory name");
   TRY(check_names(dir, n, names));
   if (n > 0 && !tensors) return fail(LACOS_EINVAL, "%s: tensors missing", dir);
-  double *bytes = malloc(sizeof *bytes * (size_t)(n ? n : 1));
-  if (!bytes) return fail(LACOS_ENOMEM, "out of memory");
+  double *bytes;
+  TRY(meta_alloc(&bytes, sizeof *bytes * (size_t)(n ? n : 1), "tensor sizes"));
   int s = LACOS_OK;
   for (int i = 0; i < n && !s; i++) {
     s = check_tensor(dir, names[i], tensors[i]);
@@ -964,6 +985,6 @@ int lacos_safetensors_write_sharded(const char *dir, int n, const char *const *n
   }
   given g = {tensors};
   if (!s) s = safetensors_write_sharded_meta(dir, n, names, bytes, max_shard_bytes, given_tensor, &g, nmeta, mk, mv);
-  free(bytes);
+  mem_free(bytes);
   return s;
 }

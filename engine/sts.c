@@ -28,8 +28,8 @@ int lacos_sts_rank(double *ranks, const double *x, int64_t n) {
   for (int64_t i = 0; i < n; i++)
     if (!isfinite(x[i])) return fail(LACOS_ENUMERIC, "sts_rank: value %lld is not finite (%g)", (long long)i, x[i]);
   if (n == 0) return LACOS_OK;
-  keyed *k = mem_alloc((size_t)n * sizeof *k, LACOS_CPU, "ranks");
-  if (!k) return lacos_last_status();
+  keyed *k;
+  TRY(mem_alloc(&k, (size_t)n * sizeof *k, "ranks"));
   for (int64_t i = 0; i < n; i++) { k[i].v = x[i]; k[i].i = i; }
   qsort(k, (size_t)n, sizeof *k, cmp_keyed);
   for (int64_t a = 0; a < n;) {
@@ -40,7 +40,7 @@ int lacos_sts_rank(double *ranks, const double *x, int64_t n) {
     for (int64_t j = a; j < b; j++) ranks[k[j].i] = r;
     a = b;
   }
-  mem_free(k, (size_t)n * sizeof *k, LACOS_CPU);
+  mem_free(k);
   return LACOS_OK;
 }
 
@@ -101,13 +101,14 @@ int lacos_sts_spearman(double *rho, const double *x, const double *y, int64_t n)
   TRY(check_pair("sts_spearman", x, y, n));
   if (!all_finite(x, n) || !all_finite(y, n) || constant(x, n) || constant(y, n)) { *rho = NAN; return LACOS_OK; }
   size_t bytes = (size_t)n * sizeof(double);
-  double *rx = mem_alloc(bytes, LACOS_CPU, "ranks"), *ry = rx ? mem_alloc(bytes, LACOS_CPU, "ranks") : NULL;
-  if (!rx || !ry) { if (rx) mem_free(rx, bytes, LACOS_CPU); return lacos_last_status(); }
-  int st = lacos_sts_rank(rx, x, n);
+  double *rx = NULL, *ry = NULL;
+  int st = mem_alloc(&rx, bytes, "ranks");
+  if (!st) st = mem_alloc(&ry, bytes, "ranks");
+  if (!st) st = lacos_sts_rank(rx, x, n);
   if (!st) st = lacos_sts_rank(ry, y, n);
   if (!st) *rho = pearson_core(rx, ry, n);
-  mem_free(rx, bytes, LACOS_CPU);
-  mem_free(ry, bytes, LACOS_CPU);
+  mem_free(rx);
+  mem_free(ry);
   return st;
 }
 

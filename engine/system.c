@@ -8,9 +8,11 @@
    code (Lua's %q is not shell quoting). The Lua side uses these instead of
    os.execute and io.popen. */
 #include "engine.h"
+#include <cblas.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/file.h>
@@ -24,10 +26,10 @@ extern char **environ;
 
 int lacos_path_kind(const char *path) {
   struct stat st;
-  if (!path || stat(path, &st) != 0) return 0;
-  if (S_ISREG(st.st_mode)) return 1;
-  if (S_ISDIR(st.st_mode)) return 2;
-  return 3;
+  if (!path || stat(path, &st) != 0) return LACOS_PATH_NONE;
+  if (S_ISREG(st.st_mode)) return LACOS_PATH_FILE;
+  if (S_ISDIR(st.st_mode)) return LACOS_PATH_DIR;
+  return LACOS_PATH_OTHER;
 }
 
 int lacos_dir_make(const char *dir) {
@@ -35,38 +37,39 @@ int lacos_dir_make(const char *dir) {
   TRY(mkdir_parents(dir));
   /* mkdir_parents accepts EEXIST for every component: say so when the last
      one is a file rather than a directory */
-  if (lacos_path_kind(dir) != 2) return fail(LACOS_EIO, "%s: exists and is not a directory", dir);
+  if (lacos_path_kind(dir) != LACOS_PATH_DIR) return fail(LACOS_EIO, "%s: exists and is not a directory", dir);
   return LACOS_OK;
 }
 
 int lacos_path_absolute(char **out, const char *path) {
   *out = NULL;
   if (!path || !*path) return fail(LACOS_EINVAL, "an empty path has no absolute form");
-  char *r = realpath(path, NULL);
-  if (!r) {
-    /* not there (yet): the parent's real path and the last name, else the
-       working directory and the path as written */
-    const char *slash = strrchr(path, '/');
-    char *parent = NULL;
-    if (slash && slash != path) {
-      parent = strndup(path, (size_t)(slash - path));
-      if (!parent) return fail(LACOS_ENOMEM, "out of memory");
+  char real[PATH_MAX];
+  if (realpath(path, real)) return meta_strdup(out, real, "absolute path");
+  /* not there (yet): the parent's real path and the last name, else the
+     working directory and the path as written */
+  const char *slash = strrchr(path, '/');
+  char base[PATH_MAX] = "";
+  const char *rest = slash ? slash + 1 : path;
+  bool have = false;
+  if (slash && slash != path) {
+    char parent[PATH_MAX];
+    size_t n = (size_t)(slash - path);
+    if (n < sizeof parent) {
+      memcpy(parent, path, n);
+      parent[n] = 0;
+      have = realpath(parent, base) != NULL;
     }
-    char *base = parent ? realpath(parent, NULL) : (slash ? strdup("") : getcwd(NULL, 0));
-    const char *rest = slash ? slash + 1 : path;
-    if (!base) {
-      base = path[0] == '/' ? strdup("") : getcwd(NULL, 0);
-      rest = path[0] == '/' ? path + 1 : path;
-    }
-    free(parent);
-    if (!base) return fail_errno("%s: cannot find the working directory", path);
-    size_t n = strlen(base) + strlen(rest) + 2;
-    r = malloc(n);
-    if (r) snprintf(r, n, "%s/%s", base, rest);
-    free(base);
-    if (!r) return fail(LACOS_ENOMEM, "out of memory");
+  } else if (slash) have = true;   /* "/name": the root, base "" */
+  else have = getcwd(base, sizeof base) != NULL;
+  if (!have) {
+    base[0] = 0;
+    rest = path[0] == '/' ? path + 1 : path;
+    if (path[0] != '/' && !getcwd(base, sizeof base)) return fail_errno("%s: cannot find the working directory", path);
   }
-  *out = r;
+  size_t n = strlen(base) + strlen(rest) + 2;
+  TRY(meta_alloc(out, n, "absolute path"));
+  snprintf(*out, n, "%s/%s", base, rest);
   return LACOS_OK;
 }
 
@@ -87,12 +90,10 @@ int lacos_dir_names(char **names, double *bytes, const char *dir) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
     if (n == cap) {
       size_t ncap = cap ? cap * 2 : 32;
-      char **grown = realloc(list, ncap * sizeof *grown);
-      if (!grown) { s = fail(LACOS_ENOMEM, "%s: out of memory listing the directory", dir); break; }
-      list = grown;
+      if ((s = meta_realloc(&list, ncap * sizeof *list, "directory listing"))) break;
       cap = ncap;
     }
-    if (!(list[n] = strdup(e->d_name))) { s = fail(LACOS_ENOMEM, "%s: out of memory listing the directory", dir); break; }
+    if ((s = meta_strdup(&list[n], e->d_name, "directory listing"))) break;
     total += strlen(list[n]) + 1;
     n++;
     errno = 0;
@@ -103,9 +104,9 @@ int lacos_dir_names(char **names, double *bytes, const char *dir) {
     if (n) qsort(list, n, sizeof *list, name_cmp);   /* an empty directory has no list (qsort's NULL is UB) */
     /* one buffer of NUL-terminated names: a name may hold any byte but NUL
        and '/', newlines included, so no other separator is safe */
-    char *buf = malloc(total ? total : 1);
-    if (!buf) s = fail(LACOS_ENOMEM, "%s: out of memory listing the directory", dir);
-    else {
+    char *buf;
+    s = mem_alloc(&buf, total ? total : 1, "directory listing");
+    if (!s) {
       char *p = buf;
       for (size_t i = 0; i < n; i++) {
         size_t len = strlen(list[i]) + 1;
@@ -116,12 +117,12 @@ int lacos_dir_names(char **names, double *bytes, const char *dir) {
       *bytes = (double)total;
     }
   }
-  for (size_t i = 0; i < n; i++) free(list[i]);
-  free(list);
+  for (size_t i = 0; i < n; i++) mem_free(list[i]);
+  mem_free(list);
   return s;
 }
 
-void lacos_text_free(char *text) { free(text); }
+void lacos_text_free(char *text) { mem_free(text); }
 
 /* Redirects fd to path in the child (opened there, after the fork). */
 static int redirect(posix_spawn_file_actions_t *fa, int fd, const char *path, int flags) {
@@ -181,18 +182,6 @@ double lacos_clock_process(void) { return clock_seconds(CLOCK_PROCESS_CPUTIME_ID
 double lacos_clock_wall(void) { return clock_seconds(CLOCK_REALTIME); }
 
 int lacos_terminal_is(int fd) { return isatty(fd) == 1; }
-
-int lacos_sleep(double seconds) {
-  double end = lacos_clock_monotonic() + (seconds > 0 ? seconds : 0);
-  for (;;) {
-    if (lacos_interrupt_pending()) return 1;
-    double left = end - lacos_clock_monotonic();
-    if (left <= 0) return 0;
-    if (left > 0.05) left = 0.05;
-    struct timespec ts = { 0, (long)(left * 1e9) };
-    nanosleep(&ts, NULL);
-  }
-}
 
 void lacos_stdin_clear_error(void) { clearerr(stdin); }
 
@@ -291,6 +280,21 @@ void lacos_dir_unlock(int handle, const char *dir) {
 
 /* ---- memory limits of the process: RLIMIT_AS and the cgroup ---- */
 
+void blas_reserve(void) {
+  static int done;
+  if (done) return;
+  done = 1;
+  /* OpenBLAS takes another 128 MiB buffer at its first product past its
+     small-matrix path (besides one per OpenMP thread taken at start-up):
+     taken now, so that what an address-space limit leaves is measured after
+     it (main.c left room for it) */
+  enum { N = 256 };
+  float *a;
+  if (mem_calloc(&a, (size_t)N * N * 3, sizeof *a, "BLAS buffer probe")) return;   /* best effort */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a, N, a + N * N, N, 0.0f, a + 2 * N * N, N);
+  mem_free(a);
+}
+
 double lacos_memory_address_limit(void) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
@@ -349,7 +353,7 @@ static int cgroup_memory_dir(char *dir, size_t n, int *v2, size_t *base_len) {
   }
   fclose(f);
   const char *base, *path;
-  if (have_v1 && lacos_path_kind("/sys/fs/cgroup/memory/memory.limit_in_bytes") == 1) { base = "/sys/fs/cgroup/memory"; path = v1path; *v2 = 0; }
+  if (have_v1 && lacos_path_kind("/sys/fs/cgroup/memory/memory.limit_in_bytes") == LACOS_PATH_FILE) { base = "/sys/fs/cgroup/memory"; path = v1path; *v2 = 0; }
   else if (have_v2 && lacos_path_kind("/sys/fs/cgroup/cgroup.controllers") == 1) { base = "/sys/fs/cgroup"; path = v2path; *v2 = 1; }
   else return 0;
   *base_len = strlen(base);

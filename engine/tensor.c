@@ -4,101 +4,12 @@
    Shapes always have four slots; slots past ndim hold size 1 and stride 0,
    so every loop in the engine can walk four nested dimensions.
 
-   A tensor on "cuda" has device storage (dev_alloc, freed with dev_free):
+   A tensor on "cuda" has storage in the CUDA backend's memory (backend.h):
    views and copies between devices work, element access and the CPU ops
    fail cleanly until the tensor is brought back with :to("cpu"). */
-#include "device.h"
+#include "backend.h"
 #include <math.h>
 #include <stdatomic.h>
-
-static const struct { const char *name; int size; } dtype_traits[LACOS_DTYPE_COUNT] = {
-  [LACOS_F32] = {"f32", 4}, [LACOS_F16] = {"f16", 2}, [LACOS_BF16] = {"bf16", 2},
-  [LACOS_I8] = {"i8", 1},   [LACOS_I32] = {"i32", 4}, [LACOS_U8] = {"u8", 1},
-  [LACOS_I64] = {"i64", 8}, [LACOS_F64] = {"f64", 8},
-};
-
-static bool dtype_ok(int d) { return d >= 0 && d < LACOS_DTYPE_COUNT; }
-const char *lacos_dtype_name(int d) { return dtype_ok(d) ? dtype_traits[d].name : "?"; }
-int lacos_dtype_size(int d) { return dtype_ok(d) ? dtype_traits[d].size : 0; }
-int lacos_dtype_from_name(const char *name) {
-  if (!name) return -1;
-  for (int d = 0; d < LACOS_DTYPE_COUNT; d++)
-    if (strcmp(name, dtype_traits[d].name) == 0) return d;
-  if (!strcmp(name, "float32") || !strcmp(name, "float")) return LACOS_F32;
-  if (!strcmp(name, "float16") || !strcmp(name, "half")) return LACOS_F16;
-  if (!strcmp(name, "bfloat16")) return LACOS_BF16;
-  if (!strcmp(name, "int8")) return LACOS_I8;
-  if (!strcmp(name, "int32")) return LACOS_I32;
-  if (!strcmp(name, "uint8")) return LACOS_U8;
-  if (!strcmp(name, "int64")) return LACOS_I64;
-  if (!strcmp(name, "float64") || !strcmp(name, "double")) return LACOS_F64;
-  return -1;
-}
-
-/* ---- element access ---- */
-
-double dtype_load(const void *base, int64_t i, int dtype) {
-  switch (dtype) {
-  case LACOS_F32: return ((const float *)base)[i];
-  case LACOS_F16: return f16_to_f32(((const uint16_t *)base)[i]);
-  case LACOS_BF16: return bf16_to_f32(((const uint16_t *)base)[i]);
-  case LACOS_I8: return ((const int8_t *)base)[i];
-  case LACOS_I32: return ((const int32_t *)base)[i];
-  case LACOS_U8: return ((const uint8_t *)base)[i];
-  case LACOS_I64: return (double)((const int64_t *)base)[i];
-  case LACOS_F64: return ((const double *)base)[i];
-  }
-  return 0;
-}
-
-static double saturate(double v, double lo, double hi) {
-  if (isnan(v)) return 0;
-  v = nearbyint(v);   /* round half to even under the default rounding mode */
-  return v < lo ? lo : v > hi ? hi : v;
-}
-
-void dtype_store(void *base, int64_t i, int dtype, double v) {
-  switch (dtype) {
-  case LACOS_F32: ((float *)base)[i] = (float)v; break;
-  case LACOS_F16: ((uint16_t *)base)[i] = f32_to_f16((float)v); break;
-  case LACOS_BF16: ((uint16_t *)base)[i] = f32_to_bf16((float)v); break;
-  case LACOS_I8: ((int8_t *)base)[i] = (int8_t)saturate(v, -128, 127); break;
-  case LACOS_I32: ((int32_t *)base)[i] = (int32_t)saturate(v, -2147483648.0, 2147483647.0); break;
-  case LACOS_U8: ((uint8_t *)base)[i] = (uint8_t)saturate(v, 0, 255); break;
-  case LACOS_I64: ((int64_t *)base)[i] = (int64_t)saturate(v, -9.2233720368547758e18, 9.2233720368547748e18); break;
-  case LACOS_F64: ((double *)base)[i] = v; break;
-  }
-}
-
-void dtype_convert(void *dst, int dd, const void *src, int sd, int64_t n) {
-  if (dd == sd) { memcpy(dst, src, (size_t)n * (size_t)dtype_traits[dd].size); return; }
-  if (dd == LACOS_F32 && sd == LACOS_F16) {
-    const uint16_t *s = src; float *d = dst;
-    #pragma omp parallel for if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; i++) d[i] = f16_to_f32(s[i]);
-    return;
-  }
-  if (dd == LACOS_F32 && sd == LACOS_BF16) {
-    const uint16_t *s = src; float *d = dst;
-    #pragma omp parallel for if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; i++) d[i] = bf16_to_f32(s[i]);
-    return;
-  }
-  if (dd == LACOS_F16 && sd == LACOS_F32) {
-    const float *s = src; uint16_t *d = dst;
-    #pragma omp parallel for if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; i++) d[i] = f32_to_f16(s[i]);
-    return;
-  }
-  if (dd == LACOS_BF16 && sd == LACOS_F32) {
-    const float *s = src; uint16_t *d = dst;
-    #pragma omp parallel for if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; i++) d[i] = f32_to_bf16(s[i]);
-    return;
-  }
-  #pragma omp parallel for if (n > 65536) schedule(static)
-  for (int64_t i = 0; i < n; i++) dtype_store(dst, i, dd, dtype_load(src, i, sd));
-}
 
 /* ---- storage and headers ---- */
 
@@ -106,9 +17,8 @@ static void storage_release(lacos_storage *s) {
   if (!s) return;
   if (atomic_fetch_sub((_Atomic int *)&s->refcount, 1) != 1) return;
   if (s->release) s->release(s->ctx);
-  else if (s->device == LACOS_CUDA) dev_free(s->data, s->bytes);
-  else mem_free(s->data, s->bytes, s->device);
-  free(s);
+  else s->be->free(s->data, s->bytes);
+  mem_free(s);
 }
 
 static void storage_retain(lacos_storage *s) { if (s) atomic_fetch_add((_Atomic int *)&s->refcount, 1); }
@@ -125,11 +35,18 @@ static int shape_check(int ndim, const int64_t *shape, size_t elem, size_t *byte
   return LACOS_OK;
 }
 
-static lacos_tensor *header_new(void) {
-  lacos_tensor *t = calloc(1, sizeof *t);
-  if (!t) { fail(LACOS_ENOMEM, "out of memory allocating a tensor header"); return NULL; }
-  for (int d = 0; d < 4; d++) { t->shape[d] = 1; t->stride[d] = 0; }
-  return t;
+static int header_new(lacos_tensor **out) {
+  TRY(meta_calloc(out, 1, sizeof **out, "tensor header"));
+  for (int d = 0; d < 4; d++) { (*out)->shape[d] = 1; (*out)->stride[d] = 0; }
+  return LACOS_OK;
+}
+
+/* A header and a storage record, or neither. */
+static int header_and_storage(lacos_tensor **t, lacos_storage **s) {
+  TRY(header_new(t));
+  int st = meta_calloc(s, 1, sizeof **s, "tensor storage");
+  if (st) { mem_free(*t); *t = NULL; }
+  return st;
 }
 
 static void set_contiguous(lacos_tensor *t, int ndim, const int64_t *shape) {
@@ -144,15 +61,19 @@ static void set_contiguous(lacos_tensor *t, int ndim, const int64_t *shape) {
 
 int lacos_tensor_empty(lacos_tensor **out, int dtype, int device, int ndim, const int64_t *shape) {
   *out = NULL;
-  if (!dtype_ok(dtype)) return fail(LACOS_EINVAL, "unknown dtype %d", dtype);
+  if (!lacos_dtype_size(dtype)) return fail(LACOS_EINVAL, "unknown dtype %d", dtype);
   if (device != LACOS_CPU && device != LACOS_CUDA) return fail(LACOS_EINVAL, "unknown device %d", device);
   size_t bytes;
-  TRY(shape_check(ndim, shape, (size_t)dtype_traits[dtype].size, &bytes));
-  lacos_tensor *t = header_new();
-  lacos_storage *s = calloc(1, sizeof *s);
-  void *data = !(t && s) ? NULL : device == LACOS_CUDA ? dev_alloc(bytes, "tensor") : mem_alloc(bytes, device, "tensor");
-  if (!data) { free(t); free(s); return t && s ? lacos_last_status() : fail(LACOS_ENOMEM, "out of memory"); }
-  s->data = data; s->bytes = bytes; s->device = device; s->refcount = 1;
+  TRY(shape_check(ndim, shape, (size_t)lacos_dtype_size(dtype), &bytes));
+  const backend *be;
+  TRY(backend_get(&be, device));
+  lacos_tensor *t;
+  lacos_storage *s;
+  TRY(header_and_storage(&t, &s));
+  void *data;
+  int st = be->alloc(&data, bytes ? bytes : 1, "tensor");
+  if (st) { mem_free(t); mem_free(s); return st; }
+  s->data = data; s->bytes = bytes ? bytes : 1; s->device = device; s->refcount = 1; s->be = be;
   t->storage = s; t->data = data; t->dtype = dtype; t->device = device;
   set_contiguous(t, ndim, shape);
   *out = t;
@@ -161,13 +82,9 @@ int lacos_tensor_empty(lacos_tensor **out, int dtype, int device, int ndim, cons
 
 int lacos_tensor_new(lacos_tensor **out, int dtype, int device, int ndim, const int64_t *shape) {
   TRY(lacos_tensor_empty(out, dtype, device, ndim, shape));
-  if (device == LACOS_CUDA) {
-    int s = dev_zero((*out)->data, (*out)->storage->bytes);
-    if (s) { lacos_tensor_free(*out); *out = NULL; }
-    return s;
-  }
-  memset((*out)->data, 0, (*out)->storage->bytes);
-  return LACOS_OK;
+  int s = (*out)->storage->be->zero((*out)->data, (*out)->storage->bytes);
+  if (s) { lacos_tensor_free(*out); *out = NULL; }
+  return s;
 }
 
 int tensor_wrap(lacos_tensor **out, void *data, int dtype, int ndim, const int64_t *shape,
@@ -179,10 +96,10 @@ int tensor_wrap_on(lacos_tensor **out, void *data, int dtype, int device, int nd
                    void (*release)(void *ctx), void *ctx) {
   *out = NULL;
   size_t bytes;
-  TRY(shape_check(ndim, shape, (size_t)dtype_traits[dtype].size, &bytes));
-  lacos_tensor *t = header_new();
-  lacos_storage *s = calloc(1, sizeof *s);
-  if (!t || !s) { free(t); free(s); return fail(LACOS_ENOMEM, "out of memory"); }
+  TRY(shape_check(ndim, shape, (size_t)lacos_dtype_size(dtype), &bytes));
+  lacos_tensor *t;
+  lacos_storage *s;
+  TRY(header_and_storage(&t, &s));
   s->data = data; s->bytes = bytes; s->device = device; s->refcount = 1;
   s->release = release; s->ctx = ctx;
   t->storage = s; t->data = data; t->dtype = dtype; t->device = device;
@@ -204,7 +121,7 @@ int tensor_borrow_on(lacos_tensor **out, void *data, int dtype, int device, int 
 void lacos_tensor_free(lacos_tensor *t) {
   if (!t) return;
   storage_release(t->storage);
-  free(t);
+  mem_free(t);
 }
 
 void lacos_tensor_release(lacos_tensor *t) {
@@ -257,7 +174,7 @@ int lacos_tensor_count_nonfinite(const lacos_tensor *t, double *count) {
 }
 
 double lacos_tensor_nbytes(const lacos_tensor *t) {
-  return (double)lacos_tensor_numel(t) * dtype_traits[t->dtype].size;
+  return (double)lacos_tensor_numel(t) * lacos_dtype_size(t->dtype);
 }
 
 void tensor_shape_str(const lacos_tensor *t, char *buf, size_t n) {
@@ -281,8 +198,8 @@ int tensor_check(const lacos_tensor *t, const char *name, int dtype, int ndim) {
 
 static int view_of(lacos_tensor **out, const lacos_tensor *t) {
   if (t->flags & LACOS_TENSOR_RELEASED) return fail(LACOS_ESTATE, "tensor was freed");
-  lacos_tensor *v = header_new();
-  if (!v) return LACOS_ENOMEM;
+  lacos_tensor *v;
+  TRY(header_new(&v));
   *v = *t;
   storage_retain(v->storage);
   *out = v;
@@ -334,7 +251,7 @@ int lacos_tensor_slice(lacos_tensor **out, const lacos_tensor *t, int dim, int64
   int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
   TRY(view_of(out, t));
   lacos_tensor *v = *out;
-  v->data = (char *)t->data + start * t->stride[dim] * dtype_traits[t->dtype].size;
+  v->data = (char *)t->data + start * t->stride[dim] * lacos_dtype_size(t->dtype);
   v->shape[dim] = len;
   v->stride[dim] = t->stride[dim] * step;
   return LACOS_OK;
@@ -349,7 +266,7 @@ int lacos_tensor_select(lacos_tensor **out, const lacos_tensor *t, int dim, int6
                 (long long)index, dim, (long long)t->shape[dim]);
   TRY(view_of(out, t));
   lacos_tensor *v = *out;
-  v->data = (char *)t->data + index * t->stride[dim] * dtype_traits[t->dtype].size;
+  v->data = (char *)t->data + index * t->stride[dim] * lacos_dtype_size(t->dtype);
   for (int d = dim; d < 3; d++) { v->shape[d] = v->shape[d + 1]; v->stride[d] = v->stride[d + 1]; }
   v->ndim--;
   v->shape[v->ndim] = 1; v->stride[v->ndim] = 0;
@@ -453,7 +370,7 @@ int lacos_tensor_set(lacos_tensor *t, const int64_t *index, double value) {
 /* dst[i] = convert(src[i]) over dst's shape, src given by strides `ss`. */
 static void strided_copy(lacos_tensor *dst, const void *src, int sdtype, const int64_t *ss) {
   const int64_t *sh = dst->shape, *ds = dst->stride;
-  int dsz = dtype_traits[dst->dtype].size, ssz = dtype_traits[sdtype].size;
+  int dsz = lacos_dtype_size(dst->dtype), ssz = lacos_dtype_size(sdtype);
   int64_t rows = sh[0] * sh[1] * sh[2];
   bool same = dst->dtype == sdtype;
   #pragma omp parallel for if (rows * sh[3] > 65536) schedule(static)
@@ -481,9 +398,11 @@ static int device_copy(lacos_tensor *dst, const lacos_tensor *src) {
     return fail(LACOS_EDEVICE, "copy: a tensor is on cuda; copies to or from the GPU need the same dtype and shape, "
                                "both contiguous (call :to('cpu') to convert on the CPU)");
   size_t bytes = (size_t)lacos_tensor_nbytes(dst);
-  if (dst->device == LACOS_CUDA && src->device == LACOS_CUDA) return dev_copy(dst->data, src->data, bytes);
-  if (dst->device == LACOS_CUDA) return dev_upload(dst->data, src->data, bytes);
-  return dev_download(dst->data, src->data, bytes);
+  const backend *be;
+  TRY(backend_get(&be, LACOS_CUDA));
+  if (dst->device == LACOS_CUDA && src->device == LACOS_CUDA) return be->copy(dst->data, src->data, bytes);
+  if (dst->device == LACOS_CUDA) return be->upload(dst->data, src->data, bytes);
+  return be->download(dst->data, src->data, bytes);
 }
 
 int lacos_tensor_copy(lacos_tensor *dst, const lacos_tensor *src) {
@@ -520,13 +439,13 @@ int lacos_tensor_to_device(lacos_tensor **out, const lacos_tensor *t, int device
   if (device != LACOS_CPU && device != LACOS_CUDA) return fail(LACOS_EINVAL, "unknown device %d", device);
   if (t->flags & LACOS_TENSOR_RELEASED) return fail(LACOS_ESTATE, "tensor was freed");
   if (device == t->device) return view_of(out, t);
+  const backend *be;
+  if (backend_get(&be, LACOS_CUDA)) return fail_context("tensor:to('%s')", device == LACOS_CUDA ? "cuda" : "cpu");
   if (device == LACOS_CUDA) {
-    char why[400];
-    if (!cuda_available(why, sizeof why)) return fail(LACOS_EDEVICE, "tensor:to('cuda'): %s", why);
     lacos_tensor *c;
     TRY(lacos_tensor_contiguous(&c, t));
     int s = lacos_tensor_empty(out, t->dtype, LACOS_CUDA, t->ndim, t->shape);
-    if (!s) s = dev_upload((*out)->data, c->data, (size_t)lacos_tensor_nbytes(c));
+    if (!s) s = be->upload((*out)->data, c->data, (size_t)lacos_tensor_nbytes(c));
     lacos_tensor_free(c);
     if (s) { lacos_tensor_free(*out); *out = NULL; }
     return s;
@@ -542,11 +461,12 @@ int lacos_tensor_to_device(lacos_tensor **out, const lacos_tensor *t, int device
   if (empty) return LACOS_OK;
   int s;
   if (lacos_tensor_is_contiguous(t)) {
-    s = dev_download((*out)->data, t->data, (size_t)lacos_tensor_nbytes(t));
+    s = be->download((*out)->data, t->data, (size_t)lacos_tensor_nbytes(t));
   } else {
-    size_t bytes = (size_t)span * (size_t)dtype_traits[t->dtype].size;
-    void *host = mem_alloc(bytes, LACOS_CPU, "download");
-    s = host ? dev_download(host, t->data, bytes) : lacos_last_status();
+    size_t bytes = (size_t)span * (size_t)lacos_dtype_size(t->dtype);
+    void *host;
+    s = mem_alloc(&host, bytes, "download");
+    if (!s) s = be->download(host, t->data, bytes);
     if (!s) {
       lacos_tensor view = *t;   /* header only: t's strides over the host copy */
       view.data = host;
@@ -554,15 +474,18 @@ int lacos_tensor_to_device(lacos_tensor **out, const lacos_tensor *t, int device
       view.storage = NULL;
       s = lacos_tensor_copy(*out, &view);
     }
-    mem_free(host, bytes, LACOS_CPU);
+    mem_free(host);
   }
   if (s) { lacos_tensor_free(*out); *out = NULL; }
   return s;
 }
 
 int lacos_tensor_fill(lacos_tensor *t, double value) {
-  if (t->device == LACOS_CUDA && value == 0 && lacos_tensor_is_contiguous(t) && !(t->flags & LACOS_TENSOR_RELEASED))
-    return dev_zero(t->data, (size_t)lacos_tensor_nbytes(t));   /* zero(): the one fill a device tensor needs */
+  if (t->device == LACOS_CUDA && value == 0 && lacos_tensor_is_contiguous(t) && !(t->flags & LACOS_TENSOR_RELEASED)) {
+    const backend *be;   /* zero(): the one fill a device tensor needs */
+    TRY(backend_get(&be, LACOS_CUDA));
+    return be->zero(t->data, (size_t)lacos_tensor_nbytes(t));
+  }
   lacos_tensor *scalar;   /* 0-d: it broadcasts to every shape, a 0-d tensor included */
   int64_t one = 1;
   TRY(lacos_tensor_empty(&scalar, LACOS_F64, LACOS_CPU, 0, &one));
@@ -605,7 +528,7 @@ int lacos_tensor_arange(lacos_tensor **out, int dtype, double start, double stop
 
 int lacos_tensor_from_buffer(lacos_tensor **out, int dtype, int ndim, const int64_t *shape,
                              const void *src, int src_dtype) {
-  if (!dtype_ok(src_dtype)) return fail(LACOS_EINVAL, "unknown source dtype %d", src_dtype);
+  if (!lacos_dtype_size(src_dtype)) return fail(LACOS_EINVAL, "unknown source dtype %d", src_dtype);
   TRY(lacos_tensor_empty(out, dtype, LACOS_CPU, ndim, shape));
   dtype_convert((*out)->data, dtype, src, src_dtype, lacos_tensor_numel(*out));
   return LACOS_OK;

@@ -28,6 +28,7 @@
    seen before come from a per-thread cache, so most words skip the merges. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer_internal.h"
+#include "utf8.h"
 #include <jansson.h>
 #include <pcre2.h>
 #include <pthread.h>
@@ -127,16 +128,6 @@ size_t tok_utf8_lossy(uint8_t *out, const uint8_t *s, size_t n) {
   return o;
 }
 
-/* Code point at s (valid UTF-8), its length in *len. */
-static uint32_t utf8_decode(const uint8_t *s, int *len) {
-  uint8_t c = s[0];
-  if (c < 0x80) { *len = 1; return c; }
-  if (c < 0xE0) { *len = 2; return ((uint32_t)(c & 0x1F) << 6) | (s[1] & 0x3F); }
-  if (c < 0xF0) { *len = 3; return ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F); }
-  *len = 4;
-  return ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) | ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-}
-
 static int utf8_len_of(uint8_t c) { return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
 
 /* Start of the character that ends just before offset i. */
@@ -145,13 +136,6 @@ static size_t utf8_prev(const uint8_t *s, size_t i) {
   return i;
 }
 
-/* Unicode White_Space: what \s means to Rust's regex and to Oniguruma. */
-static bool is_white_space(uint32_t c) {
-  return (c >= 9 && c <= 13) || c == 32 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-bool tok_is_white_space(uint32_t c) { return is_white_space(c); }
-uint32_t tok_utf8_decode(const uint8_t *s, int *len) { return utf8_decode(s, len); }
 
 /* ------------------------------------------------------------ growable buffers */
 
@@ -164,16 +148,12 @@ static int buf_reserve(buf *b, size_t need, const char *what) {
     if (nc > SIZE_MAX / 2) return fail(LACOS_ENOMEM, "%s: size overflow", what);
     nc *= 2;
   }
-  void *p = mem_alloc(nc, LACOS_CPU, what);
-  if (!p) return lacos_last_status();
-  if (b->cap) memcpy(p, b->p, b->cap);
-  mem_free(b->p, b->cap, LACOS_CPU);
-  b->p = p;
+  TRY(mem_realloc(&b->p, nc, what));
   b->cap = nc;
   return LACOS_OK;
 }
 
-static void buf_free(buf *b) { mem_free(b->p, b->cap, LACOS_CPU); b->p = NULL; b->cap = 0; }
+static void buf_free(buf *b) { mem_free(b->p); b->p = NULL; b->cap = 0; }
 
 /* ------------------------------------------------------------ hashing */
 
@@ -318,13 +298,12 @@ static const uint8_t *added_key(const lacos_tokenizer *t, uint32_t i, size_t *le
 
 static int strmap_init(strmap *m, size_t n, const char *what) {
   size_t cap = pow2_at_least(2 * n + 2);
-  m->slot = mem_calloc(cap * sizeof *m->slot, LACOS_CPU, what);
-  if (!m->slot) return lacos_last_status();
+  TRY(mem_calloc(&m->slot, cap, sizeof *m->slot, what));
   m->mask = cap - 1;
   return LACOS_OK;
 }
 static void strmap_free(strmap *m) {
-  if (m->slot) mem_free(m->slot, (m->mask + 1) * sizeof *m->slot, LACOS_CPU);
+  mem_free(m->slot);
   m->slot = NULL;
 }
 
@@ -359,13 +338,14 @@ static int token_id(const lacos_tokenizer *t, const uint8_t *s, size_t n) {
   return (int)strmap_get(t, &t->vocab_map, vocab_key, s, n);
 }
 
-int64_t tok_vocab_find(const lacos_tokenizer *t, const uint8_t *s, size_t n) {
+static int64_t vocab_find(const lacos_tokenizer *t, const uint8_t *s, size_t n) {
   return strmap_get(t, &t->vocab_map, vocab_key, s, n);
 }
-int tok_id_count(const lacos_tokenizer *t) { return t->n_ids; }
-bool tok_id_known(const lacos_tokenizer *t, int64_t id) {
+static bool id_known(const lacos_tokenizer *t, int64_t id) {
   return id >= 0 && id < t->n_ids && t->tok_len[id] != NO_TOKEN;
 }
+/* The vocabulary as wordpiece.c and tokenizer_template.c read it. */
+static tok_vocab vocab_of(const lacos_tokenizer *t) { return (tok_vocab){ t, vocab_find, id_known, t->n_ids }; }
 
 /* ------------------------------------------------------------ merges */
 
@@ -403,9 +383,7 @@ static void sb_add(sbuf *b, const char *s, size_t n) {
   if (b->n + n + 1 > b->cap) {
     size_t nc = b->cap ? b->cap * 2 : 64;
     while (nc < b->n + n + 1) nc *= 2;
-    char *p = realloc(b->p, nc);
-    if (!p) { b->oom = true; return; }
-    b->p = p;
+    if (mem_realloc(&b->p, nc, "regex translation")) { b->oom = true; return; }
     b->cap = nc;
   }
   memcpy(b->p + b->n, s, n);
@@ -489,8 +467,8 @@ int tok_regex_translate(char **out, const char *p, size_t n) {
     sb_add(&b, &c, 1);
     i++;
   }
-  if (why) { free(b.p); return fail(LACOS_EUNSUPPORTED, "the regex uses %s, which lacos cannot run like Oniguruma does", why); }
-  if (b.oom) { free(b.p); return fail(LACOS_ENOMEM, "out of memory translating a regex"); }
+  if (why) { mem_free(b.p); return fail(LACOS_EUNSUPPORTED, "the regex uses %s, which lacos cannot run like Oniguruma does", why); }
+  if (b.oom) { mem_free(b.p); return fail(LACOS_ENOMEM, "out of memory translating a regex"); }
   if (!b.p) sb_add(&b, "", 0);
   if (b.oom) return fail(LACOS_ENOMEM, "out of memory translating a regex");
   *out = b.p;
@@ -511,7 +489,7 @@ static int regex_compile(pcre2_code **out, int *jit, const char *onig, size_t n,
       } else sb_add(&b, onig + i, 1);
     }
     if (!b.p) sb_add(&b, "", 0);
-    if (b.oom) { free(b.p); return fail(LACOS_ENOMEM, "out of memory compiling a regex"); }
+    if (b.oom) { mem_free(b.p); return fail(LACOS_ENOMEM, "out of memory compiling a regex"); }
     pat = b.p;
   } else TRY(tok_regex_translate(&pat, onig, n));
   pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
@@ -526,10 +504,10 @@ static int regex_compile(pcre2_code **out, int *jit, const char *onig, size_t n,
     pcre2_get_error_message(err, msg, sizeof msg);
     int s = fail(LACOS_EFORMAT, "cannot compile the regex \"%.*s\" (as PCRE2 \"%s\"): %s at offset %zu",
                  (int)(n > 200 ? 200 : n), onig, pat, (const char *)msg, (size_t)off);
-    free(pat);
+    mem_free(pat);
     return s;
   }
-  free(pat);
+  mem_free(pat);
   /* LACOS_PCRE2_JIT=0 matches with PCRE2's interpreter: the same results,
      slower, and code that valgrind can follow (it reports false uses of
      uninitialised memory inside JIT-compiled matchers) */
@@ -541,29 +519,29 @@ static int regex_compile(pcre2_code **out, int *jit, const char *onig, size_t n,
 
 /* ------------------------------------------------------------ trie of added tokens */
 
-static int trie_node(trie *tr, uint8_t byte) {
+/* A new node for byte; its index in *out. */
+static int trie_node(trie *tr, uint8_t byte, int *out) {
   if (tr->n == tr->cap) {
     int nc = tr->cap ? tr->cap * 2 : 64;
-    int32_t *c = realloc(tr->child, nc * sizeof *c), *s = c ? realloc(tr->sibling, nc * sizeof *s) : NULL;
-    if (c) tr->child = c;
-    if (s) tr->sibling = s;
-    int32_t *k = s ? realloc(tr->token, nc * sizeof *k) : NULL;
-    if (k) tr->token = k;
-    uint8_t *b = k ? realloc(tr->byte, nc) : NULL;
-    if (!b) return fail(LACOS_ENOMEM, "out of memory building the added-token trie");
-    tr->byte = b;
+    const char *what = "the added-token trie";
+    TRY(mem_realloc(&tr->child, (size_t)nc * sizeof *tr->child, what));
+    TRY(mem_realloc(&tr->sibling, (size_t)nc * sizeof *tr->sibling, what));
+    TRY(mem_realloc(&tr->token, (size_t)nc * sizeof *tr->token, what));
+    TRY(mem_realloc(&tr->byte, (size_t)nc, what));
     tr->cap = nc;
   }
   int i = tr->n++;
   tr->child[i] = tr->sibling[i] = tr->token[i] = -1;
   tr->byte[i] = byte;
-  return i;
+  *out = i;
+  return LACOS_OK;
 }
 
 static int trie_add(trie *tr, const uint8_t *s, size_t n, int token) {
   if (!tr->n) {
     for (int b = 0; b < 256; b++) tr->root[b] = -1;
-    if (trie_node(tr, 0) < 0) return lacos_last_status();
+    int first;
+    TRY(trie_node(tr, 0, &first));
   }
   int cur = -1;
   for (size_t i = 0; i < n; i++) {
@@ -571,8 +549,7 @@ static int trie_add(trie *tr, const uint8_t *s, size_t n, int token) {
     if (cur < 0) next = tr->root[s[i]];
     else for (int k = tr->child[cur]; k >= 0; k = tr->sibling[k]) if (tr->byte[k] == s[i]) { next = k; break; }
     if (next < 0) {
-      next = trie_node(tr, s[i]);
-      if (next < 0) return lacos_last_status();
+      TRY(trie_node(tr, s[i], &next));
       if (cur < 0) tr->root[s[i]] = next;
       else { tr->sibling[next] = tr->child[cur]; tr->child[cur] = next; }
     }
@@ -599,7 +576,7 @@ static inline int trie_longest(const trie *tr, const uint8_t *s, size_t n, size_
 }
 
 static void trie_free(trie *tr) {
-  free(tr->child); free(tr->sibling); free(tr->token); free(tr->byte);
+  mem_free(tr->child); mem_free(tr->sibling); mem_free(tr->token); mem_free(tr->byte);
   memset(tr, 0, sizeof *tr);
 }
 
@@ -613,16 +590,16 @@ static void ctx_free(tok_ctx *c) {
   if (c->jit) pcre2_jit_stack_free(c->jit);
   buf_free(&c->ids); buf_free(&c->sym); buf_free(&c->nid); buf_free(&c->rank); buf_free(&c->nxt);
   buf_free(&c->prv); buf_free(&c->heap); buf_free(&c->pbuf); buf_free(&c->tmp);
-  mem_free(c->cslot, CACHE_SLOTS * sizeof *c->cslot, LACOS_CPU);
-  mem_free(c->ckeys, CACHE_KEY_BYTES, LACOS_CPU);
-  mem_free(c->cids, CACHE_IDS * sizeof *c->cids, LACOS_CPU);
+  mem_free(c->cslot);
+  mem_free(c->ckeys);
+  mem_free(c->cids);
   tok_wp_scratch_free(c->wps);
-  free(c);
+  mem_free(c);
 }
 
 static int ctx_new(lacos_tokenizer *t, tok_ctx **out) {
-  tok_ctx *c = calloc(1, sizeof *c);
-  if (!c) return fail(LACOS_ENOMEM, "out of memory creating tokenizer state");
+  tok_ctx *c;
+  TRY(meta_calloc(&c, 1, sizeof *c, "tokenizer state"));
   for (int k = 0; k < t->n_steps; k++) {
     if (t->steps[k].kind != STEP_SPLIT) continue;
     c->md[k] = pcre2_match_data_create_from_pattern(t->steps[k].re, NULL);
@@ -637,23 +614,18 @@ static int ctx_new(lacos_tokenizer *t, tok_ctx **out) {
   c->jit = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
   if (!c->mctx || !c->jit) { ctx_free(c); return fail(LACOS_ENOMEM, "out of memory creating the regex stack"); }
   pcre2_jit_stack_assign(c->mctx, NULL, c->jit);
-  c->cslot = mem_calloc(CACHE_SLOTS * sizeof *c->cslot, LACOS_CPU, "tokenizer piece cache");
-  c->ckeys = c->cslot ? mem_alloc(CACHE_KEY_BYTES, LACOS_CPU, "tokenizer piece cache") : NULL;
-  c->cids = c->ckeys ? mem_alloc(CACHE_IDS * sizeof *c->cids, LACOS_CPU, "tokenizer piece cache") : NULL;
-  if (!c->cids) { int s = lacos_last_status(); ctx_free(c); return s; }
-  if (t->wp) {
-    int s = tok_wp_scratch_new(&c->wps);
-    if (s) { ctx_free(c); return s; }
-  }
+  int s = mem_calloc(&c->cslot, CACHE_SLOTS, sizeof *c->cslot, "tokenizer piece cache");
+  if (!s) s = mem_alloc(&c->ckeys, CACHE_KEY_BYTES, "tokenizer piece cache");
+  if (!s) s = mem_alloc(&c->cids, CACHE_IDS * sizeof *c->cids, "tokenizer piece cache");
+  if (!s && t->wp) s = tok_wp_scratch_new(&c->wps);
+  if (s) { ctx_free(c); return s; }
   *out = c;
   return LACOS_OK;
 }
 
 static int ctx_ensure(lacos_tokenizer *t, int n) {
   if (n <= t->n_ctx) return LACOS_OK;
-  tok_ctx **a = realloc(t->ctx, (size_t)n * sizeof *a);
-  if (!a) return fail(LACOS_ENOMEM, "out of memory creating tokenizer state");
-  t->ctx = a;
+  TRY(meta_realloc(&t->ctx, (size_t)n * sizeof *t->ctx, "tokenizer state"));
   while (t->n_ctx < n) {
     TRY(ctx_new(t, &t->ctx[t->n_ctx]));
     t->n_ctx++;
@@ -835,7 +807,8 @@ static int model_piece(const lacos_tokenizer *t, tok_ctx *c, const uint8_t *s, s
   if (!t->wp) return bpe_piece(t, c, s, n, -1);
   if ((c->n_ids + n + 1) * sizeof(int32_t) > c->ids.cap) TRY(buf_reserve(&c->ids, (c->n_ids + n + 1) * sizeof(int32_t), "token ids"));
   size_t k;
-  TRY(tok_wordpiece_word(t->wp, t, c->wps, s, n, (int32_t *)c->ids.p + c->n_ids, &k));
+  tok_vocab v = vocab_of(t);
+  TRY(tok_wordpiece_word(t->wp, &v, c->wps, s, n, (int32_t *)c->ids.p + c->n_ids, &k));
   c->n_ids += k;
   return LACOS_OK;
 }
@@ -1289,8 +1262,8 @@ static int read_added(const json_t *root, added_in **out, int *n_out, size_t *by
   size_t n = json_array_size(a);
   if (n > (size_t)tokenizer_limits_current.added)
     return fail(LACOS_ELIMIT, "added_tokens has %zu entries, more than the %d lacos allows", n, tokenizer_limits_current.added);
-  added_in *v = calloc(n ? n : 1, sizeof *v);
-  if (!v) return fail(LACOS_ENOMEM, "out of memory reading added_tokens");
+  added_in *v;
+  TRY(meta_calloc(&v, n ? n : 1, sizeof *v, "added_tokens"));
   for (size_t i = 0; i < n; i++) {
     char where[48];
     snprintf(where, sizeof where, "added_tokens[%zu]", i);
@@ -1308,7 +1281,7 @@ static int read_added(const json_t *root, added_in **out, int *n_out, size_t *by
     if (!s && json_string_length(content) > tokenizer_limits_current.token_bytes)
       s = fail(LACOS_ELIMIT, "%s.content is %zu bytes, more than the %zu lacos allows", where, json_string_length(content),
                tokenizer_limits_current.token_bytes);
-    if (s) { free(v); return s; }
+    if (s) { mem_free(v); return s; }
     v[i].s = json_string_value(content);
     v[i].n = json_string_length(content);
     *bytes += v[i].n;
@@ -1347,12 +1320,11 @@ static int build_vocab(lacos_tokenizer *t, const json_t *model, const added_in *
   t->n_ids = (int)(max_id + 1);
   t->n_vocab = (int)nv;
   size_t ni = (size_t)t->n_ids;
-  t->tok_off = mem_alloc(ni * sizeof *t->tok_off, LACOS_CPU, "tokenizer vocabulary");
-  t->tok_len = t->tok_off ? mem_alloc(ni * sizeof *t->tok_len, LACOS_CPU, "tokenizer vocabulary") : NULL;
-  t->tok_flags = t->tok_len ? mem_calloc(ni, LACOS_CPU, "tokenizer vocabulary") : NULL;
+  TRY(mem_alloc(&t->tok_off, ni * sizeof *t->tok_off, "tokenizer vocabulary"));
+  TRY(mem_alloc(&t->tok_len, ni * sizeof *t->tok_len, "tokenizer vocabulary"));
+  TRY(mem_calloc(&t->tok_flags, ni, 1, "tokenizer vocabulary"));
   t->arena_cap = bytes + 1;
-  t->arena = t->tok_flags ? mem_alloc(t->arena_cap, LACOS_CPU, "tokenizer vocabulary") : NULL;
-  if (!t->arena) return lacos_last_status();
+  TRY(mem_alloc(&t->arena, t->arena_cap, "tokenizer vocabulary"));
   for (size_t i = 0; i < ni; i++) t->tok_len[i] = NO_TOKEN;
   TRY(strmap_init(&t->vocab_map, nv, "tokenizer vocabulary"));
   json_object_foreach((json_t *)vocab, key, val) {
@@ -1369,8 +1341,7 @@ static int build_vocab(lacos_tokenizer *t, const json_t *model, const added_in *
   /* Added tokens: a content already in the vocabulary keeps its id there
      (upstream's add_tokens); a new one takes its given id, which no other
      token may hold. A repeated content updates the flags of the first. */
-  t->added = calloc(n_ai ? (size_t)n_ai : 1, sizeof *t->added);
-  if (!t->added) return fail(LACOS_ENOMEM, "out of memory reading added_tokens");
+  TRY(meta_calloc(&t->added, n_ai ? (size_t)n_ai : 1, sizeof *t->added, "added_tokens"));
   TRY(strmap_init(&t->added_map, (size_t)n_ai, "tokenizer added tokens"));
   for (int i = 0; i < n_ai; i++) {
     const added_in *a = &ai[i];
@@ -1439,9 +1410,8 @@ static int normalize_added(lacos_tokenizer *t) {
     if (!s && nn) s = trie_add(&t->trie_norm, ns, nn, i);   /* normalized away: nothing to find */
     /* decoding gives the normalized form too (added_vocabulary.rs, simple_id_to_token) */
     if (!s && (nn != d->len || memcmp(ns, t->arena + d->off, nn))) {
-      t->added[i].norm = malloc(nn + 1);
-      if (!t->added[i].norm) s = fail(LACOS_ENOMEM, "out of memory");
-      else { memcpy(t->added[i].norm, ns, nn); t->added[i].norm_len = (uint32_t)nn; }
+      s = meta_alloc(&t->added[i].norm, nn + 1, "tokenizer added tokens");
+      if (!s) { memcpy(t->added[i].norm, ns, nn); t->added[i].norm_len = (uint32_t)nn; }
     }
   }
   tok_wp_scratch_free(sc);
@@ -1463,8 +1433,7 @@ static int build_merges(lacos_tokenizer *t, const json_t *model) {
   if (n > (size_t)tokenizer_limits_current.merges)
     return fail(LACOS_ELIMIT, "model.merges has %zu entries, more than the %d lacos allows", n, tokenizer_limits_current.merges);
   size_t cap = pow2_at_least(2 * n + 2);
-  t->merges = mem_alloc(cap * sizeof *t->merges, LACOS_CPU, "tokenizer merges");
-  if (!t->merges) return lacos_last_status();
+  TRY(mem_alloc(&t->merges, cap * sizeof *t->merges, "tokenizer merges"));
   for (size_t i = 0; i < cap; i++) t->merges[i].key = MERGE_EMPTY;
   t->merges_mask = cap - 1;
   buf cat = {0};
@@ -1584,7 +1553,8 @@ static int parse_post_processor(lacos_tokenizer *t, const json_t *root) {
   if (!ok)
     return fail(LACOS_EUNSUPPORTED, "post_processor type \"%s\" is not supported (lacos runs ByteLevel, TemplateProcessing and "
                 "BertProcessing; a Sequence holds at most one template)", type ? type : "?");
-  return one ? tok_template_parse(&t->post, t, one, where) : LACOS_OK;
+  tok_vocab v = vocab_of(t);
+  return one ? tok_template_parse(&t->post, &v, one, where) : LACOS_OK;
 }
 
 static int build_rest(lacos_tokenizer *t, const json_t *root) {
@@ -1619,13 +1589,14 @@ int lacos_tokenizer_load(lacos_tokenizer **out, const char *path) {
   TRY(file_read_all(path, tokenizer_limits_current.file_bytes, &text, &len));
   json_error_t jerr;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-  free(text);
+  mem_free(text);
   /* (jansson reports some allocation failures with no position and no text) */
   if (!root && (json_error_code(&jerr) == json_error_out_of_memory || (jerr.line < 0 && !jerr.text[0])))
     return fail(LACOS_ENOMEM, "%s: out of memory reading the tokenizer's JSON (under a memory limit?)", path);
   if (!root) return fail(LACOS_EFORMAT, "%s:%d:%d: malformed JSON: %s", path, jerr.line, jerr.column, jerr.text);
-  lacos_tokenizer *t = calloc(1, sizeof *t);
-  int s = t ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory loading %s", path);
+  lacos_tokenizer *t;
+  int s = meta_calloc(&t, 1, sizeof *t, "tokenizer");
+  if (s) { json_decref(root); return fail_context("%s", path); }
   added_in *ai = NULL;
   int n_ai = 0;
   if (!s && !json_is_object(root)) s = fail(LACOS_EFORMAT, "the file is JSON but not an object");
@@ -1644,7 +1615,8 @@ int lacos_tokenizer_load(lacos_tokenizer **out, const char *path) {
   if (!s) s = read_added(root, &ai, &n_ai, &added_bytes, &added_max);
   if (!s) s = build_vocab(t, model, ai, n_ai, added_bytes, added_max);
   if (!s && wordpiece) {
-    s = tok_wordpiece_parse(&t->wp, t, root);
+    tok_vocab v = vocab_of(t);
+    s = tok_wordpiece_parse(&t->wp, &v, root);
     if (!s && tok_wordpiece_has_decoder(t->wp)) t->decoder = DEC_WORDPIECE;
     if (!s) s = normalize_added(t);
   } else if (!s) {
@@ -1653,9 +1625,9 @@ int lacos_tokenizer_load(lacos_tokenizer **out, const char *path) {
   }
   if (!s) s = parse_post_processor(t, root);
   if (!s) s = parse_truncation_padding(t, root);
-  if (!s && !(t->path = strdup(path))) s = fail(LACOS_ENOMEM, "out of memory");
+  if (!s) s = meta_strdup(&t->path, path, "tokenizer path");
   if (!s) s = ctx_ensure(t, 1);
-  free(ai);
+  mem_free(ai);
   json_decref(root);
   if (s) {
     if (!strstr(lacos_last_error(), path)) fail_context("%s", path);
@@ -1669,28 +1641,27 @@ int lacos_tokenizer_load(lacos_tokenizer **out, const char *path) {
 void lacos_tokenizer_free(lacos_tokenizer *t) {
   if (!t) return;
   for (int i = 0; i < t->n_ctx; i++) ctx_free(t->ctx[i]);
-  free(t->ctx);
+  mem_free(t->ctx);
   for (int k = 0; k < t->n_steps; k++) if (t->steps[k].re) pcre2_code_free(t->steps[k].re);
   if (t->word_re) pcre2_code_free(t->word_re);
-  size_t ni = (size_t)t->n_ids;
-  if (t->tok_off) mem_free(t->tok_off, ni * sizeof *t->tok_off, LACOS_CPU);
-  if (t->tok_len) mem_free(t->tok_len, ni * sizeof *t->tok_len, LACOS_CPU);
-  if (t->tok_flags) mem_free(t->tok_flags, ni, LACOS_CPU);
-  if (t->arena) mem_free(t->arena, t->arena_cap, LACOS_CPU);
-  if (t->merges) mem_free(t->merges, (t->merges_mask + 1) * sizeof *t->merges, LACOS_CPU);
+  mem_free(t->tok_off);
+  mem_free(t->tok_len);
+  mem_free(t->tok_flags);
+  mem_free(t->arena);
+  mem_free(t->merges);
   strmap_free(&t->vocab_map);
   strmap_free(&t->added_map);
   trie_free(&t->trie_raw);
   trie_free(&t->trie_norm);
-  for (int i = 0; i < t->n_added; i++) free(t->added[i].norm);
-  free(t->added);
+  for (int i = 0; i < t->n_added; i++) mem_free(t->added[i].norm);
+  mem_free(t->added);
   tok_wordpiece_free(t->wp);
   tok_template_free(t->post);
   buf_free(&t->list_ids); buf_free(&t->list_off); buf_free(&t->list_who); buf_free(&t->list_at);
   buf_free(&t->list_cnt); buf_free(&t->dec); buf_free(&t->dec_raw);
   buf_free(&t->b_ids); buf_free(&t->b_off); buf_free(&t->out_ids); buf_free(&t->out_off); buf_free(&t->one);
-  free(t->path);
-  free(t);
+  mem_free(t->path);
+  mem_free(t);
 }
 
 /* ------------------------------------------------------------ queries */

@@ -51,19 +51,22 @@ int tokenizer_bpe(lacos_tokenizer *t, const uint8_t *piece, size_t n, int algo, 
    itself without one), valid until the next call on t. */
 int tokenizer_normalize(lacos_tokenizer *t, const uint8_t *s, size_t n, const uint8_t **out, size_t *out_n);
 
-/* ---- shared with wordpiece.c and tokenizer_template.c ---- */
+/* ---- shared with wordpiece.c and tokenizer_template.c ----
+   Both sit below tokenizer.c, which calls them: what they read of the
+   vocabulary comes through a tok_vocab that tokenizer.c fills, and the
+   character helpers from utf8.h, so no object depends on one that
+   depends on it. */
 
 typedef struct json_t json_t;
 
-/* Unicode White_Space (Rust's char::is_whitespace, Oniguruma's \s). */
-bool tok_is_white_space(uint32_t c);
-/* The code point at s (valid UTF-8) and its length in *len. */
-uint32_t tok_utf8_decode(const uint8_t *s, int *len);
-/* The id of s in model.vocab (added tokens not included), or -1. */
-int64_t tok_vocab_find(const lacos_tokenizer *t, const uint8_t *s, size_t n);
-/* Number of ids (largest id + 1), and whether id names a token. */
-int tok_id_count(const lacos_tokenizer *t);
-bool tok_id_known(const lacos_tokenizer *t, int64_t id);
+typedef struct tok_vocab {
+  const lacos_tokenizer *t;
+  /* the id of s in model.vocab (added tokens not included), or -1 */
+  int64_t (*find)(const lacos_tokenizer *t, const uint8_t *s, size_t n);
+  /* whether id names a token */
+  bool (*known)(const lacos_tokenizer *t, int64_t id);
+  int n_ids;                 /* largest id + 1 */
+} tok_vocab;
 
 /* BERT's pipeline for a WordPiece model (wordpiece.c): the normalizer, the
    pre-tokenizer, the model's greedy longest-match and the decoder. */
@@ -73,8 +76,8 @@ typedef struct tok_wp_scratch tok_wp_scratch;
 
 /* Reads "normalizer", "pre_tokenizer", "decoder" and model's
    unk_token / continuing_subword_prefix / max_input_chars_per_word; the
-   vocabulary is already loaded into t. */
-int tok_wordpiece_parse(tok_wordpiece **out, const lacos_tokenizer *t, const json_t *root);
+   vocabulary is already loaded. */
+int tok_wordpiece_parse(tok_wordpiece **out, const tok_vocab *v, const json_t *root);
 void tok_wordpiece_free(tok_wordpiece *w);
 int tok_wp_scratch_new(tok_wp_scratch **out);
 void tok_wp_scratch_free(tok_wp_scratch *s);
@@ -91,7 +94,7 @@ typedef int (*tok_word_fn)(void *ud, const uint8_t *s, size_t n);
 int tok_wordpiece_pre_tokenize(const tok_wordpiece *w, const uint8_t *s, size_t n, tok_word_fn fn, void *ud);
 /* The ids of one word: out must hold n + 1 ids (a word of n bytes never
    gives more). */
-int tok_wordpiece_word(const tok_wordpiece *w, const lacos_tokenizer *t, tok_wp_scratch *sc, const uint8_t *s,
+int tok_wordpiece_word(const tok_wordpiece *w, const tok_vocab *v, tok_wp_scratch *sc, const uint8_t *s,
                        size_t n, int32_t *out, size_t *n_out);
 /* true when the file has a WordPiece decoder (else tokens are joined with spaces). */
 bool tok_wordpiece_has_decoder(const tok_wordpiece *w);
@@ -104,7 +107,7 @@ size_t tok_wordpiece_decode_token(const tok_wordpiece *w, size_t index, const ui
    (TemplateProcessing, BertProcessing: tokenizer_template.c). */
 typedef struct tok_template tok_template;
 /* pp: one TemplateProcessing or BertProcessing object; where names it in errors. */
-int tok_template_parse(tok_template **out, const lacos_tokenizer *t, const json_t *pp, const char *where);
+int tok_template_parse(tok_template **out, const tok_vocab *v, const json_t *pp, const char *where);
 void tok_template_free(tok_template *tp);
 /* How many ids the template adds to one text (pair = 0) or to a pair. */
 int tok_template_added(const tok_template *tp, int pair);

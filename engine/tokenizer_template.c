@@ -33,11 +33,11 @@ struct tok_template {
 
 void tok_template_free(tok_template *tp) {
   if (!tp) return;
-  free(tp->single);
-  free(tp->pair);
-  free(tp->ids);
-  free(tp->off);
-  free(tp);
+  mem_free(tp->single);
+  mem_free(tp->pair);
+  mem_free(tp->ids);
+  mem_free(tp->off);
+  mem_free(tp);
 }
 
 int tok_template_added(const tok_template *tp, int pair) { return tp ? tp->added[pair ? 1 : 0] : 0; }
@@ -83,8 +83,8 @@ static int type_id_of(const json_t *o, const char *where, int32_t *out) {
 static int parse_pieces(const json_t *list, const specials_in *sp, int is_pair, const char *where, piece **out, int *n_out) {
   if (!json_is_array(list)) return fail(LACOS_EFORMAT, "%s must be an array of pieces", where);
   size_t n = json_array_size(list);
-  piece *p = calloc(n ? n : 1, sizeof *p);
-  if (!p) return fail(LACOS_ENOMEM, "out of memory");
+  piece *p;
+  TRY(meta_calloc(&p, n ? n : 1, sizeof *p, "tokenizer template"));
   int seen[2] = {0, 0};
   for (size_t i = 0; i < n; i++) {
     char w[160];
@@ -111,10 +111,10 @@ static int parse_pieces(const json_t *list, const specials_in *sp, int is_pair, 
       if (p[i].special < 0)
         s = fail(LACOS_EFORMAT, "%s: special token \"%.60s\" is not in post_processor.special_tokens", w, json_string_value(id));
     }
-    if (s) { free(p); return s; }
+    if (s) { mem_free(p); return s; }
   }
   if (!seen[0] || (is_pair && !seen[1])) {
-    free(p);
+    mem_free(p);
     return fail(LACOS_EFORMAT, "%s leaves out the text%s ($A%s)", where, is_pair ? "s" : "", is_pair ? " and $B" : "");
   }
   *out = p;
@@ -122,25 +122,25 @@ static int parse_pieces(const json_t *list, const specials_in *sp, int is_pair, 
   return LACOS_OK;
 }
 
-static int check_id(const lacos_tokenizer *t, json_int_t id, const char *where) {
-  if (id < 0 || id > INT32_MAX || !tok_id_known(t, (int64_t)id))
+static int check_id(const tok_vocab *voc, json_int_t id, const char *where) {
+  if (id < 0 || id > INT32_MAX || !voc->known(voc->t, (int64_t)id))
     return fail(LACOS_EFORMAT, "%s: id %lld is not a token of this tokenizer", where, (long long)id);
   return LACOS_OK;
 }
 
-static int parse_template(tok_template *tp, const lacos_tokenizer *t, const json_t *pp, const char *where) {
+static int parse_template(tok_template *tp, const tok_vocab *voc, const json_t *pp, const char *where) {
   const json_t *st = json_object_get(pp, "special_tokens");
   if (!json_is_object(st)) return fail(LACOS_EFORMAT, "%s.special_tokens must be an object", where);
   size_t ns = json_object_size(st);
-  specials_in sp = {calloc(ns ? ns : 1, sizeof *sp.names), 0};
-  tp->off = calloc(ns + 1, sizeof *tp->off);
-  if (!sp.names || !tp->off) { free(sp.names); return fail(LACOS_ENOMEM, "out of memory"); }
+  specials_in sp = {NULL, 0};
+  TRY(meta_calloc(&sp.names, ns ? ns : 1, sizeof *sp.names, "tokenizer template"));
+  int s = meta_calloc(&tp->off, ns + 1, sizeof *tp->off, "tokenizer template");
+  if (s) { mem_free(sp.names); return s; }
   size_t total = 0;
   const char *key;
   json_t *val;
   json_object_foreach((json_t *)st, key, val) total += json_array_size(json_object_get(val, "ids"));
-  tp->ids = calloc(total ? total : 1, sizeof *tp->ids);
-  int s = tp->ids ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory");
+  s = meta_calloc(&tp->ids, total ? total : 1, sizeof *tp->ids, "tokenizer template");
   json_object_foreach((json_t *)st, key, val) {
     if (s) break;
     char w[200];
@@ -156,7 +156,7 @@ static int parse_template(tok_template *tp, const lacos_tokenizer *t, const json
     for (size_t i = 0; i < json_array_size(ids) && !s; i++) {
       const json_t *v = json_array_get(ids, i);
       if (!json_is_integer(v)) { s = fail(LACOS_EFORMAT, "%s.ids[%zu] must be an integer", w, i); break; }
-      s = check_id(t, json_integer_value(v), w);
+      s = check_id(voc, json_integer_value(v), w);
       if (!s) tp->ids[tp->off[k + 1]++] = (int32_t)json_integer_value(v);
     }
     sp.names[sp.n++] = key;
@@ -165,12 +165,12 @@ static int parse_template(tok_template *tp, const lacos_tokenizer *t, const json
   char w[160];
   if (!s) { snprintf(w, sizeof w, "%s.single", where); s = parse_pieces(json_object_get(pp, "single"), &sp, 0, w, &tp->single, &tp->n_single); }
   if (!s) { snprintf(w, sizeof w, "%s.pair", where); s = parse_pieces(json_object_get(pp, "pair"), &sp, 1, w, &tp->pair, &tp->n_pair); }
-  free(sp.names);
+  mem_free(sp.names);
   return s;
 }
 
 /* BertProcessing: {"sep": ["[SEP]", 102], "cls": ["[CLS]", 101]}. */
-static int parse_bert(tok_template *tp, const lacos_tokenizer *t, const json_t *pp, const char *where) {
+static int parse_bert(tok_template *tp, const tok_vocab *voc, const json_t *pp, const char *where) {
   int32_t id[2];
   const char *names[2] = {"cls", "sep"};
   for (int i = 0; i < 2; i++) {
@@ -180,14 +180,13 @@ static int parse_bert(tok_template *tp, const lacos_tokenizer *t, const json_t *
       return fail(LACOS_EFORMAT, "%s.%s must be [token, id]", where, names[i]);
     char w[160];
     snprintf(w, sizeof w, "%s.%s", where, names[i]);
-    TRY(check_id(t, json_integer_value(json_array_get(v, 1)), w));
+    TRY(check_id(voc, json_integer_value(json_array_get(v, 1)), w));
     id[i] = (int32_t)json_integer_value(json_array_get(v, 1));
   }
-  tp->ids = malloc(2 * sizeof *tp->ids);
-  tp->off = malloc(3 * sizeof *tp->off);
-  tp->single = malloc(3 * sizeof *tp->single);
-  tp->pair = malloc(5 * sizeof *tp->pair);
-  if (!tp->ids || !tp->off || !tp->single || !tp->pair) return fail(LACOS_ENOMEM, "out of memory");
+  TRY(meta_alloc(&tp->ids, 2 * sizeof *tp->ids, "tokenizer template"));
+  TRY(meta_alloc(&tp->off, 3 * sizeof *tp->off, "tokenizer template"));
+  TRY(meta_alloc(&tp->single, 3 * sizeof *tp->single, "tokenizer template"));
+  TRY(meta_alloc(&tp->pair, 5 * sizeof *tp->pair, "tokenizer template"));
   tp->ids[0] = id[0];
   tp->ids[1] = id[1];
   tp->off[0] = 0; tp->off[1] = 1; tp->off[2] = 2;
@@ -207,13 +206,13 @@ static int count_added(const tok_template *tp, const piece *p, int n) {
   return k;
 }
 
-int tok_template_parse(tok_template **out, const lacos_tokenizer *t, const json_t *pp, const char *where) {
+int tok_template_parse(tok_template **out, const tok_vocab *voc, const json_t *pp, const char *where) {
   *out = NULL;
   const json_t *tv = json_object_get(pp, "type");
   const char *type = json_is_string(tv) ? json_string_value(tv) : "";
-  tok_template *tp = calloc(1, sizeof *tp);
-  if (!tp) return fail(LACOS_ENOMEM, "out of memory");
-  int s = !strcmp(type, "BertProcessing") ? parse_bert(tp, t, pp, where) : parse_template(tp, t, pp, where);
+  tok_template *tp;
+  TRY(meta_calloc(&tp, 1, sizeof *tp, "tokenizer template"));
+  int s = !strcmp(type, "BertProcessing") ? parse_bert(tp, voc, pp, where) : parse_template(tp, voc, pp, where);
   if (s) { tok_template_free(tp); return s; }
   tp->added[0] = count_added(tp, tp->single, tp->n_single);
   tp->added[1] = count_added(tp, tp->pair, tp->n_pair);

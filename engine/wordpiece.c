@@ -30,6 +30,7 @@
    data; tests/c/test_wordpiece.c checks every other code point against the
    tokenizers library. */
 #include "tokenizer_internal.h"
+#include "utf8.h"
 #include <jansson.h>
 #include <utf8proc.h>
 
@@ -64,26 +65,23 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem, const char *wha
     if (nc > SIZE_MAX / 4 / elem) return fail(LACOS_ENOMEM, "%s: size overflow", what);
     nc *= 2;
   }
-  void *q = realloc(*p, nc * elem);
-  if (!q) return fail(LACOS_ENOMEM, "out of memory (%s, %zu bytes)", what, nc * elem);
-  *p = q;
+  TRY(mem_realloc(p, nc * elem, what));
   *cap = nc;
   return LACOS_OK;
 }
 
 int tok_wp_scratch_new(tok_wp_scratch **out) {
-  *out = calloc(1, sizeof **out);
-  return *out ? LACOS_OK : fail(LACOS_ENOMEM, "out of memory creating tokenizer state");
+  return meta_calloc(out, 1, sizeof **out, "tokenizer state");
 }
 
 void tok_wp_scratch_free(tok_wp_scratch *s) {
   if (!s) return;
-  free(s->cp[0]);
-  free(s->cp[1]);
-  free(s->utf8);
-  free(s->out);
-  free(s->word);
-  free(s);
+  mem_free(s->cp[0]);
+  mem_free(s->cp[1]);
+  mem_free(s->utf8);
+  mem_free(s->out);
+  mem_free(s->word);
+  mem_free(s);
 }
 
 /* ------------------------------------------------------------ normalizer */
@@ -143,7 +141,7 @@ int tok_wordpiece_normalize(const tok_wordpiece *w, tok_wp_scratch *sc, const ui
   size_t m = 0;
   for (size_t i = 0; i < n;) {
     int l;
-    sc->cp[0][m++] = tok_utf8_decode(s + i, &l);
+    sc->cp[0][m++] = utf8_decode(s + i, &l);
     i += (size_t)l;
   }
   for (int k = 0; k < w->n_steps; k++) {
@@ -164,7 +162,7 @@ int tok_wordpiece_normalize(const tok_wordpiece *w, tok_wp_scratch *sc, const ui
       for (size_t i = 0; i < m; i++) {
         uint32_t c = a[i];
         if (c == 0 || c == 0xFFFD || is_control(c)) continue;
-        b[r++] = (c == '\t' || c == '\n' || c == '\r' || tok_is_white_space(c)) ? ' ' : c;
+        b[r++] = (c == '\t' || c == '\n' || c == '\r' || is_white_space(c)) ? ' ' : c;
       }
       break;
     case N_CHINESE:
@@ -218,8 +216,8 @@ int tok_wordpiece_pre_tokenize(const tok_wordpiece *w, const uint8_t *s, size_t 
   size_t start = 0, i = 0;
   while (i < n) {
     int l;
-    uint32_t c = tok_utf8_decode(s + i, &l);
-    bool space = tok_is_white_space(c), punct = !space && is_bert_punct(c);
+    uint32_t c = utf8_decode(s + i, &l);
+    bool space = is_white_space(c), punct = !space && is_bert_punct(c);
     if (space || punct) {
       if (i > start) TRY(fn(ud, s + start, i - start));
       if (punct) TRY(fn(ud, s + i, (size_t)l));
@@ -233,7 +231,7 @@ int tok_wordpiece_pre_tokenize(const tok_wordpiece *w, const uint8_t *s, size_t 
 
 /* ------------------------------------------------------------ model */
 
-int tok_wordpiece_word(const tok_wordpiece *w, const lacos_tokenizer *t, tok_wp_scratch *sc, const uint8_t *s,
+int tok_wordpiece_word(const tok_wordpiece *w, const tok_vocab *v, tok_wp_scratch *sc, const uint8_t *s,
                        size_t n, int32_t *out, size_t *n_out) {
   *n_out = 0;
   if (!n) return LACOS_OK;
@@ -248,10 +246,10 @@ int tok_wordpiece_word(const tok_wordpiece *w, const lacos_tokenizer *t, tok_wp_
     size_t end = n;
     int64_t id = -1;
     while (end > start) {
-      if (start == 0) id = tok_vocab_find(t, s, end);
+      if (start == 0) id = v->find(v->t, s, end);
       else {
         memcpy(sc->word + w->prefix_len, s + start, end - start);
-        id = tok_vocab_find(t, sc->word, w->prefix_len + end - start);
+        id = v->find(v->t, sc->word, w->prefix_len + end - start);
       }
       if (id >= 0) break;
       do end--; while (end > start && (s[end] & 0xC0) == 0x80);   /* one character back */
@@ -361,26 +359,25 @@ static int get_string(const json_t *o, const char *key, const char *where, char 
   if (!v) return fail(LACOS_EFORMAT, "%s.%s is missing", where, key);
   if (!json_is_string(v)) return fail(LACOS_EFORMAT, "%s.%s must be a string", where, key);
   *len = json_string_length(v);
-  *out = malloc(*len + 1);
-  if (!*out) return fail(LACOS_ENOMEM, "out of memory");
+  TRY(meta_alloc(out, *len + 1, "WordPiece tokenizer"));
   memcpy(*out, json_string_value(v), *len + 1);
   return LACOS_OK;
 }
 
-static int parse_all(tok_wordpiece *w, const lacos_tokenizer *t, const json_t *root) {
+static int parse_all(tok_wordpiece *w, const tok_vocab *v, const json_t *root) {
   const json_t *model = json_object_get(root, "model");
-  if (tok_id_count(t) == 0 || !json_object_size(json_object_get(model, "vocab")))
+  if (v->n_ids == 0 || !json_object_size(json_object_get(model, "vocab")))
     return fail(LACOS_EFORMAT, "model.vocab is empty: a WordPiece model needs at least its unk_token");
   char *unk = NULL;
   size_t unk_len = 0;
   TRY(get_string(model, "unk_token", "model", &unk, &unk_len));
-  int64_t id = tok_vocab_find(t, (const uint8_t *)unk, unk_len);
+  int64_t id = v->find(v->t, (const uint8_t *)unk, unk_len);
   if (id < 0) {
     int s = fail(LACOS_EFORMAT, "model.unk_token \"%.60s\" is not in model.vocab", unk);
-    free(unk);
+    mem_free(unk);
     return s;
   }
-  free(unk);
+  mem_free(unk);
   w->unk_id = (int32_t)id;
   TRY(get_string(model, "continuing_subword_prefix", "model", &w->prefix, &w->prefix_len));
   const json_t *mc = json_object_get(model, "max_input_chars_per_word");
@@ -423,8 +420,7 @@ static int parse_all(tok_wordpiece *w, const lacos_tokenizer *t, const json_t *r
     if (pv && !json_is_string(pv)) return fail(LACOS_EFORMAT, "decoder.prefix must be a string");
     const char *p = pv ? json_string_value(pv) : "##";
     w->dec_prefix_len = pv ? json_string_length(pv) : 2;
-    w->dec_prefix = malloc(w->dec_prefix_len + 1);
-    if (!w->dec_prefix) return fail(LACOS_ENOMEM, "out of memory");
+    TRY(meta_alloc(&w->dec_prefix, w->dec_prefix_len + 1, "WordPiece tokenizer"));
     memcpy(w->dec_prefix, p, w->dec_prefix_len + 1);
     int cleanup;
     TRY(opt_bool(dec, "cleanup", 1, &cleanup, "decoder", false));
@@ -433,11 +429,11 @@ static int parse_all(tok_wordpiece *w, const lacos_tokenizer *t, const json_t *r
   return LACOS_OK;
 }
 
-int tok_wordpiece_parse(tok_wordpiece **out, const lacos_tokenizer *t, const json_t *root) {
+int tok_wordpiece_parse(tok_wordpiece **out, const tok_vocab *v, const json_t *root) {
   *out = NULL;
-  tok_wordpiece *w = calloc(1, sizeof *w);
-  if (!w) return fail(LACOS_ENOMEM, "out of memory loading a WordPiece tokenizer");
-  int s = parse_all(w, t, root);
+  tok_wordpiece *w;
+  TRY(meta_calloc(&w, 1, sizeof *w, "WordPiece tokenizer"));
+  int s = parse_all(w, v, root);
   if (s) { tok_wordpiece_free(w); return s; }
   *out = w;
   return LACOS_OK;
@@ -445,7 +441,7 @@ int tok_wordpiece_parse(tok_wordpiece **out, const lacos_tokenizer *t, const jso
 
 void tok_wordpiece_free(tok_wordpiece *w) {
   if (!w) return;
-  free(w->prefix);
-  free(w->dec_prefix);
-  free(w);
+  mem_free(w->prefix);
+  mem_free(w->dec_prefix);
+  mem_free(w);
 }

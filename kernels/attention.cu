@@ -17,7 +17,8 @@
 
    Work goes in chunks of heads so that the scratch (gathered q, k, v and
    their gradients, and a T×T score block per head) stays under
-   ATTN_CHUNK_BYTES, whatever the batch. Sums over the head channels run in
+   ATTN_CHUNK_BYTES, whatever the batch; the caller owns it, sized by
+   attention_scratch_cuda. Sums over the head channels run in
    cuBLAS's order, not the CPU's, so results agree to rounding, not to the
    bit. */
 #include "common.cuh"
@@ -28,31 +29,39 @@ static const size_t ATTN_CHUNK_BYTES = (size_t)256 << 20;
 /* longest sequence: one head's T×T f32 scores in at most 1 GiB (T ≈ 16k) */
 static const size_t ATTN_HEAD_MAX_BYTES = (size_t)1 << 30;
 
-extern "C" void attn_scratch_free_cuda(attn_scratch *s) {
-  dev_free(s->buf, s->bytes);
-  s->buf = NULL;
-  s->bytes = 0;
+/* Heads per chunk of ATTN_CHUNK_BYTES for `per_head` floats of scratch each. */
+static int64_t attn_chunk_heads(int64_t heads, size_t per_head) {
+  int64_t c = (int64_t)(ATTN_CHUNK_BYTES / (per_head * sizeof(float)));
+  if (c < 1) c = 1;
+  return c > heads ? heads : c;
 }
 
-static int attn_grow(attn_scratch *s, size_t bytes) {
-  if (s->bytes >= bytes) return LACOS_OK;
-  attn_scratch_free_cuda(s);
-  s->buf = (float *)dev_alloc(bytes, "attention scratch (GPU)");
-  if (!s->buf) return lacos_last_status();
-  s->bytes = bytes;
-  return LACOS_OK;
+/* Floats of scratch per head: forward q, k, v, out (T·HD each) and, without
+   probs, its scores (T·T); backward q, k, v, dout, dq, dk, dv and dp. */
+static size_t attn_per_head(int T, int HD, bool probs, bool backward) {
+  size_t THD = (size_t)T * HD, TT = (size_t)T * T;
+  return backward ? 7 * THD + TT : 4 * THD + (probs ? 0 : TT);
 }
 
-/* Heads per chunk for `per_head` floats of scratch each, and the check
-   that one head fits at all. */
-static int attn_chunk(int64_t heads, size_t per_head, size_t score_bytes, int64_t *chunk) {
+extern "C" size_t attention_scratch_cuda(int B, int T, int C, int NH, bool probs, bool backward) {
+  int64_t heads = (int64_t)B * NH;
+  if (heads == 0 || T == 0) return 0;
+  size_t per = attn_per_head(T, C / NH, probs, backward);
+  return sizeof(float) * per * (size_t)attn_chunk_heads(heads, per);
+}
+
+/* The heads the caller's scratch holds at once (at most a chunk's), and the
+   check that one head fits at all. */
+static int attn_chunk(scratch ws, int64_t heads, size_t per_head, size_t score_bytes, int64_t *chunk) {
   if (score_bytes > ATTN_HEAD_MAX_BYTES)
     return fail(LACOS_ELIMIT, "attention on CUDA: a %.0f MiB block of scores per head (sequence too long; at most "
                               "about 16k tokens)", score_bytes / 1048576.0);
-  int64_t c = (int64_t)(ATTN_CHUNK_BYTES / (per_head * sizeof(float)));
-  if (c < 1) c = 1;
-  if (c > heads) c = heads;
-  *chunk = c;
+  int64_t c = (int64_t)(ws.bytes / (per_head * sizeof(float)));
+  if (c < 1)
+    return fail(LACOS_ELIMIT, "attention on CUDA: %zu bytes of scratch cannot hold one head (%zu needed)", ws.bytes,
+                per_head * sizeof(float));
+  int64_t most = attn_chunk_heads(heads, per_head);
+  *chunk = c > most ? most : c;
   return LACOS_OK;
 }
 
@@ -108,7 +117,7 @@ __global__ void masked_softmax_kernel(float *s, const int32_t *mask, const float
   }
   mx = warp_max(mx);
   float sum = 0;
-  for (int j = lane; j < T; j += 32) { float x = fast_expf_dev(p[j] - mx); p[j] = x; sum += x; }
+  for (int j = lane; j < T; j += 32) { float x = fast_expf(p[j] - mx); p[j] = x; sum += x; }
   sum = warp_sum(sum);
   float inv = 1.0f / sum;
   for (int j = lane; j < T; j += 32) p[j] *= inv;
@@ -153,17 +162,15 @@ static int rows_launch(int64_t rows, unsigned *blocks) {
 
 // out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C), mask (B,T), slopes (NH)
 extern "C" int attention_forward_cuda(float *out, float *probs, const float *qkv, const int32_t *mask,
-                                      const float *slopes, int B, int T, int C, int NH, attn_scratch *s) {
+                                      const float *slopes, int B, int T, int C, int NH, scratch ws) {
   int64_t heads = (int64_t)B * NH, TT = (int64_t)T * T;
   if (heads == 0 || T == 0) return LACOS_OK;
   int HD = C / NH;
   int64_t THD = (int64_t)T * HD;
-  /* per head: q, k, v, out (T·HD each) and, without probs, its scores */
   int64_t chunk = 1;
-  TRY(attn_chunk(heads, (size_t)(4 * THD + (probs ? 0 : TT)), sizeof(float) * (size_t)TT, &chunk));
+  TRY(attn_chunk(ws, heads, attn_per_head(T, HD, probs != NULL, false), sizeof(float) * (size_t)TT, &chunk));
   TRY(cuda_init());
-  TRY(attn_grow(s, sizeof(float) * (size_t)chunk * (size_t)(4 * THD + (probs ? 0 : TT))));
-  float *q = s->buf, *k = q + chunk * THD, *v = k + chunk * THD, *o = v + chunk * THD, *sc = o + chunk * THD;
+  float *q = (float *)ws.p, *k = q + chunk * THD, *v = k + chunk * THD, *o = v + chunk * THD, *sc = o + chunk * THD;
   float scale = 1.0f / sqrtf((float)HD);
   cudaStream_t st = cuda_stream();
   for (int64_t g0 = 0; g0 < heads; g0 += chunk) {
@@ -189,17 +196,15 @@ extern "C" int attention_forward_cuda(float *out, float *probs, const float *qkv
 
 // dqkv (B,T,3C) +=, dout (B,T,C), probs (B,NH,T,T), qkv (B,T,3C), mask (B,T)
 extern "C" int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                                       const int32_t *mask, int B, int T, int C, int NH, attn_scratch *s) {
+                                       const int32_t *mask, int B, int T, int C, int NH, scratch ws) {
   int64_t heads = (int64_t)B * NH, TT = (int64_t)T * T;
   if (heads == 0 || T == 0) return LACOS_OK;
   int HD = C / NH;
   int64_t THD = (int64_t)T * HD, C3 = 3 * (int64_t)C;
-  /* per head: q, k, v, dout, dq, dk, dv (T·HD each) and dp/ds (T·T) */
   int64_t chunk = 1;
-  TRY(attn_chunk(heads, (size_t)(7 * THD + TT), sizeof(float) * (size_t)TT, &chunk));
+  TRY(attn_chunk(ws, heads, attn_per_head(T, HD, true, true), sizeof(float) * (size_t)TT, &chunk));
   TRY(cuda_init());
-  TRY(attn_grow(s, sizeof(float) * (size_t)chunk * (size_t)(7 * THD + TT)));
-  float *q = s->buf, *k = q + chunk * THD, *v = k + chunk * THD, *go = v + chunk * THD, *dq = go + chunk * THD,
+  float *q = (float *)ws.p, *k = q + chunk * THD, *v = k + chunk * THD, *go = v + chunk * THD, *dq = go + chunk * THD,
         *dk = dq + chunk * THD, *dv = dk + chunk * THD, *dp = dv + chunk * THD;
   float scale = 1.0f / sqrtf((float)HD);
   cudaStream_t st = cuda_stream();

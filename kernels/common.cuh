@@ -1,7 +1,9 @@
-/* common.cuh: what every file of kernels/ shares: the engine's C
-   declarations, error checks that report through fail() (never abort), the
+/* common.cuh: what every file of kernels/ shares: the backend interface
+   and the shared per-element math (engine/math/, compiled here for the
+   device), error checks that report through fail() (never abort), the
    compute stream and cuBLASLt handle of device.cu, launch sizes, warp and
-   block reductions, and a device copy of engine/cpu/fastmath.h's exp.
+   block reductions, and the entries of the CUDA backend table
+   (kernels/backend.cu) that each file defines.
 
    Kernels are compiled with -fmad=false (see the Makefile): like the CPU
    engine (ISO C, no float contraction) every product and sum is rounded as
@@ -15,7 +17,10 @@
 #include <cublasLt.h>
 #include <float.h>
 #include <stdint.h>
-#include "../engine/device.h"
+#include "../engine/backend.h"
+#include "../engine/math/fastexp.h"
+#include "../engine/math/rng.h"
+#include "../engine/math/pooling_weights.h"
 
 /* ---- errors ---- */
 
@@ -32,7 +37,7 @@ extern "C" int cublas_fail(cublasStatus_t s, const char *call, const char *file,
 #define LAUNCH_CHECK(name) do { cudaError_t e_ = cudaGetLastError(); \
   if (e_ != cudaSuccess) return cuda_fail(e_, "launch of " name, __FILE__, __LINE__); } while (0)
 
-/* ---- device.cu's state (valid after cuda_init) ---- */
+/* ---- device.cu's stream and cublaslt.cu's handle (valid after cuda_init) ---- */
 
 cudaStream_t cuda_stream(void);
 
@@ -55,9 +60,9 @@ struct lt_api {
   decltype(&cublasLtMatmul) Matmul;
   decltype(&cublasLtGetStatusString) GetStatusString;
 };
-/* Loads cuBLASLt and creates the handle and workspace once; NULL with a last
-   error naming the library when it cannot. */
-const lt_api *lt_get(void);
+/* Loads cuBLASLt and creates the handle and workspace once; an error naming
+   the library when it cannot. */
+int lt_get(const lt_api **out);
 
 /* ---- launches ---- */
 
@@ -105,42 +110,83 @@ __device__ inline float block_max(float v, float *red) {
   return s;
 }
 
-/* ---- engine/cpu/fastmath.h on the device (same constants, same steps) ---- */
+/* ---- the entries of the table (kernels/backend.cu) ---- */
 
-__device__ inline float fast_expf_dev(float x0) {
-  float x = x0;
-  if (x < -87.33654f) x = -87.33654f;
-  if (x > 88.72283f) x = 88.72283f;
-  float n = rintf(x * 1.44269504088896341f);
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int e = (int)n + 127;
-  float scale = __int_as_float(e << 23);
-  float res = p * scale;
-  return x0 < -87.33654f ? 0.0f : res;
+extern "C" {
+/* device.cu */
+int cuda_available(char *why, size_t n);
+int cuda_init(void);
+int cuda_device_info(char *name, size_t n, int *cc_major, int *cc_minor, int *sms, double *free_bytes,
+                     double *total_bytes);
+int cuda_sync(void);
+int cuda_device_count(void);
+int cuda_select_device(int index);
+int cuda_selected_device(void);
+void *cuda_stream_handle(void);
+int cuda_stream_poll(void);
+/* memory.cu */
+int cuda_alloc(void **p, size_t bytes, const char *what);
+void cuda_free(void *p, size_t bytes);
+int cuda_upload(void *dst, const void *src, size_t bytes);
+int cuda_download(void *dst, const void *src, size_t bytes);
+int cuda_copy(void *dst, const void *src, size_t bytes);
+int cuda_zero(void *p, size_t bytes);
+/* layernorm.cu, gelu.cu, attention.cu, pooling.cu, residual.cu, embedding.cu */
+int layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                           const float *bias, int64_t N, int C, float eps);
+int layernorm_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, const float *mean, const float *rstd, int64_t N, int C);
+int gelu_forward_cuda(float *out, const float *inp, int64_t n);
+int gelu_backward_cuda(float *dinp, const float *inp, const float *dout, int64_t n);
+int attention_forward_cuda(float *out, float *probs, const float *qkv, const int32_t *mask, const float *slopes,
+                           int B, int T, int C, int NH, scratch ws);
+int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
+                            const int32_t *mask, int B, int T, int C, int NH, scratch ws);
+size_t attention_scratch_cuda(int B, int T, int C, int NH, bool probs, bool backward);
+int pooling_forward_cuda(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode);
+int pooling_backward_cuda(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode);
+int residual_forward_cuda(float *out, const float *a, const float *b, int64_t n);
+int add_inplace_cuda(float *acc, const float *x, int64_t n);
+int embedding_forward_cuda(float *out, const int32_t *ids, int64_t N, const void *table, int dtype,
+                           const float *row_scale, int V, int C);
+/* linear.cu */
+int quantize_rows_cuda(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold, int *cols,
+                       int *ncols, scratch ws);
+int linear_forward_cuda(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws);
+int linear_backward_input_cuda(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8,
+                               scratch ws);
+size_t linear_scratch_cuda(int64_t N, int in, int out, int kind, bool outliers, bool backward, bool fast_int8);
+int gemm_s8_cuda(bool trans_b, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda, const int8_t *b,
+                 int64_t ldb, int32_t *c, int64_t ldc, scratch ws);
+size_t gemm_s8_scratch_cuda(int64_t M, int64_t N, int64_t K);
+int gemm_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
+              const void *b, int ldb, float beta, float *c, int ldc);
+int gemm_batched_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
+                      int64_t stride_a, const void *b, int ldb, int64_t stride_b, float beta, float *c, int ldc,
+                      int64_t stride_c, int batch);
+/* lora.cu */
+int lora_forward_cuda(const lora_hyper *hp, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
+                      const lora_dropout *drop, float *xd);
+int lora_backward_cuda(const lora_hyper *hp, const lora_slot *sl, float *dx, const float *dy, const float *x,
+                       const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd);
+/* optim.cu */
+int optim_step_cuda(const optim_item *items, int64_t nitems, const optim_consts *k, int kind, uint8_t *codes1,
+                    uint8_t *codes2, float *absmax1, float *absmax2, float *mom_m, float *mom_v, scratch ws,
+                    double *nonfinite);
+int optim_sumsq_cuda(double *partials, const optim_item *items, int64_t nitems, scratch ws);
+size_t optim_scratch_cuda(int64_t nitems);
+int scale_cuda(float *x, int64_t n, float k);
 }
 
-__device__ inline float gelu_dev(float x) {
-  float u = 0.79788456f * x * (1.0f + 0.044715f * x * x);
-  return x / (1.0f + fast_expf_dev(-2.0f * u));
+/* Row-major f32 products on the device (linear.cu's wrappers of gemm_cuda). */
+static inline int sgemm_nt_cuda(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
+  return gemm_cuda(LACOS_F32, false, true, M, N, K, alpha, a, K, b, K, beta, c, N);
+}
+static inline int sgemm_nn_cuda(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
+  return gemm_cuda(LACOS_F32, false, false, M, N, K, alpha, a, K, b, N, beta, c, N);
+}
+static inline int sgemm_tn_cuda(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
+  return gemm_cuda(LACOS_F32, true, false, M, N, K, alpha, a, M, b, N, beta, c, N);   /* A (K,M)ᵀ · B (K,N) */
 }
 
-/* ---- engine/random.c on the device ---- */
-
-__device__ inline uint64_t rng_u64_dev(uint64_t seed, uint64_t counter) {
-  uint64_t z = seed * 0x9E3779B97F4A7C15ull + counter * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-__device__ inline double rng_uniform_dev(uint64_t seed, uint64_t counter) {
-  return (double)(rng_u64_dev(seed, counter) >> 11) * (1.0 / 9007199254740992.0);
-}
 #endif

@@ -1,21 +1,15 @@
 /* gelu.cu: twin of engine/cpu/gelu.c — BLOOM's tanh-approximated GELU and
-   the derivative of transformers' bloom_gelu_back, through the same
-   polynomial exp as the CPU (fast_expf_dev), so both devices agree. */
+   the derivative of transformers' bloom_gelu_back, math/fastexp.h's
+   formulas (the CPU's own), so both devices agree. */
 #include "common.cuh"
 
 __global__ void gelu_forward_kernel(float *out, const float *inp, int64_t n) {
-  GRID_STRIDE(i, n) out[i] = gelu_dev(inp[i]);
+  GRID_STRIDE(i, n) out[i] = gelu_f(inp[i]);
 }
 
 // dinp (n) += gelu'(inp) · dout
 __global__ void gelu_backward_kernel(float *dinp, const float *inp, const float *dout, int64_t n) {
-  GRID_STRIDE(i, n) {
-    float x = inp[i];
-    float u = 0.79788456f * x * (1.0f + 0.044715f * x * x);
-    float t = 1.0f - 2.0f / (fast_expf_dev(2.0f * u) + 1.0f);   /* tanh(u) */
-    float g = 0.5f * x * (1.0f - t * t) * (0.79788456f + 0.1070322243f * x * x) + 0.5f * (1.0f + t);
-    dinp[i] += g * dout[i];
-  }
+  GRID_STRIDE(i, n) dinp[i] += gelu_grad_f(inp[i]) * dout[i];
 }
 
 extern "C" int gelu_forward_cuda(float *out, const float *inp, int64_t n) {

@@ -69,8 +69,8 @@ static int lt_matmul(cublasComputeType_t compute, cudaDataType_t scale_type, cud
                      cudaDataType_t c_type, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const void *alpha,
                      const void *A, int64_t lda, int64_t sa, const void *B, int64_t ldb, int64_t sb, const void *beta,
                      void *C, int64_t ldc, int64_t sc, int batch, bool *unsupported) {
-  const lt_api *lt = lt_get();
-  if (!lt) return lacos_last_status();
+  const lt_api *lt;
+  TRY(lt_get(&lt));
   cublasLtMatmulDesc_t desc = NULL;
   cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
   cublasLtMatmulPreference_t pref = NULL;
@@ -180,16 +180,6 @@ extern "C" int gemm_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, in
   return gemm_batched_cuda(dtype, trans_a, trans_b, M, N, K, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
 }
 
-extern "C" int sgemm_nt_cuda(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
-  return gemm_cuda(LACOS_F32, false, true, M, N, K, alpha, a, K, b, K, beta, c, N);
-}
-extern "C" int sgemm_nn_cuda(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
-  return gemm_cuda(LACOS_F32, false, false, M, N, K, alpha, a, K, b, N, beta, c, N);
-}
-extern "C" int sgemm_tn_cuda(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
-  return gemm_cuda(LACOS_F32, true, false, M, N, K, alpha, a, M, b, N, beta, c, N);   /* A (K,M)ᵀ · B (K,N) */
-}
-
 /* ---- int8 × int8 → int32 ---- */
 
 /* The exact fallback: 16×16 tiles through shared memory. */
@@ -210,8 +200,12 @@ __global__ void gemm_s8_kernel(bool trans_b, int64_t M, int64_t N, int64_t K, co
   if (i < M && j < N) c[i * ldc + j] = acc;
 }
 
+/* Exact either way: no scratch. */
+extern "C" size_t gemm_s8_scratch_cuda(int64_t M, int64_t N, int64_t K) { (void)M; (void)N; (void)K; return 0; }
+
 extern "C" int gemm_s8_cuda(bool trans_b, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda,
-                            const int8_t *b, int64_t ldb, int32_t *c, int64_t ldc) {
+                            const int8_t *b, int64_t ldb, int32_t *c, int64_t ldc, scratch ws) {
+  (void)ws;
   if (M == 0 || N == 0) return LACOS_OK;
   TRY(cuda_init());
   /* IMMA needs m and k multiples of 4 and 4-byte aligned operands. */
@@ -264,28 +258,42 @@ __global__ void outlier_flags_kernel(int *flags, const float *x, int64_t N, int 
   flags[c] = hit;
 }
 
+/* One warp, in place: cols holds the flags on entry and the flagged column
+   indices, ascending, on exit; *count their number. A chunk of 32 flags is
+   read (ballot) before any of its indices are written, and indices land at
+   or before the chunk they come from. */
+__global__ void outlier_compact_kernel(int *cols, int C, int *count) {
+  int lane = threadIdx.x, n = 0;
+  for (int c0 = 0; c0 < C; c0 += 32) {
+    int c = c0 + lane, f = c < C ? cols[c] : 0;
+    unsigned bal = __ballot_sync(0xffffffffu, f);
+    __syncwarp();
+    if (f) cols[n + __popc(bal & ((1u << lane) - 1))] = c;
+    n += __popc(bal);
+    __syncwarp();
+  }
+  if (lane == 0) *count = n;
+}
+
 __global__ void zero_columns_kernel(int8_t *q, int64_t N, int C, const int *cols, int nc) {
   GRID_STRIDE(k, N * nc) q[(k / nc) * C + cols[k % nc]] = 0;
 }
 
+/* ws: 4 bytes of device memory for the outlier count (threshold > 0). */
 extern "C" int quantize_rows_cuda(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold,
-                                  int *cols, int *ncols) {
+                                  int *cols, int *ncols, scratch ws) {
   int nc = 0;
   if (ncols) *ncols = 0;
   if (N == 0) return LACOS_OK;
   TRY(cuda_init());
   if (threshold > 0 && cols) {
-    /* The column list sizes the outlier product, so it comes to the host. */
-    int *flags = (int *)malloc(sizeof(int) * (size_t)C);
-    if (!flags) return fail(LACOS_ENOMEM, "out of memory for outlier columns");
+    /* The column count sizes the outlier product, so it comes to the host. */
+    if (ws.bytes < sizeof(int)) return fail(LACOS_ELIMIT, "quantize_rows on CUDA: no scratch for the outlier count");
     outlier_flags_kernel<<<(C + THREADS - 1) / THREADS, THREADS, 0, cuda_stream()>>>(cols, x, N, C, threshold);
-    int st = cudaGetLastError() != cudaSuccess ? fail(LACOS_EDEVICE, "launch of outlier_flags_kernel failed")
-                                               : dev_download(flags, cols, sizeof(int) * (size_t)C);
-    for (int c = 0; c < C && !st; c++)
-      if (flags[c]) flags[nc++] = c;
-    if (!st) st = dev_upload(cols, flags, sizeof(int) * (size_t)nc);
-    free(flags);
-    TRY(st);
+    LAUNCH_CHECK("outlier_flags_kernel");
+    outlier_compact_kernel<<<1, 32, 0, cuda_stream()>>>(cols, C, (int *)ws.p);
+    LAUNCH_CHECK("outlier_compact_kernel");
+    TRY(cuda_download(&nc, ws.p, sizeof nc));
   }
   if (ncols) *ncols = nc;
   quantize_rows_kernel<<<(unsigned)N, THREADS, 0, cuda_stream()>>>(q, absmax, x, C, threshold);
@@ -317,7 +325,7 @@ __global__ void add_bias_kernel(float *out, const float *bias, int64_t N, int K_
   GRID_STRIDE(k, N * K_out) out[k] += bias[k % K_out];
 }
 
-// xa (N,nc) = inp[:, cols]; wa (K_out,nc) = dequantised W[:, cols]
+// xa (N,nc) = inp[:, cols[0..nc)]; wa (K_out,nc) = dequantised W[:, cols[0..nc)]
 __global__ void gather_outliers_kernel(float *xa, float *wa, const float *inp, const int8_t *q, const float *sc,
                                        const int *cols, int64_t N, int K_in, int K_out, int nc) {
   GRID_STRIDE(k, (N + K_out) * nc) {
@@ -364,30 +372,55 @@ __global__ void accumulate_int32_kernel(float *dinp, const int32_t *c, const flo
   GRID_STRIDE(k, N * K_in) dinp[k] += (float)c[k] * (rs[k / K_in] * DEQ);
 }
 
-static int grow(void **p, size_t *have, size_t want, const char *what) {
-  if (*have >= want) return LACOS_OK;
-  dev_free(*p, *have);
-  *p = NULL;
-  *have = 0;
-  size_t n = want + want / 4;
-  *p = dev_alloc(n, what);
-  if (!*p) return lacos_last_status();
-  *have = n;
+/* ---- scratch: pieces of the caller's region, 256-byte aligned ---- */
+
+static size_t piece(size_t bytes) { return (bytes + 255) & ~(size_t)255; }
+
+typedef struct carve { char *p; size_t used, bytes; } carve;
+
+static int take(carve *k, void *out, size_t bytes, const char *what) {
+  if (k->used + piece(bytes) > k->bytes)
+    return fail(LACOS_ELIMIT, "int8 linear on CUDA: %s do not fit the %zu bytes of scratch given (%zu used)", what,
+                k->bytes, k->used);
+  *(void **)out = k->p + k->used;
+  k->used += piece(bytes);
   return LACOS_OK;
 }
 
-extern "C" void int8_scratch_free_cuda(int8_scratch *s) {
-  dev_free(s->a, s->a_bytes);
-  dev_free(s->rs, s->rs_bytes);
-  dev_free(s->c, s->c_bytes);
-  dev_free(s->tmp, s->tmp_bytes);
-  dev_free(s->cols, s->cols_bytes);
-  dev_free(s->qt, s->qt_bytes);
-  memset(s, 0, sizeof *s);
+static scratch rest_of(const carve *k) { return scratch{k->p + k->used, k->bytes - k->used}; }
+
+/* Outlier columns go through the f32 product this many at a time. */
+enum { OUTLIER_COLS = 256 };
+/* Rows of dequantised weights per product in the exact input gradient:
+   at most 64 MiB of them. */
+static int exact_rows(int in, int out) {
+  int rows = (int)((16u << 20) / (unsigned)in);
+  if (rows < 1) rows = 1;
+  return rows > out ? out : rows;
 }
 
-extern "C" int linear_forward_cuda(float *out, const float *inp, linear *l, int64_t N, float threshold,
-                                   int8_scratch *s) {
+/* What each entry carves, in order (bytes): the forward's outlier columns
+   come after its count. */
+static size_t forward_parts(int64_t N, int in, int out, bool outliers) {
+  size_t n = (size_t)N, cols = outliers ? (size_t)(in < OUTLIER_COLS ? in : OUTLIER_COLS) : 0;
+  return piece(n * (size_t)in) + piece(4 * n) + piece(4 * n * (size_t)out) + piece(4 * (size_t)in) + piece(4) +
+         (outliers ? piece(4 * (n + (size_t)out) * cols) : 0);
+}
+static size_t backward_parts(int64_t N, int in, int out, bool fast) {
+  size_t n = (size_t)N;
+  if (!fast) return piece(4 * (size_t)exact_rows(in, out) * (size_t)in);
+  return piece(4 * n * (size_t)out) + piece(n * (size_t)out) + piece(4 * n) + piece(4 * n * (size_t)in) +
+         piece((size_t)out * (size_t)in);
+}
+
+extern "C" size_t linear_scratch_cuda(int64_t N, int in, int out, int kind, bool outliers, bool backward,
+                                      bool fast_int8) {
+  if (kind != LINEAR_INT8 || N == 0) return 0;
+  size_t f = forward_parts(N, in, out, outliers), b = backward ? backward_parts(N, in, out, fast_int8) : 0;
+  return f > b ? f : b;
+}
+
+extern "C" int linear_forward_cuda(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws) {
   int K_in = l->in, K_out = l->out;
   l->outliers = 0;
   if (N == 0) return LACOS_OK;
@@ -396,26 +429,38 @@ extern "C" int linear_forward_cuda(float *out, const float *inp, linear *l, int6
   if (l->kind == LINEAR_F32) {
     TRY(sgemm_nt_cuda(out, inp, l->w, (int)N, K_out, K_in, 1.0f, 0.0f));
   } else {
-    TRY(grow((void **)&s->a, &s->a_bytes, (size_t)N * K_in, "int8 activations"));
-    TRY(grow((void **)&s->rs, &s->rs_bytes, sizeof(float) * (size_t)N, "activation scales"));
-    TRY(grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
-    TRY(grow((void **)&s->cols, &s->cols_bytes, sizeof(int) * (size_t)K_in, "outlier columns"));
+    carve k = { (char *)ws.p, 0, ws.bytes };
+    int8_t *a = NULL;
+    float *rs = NULL;
+    int32_t *c = NULL;
+    int *cols = NULL;
+    TRY(take(&k, &a, (size_t)N * K_in, "int8 activations"));
+    TRY(take(&k, &rs, sizeof(float) * (size_t)N, "activation scales"));
+    TRY(take(&k, &c, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
+    TRY(take(&k, &cols, sizeof(int) * (size_t)K_in, "outlier columns"));
+    int *count = NULL;
+    TRY(take(&k, &count, sizeof(int), "outlier count"));
     int nc = 0;
-    TRY(quantize_rows_cuda(s->a, s->rs, inp, N, K_in, threshold, s->cols, &nc));
-    TRY(gemm_s8_cuda(true, N, K_out, K_in, s->a, K_in, l->q, K_in, s->c, K_out));
+    TRY(quantize_rows_cuda(a, rs, inp, N, K_in, threshold, cols, &nc, scratch{count, sizeof(int)}));
+    TRY(gemm_s8_cuda(true, N, K_out, K_in, a, K_in, l->q, K_in, c, K_out, rest_of(&k)));
     bias_done = nc == 0 && l->bias;   /* no outlier term: the bias joins the dequantisation */
-    dequant_kernel<<<grid_for(N * K_out), THREADS, 0, cuda_stream()>>>(out, s->c, s->rs, l->scale,
+    dequant_kernel<<<grid_for(N * K_out), THREADS, 0, cuda_stream()>>>(out, c, rs, l->scale,
                                                                        bias_done ? l->bias : NULL, N, K_out);
     LAUNCH_CHECK("dequant_kernel");
     l->outliers = nc;
     if (nc > 0) {
-      TRY(grow((void **)&s->tmp, &s->tmp_bytes, sizeof(float) * ((size_t)N * nc + (size_t)K_out * nc),
-               "outlier columns"));
-      float *xa = s->tmp, *wa = s->tmp + (size_t)N * nc;
-      gather_outliers_kernel<<<grid_for((N + K_out) * nc), THREADS, 0, cuda_stream()>>>(xa, wa, inp, l->q, l->scale,
-                                                                                        s->cols, N, K_in, K_out, nc);
-      LAUNCH_CHECK("gather_outliers_kernel");
-      TRY(sgemm_nt_cuda(out, xa, wa, (int)N, K_out, nc, 1.0f, 1.0f));
+      /* out += x[:, cols] · Wdeq[:, cols]ᵀ, up to OUTLIER_COLS columns per product */
+      int step = nc < OUTLIER_COLS ? nc : OUTLIER_COLS;
+      float *xa = NULL;
+      TRY(take(&k, &xa, sizeof(float) * ((size_t)N + (size_t)K_out) * (size_t)step, "outlier columns"));
+      float *wa = xa + (size_t)N * step;
+      for (int j0 = 0; j0 < nc; j0 += step) {
+        int m = nc - j0 < step ? nc - j0 : step;
+        gather_outliers_kernel<<<grid_for((N + K_out) * m), THREADS, 0, cuda_stream()>>>(xa, wa, inp, l->q, l->scale,
+                                                                                        cols + j0, N, K_in, K_out, m);
+        LAUNCH_CHECK("gather_outliers_kernel");
+        TRY(sgemm_nt_cuda(out, xa, wa, (int)N, K_out, m, 1.0f, 1.0f));
+      }
     }
   }
   if (l->bias && !bias_done) {
@@ -426,45 +471,48 @@ extern "C" int linear_forward_cuda(float *out, const float *inp, linear *l, int6
 }
 
 extern "C" int linear_backward_input_cuda(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8,
-                                          int8_scratch *s) {
+                                          scratch ws) {
   int K_in = l->in, K_out = l->out;
   if (N == 0) return LACOS_OK;
   TRY(cuda_init());
   if (l->kind == LINEAR_F32) return sgemm_nn_cuda(dinp, dout, l->w, (int)N, K_in, K_out, 1.0f, 1.0f);
+  carve k = { (char *)ws.p, 0, ws.bytes };
   if (fast_int8) {
     /* The weight row scales go into the gradient columns, the gradient rows
        are quantised, and the codes multiply in int8 (exact, either kernel). */
-    TRY(grow((void **)&s->tmp, &s->tmp_bytes, sizeof(float) * (size_t)N * K_out, "scaled gradients"));
-    TRY(grow((void **)&s->a, &s->a_bytes, (size_t)N * K_out, "int8 gradients"));
-    TRY(grow((void **)&s->rs, &s->rs_bytes, sizeof(float) * (size_t)N, "gradient scales"));
-    TRY(grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_in, "int32 products"));
-    scale_columns_kernel<<<grid_for(N * K_out), THREADS, 0, cuda_stream()>>>(s->tmp, dout, l->scale, N, K_out);
-    LAUNCH_CHECK("scale_columns_kernel");
-    TRY(quantize_rows_cuda(s->a, s->rs, s->tmp, N, K_out, 0, NULL, NULL));
+    float *g = NULL, *rs = NULL;
+    int8_t *a = NULL, *qt = NULL;
+    int32_t *c = NULL;
+    TRY(take(&k, &g, sizeof(float) * (size_t)N * K_out, "scaled gradients"));
+    TRY(take(&k, &a, (size_t)N * K_out, "int8 gradients"));
+    TRY(take(&k, &rs, sizeof(float) * (size_t)N, "gradient scales"));
+    TRY(take(&k, &c, sizeof(int32_t) * (size_t)N * K_in, "int32 products"));
     /* cuBLASLt's int8 kernels take only the "TN" form, so the product
        dout·Q runs against Qᵀ, transposed here into scratch (one linear's
        codes, 64 MiB at most for bloom-7b1: far less than a second copy of
        every weight) */
-    TRY(grow((void **)&s->qt, &s->qt_bytes, (size_t)K_out * K_in, "transposed weight codes"));
+    TRY(take(&k, &qt, (size_t)K_out * K_in, "transposed weight codes"));
+    scale_columns_kernel<<<grid_for(N * K_out), THREADS, 0, cuda_stream()>>>(g, dout, l->scale, N, K_out);
+    LAUNCH_CHECK("scale_columns_kernel");
+    TRY(quantize_rows_cuda(a, rs, g, N, K_out, 0, NULL, NULL, scratch{NULL, 0}));
     dim3 tgrid((unsigned)((K_in + 31) / 32), (unsigned)((K_out + 31) / 32)), tblock(32, 8);
-    transpose_s8_kernel<<<tgrid, tblock, 0, cuda_stream()>>>(s->qt, l->q, K_out, K_in);
+    transpose_s8_kernel<<<tgrid, tblock, 0, cuda_stream()>>>(qt, l->q, K_out, K_in);
     LAUNCH_CHECK("transpose_s8_kernel");
-    TRY(gemm_s8_cuda(true, N, K_in, K_out, s->a, K_out, s->qt, K_out, s->c, K_in));
-    accumulate_int32_kernel<<<grid_for(N * K_in), THREADS, 0, cuda_stream()>>>(dinp, s->c, s->rs, N, K_in);
+    TRY(gemm_s8_cuda(true, N, K_in, K_out, a, K_out, qt, K_out, c, K_in, rest_of(&k)));
+    accumulate_int32_kernel<<<grid_for(N * K_in), THREADS, 0, cuda_stream()>>>(dinp, c, rs, N, K_in);
     LAUNCH_CHECK("accumulate_int32_kernel");
     return LACOS_OK;
   }
-  /* Exact: dequantise blocks of weight rows (at most 64 MiB at a time) and
-     accumulate f32 products, as the CPU does with blocks of 256 rows. */
-  int rows = (int)((16u << 20) / (unsigned)K_in);
-  if (rows < 1) rows = 1;
-  if (rows > K_out) rows = K_out;
-  TRY(grow((void **)&s->tmp, &s->tmp_bytes, sizeof(float) * (size_t)rows * K_in, "dequantised weights"));
+  /* Exact: dequantise blocks of weight rows and accumulate f32 products, as
+     the CPU does with blocks of 256 rows. */
+  int rows = exact_rows(K_in, K_out);
+  float *wt = NULL;
+  TRY(take(&k, &wt, sizeof(float) * (size_t)rows * K_in, "dequantised weights"));
   for (int r0 = 0; r0 < K_out; r0 += rows) {
     int nr = K_out - r0 < rows ? K_out - r0 : rows;
-    dequant_rows_kernel<<<grid_for((int64_t)nr * K_in), THREADS, 0, cuda_stream()>>>(s->tmp, l->q, l->scale, r0, nr, K_in);
+    dequant_rows_kernel<<<grid_for((int64_t)nr * K_in), THREADS, 0, cuda_stream()>>>(wt, l->q, l->scale, r0, nr, K_in);
     LAUNCH_CHECK("dequant_rows_kernel");
-    TRY(gemm_cuda(LACOS_F32, false, false, (int)N, K_in, nr, 1.0f, dout + r0, K_out, s->tmp, K_in, 1.0f, dinp, K_in));
+    TRY(gemm_cuda(LACOS_F32, false, false, (int)N, K_in, nr, 1.0f, dout + r0, K_out, wt, K_in, 1.0f, dinp, K_in));
   }
   return LACOS_OK;
 }

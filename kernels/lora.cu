@@ -1,70 +1,63 @@
-/* lora.cu: twin of lora.c's layer functions — y += scaling·B·A·drop(x),
-   and its backward into dA, dB and dx — with the same dropout masks as the
-   CPU: the element at counter i of a call (lora_dropout: the row's key and
-   the token's position in its sentence) keeps x with the counter-based
-   generator of engine/random.c (rng_uniform(seed ^ call·φ, i) >= p), scaled
-   by 1/(1−p). */
+/* lora.cu: twin of engine/cpu/lora.c — y += scaling·B·A·drop(x), and its
+   backward into dA, dB and dx — with the CPU's dropout masks: element k of
+   row n keeps x with math/rng.h's dropout_scale at the counter
+   dropout_counter gives for the row's key and token position. */
 #include "common.cuh"
 
 // xd (N,in) = x · keep, or dx (N,in) += xd · keep with accumulate
-__global__ void dropout_kernel(float *out, const float *x, int64_t N, int in, int T, const uint64_t *row_key,
-                               const int32_t *row_start, uint64_t seed, uint64_t call, double p, float keep_scale,
+__global__ void dropout_kernel(float *out, const float *x, int64_t N, int in, lora_dropout d, uint64_t seed, double p,
                                bool accumulate) {
   GRID_STRIDE(i, N * in) {
-    int64_t n = i / in, k = i % in, b = n / T, pos = n % T;
-    uint64_t counter = (row_key[b] << 32) + (uint64_t)(pos - row_start[b]) * (uint64_t)in + (uint64_t)k;
-    float keep = rng_uniform_dev(seed ^ (call * 0x9E3779B97F4A7C15ull), counter) < p ? 0.0f : keep_scale;
+    int64_t n = i / in, k = i % in, b = n / d.T, pos = n % d.T;
+    uint64_t counter = dropout_counter(d.row_key[b], d.row_start[b], pos, in) + (uint64_t)k;
+    float keep = dropout_scale(seed, d.call, counter, p);
     if (accumulate) out[i] += x[i] * keep;
     else out[i] = x[i] * keep;
   }
 }
 
-static int dropout(float *out, const float *x, int64_t N, int in, const lora_state *s, const lora_dropout *d,
+static int dropout(float *out, const float *x, int64_t N, int in, const lora_hyper *hp, const lora_dropout *d,
                    bool accumulate) {
   if (N * in == 0) return LACOS_OK;
-  dropout_kernel<<<grid_for(N * in), THREADS, 0, cuda_stream()>>>(out, x, N, in, d->T, d->row_key, d->row_start, s->seed,
-                                                                  d->call, s->dropout, (float)(1.0 / (1.0 - s->dropout)),
-                                                                  accumulate);
+  dropout_kernel<<<grid_for(N * in), THREADS, 0, cuda_stream()>>>(out, x, N, in, *d, hp->seed, hp->dropout, accumulate);
   LAUNCH_CHECK("dropout_kernel");
   return LACOS_OK;
 }
 
 // y (N,out) += s · drop(x) (N,in) · Aᵀ · Bᵀ; h (N,r) receives drop(x)·Aᵀ
-extern "C" int lora_forward_cuda(const lacos_bloom *m, const lora_slot *sl, float *y, const float *x, float *h,
-                                 int64_t N, const lora_dropout *drop, float *xd_scratch) {
-  const lora_state *s = m->lora;
-  int r = s->r;
+extern "C" int lora_forward_cuda(const lora_hyper *hp, const lora_slot *sl, float *y, const float *x, float *h,
+                                 int64_t N, const lora_dropout *drop, float *xd) {
+  int r = hp->r;
   TRY(cuda_init());
   const float *xin = x;
-  if (s->dropout > 0 && drop && drop->call) {
-    TRY(dropout(xd_scratch, x, N, sl->in, s, drop, false));
-    xin = xd_scratch;
+  if (hp->dropout > 0 && drop && drop->call) {
+    TRY(dropout(xd, x, N, sl->in, hp, drop, false));
+    xin = xd;
   }
   TRY(sgemm_nt_cuda(h, xin, sl->A, (int)N, r, sl->in, 1.0f, 0.0f));
-  return sgemm_nt_cuda(y, h, sl->B, (int)N, sl->out, r, (float)s->scaling, 1.0f);
+  return sgemm_nt_cuda(y, h, sl->B, (int)N, sl->out, r, (float)hp->scaling, 1.0f);
 }
 
 // dx (N,in) +=, dA, dB +=; dy (N,out), x (N,in), h (N,r) from the forward; dh scratch (N,r)
-extern "C" int lora_backward_cuda(const lacos_bloom *m, const lora_slot *sl, float *dx, const float *dy,
+extern "C" int lora_backward_cuda(const lora_hyper *hp, const lora_slot *sl, float *dx, const float *dy,
                                   const float *x, const float *h, float *dh, int64_t N, const lora_dropout *drop,
-                                  float *xd_scratch) {
-  const lora_state *s = m->lora;
-  int r = s->r;
-  float sc = (float)s->scaling;
+                                  float *xd) {
+  int r = hp->r;
+  float sc = (float)hp->scaling;
   TRY(cuda_init());
   TRY(sgemm_tn_cuda(sl->dB, dy, h, sl->out, r, (int)N, sc, 1.0f));     /* dB += s·dyᵀ·h */
   TRY(sgemm_nn_cuda(dh, dy, sl->B, (int)N, r, sl->out, sc, 0.0f));     /* dh = s·dy·B */
-  bool dropping = s->dropout > 0 && drop && drop->call;
+  bool dropping = hp->dropout > 0 && drop && drop->call;
   const float *xin = x;
   if (dropping) {
-    TRY(dropout(xd_scratch, x, N, sl->in, s, drop, false));
-    xin = xd_scratch;
+    TRY(dropout(xd, x, N, sl->in, hp, drop, false));
+    xin = xd;
   }
   TRY(sgemm_tn_cuda(sl->dA, dh, xin, r, sl->in, (int)N, 1.0f, 1.0f));   /* dA += dhᵀ·drop(x) */
   if (dx) {
     if (!dropping) return sgemm_nn_cuda(dx, dh, sl->A, (int)N, sl->in, r, 1.0f, 1.0f);
-    TRY(sgemm_nn_cuda(xd_scratch, dh, sl->A, (int)N, sl->in, r, 1.0f, 0.0f));
-    TRY(dropout(dx, xd_scratch, N, sl->in, s, drop, true));
+    TRY(sgemm_nn_cuda(xd, dh, sl->A, (int)N, sl->in, r, 1.0f, 0.0f));
+    TRY(dropout(dx, xd, N, sl->in, hp, drop, true));
   }
   return LACOS_OK;
 }

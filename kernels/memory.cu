@@ -1,16 +1,18 @@
-/* memory.cu: device memory. Every cudaMalloc of the engine goes through
-   dev_alloc, which counts the bytes in memory.c's LACOS_CUDA slot (so
-   lacos.memory("cuda") and the soft limit see them) and names the
-   allocation, the device's free memory and CUDA's reason when it fails.
-   Copies run on the compute stream; uploads and downloads wait for it, so
-   the host buffer is free to reuse (and a download sees every earlier
-   kernel) when they return. The arenas on top are in engine/memory.c. */
+/* memory.cu: device memory, the memory entries of the CUDA backend table.
+   Every cudaMalloc of the engine goes through cuda_alloc, which counts the
+   bytes in memory.c's LACOS_CUDA slot (so lacos.memory("cuda"), the soft
+   limit and the fault hook see them) and names the allocation, the
+   device's free memory and CUDA's reason when it fails. Copies run on the
+   compute stream; uploads and downloads wait for it, so the host buffer is
+   free to reuse (and a download sees every earlier kernel) when they
+   return. */
 #include "common.cuh"
 
-extern "C" void *dev_alloc(size_t bytes, const char *what) {
-  if (cuda_init()) return NULL;
+extern "C" int cuda_alloc(void **out, size_t bytes, const char *what) {
+  *out = NULL;
+  TRY(cuda_init());
   if (bytes == 0) bytes = 256;
-  if (mem_charge(LACOS_CUDA, bytes, what)) return NULL;
+  TRY(mem_charge(LACOS_CUDA, bytes, what));
   void *p = NULL;
   cudaError_t e = cudaMalloc(&p, bytes);
   if (e != cudaSuccess) {
@@ -18,15 +20,15 @@ extern "C" void *dev_alloc(size_t bytes, const char *what) {
     cudaGetLastError();
     size_t fr = 0, tot = 0;
     cudaMemGetInfo(&fr, &tot);
-    fail(e == cudaErrorMemoryAllocation ? LACOS_ENOMEM : LACOS_EDEVICE,
-         "%s: cannot allocate %.1f MiB on the GPU (%.1f MiB free of %.1f MiB): %s", what, bytes / 1048576.0,
-         fr / 1048576.0, tot / 1048576.0, cudaGetErrorString(e));
-    return NULL;
+    return fail(e == cudaErrorMemoryAllocation ? LACOS_ENOMEM : LACOS_EDEVICE,
+                "%s: cannot allocate %.1f MiB on the GPU (%.1f MiB free of %.1f MiB): %s", what, bytes / 1048576.0,
+                fr / 1048576.0, tot / 1048576.0, cudaGetErrorString(e));
   }
-  return p;
+  *out = p;
+  return LACOS_OK;
 }
 
-extern "C" void dev_free(void *p, size_t bytes) {
+extern "C" void cuda_free(void *p, size_t bytes) {
   if (!p) return;
   if (bytes == 0) bytes = 256;
   /* work queued on the compute stream may still use the buffer (a scratch
@@ -37,7 +39,7 @@ extern "C" void dev_free(void *p, size_t bytes) {
   mem_uncharge(LACOS_CUDA, bytes);
 }
 
-extern "C" int dev_upload(void *dst, const void *src, size_t bytes) {
+extern "C" int cuda_upload(void *dst, const void *src, size_t bytes) {
   if (!bytes) return LACOS_OK;
   TRY(cuda_init());
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda_stream()));
@@ -45,7 +47,7 @@ extern "C" int dev_upload(void *dst, const void *src, size_t bytes) {
   return LACOS_OK;
 }
 
-extern "C" int dev_download(void *dst, const void *src, size_t bytes) {
+extern "C" int cuda_download(void *dst, const void *src, size_t bytes) {
   if (!bytes) return LACOS_OK;
   TRY(cuda_init());
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda_stream()));
@@ -53,14 +55,14 @@ extern "C" int dev_download(void *dst, const void *src, size_t bytes) {
   return LACOS_OK;
 }
 
-extern "C" int dev_copy(void *dst, const void *src, size_t bytes) {
+extern "C" int cuda_copy(void *dst, const void *src, size_t bytes) {
   if (!bytes) return LACOS_OK;
   TRY(cuda_init());
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream()));
   return LACOS_OK;
 }
 
-extern "C" int dev_zero(void *p, size_t bytes) {
+extern "C" int cuda_zero(void *p, size_t bytes) {
   if (!bytes) return LACOS_OK;
   TRY(cuda_init());
   CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_stream()));

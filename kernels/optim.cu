@@ -2,12 +2,12 @@
    as bitsandbytes' kOptimizerStatic8bit2StateBlockwise (one block of 256
    threads per 256-element block: moments, block absmax, parameter, codes),
    f32-state Adam for small tensors and torch's AdamW, over optim.c's work
-   list. The arithmetic is optim_math.h, shared with the host check; the
+   list. The arithmetic is engine/math/optim_math.h, the CPU step's own; the
    block absmax is a max, exact in any order, so a step gives optim.c's bits.
    The nonfinite count and the gradient norm's partial sums come back to the
    host. */
 #include "common.cuh"
-#include "optim_math.h"
+#include "../engine/math/optim_math.h"
 
 __constant__ float c_map1[256], c_map2[256], c_mid1[256], c_mid2[256];
 
@@ -16,7 +16,7 @@ static int maps_ready;
 static int maps_upload(void) {
   if (maps_ready) return LACOS_OK;
   float mid1[256], mid2[256];
-  const float *m1 = lacos_optim_dynamic_map(1), *m2 = lacos_optim_dynamic_map(0);
+  const float *m1 = optim_map_signed, *m2 = optim_map_unsigned;
   for (int i = 0; i < 255; i++) {
     mid1[i] = (m1[i] + m1[i + 1]) * 0.5f;
     mid2[i] = (m2[i] + m2[i + 1]) * 0.5f;
@@ -74,28 +74,30 @@ __global__ void optim_kernel(const optim_item *items, optim_consts k, int kind, 
   if (threadIdx.x == 0 && nbad) atomicAdd(bad, (unsigned long long)nbad);
 }
 
+/* The scratch of a step (the non-finite counter) or of a norm (its
+   partial sums). */
+extern "C" size_t optim_scratch_cuda(int64_t nitems) {
+  size_t partials = sizeof(double) * (size_t)nitems;
+  return partials > sizeof(unsigned long long) ? partials : sizeof(unsigned long long);
+}
+
 extern "C" int optim_step_cuda(const optim_item *items, int64_t nitems, const optim_consts *k, int kind,
                                uint8_t *codes1, uint8_t *codes2, float *absmax1, float *absmax2, float *mom_m,
-                               float *mom_v, double *nonfinite) {
+                               float *mom_v, scratch ws, double *nonfinite) {
   *nonfinite = 0;
   if (nitems == 0) return LACOS_OK;
   if (nitems > 0x7fffffff) return fail(LACOS_ELIMIT, "optimizer: %lld work items are too many for one launch", (long long)nitems);
+  if (ws.bytes < sizeof(unsigned long long)) return fail(LACOS_ELIMIT, "optimizer on CUDA: no scratch for the counter");
   TRY(cuda_init());
   TRY(maps_upload());
-  unsigned long long *bad = (unsigned long long *)dev_alloc(sizeof *bad, "optimizer counters");
-  if (!bad) return lacos_last_status();
-  unsigned long long host_bad = 0;
-  int st = dev_zero(bad, sizeof *bad);
-  if (!st) {
-    optim_kernel<<<(unsigned)nitems, 256, 0, cuda_stream()>>>(items, *k, kind, codes1, codes2, absmax1, absmax2, mom_m,
-                                                              mom_v, bad);
-    cudaError_t e = cudaGetLastError();
-    st = e != cudaSuccess ? cuda_fail(e, "launch of optim_kernel", __FILE__, __LINE__)
-                          : dev_download(&host_bad, bad, sizeof host_bad);
-  }
-  dev_free(bad, sizeof *bad);
+  unsigned long long *bad = (unsigned long long *)ws.p, host_bad = 0;
+  TRY(cuda_zero(bad, sizeof *bad));
+  optim_kernel<<<(unsigned)nitems, 256, 0, cuda_stream()>>>(items, *k, kind, codes1, codes2, absmax1, absmax2, mom_m,
+                                                            mom_v, bad);
+  LAUNCH_CHECK("optim_kernel");
+  TRY(cuda_download(&host_bad, bad, sizeof host_bad));
   *nonfinite = (double)host_bad;
-  return st;
+  return LACOS_OK;
 }
 
 __global__ void sumsq_kernel(double *partials, const optim_item *items) {
@@ -107,19 +109,15 @@ __global__ void sumsq_kernel(double *partials, const optim_item *items) {
   if (threadIdx.x == 0) partials[blockIdx.x] = s;
 }
 
-extern "C" int optim_sumsq_cuda(double *partials, const optim_item *items, int64_t nitems) {
+extern "C" int optim_sumsq_cuda(double *partials, const optim_item *items, int64_t nitems, scratch ws) {
   if (nitems == 0) return LACOS_OK;
   if (nitems > 0x7fffffff) return fail(LACOS_ELIMIT, "gradient norm: %lld chunks are too many for one launch", (long long)nitems);
-  TRY(cuda_init());
   size_t bytes = sizeof(double) * (size_t)nitems;
-  double *dev = (double *)dev_alloc(bytes, "gradient norm partials");
-  if (!dev) return lacos_last_status();
-  sumsq_kernel<<<(unsigned)nitems, 256, 0, cuda_stream()>>>(dev, items);
-  cudaError_t e = cudaGetLastError();
-  int st = e != cudaSuccess ? cuda_fail(e, "launch of sumsq_kernel", __FILE__, __LINE__)
-                            : dev_download(partials, dev, bytes);
-  dev_free(dev, bytes);
-  return st;
+  if (ws.bytes < bytes) return fail(LACOS_ELIMIT, "gradient norm on CUDA: no scratch for %lld partial sums", (long long)nitems);
+  TRY(cuda_init());
+  sumsq_kernel<<<(unsigned)nitems, 256, 0, cuda_stream()>>>((double *)ws.p, items);
+  LAUNCH_CHECK("sumsq_kernel");
+  return cuda_download(partials, ws.p, bytes);
 }
 
 __global__ void scale_kernel(float *x, int64_t n, float k) {

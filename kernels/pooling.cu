@@ -1,26 +1,20 @@
 /* pooling.cu: twin of engine/cpu/pooling.c (mean, weightedmean with weights
    counted from the first real token, lasttoken). One block per sequence:
-   one thread derives the T weights and their total in the CPU's order, then
+   one thread derives the T weights and their total with the CPU's
+   functions (math/pooling_weights.h), then
    the threads share the channels, each summing over t in ascending order as
    the CPU does, so the results are the CPU's bits. */
 #include "common.cuh"
 
-/* weights_for of pooling.c: w (T) and total into shared memory. */
+/* The weights of math/pooling_weights.h: w (T) and total into shared memory. */
 __device__ void pool_weights(float *w, float *total, const int32_t *m, int T, int mode) {
   if (threadIdx.x == 0) {
-    int run = 0, last = -1;
+    int last, run = 0;
+    *total = pool_total(m, T, mode, &last);
     for (int t = 0; t < T; t++) {
       run += m[t] != 0;
-      w[t] = 0;
-      if (!m[t]) continue;
-      last = t;
-      if (mode == POOL_MEAN) w[t] = 1.0f;
-      else if (mode == POOL_WEIGHTEDMEAN) w[t] = (float)run;
+      w[t] = pool_weight(mode, m[t], run, t, last);
     }
-    if (mode == POOL_LASTTOKEN && last >= 0) w[last] = 1.0f;
-    float sum = 0;
-    for (int t = 0; t < T; t++) sum += w[t];
-    *total = sum;
   }
   __syncthreads();
 }

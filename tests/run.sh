@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The lacos test runner: runs every C test binary, Lua test file and
-# command-line test script, reads their TAP-style lines ("ok - name",
-# "not ok - name", "ok - name # SKIP reason") and ends with the line
+# The lacos test runner: runs every C test binary, Lua test file,
+# command-line test script and structure check (tests/structure), reads
+# their TAP-style lines ("ok - name", "not ok - name", "ok - name # SKIP
+# reason") and ends with the line
 #   N passed, N failed, N skipped
 # A program that exits non-zero without reporting a failure counts as one
 # failure (a crash is never silent). T=pattern runs only matching files.
@@ -87,6 +88,12 @@ for t in tests/cli/test_*.sh; do
   [ -f "$t" ] || continue
   match "$t" || continue
   run_one "cli/$(basename "$t")" bash "$t"
+done
+# the engine's structure, read from the built objects
+for t in tests/structure/test_*.sh; do
+  [ -f "$t" ] || continue
+  match "$t" || continue
+  run_one "structure/$(basename "$t")" env BUILD="$BUILD" bash "$t"
 done
 
 if [ -n "$VG_LOGS" ]; then

@@ -9,7 +9,7 @@
    [Q | K | V] blocks per row (bloom.c undoes the checkpoint's per-head
    interleave once at load). */
 #include "layers.h"
-#include "fastmath.h"
+#include "../math/fastexp.h"
 #include <float.h>
 #include <math.h>
 
@@ -32,14 +32,19 @@ static void key_positions(float *pos, const int32_t *mask, int T) {
 }
 
 // out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C), mask (B,T), slopes (NH)
-void attention_forward(float *out, float *probs, const float *qkv, const int32_t *mask,
-                       const float *slopes, int B, int T, int C, int NH) {
+int attention_forward(float *out, float *probs, const float *qkv, const int32_t *mask,
+                      const float *slopes, int B, int T, int C, int NH, scratch ws) {
   int HD = C / NH, C3 = 3 * C;
   float scale = 1.0f / sqrtf((float)HD);
+  /* per thread: key positions (T) and, without probs, a row of scores (T) */
+  if (B == 0 || T == 0) return LACOS_OK;
+  size_t per = sizeof(float) * (size_t)T * (probs ? 1 : 2);
+  int nt = scratch_threads(ws, per);
+  if (nt < 1) return fail(LACOS_ELIMIT, "attention: %zu bytes of scratch cannot hold a row of %d keys", ws.bytes, T);
   /* small problems run on one thread: a parallel region costs more than it saves */
-  #pragma omp parallel if ((int64_t)B * NH * T * T * HD > 262144)
+  #pragma omp parallel num_threads(nt) if ((int64_t)B * NH * T * T * HD > 262144)
   {
-    float *pos = malloc(sizeof(float) * (size_t)T * 2), *scratch = pos + T;
+    float *pos = (float *)((char *)ws.p + per * (size_t)omp_get_thread_num()), *row = pos + T;
     #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < B; b++) {
       for (int h = 0; h < NH; h++) {
@@ -48,7 +53,7 @@ void attention_forward(float *out, float *probs, const float *qkv, const int32_t
         float slope = slopes[h];
         for (int i = 0; i < T; i++) {
           const float *q = qkv + ((int64_t)b * T + i) * C3 + h * HD;
-          float *p = probs ? probs + (((int64_t)b * NH + h) * T + i) * T : scratch;
+          float *p = probs ? probs + (((int64_t)b * NH + h) * T + i) * T : row;
           float mx = -FLT_MAX;
           for (int j = 0; j < T; j++) {
             float s = -FLT_MAX;
@@ -78,20 +83,24 @@ void attention_forward(float *out, float *probs, const float *qkv, const int32_t
         }
       }
     }
-    free(pos);
   }
+  return LACOS_OK;
 }
 
 // dqkv (B,T,3C) +=, dout (B,T,C), probs (B,NH,T,T), qkv (B,T,3C), mask (B,T)
 // A query row with no visible key had constant (masked) scores: it passes
 // gradient to the values it averaged but none to its query or the keys.
-void attention_backward(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                        const int32_t *mask, int B, int T, int C, int NH) {
+int attention_backward(float *dqkv, const float *dout, const float *probs, const float *qkv,
+                       const int32_t *mask, int B, int T, int C, int NH, scratch ws) {
   int HD = C / NH, C3 = 3 * C;
   float scale = 1.0f / sqrtf((float)HD);
-  #pragma omp parallel if ((int64_t)B * NH * T * T * HD > 262144)
+  if (B == 0 || T == 0) return LACOS_OK;
+  size_t per = sizeof(float) * (size_t)T;   /* per thread: dout·v over the keys */
+  int nt = scratch_threads(ws, per);
+  if (nt < 1) return fail(LACOS_ELIMIT, "attention: %zu bytes of scratch cannot hold a row of %d keys", ws.bytes, T);
+  #pragma omp parallel num_threads(nt) if ((int64_t)B * NH * T * T * HD > 262144)
   {
-    float *dp = malloc(sizeof(float) * (size_t)T);
+    float *dp = (float *)((char *)ws.p + per * (size_t)omp_get_thread_num());
     #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < B; b++) {
       for (int h = 0; h < NH; h++) {
@@ -130,6 +139,13 @@ void attention_backward(float *dqkv, const float *dout, const float *probs, cons
         }
       }
     }
-    free(dp);
   }
+  return LACOS_OK;
+}
+
+/* One row (or two) of T floats per thread the engine runs. */
+size_t attention_scratch(int B, int T, int C, int NH, bool probs, bool backward) {
+  (void)B; (void)C; (void)NH;
+  size_t rows = backward || probs ? 1 : 2;
+  return sizeof(float) * (size_t)T * rows * (size_t)threads_count();
 }

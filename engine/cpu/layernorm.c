@@ -5,8 +5,8 @@
 #include <math.h>
 
 // out (N,C), mean (N), rstd (N), inp (N,C), weight (C), bias (C)
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                       const float *weight, const float *bias, int64_t N, int C, float eps) {
+int layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                      const float *weight, const float *bias, int64_t N, int C, float eps) {
   #pragma omp parallel for schedule(static) if (N * C > 32768)
   for (int64_t i = 0; i < N; i++) {
     const float *x = inp + i * C;
@@ -25,11 +25,12 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
     if (mean) mean[i] = m;
     if (rstd) rstd[i] = r;
   }
+  return LACOS_OK;
 }
 
 // dinp (N,C) +=, dweight/dbias (C) += (NULL when frozen), dout (N,C)
-void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                        const float *weight, const float *mean, const float *rstd, int64_t N, int C) {
+int layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                       const float *weight, const float *mean, const float *rstd, int64_t N, int C) {
   #pragma omp parallel for schedule(static) if (N * C > 32768)
   for (int64_t i = 0; i < N; i++) {
     const float *x = inp + i * C, *dy = dout + i * C;
@@ -59,4 +60,5 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
       }
     }
   }
+  return LACOS_OK;
 }

@@ -1,22 +1,36 @@
-/* layers.h: the CPU reference layers, llm.c style. Each layer is a pair
-   <name>_forward / <name>_backward over raw f32 buffers; arguments go
-   outputs, inputs, weights, sizes; backward functions ACCUMULATE into their
-   gradient outputs (+=), so a training step zeroes gradients once. A NULL
-   gradient pointer means "not needed" (frozen weights). Shapes in comments
-   use B batch, T tokens, C channels, NH heads, HD head size, N = B·T rows. */
+/* layers.h: the CPU reference layers, llm.c style, and the CPU backend
+   table's entries (backend_cpu.c points at these very functions, so their
+   signatures are backend.h's). Each layer is a pair <name>_forward /
+   <name>_backward over raw f32 buffers; arguments go outputs, inputs,
+   weights, sizes; backward functions ACCUMULATE into their gradient outputs
+   (+=), so a training step zeroes gradients once. A NULL gradient pointer
+   means "not needed" (frozen weights). Layers never allocate: scratch comes
+   from the caller, sized by the *_scratch functions. Shapes in comments use
+   B batch, T tokens, C channels, NH heads, HD head size, N = B·T rows. */
 #ifndef LACOS_LAYERS_H
 #define LACOS_LAYERS_H
 #include "../engine.h"
+#include "../ops.h"
+#include "../math/pooling_weights.h"
+#include "../parallel.h"
+
+/* Threads that per-thread scratch of `per_thread` bytes in ws can serve (at
+   most OpenMP's team size), 0 when ws cannot serve one. */
+static inline int scratch_threads(scratch ws, size_t per_thread) {
+  size_t n = per_thread ? ws.bytes / per_thread : 0;
+  int max = omp_get_max_threads();
+  return n < (size_t)max ? (int)n : max;
+}
 
 /* ---- layernorm.c ---- */
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                       const float *weight, const float *bias, int64_t N, int C, float eps);
-void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                        const float *weight, const float *mean, const float *rstd, int64_t N, int C);
+int layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                      const float *weight, const float *bias, int64_t N, int C, float eps);
+int layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                       const float *weight, const float *mean, const float *rstd, int64_t N, int C);
 
 /* ---- gelu.c ---- */
-void gelu_forward(float *out, const float *inp, int64_t n);
-void gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n);
+int gelu_forward(float *out, const float *inp, int64_t n);
+int gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n);
 
 /* ---- attention.c ---- */
 /* Per-head ALiBi slopes as transformers' build_alibi_tensor computes them. */
@@ -24,66 +38,47 @@ void alibi_slopes(float *slopes, int NH);
 /* out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C) in [Q|K|V] block order,
    mask (B,T) 1 = token, 0 = padding. Causal + padding masks, ALiBi over key
    positions counted from the first real token, softmax in f32. */
-void attention_forward(float *out, float *probs, const float *qkv, const int32_t *mask,
-                       const float *slopes, int B, int T, int C, int NH);
-void attention_backward(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                        const int32_t *mask, int B, int T, int C, int NH);
+int attention_forward(float *out, float *probs, const float *qkv, const int32_t *mask,
+                      const float *slopes, int B, int T, int C, int NH, scratch ws);
+int attention_backward(float *dqkv, const float *dout, const float *probs, const float *qkv,
+                       const int32_t *mask, int B, int T, int C, int NH, scratch ws);
+size_t attention_scratch(int B, int T, int C, int NH, bool probs, bool backward);
 
-/* ---- pooling.c ---- */
-enum { POOL_MEAN = 0, POOL_WEIGHTEDMEAN = 1, POOL_LASTTOKEN = 2 };
-void pooling_forward(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode);
-void pooling_backward(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode);
+/* ---- pooling.c (modes POOL_* of math/pooling_weights.h) ---- */
+int pooling_forward(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode);
+int pooling_backward(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode);
 
 /* ---- residual.c ---- */
-void residual_forward(float *out, const float *a, const float *b, int64_t n);
-void add_inplace(float *acc, const float *x, int64_t n);
+int residual_forward(float *out, const float *a, const float *b, int64_t n);
+int add_inplace(float *acc, const float *x, int64_t n);
 
 /* ---- linear.c: y = x·Wᵀ + b with f32 or int8 weights ---- */
-enum { LINEAR_F32 = 0, LINEAR_INT8 = 1 };
-typedef struct linear {
-  int in, out, kind;
-  float *w;          /* f32 weights (out, in) */
-  int8_t *q;         /* int8 codes (out, in), absmax per output row */
-  float *scale;      /* row absmax (out): W ≈ q·scale/127 */
-  float *bias;       /* (out) or NULL */
-  int outliers;      /* outlier feature columns in the last forward (threshold > 0) */
-} linear;
-
-/* Scratch for int8 products, grown on demand and reused. */
-typedef struct int8_scratch {
-  int8_t *a; size_t a_bytes;      /* quantised activations */
-  float *rs; size_t rs_bytes;     /* row scales */
-  int32_t *c; size_t c_bytes;     /* int32 products */
-  float *tmp; size_t tmp_bytes;   /* f32 scratch (outliers, dequantised weight tiles) */
-  int *cols; size_t cols_bytes;   /* outlier column indices */
-  int8_t *qt; size_t qt_bytes;    /* CUDA only: transposed weight codes (kernels/linear.cu) */
-  uint8_t *u; size_t u_bytes;     /* CPUs without VNNI: split activations (linear.c, gemm_s8) */
-  int32_t *c2; size_t c2_bytes;   /* CPUs without VNNI: products of the two halves */
-} int8_scratch;
-void int8_scratch_free(int8_scratch *s);
-/* The bytes linear_forward and linear_backward_input grow s to for N rows of
-   an in→out int8 linear (no outlier columns), summed over s's buffers. */
-double int8_scratch_need(int64_t N, int in, int out, bool fast_backward);
-
 /* Row-wise absmax quantisation with LLM.int8 outlier semantics (bitsandbytes
    int8_vectorwise_quant): values with |x| >= threshold (> 0) are left out of
    the row absmax and, for more than one row, their whole column is zeroed;
-   the outlier column indices are returned in cols/ncols. */
-void quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold,
-                   int *cols, int *ncols);
+   the outlier column indices are returned in cols/ncols. No scratch. */
+int quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold,
+                  int *cols, int *ncols, scratch ws);
 /* Rows row0..row0+nrows-1 of W (f32) → int8 codes and per-row absmax in l. */
 void linear_quantize_weights(linear *l, const float *w_rows_f32, int row0, int nrows);
-
-int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, int8_scratch *s);
+int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws);
 /* dinp (N,in) += dout (N,out) · W. int8 weights: exact f32 product with the
    dequantised weights, or (fast_int8) an int8 product with per-row
    quantised gradients. */
-int linear_backward_input(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8,
-                          int8_scratch *s);
+int linear_backward_input(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8, scratch ws);
+size_t linear_scratch(int64_t N, int in, int out, int kind, bool outliers, bool backward, bool fast_int8);
 /* Dequantised row r of W into dst (in). */
 void linear_weight_row(float *dst, const linear *l, int r);
-
-/* Plain f32 GEMM helpers (row-major): C = alpha·A·op(B) + beta·C. */
+int gemm_s8(bool trans_b, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda, const int8_t *b,
+            int64_t ldb, int32_t *c, int64_t ldc, scratch ws);
+size_t gemm_s8_scratch(int64_t M, int64_t N, int64_t K);
+/* BLAS f32 products (f32 operands only on the CPU). */
+int gemm(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
+         const void *b, int ldb, float beta, float *c, int ldc);
+int gemm_batched(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
+                 int64_t stride_a, const void *b, int ldb, int64_t stride_b, float beta, float *c, int ldc,
+                 int64_t stride_c, int batch);
+/* Row-major C = alpha·A·op(B) + beta·C on host buffers. */
 void sgemm_nt(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta);
 void sgemm_nn(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta);
 void sgemm_tn(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta);
@@ -92,4 +87,23 @@ void sgemm_tn(float *c, const float *a, const float *b, int M, int N, int K, flo
 /* out (N,C) = rows ids of a (V,C) table of dtype f32/f16/bf16, or int8 with per-row scales. */
 int embedding_forward(float *out, const int32_t *ids, int64_t N, const void *table, int dtype,
                       const float *row_scale, int V, int C);
+
+/* ---- lora.c: LoRA's layer math (twin of kernels/lora.cu) ---- */
+int lora_forward(const lora_hyper *hp, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
+                 const lora_dropout *drop, float *xd);
+int lora_backward(const lora_hyper *hp, const lora_slot *sl, float *dx, const float *dy, const float *x,
+                  const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd);
+
+/* ---- optim.c: the optimizer step (twin of kernels/optim.cu) ---- */
+int optim_step(const optim_item *items, int64_t nitems, const optim_consts *k, int kind, uint8_t *codes1,
+               uint8_t *codes2, float *absmax1, float *absmax2, float *mom_m, float *mom_v, scratch ws,
+               double *nonfinite);
+int optim_sumsq(double *partials, const optim_item *items, int64_t nitems, scratch ws);
+size_t optim_scratch(int64_t nitems);
+int scale_f32(float *x, int64_t n, float k);
+/* The nearest code of the dynamic map (math/optim_math.h's search, through
+   an equal lookup table) and blockwise (de)quantisation with it. */
+unsigned optim_nearest_code(int is_signed, float x);
+void quantize_blockwise(uint8_t *codes, float *absmax, const float *x, int64_t n, int is_signed, int block);
+void dequantize_blockwise(float *x, const uint8_t *codes, const float *absmax, int64_t n, int is_signed, int block);
 #endif

@@ -7,7 +7,11 @@
    and dequantised with out = C·absmax_row·scale_col/(127·127). Rounding is
    half to even (rintf), as torch.round and __float2int_rn. With a threshold
    > 0, feature columns holding an |x| ≥ threshold are computed in f32
-   against the dequantised weight columns and added back. */
+   against the dequantised weight columns and added back.
+
+   Scratch (quantised rows, int32 products, ...) comes from the caller, one
+   region per call, carved here in a fixed order; linear_scratch says how
+   large it must be, from the same part sizes the functions carve. */
 #include "layers.h"
 #include <float.h>
 #include <math.h>
@@ -27,32 +31,54 @@ void sgemm_tn(float *c, const float *a, const float *b, int M, int N, int K, flo
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, alpha, a, M, b, N, beta, c, N);
 }
 
-static int grow(void **p, size_t *have, size_t want, const char *what) {
-  if (*have >= want) return LACOS_OK;
-  mem_free(*p, *have, LACOS_CPU);
-  *p = NULL;
-  *have = 0;
-  size_t n = want + want / 4;
-  *p = mem_alloc(n, LACOS_CPU, what);
-  if (!*p) return lacos_last_status();
-  *have = n;
+int gemm(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
+         const void *b, int ldb, float beta, float *c, int ldc) {
+  if (dtype != LACOS_F32)
+    return fail(LACOS_EUNSUPPORTED, "GEMM on the CPU takes f32 operands, got %s", lacos_dtype_name(dtype));
+  if (M == 0 || N == 0) return LACOS_OK;
+  threads_count();
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+              a, lda, b, ldb, beta, c, ldc);
   return LACOS_OK;
 }
 
-void int8_scratch_free(int8_scratch *s) {
-  mem_free(s->a, s->a_bytes, LACOS_CPU);
-  mem_free(s->rs, s->rs_bytes, LACOS_CPU);
-  mem_free(s->c, s->c_bytes, LACOS_CPU);
-  mem_free(s->tmp, s->tmp_bytes, LACOS_CPU);
-  mem_free(s->cols, s->cols_bytes, LACOS_CPU);
-  mem_free(s->u, s->u_bytes, LACOS_CPU);
-  mem_free(s->c2, s->c2_bytes, LACOS_CPU);
-  memset(s, 0, sizeof *s);
+int gemm_batched(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
+                 int64_t stride_a, const void *b, int ldb, int64_t stride_b, float beta, float *c, int ldc,
+                 int64_t stride_c, int batch) {
+  for (int i = 0; i < batch; i++)
+    TRY(gemm(dtype, trans_a, trans_b, M, N, K, alpha, (const float *)a + i * stride_a, lda,
+             (const float *)b + i * stride_b, ldb, beta, c + i * stride_c, ldc));
+  return LACOS_OK;
 }
 
+/* ---- scratch: pieces of the caller's region, 64-byte aligned ---- */
+
+static size_t piece(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+
+typedef struct carve { char *p; size_t used, bytes; } carve;
+
+static carve carve_of(scratch ws) { return (carve){ ws.p, 0, ws.bytes }; }
+
+/* The next piece of `bytes`, or a failure naming what did not fit (the
+   caller sized the region with linear_scratch, so this is a caller bug). */
+static int take(carve *k, void *out, size_t bytes, const char *what) {
+  if (k->used + piece(bytes) > k->bytes)
+    return fail(LACOS_ELIMIT, "int8 linear: %s do not fit the %zu bytes of scratch given (%zu used)", what, k->bytes,
+                k->used);
+  *(void **)out = k->p + k->used;
+  k->used += piece(bytes);
+  return LACOS_OK;
+}
+
+static scratch rest_of(const carve *k) { return (scratch){ k->p + k->used, k->bytes - k->used }; }
+
+/* Outlier columns go through the f32 product this many at a time. */
+enum { OUTLIER_COLS = 256 };
+
 // q (N,C) int8, absmax (N), x (N,C); cols receives outlier column indices (capacity C)
-void quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold,
-                   int *cols, int *ncols) {
+int quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold,
+                  int *cols, int *ncols, scratch ws) {
+  (void)ws;
   int nc = 0;
   if (threshold > 0 && cols) {
     /* A column is an outlier column if any row holds |x| >= threshold there. */
@@ -95,10 +121,11 @@ void quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, f
     if (zero_cols)
       for (int j = 0; j < nc; j++) qi[cols[j]] = 0;
   }
+  return LACOS_OK;
 }
 
 void linear_quantize_weights(linear *l, const float *w, int row0, int nrows) {
-  quantize_rows(l->q + (int64_t)row0 * l->in, l->scale + row0, w, nrows, l->in, 0, NULL, NULL);
+  quantize_rows(l->q + (int64_t)row0 * l->in, l->scale + row0, w, nrows, l->in, 0, NULL, NULL, (scratch){0});
 }
 
 void linear_weight_row(float *dst, const linear *l, int r) {
@@ -122,9 +149,11 @@ static bool int8_has_vnni(void) {
   return has;
 }
 
-// c (M,N) = a (M,K) · op(b), op(b) = bᵀ (b (N,K)) for tb 'T', b (K,N) for 'N'
-static int gemm_s8(char tb, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda,
-                   const int8_t *b, int64_t ldb, int32_t *c, int64_t ldc, int8_scratch *s) {
+// c (M,N) = a (M,K) · op(b), op(b) = bᵀ (b (N,K)) for trans_b, b (K,N) otherwise
+int gemm_s8(bool trans_b, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda,
+            const int8_t *b, int64_t ldb, int32_t *c, int64_t ldc, scratch ws) {
+  if (M == 0 || N == 0) return LACOS_OK;
+  char tb = trans_b ? 'T' : 'N';
   int32_t co = 0;
   threads_count();
   dnnl_status_t st;
@@ -136,9 +165,11 @@ static int gemm_s8(char tb, int64_t M, int64_t N, int64_t K, const int8_t *a, in
        [0, 128], so a pair of products stays within int16 (128·127·2 =
        32512), and oneDNN removes the shift (zero point 64) exactly. The two
        halves are stacked as 2M rows of one u8·s8 GEMM and summed after. */
-    TRY(grow((void **)&s->u, &s->u_bytes, (size_t)(2 * M) * (size_t)K, "split int8 operands"));
-    TRY(grow((void **)&s->c2, &s->c2_bytes, sizeof(int32_t) * (size_t)(2 * M) * (size_t)N, "split int32 products"));
-    uint8_t *u = s->u;
+    carve k = carve_of(ws);
+    uint8_t *u = NULL;
+    int32_t *c2 = NULL;
+    TRY(take(&k, &u, (size_t)(2 * M) * (size_t)K, "split int8 operands"));
+    TRY(take(&k, &c2, sizeof(int32_t) * (size_t)(2 * M) * (size_t)N, "split int32 products"));
     #pragma omp parallel for schedule(static) if (M * K > 32768)
     for (int64_t i = 0; i < M; i++) {
       const int8_t *ai = a + i * lda;
@@ -149,9 +180,8 @@ static int gemm_s8(char tb, int64_t M, int64_t N, int64_t K, const int8_t *a, in
         u2[k] = (uint8_t)(v - h1 + 64);
       }
     }
-    st = dnnl_gemm_u8s8s32('N', tb, 'F', 2 * M, N, K, 1.0f, u, K, 64, b, ldb, 0, 0.0f, s->c2, N, &co);
+    st = dnnl_gemm_u8s8s32('N', tb, 'F', 2 * M, N, K, 1.0f, u, K, 64, b, ldb, 0, 0.0f, c2, N, &co);
     if (st == dnnl_success) {
-      const int32_t *c2 = s->c2;
       #pragma omp parallel for schedule(static) if (M * N > 32768)
       for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) c[i * ldc + j] = c2[i * N + j] + c2[(M + i) * N + j];
@@ -162,26 +192,34 @@ static int gemm_s8(char tb, int64_t M, int64_t N, int64_t K, const int8_t *a, in
   return LACOS_OK;
 }
 
-/* Mirrors the grow() calls of linear_forward, linear_backward_input and
-   gemm_s8 (with grow's quarter of slack), buffer by buffer: the planner adds
-   the largest of each over a model's linears. */
-static double grown(double want) { return want + (double)((size_t)want / 4); }
-double int8_scratch_need(int64_t N, int in, int out, bool fast_backward) {
-  double n = (double)N, a, rs = grown(4 * n), c, tmp, cols = grown(4.0 * in), u = 0, c2 = 0;
-  bool split = !int8_has_vnni();
-  /* forward: a (N,in) codes, c (N,out) int32; backward: a (N,out), c (N,in) */
-  a = grown(n * (in > out ? in : out));
-  c = grown(4 * n * (in > out ? in : out));
-  tmp = fast_backward ? grown(4 * n * out) : grown(4.0 * 256 * in);
-  if (split) {
-    u = grown(2 * n * (in > out ? in : out));
-    c2 = grown(8 * n * (in > out ? in : out));
-  }
-  return a + rs + c + tmp + cols + u + c2;
+size_t gemm_s8_scratch(int64_t M, int64_t N, int64_t K) {
+  if (int8_has_vnni()) return 0;
+  return piece((size_t)(2 * M) * (size_t)K) + piece(sizeof(int32_t) * (size_t)(2 * M) * (size_t)N);
+}
+
+/* The pieces each entry carves, in order (bytes): the forward's outlier
+   columns reuse the region gemm_s8 used, after the product. */
+static size_t forward_parts(int64_t N, int in, int out, bool outliers) {
+  size_t n = (size_t)N, cols = outliers ? (size_t)(in < OUTLIER_COLS ? in : OUTLIER_COLS) : 0;
+  size_t base = piece(n * (size_t)in) + piece(4 * n) + piece(4 * n * (size_t)out) + piece(4 * (size_t)in);
+  size_t product = gemm_s8_scratch(N, out, in), extra = outliers ? piece(4 * (n + (size_t)out) * cols) : 0;
+  return base + (product > extra ? product : extra);
+}
+static size_t backward_parts(int64_t N, int in, int out, bool fast) {
+  size_t n = (size_t)N;
+  if (!fast) return piece(4 * 256 * (size_t)in);
+  return piece(4 * n * (size_t)out) + piece(n * (size_t)out) + piece(4 * n) + piece(4 * n * (size_t)in) +
+         gemm_s8_scratch(N, in, out);
+}
+
+size_t linear_scratch(int64_t N, int in, int out, int kind, bool outliers, bool backward, bool fast_int8) {
+  if (kind != LINEAR_INT8 || N == 0) return 0;
+  size_t f = forward_parts(N, in, out, outliers), b = backward ? backward_parts(N, in, out, fast_int8) : 0;
+  return f > b ? f : b;
 }
 
 // out (N,out), inp (N,in)
-int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, int8_scratch *s) {
+int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws) {
   int K_in = l->in, K_out = l->out;
   l->outliers = 0;
   if (N == 0) return LACOS_OK;
@@ -189,15 +227,19 @@ int linear_forward(float *out, const float *inp, linear *l, int64_t N, float thr
     threads_count();
     sgemm_nt(out, inp, l->w, (int)N, K_out, K_in, 1.0f, 0.0f);
   } else {
-    TRY(grow((void **)&s->a, &s->a_bytes, (size_t)N * K_in, "int8 activations"));
-    TRY(grow((void **)&s->rs, &s->rs_bytes, sizeof(float) * (size_t)N, "activation scales"));
-    TRY(grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
-    TRY(grow((void **)&s->cols, &s->cols_bytes, sizeof(int) * (size_t)K_in, "outlier columns"));
+    carve k = carve_of(ws);
+    int8_t *a = NULL;
+    float *rs = NULL;
+    int32_t *c = NULL;
+    int *cols = NULL;
+    TRY(take(&k, &a, (size_t)N * K_in, "int8 activations"));
+    TRY(take(&k, &rs, sizeof(float) * (size_t)N, "activation scales"));
+    TRY(take(&k, &c, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
+    TRY(take(&k, &cols, sizeof(int) * (size_t)K_in, "outlier columns"));
     int nc = 0;
-    quantize_rows(s->a, s->rs, inp, N, K_in, threshold, s->cols, &nc);
-    TRY(gemm_s8('T', N, K_out, K_in, s->a, K_in, l->q, K_in, s->c, K_out, s));
-    const int32_t *c = s->c;
-    const float *rs = s->rs, *sc = l->scale;
+    TRY(quantize_rows(a, rs, inp, N, K_in, threshold, cols, &nc, (scratch){0}));
+    TRY(gemm_s8(true, N, K_out, K_in, a, K_in, l->q, K_in, c, K_out, rest_of(&k)));
+    const float *sc = l->scale;
     #pragma omp parallel for schedule(static) if (N * K_out > 32768)
     for (int64_t i = 0; i < N; i++) {
       float ri = rs[i] * DEQ;
@@ -208,18 +250,24 @@ int linear_forward(float *out, const float *inp, linear *l, int64_t N, float thr
     }
     l->outliers = nc;
     if (nc > 0) {
-      /* The outlier columns in f32: out += x[:, cols] · Wdeq[:, cols]ᵀ. */
-      size_t need = sizeof(float) * ((size_t)N * nc + (size_t)K_out * nc);
-      TRY(grow((void **)&s->tmp, &s->tmp_bytes, need, "outlier columns"));
-      float *xa = s->tmp, *wa = s->tmp + (size_t)N * nc;
-      for (int64_t i = 0; i < N; i++)
-        for (int j = 0; j < nc; j++) xa[i * nc + j] = inp[i * K_in + s->cols[j]];
-      for (int o = 0; o < K_out; o++) {
-        float k = sc[o] / 127.0f;
-        for (int j = 0; j < nc; j++) wa[(int64_t)o * nc + j] = l->q[(int64_t)o * K_in + s->cols[j]] * k;
+      /* The outlier columns in f32: out += x[:, cols] · Wdeq[:, cols]ᵀ, up to
+         OUTLIER_COLS columns per product. */
+      int step = nc < OUTLIER_COLS ? nc : OUTLIER_COLS;
+      float *xa = NULL, *wa;
+      TRY(take(&k, &xa, sizeof(float) * ((size_t)N + (size_t)K_out) * (size_t)step, "outlier columns"));
+      wa = xa + (size_t)N * step;
+      for (int j0 = 0; j0 < nc; j0 += step) {
+        int m = nc - j0 < step ? nc - j0 : step;
+        const int *cj = cols + j0;
+        for (int64_t i = 0; i < N; i++)
+          for (int j = 0; j < m; j++) xa[i * m + j] = inp[i * K_in + cj[j]];
+        for (int o = 0; o < K_out; o++) {
+          float kq = sc[o] / 127.0f;
+          for (int j = 0; j < m; j++) wa[(int64_t)o * m + j] = l->q[(int64_t)o * K_in + cj[j]] * kq;
+        }
+        threads_count();
+        sgemm_nt(out, xa, wa, (int)N, K_out, m, 1.0f, 1.0f);
       }
-      threads_count();
-      sgemm_nt(out, xa, wa, (int)N, K_out, nc, 1.0f, 1.0f);
     }
   }
   if (l->bias) {
@@ -235,37 +283,39 @@ int linear_forward(float *out, const float *inp, linear *l, int64_t N, float thr
 }
 
 // dinp (N,in) += dout (N,out) · W (out,in)
-int linear_backward_input(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8,
-                          int8_scratch *s) {
+int linear_backward_input(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8, scratch ws) {
   int K_in = l->in, K_out = l->out;
   if (N == 0) return LACOS_OK;
   threads_count();
   if (l->kind == LINEAR_F32) { sgemm_nn(dinp, dout, l->w, (int)N, K_in, K_out, 1.0f, 1.0f); return LACOS_OK; }
+  carve k = carve_of(ws);
   if (fast_int8) {
     /* Fold the weight row scales into the gradient columns, quantise the
        gradient rows, and take an int8 product against the codes. */
-    TRY(grow((void **)&s->tmp, &s->tmp_bytes, sizeof(float) * (size_t)N * K_out, "scaled gradients"));
-    TRY(grow((void **)&s->a, &s->a_bytes, (size_t)N * K_out, "int8 gradients"));
-    TRY(grow((void **)&s->rs, &s->rs_bytes, sizeof(float) * (size_t)N, "gradient scales"));
-    TRY(grow((void **)&s->c, &s->c_bytes, sizeof(int32_t) * (size_t)N * K_in, "int32 products"));
-    float *g = s->tmp;
+    float *g = NULL, *rs = NULL;
+    int8_t *a = NULL;
+    int32_t *c = NULL;
+    TRY(take(&k, &g, sizeof(float) * (size_t)N * K_out, "scaled gradients"));
+    TRY(take(&k, &a, (size_t)N * K_out, "int8 gradients"));
+    TRY(take(&k, &rs, sizeof(float) * (size_t)N, "gradient scales"));
+    TRY(take(&k, &c, sizeof(int32_t) * (size_t)N * K_in, "int32 products"));
     const float *sc = l->scale;
     #pragma omp parallel for schedule(static) if (N * K_out > 32768)
     for (int64_t i = 0; i < N; i++)
       for (int j = 0; j < K_out; j++) g[i * K_out + j] = dout[i * K_out + j] * sc[j];
-    quantize_rows(s->a, s->rs, g, N, K_out, 0, NULL, NULL);
-    TRY(gemm_s8('N', N, K_in, K_out, s->a, K_out, l->q, K_in, s->c, K_in, s));
+    TRY(quantize_rows(a, rs, g, N, K_out, 0, NULL, NULL, (scratch){0}));
+    TRY(gemm_s8(false, N, K_in, K_out, a, K_out, l->q, K_in, c, K_in, rest_of(&k)));
     #pragma omp parallel for schedule(static) if (N * K_in > 32768)
     for (int64_t i = 0; i < N; i++) {
-      float ri = s->rs[i] * DEQ;
-      for (int k = 0; k < K_in; k++) dinp[i * K_in + k] += (float)s->c[i * K_in + k] * ri;
+      float ri = rs[i] * DEQ;
+      for (int kk = 0; kk < K_in; kk++) dinp[i * K_in + kk] += (float)c[i * K_in + kk] * ri;
     }
     return LACOS_OK;
   }
   /* Exact: dequantise blocks of weight rows and accumulate f32 products. */
   enum { ROWS = 256 };
-  TRY(grow((void **)&s->tmp, &s->tmp_bytes, sizeof(float) * (size_t)ROWS * K_in, "dequantised weights"));
-  float *wt = s->tmp;
+  float *wt = NULL;
+  TRY(take(&k, &wt, sizeof(float) * (size_t)ROWS * K_in, "dequantised weights"));
   for (int r0 = 0; r0 < K_out; r0 += ROWS) {
     int nr = K_out - r0 < ROWS ? K_out - r0 : ROWS;
     #pragma omp parallel for schedule(static)

@@ -1,5 +1,6 @@
 /* pooling.c: sentence embeddings from the final hidden states
-   (sentence-transformers' Pooling modes; ENGINE-FACTS §9).
+   (sentence-transformers' Pooling modes; ENGINE-FACTS §9), with the token
+   weights of math/pooling_weights.h (shared with kernels/pooling.cu):
    - mean: masked mean (a sequence with no tokens pools to zeros);
    - weightedmean: SGPT's position-weighted mean, weights 1..L counted from
      the first real token (mask cumsum), so the embedding of a sentence does
@@ -9,57 +10,49 @@
      right padding, unlike sum(mask) − 1). */
 #include "layers.h"
 
-static void weights_for(float *w, const int32_t *m, int T, int mode, float *total) {
-  float sum = 0;
-  int run = 0, last = -1;
-  for (int t = 0; t < T; t++) {
-    run += m[t] != 0;
-    w[t] = 0;
-    if (!m[t]) continue;
-    last = t;
-    if (mode == POOL_MEAN) w[t] = 1.0f;
-    else if (mode == POOL_WEIGHTEDMEAN) w[t] = (float)run;
-  }
-  if (mode == POOL_LASTTOKEN && last >= 0) w[last] = 1.0f;
-  for (int t = 0; t < T; t++) sum += w[t];
-  *total = sum;
-}
-
 // out (B,C), inp (B,T,C), mask (B,T)
-void pooling_forward(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode) {
+int pooling_forward(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode) {
   #pragma omp parallel for schedule(static) if (B * T * C > 65536)
   for (int b = 0; b < B; b++) {
-    float *w = malloc(sizeof(float) * (size_t)T), total;
-    weights_for(w, mask + (int64_t)b * T, T, mode, &total);
+    const int32_t *m = mask + (int64_t)b * T;
+    int last;
+    float total = pool_total(m, T, mode, &last);
     float *o = out + (int64_t)b * C;
     for (int c = 0; c < C; c++) o[c] = 0;
     float inv = total > 0 ? 1.0f / total : 0.0f;
+    int run = 0;
     for (int t = 0; t < T; t++) {
-      if (w[t] == 0) continue;
+      run += m[t] != 0;
+      float w = pool_weight(mode, m[t], run, t, last);
+      if (w == 0) continue;
       const float *x = inp + ((int64_t)b * T + t) * C;
-      float wt = w[t] * inv;
+      float wt = w * inv;
       #pragma omp simd
       for (int c = 0; c < C; c++) o[c] += wt * x[c];
     }
-    free(w);
   }
+  return LACOS_OK;
 }
 
 // dinp (B,T,C) +=, dout (B,C)
-void pooling_backward(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode) {
+int pooling_backward(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode) {
   #pragma omp parallel for schedule(static) if (B * T * C > 65536)
   for (int b = 0; b < B; b++) {
-    float *w = malloc(sizeof(float) * (size_t)T), total;
-    weights_for(w, mask + (int64_t)b * T, T, mode, &total);
+    const int32_t *m = mask + (int64_t)b * T;
+    int last;
+    float total = pool_total(m, T, mode, &last);
     float inv = total > 0 ? 1.0f / total : 0.0f;
     const float *g = dout + (int64_t)b * C;
+    int run = 0;
     for (int t = 0; t < T; t++) {
-      if (w[t] == 0) continue;
+      run += m[t] != 0;
+      float w = pool_weight(mode, m[t], run, t, last);
+      if (w == 0) continue;
       float *dx = dinp + ((int64_t)b * T + t) * C;
-      float wt = w[t] * inv;
+      float wt = w * inv;
       #pragma omp simd
       for (int c = 0; c < C; c++) dx[c] += wt * g[c];
     }
-    free(w);
   }
+  return LACOS_OK;
 }

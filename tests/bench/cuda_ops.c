@@ -6,7 +6,8 @@
    the stream synchronised around each op. Not a test: `make bench-cuda-ops`
    builds it, tests/bench/gpu_session.sh runs it on a GPU machine.
    usage: bench_cuda_ops [hidden heads sequences tokens layers] */
-#include "../../engine/device.h"
+#include "../../engine/backend.h"
+#include "../../engine/cpu/layers.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -17,30 +18,38 @@ static double now(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void *dev_rand(size_t n, uint64_t seed, float lo, float hi) {
-  float *h = malloc(sizeof(float) * n);
-  for (size_t i = 0; i < n; i++) h[i] = lo + (hi - lo) * (float)rng_uniform(seed, i);
-  void *d = dev_alloc(sizeof(float) * n, "bench buffer");
-  if (!d || dev_upload(d, h, sizeof(float) * n)) { fprintf(stderr, "bench_cuda_ops: %s\n", lacos_last_error()); exit(1); }
-  free(h);
-  return d;
-}
+static const backend *G;   /* the CUDA table */
 
 static void must(int st, const char *what) {
   if (st) { fprintf(stderr, "bench_cuda_ops: %s: %s\n", what, lacos_last_error()); exit(1); }
+}
+
+static void *dev_buf(size_t bytes, const char *what) {
+  void *d = NULL;
+  must(G->alloc(&d, bytes, what), what);
+  return d;
+}
+
+static void *dev_rand(size_t n, uint64_t seed, float lo, float hi) {
+  float *h = malloc(sizeof(float) * n);
+  for (size_t i = 0; i < n; i++) h[i] = lo + (hi - lo) * (float)rng_uniform(seed, i);
+  void *d = dev_buf(sizeof(float) * n, "bench buffer");
+  must(G->upload(d, h, sizeof(float) * n), "bench buffer");
+  free(h);
+  return d;
 }
 
 /* Milliseconds per call of op(ctx), after one warm-up call. */
 typedef int (*op_fn)(void *ctx);
 static double time_op(const char *name, op_fn op, void *ctx) {
   must(op(ctx), name);
-  must(cuda_sync(), name);
+  must(G->sync(), name);
   int reps = 0;
   double t0 = now(), t;
   do {
     must(op(ctx), name);
     reps++;
-    must(cuda_sync(), name);
+    must(G->sync(), name);
     t = now() - t0;
   } while (t < 0.2 && reps < 200);
   return t / reps * 1e3;
@@ -52,8 +61,7 @@ typedef struct ctx {
   linear lin[4];
   float *x, *y, *dy, *dx, *big, *dbig, *qkv, *dqkv, *att, *probs, *mean, *rstd, *w, *b, *slopes;
   int32_t *mask;
-  int8_scratch s8;
-  attn_scratch as;
+  scratch ws;   /* every op's scratch, sized by the table's queries */
   int which;
 } ctx;
 
@@ -61,34 +69,45 @@ static int op_linear_fwd(void *p) {
   ctx *c = p;
   linear *l = &c->lin[c->which];
   /* fc2 reads the (N,4C) buffer into an (N,C) one; the others the reverse */
-  return c->which == 3 ? linear_forward_cuda(c->y, c->big, l, c->N, 0, &c->s8)
-                       : linear_forward_cuda(c->big, c->x, l, c->N, 0, &c->s8);
+  return c->which == 3 ? G->linear_forward(c->y, c->big, l, c->N, 0, c->ws)
+                       : G->linear_forward(c->big, c->x, l, c->N, 0, c->ws);
 }
 static int op_linear_bwd(void *p) {
   ctx *c = p;
   linear *l = &c->lin[c->which];
-  return c->which == 3 ? linear_backward_input_cuda(c->dbig, c->dy, l, c->N, true, &c->s8)
-                       : linear_backward_input_cuda(c->dx, c->dbig, l, c->N, true, &c->s8);
+  return c->which == 3 ? G->linear_backward_input(c->dbig, c->dy, l, c->N, true, c->ws)
+                       : G->linear_backward_input(c->dx, c->dbig, l, c->N, true, c->ws);
 }
 static int op_attn_fwd(void *p) {
   ctx *c = p;
-  return attention_forward_cuda(c->att, c->probs, c->qkv, c->mask, c->slopes, c->B, c->T, c->C, c->NH, &c->as);
+  return G->attention_forward(c->att, c->probs, c->qkv, c->mask, c->slopes, c->B, c->T, c->C, c->NH, c->ws);
 }
 static int op_attn_bwd(void *p) {
   ctx *c = p;
-  return attention_backward_cuda(c->dqkv, c->att, c->probs, c->qkv, c->mask, c->B, c->T, c->C, c->NH, &c->as);
+  return G->attention_backward(c->dqkv, c->att, c->probs, c->qkv, c->mask, c->B, c->T, c->C, c->NH, c->ws);
 }
 static int op_ln_fwd(void *p) {
   ctx *c = p;
-  return layernorm_forward_cuda(c->y, c->mean, c->rstd, c->x, c->w, c->b, c->N, c->C, 1e-5f);
+  return G->layernorm_forward(c->y, c->mean, c->rstd, c->x, c->w, c->b, c->N, c->C, 1e-5f);
 }
 static int op_ln_bwd(void *p) {
   ctx *c = p;
-  return layernorm_backward_cuda(c->dx, NULL, NULL, c->dy, c->x, c->w, c->mean, c->rstd, c->N, c->C);
+  return G->layernorm_backward(c->dx, NULL, NULL, c->dy, c->x, c->w, c->mean, c->rstd, c->N, c->C);
 }
-static int op_gelu_fwd(void *p) { ctx *c = p; return gelu_forward_cuda(c->big, c->big, c->N * 4 * c->C); }
-static int op_gelu_bwd(void *p) { ctx *c = p; return gelu_backward_cuda(c->dbig, c->big, c->dbig, c->N * 4 * c->C); }
-static int op_residual(void *p) { ctx *c = p; return add_inplace_cuda(c->y, c->x, c->N * c->C); }
+static int op_gelu_fwd(void *p) { ctx *c = p; return G->gelu_forward(c->big, c->big, c->N * 4 * c->C); }
+static int op_gelu_bwd(void *p) { ctx *c = p; return G->gelu_backward(c->dbig, c->big, c->dbig, c->N * 4 * c->C); }
+static int op_residual(void *p) { ctx *c = p; return G->add_inplace(c->y, c->x, c->N * c->C); }
+
+static size_t pass_scratch_of(const ctx *c) {
+  size_t most = G->attention_scratch(c->B, c->T, c->C, c->NH, true, false);
+  size_t b = G->attention_scratch(c->B, c->T, c->C, c->NH, true, true);
+  if (b > most) most = b;
+  for (int t = 0; t < 4; t++) {
+    size_t l = G->linear_scratch(c->N, c->lin[t].in, c->lin[t].out, LINEAR_INT8, false, true, true);
+    if (l > most) most = l;
+  }
+  return most;
+}
 
 int main(int argc, char **argv) {
   ctx c = {0};
@@ -99,9 +118,10 @@ int main(int argc, char **argv) {
   int L = argc > 5 ? atoi(argv[5]) : 30;
   c.N = (int64_t)c.B * c.T;
   char why[400];
-  if (!cuda_available(why, sizeof why)) { printf("bench_cuda_ops: skipped: no GPU: %s\n", why); return 0; }
+  if (!backend_available(LACOS_CUDA, why, sizeof why)) { printf("bench_cuda_ops: skipped: no GPU: %s\n", why); return 0; }
+  must(backend_get(&G, LACOS_CUDA), "device");
   char name[256];
-  must(cuda_device_info(name, sizeof name, NULL, NULL, NULL, NULL, NULL), "device");
+  must(G->info(name, sizeof name, NULL, NULL, NULL, NULL, NULL), "device");
   int C = c.C;
   int shapes[4][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}};
   for (int t = 0; t < 4; t++) {
@@ -112,8 +132,8 @@ int main(int argc, char **argv) {
     size_t n = (size_t)l->in * l->out;
     int8_t *q = malloc(n);
     for (size_t i = 0; i < n; i++) q[i] = (int8_t)(rng_u64(7 + t, i) % 255 - 127);
-    l->q = dev_alloc(n, "bench weights");
-    must(l->q ? dev_upload(l->q, q, n) : lacos_last_status(), "weights");
+    l->q = dev_buf(n, "bench weights");
+    must(G->upload(l->q, q, n), "weights");
     free(q);
     l->scale = dev_rand(l->out, 11 + t, 0.5f, 1.5f);
     l->bias = dev_rand(l->out, 17 + t, -0.1f, 0.1f);
@@ -135,14 +155,17 @@ int main(int argc, char **argv) {
   c.b = dev_rand(C, 14, -0.1f, 0.1f);
   float *sl = malloc(sizeof(float) * c.NH);
   alibi_slopes(sl, c.NH);
-  c.slopes = dev_alloc(sizeof(float) * c.NH, "slopes");
-  must(dev_upload(c.slopes, sl, sizeof(float) * c.NH), "slopes");
+  c.slopes = dev_buf(sizeof(float) * c.NH, "slopes");
+  must(G->upload(c.slopes, sl, sizeof(float) * c.NH), "slopes");
   free(sl);
   int32_t *mask = malloc(sizeof(int32_t) * N);
   for (int64_t i = 0; i < N; i++) mask[i] = 1;
-  c.mask = dev_alloc(sizeof(int32_t) * N, "mask");
-  must(dev_upload(c.mask, mask, sizeof(int32_t) * N), "mask");
+  c.mask = dev_buf(sizeof(int32_t) * N, "mask");
+  must(G->upload(c.mask, mask, sizeof(int32_t) * N), "mask");
   free(mask);
+  /* one scratch for every op, as a model's pass shares one */
+  c.ws.bytes = pass_scratch_of(&c);
+  c.ws.p = dev_buf(c.ws.bytes, "scratch");
 
   printf("# %s: hidden %d, %d heads, %d x %d tokens, %d layers\n", name, C, c.NH, c.B, c.T, L);
   const char *lname[4] = {"query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"};

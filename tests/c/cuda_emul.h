@@ -1,22 +1,22 @@
-/* cuda_emul.h: every function of engine/device.h implemented on the host,
-   for tests/c/test_cuda_emul.c only. "Device" memory is host memory from a
+/* cuda_emul.h: a third backend table (engine/backend.h), a host emulation
+   of a device, installed as the CUDA backend of the including test before
+   main runs (tests/c/test_cuda_emul.c; `make check-cuda-harness` includes
+   it into test_cuda_ops.c too). "Device" memory is host memory from a
    registry of allocations (counted in the LACOS_CUDA slot like the real
-   one), copies are memcpy, and each kernel is its CPU twin from
-   engine/cpu/ — except the optimizer step, which runs kernels/optim_math.h,
-   the CUDA kernel's own arithmetic.
+   one, with its own copies and transfers), and each op is the CPU table's —
+   except the optimizer step, which runs math/optim_math.h's search-based
+   code selection, the CUDA kernel's own.
 
-   What this checks: everything around the kernels — bloom_cuda.c's block
-   loops and buffers, the LoRA and optimizer device paths, tensor transfers —
-   computes exactly what the CPU engine computes, and never hands a kernel a
-   host pointer or a copy the wrong direction (each call checks its pointers
-   against the registry). What it cannot check: the kernels themselves and
-   cuBLASLt; tests/c/test_cuda_ops.c compares those on a GPU.
-
-   Linking: the test program defines these symbols itself, so the linker
-   never pulls device_none.o or the CUDA objects out of liblacos.a. */
-#include "../../engine/device.h"
-#include "../../kernels/optim_math.h"
-#include <cblas.h>
+   What this checks: everything around the ops — the one block forward and
+   backward, the LoRA and optimizer device paths, tensor transfers, the
+   scratch sizes callers reserve — computes exactly what the CPU engine
+   computes on a backend whose memory is not the host's, and never hands an
+   op a host pointer or a copy the wrong direction (each call checks its
+   pointers against the registry). What it cannot check: the kernels
+   themselves and cuBLASLt; tests/c/test_cuda_ops.c compares those on a GPU. */
+#include "../../engine/backend.h"
+#include "../../engine/cpu/layers.h"
+#include "../../engine/math/optim_math.h"
 
 /* ---- the registry of device allocations ---- */
 
@@ -44,15 +44,16 @@ static int emul_dev_args(const char *fn, const void *const *ptrs, int n) {
 #define DEV_ARGS(...) TRY(emul_dev_args(__func__, (const void *const[]){__VA_ARGS__}, \
                                         (int)(sizeof((const void *const[]){__VA_ARGS__}) / sizeof(void *))))
 
-int cuda_available(char *why, size_t n) { if (why && n) why[0] = 0; return 1; }
-int cuda_init(void) { return LACOS_OK; }
-int cuda_device_count(void) { return 1; }
-int cuda_select_device(int index) { return index == 0 ? LACOS_OK : fail(LACOS_EDEVICE, "there is no CUDA device %d", index); }
-int cuda_selected_device(void) { return 0; }
-void *cuda_stream_handle(void) { return NULL; }
-int cuda_stream_poll(void) { return 1; }
-int cuda_device_info(char *name, size_t n, int *cc_major, int *cc_minor, int *sms, double *free_bytes,
-                     double *total_bytes) {
+static int cuda_available(char *why, size_t n) { if (why && n) why[0] = 0; return 1; }
+static int cuda_device_count(void) { return 1; }
+static int cuda_select_device(int index) {
+  return index == 0 ? LACOS_OK : fail(LACOS_EDEVICE, "there is no CUDA device %d", index);
+}
+static int cuda_selected_device(void) { return 0; }
+static void *cuda_stream_handle(void) { return NULL; }
+static int cuda_stream_poll(void) { return 1; }
+static int cuda_device_info(char *name, size_t n, int *cc_major, int *cc_minor, int *sms, double *free_bytes,
+                            double *total_bytes) {
   if (name) snprintf(name, n, "emulated device");
   if (cc_major) *cc_major = 9;
   if (cc_minor) *cc_minor = 0;
@@ -61,9 +62,10 @@ int cuda_device_info(char *name, size_t n, int *cc_major, int *cc_minor, int *sm
   if (total_bytes) *total_bytes = 64.0 * 1073741824.0;
   return LACOS_OK;
 }
-int cuda_sync(void) { return LACOS_OK; }
+static int cuda_sync(void) { return LACOS_OK; }
+static bool emul_supports(int op, int64_t size) { return backend_cpu()->supports(op, size); }
 
-void *dev_alloc(size_t bytes, const char *what) {
+static void *dev_alloc(size_t bytes, const char *what) {
   if (bytes == 0) bytes = 256;
   if (emul_count == EMUL_MAX) { fail(LACOS_ENOMEM, "%s: emulated device registry full", what); return NULL; }
   if (mem_charge(LACOS_CUDA, bytes, what)) return NULL;
@@ -75,8 +77,12 @@ void *dev_alloc(size_t bytes, const char *what) {
   emul_count++;
   return p;
 }
+static int emul_alloc(void **p, size_t bytes, const char *what) {
+  *p = dev_alloc(bytes, what);
+  return *p ? LACOS_OK : lacos_last_status();
+}
 
-void dev_free(void *p, size_t bytes) {
+static void dev_free(void *p, size_t bytes) {
   if (!p) return;
   if (bytes == 0) bytes = 256;
   for (int i = 0; i < emul_count; i++)
@@ -90,118 +96,94 @@ void dev_free(void *p, size_t bytes) {
   emul_violations++;   /* not a device allocation */
 }
 
-int dev_upload(void *dst, const void *src, size_t bytes) {
+static int dev_upload(void *dst, const void *src, size_t bytes) {
   if (!bytes) return LACOS_OK;
   if (!emul_is_dev(dst) || emul_is_dev(src)) { emul_violations++; return fail(LACOS_EINVAL, "emulated device: upload direction"); }
   memcpy(dst, src, bytes);
   return LACOS_OK;
 }
-int dev_download(void *dst, const void *src, size_t bytes) {
+static int dev_download(void *dst, const void *src, size_t bytes) {
   if (!bytes) return LACOS_OK;
   if (emul_is_dev(dst) || !emul_is_dev(src)) { emul_violations++; return fail(LACOS_EINVAL, "emulated device: download direction"); }
   memcpy(dst, src, bytes);
   return LACOS_OK;
 }
-int dev_copy(void *dst, const void *src, size_t bytes) {
+static int dev_copy(void *dst, const void *src, size_t bytes) {
   if (!bytes) return LACOS_OK;
   DEV_ARGS(dst, src);
   memmove(dst, src, bytes);
   return LACOS_OK;
 }
-int dev_zero(void *p, size_t bytes) {
+static int dev_zero(void *p, size_t bytes) {
   if (!bytes) return LACOS_OK;
   DEV_ARGS(p);
   memset(p, 0, bytes);
   return LACOS_OK;
 }
 
-/* ---- layers: the CPU twins ---- */
+/* ---- layers: the CPU's, on device pointers ---- */
 
-int layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *inp, const float *weight,
-                           const float *bias, int64_t N, int C, float eps) {
+static int layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                                  const float *bias, int64_t N, int C, float eps) {
   DEV_ARGS(out, mean, rstd, inp, weight, bias);
-  layernorm_forward(out, mean, rstd, inp, weight, bias, N, C, eps);
-  return LACOS_OK;
+  return layernorm_forward(out, mean, rstd, inp, weight, bias, N, C, eps);
 }
-int layernorm_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                            const float *weight, const float *mean, const float *rstd, int64_t N, int C) {
+static int layernorm_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                   const float *weight, const float *mean, const float *rstd, int64_t N, int C) {
   DEV_ARGS(dinp, dweight, dbias, dout, inp, weight, mean, rstd);
-  layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
-  return LACOS_OK;
+  return layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
 }
-int gelu_forward_cuda(float *out, const float *inp, int64_t n) { DEV_ARGS(out, inp); gelu_forward(out, inp, n); return LACOS_OK; }
-int gelu_backward_cuda(float *dinp, const float *inp, const float *dout, int64_t n) {
+static int gelu_forward_cuda(float *out, const float *inp, int64_t n) { DEV_ARGS(out, inp); return gelu_forward(out, inp, n); }
+static int gelu_backward_cuda(float *dinp, const float *inp, const float *dout, int64_t n) {
   DEV_ARGS(dinp, inp, dout);
-  gelu_backward(dinp, inp, dout, n);
-  return LACOS_OK;
+  return gelu_backward(dinp, inp, dout, n);
 }
-/* The scratch is the kernels' own business: the emulation allocates one
-   block so that a caller that never frees it shows as a leak. */
-void attn_scratch_free_cuda(attn_scratch *s) { dev_free(s->buf, s->bytes); s->buf = NULL; s->bytes = 0; }
-static int emul_attn_scratch(attn_scratch *s) {
-  if (!s) return fail(LACOS_EINVAL, "emulated device: attention without scratch");
-  if (!s->buf) {
-    s->buf = dev_alloc(256, "attention scratch (GPU)");
-    if (!s->buf) return lacos_last_status();
-    s->bytes = 256;
-  }
-  return LACOS_OK;
+static int attention_forward_cuda(float *out, float *probs, const float *qkv, const int32_t *mask, const float *slopes,
+                                  int B, int T, int C, int NH, scratch ws) {
+  DEV_ARGS(out, probs, qkv, mask, slopes, ws.p);
+  return attention_forward(out, probs, qkv, mask, slopes, B, T, C, NH, ws);
 }
-int attention_forward_cuda(float *out, float *probs, const float *qkv, const int32_t *mask, const float *slopes,
-                           int B, int T, int C, int NH, attn_scratch *s) {
-  DEV_ARGS(out, probs, qkv, mask, slopes);
-  TRY(emul_attn_scratch(s));
-  attention_forward(out, probs, qkv, mask, slopes, B, T, C, NH);
-  return LACOS_OK;
+static int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
+                                   const int32_t *mask, int B, int T, int C, int NH, scratch ws) {
+  DEV_ARGS(dqkv, dout, probs, qkv, mask, ws.p);
+  return attention_backward(dqkv, dout, probs, qkv, mask, B, T, C, NH, ws);
 }
-int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                            const int32_t *mask, int B, int T, int C, int NH, attn_scratch *s) {
-  DEV_ARGS(dqkv, dout, probs, qkv, mask);
-  TRY(emul_attn_scratch(s));
-  attention_backward(dqkv, dout, probs, qkv, mask, B, T, C, NH);
-  return LACOS_OK;
-}
-int pooling_forward_cuda(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode) {
+static int pooling_forward_cuda(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode) {
   DEV_ARGS(out, inp, mask);
-  pooling_forward(out, inp, mask, B, T, C, mode);
-  return LACOS_OK;
+  return pooling_forward(out, inp, mask, B, T, C, mode);
 }
-int pooling_backward_cuda(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode) {
+static int pooling_backward_cuda(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode) {
   DEV_ARGS(dinp, dout, mask);
-  pooling_backward(dinp, dout, mask, B, T, C, mode);
-  return LACOS_OK;
+  return pooling_backward(dinp, dout, mask, B, T, C, mode);
 }
-int residual_forward_cuda(float *out, const float *a, const float *b, int64_t n) {
+static int residual_forward_cuda(float *out, const float *a, const float *b, int64_t n) {
   DEV_ARGS(out, a, b);
-  residual_forward(out, a, b, n);
-  return LACOS_OK;
+  return residual_forward(out, a, b, n);
 }
-int add_inplace_cuda(float *acc, const float *x, int64_t n) { DEV_ARGS(acc, x); add_inplace(acc, x, n); return LACOS_OK; }
-int embedding_forward_cuda(float *out, const int32_t *ids, int64_t N, const void *table, int dtype,
-                           const float *row_scale, int V, int C) {
+static int add_inplace_cuda(float *acc, const float *x, int64_t n) { DEV_ARGS(acc, x); return add_inplace(acc, x, n); }
+static int embedding_forward_cuda(float *out, const int32_t *ids, int64_t N, const void *table, int dtype,
+                                  const float *row_scale, int V, int C) {
   DEV_ARGS(out, ids, table, row_scale);
   return embedding_forward(out, ids, N, table, dtype, row_scale, V, C);
 }
-int quantize_rows_cuda(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold, int *cols,
-                       int *ncols) {
-  DEV_ARGS(q, absmax, x, cols);
-  quantize_rows(q, absmax, x, N, C, threshold, cols, ncols);
-  return LACOS_OK;
+static int quantize_rows_cuda(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold, int *cols,
+                              int *ncols, scratch ws) {
+  DEV_ARGS(q, absmax, x, cols, ws.p);
+  return quantize_rows(q, absmax, x, N, C, threshold, cols, ncols, ws);
 }
-/* The device scratch holds host buffers here: linear.c grows and frees them. */
-int linear_forward_cuda(float *out, const float *inp, linear *l, int64_t N, float threshold, int8_scratch *s) {
-  DEV_ARGS(out, inp, l->w, l->q, l->scale, l->bias);
-  return linear_forward(out, inp, l, N, threshold, s);
+static int linear_forward_cuda(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws) {
+  DEV_ARGS(out, inp, l->w, l->q, l->scale, l->bias, ws.p);
+  return linear_forward(out, inp, l, N, threshold, ws);
 }
-int linear_backward_input_cuda(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8,
-                               int8_scratch *s) {
-  DEV_ARGS(dinp, dout, l->w, l->q, l->scale);
-  return linear_backward_input(dinp, dout, l, N, fast_int8, s);
+static int linear_backward_input_cuda(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8,
+                                      scratch ws) {
+  DEV_ARGS(dinp, dout, l->w, l->q, l->scale, ws.p);
+  return linear_backward_input(dinp, dout, l, N, fast_int8, ws);
 }
-void int8_scratch_free_cuda(int8_scratch *s) { int8_scratch_free(s); }
-int gemm_s8_cuda(bool trans_b, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda, const int8_t *b,
-                 int64_t ldb, int32_t *c, int64_t ldc) {
+static int gemm_s8_cuda(bool trans_b, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda, const int8_t *b,
+                        int64_t ldb, int32_t *c, int64_t ldc, scratch ws) {
   DEV_ARGS(a, b, c);
+  (void)ws;
   for (int64_t i = 0; i < M; i++)
     for (int64_t j = 0; j < N; j++) {
       int32_t acc = 0;
@@ -210,23 +192,9 @@ int gemm_s8_cuda(bool trans_b, int64_t M, int64_t N, int64_t K, const int8_t *a,
     }
   return LACOS_OK;
 }
-int sgemm_nt_cuda(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
-  DEV_ARGS(c, a, b);
-  sgemm_nt(c, a, b, M, N, K, alpha, beta);
-  return LACOS_OK;
-}
-int sgemm_nn_cuda(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
-  DEV_ARGS(c, a, b);
-  sgemm_nn(c, a, b, M, N, K, alpha, beta);
-  return LACOS_OK;
-}
-int sgemm_tn_cuda(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
-  DEV_ARGS(c, a, b);
-  sgemm_tn(c, a, b, M, N, K, alpha, beta);
-  return LACOS_OK;
-}
-int gemm_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
-              const void *b, int ldb, float beta, float *c, int ldc) {
+static size_t gemm_s8_scratch_emul(int64_t M, int64_t N, int64_t K) { (void)M; (void)N; (void)K; return 0; }
+static int gemm_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
+                     const void *b, int ldb, float beta, float *c, int ldc) {
   DEV_ARGS(a, b, c);
   if (dtype != LACOS_F32 && dtype != LACOS_F16 && dtype != LACOS_BF16)
     return fail(LACOS_EUNSUPPORTED, "GEMM inputs must be f32, f16 or bf16, got %s", lacos_dtype_name(dtype));
@@ -239,40 +207,40 @@ int gemm_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float 
     dtype_convert(fa, LACOS_F32, a, dtype, na);
     dtype_convert(fb, LACOS_F32, b, dtype, nb);
   }
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
-              fa, lda, fb, ldb, beta, c, ldc);
+  int s = gemm(LACOS_F32, trans_a, trans_b, M, N, K, alpha, fa, lda, fb, ldb, beta, c, ldc);
   if (dtype != LACOS_F32) { free(fa); free(fb); }
-  return LACOS_OK;
+  return s;
 }
-int gemm_batched_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a, int lda,
-                      int64_t stride_a, const void *b, int ldb, int64_t stride_b, float beta, float *c, int ldc,
-                      int64_t stride_c, int batch) {
+static int gemm_batched_cuda(int dtype, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const void *a,
+                             int lda, int64_t stride_a, const void *b, int ldb, int64_t stride_b, float beta, float *c,
+                             int ldc, int64_t stride_c, int batch) {
   size_t esz = dtype == LACOS_F32 ? 4 : 2;
   for (int i = 0; i < batch; i++)
     TRY(gemm_cuda(dtype, trans_a, trans_b, M, N, K, alpha, (const char *)a + i * stride_a * esz, lda,
                   (const char *)b + i * stride_b * esz, ldb, beta, c + i * stride_c, ldc));
   return LACOS_OK;
 }
-int lora_forward_cuda(const lacos_bloom *m, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
-                      const lora_dropout *drop, float *xd_scratch) {
+static int lora_forward_cuda(const lora_hyper *hp, const lora_slot *sl, float *y, const float *x, float *h, int64_t N,
+                             const lora_dropout *drop, float *xd) {
   if (drop && drop->call) DEV_ARGS(drop->row_key, drop->row_start);
-  DEV_ARGS(sl->A, sl->B, y, x, h, xd_scratch);
-  return lora_forward(m, sl, y, x, h, N, drop, xd_scratch);
+  DEV_ARGS(sl->A, sl->B, y, x, h, xd);
+  return lora_forward(hp, sl, y, x, h, N, drop, xd);
 }
-int lora_backward_cuda(const lacos_bloom *m, const lora_slot *sl, float *dx, const float *dy, const float *x,
-                       const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd_scratch) {
+static int lora_backward_cuda(const lora_hyper *hp, const lora_slot *sl, float *dx, const float *dy, const float *x,
+                              const float *h, float *dh, int64_t N, const lora_dropout *drop, float *xd) {
   if (drop && drop->call) DEV_ARGS(drop->row_key, drop->row_start);
-  DEV_ARGS(sl->A, sl->B, sl->dA, sl->dB, dx, dy, x, h, dh, xd_scratch);
-  return lora_backward(m, sl, dx, dy, x, h, dh, N, drop, xd_scratch);
+  DEV_ARGS(sl->A, sl->B, sl->dA, sl->dB, dx, dy, x, h, dh, xd);
+  return lora_backward(hp, sl, dx, dy, x, h, dh, N, drop, xd);
 }
 
-/* ---- the optimizer: the kernel's arithmetic (optim_math.h), one item at a
-   time, the block absmax as a plain max ---- */
+/* ---- the optimizer: the kernel's arithmetic (optim_math.h with the code
+   search), one item at a time, the block absmax as a plain max ---- */
 
-int optim_step_cuda(const optim_item *items, int64_t nitems, const optim_consts *k, int kind, uint8_t *codes1,
-                    uint8_t *codes2, float *absmax1, float *absmax2, float *mom_m, float *mom_v, double *nonfinite) {
-  DEV_ARGS(items, codes1, codes2, absmax1, absmax2, mom_m, mom_v);
-  const float *map1 = lacos_optim_dynamic_map(1), *map2 = lacos_optim_dynamic_map(0);
+static int optim_step_cuda(const optim_item *items, int64_t nitems, const optim_consts *k, int kind, uint8_t *codes1,
+                           uint8_t *codes2, float *absmax1, float *absmax2, float *mom_m, float *mom_v, scratch ws,
+                           double *nonfinite) {
+  DEV_ARGS(items, codes1, codes2, absmax1, absmax2, mom_m, mom_v, ws.p);
+  const float *map1 = optim_map_signed, *map2 = optim_map_unsigned;
   float mid1[256], mid2[256];
   for (int i = 0; i < 255; i++) { mid1[i] = (map1[i] + map1[i + 1]) * 0.5f; mid2[i] = (map2[i] + map2[i + 1]) * 0.5f; }
   mid1[255] = mid2[255] = INFINITY;
@@ -313,8 +281,8 @@ int optim_step_cuda(const optim_item *items, int64_t nitems, const optim_consts 
   return LACOS_OK;
 }
 
-int optim_sumsq_cuda(double *partials, const optim_item *items, int64_t nitems) {
-  DEV_ARGS(items);
+static int optim_sumsq_cuda(double *partials, const optim_item *items, int64_t nitems, scratch ws) {
+  DEV_ARGS(items, ws.p);
   if (emul_is_dev(partials)) { emul_violations++; return fail(LACOS_EINVAL, "emulated device: partials must be host memory"); }
   for (int64_t w = 0; w < nitems; w++) {
     DEV_ARGS(items[w].g);
@@ -325,8 +293,64 @@ int optim_sumsq_cuda(double *partials, const optim_item *items, int64_t nitems) 
   return LACOS_OK;
 }
 
-int scale_cuda(float *x, int64_t n, float k) {
+/* As the kernels: a device counter or the device partial sums. */
+static size_t optim_scratch_emul(int64_t nitems) {
+  size_t partials = sizeof(double) * (size_t)nitems;
+  return partials > 8 ? partials : 8;
+}
+
+static int scale_cuda(float *x, int64_t n, float k) {
   DEV_ARGS(x);
   for (int64_t i = 0; i < n; i++) x[i] = x[i] * k;
   return LACOS_OK;
 }
+
+static const backend emul_table = {
+  .name = "emulated cuda",
+  .device = LACOS_CUDA,
+  .host_memory = false,
+  .available = cuda_available,
+  .info = cuda_device_info,
+  .sync = cuda_sync,
+  .device_count = cuda_device_count,
+  .select = cuda_select_device,
+  .selected = cuda_selected_device,
+  .stream = cuda_stream_handle,
+  .poll = cuda_stream_poll,
+  .supports = emul_supports,
+  .alloc = emul_alloc,
+  .free = dev_free,
+  .zero = dev_zero,
+  .copy = dev_copy,
+  .upload = dev_upload,
+  .download = dev_download,
+  .layernorm_forward = layernorm_forward_cuda,
+  .layernorm_backward = layernorm_backward_cuda,
+  .gelu_forward = gelu_forward_cuda,
+  .gelu_backward = gelu_backward_cuda,
+  .attention_forward = attention_forward_cuda,
+  .attention_backward = attention_backward_cuda,
+  .attention_scratch = attention_scratch,
+  .pooling_forward = pooling_forward_cuda,
+  .pooling_backward = pooling_backward_cuda,
+  .residual_forward = residual_forward_cuda,
+  .add_inplace = add_inplace_cuda,
+  .embedding_forward = embedding_forward_cuda,
+  .quantize_rows = quantize_rows_cuda,
+  .linear_forward = linear_forward_cuda,
+  .linear_backward_input = linear_backward_input_cuda,
+  .linear_scratch = linear_scratch,
+  .gemm_s8 = gemm_s8_cuda,
+  .gemm_s8_scratch = gemm_s8_scratch_emul,
+  .gemm = gemm_cuda,
+  .gemm_batched = gemm_batched_cuda,
+  .lora_forward = lora_forward_cuda,
+  .lora_backward = lora_backward_cuda,
+  .optim_step = optim_step_cuda,
+  .optim_sumsq = optim_sumsq_cuda,
+  .optim_scratch = optim_scratch_emul,
+  .scale = scale_cuda,
+};
+
+/* The including test's device is this table from before main. */
+__attribute__((constructor)) static void emul_install(void) { backend_install(LACOS_CUDA, &emul_table); }

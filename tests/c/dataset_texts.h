@@ -155,8 +155,8 @@ static void dataset_sweep_run(dataset_sweep *sw, lacos_tokenizer *t, const char 
   char *txt = NULL;
   size_t len;
   json_t *sources = NULL, *expected = NULL;
-  if (!file_read_all(sources_path, 16 << 20, &txt, &len)) { sources = json_loads(txt, 0, &je); free(txt); }
-  if (!file_read_all(expected_path, 16 << 20, &txt, &len)) { expected = json_loads(txt, 0, &je); free(txt); }
+  if (!file_read_all(sources_path, 16 << 20, &txt, &len)) { sources = json_loads(txt, 0, &je); mem_free(txt); }
+  if (!file_read_all(expected_path, 16 << 20, &txt, &len)) { expected = json_loads(txt, 0, &je); mem_free(txt); }
   json_t *files = json_object_get(sources, "files"), *exp = json_object_get(expected, "files");
   if (!json_is_array(files) || !json_is_object(exp) || !t) {
     printf("#   fixtures missing or unreadable (%s, %s)\n", sources_path, expected_path);
@@ -186,7 +186,7 @@ static void dataset_sweep_run(dataset_sweep *sw, lacos_tokenizer *t, const char 
     if (strcmp(hex, json_string_value(json_object_get(r, "sha256")))) {
       printf("#   %s differs from the copy the fixtures were made from (sha256 %s)\n", rel, hex);
       sw->bad++;
-      free(buf);
+      mem_free(buf);
       continue;
     }
     int cols[16], nc = 0;
@@ -250,7 +250,7 @@ static void dataset_sweep_run(dataset_sweep *sw, lacos_tokenizer *t, const char 
     }
     sw->n_files++;
     texts_free(&tx);
-    free(buf);
+    mem_free(buf);
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   sw->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);

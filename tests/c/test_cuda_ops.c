@@ -10,12 +10,15 @@
    - the whole-engine parity tests of cuda_parity.h (model outputs and LoRA
      gradients through int8 layers: 5e-4; optimizer steps: 1e-12, designed
      to be bit-exact).
-   Backward ops start from random gradient buffers, checking that they
-   accumulate. Without a usable GPU (or in a build without CUDA) every test
+   The ops are the entries of the CPU and CUDA backend tables
+   (engine/backend.h), each given the scratch its table's *_scratch query
+   asks for. Backward ops start from random gradient buffers, checking that
+   they accumulate. Without a usable GPU (or in a build without CUDA) every test
    prints "ok - <name> # SKIP no GPU: <reason>", which the runner counts as
    skipped, never passed. */
 #include "test.h"
-#include "../../engine/device.h"
+#include "../../engine/backend.h"
+#include "../../engine/cpu/layers.h"
 #include <cblas.h>
 
 static const double LIM_MODEL = 5e-4, LIM_STEP = 1e-12;
@@ -27,6 +30,23 @@ static const double EXACT = 0, ELEMENTWISE = 1e-7, GEMM = 1e-8;
 
 /* ---- host and device buffers ---- */
 
+static const backend *G;   /* the device's table */
+
+static void *dev_buf(size_t bytes) {
+  void *p = NULL;
+  if (G->alloc(&p, bytes, "test buffer")) {
+    printf("#   device allocation failed: %s\n", lacos_last_error());
+    test_failed_now = 1;
+  }
+  return p;
+}
+static void dev_release(void *p, size_t bytes) { G->free(p, bytes); }
+
+/* Scratch of `bytes` on the device (dev_release it with scratch_bytes(ws)). */
+static scratch dev_scratch(size_t bytes) { return (scratch){ dev_buf(bytes ? bytes : 1), bytes ? bytes : 1 }; }
+static void dev_scratch_free(scratch ws) { dev_release(ws.p, ws.bytes); }
+static scratch host_scratch(size_t bytes) { return (scratch){ malloc(bytes ? bytes : 1), bytes ? bytes : 1 }; }
+
 static float *hrand(int64_t n, uint64_t seed, float lo, float hi) {
   float *x = malloc(sizeof(float) * (size_t)(n ? n : 1));
   for (int64_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)rng_uniform(seed, (uint64_t)i);
@@ -35,11 +55,11 @@ static float *hrand(int64_t n, uint64_t seed, float lo, float hi) {
 
 /* Device copy of a host buffer (NULL and a failed check on error). */
 static void *up(const void *h, size_t bytes) {
-  void *d = dev_alloc(bytes, "test buffer");
-  if (!d || dev_upload(d, h, bytes)) {
+  void *d = dev_buf(bytes);
+  if (!d || G->upload(d, h, bytes)) {
     printf("#   upload failed: %s\n", lacos_last_error());
     test_failed_now = 1;
-    dev_free(d, bytes);
+    dev_release(d, bytes);
     return NULL;
   }
   return d;
@@ -48,7 +68,7 @@ static void *up(const void *h, size_t bytes) {
 /* Host copy of n floats of device memory. */
 static float *down(const void *d, int64_t n) {
   float *h = malloc(sizeof(float) * (size_t)(n ? n : 1));
-  if (dev_download(h, d, sizeof(float) * (size_t)n)) {
+  if (G->download(h, d, sizeof(float) * (size_t)n)) {
     printf("#   download failed: %s\n", lacos_last_error());
     test_failed_now = 1;
     memset(h, 0xff, sizeof(float) * (size_t)n);   /* NaNs: the comparison fails too */
@@ -70,9 +90,9 @@ static void op_layernorm(void) {
   float *x = hrand(N * C, 1, 1, 5), *w = hrand(C, 2, 0.5f, 1.5f), *b = hrand(C, 3, -0.2f, 0.2f);
   float *out = malloc(sizeof(float) * N * C), *mean = malloc(sizeof(float) * N), *rstd = malloc(sizeof(float) * N);
   layernorm_forward(out, mean, rstd, x, w, b, N, C, 1e-5f);
-  float *dx = up(x, 4 * N * C), *dw = up(w, 4 * C), *db = up(b, 4 * C), *dout = dev_alloc(4 * N * C, "t"),
-        *dmean = dev_alloc(4 * N, "t"), *drstd = dev_alloc(4 * N, "t");
-  CHECK_OK(layernorm_forward_cuda(dout, dmean, drstd, dx, dw, db, N, C, 1e-5f));
+  float *dx = up(x, 4 * N * C), *dw = up(w, 4 * C), *db = up(b, 4 * C), *dout = dev_buf(4 * N * C),
+        *dmean = dev_buf(4 * N), *drstd = dev_buf(4 * N);
+  CHECK_OK(G->layernorm_forward(dout, dmean, drstd, dx, dw, db, N, C, 1e-5f));
   float *g = down(dout, N * C), *gm = down(dmean, N), *gr = down(drstd, N);
   CHECK_NMSE("forward", nmse(out, g, N * C), ELEMENTWISE);
   CHECK_NMSE("mean", nmse(mean, gm, N), ELEMENTWISE);
@@ -81,40 +101,39 @@ static void op_layernorm(void) {
   float *dy = hrand(N * C, 4, -1, 1), *gi = hrand(N * C, 5, -1, 1), *gw = hrand(C, 6, -1, 1), *gb = hrand(C, 7, -1, 1);
   float *d_dy = up(dy, 4 * N * C), *d_gi = up(gi, 4 * N * C), *d_gw = up(gw, 4 * C), *d_gb = up(gb, 4 * C);
   layernorm_backward(gi, gw, gb, dy, x, w, mean, rstd, N, C);
-  CHECK_OK(layernorm_backward_cuda(d_gi, d_gw, d_gb, d_dy, dx, dw, dmean, drstd, N, C));
+  CHECK_OK(G->layernorm_backward(d_gi, d_gw, d_gb, d_dy, dx, dw, dmean, drstd, N, C));
   float *hi = down(d_gi, N * C), *hw = down(d_gw, C), *hb = down(d_gb, C);
   CHECK_NMSE("dinp", nmse(gi, hi, N * C), ELEMENTWISE);
   CHECK_NMSE("dweight", nmse(gw, hw, C), ELEMENTWISE);
   CHECK_NMSE("dbias", nmse(gb, hb, C), ELEMENTWISE);
   /* in place, as bloom_embed uses it */
-  CHECK_OK(layernorm_forward_cuda(dx, NULL, NULL, dx, dw, db, N, C, 1e-5f));
+  CHECK_OK(G->layernorm_forward(dx, NULL, NULL, dx, dw, db, N, C, 1e-5f));
   float *ip = down(dx, N * C);
   CHECK_NMSE("in place", nmse(out, ip, N * C), ELEMENTWISE);
   free(x); free(w); free(b); free(out); free(mean); free(rstd); free(g); free(gm); free(gr); free(dy); free(gi);
   free(gw); free(gb); free(hi); free(hw); free(hb); free(ip);
-  dev_free(dx, 4 * N * C); dev_free(dw, 4 * C); dev_free(db, 4 * C); dev_free(dout, 4 * N * C); dev_free(dmean, 4 * N);
-  dev_free(drstd, 4 * N); dev_free(d_dy, 4 * N * C); dev_free(d_gi, 4 * N * C); dev_free(d_gw, 4 * C); dev_free(d_gb, 4 * C);
+  dev_release(dx, 4 * N * C); dev_release(dw, 4 * C); dev_release(db, 4 * C); dev_release(dout, 4 * N * C); dev_release(dmean, 4 * N);
+  dev_release(drstd, 4 * N); dev_release(d_dy, 4 * N * C); dev_release(d_gi, 4 * N * C); dev_release(d_gw, 4 * C); dev_release(d_gb, 4 * C);
 }
 
 static void op_gelu(void) {
   int64_t n = 100003;
   float *x = hrand(n, 8, -9, 9), *y = malloc(4 * n), *dy = hrand(n, 9, -1, 1), *dx = hrand(n, 10, -1, 1);
   gelu_forward(y, x, n);
-  float *d_x = up(x, 4 * n), *d_y = dev_alloc(4 * n, "t"), *d_dy = up(dy, 4 * n), *d_dx = up(dx, 4 * n);
-  CHECK_OK(gelu_forward_cuda(d_y, d_x, n));
+  float *d_x = up(x, 4 * n), *d_y = dev_buf(4 * n), *d_dy = up(dy, 4 * n), *d_dx = up(dx, 4 * n);
+  CHECK_OK(G->gelu_forward(d_y, d_x, n));
   gelu_backward(dx, x, dy, n);
-  CHECK_OK(gelu_backward_cuda(d_dx, d_x, d_dy, n));
+  CHECK_OK(G->gelu_backward(d_dx, d_x, d_dy, n));
   float *gy = down(d_y, n), *gdx = down(d_dx, n);
   CHECK_NMSE("forward", nmse(y, gy, n), ELEMENTWISE);
   CHECK_NMSE("backward", nmse(dx, gdx, n), ELEMENTWISE);
   free(x); free(y); free(dy); free(dx); free(gy); free(gdx);
-  dev_free(d_x, 4 * n); dev_free(d_y, 4 * n); dev_free(d_dy, 4 * n); dev_free(d_dx, 4 * n);
+  dev_release(d_x, 4 * n); dev_release(d_y, 4 * n); dev_release(d_dy, 4 * n); dev_release(d_dx, 4 * n);
 }
 
 /* Right padding, left padding and a sequence of padding only; a head size
    that is not a power of two; long sequences (several warps of keys per
-   row); one scratch shared by every call, as a model shares it. */
-static attn_scratch att_s;
+   row); each side with the scratch its table asks for. */
 static void attention_case(int B, int T, int C, int NH, uint64_t seed) {
   int64_t N = (int64_t)B * T, nq = N * 3 * C, np = (int64_t)B * NH * T * T;
   float *qkv = hrand(nq, seed, -1, 1), *slopes = malloc(4 * NH);
@@ -126,31 +145,40 @@ static void attention_case(int B, int T, int C, int NH, uint64_t seed) {
       mask[b * T + t] = kind == 0 ? t < T - 2 : kind == 1 ? t >= T / 3 : (b == B - 1 ? 0 : 1);
     }
   float *out = malloc(4 * N * C), *probs = malloc(4 * np);
-  attention_forward(out, probs, qkv, mask, slopes, B, T, C, NH);
-  float *d_qkv = up(qkv, 4 * nq), *d_sl = up(slopes, 4 * NH), *d_out = dev_alloc(4 * N * C, "t"),
-        *d_probs = dev_alloc(4 * np, "t");
+  size_t hb = attention_scratch(B, T, C, NH, false, false), db = G->attention_scratch(B, T, C, NH, false, false);
+  for (int k = 0; k < 2; k++) {
+    size_t h = attention_scratch(B, T, C, NH, true, k), d = G->attention_scratch(B, T, C, NH, true, k);
+    if (h > hb) hb = h;
+    if (d > db) db = d;
+  }
+  scratch hs = host_scratch(hb), ds = dev_scratch(db);
+  attention_forward(out, probs, qkv, mask, slopes, B, T, C, NH, hs);
+  float *d_qkv = up(qkv, 4 * nq), *d_sl = up(slopes, 4 * NH), *d_out = dev_buf(4 * N * C),
+        *d_probs = dev_buf(4 * np);
   int32_t *d_mask = up(mask, 4 * N);
-  CHECK_OK(attention_forward_cuda(d_out, d_probs, d_qkv, d_mask, d_sl, B, T, C, NH, &att_s));
+  CHECK_OK(G->attention_forward(d_out, d_probs, d_qkv, d_mask, d_sl, B, T, C, NH, ds));
   float *go = down(d_out, N * C), *gp = down(d_probs, np);
   char what[64];
   snprintf(what, sizeof what, "forward B%d T%d C%d NH%d", B, T, C, NH);
   CHECK_NMSE(what, nmse(out, go, N * C), ELEMENTWISE);
   CHECK_NMSE("probabilities", nmse(probs, gp, np), ELEMENTWISE);
   /* without probabilities (inference) */
-  CHECK_OK(attention_forward_cuda(d_out, NULL, d_qkv, d_mask, d_sl, B, T, C, NH, &att_s));
+  CHECK_OK(G->attention_forward(d_out, NULL, d_qkv, d_mask, d_sl, B, T, C, NH, ds));
   float *go2 = down(d_out, N * C);
   CHECK_NMSE("forward without probabilities", nmse(out, go2, N * C), ELEMENTWISE);
   /* backward from the CPU's probabilities, accumulating into a random dqkv */
   float *dout = hrand(N * C, seed + 1, -1, 1), *dqkv = hrand(nq, seed + 2, -0.1f, 0.1f);
   float *d_dout = up(dout, 4 * N * C), *d_dqkv = up(dqkv, 4 * nq), *d_p = up(probs, 4 * np);
-  attention_backward(dqkv, dout, probs, qkv, mask, B, T, C, NH);
-  CHECK_OK(attention_backward_cuda(d_dqkv, d_dout, d_p, d_qkv, d_mask, B, T, C, NH, &att_s));
+  attention_backward(dqkv, dout, probs, qkv, mask, B, T, C, NH, hs);
+  CHECK_OK(G->attention_backward(d_dqkv, d_dout, d_p, d_qkv, d_mask, B, T, C, NH, ds));
   float *gq = down(d_dqkv, nq);
   snprintf(what, sizeof what, "backward B%d T%d C%d NH%d", B, T, C, NH);
   CHECK_NMSE(what, nmse(dqkv, gq, nq), 1e-6);
   free(qkv); free(slopes); free(mask); free(out); free(probs); free(go); free(gp); free(go2); free(dout); free(dqkv); free(gq);
-  dev_free(d_qkv, 4 * nq); dev_free(d_sl, 4 * NH); dev_free(d_out, 4 * N * C); dev_free(d_probs, 4 * np);
-  dev_free(d_mask, 4 * N); dev_free(d_dout, 4 * N * C); dev_free(d_dqkv, 4 * nq); dev_free(d_p, 4 * np);
+  dev_release(d_qkv, 4 * nq); dev_release(d_sl, 4 * NH); dev_release(d_out, 4 * N * C); dev_release(d_probs, 4 * np);
+  dev_release(d_mask, 4 * N); dev_release(d_dout, 4 * N * C); dev_release(d_dqkv, 4 * nq); dev_release(d_p, 4 * np);
+  free(hs.p);
+  dev_scratch_free(ds);
 }
 
 static void op_attention(void) {
@@ -159,7 +187,6 @@ static void op_attention(void) {
   attention_case(2, 300, 64, 2, 13);    /* 300 keys: ten warps of keys per row */
   attention_case(1, 1200, 128, 1, 14);  /* long rows */
   attention_case(4, 128, 256, 2, 15);   /* a bloom-7b1-like head (HD 128) */
-  attn_scratch_free_cuda(&att_s);
 }
 
 static void op_pooling(void) {
@@ -171,39 +198,39 @@ static void op_pooling(void) {
     int b = i / T, t = i % T;
     mask[i] = b == 0 ? 1 : b == 1 ? t < 6 : b == 2 ? t >= 4 : 0;
   }
-  float *d_x = up(x, 4 * N * C), *d_g = up(gout, 4 * B * C), *d_out = dev_alloc(4 * B * C, "t");
+  float *d_x = up(x, 4 * N * C), *d_g = up(gout, 4 * B * C), *d_out = dev_buf(4 * B * C);
   int32_t *d_m = up(mask, sizeof mask);
   for (int mode = 0; mode < 3; mode++) {
     float *out = malloc(4 * B * C), *dx = hrand(N * C, 22 + mode, -1, 1);
     float *d_dx = up(dx, 4 * N * C);
     pooling_forward(out, x, mask, B, T, C, mode);
-    CHECK_OK(pooling_forward_cuda(d_out, d_x, d_m, B, T, C, mode));
+    CHECK_OK(G->pooling_forward(d_out, d_x, d_m, B, T, C, mode));
     pooling_backward(dx, gout, mask, B, T, C, mode);
-    CHECK_OK(pooling_backward_cuda(d_dx, d_g, d_m, B, T, C, mode));
+    CHECK_OK(G->pooling_backward(d_dx, d_g, d_m, B, T, C, mode));
     float *go = down(d_out, B * C), *gd = down(d_dx, N * C);
     CHECK_NMSE(mode == 0 ? "mean" : mode == 1 ? "weightedmean" : "lasttoken", nmse(out, go, B * C), ELEMENTWISE);
     CHECK_NMSE("backward", nmse(dx, gd, N * C), ELEMENTWISE);
     free(out); free(dx); free(go); free(gd);
-    dev_free(d_dx, 4 * N * C);
+    dev_release(d_dx, 4 * N * C);
   }
   free(x); free(gout);
-  dev_free(d_x, 4 * N * C); dev_free(d_g, 4 * B * C); dev_free(d_out, 4 * B * C); dev_free(d_m, sizeof mask);
+  dev_release(d_x, 4 * N * C); dev_release(d_g, 4 * B * C); dev_release(d_out, 4 * B * C); dev_release(d_m, sizeof mask);
 }
 
 static void op_residual(void) {
   int64_t n = 70001;
   float *a = hrand(n, 30, -1, 1), *b = hrand(n, 31, -1, 1), *o = malloc(4 * n);
   residual_forward(o, a, b, n);
-  float *da = up(a, 4 * n), *db = up(b, 4 * n), *dout = dev_alloc(4 * n, "t");
-  CHECK_OK(residual_forward_cuda(dout, da, db, n));
+  float *da = up(a, 4 * n), *db = up(b, 4 * n), *dout = dev_buf(4 * n);
+  CHECK_OK(G->residual_forward(dout, da, db, n));
   float *g = down(dout, n);
   CHECK_NMSE("residual", nmse(o, g, n), EXACT);
   add_inplace(a, b, n);
-  CHECK_OK(add_inplace_cuda(da, db, n));
+  CHECK_OK(G->add_inplace(da, db, n));
   float *g2 = down(da, n);
   CHECK_NMSE("add_inplace", nmse(a, g2, n), EXACT);
   free(a); free(b); free(o); free(g); free(g2);
-  dev_free(da, 4 * n); dev_free(db, 4 * n); dev_free(dout, 4 * n);
+  dev_release(da, 4 * n); dev_release(db, 4 * n); dev_release(dout, 4 * n);
 }
 
 static void op_embedding(void) {
@@ -213,7 +240,7 @@ static void op_embedding(void) {
   for (int i = 0; i < 23; i++) ids[i] = (int32_t)(rng_u64(40, (uint64_t)i) % (uint64_t)V);
   float *tab = hrand((int64_t)V * C, 41, -0.05f, 0.05f), *scale = hrand(V, 42, 0.01f, 0.1f);
   int32_t *d_ids = up(ids, sizeof ids);
-  float *d_scale = up(scale, 4 * V), *d_out = dev_alloc(4 * N * C, "t");
+  float *d_scale = up(scale, 4 * V), *d_out = dev_buf(4 * N * C);
   int dtypes[4] = {LACOS_F32, LACOS_F16, LACOS_BF16, LACOS_I8};
   for (int k = 0; k < 4; k++) {
     int dt = dtypes[k];
@@ -225,14 +252,14 @@ static void op_embedding(void) {
     float *out = malloc(4 * N * C);
     CHECK_OK(embedding_forward(out, ids, N, t, dt, scale, V, C));
     void *d_t = up(t, bytes);
-    CHECK_OK(embedding_forward_cuda(d_out, d_ids, N, d_t, dt, d_scale, V, C));
+    CHECK_OK(G->embedding_forward(d_out, d_ids, N, d_t, dt, d_scale, V, C));
     float *g = down(d_out, N * C);
     CHECK_NMSE(lacos_dtype_name(dt), nmse(out, g, N * C), EXACT);
     free(t); free(out); free(g);
-    dev_free(d_t, bytes);
+    dev_release(d_t, bytes);
   }
   free(tab); free(scale);
-  dev_free(d_ids, sizeof ids); dev_free(d_scale, 4 * V); dev_free(d_out, 4 * N * C);
+  dev_release(d_ids, sizeof ids); dev_release(d_scale, 4 * V); dev_release(d_out, 4 * N * C);
 }
 
 /* ---- quantisation and GEMMs ---- */
@@ -246,23 +273,25 @@ static void quantize_case(int64_t N, int C, float threshold, uint64_t seed) {
   int8_t *q = malloc((size_t)(N * C));
   float *am = malloc(4 * N);
   int *cols = malloc(sizeof(int) * C), nc = -1;
-  quantize_rows(q, am, x, N, C, threshold, cols, &nc);
-  float *d_x = up(x, 4 * N * C), *d_am = dev_alloc(4 * N, "t");
-  int8_t *d_q = dev_alloc((size_t)(N * C), "t");
-  int *d_cols = dev_alloc(sizeof(int) * C, "t"), gnc = -2;
-  CHECK_OK(quantize_rows_cuda(d_q, d_am, d_x, N, C, threshold, d_cols, &gnc));
+  quantize_rows(q, am, x, N, C, threshold, cols, &nc, (scratch){0});
+  scratch count = dev_scratch(sizeof(int));
+  float *d_x = up(x, 4 * N * C), *d_am = dev_buf(4 * N);
+  int8_t *d_q = dev_buf((size_t)(N * C));
+  int *d_cols = dev_buf(sizeof(int) * C), gnc = -2;
+  CHECK_OK(G->quantize_rows(d_q, d_am, d_x, N, C, threshold, d_cols, &gnc, count));
+  dev_scratch_free(count);
   int8_t *gq = malloc((size_t)(N * C));
   int *gcols = malloc(sizeof(int) * C);
   float *gam = down(d_am, N);
-  CHECK_OK(dev_download(gq, d_q, (size_t)(N * C)));
-  CHECK_OK(dev_download(gcols, d_cols, sizeof(int) * C));
+  CHECK_OK(G->download(gq, d_q, (size_t)(N * C)));
+  CHECK_OK(G->download(gcols, d_cols, sizeof(int) * C));
   CHECK(nc == gnc);
   CHECK(mismatches(q, gq, N * C, 1) == 0);
   CHECK(mismatches(am, gam, N, 4) == 0);
   if (nc == gnc && nc > 0) CHECK(mismatches(cols, gcols, nc, sizeof(int)) == 0);
   if (threshold > 0) CHECK(nc == 2);
   free(x); free(q); free(am); free(cols); free(gq); free(gcols); free(gam);
-  dev_free(d_x, 4 * N * C); dev_free(d_am, 4 * N); dev_free(d_q, (size_t)(N * C)); dev_free(d_cols, sizeof(int) * C);
+  dev_release(d_x, 4 * N * C); dev_release(d_am, 4 * N); dev_release(d_q, (size_t)(N * C)); dev_release(d_cols, sizeof(int) * C);
 }
 
 static void op_quantize_rows(void) {
@@ -285,15 +314,17 @@ static void gemm_s8_case(bool trans_b, int64_t M, int64_t N, int64_t K, uint64_t
       c[i * N + j] = s;
     }
   int8_t *da = up(a, (size_t)(M * K)), *db = up(b, (size_t)(N * K));
-  int32_t *dc = dev_alloc(4 * (size_t)(M * N), "t");
-  CHECK_OK(gemm_s8_cuda(trans_b, M, N, K, da, K, db, ldb, dc, N));
-  CHECK_OK(dev_download(g, dc, 4 * (size_t)(M * N)));
+  int32_t *dc = dev_buf(4 * (size_t)(M * N));
+  scratch ws = dev_scratch(G->gemm_s8_scratch(M, N, K));
+  CHECK_OK(G->gemm_s8(trans_b, M, N, K, da, K, db, ldb, dc, N, ws));
+  dev_scratch_free(ws);
+  CHECK_OK(G->download(g, dc, 4 * (size_t)(M * N)));
   int64_t bad = mismatches(c, g, M * N, 4);
   if (bad) printf("#   int8 GEMM %s %lldx%lldx%lld: %lld of %lld products differ\n", trans_b ? "NT" : "NN",
                   (long long)M, (long long)N, (long long)K, (long long)bad, (long long)(M * N));
   CHECK(bad == 0);
   free(a); free(b); free(c); free(g);
-  dev_free(da, (size_t)(M * K)); dev_free(db, (size_t)(N * K)); dev_free(dc, 4 * (size_t)(M * N));
+  dev_release(da, (size_t)(M * K)); dev_release(db, (size_t)(N * K)); dev_release(dc, 4 * (size_t)(M * N));
 }
 
 static void op_gemm_s8(void) {
@@ -324,13 +355,13 @@ static void gemm_case(int dtype, bool ta, bool tb, int M, int N, int K, uint64_t
     }
   void *da = up(ta_, esz * (size_t)M * K), *db = up(tb_, esz * (size_t)K * N);
   float *dc = up(c, 4 * (size_t)M * N);
-  CHECK_OK(gemm_cuda(dtype, ta, tb, M, N, K, alpha, da, lda, db, ldb, beta, dc, N));
+  CHECK_OK(G->gemm(dtype, ta, tb, M, N, K, alpha, da, lda, db, ldb, beta, dc, N));
   float *g = down(dc, (int64_t)M * N);
   char what[64];
   snprintf(what, sizeof what, "%s %c%c %dx%dx%d", lacos_dtype_name(dtype), ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K);
   CHECK_NMSE(what, nmse(ref, g, (int64_t)M * N), GEMM);
   free(a); free(b); free(c); free(ta_); free(tb_); free(ref); free(g);
-  dev_free(da, esz * (size_t)M * K); dev_free(db, esz * (size_t)K * N); dev_free(dc, 4 * (size_t)M * N);
+  dev_release(da, esz * (size_t)M * K); dev_release(db, esz * (size_t)K * N); dev_release(dc, 4 * (size_t)M * N);
 }
 
 static void op_gemm_float(void) {
@@ -347,7 +378,7 @@ static void op_gemm_float(void) {
     int64_t sa = (int64_t)K * M + 3, sb = (int64_t)K * N + 5, sc = (int64_t)M * N + 7;
     float *a = hrand(sa * nb, 95 + t, -1, 1), *b = hrand(sb * nb, 99 + t, -1, 1), *c = hrand(sc * nb, 103 + t, -1, 1);
     float *da = up(a, 4 * sa * nb), *db = up(b, 4 * sb * nb), *dc = up(c, 4 * sc * nb);
-    CHECK_OK(gemm_batched_cuda(LACOS_F32, ta, tb, M, N, K, 0.75f, da, lda, sa, db, ldb, sb, 0.5f, dc, N, sc, nb));
+    CHECK_OK(G->gemm_batched(LACOS_F32, ta, tb, M, N, K, 0.75f, da, lda, sa, db, ldb, sb, 0.5f, dc, N, sc, nb));
     for (int i = 0; i < nb; i++)
       cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 0.75f,
                   a + i * sa, lda, b + i * sb, ldb, 0.5f, c + i * sc, N);
@@ -356,24 +387,24 @@ static void op_gemm_float(void) {
     snprintf(what, sizeof what, "batched %c%c", ta ? 'T' : 'N', tb ? 'T' : 'N');
     CHECK_NMSE(what, nmse(c, g, sc * nb), GEMM);
     free(a); free(b); free(c); free(g);
-    dev_free(da, 4 * sa * nb); dev_free(db, 4 * sb * nb); dev_free(dc, 4 * sc * nb);
+    dev_release(da, 4 * sa * nb); dev_release(db, 4 * sb * nb); dev_release(dc, 4 * sc * nb);
   }
   /* the sgemm_* twins against linear.c's */
   int M = 19, N = 23, K = 31;
   float *a = hrand(M * K, 92, -1, 1), *b = hrand(K * N, 93, -1, 1), *c = hrand(M * N, 94, -1, 1);
-  float *ca = malloc(4 * M * N), *da = up(a, 4 * M * K), *db = up(b, 4 * K * N), *dc = dev_alloc(4 * M * N, "t");
+  float *ca = malloc(4 * M * N), *da = up(a, 4 * M * K), *db = up(b, 4 * K * N), *dc = dev_buf(4 * M * N);
   for (int v = 0; v < 3; v++) {
     memcpy(ca, c, 4 * M * N);
-    CHECK_OK(dev_upload(dc, c, 4 * M * N));
-    if (v == 0) { sgemm_nt(ca, a, b, M, N, K, 0.5f, 1.0f); CHECK_OK(sgemm_nt_cuda(dc, da, db, M, N, K, 0.5f, 1.0f)); }
-    if (v == 1) { sgemm_nn(ca, a, b, M, N, K, 0.5f, 1.0f); CHECK_OK(sgemm_nn_cuda(dc, da, db, M, N, K, 0.5f, 1.0f)); }
-    if (v == 2) { sgemm_tn(ca, a, b, M, N, K, 0.5f, 1.0f); CHECK_OK(sgemm_tn_cuda(dc, da, db, M, N, K, 0.5f, 1.0f)); }
+    CHECK_OK(G->upload(dc, c, 4 * M * N));
+    if (v == 0) { sgemm_nt(ca, a, b, M, N, K, 0.5f, 1.0f); CHECK_OK(be_sgemm_nt(G, dc, da, db, M, N, K, 0.5f, 1.0f)); }
+    if (v == 1) { sgemm_nn(ca, a, b, M, N, K, 0.5f, 1.0f); CHECK_OK(be_sgemm_nn(G, dc, da, db, M, N, K, 0.5f, 1.0f)); }
+    if (v == 2) { sgemm_tn(ca, a, b, M, N, K, 0.5f, 1.0f); CHECK_OK(be_sgemm_tn(G, dc, da, db, M, N, K, 0.5f, 1.0f)); }
     float *g = down(dc, M * N);
     CHECK_NMSE(v == 0 ? "sgemm_nt" : v == 1 ? "sgemm_nn" : "sgemm_tn", nmse(ca, g, M * N), GEMM);
     free(g);
   }
   free(a); free(b); free(c); free(ca);
-  dev_free(da, 4 * M * K); dev_free(db, 4 * K * N); dev_free(dc, 4 * M * N);
+  dev_release(da, 4 * M * K); dev_release(db, 4 * K * N); dev_release(dc, 4 * M * N);
 }
 
 /* ---- linears ---- */
@@ -405,8 +436,8 @@ static void lin_make(lin_pair *lp, int kind, int in, int out, uint64_t seed) {
 static void lin_free(lin_pair *lp) {
   size_t n = (size_t)lp->h.in * lp->h.out;
   free(lp->h.w); free(lp->h.q); free(lp->h.scale); free(lp->h.bias);
-  dev_free(lp->d.w, 4 * n); dev_free(lp->d.q, n); dev_free(lp->d.scale, 4 * (size_t)lp->h.out);
-  dev_free(lp->d.bias, 4 * (size_t)lp->h.out);
+  dev_release(lp->d.w, 4 * n); dev_release(lp->d.q, n); dev_release(lp->d.scale, 4 * (size_t)lp->h.out);
+  dev_release(lp->d.bias, 4 * (size_t)lp->h.out);
 }
 
 static void linear_case(int kind, float threshold, int64_t N, int in, int out, uint64_t seed) {
@@ -414,10 +445,17 @@ static void linear_case(int kind, float threshold, int64_t N, int in, int out, u
   lin_make(&lp, kind, in, out, seed);
   float *x = hrand(N * in, seed + 2, -1, 1);
   if (threshold > 0) { x[2 * in + 3] = 8; x[5 * in + 40] = -9; }
-  float *y = malloc(4 * N * out), *d_x = up(x, 4 * N * in), *d_y = dev_alloc(4 * N * out, "t");
-  int8_scratch hs = {0}, ds = {0};
-  CHECK_OK(linear_forward(y, x, &lp.h, N, threshold, &hs));
-  CHECK_OK(linear_forward_cuda(d_y, d_x, &lp.d, N, threshold, &ds));
+  float *y = malloc(4 * N * out), *d_x = up(x, 4 * N * in), *d_y = dev_buf(4 * N * out);
+  size_t hb = 0, db = 0;
+  for (int fast = 0; fast < 2; fast++) {
+    size_t h = linear_scratch(N, in, out, kind, threshold > 0, true, fast),
+           d = G->linear_scratch(N, in, out, kind, threshold > 0, true, fast);
+    if (h > hb) hb = h;
+    if (d > db) db = d;
+  }
+  scratch hs = host_scratch(hb), ds = dev_scratch(db);
+  CHECK_OK(linear_forward(y, x, &lp.h, N, threshold, hs));
+  CHECK_OK(G->linear_forward(d_y, d_x, &lp.d, N, threshold, ds));
   float *g = down(d_y, N * out);
   char what[80];
   snprintf(what, sizeof what, "%s forward, threshold %g", kind == LINEAR_F32 ? "f32" : "int8", threshold);
@@ -428,18 +466,18 @@ static void linear_case(int kind, float threshold, int64_t N, int in, int out, u
   float *dy = hrand(N * out, seed + 3, -1, 1), *d_dy = up(dy, 4 * N * out);
   for (int fast = 0; fast < (kind == LINEAR_INT8 ? 2 : 1); fast++) {
     float *dx = hrand(N * in, seed + 4, -1, 1), *d_dx = up(dx, 4 * N * in);
-    CHECK_OK(linear_backward_input(dx, dy, &lp.h, N, fast, &hs));
-    CHECK_OK(linear_backward_input_cuda(d_dx, d_dy, &lp.d, N, fast, &ds));
+    CHECK_OK(linear_backward_input(dx, dy, &lp.h, N, fast, hs));
+    CHECK_OK(G->linear_backward_input(d_dx, d_dy, &lp.d, N, fast, ds));
     float *gd = down(d_dx, N * in);
     snprintf(what, sizeof what, "%s backward%s", kind == LINEAR_F32 ? "f32" : "int8", fast ? " (int8 products)" : "");
     CHECK_NMSE(what, nmse(dx, gd, N * in), GEMM);
     free(dx); free(gd);
-    dev_free(d_dx, 4 * N * in);
+    dev_release(d_dx, 4 * N * in);
   }
-  int8_scratch_free(&hs);
-  int8_scratch_free_cuda(&ds);
+  free(hs.p);
+  dev_scratch_free(ds);
   free(x); free(y); free(g); free(dy);
-  dev_free(d_x, 4 * N * in); dev_free(d_y, 4 * N * out); dev_free(d_dy, 4 * N * out);
+  dev_release(d_x, 4 * N * in); dev_release(d_y, 4 * N * out); dev_release(d_dy, 4 * N * out);
   lin_free(&lp);
 }
 
@@ -454,20 +492,7 @@ static void op_linear(void) {
 /* ---- LoRA ---- */
 
 static void op_lora(void) {
-  lacos_bloom_config cfg;
-  lacos_bloom_config_named(&cfg, "tiny-xs");
-  cfg.vocab_size = 50;
-  cfg.n_layer = 1;
-  lacos_bloom *m = NULL;
-  CHECK_OK(lacos_bloom_random(&m, &cfg, 1, NULL));
-  lacos_lora_config lc;
-  lacos_lora_config_init(&lc);
-  lc.r = 4;
-  lc.alpha = 12;
-  lc.dropout = 0.2;
-  lc.seed = 9;
-  CHECK_OK(lacos_lora_attach(m, &lc));
-  if (!m || !m->lora) { lacos_bloom_free(m); return; }
+  lora_hyper hp = {.r = 4, .scaling = 12.0 / 4, .dropout = 0.2, .seed = 9};   /* r 4, alpha 12 */
   int64_t N = 15;
   int in = 40, out = 24, r = 4;
   lora_slot hs = {.A = hrand(r * in, 110, -0.3f, 0.3f), .B = hrand(out * r, 111, -0.3f, 0.3f),
@@ -477,7 +502,7 @@ static void op_lora(void) {
   float *x = hrand(N * in, 114, -1, 1), *y = hrand(N * out, 115, -1, 1), *dy = hrand(N * out, 116, -1, 1);
   float *dx = hrand(N * in, 117, -1, 1), *h = malloc(4 * N * r), *dh = malloc(4 * N * r), *xd = malloc(4 * N * in);
   float *d_x = up(x, 4 * N * in), *d_y = up(y, 4 * N * out), *d_dy = up(dy, 4 * N * out), *d_dx = up(dx, 4 * N * in),
-        *d_h = dev_alloc(4 * N * r, "t"), *d_dh = dev_alloc(4 * N * r, "t"), *d_xd = dev_alloc(4 * N * in, "t");
+        *d_h = dev_buf(4 * N * r), *d_dh = dev_buf(4 * N * r), *d_xd = dev_buf(4 * N * in);
   /* three rows of five tokens, keyed out of order, the second left-padded */
   uint64_t keys[3] = { 4, 0, 9 };
   int32_t starts[3] = { 0, 2, 0 };
@@ -485,10 +510,10 @@ static void op_lora(void) {
   for (int call = 0; call < 2; call++) {   /* 0: no dropout; 7: a dropout stream */
     uint64_t dc = call ? 7 : 0;
     lora_dropout hd = { dc, 5, keys, starts }, dd = { dc, 5, d_keys, d_starts };
-    CHECK_OK(lora_forward(m, &hs, y, x, h, N, &hd, xd));
-    CHECK_OK(lora_forward_cuda(m, &ds, d_y, d_x, d_h, N, &dd, d_xd));
-    CHECK_OK(lora_backward(m, &hs, dx, dy, x, h, dh, N, &hd, xd));
-    CHECK_OK(lora_backward_cuda(m, &ds, d_dx, d_dy, d_x, d_h, d_dh, N, &dd, d_xd));
+    CHECK_OK(lora_forward(&hp, &hs, y, x, h, N, &hd, xd));
+    CHECK_OK(G->lora_forward(&hp, &ds, d_y, d_x, d_h, N, &dd, d_xd));
+    CHECK_OK(lora_backward(&hp, &hs, dx, dy, x, h, dh, N, &hd, xd));
+    CHECK_OK(G->lora_backward(&hp, &ds, d_dx, d_dy, d_x, d_h, d_dh, N, &dd, d_xd));
     float *gy = down(d_y, N * out), *gx = down(d_dx, N * in), *ga = down(ds.dA, r * in), *gb = down(ds.dB, out * r);
     CHECK_NMSE(call ? "forward, dropout" : "forward", nmse(y, gy, N * out), GEMM);
     CHECK_NMSE("dx", nmse(dx, gx, N * in), GEMM);
@@ -497,22 +522,22 @@ static void op_lora(void) {
     free(gy); free(gx); free(ga); free(gb);
   }
   free(hs.A); free(hs.B); free(hs.dA); free(hs.dB); free(x); free(y); free(dy); free(dx); free(h); free(dh); free(xd);
-  dev_free(ds.A, 4 * r * in); dev_free(ds.B, 4 * out * r); dev_free(ds.dA, 4 * r * in); dev_free(ds.dB, 4 * out * r);
-  dev_free(d_x, 4 * N * in); dev_free(d_y, 4 * N * out); dev_free(d_dy, 4 * N * out); dev_free(d_dx, 4 * N * in);
-  dev_free(d_h, 4 * N * r); dev_free(d_dh, 4 * N * r); dev_free(d_xd, 4 * N * in);
-  dev_free(d_keys, sizeof keys); dev_free(d_starts, sizeof starts);
-  lacos_bloom_free(m);
+  dev_release(ds.A, 4 * r * in); dev_release(ds.B, 4 * out * r); dev_release(ds.dA, 4 * r * in); dev_release(ds.dB, 4 * out * r);
+  dev_release(d_x, 4 * N * in); dev_release(d_y, 4 * N * out); dev_release(d_dy, 4 * N * out); dev_release(d_dx, 4 * N * in);
+  dev_release(d_h, 4 * N * r); dev_release(d_dh, 4 * N * r); dev_release(d_xd, 4 * N * in);
+  dev_release(d_keys, sizeof keys); dev_release(d_starts, sizeof starts);
 }
 
 /* A device fault or a bad launch comes back as a clear error, not an abort. */
 static void op_errors_are_reported(void) {
-  float *d = dev_alloc(64, "t");
-  attn_scratch as = {0};
-  CHECK_FAIL(attention_forward_cuda(d, NULL, d, NULL, d, 1, 20000, 64, 1, &as), LACOS_ELIMIT, "sequence too long");
-  attn_scratch_free_cuda(&as);
-  CHECK_FAIL(embedding_forward_cuda(d, NULL, 1, d, LACOS_I64, NULL, 1, 1), LACOS_EUNSUPPORTED, "not supported on CUDA");
-  CHECK_FAIL(gemm_cuda(LACOS_I32, false, false, 2, 2, 2, 1, d, 2, d, 2, 0, d, 2), LACOS_EUNSUPPORTED, "f32, f16 or bf16");
-  dev_free(d, 64);
+  float *d = dev_buf(64);
+  CHECK_FAIL(G->attention_forward(d, NULL, d, NULL, d, 1, 20000, 64, 1, (scratch){ d, 64 }), LACOS_ELIMIT,
+             "sequence too long");
+  CHECK_FAIL(G->attention_forward(d, NULL, d, NULL, d, 1, 64, 64, 1, (scratch){ d, 64 }), LACOS_ELIMIT,
+             "cannot hold one head");
+  CHECK_FAIL(G->embedding_forward(d, NULL, 1, d, LACOS_I64, NULL, 1, 1), LACOS_EUNSUPPORTED, "not supported on CUDA");
+  CHECK_FAIL(G->gemm(LACOS_I32, false, false, 2, 2, 2, 1, d, 2, d, 2, 0, d, 2), LACOS_EUNSUPPORTED, "f32, f16 or bf16");
+  dev_release(d, 64);
 }
 
 /* op_errors_are_reported needs the real kernels. `make check-cuda-harness`
@@ -529,7 +554,7 @@ static void op_errors_are_reported(void) __attribute__((unused));
 
 int main(void) {
   char why[400], reason[460];
-  if (!cuda_available(why, sizeof why)) {
+  if (!backend_available(LACOS_CUDA, why, sizeof why) || backend_get(&G, LACOS_CUDA)) {
     snprintf(reason, sizeof reason, "no GPU: %s", why);
 #define SKIP_ONE(fn) SKIP(#fn, reason);
     OPS(SKIP_ONE)
@@ -545,11 +570,11 @@ int main(void) {
   /* cuBLASLt's workspace is allocated on the first GEMM and kept: make it
      exist before the tests that count device memory. */
   float one = 1;
-  float *w = dev_alloc(4, "warm-up");
-  if (w && !dev_upload(w, &one, 4)) sgemm_nn_cuda(w, w, w, 1, 1, 1, 1, 0);
+  float *w = dev_buf(4);
+  if (w && !G->upload(w, &one, 4)) be_sgemm_nn(G, w, w, w, 1, 1, 1, 1, 0);
 #define RUN_ONE(fn) RUN(fn);
   OPS(RUN_ONE)
   PARITY_TESTS(RUN_ONE)
-  dev_free(w, 4);
+  dev_release(w, 4);
   TEST_EXIT();
 }

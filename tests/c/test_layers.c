@@ -14,6 +14,17 @@ static double dot(const float *a, const float *b, int64_t n) {
   for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
   return s;
 }
+/* Caller-owned scratch for the layers that take it (freed at exit). */
+static scratch test_scratch(size_t bytes) {
+  static void *buf;
+  static size_t have;
+  if (bytes > have) { free(buf); buf = malloc(bytes); have = bytes; }
+  return (scratch){ buf, have };
+}
+static scratch att_ws(int B, int T, bool probs, bool backward) {
+  return test_scratch(attention_scratch(B, T, 0, 1, probs, backward));
+}
+
 /* Relative agreement of an analytic and a numeric derivative. */
 static double rel_err(double a, double n) {
   double d = fabs(a - n), s = fmax(fmax(fabs(a), fabs(n)), 1e-2);
@@ -87,14 +98,14 @@ enum { AB = 3, AT = 5, AC = 12, ANH = 3 };
 static float a_qkv[AB * AT * 3 * AC], a_out[AB * AT * AC], a_wt[AB * AT * AC], a_slopes[ANH];
 static int32_t a_mask[AB * AT] = {1, 1, 1, 1, 1,  0, 0, 1, 1, 1,  1, 1, 1, 0, 0};
 static double att_loss(void) {
-  attention_forward(a_out, NULL, a_qkv, a_mask, a_slopes, AB, AT, AC, ANH);
+  attention_forward(a_out, NULL, a_qkv, a_mask, a_slopes, AB, AT, AC, ANH, att_ws(AB, AT, false, false));
   return dot(a_out, a_wt, AB * AT * AC);
 }
 static void attention_gradcheck(void) {
   fill(a_qkv, AB * AT * 3 * AC, -1, 1); fill(a_wt, AB * AT * AC, -1, 1);
   alibi_slopes(a_slopes, ANH);
   float probs[AB * ANH * AT * AT], dqkv[AB * AT * 3 * AC] = {0};
-  attention_forward(a_out, probs, a_qkv, a_mask, a_slopes, AB, AT, AC, ANH);
+  attention_forward(a_out, probs, a_qkv, a_mask, a_slopes, AB, AT, AC, ANH, att_ws(AB, AT, true, false));
   /* rows sum to one; masked keys get exactly zero; a fully masked (left-pad) query row is uniform */
   for (int r = 0; r < AB * ANH * AT; r++) {
     double s = 0;
@@ -104,7 +115,7 @@ static void attention_gradcheck(void) {
   CHECK(probs[(1 * ANH * AT + 2) * AT + 0] == 0.0f);              /* batch 1 row 2 ignores padded key 0 */
   CHECK(probs[(0 * ANH * AT + 1) * AT + 3] == 0.0f);              /* causal */
   CHECK_NEAR(probs[(1 * ANH * AT + 0) * AT + 4], 1.0 / AT, 1e-6);  /* left-pad query: uniform */
-  attention_backward(dqkv, a_wt, probs, a_qkv, a_mask, AB, AT, AC, ANH);
+  attention_backward(dqkv, a_wt, probs, a_qkv, a_mask, AB, AT, AC, ANH, att_ws(AB, AT, true, true));
   double worst = 0;
   for (int i = 0; i < AB * AT * 3 * AC; i += 5) {
     float keep = a_qkv[i], h = 1e-2f;
@@ -126,8 +137,8 @@ static void attention_padding_invariance(void) {
   memcpy(qkv2 + 2 * 3 * C, qkv1, sizeof qkv1);
   int32_t m1[T] = {1, 1, 1, 1}, m2[T + 2] = {0, 0, 1, 1, 1, 1};
   alibi_slopes(sl, NH);
-  attention_forward(o1, NULL, qkv1, m1, sl, 1, T, C, NH);
-  attention_forward(o2, NULL, qkv2, m2, sl, 1, T + 2, C, NH);
+  attention_forward(o1, NULL, qkv1, m1, sl, 1, T, C, NH, att_ws(1, T, false, false));
+  attention_forward(o2, NULL, qkv2, m2, sl, 1, T + 2, C, NH, att_ws(1, T + 2, false, false));
   double worst = 0;
   for (int i = 0; i < T * C; i++) worst = fmax(worst, fabs(o1[i] - o2[2 * C + i]));
   CHECK(worst < 1e-6);
@@ -186,9 +197,12 @@ static void int8_linear_matches_reference(void) {
   linear l8 = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q, .scale = scale, .bias = bias};
   linear l32 = {.in = IN, .out = OUT, .kind = LINEAR_F32, .w = w, .bias = bias};
   linear_quantize_weights(&l8, w, 0, OUT);
-  int8_scratch s = {0};
+  size_t need = linear_scratch(N, IN, OUT, LINEAR_INT8, true, true, true), exact = linear_scratch(N, IN, OUT, LINEAR_INT8, true, true, false);
+  scratch s = test_scratch(need > exact ? need : exact);
+  /* scratch is the caller's: too little is a clean error, not a write past it */
+  CHECK_FAIL(linear_forward(y, x, &l8, N, 0, (scratch){ s.p, 64 }), LACOS_ELIMIT, "do not fit");
   /* reference: quantise rows half-to-even, integer dot products, dequantise */
-  CHECK_OK(linear_forward(y, x, &l8, N, 0, &s));
+  CHECK_OK(linear_forward(y, x, &l8, N, 0, s));
   double worst = 0;
   for (int i = 0; i < N; i++) {
     float am = 0;
@@ -203,10 +217,10 @@ static void int8_linear_matches_reference(void) {
   printf("#   int8 linear vs integer reference: max abs difference %.2e\n", worst);
   CHECK(worst < 1e-5);
   /* with the outlier threshold the product is closer to f32 */
-  CHECK_OK(linear_forward(yf, x, &l32, N, 0, &s));
+  CHECK_OK(linear_forward(yf, x, &l32, N, 0, s));
   double e0 = 0, e6 = 0;
   for (int i = 0; i < N * OUT; i++) e0 = fmax(e0, fabs(y[i] - yf[i]));
-  CHECK_OK(linear_forward(y, x, &l8, N, 6.0f, &s));
+  CHECK_OK(linear_forward(y, x, &l8, N, 6.0f, s));
   CHECK(l8.outliers == 1);
   for (int i = 0; i < N * OUT; i++) e6 = fmax(e6, fabs(y[i] - yf[i]));
   printf("#   int8 vs f32: threshold 0 max error %.3e, threshold 6 %.3e\n", e0, e6);
@@ -216,9 +230,9 @@ static void int8_linear_matches_reference(void) {
   fill(dy, N * OUT, -1, 1);
   for (int j = 0; j < OUT; j++) linear_weight_row(wd + j * IN, &l8, j);
   linear lref = {.in = IN, .out = OUT, .kind = LINEAR_F32, .w = wd};
-  CHECK_OK(linear_backward_input(dx_ref, dy, &lref, N, false, &s));
-  CHECK_OK(linear_backward_input(dx_exact, dy, &l8, N, false, &s));
-  CHECK_OK(linear_backward_input(dx_fast, dy, &l8, N, true, &s));
+  CHECK_OK(linear_backward_input(dx_ref, dy, &lref, N, false, s));
+  CHECK_OK(linear_backward_input(dx_exact, dy, &l8, N, false, s));
+  CHECK_OK(linear_backward_input(dx_fast, dy, &l8, N, true, s));
   double ee = 0, ef = 0, mag = 0;
   for (int i = 0; i < N * IN; i++) {
     ee = fmax(ee, fabs(dx_exact[i] - dx_ref[i]));
@@ -228,18 +242,17 @@ static void int8_linear_matches_reference(void) {
   printf("#   int8 input gradient: exact mode %.2e, int8 mode %.2e (of %.2e)\n", ee, ef, mag);
   CHECK(ee < 1e-5);
   CHECK(ef < 0.03 * mag);
-  int8_scratch_free(&s);
 }
 
 static void quantize_half_to_even(void) {
   float x[4] = {0.5f, 1.5f, 2.5f, -127.0f};   /* absmax 127: codes are the values themselves */
   int8_t q[4];
   float am;
-  quantize_rows(q, &am, x, 1, 4, 0, NULL, NULL);
+  quantize_rows(q, &am, x, 1, 4, 0, NULL, NULL, (scratch){0});
   CHECK(am == 127.0f);
   CHECK(q[0] == 0 && q[1] == 2 && q[2] == 2 && q[3] == -127);
   float z[3] = {0, 0, 0};
-  quantize_rows(q, &am, z, 1, 3, 0, NULL, NULL);
+  quantize_rows(q, &am, z, 1, 3, 0, NULL, NULL, (scratch){0});
   CHECK(q[0] == 0 && am == 0);
 }
 

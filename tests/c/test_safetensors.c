@@ -795,7 +795,11 @@ static void in_memory_images(void) {
   free(fb);
   lacos_safetensors *st = NULL;
   double mapped = lacos_memory_mapped();
-  CHECK_OK(safetensors_open_buffer(&st, img, n, "ckpt/tensors.safetensors.zst"));   /* takes img */
+  char *own = NULL;   /* the image as the engine's own memory, which open_buffer takes */
+  CHECK_OK(mem_alloc(&own, n, "test image"));
+  if (own) memcpy(own, img, n);
+  free(img);
+  CHECK_OK(safetensors_open_buffer(&st, own, n, "ckpt/tensors.safetensors.zst"));   /* takes own */
   CHECK(lacos_memory_mapped() == mapped);
   lacos_tensor *t = NULL;
   if (st) {
@@ -811,8 +815,10 @@ static void in_memory_images(void) {
   lacos_tensor_free(t);
   /* bad images fail cleanly and are freed (the sanitizer build checks the leak) */
   st = NULL;
-  CHECK_FAIL(safetensors_open_buffer(&st, malloc(4), 4, "short-image"), LACOS_EFORMAT, "short-image: image of 4 bytes is too short");
-  char *bad = malloc(16);
+  char *shortimg = NULL, *bad = NULL;
+  CHECK_OK(mem_alloc(&shortimg, 4, "test image"));
+  CHECK_FAIL(safetensors_open_buffer(&st, shortimg, 4, "short-image"), LACOS_EFORMAT, "short-image: image of 4 bytes is too short");
+  CHECK_OK(mem_alloc(&bad, 16, "test image"));
   memcpy(bad, "\x08\0\0\0\0\0\0\0{\"a\":1}  ", 16);
   CHECK_FAIL(safetensors_open_buffer(&st, bad, 16, "bad-image"), LACOS_EFORMAT, "bad-image: tensor \"a\": expected an object");
   CHECK(st == NULL);

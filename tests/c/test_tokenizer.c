@@ -106,7 +106,7 @@ static void expect_translation(const char *onig, const char *pcre) {
     printf("#   %s -> %s, expected %s (%s)\n", onig, out ? out : "(error)", pcre, lacos_last_error());
     test_failed_now = 1;
   }
-  free(out);
+  mem_free(out);
 }
 
 static void test_regex_translate(void) {
@@ -172,7 +172,7 @@ static void test_bloom_pieces(void) {
   CHECK_OK(file_read_all(fixture("whitespace.json"), 1 << 20, &ws, &len));
   json_error_t je;
   json_t *root = ws ? json_loads(ws, 0, &je) : NULL;
-  free(ws);
+  mem_free(ws);
   json_t *pts = json_object_get(root, "points");
   CHECK(json_is_array(pts) && json_array_size(pts) == 39);
   static uint8_t sep[0x110000];
@@ -512,7 +512,7 @@ static void test_fuzz(void) {
     } else CHECK(lacos_last_error()[0] != 0);
   }
   free(m);
-  free(orig);
+  mem_free(orig);
   printf("#   %d of 400 mutated files still loaded\n", loaded);
   /* Random bytes through the real tokenizer. */
   CHECK_OK(lacos_tokenizer_load(&t, fixture("bloomlike-32k.json")));

@@ -103,7 +103,7 @@ static lacos_tokenizer *load_minilm(void) {
   char hex[65];
   char *text = NULL;
   size_t len = 0;
-  if (!file_read_all(path, 64 << 20, &text, &len)) { lacos_sha256_buffer(text, (double)len, hex); free(text); }
+  if (!file_read_all(path, 64 << 20, &text, &len)) { lacos_sha256_buffer(text, (double)len, hex); mem_free(text); }
   const char *want = json_string_value(json_object_get(cases, "tokenizer_sha256"));
   bool ok = want && !strcmp(hex, want);
   json_decref(cases);
@@ -805,7 +805,7 @@ static void test_fuzz(void) {
     } else CHECK(lacos_last_error()[0] != 0);
   }
   free(m);
-  free(orig);
+  mem_free(orig);
   printf("#   %d of 600 mutated files still loaded\n", loaded);
 }
 

@@ -27,10 +27,10 @@ files_of() {
   tokenizer) echo engine/tokenizer.c ;;
   tsv|csv|gold|lines|jsonl) echo engine/datasets.c ;;
   npy) echo engine/npy.c ;;
-  bloom) echo engine/bloom.c engine/bloom_io.c ;;
-  lora) echo engine/lora.c ;;
+  bloom) echo engine/bloom.c engine/bloom_io.c engine/bloom_config.c ;;
+  lora) echo engine/lora.c engine/lora_peft.c ;;
   checkpoint) echo engine/checkpoint.c ;;
-  results) echo engine/results.c ;;
+  results) echo engine/results_json.c engine/results_db.c engine/results_schema.c engine/results_run.c engine/results_query.c ;;
   lua) echo lua ;;
   esac
 }

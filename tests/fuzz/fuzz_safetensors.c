@@ -184,8 +184,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     snprintf(target, sizeof target, "%s/model.safetensors", fuzz_dir);
     open_and_check(target);
     /* the same bytes as an in-memory image (run checkpoints decompress into one) */
-    void *img = malloc(size ? size : 1);
-    FUZZ_REQUIRE(img != NULL);
+    void *img = NULL;
+    FUZZ_REQUIRE(mem_alloc(&img, size ? size : 1, "fuzz image") == LACOS_OK);
     if (size) memcpy(img, data, size);
     lacos_safetensors *st = NULL;
     if (safetensors_open_buffer(&st, img, size, "image") == LACOS_OK) {

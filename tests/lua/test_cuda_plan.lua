@@ -11,14 +11,14 @@ local C = lacos.engine.C
 local gpu, why = lacos.cuda.available()
 local TOK = H.root .. "/tests/fixtures/tokenizer/bloomlike-32k.json"
 
--- sentences of 40 to 60 words, so batches reach max_length
+-- sentences of 70 to 90 words, so batches reach max_length (64 tokens)
 local function sentences(n, seed)
   local words = { "the", "cat", "sat", "on", "a", "mat", "while", "rain", "fell", "over", "grey", "hills", "and",
                   "rivers", "ran", "to", "sea", "un", "chat", "dort" }
   local out = {}
   for i = 1, n do
     local w = {}
-    for k = 1, 40 + (i * 7 + seed) % 20 do w[k] = words[(i * 13 + k * 7 + seed) % #words + 1] end
+    for k = 1, 70 + (i * 7 + seed) % 20 do w[k] = words[(i * 13 + k * 7 + seed) % #words + 1] end
     out[i] = table.concat(w, " ")
   end
   return out

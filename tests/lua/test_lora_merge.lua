@@ -1,5 +1,5 @@
 -- test_lora_merge: LoRA merged into a copy of the base weights and exported
--- as a plain checkpoint (engine/lora_merge.c, Model:merge_lora / :save).
+-- as a plain checkpoint (engine/lora.c, Model:merge_lora / :save).
 -- On the fixture of tests/reference/make_bloom.py (4 heads, 2 layers, PEFT's
 -- adapter on all four linears, r 4, alpha 8):
 --   - lora_A starts inside PEFT's Kaiming-uniform bound, lora_B at zero;

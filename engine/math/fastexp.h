@@ -1,21 +1,29 @@
-/* fastmath.h: vectorisable exp for the hot loops (softmax, GELU).
+/* fastexp.h: the exp of the hot loops (softmax, GELU) and BLOOM's GELU,
+   for the CPU layers and their CUDA twins alike.
+
    libm's expf/tanhf are scalar calls that the compiler cannot vectorise
-   without -ffast-math; this expf is a Cody-Waite range reduction plus a
-   degree-6 polynomial, within 2 ulp of expf over [-87, 88], and it keeps
-   the IEEE behaviour we rely on (exp(-inf) = 0, large inputs saturate). */
-#ifndef LACOS_FASTMATH_H
-#define LACOS_FASTMATH_H
+   without -ffast-math; fast_expf is a Cody-Waite range reduction plus a
+   degree-6 polynomial, within 2 ulp of expf over [-87, 88], keeping the IEEE
+   behaviour we rely on (exp(-inf) = 0, large inputs saturate, NaN stays
+   NaN). */
+#ifndef LACOS_MATH_FASTEXP_H
+#define LACOS_MATH_FASTEXP_H
+#include "hd.h"
 #include <stdint.h>
 #include <string.h>
 
-static inline float fast_expf(float x0) {
+LACOS_HD float fast_expf(float x0) {
   /* Clamp for the arithmetic; below -87.3 the answer is 0, above 88.7 inf.
      A NaN takes part as 0 (converting rint(NaN) to int is undefined
      behaviour, found by fuzz_bloom on NaN weights) and comes back as NaN. */
   float x = x0 == x0 ? x0 : 0.0f;
   if (x < -87.33654f) x = -87.33654f;
   if (x > 88.72283f) x = 88.72283f;
+#ifdef __CUDA_ARCH__
+  float n = rintf(x * 1.44269504088896341f);
+#else
   float n = __builtin_rintf(x * 1.44269504088896341f);
+#endif
   float r = x - n * 0.693359375f;          /* ln2 split in two for exactness */
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -35,8 +43,15 @@ static inline float fast_expf(float x0) {
 
 /* BLOOM's tanh-approximated GELU written through the logistic function:
    0.5·x·(1 + tanh(u)) = x / (1 + exp(-2u)), u = 0.79788456·x·(1 + 0.044715·x²). */
-static inline float gelu_f(float x) {
+LACOS_HD float gelu_f(float x) {
   float u = 0.79788456f * x * (1.0f + 0.044715f * x * x);
   return x / (1.0f + fast_expf(-2.0f * u));
+}
+
+/* Its derivative as transformers' bloom_gelu_back computes it. */
+LACOS_HD float gelu_grad_f(float x) {
+  float u = 0.79788456f * x * (1.0f + 0.044715f * x * x);
+  float t = 1.0f - 2.0f / (fast_expf(2.0f * u) + 1.0f);   /* tanh(u) */
+  return 0.5f * x * (1.0f - t * t) * (0.79788456f + 0.1070322243f * x * x) + 0.5f * (1.0f + t);
 }
 #endif

@@ -1,0 +1,63 @@
+/* ops.h: the argument types of the backend operations (backend.h), shared
+   by the CPU layers (engine/cpu/), the CUDA kernels (kernels/) and the
+   model machinery that calls them. Pointers inside these structs point into
+   the memory of the backend an operation runs on. */
+#ifndef LACOS_OPS_H
+#define LACOS_OPS_H
+#include <stdint.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include "math/optim_math.h"
+
+/* y = x·Wᵀ + b with f32 weights or LLM.int8 codes. */
+enum { LINEAR_F32 = 0, LINEAR_INT8 = 1 };
+typedef struct linear {
+  int in, out, kind;
+  float *w;          /* f32 weights (out, in) */
+  int8_t *q;         /* int8 codes (out, in), absmax per output row */
+  float *scale;      /* row absmax (out): W ≈ q·scale/127 */
+  float *bias;       /* (out) or NULL */
+  int outliers;      /* outlier feature columns in the last forward (threshold > 0) */
+} linear;
+
+/* Caller-owned scratch for an operation, in the backend's memory: layers
+   never allocate. Its size comes from the backend's *_scratch queries. */
+typedef struct scratch { void *p; size_t bytes; } scratch;
+
+/* One adapted linear: y += scaling · dropout(x)·Aᵀ·Bᵀ (PEFT's LoRA). */
+typedef struct lora_slot {
+  float *A, *B;      /* (r, in), (out, r); B rows in engine order ([Q;K;V] for qkv) */
+  float *dA, *dB;    /* gradients, same layout */
+  float *W;          /* export copy of the base weight (out, in), engine row order, or NULL (host only) */
+  int in, out;
+} lora_slot;
+
+/* What LoRA's layer math needs of an adapter's configuration. */
+typedef struct lora_hyper {
+  int r;
+  double scaling, dropout;
+  uint64_t seed;
+} lora_hyper;
+
+/* The LoRA dropout of one call: call 0 is none; otherwise row b of a
+   (B,T) batch draws its mask with math/rng.h's dropout_counter from its key
+   and first-token position (B entries each, in the backend's memory). */
+typedef struct lora_dropout {
+  uint64_t call;
+  int T;
+  const uint64_t *row_key;
+  const int32_t *row_start;
+} lora_dropout;
+
+/* One optimizer work item: a 256-element block of an 8-bit tensor or up to
+   4,096 elements of an f32-state tensor, with pointers to its first
+   parameter and gradient element. */
+typedef struct optim_item {
+  float *p;
+  const float *g;
+  int64_t state;     /* first element in the code buffers (8-bit) or the f32 moments */
+  int64_t block;     /* absmax index (8-bit) */
+  int32_t len;
+  int32_t eight_bit;
+} optim_item;
+#endif
