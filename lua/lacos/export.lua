@@ -227,7 +227,7 @@ function M.sentence_transformers(m, out, opts)
            table.concat(spec.poolings, ", "))
     end
     if spec.pooling_recorded and opts.pooling ~= spec.pooling_recorded then
-      fail("lacos.export: %s was trained with %s pooling; exported with %s it would embed otherwise than it was trained to",
+      fail("%s was trained with %s pooling; exported with %s it would embed otherwise than it was trained to",
            tostring(spec.adapter or spec.base), spec.pooling_recorded, opts.pooling)
     end
     pooling = opts.pooling
@@ -237,7 +237,7 @@ function M.sentence_transformers(m, out, opts)
   end
   local max_length = opts.max_length or spec.max_length
   if type(max_length) ~= "number" or max_length < 1 or max_length ~= math.floor(max_length) or max_length > spec.max_length then
-    fail("lacos.export: max_length must be a whole number from 1 to the model's %d, got %s", spec.max_length, tostring(max_length))
+    fail("max_length must be a whole number from 1 to the model's %d, got %s", spec.max_length, tostring(max_length))
   end
   if not spec.tokenizer_path then
     fail("%s: the model has no tokenizer.json; a sentence-transformers directory needs one", tostring(spec.dir or spec.base))
