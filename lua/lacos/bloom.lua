@@ -454,12 +454,15 @@ end
 -- merged). A model with a LoRA adapter writes merged (merge_lora() first);
 -- an int8 model writes its dequantised weights.
 local save_dtypes = { f32 = true, f16 = true, bf16 = true }
+local function check_savable(self, dtype)
+  if not save_dtypes[dtype] then error(("save: dtype must be f32, f16 or bf16, got '%s'"):format(tostring(dtype)), 3) end
+  if self.lora and not self:lora_merged() then
+    error("save: the model has a LoRA adapter that is not merged; call merge_lora() first (or remove_lora() to save the base alone)", 3)
+  end
+end
 function Model:write_checkpoint(dir, opts)
   opts = util.options(opts, { dtype = "f32", shard_size = 0 }, "write_checkpoint")
-  if not save_dtypes[opts.dtype] then error(("save: dtype must be f32, f16 or bf16, got '%s'"):format(tostring(opts.dtype)), 2) end
-  if self.lora and not self:lora_merged() then
-    error("save: the model has a LoRA adapter that is not merged; call merge_lora() first (or remove_lora() to save the base alone)", 2)
-  end
+  check_savable(self, opts.dtype)
   check(C.lacos_bloom_save(self.ptr, dir, T.dtype_of(opts.dtype), opts.shard_size))
   if self.tokenizer_path then util.copy_file(self.tokenizer_path, dir .. "/tokenizer.json") end
   for _, name in ipairs { "tokenizer_config.json", "special_tokens_map.json" } do
@@ -482,10 +485,7 @@ end
 function Model:save(dir, opts)
   opts = util.options(opts, { dtype = "f32", shard_size = 0, force = false }, "save")
   if type(dir) ~= "string" or dir == "" then error("save: expected a directory path", 2) end
-  if not save_dtypes[opts.dtype] then error(("save: dtype must be f32, f16 or bf16, got '%s'"):format(tostring(opts.dtype)), 2) end
-  if self.lora and not self:lora_merged() then
-    error("save: the model has a LoRA adapter that is not merged; call merge_lora() first (or remove_lora() to save the base alone)", 2)
-  end
+  check_savable(self, opts.dtype)
   return util.build_dir(dir, opts.force, function(tmp)
     self:write_checkpoint(tmp, { dtype = opts.dtype, shard_size = opts.shard_size })
   end, "force = true")
