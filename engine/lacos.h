@@ -147,8 +147,11 @@ int lacos_file_write(const char *path, const void *data, double nbytes);
    as they are, so no string from a user, a file or a database is ever run
    as shell code. */
 
-/* 0 when path does not exist, 1 a regular file, 2 a directory, 3 anything
-   else (links are followed). Never fails. */
+typedef enum lacos_path_kind_value {
+  LACOS_PATH_NONE = 0, LACOS_PATH_FILE = 1, LACOS_PATH_DIR = 2, LACOS_PATH_OTHER = 3
+} lacos_path_kind_value;
+/* What path is (links are followed): LACOS_PATH_NONE when it does not
+   exist, a regular file, a directory, or anything else. Never fails. */
 int lacos_path_kind(const char *path);
 /* The absolute form of path in *out (freed with lacos_text_free): the real
    path when it exists (symbolic links and ".." resolved), else its

@@ -22,22 +22,26 @@ local Model = {}
 Model.__index = Model
 M.Model = Model
 
-M.poolings = { mean = 0, weightedmean = 1, lasttoken = 2 }
-local pooling_names = { [0] = "mean", [1] = "weightedmean", [2] = "lasttoken" }
-M.quants = { f32 = 0, int8 = 1 }
+M.poolings = { mean = C.LACOS_POOL_MEAN, weightedmean = C.LACOS_POOL_WEIGHTEDMEAN, lasttoken = C.LACOS_POOL_LASTTOKEN }
+local pooling_names = {}
+for name, v in pairs(M.poolings) do pooling_names[v] = name end
+M.quants = { f32 = C.LACOS_QUANT_F32, int8 = C.LACOS_QUANT_INT8 }
 
 -- LoRA target names (PEFT's module names, short or with their parent) and presets.
+local QKV, DENSE, H_TO_4H, _4H_TO_H = C.LACOS_LORA_QKV, C.LACOS_LORA_DENSE, C.LACOS_LORA_H_TO_4H, C.LACOS_LORA_4H_TO_H
 M.targets = {
-  query_key_value = 1, ["self_attention.query_key_value"] = 1,
-  dense = 2, ["self_attention.dense"] = 2,
-  dense_h_to_4h = 4, ["mlp.dense_h_to_4h"] = 4,
-  dense_4h_to_h = 8, ["mlp.dense_4h_to_h"] = 8,
+  query_key_value = QKV, ["self_attention.query_key_value"] = QKV,
+  dense = DENSE, ["self_attention.dense"] = DENSE,
+  dense_h_to_4h = H_TO_4H, ["mlp.dense_h_to_4h"] = H_TO_4H,
+  dense_4h_to_h = _4H_TO_H, ["mlp.dense_4h_to_h"] = _4H_TO_H,
 }
-M.target_presets = { attn = 3, mlp = 12, all = 15, ["attn+mlp"] = 15 }
-local target_bit_names = { [1] = "query_key_value", [2] = "dense", [4] = "dense_h_to_4h", [8] = "dense_4h_to_h" }
+local ATTN, MLP = bit.bor(QKV, DENSE), bit.bor(H_TO_4H, _4H_TO_H)
+M.target_presets = { attn = ATTN, mlp = MLP, all = bit.bor(ATTN, MLP), ["attn+mlp"] = bit.bor(ATTN, MLP) }
+local target_bit_names = { [QKV] = "query_key_value", [DENSE] = "dense", [H_TO_4H] = "dense_h_to_4h",
+                           [_4H_TO_H] = "dense_4h_to_h" }
 
 local function target_bits(targets)
-  if targets == nil then return 1 end
+  if targets == nil then return QKV end
   if type(targets) == "string" then targets = { targets } end
   if type(targets) ~= "table" then error("targets must be a list of module names", 3) end
   local bits = 0
@@ -56,7 +60,7 @@ M.target_bits = target_bits
 
 function M.target_names(bits)
   local names = {}
-  for _, b in ipairs { 1, 2, 4, 8 } do if bit.band(bits, b) ~= 0 then names[#names + 1] = target_bit_names[b] end end
+  for _, b in ipairs { QKV, DENSE, H_TO_4H, _4H_TO_H } do if bit.band(bits, b) ~= 0 then names[#names + 1] = target_bit_names[b] end end
   return names
 end
 
@@ -439,11 +443,7 @@ end
 function Model:weight(name) return T.make(C.lacos_bloom_weight, self.ptr, name) end
 
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local exists = util.exists
 
 -- Writes the model as a Hugging Face BLOOM checkpoint into dir, an empty
 -- directory the caller made (Model:save and lacos.export build theirs under

@@ -335,7 +335,8 @@ end
 
 -- ---------------------------------------------------------------- reading
 
-local LABEL_KINDS = { none = 0, nli = 1, binary = 2, int = 3 }
+local LABEL_KINDS = { none = C.LACOS_LABELS_NONE, nli = C.LACOS_LABELS_NLI, binary = C.LACOS_LABELS_BINARY,
+                      int = C.LACOS_LABELS_INT }
 
 -- Splits a header line into column names (TAB, or CSV with simple quoting).
 local function header_names(path, reader)
@@ -669,7 +670,7 @@ end
 
 -- ---------------------------------------------------------------- NLI -> training examples
 
-local MODES = { premise = 0, sbert = 1, entailment = 2 }
+local MODES = { premise = C.LACOS_TRIPLETS_PREMISE, sbert = C.LACOS_TRIPLETS_SBERT, entailment = C.LACOS_PAIRS_ENTAILMENT }
 
 -- src: a pair set with NLI labels, or a registry id (loaded with opts.split,
 -- opts.lang, opts.data). mode:

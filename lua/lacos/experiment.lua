@@ -10,7 +10,7 @@ local M = {}
 M.REAL = { "bloom-560m", "bloom-1b1", "bloom-1b7", "bloom-3b", "bloom-7b1" }
 M.SYNTHETIC = { "tiny-xs", "tiny-s", "tiny-m", "tiny-l" }
 
-local function exists(p) local f = io.open(p, "rb") if f then f:close() return true end return false end
+local exists = util.exists
 
 -- The synthetic models' tokenizer: trained with the `tokenizers` library on
 -- the shared data, configured exactly like BLOOM's (datasets/tokenizers/).
@@ -535,7 +535,7 @@ function M.estimate(point)
   local T = point.max_length or 64
   local weights = C.lacos_bloom_config_params(cfg) - cfg.vocab_size * cfg.hidden_size
   local bytes = weights + cfg.vocab_size * cfg.hidden_size * 2 +
-                C.lacos_bloom_train_activation_bytes(cfg, texts, T, point.r or 8, 1, checkpointing and 1 or 0)
+                C.lacos_bloom_train_activation_bytes(cfg, texts, T, point.r or 8, C.LACOS_LORA_QKV, checkpointing and 1 or 0)
   local per_token = seconds_per_token(point.model)
   local factor = M.COST.train_factor + (checkpointing and M.COST.checkpoint_extra or 0)
   local train_s = examples * epochs * per_example * per_sentence * factor * per_token

@@ -23,8 +23,11 @@ local ffi, C, check = E.ffi, E.C, E.check
 local M = {}
 M.SCHEMA_VERSION = tonumber(C.LACOS_DB_SCHEMA_VERSION)
 
-local STATUS = { queued = 0, running = 1, done = 2, failed = 3, interrupted = 4, dead = 5 }
+local STATUS = { queued = C.LACOS_RUN_QUEUED, running = C.LACOS_RUN_RUNNING, done = C.LACOS_RUN_DONE,
+                 failed = C.LACOS_RUN_FAILED, interrupted = C.LACOS_RUN_INTERRUPTED, dead = C.LACOS_RUN_DEAD }
 M.statuses = { "queued", "running", "done", "failed", "interrupted", "dead" }
+local status_names = {}
+for name, v in pairs(STATUS) do status_names[v] = name end
 
 -- Validates an options table: spec maps key -> "string"|"number"|"boolean"|
 -- "table"|"any" (a "|" list allowed), required keys end with "!".
@@ -135,8 +138,8 @@ local function prepare(self, sql, ...)
     local row = {}
     for i = 0, ncol - 1 do
       local t = C.lacos_db_query_column_type(q, i)
-      if t == 1 or t == 2 then row[cols[i + 1]] = C.lacos_db_query_column_num(q, i)
-      elseif t == 3 or t == 4 then
+      if t == C.LACOS_DB_INTEGER or t == C.LACOS_DB_REAL then row[cols[i + 1]] = C.lacos_db_query_column_num(q, i)
+      elseif t == C.LACOS_DB_TEXT or t == C.LACOS_DB_BLOB then
         row[cols[i + 1]] = ffi.string(C.lacos_db_query_column_text(q, i), C.lacos_db_query_column_bytes(q, i))
       end
     end
@@ -285,7 +288,7 @@ function Db:start_run(opts)
   local h = ffi.gc(out[0], C.lacos_run_free)
   local run = setmetatable({ _h = h, _db = self, id = C.lacos_run_id(h), uuid = ffi.string(C.lacos_run_uuid(h)),
                              started = started[0] == 1 }, Run)
-  run.status = M.statuses[C.lacos_run_get_status(h) + 1]
+  run.status = status_names[C.lacos_run_get_status(h)]
   return run, run.started
 end
 

@@ -58,26 +58,10 @@ local known = { Transformer = true, Pooling = true, Normalize = true }
 
 local function fail(path, fmt, ...) error(path .. ": " .. fmt:format(...), 0) end
 
-local ffi = require "ffi"
--- the same declarations as lacos.complete's (each may be there already)
-pcall(ffi.cdef, "typedef struct __dirstream DIR;")
-pcall(ffi.cdef, "DIR *opendir(const char *name);")
-pcall(ffi.cdef, "int closedir(DIR *d);")
-
-local function is_dir(path)
-  local d = ffi.C.opendir(path)
-  if d == nil then return false end
-  ffi.C.closedir(d)
-  return true
-end
-
--- A file that can be read (a folder opens with io.open too).
-local function exists(path)
-  local f = io.open(path, "rb")
-  if not f then return false end
-  f:close()
-  return not is_dir(path)
-end
+local util = require "lacos.util"
+local is_dir = util.is_dir
+-- A regular file (a folder opens with io.open too, so that is no test).
+local function exists(path) return util.path_kind(path) == "file" end
 
 -- A JSON object from path; nil when the file is absent.
 local function read_object(path, optional)

@@ -353,7 +353,7 @@ function M.plan(model, opts)
     plan.scratch = plan.scratch + 16 * cfg.hidden_size ^ 2 + 96 * 2 ^ 20 + attention
   end
   plan.total = plan.weights + plan.lora + plan.optimizer + plan.activations + plan.scratch
-  plan.available = C.lacos_memory_available(device == "cuda" and 1 or 0)
+  plan.available = C.lacos_memory_available(device == "cuda" and C.LACOS_CUDA or C.LACOS_CPU)
   return plan
 end
 

@@ -144,11 +144,12 @@ function M.wall_clock() return C.lacos_clock_wall() end
 
 -- Files, directories and programs, never through a shell (engine/system.c):
 -- a name from a user, a file or a database is only ever a name.
-local KINDS = { [0] = false, "file", "directory", "other" }
+local KINDS = { [C.LACOS_PATH_NONE] = false, [C.LACOS_PATH_FILE] = "file", [C.LACOS_PATH_DIR] = "directory",
+                [C.LACOS_PATH_OTHER] = "other" }
 -- "file", "directory", "other", or false when nothing is there.
 function M.path_kind(path) return KINDS[C.lacos_path_kind(path)] end
-function M.exists(path) return C.lacos_path_kind(path) ~= 0 end
-function M.is_dir(path) return C.lacos_path_kind(path) == 2 end
+function M.exists(path) return C.lacos_path_kind(path) ~= C.LACOS_PATH_NONE end
+function M.is_dir(path) return C.lacos_path_kind(path) == C.LACOS_PATH_DIR end
 
 -- The absolute form of a path: the real path when it exists, else its
 -- parent's joined with its name, else the working directory's.
