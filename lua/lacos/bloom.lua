@@ -504,7 +504,7 @@ function Model:embedding_spec()
     pad = self.tokenizer:id_to_token(cfg.pad_token_id)
   end
   return { family = "bloom", model_type = "bloom", architecture = "BloomModel", pooling = self:pooling(), pooling_recorded = self.meta.pooling,
-           poolings = { "mean", "weightedmean", "lasttoken" },
+           poolings = M.pooling_list(),
            padding_side = self:padding_side(), normalize = false, max_length = cfg.max_length,
            do_lower_case = false, hidden_size = cfg.hidden_size, pad_token = pad,
            base = self.dir or self.name, adapter = self.adapter, lora = self.lora, quant = self.quant,
@@ -517,6 +517,13 @@ function Model:weight_names()
 end
 
 function M.pooling_name(id) return pooling_names[id] end
+-- The poolings BLOOM models have, in the engine's order.
+function M.pooling_list()
+  local list = {}
+  for name in pairs(M.poolings) do list[#list + 1] = name end
+  table.sort(list, function(a, b) return M.poolings[a] < M.poolings[b] end)
+  return list
+end
 
 -- What a model is, in one line (the REPL prints this, not its fields):
 -- lacos.bloom tiny-xs (random weights): 2.2M parameters (hidden 64, 2 layers, 2 heads), int8 on cpu,
