@@ -169,8 +169,8 @@ local function card(out, spec, info)
     ("| network | %s (`%s`), hidden size %d, weights %s |"):format(spec.architecture, spec.model_type, spec.hidden_size, info.dtype),
     ("| pooling | `%s`: %s |"):format(info.pooling, pooling_words[info.pooling] or info.pooling),
     ("| normalised | %s |"):format(spec.normalize and "yes (unit length)" or "no (compare with the cosine)"),
-    ("| max_seq_length | %d tokens (sentence-transformers cuts longer inputs; lacos embed refuses them unless --max-length) |")
-      :format(info.max_length),
+    ("| max_seq_length | %d tokens (sentence-transformers cuts longer inputs to this; lacos embed does with --max-length %d) |")
+      :format(info.max_length, info.max_length),
     ("| padding side | %s |"):format(spec.padding_side),
     "",
     "## Provenance",
