@@ -129,9 +129,14 @@ while [ "$c" -lt "$tcycles" ] || { [ "$tkills" = 0 ] && [ "$c" -lt $((tcycles + 
   else
     not_ok "train cycle $c: one done run holding the whole step log of the uninterrupted run" "$(diff <(echo "$a") <(echo "$b") | head)"
   fi
-  if cmp -s <(grep -v created_by "$C/train-ref/lacos.json") <(grep -v created_by "$C/train$c/lacos.json"); then
+  # the same but for the run each names (another run's uuid)
+  if cmp -s <(grep -v -e created_by -e '"run":' "$C/train-ref/lacos.json") <(grep -v -e created_by -e '"run":' "$C/train$c/lacos.json"); then
     ok "train cycle $c: lacos.json records the same final loss and steps"
   else not_ok "train cycle $c: lacos.json records the same final loss and steps" "$(diff "$C/train-ref/lacos.json" "$C/train$c/lacos.json")"; fi
+  done_uuid=$(sqlite3 "$DB" "SELECT uuid FROM runs WHERE status = 'done'")
+  if [ -n "$done_uuid" ] && grep -q "\"run\": \"$done_uuid\"" "$C/train$c/lacos.json"; then
+    ok "train cycle $c: lacos.json names the done run"
+  else not_ok "train cycle $c: lacos.json names the done run" "done run: $done_uuid" "$(grep '"run":' "$C/train$c/lacos.json")"; fi
   v=$(find "$C/train$c/checkpoints" -name '*.tmp.*' -o -name '*.old.*' | head -3)
   [ -z "$v" ] && ok "train cycle $c: no temporary checkpoint left behind" || not_ok "train cycle $c: no temporary checkpoint left behind" "$v"
 done
