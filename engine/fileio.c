@@ -217,32 +217,29 @@ int remove_tree(const char *path) {
   return rmdir(path) == 0 ? LACOS_OK : fail_errno("%s: cannot remove", path);
 }
 
-/* 0 missing, 1 empty directory, 2 non-empty directory, 3 not a directory; -1 error */
-static int dir_kind(const char *dir) {
+enum { DIR_MISSING, DIR_EMPTY, DIR_FULL, DIR_NOT_A_DIR };
+/* What dir is, in *kind (a DIR_* value). */
+static int dir_kind(int *kind, const char *dir) {
   struct stat sb;
-  if (stat(dir, &sb) != 0) {
-    if (errno == ENOENT) return 0;
-    fail_errno("%s", dir);
-    return -1;
-  }
-  if (!S_ISDIR(sb.st_mode)) return 3;
+  *kind = DIR_MISSING;
+  if (stat(dir, &sb) != 0) return errno == ENOENT ? LACOS_OK : fail_errno("%s", dir);
+  if (!S_ISDIR(sb.st_mode)) { *kind = DIR_NOT_A_DIR; return LACOS_OK; }
   DIR *d = opendir(dir);
-  if (!d) { fail_errno("%s: cannot read the directory", dir); return -1; }
+  if (!d) return fail_errno("%s: cannot read the directory", dir);
   struct dirent *e;
-  int kind = 1;
+  *kind = DIR_EMPTY;
   while ((e = readdir(d)))
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) { kind = 2; break; }
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) { *kind = DIR_FULL; break; }
   closedir(d);
-  return kind;
+  return LACOS_OK;
 }
 
 int lacos_dir_check_output(const char *dir, int replace) {
   if (!dir || !*dir) return fail(LACOS_EINVAL, "output directory: empty path");
-  switch (dir_kind(dir)) {
-  case -1: return lacos_last_status();
-  case 3: return fail(LACOS_ESTATE, "%s: exists and is not a directory", dir);
-  case 2: return replace ? LACOS_OK : fail(LACOS_ESTATE, "%s: exists and is not empty", dir);
-  }
+  int kind;
+  TRY(dir_kind(&kind, dir));
+  if (kind == DIR_NOT_A_DIR) return fail(LACOS_ESTATE, "%s: exists and is not a directory", dir);
+  if (kind == DIR_FULL && !replace) return fail(LACOS_ESTATE, "%s: exists and is not empty", dir);
   return LACOS_OK;
 }
 
@@ -281,7 +278,9 @@ int lacos_dir_commit(const char *tmp, const char *dir, int replace) {
   }
   closedir(d);
   fsync_path(tmp, O_RDONLY | O_DIRECTORY);
-  if (dir_kind(dir) == 2) {
+  int kind;
+  TRY(dir_kind(&kind, dir));
+  if (kind == DIR_FULL) {
     /* one atomic exchange: the old directory is never gone before the new one is there */
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
       fsync_dir_of(dir);

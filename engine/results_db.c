@@ -155,16 +155,17 @@ void db_tx_rollback(lacos_db *db) {
 
 /* LACOS_DB_TIMEOUT in seconds; -1 (and the error) when it is set but not a
    number of seconds, so a typo is not silently the default. */
-double db_env_timeout(void) {
+int db_env_timeout(double *seconds) {
+  *seconds = DEFAULT_TIMEOUT_S;
   const char *e = getenv("LACOS_DB_TIMEOUT");
   if (e && *e) {
-    char *end;
+    char *end = (char *)e;
     double v = (*e >= '0' && *e <= '9') || *e == '.' ? strtod(e, &end) : -1;
-    if (v >= 0 && isfinite(v) && end != e && *end == 0) return v;
-    fail(LACOS_EINVAL, "LACOS_DB_TIMEOUT=%s is not a number of seconds (e.g. 30 or 0.5)", e);
-    return -1;
+    if (!(v >= 0 && isfinite(v) && end != e && *end == 0))
+      return fail(LACOS_EINVAL, "LACOS_DB_TIMEOUT=%s is not a number of seconds (e.g. 30 or 0.5)", e);
+    *seconds = v;
   }
-  return DEFAULT_TIMEOUT_S;
+  return LACOS_OK;
 }
 
 void db_destroy(lacos_db *db) {

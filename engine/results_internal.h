@@ -96,7 +96,8 @@ int db_step_done(lacos_db *db, sqlite3_stmt *st, const char *what);
 int db_tx_begin(lacos_db *db, const char *what);
 int db_tx_commit(lacos_db *db, const char *what);
 void db_tx_rollback(lacos_db *db);
-double db_env_timeout(void);
+/* LACOS_DB_TIMEOUT in seconds, or the default when unset. */
+int db_env_timeout(double *seconds);
 int db_open_conn(sqlite3 **out, const char *path, int oflags, double timeout_s);
 /* A handle's last reference gone: close and free it. */
 void db_destroy(lacos_db *db);

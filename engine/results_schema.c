@@ -396,9 +396,8 @@ int lacos_db_open(lacos_db **out, const char *path, int flags) {
   TRY(meta_calloc(&db, 1, sizeof *db, "results database"));
   db->flags = flags;
   db->refs = 1;
-  db->timeout_s = db_env_timeout();
-  if (db->timeout_s < 0) { mem_free(db); return lacos_last_status(); }
-  int s = meta_strdup(&db->path, path, "results database path");
+  int s = db_env_timeout(&db->timeout_s);
+  if (!s) s = meta_strdup(&db->path, path, "results database path");
   if (s) { mem_free(db); return s; }
 
   struct stat st;
@@ -436,7 +435,8 @@ int lacos_db_open(lacos_db **out, const char *path, int flags) {
   if ((s = read_version(db, &v)) || (s = check_version(db, v))) OPEN_FAILED(s);
   db->version = v;
   if (writable) {
-    int rc = db_exec_retry(db->conn, "PRAGMA journal_mode = WAL", db->timeout_s);
+    int rc = db_exec_retry(db->conn, (flags & LACOS_DB_ROLLBACK) ? "PRAGMA journal_mode = DELETE" : "PRAGMA journal_mode = WAL",
+                           db->timeout_s);
     if (rc != SQLITE_OK) OPEN_FAILED(db_fail(db, rc, "switching to WAL mode"));
   }
   sqlite3_exec(db->conn, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", NULL, NULL, NULL);
@@ -455,8 +455,8 @@ int results_create_at_version(const char *path, int version) {
   lacos_db *db;
   TRY(meta_calloc(&db, 1, sizeof *db, "results database"));
   db->refs = 1;
-  db->timeout_s = db_env_timeout();
-  int s = meta_strdup(&db->path, path, "results database path");
+  int s = db_env_timeout(&db->timeout_s);
+  if (!s) s = meta_strdup(&db->path, path, "results database path");
   if (!s) s = mkdir_db_parents(path);
   if (!s) s = db_open_conn(&db->conn, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, db->timeout_s);
   if (!s) {

@@ -546,17 +546,25 @@ const char *lacos_safetensors_file(const lacos_safetensors *st, int i) {
 }
 const char *lacos_safetensors_path(const lacos_safetensors *st) { return st ? st->path : NULL; }
 
-int lacos_safetensors_find(const lacos_safetensors *st, const char *name) {
-  if (!st || !name) return -1;
+/* The index of tensor `name` in *index, -1 when absent; an error when both
+   spellings are present. */
+static int find_entry(int *index, const lacos_safetensors *st, const char *name) {
+  *index = -1;
   const char *c = canonical(name);
   json_t *v = json_object_get(st->by_canon, c);
-  if (!v) return -1;
+  if (!v) return LACOS_OK;
   json_int_t i = json_integer_value(v);
-  if (i >= 0) return (int)i;
+  if (i >= 0) { *index = (int)i; return LACOS_OK; }
   json_t *plain = json_object_get(st->by_name, c);   /* the two names are c and "transformer." c */
   const char *file = plain ? st->maps[st->e[json_integer_value(plain)].map]->path : st->path;
-  fail(LACOS_EFORMAT, "%s: both \"%.200s\" and \"%s%.200s\" are present, so \"%.200s\" is ambiguous", file, c, PREFIX, c, name);
-  return -2;
+  return fail(LACOS_EFORMAT, "%s: both \"%.200s\" and \"%s%.200s\" are present, so \"%.200s\" is ambiguous", file, c,
+              PREFIX, c, name);
+}
+
+int lacos_safetensors_find(const lacos_safetensors *st, const char *name) {
+  if (!st || !name) return -1;
+  int i;
+  return find_entry(&i, st, name) ? -2 : i;
 }
 
 int lacos_safetensors_info(const lacos_safetensors *st, int i, int *dtype, int *ndim, int64_t *shape, int max_dims) {
@@ -580,8 +588,8 @@ int lacos_safetensors_get(lacos_tensor **out, lacos_safetensors *st, const char 
   if (!out) return fail(LACOS_EINVAL, "lacos_safetensors_get: no output pointer");
   *out = NULL;
   if (!st || !name) return fail(LACOS_EINVAL, "lacos_safetensors_get: no checkpoint or name");
-  int i = lacos_safetensors_find(st, name);
-  if (i == -2) return lacos_last_status();
+  int i;
+  TRY(find_entry(&i, st, name));
   if (i < 0) {
     const char *c = canonical(name);
     if (c != name || st->n == 0) return fail(LACOS_ENOTFOUND, "%s: no tensor named \"%.200s\" (nor \"%.200s\")", st->path, name, c);
@@ -798,13 +806,14 @@ int lacos_safetensors_write(const char *path, int n, const char *const *names, l
 /* huggingface_hub's split_state_dict_into_shards_factory: walk the tensors in
    the given order; one larger than the limit gets a shard of its own (placed
    when it is met); otherwise start a new shard when the next tensor would
-   tip the current one over the limit. Returns the shard count. */
-static int plan_shards(int n, const double *bytes, double max_bytes, int *shard_of) {
+   tip the current one over the limit. The shard count in *count. */
+static int plan_shards(int *count, int n, const double *bytes, double max_bytes, int *shard_of) {
   /* A shard takes its number when it is closed, as the hub appends it to its
      list then: (small a, huge b, small c) gives [b], [a, c]. */
   int shards = 0, open = 0;
   int *pending;
-  if (meta_alloc(&pending, sizeof *pending * (size_t)(n ? n : 1), "shard plan")) return -1;
+  *count = 0;
+  TRY(meta_alloc(&pending, sizeof *pending * (size_t)(n ? n : 1), "shard plan"));
   double size = 0;
   for (int i = 0; i < n; i++) {
     if (bytes[i] > max_bytes) { shard_of[i] = shards++; continue; }
@@ -822,7 +831,8 @@ static int plan_shards(int n, const double *bytes, double max_bytes, int *shard_
     shards++;
   }
   mem_free(pending);
-  return shards;
+  *count = shards;
+  return LACOS_OK;
 }
 
 static bool is_shard_name(const char *f) {
@@ -896,8 +906,8 @@ int safetensors_write_sharded_meta(const char *dir, int n, const char *const *na
   if (!s) s = meta_calloc(&shard_of, (size_t)(n ? n : 1), sizeof *shard_of, "shard plan");
   if (!s) s = meta_calloc(&nm, (size_t)(n ? n : 1), sizeof *nm, "shard plan");
   if (!s) s = meta_calloc(&ts, (size_t)(n ? n : 1), sizeof *ts, "shard plan");
-  int shards = s ? 0 : plan_shards(n, bytes, max_shard_bytes, shard_of);
-  if (shards < 0) s = LACOS_ENOMEM;
+  int shards = 0;
+  if (!s) s = plan_shards(&shards, n, bytes, max_shard_bytes, shard_of);
   bool sharded = shards > 1;
   double total = 0;
   for (int i = 0; i < n; i++) total += bytes[i];

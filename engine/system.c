@@ -26,10 +26,10 @@ extern char **environ;
 
 int lacos_path_kind(const char *path) {
   struct stat st;
-  if (!path || stat(path, &st) != 0) return 0;
-  if (S_ISREG(st.st_mode)) return 1;
-  if (S_ISDIR(st.st_mode)) return 2;
-  return 3;
+  if (!path || stat(path, &st) != 0) return LACOS_PATH_NONE;
+  if (S_ISREG(st.st_mode)) return LACOS_PATH_FILE;
+  if (S_ISDIR(st.st_mode)) return LACOS_PATH_DIR;
+  return LACOS_PATH_OTHER;
 }
 
 int lacos_dir_make(const char *dir) {
@@ -37,7 +37,7 @@ int lacos_dir_make(const char *dir) {
   TRY(mkdir_parents(dir));
   /* mkdir_parents accepts EEXIST for every component: say so when the last
      one is a file rather than a directory */
-  if (lacos_path_kind(dir) != 2) return fail(LACOS_EIO, "%s: exists and is not a directory", dir);
+  if (lacos_path_kind(dir) != LACOS_PATH_DIR) return fail(LACOS_EIO, "%s: exists and is not a directory", dir);
   return LACOS_OK;
 }
 
@@ -148,6 +148,7 @@ int lacos_process_run(int *exit_code, const char *const *argv, const char *stdin
   sigemptyset(&def);
   sigaddset(&def, SIGINT);
   sigaddset(&def, SIGTERM);
+  sigaddset(&def, SIGUSR2);
   sigaddset(&def, SIGPIPE);
   posix_spawnattr_setsigdefault(&at, &def);
   posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF);
@@ -352,7 +353,7 @@ static int cgroup_memory_dir(char *dir, size_t n, int *v2, size_t *base_len) {
   }
   fclose(f);
   const char *base, *path;
-  if (have_v1 && lacos_path_kind("/sys/fs/cgroup/memory/memory.limit_in_bytes") == 1) { base = "/sys/fs/cgroup/memory"; path = v1path; *v2 = 0; }
+  if (have_v1 && lacos_path_kind("/sys/fs/cgroup/memory/memory.limit_in_bytes") == LACOS_PATH_FILE) { base = "/sys/fs/cgroup/memory"; path = v1path; *v2 = 0; }
   else if (have_v2 && lacos_path_kind("/sys/fs/cgroup/cgroup.controllers") == 1) { base = "/sys/fs/cgroup"; path = v2path; *v2 = 1; }
   else return 0;
   *base_len = strlen(base);

@@ -60,9 +60,9 @@ struct lt_api {
   decltype(&cublasLtMatmul) Matmul;
   decltype(&cublasLtGetStatusString) GetStatusString;
 };
-/* Loads cuBLASLt and creates the handle and workspace once; NULL with a last
-   error naming the library when it cannot. */
-const lt_api *lt_get(void);
+/* Loads cuBLASLt and creates the handle and workspace once; an error naming
+   the library when it cannot. */
+int lt_get(const lt_api **out);
 
 /* ---- launches ---- */
 

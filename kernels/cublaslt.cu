@@ -72,12 +72,14 @@ static int lt_open(void) {
   return 1;
 }
 
-const lt_api *lt_get(void) {
-  if (cuda_init()) return NULL;
+int lt_get(const lt_api **out) {
+  *out = NULL;
+  TRY(cuda_init());
   pthread_mutex_lock(&lt_lock);
   if (lt_state == 0) lt_state = lt_open();
   int st = lt_state;
   pthread_mutex_unlock(&lt_lock);
-  if (st < 0) { fail(LACOS_EDEVICE, "%s", lt_error); return NULL; }
-  return &lt;
+  if (st < 0) return fail(LACOS_EDEVICE, "%s", lt_error);
+  *out = &lt;
+  return LACOS_OK;
 }

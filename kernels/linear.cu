@@ -69,8 +69,8 @@ static int lt_matmul(cublasComputeType_t compute, cudaDataType_t scale_type, cud
                      cudaDataType_t c_type, bool ta, bool tb, int64_t m, int64_t n, int64_t k, const void *alpha,
                      const void *A, int64_t lda, int64_t sa, const void *B, int64_t ldb, int64_t sb, const void *beta,
                      void *C, int64_t ldc, int64_t sc, int batch, bool *unsupported) {
-  const lt_api *lt = lt_get();
-  if (!lt) return lacos_last_status();
+  const lt_api *lt;
+  TRY(lt_get(&lt));
   cublasLtMatmulDesc_t desc = NULL;
   cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
   cublasLtMatmulPreference_t pref = NULL;

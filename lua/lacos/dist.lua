@@ -35,7 +35,7 @@ Comm.__index = Comm
 M.Comm = Comm
 local current
 
-local device_modes = { auto = 0, host = 1, nccl = 2 }
+local device_modes = { auto = C.LACOS_COMM_DEVICE_AUTO, host = C.LACOS_COMM_DEVICE_HOST, nccl = C.LACOS_COMM_DEVICE_NCCL }
 
 -- The process's communicator, opened on first use. opts: timeout (seconds
 -- of silence before a peer counts as dead; default $LACOS_COMM_TIMEOUT or

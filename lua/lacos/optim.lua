@@ -24,8 +24,8 @@ local Optim = {}
 Optim.__index = Optim
 M.Optim = Optim
 
-local kinds = { adamw = 0, adam8bit = 1 }
-local kind_names = { [0] = "AdamW", [1] = "Adam8bit" }
+local kinds = { adamw = C.LACOS_OPTIM_ADAMW, adam8bit = C.LACOS_OPTIM_ADAM8BIT }
+local kind_names = { [kinds.adamw] = "AdamW", [kinds.adam8bit] = "Adam8bit" }
 
 -- Options other libraries take that lacos does not implement: accepted only
 -- at the value that changes nothing, otherwise a clear error (bitsandbytes

@@ -17,22 +17,28 @@ local T = {}
 local methods = {}
 T.methods = methods
 
-local dtype_ids = { f32 = 0, f16 = 1, bf16 = 2, i8 = 3, i32 = 4, u8 = 5, i64 = 6, f64 = 7 }
+-- the values of engine/lacos.h's enums (lacos_dtype, lacos_device, ...)
+local F32, F16, BF16, I8, I32, U8, I64, F64 = C.LACOS_F32, C.LACOS_F16, C.LACOS_BF16, C.LACOS_I8, C.LACOS_I32,
+  C.LACOS_U8, C.LACOS_I64, C.LACOS_F64
+local CPU, CUDA = C.LACOS_CPU, C.LACOS_CUDA
+local RELEASED = C.LACOS_TENSOR_RELEASED
+local dtype_ids = { f32 = F32, f16 = F16, bf16 = BF16, i8 = I8, i32 = I32, u8 = U8, i64 = I64, f64 = F64 }
 local dtype_names = {}
 for k, v in pairs(dtype_ids) do dtype_names[v] = k end
-local device_ids = { cpu = 0, cuda = 1 }
-local device_names = { [0] = "cpu", [1] = "cuda" }
+local device_ids = { cpu = CPU, cuda = CUDA }
+local device_names = { [CPU] = "cpu", [CUDA] = "cuda" }
 T.dtypes, T.devices = dtype_ids, device_ids
 
 local elem_ptr = {
-  [0] = ffi.typeof("float*"), [1] = ffi.typeof("uint16_t*"), [2] = ffi.typeof("uint16_t*"),
-  [3] = ffi.typeof("int8_t*"), [4] = ffi.typeof("int32_t*"), [5] = ffi.typeof("uint8_t*"),
-  [6] = ffi.typeof("int64_t*"), [7] = ffi.typeof("double*"),
+  [F32] = ffi.typeof("float*"), [F16] = ffi.typeof("uint16_t*"), [BF16] = ffi.typeof("uint16_t*"),
+  [I8] = ffi.typeof("int8_t*"), [I32] = ffi.typeof("int32_t*"), [U8] = ffi.typeof("uint8_t*"),
+  [I64] = ffi.typeof("int64_t*"), [F64] = ffi.typeof("double*"),
 }
-local direct = { [0] = true, [3] = true, [4] = true, [5] = true, [7] = true }   -- readable without conversion
+local direct = { [F32] = true, [I8] = true, [I32] = true, [U8] = true, [F64] = true }   -- readable without conversion
+local integer = { [I8] = true, [I32] = true, [U8] = true, [I64] = true }
 
 local function dtype_of(x, default)
-  if x == nil then return default or 0 end
+  if x == nil then return default or F32 end
   if type(x) == "number" then return x end
   local id = dtype_ids[x]
   if not id then
@@ -187,7 +193,7 @@ function T.from(tbl, dtype)
   local bad = walk(tbl, 1)
   if bad then error("tensor.from: " .. bad, 2) end
   local n, s = shape_arg(shape)
-  return make(C.lacos_tensor_from_buffer, dtype_of(dtype), n, s, buf, 7)
+  return make(C.lacos_tensor_from_buffer, dtype_of(dtype), n, s, buf, F64)
 end
 
 function T.load_npy(path) return make(C.lacos_tensor_load_npy, path) end
@@ -206,7 +212,7 @@ function T.is_tensor(x) return type(x) == "cdata" and ffi.istype(ref_ct, x) end
 
 local function live(r)
   local t = r.t
-  if bit.band(t.flags, 1) ~= 0 then error("tensor was freed", 3) end
+  if bit.band(t.flags, RELEASED) ~= 0 then error("tensor was freed", 3) end
   return t
 end
 
@@ -216,7 +222,7 @@ function methods.type(r) return dtype_names[r.t.dtype] end
 function methods.device_name(r) return device_names[r.t.device] or "?" end
 function methods.is_contiguous(r) return C.lacos_tensor_is_contiguous(r.t) ~= 0 end
 function methods.nbytes(r) return C.lacos_tensor_nbytes(r.t) end
-function methods.is_freed(r) return bit.band(r.t.flags, 1) ~= 0 end
+function methods.is_freed(r) return bit.band(r.t.flags, RELEASED) ~= 0 end
 function methods.size(r, d)
   local t = r.t
   if d then
@@ -236,7 +242,7 @@ end
 -- The raw data pointer, typed for the dtype (CPU tensors only).
 function methods.data_ptr(r)
   local t = live(r)
-  if t.device ~= 0 then error("data_ptr: tensor is on cuda; call :to('cpu') first", 2) end
+  if t.device ~= CPU then error("data_ptr: tensor is on cuda; call :to('cpu') first", 2) end
   return ffi.cast(elem_ptr[t.dtype], t.data)
 end
 
@@ -264,7 +270,7 @@ function methods.get(r, ...)
   local idx = { ... }
   if #idx ~= t.ndim then error("get: expected " .. t.ndim .. " indices, got " .. #idx, 2) end
   local off = offset_of(t, idx, t.ndim)
-  if direct[t.dtype] and t.device == 0 then return tonumber(ffi.cast(elem_ptr[t.dtype], t.data)[off]) end
+  if direct[t.dtype] and t.device == CPU then return tonumber(ffi.cast(elem_ptr[t.dtype], t.data)[off]) end
   for d = 1, t.ndim do idx_buf[d - 1] = (idx[d] < 0 and tonumber(t.shape[d - 1]) + idx[d] or idx[d] - 1) end
   check(C.lacos_tensor_get(t, idx_buf, val_buf))
   return val_buf[0]
@@ -423,10 +429,13 @@ function methods.free(r) C.lacos_tensor_release(r.t) end
 
 -- ---------------------------------------------------------------- arithmetic
 
-local BIN = { add = 0, sub = 1, mul = 2, div = 3, maximum = 4, minimum = 5, pow = 6,
-              eq = 7, ne = 8, lt = 9, le = 10, gt = 11, ge = 12 }
-local UN = { neg = 0, abs = 1, exp = 2, log = 3, sqrt = 4, tanh = 5, sigmoid = 6, relu = 7, gelu = 8,
-             square = 9, isfinite = 10 }
+local BIN = { add = C.LACOS_ADD, sub = C.LACOS_SUB, mul = C.LACOS_MUL, div = C.LACOS_DIV, maximum = C.LACOS_MAX,
+              minimum = C.LACOS_MIN, pow = C.LACOS_POW, eq = C.LACOS_EQ, ne = C.LACOS_NE, lt = C.LACOS_LT,
+              le = C.LACOS_LE, gt = C.LACOS_GT, ge = C.LACOS_GE }
+local UN = { neg = C.LACOS_NEG, abs = C.LACOS_ABS, exp = C.LACOS_EXP, log = C.LACOS_LOG, sqrt = C.LACOS_SQRT,
+             tanh = C.LACOS_TANH, sigmoid = C.LACOS_SIGMOID, relu = C.LACOS_RELU, gelu = C.LACOS_GELU_TANH,
+             square = C.LACOS_SQUARE, isfinite = C.LACOS_ISFINITE }
+local ARGMAX, ARGMIN = C.LACOS_ARGMAX, C.LACOS_ARGMIN
 
 local function binary(a, b, op)
   if type(a) == "number" then return make(C.lacos_tensor_scalar, b.t, a, op, 1) end
@@ -440,7 +449,7 @@ end
 -- In-place forms: t:add_(u) etc.
 for _, name in ipairs { "add", "sub", "mul", "div" } do
   methods[name .. "_"] = function(a, b)
-    if type(b) == "number" then b = T.full({}, b, a.t.dtype == 7 and "f64" or "f32") end
+    if type(b) == "number" then b = T.full({}, b, a.t.dtype == F64 and "f64" or "f32") end
     check(C.lacos_tensor_binary_(a.t, b.t, BIN[name]))
     return a
   end
@@ -457,15 +466,15 @@ local function reducer(op)
       local res = make(C.lacos_tensor_reduce, r.t, op, -1, 0)
       local v = methods.item(res)
       res:free()
-      if op == 4 or op == 5 then v = v + 1 end
+      if op == ARGMAX or op == ARGMIN then v = v + 1 end
       return v
     end
     local t = live(r)
     if dim < 0 then dim = t.ndim + dim + 1 end
     if dim < 1 or dim > t.ndim then error("dimension " .. dim .. " out of range for a " .. t.ndim .. "-d tensor", 2) end
     local res = make(C.lacos_tensor_reduce, t, op, dim - 1, keepdim and 1 or 0)
-    if op == 4 or op == 5 then
-      local one = make(C.lacos_tensor_scalar, res.t, 1, 0, 0)
+    if op == ARGMAX or op == ARGMIN then
+      local one = make(C.lacos_tensor_scalar, res.t, 1, BIN.add, 0)
       res:free()
       local idx = methods.to(one, "i64")
       one:free()
@@ -474,7 +483,8 @@ local function reducer(op)
     return res
   end
 end
-for name, op in pairs { sum = 0, mean = 1, max = 2, min = 3, argmax = 4, argmin = 5, norm = 6, var = 7, std = 8 } do
+for name, op in pairs { sum = C.LACOS_SUM, mean = C.LACOS_MEAN, max = C.LACOS_RMAX, min = C.LACOS_RMIN, argmax = ARGMAX,
+                        argmin = ARGMIN, norm = C.LACOS_NORM2, var = C.LACOS_VAR, std = C.LACOS_STD } do
   methods[name] = reducer(op)
 end
 
@@ -508,8 +518,8 @@ function T.format(r, edge)
   if methods.is_freed(r) then return "lacos.tensor [freed]" end
   local header = ("lacos.tensor %s %s (%s)"):format(methods.type(r), methods.device_name(r),
     table.concat(methods.size(r), ", "))
-  if t.device ~= 0 then return header end
-  local is_int = t.dtype >= 3 and t.dtype <= 6
+  if t.device ~= CPU then return header end
+  local is_int = integer[t.dtype] == true
   if t.ndim == 0 then return header .. "\n" .. fmt_value(methods.item(r), is_int) end
   if methods.numel(r) == 0 then return header .. "\n[]" end
   local width = 0
@@ -594,17 +604,17 @@ mt.__newindex = function(r, k, v)
 end
 mt.__tostring = function(r) return T.format(r) end
 mt.__len = function(r) return r.t.ndim > 0 and tonumber(r.t.shape[0]) or 0 end
-mt.__add = function(a, b) return binary(a, b, 0) end
-mt.__sub = function(a, b) return binary(a, b, 1) end
-mt.__mul = function(a, b) return binary(a, b, 2) end
-mt.__div = function(a, b) return binary(a, b, 3) end
-mt.__pow = function(a, b) return binary(a, b, 6) end
-mt.__unm = function(a) return make(C.lacos_tensor_unary, a.t, 0) end
+mt.__add = function(a, b) return binary(a, b, BIN.add) end
+mt.__sub = function(a, b) return binary(a, b, BIN.sub) end
+mt.__mul = function(a, b) return binary(a, b, BIN.mul) end
+mt.__div = function(a, b) return binary(a, b, BIN.div) end
+mt.__pow = function(a, b) return binary(a, b, BIN.pow) end
+mt.__unm = function(a) return make(C.lacos_tensor_unary, a.t, UN.neg) end
 T.ctype = ffi.metatype(ref_ct, mt)
 
 -- Bytes the engine holds on a device, its peak, mapped file bytes and the process RSS.
 function T.memory(device)
-  local d = device_ids[device or "cpu"] or 0
+  local d = device_ids[device or "cpu"] or CPU
   return { allocated = C.lacos_memory_allocated(d), peak = C.lacos_memory_peak(d), mapped = C.lacos_memory_mapped(),
            peak_rss = C.lacos_memory_peak_rss(), rss = C.lacos_memory_current_rss() }
 end

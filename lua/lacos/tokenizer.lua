@@ -30,8 +30,8 @@ local Tokenizer = {}
 Tokenizer.__index = Tokenizer
 M.Tokenizer = Tokenizer
 
-local sides = { right = 0, left = 1 }
-local side_names = { [0] = "right", [1] = "left" }
+local sides = { right = C.LACOS_TOKENIZER_RIGHT, left = C.LACOS_TOKENIZER_LEFT }
+local side_names = { [sides.right] = "right", [sides.left] = "left" }
 
 function M.load(path)
   if type(path) ~= "string" then error("lacos.tokenizer.load: expected a file name, got " .. type(path), 2) end
@@ -135,8 +135,10 @@ function Tokenizer:encode_list(texts, opts)
   return out
 end
 
-local strategies = { longest_first = 0, only_first = 1, only_second = 2 }
-local strategy_names = { [0] = "longest_first", [1] = "only_first", [2] = "only_second" }
+local strategies = { longest_first = C.LACOS_TOKENIZER_LONGEST_FIRST, only_first = C.LACOS_TOKENIZER_ONLY_FIRST,
+                     only_second = C.LACOS_TOKENIZER_ONLY_SECOND }
+local strategy_names = {}
+for name, v in pairs(strategies) do strategy_names[v] = name end
 
 -- The file's batch settings as a table (see encode_batch).
 function Tokenizer:batch_options()
@@ -251,7 +253,7 @@ function Tokenizer:decode(ids, opts)
     end
   elseif type(ids) == "cdata" and ids.t ~= nil then
     local t = ids.t
-    if t.ndim ~= 1 or t.dtype ~= 4 or C.lacos_tensor_is_contiguous(t) == 0 then
+    if t.ndim ~= 1 or t.dtype ~= C.LACOS_I32 or C.lacos_tensor_is_contiguous(t) == 0 then
       error("decode: a tensor of ids must be 1-d, i32 and contiguous", 2)
     end
     n, buf = tonumber(t.shape[0]), ffi.cast("int32_t*", t.data)

@@ -2,13 +2,7 @@
 -- line). Prints one line "lacos <tokens> <seconds-first> <seconds-best> <threads>".
 --   lacos run tests/bench/bench_tokenizer.lua TOKENIZER.json SENTENCES.txt [REPEATS]
 local lacos = require "lacos"
-local ffi = require "ffi"
-pcall(ffi.cdef, [[
-  typedef struct lacos_bench_timespec { long tv_sec; long tv_nsec; } lacos_bench_timespec;
-  int lacos_bench_clock_gettime(int clock, lacos_bench_timespec *ts) __asm__("clock_gettime");
-]])
-local ts = ffi.new("lacos_bench_timespec")
-local function now() ffi.C.lacos_bench_clock_gettime(1, ts) return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9 end
+local now = require("lacos.util").clock
 
 local tok_path, text_path, repeats = arg[1], arg[2], tonumber(arg[3] or "5")
 local lines = {}

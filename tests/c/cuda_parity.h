@@ -1,6 +1,6 @@
 /* cuda_parity.h: whole-engine parity between the CPU and the CUDA path,
    shared by test_cuda_ops.c (a real GPU) and test_cuda_emul.c (the host
-   emulation of device.h). Each test builds the same thing on both devices
+   emulation of the CUDA backend table, cuda_emul.h). Each test builds the same thing on both devices
    through the public API — tensors, a tiny random BLOOM with LoRA on all
    four linears, optimizers — and compares with NMSE = Σ(a−b)²/Σa² against
    limits the including file sets (0 under emulation: the same functions

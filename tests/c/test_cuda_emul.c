@@ -1,9 +1,9 @@
-/* test_cuda_emul.c: the CUDA path of the engine without a GPU. The device
-   interface (engine/device.h) is emulated on the host (cuda_emul.h: host
-   memory in a registry, each kernel replaced by its CPU twin, the optimizer
-   step by the CUDA kernel's own arithmetic), and the parity tests of
-   cuda_parity.h run the real bloom_cuda.c, the LoRA and optimizer device
-   paths and the tensor transfers against the CPU engine. Because the same
+/* test_cuda_emul.c: the CUDA path of the engine without a GPU. The CUDA
+   backend table (engine/backend.h) is replaced by a host emulation
+   (cuda_emul.h: host memory in a registry, each op the CPU table's, the
+   optimizer step the CUDA kernel's own arithmetic), and the parity tests of
+   cuda_parity.h run the one block forward and backward, the LoRA and
+   optimizer device paths and the tensor transfers against the CPU engine. Because the same
    functions compute on both sides, every result must agree bit for bit, and
    no kernel may receive a host pointer. The kernels themselves are compared
    on a GPU by test_cuda_ops.c. */

@@ -48,10 +48,17 @@ rank_pid() {
     tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && { echo "$p"; return; }
   done
 }
-# waits (up to 60 s) for checkpoint $2 under $1
+# waits (up to 60 s) for a checkpoint at step $2 or later under $1: only the
+# two newest are kept, so on a loaded machine checkpoint $2 itself can come
+# and go between two looks
 wait_ckpt() {
-  local i
-  for i in $(seq 1 3000); do [ -d "$1/checkpoints/ckpt-$(printf %08d "$2")" ] && return 0; sleep 0.02; done
+  local i d
+  for i in $(seq 1 3000); do
+    for d in "$1"/checkpoints/ckpt-*; do   # ckpt-N only, not ckpt-N.tmp.PID
+      [[ -d $d && ${d##*ckpt-} =~ ^[0-9]+$ ]] && [ "$((10#${d##*ckpt-}))" -ge "$2" ] && return 0
+    done
+    sleep 0.02
+  done
   return 1
 }
 # "step loss" lines of the newest run (or run $2) in database $1

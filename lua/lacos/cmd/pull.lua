@@ -41,7 +41,7 @@ local WANTED = {
   ["sentence_xlm-roberta_config.json"] = true, ["sentence_xlnet_config.json"] = true,
 }
 
-local function exists(p) local f = io.open(p, "rb") if f then f:close() return true end return false end
+local function exists(p) return require("lacos.util").exists(p) end
 
 function M.run(opts)
   local lacos = require "lacos"
