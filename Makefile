@@ -7,7 +7,7 @@
 #   make SAN=1 test the same under AddressSanitizer + UndefinedBehaviorSanitizer (in build-san/)
 #   make check-nocuda  build without CUDA (build-nocuda/) and run the CUDA tests there
 #   make fixtures   regenerate tests/fixtures with the Python reference (needs PyPI)
-#   make bench      benchmarks side by side with PyTorch (needs PyPI); bench-cuda-ops: GPU op timings
+#   make bench      benchmarks side by side with PyTorch and ONNX Runtime (needs PyPI); bench-cuda-ops: GPU op timings
 #   make fuzz       each libFuzzer target of tests/fuzz for FUZZ_SECONDS (60) seconds (needs clang)
 #   make fuzz-ci    each fuzz target for FUZZ_CI_SECONDS (5) seconds, as CI runs them
 #   make check-valgrind  the test suite under valgrind memcheck (slow, build-vg/)
@@ -387,13 +387,34 @@ $(VENV_STAMP): tests/reference/requirements.txt
 
 venv: $(VENV_STAMP)
 
+# The benchmark peers (ONNX Runtime and the exporter), in the same virtualenv.
+BENCH_STAMP := $(VENV)/.lacos-bench-requirements
+$(BENCH_STAMP): tests/bench/requirements.txt $(VENV_STAMP)
+	$(VENV_PY) -m pip install -q -r tests/bench/requirements.txt
+	@cp tests/bench/requirements.txt $(BENCH_STAMP)
+
 # Regenerates every fixture: each tests/reference/make_*.py writes its own
 # folder under tests/fixtures/.
 fixtures: all venv models-minilm
 	@for s in tests/reference/make_*.py; do echo "== $$s"; LACOS=$(EXE) PYTHONHASHSEED=0 $(VENV_PY) $$s || exit 1; done
 
-bench: all venv
+bench: all venv $(BENCH_STAMP) $(BUILD)/tests/bench_int8_products
 	@BUILD=$(BUILD) VENV_PY=$(VENV_PY) bash tests/bench/run.sh
+
+# The int8 ONNX models of the encode benchmark (tests/bench/export_onnx.py:
+# torch.onnx export of BloomModel from the random checkpoints in the released
+# shapes, then onnxruntime.quantization.quantize_dynamic); make bench makes
+# them when missing.
+.PHONY: bench-onnx
+bench-onnx: all venv $(BENCH_STAMP)
+	@BUILD=$(BUILD) VENV_PY=$(VENV_PY) bash -c 'source tests/bench/lib.sh; export LACOS=$(CURDIR)/$(BUILD)/lacos BENCH_DIR=$(CURDIR)/$(BUILD)/bench; \
+	  for s in bloom-560m bloom-1b7; do onnx_model $$s "$$(random_model $$s)" >/dev/null; done'
+
+# lacos' int8 products next to oneDNN's matmul primitive by itself
+# (tests/bench/int8_products.c), run by make bench (bench_int8.sh).
+$(BUILD)/tests/bench_int8_products: tests/bench/int8_products.c $(ARCHIVE) $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -Iengine -o $@ $< $(ARCHIVE) $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
 
 # The GPU op timings (tests/bench/cuda_ops.c): one BLOOM block's device ops
 # at bloom-7b1's shape, and what a training step's blocks add up to.
