@@ -1,13 +1,13 @@
 # lacos: build, test, run.
 #
 #   make            build build/lacos and build/liblacos.so (installs missing Debian packages when root)
-#   make run        build, then run the main job (experiments/quickstart.lua)
+#   make run        build, then run the main job (experiments/quickstart.lua; RUN_ARGS="..." adds options)
 #   make test       build, then run the whole test suite
 #   make check-long the suite with its long versions (many random SIGKILLs, full quickstart)
 #   make SAN=1 test the same under AddressSanitizer + UndefinedBehaviorSanitizer (in build-san/)
 #   make check-nocuda  build without CUDA (build-nocuda/) and run the CUDA tests there
 #   make fixtures   regenerate tests/fixtures with the Python reference (needs PyPI)
-#   make bench      benchmarks side by side with PyTorch (needs PyPI); bench-cuda-ops: GPU op timings
+#   make bench      benchmarks side by side with PyTorch and ONNX Runtime (needs PyPI); bench-cuda-ops: GPU op timings
 #   make fuzz       each libFuzzer target of tests/fuzz for FUZZ_SECONDS (60) seconds (needs clang)
 #   make fuzz-ci    each fuzz target for FUZZ_CI_SECONDS (5) seconds, as CI runs them
 #   make check-valgrind  the test suite under valgrind memcheck (slow, build-vg/)
@@ -35,13 +35,21 @@ endif
 DEB_PKGS := pkg-config libluajit-5.1-dev libsqlite3-dev libzstd-dev libjansson-dev libpcre2-dev libutf8proc-dev \
             libedit-dev libcurl4-openssl-dev libssl-dev libopenblas-openmp-dev libdnnl-dev gnuplot-nox sqlite3 \
             python3 zstd lua-cjson unzip bc openmpi-bin libopenmpi-dev
+# What only the tests need: a Slurm cluster started by tests/lua/test_slurm.lua
+# (skipped, with the reason, when these are missing). `make deps`, `make test`
+# and `make check-long` install them as root; `make` and `make run` do not
+# (building and quickstart need no Slurm: build-deps alone).
+TEST_DEB_PKGS := slurm-wlm munge
 PC_ENGINE := sqlite3 libzstd jansson libpcre2-8 libutf8proc libcurl libcrypto
 PC_EXE := luajit
 
 deps_missing = $(shell for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done)
+test_deps_missing = $(shell for p in $(TEST_DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done)
 
-.PHONY: deps
-deps:
+.PHONY: deps build-deps test-deps
+deps: build-deps test-deps
+
+build-deps:
 	@missing="$(deps_missing)"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -54,18 +62,32 @@ deps:
 	  fi; \
 	fi
 
+# The tests' own packages: installed as root, else named (their tests skip).
+test-deps:
+	@missing="$(test_deps_missing)"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "lacos: installing what the tests need: $$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q $$missing >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; } || \
+	      echo "lacos: could not install $$missing; the tests that need them will be skipped"; \
+	  else \
+	    echo "lacos: the Slurm tests need: $$missing (sudo apt-get install $$missing); they are skipped without"; \
+	  fi; \
+	fi
+
 # On a fresh machine the flags below would be computed before the packages
 # exist. So when some are missing, make first remakes an included stamp by
-# installing them (`deps`), and GNU make then starts over with the same goals
+# installing them (`build-deps`), and GNU make then starts over with the same goals
 # and finds everything (once: MAKE_RESTARTS stops a loop if the install did
 # not take, and the build then fails on what is missing).
 ifneq ($(deps_missing),)
-ifeq ($(filter deps clean,$(MAKECMDGOALS))$(MAKE_RESTARTS),)
+ifeq ($(filter deps build-deps test-deps clean,$(MAKECMDGOALS))$(MAKE_RESTARTS),)
 $(shell rm -f $(BUILD)/.deps-installed.mk)
 include $(BUILD)/.deps-installed.mk
 $(BUILD)/.deps-installed.mk:
-	@$(MAKE) --no-print-directory deps
-	@mkdir -p $(BUILD) && echo '# make deps ran; make restarted with the packages in place' > $@
+	@$(MAKE) --no-print-directory build-deps
+	@mkdir -p $(BUILD) && echo '# make build-deps ran; make restarted with the packages in place' > $@
 endif
 endif
 
@@ -172,7 +194,7 @@ ARCHIVE := $(BUILD)/liblacos.a
 EXE := $(BUILD)/lacos
 
 .PHONY: all probe
-all: deps probe $(EXE) $(LIB) $(ARCHIVE) $(MPI_PLUGIN)
+all: build-deps probe $(EXE) $(LIB) $(ARCHIVE) $(MPI_PLUGIN)
 
 CPU_FEATURES := $(shell [ -n "$(have_native)" ] && gcc -march=native -dM -E - </dev/null 2>/dev/null | \
   sed -n 's/^\#define __\(AVX2\|AVX512F\|AVX512BW\|AVX512VNNI\|AVXVNNI\|AVX512BF16\|F16C\|FMA\)__ 1$$/\1/p' | tr '\n' ' ')
@@ -225,18 +247,19 @@ $(BUILD)/tests/%: tests/c/%.c $(ARCHIVE) $(FLAGS_STAMP)
 
 # ---------------------------------------------------------------- use
 .PHONY: run test check-long install clean
+# RUN_ARGS: extra options for quickstart (lacos run experiments/quickstart.lua --help)
 run: all
-	@if [ -f experiments/quickstart.lua ]; then $(EXE) run experiments/quickstart.lua; \
+	@if [ -f experiments/quickstart.lua ]; then $(EXE) run experiments/quickstart.lua $(RUN_ARGS); \
 	else echo "lacos: nothing to run yet: experiments/quickstart.lua arrives with the experiment issues."; \
 	     echo "       The engine is built: try '$(EXE) --help' or '$(EXE)' for the REPL."; fi
 
-test: all $(TEST_C_BIN)
+test: all test-deps $(TEST_C_BIN)
 	@BUILD=$(BUILD) bash tests/run.sh
 
 # The same suite with LACOS_TEST_LONG=1: the crash tests SIGKILL sweeps and
 # training many more times at random moments, four concurrent workers are
 # killed too, and quickstart runs in full. T=pattern works here as well.
-check-long: all $(TEST_C_BIN)
+check-long: all test-deps $(TEST_C_BIN)
 	@LACOS_TEST_LONG=1 BUILD=$(BUILD) bash tests/run.sh
 
 install: all
@@ -364,13 +387,34 @@ $(VENV_STAMP): tests/reference/requirements.txt
 
 venv: $(VENV_STAMP)
 
+# The benchmark peers (ONNX Runtime and the exporter), in the same virtualenv.
+BENCH_STAMP := $(VENV)/.lacos-bench-requirements
+$(BENCH_STAMP): tests/bench/requirements.txt $(VENV_STAMP)
+	$(VENV_PY) -m pip install -q -r tests/bench/requirements.txt
+	@cp tests/bench/requirements.txt $(BENCH_STAMP)
+
 # Regenerates every fixture: each tests/reference/make_*.py writes its own
 # folder under tests/fixtures/.
 fixtures: all venv models-minilm
 	@for s in tests/reference/make_*.py; do echo "== $$s"; LACOS=$(EXE) PYTHONHASHSEED=0 $(VENV_PY) $$s || exit 1; done
 
-bench: all venv
+bench: all venv $(BENCH_STAMP) $(BUILD)/tests/bench_int8_products
 	@BUILD=$(BUILD) VENV_PY=$(VENV_PY) bash tests/bench/run.sh
+
+# The int8 ONNX models of the encode benchmark (tests/bench/export_onnx.py:
+# torch.onnx export of BloomModel from the random checkpoints in the released
+# shapes, then onnxruntime.quantization.quantize_dynamic); make bench makes
+# them when missing.
+.PHONY: bench-onnx
+bench-onnx: all venv $(BENCH_STAMP)
+	@BUILD=$(BUILD) VENV_PY=$(VENV_PY) bash -c 'source tests/bench/lib.sh; export LACOS=$(CURDIR)/$(BUILD)/lacos BENCH_DIR=$(CURDIR)/$(BUILD)/bench; \
+	  for s in bloom-560m bloom-1b7; do onnx_model $$s "$$(random_model $$s)" >/dev/null; done'
+
+# lacos' int8 products next to oneDNN's matmul primitive by itself
+# (tests/bench/int8_products.c), run by make bench (bench_int8.sh).
+$(BUILD)/tests/bench_int8_products: tests/bench/int8_products.c $(ARCHIVE) $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -Iengine -o $@ $< $(ARCHIVE) $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
 
 # The GPU op timings (tests/bench/cuda_ops.c): one BLOOM block's device ops
 # at bloom-7b1's shape, and what a training step's blocks add up to.
@@ -426,7 +470,7 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HDR) $(FUZZ_ENGINE_OBJ) | fuzz-ch
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iengine -o $@ $< $(FUZZ_ENGINE_OBJ) $(PC_LIBS) -ldnnl -lm \
 	  $(if $(filter fuzz_lua,$(notdir $@)),-rdynamic $(PC_EXE_LIBS))
 
-fuzz-build: deps $(FUZZ_BIN)
+fuzz-build: build-deps $(FUZZ_BIN)
 
 # keep the instrumented objects between runs (make would delete them as intermediates)
 .SECONDARY: $(FUZZ_ENGINE_OBJ)

@@ -108,6 +108,15 @@ typedef struct backend {
      outlier columns when `outliers`), and for the input gradient too when
      `backward` (in its fast_int8 form or not). */
   size_t (*linear_scratch)(int64_t N, int in, int out, int kind, bool outliers, bool backward, bool fast_int8);
+  /* Once a model's weights are final (loaded, read from the int8 cache or
+     generated): rewrites an int8 linear's codes in place into the layout
+     this backend's products read fastest, with what they need beside it
+     (l->packed, l->packed_bytes). A no-op for f32 weights and where the
+     backend has no such layout; NULL entries mean the backend always reads
+     the plain codes. linear_release frees what linear_prepare added (the
+     codes stay packed). */
+  int (*linear_prepare)(linear *l);
+  void (*linear_release)(linear *l);
   /* int32 c (M,N) = a (M,K)·op(b), row-major, op(b) = bᵀ (b (N,K)) when trans_b, else b (K,N). */
   int (*gemm_s8)(bool trans_b, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda, const int8_t *b,
                  int64_t ldb, int32_t *c, int64_t ldc, scratch ws);

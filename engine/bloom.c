@@ -89,6 +89,17 @@ static int check_fit(const lacos_bloom *m) {
   return LACOS_OK;
 }
 
+/* The backend's own layout of the linears it runs (linear_prepare: the
+   CPU packs int8 codes for oneDNN's matmul in place), once the weights are
+   final: the int8 cache has been written from the plain codes by now, and
+   every later reader of the codes goes through linear_weight_row. */
+static int bloom_prepare_linears(lacos_bloom *m) {
+  if (!m->be->linear_prepare) return LACOS_OK;
+  for (int l = 0; l < m->cfg.n_layer; l++)
+    for (int t = 0; t < NTARGETS; t++) TRY(m->be->linear_prepare(&m->run.layers[l].lin[t]));
+  return LACOS_OK;
+}
+
 int bloom_to_backend(lacos_bloom *m) {
   const backend *be = m->be;
   if (!be->supports(OP_EMBEDDING, m->wte_dtype))
@@ -109,7 +120,10 @@ int bloom_to_backend(lacos_bloom *m) {
   TRY(store_upload(be, &m->s_small, "model parameters"));
   TRY(store_upload(be, &m->s_wte, "embedding table"));
   TRY(store_upload(be, &m->s_wte_scale, "embedding scales"));
-  if (be->host_memory) { m->run = m->host; return LACOS_OK; }
+  if (be->host_memory) {
+    m->run = m->host;
+    return bloom_prepare_linears(m);
+  }
   const bloom_params *h = &m->host;
   bloom_params *d = &m->run;
   TRY(meta_calloc(&d->layers, (size_t)m->cfg.n_layer, sizeof *d->layers, "the layer table"));
@@ -137,7 +151,7 @@ int bloom_to_backend(lacos_bloom *m) {
       dl->lin[t].bias = store_map(&m->s_small, hl->lin[t].bias);
     }
   }
-  return LACOS_OK;
+  return bloom_prepare_linears(m);
 }
 
 void lacos_bloom_free(lacos_bloom *m) {
@@ -147,6 +161,9 @@ void lacos_bloom_free(lacos_bloom *m) {
   workspace_free(be, &m->acts_ws);
   workspace_free(be, &m->scratch_ws);
   workspace_free(be, &m->pos_ws);
+  if (be->linear_release && m->run.layers)
+    for (int l = 0; l < m->cfg.n_layer; l++)
+      for (int t = 0; t < NTARGETS; t++) be->linear_release(&m->run.layers[l].lin[t]);
   store_free(be, &m->s_big);
   store_free(be, &m->s_small);
   store_free(be, &m->s_wte);
@@ -299,8 +316,11 @@ int lacos_bloom_random(lacos_bloom **out, const lacos_bloom_config *cfg, double 
 int lacos_bloom_get_config(const lacos_bloom *m, lacos_bloom_config *cfg) { *cfg = m->cfg; return LACOS_OK; }
 int lacos_bloom_quant(const lacos_bloom *m) { return m->opt.quant; }
 double lacos_bloom_weight_bytes(const lacos_bloom *m) {
+  double packed = 0;   /* what the backend's linear_prepare keeps beside the codes */
+  for (int l = 0; m->run.layers && l < m->cfg.n_layer; l++)
+    for (int t = 0; t < NTARGETS; t++) packed += (double)m->run.layers[l].lin[t].packed_bytes;
   return (double)m->big_bytes + (double)m->small_bytes + (double)m->wte_bytes + (double)m->wte_scale_bytes +
-         (m->wte_view ? lacos_tensor_nbytes(m->wte_view) : 0);
+         (m->wte_view ? lacos_tensor_nbytes(m->wte_view) : 0) + packed;
 }
 
 int lacos_bloom_outliers(const lacos_bloom *m, int layer, int *counts) {

@@ -2,6 +2,7 @@
    interruption flag that long loops poll (set from signal handlers). */
 #include "engine.h"
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -110,6 +111,19 @@ void lacos_interrupt_request(int level) {
   else lacos_interrupt_flag = level > 0 ? level : 1;
 }
 int lacos_interrupt_pending(void) { return lacos_interrupt_flag; }
+/* Here rather than in system.c: a sleep that an interrupt cuts short reads
+   the interrupt flag, and system.c sits below this file. */
+int lacos_sleep(double seconds) {
+  double end = lacos_clock_monotonic() + (seconds > 0 ? seconds : 0);
+  for (;;) {
+    if (lacos_interrupt_pending()) return 1;
+    double left = end - lacos_clock_monotonic();
+    if (left <= 0) return 0;
+    if (left > 0.05) left = 0.05;
+    struct timespec ts = { 0, (long)(left * 1e9) };
+    nanosleep(&ts, NULL);
+  }
+}
 void lacos_interrupt_clear(void) { lacos_interrupt_flag = 0; interrupt_kept = 0; }
 void lacos_interrupt_hold(int on) {
   if (on) {

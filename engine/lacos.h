@@ -181,6 +181,8 @@ double lacos_clock_process(void);
 double lacos_clock_wall(void);
 /* 1 when fd is a terminal. */
 int lacos_terminal_is(int fd);
+/* Sleeps up to `seconds`, returning early (1) when an interrupt is pending. */
+int lacos_sleep(double seconds);
 
 /* Clears the error flag of the C library's stdin after a read that a
    signal interrupted, so that reading can go on. */
@@ -227,6 +229,12 @@ double lacos_cli_memory_refusals(void);
 /* Re-arms the interrupt handling after the Lua side dealt with one (the
    next SIGINT is a first one again) and clears the engine's flag. */
 void lacos_cli_signals_reset(void);
+/* The last of SIGINT, SIGTERM and SIGUSR2 (Slurm's warning before a time
+   limit) that the process received, 0 for none; kept after the engine's
+   flag is cleared, so a sweep task knows whether to requeue itself. */
+int lacos_cli_last_signal(void);
+/* Ignores SIGINT, SIGTERM and SIGUSR2 from now on (a task about to end). */
+void lacos_cli_signals_ignore(void);
 /* While on (the REPL running a statement), a first interrupt that Lua has
    not answered within 1.5 s prints that the next one quits. */
 void lacos_cli_interrupt_notice(int on);
@@ -1051,7 +1059,8 @@ enum { LACOS_DB_SCHEMA_VERSION = 3 };
 
 typedef enum lacos_db_flags {
   LACOS_DB_READONLY = 1,   /* the file must exist; logging calls fail (an older schema is still migrated if the file is writable) */
-  LACOS_DB_NOCREATE = 2    /* a missing file is LACOS_ENOTFOUND instead of a new database */
+  LACOS_DB_NOCREATE = 2,   /* a missing file is LACOS_ENOTFOUND instead of a new database */
+  LACOS_DB_ROLLBACK = 4    /* a rollback journal instead of WAL: a shard on a network filesystem (results_merge.c) */
 } lacos_db_flags;
 
 /* Stored as text (the names below) in runs.status. */
@@ -1214,6 +1223,45 @@ double lacos_db_query_column_bytes(const lacos_db_query *q, int i);
 void lacos_db_query_free(lacos_db_query *q);
 
 /* ----- end results ----- */
+
+/* ===== shards (results_merge.c: folding task databases into one) ===== */
+
+/* A Slurm sweep's tasks each write their own database shard (opened with
+   LACOS_DB_ROLLBACK: SQLite's WAL needs every process on one host, and file
+   locks over NFS are unreliable), and one process folds the shards into the
+   results database. A merge copies every finished run (done, failed,
+   interrupted, dead) of the shard whose uuid the database lacks, with all
+   its rows (params, metrics, STS results, timings, artifacts, tags and any
+   other table keyed by run_id), its experiment and script texts, in one
+   transaction of the database: never half a shard. Runs still queued or
+   running are left for a later merge; runs already there are not copied
+   again, so merging twice changes nothing. The shard is only read (a
+   read-only attach): a shard whose writer was killed mid-transaction (a
+   hot journal), a damaged or truncated file, a file that is not a lacos
+   database, a shard of another schema version, or of another experiment
+   than `experiment` (NULL: any one experiment) is refused with a message
+   naming it and the cause (LACOS_EUNSUPPORTED for another schema version,
+   LACOS_EDB otherwise), and the database is left as it was. db_path must
+   name an existing results database of this schema version (open it once
+   with lacos_db_open). */
+typedef struct lacos_merge_report {
+  int merged;              /* runs copied now */
+  int present;             /* finished runs the database already had */
+  int unfinished;          /* queued or running runs, left for later */
+  int schema_version;      /* the shard's */
+  char experiment[256];    /* the shard's experiment ("" when it has no runs) */
+} lacos_merge_report;
+int lacos_db_merge_shard(lacos_merge_report *report, const char *db_path, const char *shard_path,
+                         const char *experiment);
+/* What a shard holds, read without writing to it (a read-only open; a hot
+   journal is reported, never rolled back): a JSON array with one object
+   per run in order (uuid, status, exit_reason, error, experiment,
+   config_sha256, seed, host, created_at, started_at, ended_at, heartbeat_at,
+   loss and step of its last 'loss' metric, tags). Free *json with
+   lacos_text_free. */
+int lacos_db_shard_runs(char **json, const char *shard_path);
+
+/* ----- end shards ----- */
 
 /* ===== download (download.c: resumable verified HTTP downloads) ===== */
 

@@ -3,7 +3,7 @@
    only C file that knows about Lua; it is linked into the executable, not
    into liblacos.so.
 
-   It also owns signals: the first SIGINT/SIGTERM sets the engine's
+   It also owns signals: the first SIGINT/SIGTERM/SIGUSR2 sets the engine's
    interrupt flag and arms a Lua hook that lets the Lua side decide (the REPL
    cancels the statement, a training loop stops at the next step boundary);
    a second one exits at once with status 130.
@@ -275,6 +275,7 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
    within 50 ms of the first count as that one (no hand presses Ctrl-C twice
    that fast); clock_gettime is async-signal-safe. */
 static double first_signal_at;
+static volatile sig_atomic_t last_signal;
 static double monotonic_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -292,7 +293,8 @@ static void on_signal(int sig) {
     (void)w;
     _exit(130);
   }
-  lacos_interrupt_request(sig == SIGTERM ? 2 : 1);
+  last_signal = sig;
+  lacos_interrupt_request(sig == SIGTERM || sig == SIGUSR2 ? 2 : 1);
   hook_answered = 0;
   if (main_state) lua_sethook(main_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
   if (notice_ready && notice_wanted) sem_post(&notice_sem);   /* async-signal-safe */
@@ -303,6 +305,17 @@ static void on_signal(int sig) {
 __attribute__((visibility("default"))) void lacos_cli_signals_reset(void) {
   signals_seen = 0;
   lacos_interrupt_clear();
+}
+
+__attribute__((visibility("default"))) int lacos_cli_last_signal(void) { return last_signal; }
+
+/* From here on SIGINT, SIGTERM and SIGUSR2 are ignored: a Slurm task that
+   has saved everything and asked to be requeued is then sent SIGTERM by
+   Slurm, which must not read as a second interrupt. */
+__attribute__((visibility("default"))) void lacos_cli_signals_ignore(void) {
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGUSR2, SIG_IGN);
 }
 
 static int file_exists(const char *path) {
@@ -449,6 +462,7 @@ int main(int argc, char **argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGUSR2, &sa, NULL);   /* Slurm's signal before a time limit (sbatch --signal=B:USR2@120) */
 
   lua_pushcfunction(L, traceback);
   lua_getglobal(L, "require");

@@ -14,10 +14,14 @@ enum { LINEAR_F32 = 0, LINEAR_INT8 = 1 };
 typedef struct linear {
   int in, out, kind;
   float *w;          /* f32 weights (out, in) */
-  int8_t *q;         /* int8 codes (out, in), absmax per output row */
+  int8_t *q;         /* int8 codes (out, in) row-major, absmax per output row; once the backend's
+                        linear_prepare has packed them (packed != NULL), in its layout: read rows
+                        with linear_weight_row */
   float *scale;      /* row absmax (out): W ≈ q·scale/127 */
   float *bias;       /* (out) or NULL */
   int outliers;      /* outlier feature columns in the last forward (threshold > 0) */
+  struct int8_packed *packed;   /* what linear_prepare keeps beside the packed codes, or NULL */
+  size_t packed_bytes;          /* its size (counted by the allocator) */
 } linear;
 
 /* Caller-owned scratch for an operation, in the backend's memory: layers

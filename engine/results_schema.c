@@ -435,7 +435,8 @@ int lacos_db_open(lacos_db **out, const char *path, int flags) {
   if ((s = read_version(db, &v)) || (s = check_version(db, v))) OPEN_FAILED(s);
   db->version = v;
   if (writable) {
-    int rc = db_exec_retry(db->conn, "PRAGMA journal_mode = WAL", db->timeout_s);
+    int rc = db_exec_retry(db->conn, (flags & LACOS_DB_ROLLBACK) ? "PRAGMA journal_mode = DELETE" : "PRAGMA journal_mode = WAL",
+                           db->timeout_s);
     if (rc != SQLITE_OK) OPEN_FAILED(db_fail(db, rc, "switching to WAL mode"));
   }
   sqlite3_exec(db->conn, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", NULL, NULL, NULL);

@@ -148,6 +148,7 @@ int lacos_process_run(int *exit_code, const char *const *argv, const char *stdin
   sigemptyset(&def);
   sigaddset(&def, SIGINT);
   sigaddset(&def, SIGTERM);
+  sigaddset(&def, SIGUSR2);
   sigaddset(&def, SIGPIPE);
   posix_spawnattr_setsigdefault(&at, &def);
   posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF);

@@ -4,10 +4,9 @@
 -- stsb-multi-mt in 11 languages, for each model size present (or the
 -- synthetic ladder), next to the same model trained on English SNLI.
 --
---   lacos run experiments/multilingual.lua [--models DIR] [--data DIR] [--db FILE] [--dry-run]
+--   lacos run experiments/multilingual.lua [--models DIR] [--data DIR] [--db FILE] [--dry-run] [--slurm ...]
 local lacos = require "lacos"
 local X = lacos.experiment
-local args = require "lacos.args"
 local spec = {
   name = "multilingual",
   usage = "lacos run experiments/multilingual.lua [--models DIR] [--data DIR] [--db FILE] [--dry-run]",
@@ -19,7 +18,7 @@ local spec = {
     { "--synthetic", nil, "use the synthetic ladder even if checkpoints are present" },
   },
 }
-local opts, help = args.parse(spec, arg)
+local opts, help = lacos.sweep.parse(spec, arg)
 if not opts then print(help) return end
 local root = X.data_root(opts.data)
 local models, synthetic = X.models(opts.models, { synthetic = opts.synthetic })
@@ -33,14 +32,15 @@ local sweep = lacos.sweep.new {
   axes = { model = models, train_data = { "nli", "xnli" }, pairs = { synthetic and 2000 or "all" }, seed = { 1 } },
   order = { "model", "train_data", "pairs", "seed" },
   fixed = { synthetic = synthetic, models_dir = X.models_dir(opts.models), data_root = root, batch_size = synthetic and 16 or 32,
-            max_length = 64, pooling = "weightedmean", eval = { "multilingual" }, eval_limit = synthetic and 250 or 0,
-            quiet = not require("lacos.util").isatty(2) },
+            max_length = 64, pooling = "weightedmean", eval = { "multilingual" }, eval_limit = synthetic and 250 or 0 },
   validate = X.validate_point,
   estimate = X.estimate,
+  memory = X.memory,
+  flags = { data_root = "--data", models_dir = "--models" },
   run = X.run_point,
   describe = function(p) return ("%s %s pairs=%s seed=%s"):format(p.model, p.train_data, tostring(p.pairs), tostring(p.seed)) end,
 }
-local summary = sweep:execute { db = opts.db, dry_run = opts.dry_run }
+local summary = sweep:execute { db = opts.db, dry_run = opts.dry_run, cli = opts }
 if opts.dry_run then return end
 local db = lacos.results.open(opts.db, { readonly = true })
 local rows = db:query([[

@@ -7,6 +7,7 @@
 --   lacos run experiments/scale.lua [--models DIR] [--data DIR] [--db FILE] [--dry-run] [--synthetic]
 --                                   [--sizes LIST] [--pairs LIST] [--eval-limit N] [--seeds N]
 --                                   [--baseline DIR[,DIR...]]
+--   lacos run experiments/scale.lua --slurm [--partition P] [--time T] [--max-parallel N] [--wait] ...
 --
 -- --baseline adds reference models (the paper's Sentence-BERT baseline:
 -- models/all-MiniLM-L6-v2, `make models-minilm`) evaluated untrained, in
@@ -23,7 +24,7 @@
 -- scale sweep run last).
 local lacos = require "lacos"
 local X = lacos.experiment
-local args = require "lacos.args"
+local args = require "lacos.args"   -- usage errors
 
 local spec = {
   name = "scale",
@@ -45,7 +46,7 @@ local spec = {
     { "--baseline", "LIST", "model directories evaluated untrained beside the sweep, as baselines (comma-separated)" },
   },
 }
-local opts, help = args.parse(spec, arg)
+local opts, help = lacos.sweep.parse(spec, arg)   -- the script's options, plus --slurm ... (lacos.sweep)
 if not opts then print(help) return end
 
 local root = X.data_root(opts.data)
@@ -120,16 +121,19 @@ local sweep = lacos.sweep.new {
   fixed = { synthetic = synthetic, models_dir = X.models_dir(opts.models), data_root = root, quant = "int8", r = 8, alpha = 16,
             dropout = recipe.dropout, lr = recipe.lr, targets = recipe.targets, epochs = recipe.epochs,
             batch_size = batch, max_length = 64, pooling = "weightedmean",
-            eval_limit = eval_limit, eval = { "english", "multilingual" }, quiet = not require("lacos.util").isatty(2) },
+            eval_limit = eval_limit, eval = { "english", "multilingual" } },
   extra = baselines,
   validate = X.validate_point,
   estimate = X.estimate,
+  memory = X.memory,
+  flags = { data_root = "--data", models_dir = "--models", pairs = "--pairs", eval_limit = "--eval-limit", model = "--sizes",
+            seed = "--seeds" },
   run = X.run_point,
   describe = function(p)
     return ("%s%s pairs=%s seed=%s"):format(p.model, p.baseline and " (baseline)" or "", tostring(p.pairs), tostring(p.seed))
   end,
 }
-local summary = sweep:execute { db = opts.db, dry_run = opts.dry_run }
+local summary = sweep:execute { db = opts.db, dry_run = opts.dry_run, cli = opts }
 if opts.dry_run then return end
 local db = lacos.results.open(opts.db, { readonly = true })
 print(require("lacos.report").format_table(require("lacos.report").collect(db, sweep.name)))

@@ -71,8 +71,31 @@ int linear_forward(float *out, const float *inp, linear *l, int64_t N, float thr
    quantised gradients. */
 int linear_backward_input(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8, scratch ws);
 size_t linear_scratch(int64_t N, int in, int out, int kind, bool outliers, bool backward, bool fast_int8);
-/* Dequantised row r of W into dst (in). */
+/* Dequantised row r of W into dst (in), packed codes or not. */
 void linear_weight_row(float *dst, const linear *l, int r);
+/* The CPU table's linear_prepare (int8_pack.c): once the weights are final,
+   int8 codes are packed in place into the layout of oneDNN's int8 matmul
+   where this CPU's kernels use it (VNNI/AMX), with the offsets of their u8
+   products. Nothing for f32 weights, on other CPUs or shapes (the plain
+   GEMM stays). linear_release frees what it added. */
+int linear_prepare(linear *l);
+void linear_release(linear *l);
+
+/* ---- int8_matmul.c, int8_pack.c: packed int8 products through oneDNN's matmul primitive ---- */
+/* Would linear_prepare pack an in→out int8 linear on this CPU? */
+bool int8_packing_available(int in, int out);
+/* What the +128 of u8 codes adds to the products: 128·Σ_k W[n,k] per output
+   (backward false), 128·Σ_n W[n,k] per input (true). */
+const int32_t *int8_packed_offsets(const linear *l, bool backward);
+/* Row r of W from the packed codes: dst (in) = codes · scale; one code. */
+void int8_packed_row(float *dst, const linear *l, int r, float scale);
+int8_t int8_packed_code(const linear *l, int r, int c);
+/* c (M,out) = a (M,in)·Wᵀ and c (M,in) = a (M,out)·W, a the u8 codes (s8 +
+   128): sums without the offsets taken off; ws sized by int8_matmul_scratch. */
+int int8_matmul_forward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, scratch ws);
+int int8_matmul_backward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, scratch ws);
+/* Bytes of scratch either product needs for M rows; 0 where not packed. */
+size_t int8_matmul_scratch(int64_t M, int in, int out, bool backward);
 int gemm_s8(bool trans_b, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda, const int8_t *b,
             int64_t ldb, int32_t *c, int64_t ldc, scratch ws);
 size_t gemm_s8_scratch(int64_t M, int64_t N, int64_t K);

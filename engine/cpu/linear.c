@@ -9,6 +9,12 @@
    > 0, feature columns holding an |x| ≥ threshold are computed in f32
    against the dequantised weight columns and added back.
 
+   Once a model's weights are final, linear_prepare (int8_pack.c) packs the
+   codes for oneDNN's matmul primitive where the CPU has its int8 kernels
+   (int8_matmul.c): the activation codes then go in as u8 (code + 128) and
+   the 128·Σ_k W[n,k] that adds is taken off in the dequantisation, so the
+   int32 products, and the outputs, are the same bits as the plain GEMM's.
+
    Scratch (quantised rows, int32 products, ...) comes from the caller, one
    region per call, carved here in a fixed order; linear_scratch says how
    large it must be, from the same part sizes the functions carve. */
@@ -75,10 +81,72 @@ static scratch rest_of(const carve *k) { return (scratch){ k->p + k->used, k->by
 /* Outlier columns go through the f32 product this many at a time. */
 enum { OUTLIER_COLS = 256 };
 
-// q (N,C) int8, absmax (N), x (N,C); cols receives outlier column indices (capacity C)
-int quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold,
-                  int *cols, int *ncols, scratch ws) {
-  (void)ws;
+/* code = rint(v·k) clamped to ±127, stored as code + shift (0: s8; 128:
+   the u8 codes of the packed products). The clamp is written as
+   comparisons, not fminf/fmaxf (libm calls through the PLT, which kept the
+   loop scalar), and each variant is its own plain loop: a conditional
+   inside (the column scale, the threshold) turns the vector code into
+   masked operations several times slower. A NaN compares false and takes a
+   finite code; the return value says whether there was one. */
+static int row_codes(uint8_t *q, const float *x, float k, int C, int shift) {
+  int bad = 0;
+  #pragma omp simd reduction(|:bad)
+  for (int c = 0; c < C; c++) {
+    float r = rintf(x[c] * k);
+    bad |= r != r;
+    r = r < 127.0f ? r : 127.0f;
+    r = r > -127.0f ? r : -127.0f;
+    q[c] = (uint8_t)((int)r + shift);
+  }
+  return bad;
+}
+
+// the same for v = x · colscale
+static int row_codes_scaled(uint8_t *q, const float *x, const float *colscale, float k, int C, int shift) {
+  int bad = 0;
+  #pragma omp simd reduction(|:bad)
+  for (int c = 0; c < C; c++) {
+    float r = rintf(x[c] * colscale[c] * k);
+    bad |= r != r;
+    r = r < 127.0f ? r : 127.0f;
+    r = r > -127.0f ? r : -127.0f;
+    q[c] = (uint8_t)((int)r + shift);
+  }
+  return bad;
+}
+
+/* One row: v = x (· colscale when given), absmax over the |v| below the
+   threshold (all of them for threshold 0), codes of v·127/absmax; values at
+   or above the threshold get code 0. Returns the absmax, NaN when the row
+   holds a NaN or an inf. */
+static float quantize_row(uint8_t *q, const float *x, const float *colscale, int C, float threshold, int shift) {
+  float m = 0;
+  if (threshold > 0) {
+    for (int c = 0; c < C; c++) { float a = fabsf(x[c]); if (a < threshold && a > m) m = a; }
+  } else if (colscale) {
+    #pragma omp simd reduction(max:m)
+    for (int c = 0; c < C; c++) { float a = fabsf(x[c] * colscale[c]); m = a > m ? a : m; }
+  } else {
+    #pragma omp simd reduction(max:m)
+    for (int c = 0; c < C; c++) { float a = fabsf(x[c]); m = a > m ? a : m; }
+  }
+  float k = m > 0 ? 127.0f / m : 0.0f;
+  if (!(k <= FLT_MAX)) k = 0.0f;   /* m below ~4e-37: the row is zero at int8 precision (127/m overflows) */
+  /* A NaN, or an inf (m = inf makes k 0 and inf·0 NaN), has no int8 code:
+     converting it would be undefined behaviour (found by fuzz_bloom on a
+     checkpoint whose embedding table holds NaN). Its code becomes a
+     clamped number and the row's absmax NaN, so the row's outputs are NaN
+     as on the f32 path instead of silently finite. */
+  int bad = colscale ? row_codes_scaled(q, x, colscale, k, C, shift) : row_codes(q, x, k, C, shift);
+  if (threshold > 0)
+    for (int c = 0; c < C; c++)
+      if (fabsf(x[c]) >= threshold) q[c] = (uint8_t)shift;
+  return bad ? NAN : m;
+}
+
+/* quantize_rows with codes + shift, and v = x · colscale[c] when colscale is given. */
+static void quantize_rows_shifted(uint8_t *q, float *absmax, const float *x, const float *colscale, int64_t N, int C,
+                                  float threshold, int *cols, int *ncols, int shift) {
   int nc = 0;
   if (threshold > 0 && cols) {
     /* A column is an outlier column if any row holds |x| >= threshold there. */
@@ -92,35 +160,17 @@ int quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, fl
   bool zero_cols = nc > 0 && N > 1;
   #pragma omp parallel for schedule(static) if (N * C > 32768)
   for (int64_t i = 0; i < N; i++) {
-    const float *xi = x + i * C;
-    int8_t *qi = q + i * C;
-    float m = 0;
-    if (threshold > 0) {
-      for (int c = 0; c < C; c++) { float a = fabsf(xi[c]); if (a < threshold && a > m) m = a; }
-    } else {
-      #pragma omp simd reduction(max:m)
-      for (int c = 0; c < C; c++) { float a = fabsf(xi[c]); m = a > m ? a : m; }
-    }
-    float k = m > 0 ? 127.0f / m : 0.0f;
-    if (!(k <= FLT_MAX)) k = 0.0f;   /* m below ~4e-37: the row is zero at int8 precision (127/m overflows) */
-    /* A NaN, or an inf (m = inf makes k 0 and inf·0 NaN), has no int8 code:
-       converting it would be undefined behaviour (found by fuzz_bloom on a
-       checkpoint whose embedding table holds NaN). Its code becomes a
-       clamped number and the row's absmax NaN, so the row's outputs are NaN
-       as on the f32 path instead of silently finite. */
-    int bad = 0;
-    #pragma omp simd reduction(|:bad)
-    for (int c = 0; c < C; c++) {
-      float v = xi[c];
-      if (threshold > 0 && fabsf(v) >= threshold) v = 0;
-      float r = rintf(v * k);
-      bad |= r != r;
-      qi[c] = (int8_t)fminf(fmaxf(r, -127.0f), 127.0f);
-    }
-    absmax[i] = bad ? NAN : m;
+    absmax[i] = quantize_row(q + i * C, x + i * C, colscale, C, threshold, shift);
     if (zero_cols)
-      for (int j = 0; j < nc; j++) qi[cols[j]] = 0;
+      for (int j = 0; j < nc; j++) q[i * C + cols[j]] = (uint8_t)shift;
   }
+}
+
+// q (N,C) int8, absmax (N), x (N,C); cols receives outlier column indices (capacity C)
+int quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold,
+                  int *cols, int *ncols, scratch ws) {
+  (void)ws;
+  quantize_rows_shifted((uint8_t *)q, absmax, x, NULL, N, C, threshold, cols, ncols, 0);
   return LACOS_OK;
 }
 
@@ -130,9 +180,46 @@ void linear_quantize_weights(linear *l, const float *w, int row0, int nrows) {
 
 void linear_weight_row(float *dst, const linear *l, int r) {
   if (l->kind == LINEAR_F32) { memcpy(dst, l->w + (int64_t)r * l->in, sizeof(float) * (size_t)l->in); return; }
-  const int8_t *q = l->q + (int64_t)r * l->in;
   float k = l->scale[r] / 127.0f;
+  if (l->packed) { int8_packed_row(dst, l, r, k); return; }
+  const int8_t *q = l->q + (int64_t)r * l->in;
   for (int c = 0; c < l->in; c++) dst[c] = q[c] * k;
+}
+
+static int8_t weight_code(const linear *l, int r, int c) {
+  return l->packed ? int8_packed_code(l, r, c) : l->q[(int64_t)r * l->in + c];
+}
+
+// out (N,n) += bias (n) per row
+static void add_bias(float *out, const float *b, int64_t N, int n) {
+  #pragma omp parallel for schedule(static) if (N * n > 65536)
+  for (int64_t i = 0; i < N; i++) {
+    float *oi = out + i * n;
+    #pragma omp simd
+    for (int j = 0; j < n; j++) oi[j] += b[j];
+  }
+}
+
+/* One output row from its int32 products: o = (c − off)·ri·sc (+ b), ri the
+   row's absmax/127², off the packed products' offsets (or none), b the
+   bias (or none). One loop per case, each a plain vector loop; the bias add
+   is its own rounding after the product either way (no contraction under
+   -std=c11), so fused or not the bits are the same. */
+static void dequantize_row(float *o, const int32_t *c, const int32_t *off, float ri, const float *sc, const float *b,
+                           int n) {
+  if (off && b) {
+    #pragma omp simd
+    for (int j = 0; j < n; j++) o[j] = (float)(c[j] - off[j]) * ri * sc[j] + b[j];
+  } else if (off) {
+    #pragma omp simd
+    for (int j = 0; j < n; j++) o[j] = (float)(c[j] - off[j]) * ri * sc[j];
+  } else if (b) {
+    #pragma omp simd
+    for (int j = 0; j < n; j++) o[j] = (float)c[j] * ri * sc[j] + b[j];
+  } else {
+    #pragma omp simd
+    for (int j = 0; j < n; j++) o[j] = (float)c[j] * ri * sc[j];
+  }
 }
 
 /* Does oneDNN multiply int8 with VNNI (vpdpbusd: u8·s8 products summed in
@@ -198,18 +285,22 @@ size_t gemm_s8_scratch(int64_t M, int64_t N, int64_t K) {
 }
 
 /* The pieces each entry carves, in order (bytes): the forward's outlier
-   columns reuse the region gemm_s8 used, after the product. */
+   columns reuse the region the product used, after it. The product is the
+   packed one (int8_matmul_scratch) where linear_prepare packs this shape,
+   else gemm_s8; the larger of the two serves a linear either way. */
+static size_t larger(size_t a, size_t b) { return a > b ? a : b; }
 static size_t forward_parts(int64_t N, int in, int out, bool outliers) {
   size_t n = (size_t)N, cols = outliers ? (size_t)(in < OUTLIER_COLS ? in : OUTLIER_COLS) : 0;
   size_t base = piece(n * (size_t)in) + piece(4 * n) + piece(4 * n * (size_t)out) + piece(4 * (size_t)in);
-  size_t product = gemm_s8_scratch(N, out, in), extra = outliers ? piece(4 * (n + (size_t)out) * cols) : 0;
-  return base + (product > extra ? product : extra);
+  size_t product = larger(gemm_s8_scratch(N, out, in), int8_matmul_scratch(N, in, out, false));
+  size_t extra = outliers ? piece(4 * (n + (size_t)out) * cols) : 0;
+  return base + larger(product, extra);
 }
 static size_t backward_parts(int64_t N, int in, int out, bool fast) {
   size_t n = (size_t)N;
   if (!fast) return piece(4 * 256 * (size_t)in);
-  return piece(4 * n * (size_t)out) + piece(n * (size_t)out) + piece(4 * n) + piece(4 * n * (size_t)in) +
-         gemm_s8_scratch(N, in, out);
+  return piece(n * (size_t)out) + piece(4 * n) + piece(4 * n * (size_t)in) +
+         larger(gemm_s8_scratch(N, in, out), int8_matmul_scratch(N, in, out, true));
 }
 
 size_t linear_scratch(int64_t N, int in, int out, int kind, bool outliers, bool backward, bool fast_int8) {
@@ -226,58 +317,49 @@ int linear_forward(float *out, const float *inp, linear *l, int64_t N, float thr
   if (l->kind == LINEAR_F32) {
     threads_count();
     sgemm_nt(out, inp, l->w, (int)N, K_out, K_in, 1.0f, 0.0f);
-  } else {
-    carve k = carve_of(ws);
-    int8_t *a = NULL;
-    float *rs = NULL;
-    int32_t *c = NULL;
-    int *cols = NULL;
-    TRY(take(&k, &a, (size_t)N * K_in, "int8 activations"));
-    TRY(take(&k, &rs, sizeof(float) * (size_t)N, "activation scales"));
-    TRY(take(&k, &c, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
-    TRY(take(&k, &cols, sizeof(int) * (size_t)K_in, "outlier columns"));
-    int nc = 0;
-    TRY(quantize_rows(a, rs, inp, N, K_in, threshold, cols, &nc, (scratch){0}));
-    TRY(gemm_s8(true, N, K_out, K_in, a, K_in, l->q, K_in, c, K_out, rest_of(&k)));
-    const float *sc = l->scale;
-    #pragma omp parallel for schedule(static) if (N * K_out > 32768)
-    for (int64_t i = 0; i < N; i++) {
-      float ri = rs[i] * DEQ;
-      const int32_t *ci = c + i * K_out;
-      float *oi = out + i * K_out;
-      #pragma omp simd
-      for (int j = 0; j < K_out; j++) oi[j] = (float)ci[j] * ri * sc[j];
-    }
-    l->outliers = nc;
-    if (nc > 0) {
-      /* The outlier columns in f32: out += x[:, cols] · Wdeq[:, cols]ᵀ, up to
-         OUTLIER_COLS columns per product. */
-      int step = nc < OUTLIER_COLS ? nc : OUTLIER_COLS;
-      float *xa = NULL, *wa;
-      TRY(take(&k, &xa, sizeof(float) * ((size_t)N + (size_t)K_out) * (size_t)step, "outlier columns"));
-      wa = xa + (size_t)N * step;
-      for (int j0 = 0; j0 < nc; j0 += step) {
-        int m = nc - j0 < step ? nc - j0 : step;
-        const int *cj = cols + j0;
-        for (int64_t i = 0; i < N; i++)
-          for (int j = 0; j < m; j++) xa[i * m + j] = inp[i * K_in + cj[j]];
-        for (int o = 0; o < K_out; o++) {
-          float kq = sc[o] / 127.0f;
-          for (int j = 0; j < m; j++) wa[(int64_t)o * m + j] = l->q[(int64_t)o * K_in + cj[j]] * kq;
-        }
-        threads_count();
-        sgemm_nt(out, xa, wa, (int)N, K_out, m, 1.0f, 1.0f);
-      }
-    }
+    if (l->bias) add_bias(out, l->bias, N, K_out);
+    return LACOS_OK;
   }
-  if (l->bias) {
-    const float *b = l->bias;
-    #pragma omp parallel for schedule(static) if (N * K_out > 65536)
-    for (int64_t i = 0; i < N; i++) {
-      float *oi = out + i * K_out;
-      #pragma omp simd
-      for (int j = 0; j < K_out; j++) oi[j] += b[j];
+  carve k = carve_of(ws);
+  int8_t *a = NULL;
+  float *rs = NULL;
+  int32_t *c = NULL;
+  int *cols = NULL;
+  TRY(take(&k, &a, (size_t)N * K_in, "int8 activations"));
+  TRY(take(&k, &rs, sizeof(float) * (size_t)N, "activation scales"));
+  TRY(take(&k, &c, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
+  TRY(take(&k, &cols, sizeof(int) * (size_t)K_in, "outlier columns"));
+  int nc = 0;
+  /* packed: u8 codes (code + 128), whose products carry offsets[n] = 128·Σ_k W[n,k] more */
+  const int32_t *offsets = l->packed ? int8_packed_offsets(l, false) : NULL;
+  quantize_rows_shifted((uint8_t *)a, rs, inp, NULL, N, K_in, threshold, cols, &nc, offsets ? 128 : 0);
+  if (offsets) TRY(int8_matmul_forward(c, (const uint8_t *)a, N, l, rest_of(&k)));
+  else TRY(gemm_s8(true, N, K_out, K_in, a, K_in, l->q, K_in, c, K_out, rest_of(&k)));
+  /* dequantise (and add the bias, unless outlier columns come first) */
+  const float *sc = l->scale, *b = nc == 0 ? l->bias : NULL;
+  #pragma omp parallel for schedule(static) if (N * K_out > 32768)
+  for (int64_t i = 0; i < N; i++) dequantize_row(out + i * K_out, c + i * K_out, offsets, rs[i] * DEQ, sc, b, K_out);
+  l->outliers = nc;
+  if (nc > 0) {
+    /* The outlier columns in f32: out += x[:, cols] · Wdeq[:, cols]ᵀ, up to
+       OUTLIER_COLS columns per product. */
+    int step = nc < OUTLIER_COLS ? nc : OUTLIER_COLS;
+    float *xa = NULL, *wa;
+    TRY(take(&k, &xa, sizeof(float) * ((size_t)N + (size_t)K_out) * (size_t)step, "outlier columns"));
+    wa = xa + (size_t)N * step;
+    for (int j0 = 0; j0 < nc; j0 += step) {
+      int m = nc - j0 < step ? nc - j0 : step;
+      const int *cj = cols + j0;
+      for (int64_t i = 0; i < N; i++)
+        for (int j = 0; j < m; j++) xa[i * m + j] = inp[i * K_in + cj[j]];
+      for (int o = 0; o < K_out; o++) {
+        float kq = sc[o] / 127.0f;
+        for (int j = 0; j < m; j++) wa[(int64_t)o * m + j] = weight_code(l, o, cj[j]) * kq;
+      }
+      threads_count();
+      sgemm_nt(out, xa, wa, (int)N, K_out, m, 1.0f, 1.0f);
     }
+    if (l->bias) add_bias(out, l->bias, N, K_out);
   }
   return LACOS_OK;
 }
@@ -290,25 +372,31 @@ int linear_backward_input(float *dinp, const float *dout, const linear *l, int64
   if (l->kind == LINEAR_F32) { sgemm_nn(dinp, dout, l->w, (int)N, K_in, K_out, 1.0f, 1.0f); return LACOS_OK; }
   carve k = carve_of(ws);
   if (fast_int8) {
-    /* Fold the weight row scales into the gradient columns, quantise the
-       gradient rows, and take an int8 product against the codes. */
-    float *g = NULL, *rs = NULL;
+    /* Fold the weight row scales into the gradient columns (dout·scale,
+       inside the quantisation), quantise the gradient rows, and take an
+       int8 product against the codes. */
+    float *rs = NULL;
     int8_t *a = NULL;
     int32_t *c = NULL;
-    TRY(take(&k, &g, sizeof(float) * (size_t)N * K_out, "scaled gradients"));
     TRY(take(&k, &a, (size_t)N * K_out, "int8 gradients"));
     TRY(take(&k, &rs, sizeof(float) * (size_t)N, "gradient scales"));
     TRY(take(&k, &c, sizeof(int32_t) * (size_t)N * K_in, "int32 products"));
-    const float *sc = l->scale;
-    #pragma omp parallel for schedule(static) if (N * K_out > 32768)
-    for (int64_t i = 0; i < N; i++)
-      for (int j = 0; j < K_out; j++) g[i * K_out + j] = dout[i * K_out + j] * sc[j];
-    TRY(quantize_rows(a, rs, g, N, K_out, 0, NULL, NULL, (scratch){0}));
-    TRY(gemm_s8(false, N, K_in, K_out, a, K_out, l->q, K_in, c, K_in, rest_of(&k)));
+    const int32_t *offsets = l->packed ? int8_packed_offsets(l, true) : NULL;   /* 128·Σ_n W[n,k] */
+    quantize_rows_shifted((uint8_t *)a, rs, dout, l->scale, N, K_out, 0, NULL, NULL, offsets ? 128 : 0);
+    if (offsets) TRY(int8_matmul_backward(c, (const uint8_t *)a, N, l, rest_of(&k)));
+    else TRY(gemm_s8(false, N, K_in, K_out, a, K_out, l->q, K_in, c, K_in, rest_of(&k)));
     #pragma omp parallel for schedule(static) if (N * K_in > 32768)
     for (int64_t i = 0; i < N; i++) {
       float ri = rs[i] * DEQ;
-      for (int kk = 0; kk < K_in; kk++) dinp[i * K_in + kk] += (float)c[i * K_in + kk] * ri;
+      const int32_t *ci = c + i * K_in;
+      float *di = dinp + i * K_in;
+      if (offsets) {
+        #pragma omp simd
+        for (int kk = 0; kk < K_in; kk++) di[kk] += (float)(ci[kk] - offsets[kk]) * ri;
+      } else {
+        #pragma omp simd
+        for (int kk = 0; kk < K_in; kk++) di[kk] += (float)ci[kk] * ri;
+      }
     }
     return LACOS_OK;
   }

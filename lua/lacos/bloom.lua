@@ -612,52 +612,73 @@ function Model:weight(name) return T.make(C.lacos_bloom_weight, self.ptr, name) 
 
 local exists = util.exists
 
--- Saves the model as a Hugging Face BLOOM checkpoint directory that
--- transformers' BloomModel.from_pretrained loads: config.json (the source
--- checkpoint's, with its dtype set), model.safetensors (or shards past
--- shard_size bytes) in dtype f32, f16 or bf16, the tokenizer files when the
--- model has them, and lacos.json (pooling, padding side, what was merged).
--- A model with a LoRA adapter saves merged (merge_lora() first); an int8
--- model saves its dequantised weights. The directory is written under a
--- temporary name and renamed into place; an existing non-empty one is
--- refused unless force = true (then replaced whole).
+-- Writes the model as a Hugging Face BLOOM checkpoint into dir, an empty
+-- directory the caller made (Model:save and lacos.export build theirs under
+-- a temporary name): config.json (the source checkpoint's, with its dtype
+-- set), model.safetensors (or shards past shard_size bytes) in dtype f32,
+-- f16 or bf16 under the names of bloom_layout.c, the tokenizer files when
+-- the model has them, and lacos.json (pooling, padding side, what was
+-- merged). A model with a LoRA adapter writes merged (merge_lora() first);
+-- an int8 model writes its dequantised weights.
+local save_dtypes = { f32 = true, f16 = true, bf16 = true }
+local function check_savable(self, dtype)
+  if not save_dtypes[dtype] then error(("save: dtype must be f32, f16 or bf16, got '%s'"):format(tostring(dtype)), 3) end
+  if self.lora and not self:lora_merged() then
+    error("save: the model has a LoRA adapter that is not merged; call merge_lora() first (or remove_lora() to save the base alone)", 3)
+  end
+end
+function Model:write_checkpoint(dir, opts)
+  opts = util.options(opts, { dtype = "f32", shard_size = 0 }, "write_checkpoint")
+  check_savable(self, opts.dtype)
+  check(C.lacos_bloom_save(self.ptr, dir, T.dtype_of(opts.dtype), opts.shard_size))
+  if self.tokenizer_path then util.copy_file(self.tokenizer_path, dir .. "/tokenizer.json") end
+  for _, name in ipairs { "tokenizer_config.json", "special_tokens_map.json" } do
+    if self.dir and exists(self.dir .. "/" .. name) then util.copy_file(self.dir .. "/" .. name, dir .. "/" .. name) end
+  end
+  -- a pooling is recorded only when one was (an adapter's, an override): recording the default would refuse others
+  local meta = { pooling = self.pooling_override or self.meta.pooling, padding_side = self:padding_side(), normalize = false,
+                 created_by = "lacos " .. require("lacos").version(), dtype = opts.dtype }
+  if self.lora then
+    meta.merged = { base = self.dir or self.name, adapter = self.adapter, base_quant = self.quant, r = self.lora.r,
+                    alpha = self.lora.alpha, rslora = self.lora.rslora, targets = self.lora.targets }
+  end
+  require("lacos.json").write(dir .. "/lacos.json", meta)
+end
+
+-- Saves the model as a checkpoint directory (write_checkpoint) that
+-- transformers' BloomModel.from_pretrained loads. The directory is written
+-- under a temporary name and renamed into place; an existing non-empty one
+-- is refused unless force = true (then replaced whole).
 function Model:save(dir, opts)
   opts = util.options(opts, { dtype = "f32", shard_size = 0, force = false }, "save")
   if type(dir) ~= "string" or dir == "" then error("save: expected a directory path", 2) end
-  local dtypes = { f32 = true, f16 = true, bf16 = true }
-  if not dtypes[opts.dtype] then error(("save: dtype must be f32, f16 or bf16, got '%s'"):format(tostring(opts.dtype)), 2) end
-  if self.lora and not self:lora_merged() then
-    error("save: the model has a LoRA adapter that is not merged; call merge_lora() first (or remove_lora() to save the base alone)", 2)
+  check_savable(self, opts.dtype)
+  return util.build_dir(dir, opts.force, function(tmp)
+    self:write_checkpoint(tmp, { dtype = opts.dtype, shard_size = opts.shard_size })
+  end, "force = true")
+end
+
+-- How this model embeds, for lacos.export (each model family answers the
+-- same questions): the network's Hugging Face model_type and class, the pooling and
+-- the poolings the family has (pooling_recorded: the one the model or its
+-- adapter was trained with, when recorded), the padding side, normalisation, the
+-- longest input, lower-casing, the width, and the token that pads. (encode
+-- never normalises a BLOOM embedding; the cosine does that downstream.)
+function Model:embedding_spec()
+  local cfg = self:config()
+  if self:family() ~= "bloom" then
+    error(("lacos.export: %s models cannot be exported yet (their checkpoint writer is BLOOM's)"):format(self:family()), 0)
   end
-  if C.lacos_dir_check_output(dir, opts.force and 1 or 0) ~= 0 then
-    local msg = E.last_error()
-    if msg:find("not empty", 1, true) then msg = msg .. " (force = true replaces it)" end
-    error(msg, 2)
+  local pad
+  if self.tokenizer and cfg.pad_token_id >= 0 and cfg.pad_token_id < self.tokenizer:vocab_size() then
+    pad = self.tokenizer:id_to_token(cfg.pad_token_id)
   end
-  local buf = ffi.new("char[?]", 4352)
-  check(C.lacos_dir_temp(buf, 4352, dir))
-  local tmp = ffi.string(buf)
-  local ok, err = pcall(function()
-    check(C.lacos_bloom_save(self.ptr, tmp, T.dtype_of(opts.dtype), opts.shard_size))
-    if self.tokenizer_path then util.copy_file(self.tokenizer_path, tmp .. "/tokenizer.json") end
-    for _, name in ipairs { "tokenizer_config.json", "special_tokens_map.json" } do
-      if self.dir and exists(self.dir .. "/" .. name) then util.copy_file(self.dir .. "/" .. name, tmp .. "/" .. name) end
-    end
-    -- a pooling is recorded only when one was (an adapter's, an override): recording the default would refuse others
-    local meta = { pooling = self.pooling_override or self.meta.pooling, padding_side = self:padding_side(), normalize = false,
-                   created_by = "lacos " .. require("lacos").version(), dtype = opts.dtype }
-    if self.lora then
-      meta.merged = { base = self.dir or self.name, adapter = self.adapter, base_quant = self.quant, r = self.lora.r,
-                      alpha = self.lora.alpha, rslora = self.lora.rslora, targets = self.lora.targets }
-    end
-    require("lacos.json").write(tmp .. "/lacos.json", meta)
-    check(C.lacos_dir_commit(tmp, dir, opts.force and 1 or 0))
-  end)
-  if not ok then
-    C.lacos_dir_remove(tmp)
-    error(err, 0)
-  end
-  return dir
+  return { family = "bloom", model_type = "bloom", architecture = "BloomModel", pooling = self:pooling(), pooling_recorded = self.meta.pooling,
+           poolings = { unpack(M.pooling_list) },
+           padding_side = self:padding_side(), normalize = false, max_length = cfg.max_length,
+           do_lower_case = false, hidden_size = cfg.hidden_size, pad_token = pad,
+           base = self.dir or self.name, adapter = self.adapter, lora = self.lora, quant = self.quant,
+           tokenizer_path = self.tokenizer_path, dir = self.dir }
 end
 function Model:weight_names()
   local names = {}

@@ -24,6 +24,7 @@ M.commands = {
   { "sts", "evaluate a model on STS benchmarks" },
   { "data", "list and download datasets" },
   { "results", "list, show, compare and query runs in the results database" },
+  { "sweep", "follow or cancel a sweep submitted to Slurm (lacos sweep status|cancel NAME)" },
 }
 
 local function module_present(name)

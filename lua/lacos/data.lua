@@ -770,11 +770,12 @@ end
 
 -- ---------------------------------------------------------------- downloads
 
-local function mirror_url(url, mirror)
-  if not mirror or mirror == "" then return url end
-  local rest = url:match("^https?://(.+)$")
-  if not rest then return url end
-  return (mirror:gsub("/+$", "")) .. "/" .. rest
+-- The address of a data-root file on a mirror: a mirror (LACOS_DATA_MIRROR)
+-- serves a data root's layout, so <mirror>/<path> is the file at <path> under
+-- the root (each path segment percent-encoded where URLs need it).
+local function mirror_url(mirror, path)
+  local enc = path:gsub("[^%w%-._~/]", function(c) return ("%%%02X"):format(c:byte()) end)
+  return (mirror:gsub("/+$", "")) .. "/" .. enc
 end
 M.mirror_url = mirror_url
 
@@ -812,10 +813,82 @@ local pull_defaults = {
   progress = util.ANY, log = util.ANY,
 }
 
+-- Removes the staging folders of a pull when they are empty (nothing
+-- arrived; a partial download keeps its .part file, and its folders, for a resume).
+local function drop_empty_staging(root, id)
+  for _, d in ipairs { join(root, ".lacos/staging/" .. id), join(root, ".lacos/staging"), join(root, ".lacos") } do os.remove(d) end
+end
+
+-- Downloads url into staged (a verified earlier download is reused; a
+-- partial one resumed) and says how what arrived was checked: "sha256"
+-- against expected, "member sha256" when the archive's members are checked
+-- once unpacked, or, with --no-verify, not at all (without it an unchecked
+-- file is an error naming its hash). Returns sha256 hex, bytes, verified.
+local function fetch_checked(id, url, staged, bytes, expected, members_checked, root, opts, log)
+  local hex, got
+  if expected and file_size(staged) and sha256_file(staged) == expected then
+    hex, got = expected, file_size(staged)
+    log(("%s: reusing the verified download %s"):format(id, staged))
+  else
+    log(("%s: fetching %s"):format(id, url))
+    local st
+    st, hex, got = download(url, staged, bytes, expected, opts.progress)
+    if st ~= 0 then
+      local msg = E.last_error()
+      -- nothing arrived: leave no empty staging folders behind (a partial
+      -- download stays in its .part file, and the folders with it, to resume)
+      drop_empty_staging(root, id)
+      error(id .. ": " .. msg, 0)
+    end
+  end
+  local verified = expected and "sha256" or members_checked and "member sha256" or nil
+  if not verified then
+    if not opts.no_verify then
+      error(("%s: no sha256 is known for %s, so what arrived cannot be checked.\n" ..
+             "  It has %d bytes and sha256 %s (kept in %s).\n" ..
+             "  If that matches a hash you trust, run again with --sha256 %s; or accept it unchecked with --no-verify.")
+            :format(id, url, got, hex, staged, hex), 0)
+    end
+    verified = "none (--no-verify)"
+    log(("%s: accepted without verification: %s bytes, sha256 %s"):format(id, tostring(got), hex))
+  end
+  return hex, got, verified
+end
+
+-- A pull from a mirror of a data root: every file of the set's file table
+-- from <mirror>/<path>, each checked against the table's size and sha256.
+local function pull_from_mirror(id, set, root, mirror, opts, log, record)
+  local work = join(root, ".lacos/staging/" .. id)
+  local sha_override = opts.sha256 and opts.sha256:lower()
+  if sha_override and #set.files ~= 1 then
+    error(("%s: --sha256 applies to sets of one file; this one has %d"):format(id, #set.files), 0)
+  end
+  for k, f in ipairs(set.files) do
+    local dest = join(root, f.path)
+    local url = mirror_url(mirror, f.path)
+    local size = file_size(dest)
+    if not opts.force and size and (not nn(f.bytes) or size == f.bytes) then
+      record.sources[#record.sources + 1] = { url = url, skipped = "already present" }
+    else
+      local expected = sha_override or nn(f.sha256)
+      mkdir_p(work)
+      local staged = join(work, ("%d-%s"):format(k, f.path:match("([^/]+)$") or "file"))
+      local hex, got, verified = fetch_checked(id, url, staged, nn(f.bytes), expected, false, root, opts, log)
+      install_file(staged, dest, f)
+      record.sources[#record.sources + 1] = { url = url, sha256 = hex, bytes = got, verified = verified }
+    end
+  end
+  os.remove(work)
+  os.remove(join(root, ".lacos/staging"))   -- both only when empty
+  return record
+end
+
 -- Downloads a set's files from its registry addresses (or opts.url when the
 -- set has one download), checks them, unpacks archives (tar, unzip, gzip),
 -- installs them under the data root and records what was fetched in
--- <root>/.lacos/pulled/<id>.json. Returns that record.
+-- <root>/.lacos/pulled/<id>.json. Returns that record. With a mirror
+-- (opts.mirror, else $LACOS_DATA_MIRROR; not with opts.url) every file of
+-- the set comes from <mirror>/<path in the data root> instead.
 function M.pull(id, opts)
   opts = util.options(opts, pull_defaults, "lacos.data.pull")
   local root = M.root(opts.data)
@@ -833,6 +906,11 @@ function M.pull(id, opts)
   for _, f in ipairs(set.files) do by_path[f.path] = f end
   local work = join(root, ".lacos/staging/" .. id)
   local record = { id = id, root = root, time = os.date("!%Y-%m-%dT%H:%M:%SZ"), registry = set.registry, sources = {} }
+
+  if mirror and mirror ~= "" and not opts.url then
+    pull_from_mirror(id, set, root, mirror, opts, log, record)
+    return M.finish_pull(set, root, record)
+  end
 
   local function present(paths)
     for _, p in ipairs(paths) do
@@ -852,7 +930,7 @@ function M.pull(id, opts)
     else
       targets[1] = d.path
     end
-    local url = opts.url or mirror_url(d.url, mirror)   -- an explicit --url is used as given
+    local url = opts.url or d.url
     if not opts.force and present(targets) then
       record.sources[#record.sources + 1] = { url = url, skipped = "already present" }
     else
@@ -872,33 +950,7 @@ function M.pull(id, opts)
       end
       mkdir_p(work)
       local staged = join(work, ("%d-%s"):format(k, (d.url:match("([^/]+)$") or "download")))
-      local hex, got
-      if expected and file_size(staged) and sha256_file(staged) == expected then
-        hex, got = expected, file_size(staged)
-        log(("%s: reusing the verified download %s"):format(id, staged))
-      else
-        log(("%s: fetching %s"):format(id, url))
-        local st
-        st, hex, got = download(url, staged, bytes, expected, opts.progress)
-        if st ~= 0 then
-          local msg = E.last_error()
-          -- nothing arrived: leave no empty staging folders behind (a partial
-          -- download stays in its .part file, and the folders with it, to resume)
-          for _, d2 in ipairs { work, join(root, ".lacos/staging"), join(root, ".lacos") } do os.remove(d2) end
-          error(id .. ": " .. msg, 0)
-        end
-      end
-      local verified = expected and "sha256" or members_checked and "member sha256" or nil
-      if not verified then
-        if not opts.no_verify then
-          error(("%s: no sha256 is known for %s, so what arrived cannot be checked.\n" ..
-                 "  It has %d bytes and sha256 %s (kept in %s).\n" ..
-                 "  If that matches a hash you trust, run again with --sha256 %s; or accept it unchecked with --no-verify.")
-                :format(id, url, got, hex, staged, hex), 0)
-        end
-        verified = "none (--no-verify)"
-        log(("%s: accepted without verification: %s bytes, sha256 %s"):format(id, tostring(got), hex))
-      end
+      local hex, got, verified = fetch_checked(id, url, staged, bytes, expected, members_checked, root, opts, log)
       -- unpack and install
       if archive == "tar.gz" or archive == "zip" then
         local dir = join(work, ("%d-unpacked"):format(k))
@@ -928,6 +980,13 @@ function M.pull(id, opts)
     end
   end
   os.remove(work)   -- only succeeds when empty
+  os.remove(join(root, ".lacos/staging"))
+  return M.finish_pull(set, root, record)
+end
+
+-- Records a pull in <root>/.lacos/pulled/<id>.json with the set's state.
+function M.finish_pull(set, root, record)
+  local id = set.id
   local st = M.status(set, { data = root })
   record.state = st.state
   record.files = {}

@@ -165,7 +165,7 @@ M.EVAL = {
 -- synthetic ladder's time budget). Returns { [task_key] = spearman x100 }.
 function M.evaluate(model, run, opts)
   opts = util.options(opts, { root = util.REQUIRED, tasks = util.REQUIRED, pooling = "weightedmean", limit = 0,
-                              batch = 64, label = util.ANY }, "experiment.evaluate")
+                              batch = 64, label = util.ANY, quiet = true }, "experiment.evaluate")
   local sts, data = lacos.sts, lacos.data
   local scores = {}
   local function encode(list) return model:encode(list, { pooling = opts.pooling, batch = opts.batch, max_length = 256,
@@ -173,7 +173,7 @@ function M.evaluate(model, run, opts)
   local clock = require("lacos.train").clock
   for _, group in ipairs(opts.tasks) do
     for _, t in ipairs(M.EVAL[group]) do
-      local t0, pairs_done = clock(), 0
+      local t0, pairs_done, parts = clock(), 0, {}
       local set = data.load(t.data, { split = "test", data = opts.root })
       local units = {}
       if t.per_subset then
@@ -198,6 +198,7 @@ function M.evaluate(model, run, opts)
         local lang = u and (u.lang2 and u.lang2 ~= u.lang1 and (u.lang1 .. "-" .. u.lang2) or u.lang1) or "en"
         local key = t.task .. (lang ~= "en" and (" " .. lang) or "")
         scores[key] = 100 * sp
+        parts[#parts + 1] = u and ("%s %.2f"):format(lang, 100 * sp) or ("%.2f"):format(100 * sp)
         if run then
           run:sts { dataset = t.task, language = lang, split = "test", n = n, spearman = sp, pearson = pe,
                     pooling = opts.pooling, text_variant = "raw", aggregation = "all", similarity = "cosine",
@@ -207,8 +208,13 @@ function M.evaluate(model, run, opts)
         if u then sub:free() end
       end
       set:free()
+      local took = clock() - t0
       -- the task's wall time, loading included (MTEB's evaluation_time)
-      if run then run:timing { phase = "sts:" .. t.task, n_items = pairs_done, avg_ns = (clock() - t0) * 1e9, repetitions = 1 } end
+      if run then run:timing { phase = "sts:" .. t.task, n_items = pairs_done, avg_ns = took * 1e9, repetitions = 1 } end
+      if not opts.quiet then
+        io.stderr:write(("lacos: eval %s: Spearman x100 %s (%d pairs%s, %.1f s)\n"):format(t.task, table.concat(parts, ", "),
+          pairs_done, #units > 1 and (", %d subsets"):format(#units) or "", took))
+      end
     end
   end
   return scores
@@ -267,8 +273,9 @@ function M.run_point(point, ctx)
       model = m, data = train_pairs:take(n), batch_size = point.batch_size or 16, epochs = point.epochs or 1, lr = point.lr or 2e-4,
       warmup = 0.1, seed = point.seed or 1, pooling = pooling, max_length = point.max_length or 64,
       checkpoint_dir = ctx.dir .. "/checkpoints", checkpoint_every = point.checkpoint_every or 50, run = run,
-      fast_backward = true, quiet = point.quiet,   -- checkpointing: lacos.train's default for the size
-      mini_batch = point.mini_batch,
+      fast_backward = true, mini_batch = point.mini_batch,   -- checkpointing: lacos.train's default for the size
+      -- output settings come from the sweep's execution, never from the point (they must not change its identity)
+      quiet = ctx.quiet or false, print_every = ctx.log_every,
     }
     if result.status ~= "done" then return result end
     -- with several ranks, rank 0 alone saves the adapter and evaluates (the others hold a null run)
@@ -277,10 +284,98 @@ function M.run_point(point, ctx)
     run:artifact { path = ctx.dir .. "/adapter", kind = "adapter" }
   end
   if run.null then return { status = "done" } end
-  M.evaluate(m, run, { root = point.data_root, tasks = point.eval or { "english", "multilingual" },
+  local scores = M.evaluate(m, run, { root = point.data_root, tasks = point.eval or { "english", "multilingual" },
                        pooling = pooling, limit = point.eval_limit or 0,
-                       label = point.model .. (point.synthetic and " (synthetic)" or "") })
-  return { status = "done" }
+                       label = point.model .. (point.synthetic and " (synthetic)" or ""), quiet = ctx.quiet or false })
+  return { status = "done", scores = scores, headline = M.headline(scores) }
+end
+
+-- The scores a point's summary line names: STSBenchmark, SICK-R and the
+-- mean of the English sets, the mean over STS17's tracks and over
+-- stsb-multi-mt's languages (Spearman x100), those that were evaluated.
+function M.headline(scores)
+  local parts = {}
+  local function mean(match)
+    local sum, n = 0, 0
+    for k, v in pairs(scores) do if match(k) then sum, n = sum + v, n + 1 end end
+    return n > 0 and sum / n or nil, n
+  end
+  if scores["STSBenchmark"] then parts[#parts + 1] = ("STSBenchmark %.2f"):format(scores["STSBenchmark"]) end
+  if scores["SICK-R"] then parts[#parts + 1] = ("SICK-R %.2f"):format(scores["SICK-R"]) end
+  local english = {}
+  for _, t in ipairs(M.EVAL.english) do english[t.task] = true end
+  local en, n_en = mean(function(k) return english[k] end)
+  if en and n_en > 2 then parts[#parts + 1] = ("English mean %.2f"):format(en) end
+  local s17, n17 = mean(function(k) return k == "STS17" or k:match("^STS17 ") end)
+  if s17 then parts[#parts + 1] = ("STS17 mean %.2f (%d)"):format(s17, n17) end
+  local mt, nmt = mean(function(k) return k == "stsb-multi-mt" or k:match("^stsb%-multi%-mt ") end)
+  if mt then parts[#parts + 1] = ("stsb-multi-mt mean %.2f (%d)"):format(mt, nmt) end
+  return table.concat(parts, ", ")
+end
+
+-- ---------------------------------------------------------------- data a point needs
+
+-- The registry sets a point reads: its evaluation sets, and its training
+-- set when it trains.
+function M.data_needed(point)
+  local ids, seen = {}, {}
+  local function add(id) if not seen[id] then seen[id] = true; ids[#ids + 1] = id end end
+  for _, group in ipairs(point.eval or { "english", "multilingual" }) do
+    for _, t in ipairs(M.EVAL[group] or {}) do add(t.data) end
+  end
+  if point.pairs ~= 0 then add(M.training_set(point.data_root, point.train_data)) end
+  return ids
+end
+
+-- Downloads the registry sets `ids` that are not all there under root
+-- (lacos.data.pull: sha256-checked, resumed after a dropped connection,
+-- with a progress bar on a terminal; LACOS_DATA_MIRROR points it at a
+-- mirror of a data root). `who` names the caller in messages. On failure
+-- raises one message naming the ways out; nothing is left behind but the
+-- files that arrived whole and a partial download to resume.
+function M.fetch_data(root, ids, who)
+  local missing = {}
+  for _, id in ipairs(ids) do
+    if data_state(id, root) ~= "present" then missing[#missing + 1] = id end
+  end
+  if #missing == 0 then return 0 end
+  local mirror = os.getenv("LACOS_DATA_MIRROR")
+  io.stderr:write(("%s: fetching %d dataset%s into %s from %s: %s\n"):format(who, #missing, #missing == 1 and "" or "s",
+    root, (mirror and mirror ~= "") and ("the mirror " .. mirror) or "their registry addresses", table.concat(missing, ", ")))
+  local E = lacos.engine
+  -- bytes of the set under root, its partial downloads included: a retry is worth it while this grows
+  local function arrived(id)
+    local set, n = lacos.data.find(id, root), 0
+    for _, f in ipairs(set.files) do n = n + (lacos.data.file_size(lacos.data.join(root, f.path)) or 0) end
+    local staging = lacos.data.join(root, ".lacos/staging/" .. id)
+    for _, name in ipairs(util.listdir(staging) or {}) do n = n + (lacos.data.file_size(lacos.data.join(staging, name)) or 0) end
+    return n
+  end
+  for _, id in ipairs(missing) do
+    local tries = 0
+    while true do
+      local before = arrived(id)
+      local ok, err = pcall(lacos.data.pull, id, { data = root })
+      if ok then break end
+      if E.C.lacos_interrupt_pending() ~= 0 then error("interrupted", 0) end
+      tries = tries + 1
+      -- a dropped connection leaves a .part file: go on from where it stopped while bytes keep coming
+      local staging = lacos.data.join(root, ".lacos/staging/" .. id)
+      local partial = false
+      for _, n in ipairs(util.listdir(staging) or {}) do if n:match("%.part$") then partial = true end end
+      if not (partial and arrived(id) > before and tries < 100) then
+        for _, d in ipairs { staging, lacos.data.join(root, ".lacos/staging"), lacos.data.join(root, ".lacos") } do os.remove(d) end
+        error(("%s: the data it needs is not all under %s (%s), and downloading it failed:\n  %s\n" ..
+               "  Use data you already have with --data DIR or LACOS_DATA=DIR (a data root: lacos data list --data DIR " ..
+               "shows what it holds),\n  or a mirror that serves a data root's files with LACOS_DATA_MIRROR=URL " ..
+               "(e.g. http://host:8000 over a copy of one)%s"):format(who, root, table.concat(missing, ", "),
+               tostring(err):gsub("\n", "\n  "), partial and "; running again resumes the partial download" or ""), 0)
+      end
+      io.stderr:write(("%s: %s: the download stopped (%s); resuming\n"):format(who, id, (tostring(err):match("[^\n]*"))))
+    end
+    set_cache[root .. "|" .. id] = nil
+  end
+  return #missing
 end
 
 -- ---------------------------------------------------------------- validation
@@ -354,7 +449,6 @@ M.POINT_OPTIONS = {
                  "evaluation groups"),
   eval_limit = whole_at_least(0),
   checkpoint_every = whole_at_least(1),
-  quiet = of_type("boolean"),
   -- a reference model evaluated beside the sweep (recorded as the param
   -- `baseline`: lacos results scale/plot show it as its own row and line)
   baseline = of_type("boolean"),
@@ -550,10 +644,26 @@ M.COST = { train_factor = 4, checkpoint_extra = 1 }
 -- the training factor + evaluation tokens) x the seconds per token of this
 -- model measured now. Returns { bytes, seconds, train_seconds, eval_seconds,
 -- examples, epochs }.
-function M.estimate(point)
+-- Peak memory of a point: the weights + the memory planner's activations
+-- of one training step (what estimate() reports as bytes), without
+-- measuring any speed. For a Slurm job's memory request.
+function M.memory(point)
   local bloom = lacos.bloom
   local cfg = M.model_config(point)
   local C = lacos.engine.C
+  local checkpointing = require("lacos.train").checkpointing_default(cfg)
+  local per_example = 2
+  if point.pairs ~= 0 then per_example = M.training_pairs(point.data_root, point.train_data):has_negatives() and 3 or 2 end
+  local texts = per_example * (point.batch_size or 16)
+  if point.mini_batch then texts = math.min(point.mini_batch, texts) end
+  local weights = C.lacos_bloom_config_params(cfg) - cfg.vocab_size * cfg.hidden_size
+  return weights + cfg.vocab_size * cfg.hidden_size * 2 +
+         C.lacos_bloom_train_activation_bytes(cfg, texts, point.max_length or 64, point.r or 8,
+                                                 bloom.target_bits(point.targets, M.model_family(point)), checkpointing and 1 or 0)
+end
+
+function M.estimate(point)
+  local cfg = M.model_config(point)
   local checkpointing = require("lacos.train").checkpointing_default(cfg)
   local examples, per_example, per_sentence = 0, 2, 0
   if point.pairs ~= 0 then
@@ -563,19 +673,11 @@ function M.estimate(point)
     per_sentence = training_tokens_per_sentence(point, data)
   end
   local epochs = point.epochs or 1
-  local batch = point.batch_size or 16
-  local texts = per_example * batch
-  if point.mini_batch then texts = math.min(point.mini_batch, texts) end
-  local T = point.max_length or 64
-  local weights = C.lacos_bloom_config_params(cfg) - cfg.vocab_size * cfg.hidden_size
-  local bytes = weights + cfg.vocab_size * cfg.hidden_size * 2 +
-                C.lacos_bloom_train_activation_bytes(cfg, texts, T, point.r or 8,
-                  bloom.target_bits(point.targets, M.model_family(point)), checkpointing and 1 or 0)
   local per_token = seconds_per_token(point)
   local factor = M.COST.train_factor + (checkpointing and M.COST.checkpoint_extra or 0)
   local train_s = examples * epochs * per_example * per_sentence * factor * per_token
   local eval_s = eval_tokens(point) * per_token
-  return { bytes = bytes, seconds = train_s + eval_s, train_seconds = train_s, eval_seconds = eval_s,
+  return { bytes = M.memory(point), seconds = train_s + eval_s, train_seconds = train_s, eval_seconds = eval_s,
            examples = examples, epochs = examples > 0 and epochs or 0 }
 end
 

@@ -12,6 +12,7 @@
 --   lacos.sts         STS metrics: cosine scores, Spearman, Pearson, aggregation
 --   lacos.tokenizer   Hugging Face tokenizer.json (BLOOM's byte-level BPE, BERT's WordPiece)
 --   lacos.sentence_transformers  sentence-transformers directories: modules, pooling, length
+--   lacos.export      a merged model written as a sentence-transformers directory
 --   lacos.optim       AdamW and 8-bit Adam
 --   lacos.sweep       grids of runs in the results database
 --   lacos.cuda        the GPU: availability, device, memory planner check

@@ -175,9 +175,14 @@ end
 function M.open(path, opts)
   if type(path) == "table" and opts == nil then opts, path = path, nil end
   if path ~= nil and type(path) ~= "string" then error("lacos.results.open: path must be a string", 2) end
-  opts = options(opts, { readonly = "boolean", create = "boolean", timeout = "number" }, "lacos.results.open")
+  opts = options(opts, { readonly = "boolean", create = "boolean", timeout = "number", journal = "string" }, "lacos.results.open")
+  if opts.journal ~= nil and opts.journal ~= "wal" and opts.journal ~= "rollback" then
+    error(("lacos.results.open: journal must be 'wal' or 'rollback', got '%s'"):format(opts.journal), 2)
+  end
   local flags = 0
   if opts.readonly then flags = flags + tonumber(C.LACOS_DB_READONLY) end
+  -- a shard of a Slurm task, on a network filesystem: no WAL (lacos.merge)
+  if opts.journal == "rollback" then flags = flags + tonumber(C.LACOS_DB_ROLLBACK) end
   if opts.create == false then flags = flags + tonumber(C.LACOS_DB_NOCREATE) end
   local o = ffi.new("lacos_db*[1]")
   check(C.lacos_db_open(o, path, flags))
@@ -185,6 +190,27 @@ function M.open(path, opts)
   if opts.timeout then check(C.lacos_db_set_timeout(h, opts.timeout)) end
   return setmetatable({ _h = h, path = ffi.string(C.lacos_db_path(h)), readonly = opts.readonly or false,
                         schema_version = C.lacos_db_schema_version(h) }, Db)
+end
+
+-- Folds the finished runs of a shard (another results database, written by
+-- one Slurm task) into the database at db_path; see lacos_db_merge_shard.
+-- Returns { merged, present, unfinished, schema_version, experiment }, or
+-- raises with the reason the shard was refused (the database unchanged).
+function M.merge_shard(db_path, shard_path, experiment)
+  local r = ffi.new("lacos_merge_report")
+  check(C.lacos_db_merge_shard(r, db_path, shard_path, experiment))
+  return { merged = r.merged, present = r.present, unfinished = r.unfinished, schema_version = r.schema_version,
+           experiment = ffi.string(r.experiment) }
+end
+
+-- The runs of a shard as shard_runs' JSON describes them (a list of
+-- tables), read without writing to the file.
+function M.shard_runs(shard_path)
+  local out = ffi.new("char *[1]")
+  check(C.lacos_db_shard_runs(out, shard_path))
+  local text = ffi.string(out[0])
+  C.lacos_text_free(out[0])
+  return json.decode(text, shard_path)
 end
 
 function Db:close()

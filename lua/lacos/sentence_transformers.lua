@@ -36,7 +36,8 @@
 -- else tokenizer_config.json's model_max_length capped by the config's
 -- max_position_embeddings, else max_position_embeddings. Texts are cut on
 -- the right to that many tokens, [CLS] and [SEP] included, and padded on
--- the right to the longest of the batch (the tokenizer call of
+-- the side tokenizer_config.json's padding_side names (the right when it
+-- names none) to the longest of the batch (the tokenizer call of
 -- sentence-transformers' Transformer: padding=True, truncation="longest_first").
 -- Errors name the file and the cause.
 local json = require "lacos.json"
@@ -219,6 +220,14 @@ local function read_transformer(d, tdir, st_config)
   local mpe = opt_int(cfg.max_position_embeddings, cpath, "max_position_embeddings", 1)
   local tc_path = tdir .. "/tokenizer_config.json"
   local tc = read_object(tc_path, true) or {}
+  -- the tokenizer pads on the side its config names (a decoder's last-token
+  -- pooling often pads on the left), on the right by default
+  if tc.padding_side ~= nil and tc.padding_side ~= json.null then
+    if tc.padding_side ~= "left" and tc.padding_side ~= "right" then
+      fail(tc_path, "padding_side must be \"left\" or \"right\", found %s", tostring(tc.padding_side))
+    end
+    d.padding_side = tc.padding_side
+  end
   local tok_max = type(tc.model_max_length) == "number" and tc.model_max_length >= 1 and tc.model_max_length < 1e9 and
                   math.floor(tc.model_max_length) or nil
   local sc, sc_path = st_config or {}, d.transformer_config_path
@@ -250,7 +259,7 @@ local function read_transformer(d, tdir, st_config)
   -- the options of lacos.tokenizer's encode_batch that tokenize as sentence-transformers does
   d.encode_options = { max_length = d.max_length, truncation = true, truncation_side = "right",
                        truncation_strategy = "longest_first", pad_length = 0, pad_to_multiple_of = 0,
-                       padding_side = "right", special = true }
+                       padding_side = d.padding_side, special = true }
 end
 
 -- What SentenceTransformer(dir) builds for a plain model directory:
@@ -270,7 +279,7 @@ end
 --   dir, kind ("sentence-transformers" or "transformers"), modules (name, path, type, kind),
 --   model_type, architectures, config (config.json's table), config_path, hidden_size,
 --   tokenizer (tokenizer.json's path), max_length, max_length_from, truncation_side "right",
---   padding "longest", padding_side "right", do_lower_case,
+--   padding "longest", padding_side (tokenizer_config.json's, else "right"), do_lower_case,
 --   pooling (the mode, or nil when several), pooling_modes, include_prompt, dimension,
 --   normalize, similarity ("cosine", "dot", ...), prompts, default_prompt_name,
 --   encode_options (for tokenizer:encode_batch: sentence-transformers' truncation and padding),

@@ -55,7 +55,7 @@ local defaults = {
   log_every = 10, run = util.ANY, checkpoint_dir = util.ANY, checkpoint_every = 0, resume = true,
   max_nonfinite = 5, progress = util.ANY, on_step = util.ANY, eval = util.ANY, eval_every = 0,
   checkpointing = util.ANY, fast_backward = false, quiet = false, comm_timeout = util.ANY, sync_check = 100,
-  fingerprint = util.ANY, option_names = util.ANY,
+  print_every = util.ANY, fingerprint = util.ANY, option_names = util.ANY,
 }
 
 local clock = util.clock
@@ -148,6 +148,22 @@ local function progress_line(state, total, loss, tps, eta)
   return ("\r[%s%s] %d/%d loss %.4f %6.0f tok/s ETA %s "):format(("#"):rep(filled), ("."):rep(width - filled),
     state.step, total, loss, tps, eta)
 end
+
+-- Whole seconds as 1h02m, 3m05s or 12s.
+local function fmt_duration(s)
+  if s ~= s or s == math.huge then return "?" end
+  s = math.floor(s + 0.5)
+  if s >= 3600 then return ("%dh%02dm"):format(math.floor(s / 3600), math.floor((s % 3600) / 60)) end
+  if s >= 60 then return ("%dm%02ds"):format(math.floor(s / 60), s % 60) end
+  return ("%ds"):format(s)
+end
+
+-- The line a batch log (no terminal) gets every print_every steps.
+local function plain_line(step, total, loss, lr, tps, elapsed, eta)
+  return ("lacos: step %d/%d loss %.4f lr %.3g %.0f tok/s elapsed %s ETA %s\n"):format(step, total, loss, lr, tps,
+    fmt_duration(elapsed), fmt_duration(eta))
+end
+M.plain_line = plain_line
 
 local function fmt_eta(s)
   if s ~= s or s == math.huge then return "?" end
@@ -691,7 +707,11 @@ function M.run(spec)
   local order = M.epoch_order(data, st.epoch, opts.seed, opts.batch_size, opts.length_bucketing)
   local show = opts.progress
   if show == nil then show = util.isatty(2) and not opts.quiet end
+  -- without a terminal (a batch job's log, a pipe): a plain line every print_every steps instead of the bar
+  local plain = not show and not opts.quiet and not util.isatty(2)
+  local print_every = opts.print_every or opts.log_every
   local t_start, tok_window, t_window = clock(), 0, clock()
+  local print_tokens, print_t = 0, clock()
   local status, reason = "done", nil
   local pending_log = {}
 
@@ -767,6 +787,7 @@ function M.run(spec)
     end
     st.tokens = st.tokens + step_tokens
     tok_window = tok_window + step_tokens
+    print_tokens = print_tokens + step_tokens
     local gnorm = 0 / 0
     if ok then
       gnorm = optimizer:clip_grad_norm(opts.max_grad_norm and opts.max_grad_norm > 0 and opts.max_grad_norm or math.huge)
@@ -807,6 +828,11 @@ function M.run(spec)
       local elapsed = now_t - t_start
       local eta = elapsed / math.max(step - (st.start_step or 0), 1) * (total - step)
       io.stderr:write(progress_line(st, total, step_loss, tps, fmt_eta(eta)))
+    elseif plain and (step % print_every == 0 or step == total) then
+      local elapsed = now_t - t_start
+      local eta = elapsed / math.max(step - (st.start_step or 0), 1) * (total - step)
+      io.stderr:write(plain_line(step, total, step_loss, lr, print_tokens / math.max(now_t - print_t, 1e-9), elapsed, eta))
+      print_tokens, print_t = 0, now_t
     end
     if opts.on_step then opts.on_step(st) end
     if opts.eval and opts.eval_every > 0 and step % opts.eval_every == 0 and (not D or D.root) then opts.eval(st) end

@@ -176,6 +176,26 @@ function M.listdir(dir)
   return names
 end
 
+-- Sleeps `seconds`; returns true when an interrupt (Ctrl-C, SIGTERM) cut it short.
+function M.sleep(seconds) return C.lacos_sleep(seconds) ~= 0 end
+
+-- Runs argv like M.run and returns its exit status, stdout and stderr
+-- (through temporary files, removed after).
+function M.capture(argv, opts)
+  local out, err = os.tmpname(), os.tmpname()
+  local ok, status = pcall(M.run, argv, { stdin = opts and opts.stdin or "/dev/null", stdout = out, stderr = err })
+  local function slurp(p)
+    local f = io.open(p, "rb")
+    local s = f and f:read("*a") or ""
+    if f then f:close() end
+    os.remove(p)
+    return s
+  end
+  local o, e = slurp(out), slurp(err)
+  if not ok then error(status, 0) end
+  return status, o, e
+end
+
 -- A path as a program's argument: one that starts with '-' would read as an
 -- option, so it gets a "./" in front.
 function M.arg_path(p) return (p:sub(1, 1) == "-") and ("./" .. p) or p end
@@ -348,6 +368,30 @@ function M.lock_dir(dir, opts)
   end
   h.count = h.count + 1
   return setmetatable({ dir = dir }, Lock)
+end
+
+-- Builds an output directory whole (engine/fileio.c's lacos_dir_*): dir
+-- must be new or empty, or replace set (then it is replaced whole); fill
+-- (tmp) writes the files into a temporary sibling, which is renamed into
+-- place when fill returns. On any error the temporary is removed, dir is
+-- left as it was, and the error is raised again. force_hint names the
+-- switch that replaces a non-empty dir, for the message that refuses it.
+function M.build_dir(dir, replace, fill, force_hint)
+  if C.lacos_dir_check_output(dir, replace and 1 or 0) ~= 0 then
+    local msg = E.last_error()
+    if force_hint and msg:find("not empty", 1, true) then msg = ("%s (%s replaces it)"):format(msg, force_hint) end
+    error(msg, 0)
+  end
+  local buf = ffi.new("char[?]", 4352)
+  E.check(C.lacos_dir_temp(buf, 4352, dir))
+  local tmp = ffi.string(buf)
+  local ok, err = pcall(fill, tmp)
+  if ok then ok, err = pcall(function() E.check(C.lacos_dir_commit(tmp, dir, replace and 1 or 0)) end) end
+  if not ok then
+    C.lacos_dir_remove(tmp)
+    error(err, 0)
+  end
+  return dir
 end
 
 -- Copies a file whole (the copy written as M.write_file does); errors name

@@ -7,7 +7,19 @@ cpu_model() {
   fam=$(lscpu | sed -n 's/^CPU family:[[:space:]]*//p' | head -1)
   mod=$(lscpu | sed -n 's/^Model:[[:space:]]*//p' | head -1)
   grep -qw -E 'avx512_vnni|avx_vnni' /proc/cpuinfo && vnni=", VNNI"
+  grep -qw amx_int8 /proc/cpuinfo && vnni="$vnni, AMX"
   echo "$name (family $fam model $mod$vnni)"
+}
+# The instruction set oneDNN picks for lacos' int8 products, in its own words
+# (ONEDNN_VERBOSE's isa line, from one encode of a tiny random model), and
+# whether the CPU has AMX at all.
+int8_isa() {
+  local isa
+  isa=$(ONEDNN_VERBOSE=1 "$LACOS" -e "local l = require('lacos'); local T = l.tensor
+    l.bloom.random('tiny-xs', {seed = 1}):encode_ids(T.ones({1, 4}, 'i32'), T.ones({1, 4}, 'i32'), {pooling = 'mean'})" \
+    2>&1 | sed -n 's/^onednn_verbose,info,cpu,isa://p' | head -1)
+  grep -qw amx_int8 /proc/cpuinfo || isa="$isa; no AMX on this CPU"
+  echo "$isa"
 }
 bench_date() { date -u +%Y-%m-%d; }
 # random_model SHAPE: a random-weight checkpoint (f16 on disk) cached under $BENCH_DIR/models
@@ -18,6 +30,12 @@ random_model() {
     "$LACOS" model random "$shape" --out "$dir" --seed 1 --dtype f16 >&2
   fi
   echo "$dir"
+}
+# onnx_model SHAPE MODEL_DIR: the int8 ONNX model of that checkpoint (tests/bench/export_onnx.py), cached
+onnx_model() {
+  local out="$BENCH_DIR/onnx/$1"
+  [ -f "$out/model.onnx" ] || "$VENV_PY" tests/bench/export_onnx.py "$2" "$out" >&2
+  echo "$out/model.onnx"
 }
 # json_field JSON KEY
 json_field() { "$VENV_PY" -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }

@@ -2,6 +2,7 @@
    every backward pass, int8 linear against a naive reference, ALiBi slopes
    against the values in ENGINE-FACTS §1.6, pooling semantics. */
 #include "test.h"
+#include <float.h>
 #include "../../engine/cpu/layers.h"
 
 static uint64_t test_seed = 1234;
@@ -21,8 +22,8 @@ static scratch test_scratch(size_t bytes) {
   if (bytes > have) { free(buf); buf = malloc(bytes); have = bytes; }
   return (scratch){ buf, have };
 }
-static scratch att_ws(int B, int T, bool probs, bool backward) {
-  return test_scratch(attention_scratch(B, T, 0, 1, probs, backward));
+static scratch att_ws(int B, int T, int C, int NH, bool probs, bool backward) {
+  return test_scratch(attention_scratch(B, T, C, NH, probs, backward));
 }
 
 /* Relative agreement of an analytic and a numeric derivative. */
@@ -98,14 +99,14 @@ enum { AB = 3, AT = 5, AC = 12, ANH = 3 };
 static float a_qkv[AB * AT * 3 * AC], a_out[AB * AT * AC], a_wt[AB * AT * AC], a_slopes[ANH];
 static int32_t a_mask[AB * AT] = {1, 1, 1, 1, 1,  0, 0, 1, 1, 1,  1, 1, 1, 0, 0};
 static double att_loss(void) {
-  attention_forward(a_out, NULL, a_qkv, a_mask, a_slopes, true, AB, AT, AC, ANH, att_ws(AB, AT, false, false));
+  attention_forward(a_out, NULL, a_qkv, a_mask, a_slopes, true, AB, AT, AC, ANH, att_ws(AB, AT, AC, ANH, false, false));
   return dot(a_out, a_wt, AB * AT * AC);
 }
 static void attention_gradcheck(void) {
   fill(a_qkv, AB * AT * 3 * AC, -1, 1); fill(a_wt, AB * AT * AC, -1, 1);
   alibi_slopes(a_slopes, ANH);
   float probs[AB * ANH * AT * AT], dqkv[AB * AT * 3 * AC] = {0};
-  attention_forward(a_out, probs, a_qkv, a_mask, a_slopes, true, AB, AT, AC, ANH, att_ws(AB, AT, true, false));
+  attention_forward(a_out, probs, a_qkv, a_mask, a_slopes, true, AB, AT, AC, ANH, att_ws(AB, AT, AC, ANH, true, false));
   /* rows sum to one; masked keys get exactly zero; a fully masked (left-pad) query row is uniform */
   for (int r = 0; r < AB * ANH * AT; r++) {
     double s = 0;
@@ -115,7 +116,7 @@ static void attention_gradcheck(void) {
   CHECK(probs[(1 * ANH * AT + 2) * AT + 0] == 0.0f);              /* batch 1 row 2 ignores padded key 0 */
   CHECK(probs[(0 * ANH * AT + 1) * AT + 3] == 0.0f);              /* causal */
   CHECK_NEAR(probs[(1 * ANH * AT + 0) * AT + 4], 1.0 / AT, 1e-6);  /* left-pad query: uniform */
-  attention_backward(dqkv, a_wt, probs, a_qkv, a_mask, true, AB, AT, AC, ANH, att_ws(AB, AT, true, true));
+  attention_backward(dqkv, a_wt, probs, a_qkv, a_mask, true, AB, AT, AC, ANH, att_ws(AB, AT, AC, ANH, true, true));
   double worst = 0;
   for (int i = 0; i < AB * AT * 3 * AC; i += 5) {
     float keep = a_qkv[i], h = 1e-2f;
@@ -137,11 +138,97 @@ static void attention_padding_invariance(void) {
   memcpy(qkv2 + 2 * 3 * C, qkv1, sizeof qkv1);
   int32_t m1[T] = {1, 1, 1, 1}, m2[T + 2] = {0, 0, 1, 1, 1, 1};
   alibi_slopes(sl, NH);
-  attention_forward(o1, NULL, qkv1, m1, sl, true, 1, T, C, NH, att_ws(1, T, false, false));
-  attention_forward(o2, NULL, qkv2, m2, sl, true, 1, T + 2, C, NH, att_ws(1, T + 2, false, false));
+  attention_forward(o1, NULL, qkv1, m1, sl, true, 1, T, C, NH, att_ws(1, T, C, NH, false, false));
+  attention_forward(o2, NULL, qkv2, m2, sl, true, 1, T + 2, C, NH, att_ws(1, T + 2, C, NH, false, false));
   double worst = 0;
   for (int i = 0; i < T * C; i++) worst = fmax(worst, fabs(o1[i] - o2[2 * C + i]));
   CHECK(worst < 1e-6);
+}
+
+/* attention_forward and attention_backward against the textbook loops
+   (double precision, every key scored, masked scores at the f32 minimum; a
+   query with no visible key passes no gradient to q and k), for lengths
+   that leave every remainder of the blocks of 4 queries and 16 keys, left
+   and right padding, and head sizes 8 and 24 (not multiples of 16); causal
+   with ALiBi (BLOOM) and bidirectional without slopes (BERT). */
+static void attention_matches_reference(void) {
+  enum { B = 3, TMAX = 37, CMAX = 72, NH = 3 };
+  static float qkv[B * TMAX * 3 * CMAX], out[B * TMAX * CMAX], probs[B * NH * TMAX * TMAX];
+  static float dout[B * TMAX * CMAX], dqkv[B * TMAX * 3 * CMAX];
+  static double dref[B * TMAX * 3 * CMAX];
+  static int32_t mask[B * TMAX];
+  float sl[NH];
+  alibi_slopes(sl, NH);
+  const int Ts[] = {1, 2, 3, 5, 6, 7, 17, 37}, Cs[] = {24, 72};
+  double worst = 0, gworst = 0;
+  for (int mode = 0; mode < 4; mode++)
+    for (int ti = 0; ti < 8; ti++) {
+      bool causal = mode < 2;
+      const float *slp = causal ? sl : NULL;
+      int T = Ts[ti], C = Cs[mode % 2], HD = C / NH;
+      fill(qkv, (int64_t)B * T * 3 * C, -2, 2);
+      for (int t = 0; t < T; t++) {
+        mask[t] = 1;
+        mask[T + t] = t >= T / 2;        /* left padding: queries before T/2 see no key */
+        mask[2 * T + t] = t < T - 1 || T == 1;   /* right padding */
+      }
+      fill(dout, (int64_t)B * T * C, -1, 1);
+      memset(dref, 0, sizeof(double) * (size_t)B * T * 3 * C);
+      for (int wp = 0; wp < 2; wp++) {
+        CHECK_OK(attention_forward(out, wp ? probs : NULL, qkv, mask, slp, causal, B, T, C, NH,
+                                   att_ws(B, T, C, NH, wp, false)));
+        for (int b = 0; b < B; b++)
+          for (int h = 0; h < NH; h++)
+            for (int i = 0; i < T; i++) {
+              double s[TMAX], mx = -FLT_MAX, sum = 0;
+              int run = 0;
+              for (int j = 0; j < T; j++) {
+                run += mask[b * T + j] != 0;
+                double d = 0;
+                for (int e = 0; e < HD; e++)
+                  d += (double)qkv[(b * T + i) * 3 * C + h * HD + e] * qkv[(b * T + j) * 3 * C + C + h * HD + e];
+                s[j] = (!causal || j <= i) && mask[b * T + j] ? d / sqrt((double)HD) + (causal ? sl[h] * (run - 1) : 0)
+                                                              : -FLT_MAX;
+                mx = fmax(mx, s[j]);
+              }
+              for (int j = 0; j < T; j++) sum += s[j] = exp(s[j] - mx);
+              for (int e = 0; e < HD; e++) {
+                double o = 0;
+                for (int j = 0; j < T; j++) o += s[j] / sum * qkv[(b * T + j) * 3 * C + 2 * C + h * HD + e];
+                worst = fmax(worst, fabs(o - out[(b * T + i) * C + h * HD + e]));
+              }
+              if (!wp) continue;
+              for (int j = 0; j < T; j++) worst = fmax(worst, fabs(s[j] / sum - probs[((b * NH + h) * T + i) * T + j]));
+              /* the backward of this query, in double */
+              const float *go = dout + (b * T + i) * C + h * HD;
+              double dp[TMAX], pdp = 0;
+              bool blind = true;
+              for (int j = 0; j < (causal ? i + 1 : T); j++) blind &= !mask[b * T + j];
+              for (int j = 0; j < T; j++) {
+                double pj = s[j] / sum;
+                dp[j] = 0;
+                for (int e = 0; e < HD; e++) {
+                  dp[j] += go[e] * (double)qkv[(b * T + j) * 3 * C + 2 * C + h * HD + e];
+                  dref[(b * T + j) * 3 * C + 2 * C + h * HD + e] += pj * go[e];
+                }
+                pdp += pj * dp[j];
+              }
+              for (int j = 0; j < T && !blind; j++) {
+                double ds = s[j] / sum * (dp[j] - pdp) / sqrt((double)HD);
+                for (int e = 0; e < HD; e++) {
+                  dref[(b * T + i) * 3 * C + h * HD + e] += ds * qkv[(b * T + j) * 3 * C + C + h * HD + e];
+                  dref[(b * T + j) * 3 * C + C + h * HD + e] += ds * qkv[(b * T + i) * 3 * C + h * HD + e];
+                }
+              }
+            }
+      }
+      memset(dqkv, 0, sizeof(float) * (size_t)B * T * 3 * C);
+      CHECK_OK(attention_backward(dqkv, dout, probs, qkv, mask, causal, B, T, C, NH, att_ws(B, T, C, NH, true, true)));
+      for (int k = 0; k < B * T * 3 * C; k++) gworst = fmax(gworst, fabs(dqkv[k] - dref[k]));
+    }
+  printf("#   attention vs reference: max abs difference %.2e, gradient %.2e\n", worst, gworst);
+  CHECK(worst < 1e-5);
+  CHECK(gworst < 1e-5);
 }
 
 static void alibi_slopes_match(void) {
@@ -250,6 +337,66 @@ static void int8_linear_matches_reference(void) {
   CHECK(ef < 0.03 * mag);
 }
 
+/* linear_prepare packs the codes for oneDNN's matmul primitive (u8 activation
+   codes, integer sums taken off): the same int32 products as the plain GEMM,
+   so the same bits out, forward (with and without outlier columns) and input
+   gradients; rows read back from the packed codes are the plain rows. */
+static void packed_int8_linear_matches_plain(void) {
+  enum { N = 37, IN = 128, OUT = 192 };
+  if (!int8_packing_available(IN, OUT)) { printf("#   no packed int8 products on this CPU: nothing to compare\n"); return; }
+  static float x[N * IN], w[OUT * IN], bias[OUT], y0[N * OUT], y1[N * OUT], dy[N * OUT], dx0[N * IN], dx1[N * IN];
+  static float r0[IN], r1[IN];
+  static int8_t q0[OUT * IN], q1[OUT * IN];
+  float s0[OUT], s1[OUT];
+  fill(x, N * IN, -1, 1); fill(w, OUT * IN, -0.05f, 0.05f); fill(bias, OUT, -0.1f, 0.1f); fill(dy, N * OUT, -1, 1);
+  x[5 * IN + 17] = 8.0f;   /* an outlier feature for threshold 6 */
+  linear plain = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q0, .scale = s0, .bias = bias};
+  linear packed = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q1, .scale = s1, .bias = bias};
+  linear_quantize_weights(&plain, w, 0, OUT);
+  linear_quantize_weights(&packed, w, 0, OUT);
+  CHECK_OK(linear_prepare(&packed));
+  CHECK(packed.packed != NULL);
+  CHECK(packed.packed_bytes >= 4 * (IN + OUT));
+  CHECK(memcmp(q0, q1, sizeof q0) != 0);   /* the codes moved */
+  /* one region for every call: the largest need, fast backward or exact, with outlier columns */
+  size_t need = linear_scratch(N, IN, OUT, LINEAR_INT8, true, true, true), exact = linear_scratch(N, IN, OUT, LINEAR_INT8, true, true, false);
+  scratch s = test_scratch(need > exact ? need : exact);
+  CHECK(linear_scratch(N, IN, OUT, LINEAR_INT8, false, true, true) > int8_matmul_scratch(N, IN, OUT, true));
+  /* 64 bytes short of the backward's pieces (codes, scales, int32 products,
+     then the packed product's transposed tiles and scratchpad): a clean error */
+  size_t r64 = 63, base = ((N * OUT + r64) & ~r64) + ((4 * N + r64) & ~r64) + ((4 * N * IN + r64) & ~r64);
+  scratch short_ws = { s.p, base + int8_matmul_scratch(N, IN, OUT, true) - 64 };
+  CHECK_FAIL(linear_backward_input(dx1, dy, &packed, N, true, short_ws), LACOS_ELIMIT, "int8 matmul");
+  for (int r = 0; r < OUT; r++) {
+    linear_weight_row(r0, &plain, r);
+    linear_weight_row(r1, &packed, r);
+    CHECK(memcmp(r0, r1, sizeof r0) == 0);
+  }
+  float thresholds[2] = {0, 6.0f};
+  for (int t = 0; t < 2; t++) {
+    CHECK_OK(linear_forward(y0, x, &plain, N, thresholds[t], s));
+    CHECK_OK(linear_forward(y1, x, &packed, N, thresholds[t], s));
+    CHECK(memcmp(y0, y1, sizeof y0) == 0);
+    CHECK(plain.outliers == t && packed.outliers == t);
+  }
+  for (int fast = 0; fast < 2; fast++) {
+    memset(dx0, 0, sizeof dx0);
+    memset(dx1, 0, sizeof dx1);
+    CHECK_OK(linear_backward_input(dx0, dy, &plain, N, fast, s));
+    CHECK_OK(linear_backward_input(dx1, dy, &packed, N, fast, s));
+    CHECK(memcmp(dx0, dx1, sizeof dx0) == 0);
+  }
+  /* a row count of 1 and a NaN row: same as the plain path too */
+  x[2 * IN + 3] = NAN;
+  CHECK_OK(linear_forward(y0, x, &plain, 3, 0, s));
+  CHECK_OK(linear_forward(y1, x, &packed, 3, 0, s));
+  CHECK(memcmp(y0, y1, sizeof(float) * 3 * OUT) == 0 && isnan(y1[2 * OUT]));
+  CHECK_OK(linear_forward(y1, x, &packed, 1, 0, s));
+  CHECK(memcmp(y0, y1, sizeof(float) * OUT) == 0);
+  linear_release(&packed);
+  CHECK(packed.packed == NULL);
+}
+
 static void quantize_half_to_even(void) {
   float x[4] = {0.5f, 1.5f, 2.5f, -127.0f};   /* absmax 127: codes are the values themselves */
   int8_t q[4];
@@ -268,9 +415,11 @@ int main(void) {
   RUN(gelu_gradcheck);
   RUN(attention_gradcheck);
   RUN(attention_padding_invariance);
+  RUN(attention_matches_reference);
   RUN(alibi_slopes_match);
   RUN(pooling_modes);
   RUN(int8_linear_matches_reference);
+  RUN(packed_int8_linear_matches_plain);
   RUN(quantize_half_to_even);
   TEST_EXIT();
 }

@@ -33,7 +33,7 @@ local sweep = lacos.sweep.new {
   order = { "model", "pairs", "seed" },
   fixed = { synthetic = true, data_root = X.data_root(opts.data), batch_size = 16, max_length = 24, lr = 5e-3,
             epochs = 1, targets = { "all" }, dropout = 0.1, pooling = "mean", eval = { "english" }, eval_limit = 24,
-            checkpoint_every = 2, quiet = true },
+            checkpoint_every = 2 },
   validate = X.validate_point,
   run = X.run_point,
 }

@@ -75,17 +75,22 @@ kill_until_done() {
 # a few kills certain; the long version also lets some runs finish.
 cycles=1 SPAN=0.7
 [ -n "$LONG" ] && cycles=30 SPAN=0.9
-total_kills=0
-for c in $(seq 1 "$cycles"); do
+# The span is a fraction of one timed run: when the machine's load drops
+# after that run, every later run can finish inside its delay, so a cycle
+# without a kill is followed by another with half the span (three at most).
+total_kills=0 c=0 span=$SPAN
+while [ "$c" -lt "$cycles" ] || { [ "$total_kills" = 0 ] && [ "$c" -lt $((cycles + 3)) ]; }; do
+  c=$((c + 1))
+  [ "$c" -gt "$cycles" ] && span=$(echo "$span / 2" | bc -l)
   DB="$C/sweep$c.db"
-  kill_until_done "sweep cycle $c" "$(echo "$T * $SPAN" | bc)" \
+  kill_until_done "sweep cycle $c" "$(echo "$T * $span" | bc)" \
     "$LACOS" run "$SWEEP" --db "$DB" --out "$C/sweep$c" || continue
   total_kills=$((total_kills + KILLS))
   check_db "sweep cycle $c" "$DB" 3
   same_results "sweep cycle $c" "$C/ref.db" "$DB"
   same_adapters "sweep cycle $c" "$C/ref" "$C/sweep$c"
 done
-echo "# sweep: $total_kills SIGKILLs in $cycles cycle(s)"
+echo "# sweep: $total_kills SIGKILLs in $c cycle(s)"
 if [ "$total_kills" -gt 0 ]; then ok "the sweep was killed $total_kills times"
 else not_ok "the sweep was killed at least once" "every run finished before its kill: the delays are too long"; fi
 
@@ -107,10 +112,12 @@ echo "# uninterrupted lacos train: ${TT}s"
 
 tcycles=1
 [ -n "$LONG" ] && tcycles=20
-tkills=0
-for c in $(seq 1 "$tcycles"); do
+tkills=0 c=0 span=$SPAN
+while [ "$c" -lt "$tcycles" ] || { [ "$tkills" = 0 ] && [ "$c" -lt $((tcycles + 3)) ]; }; do
+  c=$((c + 1))
+  [ "$c" -gt "$tcycles" ] && span=$(echo "$span / 2" | bc -l)
   DB="$C/train$c.db"
-  kill_until_done "train cycle $c" "$(echo "$TT * $SPAN" | bc)" "$LACOS" "${TRAIN[@]}" --out "$C/train$c" --db "$DB" || continue
+  kill_until_done "train cycle $c" "$(echo "$TT * $span" | bc)" "$LACOS" "${TRAIN[@]}" --out "$C/train$c" --db "$DB" || continue
   tkills=$((tkills + KILLS))
   if cmp -s "$C/train-ref/adapter_model.safetensors" "$C/train$c/adapter_model.safetensors"; then
     ok "train cycle $c: the adapter is byte-identical to the uninterrupted run's"
@@ -122,13 +129,18 @@ for c in $(seq 1 "$tcycles"); do
   else
     not_ok "train cycle $c: one done run holding the whole step log of the uninterrupted run" "$(diff <(echo "$a") <(echo "$b") | head)"
   fi
-  if cmp -s <(grep -v created_by "$C/train-ref/lacos.json") <(grep -v created_by "$C/train$c/lacos.json"); then
+  # the same but for the run each names (another run's uuid)
+  if cmp -s <(grep -v -e created_by -e '"run":' "$C/train-ref/lacos.json") <(grep -v -e created_by -e '"run":' "$C/train$c/lacos.json"); then
     ok "train cycle $c: lacos.json records the same final loss and steps"
   else not_ok "train cycle $c: lacos.json records the same final loss and steps" "$(diff "$C/train-ref/lacos.json" "$C/train$c/lacos.json")"; fi
+  done_uuid=$(sqlite3 "$DB" "SELECT uuid FROM runs WHERE status = 'done'")
+  if [ -n "$done_uuid" ] && grep -q "\"run\": \"$done_uuid\"" "$C/train$c/lacos.json"; then
+    ok "train cycle $c: lacos.json names the done run"
+  else not_ok "train cycle $c: lacos.json names the done run" "done run: $done_uuid" "$(grep '"run":' "$C/train$c/lacos.json")"; fi
   v=$(find "$C/train$c/checkpoints" -name '*.tmp.*' -o -name '*.old.*' | head -3)
   [ -z "$v" ] && ok "train cycle $c: no temporary checkpoint left behind" || not_ok "train cycle $c: no temporary checkpoint left behind" "$v"
 done
-echo "# lacos train: $tkills SIGKILLs in $tcycles cycle(s)"
+echo "# lacos train: $tkills SIGKILLs in $c cycle(s)"
 if [ "$tkills" -gt 0 ]; then ok "lacos train was killed $tkills times"
 else not_ok "lacos train was killed at least once" "every run finished before its kill"; fi
 

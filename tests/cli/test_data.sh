@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_data.sh: the `lacos data` command: usage errors, list/show on the
 # shared datasets (present, partial, corrupt with --verify), and pull through
-# a loopback server (tests/lua/httpd.lua) with LACOS_DATA_MIRROR, including a
+# a loopback server (tests/lua/httpd.lua) with LACOS_DATA_MIRROR (a mirror of a data root), including a
 # set with no published sha256 (allnli) and --url/--sha256.
 source "$(dirname "$0")/lib.sh"
 D=${LACOS_TEST_DATA:-}
@@ -54,18 +54,14 @@ else
 fi
 
 # ---------------------------------------------------------------- pull through a loopback mirror
+# the mirror serves a data root's layout: <mirror>/nli/allnli/AllNLI.tsv is the root's nli/allnli/AllNLI.tsv
 WWW="$TMP/data-www"
-mkdir -p "$WWW/sbert.net/datasets" "$WWW/files"
-printf 'split\tdataset\tfilename\tsentence1\tsentence2\tlabel\ntrain\tSNLI\tf\tA man.\tA person.\tentailment\ntrain\tSNLI\tf\tA man.\tA dog.\tcontradiction\ndev\tMNLI\tf\tX.\tY.\tneutral\n' > "$TMP/AllNLI.tsv"
-gzip -c "$TMP/AllNLI.tsv" > "$WWW/sbert.net/datasets/AllNLI.tsv.gz"
+mkdir -p "$WWW/nli/allnli" "$WWW/files"
+printf 'split\tdataset\tfilename\tsentence1\tsentence2\tlabel\ntrain\tSNLI\tf\tA man.\tA person.\tentailment\ntrain\tSNLI\tf\tA man.\tA dog.\tcontradiction\ndev\tMNLI\tf\tX.\tY.\tneutral\n' > "$WWW/nli/allnli/AllNLI.tsv"
 printf 'sent0,sent1,hard_neg\n"A man, tall.",A person.,Nobody.\n' > "$WWW/files/simcse.csv"
 SIMCSE_SHA=$(sha256sum "$WWW/files/simcse.csv" | cut -d' ' -f1)
 if [ -n "$D" ] && [ -f "$D/nli/kornli-xnli/xnli.dev.ko.tsv" ]; then
-  K="$WWW/raw.githubusercontent.com/kakaobrain/KorNLUDatasets/0df0fe7d496eb61b092e022e238c2230b29f1cbc"
-  mkdir -p "$K/KorNLI"
-  ln -s "$D/nli/kornli-xnli/xnli.dev.ko.tsv" "$K/KorNLI/"
-  ln -s "$D/nli/kornli-xnli/xnli.test.ko.tsv" "$K/KorNLI/"
-  ln -s "$D/nli/kornli-xnli/LICENSE" "$K/"
+  ln -s "$D/nli/kornli-xnli" "$WWW/nli/kornli-xnli"
 fi
 "$LACOS" run "$(dirname "$0")/../lua/httpd.lua" "$WWW" "$TMP/data-port" "$TMP/data-httpd.log" 60 >/dev/null 2>&1 &
 HTTPD=$!
@@ -89,7 +85,7 @@ else
 fi
 
 run_cmd "$LACOS" data pull allnli --data "$ROOT"
-expect "no published sha256: refused, hash printed" 1 "no sha256 is known for http://127.0.0.1:$PORT/sbert.net/datasets/AllNLI.tsv.gz"
+expect "no published sha256: refused, hash printed" 1 "no sha256 is known for http://127.0.0.1:$PORT/nli/allnli/AllNLI.tsv"
 if grep -q "run again with --sha256 [0-9a-f]\{64\}" <<<"$ERR"; then ok "the refusal gives the hash to pass"; else not_ok "the refusal gives the hash to pass" "$ERR"; fi
 [ ! -e "$ROOT/nli/allnli/AllNLI.tsv" ] && ok "refused: nothing installed" || not_ok "refused: nothing installed"
 run_cmd "$LACOS" data pull allnli --data "$ROOT" --no-verify

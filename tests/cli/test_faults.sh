@@ -108,8 +108,9 @@ if cc -shared -fPIC -O2 -o "$SHIM" "$ROOT/tests/cli/full_shim.c" -ldl 2>"$W/cc.l
   run_cmd "$LACOS" pull t/tiny --endpoint "http://127.0.0.1:$PORT" --out pulled
   expect "... and the same pull with room finishes it, keeping the verified files" 0 "present, verified"
   [ -s pulled/lacos.json ] && ok "lacos.json written on the second pull" || not_ok "lacos.json written on the second pull"
-  LACOS_DATA_MIRROR="http://127.0.0.1:$PORT" run_cmd env LD_PRELOAD="$SHIM" LACOS_TEST_FULL=.lacos/pulled/allnli \
-    "$LACOS" data pull allnli --data droot --no-verify
+  # (--url: the set's own .gz download from the loopback server; LACOS_DATA_MIRROR now serves a data root's layout)
+  run_cmd env LD_PRELOAD="$SHIM" LACOS_TEST_FULL=.lacos/pulled/allnli \
+    "$LACOS" data pull allnli --data droot --no-verify --url "http://127.0.0.1:$PORT/sbert.net/datasets/AllNLI.tsv.gz"
   expect "data pull: its state file on a full disk is an error" 1 "droot/.lacos/pulled/allnli.json: write failed: No space left on device"
   [ ! -e droot/.lacos/pulled/allnli.json ] && ok "no empty state file is left" || not_ok "no empty state file is left" "$(ls -la droot/.lacos/pulled)"
   run_cmd env LD_PRELOAD="$SHIM" LACOS_TEST_FULL=out-full/STS "$LACOS" results mteb "$RUN" --out out-full --db runs.db

@@ -133,7 +133,8 @@ clean "pull"
 # ---------------------------------------------------------------- data pull --data NAME (gzip runs on a file there)
 mkdir -p "$HUB/sbert.net/datasets"
 printf 'split\tdataset\tfilename\tsentence1\tsentence2\tlabel\ntrain\tSNLI\tf\tA man.\tA person.\tentailment\n' | gzip -c > "$HUB/sbert.net/datasets/AllNLI.tsv.gz"
-LACOS_DATA_MIRROR="http://127.0.0.1:$PORT" run_cmd "$LACOS" data pull allnli --data "$EVIL-data" --no-verify
+# (--url: the set's own .gz download from the loopback server; LACOS_DATA_MIRROR now serves a data root's layout)
+run_cmd "$LACOS" data pull allnli --data "$EVIL-data" --no-verify --url "http://127.0.0.1:$PORT/sbert.net/datasets/AllNLI.tsv.gz"
 expect "data pull --data NAME (gzip on NAME/...)" 0 "allnli: present under"
 there "data pull installed NAME/nli/allnli/AllNLI.tsv" "$EVIL-data/nli/allnli/AllNLI.tsv"
 there "data pull recorded NAME/.lacos/pulled/allnli.json" "$EVIL-data/.lacos/pulled/allnli.json"

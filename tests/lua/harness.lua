@@ -110,6 +110,13 @@ function H.read(path)
   return s
 end
 function H.exists(path) local f = io.open(path, "rb"); if f then f:close() return true end return false end
+-- The n of a "SELECT count(*) AS n ..." query on a results database, opened read-only.
+function H.count(db_path, sql, ...)
+  local db = require("lacos.results").open(db_path, { readonly = true })
+  local n = db:query(sql, ...)[1].n
+  db:close()
+  return n
+end
 
 function H.done()
   os.exit(failures == 0 and 0 or 1, true)   -- close the state so finalizers run (leak checks)

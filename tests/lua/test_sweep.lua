@@ -13,12 +13,7 @@ local dir = H.tmp .. "/sweep"
 os.execute(("rm -rf %q && mkdir -p %q"):format(dir, dir))
 local have_data = H.data and H.exists(H.data .. "/sts/stsb/sts-test.csv")
 
-local function count(db_path, sql, ...)
-  local db = R.open(db_path, { readonly = true })
-  local n = db:query(sql, ...)[1].n
-  db:close()
-  return n
-end
+local count = H.count
 
 -- A point whose runner raises: recorded as failed with the message, the
 -- sweep runs the next points, the summary and exit status say so.
@@ -177,7 +172,8 @@ H.test("scale.lua: bad --pairs and --sizes are usage errors (exit 2) and create 
   rc, _, err = H.sh(("%q run %q --db %q --synthetic --data %q"):format(H.lacos, scale, db_path, dir .. "/empty-data"))
   H.eq(rc, 1, "exit status; stderr: " .. err)
   H.match(err, "sweep scale%-synthetic is not valid %(nothing was run or recorded%)")
-  H.match(err, "option 'data_root': the evaluation data is not all there")
+  H.match(err, "%-%-data: the evaluation data is not all there")
+  H.truthy(not err:find("data_root", 1, true), "the message names the command-line option, not the point option: " .. err)
   H.truthy(not H.exists(db_path), "a database was created")
 end)
 
@@ -257,6 +253,166 @@ sw:execute { db = arg[1], dry_run = true }
   H.eq(rc, 0)
   H.match(out, "\n   1  model=tiny%-xs pairs=0 epochs=1 [^\n]+done\n")
   H.match(out, "\n   2  model=tiny%-xs pairs=0 epochs=3 [^\n]+new\n")
+end)
+
+-- ---------------------------------------------------------------- output settings are not a point's identity
+
+H.test("a sweep started on a terminal is resumed (skipped) through a pipe: output settings are no part of a point", function()
+  if not have_data then H.skip("the shared datasets (LACOS_TEST_DATA) are not there") end
+  local P = require "pty"
+  local db_path = dir .. "/tty.db"
+  local folder = dir .. "/tty"
+  os.execute(("mkdir -p %q"):format(folder))
+  local argv = { "/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", folder, H.lacos, "run", H.root .. "/experiments/scale.lua",
+                 "--sizes", "tiny-xs", "--pairs", "0,32", "--eval-limit", "16", "--db", db_path, "--data", H.data }
+  local p = assert(P.spawn(argv, { LACOS_DB = false, TERM = "xterm", NO_COLOR = "1" }))
+  local status = p:wait(300)
+  local screen = P.plain(p.out)
+  p:close()
+  H.eq(status, 0, "exit status on the terminal; screen:\n" .. screen)
+  H.match(screen, "%[2/2%] tiny%-xs pairs=32 seed=1: done in")
+  H.match(screen, "%[#+%] 4/4 loss [%d.]+ +%d+ tok/s ETA", "the progress bar on the terminal")
+  H.truthy(not screen:find("lacos: step ", 1, true), "no plain progress lines on a terminal:\n" .. screen)
+  local rc, _, err = H.sh(("cd %q && %q run %q --sizes tiny-xs --pairs 0,32 --eval-limit 16 --db %q --data %q"):format(folder,
+    H.lacos, H.root .. "/experiments/scale.lua", db_path, H.data))
+  H.eq(rc, 0, err)
+  H.match(err, "sweep scale%-synthetic: 0 done, 2 skipped %(done before%)")
+  -- no output setting in any recorded point
+  local db = R.open(db_path, { readonly = true })
+  for _, r in ipairs(db:query("SELECT config_json FROM runs")) do
+    H.truthy(not r.config_json:find("quiet", 1, true), "an output setting in a point: " .. r.config_json)
+  end
+  db:close()
+  H.eq(X.POINT_OPTIONS.quiet, nil, "quiet is not a point option")
+  for _, script in ipairs { "scale", "quickstart", "multilingual" } do
+    local text = H.read(H.root .. "/experiments/" .. script .. ".lua")
+    H.truthy(not text:find("isatty", 1, true), script .. ".lua makes a point depend on the terminal")
+  end
+end)
+
+H.test("without a terminal, training prints a plain line every --log-every steps, a line per evaluation set, a summary per point", function()
+  if not have_data then H.skip("the shared datasets (LACOS_TEST_DATA) are not there") end
+  os.execute(("mkdir -p %q"):format(dir .. "/plain"))
+  local rc, _, err = H.sh(("cd %q && %q run %q --sizes tiny-xs --pairs 48 --eval-limit 16 --db %q --data %q --log-every 2"):format(
+    dir .. "/plain", H.lacos, H.root .. "/experiments/scale.lua", dir .. "/plain.db", H.data))
+  H.eq(rc, 0, err)
+  local steps = {}
+  for step, total in err:gmatch("lacos: step (%d+)/(%d+) loss [%d.]+ lr [%d.e-]+ %d+ tok/s elapsed %d+[hms%d]* ETA %d+[hms%d]*\n") do
+    steps[#steps + 1] = tonumber(step)
+    H.eq(tonumber(total), 6)
+  end
+  H.same(steps, { 2, 4, 6 }, 0, "steps with a progress line")
+  H.truthy(not err:find("\r", 1, true), "no carriage returns (the terminal's bar) in a log")
+  H.match(err, "lacos: eval STSBenchmark: Spearman x100 %-?[%d.]+ %(16 pairs, [%d.]+ s%)\n")
+  H.match(err, "lacos: eval STS17: Spearman x100 ar %-?[%d.]+, [^\n]+ %(112 pairs, 7 subsets, [%d.]+ s%)\n")
+  H.match(err, "%[1/1%] tiny%-xs pairs=48 seed=1: done in [%d.]+ s — STSBenchmark %-?[%d.]+, SICK%-R %-?[%d.]+, English mean %-?[%d.]+")
+end)
+
+-- ---------------------------------------------------------------- --slurm without a cluster
+
+local SWEEP_SCRIPT = H.root .. "/tests/lua/slurm_sweep.lua"
+
+H.test("--slurm --dry-run prints the batch script: array and throttle, resources, srun for ranks, sbatch arguments", function()
+  local folder = dir .. "/dry-slurm"
+  os.execute(("mkdir -p %q"):format(folder))
+  local base = ("cd %q && env -u LACOS_DB %q run %q --data %q --name dry --kinds trivial,trivial,trivial --slurm --dry-run --log-every 5"):format(
+    folder, H.lacos, SWEEP_SCRIPT, H.data or "/nonexistent")
+  local rc, out, err = H.sh(base .. " --partition gpu --time 04:00:00 --gpus-per-point 1 --cpus-per-point 4 --max-parallel 2" ..
+                            " --sbatch-arg=--account=abc --sbatch-arg '--constraint=a100&ib' --ranks-per-point 4")
+  H.eq(rc, 0, "exit status; stderr: " .. err)
+  H.match(err, "would submit 3 of 3 points %(0 done%) as one job array, then a merge job %(%-%-dry%-run: nothing written or submitted%)")
+  for _, line in ipairs { "#SBATCH --job-name=lacos-dry", "#SBATCH --array=1,2,3%2", "#SBATCH --requeue",
+                          "#SBATCH --signal=B:USR2@120", "#SBATCH --open-mode=append", "#SBATCH --ntasks=4",
+                          "#SBATCH --cpus-per-task=4", "#SBATCH --gpus-per-task=1", "#SBATCH --time=04:00:00",
+                          "#SBATCH --partition=gpu", "#SBATCH --account=abc", '#SBATCH "--constraint=a100&ib"',
+                          'export LACOS_THREADS="${SLURM_CPUS_PER_TASK:-4}"' } do
+    H.truthy(out:find("\n" .. line .. "\n", 1, true), line .. " in:\n" .. out)
+  end
+  H.match(out, "\n#SBATCH %-%-mem%-per%-cpu=%d+M\n")   -- the point's plan, per rank and core
+  H.match(out, "\n#SBATCH %-%-output=[^\n]*/results/slurm/dry/logs/%%x_%%A_%%a%.out\n")
+  local exec = out:match("\nexec ([^\n]+)\n")
+  H.truthy(exec, "an exec line")
+  H.match(exec, "^srun %-%-mpi=pmix %-n 4 %-%-kill%-on%-bad%-exit=1 ")
+  H.match(exec, " run [^ ]*slurm_sweep%.lua %-%-data [^ ]+ %-%-name dry %-%-kinds trivial,trivial,trivial %-%-log%-every 5 " ..
+                "%-%-slurm%-task \"%$SLURM_ARRAY_TASK_ID\" %-%-slurm%-point \"%$point\"$")
+  for _, gone in ipairs { "--slurm ", "--partition", "--time", "--ranks", "--sbatch-arg", "--dry-run", "--max-parallel" } do
+    H.truthy(not exec:find(gone, 1, true), gone .. " reaches the task: " .. exec)
+  end
+  H.match(out, "\n  1%) point=%x+ ;;\n  2%) point=%x+ ;;\n  3%) point=%x+ ;;\n")
+  H.truthy(not H.exists(folder .. "/results"), "a dry run wrote results/")
+  -- the script is valid bash
+  local script = H.write(dir .. "/dry.sbatch", out)
+  local brc, _, berr = H.sh(("bash -n %q"):format(script))
+  H.eq(brc, 0, "bash -n: " .. berr)
+  -- one rank: the GPUs and memory per point
+  rc, out, err = H.sh(base .. " --gpus-per-point 2 --mem-per-point 16G")
+  H.eq(rc, 0, err)
+  H.truthy(out:find("\n#SBATCH --gres=gpu:2\n", 1, true) and out:find("\n#SBATCH --mem=16G\n", 1, true), out)
+  H.match(out, "\nexec [^\n]*lacos run ")
+  -- several ranks need the MPI backend: a lacos without it refuses before anything is written
+  rc, _, err = H.sh(base:gsub(" %-%-dry%-run", "") .. " --ranks-per-point 2 --sbatch-arg=--test-only")
+  if not H.exists((H.lacos:gsub("lacos$", "liblacos_mpi.so"))) then
+    H.eq(rc, 2, err)
+    H.match(err, "%-%-ranks%-per%-point 2: this lacos was built without MPI")
+    H.truthy(not H.exists(folder .. "/results"), "nothing written")
+  end
+end)
+
+H.test("--slurm options are usage errors without --slurm, and bad values are refused before anything is written", function()
+  local base = ("%q run %q --data %q --db %q --kinds trivial"):format(H.lacos, SWEEP_SCRIPT, H.data or "/x", dir .. "/usage.db")
+  for _, case in ipairs {
+    { "--partition gpu", "%-%-partition applies to %-%-slurm" },
+    { "--wait", "%-%-wait applies to %-%-slurm" },
+    { "--max-requeues 5", "%-%-max%-requeues applies to %-%-slurm" },
+    { "--slurm --dry-run --mem-per-point lots", "%-%-mem%-per%-point expects a size as sbatch takes it" },
+    { "--slurm --dry-run --time soon", "%-%-time expects a time limit as sbatch takes it" },
+    { "--slurm --dry-run --wait", "%-%-wait and %-%-dry%-run do not go together" },
+    { "--slurm --max-parallel 0", "%-%-max%-parallel must be at least 1" },
+  } do
+    local rc, _, err = H.sh(base .. " " .. case[1])
+    H.eq(rc, 2, case[1] .. ": " .. err)
+    H.match(err, case[2], case[1])
+  end
+  H.truthy(not H.exists(dir .. "/usage.db"), "a usage error created the database")
+end)
+
+H.test("--slurm validates the grid as a local run does: a bad one submits nothing", function()
+  local folder = dir .. "/slurm-bad"
+  os.execute(("mkdir -p %q %q"):format(folder, dir .. "/empty-data"))
+  local cmd = ("cd %q && %q run %q --synthetic --sizes tiny-xs --data %q"):format(folder, H.lacos,
+    H.root .. "/experiments/scale.lua", dir .. "/empty-data")
+  local rc, _, local_err = H.sh(cmd)
+  H.eq(rc, 1, local_err)
+  local slurm_err
+  rc, _, slurm_err = H.sh(cmd .. " --slurm")
+  H.eq(rc, 1, slurm_err)
+  H.match(slurm_err, "sweep scale%-synthetic is not valid %(nothing was run or recorded%)")
+  H.eq(slurm_err:match("sweep scale%-synthetic is not valid.*$"), local_err:match("sweep scale%-synthetic is not valid.*$"),
+       "the same problems, in the same words")
+  H.truthy(not H.exists(folder .. "/results"), "nothing written")
+end)
+
+H.test("batch-script quoting: every hostile value reads back as itself in bash; #SBATCH values refuse a newline", function()
+  local S = require "lacos.slurm"
+  local hostile = { [[it's]], [["x" $(touch PWNED) `id` $HOME ${PATH}]], "a\nb", "tab\there", [[back\slash\]], "--",
+                    "-n", "", "'", "''", [[;&|<>*?[]{}~!#]], "x\ny" }
+  for _, v in ipairs(hostile) do
+    local rc, out = H.sh("bash -c " .. S.shell_quote("printf %s " .. S.shell_quote(v)))
+    H.eq(rc, 0, v)
+    H.eq(out, v, "bash read back")
+  end
+  H.raises("cannot go into an #SBATCH line", S.sbatch_quote, "a\nb")
+  H.eq(S.sbatch_quote("--account=abc"), "--account=abc")
+  H.eq(S.sbatch_quote([[a "b" c\d #e]]), [["a \"b\" c\\d #e"]])
+  H.eq(S.folder_name("scale"), "scale")
+  H.match(S.folder_name("../../etc"), "^etc%-%x+$")
+  H.match(S.folder_name("a/b"), "^a_b%-%x+$")
+  H.truthy(S.folder_name("a/b") ~= S.folder_name("a_b"), "two names, two folders")
+  -- the task's arguments: the command line less the submitting options, in both spellings
+  local spec = lacos.sweep.with_options { name = "t", options = { { "--data", "DIR", "d" }, { "--x", nil, "flag" } } }
+  local argv = S.task_argv({ "--data", "--slurm", "--slurm", "--partition=gpu", "--x", "--sbatch-arg", "--data=q", "--wait",
+                             "--max-requeues", "5", "--", "--slurm" }, spec)
+  H.same(argv, { "--data", "--slurm", "--x", "--max-requeues", "5", "--", "--slurm" }, 0, "task argv")
 end)
 
 H.done()

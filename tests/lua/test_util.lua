@@ -47,6 +47,12 @@ H.test("listdir returns every name, newlines included, sorted", function()
   H.same(util.listdir(base .. "/empty-dir"), {})
 end)
 
+H.test("sleep and capture", function()
+  H.eq(util.sleep(0), false)
+  local rc, out, err = util.capture({ "sh", "-c", 'printf "%s" "$1"; printf e >&2; exit 3', "sh", "it's $(x)" })
+  H.eq(rc, 3); H.eq(out, "it's $(x)"); H.eq(err, "e")
+end)
+
 H.test("abspath: real paths, parents of new ones, the working directory", function()
   local real = util.abspath(base)
   H.eq(real:sub(1, 1), "/")

@@ -6,8 +6,9 @@
 # - no dependency cycle among $BUILD/engine/**/*.o and $BUILD/kernels/*.o
 #   (an object depends on another when it uses a symbol the other defines);
 #   the objects are printed lowest first, a one-way order to read them in;
-# - the layers of engine/cpu/ (the CPU backend's entries) reference no
-#   allocator: their scratch comes from the caller;
+# - the layers of engine/cpu/ (the CPU backend's entries, and the int8
+#   products under linear.c) reference no allocator: their scratch comes
+#   from the caller (int8_pack.c packs weights at load and may allocate);
 # - no engine object but memory.o calls the C allocator: every allocation
 #   is counted, held to the memory limit and reachable by the fault hook
 #   (free stays allowed: libraries hand back malloc'd strings).
@@ -54,7 +55,7 @@ rm -f "$BUILD/.tsort.err"
 # the layers: every CPU backend entry that is layer math (not the tensor API
 # files matmul/reduce/elementwise, nor the table itself)
 bad=""
-for f in attention embedding gelu layernorm linear lora optim pooling residual; do
+for f in attention embedding gelu int8_matmul layernorm linear lora optim pooling residual; do
   o="$BUILD/engine/cpu/$f.o"
   [ -f "$o" ] || { bad="$bad $f.o(missing)"; continue; }
   hit=$(nm -u "$o" | awk '{ print $NF }' | grep -xE 'malloc|calloc|realloc|free|strdup|aligned_alloc|posix_memalign|mem_(alloc|calloc|realloc|strdup|strndup|free)|meta_(alloc|calloc|realloc|strdup)|workspace_reserve' | tr '\n' ' ')

@@ -14,7 +14,9 @@ local spec = {
     "",
     "The data root is --data DIR, else $LACOS_DATA, else the datasets/ folder of lacos.",
     "Your own sets go in <data root>/registry.local.json (same schema as datasets/registry.json).",
-    "LACOS_DATA_MIRROR=http://host:port rewrites https://HOST/PATH to http://host:port/HOST/PATH.",
+    "LACOS_DATA_MIRROR=URL fetches every file from a mirror that serves a data root's layout:",
+    "URL/sts/stsb/sts-test.csv for the root's sts/stsb/sts-test.csv (e.g. python3 -m http.server",
+    "in a copy of a data root), each checked against the registry's size and sha256.",
   }, "\n"),
   options = {
     { "--data", "DIR", "data root" },

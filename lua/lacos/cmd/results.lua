@@ -577,7 +577,23 @@ sub.mteb = {
   end,
 }
 
-M.order = { "list", "show", "compare", "sql", "scale", "plot", "curves", "mteb" }
+sub.merge = {
+  usage = "lacos results merge [SHARD|DIR ...] [--experiment NAME]",
+  summary = "fold Slurm tasks' database shards into the database (default: every sweep's, beside it); idempotent",
+  options = { experiment = true },
+  writes = true,
+  run = function(db, opts, a)
+    local path = db.path
+    db:close()
+    local rep = require("lacos.merge").merge(a, { db = path, experiment = opts.experiment })
+    io.stderr:write(("merged %d run%s from %d shard%s into %s (%d there already, %d still running)%s\n"):format(
+      rep.merged, rep.merged == 1 and "" or "s", rep.shards, rep.shards == 1 and "" or "s", rep.db, rep.present,
+      rep.unfinished, #rep.refused > 0 and ("; %d shard%s skipped"):format(#rep.refused, #rep.refused == 1 and "" or "s") or ""))
+    return #rep.refused > 0 and 1 or 0
+  end,
+}
+
+M.order = { "list", "show", "compare", "sql", "scale", "plot", "curves", "mteb", "merge" }
 
 -- ---------------------------------------------------------------- command
 
@@ -599,7 +615,7 @@ end
 
 M.spec = {
   name = "results",
-  usage = "lacos results [list|show|compare|sql|scale|plot|curves|mteb] [ARGS...] [options]",
+  usage = "lacos results [list|show|compare|sql|scale|plot|curves|mteb|merge] [ARGS...] [options]",
   summary = "List, show, compare and query runs in the results database.",
   description = description(),
   options = {
@@ -607,7 +623,7 @@ M.spec = {
     { "--csv", nil, "print CSV" },
     { "--json", nil, "print JSON" },
     { "--status", "S", "list: only runs with this status", choices = { "queued", "running", "done", "failed", "interrupted", "dead" } },
-    { "--experiment", "NAME", "list: only runs of this experiment; curves: every done run of it" },
+    { "--experiment", "NAME", "list: only runs of this experiment; curves: every done run of it; merge: refuse shards of another sweep" },
     { "--limit", "N", "list: at most N runs (default 50)", type = "integer", min = 1 },
     { "--all", nil, "list: every run; compare: also params equal in all runs" },
     { "--out", "DIR", "plot, curves: where the figures go (default results); mteb: write a JSON file per task there" },
@@ -627,6 +643,7 @@ M.spec = {
     "lacos results curves 12 13 --out results",
     "lacos results curves --experiment scale-synthetic",
     "lacos results mteb 12 --out mteb-results",
+    "lacos results merge",
   },
 }
 
@@ -658,7 +675,7 @@ function M.run(opts)
   if opts.csv and opts.json then args_mod.usage_error("results", "choose one of --csv and --json") end
   if #rest < (s.min_args or 0) then args_mod.usage_error("results", "missing arguments: %s", s.usage) end
   if s.max_args and #rest > s.max_args then args_mod.usage_error("results", "unexpected argument '%s': %s", rest[s.max_args + 1], s.usage) end
-  local db = require("lacos.results").open(opts.db, { readonly = true })
+  local db = require("lacos.results").open(opts.db, { readonly = not s.writes })
   local ok, code = pcall(s.run, db, opts, rest, io.stdout)
   db:close()
   if not ok then error(code, 0) end

@@ -393,7 +393,8 @@ function M.run(opts)
     -- exited, stays as it is: nothing was trained since)
     local resaved = not (#result.losses == 0 and util.exists(adapter_file))
     if result.status == "done" and root and resaved then
-      local saved, e = pcall(m.save_lora, m, opts.out, { trained = { steps = result.steps, pairs = data:size(), loss = result.loss },
+      local saved, e = pcall(m.save_lora, m, opts.out, { trained = { steps = result.steps, pairs = data:size(), loss = result.loss,
+                                                                     run = run and run.uuid or nil },
                                                          init_adapter = opts.init_adapter })
       if not saved then
         if run then pcall(run.finish, run, "failed", tostring(e), "error") end
