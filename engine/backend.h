@@ -29,6 +29,7 @@ extern "C" {   /* the engine is C: kernels/ (C++) includes it with C linkage */
 #endif
 #include "engine.h"
 #include "ops.h"
+#include "math/gelu.h"
 
 /* Operations a backend may lack (the `supports` query). */
 enum backend_op { OP_GEMM = 0, OP_EMBEDDING = 1, OP_POOLING = 2, OP_ATTENTION = 3 };
@@ -72,17 +73,20 @@ typedef struct backend {
                            const float *bias, int64_t N, int C, float eps);
   int (*layernorm_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                             const float *weight, const float *mean, const float *rstd, int64_t N, int C);
-  int (*gelu_forward)(float *out, const float *inp, int64_t n);
-  int (*gelu_backward)(float *dinp, const float *inp, const float *dout, int64_t n);
-  // out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C) in [Q|K|V] blocks, mask (B,T), slopes (NH)
+  // kind GELU_TANH (BLOOM) or GELU_ERF (BERT), math/gelu.h
+  int (*gelu_forward)(float *out, const float *inp, int64_t n, int kind);
+  int (*gelu_backward)(float *dinp, const float *inp, const float *dout, int64_t n, int kind);
+  // out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C) in [Q|K|V] blocks, mask (B,T), slopes (NH) or NULL
+  // (no position bias); causal: BLOOM's decoder mask, else every real key is seen (BERT)
   int (*attention_forward)(float *out, float *probs, const float *qkv, const int32_t *mask, const float *slopes,
-                           int B, int T, int C, int NH, scratch ws);
+                           bool causal, int B, int T, int C, int NH, scratch ws);
   int (*attention_backward)(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                            const int32_t *mask, int B, int T, int C, int NH, scratch ws);
+                            const int32_t *mask, bool causal, int B, int T, int C, int NH, scratch ws);
   size_t (*attention_scratch)(int B, int T, int C, int NH, bool probs, bool backward);
-  // out (B,C), inp (B,T,C), mask (B,T), mode POOL_*
+  // out (B,C), inp (B,T,C), mask (B,T), mode POOL_*; the backward reads inp for POOL_MAX only
   int (*pooling_forward)(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode);
-  int (*pooling_backward)(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode);
+  int (*pooling_backward)(float *dinp, const float *dout, const float *inp, const int32_t *mask, int B, int T, int C,
+                          int mode);
   int (*residual_forward)(float *out, const float *a, const float *b, int64_t n);
   int (*add_inplace)(float *acc, const float *x, int64_t n);
   // out (N,C) = rows ids of a (V,C) table of dtype f32/f16/bf16, or int8 with row scales; ids valid

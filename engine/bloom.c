@@ -15,7 +15,12 @@
    scales); the embedding table stays in its checkpoint dtype. Weights are
    made on the host (loaded or generated), then the model's backend gets its
    copy (model.h's stores: the same memory on the CPU), and every pass runs
-   through the backend table: one code path for every device. */
+   through the backend table: one code path for every device.
+
+   The passes below the blocks (inference, bloom_train.c's training) serve
+   every family through its table (model_family): BERT (bert.c) supplies
+   its own storage, embeddings and post-LN block, built from the same
+   layers and the same adapted linears (block_linear.c). */
 #include "bloom_internal.h"
 #include "cpu/layers.h"
 #include "parallel.h"
@@ -30,14 +35,17 @@ int bloom_new(lacos_bloom **out, const lacos_bloom_config *cfg, const lacos_bloo
   lacos_bloom *m;
   TRY(meta_calloc(&m, 1, sizeof *m, "model"));
   m->cfg = *cfg;
+  m->fam = family_of(cfg);
   m->opt = *opt;
   m->be = be;
   *out = m;
   return LACOS_OK;
 }
 
+int bloom_alloc_storage(lacos_bloom *m) { return m->fam->alloc_storage(m); }
+
 /* Carves the two parameter allocations into the per-layer struct of pointers. */
-int bloom_alloc_storage(lacos_bloom *m) {
+static int bloom_alloc(lacos_bloom *m) {
   const lacos_bloom_config *c = &m->cfg;
   int64_t C = c->hidden_size, L = c->n_layer;
   bool q8 = m->opt.quant == LACOS_QUANT_INT8;
@@ -47,11 +55,7 @@ int bloom_alloc_storage(lacos_bloom *m) {
     return fail(LACOS_ELIMIT, "model weights overflow the address space");
   /* per layer: 2 LayerNorms (4C), biases (9C), row scales (9C, int8 only) */
   small_n = (size_t)(L * (13 + (q8 ? 9 : 0)) * C + 4 * C + c->n_head);
-  TRY(meta_calloc(&m->host.layers, (size_t)L, sizeof *m->host.layers, "the layer table"));
-  TRY(mem_alloc(&m->big, big, "model weights"));
-  m->big_bytes = big;
-  TRY(mem_calloc(&m->small, small_n, sizeof(float), "model parameters"));
-  m->small_bytes = small_n * sizeof(float);
+  TRY(alloc_storage_blocks(m, L, big, small_n));
   float *p = m->small;
   bloom_params *h = &m->host;
   h->emb_ln_w = p; p += C;
@@ -60,23 +64,9 @@ int bloom_alloc_storage(lacos_bloom *m) {
   h->lnf_b = p; p += C;
   h->slopes = p; p += c->n_head;
   char *w = m->big;
-  for (int64_t l = 0; l < L; l++) {
-    bloom_layer *ly = &h->layers[l];
-    ly->ln1_w = p; p += C;
-    ly->ln1_b = p; p += C;
-    ly->ln2_w = p; p += C;
-    ly->ln2_b = p; p += C;
-    for (int t = 0; t < NTARGETS; t++) {
-      linear *ln = &ly->lin[t];
-      ln->in = (int)(C * bloom_lin_in_mult[t]);
-      ln->out = (int)(C * bloom_lin_out_mult[t]);
-      ln->kind = q8 ? LINEAR_INT8 : LINEAR_F32;
-      ln->bias = p; p += ln->out;
-      if (q8) { ln->q = (int8_t *)w; ln->scale = p; p += ln->out; }
-      else ln->w = (float *)w;
-      w += (size_t)ln->in * ln->out * esz;
-    }
-  }
+  int in[NTARGETS], out[NTARGETS];
+  for (int t = 0; t < NTARGETS; t++) { in[t] = (int)(C * bloom_lin_in_mult[t]); out[t] = (int)(C * bloom_lin_out_mult[t]); }
+  for (int64_t l = 0; l < L; l++) carve_layer(&h->layers[l], in, out, (int)C, q8, esz, &p, &w);
   alibi_slopes(h->slopes, c->n_head);
   return LACOS_OK;
 }
@@ -144,6 +134,8 @@ int bloom_to_backend(lacos_bloom *m) {
   d->lnf_w = store_map(&m->s_small, h->lnf_w);
   d->lnf_b = store_map(&m->s_small, h->lnf_b);
   d->slopes = store_map(&m->s_small, h->slopes);
+  d->pos_emb = store_map(&m->s_small, h->pos_emb);
+  d->type_emb = store_map(&m->s_small, h->type_emb);
   for (int l = 0; l < m->cfg.n_layer; l++) {
     const bloom_layer *hl = &h->layers[l];
     bloom_layer *dl = &d->layers[l];
@@ -168,6 +160,7 @@ void lacos_bloom_free(lacos_bloom *m) {
   lora_detach_all(m);
   workspace_free(be, &m->acts_ws);
   workspace_free(be, &m->scratch_ws);
+  workspace_free(be, &m->pos_ws);
   if (be->linear_release && m->run.layers)
     for (int l = 0; l < m->cfg.n_layer; l++)
       for (int t = 0; t < NTARGETS; t++) be->linear_release(&m->run.layers[l].lin[t]);
@@ -259,7 +252,7 @@ static void random_table(lacos_bloom *m, uint64_t seed, int8_t *codes) {
 
 static int random_weights(lacos_bloom *m, uint64_t seed) {
   const lacos_bloom_config *cfg = &m->cfg;
-  int64_t C = cfg->hidden_size, V = cfg->vocab_size;
+  int64_t C = cfg->hidden_size, V = cfg->vocab_size, I = ffn_width(cfg);
   int ed = m->opt.embedding_dtype;
   size_t esz = (size_t)lacos_dtype_size(ed);
   m->wte_bytes = (size_t)V * (size_t)C * esz;
@@ -272,15 +265,17 @@ static int random_weights(lacos_bloom *m, uint64_t seed) {
   }
   /* a row of codes per thread, for the widest row generated */
   int8_t *codes;
-  TRY(mem_alloc(&codes, (size_t)omp_get_max_threads() * (size_t)(4 * C), "random codes"));
+  TRY(mem_alloc(&codes, (size_t)omp_get_max_threads() * (size_t)(I > C ? I : C), "random codes"));
   random_table(m, seed, codes);
   bloom_params *h = &m->host;
   /* LayerNorms near (1, 0) and small biases, so that every parameter matters
      in the tests; the released models' init is exactly (1, 0) and 0. */
   random_vector(h->emb_ln_w, (int)C, 1.0f, 0.1f, seed, 1);
   random_vector(h->emb_ln_b, (int)C, 0.0f, 0.02f, seed, 2);
-  random_vector(h->lnf_w, (int)C, 1.0f, 0.1f, seed, 3);
-  random_vector(h->lnf_b, (int)C, 0.0f, 0.02f, seed, 4);
+  if (h->lnf_w) random_vector(h->lnf_w, (int)C, 1.0f, 0.1f, seed, 3);
+  if (h->lnf_b) random_vector(h->lnf_b, (int)C, 0.0f, 0.02f, seed, 4);
+  if (h->pos_emb) random_vector(h->pos_emb, (int)(cfg->max_length * C), 0.0f, 0.02f * sqrtf(3.0f), seed, 5);
+  if (h->type_emb) random_vector(h->type_emb, (int)(cfg->type_vocab_size * C), 0.0f, 0.02f * sqrtf(3.0f), seed, 6);
   for (int l = 0; l < cfg->n_layer; l++) {
     bloom_layer *ly = &h->layers[l];
     uint64_t base = 100 + (uint64_t)l * 16;
@@ -354,8 +349,9 @@ int bloom_check_batch(const lacos_bloom *m, const lacos_tensor *ids, const lacos
 }
 
 int pooling_mode_check(int pooling) {
-  if (pooling < LACOS_POOL_MEAN || pooling > LACOS_POOL_LASTTOKEN)
-    return fail(LACOS_EINVAL, "unknown pooling mode %d (mean, weightedmean, lasttoken)", pooling);
+  if (pooling < LACOS_POOL_MEAN || pooling > LACOS_POOL_MEAN_SQRT_LEN)
+    return fail(LACOS_EINVAL, "unknown pooling mode %d (mean, weightedmean, lasttoken, cls, max, mean_sqrt_len_tokens)",
+                pooling);
   return LACOS_OK;
 }
 
@@ -381,7 +377,8 @@ int bloom_ctx_init(lacos_bloom *m, bloom_ctx *x, int B, int T, const int32_t *ma
   return LACOS_OK;
 }
 
-int bloom_embed(lacos_bloom *m, const bloom_ctx *x, float *out, const int32_t *ids) {
+int bloom_embed(lacos_bloom *m, const bloom_ctx *x, float *out, const int32_t *ids, float *tmp) {
+  (void)tmp;
   const backend *be = m->be;
   int C = m->cfg.hidden_size;
   TRY(be->embedding_forward(out, ids, x->N, m->run.wte, m->wte_dtype, m->run.wte_scale, m->cfg.vocab_size, C));
@@ -389,39 +386,22 @@ int bloom_embed(lacos_bloom *m, const bloom_ctx *x, float *out, const int32_t *i
                                (float)m->cfg.layer_norm_epsilon);
 }
 
-/* The base linear plus its adapter, keeping h for the backward. */
-static int adapted(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *y, const float *in, float *h) {
-  lora_slot sl;
-  bool on = lora_run_slot(m, l, t, &sl);
-  lora_dropout drop = bloom_dropout(x, l, t);
-  return adapted_forward(&x->p, &m->run.layers[l].lin[t], on ? &sl : NULL, y, in, h, x->N, &drop, x->xd);
-}
-
-int bloom_block_forward(lacos_bloom *m, const bloom_ctx *x, int l, layer_acts *a, float *x_out) {
+static int bloom_block_forward(lacos_bloom *m, const bloom_ctx *x, int l, layer_acts *a, float *x_out) {
   const backend *be = m->be;
   int C = m->cfg.hidden_size, NH = m->cfg.n_head;
   int64_t N = x->N;
   const bloom_layer *ly = &m->run.layers[l];
   float eps = (float)m->cfg.layer_norm_epsilon;
   TRY(be->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->x_in, ly->ln1_w, ly->ln1_b, N, C, eps));
-  TRY(adapted(m, x, l, T_QKV, a->qkv, a->ln1, a->h[T_QKV]));
-  TRY(be->attention_forward(a->att, a->probs, a->qkv, x->mask, m->run.slopes, x->B, x->T, C, NH, x->p.ws));
-  TRY(adapted(m, x, l, T_DENSE, a->res1, a->att, a->h[T_DENSE]));
+  TRY(block_linear(m, x, l, T_QKV, a->qkv, a->ln1, a));
+  TRY(be->attention_forward(a->att, a->probs, a->qkv, x->mask, m->run.slopes, true, x->B, x->T, C, NH, x->p.ws));
+  TRY(block_linear(m, x, l, T_DENSE, a->res1, a->att, a));
   TRY(be->add_inplace(a->res1, a->x_in, N * C));
   TRY(be->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, ly->ln2_w, ly->ln2_b, N, C, eps));
-  TRY(adapted(m, x, l, T_FC1, a->fc_pre, a->ln2, a->h[T_FC1]));
-  TRY(be->gelu_forward(a->fc_post, a->fc_pre, N * 4 * C));
-  TRY(adapted(m, x, l, T_FC2, x_out, a->fc_post, a->h[T_FC2]));
+  TRY(block_linear(m, x, l, T_FC1, a->fc_pre, a->ln2, a));
+  TRY(be->gelu_forward(a->fc_post, a->fc_pre, N * 4 * C, m->cfg.gelu_exact ? GELU_ERF : GELU_TANH));
+  TRY(block_linear(m, x, l, T_FC2, x_out, a->fc_post, a));
   return be->add_inplace(x_out, a->res1, N * C);
-}
-
-/* Input gradient of linear t of block l (dx overwritten), LoRA's share and gradients included. */
-static int adapted_back(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *dx, const float *dy, const float *in,
-                        const float *h) {
-  lora_slot sl;
-  bool on = lora_run_slot(m, l, t, &sl);
-  lora_dropout drop = bloom_dropout(x, l, t);
-  return adapted_backward(&x->p, &m->run.layers[l].lin[t], on ? &sl : NULL, dx, dy, in, h, x->dh, x->N, &drop, x->xd);
 }
 
 /* Backward of a block, from d = ∂loss/∂(block output), in place:
@@ -430,7 +410,7 @@ static int adapted_back(lacos_bloom *m, const bloom_ctx *x, int l, int t, float 
      input_layernorm (adds into the same buffer, which becomes ∂/∂input).
    The base weights and LayerNorms are frozen, so only input gradients flow
    through them; LoRA A and B accumulate their gradients on the way. */
-int bloom_block_backward(lacos_bloom *m, const bloom_ctx *x, int l, const layer_acts *a, float *d, bool need_dx,
+static int bloom_block_backward(lacos_bloom *m, const bloom_ctx *x, int l, const layer_acts *a, float *d, bool need_dx,
                          float *d_big, float *d_mid, float *d_small) {
   const backend *be = m->be;
   int C = m->cfg.hidden_size, NH = m->cfg.n_head;
@@ -439,33 +419,34 @@ int bloom_block_backward(lacos_bloom *m, const bloom_ctx *x, int l, const layer_
   float *d_fc = d_big;       /* (N,4C): first ∂/∂gelu output, then ∂/∂fc_pre */
   float *d_ln = d_small, *d_qkv = d_mid, *d_att = d_small;
   size_t fc_bytes = sizeof(float) * (size_t)N * 4 * C;
-  TRY(adapted_back(m, x, l, T_FC2, d_fc, d, a->fc_post, a->h[T_FC2]));
+  TRY(block_linear_back(m, x, l, T_FC2, d_fc, d, a->fc_post, a));
   /* gelu_backward accumulates: stage through the dropout scratch (free here) */
   TRY(be->zero(x->xd, fc_bytes));
-  TRY(be->gelu_backward(x->xd, a->fc_pre, d_fc, N * 4 * C));
+  TRY(be->gelu_backward(x->xd, a->fc_pre, d_fc, N * 4 * C, m->cfg.gelu_exact ? GELU_ERF : GELU_TANH));
   TRY(be->copy(d_fc, x->xd, fc_bytes));
   /* fc1 → d_ln, then post_attention_layernorm adds into d (now ∂/∂res1) */
-  TRY(adapted_back(m, x, l, T_FC1, d_ln, d_fc, a->ln2, a->h[T_FC1]));
+  TRY(block_linear_back(m, x, l, T_FC1, d_ln, d_fc, a->ln2, a));
   TRY(be->layernorm_backward(d, NULL, NULL, d_ln, a->res1, ly->ln2_w, a->ln2_mean, a->ln2_rstd, N, C));
   /* dense → d_att; attention → d_qkv; qkv → d_ln */
-  TRY(adapted_back(m, x, l, T_DENSE, d_att, d, a->att, a->h[T_DENSE]));
+  TRY(block_linear_back(m, x, l, T_DENSE, d_att, d, a->att, a));
   TRY(be->zero(d_qkv, sizeof(float) * (size_t)N * 3 * C));
-  TRY(be->attention_backward(d_qkv, d_att, a->probs, a->qkv, x->mask, x->B, x->T, C, NH, x->p.ws));
-  if (!need_dx && !lora_slot_for(m, l, T_QKV)) return LACOS_OK;
-  TRY(adapted_back(m, x, l, T_QKV, d_ln, d_qkv, a->ln1, a->h[T_QKV]));
+  TRY(be->attention_backward(d_qkv, d_att, a->probs, a->qkv, x->mask, true, x->B, x->T, C, NH, x->p.ws));
+  if (!need_dx && !block_linear_adapted(m, l, T_QKV)) return LACOS_OK;
+  TRY(block_linear_back(m, x, l, T_QKV, d_ln, d_qkv, a->ln1, a));
   if (need_dx) TRY(be->layernorm_backward(d, NULL, NULL, d_ln, a->x_in, ly->ln1_w, a->ln1_mean, a->ln1_rstd, N, C));
   return LACOS_OK;
 }
 
 /* ------------------------------------------------------------- inference */
 
-/* The inference workspace: hidden (N·C), one block's buffers (9·N·C),
-   LoRA's x·Aᵀ (N·r), pooled (B·C), ids and mask (N ints each). */
+/* The inference workspace: hidden (N·C), one block's buffers (5·N·C +
+   N·I), LoRA's x·Aᵀ (N·r), pooled (B·C), ids and mask (N ints each). */
 typedef struct infer_ws { float *hidden, *buf, *h, *pooled; int32_t *ids, *mask; } infer_ws;
 
 static int infer_workspace(lacos_bloom *m, int B, int T, infer_ws *w) {
   size_t N = (size_t)B * T, C = (size_t)m->cfg.hidden_size, r = m->lora ? (size_t)m->lora->r : 1;
-  size_t sizes[6] = {N * C * 4, 9 * N * C * 4, N * r * 4, (size_t)B * C * 4, N * 4, N * 4}, total = 0;
+  size_t I = (size_t)ffn_width(&m->cfg);
+  size_t sizes[6] = {N * C * 4, (5 * N * C + N * I) * 4, N * r * 4, (size_t)B * C * 4, N * 4, N * 4}, total = 0;
   for (int i = 0; i < 6; i++) total += arena_round(sizes[i]);
   TRY(workspace_reserve(m->be, &m->acts_ws, total, "activations"));
   arena a = arena_over(m->acts_ws);
@@ -478,21 +459,26 @@ static int infer_workspace(lacos_bloom *m, int B, int T, infer_ws *w) {
 }
 
 /* An inference pass keeps no activations: a block's buffers overlap where
-   a value is dead before the next is written (ln1, att and ln2 share one
-   N·C buffer, fc_pre and fc_post one 4·N·C buffer; GELU runs in place), and
-   the block writes its output over its input. */
-static void bloom_infer_acts(layer_acts *a, float *x, float *buf, float *h, int64_t N, int C) {
+   a value is dead before the next is written (BLOOM: ln1, att and ln2 share
+   one N·C buffer; BERT: its LayerNorms run in place, over res1 and over
+   the block's output; fc_pre and fc_post share one N·I buffer, GELU
+   running in place), and the block writes its output over its input. */
+static void bloom_infer_acts(layer_acts *a, const lacos_bloom_config *c, float *x, float *buf, float *h, int64_t N) {
   memset(a, 0, sizeof *a);
+  int64_t C = c->hidden_size;
   float *one = buf, *qkv = one + N * C, *res1 = qkv + 3 * N * C, *fc = res1 + N * C;
   a->x_in = x;
-  a->ln1 = a->att = a->ln2 = one;
+  a->att = one;
+  if (c->family == LACOS_FAMILY_BERT) { a->ln1 = res1; a->ln2 = x; }
+  else a->ln1 = a->ln2 = one;
   a->qkv = qkv;
   a->res1 = res1;
   a->fc_pre = a->fc_post = fc;
-  for (int t = 0; t < NTARGETS; t++) a->h[t] = h;
+  for (int k = 0; k < LORA_KINDS; k++) a->h[k] = h;
 }
 
-/* Embeddings and all blocks into w->hidden (ending as ln_f's output);
+/* Embeddings and all blocks into w->hidden (ending as ln_f's output, or
+   the last block's without a final LayerNorm);
    states (host, (L+1)·N·C) receives the hidden states (transformers'
    output_hidden_states): the embedding-LN output, each block's output, and
    finally ln_f of the last block. */
@@ -506,15 +492,16 @@ static int bloom_run(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor
   TRY(be->upload(w->mask, mask->data, sizeof(int32_t) * (size_t)N));
   bloom_ctx x;
   TRY(bloom_ctx_init(m, &x, B, T, w->mask, 0, false));
-  TRY(bloom_embed(m, &x, w->hidden, w->ids));
+  TRY(m->fam->embed(m, &x, w->hidden, w->ids, w->buf));
   layer_acts a;
-  bloom_infer_acts(&a, w->hidden, w->buf, w->h, N, C);
+  bloom_infer_acts(&a, &m->cfg, w->hidden, w->buf, w->h, N);
   for (int l = 0; l < L; l++) {
     if (states) TRY(be->download(states + (size_t)l * N * C, w->hidden, nc_bytes));
-    TRY(bloom_block_forward(m, &x, l, &a, w->hidden));
+    TRY(m->fam->block_forward(m, &x, l, &a, w->hidden));
   }
-  TRY(be->layernorm_forward(w->hidden, NULL, NULL, w->hidden, m->run.lnf_w, m->run.lnf_b, N, C,
-                            (float)m->cfg.layer_norm_epsilon));
+  if (m->run.lnf_w)
+    TRY(be->layernorm_forward(w->hidden, NULL, NULL, w->hidden, m->run.lnf_w, m->run.lnf_b, N, C,
+                              (float)m->cfg.layer_norm_epsilon));
   if (states) TRY(be->download(states + (size_t)L * N * C, w->hidden, nc_bytes));
   return LACOS_OK;
 }
@@ -546,4 +533,39 @@ int lacos_bloom_encode(lacos_tensor **emb, lacos_bloom *m, const lacos_tensor *i
   if (!s) s = m->be->download((*emb)->data, w.pooled, sizeof(float) * (size_t)B * C);
   if (s) { lacos_tensor_free(*emb); *emb = NULL; }
   return s;
+}
+
+static void bloom_slot_of(lacos_bloom *m, int i, float **vec, linear **lin, int *row0, int *layer, int *target);
+
+const model_family bloom_family = {
+  .alloc_storage = bloom_alloc,
+  .embed = bloom_embed,
+  .block_forward = bloom_block_forward,
+  .block_backward = bloom_block_backward,
+  .slot_of = bloom_slot_of,
+};
+
+/* Where BLOOM's checkpoint tensor i goes (bloom_layout.h's numbering; the
+   query_key_value rows' interleave is bloom_io.c's business). */
+static void bloom_slot_of(lacos_bloom *m, int i, float **vec, linear **lin, int *row0, int *layer, int *target) {
+  *vec = NULL; *lin = NULL; *row0 = 0; *layer = -1; *target = -1;
+  if (i < 5) {
+    float *v[5] = {NULL, m->host.emb_ln_w, m->host.emb_ln_b, m->host.lnf_w, m->host.lnf_b};
+    *vec = v[i];
+    return;
+  }
+  int l = (i - 5) / 12, k = (i - 5) % 12;
+  bloom_layer *ly = &m->host.layers[l];
+  *layer = l;
+  static const int tgt[12] = {-1, -1, T_QKV, T_QKV, T_DENSE, T_DENSE, -1, -1, T_FC1, T_FC1, T_FC2, T_FC2};
+  *target = tgt[k];
+  switch (k) {
+  case 0: *vec = ly->ln1_w; break;
+  case 1: *vec = ly->ln1_b; break;
+  case 6: *vec = ly->ln2_w; break;
+  case 7: *vec = ly->ln2_b; break;
+  default:
+    if (k % 2 == 0) *lin = &ly->lin[tgt[k]];
+    else *vec = ly->lin[tgt[k]].bias;
+  }
 }

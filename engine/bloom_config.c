@@ -1,6 +1,7 @@
-/* bloom_config.c: BLOOM configurations — the released shapes and the test
-   ladder by name, config.json read and written (transformers' BloomConfig
-   keys and aliases), parameter counts — and the default load options. */
+/* bloom_config.c: model configurations — BLOOM's released shapes and the
+   test ladder by name, config.json read and written (transformers'
+   BloomConfig and BertConfig keys and aliases; model_type picks the
+   family), parameter counts — and the default load options. */
 #include "bloom_internal.h"
 #include <jansson.h>
 
@@ -56,6 +57,17 @@ int bloom_config_check(const lacos_bloom_config *c, const char *where) {
   if (!(c->layer_norm_epsilon > 0 && c->layer_norm_epsilon < 1))
     return fail(LACOS_EFORMAT, "%s: layer_norm_epsilon %g is out of range", where, c->layer_norm_epsilon);
   if (c->max_length < 1) return fail(LACOS_EFORMAT, "%s: max_length %d is out of range", where, c->max_length);
+  if (c->family != LACOS_FAMILY_BLOOM && c->family != LACOS_FAMILY_BERT)
+    return fail(LACOS_EINVAL, "%s: unknown model family %d", where, c->family);
+  if (c->intermediate_size < 0 || c->intermediate_size > 1 << 20)
+    return fail(LACOS_EFORMAT, "%s: intermediate_size %d is out of range", where, c->intermediate_size);
+  if (c->family == LACOS_FAMILY_BERT) {
+    if (c->type_vocab_size < 1 || c->type_vocab_size > 1000)
+      return fail(LACOS_EFORMAT, "%s: type_vocab_size %d is out of range", where, c->type_vocab_size);
+    if (c->max_length > 1 << 20) return fail(LACOS_EFORMAT, "%s: max_position_embeddings %d is out of range", where, c->max_length);
+  } else if (c->intermediate_size && c->intermediate_size != 4 * c->hidden_size) {
+    return fail(LACOS_EFORMAT, "%s: a BLOOM block's feed-forward width is 4·hidden_size, not %d", where, c->intermediate_size);
+  }
   return LACOS_OK;
 }
 
@@ -73,6 +85,49 @@ static int json_int_alias(json_t *root, const char *const *keys, int *out, bool 
   return LACOS_OK;
 }
 
+/* BertConfig: the keys that shape a BertModel, and the ones lacos refuses
+   rather than misread. */
+static int bert_config_read(lacos_bloom_config *cfg, json_t *root, const char *path) {
+  cfg->family = LACOS_FAMILY_BERT;
+  cfg->layer_norm_epsilon = 1e-12;
+  cfg->max_length = 512;
+  cfg->type_vocab_size = 2;
+  cfg->bos_token_id = cfg->eos_token_id = -1;
+  cfg->pad_token_id = 0;
+  cfg->gelu_exact = 1;
+  static const char *const k_vocab[] = {"vocab_size", NULL}, *const k_hidden[] = {"hidden_size", NULL},
+                           *const k_layer[] = {"num_hidden_layers", NULL}, *const k_head[] = {"num_attention_heads", NULL},
+                           *const k_ffn[] = {"intermediate_size", NULL}, *const k_len[] = {"max_position_embeddings", NULL},
+                           *const k_types[] = {"type_vocab_size", NULL}, *const k_pad[] = {"pad_token_id", NULL};
+  TRY(json_int_alias(root, k_vocab, &cfg->vocab_size, true, path));
+  TRY(json_int_alias(root, k_hidden, &cfg->hidden_size, true, path));
+  TRY(json_int_alias(root, k_layer, &cfg->n_layer, true, path));
+  TRY(json_int_alias(root, k_head, &cfg->n_head, true, path));
+  TRY(json_int_alias(root, k_ffn, &cfg->intermediate_size, true, path));
+  TRY(json_int_alias(root, k_len, &cfg->max_length, false, path));
+  TRY(json_int_alias(root, k_types, &cfg->type_vocab_size, false, path));
+  TRY(json_int_alias(root, k_pad, &cfg->pad_token_id, false, path));
+  json_t *eps = json_object_get(root, "layer_norm_eps");
+  if (eps) {
+    if (!json_is_number(eps)) return fail(LACOS_EFORMAT, "%s: \"layer_norm_eps\" must be a number", path);
+    cfg->layer_norm_epsilon = json_number_value(eps);
+  }
+  json_t *act = json_object_get(root, "hidden_act");
+  if (act) {
+    const char *a = json_is_string(act) ? json_string_value(act) : "?";
+    if (!strcmp(a, "gelu")) cfg->gelu_exact = 1;
+    else if (!strcmp(a, "gelu_new") || !strcmp(a, "gelu_pytorch_tanh")) cfg->gelu_exact = 0;
+    else return fail(LACOS_EUNSUPPORTED, "%s: hidden_act \"%s\" is not supported (gelu, gelu_new, gelu_pytorch_tanh)", path, a);
+  }
+  json_t *pos = json_object_get(root, "position_embedding_type");
+  if (pos && !json_is_null(pos) && (!json_is_string(pos) || strcmp(json_string_value(pos), "absolute")))
+    return fail(LACOS_EUNSUPPORTED, "%s: position_embedding_type \"%s\" is not supported (absolute only)", path,
+                json_is_string(pos) ? json_string_value(pos) : "?");
+  if (json_is_true(json_object_get(root, "is_decoder")) || json_is_true(json_object_get(root, "add_cross_attention")))
+    return fail(LACOS_EUNSUPPORTED, "%s: a BERT decoder (is_decoder, add_cross_attention) is not supported; lacos runs encoders", path);
+  return bloom_config_check(cfg, path);
+}
+
 int lacos_bloom_config_read(lacos_bloom_config *cfg, const char *path) {
   config_defaults(cfg);
   char *text;
@@ -85,8 +140,12 @@ int lacos_bloom_config_read(lacos_bloom_config *cfg, const char *path) {
   int s = LACOS_OK;
   if (!json_is_object(root)) { s = fail(LACOS_EFORMAT, "%s: expected a JSON object", path); goto done; }
   json_t *mt = json_object_get(root, "model_type");
+  if (mt && json_is_string(mt) && strcmp(json_string_value(mt), "bert") == 0) {
+    s = bert_config_read(cfg, root, path);
+    goto done;
+  }
   if (mt && (!json_is_string(mt) || strcmp(json_string_value(mt), "bloom") != 0)) {
-    s = fail(LACOS_EUNSUPPORTED, "%s: model_type is \"%s\"; lacos runs BLOOM models only", path,
+    s = fail(LACOS_EUNSUPPORTED, "%s: model_type is \"%s\"; lacos runs BLOOM and BERT models (bloom, bert)", path,
              json_is_string(mt) ? json_string_value(mt) : "?");
     goto done;
   }
@@ -121,7 +180,20 @@ done:
   return s;
 }
 
+static json_t *bert_config_json(const lacos_bloom_config *c) {
+  return json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:s, s:s, s:i, s:f, s:f, s:f, s:s}",
+                   "architectures", "BertModel", "model_type", "bert", "vocab_size", c->vocab_size,
+                   "hidden_size", c->hidden_size, "num_hidden_layers", c->n_layer,
+                   "num_attention_heads", c->n_head, "intermediate_size", c->intermediate_size,
+                   "max_position_embeddings", c->max_length, "type_vocab_size", c->type_vocab_size,
+                   "layer_norm_eps", c->layer_norm_epsilon, "hidden_act", c->gelu_exact ? "gelu" : "gelu_new",
+                   "position_embedding_type", "absolute", "pad_token_id", c->pad_token_id,
+                   "hidden_dropout_prob", 0.0, "attention_probs_dropout_prob", 0.0, "initializer_range", 0.02,
+                   "torch_dtype", "float32");
+}
+
 json_t *bloom_config_json(const lacos_bloom_config *c) {
+  if (c->family == LACOS_FAMILY_BERT) return bert_config_json(c);
   json_t *root = json_pack("{s:[s], s:s, s:i, s:i, s:i, s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:f, s:f, s:b, s:i, s:b, s:s}",
                            "architectures", "BloomModel", "model_type", "bloom",
                            "vocab_size", c->vocab_size, "hidden_size", c->hidden_size,
@@ -163,6 +235,11 @@ int lacos_bloom_config_write(const lacos_bloom_config *c, const char *path) {
 
 double lacos_bloom_config_params(const lacos_bloom_config *c) {
   double C = c->hidden_size;
+  if (c->family == LACOS_FAMILY_BERT) {
+    double I = c->intermediate_size ? c->intermediate_size : 4 * C;
+    double per = 4 * C * C + 2 * C * I + 9 * C + I;   /* q, k, v, dense, two FFN linears with biases, two LayerNorms */
+    return (c->vocab_size + c->max_length + c->type_vocab_size) * C + 2 * C + c->n_layer * per;
+  }
   double per_layer = 12 * C * C + 13 * C;   /* four linears with biases and two LayerNorms */
   return c->vocab_size * C + 4 * C + c->n_layer * per_layer;
 }

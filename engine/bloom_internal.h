@@ -1,13 +1,17 @@
-/* bloom_internal.h: the BLOOM family's model (struct lacos_bloom) and its
+/* bloom_internal.h: the model (struct lacos_bloom) of every family and its
    batches, shared by bloom_config.c (configurations), bloom.c (storage, the
-   block forward and backward, inference), bloom_train.c (training passes),
-   bloom_io.c (checkpoints) and LoRA (lora.c, lora_peft.c). */
+   BLOOM block forward and backward, inference), bert.c (the BERT family's
+   storage, embeddings and blocks), bloom_train.c (training passes),
+   bloom_io.c (checkpoints) and LoRA (lora.c, lora_peft.c). A family is a
+   table (model_family) of what differs: storage, embeddings, the block
+   forward and backward, and where a checkpoint tensor goes; everything else
+   is shared. */
 #ifndef LACOS_BLOOM_INTERNAL_H
 #define LACOS_BLOOM_INTERNAL_H
 #include "engine.h"
 #include "backend.h"
 #include "model.h"
-#include "bloom_layout.h"
+#include "layout.h"
 #include "lora.h"
 
 typedef struct bloom_layer {
@@ -19,12 +23,16 @@ typedef struct bloom_layer {
 typedef struct bloom_params {
   const void *wte;                  /* (V,C) in the table's dtype */
   const float *wte_scale;           /* (V) row scales of an int8 table, else NULL */
-  float *emb_ln_w, *emb_ln_b, *lnf_w, *lnf_b, *slopes;
+  float *emb_ln_w, *emb_ln_b, *lnf_w, *lnf_b, *slopes;   /* lnf, slopes: NULL for BERT (no final LN, no ALiBi) */
+  float *pos_emb, *type_emb;        /* BERT: position (P,C) and token type (TV,C) tables, f32; NULL for BLOOM */
   bloom_layer *layers;              /* n_layer entries (a host array) */
 } bloom_params;
 
+struct model_family;
+
 struct lacos_bloom {
   lacos_bloom_config cfg;
+  const struct model_family *fam;   /* cfg.family's table */
   lacos_bloom_options opt;
   const backend *be;                /* the device's table: where the passes run */
   /* Host storage: weights are generated or loaded here, and save, weight()
@@ -43,6 +51,7 @@ struct lacos_bloom {
   workspace acts_ws;                /* inference activations */
   workspace scratch_ws;             /* layer scratch of every pass */
   lora_state *lora;
+  workspace pos_ws;                 /* BERT: the position and token type ids of a pass */
   bool checkpointing, fast_backward;
   char *source_dir;                 /* where it was loaded from (for adapter configs) */
 };
@@ -64,11 +73,12 @@ int bloom_check_batch(const lacos_bloom *m, const lacos_tensor *ids, const lacos
 int pooling_mode_check(int pooling);
 
 /* One block's kept activations (training), or the overlapping buffers of
-   an inference pass (bloom_infer_acts). */
+   an inference pass (bloom_infer_acts). BERT's post-LN block keeps in ln2
+   the sum its second LayerNorm normalises (bert.c). */
 typedef struct layer_acts {
   float *x_in, *ln1, *ln1_mean, *ln1_rstd, *qkv, *probs, *att, *res1;
   float *ln2, *ln2_mean, *ln2_rstd, *fc_pre, *fc_post;
-  float *h[NTARGETS];        /* LoRA x·Aᵀ (N,r) where adapted */
+  float *h[LORA_KINDS];      /* LoRA x·Aᵀ (N,r) of each adapted kind */
 } layer_acts;
 
 /* What a block pass needs besides the model: the backend pass, the batch's
@@ -90,19 +100,81 @@ typedef struct bloom_ctx {
    reserved (training: with the backward entries'). */
 int bloom_ctx_init(lacos_bloom *m, bloom_ctx *x, int B, int T, const int32_t *mask, uint64_t stream, bool training);
 /* embeddings → word_embeddings_layernorm, x (N,C); ids in the backend's memory */
-int bloom_embed(lacos_bloom *m, const bloom_ctx *x, float *out, const int32_t *ids);
-/* The block: reads a->x_in, fills a, writes the block's output to x_out. */
-int bloom_block_forward(lacos_bloom *m, const bloom_ctx *x, int l, layer_acts *a, float *x_out);
-/* d (N,C): ∂/∂(block output) in, ∂/∂(block input) out (when need_dx);
-   scratch d_big (N,4C), d_mid (N,3C), d_small (N,C). */
-int bloom_block_backward(lacos_bloom *m, const bloom_ctx *x, int l, const layer_acts *a, float *d, bool need_dx,
-                         float *d_big, float *d_mid, float *d_small);
-/* The LoRA dropout of linear t of block l: a fresh mask stream per call
+int bloom_embed(lacos_bloom *m, const bloom_ctx *x, float *out, const int32_t *ids, float *tmp);
+/* The LoRA dropout of kind k of block l: a fresh mask stream per call
    (none without a dropout stream). */
-static inline lora_dropout bloom_dropout(const bloom_ctx *x, int l, int t) {
+static inline lora_dropout bloom_dropout(const bloom_ctx *x, int l, int k) {
   lora_dropout d = { 0, x->T, x->row_key, x->row_start };
-  if (x->stream) d.call = x->stream * 4096 + (uint64_t)l * NTARGETS + (uint64_t)t + 1;
+  if (x->stream) d.call = x->stream * 8192 + (uint64_t)l * LORA_KINDS + (uint64_t)k + 1;
   return d;
+}
+
+/* The base linear t of block l plus every adapter on it (y (N,out)), each
+   keeping its x·Aᵀ in a->h; and the input gradient through them (dx
+   overwritten), the adapters' gradients accumulated. Shared by the
+   families' blocks. */
+int block_linear(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *y, const float *in, layer_acts *a);
+int block_linear_back(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *dx, const float *dy, const float *in,
+                      const layer_acts *a);
+/* Whether any enabled adapter sits on linear t of block l. */
+bool block_linear_adapted(const lacos_bloom *m, int l, int t);
+
+/* What a family supplies (bloom.c: bloom_family; bert.c: bert_family). */
+typedef struct model_family {
+  /* the host storage of cfg's shape, carved into m->host */
+  int (*alloc_storage)(lacos_bloom *m);
+  /* x (N,C) = the embedding pass of ids (backend memory); tmp (N,C) scratch */
+  int (*embed)(lacos_bloom *m, const bloom_ctx *x, float *out, const int32_t *ids, float *tmp);
+  /* the block: reads a->x_in, fills a, writes the block's output to x_out */
+  int (*block_forward)(lacos_bloom *m, const bloom_ctx *x, int l, layer_acts *a, float *x_out);
+  /* d (N,C): ∂/∂(block output) in, ∂/∂(block input) out (when need_dx);
+     scratch d_big (N,I), d_mid (N,3C), d_small (N,C) */
+  int (*block_backward)(lacos_bloom *m, const bloom_ctx *x, int l, const layer_acts *a, float *d, bool need_dx,
+                        float *d_big, float *d_mid, float *d_small);
+  /* Checkpoint tensor i (layout.h's numbering): a host vector of m to fill
+     (*vec, n floats), or a band of a linear's rows (*lin, row0, rows); NULL
+     both for the word embeddings, which stay a view. */
+  void (*slot_of)(lacos_bloom *m, int i, float **vec, linear **lin, int *row0, int *layer, int *target);
+} model_family;
+extern const model_family bloom_family, bert_family;
+static inline const model_family *family_of(const lacos_bloom_config *c) {
+  return c->family == LACOS_FAMILY_BERT ? &bert_family : &bloom_family;
+}
+/* The families' storage: the layer table, one allocation of big bytes for
+   every linear weight and one of small_n floats for the small parameters. */
+static inline int alloc_storage_blocks(lacos_bloom *m, int64_t L, size_t big, size_t small_n) {
+  TRY(meta_calloc(&m->host.layers, (size_t)L, sizeof *m->host.layers, "the layer table"));
+  TRY(mem_alloc(&m->big, big, "model weights"));
+  m->big_bytes = big;
+  TRY(mem_calloc(&m->small, small_n, sizeof(float), "model parameters"));
+  m->small_bytes = small_n * sizeof(float);
+  return LACOS_OK;
+}
+
+/* A layer of the families' storage carved in their one order: its two
+   LayerNorms (C each, weight then bias) and each linear t (in[t] → out[t]):
+   its bias and, int8, its row scales from the small parameters *p, its
+   weights (esz bytes each: codes or f32) from *w. */
+static inline void carve_layer(bloom_layer *ly, const int *in, const int *out, int C, bool q8, size_t esz, float **p,
+                               char **w) {
+  ly->ln1_w = *p; *p += C;
+  ly->ln1_b = *p; *p += C;
+  ly->ln2_w = *p; *p += C;
+  ly->ln2_b = *p; *p += C;
+  for (int t = 0; t < NTARGETS; t++) {
+    linear *ln = &ly->lin[t];
+    ln->in = in[t];
+    ln->out = out[t];
+    ln->kind = q8 ? LINEAR_INT8 : LINEAR_F32;
+    ln->bias = *p; *p += ln->out;
+    if (q8) { ln->q = (int8_t *)*w; ln->scale = *p; *p += ln->out; }
+    else ln->w = (float *)*w;
+    *w += (size_t)ln->in * ln->out * esz;
+  }
+}
+/* The feed-forward width I (4C for BLOOM). */
+static inline int ffn_width(const lacos_bloom_config *c) {
+  return c->intermediate_size ? c->intermediate_size : 4 * c->hidden_size;
 }
 
 struct lacos_bloom_batch {
@@ -126,7 +198,7 @@ struct lacos_bloom_batch {
 /* bloom_train.c: the batch layout (one formula for the planner and the
    allocation). */
 double bloom_batch_floats(const lacos_bloom_config *c, int B, int T, int r, int targets, bool ckpt);
-void bloom_carve_acts(layer_acts *a, float **p, int64_t N, int C, int B, int T, int NH, const lora_state *lora);
+void bloom_carve_acts(layer_acts *a, float **p, int64_t N, int C, int I, int B, int T, int NH, const lora_state *lora);
 
 /* bloom_io.c: loading from any source of named tensors (a safetensors
    checkpoint in practice); a weight by name, and the file it lives in. */

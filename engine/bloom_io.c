@@ -1,7 +1,10 @@
-/* bloom_io.c: BLOOM weights in and out of the Hugging Face layout.
+/* bloom_io.c: a model's weights in and out of the Hugging Face layout, for
+   every family (layout.h names the tensors, the family's slot_of says where
+   each goes).
 
-   Names are transformers' BloomModel names (a "transformer." prefix, as
-   BloomForCausalLM writes, is accepted by the reader). Loading converts each
+   Names are transformers' BloomModel / BertModel names (a "transformer."
+   prefix, as BloomForCausalLM writes, or "bert.", as BertFor* writes, is
+   accepted by the reader). Loading converts each
    weight row by row from the checkpoint dtype (f32/f16/bf16) straight into
    the model's storage — int8 codes or f32 — so an int8 load never holds an
    f32 copy of a whole matrix; query_key_value rows are reordered from the
@@ -19,34 +22,23 @@
 #include <jansson.h>
 #include <unistd.h>
 
-/* Where the vector or matrix named by index i lives in the model. */
-typedef struct slot { float *vec; linear *lin; bool qkv, bias_of_qkv; int layer, target; } slot;
+/* Where the vector or matrix named by index i lives in the model: a host
+   vector (a bias band starts at its row0), or rows row0.. of a linear; qkv
+   and bias_of_qkv mark BLOOM's interleaved query_key_value. */
+typedef struct slot { float *vec; linear *lin; int row0; bool qkv, bias_of_qkv; int layer, target; } slot;
 
 static slot slot_of(lacos_bloom *m, int i) {
   slot s = {0};
-  if (i < 5) {
-    float *v[5] = {NULL, m->host.emb_ln_w, m->host.emb_ln_b, m->host.lnf_w, m->host.lnf_b};
-    s.vec = v[i];
-    return s;
-  }
-  int l = (i - 5) / 12, k = (i - 5) % 12;
-  bloom_layer *ly = &m->host.layers[l];
-  s.layer = l;
-  switch (k) {
-  case 0: s.vec = ly->ln1_w; break;
-  case 1: s.vec = ly->ln1_b; break;
-  case 2: s.lin = &ly->lin[T_QKV]; s.qkv = true; s.target = T_QKV; break;
-  case 3: s.vec = ly->lin[T_QKV].bias; s.bias_of_qkv = true; break;
-  case 4: s.lin = &ly->lin[T_DENSE]; s.target = T_DENSE; break;
-  case 5: s.vec = ly->lin[T_DENSE].bias; break;
-  case 6: s.vec = ly->ln2_w; break;
-  case 7: s.vec = ly->ln2_b; break;
-  case 8: s.lin = &ly->lin[T_FC1]; s.target = T_FC1; break;
-  case 9: s.vec = ly->lin[T_FC1].bias; break;
-  case 10: s.lin = &ly->lin[T_FC2]; s.target = T_FC2; break;
-  case 11: s.vec = ly->lin[T_FC2].bias; break;
-  }
+  m->fam->slot_of(m, i, &s.vec, &s.lin, &s.row0, &s.layer, &s.target);
+  bool interleaved = m->cfg.family == LACOS_FAMILY_BLOOM && s.target == T_QKV;
+  s.qkv = interleaved && s.lin;
+  s.bias_of_qkv = interleaved && s.vec;
   return s;
+}
+
+/* The prefix a task head's checkpoint puts before the base model's names. */
+static const char *family_prefix(const lacos_bloom_config *c) {
+  return c->family == LACOS_FAMILY_BERT ? "bert." : "transformer.";
 }
 
 static bool float_dtype(int d) { return d == LACOS_F32 || d == LACOS_F16 || d == LACOS_BF16; }
@@ -54,9 +46,9 @@ static bool float_dtype(int d) { return d == LACOS_F32 || d == LACOS_F16 || d ==
 /* Weight i of the checkpoint has the shape config.json implies and a float
    dtype; `where` is the file it was read from. */
 static int check_weight(const lacos_bloom_config *c, int i, const lacos_tensor *t, const char *name, const char *where) {
-  char want[64];
+  char want[96];
   int64_t rows, cols;
-  bloom_weight_name(c, i, want, sizeof want, &rows, &cols);
+  layout_weight_name(c, i, want, sizeof want, &rows, &cols);
   int wnd = cols ? 2 : 1;
   if (t->ndim != wnd || t->shape[0] != rows || (cols && t->shape[1] != cols)) {
     char have[96];
@@ -66,7 +58,8 @@ static int check_weight(const lacos_bloom_config *c, int i, const lacos_tensor *
     return fail(LACOS_EFORMAT, "%s: tensor %s has shape %s, but config.json implies %s", where, name, have, want);
   }
   if (!float_dtype(t->dtype))
-    return fail(LACOS_EUNSUPPORTED, "%s: tensor %s is %s; BLOOM weights must be f32, f16 or bf16", where, name, lacos_dtype_name(t->dtype));
+    return fail(LACOS_EUNSUPPORTED, "%s: tensor %s is %s; %s weights must be f32, f16 or bf16", where, name,
+                lacos_dtype_name(t->dtype), family_name(c));
   if (!lacos_tensor_is_contiguous(t)) return fail(LACOS_EFORMAT, "%s: tensor %s is not contiguous", where, name);
   return LACOS_OK;
 }
@@ -77,9 +70,9 @@ static int check_weight(const lacos_bloom_config *c, int i, const lacos_tensor *
    here instead of first reserving (and zeroing part of) the claimed size. */
 static int check_weights(const lacos_bloom_config *c, weight_getter get, void *ctx, const char *where, int first, int last) {
   for (int i = first; i < last; i++) {
-    char name[64];
+    char name[96];
     int64_t rows, cols;
-    bloom_weight_name(c, i, name, sizeof name, &rows, &cols);
+    layout_weight_name(c, i, name, sizeof name, &rows, &cols);
     lacos_tensor *t = NULL;
     const char *file = where;
     TRY(get(ctx, name, &t, &file));
@@ -96,8 +89,8 @@ static int load_one(lacos_bloom *m, int i, const lacos_tensor *t, const char *na
                     float *row_bufs) {
   const lacos_bloom_config *c = &m->cfg;
   int64_t rows, cols;
-  char want[64];
-  bloom_weight_name(c, i, want, sizeof want, &rows, &cols);
+  char want[96];
+  layout_weight_name(c, i, want, sizeof want, &rows, &cols);
   TRY(check_weight(c, i, t, name, where));
   slot s = slot_of(m, i);
   int C = c->hidden_size, NH = c->n_head;
@@ -105,7 +98,9 @@ static int load_one(lacos_bloom *m, int i, const lacos_tensor *t, const char *na
     if (s.bias_of_qkv) {
       for (int r = 0; r < 3 * C; r++) s.vec[r] = (float)dtype_load(t->data, qkv_checkpoint_row(r, C, NH), t->dtype);
     } else {
-      dtype_convert(s.vec, LACOS_F32, t->data, t->dtype, rows);
+      dtype_convert(s.vec, LACOS_F32, t->data, t->dtype, rows * (cols ? cols : 1));   /* BERT's tables are 2-D */
+      if (!floats_finite(s.vec, rows * (cols ? cols : 1)))
+        return fail(LACOS_ENUMERIC, "%s: tensor %s has non-finite values", where, name);
     }
     return LACOS_OK;
   }
@@ -116,10 +111,10 @@ static int load_one(lacos_bloom *m, int i, const lacos_tensor *t, const char *na
   {
     float *row = row_bufs + (size_t)omp_get_thread_num() * (size_t)l->in;
     #pragma omp for schedule(static)
-    for (int r = 0; r < l->out; r++) {
-      int src = s.qkv ? qkv_checkpoint_row(r, C, NH) : r;
+    for (int r = 0; r < (int)rows; r++) {
+      int src = s.qkv ? qkv_checkpoint_row(r, C, NH) : r, dr = s.row0 + r;
       const char *p = (const char *)t->data + (size_t)src * (size_t)l->in * (size_t)esz;
-      float *dst = l->kind == LINEAR_F32 ? l->w + (int64_t)r * l->in : row;
+      float *dst = l->kind == LINEAR_F32 ? l->w + (int64_t)dr * l->in : row;
       dtype_convert(dst, LACOS_F32, p, t->dtype, l->in);
       for (int k = 0; k < l->in; k++)
         if (!isfinite(dst[k])) {
@@ -127,7 +122,7 @@ static int load_one(lacos_bloom *m, int i, const lacos_tensor *t, const char *na
           bad_row = r;
           break;
         }
-      if (l->kind == LINEAR_INT8) linear_quantize_weights(l, row, r, 1);
+      if (l->kind == LINEAR_INT8) linear_quantize_weights(l, row, dr, 1);
     }
   }
   if (bad_row >= 0) return fail(LACOS_ENUMERIC, "%s: tensor %s has non-finite values (row %d)", where, name, bad_row);
@@ -147,17 +142,17 @@ static void release_pages(const lacos_tensor *t) {
 int bloom_load_from(lacos_bloom **out, const lacos_bloom_config *cfg, const lacos_bloom_options *opt,
                     weight_getter get, void *ctx, const char *where) {
   *out = NULL;
-  TRY(check_weights(cfg, get, ctx, where, 0, bloom_weight_count(cfg)));
+  TRY(check_weights(cfg, get, ctx, where, 0, layout_weight_count(cfg)));
   lacos_bloom *m;
   TRY(bloom_new(&m, cfg, opt, where));
   int s = bloom_alloc_storage(m);
-  float *row_bufs = NULL;   /* the widest row (dense_4h_to_h's 4C) per thread */
-  if (!s) s = mem_alloc(&row_bufs, sizeof(float) * (size_t)omp_get_max_threads() * 4 * (size_t)cfg->hidden_size,
-                        "weight rows");
-  for (int i = 0; i < bloom_weight_count(cfg) && !s; i++) {
-    char name[64];
+  float *row_bufs = NULL;   /* the widest row (the second feed-forward linear's I) per thread */
+  size_t widest = (size_t)(ffn_width(cfg) > cfg->hidden_size ? ffn_width(cfg) : cfg->hidden_size);
+  if (!s) s = mem_alloc(&row_bufs, sizeof(float) * (size_t)omp_get_max_threads() * widest, "weight rows");
+  for (int i = 0; i < layout_weight_count(cfg) && !s; i++) {
+    char name[96];
     int64_t rows, cols;
-    bloom_weight_name(cfg, i, name, sizeof name, &rows, &cols);
+    layout_weight_name(cfg, i, name, sizeof name, &rows, &cols);
     lacos_tensor *t = NULL;
     const char *file = where;
     s = get(ctx, name, &t, &file);
@@ -193,20 +188,23 @@ int bloom_load_from(lacos_bloom **out, const lacos_bloom_config *cfg, const laco
 int bloom_load_cached(lacos_bloom **out, const lacos_bloom_config *cfg, const lacos_bloom_options *opt,
                       weight_getter get, void *ctx, const char *where, const char *cache) {
   *out = NULL;
-  TRY(check_weights(cfg, get, ctx, where, 0, bloom_weight_count(cfg)));
+  TRY(check_weights(cfg, get, ctx, where, 0, layout_weight_count(cfg)));
   lacos_bloom *m;
   TRY(bloom_new(&m, cfg, opt, where));
   int s = bloom_alloc_storage(m);
   if (!s) s = bloom_cache_read(m, cache);
   lacos_tensor *t = NULL;
   const char *file = where;
-  if (!s) s = get(ctx, "word_embeddings.weight", &t, &file);
+  char wname[96];
+  int64_t wr, wc;
+  layout_weight_name(cfg, 0, wname, sizeof wname, &wr, &wc);
+  if (!s) s = get(ctx, wname, &t, &file);
   if (!s && (t->ndim != 2 || t->shape[0] != cfg->vocab_size || t->shape[1] != cfg->hidden_size || !float_dtype(t->dtype)))
-    s = fail(LACOS_EFORMAT, "%s: word_embeddings.weight does not match config.json", file);
+    s = fail(LACOS_EFORMAT, "%s: %s does not match config.json", file, wname);
   if (s) { lacos_tensor_free(t); lacos_bloom_free(m); return s; }
   m->wte_view = t;
   m->wte_dtype = t->dtype;
-  alibi_slopes(m->host.slopes, cfg->n_head);
+  if (m->host.slopes) alibi_slopes(m->host.slopes, cfg->n_head);
   *out = m;
   return LACOS_OK;
 }
@@ -216,11 +214,12 @@ int bloom_load_cached(lacos_bloom **out, const lacos_bloom_config *cfg, const la
 int lacos_bloom_weight(lacos_tensor **out, lacos_bloom *m, const char *name) {
   *out = NULL;
   const lacos_bloom_config *c = &m->cfg;
-  const char *n = strncmp(name, "transformer.", 12) == 0 ? name + 12 : name;
-  for (int i = 0; i < bloom_weight_count(c); i++) {
-    char cand[64];
+  const char *pre = family_prefix(c);
+  const char *n = strncmp(name, pre, strlen(pre)) == 0 ? name + strlen(pre) : name;
+  for (int i = 0; i < layout_weight_count(c); i++) {
+    char cand[96];
     int64_t rows, cols;
-    bloom_weight_name(c, i, cand, sizeof cand, &rows, &cols);
+    layout_weight_name(c, i, cand, sizeof cand, &rows, &cols);
     if (strcmp(cand, n) != 0) continue;
     int64_t shape[2] = {rows, cols};
     TRY(lacos_tensor_empty(out, LACOS_F32, LACOS_CPU, cols ? 2 : 1, shape));
@@ -236,41 +235,49 @@ int lacos_bloom_weight(lacos_tensor **out, lacos_bloom *m, const char *name) {
     }
     slot s = slot_of(m, i);
     if (s.vec) {
-      for (int64_t r = 0; r < rows; r++) dst[s.bias_of_qkv ? qkv_checkpoint_row((int)r, C, NH) : r] = s.vec[r];
+      int64_t n_el = rows * (cols ? cols : 1);
+      for (int64_t r = 0; r < n_el; r++) dst[s.bias_of_qkv ? qkv_checkpoint_row((int)r, C, NH) : r] = s.vec[r];
       return LACOS_OK;
     }
     const float *merged = NULL;
-    int st = lora_merged_weight(m, s.layer, s.target, &merged);
+    int st = lora_merged_weight(m, s.layer, s.target, s.row0, &merged);
     if (st) { lacos_tensor_free(*out); *out = NULL; return st; }
     #pragma omp parallel for schedule(static)
-    for (int r = 0; r < s.lin->out; r++) {
+    for (int r = 0; r < (int)rows; r++) {
       float *row = dst + (int64_t)(s.qkv ? qkv_checkpoint_row(r, C, NH) : r) * cols;
       if (merged) memcpy(row, merged + (int64_t)r * cols, sizeof(float) * (size_t)cols);
-      else linear_weight_row(row, s.lin, r);
+      else linear_weight_row(row, s.lin, s.row0 + r);
     }
     return LACOS_OK;
   }
-  return fail(LACOS_ENOTFOUND, "no weight named '%s' in a BLOOM model", name);
+  return fail(LACOS_ENOTFOUND, "no weight named '%s' in a %s model", name, family_name(c));
 }
 
-int lacos_bloom_weight_count(const lacos_bloom *m) { return bloom_weight_count(&m->cfg); }
+int lacos_bloom_weight_count(const lacos_bloom *m) { return layout_weight_count(&m->cfg); }
 
 const char *lacos_bloom_weight_name(const lacos_bloom *m, int i) {
-  static _Thread_local char name[64];
-  if (i < 0 || i >= bloom_weight_count(&m->cfg)) { fail(LACOS_EINVAL, "weight index %d out of range", i); return NULL; }
+  static _Thread_local char name[96];
+  if (i < 0 || i >= layout_weight_count(&m->cfg)) { fail(LACOS_EINVAL, "weight index %d out of range", i); return NULL; }
   int64_t rows, cols;
-  bloom_weight_name(&m->cfg, i, name, sizeof name, &rows, &cols);
+  layout_weight_name(&m->cfg, i, name, sizeof name, &rows, &cols);
   return name;
 }
 
 /* ------------------------------------------------------------- checkpoints */
 
-typedef struct st_source { lacos_safetensors *st; const char *dir; } st_source;
+typedef struct st_source { lacos_safetensors *st; const char *dir; bool bert; } st_source;
 
 static int st_get(void *ctx, const char *name, lacos_tensor **out, const char **file) {
   st_source *src = ctx;
+  char alt[160];
+  snprintf(alt, sizeof alt, "bert.%s", name);
+  /* BERT's task heads keep the encoder under "bert." (safetensors.c itself
+     resolves BLOOM's "transformer.") */
+  if (src->bert && lacos_safetensors_find(src->st, name) < 0 && lacos_safetensors_find(src->st, alt) >= 0) name = alt;
   int s = lacos_safetensors_get(out, src->st, name);
-  if (s == LACOS_ENOTFOUND) return fail(LACOS_ENOTFOUND, "%s: the checkpoint has no tensor \"%s\" (nor \"transformer.%s\")", src->dir, name, name);
+  if (s == LACOS_ENOTFOUND)
+    return fail(LACOS_ENOTFOUND, "%s: the checkpoint has no tensor \"%s\" (nor \"%s%s\")", src->dir, name,
+                src->bert ? "bert." : "transformer.", name);
   int i = s ? -1 : lacos_safetensors_find(src->st, name);
   if (i >= 0) *file = lacos_safetensors_file(src->st, i);   /* the shard, when sharded */
   return s;
@@ -290,7 +297,7 @@ int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_optio
   TRY(lacos_bloom_config_read(&cfg, path));
   lacos_safetensors *st;
   TRY(lacos_safetensors_open(&st, dir));
-  st_source src = {st, dir};
+  st_source src = {st, dir, cfg.family == LACOS_FAMILY_BERT};
   char cache[4096] = "";
   bool use_cache = o.cache && o.quant == LACOS_QUANT_INT8 && lacos_bloom_cache_path(dir, cache, sizeof cache) == LACOS_OK;
   int s;
@@ -368,15 +375,15 @@ int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shar
   if (dtype != LACOS_F32 && dtype != LACOS_F16 && dtype != LACOS_BF16)
     return fail(LACOS_EINVAL, "%s: checkpoints are saved in f32, f16 or bf16", dir);
   if (mkdir(dir, 0777) != 0 && errno != EEXIST) return fail_errno("%s: cannot create the directory", dir);
-  int n = bloom_weight_count(&m->cfg);
+  int n = layout_weight_count(&m->cfg);
   char **names = NULL;
   double *bytes = NULL;
   int s = meta_calloc(&names, (size_t)n, sizeof *names, "weight names");
   if (!s) s = meta_calloc(&bytes, (size_t)n, sizeof *bytes, "weight sizes");
   for (int i = 0; i < n && !s; i++) {
     int64_t rows, cols;
-    char name[64];
-    bloom_weight_name(&m->cfg, i, name, sizeof name, &rows, &cols);
+    char name[96];
+    layout_weight_name(&m->cfg, i, name, sizeof name, &rows, &cols);
     s = meta_strdup(&names[i], name, "weight names");
     bytes[i] = (double)rows * (double)(cols ? cols : 1) * lacos_dtype_size(dtype);
   }

@@ -1,7 +1,7 @@
-/* bloom_train.c: the training passes of a BLOOM model, for every backend:
-   the forward pass that keeps activations, and the backward pass through the
-   frozen network into the LoRA gradients, with bloom.c's block forward and
-   backward. With checkpointing, only each block's input is kept and the
+/* bloom_train.c: the training passes of a model of any family, for every
+   backend: the forward pass that keeps activations, and the backward pass
+   through the frozen network into the LoRA gradients, with the family's
+   block forward and backward (bloom.c, bert.c). With checkpointing, only each block's input is kept and the
    block's activations are recomputed (one block at a time) during the
    backward.
 
@@ -12,32 +12,28 @@
    as they are: they are (B, C) matrices, small next to the network. */
 #include "bloom_internal.h"
 
-static int count_targets(int targets) {
-  int n = 0;
-  for (int t = 0; t < NTARGETS; t++) if (targets & (1 << t)) n++;
-  return n;
-}
+static int count_targets(int targets) { return __builtin_popcount((unsigned)targets & ((1u << LORA_KINDS) - 1)); }
 
 /* Floats of one block's kept activations: x_in, ln1, qkv (3), att, res1,
-   ln2, fc_pre (4), fc_post (4) = 16·N·C, LN statistics, attention
+   ln2 = 8·N·C, fc_pre and fc_post (N·I each), LN statistics, attention
    probabilities, LoRA x·Aᵀ. */
 static double acts_floats(const lacos_bloom_config *c, double B, double T, int r, int nt) {
-  double N = B * T, C = c->hidden_size;
-  return 16 * N * C + 4 * N + B * c->n_head * T * T + nt * N * r;
+  double N = B * T, C = c->hidden_size, I = ffn_width(c);
+  return 8 * N * C + 2 * N * I + 4 * N + B * c->n_head * T * T + nt * N * r;
 }
 
 /* Everything a batch allocates: kept activations (or one block's plus the
    block inputs with checkpointing), the final LayerNorm, the backward
-   scratch (dx, d_big 4NC, d_mid 3NC, d_small, dh, dropout 4NC), the pooled
+   scratch (dx, d_big N·I, d_mid 3NC, d_small, dh, dropout N·max(I,C)), the pooled
    embeddings (B·C), the ids and mask (N each, 4 bytes like a float) and
    the rows' dropout keys (8 bytes, aligned: up to 2B + 1) and first-token
    positions (B). The memory planner and the allocation use this one
    formula. */
 double bloom_batch_floats(const lacos_bloom_config *c, int B, int T, int r, int targets, bool ckpt) {
-  double N = (double)B * T, C = c->hidden_size, L = c->n_layer;
+  double N = (double)B * T, C = c->hidden_size, L = c->n_layer, I = ffn_width(c), W = I > C ? I : C;
   double per = acts_floats(c, B, T, r, count_targets(targets));
   double kept = ckpt ? per + L * N * C : L * per;
-  return kept + 2 * N * C + 2 * N + 9 * N * C + N * (r > 0 ? r : 1) + 4 * N * C + (double)B * C + 2 * N + 3.0 * B + 1;
+  return kept + 2 * N * C + 2 * N + 5 * N * C + N * I + N * (r > 0 ? r : 1) + N * W + (double)B * C + 2 * N + 3.0 * B + 1;
 }
 
 double lacos_bloom_train_activation_bytes(const lacos_bloom_config *cfg, int B, int T, int r, int targets, int ckpt) {
@@ -51,17 +47,17 @@ double lacos_bloom_train_activation_bytes(const lacos_bloom_config *cfg, int B, 
    working memory over them (loss.c: normalised copies and gradients in
    double, the B×B scores). */
 double lacos_bloom_train_scratch_bytes(const lacos_bloom_config *cfg, int B, int T, int fast_backward) {
-  int h = cfg->hidden_size;
+  int h = cfg->hidden_size, I = ffn_width(cfg);
   linear lins[NTARGETS];
   for (int t = 0; t < NTARGETS; t++)
-    lins[t] = (linear){ .in = h * bloom_lin_in_mult[t], .out = h * bloom_lin_out_mult[t], .kind = LINEAR_INT8 };
+    lins[t] = (linear){ .in = t == T_FC2 ? I : h, .out = t == T_QKV ? 3 * h : t == T_FC1 ? I : h, .kind = LINEAR_INT8 };
   size_t need = pass_scratch(backend_cpu(), lins, NTARGETS, (int64_t)B * T, 0, fast_backward != 0, B, T, h,
                              cfg->n_head, true);
   double host = 4.0 * (2.0 * B * T + 2.0 * B * h) + 8.0 * (3.0 * B * h + 2.0 * (double)B * B);
   return (double)(need + need / 4) + host;
 }
 
-void bloom_carve_acts(layer_acts *a, float **p, int64_t N, int C, int B, int T, int NH, const lora_state *lora) {
+void bloom_carve_acts(layer_acts *a, float **p, int64_t N, int C, int I, int B, int T, int NH, const lora_state *lora) {
   a->x_in = *p; *p += N * C;
   a->ln1 = *p; *p += N * C;
   a->ln1_mean = *p; *p += N;
@@ -73,11 +69,11 @@ void bloom_carve_acts(layer_acts *a, float **p, int64_t N, int C, int B, int T, 
   a->ln2 = *p; *p += N * C;
   a->ln2_mean = *p; *p += N;
   a->ln2_rstd = *p; *p += N;
-  a->fc_pre = *p; *p += 4 * N * C;
-  a->fc_post = *p; *p += 4 * N * C;
-  for (int t = 0; t < NTARGETS; t++) {
-    a->h[t] = NULL;
-    if (lora && (lora->targets & (1 << t))) { a->h[t] = *p; *p += N * lora->r; }
+  a->fc_pre = *p; *p += (int64_t)I * N;
+  a->fc_post = *p; *p += (int64_t)I * N;
+  for (int k = 0; k < LORA_KINDS; k++) {
+    a->h[k] = NULL;
+    if (lora && (lora->targets & (1 << k))) { a->h[k] = *p; *p += N * lora->r; }
   }
 }
 
@@ -98,8 +94,8 @@ int lacos_bloom_get_fast_backward(const lacos_bloom *m) { return m->fast_backwar
 /* The batch: its one allocation carved as bloom_batch_floats counts it. */
 static int batch_new(lacos_bloom_batch **out, lacos_bloom *m, int B, int T, int pooling, double stream) {
   *out = NULL;
-  int C = m->cfg.hidden_size, L = m->cfg.n_layer, NH = m->cfg.n_head;
-  int64_t N = (int64_t)B * T;
+  int C = m->cfg.hidden_size, L = m->cfg.n_layer, NH = m->cfg.n_head, I = ffn_width(&m->cfg);
+  int64_t N = (int64_t)B * T, W = I > C ? I : C;
   int r = m->lora ? m->lora->r : 0;
   lacos_bloom_batch *b;
   TRY(meta_calloc(&b, 1, sizeof *b, "training batch"));
@@ -114,18 +110,18 @@ static int batch_new(lacos_bloom_batch **out, lacos_bloom *m, int B, int T, int 
   if (s) { lacos_bloom_batch_free(b); return s; }
   b->bytes = (size_t)floats * sizeof(float);
   float *p = b->mem;
-  for (int i = 0; i < nkept; i++) bloom_carve_acts(&b->acts[i], &p, N, C, B, T, NH, m->lora);
+  for (int i = 0; i < nkept; i++) bloom_carve_acts(&b->acts[i], &p, N, C, I, B, T, NH, m->lora);
   if (b->checkpointed) { b->ckpt = p; p += (int64_t)L * N * C; }
   b->x_final = p; p += N * C;
   b->lnf_out = p; p += N * C;
   b->lnf_mean = p; p += N;
   b->lnf_rstd = p; p += N;
   b->dx = p; p += N * C;
-  b->d_big = p; p += 4 * N * C;
+  b->d_big = p; p += (int64_t)I * N;
   b->d_mid = p; p += 3 * N * C;
   b->d_small = p; p += N * C;
   b->dh = p; p += N * (r > 0 ? r : 1);
-  b->xd = p; p += 4 * N * C;
+  b->xd = p; p += W * N;
   b->pooled = p; p += (int64_t)B * C;
   b->ids = (int32_t *)p; p += N;
   b->mask = (int32_t *)p; p += N;
@@ -193,16 +189,19 @@ int lacos_bloom_forward_train_rows(lacos_tensor **emb, lacos_bloom_batch **out, 
   /* Embeddings, then the blocks. Each block reads its input from acts.x_in
      (copied from the checkpoint slot) and writes the next input. */
   float *x0 = b->checkpointed ? b->ckpt : b->acts[0].x_in;
-  if (!s) s = bloom_embed(m, &x, x0, b->ids);
+  if (!s) s = m->fam->embed(m, &x, x0, b->ids, b->d_small);
   for (int l = 0; l < L && !s; l++) {
     layer_acts *a = &b->acts[b->checkpointed ? 0 : l];
     if (b->checkpointed) s = be->copy(a->x_in, b->ckpt + (int64_t)l * N * C, nc_bytes);
     float *next = l + 1 < L ? (b->checkpointed ? b->ckpt + (int64_t)(l + 1) * N * C : b->acts[l + 1].x_in) : b->x_final;
-    if (!s) s = bloom_block_forward(m, &x, l, a, next);
+    if (!s) s = m->fam->block_forward(m, &x, l, a, next);
   }
-  if (!s) s = be->layernorm_forward(b->lnf_out, b->lnf_mean, b->lnf_rstd, b->x_final, m->run.lnf_w, m->run.lnf_b, N,
-                                    C, (float)m->cfg.layer_norm_epsilon);
-  if (!s) s = be->pooling_forward(b->pooled, b->lnf_out, b->mask, B, T, C, pooling);
+  /* the final LayerNorm (BLOOM's ln_f; a BERT encoder ends with its last block) */
+  const float *last = m->run.lnf_w ? b->lnf_out : b->x_final;
+  if (!s && m->run.lnf_w)
+    s = be->layernorm_forward(b->lnf_out, b->lnf_mean, b->lnf_rstd, b->x_final, m->run.lnf_w, m->run.lnf_b, N, C,
+                              (float)m->cfg.layer_norm_epsilon);
+  if (!s) s = be->pooling_forward(b->pooled, last, b->mask, B, T, C, pooling);
   int64_t shape[2] = {B, C};
   if (!s) s = lacos_tensor_empty(emb, LACOS_F32, LACOS_CPU, 2, shape);
   if (!s) s = be->download((*emb)->data, b->pooled, sizeof(float) * (size_t)B * C);
@@ -232,18 +231,22 @@ int lacos_bloom_backward(lacos_bloom *m, lacos_bloom_batch *b, const lacos_tenso
   float *d = b->dx, *dl = b->d_small;
   TRY(be->upload(b->pooled, demb->data, sizeof(float) * (size_t)b->B * C));
   TRY(be->zero(dl, nc_bytes));
-  TRY(be->pooling_backward(dl, b->pooled, b->mask, b->B, b->T, C, b->pooling));
   TRY(be->zero(d, nc_bytes));
-  TRY(be->layernorm_backward(d, NULL, NULL, dl, b->x_final, m->run.lnf_w, b->lnf_mean, b->lnf_rstd, N, C));
+  if (m->run.lnf_w) {
+    TRY(be->pooling_backward(dl, b->pooled, b->lnf_out, b->mask, b->B, b->T, C, b->pooling));
+    TRY(be->layernorm_backward(d, NULL, NULL, dl, b->x_final, m->run.lnf_w, b->lnf_mean, b->lnf_rstd, N, C));
+  } else {
+    TRY(be->pooling_backward(d, b->pooled, b->x_final, b->mask, b->B, b->T, C, b->pooling));
+  }
   for (int l = L - 1; l >= 0; l--) {
     layer_acts *a = &b->acts[b->checkpointed ? 0 : l];
     if (b->checkpointed) {
       /* recompute this block's activations from its saved input; its
          output is not needed again, and d_mid is free here */
       TRY(be->copy(a->x_in, b->ckpt + (int64_t)l * N * C, nc_bytes));
-      TRY(bloom_block_forward(m, &x, l, a, b->d_mid));
+      TRY(m->fam->block_forward(m, &x, l, a, b->d_mid));
     }
-    TRY(bloom_block_backward(m, &x, l, a, d, l > 0, b->d_big, b->d_mid, b->d_small));
+    TRY(m->fam->block_backward(m, &x, l, a, d, l > 0, b->d_big, b->d_mid, b->d_small));
   }
   return be->sync();
 }

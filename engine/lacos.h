@@ -547,27 +547,47 @@ int lacos_tokenizer_encode_pairs(lacos_tensor **ids, lacos_tensor **mask, lacos_
    valid until the next call on this tokenizer. */
 int lacos_tokenizer_decode(lacos_tokenizer *tok, const char **text, double *len, const int32_t *ids, int n,
                            int skip_special);
+/* The text lowercased code point by code point with utf8proc's simple case
+   mapping (what sentence-transformers' do_lower_case does with Python's
+   str.lower, except the few one-to-many mappings such as U+0130). out holds
+   cap bytes (2·len + 4 always suffice); *out_len receives the length;
+   invalid UTF-8 is an error naming its byte offset. */
+int lacos_text_lower(const char *text, double len, char *out, double cap, double *out_len);
 
 /* ----- end tokenizer ----- */
 
-/* ===== bloom (bloom.c and the cpu/ layers: config, weights, forward/backward, int8, pooling) ===== */
+/* ===== bloom (bloom.c, bert.c and the cpu/ layers: config, weights, forward/backward, int8, pooling) ===== */
 
+/* The model handle of every family: BLOOM (bloom.c) and BERT encoders
+   (bert.c) share it and every lacos_bloom_* and lacos_lora_* call below;
+   config.json's model_type picks the family at load. */
 typedef struct lacos_bloom lacos_bloom;
 
-/* The fields of a BLOOM config.json that shape the network. */
+/* Model families (config.json's model_type). */
+typedef enum lacos_family { LACOS_FAMILY_BLOOM = 0, LACOS_FAMILY_BERT = 1 } lacos_family;
+
+/* The fields of a config.json that shape the network (BLOOM's names; BERT's
+   num_hidden_layers, num_attention_heads, layer_norm_eps and
+   max_position_embeddings fill the same fields). */
 typedef struct lacos_bloom_config {
   int vocab_size;           /* embedding rows (250,880 for the released models) */
   int hidden_size;          /* C */
   int n_layer;
   int n_head;
   double layer_norm_epsilon;
-  int max_length;           /* longest accepted sequence (seq_length, 2048) */
+  int max_length;           /* longest accepted sequence (seq_length, 2048; BERT: max_position_embeddings) */
   int bos_token_id, eos_token_id, pad_token_id;
+  int family;               /* lacos_family */
+  int intermediate_size;    /* feed-forward width; 0 = 4·hidden_size (BLOOM's) */
+  int type_vocab_size;      /* BERT's token type rows (2); 0 for BLOOM */
+  int gelu_exact;           /* 1: erf GELU (BERT's "gelu"); 0: the tanh approximation (BLOOM, "gelu_new") */
 } lacos_bloom_config;
 
 typedef enum lacos_quant { LACOS_QUANT_F32 = 0, LACOS_QUANT_INT8 = 1 } lacos_quant;
+/* sentence-transformers' pooling modes. */
 typedef enum lacos_pooling {
-  LACOS_POOL_MEAN = 0, LACOS_POOL_WEIGHTEDMEAN = 1, LACOS_POOL_LASTTOKEN = 2
+  LACOS_POOL_MEAN = 0, LACOS_POOL_WEIGHTEDMEAN = 1, LACOS_POOL_LASTTOKEN = 2, LACOS_POOL_CLS = 3,
+  LACOS_POOL_MAX = 4, LACOS_POOL_MEAN_SQRT_LEN = 5
 } lacos_pooling;
 
 typedef struct lacos_bloom_options {
@@ -588,8 +608,9 @@ int lacos_bloom_config_read(lacos_bloom_config *cfg, const char *path);
 int lacos_bloom_config_write(const lacos_bloom_config *cfg, const char *path);
 double lacos_bloom_config_params(const lacos_bloom_config *cfg);
 
-/* Loads a Hugging Face BLOOM checkpoint directory (config.json +
-   model.safetensors or shards + index). */
+/* Loads a Hugging Face checkpoint directory (config.json +
+   model.safetensors or shards + index): a BloomModel, or a BertModel
+   (model_type "bert"; a "bert." prefix on the names is accepted). */
 int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_options *opt);
 /* Random weights (N(0, 0.02)-like, uniform codes per row), generated straight
    into the chosen quantisation: an int8 model never holds an f32 copy. */
@@ -666,12 +687,16 @@ double lacos_bloom_train_scratch_bytes(const lacos_bloom_config *cfg, int B, int
 
 /* ===== lora (lora.c: adapters and their merge for export; lora_peft.c: PEFT import/export) ===== */
 
-/* Linears a LoRA adapter can target (bit flags; PEFT's module names in comments). */
+/* Linears a LoRA adapter can target (bit flags; PEFT's module names in
+   comments, BLOOM's then BERT's). */
 typedef enum lacos_lora_target {
-  LACOS_LORA_QKV = 1,        /* self_attention.query_key_value (PEFT's BLOOM default) */
-  LACOS_LORA_DENSE = 2,      /* self_attention.dense */
-  LACOS_LORA_H_TO_4H = 4,    /* mlp.dense_h_to_4h */
-  LACOS_LORA_4H_TO_H = 8     /* mlp.dense_4h_to_h */
+  LACOS_LORA_QKV = 1,        /* self_attention.query_key_value (PEFT's BLOOM default); BERT has none */
+  LACOS_LORA_DENSE = 2,      /* self_attention.dense; BERT: attention.output.dense */
+  LACOS_LORA_H_TO_4H = 4,    /* mlp.dense_h_to_4h; BERT: intermediate.dense */
+  LACOS_LORA_4H_TO_H = 8,    /* mlp.dense_4h_to_h; BERT: output.dense */
+  LACOS_LORA_QUERY = 16,     /* BERT: attention.self.query (PEFT's BERT default, with value) */
+  LACOS_LORA_KEY = 32,       /* BERT: attention.self.key */
+  LACOS_LORA_VALUE = 64      /* BERT: attention.self.value */
 } lacos_lora_target;
 
 typedef struct lacos_lora_config {
@@ -695,6 +720,11 @@ double lacos_lora_param_count(const lacos_bloom *m);
 /* Adapted linears are numbered 0..count-1 (layer-major). */
 int lacos_lora_slot_count(const lacos_bloom *m);
 int lacos_lora_slot_info(const lacos_bloom *m, int slot, int *layer, int *target);
+/* The module slot kind `target` adapts in block `layer`, as PEFT and the
+   checkpoint name it ("h.3.self_attention.query_key_value",
+   "encoder.layer.3.attention.self.query"); NULL (error set) when the
+   model's family has no such kind. Valid until the next call. */
+const char *lacos_lora_module_name(const lacos_bloom *m, int layer, int target);
 /* Views (sharing the model's memory; valid while the adapter exists) of a
    slot's tensors. which: 0 = A (r,in), 1 = B (out,r), 2 = grad A, 3 = grad B. */
 int lacos_lora_tensor(lacos_tensor **out, lacos_bloom *m, int slot, int which);

@@ -32,7 +32,12 @@ void lacos_lora_config_init(lacos_lora_config *c) {
   c->seed = 0;
 }
 
-static int nslots(const lacos_bloom *m) { return m->cfg.n_layer * NTARGETS; }
+static int nslots(const lacos_bloom *m) { return m->cfg.n_layer * LORA_KINDS; }
+
+int lora_slot_linear(const lacos_bloom *m, int k) {
+  int col0, cols;
+  return lora_kind_linear(&m->cfg, k, &col0, &cols);
+}
 
 static void merge_free(lora_state *s, int slots) {
   mem_free(s->merged);
@@ -97,13 +102,13 @@ static int attach(lacos_bloom *m, const lacos_lora_config *c) {
   s->enabled = true;
   s->seed = (uint64_t)c->seed;
   s->be = m->be;
-  TRY(meta_calloc(&s->slots, (size_t)L * NTARGETS, sizeof *s->slots, "LoRA adapter"));
+  TRY(meta_calloc(&s->slots, (size_t)L * LORA_KINDS, sizeof *s->slots, "LoRA adapter"));
   int64_t total = 0;
   for (int l = 0; l < L; l++)
-    for (int t = 0; t < NTARGETS; t++)
-      if (c->targets & (1 << t)) {
-        const linear *ln = &m->host.layers[l].lin[t];
-        total += (int64_t)c->r * (ln->in + ln->out);
+    for (int k = 0; k < LORA_KINDS; k++)
+      if (c->targets & (1 << k)) {
+        int col0, cols, t = lora_kind_linear(&m->cfg, k, &col0, &cols);
+        total += (int64_t)c->r * (m->host.layers[l].lin[t].in + cols);
       }
   s->nparams = total;
   s->params_bytes = sizeof(float) * (size_t)total;
@@ -111,19 +116,23 @@ static int attach(lacos_bloom *m, const lacos_lora_config *c) {
   TRY(mem_calloc(&s->grads, 1, s->params_bytes, "LoRA gradients"));
   float *p = s->params, *g = s->grads;
   for (int l = 0; l < L; l++)
-    for (int t = 0; t < NTARGETS; t++) {
-      if (!(c->targets & (1 << t))) continue;
+    for (int k = 0; k < LORA_KINDS; k++) {
+      if (!(c->targets & (1 << k))) continue;
+      int col0, cols, t = lora_kind_linear(&m->cfg, k, &col0, &cols);
       const linear *ln = &m->host.layers[l].lin[t];
-      lora_slot *sl = &s->slots[l * NTARGETS + t];
-      sl->in = ln->in; sl->out = ln->out;
+      lora_slot *sl = &s->slots[l * LORA_KINDS + k];
+      sl->in = ln->in; sl->out = cols;
+      sl->col0 = col0; sl->ld = ln->out;
       sl->A = p; sl->dA = g; p += (int64_t)c->r * ln->in; g += (int64_t)c->r * ln->in;
-      sl->B = p; sl->dB = g; p += (int64_t)c->r * ln->out; g += (int64_t)c->r * ln->out;
+      sl->B = p; sl->dB = g; p += (int64_t)c->r * cols; g += (int64_t)c->r * cols;
       /* kaiming_uniform_(a=√5): bound = √(2/(1+5))·√(3/fan_in) = 1/√fan_in */
       double bound = 1.0 / sqrt((double)ln->in);
-      uint64_t stream = ((uint64_t)l * NTARGETS + (uint64_t)t) << 40;
+      /* BLOOM keeps its four-per-layer streams; BERT's seven kinds need seven */
+      uint64_t per = m->cfg.family == LACOS_FAMILY_BLOOM ? NTARGETS : LORA_KINDS;
+      uint64_t stream = ((uint64_t)l * per + (uint64_t)k) << 40;
       int64_t na = (int64_t)c->r * ln->in;
       for (int64_t i = 0; i < na; i++) sl->A[i] = (float)(bound * (2.0 * rng_uniform(s->seed, stream + (uint64_t)i) - 1.0));
-      memset(sl->B, 0, sizeof(float) * (size_t)c->r * (size_t)ln->out);
+      memset(sl->B, 0, sizeof(float) * (size_t)c->r * (size_t)cols);
     }
   TRY(run_copy_new(s));
   return lora_upload(m);
@@ -133,7 +142,18 @@ int lacos_lora_attach(lacos_bloom *m, const lacos_lora_config *c) {
   if (c->r < 1 || c->r > 4096) return fail(LACOS_EINVAL, "LoRA rank r must be between 1 and 4096, got %d", c->r);
   if (!(c->alpha > 0) || !isfinite(c->alpha)) return fail(LACOS_EINVAL, "LoRA alpha must be positive, got %g", c->alpha);
   if (!(c->dropout >= 0 && c->dropout < 1)) return fail(LACOS_EINVAL, "LoRA dropout must be in [0, 1), got %g", c->dropout);
-  if (c->targets <= 0 || c->targets > 15) return fail(LACOS_EINVAL, "LoRA targets must name at least one of the four linears");
+  int kinds = lora_kinds_of(&m->cfg);
+  if (c->targets <= 0 || (c->targets & ~kinds)) {
+    char have[160] = "";
+    for (int k = 0; k < LORA_KINDS; k++)
+      if (kinds & (1 << k)) {
+        const char *mod = lora_kind_module(&m->cfg, k), *dot = strrchr(mod, '.');
+        snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", *have ? ", " : "",
+                 m->cfg.family == LACOS_FAMILY_BERT && k < NTARGETS ? mod : dot ? dot + 1 : mod);
+      }
+    return fail(LACOS_EINVAL, "LoRA targets (bits 0x%x) must name linears a %s block has: %s", (unsigned)c->targets,
+                family_name(&m->cfg), have);
+  }
   lora_detach_all(m);
   int s = attach(m, c);
   if (s) lora_detach_all(m);
@@ -158,9 +178,7 @@ double lacos_lora_param_count(const lacos_bloom *m) { return m->lora ? (double)m
 
 int lacos_lora_slot_count(const lacos_bloom *m) {
   if (!m->lora) return 0;
-  int n = 0;
-  for (int t = 0; t < NTARGETS; t++) if (m->lora->targets & (1 << t)) n++;
-  return n * m->cfg.n_layer;
+  return __builtin_popcount((unsigned)m->lora->targets) * m->cfg.n_layer;
 }
 
 int lora_slot_at(const lacos_bloom *m, int i, lora_slot **out, int *layer, int *target) {
@@ -168,16 +186,29 @@ int lora_slot_at(const lacos_bloom *m, int i, lora_slot **out, int *layer, int *
   if (!m->lora) return fail(LACOS_ESTATE, "the model has no LoRA adapter");
   int k = 0;
   for (int l = 0; l < m->cfg.n_layer; l++)
-    for (int t = 0; t < NTARGETS; t++) {
+    for (int t = 0; t < LORA_KINDS; t++) {
       if (!(m->lora->targets & (1 << t))) continue;
       if (k++ == i) {
         if (layer) *layer = l;
         if (target) *target = t;
-        *out = &m->lora->slots[l * NTARGETS + t];
+        *out = &m->lora->slots[l * LORA_KINDS + t];
         return LACOS_OK;
       }
     }
   return fail(LACOS_EINVAL, "LoRA slot %d out of range (0..%d)", i, k - 1);
+}
+
+const char *lacos_lora_module_name(const lacos_bloom *m, int layer, int target) {
+  static _Thread_local char name[160];
+  const char *mod = lora_kind_module(&m->cfg, target);
+  if (!mod || layer < 0 || layer >= m->cfg.n_layer) {
+    fail(LACOS_EINVAL, "no LoRA module %d in block %d of a %s model", target, layer, family_name(&m->cfg));
+    return NULL;
+  }
+  char block[64];
+  layout_block_name(&m->cfg, layer, block, sizeof block);
+  snprintf(name, sizeof name, "%s.%s", block, mod);
+  return name;
 }
 
 int lacos_lora_slot_info(const lacos_bloom *m, int i, int *layer, int *target) {
@@ -222,7 +253,7 @@ int lacos_lora_zero_grad(lacos_bloom *m) {
 lora_slot *lora_slot_for(const lacos_bloom *m, int layer, int target) {
   lora_state *s = m->lora;
   if (!s || !s->enabled || !(s->targets & (1 << target))) return NULL;
-  return &s->slots[layer * NTARGETS + target];
+  return &s->slots[layer * LORA_KINDS + target];
 }
 
 bool lora_run_slot(const lacos_bloom *m, int layer, int target, lora_slot *out) {
@@ -271,14 +302,14 @@ static int merge_copies(lacos_bloom *m) {
   TRY(mem_alloc(&s->merged_from, s->params_bytes, "merged LoRA weights (the adapter they came from)"));
   float *p = s->merged;
   for (int l = 0; l < L; l++)
-    for (int t = 0; t < NTARGETS; t++) {
-      lora_slot *sl = &s->slots[l * NTARGETS + t];
+    for (int k = 0; k < LORA_KINDS; k++) {
+      lora_slot *sl = &s->slots[l * LORA_KINDS + k];
       if (!sl->A) continue;
-      sl->W = p;
+      sl->W = p;   /* the slot's band: rows col0.. of the linear */
       p += (size_t)sl->out * (size_t)sl->in;
-      const linear *ln = &m->host.layers[l].lin[t];
+      const linear *ln = &m->host.layers[l].lin[lora_slot_linear(m, k)];
       #pragma omp parallel for schedule(static)
-      for (int r = 0; r < ln->out; r++) linear_weight_row(sl->W + (int64_t)r * ln->in, ln, r);
+      for (int r = 0; r < sl->out; r++) linear_weight_row(sl->W + (int64_t)r * ln->in, ln, sl->col0 + r);
     }
   return LACOS_OK;
 }
@@ -289,11 +320,14 @@ int lacos_lora_merge(lacos_bloom *m) {
   if (s->merge_state == 1) return fail(LACOS_ESTATE, "the LoRA adapter is already merged (unmerge it first)");
   TRY(lora_download(m));
   int L = m->cfg.n_layer;
+  char block[64];
   for (int l = 0; l < L; l++)
-    for (int t = 0; t < NTARGETS; t++) {
-      lora_slot *sl = &s->slots[l * NTARGETS + t];
+    for (int k = 0; k < LORA_KINDS; k++) {
+      lora_slot *sl = &s->slots[l * LORA_KINDS + k];
+      layout_block_name(&m->cfg, l, block, sizeof block);
       if (sl->A && (any_nonfinite(sl->A, (int64_t)s->r * sl->in) || any_nonfinite(sl->B, (int64_t)s->r * sl->out)))
-        return fail(LACOS_ENUMERIC, "cannot merge: the LoRA weights of h.%d.%s are not finite", l, bloom_target_names[t]);
+        return fail(LACOS_ENUMERIC, "cannot merge: the LoRA weights of %s.%s are not finite", block,
+                    lora_kind_module(&m->cfg, k));
     }
   if (!s->merged) {
     int st = merge_copies(m);
@@ -306,8 +340,9 @@ int lacos_lora_merge(lacos_bloom *m) {
     lora_slot *sl = &s->slots[i];
     if (sl->A && any_nonfinite(sl->W, (int64_t)sl->out * sl->in)) {
       merge_free(s, nslots(m));   /* inf - delta is not the base again: drop the copy */
-      return fail(LACOS_ENUMERIC, "cannot merge: base + scaling·B·A of h.%d.%s overflows f32",
-                  i / NTARGETS, bloom_target_names[i % NTARGETS]);
+      layout_block_name(&m->cfg, i / LORA_KINDS, block, sizeof block);
+      return fail(LACOS_ENUMERIC, "cannot merge: base + scaling·B·A of %s.%s overflows f32", block,
+                  lora_kind_module(&m->cfg, i % LORA_KINDS));
     }
   }
   return LACOS_OK;
@@ -324,12 +359,16 @@ int lacos_lora_unmerge(lacos_bloom *m) {
 
 int lacos_lora_merge_state(const lacos_bloom *m) { return m->lora ? m->lora->merge_state : 0; }
 
-int lora_merged_weight(lacos_bloom *m, int layer, int target, const float **W) {
+int lora_merged_weight(lacos_bloom *m, int layer, int target, int row0, const float **W) {
   *W = NULL;
   lora_state *s = m->lora;
   if (!s || !s->merged) return LACOS_OK;
-  lora_slot *sl = &s->slots[layer * NTARGETS + target];
-  if (!sl->W) return LACOS_OK;
+  lora_slot *sl = NULL;
+  for (int k = 0; k < LORA_KINDS && !sl; k++) {
+    lora_slot *c = &s->slots[layer * LORA_KINDS + k];
+    if (lora_slot_linear(m, k) == target && c->W && c->col0 == row0) sl = c;
+  }
+  if (!sl) return LACOS_OK;
   if (s->merge_state == 1) {
     TRY(lora_download(m));
     if (memcmp(s->params, s->merged_from, s->params_bytes) != 0)

@@ -6,14 +6,14 @@
 #define LACOS_LORA_H
 #include "engine.h"
 #include "backend.h"
-#include "bloom_layout.h"
+#include "layout.h"
 
 typedef struct lora_state {
   int r, targets;            /* targets: bit t set = linear t adapted */
   double alpha, scaling, dropout;
   bool rslora, enabled;
   uint64_t seed;
-  lora_slot *slots;          /* n_layer × NTARGETS, host pointers; A == NULL where not adapted */
+  lora_slot *slots;          /* n_layer × LORA_KINDS, host pointers; A == NULL where not adapted */
   float *params, *grads;     /* the host copy: one allocation each, the same layout */
   size_t params_bytes;
   int64_t nparams;
@@ -31,21 +31,24 @@ typedef struct lora_state {
 
 /* lora.c */
 void lora_detach_all(lacos_bloom *m);
-/* Host slot of an adapted, enabled linear, else NULL. */
-lora_slot *lora_slot_for(const lacos_bloom *m, int layer, int target);
+/* The engine linear (T_*) LoRA kind k adapts in m's family, -1 for none. */
+int lora_slot_linear(const lacos_bloom *m, int k);
+/* Host slot of an adapted, enabled kind (layout.h), else NULL. */
+lora_slot *lora_slot_for(const lacos_bloom *m, int layer, int kind);
 /* The same slot with pointers in the backend's memory; false when the
-   linear has no enabled adapter. */
-bool lora_run_slot(const lacos_bloom *m, int layer, int target, lora_slot *out);
+   kind has no enabled adapter. */
+bool lora_run_slot(const lacos_bloom *m, int layer, int kind, lora_slot *out);
 /* The configuration the layer math needs (r = 0 without an enabled adapter). */
 lora_hyper lora_hyper_of(const lacos_bloom *m);
 /* Host copy → backend copy (after attach and load), and back (before the
    host copy is read: save, merge, export). No-ops on the CPU. */
 int lora_upload(lacos_bloom *m);
 int lora_download(lacos_bloom *m);
-/* The i-th adapted slot (layer-major order), its layer and target. */
+/* The i-th adapted slot (layer-major order), its layer and kind. */
 int lora_slot_at(const lacos_bloom *m, int i, lora_slot **out, int *layer, int *target);
-/* The merged export copy of linear (layer, target), engine row order: *W =
-   NULL when there is none; LACOS_ESTATE when the adapter changed since it
-   was merged. */
-int lora_merged_weight(lacos_bloom *m, int layer, int target, const float **W);
+/* The merged export copy of the band of engine linear (layer, target)
+   that starts at row row0 (the whole linear for BLOOM; BERT's query, key or
+   value third of qkv), engine row order: *W = NULL when no adapter covers
+   it; LACOS_ESTATE when the adapter changed since it was merged. */
+int lora_merged_weight(lacos_bloom *m, int layer, int target, int row0, const float **W);
 #endif

@@ -34,6 +34,10 @@ typedef struct lora_slot {
   float *dA, *dB;    /* gradients, same layout */
   float *W;          /* export copy of the base weight (out, in), engine row order, or NULL (host only) */
   int in, out;
+  /* The adapted outputs are columns col0..col0+out of rows ld apart (ld 0:
+     out, the whole linear): BERT's query, key and value are three adapters
+     on thirds of one fused [Q;K;V] linear. */
+  int col0, ld;
 } lora_slot;
 
 /* What LoRA's layer math needs of an adapter's configuration. */

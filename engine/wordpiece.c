@@ -445,3 +445,24 @@ void tok_wordpiece_free(tok_wordpiece *w) {
   mem_free(w->dec_prefix);
   mem_free(w);
 }
+
+int lacos_text_lower(const char *text, double len, char *out, double cap, double *out_len) {
+  *out_len = 0;
+  if (len < 0 || cap < 0) return fail(LACOS_EINVAL, "text lengths must be >= 0");
+  const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)text;
+  utf8proc_ssize_t n = (utf8proc_ssize_t)len, i = 0;
+  size_t o = 0, c = (size_t)cap;
+  while (i < n) {
+    utf8proc_int32_t cp;
+    utf8proc_ssize_t k = utf8proc_iterate(p + i, n - i, &cp);
+    if (k < 1) return fail(LACOS_EINVAL, "invalid UTF-8 at byte %lld", (long long)i);
+    utf8proc_uint8_t buf[4];
+    utf8proc_ssize_t w = utf8proc_encode_char(utf8proc_tolower(cp), buf);
+    if (o + (size_t)w > c) return fail(LACOS_ELIMIT, "lowercased text does not fit in %zu bytes", c);
+    memcpy(out + o, buf, (size_t)w);
+    o += (size_t)w;
+    i += k;
+  }
+  *out_len = (double)o;
+  return LACOS_OK;
+}

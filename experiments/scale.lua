@@ -6,7 +6,14 @@
 --
 --   lacos run experiments/scale.lua [--models DIR] [--data DIR] [--db FILE] [--dry-run] [--synthetic]
 --                                   [--sizes LIST] [--pairs LIST] [--eval-limit N] [--seeds N]
+--                                   [--baseline DIR[,DIR...]]
 --   lacos run experiments/scale.lua --slurm [--partition P] [--time T] [--max-parallel N] [--wait] ...
+--
+-- --baseline adds reference models (the paper's Sentence-BERT baseline:
+-- models/all-MiniLM-L6-v2, `make models-minilm`) evaluated untrained, in
+-- f32 with their own pooling, on the same sets: each a point with param
+-- `baseline` = true, which lacos results scale and plot show as its own row
+-- and dashed line, labelled as the baseline.
 --
 -- With the released checkpoints under models/ (lacos pull bigscience/bloom-560m ...)
 -- it runs the paper's sweep (experiment "scale"). Without them it says so and
@@ -22,7 +29,8 @@ local args = require "lacos.args"   -- usage errors
 local spec = {
   name = "scale",
   usage = "lacos run experiments/scale.lua [--models DIR] [--data DIR] [--db FILE] [--dry-run] [--synthetic]\n" ..
-          "                                  [--sizes LIST] [--pairs LIST] [--eval-limit N] [--seeds N]",
+          "                                  [--sizes LIST] [--pairs LIST] [--eval-limit N] [--seeds N]\n" ..
+          "                                  [--baseline DIR[,DIR...]]",
   options = {
     { "--models", "DIR", "where the released checkpoints are", default = "models" },
     { "--data", "DIR", "datasets root (default: $LACOS_DATA, datasets/, or ../shared/datasets)" },
@@ -35,6 +43,7 @@ local spec = {
                          "(default 1000,4000,16000,all; synthetic 0,500,2000)" },
     { "--eval-limit", "N", "STS pairs evaluated per set or language (0 = all; default: all, synthetic 300)",
       type = "integer", min = 0 },
+    { "--baseline", "LIST", "model directories evaluated untrained beside the sweep, as baselines (comma-separated)" },
   },
 }
 local opts, help = lacos.sweep.parse(spec, arg)   -- the script's options, plus --slurm ... (lacos.sweep)
@@ -92,6 +101,18 @@ if synthetic then
                                   epochs = recipe.epochs, batch_size = batch, max_length = 64 } .. "\n")
 end
 
+-- Baselines: a checkpoint directory each, evaluated untrained in f32 with
+-- the directory's own pooling (a sentence-transformers directory's).
+local util = require "lacos.util"
+local baselines = {}
+for dir in (opts.baseline or ""):gmatch("[^,]+") do
+  dir = dir:gsub("(.)/+$", "%1")
+  if not util.is_dir(dir) then args.usage_error("scale", "--baseline: %s is not a directory (make models-minilm)", dir) end
+  local name, parent = dir:match("([^/]+)$"), dir:match("^(.*)/[^/]+$") or "."
+  baselines[#baselines + 1] = { model = name, models_dir = X.models_dir(parent), synthetic = false, pairs = 0, seed = 1,
+                                baseline = true, quant = "f32", pooling = lacos.bloom.dir_pooling(dir) }
+end
+
 local sweep = lacos.sweep.new {
   name = synthetic and "scale-synthetic" or "scale",
   script = arg[0],
@@ -101,13 +122,16 @@ local sweep = lacos.sweep.new {
             dropout = recipe.dropout, lr = recipe.lr, targets = recipe.targets, epochs = recipe.epochs,
             batch_size = batch, max_length = 64, pooling = "weightedmean",
             eval_limit = eval_limit, eval = { "english", "multilingual" } },
+  extra = baselines,
   validate = X.validate_point,
   estimate = X.estimate,
   memory = X.memory,
   flags = { data_root = "--data", models_dir = "--models", pairs = "--pairs", eval_limit = "--eval-limit", model = "--sizes",
             seed = "--seeds" },
   run = X.run_point,
-  describe = function(p) return ("%s pairs=%s seed=%s"):format(p.model, tostring(p.pairs), tostring(p.seed)) end,
+  describe = function(p)
+    return ("%s%s pairs=%s seed=%s"):format(p.model, p.baseline and " (baseline)" or "", tostring(p.pairs), tostring(p.seed))
+  end,
 }
 local summary = sweep:execute { db = opts.db, dry_run = opts.dry_run, cli = opts }
 if opts.dry_run then return end

@@ -1,6 +1,6 @@
-/* attention.cu: twin of engine/cpu/attention.c — BLOOM self-attention over
-   the fused [Q | K | V] buffer: scores = (1/√HD)·q·k + slope·pos(key), the
-   causal and padding masks filled with −FLT_MAX (a query with no visible key
+/* attention.cu: twin of engine/cpu/attention.c — self-attention over the
+   fused [Q | K | V] buffer: scores = (1/√HD)·q·k + slope·pos(key) (no slope
+   term without slopes), the causal (BLOOM; none for BERT) and padding masks filled with −FLT_MAX (a query with no visible key
    softmaxes to uniform weights, as on the CPU), softmax through the CPU's
    polynomial exp, then ·v. ALiBi positions are the mask's running count
    from the first real token, found with warp ballots.
@@ -92,8 +92,8 @@ __global__ void scatter_heads_kernel(float *dst, const float *src, int64_t g0, i
 /* In place over s (G,T,T), one warp per query row i of head g0 + r / T:
    s_ij (already scaled q·k) + slope·pos_j where j ≤ i and key j is real,
    −FLT_MAX elsewhere, then the softmax. */
-__global__ void masked_softmax_kernel(float *s, const int32_t *mask, const float *slopes, int64_t g0, int64_t G,
-                                      int T, int NH) {
+__global__ void masked_softmax_kernel(float *s, const int32_t *mask, const float *slopes, bool causal, int64_t g0,
+                                      int64_t G, int T, int NH) {
   int lane = threadIdx.x & 31;
   int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   if (r >= G * T) return;   /* whole warps leave together */
@@ -101,7 +101,7 @@ __global__ void masked_softmax_kernel(float *s, const int32_t *mask, const float
   int i = (int)(r % T), h = (int)(g % NH);
   const int32_t *mb = mask + (g / NH) * T;
   float *p = s + r * T;
-  float slope = slopes[h], mx = -FLT_MAX;
+  float slope = slopes ? slopes[h] : 0.0f, mx = -FLT_MAX;
   int run = 0;   /* real keys before this chunk of 32 */
   for (int j0 = 0; j0 < T; j0 += 32) {
     int j = j0 + lane;
@@ -110,7 +110,7 @@ __global__ void masked_softmax_kernel(float *s, const int32_t *mask, const float
     float pos = mj ? (float)(run + __popc(bal & ((1u << lane) - 1))) : 0.0f;
     run += __popc(bal);
     if (j < T) {
-      float v = j <= i && mj ? p[j] + slope * pos : -FLT_MAX;
+      float v = (!causal || j <= i) && mj ? p[j] + slope * pos : -FLT_MAX;
       p[j] = v;
       mx = v > mx ? v : mx;
     }
@@ -137,14 +137,15 @@ __device__ int first_token(const int32_t *mb, int T) {
 /* Softmax backward in place over dp (G,T,T) = dout·vᵀ, one warp per query
    row: ds_ij = p_ij·(dp_ij − Σ_j p_ij·dp_ij)·scale, and 0 for a row that saw
    no real key (its scores were constant: no gradient to q or k). */
-__global__ void softmax_backward_kernel(float *dp, const float *probs, const int32_t *mask, int64_t g0, int64_t G,
-                                       int T, int NH, float scale) {
+__global__ void softmax_backward_kernel(float *dp, const float *probs, const int32_t *mask, bool causal, int64_t g0,
+                                        int64_t G, int T, int NH, float scale) {
   int lane = threadIdx.x & 31;
   int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   if (r >= G * T) return;
   int64_t g = g0 + r / T;
   int i = (int)(r % T);
-  bool blind = first_token(mask + (g / NH) * T, T) > i;
+  int first = first_token(mask + (g / NH) * T, T);
+  bool blind = causal ? first > i : first == T;
   float *d = dp + r * T;
   const float *p = probs + r * T;
   float part = 0;
@@ -160,9 +161,9 @@ static int rows_launch(int64_t rows, unsigned *blocks) {
   return LACOS_OK;
 }
 
-// out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C), mask (B,T), slopes (NH)
+// out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C), mask (B,T), slopes (NH) or NULL
 extern "C" int attention_forward_cuda(float *out, float *probs, const float *qkv, const int32_t *mask,
-                                      const float *slopes, int B, int T, int C, int NH, scratch ws) {
+                                      const float *slopes, bool causal, int B, int T, int C, int NH, scratch ws) {
   int64_t heads = (int64_t)B * NH, TT = (int64_t)T * T;
   if (heads == 0 || T == 0) return LACOS_OK;
   int HD = C / NH;
@@ -184,7 +185,7 @@ extern "C" int attention_forward_cuda(float *out, float *probs, const float *qkv
     // p (G,T,T) = scale · q·kᵀ
     TRY(gemm_batched_cuda(LACOS_F32, false, true, T, T, HD, scale, q, HD, THD, k, HD, THD, 0.0f, p, T, TT, (int)G));
     TRY(rows_launch(G * T, &rb));
-    masked_softmax_kernel<<<rb, 256, 0, st>>>(p, mask, slopes, g0, G, T, NH);
+    masked_softmax_kernel<<<rb, 256, 0, st>>>(p, mask, slopes, causal, g0, G, T, NH);
     LAUNCH_CHECK("masked_softmax_kernel");
     // o (G,T,HD) = p·v
     TRY(gemm_batched_cuda(LACOS_F32, false, false, T, HD, T, 1.0f, p, T, TT, v, HD, THD, 0.0f, o, HD, THD, (int)G));
@@ -196,7 +197,7 @@ extern "C" int attention_forward_cuda(float *out, float *probs, const float *qkv
 
 // dqkv (B,T,3C) +=, dout (B,T,C), probs (B,NH,T,T), qkv (B,T,3C), mask (B,T)
 extern "C" int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                                       const int32_t *mask, int B, int T, int C, int NH, scratch ws) {
+                                       const int32_t *mask, bool causal, int B, int T, int C, int NH, scratch ws) {
   int64_t heads = (int64_t)B * NH, TT = (int64_t)T * T;
   if (heads == 0 || T == 0) return LACOS_OK;
   int HD = C / NH;
@@ -221,7 +222,7 @@ extern "C" int attention_backward_cuda(float *dqkv, const float *dout, const flo
     TRY(gemm_batched_cuda(LACOS_F32, false, true, T, T, HD, 1.0f, go, HD, THD, v, HD, THD, 0.0f, dp, T, TT, (int)G));
     TRY(gemm_batched_cuda(LACOS_F32, true, false, T, HD, T, 1.0f, p, T, TT, go, HD, THD, 0.0f, dv, HD, THD, (int)G));
     TRY(rows_launch(G * T, &rb));
-    softmax_backward_kernel<<<rb, 256, 0, st>>>(dp, p, mask, g0, G, T, NH, scale);
+    softmax_backward_kernel<<<rb, 256, 0, st>>>(dp, p, mask, causal, g0, G, T, NH, scale);
     LAUNCH_CHECK("softmax_backward_kernel");
     // dq = ds·k; dk = dsᵀ·q (the scale is in ds)
     TRY(gemm_batched_cuda(LACOS_F32, false, false, T, HD, T, 1.0f, dp, T, TT, k, HD, THD, 0.0f, dq, HD, THD, (int)G));

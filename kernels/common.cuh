@@ -136,15 +136,16 @@ int layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *in
                            const float *bias, int64_t N, int C, float eps);
 int layernorm_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                             const float *weight, const float *mean, const float *rstd, int64_t N, int C);
-int gelu_forward_cuda(float *out, const float *inp, int64_t n);
-int gelu_backward_cuda(float *dinp, const float *inp, const float *dout, int64_t n);
+int gelu_forward_cuda(float *out, const float *inp, int64_t n, int kind);
+int gelu_backward_cuda(float *dinp, const float *inp, const float *dout, int64_t n, int kind);
 int attention_forward_cuda(float *out, float *probs, const float *qkv, const int32_t *mask, const float *slopes,
-                           int B, int T, int C, int NH, scratch ws);
+                           bool causal, int B, int T, int C, int NH, scratch ws);
 int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                            const int32_t *mask, int B, int T, int C, int NH, scratch ws);
+                            const int32_t *mask, bool causal, int B, int T, int C, int NH, scratch ws);
 size_t attention_scratch_cuda(int B, int T, int C, int NH, bool probs, bool backward);
 int pooling_forward_cuda(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode);
-int pooling_backward_cuda(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode);
+int pooling_backward_cuda(float *dinp, const float *dout, const float *inp, const int32_t *mask, int B, int T, int C,
+                          int mode);
 int residual_forward_cuda(float *out, const float *a, const float *b, int64_t n);
 int add_inplace_cuda(float *acc, const float *x, int64_t n);
 int embedding_forward_cuda(float *out, const int32_t *ids, int64_t N, const void *table, int dtype,

@@ -1,7 +1,8 @@
 /* lora.cu: twin of engine/cpu/lora.c — y += scaling·B·A·drop(x), and its
    backward into dA, dB and dx — with the CPU's dropout masks: element k of
    row n keeps x with math/rng.h's dropout_scale at the counter
-   dropout_counter gives for the row's key and token position. */
+   dropout_counter gives for the row's key and token position. A slot may
+   adapt a band of y's columns (col0, rows ld apart), as on the CPU. */
 #include "common.cuh"
 
 // xd (N,in) = x · keep, or dx (N,in) += xd · keep with accumulate
@@ -35,7 +36,9 @@ extern "C" int lora_forward_cuda(const lora_hyper *hp, const lora_slot *sl, floa
     xin = xd;
   }
   TRY(sgemm_nt_cuda(h, xin, sl->A, (int)N, r, sl->in, 1.0f, 0.0f));
-  return sgemm_nt_cuda(y, h, sl->B, (int)N, sl->out, r, (float)hp->scaling, 1.0f);
+  int ld = sl->ld ? sl->ld : sl->out;
+  return gemm_cuda(LACOS_F32, false, true, (int)N, sl->out, r, (float)hp->scaling, h, r, sl->B, r, 1.0f, y + sl->col0,
+                   ld);
 }
 
 // dx (N,in) +=, dA, dB +=; dy (N,out), x (N,in), h (N,r) from the forward; dh scratch (N,r)
@@ -45,8 +48,10 @@ extern "C" int lora_backward_cuda(const lora_hyper *hp, const lora_slot *sl, flo
   int r = hp->r;
   float sc = (float)hp->scaling;
   TRY(cuda_init());
-  TRY(sgemm_tn_cuda(sl->dB, dy, h, sl->out, r, (int)N, sc, 1.0f));     /* dB += s·dyᵀ·h */
-  TRY(sgemm_nn_cuda(dh, dy, sl->B, (int)N, r, sl->out, sc, 0.0f));     /* dh = s·dy·B */
+  int ld = sl->ld ? sl->ld : sl->out;
+  const float *dyb = dy + sl->col0;   /* the slot's band (N,out), rows ld apart */
+  TRY(gemm_cuda(LACOS_F32, true, false, sl->out, r, (int)N, sc, dyb, ld, h, r, 1.0f, sl->dB, r));    /* dB += s·dyᵀ·h */
+  TRY(gemm_cuda(LACOS_F32, false, false, (int)N, r, sl->out, sc, dyb, ld, sl->B, r, 0.0f, dh, r));   /* dh = s·dy·B */
   bool dropping = hp->dropout > 0 && drop && drop->call;
   const float *xin = x;
   if (dropping) {

@@ -1,5 +1,6 @@
 /* pooling.cu: twin of engine/cpu/pooling.c (mean, weightedmean with weights
-   counted from the first real token, lasttoken). One block per sequence:
+   counted from the first real token, lasttoken, cls, mean_sqrt_len; max as
+   a scan per channel, first maximum on ties). One block per sequence:
    one thread derives the T weights and their total with the CPU's
    functions (math/pooling_weights.h), then
    the threads share the channels, each summing over t in ascending order as
@@ -24,6 +25,13 @@ __global__ void pooling_forward_kernel(float *out, const float *inp, const int32
   extern __shared__ float w[];
   __shared__ float total;
   int b = blockIdx.x;
+  if (mode == POOL_MAX) {
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+      int t = pool_max_position(inp, mask + (int64_t)b * T, b, T, C, c);
+      out[(int64_t)b * C + c] = t < 0 ? 0.0f : inp[((int64_t)b * T + t) * C + c];
+    }
+    return;
+  }
   pool_weights(w, &total, mask + (int64_t)b * T, T, mode);
   float inv = total > 0 ? 1.0f / total : 0.0f;
   for (int c = threadIdx.x; c < C; c += blockDim.x) {
@@ -37,11 +45,19 @@ __global__ void pooling_forward_kernel(float *out, const float *inp, const int32
   }
 }
 
-// dinp (B,T,C) +=, dout (B,C)
-__global__ void pooling_backward_kernel(float *dinp, const float *dout, const int32_t *mask, int T, int C, int mode) {
+// dinp (B,T,C) +=, dout (B,C); inp (B,T,C) read by max only
+__global__ void pooling_backward_kernel(float *dinp, const float *dout, const float *inp, const int32_t *mask, int T,
+                                        int C, int mode) {
   extern __shared__ float w[];
   __shared__ float total;
   int b = blockIdx.x;
+  if (mode == POOL_MAX) {
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+      int t = pool_max_position(inp, mask + (int64_t)b * T, b, T, C, c);
+      if (t >= 0) dinp[((int64_t)b * T + t) * C + c] += dout[(int64_t)b * C + c];
+    }
+    return;
+  }
   pool_weights(w, &total, mask + (int64_t)b * T, T, mode);
   float inv = total > 0 ? 1.0f / total : 0.0f;
   for (int t = 0; t < T; t++) {
@@ -67,12 +83,12 @@ extern "C" int pooling_forward_cuda(float *out, const float *inp, const int32_t 
   return LACOS_OK;
 }
 
-extern "C" int pooling_backward_cuda(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C,
-                                     int mode) {
+extern "C" int pooling_backward_cuda(float *dinp, const float *dout, const float *inp, const int32_t *mask, int B,
+                                     int T, int C, int mode) {
   if (B == 0) return LACOS_OK;
   TRY(pooling_shape_ok(T));
   TRY(cuda_init());
-  pooling_backward_kernel<<<B, THREADS, sizeof(float) * (size_t)T, cuda_stream()>>>(dinp, dout, mask, T, C, mode);
+  pooling_backward_kernel<<<B, THREADS, sizeof(float) * (size_t)T, cuda_stream()>>>(dinp, dout, inp, mask, T, C, mode);
   LAUNCH_CHECK("pooling_backward_kernel");
   return LACOS_OK;
 }

@@ -1,4 +1,5 @@
-/* attention.c: BLOOM self-attention over a fused qkv buffer.
+/* attention.c: self-attention over a fused qkv buffer, causal with ALiBi
+   (BLOOM) or bidirectional without a position bias (BERT).
 
    Matches transformers' BloomAttention: scores = alibi + (1/√HD)·q·kᵀ, a
    causal and a padding mask filled with the f32 minimum (finite, so a row
@@ -7,7 +8,9 @@
    build_alibi_tensor: pos = (cumsum(mask) − 1)·mask over the keys, so left
    padding gives the first real token position 0. The qkv buffer holds
    [Q | K | V] blocks per row (bloom.c undoes the checkpoint's per-head
-   interleave once at load). */
+   interleave once at load). With causal false every query sees every real
+   key and slopes may be NULL (no bias): BertSelfAttention with its additive
+   padding mask, which softmaxes to the same exact zeros. */
 #include "layers.h"
 #include "../math/fastexp.h"
 #include <float.h>
@@ -110,14 +113,15 @@ static void block_output(float *o, int64_t ldo, const float *p, int ld, const fl
     }
 }
 
-/* Softmax of one query's scores p over its causal keys j < i + 1 with
-   ALiBi and the padding mask; after it p holds the weights of keys
-   j < max(upto, n), 0 beyond the causal keys. Returns n, how many leading
-   keys can weigh: i + 1, or T for a query with no visible key (a
-   left-padding query), whose scores are all the fill value, the future
-   keys' too, so its softmax is uniform over all T keys. */
-static int softmax_row(float *p, const int32_t *mb, const float *pos, float scale, float slope, int i, int T, int upto) {
-  int n = i + 1;
+/* Softmax of one query's scores p over its keys (causal: j < i + 1; else
+   all T) with ALiBi and the padding mask; after it p holds the weights of
+   keys j < max(upto, n), 0 beyond the causal keys. Returns n, how many
+   leading keys can weigh: i + 1 (causal) or T, and T for a query with no
+   visible key (a left-padding query), whose scores are all the fill value,
+   the future keys' too, so its softmax is uniform over all T keys. */
+static int softmax_row(float *p, const int32_t *mb, const float *pos, float scale, float slope, bool causal, int i, int T,
+                       int upto) {
+  int n = causal ? i + 1 : T;
   float mx = -FLT_MAX;
   #pragma omp simd reduction(max:mx)
   for (int j = 0; j < n; j++) {
@@ -125,12 +129,14 @@ static int softmax_row(float *p, const int32_t *mb, const float *pos, float scal
     p[j] = s;
     mx = s > mx ? s : mx;
   }
-  if (mx == -FLT_MAX) n = T;
+  if (mx == -FLT_MAX && n < T) {   /* blind and causal: the future keys join with the fill value */
+    for (int j = n; j < T; j++) p[j] = -FLT_MAX;
+    n = T;
+  }
   /* exp and sum in whole vectors of VL (p has room up to T rounded up): a
      blind query's future keys hold the fill value like the others, the
      keys past n hold -inf and weigh 0 */
   int nv = (n + VL - 1) / VL * VL;
-  for (int j = i + 1; j < n; j++) p[j] = -FLT_MAX;
   for (int j = n; j < nv; j++) p[j] = -INFINITY;
   float acc[VL] = {0};
   for (int j0 = 0; j0 < nv; j0 += VL) {
@@ -151,14 +157,14 @@ static int softmax_row(float *p, const int32_t *mb, const float *pos, float scal
   return n;
 }
 
-// out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C), mask (B,T), slopes (NH)
+// out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C), mask (B,T), slopes (NH) or NULL
 // Per (batch, head): the keys are copied transposed (kt (HD,T)) so that
 // scores are vector operations along the keys, and the values next to each
 // other (vh (T,HD)), out of qkv's rows 3C apart. Only the causal keys of a
 // block of queries are computed: the later ones would weigh exactly 0 after
 // softmax's max (exp of the fill value minus a real score).
 int attention_forward(float *out, float *probs, const float *qkv, const int32_t *mask,
-                      const float *slopes, int B, int T, int C, int NH, scratch ws) {
+                      const float *slopes, bool causal, int B, int T, int C, int NH, scratch ws) {
   if (B == 0 || T == 0) return LACOS_OK;
   int HD = C / NH, C3 = 3 * C, ld = key_stride(T);
   float scale = 1.0f / sqrtf((float)HD);
@@ -176,7 +182,7 @@ int attention_forward(float *out, float *probs, const float *qkv, const int32_t 
       for (int h = 0; h < NH; h++) {
         const int32_t *mb = mask + (int64_t)b * T;
         key_positions(pos, mb, T);
-        float slope = slopes[h];
+        float slope = slopes ? slopes[h] : 0.0f;
         for (int j = 0; j < T; j++) {
           const float *k = qkv + ((int64_t)b * T + j) * C3 + C + h * HD;
           for (int e = 0; e < HD; e++) kt[(int64_t)e * ld + j] = k[e];
@@ -187,15 +193,16 @@ int attention_forward(float *out, float *probs, const float *qkv, const int32_t 
         for (int i0 = 0; i0 < T; i0 += QR) {
           int rows = T - i0 < QR ? T - i0 : QR;   /* the last block may hold fewer queries */
           const float *q = qkv + ((int64_t)b * T + i0) * C3 + h * HD;
-          block_scores(sc, q, C3, rows, kt, ld, HD, i0 + QR);
-          int nr[QR], n = i0 + rows;   /* the keys each query, and the block, can weigh */
+          block_scores(sc, q, C3, rows, kt, ld, HD, causal ? i0 + QR : T);
+          int upto = causal ? i0 + rows : T;
+          int nr[QR], n = upto;   /* the keys each query, and the block, can weigh */
           for (int r = 0; r < rows; r++) {
-            nr[r] = softmax_row(sc + (int64_t)r * ld, mb, pos, scale, slope, i0 + r, T, i0 + rows);
+            nr[r] = softmax_row(sc + (int64_t)r * ld, mb, pos, scale, slope, causal, i0 + r, T, upto);
             if (nr[r] > n) n = nr[r];   /* T: a blind query */
           }
           for (int r = 0; r < rows; r++) {
             float *pr = sc + (int64_t)r * ld;
-            if (nr[r] < n) memset(pr + i0 + rows, 0, sizeof(float) * (size_t)(n - i0 - rows));
+            if (nr[r] < n) memset(pr + upto, 0, sizeof(float) * (size_t)(n - upto));
             if (probs) {
               float *dst = probs + (((int64_t)b * NH + h) * T + i0 + r) * T;
               memcpy(dst, pr, sizeof(float) * (size_t)n);
@@ -226,7 +233,7 @@ int attention_forward(float *out, float *probs, const float *qkv, const int32_t 
 //   dv_j += Σ_r p_r[j] dout_r,  dk_j += Σ_r ds_r[j] q_r (into dvh, dkh (T,HD),
 //   added to dqkv once per head).
 int attention_backward(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                       const int32_t *mask, int B, int T, int C, int NH, scratch ws) {
+                       const int32_t *mask, bool causal, int B, int T, int C, int NH, scratch ws) {
   if (B == 0 || T == 0) return LACOS_OK;
   int HD = C / NH, C3 = 3 * C, ld = key_stride(T);
   float scale = 1.0f / sqrtf((float)HD);
@@ -256,7 +263,8 @@ int attention_backward(float *dqkv, const float *dout, const float *probs, const
         memset(dkh, 0, sizeof(float) * 2 * th);
         for (int i0 = 0; i0 < T; i0 += QR) {
           int rows = T - i0 < QR ? T - i0 : QR;
-          int n = first > i0 ? T : i0 + rows;   /* keys with weight: all T for a blind query */
+          /* keys with weight: all T without the causal mask or for a blind query */
+          int n = !causal || first > i0 ? T : i0 + rows;
           int nv = (n + VL - 1) / VL * VL;
           memset(pb, 0, sizeof(float) * (size_t)QR * ld);
           for (int r = 0; r < rows; r++)
@@ -265,7 +273,7 @@ int attention_backward(float *dqkv, const float *dout, const float *probs, const
           block_scores(dp, go, C, rows, vt, ld, HD, n);
           memset(ds, 0, sizeof(float) * (size_t)QR * ld);
           for (int r = 0; r < rows; r++) {
-            if (first > i0 + r) continue;   /* blind: no gradient to q or k */
+            if (causal ? first > i0 + r : first == T) continue;   /* blind: no gradient to q or k */
             const float *pr = pb + (int64_t)r * ld, *dpr = dp + (int64_t)r * ld;
             float *dsr = ds + (int64_t)r * ld, pdp = 0;
             for (int j = 0; j < n; j++) pdp += pr[j] * dpr[j];

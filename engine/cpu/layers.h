@@ -12,6 +12,7 @@
 #include "../engine.h"
 #include "../ops.h"
 #include "../math/pooling_weights.h"
+#include "../math/gelu.h"
 #include "../parallel.h"
 
 /* Threads that per-thread scratch of `per_thread` bytes in ws can serve (at
@@ -29,24 +30,27 @@ int layernorm_backward(float *dinp, float *dweight, float *dbias, const float *d
                        const float *weight, const float *mean, const float *rstd, int64_t N, int C);
 
 /* ---- gelu.c ---- */
-int gelu_forward(float *out, const float *inp, int64_t n);
-int gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n);
+/* kind: GELU_TANH or GELU_ERF (math/gelu.h) */
+int gelu_forward(float *out, const float *inp, int64_t n, int kind);
+int gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n, int kind);
 
 /* ---- attention.c ---- */
 /* Per-head ALiBi slopes as transformers' build_alibi_tensor computes them. */
 void alibi_slopes(float *slopes, int NH);
 /* out (B,T,C), probs (B,NH,T,T) or NULL, qkv (B,T,3C) in [Q|K|V] block order,
-   mask (B,T) 1 = token, 0 = padding. Causal + padding masks, ALiBi over key
-   positions counted from the first real token, softmax in f32. */
+   mask (B,T) 1 = token, 0 = padding. Causal (BLOOM) or not (BERT) and
+   padding masks, ALiBi over key positions counted from the first real token
+   (none when slopes is NULL), softmax in f32. */
 int attention_forward(float *out, float *probs, const float *qkv, const int32_t *mask,
-                      const float *slopes, int B, int T, int C, int NH, scratch ws);
+                      const float *slopes, bool causal, int B, int T, int C, int NH, scratch ws);
 int attention_backward(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                       const int32_t *mask, int B, int T, int C, int NH, scratch ws);
+                       const int32_t *mask, bool causal, int B, int T, int C, int NH, scratch ws);
 size_t attention_scratch(int B, int T, int C, int NH, bool probs, bool backward);
 
 /* ---- pooling.c (modes POOL_* of math/pooling_weights.h) ---- */
 int pooling_forward(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode);
-int pooling_backward(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode);
+int pooling_backward(float *dinp, const float *dout, const float *inp, const int32_t *mask, int B, int T, int C,
+                     int mode);
 
 /* ---- residual.c ---- */
 int residual_forward(float *out, const float *a, const float *b, int64_t n);

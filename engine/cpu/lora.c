@@ -3,7 +3,9 @@
    and its backward into dA, dB and dx. Dropout keeps element k of row n
    with math/rng.h's dropout_scale at the counter dropout_counter gives for
    the row's key and token position, so the backward pass and the other
-   device regenerate the same mask. */
+   device regenerate the same mask. A slot may adapt a band of columns of y
+   (and read the same band of dy): BERT's query, key and value inside the
+   fused qkv output. */
 #include "layers.h"
 #include "../math/rng.h"
 
@@ -33,8 +35,8 @@ int lora_forward(const lora_hyper *hp, const lora_slot *sl, float *y, const floa
   }
   threads_count();
   sgemm_nt(h, xin, sl->A, (int)N, r, sl->in, 1.0f, 0.0f);
-  sgemm_nt(y, h, sl->B, (int)N, sl->out, r, (float)hp->scaling, 1.0f);
-  return LACOS_OK;
+  int ld = sl->ld ? sl->ld : sl->out;
+  return gemm(LACOS_F32, false, true, (int)N, sl->out, r, (float)hp->scaling, h, r, sl->B, r, 1.0f, y + sl->col0, ld);
 }
 
 // dx (N,in) +=, dA, dB +=; dy (N,out), x (N,in), h (N,r) from the forward; dh scratch (N,r)
@@ -43,8 +45,10 @@ int lora_backward(const lora_hyper *hp, const lora_slot *sl, float *dx, const fl
   int r = hp->r;
   float sc = (float)hp->scaling;
   threads_count();
-  sgemm_tn(sl->dB, dy, h, sl->out, r, (int)N, sc, 1.0f);          /* dB += s·dyᵀ·h */
-  sgemm_nn(dh, dy, sl->B, (int)N, r, sl->out, sc, 0.0f);          /* dh = s·dy·B */
+  int ld = sl->ld ? sl->ld : sl->out;
+  const float *dyb = dy + sl->col0;                               /* the slot's band (N,out), rows ld apart */
+  TRY(gemm(LACOS_F32, true, false, sl->out, r, (int)N, sc, dyb, ld, h, r, 1.0f, sl->dB, r));      /* dB += s·dyᵀ·h */
+  TRY(gemm(LACOS_F32, false, false, (int)N, r, sl->out, sc, dyb, ld, sl->B, r, 0.0f, dh, r));     /* dh = s·dy·B */
   bool dropping = hp->dropout > 0 && drop && drop->call;
   const float *xin = x;
   if (dropping) {

@@ -7,7 +7,10 @@
      not depend on how much padding the batch needs or on the padding side;
      with right padding this equals sentence-transformers' arange weights;
    - lasttoken: the last position whose mask is 1 (correct for left and
-     right padding, unlike sum(mask) − 1). */
+     right padding, unlike sum(mask) − 1);
+   - cls: the first real token; mean_sqrt_len: the sum over √L;
+   - max: each channel's largest value over the real tokens (zeros for a
+     sequence with none); its gradient goes to that token. */
 #include "layers.h"
 
 // out (B,C), inp (B,T,C), mask (B,T)
@@ -15,9 +18,16 @@ int pooling_forward(float *out, const float *inp, const int32_t *mask, int B, in
   #pragma omp parallel for schedule(static) if (B * T * C > 65536)
   for (int b = 0; b < B; b++) {
     const int32_t *m = mask + (int64_t)b * T;
+    float *o = out + (int64_t)b * C;
+    if (mode == POOL_MAX) {
+      for (int c = 0; c < C; c++) {
+        int t = pool_max_position(inp, m, b, T, C, c);
+        o[c] = t < 0 ? 0.0f : inp[((int64_t)b * T + t) * C + c];
+      }
+      continue;
+    }
     int last;
     float total = pool_total(m, T, mode, &last);
-    float *o = out + (int64_t)b * C;
     for (int c = 0; c < C; c++) o[c] = 0;
     float inv = total > 0 ? 1.0f / total : 0.0f;
     int run = 0;
@@ -34,15 +44,23 @@ int pooling_forward(float *out, const float *inp, const int32_t *mask, int B, in
   return LACOS_OK;
 }
 
-// dinp (B,T,C) +=, dout (B,C)
-int pooling_backward(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode) {
+// dinp (B,T,C) +=, dout (B,C); inp (B,T,C) is read by max only
+int pooling_backward(float *dinp, const float *dout, const float *inp, const int32_t *mask, int B, int T, int C,
+                     int mode) {
   #pragma omp parallel for schedule(static) if (B * T * C > 65536)
   for (int b = 0; b < B; b++) {
     const int32_t *m = mask + (int64_t)b * T;
+    const float *g = dout + (int64_t)b * C;
+    if (mode == POOL_MAX) {
+      for (int c = 0; c < C; c++) {
+        int t = pool_max_position(inp, m, b, T, C, c);
+        if (t >= 0) dinp[((int64_t)b * T + t) * C + c] += g[c];
+      }
+      continue;
+    }
     int last;
     float total = pool_total(m, T, mode, &last);
     float inv = total > 0 ? 1.0f / total : 0.0f;
-    const float *g = dout + (int64_t)b * C;
     int run = 0;
     for (int t = 0; t < T; t++) {
       run += m[t] != 0;

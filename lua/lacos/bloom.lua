@@ -1,6 +1,10 @@
--- lacos.bloom: BLOOM models (engine/bloom.c) with their tokenizer.
+-- lacos.bloom: models of every family (engine/bloom.c: BLOOM; engine/bert.c:
+-- BERT encoders) with their tokenizer. lacos.load is this module's load.
 --
 --   local m = lacos.bloom.load("models/bloom-560m", {quant = "int8", threshold = 0})
+--   local m = lacos.load("models/all-MiniLM-L6-v2", {quant = "f32"})   -- a sentence-transformers
+--     -- directory (or a plain BertModel one): config.json's model_type picks the family, and
+--     -- lacos.sentence_transformers.describe the pooling, normalisation, length and lowercasing
 --   local m = lacos.bloom.random("tiny-s", {seed = 1, quant = "int8"})
 --   local e = m:encode({"a sentence", "another"}, {pooling = "weightedmean"})  -- (2, C) tensor
 --   m:add_lora{r = 8, alpha = 16, targets = {"query_key_value"}}
@@ -22,9 +26,16 @@ local Model = {}
 Model.__index = Model
 M.Model = Model
 
-M.poolings = { mean = C.LACOS_POOL_MEAN, weightedmean = C.LACOS_POOL_WEIGHTEDMEAN, lasttoken = C.LACOS_POOL_LASTTOKEN }
+M.poolings = { mean = C.LACOS_POOL_MEAN, weightedmean = C.LACOS_POOL_WEIGHTEDMEAN, lasttoken = C.LACOS_POOL_LASTTOKEN,
+                cls = C.LACOS_POOL_CLS, max = C.LACOS_POOL_MAX, mean_sqrt_len_tokens = C.LACOS_POOL_MEAN_SQRT_LEN }
 local pooling_names = {}
 for name, v in pairs(M.poolings) do pooling_names[v] = name end
+-- every pooling by name, in the engine's order (for option lists and messages)
+M.pooling_list = {}
+for v = 0, #pooling_names do M.pooling_list[#M.pooling_list + 1] = pooling_names[v] end
+M.families = { bloom = C.LACOS_FAMILY_BLOOM, bert = C.LACOS_FAMILY_BERT }
+local family_names = {}
+for name, v in pairs(M.families) do family_names[v] = name end
 M.quants = { f32 = C.LACOS_QUANT_F32, int8 = C.LACOS_QUANT_INT8 }
 
 -- LoRA target names (PEFT's module names, short or with their parent) and presets.
@@ -39,18 +50,38 @@ local ATTN, MLP = bit.bor(QKV, DENSE), bit.bor(H_TO_4H, _4H_TO_H)
 M.target_presets = { attn = ATTN, mlp = MLP, all = bit.bor(ATTN, MLP), ["attn+mlp"] = bit.bor(ATTN, MLP) }
 local target_bit_names = { [QKV] = "query_key_value", [DENSE] = "dense", [H_TO_4H] = "dense_h_to_4h",
                            [_4H_TO_H] = "dense_4h_to_h" }
+-- BERT's: PEFT's module names; "dense" is all three dense linears of a
+-- block, as PEFT's suffix match takes it.
+local QUERY, KEY, VALUE = C.LACOS_LORA_QUERY, C.LACOS_LORA_KEY, C.LACOS_LORA_VALUE
+local BERT_QKV, BERT_DENSE = bit.bor(QUERY, KEY, VALUE), bit.bor(DENSE, H_TO_4H, _4H_TO_H)
+M.bert_targets = {
+  query = QUERY, ["attention.self.query"] = QUERY, key = KEY, ["attention.self.key"] = KEY,
+  value = VALUE, ["attention.self.value"] = VALUE, dense = BERT_DENSE, ["attention.output.dense"] = DENSE,
+  ["intermediate.dense"] = H_TO_4H, ["output.dense"] = _4H_TO_H,
+}
+M.bert_target_presets = { attn = bit.bor(BERT_QKV, DENSE), mlp = MLP, all = bit.bor(BERT_QKV, BERT_DENSE),
+                          ["attn+mlp"] = bit.bor(BERT_QKV, BERT_DENSE), qkv = BERT_QKV }
+local bert_bit_names = { [QUERY] = "query", [KEY] = "key", [VALUE] = "value", [DENSE] = "attention.output.dense",
+                         [H_TO_4H] = "intermediate.dense", [_4H_TO_H] = "output.dense" }
+-- PEFT's default targets for each family
+M.default_targets = { bloom = { "query_key_value" }, bert = { "query", "value" } }
 
-local function target_bits(targets)
-  if targets == nil then return QKV end
+local function target_bits(targets, family)
+  family = family or "bloom"
+  if targets == nil then targets = M.default_targets[family] end
   if type(targets) == "string" then targets = { targets } end
   if type(targets) ~= "table" then error("targets must be a list of module names", 3) end
+  local names, presets = M.targets, M.target_presets
+  if family == "bert" then names, presets = M.bert_targets, M.bert_target_presets end
   local bits = 0
   for _, name in ipairs(targets) do
-    local b = M.targets[name] or M.target_presets[name]
+    local b = names[name] or presets[name]
     if not b then
-      local valid = { "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h", "attn", "mlp", "all" }
-      error(("unknown LoRA target '%s' for BLOOM (valid: %s; BLOOM has no q_proj/v_proj)"):format(
-        tostring(name), table.concat(valid, ", ")), 3)
+      local valid = family == "bert" and { "query", "key", "value", "dense", "attention.output.dense",
+                                           "intermediate.dense", "output.dense", "attn", "mlp", "qkv", "all" }
+                    or { "query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h", "attn", "mlp", "all" }
+      error(("unknown LoRA target '%s' for %s (valid: %s)"):format(tostring(name), family == "bert" and "BERT" or
+        "BLOOM (it has no q_proj/v_proj)", table.concat(valid, ", ")), 3)
     end
     bits = bit.bor(bits, b)
   end
@@ -58,8 +89,14 @@ local function target_bits(targets)
 end
 M.target_bits = target_bits
 
-function M.target_names(bits)
+function M.target_names(bits, family)
   local names = {}
+  if family == "bert" then
+    for _, b in ipairs { QUERY, KEY, VALUE, DENSE, H_TO_4H, _4H_TO_H } do
+      if bit.band(bits, b) ~= 0 then names[#names + 1] = bert_bit_names[b] end
+    end
+    return names
+  end
   for _, b in ipairs { QKV, DENSE, H_TO_4H, _4H_TO_H } do if bit.band(bits, b) ~= 0 then names[#names + 1] = target_bit_names[b] end end
   return names
 end
@@ -67,7 +104,9 @@ end
 local function config_table(cfg)
   return { vocab_size = cfg.vocab_size, hidden_size = cfg.hidden_size, n_layer = cfg.n_layer, n_head = cfg.n_head,
            layer_norm_epsilon = cfg.layer_norm_epsilon, max_length = cfg.max_length,
-           bos_token_id = cfg.bos_token_id, eos_token_id = cfg.eos_token_id, pad_token_id = cfg.pad_token_id }
+           bos_token_id = cfg.bos_token_id, eos_token_id = cfg.eos_token_id, pad_token_id = cfg.pad_token_id,
+           family = family_names[cfg.family], intermediate_size = cfg.intermediate_size,
+           type_vocab_size = cfg.type_vocab_size, gelu_exact = cfg.gelu_exact ~= 0 }
 end
 
 -- A named shape (bloom-560m ... bloom-7b1, tiny-xs ... tiny-l) or a table of config fields.
@@ -82,9 +121,20 @@ function M.config(name_or_table)
     for k, v in pairs(name_or_table) do
       if k ~= "base" then
         local ok = pcall(function() return cfg[k] end)
-        if not ok then error("unknown BLOOM config field '" .. tostring(k) .. "'", 2) end
+        if not ok then error("unknown model config field '" .. tostring(k) .. "'", 2) end
+        if k == "family" then
+          v = M.families[v] or error(("unknown model family '%s' (bloom, bert)"):format(tostring(v)), 2)
+        elseif k == "gelu_exact" and type(v) == "boolean" then v = v and 1 or 0 end
         cfg[k] = v
       end
+    end
+    -- a BERT made from a table: the BertConfig defaults for what it leaves out
+    if cfg.family == M.families.bert then
+      if name_or_table.type_vocab_size == nil then cfg.type_vocab_size = 2 end
+      if name_or_table.max_length == nil then cfg.max_length = 512 end
+      if name_or_table.intermediate_size == nil then cfg.intermediate_size = 4 * cfg.hidden_size end
+      if name_or_table.gelu_exact == nil then cfg.gelu_exact = 1 end
+      if name_or_table.layer_norm_epsilon == nil then cfg.layer_norm_epsilon = 1e-12 end
     end
   else
     error("config: expected a model name or a table of fields", 2)
@@ -136,17 +186,60 @@ local function read_json(path)
   return require("lacos.json").decode(s, path)
 end
 
+-- config.json's model_type, or nil without a readable one.
+local function model_type(dir)
+  local ok, cfg = pcall(read_json, dir .. "/config.json")
+  return ok and type(cfg) == "table" and cfg.model_type or nil
+end
+
+-- A sentence-transformers (or plain BERT) directory as sentence-transformers
+-- reads it (lacos.sentence_transformers.describe), refusing what lacos does
+-- not run; nil for a directory that is neither (a BLOOM checkpoint).
+local function describe(dir)
+  local f = io.open(dir .. "/modules.json", "rb")
+  if f then f:close() end
+  if not (f or model_type(dir) == "bert") then return nil end
+  local st = require("lacos.sentence_transformers").describe(dir)
+  if #st.pooling_modes ~= 1 then
+    error(("%s: the pooling concatenates %d modes (%s); lacos pools with one"):format(dir, #st.pooling_modes,
+      table.concat(st.pooling_modes, ", ")), 0)
+  end
+  if st.modules[1].path ~= "" then
+    error(("%s: the Transformer module lives in %s/; lacos loads a model whose weights are in the directory itself")
+      :format(dir, st.modules[1].path), 0)
+  end
+  return st
+end
+
+-- The pooling a checkpoint directory embeds with when nothing overrides it
+-- (what Model:pooling() of the loaded model says), without loading weights:
+-- lacos.json's, a sentence-transformers directory's, else weightedmean.
+function M.dir_pooling(dir)
+  dir = dir:gsub("(.)/+$", "%1")
+  local meta = read_json(dir .. "/lacos.json") or {}
+  local st = describe(dir)
+  return meta.pooling or (st and st.pooling) or "weightedmean"
+end
+
 -- Loads a checkpoint directory: config.json, weights, tokenizer.json, and
--- lacos.json (pooling and padding side) when lacos wrote it.
+-- lacos.json (pooling and padding side) when lacos wrote it. A BERT
+-- directory (a sentence-transformers one, or a plain BertModel) is read as
+-- sentence-transformers reads it (lacos.sentence_transformers.describe):
+-- its pooling, normalisation, maximum length and lowercasing hold for
+-- encode; modules sentence-transformers would run that lacos does not are
+-- refused by name.
 function M.load(dir, opts)
   opts = util.options(opts, { quant = "int8", threshold = 0.0, device = "cpu", tokenizer = util.ANY,
                               pooling = util.ANY, adapter = util.ANY, cache = false }, "lacos.bloom.load")
+  if type(dir) ~= "string" then error("load: expected a model directory, got " .. type(dir), 2) end
+  dir = dir:gsub("(.)/+$", "%1")
+  local st = describe(dir)
   local o = model_options(opts, "lacos.bloom.load")
   local out = ffi.new("lacos_bloom*[1]")
   check(C.lacos_bloom_load(out, dir, o))
-  local self = wrap(out[0], { dir = dir, quant = opts.quant, threshold = opts.threshold, device = opts.device })
+  local self = wrap(out[0], { dir = dir, quant = opts.quant, threshold = opts.threshold, device = opts.device, st = st })
   self.meta = read_json(dir .. "/lacos.json") or {}
-  local tok = opts.tokenizer or (dir .. "/tokenizer.json")
+  local tok = opts.tokenizer or (st and st.tokenizer) or (dir .. "/tokenizer.json")
   local f = io.open(tok, "rb")
   if f then f:close(); self.tokenizer = require("lacos.tokenizer").load(tok); self.tokenizer_path = tok end
   if opts.adapter then self:load_lora(opts.adapter) end
@@ -178,20 +271,30 @@ function Model:config()
   return config_table(cfg)
 end
 function Model:weight_bytes() return C.lacos_bloom_weight_bytes(self.ptr) end
+-- "bloom" or "bert"
+function Model:family() return self:config().family end
 function Model:free()
   if self.ptr ~= nil then C.lacos_bloom_free(ffi.gc(self.ptr, nil)) end
   self.ptr = nil
 end
 
--- The recorded pooling (lacos.json), or the default for BLOOM: weightedmean.
-function Model:pooling() return self.pooling_override or self.meta.pooling or "weightedmean" end
+-- The recorded pooling (lacos.json), the sentence-transformers directory's,
+-- or the default for BLOOM: weightedmean.
+function Model:pooling()
+  return self.pooling_override or self.meta.pooling or (self.st and self.st.pooling) or "weightedmean"
+end
 function Model:padding_side() return self.meta.padding_side or "right" end
+-- Whether encode returns unit vectors (a Normalize module, or lacos.json's normalize).
+function Model:normalizes()
+  if self.meta.normalize ~= nil then return self.meta.normalize == true end
+  return self.st ~= nil and self.st.normalize == true
+end
 
 local function check_pooling(self, requested)
   local recorded = self.meta.pooling
   local p = requested or self:pooling()
   if M.poolings[p] == nil then
-    error(("unknown pooling '%s' (mean, weightedmean, lasttoken)"):format(tostring(p)), 3)
+    error(("unknown pooling '%s' (%s)"):format(tostring(p), table.concat(M.pooling_list, ", ")), 3)
   end
   if recorded and requested and requested ~= recorded and not self.allow_pooling_change then
     error(("this model was trained with pooling '%s'; asked for '%s' (pass force = true to override)"):format(recorded, requested), 3)
@@ -260,8 +363,20 @@ function Model:tokenize(sentences, opts)
     error("this model has no tokenizer (load one with {tokenizer = path})", 3)
   end
   opts = opts or {}
-  local ids, mask = self.tokenizer:encode_batch(sentences, { padding_side = opts.padding_side or self:padding_side(),
-                                                            max_length = opts.max_length, truncation = opts.truncation })
+  local eo = { padding_side = opts.padding_side or self:padding_side(), max_length = opts.max_length,
+               truncation = opts.truncation }
+  if self.st then
+    -- sentence-transformers' call: cut on the right at max_seq_length, pad to the longest
+    eo = {}
+    for k, v in pairs(self.st.encode_options) do eo[k] = v end
+    if opts.max_length then eo.max_length = math.min(opts.max_length, eo.max_length) end
+    if self.st.do_lower_case then
+      local low = {}
+      for i, s in ipairs(sentences) do low[i] = M.lower(s) end
+      sentences = low
+    end
+  end
+  local ids, mask = self.tokenizer:encode_batch(sentences, eo)
   local limit = self:config().max_length
   if ids:size(2) > limit then
     local mp = mask:data_ptr()
@@ -279,13 +394,48 @@ function Model:tokenize(sentences, opts)
   return ids, mask
 end
 
+-- Unicode lowercase (engine: utf8proc's simple case mapping), for do_lower_case.
+function M.lower(s)
+  local cap = 2 * #s + 4
+  local buf, n = ffi.new("char[?]", cap), ffi.new("double[1]")
+  check(C.lacos_text_lower(s, #s, buf, cap, n))
+  return ffi.string(buf, n[0])
+end
+
+-- Each row of an (n, C) f32 tensor scaled to unit length (sentence-transformers'
+-- Normalize: x / max(‖x‖, 1e-12)), in place.
+local function normalize_rows(t)
+  local n, c = t:size(1), t:size(2)
+  local p = ffi.cast("float*", t.t.data)
+  for i = 0, n - 1 do
+    local s = 0
+    for k = 0, c - 1 do local v = p[i * c + k]; s = s + v * v end
+    local inv = 1 / math.max(math.sqrt(s), 1e-12)
+    for k = 0, c - 1 do p[i * c + k] = p[i * c + k] * inv end
+  end
+end
+M.normalize_rows = normalize_rows
+
 -- Embeds sentences (a list of strings) in batches; returns an (n, C) f32 tensor.
--- Sentences are sorted by length within the call so batches pad little;
--- the output keeps the input order.
+-- Sentences are sorted by length within the call so batches pad little,
+-- and a repeated sentence is encoded once; the output keeps the input
+-- order (progress counts the distinct sentences). A sentence-transformers directory's
+-- settings apply: its truncation, lowercasing and (normalize ~= false) its
+-- Normalize module. prompt: a text put before every sentence, as
+-- sentence-transformers' encode(prompt=...) does.
 function Model:encode(sentences, opts)
   opts = util.options(opts, { pooling = util.ANY, batch = 32, max_length = util.ANY, truncation = false,
-                              force = false, progress = util.ANY }, "encode")
+                              force = false, progress = util.ANY, normalize = util.ANY, prompt = util.ANY }, "encode")
   if type(sentences) == "string" then sentences = { sentences } end
+  if opts.prompt then
+    if self.st and self.st.include_prompt == false then
+      error(("%s: the pooling excludes prompt tokens (include_prompt = false), which lacos does not do; "
+        .. "encode without a prompt"):format(self.dir), 2)
+    end
+    local with = {}
+    for i, s in ipairs(sentences) do with[i] = opts.prompt .. s end
+    sentences = with
+  end
   if opts.force then self.allow_pooling_change = true end
   local p = check_pooling(self, opts.pooling)
   self.allow_pooling_change = nil
@@ -294,8 +444,14 @@ function Model:encode(sentences, opts)
   self.encode_outliers = nil
   local out = T.empty({ n, C_ }, "f32")
   if n == 0 then return out end
-  local order = {}
-  for i = 1, n do order[i] = i end
+  -- a sentence that comes again is encoded once (STS sets repeat many), at
+  -- its first place; the others copy its row
+  local first, order = {}, {}
+  for i = 1, n do
+    local s = sentences[i]
+    if not first[s] then first[s] = i; order[#order + 1] = i end
+  end
+  local unique = #order
   table.sort(order, function(a, b)
     local la, lb = #sentences[a], #sentences[b]
     if la ~= lb then return la < lb end
@@ -303,8 +459,8 @@ function Model:encode(sentences, opts)
   end)
   local dst = ffi.cast("float*", out.t.data)
   local seen = nil   -- outlier counts, the largest over the batches
-  for start = 1, n, opts.batch do
-    local stop = math.min(n, start + opts.batch - 1)
+  for start = 1, unique, opts.batch do
+    local stop = math.min(unique, start + opts.batch - 1)
     local chunk = {}
     for i = start, stop do chunk[#chunk + 1] = sentences[order[i]] end
     local indices = {}
@@ -323,10 +479,19 @@ function Model:encode(sentences, opts)
       ffi.copy(dst + (order[start + k - 1] - 1) * C_, src + (k - 1) * C_, 4 * C_)
     end
     emb:free(); ids:free(); mask:free()
-    if opts.progress then opts.progress(stop, n) end
+    if opts.progress then opts.progress(stop, unique) end
     if C.lacos_interrupt_pending() ~= 0 then error("interrupted", 0) end
   end
+  if unique < n then
+    for i = 1, n do
+      local f = first[sentences[i]]
+      if f ~= i then ffi.copy(dst + (i - 1) * C_, dst + (f - 1) * C_, 4 * C_) end
+    end
+  end
   self.encode_outliers = seen
+  local norm = opts.normalize
+  if norm == nil then norm = self:normalizes() end
+  if norm then normalize_rows(out) end
   return out
 end
 
@@ -340,11 +505,11 @@ function Model:add_lora(opts)
   c.r = opts.r
   c.alpha = opts.alpha
   c.dropout = opts.dropout
-  c.targets = target_bits(opts.targets)
+  c.targets = target_bits(opts.targets, self:family())
   c.use_rslora = opts.rslora and 1 or 0
   c.seed = opts.seed
   check(C.lacos_lora_attach(self.ptr, c))
-  self.lora = { r = opts.r, alpha = opts.alpha, dropout = opts.dropout, targets = M.target_names(c.targets),
+  self.lora = { r = opts.r, alpha = opts.alpha, dropout = opts.dropout, targets = M.target_names(c.targets, self:family()),
                 rslora = opts.rslora }
   return self
 end
@@ -355,7 +520,7 @@ function Model:save_lora(dir, opts)
   opts = opts or {}
   check(C.lacos_lora_save(self.ptr, dir, opts.base_model or self.dir or self.name))
   require("lacos.json").write(dir .. "/lacos.json", {
-    pooling = opts.pooling or self:pooling(), padding_side = self:padding_side(), normalize = false,
+    pooling = opts.pooling or self:pooling(), padding_side = self:padding_side(), normalize = self:normalizes(),
     base_model = opts.base_model or self.dir or self.name, quant = self.quant,
     lacos = require("lacos").version(), trained = opts.trained, init_adapter = opts.init_adapter,
   })
@@ -366,7 +531,8 @@ function Model:load_lora(dir)
   check(C.lacos_lora_load(self.ptr, dir))
   local c = ffi.new("lacos_lora_config")
   check(C.lacos_lora_get_config(self.ptr, c))
-  self.lora = { r = c.r, alpha = c.alpha, dropout = c.dropout, targets = M.target_names(c.targets), rslora = c.use_rslora ~= 0 }
+  self.lora = { r = c.r, alpha = c.alpha, dropout = c.dropout, targets = M.target_names(c.targets, self:family()),
+                rslora = c.use_rslora ~= 0 }
   local meta = read_json(dir .. "/lacos.json")
   if meta then
     for _, k in ipairs { "pooling", "padding_side", "normalize" } do if meta[k] ~= nil then self.meta[k] = meta[k] end end
@@ -393,10 +559,11 @@ function Model:trainable()
   local list = {}
   local n = C.lacos_lora_slot_count(self.ptr)
   local layer, target = ffi.new("int[1]"), ffi.new("int[1]")
-  local tnames = { [0] = "self_attention.query_key_value", "self_attention.dense", "mlp.dense_h_to_4h", "mlp.dense_4h_to_h" }
   for s = 0, n - 1 do
     check(C.lacos_lora_slot_info(self.ptr, s, layer, target))
-    local base = ("h.%d.%s"):format(layer[0], tnames[target[0]])
+    local name = C.lacos_lora_module_name(self.ptr, layer[0], target[0])
+    if name == nil then error(E.last_error(), 2) end
+    local base = ffi.string(name)
     for which, part in ipairs { "lora_A", "lora_B" } do
       list[#list + 1] = {
         name = base .. "." .. part .. ".weight",
@@ -499,12 +666,15 @@ end
 -- never normalises a BLOOM embedding; the cosine does that downstream.)
 function Model:embedding_spec()
   local cfg = self:config()
+  if self:family() ~= "bloom" then
+    error(("lacos.export: %s models cannot be exported yet (their checkpoint writer is BLOOM's)"):format(self:family()), 0)
+  end
   local pad
   if self.tokenizer and cfg.pad_token_id >= 0 and cfg.pad_token_id < self.tokenizer:vocab_size() then
     pad = self.tokenizer:id_to_token(cfg.pad_token_id)
   end
   return { family = "bloom", model_type = "bloom", architecture = "BloomModel", pooling = self:pooling(), pooling_recorded = self.meta.pooling,
-           poolings = M.pooling_list(),
+           poolings = { unpack(M.pooling_list) },
            padding_side = self:padding_side(), normalize = false, max_length = cfg.max_length,
            do_lower_case = false, hidden_size = cfg.hidden_size, pad_token = pad,
            base = self.dir or self.name, adapter = self.adapter, lora = self.lora, quant = self.quant,
@@ -517,23 +687,16 @@ function Model:weight_names()
 end
 
 function M.pooling_name(id) return pooling_names[id] end
--- The poolings BLOOM models have, in the engine's order.
-function M.pooling_list()
-  local list = {}
-  for name in pairs(M.poolings) do list[#list + 1] = name end
-  table.sort(list, function(a, b) return M.poolings[a] < M.poolings[b] end)
-  return list
-end
 
 -- What a model is, in one line (the REPL prints this, not its fields):
 -- lacos.bloom tiny-xs (random weights): 2.2M parameters (hidden 64, 2 layers, 2 heads), int8 on cpu,
 -- tokenizer 32,768 ids, weightedmean pooling, LoRA r 8 alpha 16 on query_key_value (8,192 trainable)
 function Model:__tostring()
-  if self.ptr == nil then return "lacos.bloom model (freed)" end
+  if self.ptr == nil then return "lacos model (freed)" end
   local cfg = self:config()
   local what = self.dir or self.name or "model"
   local kind = self.dir and "" or " (random weights)"
-  local parts = { ("lacos.bloom %s%s: %s parameters (hidden %d, %d layers, %d heads)"):format(what, kind,
+  local parts = { ("lacos.%s %s%s: %s parameters (hidden %d, %d layers, %d heads)"):format(cfg.family, what, kind,
     util.params(M.param_count(cfg)), cfg.hidden_size, cfg.n_layer, cfg.n_head) }
   parts[#parts + 1] = ("%s%s on %s"):format(self.quant or "?", (self.threshold or 0) > 0 and (" (outlier threshold %g)"):format(self.threshold) or "",
     self.device or "cpu")

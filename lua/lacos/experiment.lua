@@ -52,6 +52,25 @@ function M.models(dir, opts)
   return opts.synthetic_names or M.SYNTHETIC, true
 end
 
+-- The config a point's model has: a shape lacos knows (the synthetic
+-- ladder), else the checkpoint's config.json (a released BLOOM, a BERT
+-- baseline), as lacos.bloom.config gives it.
+function M.model_config(point)
+  if point.synthetic then return lacos.bloom.config(point.model) end
+  return lacos.bloom.config(point.models_dir .. "/" .. point.model .. "/config.json")
+end
+
+-- "bloom" or "bert": what a point's model is, without loading its weights.
+function M.model_family(point)
+  if point.synthetic then return "bloom" end
+  local f = io.open(point.models_dir .. "/" .. point.model .. "/config.json", "rb")
+  if not f then return "bloom" end
+  local text = f:read("*a")
+  f:close()
+  local ok, cfg = pcall(require("lacos.json").decode, text)
+  return (ok and type(cfg) == "table" and cfg.model_type == "bert") and "bert" or "bloom"
+end
+
 local model_cache = { key = nil, model = nil }
 -- The model of a point, kept across consecutive points of the same model.
 function M.model(point)
@@ -173,7 +192,7 @@ function M.evaluate(model, run, opts)
           for i = 1, opts.limit do a[i], b[i], g[i] = s1[i], s2[i], gold[i] end
           s1, s2, gold, n = a, b, g, opts.limit
         end
-        local cos = sts.cosine_scores(encode(s1), encode(s2))
+        local cos = sts.pair_cosines(s1, s2, encode)
         local pred = cos:to("f64"):table()
         local sp, pe = sts.spearman(pred, gold, n), sts.pearson(pred, gold, n)
         local lang = u and (u.lang2 and u.lang2 ~= u.lang1 and (u.lang1 .. "-" .. u.lang2) or u.lang1) or "en"
@@ -233,20 +252,26 @@ function M.run_point(point, ctx)
   local train_pairs, source = M.training_pairs(point.data_root, point.train_data)
   local n = point.pairs == "all" and train_pairs:size() or math.min(point.pairs, train_pairs:size())
   -- the point's own values are already params (from its config); these are derived
-  run:params { model_params = lacos.bloom.param_count(point.model), n_pairs = n, training_data = source }
+  -- (the model's own pooling unless the point names one: a sentence-transformers
+  -- directory's, else weightedmean)
+  local pooling = point.pooling or m:pooling()
+  local family = m:family()
+  run:params { model_params = lacos.engine.C.lacos_bloom_config_params(M.model_config(point)), n_pairs = n,
+               training_data = source, family = family, pooling = point.pooling == nil and pooling or nil }
   if n > 0 then
     -- the recipe as trained: the defaults below too, not only what the point set
     local effective = { recipe = M.recipe_note(point) }
-    for k, v in pairs { r = 8, alpha = 16, dropout = 0.05, targets = { "query_key_value" }, lr = 2e-4, epochs = 1, batch_size = 16,
+    local targets = point.targets or lacos.bloom.default_targets[family]
+    for k, v in pairs { r = 8, alpha = 16, dropout = 0.05, targets = targets, lr = 2e-4, epochs = 1, batch_size = 16,
                         max_length = 64 } do
       if point[k] == nil then effective[k] = v end
     end
     run:params(effective)
     m:add_lora { r = point.r or 8, alpha = point.alpha or 16, dropout = point.dropout or 0.05,
-                 targets = point.targets or { "query_key_value" }, seed = point.seed or 1 }
+                 targets = targets, seed = point.seed or 1 }
     local result = lacos.train {
       model = m, data = train_pairs:take(n), batch_size = point.batch_size or 16, epochs = point.epochs or 1, lr = point.lr or 2e-4,
-      warmup = 0.1, seed = point.seed or 1, pooling = point.pooling or "weightedmean", max_length = point.max_length or 64,
+      warmup = 0.1, seed = point.seed or 1, pooling = pooling, max_length = point.max_length or 64,
       checkpoint_dir = ctx.dir .. "/checkpoints", checkpoint_every = point.checkpoint_every or 50, run = run,
       fast_backward = true, mini_batch = point.mini_batch,   -- checkpointing: lacos.train's default for the size
       -- output settings come from the sweep's execution, never from the point (they must not change its identity)
@@ -255,12 +280,12 @@ function M.run_point(point, ctx)
     if result.status ~= "done" then return result end
     -- with several ranks, rank 0 alone saves the adapter and evaluates (the others hold a null run)
     if run.null then return { status = "done" } end
-    m:save_lora(ctx.dir .. "/adapter", { pooling = point.pooling or "weightedmean", base_model = point.model })
+    m:save_lora(ctx.dir .. "/adapter", { pooling = pooling, base_model = point.model })
     run:artifact { path = ctx.dir .. "/adapter", kind = "adapter" }
   end
   if run.null then return { status = "done" } end
   local scores = M.evaluate(m, run, { root = point.data_root, tasks = point.eval or { "english", "multilingual" },
-                       pooling = point.pooling or "weightedmean", limit = point.eval_limit or 0,
+                       pooling = pooling, limit = point.eval_limit or 0,
                        label = point.model .. (point.synthetic and " (synthetic)" or ""), quiet = ctx.quiet or false })
   return { status = "done", scores = scores, headline = M.headline(scores) }
 end
@@ -405,10 +430,13 @@ M.POINT_OPTIONS = {
   r = whole_at_least(1),
   alpha = function(v) if type(v) ~= "number" or not (v > 0) or v == math.huge then return "must be a number > 0" end end,
   dropout = function(v) if type(v) ~= "number" or not (v >= 0 and v < 1) then return "must be a number in [0, 1)" end end,
+  -- (either family's names here; validate_point checks them against the point's model)
   targets = list_of(function(x)
     local bloom = lacos.bloom
-    if type(x) ~= "string" or not (bloom.targets[x] or bloom.target_presets[x]) then
-      return "is not a LoRA target (query_key_value, dense, dense_h_to_4h, dense_4h_to_h, attn, mlp, all)"
+    if type(x) ~= "string" or not (bloom.targets[x] or bloom.target_presets[x] or bloom.bert_targets[x]
+                                   or bloom.bert_target_presets[x]) then
+      return "is not a LoRA target (BLOOM: query_key_value, dense, dense_h_to_4h, dense_4h_to_h, attn, mlp, all; " ..
+             "BERT: query, key, value, dense, qkv, attn, mlp, all)"
     end
   end, "LoRA targets"),
   lr = function(v) if type(v) ~= "number" or not (v > 0) or v == math.huge then return "must be a number > 0" end end,
@@ -416,7 +444,7 @@ M.POINT_OPTIONS = {
   batch_size = whole_at_least(2),   -- in-batch negatives need a second pair
   mini_batch = whole_at_least(1),
   max_length = whole_at_least(2),
-  pooling = one_of("mean", "weightedmean", "lasttoken"),
+  pooling = one_of(unpack(lacos.bloom.pooling_list)),
   eval = list_of(function(x) if M.EVAL[x] == nil then return "is not an evaluation group (english, multilingual)" end end,
                  "evaluation groups"),
   eval_limit = whole_at_least(0),
@@ -464,6 +492,11 @@ function M.validate_point(p)
       bad("option 'models_dir' is required for a released checkpoint (or set synthetic = true)")
     elseif not exists(p.models_dir .. "/" .. p.model .. "/config.json") then
       bad("option 'model': no checkpoint %s/%s (lacos pull bigscience/%s)", p.models_dir, p.model, p.model)
+    end
+    if #problems == 0 and p.targets then
+      local family = M.model_family(p)
+      local ok, err = pcall(lacos.bloom.target_bits, p.targets, family)
+      if not ok then bad("option 'targets': %s", tostring(err):gsub("^[^:]*:%d+: ", "")) end
     end
     -- what it evaluates on, and (one line apart: not every point trains) what it trains with
     local eval_sets = {}
@@ -571,10 +604,11 @@ end
 -- above tiny-l would take long to generate: their time is tiny-l's scaled by
 -- the matmul work per token, which is what dominates them.
 local speed_cache = {}
-local function seconds_per_token(model_name)
+local function seconds_per_token(point)
   local bloom = lacos.bloom
-  local cfg = bloom.config(model_name)
+  local cfg = M.model_config(point)
   local function work(c) return 24 * c.n_layer * c.hidden_size ^ 2 end
+  local model_name = point.synthetic and point.model or (point.models_dir .. "/" .. point.model .. "/config.json")
   local measured = model_name
   if C_params(cfg) > C_params(bloom.config("tiny-l")) then measured = "tiny-l" end
   if not speed_cache[measured] then
@@ -615,7 +649,7 @@ M.COST = { train_factor = 4, checkpoint_extra = 1 }
 -- measuring any speed. For a Slurm job's memory request.
 function M.memory(point)
   local bloom = lacos.bloom
-  local cfg = bloom.config(point.model)
+  local cfg = M.model_config(point)
   local C = lacos.engine.C
   local checkpointing = require("lacos.train").checkpointing_default(cfg)
   local per_example = 2
@@ -624,12 +658,12 @@ function M.memory(point)
   if point.mini_batch then texts = math.min(point.mini_batch, texts) end
   local weights = C.lacos_bloom_config_params(cfg) - cfg.vocab_size * cfg.hidden_size
   return weights + cfg.vocab_size * cfg.hidden_size * 2 +
-         C.lacos_bloom_train_activation_bytes(cfg, texts, point.max_length or 64, point.r or 8, C.LACOS_LORA_QKV,
-                                                 checkpointing and 1 or 0)
+         C.lacos_bloom_train_activation_bytes(cfg, texts, point.max_length or 64, point.r or 8,
+                                                 bloom.target_bits(point.targets, M.model_family(point)), checkpointing and 1 or 0)
 end
 
 function M.estimate(point)
-  local cfg = lacos.bloom.config(point.model)
+  local cfg = M.model_config(point)
   local checkpointing = require("lacos.train").checkpointing_default(cfg)
   local examples, per_example, per_sentence = 0, 2, 0
   if point.pairs ~= 0 then
@@ -639,7 +673,7 @@ function M.estimate(point)
     per_sentence = training_tokens_per_sentence(point, data)
   end
   local epochs = point.epochs or 1
-  local per_token = seconds_per_token(point.model)
+  local per_token = seconds_per_token(point)
   local factor = M.COST.train_factor + (checkpointing and M.COST.checkpoint_extra or 0)
   local train_s = examples * epochs * per_example * per_sentence * factor * per_token
   local eval_s = eval_tokens(point) * per_token

@@ -29,6 +29,9 @@ function lacos.threads(n)
   return C.lacos_threads_get()
 end
 function lacos.memory(device) return require("lacos.tensor").memory(device) end
+-- A model directory of any family (BLOOM, BERT; a sentence-transformers
+-- directory too): lacos.bloom.load, which dispatches on config.json's model_type.
+function lacos.load(dir, opts) return require("lacos.bloom").load(dir, opts) end
 -- Sets a soft cap (bytes) on engine allocations; past it allocations fail cleanly.
 function lacos.memory_limit(bytes, device)
   local d = (device == "cuda") and 1 or 0

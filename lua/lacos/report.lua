@@ -16,7 +16,10 @@
 --     quantisation, the data's sha256) and, for trained runs, the same
 --     recipe. Each such group is its own table and figure; untrained runs
 --     and baseline runs (param `baseline` true) join every recipe group
---     evaluated under their conditions.
+--     evaluated under their conditions. A baseline embeds its own way (a
+--     sentence-transformers model's pooling, f32 weights): it joins every
+--     group scored alike apart from pooling and quantisation, and its row
+--     and line say how it differs ("(baseline, mean pooling, f32 weights)").
 --   * Within a group, a point (model, amount) has one run per distinct
 --     seed — the newest when a seed ran twice — and its cells are the mean,
 --     the sample standard deviation and the number n of seeds. Averages are
@@ -58,6 +61,13 @@ local SCORES_SQL = [[
   SELECT f.run_id, f.task, f.family, f.task_order, f.score
     FROM sts_final f JOIN run_points p ON p.run_id = f.run_id
    WHERE p.experiment = ? AND p.status = 'done' AND f.split = 'test' ORDER BY f.run_id, f.sts_id]]
+
+-- Conditions that say how a model embeds rather than how it is scored, as
+-- a baseline's row names them when they are not its group's.
+local OWN_CONDITION = {
+  pooling = function(v) return tostring(v) .. " pooling" end,
+  quantisation = function(v) return tostring(v) .. " weights" end,
+}
 
 local function amount_label(a, asked)
   if a == 0 then return "0 (untrained)" end
@@ -108,7 +118,10 @@ local function build_group(runs, conditions_text, recipe_text)
     amountset[a] = true
     if p.pairs_asked == "all" or not g.amount_labels[a] then g.amount_labels[a] = amount_label(a, p.pairs_asked) end
     local mkey = p.model .. (p.baseline and "\0baseline" or "")
-    if not modelset[mkey] then modelset[mkey] = { name = p.model, params = p.model_params, baseline = p.baseline, key = mkey } end
+    if not modelset[mkey] then
+      local label = p.model .. (p.baseline and (" (baseline" .. (p.own and (", " .. p.own) or "") .. ")") or "")
+      modelset[mkey] = { name = p.model, params = p.model_params, baseline = p.baseline, key = mkey, label = label, own = p.own }
+    end
     if p.seed ~= nil then seedset[p.seed] = true end
     g.cell[a] = g.cell[a] or {}
     local c = g.cell[a][mkey]
@@ -174,7 +187,16 @@ function M.collect(db, experiment)
     table.insert(by_run[s.run_id], s)
   end
   local out = { experiment = experiment, synthetic = false, runs = 0, ignored = 0, groups = {} }
-  local evals, eval_order = {}, {}
+  local evals, eval_order, baselines = {}, {}, {}
+  local function eval_of(conditions)
+    local e = evals[conditions]
+    if not e then
+      e = { conditions = conditions, recipes = {}, recipe_order = {}, shared = {} }
+      evals[conditions] = e
+      eval_order[#eval_order + 1] = e
+    end
+    return e
+  end
   for _, p in ipairs(points) do
     if p.model ~= nil and type(p.pairs) == "number" and by_run[p.run_id] then
       out.runs = out.runs + 1
@@ -182,25 +204,52 @@ function M.collect(db, experiment)
       p.model = tostring(p.model)
       p.scores = by_run[p.run_id]
       p.baseline = p.baseline == 1
-      local e = evals[p.conditions]
-      if not e then
-        e = { conditions = p.conditions, recipes = {}, recipe_order = {}, shared = {} }
-        evals[p.conditions] = e
-        eval_order[#eval_order + 1] = e
-      end
-      if p.recipe and not p.baseline then
+      if p.baseline then
+        baselines[#baselines + 1] = p   -- placed below, once every group is known
+      elseif p.recipe then
+        local e = eval_of(p.conditions)
         if not e.recipes[p.recipe] then
           e.recipes[p.recipe] = {}
           e.recipe_order[#e.recipe_order + 1] = p.recipe
         end
         table.insert(e.recipes[p.recipe], p)
       else
-        -- untrained, or a baseline: it belongs with every recipe evaluated this way
-        table.insert(e.shared, p)
+        -- untrained: it belongs with every recipe evaluated this way
+        table.insert(eval_of(p.conditions).shared, p)
       end
     else
       out.ignored = out.ignored + 1
     end
+  end
+  -- A baseline joins every group scored as it was (the same sets, pairs,
+  -- text, aggregation, similarity and data), whatever pooling and weights
+  -- the group's models used; its own, where they differ, go with its name.
+  -- Scored like no group, it is a group of its own.
+  for _, b in ipairs(baselines) do
+    local mine = json.decode(b.conditions, "run_points.conditions")
+    local placed = false
+    for _, e in ipairs(eval_order) do
+      local theirs = json.decode(e.conditions, "run_points.conditions")
+      local same, own, keys = true, {}, {}
+      for k in pairs(mine) do keys[#keys + 1] = k end
+      for k in pairs(theirs) do if mine[k] == nil then keys[#keys + 1] = k end end
+      table.sort(keys)
+      for _, k in ipairs(keys) do
+        if mine[k] ~= theirs[k] and OWN_CONDITION[k] then
+          own[#own + 1] = OWN_CONDITION[k](mine[k])
+        elseif mine[k] ~= theirs[k] then
+          same = false
+        end
+      end
+      if same then
+        local q = {}
+        for k, v in pairs(b) do q[k] = v end
+        q.own = #own > 0 and table.concat(own, ", ") or nil
+        table.insert(e.shared, q)
+        placed = true
+      end
+    end
+    if not placed then table.insert(eval_of(b.conditions).shared, b) end
   end
   for _, e in ipairs(eval_order) do
     if #e.recipe_order == 0 then
@@ -329,7 +378,7 @@ local function block(lines, g, amount, family)
   for _, m in ipairs(g.models) do
     local c = g.cell[amount] and g.cell[amount][m.key]
     if c then
-      local r = { m.name .. (m.baseline and " (baseline)" or ""), util.params(c.params), tostring(#c.seeds) }
+      local r = { m.label, util.params(c.params), tostring(#c.seeds) }
       for _, t in ipairs(tasks) do r[#r + 1] = fmt_stat(c.scores[t]) end
       r[#r + 1] = fmt_stat(c[family])
       rows[#rows + 1] = r
@@ -493,7 +542,7 @@ function M.document(data, opts)
             local scores = {}
             for _, t in ipairs(g.tasks) do scores[t.name] = st(c.scores[t.name]) end
             rows[#rows + 1] = { pairs = a, pairs_label = g.amount_labels[a], model = m.name, params = c.params or json.null,
-                                baseline = m.baseline, n = #c.seeds, seeds = c.seeds, runs = c.runs, scores = scores,
+                                baseline = m.baseline, baseline_own = m.own, n = #c.seeds, seeds = c.seeds, runs = c.runs, scores = scores,
                                 en_avg = st(c.en), multi_avg = st(c.multi) }
           end
         end
@@ -659,7 +708,7 @@ function M.figure_data(data, g)
       for _, b in ipairs(baselines) do
         local pt = point(g.cell[a] and g.cell[a][b.key], family, nil)
         if pt and vs_params.xrange then
-          p1.series[#p1.series + 1] = { title = ("%s (baseline), %s"):format(b.name, a == 0 and "untrained" or (g.amount_labels[a] .. " pairs")),
+          p1.series[#p1.series + 1] = { title = ("%s, %s"):format(b.label, a == 0 and "untrained" or (g.amount_labels[a] .. " pairs")),
                                         colour = s.colour, baseline = true,
                                         points = { { x = vs_params.xrange[1], y = pt.y, err = pt.err, n = pt.n },
                                                    { x = vs_params.xrange[2], y = pt.y, err = pt.err, n = pt.n } } }
@@ -669,7 +718,7 @@ function M.figure_data(data, g)
     vs_params.panels[#vs_params.panels + 1] = p1
     local p2 = { family = family, title = title, series = {} }
     for i, m in ipairs(g.models) do
-      local s = { title = m.name .. (m.baseline and " (baseline)" or ""), colour = m.baseline and "#000000" or COLOURS[(i - 1) % #COLOURS + 1],
+      local s = { title = m.label, colour = m.baseline and "#000000" or COLOURS[(i - 1) % #COLOURS + 1],
                   baseline = m.baseline, points = {} }
       local any, count = false, 0
       for _, a in ipairs(g.amounts) do

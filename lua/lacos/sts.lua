@@ -199,14 +199,25 @@ function M.check_gold(set)
   end
 end
 
+-- The cosine similarity of each pair (s1[i], s2[i]), both columns embedded
+-- in one encode(list) -> (2n, d) call: a sentence on both sides is encoded
+-- once (Model:encode encodes a repeated sentence once), and the batches
+-- fill with sentences of like length from either column.
+function M.pair_cosines(s1, s2, encode)
+  local n = #s1
+  if #s2 ~= n then error(("lacos.sts.pair_cosines: %d first and %d second sentences"):format(n, #s2), 2) end
+  local both = {}
+  for i = 1, n do both[i] = s1[i]; both[n + i] = s2[i] end
+  local e = encode(both)
+  return M.cosine_scores(e:narrow(1, 1, n), e:narrow(1, n + 1, n))
+end
+
 -- Embeds both columns with encode(list of strings) -> (n, d) tensor and
 -- scores the cosine similarities.
 function M.evaluate_set(set, encode, opts)
   if type(encode) ~= "function" then error("lacos.sts.evaluate_set: encode must be a function(sentences) -> (n, d) tensor", 2) end
   if type(set) == "table" and set.recs then M.check_gold(set) end   -- before the costly embedding
-  local e1 = encode(set:sentences(1))
-  local e2 = encode(set:sentences(2))
-  local cos = M.cosine_scores(e1, e2)
+  local cos = M.pair_cosines(set:sentences(1), set:sentences(2), encode)
   return M.evaluate(set, cos, opts)
 end
 

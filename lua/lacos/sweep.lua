@@ -6,6 +6,8 @@
 --     axes = { model = {"tiny-s", "tiny-m"}, pairs = {1000, 4000}, seed = {1} },
 --     order = {"model", "pairs", "seed"},            -- optional; default: sorted axis names
 --     fixed = { lr = 2e-4, batch_size = 16 },         -- merged into every point
+--     extra = { { model = "all-MiniLM-L6-v2", pairs = 0, baseline = true } },  -- points outside the grid,
+--                                                     -- run first (each merged over fixed)
 --     validate = function(point) ... end,             -- raise on a bad point (lacos.experiment.validate_point)
 --     estimate = function(point) return { bytes = ..., seconds = ..., examples = ..., epochs = ... } end,
 --     run = function(point, ctx) ... return { status = "done" } end,
@@ -49,7 +51,8 @@ end
 function M.new(spec)
   spec = util.options(spec, { name = util.REQUIRED, axes = util.REQUIRED, order = util.ANY, fixed = util.ANY,
                               validate = util.ANY, estimate = util.ANY, run = util.REQUIRED, script = util.ANY,
-                              describe = util.ANY, memory = util.ANY, flags = util.ANY }, "lacos.sweep.new")
+                              describe = util.ANY, extra = util.ANY, memory = util.ANY, flags = util.ANY },
+                    "lacos.sweep.new")
   if type(spec.name) ~= "string" or spec.name == "" then error("lacos.sweep.new: name must be a non-empty string", 2) end
   if type(spec.axes) ~= "table" or next(spec.axes) == nil then error("lacos.sweep.new: axes must be a table of name -> list of values", 2) end
   -- shapes checked before they are iterated or sorted (fuzz_lua found the
@@ -83,20 +86,32 @@ function M.new(spec)
       if spec.axes[k] then error(("lacos.sweep.new: '%s' is both an axis and a fixed option"):format(k), 2) end
     end
   end
+  local extra = spec.extra or {}
+  if type(extra) ~= "table" then error(("lacos.sweep.new: extra must be a list of points, got %s"):format(type(extra)), 2) end
+  for i, p in ipairs(extra) do
+    if type(p) ~= "table" then error(("lacos.sweep.new: extra point %d must be a table of options, got %s"):format(i, type(p)), 2) end
+  end
   if spec.flags ~= nil and type(spec.flags) ~= "table" then
     error(("lacos.sweep.new: flags must be a table of point option -> command-line option, got %s"):format(type(spec.flags)), 2)
   end
   local self = setmetatable({ name = spec.name, axes = spec.axes, order = order, fixed = spec.fixed or {},
                               validate = spec.validate, estimate = spec.estimate, runner = spec.run,
-                              script = spec.script, describe = spec.describe, memory = spec.memory,
+                              script = spec.script, describe = spec.describe, extra = extra, memory = spec.memory,
                               flags = spec.flags or {} }, Sweep)
   return self
 end
 
--- The points in order (the first axis varies slowest): each a config table
--- holding the fixed options and one value per axis.
+-- The points in order: the extra points (the fixed options with each one's
+-- own over them), then the grid (the first axis varies slowest), each a
+-- config table holding the fixed options and one value per axis. The
+-- experiment's recorded axes are the grid's alone.
 function Sweep:points()
   local pts = {}
+  for _, e in ipairs(self.extra) do
+    local p = copy(self.fixed)
+    for k, v in pairs(e) do p[k] = v end
+    pts[#pts + 1] = p
+  end
   local function rec(i, cur)
     if i > #self.order then
       local p = copy(self.fixed)

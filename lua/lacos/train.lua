@@ -348,10 +348,11 @@ function M.plan(model, opts)
   local bloom = require "lacos.bloom"
   local cfg = model:config()
   local device = model.device == "cuda" and "cuda" or "cpu"
-  local ccfg = ffi.new("lacos_bloom_config", cfg)
+  local ccfg = ffi.new("lacos_bloom_config")
+  E.check(C.lacos_bloom_get_config(model.ptr, ccfg))
   local texts = opts.texts
   local r = model.lora and model.lora.r or 8
-  local targets = model.lora and bloom.target_bits(model.lora.targets) or 1
+  local targets = bloom.target_bits(model.lora and model.lora.targets, cfg.family)
   local lora = C.lacos_lora_param_count(model.ptr) * 4 * 2
   local act_ckpt = C.lacos_bloom_train_activation_bytes(ccfg, texts, opts.max_length, r, targets, 1)
   local act_full = C.lacos_bloom_train_activation_bytes(ccfg, texts, opts.max_length, r, targets, 0)

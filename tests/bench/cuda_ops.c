@@ -80,11 +80,11 @@ static int op_linear_bwd(void *p) {
 }
 static int op_attn_fwd(void *p) {
   ctx *c = p;
-  return G->attention_forward(c->att, c->probs, c->qkv, c->mask, c->slopes, c->B, c->T, c->C, c->NH, c->ws);
+  return G->attention_forward(c->att, c->probs, c->qkv, c->mask, c->slopes, true, c->B, c->T, c->C, c->NH, c->ws);
 }
 static int op_attn_bwd(void *p) {
   ctx *c = p;
-  return G->attention_backward(c->dqkv, c->att, c->probs, c->qkv, c->mask, c->B, c->T, c->C, c->NH, c->ws);
+  return G->attention_backward(c->dqkv, c->att, c->probs, c->qkv, c->mask, true, c->B, c->T, c->C, c->NH, c->ws);
 }
 static int op_ln_fwd(void *p) {
   ctx *c = p;
@@ -94,8 +94,8 @@ static int op_ln_bwd(void *p) {
   ctx *c = p;
   return G->layernorm_backward(c->dx, NULL, NULL, c->dy, c->x, c->w, c->mean, c->rstd, c->N, c->C);
 }
-static int op_gelu_fwd(void *p) { ctx *c = p; return G->gelu_forward(c->big, c->big, c->N * 4 * c->C); }
-static int op_gelu_bwd(void *p) { ctx *c = p; return G->gelu_backward(c->dbig, c->big, c->dbig, c->N * 4 * c->C); }
+static int op_gelu_fwd(void *p) { ctx *c = p; return G->gelu_forward(c->big, c->big, c->N * 4 * c->C, GELU_TANH); }
+static int op_gelu_bwd(void *p) { ctx *c = p; return G->gelu_backward(c->dbig, c->big, c->dbig, c->N * 4 * c->C, GELU_TANH); }
 static int op_residual(void *p) { ctx *c = p; return G->add_inplace(c->y, c->x, c->N * c->C); }
 
 static size_t pass_scratch_of(const ctx *c) {

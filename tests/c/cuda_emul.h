@@ -133,28 +133,32 @@ static int layernorm_backward_cuda(float *dinp, float *dweight, float *dbias, co
   DEV_ARGS(dinp, dweight, dbias, dout, inp, weight, mean, rstd);
   return layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
 }
-static int gelu_forward_cuda(float *out, const float *inp, int64_t n) { DEV_ARGS(out, inp); return gelu_forward(out, inp, n); }
-static int gelu_backward_cuda(float *dinp, const float *inp, const float *dout, int64_t n) {
+static int gelu_forward_cuda(float *out, const float *inp, int64_t n, int kind) {
+  DEV_ARGS(out, inp);
+  return gelu_forward(out, inp, n, kind);
+}
+static int gelu_backward_cuda(float *dinp, const float *inp, const float *dout, int64_t n, int kind) {
   DEV_ARGS(dinp, inp, dout);
-  return gelu_backward(dinp, inp, dout, n);
+  return gelu_backward(dinp, inp, dout, n, kind);
 }
 static int attention_forward_cuda(float *out, float *probs, const float *qkv, const int32_t *mask, const float *slopes,
-                                  int B, int T, int C, int NH, scratch ws) {
+                                  bool causal, int B, int T, int C, int NH, scratch ws) {
   DEV_ARGS(out, probs, qkv, mask, slopes, ws.p);
-  return attention_forward(out, probs, qkv, mask, slopes, B, T, C, NH, ws);
+  return attention_forward(out, probs, qkv, mask, slopes, causal, B, T, C, NH, ws);
 }
 static int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
-                                   const int32_t *mask, int B, int T, int C, int NH, scratch ws) {
+                                   const int32_t *mask, bool causal, int B, int T, int C, int NH, scratch ws) {
   DEV_ARGS(dqkv, dout, probs, qkv, mask, ws.p);
-  return attention_backward(dqkv, dout, probs, qkv, mask, B, T, C, NH, ws);
+  return attention_backward(dqkv, dout, probs, qkv, mask, causal, B, T, C, NH, ws);
 }
 static int pooling_forward_cuda(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode) {
   DEV_ARGS(out, inp, mask);
   return pooling_forward(out, inp, mask, B, T, C, mode);
 }
-static int pooling_backward_cuda(float *dinp, const float *dout, const int32_t *mask, int B, int T, int C, int mode) {
-  DEV_ARGS(dinp, dout, mask);
-  return pooling_backward(dinp, dout, mask, B, T, C, mode);
+static int pooling_backward_cuda(float *dinp, const float *dout, const float *inp, const int32_t *mask, int B, int T,
+                                 int C, int mode) {
+  DEV_ARGS(dinp, dout, inp, mask);
+  return pooling_backward(dinp, dout, inp, mask, B, T, C, mode);
 }
 static int residual_forward_cuda(float *out, const float *a, const float *b, int64_t n) {
   DEV_ARGS(out, a, b);

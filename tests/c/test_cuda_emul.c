@@ -21,7 +21,7 @@ static void emulation_catches_mixups(void) {
   float host[8] = {0};
   float *dev = dev_alloc(sizeof host, "probe");
   int before = emul_violations;
-  CHECK_FAIL(gelu_forward_cuda(dev, host, 8), LACOS_EINVAL, "host pointer as argument 2");
+  CHECK_FAIL(gelu_forward_cuda(dev, host, 8, GELU_TANH), LACOS_EINVAL, "host pointer as argument 2");
   CHECK_FAIL(dev_download(dev, host, sizeof host), LACOS_EINVAL, "download direction");
   CHECK(emul_violations == before + 2);
   emul_violations = before;

@@ -119,11 +119,11 @@ static void op_layernorm(void) {
 static void op_gelu(void) {
   int64_t n = 100003;
   float *x = hrand(n, 8, -9, 9), *y = malloc(4 * n), *dy = hrand(n, 9, -1, 1), *dx = hrand(n, 10, -1, 1);
-  gelu_forward(y, x, n);
+  gelu_forward(y, x, n, GELU_TANH);
   float *d_x = up(x, 4 * n), *d_y = dev_buf(4 * n), *d_dy = up(dy, 4 * n), *d_dx = up(dx, 4 * n);
-  CHECK_OK(G->gelu_forward(d_y, d_x, n));
-  gelu_backward(dx, x, dy, n);
-  CHECK_OK(G->gelu_backward(d_dx, d_x, d_dy, n));
+  CHECK_OK(G->gelu_forward(d_y, d_x, n, GELU_TANH));
+  gelu_backward(dx, x, dy, n, GELU_TANH);
+  CHECK_OK(G->gelu_backward(d_dx, d_x, d_dy, n, GELU_TANH));
   float *gy = down(d_y, n), *gdx = down(d_dx, n);
   CHECK_NMSE("forward", nmse(y, gy, n), ELEMENTWISE);
   CHECK_NMSE("backward", nmse(dx, gdx, n), ELEMENTWISE);
@@ -152,25 +152,25 @@ static void attention_case(int B, int T, int C, int NH, uint64_t seed) {
     if (d > db) db = d;
   }
   scratch hs = host_scratch(hb), ds = dev_scratch(db);
-  attention_forward(out, probs, qkv, mask, slopes, B, T, C, NH, hs);
+  attention_forward(out, probs, qkv, mask, slopes, true, B, T, C, NH, hs);
   float *d_qkv = up(qkv, 4 * nq), *d_sl = up(slopes, 4 * NH), *d_out = dev_buf(4 * N * C),
         *d_probs = dev_buf(4 * np);
   int32_t *d_mask = up(mask, 4 * N);
-  CHECK_OK(G->attention_forward(d_out, d_probs, d_qkv, d_mask, d_sl, B, T, C, NH, ds));
+  CHECK_OK(G->attention_forward(d_out, d_probs, d_qkv, d_mask, d_sl, true, B, T, C, NH, ds));
   float *go = down(d_out, N * C), *gp = down(d_probs, np);
   char what[64];
   snprintf(what, sizeof what, "forward B%d T%d C%d NH%d", B, T, C, NH);
   CHECK_NMSE(what, nmse(out, go, N * C), ELEMENTWISE);
   CHECK_NMSE("probabilities", nmse(probs, gp, np), ELEMENTWISE);
   /* without probabilities (inference) */
-  CHECK_OK(G->attention_forward(d_out, NULL, d_qkv, d_mask, d_sl, B, T, C, NH, ds));
+  CHECK_OK(G->attention_forward(d_out, NULL, d_qkv, d_mask, d_sl, true, B, T, C, NH, ds));
   float *go2 = down(d_out, N * C);
   CHECK_NMSE("forward without probabilities", nmse(out, go2, N * C), ELEMENTWISE);
   /* backward from the CPU's probabilities, accumulating into a random dqkv */
   float *dout = hrand(N * C, seed + 1, -1, 1), *dqkv = hrand(nq, seed + 2, -0.1f, 0.1f);
   float *d_dout = up(dout, 4 * N * C), *d_dqkv = up(dqkv, 4 * nq), *d_p = up(probs, 4 * np);
-  attention_backward(dqkv, dout, probs, qkv, mask, B, T, C, NH, hs);
-  CHECK_OK(G->attention_backward(d_dqkv, d_dout, d_p, d_qkv, d_mask, B, T, C, NH, ds));
+  attention_backward(dqkv, dout, probs, qkv, mask, true, B, T, C, NH, hs);
+  CHECK_OK(G->attention_backward(d_dqkv, d_dout, d_p, d_qkv, d_mask, true, B, T, C, NH, ds));
   float *gq = down(d_dqkv, nq);
   snprintf(what, sizeof what, "backward B%d T%d C%d NH%d", B, T, C, NH);
   CHECK_NMSE(what, nmse(dqkv, gq, nq), 1e-6);
@@ -200,15 +200,16 @@ static void op_pooling(void) {
   }
   float *d_x = up(x, 4 * N * C), *d_g = up(gout, 4 * B * C), *d_out = dev_buf(4 * B * C);
   int32_t *d_m = up(mask, sizeof mask);
-  for (int mode = 0; mode < 3; mode++) {
+  static const char *const names[] = {"mean", "weightedmean", "lasttoken", "cls", "max", "mean_sqrt_len"};
+  for (int mode = 0; mode <= POOL_MEAN_SQRT_LEN; mode++) {
     float *out = malloc(4 * B * C), *dx = hrand(N * C, 22 + mode, -1, 1);
     float *d_dx = up(dx, 4 * N * C);
     pooling_forward(out, x, mask, B, T, C, mode);
     CHECK_OK(G->pooling_forward(d_out, d_x, d_m, B, T, C, mode));
-    pooling_backward(dx, gout, mask, B, T, C, mode);
-    CHECK_OK(G->pooling_backward(d_dx, d_g, d_m, B, T, C, mode));
+    pooling_backward(dx, gout, x, mask, B, T, C, mode);
+    CHECK_OK(G->pooling_backward(d_dx, d_g, d_x, d_m, B, T, C, mode));
     float *go = down(d_out, B * C), *gd = down(d_dx, N * C);
-    CHECK_NMSE(mode == 0 ? "mean" : mode == 1 ? "weightedmean" : "lasttoken", nmse(out, go, B * C), ELEMENTWISE);
+    CHECK_NMSE(names[mode], nmse(out, go, B * C), ELEMENTWISE);
     CHECK_NMSE("backward", nmse(dx, gd, N * C), ELEMENTWISE);
     free(out); free(dx); free(go); free(gd);
     dev_release(d_dx, 4 * N * C);
@@ -531,9 +532,9 @@ static void op_lora(void) {
 /* A device fault or a bad launch comes back as a clear error, not an abort. */
 static void op_errors_are_reported(void) {
   float *d = dev_buf(64);
-  CHECK_FAIL(G->attention_forward(d, NULL, d, NULL, d, 1, 20000, 64, 1, (scratch){ d, 64 }), LACOS_ELIMIT,
+  CHECK_FAIL(G->attention_forward(d, NULL, d, NULL, d, true, 1, 20000, 64, 1, (scratch){ d, 64 }), LACOS_ELIMIT,
              "sequence too long");
-  CHECK_FAIL(G->attention_forward(d, NULL, d, NULL, d, 1, 64, 64, 1, (scratch){ d, 64 }), LACOS_ELIMIT,
+  CHECK_FAIL(G->attention_forward(d, NULL, d, NULL, d, true, 1, 64, 64, 1, (scratch){ d, 64 }), LACOS_ELIMIT,
              "cannot hold one head");
   CHECK_FAIL(G->embedding_forward(d, NULL, 1, d, LACOS_I64, NULL, 1, 1), LACOS_EUNSUPPORTED, "not supported on CUDA");
   CHECK_FAIL(G->gemm(LACOS_I32, false, false, 2, 2, 2, 1, d, 2, d, 2, 0, d, 2), LACOS_EUNSUPPORTED, "f32, f16 or bf16");

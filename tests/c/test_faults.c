@@ -1,5 +1,7 @@
-/* test_faults.c: every allocation of a load, an encode and a training step,
-   and of loading and running tokenizers, can fail, and each failure is a
+/* test_faults.c: every allocation of a load, an encode and a training step
+   (of BLOOM, and of a BERT encoder with int8 linears, LLM.int8 outliers and
+   LoRA on bands of the stacked query/key/value), and of loading and running
+   tokenizers, can fail, and each failure is a
    clean error. SQLite-style fault
    injection: the allocator's hook (mem_fault_at, engine/memory.c) fails
    the Nth counted allocation, and N walks from 1 until the whole scenario
@@ -14,14 +16,24 @@
 #include "test.h"
 #include "cuda_emul.h"
 
-static char fixroot[1024], fixdir[1100];
+static char fixroot[1024], fixdir[1100], bertdir[1100];
+
+/* What a scenario loads and how it encodes and trains. */
+typedef struct model_case {
+  const char *dir;
+  int quant;
+  double threshold;
+  int pooling, train_pooling, targets;
+} model_case;
 
 /* Load a checkpoint, encode a batch, attach LoRA, one training step with
    MNRL, clipping and 8-bit Adam, then free everything. */
-static int scenario(int device) {
+static int run_case(const model_case *c, int device) {
   lacos_bloom_options opt;
   lacos_bloom_options_init(&opt);
   opt.device = device;
+  opt.quant = c->quant;
+  opt.threshold = c->threshold;
   lacos_bloom *m = NULL;
   lacos_tensor *ids = NULL, *mask = NULL, *emb = NULL, *temb = NULL, *a = NULL, *p = NULL, *va = NULL, *vp = NULL;
   lacos_tensor *da = NULL, *dp = NULL, *d = NULL;
@@ -31,14 +43,14 @@ static int scenario(int device) {
   int32_t idv[B * T], mv[B * T];
   for (int i = 0; i < B * T; i++) { idv[i] = (int32_t)(5 + 7 * i); mv[i] = i % T < T - (i / T) % 2; }
   int64_t sh[2] = {B, T};
-  int s = lacos_bloom_load(&m, fixdir, &opt);
+  int s = lacos_bloom_load(&m, c->dir, &opt);
   if (!s) s = lacos_tensor_from_buffer(&ids, LACOS_I32, 2, sh, idv, LACOS_I32);
   if (!s) s = lacos_tensor_from_buffer(&mask, LACOS_I32, 2, sh, mv, LACOS_I32);
-  if (!s) s = lacos_bloom_encode(&emb, m, ids, mask, LACOS_POOL_WEIGHTEDMEAN);
+  if (!s) s = lacos_bloom_encode(&emb, m, ids, mask, c->pooling);
   lacos_lora_config lc;
   lacos_lora_config_init(&lc);
   lc.r = 2;
-  lc.targets = LACOS_LORA_QKV | LACOS_LORA_DENSE;
+  lc.targets = c->targets;
   lc.dropout = 0.1;
   if (!s) s = lacos_lora_attach(m, &lc);
   lacos_optim_config oc;
@@ -57,7 +69,7 @@ static int scenario(int device) {
       lacos_tensor_free(gt);
     }
   if (!s) s = lacos_bloom_set_checkpointing(m, 1);
-  if (!s) s = lacos_bloom_forward_train(&temb, &b, m, ids, mask, LACOS_POOL_MEAN, 1);
+  if (!s) s = lacos_bloom_forward_train(&temb, &b, m, ids, mask, c->train_pooling, 1);
   int64_t half[2] = {B / 2, 0};
   if (!s) s = lacos_tensor_slice(&va, temb, 0, 0, half[0], 1);
   if (!s) s = lacos_tensor_slice(&vp, temb, 0, half[0], B, 1);
@@ -76,6 +88,42 @@ static int scenario(int device) {
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) lacos_tensor_free(all[i]);
   lacos_bloom_batch_free(b);
   lacos_optim_free(o);
+  lacos_bloom_free(m);
+  return s;
+}
+
+static int scenario(int device) {
+  model_case c = { fixdir, LACOS_QUANT_F32, 0, LACOS_POOL_WEIGHTEDMEAN, LACOS_POOL_MEAN,
+                   LACOS_LORA_QKV | LACOS_LORA_DENSE };
+  return run_case(&c, device);
+}
+
+/* BERT: int8 linears with outlier columns (threshold 1 finds some in a
+   random model's activations), CLS pooling to encode and max pooling to
+   train, LoRA on query and value (two bands of the stacked linear) and the
+   three dense linears. */
+static int scenario_bert(int device) {
+  model_case c = { bertdir, LACOS_QUANT_INT8, 1.0, LACOS_POOL_CLS, LACOS_POOL_MAX,
+                   LACOS_LORA_QUERY | LACOS_LORA_VALUE | LACOS_LORA_DENSE | LACOS_LORA_H_TO_4H | LACOS_LORA_4H_TO_H };
+  return run_case(&c, device);
+}
+
+/* A tiny random BERT checkpoint written once, outside the walk. */
+static int make_bert(void) {
+  lacos_bloom_config cfg;
+  int s = lacos_bloom_config_named(&cfg, "tiny-xs");
+  if (s) return s;
+  cfg.family = LACOS_FAMILY_BERT;
+  cfg.vocab_size = 160; cfg.hidden_size = 16; cfg.n_layer = 2; cfg.n_head = 4;
+  cfg.intermediate_size = 24; cfg.type_vocab_size = 2; cfg.gelu_exact = 1; cfg.max_length = 16;
+  cfg.pad_token_id = 0;
+  lacos_bloom_options opt;
+  lacos_bloom_options_init(&opt);
+  opt.quant = LACOS_QUANT_F32;
+  opt.embedding_dtype = LACOS_F32;
+  lacos_bloom *m = NULL;
+  s = lacos_bloom_random(&m, &cfg, 7, &opt);
+  if (!s) s = lacos_bloom_save(m, bertdir, LACOS_F32, 0);
   lacos_bloom_free(m);
   return s;
 }
@@ -154,6 +202,11 @@ static void walk(int (*scenario)(int), int device, const char *label) {
 
 static void faults_cpu(void) { walk(scenario, LACOS_CPU, "cpu"); }
 static void faults_device(void) { walk(scenario, LACOS_CUDA, "emulated device"); }
+static void faults_bert(void) {
+  CHECK_OK(make_bert());
+  walk(scenario_bert, LACOS_CPU, "bert cpu");
+  walk(scenario_bert, LACOS_CUDA, "bert emulated device");
+}
 static void faults_tokenizers(void) { walk(scenario_tokenizers, LACOS_CPU, "tokenizers"); }
 
 /* The hook itself: the Nth allocation fails once, with a message, and then
@@ -175,10 +228,12 @@ int main(void) {
   const char *root = getenv("LACOS_ROOT");
   snprintf(fixroot, sizeof fixroot, "%s/tests/fixtures", root ? root : ".");
   snprintf(fixdir, sizeof fixdir, "%s/bloom/tiny-a", fixroot);
+  snprintf(bertdir, sizeof bertdir, "%s/faults-bert-%d", test_tmpdir(), (int)getpid());
   lacos_threads_set(2);
   RUN(hook_fails_the_nth);
   RUN(faults_cpu);
   RUN(faults_device);
+  RUN(faults_bert);
   RUN(faults_tokenizers);
   TEST_EXIT();
 }

@@ -79,8 +79,8 @@ static void gelu_gradcheck(void) {
   enum { n = 64 };
   float x[n], y[n], dx[n] = {0}, ones[n];
   for (int i = 0; i < n; i++) { x[i] = -6.0f + 12.0f * i / (n - 1); ones[i] = 1; }
-  gelu_forward(y, x, n);
-  gelu_backward(dx, x, ones, n);
+  gelu_forward(y, x, n, GELU_TANH);
+  gelu_backward(dx, x, ones, n, GELU_TANH);
   double worst = 0, fwd = 0;
   for (int i = 0; i < n; i++) {
     double xd = x[i];
@@ -99,14 +99,14 @@ enum { AB = 3, AT = 5, AC = 12, ANH = 3 };
 static float a_qkv[AB * AT * 3 * AC], a_out[AB * AT * AC], a_wt[AB * AT * AC], a_slopes[ANH];
 static int32_t a_mask[AB * AT] = {1, 1, 1, 1, 1,  0, 0, 1, 1, 1,  1, 1, 1, 0, 0};
 static double att_loss(void) {
-  attention_forward(a_out, NULL, a_qkv, a_mask, a_slopes, AB, AT, AC, ANH, att_ws(AB, AT, AC, ANH, false, false));
+  attention_forward(a_out, NULL, a_qkv, a_mask, a_slopes, true, AB, AT, AC, ANH, att_ws(AB, AT, AC, ANH, false, false));
   return dot(a_out, a_wt, AB * AT * AC);
 }
 static void attention_gradcheck(void) {
   fill(a_qkv, AB * AT * 3 * AC, -1, 1); fill(a_wt, AB * AT * AC, -1, 1);
   alibi_slopes(a_slopes, ANH);
   float probs[AB * ANH * AT * AT], dqkv[AB * AT * 3 * AC] = {0};
-  attention_forward(a_out, probs, a_qkv, a_mask, a_slopes, AB, AT, AC, ANH, att_ws(AB, AT, AC, ANH, true, false));
+  attention_forward(a_out, probs, a_qkv, a_mask, a_slopes, true, AB, AT, AC, ANH, att_ws(AB, AT, AC, ANH, true, false));
   /* rows sum to one; masked keys get exactly zero; a fully masked (left-pad) query row is uniform */
   for (int r = 0; r < AB * ANH * AT; r++) {
     double s = 0;
@@ -116,7 +116,7 @@ static void attention_gradcheck(void) {
   CHECK(probs[(1 * ANH * AT + 2) * AT + 0] == 0.0f);              /* batch 1 row 2 ignores padded key 0 */
   CHECK(probs[(0 * ANH * AT + 1) * AT + 3] == 0.0f);              /* causal */
   CHECK_NEAR(probs[(1 * ANH * AT + 0) * AT + 4], 1.0 / AT, 1e-6);  /* left-pad query: uniform */
-  attention_backward(dqkv, a_wt, probs, a_qkv, a_mask, AB, AT, AC, ANH, att_ws(AB, AT, AC, ANH, true, true));
+  attention_backward(dqkv, a_wt, probs, a_qkv, a_mask, true, AB, AT, AC, ANH, att_ws(AB, AT, AC, ANH, true, true));
   double worst = 0;
   for (int i = 0; i < AB * AT * 3 * AC; i += 5) {
     float keep = a_qkv[i], h = 1e-2f;
@@ -138,8 +138,8 @@ static void attention_padding_invariance(void) {
   memcpy(qkv2 + 2 * 3 * C, qkv1, sizeof qkv1);
   int32_t m1[T] = {1, 1, 1, 1}, m2[T + 2] = {0, 0, 1, 1, 1, 1};
   alibi_slopes(sl, NH);
-  attention_forward(o1, NULL, qkv1, m1, sl, 1, T, C, NH, att_ws(1, T, C, NH, false, false));
-  attention_forward(o2, NULL, qkv2, m2, sl, 1, T + 2, C, NH, att_ws(1, T + 2, C, NH, false, false));
+  attention_forward(o1, NULL, qkv1, m1, sl, true, 1, T, C, NH, att_ws(1, T, C, NH, false, false));
+  attention_forward(o2, NULL, qkv2, m2, sl, true, 1, T + 2, C, NH, att_ws(1, T + 2, C, NH, false, false));
   double worst = 0;
   for (int i = 0; i < T * C; i++) worst = fmax(worst, fabs(o1[i] - o2[2 * C + i]));
   CHECK(worst < 1e-6);
@@ -149,7 +149,8 @@ static void attention_padding_invariance(void) {
    (double precision, every key scored, masked scores at the f32 minimum; a
    query with no visible key passes no gradient to q and k), for lengths
    that leave every remainder of the blocks of 4 queries and 16 keys, left
-   and right padding, and head sizes 8 and 24 (not multiples of 16). */
+   and right padding, and head sizes 8 and 24 (not multiples of 16); causal
+   with ALiBi (BLOOM) and bidirectional without slopes (BERT). */
 static void attention_matches_reference(void) {
   enum { B = 3, TMAX = 37, CMAX = 72, NH = 3 };
   static float qkv[B * TMAX * 3 * CMAX], out[B * TMAX * CMAX], probs[B * NH * TMAX * TMAX];
@@ -160,9 +161,11 @@ static void attention_matches_reference(void) {
   alibi_slopes(sl, NH);
   const int Ts[] = {1, 2, 3, 5, 6, 7, 17, 37}, Cs[] = {24, 72};
   double worst = 0, gworst = 0;
-  for (int ci = 0; ci < 2; ci++)
+  for (int mode = 0; mode < 4; mode++)
     for (int ti = 0; ti < 8; ti++) {
-      int T = Ts[ti], C = Cs[ci], HD = C / NH;
+      bool causal = mode < 2;
+      const float *slp = causal ? sl : NULL;
+      int T = Ts[ti], C = Cs[mode % 2], HD = C / NH;
       fill(qkv, (int64_t)B * T * 3 * C, -2, 2);
       for (int t = 0; t < T; t++) {
         mask[t] = 1;
@@ -172,7 +175,8 @@ static void attention_matches_reference(void) {
       fill(dout, (int64_t)B * T * C, -1, 1);
       memset(dref, 0, sizeof(double) * (size_t)B * T * 3 * C);
       for (int wp = 0; wp < 2; wp++) {
-        CHECK_OK(attention_forward(out, wp ? probs : NULL, qkv, mask, sl, B, T, C, NH, att_ws(B, T, C, NH, wp, false)));
+        CHECK_OK(attention_forward(out, wp ? probs : NULL, qkv, mask, slp, causal, B, T, C, NH,
+                                   att_ws(B, T, C, NH, wp, false)));
         for (int b = 0; b < B; b++)
           for (int h = 0; h < NH; h++)
             for (int i = 0; i < T; i++) {
@@ -183,7 +187,8 @@ static void attention_matches_reference(void) {
                 double d = 0;
                 for (int e = 0; e < HD; e++)
                   d += (double)qkv[(b * T + i) * 3 * C + h * HD + e] * qkv[(b * T + j) * 3 * C + C + h * HD + e];
-                s[j] = j <= i && mask[b * T + j] ? d / sqrt((double)HD) + sl[h] * (run - 1) : -FLT_MAX;
+                s[j] = (!causal || j <= i) && mask[b * T + j] ? d / sqrt((double)HD) + (causal ? sl[h] * (run - 1) : 0)
+                                                              : -FLT_MAX;
                 mx = fmax(mx, s[j]);
               }
               for (int j = 0; j < T; j++) sum += s[j] = exp(s[j] - mx);
@@ -198,7 +203,7 @@ static void attention_matches_reference(void) {
               const float *go = dout + (b * T + i) * C + h * HD;
               double dp[TMAX], pdp = 0;
               bool blind = true;
-              for (int j = 0; j <= i; j++) blind &= !mask[b * T + j];
+              for (int j = 0; j < (causal ? i + 1 : T); j++) blind &= !mask[b * T + j];
               for (int j = 0; j < T; j++) {
                 double pj = s[j] / sum;
                 dp[j] = 0;
@@ -218,7 +223,7 @@ static void attention_matches_reference(void) {
             }
       }
       memset(dqkv, 0, sizeof(float) * (size_t)B * T * 3 * C);
-      CHECK_OK(attention_backward(dqkv, dout, probs, qkv, mask, B, T, C, NH, att_ws(B, T, C, NH, true, true)));
+      CHECK_OK(attention_backward(dqkv, dout, probs, qkv, mask, causal, B, T, C, NH, att_ws(B, T, C, NH, true, true)));
       for (int k = 0; k < B * T * 3 * C; k++) gworst = fmax(gworst, fabs(dqkv[k] - dref[k]));
     }
   printf("#   attention vs reference: max abs difference %.2e, gradient %.2e\n", worst, gworst);
@@ -253,12 +258,18 @@ static void pooling_modes(void) {
   pooling_forward(out, x, mask, B, T, C, POOL_LASTTOKEN);
   CHECK_NEAR(out[0], 6, 0);
   CHECK_NEAR(out[C], 21, 0);
-  /* backward is the transpose of forward for each mode */
-  for (int mode = 0; mode < 3; mode++) {
+  pooling_forward(out, x, mask, B, T, C, POOL_CLS);
+  CHECK_NEAR(out[0], x[0], 0);
+  CHECK_NEAR(out[C], x[(T + 1) * C], 0);   /* the first real token of a left-padded row */
+  pooling_forward(out, x, mask, B, T, C, POOL_MAX);
+  CHECK_NEAR(out[0], 6, 0);
+  CHECK_NEAR(out[C], 21, 0);
+  /* backward is the transpose of forward for each mode (max: at its argmax) */
+  for (int mode = 0; mode <= POOL_MEAN_SQRT_LEN; mode++) {
     float g[B * C], dx[B * T * C] = {0}, xx[B * T * C];
     fill(g, B * C, -1, 1);
     fill(xx, B * T * C, -1, 1);
-    pooling_backward(dx, g, mask, B, T, C, mode);
+    pooling_backward(dx, g, xx, mask, B, T, C, mode);
     pooling_forward(out, xx, mask, B, T, C, mode);
     CHECK_NEAR(dot(out, g, B * C), dot(dx, xx, B * T * C), 1e-5);
   }

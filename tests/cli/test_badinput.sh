@@ -373,8 +373,8 @@ bad "$C" "a required option missing" 2 "lacos embed: missing required option --o
 bad "$C" "an unknown command option" 2 "lacos embed: unknown option --frob" --in sentences.txt -- "$LACOS" "${EMB[@]}" --frob
 bad "$C" "a number out of range" 2 "lacos embed: --batch must be at least 1, got 0" --in sentences.txt --absent out.npy -- "$LACOS" "${EMB[@]}" --batch 0
 bad "$C" "not a number" 2 "lacos embed: --batch expects a number, got 'abc'" --in sentences.txt --absent out.npy -- "$LACOS" "${EMB[@]}" --batch abc
-bad "$C" "not one of the choices" 2 "--pooling must be one of mean, weightedmean, lasttoken, got 'max'" --in sentences.txt --absent out.npy -- \
-  "$LACOS" "${EMB[@]}" --pooling max
+bad "$C" "not one of the choices" 2 "--pooling must be one of mean, weightedmean, lasttoken, cls, max, mean_sqrt_len_tokens, got 'median'" \
+  --in sentences.txt --absent out.npy -- "$LACOS" "${EMB[@]}" --pooling median
 bad "$C" "options that contradict each other" 2 "lacos embed: --tsv writes to stdout: use --out -" --in sentences.txt --absent out.npy -- \
   "$LACOS" "${EMB[@]}" --tsv
 bad "$C" "tokenize: --decode with --count" 2 "lacos tokenize: --decode reads ids" -- "$LACOS" tokenize --tokenizer "$TOK" --decode --count

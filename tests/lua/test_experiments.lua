@@ -229,4 +229,69 @@ H.test("lacos results mteb RUN: a trained point's scores in MTEB's format", func
   H.eq(#doc.lacos.skipped, 2)
 end)
 
+-- --baseline: a sentence-transformers model evaluated untrained beside the
+-- sweep, as its own row and dashed line, labelled as the baseline and with
+-- how it embeds (its own pooling, f32) where the sweep's models differ.
+local minilm = H.root .. "/models/all-MiniLM-L6-v2"
+if not H.exists(minilm .. "/model.safetensors") then
+  H.skip_test("experiments/scale.lua --baseline", "models/all-MiniLM-L6-v2 is absent (make models-minilm)")
+else
+  H.test("experiments/scale.lua --baseline models/all-MiniLM-L6-v2: a row and a line of its own, labelled", function()
+    local bfolder = dir .. "/baseline"
+    os.execute(("mkdir -p %q"):format(bfolder))
+    local cmd = ("run %q --sizes tiny-xs --pairs 0 --eval-limit 16 --baseline %q"):format(H.root .. "/experiments/scale.lua", minilm)
+    local rc, out, err = lacos_in(bfolder, cmd .. " --dry-run")
+    H.eq(rc, 0, err)
+    local pts = dry_points(out)
+    H.eq(#pts, 2)
+    H.eq(pts[1][2], "all-MiniLM-L6-v2 (baseline) pairs=0 seed=1")
+    rc, out, err = lacos_in(bfolder, cmd)
+    H.eq(rc, 0, "exit status; stderr: " .. err)
+    H.match(err, "sweep scale%-synthetic: 2 done, 0 skipped")
+    rc, out, err = lacos_in(bfolder, "results scale")
+    H.eq(rc, 0, err)
+    -- one group: the baseline joins the sweep's untrained block, saying how it embeds
+    H.truthy(not out:find("2 groups", 1, true), out)
+    H.match(out, "training pairs: 0 %(untrained%)\nmodel +params +n +STS12[^\n]*\ntiny%-xs +2%.2M +1 [^\n]*\n" ..
+                 "all%-MiniLM%-L6%-v2 %(baseline, mean pooling, f32 weights%) +22%.6M +1 ")
+    rc, out, err = lacos_in(bfolder, "results scale --json")
+    H.eq(rc, 0, err)
+    local doc = json.decode(out, "results scale --json")
+    H.eq(#doc.groups, 1)
+    local base
+    for _, row in ipairs(doc.groups[1].rows) do if row.baseline then base = row end end
+    H.truthy(base, "a baseline row")
+    H.eq(base.model, "all-MiniLM-L6-v2"); H.eq(base.params, 22565376); H.eq(base.pairs, 0)
+    H.eq(base.baseline_own, "mean pooling, f32 weights")
+    local db = R.open(bfolder .. "/results/lacos.db", { readonly = true })
+    local rows = db:query([[SELECT s.spearman FROM sts_results s JOIN params p ON p.run_id = s.run_id AND p.key = 'baseline'
+                             WHERE s.dataset = 'STSBenchmark' AND s.step = -1]])
+    local recorded_params = {}
+    for _, r in ipairs(db:query([[SELECT key, value_text FROM params WHERE run_id = (SELECT run_id FROM params WHERE key = 'baseline')
+                                   AND key IN ('quant', 'pooling', 'family')]])) do recorded_params[r.key] = r.value_text end
+    db:close()
+    H.eq(#rows, 1)
+    H.near(base.scores.STSBenchmark.mean, 100 * rows[1].spearman, 1e-9)
+    H.same(recorded_params, { quant = "f32", pooling = "mean", family = "bert" })
+    rc, out, err = lacos_in(bfolder, "results plot")
+    H.eq(rc, 0, err)
+    for _, fig in ipairs { "vs_params", "vs_data" } do
+      local csv = H.read(bfolder .. "/results/scale-synthetic_" .. fig .. ".csv")
+      local lines = 0
+      for line in (csv or ""):gmatch("[^\n]+") do
+        if line:find('"all-MiniLM-L6-v2 (baseline, mean pooling, f32 weights)', 1, true) then
+          H.match(line, '",true,', fig); lines = lines + 1
+        end
+      end
+      H.eq(lines, 4, fig .. ": a baseline line (two ends) in each panel: " .. tostring(csv))
+      local png = H.read(bfolder .. "/results/scale-synthetic_" .. fig .. ".png")
+      H.truthy(png and png:sub(2, 4) == "PNG", fig .. ".png")
+    end
+    rc, out, err = lacos_in(bfolder, ("run %q --sizes tiny-xs --pairs 0 --baseline %q"):format(H.root .. "/experiments/scale.lua",
+                                                                                          bfolder .. "/no-such-model"))
+    H.eq(rc, 2, err)
+    H.match(err, "%-%-baseline: .*/no%-such%-model is not a directory")
+  end)
+end
+
 H.done()

@@ -104,8 +104,8 @@ H.test("validate_point names the option of every problem", function()
   H.raises([[option 'targets' has "q_proj", which is not a LoRA target]], X.validate_point, good_point { targets = { "q_proj" } })
   H.raises([[option 'eval' has "french", which is not an evaluation group (english, multilingual)]], X.validate_point,
            good_point { eval = { "french" } })
-  H.raises("option 'pooling' must be one of mean, weightedmean, lasttoken, got \"max\"", X.validate_point,
-           good_point { pooling = "max" })
+  H.raises("option 'pooling' must be one of mean, weightedmean, lasttoken, cls, max, mean_sqrt_len_tokens, got \"median\"", X.validate_point,
+           good_point { pooling = "median" })
   H.raises("option 'model': no model shape 'tiny-xxl' (known: bloom-560m", X.validate_point, good_point { model = "tiny-xxl" })
   H.raises("option 'model': no checkpoint " .. dir .. "/bloom-560m (lacos pull bigscience/bloom-560m)", X.validate_point,
            good_point { model = "bloom-560m", synthetic = false, models_dir = dir })

@@ -2,19 +2,23 @@
 -- sentence per line from stdin, writes a float32 .npy of shape [n, hidden]
 -- (or tab-separated rows with --out - --tsv).
 local M = {}
+local POOLINGS = require("lacos.bloom").pooling_list
 
 M.spec = {
   name = "embed",
-  usage = "lacos embed --model DIR [--adapter DIR] [--pooling mean|weightedmean|lasttoken] [--quant f32|int8]\n" ..
-          "                   [--threshold X] [--device cpu|cuda] [--batch N] --out FILE.npy | --out - --tsv",
-  summary = "Embed sentences (one per line on stdin) with a BLOOM model.",
-  description = "The pooling recorded with the model or adapter (lacos.json) is used unless --pooling overrides it;\n" ..
+  usage = "lacos embed --model DIR [--adapter DIR] [--pooling " .. table.concat(POOLINGS, "|") .. "]\n" ..
+          "                   [--quant f32|int8]" ..
+           " [--threshold X] [--device cpu|cuda] [--batch N] --out FILE.npy | --out - --tsv",
+  summary = "Embed sentences (one per line on stdin) with a BLOOM or BERT-family model.",
+  description = "The pooling recorded with the model or adapter (lacos.json), or a sentence-transformers directory's\n" ..
+                "(1_Pooling/config.json), is used unless --pooling overrides it;\n" ..
                 "asking for a different pooling than the model was trained with needs --force. Lines are read as\n" ..
                 "UTF-8 with a trailing CR removed; an empty line embeds the empty string.",
   options = {
-    { "--model", "DIR", "checkpoint directory (config.json, weights, tokenizer.json)", required = true },
+    { "--model", "DIR", "checkpoint directory (config.json, weights, tokenizer.json; BLOOM, BERT, or a sentence-transformers directory)",
+      required = true },
     { "--adapter", "DIR", "LoRA adapter directory (lacos' or PEFT's)" },
-    { "--pooling", "MODE", "pooling", choices = { "mean", "weightedmean", "lasttoken" } },
+    { "--pooling", "MODE", "pooling (default: the model's)", choices = POOLINGS },
     { "--quant", "KIND", "weight format in memory", default = "int8", choices = { "f32", "int8" } },
     { "--threshold", "X", "LLM.int8 outlier threshold (0 = off, 6 = the usual)", type = "number", default = 0, min = 0 },
     { "--device", "NAME", "where the model runs", default = "cpu", choices = { "cpu", "cuda" } },
@@ -28,6 +32,7 @@ M.spec = {
   examples = {
     "printf 'a cat\\nun chat\\n' | lacos embed --model models/bloom-560m --out emb.npy",
     "lacos embed --model models/bloom-560m --adapter runs/lora --out - --tsv < sentences.txt",
+    "lacos embed --model models/all-MiniLM-L6-v2 --quant f32 --out e.npy < sentences.txt",
   },
 }
 

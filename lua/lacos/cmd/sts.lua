@@ -3,6 +3,7 @@
 -- per set and language (pair); every score recorded in the results
 -- database with what produced it.
 local M = {}
+local POOLINGS = require("lacos.bloom").pooling_list
 
 M.spec = {
   name = "sts",
@@ -14,9 +15,9 @@ M.spec = {
                 "score' file. Sets with several subsets (STS12-16, STS17, stsb-multi-mt) report each subset and the\n" ..
                 "concatenated 'all' score (SimCSE's rule; --aggregation mean|wmean for the others).",
   options = {
-    { "--model", "DIR", "checkpoint directory", required = true },
+    { "--model", "DIR", "checkpoint directory (BLOOM, BERT, or a sentence-transformers directory)", required = true },
     { "--adapter", "DIR", "LoRA adapter (lacos' or PEFT's)" },
-    { "--pooling", "MODE", "pooling", choices = { "mean", "weightedmean", "lasttoken" } },
+    { "--pooling", "MODE", "pooling (default: the model's)", choices = POOLINGS },
     { "--quant", "KIND", "weights in memory", default = "int8", choices = { "f32", "int8" } },
     { "--threshold", "X", "LLM.int8 outlier threshold", type = "number", default = 0, min = 0 },
     { "--device", "NAME", "where the model runs", default = "cpu", choices = { "cpu", "cuda" } },
@@ -38,6 +39,7 @@ M.spec = {
     "lacos sts --model models/bloom-560m --sets stsb:test,sick:test",
     "lacos sts --model models/bloom-560m --adapter runs/lora --suite senteval",
     "lacos sts --model models/bloom-560m --file my-pairs.tsv --json",
+    "lacos sts --model models/all-MiniLM-L6-v2 --quant f32 --suite senteval",
   },
 }
 

@@ -1,8 +1,9 @@
 -- lacos train: one training run without writing Lua — LoRA adapters on a
--- frozen (int8) BLOOM with a Siamese objective: MNRL on (anchor, positive[,
+-- frozen (int8) BLOOM or BERT-family encoder with a Siamese objective: MNRL on (anchor, positive[,
 -- hard negative]) pairs, CoSENT on scored pairs, or SBERT's softmax
 -- classifier on NLI-labelled pairs.
 local M = {}
+local POOLINGS = require("lacos.bloom").pooling_list
 
 M.spec = {
   name = "train",
@@ -14,7 +15,10 @@ M.spec = {
                 "  --loss softmax               premise TAB hypothesis TAB label (entailment, neutral or contradiction)\n" ..
                 "--format reads another layout instead: stsb (STS-B's sts-train.csv, score in field 5, sentences in\n" ..
                 "6 and 7), sick, csv, allnli, jsonl (SNLI/MultiNLI), generic (s1 TAB s2 TAB score), nli (s1 TAB s2 TAB\n" ..
-                "label), triplets, simcse; --labels int takes whole-number labels 0..N-1 (with --num-labels N). The\n" ..
+                "label), triplets, simcse. --targets names PEFT's modules: BLOOM query_key_value (the default), dense,\n" ..
+                "dense_h_to_4h, dense_4h_to_h, or attn, mlp, all; BERT query, key, value (query,value the default),\n" ..
+                "dense (all three dense linears), attention.output.dense, intermediate.dense, output.dense, or qkv, attn,\n" ..
+                "mlp, all. --labels int takes whole-number labels 0..N-1 (with --num-labels N). The\n" ..
                 "softmax classifier's weights are trained with the adapter and kept in the checkpoints, not in\n" ..
                 "ADAPTER_DIR (as sentence-transformers drops them). Every option has a default,\n" ..
                 "printed when the run starts. The adapter is saved in PEFT's format in ADAPTER_DIR (use it with\n" ..
@@ -31,7 +35,7 @@ M.spec = {
                 "summed, and rank 0 alone writes the database, checkpoints and adapter (README: \"More than one GPU\n" ..
                 "or machine\"). The batch size must be a multiple of the number of ranks.",
   options = {
-    { "--model", "DIR", "BLOOM checkpoint directory", required = true },
+    { "--model", "DIR", "checkpoint directory (BLOOM, BERT, or a sentence-transformers directory)", required = true },
     { "--pairs", "FILE", "training pairs (TSV; the layout --loss needs, or --format)", required = true },
     { "--format", "NAME", "FILE's layout, when not the one --loss reads by default",
       choices = { "tsv", "stsb", "sick", "csv", "allnli", "jsonl", "generic", "nli", "pairs", "triplets", "simcse" } },
@@ -45,8 +49,7 @@ M.spec = {
     { "--r", "N", "LoRA rank", type = "integer", default = 8, min = 1 },
     { "--alpha", "X", "LoRA alpha (scaling alpha/r)", type = "number", default = 16, min = 0 },
     { "--dropout", "P", "LoRA dropout", type = "number", default = 0.05, min = 0, max = 0.99 },
-    { "--targets", "LIST", "adapted linears, comma-separated (query_key_value, dense, dense_h_to_4h, dense_4h_to_h, attn, mlp, all)",
-      default = "query_key_value" },
+    { "--targets", "LIST", "adapted linears, comma-separated (names above; default: PEFT's for the family)" },
     { "--loss", "NAME", "objective", default = "mnrl", choices = { "mnrl", "mnrl-symmetric", "cosent", "softmax" } },
     { "--scale", "X", "similarity scale (1/temperature; mnrl and cosent)", type = "number", default = 20, min = 0 },
     { "--num-labels", "N", "classes of the softmax classifier", type = "integer", default = 3, min = 2 },
@@ -61,7 +64,8 @@ M.spec = {
     { "--limit", "N", "use only the first N pairs", type = "integer", min = 2 },
     { "--warmup", "X", "warmup: a fraction of the steps (< 1) or a number of steps", type = "number", default = 0.1, min = 0 },
     { "--max-grad-norm", "X", "gradient clipping (0 = off)", type = "number", default = 1.0, min = 0 },
-    { "--pooling", "MODE", "pooling", default = "weightedmean", choices = { "mean", "weightedmean", "lasttoken" } },
+    { "--pooling", "MODE", "pooling (default: the model's: a sentence-transformers directory's, else weightedmean)",
+      choices = POOLINGS },
     { "--max-length", "N", "truncate sentences to N tokens", type = "integer", default = 128, min = 1 },
     { "--seed", "N", "seed for data order, LoRA init and dropout", type = "integer", default = 42 },
     { "--checkpoint-every", "N", "checkpoint every N steps (0 = only at the end and on interrupt)", type = "integer", default = 100, min = 0 },
@@ -84,6 +88,7 @@ M.spec = {
     "lacos train --model models/bloom-7b1 --pairs nli.tsv --out runs/7b1 --batch-size 64 --mini-batch 8",
     "lacos train --model models/bloom-560m --loss cosent --pairs sts-train.csv --format stsb --out runs/cosent",
     "lacos train --model models/bloom-560m --loss softmax --pairs nli-labelled.tsv --out runs/nli-softmax",
+    "lacos train --model models/all-MiniLM-L6-v2 --pairs nli.tsv --targets query,key,value --quant f32 --out runs/minilm",
     "mpirun -np 4 lacos train --model models/bloom-7b1 --pairs nli.tsv --out runs/7b1 --device cuda --batch-size 256 --mini-batch 16",
   },
 }
@@ -219,6 +224,9 @@ function M.run(opts)
   local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, device = opts.device })
   if not m.tokenizer then error(opts.model .. ": no tokenizer.json in the model directory", 0) end
   local cfg = m:config()
+  -- the family's defaults, settled before anything records the options
+  opts.pooling = opts.pooling or m:pooling()
+  opts.targets = opts.targets or table.concat(lacos.bloom.default_targets[cfg.family], ",")
   local start_from
   if opts.init_adapter then
     -- the adapter's weights, into an adapter made with this command's options
