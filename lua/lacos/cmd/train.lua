@@ -390,8 +390,9 @@ function M.run(opts)
       error(result, 0)
     end
     -- (an adapter already saved by this very training, killed before it
-    -- exited, stays as it is: nothing was trained since)
-    local resaved = not (#result.losses == 0 and util.exists(adapter_file))
+    -- exited, stays as it is: nothing was trained since; but a kill between
+    -- the engine's adapter files and lacos.json, written after them, saves again)
+    local resaved = not (#result.losses == 0 and util.exists(adapter_file) and util.exists(opts.out .. "/lacos.json"))
     if result.status == "done" and root and resaved then
       local saved, e = pcall(m.save_lora, m, opts.out, { trained = { steps = result.steps, pairs = data:size(), loss = result.loss,
                                                                      run = run and run.uuid or nil },
