@@ -379,10 +379,10 @@ local function active_jobs(dir)
   return q, n, state
 end
 
-local function memory_request(sweep, todo, cli)
+local function memory_request(sweep, pending, cli)
   if cli.mem_per_point then return cli.mem_per_point, nil end
   local worst
-  for _, t in ipairs(todo) do
+  for _, t in ipairs(pending) do
     local bytes
     if sweep.memory then bytes = sweep.memory(t.point)
     elseif sweep.estimate then bytes = sweep.estimate(t.point).bytes end
@@ -450,13 +450,13 @@ local function submit(sweep, opts, cli)
   local db
   if opts.dry_run then db = require("lacos.sweep").existing_db(db_path)   -- a dry run creates nothing
   else db = results.open(db_path, { readonly = true }) end
-  local todo, done = {}, 0
+  local pending, done = {}, 0
   for i, p in ipairs(pts) do
     if done_somewhere(sweep, p, db, dir) then done = done + 1
-    else todo[#todo + 1] = { index = i, id = sweep:point_id(p), label = sweep:label(p), point = p } end
+    else pending[#pending + 1] = { index = i, id = sweep:point_id(p), label = sweep:label(p), point = p } end
   end
   if db then db:close() end
-  if #todo == 0 then
+  if #pending == 0 then
     io.stderr:write(("sweep %s: every one of its %d points is done; nothing to submit\n"):format(name, #pts))
     if opts.dry_run or not cli.wait then
       if opts.dry_run then return { dry_run = true, done = 0, skipped = #pts, failed = 0, interrupted = 0, points = {}, exit_status = 0 } end
@@ -470,15 +470,15 @@ local function submit(sweep, opts, cli)
     -- array indices run from 0 to MaxArraySize - 1 (Slurm's default 1001): the grid index must fit
     local ok, config = pcall(slurm, { "scontrol", "show", "config" })
     local max_size = ok and tonumber(config:match("\nMaxArraySize%s*=%s*(%d+)")) or nil
-    if max_size and todo[#todo].index > max_size - 1 then
+    if max_size and pending[#pending].index > max_size - 1 then
       error(("sweep %s: point %d is beyond this cluster's largest array index %d (MaxArraySize = %d); submit part of " ..
              "the grid at a time (fewer points: the script's own options), or ask for a larger MaxArraySize")
-            :format(name, todo[#todo].index, max_size - 1, max_size), 0)
+            :format(name, pending[#pending].index, max_size - 1, max_size), 0)
     end
   end
-  local mem, mem_note = memory_request(sweep, todo, cli)
+  local mem, mem_note = memory_request(sweep, pending, cli)
   local info = { name = name, dir = dir, cwd = util.abspath("."), exe = rawget(_G, "LACOS_EXE") or "lacos",
-                 script = util.abspath(script), argv = task_argv(cli._sweep.argv, cli._sweep.spec), points = todo,
+                 script = util.abspath(script), argv = task_argv(cli._sweep.argv, cli._sweep.spec), points = pending,
                  mem = mem, mem_note = mem_note, cli = cli, db = db_path }
   if mem and cli.ranks_per_point and cli.ranks_per_point > 1 then
     local n, unit = mem:match("^(%d+)(%a?)$")
@@ -489,7 +489,7 @@ local function submit(sweep, opts, cli)
   if opts.dry_run then
     io.write(text)
     io.stderr:write(("sweep %s: would submit %d of %d points (%d done) as one job array, then a merge job " ..
-                     "(--dry-run: nothing written or submitted)\n"):format(name, #todo, #pts, done))
+                     "(--dry-run: nothing written or submitted)\n"):format(name, #pending, #pts, done))
     return { dry_run = true, done = 0, skipped = done, failed = 0, interrupted = 0, points = {}, exit_status = 0 }
   end
   local array_path, merge_path = dir .. "/array.sbatch", dir .. "/merge.sbatch"
@@ -504,13 +504,13 @@ local function submit(sweep, opts, cli)
   local state = M.jobs(dir)
   local entry = { array_job = tonumber(array_job), merge_job = tonumber(merge_job), submitted_at = os.date("!%Y-%m-%dT%H:%M:%SZ"),
                   script = util.abspath(script), batch_script = array_path, db = db_path, name = name, points = {} }
-  for _, t in ipairs(todo) do entry.points[#entry.points + 1] = { index = t.index, id = t.id, label = t.label } end
+  for _, t in ipairs(pending) do entry.points[#entry.points + 1] = { index = t.index, id = t.id, label = t.label } end
   state.name = name
   state.submissions[#state.submissions + 1] = entry
   json.write(dir .. "/jobs.json", state)
   local rel_dir = dir
   io.stderr:write(("sweep %s: submitted %d of %d points (%d done before) as Slurm job array %s; merge job %s runs after it\n")
-                  :format(name, #todo, #pts, done, array_job, merge_job or "?"))
+                  :format(name, #pending, #pts, done, array_job, merge_job or "?"))
   io.stderr:write(("  batch script: %s\n  logs: %s/logs/%s_%s_<task>.out\n  shards: %s/shards/\n"):format(
     array_path, rel_dir, M.job_name(name), array_job, rel_dir))
   io.stderr:write(("  follow: lacos sweep status %s%s   stop: lacos sweep cancel %s\n"):format(
