@@ -627,17 +627,60 @@ local function check_savable(self, dtype)
     error("save: the model has a LoRA adapter that is not merged; call merge_lora() first (or remove_lora() to save the base alone)", 3)
   end
 end
+-- BertModel's pooler (a tanh dense layer over [CLS], for next-sentence
+-- prediction) is in most BERT checkpoints but no sentence embedding uses it,
+-- so the engine does not hold it. A BERT checkpoint written from a source
+-- that has one carries it over unchanged (in the written dtype), so that
+-- transformers finds every weight it expects and initialises none at random.
+local pooler_names = { "pooler.dense.weight", "pooler.dense.bias" }
+local function carry_pooler(self, dir, dtype, shard_size)
+  if not self.dir then return end
+  local S = require "lacos.safetensors"
+  local ok, src = pcall(S.open, self.dir)
+  if not ok then return end
+  local extra = {}
+  for _, n in ipairs(pooler_names) do
+    local name = src:has(n) and n or (src:has("bert." .. n) and "bert." .. n)
+    if name then extra[#extra + 1] = { n, src:get(name):to(dtype) } end
+  end
+  src:free()
+  if #extra == 0 then return end
+  if #extra ~= #pooler_names then
+    error(("%s: the checkpoint has %s but not the rest of the pooler (%s)"):format(self.dir, extra[1][1],
+      table.concat(pooler_names, ", ")), 0)
+  end
+  -- the engine's files are read back (mapped) and written again with the
+  -- pooler among them, sharded as before
+  local out = S.open(dir)
+  local list = {}
+  for _, n in ipairs(out:names()) do list[#list + 1] = { n, out:get(n) } end
+  out:free()
+  for _, p in ipairs(extra) do list[#list + 1] = p end
+  local names, err = util.listdir(dir)
+  if not names then error(err, 0) end
+  for _, f in ipairs(names) do
+    if f:match("^model.*%.safetensors$") or f == "model.safetensors.index.json" then os.remove(dir .. "/" .. f) end
+  end
+  S.save_sharded(dir, list, { max_bytes = shard_size > 0 and shard_size or 5e9, metadata = { format = "pt" } })
+end
+
+-- The tokenizer files a checkpoint directory may hold beside tokenizer.json
+-- (copied byte for byte: transformers' AutoTokenizer reads them).
+local tokenizer_files = { "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "added_tokens.json" }
+
 function Model:write_checkpoint(dir, opts)
   opts = util.options(opts, { dtype = "f32", shard_size = 0 }, "write_checkpoint")
   check_savable(self, opts.dtype)
   check(C.lacos_bloom_save(self.ptr, dir, T.dtype_of(opts.dtype), opts.shard_size))
+  if self:family() == "bert" then carry_pooler(self, dir, opts.dtype, opts.shard_size) end
   if self.tokenizer_path then util.copy_file(self.tokenizer_path, dir .. "/tokenizer.json") end
-  for _, name in ipairs { "tokenizer_config.json", "special_tokens_map.json" } do
+  for _, name in ipairs(tokenizer_files) do
     if self.dir and exists(self.dir .. "/" .. name) then util.copy_file(self.dir .. "/" .. name, dir .. "/" .. name) end
   end
   -- a pooling is recorded only when one was (an adapter's, an override): recording the default would refuse others
-  local meta = { pooling = self.pooling_override or self.meta.pooling, padding_side = self:padding_side(), normalize = false,
-                 created_by = "lacos " .. require("lacos").version(), dtype = opts.dtype }
+  local meta = { pooling = self.pooling_override or self.meta.pooling, padding_side = self:padding_side(),
+                 normalize = self:normalizes(), created_by = "lacos " .. require("lacos").version(), dtype = opts.dtype }
+  if self.quant == "int8" then meta.dequantised_from = "int8" end
   if self.lora then
     meta.merged = { base = self.dir or self.name, adapter = self.adapter, base_quant = self.quant, r = self.lora.r,
                     alpha = self.lora.alpha, rslora = self.lora.rslora, targets = self.lora.targets }
@@ -662,23 +705,43 @@ end
 -- same questions): the network's Hugging Face model_type and class, the pooling and
 -- the poolings the family has (pooling_recorded: the one the model or its
 -- adapter was trained with, when recorded), the padding side, normalisation, the
--- longest input, lower-casing, the width, and the token that pads. (encode
--- never normalises a BLOOM embedding; the cosine does that downstream.)
+-- longest input the network takes (max_length) and the one it embeds by
+-- default (max_seq_length), lower-casing, the width, the token that pads,
+-- whether prompt tokens are pooled (include_prompt), and whether the
+-- source's tokenizer_config.json is kept as it is. (encode never normalises
+-- a BLOOM embedding; the cosine does that downstream.)
 function Model:embedding_spec()
   local cfg = self:config()
-  if self:family() ~= "bloom" then
-    error(("lacos.export: %s models cannot be exported yet (their checkpoint writer is BLOOM's)"):format(self:family()), 0)
-  end
   local pad
   if self.tokenizer and cfg.pad_token_id >= 0 and cfg.pad_token_id < self.tokenizer:vocab_size() then
     pad = self.tokenizer:id_to_token(cfg.pad_token_id)
   end
-  return { family = "bloom", model_type = "bloom", architecture = "BloomModel", pooling = self:pooling(), pooling_recorded = self.meta.pooling,
-           poolings = { unpack(M.pooling_list) },
+  local spec = { family = "bloom", model_type = "bloom", architecture = "BloomModel", pooling = self:pooling(),
+           pooling_recorded = self.meta.pooling, poolings = { unpack(M.pooling_list) },
            padding_side = self:padding_side(), normalize = false, max_length = cfg.max_length,
-           do_lower_case = false, hidden_size = cfg.hidden_size, pad_token = pad,
-           base = self.dir or self.name, adapter = self.adapter, lora = self.lora, quant = self.quant,
-           tokenizer_path = self.tokenizer_path, dir = self.dir }
+           max_seq_length = cfg.max_length, do_lower_case = false, hidden_size = cfg.hidden_size, pad_token = pad,
+           include_prompt = true, base = self.dir or self.name, adapter = self.adapter, lora = self.lora,
+           quant = self.quant, tokenizer_path = self.tokenizer_path, dir = self.dir }
+  if self:family() == "bert" then
+    -- a BertModel as sentence-transformers ran it: the source directory's
+    -- length, lower-casing, prompts and tokenizer config (its WordPiece
+    -- special tokens), right padding as BERT's position ids assume
+    local st = self.st or {}
+    spec.family, spec.model_type, spec.architecture = "bert", "bert", "BertModel"
+    spec.normalize, spec.padding_side = self:normalizes(), "right"
+    spec.max_seq_length = st.max_length or cfg.max_length
+    spec.do_lower_case = st.do_lower_case or false
+    spec.include_prompt = st.include_prompt ~= false
+    spec.prompts, spec.default_prompt_name, spec.similarity = st.prompts, st.default_prompt_name, st.similarity
+    spec.keep_tokenizer_config = true
+    if self.tokenizer then
+      spec.special_tokens = {}
+      for key, tok in pairs { unk_token = "[UNK]", sep_token = "[SEP]", cls_token = "[CLS]", mask_token = "[MASK]" } do
+        if self.tokenizer:token_to_id(tok) then spec.special_tokens[key] = tok end
+      end
+    end
+  end
+  return spec
 end
 function Model:weight_names()
   local names = {}

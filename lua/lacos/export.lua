@@ -10,8 +10,11 @@
 --   config.json, model.safetensors     the merged network in the Hugging Face names transformers' AutoModel loads
 --   tokenizer.json, tokenizer_config.json  the model's tokenizer; the config sets the padding side, the pad
 --                                      token and model_max_length, so AutoTokenizer pads and cuts as lacos does
+--                                      (a BERT source's own tokenizer_config.json, special_tokens_map.json and
+--                                      vocab.txt are copied as they are)
 --   modules.json                       Transformer → Pooling (→ Normalize when the model normalises)
---   1_Pooling/config.json              the model's pooling (mean, weightedmean, lasttoken, cls, max)
+--   1_Pooling/config.json              the model's pooling (mean, weightedmean, lasttoken, cls, max,
+--                                      mean_sqrt_len_tokens) and include_prompt
 --   sentence_bert_config.json          max_seq_length, do_lower_case
 --   config_sentence_transformers.json  similarity cosine
 --   lacos.json, README.md              what lacos records, and a model card with the provenance
@@ -20,10 +23,13 @@
 --   m:write_checkpoint(dir, {dtype =, shard_size =})   the Hugging Face checkpoint (weights named by the
 --                                                      family's layout file, config.json, tokenizer files)
 --   m:embedding_spec()   { family, model_type, architecture, pooling, pooling_recorded, poolings, padding_side,
---                          normalize, max_length, do_lower_case, hidden_size, pad_token, base, adapter, lora,
---                          quant, tokenizer_path, dir }
+--                          normalize, max_length, max_seq_length, do_lower_case, hidden_size, pad_token,
+--                          include_prompt, base, adapter, lora, quant, tokenizer_path, dir, and optionally
+--                          keep_tokenizer_config, special_tokens, prompts, default_prompt_name, similarity }
 -- and, when it trains LoRA, m.lora, m:lora_merged(), m:merge_lora(), m:unmerge_lora(). M.families maps
--- config.json's model_type to the family's loader (lacos.bloom.load today).
+-- config.json's model_type to the family's loader (lacos.bloom.load for bloom and bert: a BERT is
+-- written as transformers' BertModel, its fused [Q;K;V] split back into query, key and value).
+-- A model held in int8 is exported dequantised, with a warning (the result's warnings).
 local util = require "lacos.util"
 local json = require "lacos.json"
 local E = require "lacos.engine"
@@ -37,6 +43,7 @@ M.dtypes = { f32 = true, f16 = true, bf16 = true }
 -- model_type → a function(dir, opts) that loads the family's model (opts: quant, adapter).
 M.families = {
   bloom = function(dir, opts) return require("lacos.bloom").load(dir, opts) end,
+  bert = function(dir, opts) return require("lacos.bloom").load(dir, opts) end,
 }
 
 -- What each pooling does, for the model card.
@@ -109,6 +116,9 @@ end
 -- {}, and an empty entry means its default either way.
 local function tokenizer_config(tmp, spec, max_length)
   local path = tmp .. "/tokenizer_config.json"
+  -- a BERT source's own config already tokenizes as sentence-transformers
+  -- ran it (right padding, its special tokens): kept byte for byte
+  if spec.keep_tokenizer_config and util.exists(path) then return end
   local tc = util.exists(path) and json.read(path) or {}
   if type(tc) ~= "table" then fail("%s: not a JSON object", path) end
   for k, v in pairs(tc) do if type(v) == "table" and v ~= json.null and next(v) == nil then tc[k] = nil end end
@@ -119,6 +129,8 @@ local function tokenizer_config(tmp, spec, max_length)
   if tc.pad_token == nil and spec.pad_token then tc.pad_token = spec.pad_token end
   if tc.clean_up_tokenization_spaces == nil then tc.clean_up_tokenization_spaces = false end
   if tc.do_lower_case == nil and spec.do_lower_case then tc.do_lower_case = true end
+  -- the special tokens a prompt's length is measured without (sentence-transformers drops a trailing one)
+  for k, v in pairs(spec.special_tokens or {}) do if tc[k] == nil then tc[k] = v end end
   json.write(path, tc)
 end
 
@@ -128,8 +140,8 @@ end
 local legacy_keys = { cls = "pooling_mode_cls_token", max = "pooling_mode_max_tokens", mean = "pooling_mode_mean_tokens",
   mean_sqrt_len_tokens = "pooling_mode_mean_sqrt_len_tokens", weightedmean = "pooling_mode_weightedmean_tokens",
   lasttoken = "pooling_mode_lasttoken" }
-local function pooling_config(pooling, dimension)
-  local c = { word_embedding_dimension = dimension, include_prompt = true }
+local function pooling_config(pooling, dimension, include_prompt)
+  local c = { word_embedding_dimension = dimension, include_prompt = include_prompt }
   for mode, key in pairs(legacy_keys) do c[key] = mode == pooling end
   return c
 end
@@ -172,6 +184,8 @@ local function card(out, spec, info)
     ("| max_seq_length | %d tokens (sentence-transformers cuts longer inputs to this; lacos embed does with --max-length %d) |")
       :format(info.max_length, info.max_length),
     ("| padding side | %s |"):format(spec.padding_side),
+    ("| prompt tokens | %s |"):format(spec.include_prompt ~= false and "pooled with the text" or
+      "attended to but not pooled (include_prompt false)"),
     "",
     "## Provenance",
     "",
@@ -192,6 +206,9 @@ local function card(out, spec, info)
     end
   else
     L[#L + 1] = "- adapter: none (the base weights as they are)"
+  end
+  if info.dequantised then
+    L[#L + 1] = "- weights: dequantised from the int8 model lacos held (they carry its rounding; not the source's exact weights)"
   end
   L[#L + 1] = ("- exported by: lacos %s, %s"):format(info.version, info.date)
   L[#L + 1] = ("- model.safetensors sha256: %s"):format(info.weights_sha256 or "(sharded; see model.safetensors.index.json)")
@@ -235,7 +252,7 @@ function M.sentence_transformers(m, out, opts)
   if not require("lacos.sentence_transformers").pooling_modes[pooling] then
     fail("lacos.export: sentence-transformers has no pooling '%s'", tostring(pooling))
   end
-  local max_length = opts.max_length or spec.max_length
+  local max_length = opts.max_length or spec.max_seq_length or spec.max_length
   if type(max_length) ~= "number" or max_length < 1 or max_length ~= math.floor(max_length) or max_length > spec.max_length then
     fail("max_length must be a whole number from 1 to the model's %d, got %s", spec.max_length, tostring(max_length))
   end
@@ -244,6 +261,15 @@ function M.sentence_transformers(m, out, opts)
   end
   local info = { version = require("lacos").version(), date = os.date("!%Y-%m-%d %H:%M:%S UTC"), dtype = opts.dtype,
                  pooling = pooling, max_length = max_length }
+  local warnings = {}
+  if spec.quant == "int8" then
+    -- the int8 codes dequantised: the rounding is baked into the weights,
+    -- and sentence-transformers computes with them in floating point (not
+    -- as lacos' int8 products do), so the export embeds like neither
+    warnings[1] = ("%s was held in int8: the export's weights are its int8 weights dequantised, and embed close to, not "
+      .. "as, the original (load with --quant f32 to export the weights exactly)"):format(tostring(spec.base))
+    info.dequantised = true
+  end
   if spec.adapter then info.adapter = adapter_provenance(spec.adapter, opts.db) end
   local merged_here = spec.lora and not m:lora_merged()
   if merged_here then m:merge_lora() end
@@ -252,7 +278,8 @@ function M.sentence_transformers(m, out, opts)
     if not util.exists(tmp .. "/tokenizer.json") then fail("%s: the model's tokenizer was not written", tmp) end
     -- the pooling the export records wins over the checkpoint's (lacos embed reads lacos.json)
     local lj = json.read(tmp .. "/lacos.json")
-    lj.pooling, lj.export = pooling, { format = "sentence-transformers", max_seq_length = max_length }
+    lj.pooling, lj.normalize = pooling, spec.normalize
+    lj.export = { format = "sentence-transformers", max_seq_length = max_length }
     json.write(tmp .. "/lacos.json", lj)
     tokenizer_config(tmp, spec, max_length)
     local modules = {
@@ -260,7 +287,7 @@ function M.sentence_transformers(m, out, opts)
       { idx = 1, name = "1", path = "1_Pooling", type = "sentence_transformers.models.Pooling" },
     }
     util.mkdir_p(tmp .. "/1_Pooling")
-    json.write(tmp .. "/1_Pooling/config.json", pooling_config(pooling, spec.hidden_size))
+    json.write(tmp .. "/1_Pooling/config.json", pooling_config(pooling, spec.hidden_size, spec.include_prompt ~= false))
     if spec.normalize then
       -- sentence-transformers' Normalize keeps no settings: its folder is empty
       modules[3] = { idx = 2, name = "2", path = "2_Normalize", type = "sentence_transformers.models.Normalize" }
@@ -269,14 +296,15 @@ function M.sentence_transformers(m, out, opts)
     json.write(tmp .. "/modules.json", modules)
     json.write(tmp .. "/sentence_bert_config.json", { max_seq_length = max_length, do_lower_case = spec.do_lower_case })
     json.write(tmp .. "/config_sentence_transformers.json", { model_type = "SentenceTransformer",
-      similarity_fn_name = "cosine", __version__ = { lacos = info.version } })
+      similarity_fn_name = spec.similarity or "cosine", prompts = spec.prompts and next(spec.prompts) and spec.prompts or nil, default_prompt_name = spec.default_prompt_name,
+      __version__ = { lacos = info.version } })
     if util.exists(tmp .. "/model.safetensors") then info.weights_sha256 = sha256_file(tmp .. "/model.safetensors") end
     util.write_file(tmp .. "/README.md", card(out, spec, info))
   end, opts.force_hint)
   if merged_here then m:unmerge_lora() end
   if not ok then error(err, 0) end
   return { out = out, pooling = pooling, normalize = spec.normalize, max_length = max_length, dtype = opts.dtype,
-           run = info.adapter and info.adapter.run, format = "sentence-transformers" }
+           run = info.adapter and info.adapter.run, format = "sentence-transformers", warnings = warnings }
 end
 
 return M

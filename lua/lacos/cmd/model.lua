@@ -37,11 +37,14 @@ M.spec = {
                 "export writes the model (with --adapter merged in, as merge does) as a sentence-transformers\n" ..
                 "directory that SentenceTransformer(DIR) loads and that embeds as lacos does: the checkpoint, a\n" ..
                 "tokenizer_config.json with lacos' padding side, modules.json (Transformer, Pooling), the pooling the\n" ..
-                "model or adapter was trained with (1_Pooling/config.json: mean, weightedmean or lasttoken),\n" ..
+                "model or adapter was trained with (1_Pooling/config.json: mean, weightedmean, lasttoken, cls, max\n" ..
+                "or mean_sqrt_len_tokens), whether prompt tokens are pooled (include_prompt, as the source had it),\n" ..
                 "sentence_bert_config.json (max_seq_length, do_lower_case) and README.md, a model card naming the\n" ..
                 "base, the adapter (its sha256) and the training run (its uuid, from the adapter or the results\n" ..
                 "database). Weights are f32 unless --dtype says otherwise: sentence-transformers computes in the\n" ..
-                "weights' dtype, and lacos in f32.",
+                "weights' dtype, and lacos in f32. BLOOM and BERT models export (a BERT as transformers' BertModel,\n" ..
+                "with the source's tokenizer files and pooler as they were, and its max_seq_length by default).\n" ..
+                "--quant int8 exports the int8 weights dequantised, with a warning: they carry int8's rounding.",
   options = {
     { "--out", "DIR", "output directory (random, merge, export)" },
     { "--seed", "N", "random seed (random)", type = "integer", default = 0 },
@@ -54,7 +57,7 @@ M.spec = {
     { "--quant", "KIND", "how the base is held while merging (merge, export)", default = "f32", choices = { "f32", "int8" } },
     { "--format", "NAME", "what export writes", default = "sentence-transformers", choices = { "sentence-transformers" } },
     { "--pooling", "MODE", "the pooling to record (export; default: the model's or adapter's)",
-      choices = { "mean", "weightedmean", "lasttoken" } },
+      choices = { "mean", "weightedmean", "lasttoken", "cls", "max", "mean_sqrt_len_tokens" } },
     { "--max-length", "N", "sentence_bert_config.json's max_seq_length (export; default: the model's limit)", type = "integer", min = 1 },
     { "--db", "FILE", "results database that names the adapter's training run (export; default $LACOS_DB or results/lacos.db)" },
     { "--force", nil, "replace a non-empty --out (random, merge, export)" },
@@ -212,6 +215,7 @@ function M.export(opts)
     max_length = opts.max_length, force = opts.force, shard_size = opts.shard_size or 0, db = opts.db, force_hint = "--force" })
   m:free()
   if not ok then error(r, 0) end
+  for _, w in ipairs(r.warnings) do io.stderr:write("lacos: warning: " .. w .. "\n") end
   io.stderr:write(("lacos: exported %s%s as a sentence-transformers directory %s (%s pooling%s, max_seq_length %d, %s weights%s) in %s\n")
     :format(opts.model, opts.adapter and (" + " .. opts.adapter) or "", opts.out, r.pooling, r.normalize and ", normalised" or "",
             r.max_length, r.dtype, r.run and (", run " .. r.run) or "", require("lacos.util").duration(require("lacos.util").clock() - t0)))
