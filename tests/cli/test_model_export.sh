@@ -5,8 +5,11 @@
 # written: a missing model or adapter, a model lacos cannot export, an
 # unknown --format, an existing --out (refused unless --force), an --out
 # that cannot be written, a pooling the adapter was not trained with, a
-# length past the model's. (SentenceTransformer loading the exports is
-# tests/lua/test_stexport.lua.)
+# length past the model's. Then a tiny random BERT (BertModel config.json,
+# the WordPiece fixture tokenizer): exported with its length, each pooling
+# flag, an adapter's recorded pooling, int8's warning, and the same bad
+# input refused. (SentenceTransformer loading the exports is
+# tests/lua/test_stexport.lua and tests/lua/test_bertexport.lua.)
 source "$(dirname "$0")/lib.sh"
 D="$TMP/export"
 mkdir -p "$D"
@@ -33,8 +36,8 @@ run_cmd "$LACOS" model export --model "$D/base"
 expect "export without --out is a usage error" 2 "export needs --out DIR"
 run_cmd "$LACOS" model export --model "$D/base" --out "$D/x" --format onnx
 expect "an unknown --format is a usage error" 2 "--format must be one of sentence-transformers"
-run_cmd "$LACOS" model export --model "$D/base" --out "$D/x" --pooling cls
-expect "a pooling BLOOM has not is a usage error" 2 "--pooling must be one of mean, weightedmean, lasttoken"
+run_cmd "$LACOS" model export --model "$D/base" --out "$D/x" --pooling bogus
+expect "an unknown pooling is a usage error" 2 "--pooling must be one of mean, weightedmean, lasttoken, cls, max, mean_sqrt_len_tokens, got 'bogus'"
 run_cmd "$LACOS" model export --model "$D/base" --out "$D/x" --max-length 0
 expect "--max-length 0 is a usage error" 2 "--max-length"
 run_cmd "$LACOS" model export --model "$D/base" --out "$D/x" extra
@@ -74,7 +77,7 @@ expect "a missing adapter" 1 "noadapter/adapter_config.json: no such file"
 nothing_at "missing adapter" "$D/bad2"
 mkdir -p "$D/gpt2" && printf '{"model_type": "gpt2", "n_embd": 64}\n' > "$D/gpt2/config.json"
 run_cmd "$LACOS" model export --model "$D/gpt2" --out "$D/bad3"
-expect "a model family lacos does not export" 1 "gpt2/config.json: model_type is \"gpt2\"; lacos exports bloom models"
+expect "a model family lacos does not export" 1 "gpt2/config.json: model_type is \"gpt2\"; lacos exports bert, bloom models"
 nothing_at "unknown family" "$D/bad3"
 mkdir -p "$D/notok" && cp "$D/base/config.json" "$D/base/model.safetensors" "$D/notok/"
 run_cmd "$LACOS" model export --model "$D/notok" --out "$D/bad4"
@@ -114,4 +117,39 @@ if [ "$(id -u)" != 0 ]; then
 else
   skip "an --out in a read-only folder" "running as root, whom file permissions do not stop"
 fi
+
+# a BERT: BertModel's names and config, its max_position_embeddings as max_seq_length, any pooling
+B="$D/bert"
+printf '{"model_type": "bert", "vocab_size": 6000, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 48, "max_position_embeddings": 64, "pad_token_id": 0}\n' > "$D/bert.json"
+run_cmd "$LACOS" model random "$D/bert.json" --out "$B" --dtype f32 --seed 2 --tokenizer "${LACOS_ROOT:-.}/tests/fixtures/wordpiece/wp-small.json"
+expect "a tiny random BERT" 0 ""
+run_cmd "$LACOS" model export --model "$B" --out "$D/bert-st"
+expect "export of a BERT" 0 "exported .* \(mean pooling, max_seq_length 64, f32 weights\)"
+run_cmd "$LACOS" -e "local lacos = require('lacos'); local d = lacos.sentence_transformers.describe('$D/bert-st')
+  local s = lacos.safetensors.open('$D/bert-st')
+  print(d.model_type, d.pooling, d.max_length, d.include_prompt, s:has('encoder.layer.1.attention.self.value.weight'))"
+expect "a BertModel checkpoint with its pooling and length" 0 "bert	mean	64	true	true"
+for p in cls max mean_sqrt_len_tokens; do
+  run_cmd "$LACOS" model export --model "$B" --out "$D/bert-$p" --pooling "$p" --max-length 16
+  expect "BERT export with --pooling $p --max-length 16" 0 "$p pooling, max_seq_length 16"
+done
+grep -q '"pooling_mode_max_tokens": true' "$D/bert-max/1_Pooling/config.json" && ok "max pooling in the Pooling config" \
+  || not_ok "max pooling in the Pooling config" "$(cat "$D/bert-max/1_Pooling/config.json")"
+run_cmd "$LACOS" model export --model "$B" --out "$D/x" --max-length 65
+expect "a BERT length past max_position_embeddings" 1 "max_length must be a whole number from 1 to the model's 64, got 65"
+run_cmd "$LACOS" model export --model "$B" --out "$D/bert-st"
+expect "an existing BERT export without --force" 1 "bert-st: exists and is not empty \(--force replaces it\)"
+run_cmd "$LACOS" model export --model "$B" --out "$D/afile/bert"
+expect "a BERT --out under a file" 1 "afile/bert.*Not a directory"
+nothing_at "refused BERT exports" "$D/x"
+run_cmd "$LACOS" train --model "$B" --pairs "$D/pairs.tsv" --out "$D/bert-adapter" --quant f32 --pooling max --steps 1 \
+  --batch-size 4 --checkpoint-every 0 --no-db --targets query,value
+expect "a BERT adapter trained with max pooling" 0 ""
+run_cmd "$LACOS" model export --model "$B" --adapter "$D/bert-adapter" --out "$D/x" --pooling cls
+expect "a pooling the BERT adapter was not trained with" 1 "adapter was trained with max pooling; exported with cls"
+nothing_at "refused BERT pooling" "$D/x"
+run_cmd "$LACOS" model export --model "$B" --adapter "$D/bert-adapter" --out "$D/bert-merged" --quant int8
+expect "an int8-held BERT exports dequantised, saying so" 0 "warning: .*held in int8: the export's weights are its int8 weights dequantised"
+grep -q "dequantised from the int8 model" "$D/bert-merged/README.md" && ok "the card says the weights were dequantised" \
+  || not_ok "the card says the weights were dequantised" "$(grep -i int8 "$D/bert-merged/README.md")"
 finish
