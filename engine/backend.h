@@ -83,10 +83,11 @@ typedef struct backend {
   int (*attention_backward)(float *dqkv, const float *dout, const float *probs, const float *qkv,
                             const int32_t *mask, bool causal, int B, int T, int C, int NH, scratch ws);
   size_t (*attention_scratch)(int B, int T, int C, int NH, bool probs, bool backward);
-  // out (B,C), inp (B,T,C), mask (B,T), mode POOL_*; the backward reads inp for POOL_MAX only
-  int (*pooling_forward)(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode);
+  // out (B,C), inp (B,T,C), mask (B,T), mode POOL_*; the backward reads inp for POOL_MAX only; the first
+  // skip real tokens of each row are attended to but not pooled (math/pooling_weights.h)
+  int (*pooling_forward)(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode, int skip);
   int (*pooling_backward)(float *dinp, const float *dout, const float *inp, const int32_t *mask, int B, int T, int C,
-                          int mode);
+                          int mode, int skip);
   int (*residual_forward)(float *out, const float *a, const float *b, int64_t n);
   int (*add_inplace)(float *acc, const float *x, int64_t n);
   // out (N,C) = rows ids of a (V,C) table of dtype f32/f16/bf16, or int8 with row scales; ids valid

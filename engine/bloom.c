@@ -521,15 +521,21 @@ int lacos_bloom_forward(lacos_tensor **hidden, lacos_bloom *m, const lacos_tenso
 }
 
 int lacos_bloom_encode(lacos_tensor **emb, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask, int pooling) {
+  return lacos_bloom_encode_prompt(emb, m, ids, mask, pooling, 0);
+}
+
+int lacos_bloom_encode_prompt(lacos_tensor **emb, lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor *mask,
+                              int pooling, int prompt_tokens) {
   *emb = NULL;
   TRY(bloom_check_batch(m, ids, mask));
   TRY(pooling_mode_check(pooling));
+  if (prompt_tokens < 0) return fail(LACOS_EINVAL, "prompt_tokens must be >= 0, got %d", prompt_tokens);
   int B = (int)ids->shape[0], T = (int)ids->shape[1], C = m->cfg.hidden_size;
   int64_t shape[2] = {B, C};
   TRY(lacos_tensor_empty(emb, LACOS_F32, LACOS_CPU, 2, shape));
   infer_ws w;
   int s = bloom_run(m, ids, mask, &w, NULL);
-  if (!s) s = m->be->pooling_forward(w.pooled, w.hidden, w.mask, B, T, C, pooling);
+  if (!s) s = m->be->pooling_forward(w.pooled, w.hidden, w.mask, B, T, C, pooling, prompt_tokens);
   if (!s) s = m->be->download((*emb)->data, w.pooled, sizeof(float) * (size_t)B * C);
   if (s) { lacos_tensor_free(*emb); *emb = NULL; }
   return s;

@@ -201,7 +201,7 @@ int lacos_bloom_forward_train_rows(lacos_tensor **emb, lacos_bloom_batch **out, 
   if (!s && m->run.lnf_w)
     s = be->layernorm_forward(b->lnf_out, b->lnf_mean, b->lnf_rstd, b->x_final, m->run.lnf_w, m->run.lnf_b, N, C,
                               (float)m->cfg.layer_norm_epsilon);
-  if (!s) s = be->pooling_forward(b->pooled, last, b->mask, B, T, C, pooling);
+  if (!s) s = be->pooling_forward(b->pooled, last, b->mask, B, T, C, pooling, 0);
   int64_t shape[2] = {B, C};
   if (!s) s = lacos_tensor_empty(emb, LACOS_F32, LACOS_CPU, 2, shape);
   if (!s) s = be->download((*emb)->data, b->pooled, sizeof(float) * (size_t)B * C);
@@ -233,10 +233,10 @@ int lacos_bloom_backward(lacos_bloom *m, lacos_bloom_batch *b, const lacos_tenso
   TRY(be->zero(dl, nc_bytes));
   TRY(be->zero(d, nc_bytes));
   if (m->run.lnf_w) {
-    TRY(be->pooling_backward(dl, b->pooled, b->lnf_out, b->mask, b->B, b->T, C, b->pooling));
+    TRY(be->pooling_backward(dl, b->pooled, b->lnf_out, b->mask, b->B, b->T, C, b->pooling, 0));
     TRY(be->layernorm_backward(d, NULL, NULL, dl, b->x_final, m->run.lnf_w, b->lnf_mean, b->lnf_rstd, N, C));
   } else {
-    TRY(be->pooling_backward(d, b->pooled, b->x_final, b->mask, b->B, b->T, C, b->pooling));
+    TRY(be->pooling_backward(d, b->pooled, b->x_final, b->mask, b->B, b->T, C, b->pooling, 0));
   }
   for (int l = L - 1; l >= 0; l--) {
     layer_acts *a = &b->acts[b->checkpointed ? 0 : l];

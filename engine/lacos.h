@@ -636,6 +636,13 @@ int lacos_bloom_forward(lacos_tensor **hidden, lacos_bloom *m, const lacos_tenso
 /* Pooled sentence embeddings (B,C) f32. */
 int lacos_bloom_encode(lacos_tensor **embeddings, lacos_bloom *m, const lacos_tensor *ids,
                        const lacos_tensor *mask, int pooling);
+/* The same, with the first prompt_tokens real tokens of each row attended to
+   but left out of the pooling (sentence-transformers' include_prompt =
+   false with a prompt of that many tokens before every text); weightedmean
+   keeps the remaining tokens' weights, a row with nothing left (a prompt as
+   long as the row or longer) pools to zeros. */
+int lacos_bloom_encode_prompt(lacos_tensor **embeddings, lacos_bloom *m, const lacos_tensor *ids,
+                              const lacos_tensor *mask, int pooling, int prompt_tokens);
 /* The checkpoint's tensors by name (transformers' BloomModel names), as f32
    in the checkpoint layout (int8 weights dequantised). */
 int lacos_bloom_weight_count(const lacos_bloom *m);

@@ -143,9 +143,9 @@ int attention_forward_cuda(float *out, float *probs, const float *qkv, const int
 int attention_backward_cuda(float *dqkv, const float *dout, const float *probs, const float *qkv,
                             const int32_t *mask, bool causal, int B, int T, int C, int NH, scratch ws);
 size_t attention_scratch_cuda(int B, int T, int C, int NH, bool probs, bool backward);
-int pooling_forward_cuda(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode);
+int pooling_forward_cuda(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode, int skip);
 int pooling_backward_cuda(float *dinp, const float *dout, const float *inp, const int32_t *mask, int B, int T, int C,
-                          int mode);
+                          int mode, int skip);
 int residual_forward_cuda(float *out, const float *a, const float *b, int64_t n);
 int add_inplace_cuda(float *acc, const float *x, int64_t n);
 int embedding_forward_cuda(float *out, const int32_t *ids, int64_t N, const void *table, int dtype,

@@ -48,9 +48,9 @@ int attention_backward(float *dqkv, const float *dout, const float *probs, const
 size_t attention_scratch(int B, int T, int C, int NH, bool probs, bool backward);
 
 /* ---- pooling.c (modes POOL_* of math/pooling_weights.h) ---- */
-int pooling_forward(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode);
+int pooling_forward(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode, int skip);
 int pooling_backward(float *dinp, const float *dout, const float *inp, const int32_t *mask, int B, int T, int C,
-                     int mode);
+                     int mode, int skip);
 
 /* ---- residual.c ---- */
 int residual_forward(float *out, const float *a, const float *b, int64_t n);

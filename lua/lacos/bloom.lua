@@ -416,22 +416,44 @@ local function normalize_rows(t)
 end
 M.normalize_rows = normalize_rows
 
+-- How many tokens of every text a prompt takes for the pooling to leave
+-- out, as sentence-transformers measures it: the prompt tokenized alone,
+-- special tokens and all, less a trailing special token ([SEP]); so with
+-- BERT's template [CLS] and the prompt's tokens. (The text's own tokens
+-- are counted from there even where the prompt and the text join into
+-- another tokenization: sentence-transformers does the same.)
+function Model:prompt_length(prompt)
+  local ids, mask = self:tokenize({ prompt }, { max_length = nil })
+  local n, ip, mp = 0, ids:data_ptr(), mask:data_ptr()
+  local last
+  for t = 0, ids:size(2) - 1 do
+    if mp[t] ~= 0 then n = n + 1; last = ip[t] end
+  end
+  ids:free(); mask:free()
+  if last and self.tokenizer:is_special(last) then n = n - 1 end
+  return n
+end
+
 -- Embeds sentences (a list of strings) in batches; returns an (n, C) f32 tensor.
 -- Sentences are sorted by length within the call so batches pad little,
 -- and a repeated sentence is encoded once; the output keeps the input
 -- order (progress counts the distinct sentences). A sentence-transformers directory's
 -- settings apply: its truncation, lowercasing and (normalize ~= false) its
 -- Normalize module. prompt: a text put before every sentence, as
--- sentence-transformers' encode(prompt=...) does.
+-- sentence-transformers' encode(prompt=...) does; its tokens are pooled
+-- with the text's unless include_prompt is false (default: the directory's
+-- Pooling config), when they are attended to but left out of the pooling.
 function Model:encode(sentences, opts)
   opts = util.options(opts, { pooling = util.ANY, batch = 32, max_length = util.ANY, truncation = false,
-                              force = false, progress = util.ANY, normalize = util.ANY, prompt = util.ANY }, "encode")
+                              force = false, progress = util.ANY, normalize = util.ANY, prompt = util.ANY,
+                              include_prompt = util.ANY }, "encode")
   if type(sentences) == "string" then sentences = { sentences } end
+  local skip = 0
   if opts.prompt then
-    if self.st and self.st.include_prompt == false then
-      error(("%s: the pooling excludes prompt tokens (include_prompt = false), which lacos does not do; "
-        .. "encode without a prompt"):format(self.dir), 2)
-    end
+    if type(opts.prompt) ~= "string" then error("encode: prompt must be a string", 2) end
+    local include = opts.include_prompt
+    if include == nil then include = not (self.st and self.st.include_prompt == false) end
+    if not include then skip = self:prompt_length(opts.prompt) end
     local with = {}
     for i, s in ipairs(sentences) do with[i] = opts.prompt .. s end
     sentences = with
@@ -467,7 +489,7 @@ function Model:encode(sentences, opts)
     for i = start, stop do indices[#indices + 1] = order[i] end
     local ids, mask = self:tokenize(chunk, { max_length = opts.max_length, truncation = opts.truncation,
                                              indices = indices })
-    local emb = T.make(C.lacos_bloom_encode, self.ptr, ids.t, mask.t, M.poolings[p])
+    local emb = T.make(C.lacos_bloom_encode_prompt, self.ptr, ids.t, mask.t, M.poolings[p], skip)
     local counts = engine_outliers(self)
     if seen then
       for l, row in ipairs(counts) do

@@ -151,14 +151,15 @@ static int attention_backward_cuda(float *dqkv, const float *dout, const float *
   DEV_ARGS(dqkv, dout, probs, qkv, mask, ws.p);
   return attention_backward(dqkv, dout, probs, qkv, mask, causal, B, T, C, NH, ws);
 }
-static int pooling_forward_cuda(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode) {
+static int pooling_forward_cuda(float *out, const float *inp, const int32_t *mask, int B, int T, int C, int mode,
+                                int skip) {
   DEV_ARGS(out, inp, mask);
-  return pooling_forward(out, inp, mask, B, T, C, mode);
+  return pooling_forward(out, inp, mask, B, T, C, mode, skip);
 }
 static int pooling_backward_cuda(float *dinp, const float *dout, const float *inp, const int32_t *mask, int B, int T,
-                                 int C, int mode) {
+                                 int C, int mode, int skip) {
   DEV_ARGS(dinp, dout, inp, mask);
-  return pooling_backward(dinp, dout, inp, mask, B, T, C, mode);
+  return pooling_backward(dinp, dout, inp, mask, B, T, C, mode, skip);
 }
 static int residual_forward_cuda(float *out, const float *a, const float *b, int64_t n) {
   DEV_ARGS(out, a, b);

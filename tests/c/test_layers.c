@@ -249,19 +249,19 @@ static void pooling_modes(void) {
   float x[B * T * C], out[B * C];
   for (int i = 0; i < B * T * C; i++) x[i] = (float)i;
   int32_t mask[B * T] = {1, 1, 1, 0,  0, 1, 1, 1};   /* right and left padded */
-  pooling_forward(out, x, mask, B, T, C, POOL_MEAN);
+  pooling_forward(out, x, mask, B, T, C, POOL_MEAN, 0);
   CHECK_NEAR(out[0], (0 + 3 + 6) / 3.0, 1e-6);
   CHECK_NEAR(out[C], (15 + 18 + 21) / 3.0, 1e-6);
-  pooling_forward(out, x, mask, B, T, C, POOL_WEIGHTEDMEAN);
+  pooling_forward(out, x, mask, B, T, C, POOL_WEIGHTEDMEAN, 0);
   CHECK_NEAR(out[0], (1 * 0 + 2 * 3 + 3 * 6) / 6.0, 1e-6);
   CHECK_NEAR(out[C], (1 * 15 + 2 * 18 + 3 * 21) / 6.0, 1e-6);   /* weights from the first real token */
-  pooling_forward(out, x, mask, B, T, C, POOL_LASTTOKEN);
+  pooling_forward(out, x, mask, B, T, C, POOL_LASTTOKEN, 0);
   CHECK_NEAR(out[0], 6, 0);
   CHECK_NEAR(out[C], 21, 0);
-  pooling_forward(out, x, mask, B, T, C, POOL_CLS);
+  pooling_forward(out, x, mask, B, T, C, POOL_CLS, 0);
   CHECK_NEAR(out[0], x[0], 0);
   CHECK_NEAR(out[C], x[(T + 1) * C], 0);   /* the first real token of a left-padded row */
-  pooling_forward(out, x, mask, B, T, C, POOL_MAX);
+  pooling_forward(out, x, mask, B, T, C, POOL_MAX, 0);
   CHECK_NEAR(out[0], 6, 0);
   CHECK_NEAR(out[C], 21, 0);
   /* backward is the transpose of forward for each mode (max: at its argmax) */
@@ -269,13 +269,47 @@ static void pooling_modes(void) {
     float g[B * C], dx[B * T * C] = {0}, xx[B * T * C];
     fill(g, B * C, -1, 1);
     fill(xx, B * T * C, -1, 1);
-    pooling_backward(dx, g, xx, mask, B, T, C, mode);
-    pooling_forward(out, xx, mask, B, T, C, mode);
+    pooling_backward(dx, g, xx, mask, B, T, C, mode, 0);
+    pooling_forward(out, xx, mask, B, T, C, mode, 0);
     CHECK_NEAR(dot(out, g, B * C), dot(dx, xx, B * T * C), 1e-5);
+  }
+  /* skip 1: each row's first real token attended to but not pooled (a one-token prompt); weightedmean keeps the
+     weights counted from the first real token, cls takes the first pooled token */
+  pooling_forward(out, x, mask, B, T, C, POOL_MEAN, 1);
+  CHECK_NEAR(out[0], (3 + 6) / 2.0, 1e-6);
+  CHECK_NEAR(out[C], (18 + 21) / 2.0, 1e-6);
+  pooling_forward(out, x, mask, B, T, C, POOL_WEIGHTEDMEAN, 1);
+  CHECK_NEAR(out[0], (2 * 3 + 3 * 6) / 5.0, 1e-5);
+  CHECK_NEAR(out[C], (2 * 18 + 3 * 21) / 5.0, 1e-5);
+  pooling_forward(out, x, mask, B, T, C, POOL_CLS, 1);
+  CHECK_NEAR(out[0], 3, 0);
+  CHECK_NEAR(out[C], 18, 0);
+  pooling_forward(out, x, mask, B, T, C, POOL_LASTTOKEN, 1);
+  CHECK_NEAR(out[C], 21, 0);
+  pooling_forward(out, x, mask, B, T, C, POOL_MEAN_SQRT_LEN, 1);
+  CHECK_NEAR(out[0], (3 + 6) / sqrt(2.0), 1e-5);
+  for (int i = 0; i < B * T * C; i++) x[i] = -(float)i;   /* the largest value is now each row's first real token */
+  pooling_forward(out, x, mask, B, T, C, POOL_MAX, 1);
+  CHECK_NEAR(out[0], -3, 0);
+  CHECK_NEAR(out[C], -18, 0);
+  for (int i = 0; i < B * T * C; i++) x[i] = (float)i;
+  for (int mode = 0; mode <= POOL_MEAN_SQRT_LEN; mode++) {
+    float g[B * C], dx[B * T * C] = {0}, xx[B * T * C];
+    fill(g, B * C, -1, 1);
+    fill(xx, B * T * C, -1, 1);
+    pooling_backward(dx, g, xx, mask, B, T, C, mode, 2);
+    pooling_forward(out, xx, mask, B, T, C, mode, 2);
+    CHECK_NEAR(dot(out, g, B * C), dot(dx, xx, B * T * C), 1e-5);
+    for (int c = 0; c < C; c++) CHECK(dx[c] == 0 && dx[C + c] == 0 && dx[(T + 1) * C + c] == 0);   /* skipped: no gradient */
+  }
+  /* a row whose real tokens are all skipped pools to zeros (cls, lasttoken, max too) */
+  for (int mode = 0; mode <= POOL_MEAN_SQRT_LEN; mode++) {
+    pooling_forward(out, x, mask, B, T, C, mode, 3);
+    for (int c = 0; c < 2 * C; c++) CHECK(out[c] == 0);
   }
   /* no tokens: zeros, not NaN */
   int32_t none[T] = {0, 0, 0, 0};
-  pooling_forward(out, x, none, 1, T, C, POOL_MEAN);
+  pooling_forward(out, x, none, 1, T, C, POOL_MEAN, 0);
   CHECK(out[0] == 0 && out[1] == 0);
 }
 
