@@ -15,6 +15,10 @@
 --   token ids, and token type ids 0 on every token of a single text (what
 --   the engine's BERT embeds with); a LoRA fine-tune of MiniLM exported
 --   equals lacos' embeddings of base + adapter.
+-- - include_prompt = false (a copy of each tiny export and of MiniLM with
+--   its Pooling config changed): encode(prompt=...) leaves the prompt's
+--   tokens out of the pooling as SentenceTransformer.encode(prompt=...) does,
+--   within 1e-5, each pooling mode; an export keeps include_prompt false.
 -- Parts needing the venv or the model are skipped, saying why.
 local H = require "harness"
 local lacos = require "lacos"
@@ -23,7 +27,7 @@ local J = require "lacos.json"
 local st = lacos.sentence_transformers
 
 local venv = os.getenv("VENV") or (H.exists(H.root .. "/.venv-ref/bin/python") and (H.root .. "/.venv-ref") or nil)
-local py = venv and (venv .. "/bin/python") or nil
+local py = venv and H.exists(venv .. "/bin/python") and (venv .. "/bin/python") or nil
 local no_venv = "no reference virtualenv (.venv-ref -> /work/venv-ref, VENV=, or make venv)"
 local minilm = H.root .. "/models/all-MiniLM-L6-v2"
 local have_minilm = H.exists(minilm .. "/model.safetensors")
@@ -69,6 +73,18 @@ do
     :format(H.lacos, q(base), q(D .. "/pairs.tsv"), q(adapter)), "lacos train (tiny BERT, cls)")
   sh_ok(("%s model export --model %s --adapter %s --out %s"):format(H.lacos, q(base), q(adapter), q(D .. "/st-adapter")),
         "export with the adapter")
+end
+-- MiniLM's: exported as it is, and a LoRA fine-tune of it (3 steps, every linear) exported merged
+local minilm_run = D .. "/minilm-lora"
+local minilm_export_says
+if have_minilm then
+  minilm_export_says = select(2, sh_ok(("%s model export --model %s --out %s"):format(H.lacos, q(minilm), q(D .. "/minilm")),
+                                       "export of MiniLM"))
+  sh_ok(("%s train --model %s --pairs %s --out %s --quant f32 --steps 3 --batch-size 4 --lr 0.005 --targets all " ..
+         "--r 4 --alpha 8 --dropout 0 --seed 2 --max-length 32 --checkpoint-every 0 --no-db")
+    :format(H.lacos, q(minilm), q(D .. "/pairs.tsv"), q(minilm_run)), "lacos train on MiniLM")
+  sh_ok(("%s model export --model %s --adapter %s --out %s"):format(H.lacos, q(minilm), q(minilm_run), q(D .. "/minilm-lora-st")),
+        "export of MiniLM + adapter")
 end
 
 H.test("tiny BERT: the export holds BertModel's tensors, query, key and value split out of [Q;K;V] bit for bit", function()
@@ -150,11 +166,13 @@ end)
 
 -- SentenceTransformer(dir).encode for each dir (one Python process);
 -- {[dir] = {emb =, ids =, types =, line =}}
+local calls = 0
 local function sentence_transformers(dirs, prompt)
   local sj = D .. "/sentences.json"
   H.write(sj, J.encode(sentences))
+  calls = calls + 1
   local args = {}
-  for i, d in ipairs(dirs) do args[#args + 1] = q(d) .. " " .. q(D .. "/ref-" .. i) end
+  for i, d in ipairs(dirs) do args[#args + 1] = q(d) .. " " .. q(("%s/ref-%d-%d"):format(D, calls, i)) end
   local rc, out, err = H.sh(("%s %s/tests/reference/check_st_export.py %s%s %s"):format(py, H.root,
     prompt and ("--prompt " .. q(prompt) .. " ") or "", q(sj), table.concat(args, " ")))
   H.eq(rc, 0, "the reference script (" .. err:sub(-800) .. ")")
@@ -162,10 +180,28 @@ local function sentence_transformers(dirs, prompt)
   for i, d in ipairs(dirs) do
     local line = out:match("[^\n]*" .. d:gsub("%p", "%%%0") .. " modules [^\n]*")
     H.truthy(line, "a line for " .. d .. " in: " .. out)
-    res[d] = { emb = T.load_npy(D .. "/ref-" .. i .. ".npy"), ids = J.read(D .. "/ref-" .. i .. ".ids.json"),
-               types = J.read(D .. "/ref-" .. i .. ".types.json"), line = line }
+    local prefix = ("%s/ref-%d-%d"):format(D, calls, i)
+    res[d] = { emb = T.load_npy(prefix .. ".npy"), ids = J.read(prefix .. ".ids.json"),
+               types = J.read(prefix .. ".types.json"), line = line }
   end
   return res
+end
+
+-- SentenceTransformer(dir).encode of every export here with no prompt, in one Python process (made once)
+local ref_cache
+local function reference()
+  if ref_cache then return ref_cache end
+  local dirs = {}
+  for i, p in ipairs(POOLINGS) do dirs[i] = export_dir(p) end
+  dirs[#dirs + 1] = D .. "/st-adapter"
+  if H.exists(D .. "/st-int8/modules.json") then dirs[#dirs + 1] = D .. "/st-int8" end
+  if have_minilm then
+    for _, d in ipairs { minilm, D .. "/minilm", D .. "/minilm-lora-st" } do
+      if H.exists(d .. "/modules.json") then dirs[#dirs + 1] = d end
+    end
+  end
+  ref_cache = sentence_transformers(dirs)
+  return ref_cache
 end
 
 local function compare(what, ours, theirs, tol)
@@ -187,15 +223,11 @@ end
 
 H.test("tiny BERT: SentenceTransformer(dir).encode equals lacos' embeddings within 1e-5, each pooling, adapter, int8", function()
   if not py then H.skip(no_venv) end
-  local dirs = {}
-  for i, p in ipairs(POOLINGS) do dirs[i] = export_dir(p) end
-  dirs[#dirs + 1] = D .. "/st-adapter"
-  dirs[#dirs + 1] = D .. "/st-int8"
-  local ref = sentence_transformers(dirs)
+  local ref = reference()
   local m = lacos.load(base, { quant = "f32" })
   local tok = lacos.tokenizer.load(base .. "/tokenizer.json")
   for i, p in ipairs(POOLINGS) do
-    local r = ref[dirs[i]]
+    local r = ref[export_dir(p)]
     H.match(r.line, "modules Transformer,Pooling pooling " .. p .. " dim 32 max_seq_length 64 padding_side right dtype float32",
             p .. ": what sentence-transformers built")
     for k, s in ipairs(sentences) do H.same(r.ids[k], tok:encode(s), nil, ("%s: ids of sentence %d"):format(p, k)) end
@@ -206,6 +238,7 @@ H.test("tiny BERT: SentenceTransformer(dir).encode equals lacos' embeddings with
   compare("tiny BERT + adapter (cls)", ma:encode(sentences, { batch = 4, truncation = true, max_length = 64 }),
           ref[D .. "/st-adapter"].emb, 1e-5)
   -- the int8 export against lacos reading the same dequantised weights in f32
+  H.truthy(ref[D .. "/st-int8"], "the int8 export of the test before")
   compare("tiny BERT int8, dequantised", lacos.load(D .. "/st-int8", { quant = "f32" }):encode(sentences, { batch = 4 }),
           ref[D .. "/st-int8"].emb, 1e-5)
 end)
@@ -213,9 +246,7 @@ end)
 H.test("all-MiniLM-L6-v2 exported as it is: the source's weights bit for bit, its pooler and tokenizer files byte for byte", function()
   if not have_minilm then H.skip(no_minilm) end
   local out = D .. "/minilm"
-  local rc, _, err = H.sh(("%s model export --model %s --out %s"):format(H.lacos, q(minilm), q(out)))
-  H.eq(rc, 0, err)
-  H.match(err, "mean pooling, normalised, max_seq_length 256, f32 weights")
+  H.match(minilm_export_says, "mean pooling, normalised, max_seq_length 256, f32 weights")
   for _, f in ipairs { "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json" } do
     H.eq(H.read(out .. "/" .. f), H.read(minilm .. "/" .. f), f .. " is the source's")
   end
@@ -242,8 +273,7 @@ H.test("all-MiniLM-L6-v2: SentenceTransformer(export) equals SentenceTransformer
   if not have_minilm then H.skip(no_minilm) end
   if not py then H.skip(no_venv) end
   local out = D .. "/minilm"
-  H.truthy(H.exists(out .. "/modules.json"), "the export of the test before")
-  local ref = sentence_transformers({ minilm, out })
+  local ref = reference()
   local orig, ours = ref[minilm], ref[out]
   H.match(ours.line, "modules Transformer,Pooling,Normalize pooling mean dim 384 max_seq_length 256 padding_side right")
   for k in ipairs(sentences) do H.same(ours.ids[k], orig.ids[k], nil, "ids of sentence " .. k) end
@@ -255,13 +285,8 @@ end)
 
 H.test("all-MiniLM-L6-v2 + a LoRA fine-tune: SentenceTransformer(export) equals lacos' base + adapter within 1e-5", function()
   if not have_minilm then H.skip(no_minilm) end
-  local run = D .. "/minilm-lora"
-  sh_ok(("%s train --model %s --pairs %s --out %s --quant f32 --steps 3 --batch-size 4 --lr 0.005 --targets all " ..
-         "--r 4 --alpha 8 --dropout 0 --seed 2 --max-length 32 --checkpoint-every 0 --no-db")
-    :format(H.lacos, q(minilm), q(D .. "/pairs.tsv"), q(run)), "lacos train on MiniLM")
   local out = D .. "/minilm-lora-st"
-  sh_ok(("%s model export --model %s --adapter %s --out %s"):format(H.lacos, q(minilm), q(run), q(out)), "export")
-  local m = lacos.load(minilm, { quant = "f32", adapter = run })
+  local m = lacos.load(minilm, { quant = "f32", adapter = minilm_run })
   local want = m:encode(sentences, { batch = 4 })
   m:remove_lora()
   local moved = m:encode(sentences, { batch = 4 }):maxdiff(want)
@@ -269,7 +294,70 @@ H.test("all-MiniLM-L6-v2 + a LoRA fine-tune: SentenceTransformer(export) equals 
   local back = lacos.load(out, { quant = "f32" }):encode(sentences, { batch = 4 })
   H.truthy(back:maxdiff(want) <= 1e-5, "lacos reads the export as base + adapter (" .. back:maxdiff(want) .. ")")
   if not py then H.skip(no_venv) end
-  compare("MiniLM + LoRA export", want, sentence_transformers({ out })[out].emb, 1e-5)
+  compare("MiniLM + LoRA export", want, reference()[out].emb, 1e-5)
+end)
+
+-- A copy of dir (its files linked, not copied) whose Pooling config says include_prompt = false.
+local function without_prompt(dir, name)
+  local out = D .. "/" .. name
+  sh_ok(("rm -rf %s && mkdir -p %s/1_Pooling"):format(q(out), q(out)), "mkdir " .. out)
+  local abs = require("lacos.util").abspath(dir)
+  for _, f in ipairs(require("lacos.util").listdir(dir)) do
+    if f ~= "1_Pooling" then sh_ok(("ln -s %s %s"):format(q(abs .. "/" .. f), q(out .. "/" .. f)), "ln -s " .. f) end
+  end
+  local pc = J.read(dir .. "/1_Pooling/config.json")
+  pc.include_prompt = false
+  J.write(out .. "/1_Pooling/config.json", pc)
+  return out
+end
+local PROMPT = "query: find the sentence like "
+
+H.test("include_prompt = false: read from the Pooling config, the prompt measured as sentence-transformers does", function()
+  local dir = without_prompt(export_dir("mean"), "np-mean")
+  H.eq(st.describe(dir).include_prompt, false)
+  local m = lacos.load(dir, { quant = "f32" })
+  local tok = lacos.tokenizer.load(base .. "/tokenizer.json")
+  local ids = tok:encode(PROMPT)
+  H.eq(tok:id_to_token(ids[#ids]), "[SEP]", "the prompt alone ends with [SEP]")
+  H.eq(m:prompt_length(PROMPT), #ids - 1, "[CLS] and the prompt's tokens, not the [SEP]")
+  local plain = m:encode(sentences, { batch = 4, prompt = PROMPT, include_prompt = true })
+  local left_out = m:encode(sentences, { batch = 4, prompt = PROMPT })
+  H.truthy(plain:maxdiff(left_out) > 1e-3, "leaving the prompt out of the pooling changes the embeddings")
+  -- the export of a model that leaves prompts out says so
+  local re = lacos.export.sentence_transformers(m, D .. "/np-mean-export", {})
+  H.eq(re.pooling, "mean")
+  H.eq(st.describe(D .. "/np-mean-export").include_prompt, false, "the export keeps include_prompt false")
+  H.match(H.read(D .. "/np-mean-export/README.md"), "not pooled %(include_prompt false%)")
+end)
+
+H.test("include_prompt = false: SentenceTransformer.encode(prompt=...) equals lacos within 1e-5, each pooling, and MiniLM", function()
+  if not py then H.skip(no_venv) end
+  local dirs, models = {}, {}
+  for _, p in ipairs(POOLINGS) do
+    local d = without_prompt(export_dir(p), "np-" .. p)
+    dirs[#dirs + 1], models[d] = d, p
+  end
+  local mini
+  if have_minilm then
+    mini = without_prompt(minilm, "np-minilm")
+    dirs[#dirs + 1] = mini
+  end
+  local ref = sentence_transformers(dirs, PROMPT)
+  for _, d in ipairs(dirs) do
+    local r = ref[d]
+    H.match(r.line, "include_prompt False prompt_length %d+", d)
+    local m = lacos.load(d, { quant = "f32" })
+    local n = tonumber(r.line:match("prompt_length (%d+)"))
+    H.eq(m:prompt_length(PROMPT), n, d .. ": the prompt's length")
+    local ours = m:encode(sentences, { batch = 4, prompt = PROMPT })
+    compare(("include_prompt false, %s, prompt of %d tokens"):format(models[d] and ("tiny BERT " .. models[d]) or "MiniLM", n),
+            ours, r.emb, 1e-5)
+    if models[d] ~= "lasttoken" then
+      local with = m:encode(sentences, { batch = 4, prompt = PROMPT, include_prompt = true })
+      H.truthy(with:maxdiff(r.emb) > 1e-3, d .. ": pooling the prompt too would differ from sentence-transformers")
+    end
+  end
+  if not mini then H.skip(no_minilm .. " (the tiny BERT's six poolings passed)") end
 end)
 
 H.done()
