@@ -775,16 +775,35 @@ end
 
 local function num(v) return ("%.10g"):format(v) end
 
+-- The legend's layout: as many columns as its longest entry leaves room
+-- for (gnuplot fits the key's columns to the first panel, about 85
+-- characters of its font wide), the rows that makes, and the top of the
+-- panels below it, so that neither a long entry (a baseline's label names
+-- the model, its pooling and weights) nor a third row runs into the
+-- panels' titles.
+local LEGEND_TOP, LEGEND_ROW, LEGEND_CHARS = 0.905, 0.027, 85
+function M.legend_layout(fig)
+  local n, longest = 0, 0
+  for _, series in ipairs(fig.panels[1] and fig.panels[1].series or {}) do
+    n = n + 1
+    longest = math.max(longest, width(series.title))
+  end
+  local cols = math.max(1, math.min(n, math.floor(LEGEND_CHARS / (longest + 8))))
+  local rows = math.max(1, math.ceil(n / cols))
+  return { cols = cols, rows = rows, top = math.min(0.80, LEGEND_TOP - rows * LEGEND_ROW - 0.075) }
+end
+
 -- The gnuplot script of one figure (without terminal).
 local function figure_script(fig, caption, title)
   local s = {}
   local cap = {}
   for _, l in ipairs(caption) do for _, w in ipairs(wrap(l, 180)) do cap[#cap + 1] = w end end
   local bottom = 0.16 + 0.04 * #cap
+  local legend = M.legend_layout(fig)
   s[#s + 1] = "set encoding utf8"
   s[#s + 1] = "NL = \"\\n\""
-  s[#s + 1] = ("set multiplot layout 1,%d title %s font ',13' margins 0.06,0.98,%.3f,0.80 spacing 0.07,0.1"):format(
-    #fig.panels, gp_string(title or ""), bottom)
+  s[#s + 1] = ("set multiplot layout 1,%d title %s font ',13' margins 0.06,0.98,%.3f,%.3f spacing 0.07,0.1"):format(
+    #fig.panels, gp_string(title or ""), bottom, legend.top)
   for i, l in ipairs(cap) do
     s[#s + 1] = ("set label %d %s at screen 0.01, screen %.3f left font ',10'"):format(100 + i, gp_string(l), 0.015 + 0.04 * (#cap - i))
   end
@@ -805,7 +824,8 @@ local function figure_script(fig, caption, title)
   s[#s + 1] = ("set xlabel %s offset 0,-0.6"):format(gp_string(fig.xlabel))
   s[#s + 1] = "set ylabel 'Spearman x100'"
   -- one legend for both panels (they draw the same series), above them, where it hides no point
-  s[#s + 1] = "set key at screen 0.5, screen 0.905 center top horizontal maxrows 2 samplen 2 font ',10' width 1"
+  s[#s + 1] = ("set key at screen 0.5, screen %.3f center top horizontal maxcols %d samplen 2 font ',10' width 1"):format(
+    LEGEND_TOP, legend.cols)
   for pi, panel in ipairs(fig.panels) do
     if pi == 2 then s[#s + 1] = "unset key" end
     s[#s + 1] = ("set title %s"):format(gp_string(panel.title))

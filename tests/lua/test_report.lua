@@ -284,6 +284,20 @@ H.test("baseline runs are rows and lines of their own", function()
   -- honest y axis: at least 20 points, on multiples of 5
   H.eq(vs_params.yrange[2] - vs_params.yrange[1] >= 20, true)
   H.eq(vs_params.yrange[1] % 5, 0)
+  -- the legend (the baseline among its entries) sits above the panels: two columns of short entries in two rows
+  local lay = report.legend_layout(vs_params)
+  H.eq(lay.cols, 2); H.eq(lay.rows, 2)
+  H.truthy(lay.top <= 0.905 - 2 * 0.027 - 0.07, "the panels start below the legend's two rows: " .. lay.top)
+  -- a baseline labelled at length (all-MiniLM-L6-v2's, as experiments/scale.lua names it) takes a column to
+  -- itself: three rows, and the panels move down below them, titles and all
+  local long = { panels = { { series = { { title = "untrained" },
+    { title = "all-MiniLM-L6-v2 (baseline, mean pooling, f32 weights), untrained", baseline = true }, { title = "200 pairs" } } } } }
+  local lay3 = report.legend_layout(long)
+  H.eq(lay3.cols, 1); H.eq(lay3.rows, 3)
+  H.truthy(lay3.top < lay.top, "a third row moves the panels down")
+  local script = table.concat(report._figure_script(vs_params, { "caption" }, "title"), "\n")
+  H.match(script, "margins 0%.06,0%.98,[%d.]+," .. ("%.3f"):format(lay.top):gsub("%.", "%%."), "the panels' top margin")
+  H.match(script, "horizontal maxcols 2 ", "the key's columns")
 end)
 
 H.test("y axes span at least 20 points and hold every error bar", function()
