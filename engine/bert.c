@@ -14,7 +14,11 @@
    [Q;K;V] linear (bert_layout.h's bands), the order attention reads, so the
    fused base product runs once while LoRA keeps three adapters on its thirds.
    Positions are 0..T−1 on every row (BERT pads on the right) and every
-   token has type 0: sentence-transformers embeds single texts. */
+   token has type 0: sentence-transformers embeds single texts, and its
+   tokenizer gives each token of a single text ([CLS] and [SEP] included,
+   and a prompt put before it) type 0 (tests/lua/test_bertexport.lua checks
+   all-MiniLM-L6-v2's). Type 1 belongs to the second text of a pair, which
+   a sentence embedding never encodes: lacos does not build pairs. */
 #include "bloom_internal.h"
 #include "cpu/layers.h"
 #include <math.h>

@@ -227,7 +227,9 @@ end
 -- sentence-transformers reads it (lacos.sentence_transformers.describe):
 -- its pooling, normalisation, maximum length and lowercasing hold for
 -- encode; modules sentence-transformers would run that lacos does not are
--- refused by name.
+-- refused by name. A BERT embeds every token with token type 0, as
+-- sentence-transformers' tokenizer types every token of a single text
+-- (engine/bert.c; pairs are not encoded).
 function M.load(dir, opts)
   opts = util.options(opts, { quant = "int8", threshold = 0.0, device = "cpu", tokenizer = util.ANY,
                               pooling = util.ANY, adapter = util.ANY, cache = false }, "lacos.bloom.load")
