@@ -323,6 +323,12 @@ H.test("include_prompt = false: read from the Pooling config, the prompt measure
   local plain = m:encode(sentences, { batch = 4, prompt = PROMPT, include_prompt = true })
   local left_out = m:encode(sentences, { batch = 4, prompt = PROMPT })
   H.truthy(plain:maxdiff(left_out) > 1e-3, "leaving the prompt out of the pooling changes the embeddings")
+  local E = lacos.engine
+  local ids_t, mask_t = m:tokenize({ "ok" })
+  H.raises("prompt_tokens must be >= 0, got -1", T.make, E.C.lacos_bloom_encode_prompt, m.ptr, ids_t.t, mask_t.t, 0, -1)
+  -- a prompt at least as long as the text leaves nothing to pool: zeros, not NaN
+  local none = T.make(E.C.lacos_bloom_encode_prompt, m.ptr, ids_t.t, mask_t.t, 0, ids_t:size(2))
+  H.eq(none:abs():max(), 0, "nothing pooled")
   -- the export of a model that leaves prompts out says so
   local re = lacos.export.sentence_transformers(m, D .. "/np-mean-export", {})
   H.eq(re.pooling, "mean")
