@@ -264,15 +264,19 @@ static void pooling_modes(void) {
   pooling_forward(out, x, mask, B, T, C, POOL_MAX, 0);
   CHECK_NEAR(out[0], 6, 0);
   CHECK_NEAR(out[C], 21, 0);
-  /* backward is the transpose of forward for each mode (max: at its argmax) */
-  for (int mode = 0; mode <= POOL_MEAN_SQRT_LEN; mode++) {
-    float g[B * C], dx[B * T * C] = {0}, xx[B * T * C];
-    fill(g, B * C, -1, 1);
-    fill(xx, B * T * C, -1, 1);
-    pooling_backward(dx, g, xx, mask, B, T, C, mode, 0);
-    pooling_forward(out, xx, mask, B, T, C, mode, 0);
-    CHECK_NEAR(dot(out, g, B * C), dot(dx, xx, B * T * C), 1e-5);
-  }
+  /* backward is the transpose of forward for each mode (max: at its argmax), pooling every token and with
+     each row's first two real tokens skipped (those get no gradient) */
+  for (int skip = 0; skip <= 2; skip += 2)
+    for (int mode = 0; mode <= POOL_MEAN_SQRT_LEN; mode++) {
+      float g[B * C], dx[B * T * C] = {0}, xx[B * T * C];
+      fill(g, B * C, -1, 1);
+      fill(xx, B * T * C, -1, 1);
+      pooling_backward(dx, g, xx, mask, B, T, C, mode, skip);
+      pooling_forward(out, xx, mask, B, T, C, mode, skip);
+      CHECK_NEAR(dot(out, g, B * C), dot(dx, xx, B * T * C), 1e-5);
+      if (skip)
+        for (int c = 0; c < C; c++) CHECK(dx[c] == 0 && dx[C + c] == 0 && dx[(T + 1) * C + c] == 0);
+    }
   /* skip 1: each row's first real token attended to but not pooled (a one-token prompt); weightedmean keeps the
      weights counted from the first real token, cls takes the first pooled token */
   pooling_forward(out, x, mask, B, T, C, POOL_MEAN, 1);
@@ -293,15 +297,6 @@ static void pooling_modes(void) {
   CHECK_NEAR(out[0], -3, 0);
   CHECK_NEAR(out[C], -18, 0);
   for (int i = 0; i < B * T * C; i++) x[i] = (float)i;
-  for (int mode = 0; mode <= POOL_MEAN_SQRT_LEN; mode++) {
-    float g[B * C], dx[B * T * C] = {0}, xx[B * T * C];
-    fill(g, B * C, -1, 1);
-    fill(xx, B * T * C, -1, 1);
-    pooling_backward(dx, g, xx, mask, B, T, C, mode, 2);
-    pooling_forward(out, xx, mask, B, T, C, mode, 2);
-    CHECK_NEAR(dot(out, g, B * C), dot(dx, xx, B * T * C), 1e-5);
-    for (int c = 0; c < C; c++) CHECK(dx[c] == 0 && dx[C + c] == 0 && dx[(T + 1) * C + c] == 0);   /* skipped: no gradient */
-  }
   /* a row whose real tokens are all skipped pools to zeros (cls, lasttoken, max too) */
   for (int mode = 0; mode <= POOL_MEAN_SQRT_LEN; mode++) {
     pooling_forward(out, x, mask, B, T, C, mode, 3);

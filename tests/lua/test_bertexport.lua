@@ -25,6 +25,7 @@ local lacos = require "lacos"
 local T = lacos.tensor
 local J = require "lacos.json"
 local st = lacos.sentence_transformers
+local stref = require "st_reference"
 
 local venv = os.getenv("VENV") or (H.exists(H.root .. "/.venv-ref/bin/python") and (H.root .. "/.venv-ref") or nil)
 local py = venv and H.exists(venv .. "/bin/python") and (venv .. "/bin/python") or nil
@@ -164,28 +165,10 @@ H.test("tiny BERT held in int8: exported dequantised, with a warning, the card s
   H.match(err, "lacos: warning: .*held in int8", "the command line prints the warning")
 end)
 
--- SentenceTransformer(dir).encode for each dir (one Python process);
--- {[dir] = {emb =, ids =, types =, line =}}
-local calls = 0
 local function sentence_transformers(dirs, prompt)
-  local sj = D .. "/sentences.json"
-  H.write(sj, J.encode(sentences))
-  calls = calls + 1
-  local args = {}
-  for i, d in ipairs(dirs) do args[#args + 1] = q(d) .. " " .. q(("%s/ref-%d-%d"):format(D, calls, i)) end
-  local rc, out, err = H.sh(("%s %s/tests/reference/check_st_export.py %s%s %s"):format(py, H.root,
-    prompt and ("--prompt " .. q(prompt) .. " ") or "", q(sj), table.concat(args, " ")))
-  H.eq(rc, 0, "the reference script (" .. err:sub(-800) .. ")")
-  local res = {}
-  for i, d in ipairs(dirs) do
-    local line = out:match("[^\n]*" .. d:gsub("%p", "%%%0") .. " modules [^\n]*")
-    H.truthy(line, "a line for " .. d .. " in: " .. out)
-    local prefix = ("%s/ref-%d-%d"):format(D, calls, i)
-    res[d] = { emb = T.load_npy(prefix .. ".npy"), ids = J.read(prefix .. ".ids.json"),
-               types = J.read(prefix .. ".types.json"), line = line }
-  end
-  return res
+  return stref.run(py, dirs, sentences, { work = D, prompt = prompt })
 end
+local compare = stref.compare
 
 -- SentenceTransformer(dir).encode of every export here with no prompt, in one Python process (made once)
 local ref_cache
@@ -202,14 +185,6 @@ local function reference()
   end
   ref_cache = sentence_transformers(dirs)
   return ref_cache
-end
-
-local function compare(what, ours, theirs, tol)
-  H.eq(theirs:size(1), ours:size(1), what .. ": rows")
-  local diff = theirs:maxdiff(ours)
-  print(("# %s: SentenceTransformer.encode vs lacos: max abs difference %.3g over %d sentences (tolerance %g; largest |x| %.3g)")
-    :format(what, diff, #sentences, tol, ours:abs():max()))
-  H.truthy(diff <= tol, what .. ": embeddings differ by " .. diff)
 end
 
 -- token type ids of a batch of single texts: none at all (BertModel then

@@ -13,6 +13,7 @@ local lacos = require "lacos"
 local T = lacos.tensor
 local J = require "lacos.json"
 local st = lacos.sentence_transformers
+local stref = require "st_reference"
 
 local py = H.root .. "/.venv-ref/bin/python"
 local D = H.tmp .. "/stexport"
@@ -139,31 +140,9 @@ H.test("lacos loads the export back and embeds as base + adapter (f32, relative 
   end
 end)
 
--- runs SentenceTransformer(dir).encode over the sentences for each dir; returns
--- {[dir] = {emb =, ids =, line =}}
-local function sentence_transformers(dirs)
-  local sj = D .. "/sentences.json"
-  H.write(sj, J.encode(sentences))
-  local args = {}
-  for i, d in ipairs(dirs) do args[#args + 1] = q(d) .. " " .. q(D .. "/ref-" .. i) end
-  local rc, out, err = H.sh(("%s %s/tests/reference/check_st_export.py %s %s"):format(py, H.root, q(sj), table.concat(args, " ")))
-  H.eq(rc, 0, "the reference script (" .. err:sub(-800) .. ")")
-  local res = {}
-  for i, d in ipairs(dirs) do
-    local line = out:match("[^\n]*" .. d:gsub("%p", "%%%0") .. " modules [^\n]*")
-    H.truthy(line, "a line for " .. d .. " in: " .. out)
-    res[d] = { emb = T.load_npy(D .. "/ref-" .. i .. ".npy"), ids = J.decode(H.read(D .. "/ref-" .. i .. ".ids.json")), line = line }
-  end
-  return res
-end
-
-local function compare(what, ours, theirs, tol)
-  H.eq(theirs:size(1), ours:size(1), what .. ": rows")
-  local diff = theirs:maxdiff(ours)
-  print(("# %s: SentenceTransformer.encode vs lacos: max abs difference %.3g over %d sentences (tolerance %g; largest |x| %.3g)")
-    :format(what, diff, #sentences, tol, ours:abs():max()))
-  H.truthy(diff <= tol, what .. ": embeddings differ by " .. diff)
-end
+-- SentenceTransformer(dir).encode over the sentences for each dir: {[dir] = {emb =, ids =, line =}}
+local function sentence_transformers(dirs) return stref.run(py, dirs, sentences, { work = D }) end
+local compare = stref.compare
 
 H.test("SentenceTransformer(dir).encode equals lacos' embeddings within 1e-5 (f32), each pooling", function()
   if not H.exists(py) then H.skip("no reference virtualenv (.venv-ref -> /work/venv-ref, or make venv)") end
