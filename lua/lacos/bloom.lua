@@ -153,7 +153,7 @@ function M.param_count(name_or_table) return C.lacos_bloom_config_params(M.confi
 -- the engine's to judge (engine/int8_skip.c): one naming no linear, or an
 -- empty one, is an error there, with the model's linear names.
 function M.skip_list(v, where)
-  if v == nil then return nil end
+  if v == nil or v == false then return nil end
   local list = {}
   if type(v) == "string" then
     for p in (v .. ","):gmatch("([^,]*),") do list[#list + 1] = p:match("^%s*(.-)%s*$") end
@@ -168,6 +168,17 @@ function M.skip_list(v, where)
     error(("%s: int8_skip must be a list of module-name patterns or a comma-separated string, got %s"):format(where, type(v)), 3)
   end
   return list
+end
+
+-- The command-line option every command that takes --quant has, and its
+-- value as load's int8_skip ("none": explicitly none, false).
+function M.int8_skip_option()
+  return { "--int8-skip", "LIST", "int8: linears kept in f32, comma-separated module names or their last components " ..
+           "(value, layer.0.output.dense; none: no list; default: an --adapter's recorded list)" }
+end
+function M.skip_arg(s)
+  if s == "none" then return false end
+  return s
 end
 
 local function model_options(opts, where)
@@ -261,6 +272,12 @@ function M.load(dir, opts)
   if type(dir) ~= "string" then error("load: expected a model directory, got " .. type(dir), 2) end
   dir = dir:gsub("(.)/+$", "%1")
   local st = describe(dir)
+  -- an adapter trained over an int8 base with linears kept in f32 runs over
+  -- the same formats unless the caller says otherwise (int8_skip = false: none)
+  if opts.int8_skip == nil and opts.adapter and (opts.quant or "int8") == "int8" then
+    local meta = read_json(opts.adapter .. "/lacos.json")
+    if meta and meta.quant == "int8" and type(meta.int8_skip) == "table" then opts.int8_skip = meta.int8_skip end
+  end
   local o, skip, skip_text = model_options(opts, "lacos.bloom.load")
   local out = ffi.new("lacos_bloom*[1]")
   check(C.lacos_bloom_load(out, dir, o))
@@ -567,7 +584,7 @@ function Model:save_lora(dir, opts)
   check(C.lacos_lora_save(self.ptr, dir, opts.base_model or self.dir or self.name))
   require("lacos.json").write(dir .. "/lacos.json", {
     pooling = opts.pooling or self:pooling(), padding_side = self:padding_side(), normalize = self:normalizes(),
-    base_model = opts.base_model or self.dir or self.name, quant = self.quant,
+    base_model = opts.base_model or self.dir or self.name, quant = self.quant, int8_skip = self.int8_skip,
     lacos = require("lacos").version(), trained = opts.trained, init_adapter = opts.init_adapter,
   })
 end
@@ -685,7 +702,7 @@ function Model:write_checkpoint(dir, opts)
   local meta = { pooling = self.pooling_override or self.meta.pooling, padding_side = self:padding_side(), normalize = false,
                  created_by = "lacos " .. require("lacos").version(), dtype = opts.dtype }
   if self.lora then
-    meta.merged = { base = self.dir or self.name, adapter = self.adapter, base_quant = self.quant, r = self.lora.r,
+    meta.merged = { base = self.dir or self.name, adapter = self.adapter, base_quant = self:quantisation(), r = self.lora.r,
                     alpha = self.lora.alpha, rslora = self.lora.rslora, targets = self.lora.targets }
   end
   require("lacos.json").write(dir .. "/lacos.json", meta)
@@ -723,7 +740,7 @@ function Model:embedding_spec()
            poolings = { unpack(M.pooling_list) },
            padding_side = self:padding_side(), normalize = false, max_length = cfg.max_length,
            do_lower_case = false, hidden_size = cfg.hidden_size, pad_token = pad,
-           base = self.dir or self.name, adapter = self.adapter, lora = self.lora, quant = self.quant,
+           base = self.dir or self.name, adapter = self.adapter, lora = self.lora, quant = self:quantisation(),
            tokenizer_path = self.tokenizer_path, dir = self.dir }
 end
 function Model:weight_names()
@@ -744,8 +761,14 @@ function Model:__tostring()
   local kind = self.dir and "" or " (random weights)"
   local parts = { ("lacos.%s %s%s: %s parameters (hidden %d, %d layers, %d heads)"):format(cfg.family, what, kind,
     util.params(M.param_count(cfg)), cfg.hidden_size, cfg.n_layer, cfg.n_head) }
-  parts[#parts + 1] = ("%s%s on %s"):format(self.quant or "?", (self.threshold or 0) > 0 and (" (outlier threshold %g)"):format(self.threshold) or "",
-    self.device or "cpu")
+  local f32 = ""
+  if self.int8_skip then
+    local n, all = 0, self:linears()
+    for _, l in ipairs(all) do if l.quant == "f32" then n = n + 1 end end
+    f32 = (" with %d of %d linears in f32 (int8_skip %s)"):format(n, #all, table.concat(self.int8_skip, ","))
+  end
+  parts[#parts + 1] = ("%s%s%s on %s"):format(self.quant or "?", f32,
+    (self.threshold or 0) > 0 and (" (outlier threshold %g)"):format(self.threshold) or "", self.device or "cpu")
   parts[#parts + 1] = self.tokenizer and ("tokenizer %s ids"):format(util.thousands(self.tokenizer:vocab_size())) or "no tokenizer"
   parts[#parts + 1] = self:pooling() .. " pooling" .. (self.meta and self.meta.pooling and " (recorded)" or "")
   if self.lora then

@@ -75,7 +75,7 @@ local model_cache = { key = nil, model = nil }
 -- The model of a point, kept across consecutive points of the same model.
 function M.model(point)
   local key = table.concat({ point.model, tostring(point.synthetic), point.models_dir or "", point.quant or "int8",
-                             tostring(point.threshold or 0) }, "|")
+                             tostring(point.threshold or 0), table.concat(point.int8_skip or {}, ",") }, "|")
   if model_cache.key == key then
     model_cache.model:remove_lora()
     return model_cache.model
@@ -84,10 +84,11 @@ function M.model(point)
   local m
   if point.synthetic then
     m = lacos.bloom.random(point.model, { seed = point.model_seed or 1, quant = point.quant or "int8",
-                                          tokenizer = M.synthetic_tokenizer() })
+                                          tokenizer = M.synthetic_tokenizer(), int8_skip = point.int8_skip })
   else
     m = lacos.bloom.load(point.models_dir .. "/" .. point.model, { quant = point.quant or "int8",
-                                                                 threshold = point.threshold or 0, cache = true })
+                                                                 threshold = point.threshold or 0, cache = true,
+                                                                 int8_skip = point.int8_skip })
   end
   model_cache.key, model_cache.model = key, m
   return m
@@ -202,7 +203,7 @@ function M.evaluate(model, run, opts)
         if run then
           run:sts { dataset = t.task, language = lang, split = "test", n = n, spearman = sp, pearson = pe,
                     pooling = opts.pooling, text_variant = "raw", aggregation = "all", similarity = "cosine",
-                    model = opts.label, quantisation = model.quant, dataset_sha256 = sub:digest() }
+                    model = opts.label, quantisation = model:quantisation(), dataset_sha256 = sub:digest() }
         end
         pairs_done = pairs_done + n
         if u then sub:free() end
@@ -426,6 +427,9 @@ M.POINT_OPTIONS = {
   seed = whole_at_least(0),
   model_seed = whole_at_least(0),
   quant = one_of("int8", "f32"),
+  -- (whether the patterns name linears of the point's model, the engine says at load)
+  int8_skip = list_of(function(x) if type(x) ~= "string" or x == "" then return "is not a module-name pattern" end end,
+                      "module-name patterns"),
   threshold = function(v) if type(v) ~= "number" or not (v >= 0) or v == math.huge then return "must be a number >= 0" end end,
   r = whole_at_least(1),
   alpha = function(v) if type(v) ~= "number" or not (v > 0) or v == math.huge then return "must be a number > 0" end end,
