@@ -4,11 +4,13 @@
    carved. The storage (carve_layer), the int8 cache key, the planner and
    every reader of weights then follow each linear's own kind.
 
-   Matching is PEFT's target_modules rule (and transformers'
-   llm_int8_skip_modules in spirit): whole dotted components at the end of
-   the module name, so "output.dense" names BERT's attention.output.dense as
-   well as its feed-forward output.dense, and "layer.2.output.dense" only
-   the latter of layer 2. The unit is the engine's linear: BERT's query, key
+   Matching follows transformers' llm_int8_skip_modules (a module and
+   everything in it) with PEFT's suffix rule for names: a pattern names a
+   module by its full name or its last dotted components, and every linear
+   in that module. So "output.dense" names BERT's attention.output.dense as
+   well as its feed-forward output.dense, "layer.2.output.dense" only the
+   latter of layer 2, "mlp" both feed-forward linears of every BLOOM block
+   and "h.1" every linear of block 1 (but not of block 11). The unit is the engine's linear: BERT's query, key
    and value are one fused [Q;K;V] product (bert.c), so a pattern naming any
    of them, or their parent module attention.self, selects the fused one. */
 #include "bloom_internal.h"
@@ -41,12 +43,13 @@ void linear_module_name(const lacos_bloom_config *c, int l, int t, char *name, s
   snprintf(name, n, "%s", names[0]);
 }
 
-/* name == pattern, or name ends with "." + pattern. */
+/* The pattern is a run of whole dotted components of the name: the linear
+   itself or a module holding it, by its full name or its last components. */
 static bool names_it(const char *name, const char *pattern) {
-  size_t n = strlen(name), p = strlen(pattern);
-  if (p > n) return false;
-  if (p == n) return strcmp(name, pattern) == 0;
-  return name[n - p - 1] == '.' && strcmp(name + n - p, pattern) == 0;
+  size_t p = strlen(pattern);
+  for (const char *at = name; at; at = strchr(at, '.') ? strchr(at, '.') + 1 : NULL)
+    if (strncmp(at, pattern, p) == 0 && (at[p] == 0 || at[p] == '.')) return true;
+  return false;
 }
 
 /* The family's linears in one line, for a message: the per-block names
@@ -106,7 +109,8 @@ int int8_skip_resolve(const lacos_bloom_config *c, int quant, const char *skip, 
       char list[1024];
       linears_listed(c, list, sizeof list);
       return fail(LACOS_EINVAL, "%s: int8_skip pattern \"%s\" names none of the model's linears; a pattern is a "
-                  "module name or its last dotted components, and this %s model's linears are %s", where, pattern,
+                  "module's name or its last dotted components (the linear's, or a module holding it), and this %s "
+                  "model's linears are %s", where, pattern,
                   family_name(c), list);
     }
     if (!end) break;

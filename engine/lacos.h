@@ -598,11 +598,14 @@ typedef struct lacos_bloom_options {
   int cache;            /* int8 loads: reuse/write the quantised-weight cache (see lacos_bloom_cache_path) */
   /* int8 models: the linears kept in f32 (bitsandbytes' llm_int8_skip_modules,
      ONNX Runtime's nodes_to_exclude): comma-separated module-name patterns;
-     NULL = none. A pattern names a linear whose module name (transformers'
-     names: "h.3.mlp.dense_4h_to_h", "encoder.layer.4.intermediate.dense";
-     a "transformer." or "bert." prefix is ignored) equals it or ends with
-     "." + pattern, as PEFT's target_modules match: "value" names every
-     layer's value, "layer.4.intermediate.dense" one linear. BERT's query,
+     NULL = none. A pattern names a module by its full name or its last
+     dotted components (transformers' names: "h.3.mlp.dense_4h_to_h",
+     "encoder.layer.4.intermediate.dense"; a "transformer." or "bert."
+     prefix is ignored), and with it every linear the module is or holds:
+     "value" names every layer's value, "layer.4.intermediate.dense" one
+     linear, "mlp" both feed-forward linears of every BLOOM block, "h.1" all
+     of block 1 (not block 11); "output.dense" names BERT's
+     attention.output.dense too, as PEFT's suffix match would. BERT's query,
      key and value are one fused linear in lacos (module "attention.self"):
      naming any of them keeps all three of that layer in f32. A pattern that
      names no linear, an empty pattern, or a list with quant f32 is an error

@@ -3,6 +3,7 @@
 -- pairs, the STS evaluation of a point, and one sweep point end to end
 -- (train LoRA, save the adapter, evaluate, log everything).
 local lacos = require "lacos"
+local ffi = require "ffi"
 local util = require "lacos.util"
 
 local M = {}
@@ -502,6 +503,11 @@ function M.validate_point(p)
       local ok, err = pcall(lacos.bloom.target_bits, p.targets, family)
       if not ok then bad("option 'targets': %s", tostring(err):gsub("^[^:]*:%d+: ", "")) end
     end
+    -- the skip list against the model's linears (and its quant), as the load will judge it
+    if #problems == 0 and p.int8_skip then
+      local ok, err = pcall(M.memory_weights, p)
+      if not ok then bad("option 'int8_skip': %s", tostring(err):gsub("^[^:]*:%d+: ", "")) end
+    end
     -- what it evaluates on, and (one line apart: not every point trains) what it trains with
     local eval_sets = {}
     for _, group in ipairs(p.eval or { "english", "multilingual" }) do
@@ -651,6 +657,22 @@ M.COST = { train_factor = 4, checkpoint_extra = 1 }
 -- Peak memory of a point: the weights + the memory planner's activations
 -- of one training step (what estimate() reports as bytes), without
 -- measuring any speed. For a Slurm job's memory request.
+-- The bytes of a point's linears, each in its format (int8, or f32 where
+-- int8_skip keeps it), and of its small f32 parameters, as the engine will
+-- allocate them (the embedding table apart). Raises the engine's message on
+-- a skip list that does not fit the model.
+function M.memory_weights(point)
+  local C = lacos.engine.C
+  local o = ffi.new("lacos_bloom_options")
+  C.lacos_bloom_options_init(o)
+  o.quant = lacos.bloom.quants[point.quant or "int8"]
+  local skip = point.int8_skip and table.concat(point.int8_skip, ",") or nil
+  if skip then o.int8_skip = skip end
+  local wb = ffi.new("double[1]")
+  lacos.engine.check(C.lacos_bloom_plan_weight_bytes(wb, M.model_config(point), o))
+  return wb[0]
+end
+
 function M.memory(point)
   local bloom = lacos.bloom
   local cfg = M.model_config(point)
@@ -660,8 +682,7 @@ function M.memory(point)
   if point.pairs ~= 0 then per_example = M.training_pairs(point.data_root, point.train_data):has_negatives() and 3 or 2 end
   local texts = per_example * (point.batch_size or 16)
   if point.mini_batch then texts = math.min(point.mini_batch, texts) end
-  local weights = C.lacos_bloom_config_params(cfg) - cfg.vocab_size * cfg.hidden_size
-  return weights + cfg.vocab_size * cfg.hidden_size * 2 +
+  return M.memory_weights(point) + cfg.vocab_size * cfg.hidden_size * 2 +
          C.lacos_bloom_train_activation_bytes(cfg, texts, point.max_length or 64, point.r or 8,
                                                  bloom.target_bits(point.targets, M.model_family(point)), checkpointing and 1 or 0)
 end
