@@ -56,4 +56,16 @@ with=$OUT
 run_in "A cat sits on the mat." "$LACOS" embed --model "$MODEL" --adapter "$R" --int8-skip h.1 --out - --tsv
 [ -n "$with" ] && [ "$with" = "$OUT" ] && ok "embed --adapter takes the adapter's list" \
   || not_ok "embed --adapter takes the adapter's list" "${with:0:100} / ${OUT:0:100}"
+# quant-sensitivity: on a copy with outlier features planted in block 0 (tests/lua/outliers_fixture.lua), the
+# block's linears rank worst at threshold 0 and the greedy list starts there and reaches the target
+run_cmd "$LACOS" -e "require('outliers_fixture').plant('$MODEL', '$D/planted')"
+printf 'A cat sits on the mat.\nDogs run in the park.\nThe weather is nice today.\n' > "$D/s3.txt"
+run_cmd "$LACOS" quant-sensitivity --model "$D/planted" --sentences "$D/s3.txt" --target 0.99999
+expect "quant-sensitivity prints the list that reaches the target" 0 "^--int8-skip h\.0\.mlp\.dense_4h_to_h"
+grep -qE "^ +1  h\.0\." <<<"$OUT" && ok "the planted block's linears rank worst" || not_ok "the planted block's linears rank worst" "${OUT:0:1500}"
+last=$(grep -E "^ +[0-9]+  \+ " <<<"$OUT" | tail -1 | awk '{print $4}')
+awk -v c="$last" 'BEGIN { exit !(c >= 0.99999) }' && ok "the last greedy step reaches it ($last)" \
+  || not_ok "the last greedy step reaches it" "${OUT:0:1500}"
+run_cmd "$LACOS" quant-sensitivity --model "$MODEL" --sentences "$D/absent.txt"
+expect "quant-sensitivity without the sentences file" 1 "absent.txt: No such file"
 finish
