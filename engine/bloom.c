@@ -89,6 +89,23 @@ static int bloom_alloc(lacos_bloom *m) {
   return LACOS_OK;
 }
 
+/* The planner's answer comes from the same sizes the allocation carves. */
+int lacos_bloom_plan_weight_bytes(double *bytes, const lacos_bloom_config *cfg, const lacos_bloom_options *opt) {
+  *bytes = 0;
+  TRY(bloom_config_check(cfg, "model config"));
+  lacos_bloom_options o;
+  if (opt) o = *opt; else lacos_bloom_options_init(&o);
+  uint8_t *kinds;
+  TRY(meta_calloc(&kinds, (size_t)cfg->n_layer * NTARGETS, 1, "linear formats"));
+  size_t big = 0, small_n = 0;
+  int s = int8_skip_resolve(cfg, o.quant, o.int8_skip, kinds, "int8_skip");
+  if (!s) s = family_of(cfg)->storage_size(cfg, kinds, &big, &small_n);
+  mem_free(kinds);
+  TRY(s);
+  *bytes = (double)big + 4.0 * (double)small_n;
+  return LACOS_OK;
+}
+
 static const void *wte_table(const lacos_bloom *m) { return m->wte_view ? m->wte_view->data : m->wte; }
 static size_t wte_table_bytes(const lacos_bloom *m) {
   return m->wte_view ? (size_t)lacos_tensor_nbytes(m->wte_view) : m->wte_bytes;

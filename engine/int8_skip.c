@@ -137,19 +137,3 @@ int lacos_bloom_linear_quant(const lacos_bloom *m, int i) {
   if (i < 0 || i >= lacos_bloom_linear_count(m)) return -1;
   return m->host.layers[i / NTARGETS].lin[i % NTARGETS].kind == LINEAR_INT8 ? LACOS_QUANT_INT8 : LACOS_QUANT_F32;
 }
-
-int lacos_bloom_plan_weight_bytes(double *bytes, const lacos_bloom_config *cfg, const lacos_bloom_options *opt) {
-  *bytes = 0;
-  TRY(bloom_config_check(cfg, "model config"));
-  lacos_bloom_options o;
-  if (opt) o = *opt; else lacos_bloom_options_init(&o);
-  uint8_t *kinds;
-  TRY(meta_calloc(&kinds, (size_t)cfg->n_layer * NTARGETS, 1, "linear formats"));
-  size_t big = 0, small_n = 0;
-  int s = int8_skip_resolve(cfg, o.quant, o.int8_skip, kinds, "int8_skip");
-  if (!s) s = family_of(cfg)->storage_size(cfg, kinds, &big, &small_n);
-  mem_free(kinds);
-  TRY(s);
-  *bytes = (double)big + 4.0 * (double)small_n;
-  return LACOS_OK;
-}
