@@ -409,8 +409,8 @@ int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shar
 
 /* ------------------------------------------------------------- int8 cache */
 
-/* The quantised weights (int8 codes) and every small f32 parameter (row
-   scales included) of a model, zstd-compressed, behind a one-line header.
+/* The linear weights (int8 codes, f32 where int8_skip keeps a linear) and
+   every small f32 parameter (row scales included) of a model, zstd-compressed, behind a one-line header.
    Loading from it skips reading and converting the checkpoint's linear
    weights; the embedding table is still mapped from the checkpoint. */
 static const char CACHE_MAGIC[] = "LACOS-INT8-CACHE 2";
