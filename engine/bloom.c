@@ -12,8 +12,9 @@
 
    Storage: one allocation for every linear weight of the model (int8 codes
    or f32, each linear in its own format: int8 models keep the linears
-   int8_skip names in f32, int8_skip.c), one for the small f32 parameters (LayerNorms, biases, row
-   scales); the embedding table stays in its checkpoint dtype. Weights are
+   int8_skip names in f32, int8_skip.c), one for the small f32 parameters
+   (LayerNorms, biases, row scales); the embedding table stays in its
+   checkpoint dtype. Weights are
    made on the host (loaded or generated), then the model's backend gets its
    copy (model.h's stores: the same memory on the CPU), and every pass runs
    through the backend table: one code path for every device.
