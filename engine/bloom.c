@@ -14,10 +14,10 @@
    or f32, each linear in its own format: int8 models keep the linears
    int8_skip names in f32, int8_skip.c), one for the small f32 parameters
    (LayerNorms, biases, row scales); the embedding table stays in its
-   checkpoint dtype. Weights are
-   made on the host (loaded or generated), then the model's backend gets its
-   copy (model.h's stores: the same memory on the CPU), and every pass runs
-   through the backend table: one code path for every device.
+   checkpoint dtype. Weights are made on the host (loaded or generated),
+   then the model's backend gets its copy (model.h's stores: the same
+   memory on the CPU), and every pass runs through the backend table: one
+   code path for every device.
 
    The passes below the blocks (inference, bloom_train.c's training) serve
    every family through its table (model_family): BERT (bert.c) supplies
