@@ -24,19 +24,34 @@
 #include <math.h>
 
 /* Storage: linears in one allocation (q, k, v, dense: C×C each; the two
-   feed-forward linears C×I), small f32 parameters in another (LayerNorms,
-   biases, int8 row scales, the position and token type tables). */
+   feed-forward linears C×I), each in its own format, small f32 parameters
+   in another (LayerNorms, biases, int8 row scales, the position and token
+   type tables). */
+static void bert_shapes(const lacos_bloom_config *c, int *in, int *out) {
+  const int C = c->hidden_size, I = ffn_width(c);
+  in[T_QKV] = C; out[T_QKV] = 3 * C;
+  in[T_DENSE] = C; out[T_DENSE] = C;
+  in[T_FC1] = C; out[T_FC1] = I;
+  in[T_FC2] = I; out[T_FC2] = C;
+}
+
+/* The top's small parameters: the embedding LayerNorm (2C), the position
+   (P·C) and token type (TV·C) tables. */
+static size_t bert_top_floats(const lacos_bloom_config *c) {
+  return (size_t)c->hidden_size * (2 + (size_t)c->max_length + (size_t)c->type_vocab_size);
+}
+
+static int bert_storage_size(const lacos_bloom_config *c, const uint8_t *kinds, size_t *big, size_t *small_n) {
+  int in[NTARGETS], out[NTARGETS];
+  bert_shapes(c, in, out);
+  return layers_storage_size(c, in, out, kinds, bert_top_floats(c), big, small_n);
+}
+
 static int bert_alloc(lacos_bloom *m) {
   const lacos_bloom_config *c = &m->cfg;
-  int64_t C = c->hidden_size, L = c->n_layer, I = ffn_width(c);
-  bool q8 = m->opt.quant == LACOS_QUANT_INT8;
-  size_t esz = q8 ? 1 : 4, big, small_n;
-  if (!size_mul((size_t)(4 * C * C + 2 * C * I), (size_t)L, &big) || !size_mul(big, esz, &big))
-    return fail(LACOS_ELIMIT, "model weights overflow the address space");
-  /* per layer: 2 LayerNorms (4C), biases and (int8) row scales (5C + I each);
-     the top: embedding LayerNorm (2C), position (P·C) and type (TV·C) tables */
-  small_n = (size_t)(L * (4 * C + (5 * C + I) * (q8 ? 2 : 1)) + 2 * C +
-                     ((int64_t)c->max_length + c->type_vocab_size) * C);
+  int64_t C = c->hidden_size, L = c->n_layer;
+  size_t big, small_n;
+  TRY(bert_storage_size(c, m->lin_kind, &big, &small_n));
   TRY(alloc_storage_blocks(m, L, big, small_n));
   float *p = m->small;
   bloom_params *h = &m->host;
@@ -45,10 +60,9 @@ static int bert_alloc(lacos_bloom *m) {
   h->pos_emb = p; p += (int64_t)c->max_length * C;
   h->type_emb = p; p += (int64_t)c->type_vocab_size * C;
   char *w = m->big;
-  const int c1 = (int)C, i1 = (int)I;
-  const int in[NTARGETS] = { [T_QKV] = c1, [T_DENSE] = c1, [T_FC1] = c1, [T_FC2] = i1 },
-            out[NTARGETS] = { [T_QKV] = 3 * c1, [T_DENSE] = c1, [T_FC1] = i1, [T_FC2] = c1 };
-  for (int64_t l = 0; l < L; l++) carve_layer(&h->layers[l], in, out, c1, q8, esz, &p, &w);
+  int in[NTARGETS], out[NTARGETS];
+  bert_shapes(c, in, out);
+  for (int64_t l = 0; l < L; l++) carve_layer(&h->layers[l], in, out, (int)C, m->lin_kind + l * NTARGETS, &p, &w);
   return LACOS_OK;
 }
 
@@ -161,6 +175,7 @@ static void bert_slot_of(lacos_bloom *m, int i, float **vec, linear **lin, int *
 
 const model_family bert_family = {
   .alloc_storage = bert_alloc,
+  .storage_size = bert_storage_size,
   .embed = bert_embed,
   .block_forward = bert_block_forward,
   .block_backward = bert_block_backward,

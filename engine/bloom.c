@@ -11,11 +11,13 @@
    kernel knows about it.
 
    Storage: one allocation for every linear weight of the model (int8 codes
-   or f32), one for the small f32 parameters (LayerNorms, biases, row
-   scales); the embedding table stays in its checkpoint dtype. Weights are
-   made on the host (loaded or generated), then the model's backend gets its
-   copy (model.h's stores: the same memory on the CPU), and every pass runs
-   through the backend table: one code path for every device.
+   or f32, each linear in its own format: int8 models keep the linears
+   int8_skip names in f32, int8_skip.c), one for the small f32 parameters
+   (LayerNorms, biases, row scales); the embedding table stays in its
+   checkpoint dtype. Weights are made on the host (loaded or generated),
+   then the model's backend gets its copy (model.h's stores: the same
+   memory on the CPU), and every pass runs through the backend table: one
+   code path for every device.
 
    The passes below the blocks (inference, bloom_train.c's training) serve
    every family through its table (model_family): BERT (bert.c) supplies
@@ -37,24 +39,42 @@ int bloom_new(lacos_bloom **out, const lacos_bloom_config *cfg, const lacos_bloo
   m->cfg = *cfg;
   m->fam = family_of(cfg);
   m->opt = *opt;
+  m->opt.int8_skip = NULL;
   m->be = be;
+  int s = meta_calloc(&m->lin_kind, (size_t)cfg->n_layer * NTARGETS, 1, "linear formats");
+  if (!s) s = int8_skip_resolve(cfg, opt->quant, opt->int8_skip, m->lin_kind, where);
+  if (!s && opt->int8_skip) s = meta_strdup(&m->int8_skip, opt->int8_skip, "int8_skip");
+  if (s) { lacos_bloom_free(m); return s; }
+  m->opt.int8_skip = m->int8_skip;
   *out = m;
   return LACOS_OK;
 }
 
 int bloom_alloc_storage(lacos_bloom *m) { return m->fam->alloc_storage(m); }
 
+static void bloom_shapes(const lacos_bloom_config *c, int *in, int *out) {
+  for (int t = 0; t < NTARGETS; t++) {
+    in[t] = c->hidden_size * bloom_lin_in_mult[t];
+    out[t] = c->hidden_size * bloom_lin_out_mult[t];
+  }
+}
+
+/* The top's small parameters: the embedding LayerNorm, ln_f (2C each) and
+   the ALiBi slopes. */
+static size_t bloom_top_floats(const lacos_bloom_config *c) { return 4 * (size_t)c->hidden_size + (size_t)c->n_head; }
+
+static int bloom_storage_size(const lacos_bloom_config *c, const uint8_t *kinds, size_t *big, size_t *small_n) {
+  int in[NTARGETS], out[NTARGETS];
+  bloom_shapes(c, in, out);
+  return layers_storage_size(c, in, out, kinds, bloom_top_floats(c), big, small_n);
+}
+
 /* Carves the two parameter allocations into the per-layer struct of pointers. */
 static int bloom_alloc(lacos_bloom *m) {
   const lacos_bloom_config *c = &m->cfg;
   int64_t C = c->hidden_size, L = c->n_layer;
-  bool q8 = m->opt.quant == LACOS_QUANT_INT8;
-  size_t welem = (size_t)(12 * C * C), esz = q8 ? 1 : 4;
   size_t big, small_n;
-  if (!size_mul(welem, (size_t)L, &big) || !size_mul(big, esz, &big))
-    return fail(LACOS_ELIMIT, "model weights overflow the address space");
-  /* per layer: 2 LayerNorms (4C), biases (9C), row scales (9C, int8 only) */
-  small_n = (size_t)(L * (13 + (q8 ? 9 : 0)) * C + 4 * C + c->n_head);
+  TRY(bloom_storage_size(c, m->lin_kind, &big, &small_n));
   TRY(alloc_storage_blocks(m, L, big, small_n));
   float *p = m->small;
   bloom_params *h = &m->host;
@@ -65,9 +85,26 @@ static int bloom_alloc(lacos_bloom *m) {
   h->slopes = p; p += c->n_head;
   char *w = m->big;
   int in[NTARGETS], out[NTARGETS];
-  for (int t = 0; t < NTARGETS; t++) { in[t] = (int)(C * bloom_lin_in_mult[t]); out[t] = (int)(C * bloom_lin_out_mult[t]); }
-  for (int64_t l = 0; l < L; l++) carve_layer(&h->layers[l], in, out, (int)C, q8, esz, &p, &w);
+  bloom_shapes(c, in, out);
+  for (int64_t l = 0; l < L; l++) carve_layer(&h->layers[l], in, out, (int)C, m->lin_kind + l * NTARGETS, &p, &w);
   alibi_slopes(h->slopes, c->n_head);
+  return LACOS_OK;
+}
+
+/* The planner's answer comes from the same sizes the allocation carves. */
+int lacos_bloom_plan_weight_bytes(double *bytes, const lacos_bloom_config *cfg, const lacos_bloom_options *opt) {
+  *bytes = 0;
+  TRY(bloom_config_check(cfg, "model config"));
+  lacos_bloom_options o;
+  if (opt) o = *opt; else lacos_bloom_options_init(&o);
+  uint8_t *kinds;
+  TRY(meta_calloc(&kinds, (size_t)cfg->n_layer * NTARGETS, 1, "linear formats"));
+  size_t big = 0, small_n = 0;
+  int s = int8_skip_resolve(cfg, o.quant, o.int8_skip, kinds, "int8_skip");
+  if (!s) s = family_of(cfg)->storage_size(cfg, kinds, &big, &small_n);
+  mem_free(kinds);
+  TRY(s);
+  *bytes = (double)big + 4.0 * (double)small_n;
   return LACOS_OK;
 }
 
@@ -176,6 +213,8 @@ void lacos_bloom_free(lacos_bloom *m) {
   lacos_tensor_free(m->wte_view);
   mem_free(m->wte_scale);
   mem_free(m->source_dir);
+  mem_free(m->lin_kind);
+  mem_free(m->int8_skip);
   mem_free(m);
 }
 
@@ -367,9 +406,14 @@ int bloom_ctx_init(lacos_bloom *m, bloom_ctx *x, int B, int T, const int32_t *ma
   p->threshold = (float)m->opt.threshold;
   p->fast_backward = m->fast_backward;
   p->lora = lora_hyper_of(m);
-  /* every block has the same four linears: layer 0's shapes stand for all */
-  size_t need = pass_scratch(m->be, m->run.layers[0].lin, NTARGETS, x->N, p->threshold, p->fast_backward, B, T,
-                             m->cfg.hidden_size, m->cfg.n_head, training);
+  /* every block has the same four shapes, but each linear its own format
+     (int8_skip): the most any block's linears need */
+  size_t need = 0;
+  for (int l = 0; l < m->cfg.n_layer; l++) {
+    size_t n = pass_scratch(m->be, m->run.layers[l].lin, NTARGETS, x->N, p->threshold, p->fast_backward, B, T,
+                            m->cfg.hidden_size, m->cfg.n_head, training);
+    if (n > need) need = n;
+  }
   /* a quarter more when it grows: batches of varying length do not
      reallocate it at every new maximum */
   if (m->scratch_ws.bytes < need) TRY(workspace_reserve(m->be, &m->scratch_ws, need + need / 4, "layer scratch"));
@@ -545,6 +589,7 @@ static void bloom_slot_of(lacos_bloom *m, int i, float **vec, linear **lin, int 
 
 const model_family bloom_family = {
   .alloc_storage = bloom_alloc,
+  .storage_size = bloom_storage_size,
   .embed = bloom_embed,
   .block_forward = bloom_block_forward,
   .block_backward = bloom_block_backward,

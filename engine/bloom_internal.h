@@ -41,7 +41,9 @@ struct lacos_bloom {
   void *wte; int wte_dtype; bool wte_owned; size_t wte_bytes;
   lacos_tensor *wte_view;
   float *wte_scale; size_t wte_scale_bytes;
-  void *big; size_t big_bytes;      /* every linear weight: int8 codes or f32 */
+  void *big; size_t big_bytes;      /* every linear weight: int8 codes or f32, each linear in its own format */
+  uint8_t *lin_kind;                /* n_layer x NTARGETS: LINEAR_INT8 / LINEAR_F32 (int8_skip.c) */
+  char *int8_skip;                  /* opt.int8_skip's own copy (opt.int8_skip points here) */
   float *small; size_t small_bytes; /* LayerNorms, biases, row scales, slopes */
   bloom_params host;
   /* The backend's copy of each storage class, and the parameters there
@@ -119,10 +121,20 @@ int block_linear_back(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *d
 /* Whether any enabled adapter sits on linear t of block l. */
 bool block_linear_adapted(const lacos_bloom *m, int l, int t);
 
+/* int8_skip.c: kinds (n_layer x NTARGETS) = each linear's format for quant
+   and the int8_skip patterns (NULL: none); `where` names the model in a
+   message. */
+int int8_skip_resolve(const lacos_bloom_config *c, int quant, const char *skip, uint8_t *kinds, const char *where);
+/* Linear t of block l's module name ("encoder.layer.3.attention.self"). */
+void linear_module_name(const lacos_bloom_config *c, int l, int t, char *name, size_t n);
+
 /* What a family supplies (bloom.c: bloom_family; bert.c: bert_family). */
 typedef struct model_family {
   /* the host storage of cfg's shape, carved into m->host */
   int (*alloc_storage)(lacos_bloom *m);
+  /* its size with the linears in formats kinds: big bytes, small_n floats
+     (one formula for the allocation and the memory planner) */
+  int (*storage_size)(const lacos_bloom_config *c, const uint8_t *kinds, size_t *big, size_t *small_n);
   /* x (N,C) = the embedding pass of ids (backend memory); tmp (N,C) scratch */
   int (*embed)(lacos_bloom *m, const bloom_ctx *x, float *out, const int32_t *ids, float *tmp);
   /* the block: reads a->x_in, fills a, writes the block's output to x_out */
@@ -141,21 +153,50 @@ static inline const model_family *family_of(const lacos_bloom_config *c) {
   return c->family == LACOS_FAMILY_BERT ? &bert_family : &bloom_family;
 }
 /* The families' storage: the layer table, one allocation of big bytes for
-   every linear weight and one of small_n floats for the small parameters. */
+   every linear weight (zeroed: the padding between linears is written to
+   the int8 cache too) and one of small_n floats for the small parameters. */
 static inline int alloc_storage_blocks(lacos_bloom *m, int64_t L, size_t big, size_t small_n) {
   TRY(meta_calloc(&m->host.layers, (size_t)L, sizeof *m->host.layers, "the layer table"));
-  TRY(mem_alloc(&m->big, big, "model weights"));
+  TRY(mem_calloc(&m->big, big, 1, "model weights"));
   m->big_bytes = big;
   TRY(mem_calloc(&m->small, small_n, sizeof(float), "model parameters"));
   m->small_bytes = small_n * sizeof(float);
   return LACOS_OK;
 }
 
+/* A linear's share of the big allocation: its codes or f32 weights, rounded
+   to 64 bytes so f32 weights after int8 codes start aligned; and of the
+   small one: its bias and, int8, its row scales. */
+static inline size_t linear_big_bytes(int in, int out, int kind) {
+  size_t b = (size_t)in * (size_t)out * (kind == LINEAR_INT8 ? 1 : 4);
+  return (b + 63) & ~(size_t)63;
+}
+static inline size_t linear_small_floats(int out, int kind) { return (size_t)out * (kind == LINEAR_INT8 ? 2 : 1); }
+
+/* The storage of L layers of linears in[t] -> out[t] in formats kinds
+   (L x NTARGETS), two LayerNorms (4C) a layer, on top of `top` floats of
+   the family's own. */
+static inline int layers_storage_size(const lacos_bloom_config *c, const int *in, const int *out, const uint8_t *kinds,
+                                      size_t top, size_t *big, size_t *small_n) {
+  size_t b = 0, s = top;
+  for (int l = 0; l < c->n_layer; l++) {
+    bool ok = size_add(s, 4 * (size_t)c->hidden_size, &s);
+    for (int t = 0; t < NTARGETS && ok; t++) {
+      int k = kinds[l * NTARGETS + t];
+      ok = size_add(b, linear_big_bytes(in[t], out[t], k), &b) && size_add(s, linear_small_floats(out[t], k), &s);
+    }
+    if (!ok || s > SIZE_MAX / sizeof(float)) return fail(LACOS_ELIMIT, "model weights overflow the address space");
+  }
+  *big = b;
+  *small_n = s;
+  return LACOS_OK;
+}
+
 /* A layer of the families' storage carved in their one order: its two
-   LayerNorms (C each, weight then bias) and each linear t (in[t] → out[t]):
-   its bias and, int8, its row scales from the small parameters *p, its
-   weights (esz bytes each: codes or f32) from *w. */
-static inline void carve_layer(bloom_layer *ly, const int *in, const int *out, int C, bool q8, size_t esz, float **p,
+   LayerNorms (C each, weight then bias) and each linear t (in[t] → out[t])
+   in its format kinds[t]: its bias and, int8, its row scales from the
+   small parameters *p, its codes or f32 weights from *w. */
+static inline void carve_layer(bloom_layer *ly, const int *in, const int *out, int C, const uint8_t *kinds, float **p,
                                char **w) {
   ly->ln1_w = *p; *p += C;
   ly->ln1_b = *p; *p += C;
@@ -165,11 +206,11 @@ static inline void carve_layer(bloom_layer *ly, const int *in, const int *out, i
     linear *ln = &ly->lin[t];
     ln->in = in[t];
     ln->out = out[t];
-    ln->kind = q8 ? LINEAR_INT8 : LINEAR_F32;
+    ln->kind = kinds[t];
     ln->bias = *p; *p += ln->out;
-    if (q8) { ln->q = (int8_t *)*w; ln->scale = *p; *p += ln->out; }
+    if (ln->kind == LINEAR_INT8) { ln->q = (int8_t *)*w; ln->scale = *p; *p += ln->out; }
     else ln->w = (float *)*w;
-    *w += (size_t)ln->in * ln->out * esz;
+    *w += linear_big_bytes(in[t], out[t], ln->kind);
   }
 }
 /* The feed-forward width I (4C for BLOOM). */

@@ -283,6 +283,8 @@ static int st_get(void *ctx, const char *name, lacos_tensor **out, const char **
   return s;
 }
 
+static int cache_path(const char *dir, const uint8_t *kinds, int L, char *path, int cap);
+
 int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_options *opt) {
   *out = NULL;
   lacos_bloom_options o;
@@ -299,8 +301,13 @@ int lacos_bloom_load(lacos_bloom **out, const char *dir, const lacos_bloom_optio
   TRY(lacos_safetensors_open(&st, dir));
   st_source src = {st, dir, cfg.family == LACOS_FAMILY_BERT};
   char cache[4096] = "";
-  bool use_cache = o.cache && o.quant == LACOS_QUANT_INT8 && lacos_bloom_cache_path(dir, cache, sizeof cache) == LACOS_OK;
-  int s;
+  uint8_t *kinds = NULL;
+  int s = meta_calloc(&kinds, (size_t)cfg.n_layer * NTARGETS, 1, "linear formats");
+  if (!s) s = int8_skip_resolve(&cfg, o.quant, o.int8_skip, kinds, dir);
+  if (s) { mem_free(kinds); lacos_safetensors_free(st); return s; }
+  bool use_cache = o.cache && o.quant == LACOS_QUANT_INT8 &&
+                   cache_path(dir, kinds, cfg.n_layer, cache, sizeof cache) == LACOS_OK;
+  mem_free(kinds);
   if (use_cache && access(cache, R_OK) == 0) {
     s = bloom_load_cached(out, &cfg, &o, st_get, &src, dir, cache);
     if (!s) {
@@ -402,24 +409,45 @@ int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shar
 
 /* ------------------------------------------------------------- int8 cache */
 
-/* The quantised weights (int8 codes) and every small f32 parameter (row
-   scales included) of a model, zstd-compressed, behind a one-line header.
+/* The linear weights (int8 codes, f32 where int8_skip keeps a linear) and
+   every small f32 parameter (row scales included) of a model, zstd-compressed, behind a one-line header.
    Loading from it skips reading and converting the checkpoint's linear
    weights; the embedding table is still mapped from the checkpoint. */
-static const char CACHE_MAGIC[] = "LACOS-INT8-CACHE 1";
+static const char CACHE_MAGIC[] = "LACOS-INT8-CACHE 2";
 
 static int cmp_name256(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
 
-int lacos_bloom_cache_path(const char *dir, char *path, int cap) {
+/* Which linears are f32, one hex digit a block (bit t: linear t; kinds
+   NULL: none): the cache's key and header say which formats the stored
+   weights are in. out holds L + 1 chars. */
+static void formats_hex(const uint8_t *kinds, int L, char *out) {
+  for (int l = 0; l < L; l++) {
+    int d = 0;
+    for (int t = 0; t < NTARGETS; t++) d |= (kinds && kinds[l * NTARGETS + t] == LINEAR_F32) << t;
+    out[l] = "0123456789abcdef"[d];
+  }
+  out[L] = 0;
+}
+
+/* kinds NULL: every linear int8. */
+static int cache_path(const char *dir, const uint8_t *kinds, int L, char *path, int cap) {
   char abs[4096];
   if (!realpath(dir, abs)) return fail_errno("%s", dir);
   /* fingerprint: directory + each weight file's name, size and mtime (a
-     line of at most 256 + 60 bytes per file) */
+     line of at most 256 + 60 bytes per file) + the f32 linears, when any */
   enum { MAX_FILES = 512 };
-  size_t cap_fp = sizeof CACHE_MAGIC + strlen(abs) + 2 + (size_t)MAX_FILES * 320, fpn = 0;
+  size_t cap_fp = sizeof CACHE_MAGIC + strlen(abs) + 2 + (size_t)MAX_FILES * 320 + (size_t)L + 8, fpn = 0;
   char *fp;
   TRY(meta_alloc(&fp, cap_fp, "cache fingerprint"));
   fpn += (size_t)snprintf(fp, cap_fp, "%s\n%s\n", CACHE_MAGIC, abs);
+  bool mixed = false;
+  for (int i = 0; kinds && i < L * NTARGETS; i++) mixed |= kinds[i] == LINEAR_F32;
+  if (mixed) {
+    fpn += (size_t)snprintf(fp + fpn, cap_fp - fpn, "f32 ");
+    formats_hex(kinds, L, fp + fpn);
+    fpn += (size_t)L;
+    fp[fpn++] = '\n';
+  }
   DIR *d = opendir(abs);
   if (d) {
     struct dirent *e;
@@ -450,15 +478,34 @@ int lacos_bloom_cache_path(const char *dir, char *path, int cap) {
   return LACOS_OK;
 }
 
+int lacos_bloom_cache_path(const char *dir, const lacos_bloom_options *opt, char *path, int cap) {
+  if (!opt || !opt->int8_skip) return cache_path(dir, NULL, 0, path, cap);
+  char cfg_path[4096];
+  snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
+  lacos_bloom_config cfg;
+  TRY(lacos_bloom_config_read(&cfg, cfg_path));
+  uint8_t *kinds;
+  TRY(meta_calloc(&kinds, (size_t)cfg.n_layer * NTARGETS, 1, "linear formats"));
+  int s = int8_skip_resolve(&cfg, opt->quant, opt->int8_skip, kinds, dir);
+  if (!s) s = cache_path(dir, kinds, cfg.n_layer, path, cap);
+  mem_free(kinds);
+  return s;
+}
+
 int bloom_cache_write(const lacos_bloom *m, const char *path) {
   char dir[4096];
   snprintf(dir, sizeof dir, "%s", path);
   char *slash = strrchr(dir, '/');
   if (slash) { *slash = 0; TRY(mkdir_parents(dir)); }
+  char *hexs;
+  TRY(meta_alloc(&hexs, (size_t)m->cfg.n_layer + 1, "cache header"));
+  formats_hex(m->lin_kind, m->cfg.n_layer, hexs);
   atomic_file af;
-  TRY(atomic_file_open(&af, path));
-  fprintf(af.f, "%s %d %d %d %d %zu %zu\n", CACHE_MAGIC, m->cfg.vocab_size, m->cfg.hidden_size, m->cfg.n_layer,
-          m->cfg.n_head, m->big_bytes, m->small_bytes);
+  int opened = atomic_file_open(&af, path);
+  if (opened) { mem_free(hexs); return opened; }
+  fprintf(af.f, "%s %d %d %d %d %zu %zu %s\n", CACHE_MAGIC, m->cfg.vocab_size, m->cfg.hidden_size, m->cfg.n_layer,
+          m->cfg.n_head, m->big_bytes, m->small_bytes, hexs);
+  mem_free(hexs);
   ZSTD_CCtx *cz = ZSTD_createCCtx();
   if (cz) ZSTD_CCtx_setParameter(cz, ZSTD_c_checksumFlag, 1);   /* a damaged cache fails to decompress */
   size_t cap = ZSTD_CStreamOutSize();
@@ -486,15 +533,24 @@ int bloom_cache_write(const lacos_bloom *m, const char *path) {
 int bloom_cache_read(lacos_bloom *m, const char *path) {
   FILE *f = fopen(path, "rb");
   if (!f) return fail_errno("%s", path);
-  char line[256];
-  int s = LACOS_OK;
-  int v, h, l, nh;
+  /* the header: the shape, both sizes and which linears are f32 */
+  size_t line_cap = 256 + (size_t)m->cfg.n_layer;
+  char *line = NULL, *want = NULL;
+  int s = meta_alloc(&line, line_cap, "cache header");
+  if (!s) s = meta_alloc(&want, (size_t)m->cfg.n_layer + 1, "cache header");
+  if (s) { if (line) mem_free(line); fclose(f); return s; }
+  formats_hex(m->lin_kind, m->cfg.n_layer, want);
+  int v, h, l, nh, at = -1;
   size_t big, small;
-  if (!fgets(line, sizeof line, f)) { fclose(f); return fail(LACOS_EFORMAT, "%s: not a lacos int8 cache", path); }
-  if (strncmp(line, CACHE_MAGIC, strlen(CACHE_MAGIC)) != 0 ||
-      sscanf(line + strlen(CACHE_MAGIC), "%d %d %d %d %zu %zu", &v, &h, &l, &nh, &big, &small) != 6 ||
-      v != m->cfg.vocab_size || h != m->cfg.hidden_size || l != m->cfg.n_layer || nh != m->cfg.n_head ||
-      big != m->big_bytes || small != m->small_bytes) {
+  bool ok = fgets(line, (int)line_cap, f) && strncmp(line, CACHE_MAGIC, strlen(CACHE_MAGIC)) == 0 &&
+            sscanf(line + strlen(CACHE_MAGIC), "%d %d %d %d %zu %zu %n", &v, &h, &l, &nh, &big, &small, &at) == 6 &&
+            at > 0 && v == m->cfg.vocab_size && h == m->cfg.hidden_size && l == m->cfg.n_layer &&
+            nh == m->cfg.n_head && big == m->big_bytes && small == m->small_bytes &&
+            strncmp(line + strlen(CACHE_MAGIC) + at, want, (size_t)l) == 0 &&
+            line[strlen(CACHE_MAGIC) + (size_t)at + (size_t)l] == '\n';
+  mem_free(line);
+  mem_free(want);
+  if (!ok) {
     fclose(f);
     return fail(LACOS_EFORMAT, "%s: the cache does not describe this model", path);
   }

@@ -596,6 +596,22 @@ typedef struct lacos_bloom_options {
   int device;           /* lacos_device */
   int embedding_dtype;  /* table dtype for random models: f16 (default), f32, bf16, i8 */
   int cache;            /* int8 loads: reuse/write the quantised-weight cache (see lacos_bloom_cache_path) */
+  /* int8 models: the linears kept in f32 (bitsandbytes' llm_int8_skip_modules,
+     ONNX Runtime's nodes_to_exclude): comma-separated module-name patterns;
+     NULL = none. A pattern names a module by its full name or its last
+     dotted components (transformers' names: "h.3.mlp.dense_4h_to_h",
+     "encoder.layer.4.intermediate.dense"; a "transformer." or "bert."
+     prefix is ignored), and with it every linear the module is or holds:
+     "value" names every layer's value, "layer.4.intermediate.dense" one
+     linear, "mlp" both feed-forward linears of every BLOOM block, "h.1" all
+     of block 1 (not block 11); "output.dense" names BERT's
+     attention.output.dense too, as PEFT's suffix match would. BERT's query,
+     key and value are one fused linear in lacos (module "attention.self"):
+     naming any of them keeps all three of that layer in f32. A pattern that
+     names no linear, an empty pattern, or a list with quant f32 is an error
+     (LACOS_EINVAL, the message lists the model's linears). The loaded
+     model's formats: lacos_bloom_linear_quant. */
+  const char *int8_skip;
 } lacos_bloom_options;
 
 void lacos_bloom_options_init(lacos_bloom_options *opt);
@@ -621,13 +637,27 @@ int lacos_bloom_random(lacos_bloom **out, const lacos_bloom_config *cfg, double 
 int lacos_bloom_save(lacos_bloom *m, const char *dir, int dtype, double max_shard_bytes);
 /* Where the int8 cache of a checkpoint lives: $LACOS_CACHE (default
    ~/.cache/lacos) / int8-<sha256 of the directory, its weight files' sizes
-   and times, and the cache format>.zst. A changed checkpoint gets a new
-   name, so a stale cache is never read. */
-int lacos_bloom_cache_path(const char *dir, char *path, int cap);
+   and times, the cache format and, with opt's int8_skip, which linears
+   are f32>.zst. A changed checkpoint gets a new name, so a stale cache is
+   never read; each skip list gets its own cache. opt NULL: the defaults. */
+int lacos_bloom_cache_path(const char *dir, const lacos_bloom_options *opt, char *path, int cap);
 void lacos_bloom_free(lacos_bloom *m);
 int lacos_bloom_get_config(const lacos_bloom *m, lacos_bloom_config *cfg);
 int lacos_bloom_quant(const lacos_bloom *m);
 double lacos_bloom_weight_bytes(const lacos_bloom *m);
+/* The engine's linears (n_layer x 4, block by block), by module name
+   ("h.3.self_attention.query_key_value"; BERT's fused query, key and value:
+   "encoder.layer.3.attention.self"), and the format each holds its weights
+   in (LACOS_QUANT_INT8 or LACOS_QUANT_F32; -1 for an index out of range). */
+int lacos_bloom_linear_count(const lacos_bloom *m);
+const char *lacos_bloom_linear_name(const lacos_bloom *m, int i);
+int lacos_bloom_linear_quant(const lacos_bloom *m, int i);
+/* The memory planner's weights: the bytes a model of cfg loaded with opt
+   holds for its linears and small parameters (every linear in its own
+   format; the embedding table, which stays in its checkpoint dtype, not
+   counted), without loading anything. Fails as a load would on a bad
+   int8_skip. */
+int lacos_bloom_plan_weight_bytes(double *bytes, const lacos_bloom_config *cfg, const lacos_bloom_options *opt);
 
 /* ids, mask: (B,T) i32. hidden: (B,T,C) f32, or with all_layers the
    L+1 states of transformers' output_hidden_states as (L+1,B,T,C). */

@@ -6,6 +6,7 @@
 --
 --   lacos run experiments/minilm_nli.lua [--model DIR] [--data DIR] [--db FILE] [--dry-run]
 --                                        [--epochs N] [--batch-size N] [--lr X] [--targets LIST] [--quant f32|int8]
+--                                        [--int8-skip LIST]
 --
 -- Training data: lacos.experiment's NLI pairs (AllNLI when present, else
 -- the SNLI dev + test premise/entailment/contradiction triplets of the
@@ -19,7 +20,8 @@ local util = require "lacos.util"
 local spec = {
   name = "minilm_nli",
   usage = "lacos run experiments/minilm_nli.lua [--model DIR] [--data DIR] [--db FILE] [--dry-run]\n" ..
-          "                                       [--epochs N] [--batch-size N] [--lr X] [--targets LIST] [--quant f32|int8]",
+          "                                       [--epochs N] [--batch-size N] [--lr X] [--targets LIST] [--quant f32|int8]\n" ..
+          "                                       [--int8-skip LIST]",
   options = {
     { "--model", "DIR", "the sentence-transformers model", default = "models/all-MiniLM-L6-v2" },
     { "--data", "DIR", "datasets root (default: $LACOS_DATA, datasets/, or ../shared/datasets)" },
@@ -30,6 +32,7 @@ local spec = {
     { "--lr", "X", "peak learning rate", type = "number", default = 2e-4, min = 0 },
     { "--targets", "LIST", "LoRA targets, comma-separated", default = "query,key,value" },
     { "--quant", "KIND", "base weights", default = "f32", choices = { "f32", "int8" } },
+    lacos.bloom.int8_skip_option(),
   },
 }
 local opts, help = args.parse(spec, arg)
@@ -45,7 +48,8 @@ local sweep = lacos.sweep.new {
   axes = { pairs = { 0, "all" }, seed = { 1 } },
   order = { "pairs", "seed" },
   fixed = { model = dir:match("([^/]+)$"), models_dir = X.models_dir(dir:match("^(.*)/[^/]+$") or "."), synthetic = false,
-            data_root = X.data_root(opts.data), quant = opts.quant, pooling = lacos.bloom.dir_pooling(dir),
+            data_root = X.data_root(opts.data), quant = opts.quant,
+            int8_skip = lacos.bloom.skip_list(lacos.bloom.skip_arg(opts.int8_skip), "--int8-skip"), pooling = lacos.bloom.dir_pooling(dir),
             r = 8, alpha = 16, dropout = 0.05, targets = targets, lr = opts.lr, epochs = opts.epochs,
             batch_size = opts.batch_size, max_length = 64, eval = { "english" }, eval_limit = 0,
             quiet = not util.isatty(2) },

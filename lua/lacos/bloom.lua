@@ -148,6 +148,39 @@ function M.config_names()
 end
 function M.param_count(name_or_table) return C.lacos_bloom_config_params(M.config(name_or_table)) end
 
+-- int8_skip as a list of patterns: nil (none), a string of comma-separated
+-- patterns, or a list of strings; an empty list is none. The patterns are
+-- the engine's to judge (engine/int8_skip.c): one naming no linear, or an
+-- empty one, is an error there, with the model's linear names.
+function M.skip_list(v, where)
+  if v == nil or v == false then return nil end
+  local list = {}
+  if type(v) == "string" then
+    for p in (v .. ","):gmatch("([^,]*),") do list[#list + 1] = p:match("^%s*(.-)%s*$") end
+  elseif type(v) == "table" then
+    for i, p in ipairs(v) do
+      if type(p) ~= "string" then error(("%s: int8_skip[%d] must be a string, got %s"):format(where, i, type(p)), 3) end
+      if p:find(",", 1, true) then error(("%s: int8_skip[%d] '%s' holds a comma: give one pattern an entry"):format(where, i, p), 3) end
+      list[i] = p:match("^%s*(.-)%s*$")
+    end
+    if #list == 0 then return nil end
+  else
+    error(("%s: int8_skip must be a list of module-name patterns or a comma-separated string, got %s"):format(where, type(v)), 3)
+  end
+  return list
+end
+
+-- The command-line option every command that takes --quant has, and its
+-- value as load's int8_skip ("none": explicitly none, false).
+function M.int8_skip_option()
+  return { "--int8-skip", "LIST", "int8: linears kept in f32, comma-separated module names or their last components " ..
+           "(value, layer.0.output.dense; none: no list; default: an --adapter's recorded list)" }
+end
+function M.skip_arg(s)
+  if s == "none" then return false end
+  return s
+end
+
 local function model_options(opts, where)
   local o = ffi.new("lacos_bloom_options")
   C.lacos_bloom_options_init(o)
@@ -169,7 +202,11 @@ local function model_options(opts, where)
   end
   if opts.embedding_dtype ~= nil then o.embedding_dtype = T.dtype_of(opts.embedding_dtype) end
   if opts.cache then o.cache = 1 end
-  return o
+  -- the string the struct points to: the caller keeps it alive over the call
+  local skip = M.skip_list(opts.int8_skip, where)
+  local skip_text = skip and table.concat(skip, ",")
+  if skip_text then o.int8_skip = skip_text end
+  return o, skip, skip_text
 end
 
 local function wrap(ptr, fields)
@@ -232,14 +269,22 @@ end
 -- (engine/bert.c; pairs are not encoded).
 function M.load(dir, opts)
   opts = util.options(opts, { quant = "int8", threshold = 0.0, device = "cpu", tokenizer = util.ANY,
-                              pooling = util.ANY, adapter = util.ANY, cache = false }, "lacos.bloom.load")
+                              pooling = util.ANY, adapter = util.ANY, cache = false, int8_skip = util.ANY },
+                      "lacos.bloom.load")
   if type(dir) ~= "string" then error("load: expected a model directory, got " .. type(dir), 2) end
   dir = dir:gsub("(.)/+$", "%1")
   local st = describe(dir)
-  local o = model_options(opts, "lacos.bloom.load")
+  -- an adapter trained over an int8 base with linears kept in f32 runs over
+  -- the same formats unless the caller says otherwise (int8_skip = false: none)
+  if opts.int8_skip == nil and opts.adapter and (opts.quant or "int8") == "int8" then
+    local meta = read_json(opts.adapter .. "/lacos.json")
+    if meta and meta.quant == "int8" and type(meta.int8_skip) == "table" then opts.int8_skip = meta.int8_skip end
+  end
+  local o, skip, skip_text = model_options(opts, "lacos.bloom.load")
   local out = ffi.new("lacos_bloom*[1]")
   check(C.lacos_bloom_load(out, dir, o))
-  local self = wrap(out[0], { dir = dir, quant = opts.quant, threshold = opts.threshold, device = opts.device, st = st })
+  local self = wrap(out[0], { dir = dir, quant = opts.quant, threshold = opts.threshold, device = opts.device, st = st,
+                              int8_skip = skip, int8_skip_text = skip_text })
   self.meta = read_json(dir .. "/lacos.json") or {}
   local tok = opts.tokenizer or (st and st.tokenizer) or (dir .. "/tokenizer.json")
   local f = io.open(tok, "rb")
@@ -253,13 +298,14 @@ end
 -- quant = "int8" generates straight into int8.
 function M.random(name_or_config, opts)
   opts = util.options(opts, { seed = 0, quant = "int8", threshold = 0.0, device = "cpu", embedding_dtype = "f16",
-                              tokenizer = util.ANY }, "lacos.bloom.random")
+                              tokenizer = util.ANY, int8_skip = util.ANY }, "lacos.bloom.random")
   local cfg = M.config(name_or_config)
-  local o = model_options(opts, "lacos.bloom.random")
+  local o, skip, skip_text = model_options(opts, "lacos.bloom.random")
   local out = ffi.new("lacos_bloom*[1]")
   check(C.lacos_bloom_random(out, cfg, opts.seed, o))
   local self = wrap(out[0], { quant = opts.quant, threshold = opts.threshold, meta = {}, device = opts.device,
-                              name = type(name_or_config) == "string" and name_or_config or nil, seed = opts.seed })
+                              name = type(name_or_config) == "string" and name_or_config or nil, seed = opts.seed,
+                              int8_skip = skip, int8_skip_text = skip_text })
   if opts.tokenizer then
     self.tokenizer = type(opts.tokenizer) == "string" and require("lacos.tokenizer").load(opts.tokenizer) or opts.tokenizer
     if type(opts.tokenizer) == "string" then self.tokenizer_path = opts.tokenizer end
@@ -273,6 +319,23 @@ function Model:config()
   return config_table(cfg)
 end
 function Model:weight_bytes() return C.lacos_bloom_weight_bytes(self.ptr) end
+-- The engine's linears with the format each holds: { {name =, quant = "int8"|"f32"}, ... },
+-- block by block (BERT's fused query, key and value: one entry, "encoder.layer.N.attention.self").
+function Model:linears()
+  local list = {}
+  for i = 0, C.lacos_bloom_linear_count(self.ptr) - 1 do
+    list[#list + 1] = { name = ffi.string(C.lacos_bloom_linear_name(self.ptr, i)),
+                        quant = C.lacos_bloom_linear_quant(self.ptr, i) == C.LACOS_QUANT_F32 and "f32" or "int8" }
+  end
+  return list
+end
+-- How the weights are held, in one word for results and provenance: "f32",
+-- "int8", or with a skip list "int8 int8_skip=p1,p2" (the patterns as given).
+function M.quant_label(quant, skip)
+  if skip and #skip > 0 then return ("%s int8_skip=%s"):format(quant, table.concat(skip, ",")) end
+  return quant
+end
+function Model:quantisation() return M.quant_label(self.quant, self.int8_skip) end
 -- "bloom" or "bert"
 function Model:family() return self:config().family end
 function Model:free()
@@ -545,7 +608,7 @@ function Model:save_lora(dir, opts)
   check(C.lacos_lora_save(self.ptr, dir, opts.base_model or self.dir or self.name))
   require("lacos.json").write(dir .. "/lacos.json", {
     pooling = opts.pooling or self:pooling(), padding_side = self:padding_side(), normalize = self:normalizes(),
-    base_model = opts.base_model or self.dir or self.name, quant = self.quant,
+    base_model = opts.base_model or self.dir or self.name, quant = self.quant, int8_skip = self.int8_skip,
     lacos = require("lacos").version(), trained = opts.trained, init_adapter = opts.init_adapter,
   })
 end
@@ -706,7 +769,7 @@ function Model:write_checkpoint(dir, opts)
                  normalize = self:normalizes(), created_by = "lacos " .. require("lacos").version(), dtype = opts.dtype }
   if self.quant == "int8" then meta.dequantised_from = "int8" end
   if self.lora then
-    meta.merged = { base = self.dir or self.name, adapter = self.adapter, base_quant = self.quant, r = self.lora.r,
+    meta.merged = { base = self.dir or self.name, adapter = self.adapter, base_quant = self:quantisation(), r = self.lora.r,
                     alpha = self.lora.alpha, rslora = self.lora.rslora, targets = self.lora.targets }
   end
   require("lacos.json").write(dir .. "/lacos.json", meta)
@@ -745,7 +808,7 @@ function Model:embedding_spec()
            padding_side = self:padding_side(), normalize = false, max_length = cfg.max_length,
            max_seq_length = cfg.max_length, do_lower_case = false, hidden_size = cfg.hidden_size, pad_token = pad,
            include_prompt = true, base = self.dir or self.name, adapter = self.adapter, lora = self.lora,
-           quant = self.quant, tokenizer_path = self.tokenizer_path, dir = self.dir }
+           quant = self:quantisation(), tokenizer_path = self.tokenizer_path, dir = self.dir }
   if self:family() == "bert" then
     -- a BertModel as sentence-transformers ran it: the source directory's
     -- length, lower-casing, prompts and tokenizer config (its WordPiece
@@ -785,8 +848,14 @@ function Model:__tostring()
   local kind = self.dir and "" or " (random weights)"
   local parts = { ("lacos.%s %s%s: %s parameters (hidden %d, %d layers, %d heads)"):format(cfg.family, what, kind,
     util.params(M.param_count(cfg)), cfg.hidden_size, cfg.n_layer, cfg.n_head) }
-  parts[#parts + 1] = ("%s%s on %s"):format(self.quant or "?", (self.threshold or 0) > 0 and (" (outlier threshold %g)"):format(self.threshold) or "",
-    self.device or "cpu")
+  local f32 = ""
+  if self.int8_skip then
+    local n, all = 0, self:linears()
+    for _, l in ipairs(all) do if l.quant == "f32" then n = n + 1 end end
+    f32 = (" with %d of %d linears in f32 (int8_skip %s)"):format(n, #all, table.concat(self.int8_skip, ","))
+  end
+  parts[#parts + 1] = ("%s%s%s on %s"):format(self.quant or "?", f32,
+    (self.threshold or 0) > 0 and (" (outlier threshold %g)"):format(self.threshold) or "", self.device or "cpu")
   parts[#parts + 1] = self.tokenizer and ("tokenizer %s ids"):format(util.thousands(self.tokenizer:vocab_size())) or "no tokenizer"
   parts[#parts + 1] = self:pooling() .. " pooling" .. (self.meta and self.meta.pooling and " (recorded)" or "")
   if self.lora then

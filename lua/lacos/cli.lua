@@ -22,6 +22,7 @@ M.commands = {
   { "pull", "download a checkpoint from the Hugging Face hub" },
   { "train", "train LoRA adapters on sentence pairs" },
   { "sts", "evaluate a model on STS benchmarks" },
+  { "quant-sensitivity", "rank a model's linears by what int8 costs each; the --int8-skip list for a cosine target" },
   { "data", "list and download datasets" },
   { "results", "list, show, compare and query runs in the results database" },
   { "sweep", "follow or cancel a sweep submitted to Slurm (lacos sweep status|cancel NAME)" },

@@ -511,6 +511,7 @@ end
 -- and quantisation of a random one, with the config and LoRA settings.
 function M.model_fingerprint(model)
   local fp = { config = canon(model:config()), quant = tostring(model.quant), threshold = tostring(model.threshold),
+               int8_skip = model.int8_skip and table.concat(model.int8_skip, ",") or "none",
                lora = canon(model.lora or {}) }
   if model.dir then
     local util = require "lacos.util"

@@ -3,6 +3,7 @@
 -- pairs, the STS evaluation of a point, and one sweep point end to end
 -- (train LoRA, save the adapter, evaluate, log everything).
 local lacos = require "lacos"
+local ffi = require "ffi"
 local util = require "lacos.util"
 
 local M = {}
@@ -75,7 +76,7 @@ local model_cache = { key = nil, model = nil }
 -- The model of a point, kept across consecutive points of the same model.
 function M.model(point)
   local key = table.concat({ point.model, tostring(point.synthetic), point.models_dir or "", point.quant or "int8",
-                             tostring(point.threshold or 0) }, "|")
+                             tostring(point.threshold or 0), table.concat(point.int8_skip or {}, ",") }, "|")
   if model_cache.key == key then
     model_cache.model:remove_lora()
     return model_cache.model
@@ -84,10 +85,11 @@ function M.model(point)
   local m
   if point.synthetic then
     m = lacos.bloom.random(point.model, { seed = point.model_seed or 1, quant = point.quant or "int8",
-                                          tokenizer = M.synthetic_tokenizer() })
+                                          tokenizer = M.synthetic_tokenizer(), int8_skip = point.int8_skip })
   else
     m = lacos.bloom.load(point.models_dir .. "/" .. point.model, { quant = point.quant or "int8",
-                                                                 threshold = point.threshold or 0, cache = true })
+                                                                 threshold = point.threshold or 0, cache = true,
+                                                                 int8_skip = point.int8_skip })
   end
   model_cache.key, model_cache.model = key, m
   return m
@@ -202,7 +204,7 @@ function M.evaluate(model, run, opts)
         if run then
           run:sts { dataset = t.task, language = lang, split = "test", n = n, spearman = sp, pearson = pe,
                     pooling = opts.pooling, text_variant = "raw", aggregation = "all", similarity = "cosine",
-                    model = opts.label, quantisation = model.quant, dataset_sha256 = sub:digest() }
+                    model = opts.label, quantisation = model:quantisation(), dataset_sha256 = sub:digest() }
         end
         pairs_done = pairs_done + n
         if u then sub:free() end
@@ -426,6 +428,9 @@ M.POINT_OPTIONS = {
   seed = whole_at_least(0),
   model_seed = whole_at_least(0),
   quant = one_of("int8", "f32"),
+  -- (whether the patterns name linears of the point's model, the engine says at load)
+  int8_skip = list_of(function(x) if type(x) ~= "string" or x == "" then return "is not a module-name pattern" end end,
+                      "module-name patterns"),
   threshold = function(v) if type(v) ~= "number" or not (v >= 0) or v == math.huge then return "must be a number >= 0" end end,
   r = whole_at_least(1),
   alpha = function(v) if type(v) ~= "number" or not (v > 0) or v == math.huge then return "must be a number > 0" end end,
@@ -497,6 +502,11 @@ function M.validate_point(p)
       local family = M.model_family(p)
       local ok, err = pcall(lacos.bloom.target_bits, p.targets, family)
       if not ok then bad("option 'targets': %s", tostring(err):gsub("^[^:]*:%d+: ", "")) end
+    end
+    -- the skip list against the model's linears (and its quant), as the load will judge it
+    if #problems == 0 and p.int8_skip then
+      local ok, err = pcall(M.memory_weights, p)
+      if not ok then bad("option 'int8_skip': %s", tostring(err):gsub("^[^:]*:%d+: ", "")) end
     end
     -- what it evaluates on, and (one line apart: not every point trains) what it trains with
     local eval_sets = {}
@@ -647,6 +657,22 @@ M.COST = { train_factor = 4, checkpoint_extra = 1 }
 -- Peak memory of a point: the weights + the memory planner's activations
 -- of one training step (what estimate() reports as bytes), without
 -- measuring any speed. For a Slurm job's memory request.
+-- The bytes of a point's linears, each in its format (int8, or f32 where
+-- int8_skip keeps it), and of its small f32 parameters, as the engine will
+-- allocate them (the embedding table apart). Raises the engine's message on
+-- a skip list that does not fit the model.
+function M.memory_weights(point)
+  local C = lacos.engine.C
+  local o = ffi.new("lacos_bloom_options")
+  C.lacos_bloom_options_init(o)
+  o.quant = lacos.bloom.quants[point.quant or "int8"]
+  local skip = point.int8_skip and table.concat(point.int8_skip, ",") or nil
+  if skip then o.int8_skip = skip end
+  local wb = ffi.new("double[1]")
+  lacos.engine.check(C.lacos_bloom_plan_weight_bytes(wb, M.model_config(point), o))
+  return wb[0]
+end
+
 function M.memory(point)
   local bloom = lacos.bloom
   local cfg = M.model_config(point)
@@ -656,8 +682,7 @@ function M.memory(point)
   if point.pairs ~= 0 then per_example = M.training_pairs(point.data_root, point.train_data):has_negatives() and 3 or 2 end
   local texts = per_example * (point.batch_size or 16)
   if point.mini_batch then texts = math.min(point.mini_batch, texts) end
-  local weights = C.lacos_bloom_config_params(cfg) - cfg.vocab_size * cfg.hidden_size
-  return weights + cfg.vocab_size * cfg.hidden_size * 2 +
+  return M.memory_weights(point) + cfg.vocab_size * cfg.hidden_size * 2 +
          C.lacos_bloom_train_activation_bytes(cfg, texts, point.max_length or 64, point.r or 8,
                                                  bloom.target_bits(point.targets, M.model_family(point)), checkpointing and 1 or 0)
 end

@@ -262,7 +262,7 @@ function M.sentence_transformers(m, out, opts)
   local info = { version = require("lacos").version(), date = os.date("!%Y-%m-%d %H:%M:%S UTC"), dtype = opts.dtype,
                  pooling = pooling, max_length = max_length }
   local warnings = {}
-  if spec.quant == "int8" then
+  if spec.quant and spec.quant:match("^int8") then
     -- the int8 codes dequantised: the rounding is baked into the weights,
     -- and sentence-transformers computes with them in floating point (not
     -- as lacos' int8 products do), so the export embeds like neither

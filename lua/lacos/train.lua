@@ -501,7 +501,7 @@ end
 -- The order in which a mismatch lists the entries, and what each is when
 -- no caller names it (lacos train passes its option names).
 M.FINGERPRINT_KEYS = {
-  "lacos", "model", "quant", "threshold", "device", "data", "pairs", "lora_init", "r", "alpha", "dropout", "targets",
+  "lacos", "model", "quant", "int8_skip", "threshold", "device", "data", "pairs", "lora_init", "r", "alpha", "dropout", "targets",
   "rslora", "loss", "optimizer", "weight_decay", "lr", "schedule", "warmup", "epochs", "steps", "total_steps",
   "batch_size", "accumulation", "max_grad_norm", "seed", "pooling", "max_length", "length_bucketing",
   "no_duplicates", "fast_backward", "max_nonfinite",
@@ -518,6 +518,8 @@ function M.fingerprint(opts, model, data, loss, optimizer, total)
   local fp = {
     lacos = require("lacos").version(),
     model = model_identity(model), quant = tostring(model.quant), threshold = model.threshold or 0,
+    -- (only with a list: a plain int8 run keeps the fingerprint it always had)
+    int8_skip = model.int8_skip and table.concat(model.int8_skip, ",") or nil,
     device = model.device or "cpu",
     data = data:digest(), pairs = data:size(),
     lora_init = initial_weights(model, loss),

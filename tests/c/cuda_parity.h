@@ -56,6 +56,8 @@ static double nmse_tensors(const lacos_tensor *ref, const lacos_tensor *got) {
 /* ---- a tiny BLOOM on both devices ---- */
 
 static lacos_bloom *pm_cpu, *pm_dev;
+/* int8_skip of the next parity_models (NULL: every linear int8) */
+static const char *pm_skip;
 
 static lacos_bloom_config parity_config(void) {
   lacos_bloom_config cfg;
@@ -76,6 +78,7 @@ static int parity_models(int quant, double threshold, int embedding_dtype, int t
   o.quant = quant;
   o.threshold = threshold;
   o.embedding_dtype = embedding_dtype;
+  o.int8_skip = pm_skip;
   TRY(lacos_bloom_random(&pm_cpu, &cfg, 11, &o));
   o.device = LACOS_CUDA;
   TRY(lacos_bloom_random(&pm_dev, &cfg, 11, &o));
@@ -181,15 +184,18 @@ static void parity_tensor_transfer(void) {
 /* Inference: hidden states of every layer and pooled embeddings, int8 with
    and without outlier columns, f32, and an int8 embedding table. */
 static void parity_forward(void) {
-  struct { int quant; double thr; int emb; const char *what; } cases[] = {
-    {LACOS_QUANT_INT8, 0, LACOS_F16, "int8"},
-    {LACOS_QUANT_INT8, 1.5, LACOS_BF16, "int8 + outliers"},
-    {LACOS_QUANT_F32, 0, LACOS_F32, "f32"},
-    {LACOS_QUANT_INT8, 0, LACOS_I8, "int8 embedding table"},
+  struct { int quant; double thr; int emb; const char *what, *skip; } cases[] = {
+    {LACOS_QUANT_INT8, 0, LACOS_F16, "int8", NULL},
+    {LACOS_QUANT_INT8, 1.5, LACOS_BF16, "int8 + outliers", NULL},
+    {LACOS_QUANT_F32, 0, LACOS_F32, "f32", NULL},
+    {LACOS_QUANT_INT8, 0, LACOS_I8, "int8 embedding table", NULL},
+    {LACOS_QUANT_INT8, 1.5, LACOS_F16, "int8 with f32 linears (int8_skip)", "h.0.mlp.dense_4h_to_h,self_attention.dense"},
   };
   parity_batch();
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    pm_skip = cases[k].skip;
     CHECK_OK(parity_models(cases[k].quant, cases[k].thr, cases[k].emb, 15, 0));
+    pm_skip = NULL;
     if (!pm_dev) { parity_free(); continue; }
     lacos_tensor *hc = NULL, *hd = NULL;
     CHECK_OK(lacos_bloom_forward(&hc, pm_cpu, p_ids, p_mask, 1));
@@ -228,9 +234,12 @@ static void parity_forward(void) {
    dropout, with and without checkpointing and the int8 input gradients. */
 static void parity_backward(void) {
   parity_batch();
-  for (int variant = 0; variant < 4; variant++) {
+  /* variant 4: every linear of block 1 in f32 (int8_skip), the others int8 */
+  for (int variant = 0; variant < 5; variant++) {
     bool ckpt = variant & 1, fast = variant & 2;
+    pm_skip = variant == 4 ? "h.1.self_attention.query_key_value,h.1.self_attention.dense,h.1.mlp" : NULL;
     CHECK_OK(parity_models(LACOS_QUANT_INT8, 0, LACOS_F16, 15, 0.1));
+    pm_skip = NULL;
     if (!pm_dev) { parity_free(); continue; }
     lacos_bloom *ms[2] = {pm_cpu, pm_dev};
     lacos_tensor *emb[2] = {NULL, NULL};

@@ -213,7 +213,7 @@ static void int8_cache(void) {
   setenv("LACOS_CACHE", cachedir, 1);
   snprintf(dir, sizeof dir, "%s/tiny-b", fixdir);
   char path[4096];
-  CHECK_OK(lacos_bloom_cache_path(dir, path, sizeof path));
+  CHECK_OK(lacos_bloom_cache_path(dir, NULL, path, sizeof path));
   CHECK(strncmp(path, cachedir, strlen(cachedir)) == 0);
   lacos_bloom_options o;
   lacos_bloom_options_init(&o);

@@ -93,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   opt.cache = (ctl & 2) != 0;
   if (opt.cache && np > 2) {
     char cache[1024];
-    if (lacos_bloom_cache_path(fuzz_dir, cache, sizeof cache) == LACOS_OK) {
+    if (lacos_bloom_cache_path(fuzz_dir, &opt, cache, sizeof cache) == LACOS_OK) {
       FILE *f = fopen(cache, "wb");
       FUZZ_REQUIRE(f != NULL);
       if (lens[2]) FUZZ_REQUIRE(fwrite(parts[2], 1, lens[2], f) == lens[2]);

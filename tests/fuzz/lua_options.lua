@@ -25,7 +25,7 @@ local WORDS = {
   "optim_bits", "readonly", "create", "timeout", "status", "experiment", "limit", "config", "name", "axes", "order",
   "fixed", "validate", "estimate", "run", "script", "describe", "int8", "f32", "cpu", "cuda", "done", "running",
   "adamw", "adam8bit", "x", "", "1", "0x10", "inf", "-inf", "nan", "-1", "1e999", "0.5", "1e-3", "true", "--",
-  "-h", "--help", "queued", "failed", "dead", "mean", "f16", "bf16",
+  "-h", "--help", "queued", "failed", "dead", "mean", "f16", "bf16", "int8_skip", "value", "h.0",
 }
 local NUMBERS = { 0, -1, 1, 0.5, 1e308, -1e308, math.huge, -math.huge, 0 / 0, 2 ^ 53, 2 ^ 31, -0.0, 1e-300, 256, 8, 4096 }
 

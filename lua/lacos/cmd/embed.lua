@@ -7,7 +7,7 @@ local POOLINGS = require("lacos.bloom").pooling_list
 M.spec = {
   name = "embed",
   usage = "lacos embed --model DIR [--adapter DIR] [--pooling " .. table.concat(POOLINGS, "|") .. "]\n" ..
-          "                   [--quant f32|int8]" ..
+          "                   [--quant f32|int8] [--int8-skip LIST]" ..
            " [--threshold X] [--device cpu|cuda] [--batch N] --out FILE.npy | --out - --tsv",
   summary = "Embed sentences (one per line on stdin) with a BLOOM or BERT-family model.",
   description = "The pooling recorded with the model or adapter (lacos.json), or a sentence-transformers directory's\n" ..
@@ -20,6 +20,7 @@ M.spec = {
     { "--adapter", "DIR", "LoRA adapter directory (lacos' or PEFT's)" },
     { "--pooling", "MODE", "pooling (default: the model's)", choices = POOLINGS },
     { "--quant", "KIND", "weight format in memory", default = "int8", choices = { "f32", "int8" } },
+    require("lacos.bloom").int8_skip_option(),
     { "--threshold", "X", "LLM.int8 outlier threshold (0 = off, 6 = the usual)", type = "number", default = 0, min = 0 },
     { "--device", "NAME", "where the model runs", default = "cpu", choices = { "cpu", "cuda" } },
     { "--batch", "N", "sentences per forward pass", type = "integer", default = 32, min = 1 },
@@ -72,7 +73,7 @@ function M.run(opts)
     error("stdin: no sentences to embed (expected one sentence per line on stdin; an empty line embeds the empty string)", 0)
   end
   local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, adapter = opts.adapter,
-                                           device = opts.device })
+                                           device = opts.device, int8_skip = lacos.bloom.skip_arg(opts.int8_skip) })
   M.check_pooling("embed", m, opts)
   local emb = m:encode(lines, { pooling = opts.pooling, batch = opts.batch, force = opts.force,
                                 max_length = opts.max_length, truncation = opts.max_length ~= nil })

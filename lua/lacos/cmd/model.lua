@@ -55,6 +55,7 @@ M.spec = {
     { "--model", "DIR", "base checkpoint directory (merge, export)" },
     { "--adapter", "DIR", "LoRA adapter directory, lacos' or PEFT's (merge; export: optional)" },
     { "--quant", "KIND", "how the base is held while merging (merge, export)", default = "f32", choices = { "f32", "int8" } },
+    require("lacos.bloom").int8_skip_option(),
     { "--format", "NAME", "what export writes", default = "sentence-transformers", choices = { "sentence-transformers" } },
     { "--pooling", "MODE", "the pooling to record (export; default: the model's or adapter's)",
       choices = { "mean", "weightedmean", "lasttoken", "cls", "max", "mean_sqrt_len_tokens" } },
@@ -181,13 +182,13 @@ function M.merge(opts)
   end
   local t0 = os.time()
   local bloom = require "lacos.bloom"
-  local m = bloom.load(opts.model, { quant = opts.quant })
+  local m = bloom.load(opts.model, { quant = opts.quant, int8_skip = bloom.skip_arg(opts.int8_skip) })
   m:load_lora(opts.adapter)
   m:merge_lora()
   m:save(opts.out, { dtype = dtype, force = opts.force, shard_size = opts.shard_size or 0 })
   local cfg, lora = m:config(), m.lora
   io.stderr:write(("lacos: merged %s (r %d, alpha %g, %s) into %s (%d layers, %s base), wrote %s weights to %s in %ds\n"):format(
-    opts.adapter, lora.r, lora.alpha, table.concat(lora.targets, ","), opts.model, cfg.n_layer, opts.quant, dtype,
+    opts.adapter, lora.r, lora.alpha, table.concat(lora.targets, ","), opts.model, cfg.n_layer, m:quantisation(), dtype,
     opts.out, os.time() - t0))
   m:free()
   return 0
@@ -210,7 +211,8 @@ function M.export(opts)
   check_out(opts)
   local t0 = require("lacos.util").clock()
   local export = require "lacos.export"
-  local m = export.load(opts.model, { quant = opts.quant, adapter = opts.adapter })
+  local m = export.load(opts.model, { quant = opts.quant, adapter = opts.adapter,
+                                      int8_skip = require("lacos.bloom").skip_arg(opts.int8_skip) })
   local ok, r = pcall(export.sentence_transformers, m, opts.out, { dtype = opts.dtype or "f32", pooling = opts.pooling,
     max_length = opts.max_length, force = opts.force, shard_size = opts.shard_size or 0, db = opts.db, force_hint = "--force" })
   m:free()

@@ -7,7 +7,7 @@ local POOLINGS = require("lacos.bloom").pooling_list
 
 M.spec = {
   name = "sts",
-  usage = "lacos sts --model DIR [--adapter DIR] [--pooling MODE] [--quant f32|int8]\n" ..
+  usage = "lacos sts --model DIR [--adapter DIR] [--pooling MODE] [--quant f32|int8] [--int8-skip LIST]\n" ..
           "                 [--sets stsb:test,sick:test,... | --suite senteval|senteval_raw|mteb_en | --file FILE] [--json]",
   summary = "Evaluate a model on STS benchmarks (cosine Spearman x100).",
   description = "A set is NAME[:SPLIT[:SUBSET]] from the dataset registry (lacos data list), e.g. stsb:test, sick:test,\n" ..
@@ -19,6 +19,7 @@ M.spec = {
     { "--adapter", "DIR", "LoRA adapter (lacos' or PEFT's)" },
     { "--pooling", "MODE", "pooling (default: the model's)", choices = POOLINGS },
     { "--quant", "KIND", "weights in memory", default = "int8", choices = { "f32", "int8" } },
+    require("lacos.bloom").int8_skip_option(),
     { "--threshold", "X", "LLM.int8 outlier threshold", type = "number", default = 0, min = 0 },
     { "--device", "NAME", "where the model runs", default = "cpu", choices = { "cpu", "cuda" } },
     { "--sets", "LIST", "comma-separated sets", default = "stsb:test" },
@@ -90,7 +91,9 @@ function M.run(opts)
   -- evaluation rather than after it, with the scores lost.
   local db = not opts.no_db and lacos.results.open(opts.db) or nil
   local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, adapter = opts.adapter, cache = true,
-                                           device = opts.device })
+                                           device = opts.device, int8_skip = lacos.bloom.skip_arg(opts.int8_skip) })
+  -- the formats the model holds (an adapter's recorded list included), for the record
+  local quantisation = m:quantisation()
   require("lacos.cmd.embed").check_pooling("sts", m, opts)
   local pooling = opts.pooling or m:pooling()
   local function encode(list)
@@ -113,7 +116,8 @@ function M.run(opts)
   local run = db and db:start_run { name = "sts " .. opts.model .. (opts.adapter and (" + " .. opts.adapter) or ""),
                                     workdir = lacos.engine.home,
                                     config = { model = opts.model, adapter = opts.adapter or "", pooling = pooling,
-                                               quant = opts.quant, threshold = opts.threshold, sets = opts.file or opts.suite or opts.sets } }
+                                               quant = opts.quant, threshold = opts.threshold, sets = opts.file or opts.suite or opts.sets,
+                                               int8_skip = m.int8_skip and table.concat(m.int8_skip, ",") or nil } }
   if run then
     -- where the inputs were, absolutely, and what the scored file held
     run:params { model_path = util.abspath(opts.model), adapter_path = opts.adapter and util.abspath(opts.adapter) or nil,
@@ -153,7 +157,7 @@ function M.run(opts)
       local function log(name, lang, n, sp, pe)
         run:sts { dataset = name, language = lang, split = r.split or "test", n = n, spearman = sp / 100, pearson = pe / 100,
                   pooling = pooling, text_variant = r.text or "raw", aggregation = r.aggregation or opts.aggregation,
-                  similarity = "cosine", model = opts.model, adapter = opts.adapter, quantisation = opts.quant,
+                  similarity = "cosine", model = opts.model, adapter = opts.adapter, quantisation = quantisation,
                   dataset_sha256 = r.digest }
       end
       local name = r.task or r.dataset or r.label
@@ -172,7 +176,8 @@ function M.run(opts)
     db:close()
   end
   if opts.json then
-    print(json.encode({ model = opts.model, adapter = opts.adapter, pooling = pooling, quant = opts.quant, results = results,
+    print(json.encode({ model = opts.model, adapter = opts.adapter, pooling = pooling, quant = opts.quant,
+                        int8_skip = m.int8_skip, results = results,
                         suite = results.suite }, { indent = 2 }))
     return 0
   end

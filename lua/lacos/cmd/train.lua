@@ -43,6 +43,7 @@ M.spec = {
     { "--labels", "KIND", "how labels are written (softmax)", default = "nli", choices = { "nli", "int", "binary" } },
     { "--out", "DIR", "where the adapter is saved", required = true },
     { "--quant", "KIND", "base weights in memory", default = "int8", choices = { "f32", "int8" } },
+    require("lacos.bloom").int8_skip_option(),
     { "--threshold", "X", "LLM.int8 outlier threshold", type = "number", default = 0, min = 0 },
     { "--device", "NAME", "where the model trains (cuda: weights, activations, LoRA and optimizer state on the GPU)",
       default = "cpu", choices = { "cpu", "cuda" } },
@@ -96,7 +97,7 @@ M.spec = {
 -- What lacos.train's fingerprint entries are called on this command line,
 -- for the message that refuses a checkpoint made with other options.
 M.OPTION_NAMES = {
-  lacos = "the lacos version", model = "--model (its weights)", quant = "--quant", threshold = "--threshold",
+  lacos = "the lacos version", model = "--model (its weights)", quant = "--quant", int8_skip = "--int8-skip", threshold = "--threshold",
   device = "--device", data = "--pairs (the pairs read: --pairs, --format, --header, --labels, --limit)",
   pairs = "the number of pairs (--pairs, --limit)", lora_init = "the adapter's starting weights (--seed, --init-adapter)",
   r = "--r", alpha = "--alpha", dropout = "--dropout", targets = "--targets", rslora = "rsLoRA",
@@ -221,7 +222,8 @@ function M.run(opts)
       :format(opts.pairs, data:size(), data:size() == 1 and "" or "s",
               kind == "pairs" and "the other examples of a batch are the negatives" or "a batch of pairs"), 0)
   end
-  local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, device = opts.device })
+  local m = lacos.bloom.load(opts.model, { quant = opts.quant, threshold = opts.threshold, device = opts.device,
+                                           int8_skip = lacos.bloom.skip_arg(opts.int8_skip) })
   if not m.tokenizer then error(opts.model .. ": no tokenizer.json in the model directory", 0) end
   local cfg = m:config()
   -- the family's defaults, settled before anything records the options
@@ -278,6 +280,7 @@ function M.run(opts)
     or lacos.optim.adam8bit(params, { lr = opts.lr, weight_decay = opts.weight_decay })
   local settings = {
     model = opts.model, pairs = opts.pairs, n_pairs = data:size(), out = opts.out, quant = opts.quant,
+    int8_skip = m.int8_skip and table.concat(m.int8_skip, ",") or nil,
     -- (only when they say something: a plain MNRL run keeps the settings it always had)
     format = opts.format, header = opts.header or nil, data_kind = kind ~= "pairs" and kind or nil,
     num_labels = kind == "labelled" and opts.num_labels or nil, labels = kind == "labelled" and opts.labels or nil,
