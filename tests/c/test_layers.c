@@ -361,12 +361,11 @@ static void packed_int8_linear_matches_plain(void) {
   /* one region for every call: the largest need, fast backward or exact, with outlier columns */
   size_t need = linear_scratch(N, IN, OUT, LINEAR_INT8, true, true, true), exact = linear_scratch(N, IN, OUT, LINEAR_INT8, true, true, false);
   scratch s = test_scratch(need > exact ? need : exact);
-  CHECK(linear_scratch(N, IN, OUT, LINEAR_INT8, false, true, true) > int8_matmul_scratch(N, IN, OUT, true));
-  /* 64 bytes short of the backward's pieces (codes, scales, int32 products,
-     then the packed product's transposed tiles and scratchpad): a clean error */
-  size_t r64 = 63, base = ((N * OUT + r64) & ~r64) + ((4 * N + r64) & ~r64) + ((4 * N * IN + r64) & ~r64);
-  scratch short_ws = { s.p, base + int8_matmul_scratch(N, IN, OUT, true) - 64 };
+  CHECK(linear_scratch(N, IN, OUT, LINEAR_INT8, false, true, true) >= int8_rows_scratch(N, IN, OUT, true));
+  /* room for the transposed tiles but not one thread's pieces: a clean error */
+  scratch short_ws = { s.p, IN * OUT + 64 };
   CHECK_FAIL(linear_backward_input(dx1, dy, &packed, N, true, short_ws), LACOS_ELIMIT, "int8 matmul");
+  CHECK_FAIL(linear_forward(y1, x, &packed, N, 0, (scratch){ s.p, 4 * IN + 64 }), LACOS_ELIMIT, "per thread");
   for (int r = 0; r < OUT; r++) {
     linear_weight_row(r0, &plain, r);
     linear_weight_row(r1, &packed, r);
@@ -386,6 +385,16 @@ static void packed_int8_linear_matches_plain(void) {
     CHECK_OK(linear_backward_input(dx1, dy, &packed, N, fast, s));
     CHECK(memcmp(dx0, dx1, sizeof dx0) == 0);
   }
+  /* scratch for one thread's row band only: the products run on one thread, same bits */
+  size_t shared = (IN * OUT + 63) & ~(size_t)63;
+  scratch one = { s.p, shared + (int8_rows_scratch(N, IN, OUT, true) - shared) / (size_t)lacos_threads_get() };
+  memset(dx1, 0, sizeof dx1);
+  CHECK_OK(linear_backward_input(dx1, dy, &packed, N, true, one));
+  CHECK(memcmp(dx0, dx1, sizeof dx0) == 0);
+  one.bytes = int8_rows_scratch(N, IN, OUT, false) / (size_t)lacos_threads_get() + 4 * IN + 64;
+  CHECK_OK(linear_forward(y1, x, &packed, N, 0, one));
+  CHECK_OK(linear_forward(y0, x, &plain, N, 0, s));
+  CHECK(memcmp(y0, y1, sizeof y0) == 0);
   /* a row count of 1 and a NaN row: same as the plain path too */
   x[2 * IN + 3] = NAN;
   CHECK_OK(linear_forward(y0, x, &plain, 3, 0, s));
