@@ -1,9 +1,9 @@
 /* int8_rows.c: linear.c's packed int8 products (int8_matmul.c), forward and
    input gradient, in one parallel region per call.
 
-   Each thread takes a band of the rows and goes through it ROWS rows at a
-   time: quantise them, multiply them (oneDNN on this thread alone), and
-   dequantise the products while they are still in its cache. Done as three
+   The threads go through the rows ROWS at a time: quantise them, multiply
+   them (oneDNN on the thread alone), and dequantise the products while
+   they are still in its cache. Done as three
    steps over all rows (quantise, one product across the threads,
    dequantise) the same work costs three regions: at every end of one a
    thread that finished first spins until the other catches up (on a
@@ -11,32 +11,28 @@
    of every row go out to memory and come back, and oneDNN's own threads
    split each product anew. Here the one barrier is the region's end.
 
-   Bands are whole TAIL-row units, so a band's last rows fit a TAIL-row
-   product: at most two product shapes per linear and direction (oneDNN's
-   brgemm takes no runtime sizes, and each shape is a primitive made once).
-   A last product with fewer rows runs on codes padded with zeros, whose
-   products are not read. The numbers are those of the three steps: the
-   same codes, the same exact int32 sums, the same dequantisation. */
+   The rows go in pieces of ROWS, the last few of TAIL (at most two product
+   shapes per linear and direction: oneDNN's brgemm takes no runtime sizes,
+   and each shape is a primitive made once); a last piece with fewer rows
+   runs on codes padded with zeros, whose products are not read. Threads
+   take pieces as they come free: on a shared machine a thread that lost
+   its core for a while finds the other has taken its share, where fixed
+   bands would have made the other wait at the end. The numbers are those
+   of the three steps: the same codes, the same exact int32 sums, the same
+   dequantisation. */
 #include "int8_packed.h"
 
 enum { ROWS = 64, TAIL = 16 };
 
-/* Rows a product takes at row i of a band ending at `end`, and how many of
-   them are real. */
-static int chunk_rows(int64_t i, int64_t end, int *real) {
-  int64_t left = end - i;
-  int m = left >= ROWS ? ROWS : TAIL;
-  *real = left < m ? (int)left : m;
-  return m;
-}
+/* The pieces of N rows: whole ROWS ones, then TAIL ones for the rest. */
+static int64_t pieces_of(int64_t N) { return N / ROWS + (N % ROWS + TAIL - 1) / TAIL; }
 
-/* Rows [*r0, *r1) of thread t of nt: whole TAIL units, as even as they go. */
-static void band(int64_t *r0, int64_t *r1, int64_t N, int t, int nt) {
-  int64_t units = (N + TAIL - 1) / TAIL;
-  *r0 = units * t / nt * TAIL;
-  *r1 = units * (t + 1) / nt * TAIL;
-  if (*r0 > N) *r0 = N;
-  if (*r1 > N) *r1 = N;
+/* Piece j: its first row, the rows its product takes, and how many of them are real. */
+static int64_t piece_rows(int64_t j, int64_t N, int *m, int *real) {
+  int64_t full = N / ROWS, i = j < full ? j * ROWS : full * ROWS + (j - full) * TAIL;
+  *m = j < full ? ROWS : TAIL;
+  *real = N - i < *m ? (int)(N - i) : *m;
+  return i;
 }
 
 static size_t piece(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
@@ -66,11 +62,11 @@ static thread_ws thread_pieces(char *p, size_t each, int K_a, int K_c) {
 }
 
 /* The threads a call runs on: OpenMP's, no more than the scratch serves or
-   than there are TAIL units of rows. */
+   than there are pieces. */
 static int threads_for(int64_t N, size_t shared, size_t each, scratch ws) {
   int nt = ws.bytes > shared ? scratch_threads((scratch){ (char *)ws.p + shared, ws.bytes - shared }, each) : 0;
-  int64_t units = (N + TAIL - 1) / TAIL;
-  return units < nt ? (int)units : nt;
+  int64_t n = pieces_of(N);
+  return n < nt ? (int)n : nt;
 }
 
 /* A failure inside the region: the first one's status and message, handed
@@ -111,23 +107,23 @@ int int8_rows_forward(float *out, const float *inp, const linear *l, int64_t N, 
   {
     int t = omp_get_thread_num();
     thread_ws w = thread_pieces((char *)ws.p + (size_t)t * each, each, K_in, K_out);
-    int64_t r0, r1;
-    band(&r0, &r1, N, t, omp_get_num_threads());
-    for (int64_t i = r0; i < r1;) {
-      int real, m = chunk_rows(i, r1, &real);
+    bool failed = false;
+    #pragma omp for schedule(dynamic) nowait
+    for (int64_t j = 0; j < pieces_of(N); j++) {
+      if (failed) continue;
+      int m, real;
+      int64_t i = piece_rows(j, N, &m, &real);
       for (int r = 0; r < real; r++) {
         uint8_t *q = w.a + (size_t)r * K_in;
         w.rs[r] = quantize_row(q, inp + (i + r) * K_in, NULL, K_in, threshold, 128);
         if (zero_cols)
-          for (int j = 0; j < nc; j++) q[cols[j]] = 128;
+          for (int c = 0; c < nc; c++) q[cols[c]] = 128;
       }
       if (real < m) memset(w.a + (size_t)real * K_in, 128, (size_t)(m - real) * K_in);
       int st = int8_matmul_forward(w.c, w.a, m, l, w.dnnl);
-      if (st) { region_fail(&err, st); break; }
+      if (st) { region_fail(&err, st); failed = true; continue; }
       for (int r = 0; r < real; r++)
-        dequantize_row(out + (i + r) * K_out, w.c + (size_t)r * K_out, off, w.rs[r] * INT8_DEQ, l->scale,
-                       bias, K_out);
-      i += real;
+        dequantize_row(out + (i + r) * K_out, w.c + (size_t)r * K_out, off, w.rs[r] * INT8_DEQ, l->scale, bias, K_out);
     }
   }
   return region_status(&err);
@@ -148,19 +144,20 @@ int int8_rows_backward(float *dinp, const float *dout, const linear *l, int64_t 
     int8_matmul_transpose(wt, l);   /* shared by the threads, who meet at its end */
     int t = omp_get_thread_num();
     thread_ws w = thread_pieces((char *)ws.p + shared + (size_t)t * each, each, K_out, K_in);
-    int64_t r0, r1;
-    band(&r0, &r1, N, t, omp_get_num_threads());
-    for (int64_t i = r0; i < r1;) {
-      int real, m = chunk_rows(i, r1, &real);
+    bool failed = false;
+    #pragma omp for schedule(dynamic) nowait
+    for (int64_t j = 0; j < pieces_of(N); j++) {
+      if (failed) continue;
+      int m, real;
+      int64_t i = piece_rows(j, N, &m, &real);
       /* the weight row scales folded into the gradient columns, inside the quantisation */
       for (int r = 0; r < real; r++)
         w.rs[r] = quantize_row(w.a + (size_t)r * K_out, dout + (i + r) * K_out, l->scale, K_out, 0, 128);
       if (real < m) memset(w.a + (size_t)real * K_out, 128, (size_t)(m - real) * K_out);
       int st = int8_matmul_backward(w.c, w.a, m, l, wt, w.dnnl);
-      if (st) { region_fail(&err, st); break; }
+      if (st) { region_fail(&err, st); failed = true; continue; }
       for (int r = 0; r < real; r++)
         dequantize_row_add(dinp + (i + r) * K_in, w.c + (size_t)r * K_in, off, w.rs[r] * INT8_DEQ, K_in);
-      i += real;
     }
   }
   return region_status(&err);
