@@ -25,6 +25,16 @@ bool block_linear_adapted(const lacos_bloom *m, int l, int t) {
   return false;
 }
 
+int block_linear_gelu(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *post, float *pre, const float *in,
+                      layer_acts *a, int kind) {
+  linear *lin = &m->run.layers[l].lin[t];
+  const backend *be = x->p.be;
+  if (be->linear_gelu_forward && !block_linear_adapted(m, l, t))   /* adapters add before the GELU */
+    return be->linear_gelu_forward(post, post == pre ? NULL : pre, in, lin, x->N, x->p.threshold, kind, x->p.ws);
+  TRY(block_linear(m, x, l, t, pre, in, a));
+  return be->gelu_forward(post, pre, x->N * lin->out, kind);
+}
+
 /* Input gradient of linear t of block l (dx overwritten), every adapter's
    share and gradients included. */
 int block_linear_back(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *dx, const float *dy, const float *in,

@@ -398,8 +398,7 @@ static int bloom_block_forward(lacos_bloom *m, const bloom_ctx *x, int l, layer_
   TRY(block_linear(m, x, l, T_DENSE, a->res1, a->att, a));
   TRY(be->add_inplace(a->res1, a->x_in, N * C));
   TRY(be->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, ly->ln2_w, ly->ln2_b, N, C, eps));
-  TRY(block_linear(m, x, l, T_FC1, a->fc_pre, a->ln2, a));
-  TRY(be->gelu_forward(a->fc_post, a->fc_pre, N * 4 * C, m->cfg.gelu_exact ? GELU_ERF : GELU_TANH));
+  TRY(block_linear_gelu(m, x, l, T_FC1, a->fc_post, a->fc_pre, a->ln2, a, m->cfg.gelu_exact ? GELU_ERF : GELU_TANH));
   TRY(block_linear(m, x, l, T_FC2, x_out, a->fc_post, a));
   return be->add_inplace(x_out, a->res1, N * C);
 }

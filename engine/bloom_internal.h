@@ -118,6 +118,11 @@ int block_linear_back(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *d
                       const layer_acts *a);
 /* Whether any enabled adapter sits on linear t of block l. */
 bool block_linear_adapted(const lacos_bloom *m, int l, int t);
+/* post = GELU (kind) of block_linear's pre (the two may be one buffer, an
+   inference pass running GELU in place): through the backend's fused
+   linear_gelu_forward when it has one and no adapter must come between. */
+int block_linear_gelu(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *post, float *pre, const float *in,
+                      layer_acts *a, int kind);
 
 /* What a family supplies (bloom.c: bloom_family; bert.c: bert_family). */
 typedef struct model_family {

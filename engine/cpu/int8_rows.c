@@ -3,7 +3,7 @@
 
    The threads go through the rows ROWS at a time: quantise them, multiply
    them (oneDNN on the thread alone), and dequantise the products while
-   they are still in its cache. Done as three
+   they are still in its cache (and, after fc1, apply the GELU there too). Done as three
    steps over all rows (quantise, one product across the threads,
    dequantise) the same work costs three regions: at every end of one a
    thread that finished first spins until the other catches up (on a
@@ -92,8 +92,8 @@ size_t int8_rows_scratch(int64_t N, int in, int out, bool backward) {
   return shared + each * (size_t)threads_count();
 }
 
-int int8_rows_forward(float *out, const float *inp, const linear *l, int64_t N, float threshold, const int *cols,
-                      int nc, const float *bias, scratch ws) {
+int int8_rows_forward(float *out, float *pre, const float *inp, const linear *l, int64_t N, float threshold,
+                      const int *cols, int nc, const float *bias, int gelu, scratch ws) {
   int K_in = l->in, K_out = l->out;
   size_t each = per_thread(K_in, K_out, K_in, K_out, false);
   int nt = threads_for(N, 0, each, ws);
@@ -122,8 +122,11 @@ int int8_rows_forward(float *out, const float *inp, const linear *l, int64_t N, 
       if (real < m) memset(w.a + (size_t)real * K_in, 128, (size_t)(m - real) * K_in);
       int st = int8_matmul_forward(w.c, w.a, m, l, w.dnnl);
       if (st) { region_fail(&err, st); failed = true; continue; }
-      for (int r = 0; r < real; r++)
-        dequantize_row(out + (i + r) * K_out, w.c + (size_t)r * K_out, off, w.rs[r] * INT8_DEQ, l->scale, bias, K_out);
+      for (int r = 0; r < real; r++) {
+        float *o = out + (i + r) * K_out, *y = pre ? pre + (i + r) * K_out : o;
+        dequantize_row(y, w.c + (size_t)r * K_out, off, w.rs[r] * INT8_DEQ, l->scale, bias, K_out);
+        if (gelu >= 0) gelu_row(o, y, K_out, gelu);
+      }
     }
   }
   return region_status(&err);

@@ -194,16 +194,19 @@ size_t linear_scratch(int64_t N, int in, int out, int kind, bool outliers, bool 
   return f > b ? f : b;
 }
 
-// out (N,out), inp (N,in)
-int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws) {
+/* y (N,out) = inp (N,in)·Wᵀ + b, then out = GELU(y) for a GELU kind
+   (gelu >= 0; y = pre, or out itself when pre is NULL). */
+static int forward(float *out, float *pre, const float *inp, linear *l, int64_t N, float threshold, int gelu,
+                   scratch ws) {
   int K_in = l->in, K_out = l->out;
+  float *y = pre ? pre : out;
   l->outliers = 0;
   if (N == 0) return LACOS_OK;
   if (l->kind == LINEAR_F32) {
     threads_count();
-    sgemm_nt(out, inp, l->w, (int)N, K_out, K_in, 1.0f, 0.0f);
-    if (l->bias) add_bias(out, l->bias, N, K_out);
-    return LACOS_OK;
+    sgemm_nt(y, inp, l->w, (int)N, K_out, K_in, 1.0f, 0.0f);
+    if (l->bias) add_bias(y, l->bias, N, K_out);
+    return gelu >= 0 ? gelu_forward(out, y, N * K_out, gelu) : LACOS_OK;
   }
   carve k = carve_of(ws);
   int *cols = NULL;
@@ -211,7 +214,11 @@ int linear_forward(float *out, const float *inp, linear *l, int64_t N, float thr
   int nc = threshold > 0 ? outlier_columns(cols, inp, N, K_in, threshold) : 0;
   const float *sc = l->scale, *b = nc == 0 ? l->bias : NULL;   /* the bias after the outlier columns, if any */
   if (l->packed) {
-    TRY(int8_rows_forward(out, inp, l, N, threshold, cols, nc, b, rest_of(&k)));
+    /* without outlier columns the GELU goes into the rows' epilogue */
+    bool fused = nc == 0 && gelu >= 0;
+    TRY(int8_rows_forward(fused ? out : y, fused ? pre : NULL, inp, l, N, threshold, cols, nc, b, fused ? gelu : -1,
+                          rest_of(&k)));
+    if (fused) return LACOS_OK;
   } else {
     int8_t *a = NULL;
     float *rs = NULL;
@@ -225,7 +232,7 @@ int linear_forward(float *out, const float *inp, linear *l, int64_t N, float thr
         for (int j = 0; j < nc; j++) a[i * K_in + cols[j]] = 0;
     TRY(gemm_s8(true, N, K_out, K_in, a, K_in, l->q, K_in, c, K_out, rest_of(&k)));
     #pragma omp parallel for schedule(static) if (N * K_out > 32768)
-    for (int64_t i = 0; i < N; i++) dequantize_row(out + i * K_out, c + i * K_out, NULL, rs[i] * INT8_DEQ, sc, b, K_out);
+    for (int64_t i = 0; i < N; i++) dequantize_row(y + i * K_out, c + i * K_out, NULL, rs[i] * INT8_DEQ, sc, b, K_out);
   }
   l->outliers = nc;
   if (nc > 0) {
@@ -245,11 +252,22 @@ int linear_forward(float *out, const float *inp, linear *l, int64_t N, float thr
         for (int j = 0; j < m; j++) wa[(int64_t)o * m + j] = weight_code(l, o, cj[j]) * kq;
       }
       threads_count();
-      sgemm_nt(out, xa, wa, (int)N, K_out, m, 1.0f, 1.0f);
+      sgemm_nt(y, xa, wa, (int)N, K_out, m, 1.0f, 1.0f);
     }
-    if (l->bias) add_bias(out, l->bias, N, K_out);
+    if (l->bias) add_bias(y, l->bias, N, K_out);
   }
-  return LACOS_OK;
+  return gelu >= 0 ? gelu_forward(out, y, N * K_out, gelu) : LACOS_OK;
+}
+
+// out (N,out), inp (N,in)
+int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws) {
+  return forward(out, NULL, inp, l, N, threshold, -1, ws);
+}
+
+int linear_gelu_forward(float *out, float *pre, const float *inp, linear *l, int64_t N, float threshold, int kind,
+                        scratch ws) {
+  if (out == pre) return fail(LACOS_EINVAL, "linear_gelu_forward: out and pre are the same buffer (pass pre NULL)");
+  return forward(out, pre, inp, l, N, threshold, kind, ws);
 }
 
 // dinp (N,in) += dout (N,out) · W (out,in)
