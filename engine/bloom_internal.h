@@ -118,11 +118,12 @@ int block_linear_back(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *d
                       const layer_acts *a);
 /* Whether any enabled adapter sits on linear t of block l. */
 bool block_linear_adapted(const lacos_bloom *m, int l, int t);
-/* post = GELU (kind) of block_linear's pre (the two may be one buffer, an
-   inference pass running GELU in place): through the backend's fused
-   linear_gelu_forward when it has one and no adapter must come between. */
-int block_linear_gelu(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *post, float *pre, const float *in,
-                      layer_acts *a, int kind);
+/* block_linear followed by what comes after it in a block (ops.h's
+   linear_epilogue; ep->pre may be y, an inference pass running the GELU
+   in place): in one call to the backend's linear_forward_fused when it has
+   one and no adapter must come between the product and the epilogue. */
+int block_linear_then(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *y, const float *in, layer_acts *a,
+                      linear_epilogue ep);
 
 /* What a family supplies (bloom.c: bloom_family; bert.c: bert_family). */
 typedef struct model_family {

@@ -3,7 +3,8 @@
 
    The threads go through the rows ROWS at a time: quantise them, multiply
    them (oneDNN on the thread alone), and dequantise the products while
-   they are still in its cache (and, after fc1, apply the GELU there too). Done as three
+   they are still in its cache, with what follows the product in a block
+   (fc1's GELU, the residual additions after dense and fc2). Done as three
    steps over all rows (quantise, one product across the threads,
    dequantise) the same work costs three regions: at every end of one a
    thread that finished first spins until the other catches up (on a
@@ -92,8 +93,8 @@ size_t int8_rows_scratch(int64_t N, int in, int out, bool backward) {
   return shared + each * (size_t)threads_count();
 }
 
-int int8_rows_forward(float *out, float *pre, const float *inp, const linear *l, int64_t N, float threshold,
-                      const int *cols, int nc, const float *bias, int gelu, scratch ws) {
+int int8_rows_forward(float *out, const float *inp, const linear *l, int64_t N, float threshold, const int *cols,
+                      int nc, const float *bias, const linear_epilogue *ep, scratch ws) {
   int K_in = l->in, K_out = l->out;
   size_t each = per_thread(K_in, K_out, K_in, K_out, false);
   int nt = threads_for(N, 0, each, ws);
@@ -102,6 +103,8 @@ int int8_rows_forward(float *out, float *pre, const float *inp, const linear *l,
                 "scratch given", each, ws.bytes);
   const int32_t *off = int8_packed_offsets(l, false);   /* 128·Σ_k W[n,k]: what the u8 codes add */
   bool zero_cols = nc > 0 && N > 1;
+  int gelu = ep ? ep->gelu : -1;
+  const float *residual = ep ? ep->residual : NULL;
   region_error err = {0};
   #pragma omp parallel num_threads(nt)
   {
@@ -123,9 +126,11 @@ int int8_rows_forward(float *out, float *pre, const float *inp, const linear *l,
       int st = int8_matmul_forward(w.c, w.a, m, l, w.dnnl);
       if (st) { region_fail(&err, st); failed = true; continue; }
       for (int r = 0; r < real; r++) {
-        float *o = out + (i + r) * K_out, *y = pre ? pre + (i + r) * K_out : o;
+        int64_t at = (i + r) * K_out;
+        float *o = out + at, *y = gelu >= 0 && ep->pre ? ep->pre + at : o;
         dequantize_row(y, w.c + (size_t)r * K_out, off, w.rs[r] * INT8_DEQ, l->scale, bias, K_out);
         if (gelu >= 0) gelu_row(o, y, K_out, gelu);
+        if (residual) add_row(o, residual + at, K_out);
       }
     }
   }

@@ -57,6 +57,8 @@ int pooling_backward(float *dinp, const float *dout, const float *inp, const int
 /* ---- residual.c ---- */
 int residual_forward(float *out, const float *a, const float *b, int64_t n);
 int add_inplace(float *acc, const float *x, int64_t n);
+/* The same on the calling thread alone. */
+void add_row(float *acc, const float *x, int64_t n);
 
 /* ---- linear.c: y = x·Wᵀ + b with f32 or int8 weights ---- */
 /* Row-wise absmax quantisation with LLM.int8 outlier semantics (bitsandbytes
@@ -68,11 +70,10 @@ int quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, fl
 /* Rows row0..row0+nrows-1 of W (f32) → int8 codes and per-row absmax in l. */
 void linear_quantize_weights(linear *l, const float *w_rows_f32, int row0, int nrows);
 int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws);
-/* out = GELU (kind) of the same, and pre = the linear's output unless NULL
-   (out may not be pre): packed int8 linears apply the GELU to each row as
-   it is dequantised, others call gelu_forward after. Same bits either way. */
-int linear_gelu_forward(float *out, float *pre, const float *inp, linear *l, int64_t N, float threshold, int kind,
-                        scratch ws);
+/* The same with an epilogue (ops.h): packed int8 linears apply it to each
+   row as it is dequantised, others after. Same bits either way. */
+int linear_forward_fused(float *out, const float *inp, linear *l, int64_t N, float threshold,
+                         const linear_epilogue *ep, scratch ws);
 /* dinp (N,in) += dout (N,out) · W. int8 weights: exact f32 product with the
    dequantised weights, or (fast_int8) an int8 product with per-row
    quantised gradients. */
@@ -108,11 +109,10 @@ void dequantize_row_add(float *di, const int32_t *c, const int32_t *off, float r
 
 /* ---- int8_rows.c: linear.c's packed int8 products, one parallel region per call ---- */
 /* out (N,out) = dequantised products (+ bias when not NULL) of inp's rows,
-   quantised with threshold and the nc outlier columns cols zeroed. With a
-   GELU kind (gelu >= 0) out receives the GELU of that, and pre (unless
-   NULL) the values before it. */
-int int8_rows_forward(float *out, float *pre, const float *inp, const linear *l, int64_t N, float threshold,
-                      const int *cols, int nc, const float *bias, int gelu, scratch ws);
+   quantised with threshold and the nc outlier columns cols zeroed, then
+   the epilogue ep (NULL: none). */
+int int8_rows_forward(float *out, const float *inp, const linear *l, int64_t N, float threshold, const int *cols,
+                      int nc, const float *bias, const linear_epilogue *ep, scratch ws);
 /* dinp (N,in) += the int8 product of dout's rows (times the weight scales) with W. */
 int int8_rows_backward(float *dinp, const float *dout, const linear *l, int64_t N, scratch ws);
 size_t int8_rows_scratch(int64_t N, int in, int out, bool backward);

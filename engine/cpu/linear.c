@@ -194,19 +194,26 @@ size_t linear_scratch(int64_t N, int in, int out, int kind, bool outliers, bool 
   return f > b ? f : b;
 }
 
-/* y (N,out) = inp (N,in)·Wᵀ + b, then out = GELU(y) for a GELU kind
-   (gelu >= 0; y = pre, or out itself when pre is NULL). */
-static int forward(float *out, float *pre, const float *inp, linear *l, int64_t N, float threshold, int gelu,
+/* The epilogue ep (NULL: none) over whole tensors, after a product into y. */
+static int epilogue(float *out, float *y, const linear_epilogue *ep, int64_t n) {
+  if (!ep) return LACOS_OK;
+  if (ep->gelu >= 0) TRY(gelu_forward(out, y, n, ep->gelu));
+  return ep->residual ? add_inplace(out, ep->residual, n) : LACOS_OK;
+}
+
+/* y (N,out) = inp (N,in)·Wᵀ + b (y: the epilogue's pre when it keeps one,
+   else out), then the epilogue. */
+static int forward(float *out, const float *inp, linear *l, int64_t N, float threshold, const linear_epilogue *ep,
                    scratch ws) {
   int K_in = l->in, K_out = l->out;
-  float *y = pre ? pre : out;
+  float *y = ep && ep->gelu >= 0 && ep->pre ? ep->pre : out;
   l->outliers = 0;
   if (N == 0) return LACOS_OK;
   if (l->kind == LINEAR_F32) {
     threads_count();
     sgemm_nt(y, inp, l->w, (int)N, K_out, K_in, 1.0f, 0.0f);
     if (l->bias) add_bias(y, l->bias, N, K_out);
-    return gelu >= 0 ? gelu_forward(out, y, N * K_out, gelu) : LACOS_OK;
+    return epilogue(out, y, ep, N * K_out);
   }
   carve k = carve_of(ws);
   int *cols = NULL;
@@ -214,11 +221,9 @@ static int forward(float *out, float *pre, const float *inp, linear *l, int64_t 
   int nc = threshold > 0 ? outlier_columns(cols, inp, N, K_in, threshold) : 0;
   const float *sc = l->scale, *b = nc == 0 ? l->bias : NULL;   /* the bias after the outlier columns, if any */
   if (l->packed) {
-    /* without outlier columns the GELU goes into the rows' epilogue */
-    bool fused = nc == 0 && gelu >= 0;
-    TRY(int8_rows_forward(fused ? out : y, fused ? pre : NULL, inp, l, N, threshold, cols, nc, b, fused ? gelu : -1,
-                          rest_of(&k)));
-    if (fused) return LACOS_OK;
+    /* the epilogue goes with the rows, unless outlier columns come between */
+    if (nc == 0) return int8_rows_forward(out, inp, l, N, threshold, cols, nc, b, ep, rest_of(&k));
+    TRY(int8_rows_forward(y, inp, l, N, threshold, cols, nc, b, NULL, rest_of(&k)));
   } else {
     int8_t *a = NULL;
     float *rs = NULL;
@@ -256,18 +261,19 @@ static int forward(float *out, float *pre, const float *inp, linear *l, int64_t 
     }
     if (l->bias) add_bias(y, l->bias, N, K_out);
   }
-  return gelu >= 0 ? gelu_forward(out, y, N * K_out, gelu) : LACOS_OK;
+  return epilogue(out, y, ep, N * K_out);
 }
 
 // out (N,out), inp (N,in)
 int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws) {
-  return forward(out, NULL, inp, l, N, threshold, -1, ws);
+  return forward(out, inp, l, N, threshold, NULL, ws);
 }
 
-int linear_gelu_forward(float *out, float *pre, const float *inp, linear *l, int64_t N, float threshold, int kind,
-                        scratch ws) {
-  if (out == pre) return fail(LACOS_EINVAL, "linear_gelu_forward: out and pre are the same buffer (pass pre NULL)");
-  return forward(out, pre, inp, l, N, threshold, kind, ws);
+int linear_forward_fused(float *out, const float *inp, linear *l, int64_t N, float threshold,
+                         const linear_epilogue *ep, scratch ws) {
+  if (ep && ep->pre && ep->pre == out)
+    return fail(LACOS_EINVAL, "linear_forward_fused: the epilogue's pre is the output buffer (pass pre NULL)");
+  return forward(out, inp, l, N, threshold, ep, ws);
 }
 
 // dinp (N,in) += dout (N,out) · W (out,in)

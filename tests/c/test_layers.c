@@ -406,6 +406,52 @@ static void packed_int8_linear_matches_plain(void) {
   CHECK(packed.packed == NULL);
 }
 
+/* linear_forward_fused = linear_forward, then gelu_forward (pre keeping the
+   values before it) and add_inplace of the residual: the same bits, for
+   f32 weights, plain int8 codes and packed ones (whose int8_rows.c applies
+   the epilogue per row), with and without outlier columns, over more rows
+   than one thread's pieces hold. */
+static void fused_epilogue_matches_separate(void) {
+  enum { N = 150, IN = 128, OUT = 192 };
+  static float x[N * IN], w[OUT * IN], bias[OUT], res[N * OUT], y0[N * OUT], y1[N * OUT], p0[N * OUT], p1[N * OUT];
+  static int8_t q0[OUT * IN], q1[OUT * IN];
+  float s0[OUT], s1[OUT];
+  fill(x, N * IN, -1, 1); fill(w, OUT * IN, -0.05f, 0.05f); fill(bias, OUT, -0.1f, 0.1f); fill(res, N * OUT, -1, 1);
+  x[40 * IN + 9] = 8.0f;   /* an outlier feature for threshold 6 */
+  linear f32 = {.in = IN, .out = OUT, .kind = LINEAR_F32, .w = w, .bias = bias};
+  linear plain = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q0, .scale = s0, .bias = bias};
+  linear packed = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q1, .scale = s1, .bias = bias};
+  linear_quantize_weights(&plain, w, 0, OUT);
+  linear_quantize_weights(&packed, w, 0, OUT);
+  CHECK_OK(linear_prepare(&packed));
+  scratch s = test_scratch(linear_scratch(N, IN, OUT, LINEAR_INT8, true, false, false));
+  linear *lins[3] = {&f32, &plain, &packed};
+  float thresholds[2] = {0, 6.0f};
+  int kinds[2] = {GELU_TANH, GELU_ERF};
+  for (int li = 0; li < 3; li++)
+    for (int t = 0; t < 2; t++)
+      for (int g = 0; g < 2; g++) {
+        linear *l = lins[li];
+        /* GELU, keeping pre */
+        CHECK_OK(linear_forward(p0, x, l, N, thresholds[t], s));
+        CHECK_OK(gelu_forward(y0, p0, N * OUT, kinds[g]));
+        CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &(linear_epilogue){ kinds[g], p1, NULL }, s));
+        CHECK(memcmp(y0, y1, sizeof y0) == 0 && memcmp(p0, p1, sizeof p0) == 0);
+        /* GELU in place */
+        CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &(linear_epilogue){ kinds[g], NULL, NULL }, s));
+        CHECK(memcmp(y0, y1, sizeof y0) == 0);
+        /* the residual */
+        CHECK_OK(linear_forward(y0, x, l, N, thresholds[t], s));
+        CHECK_OK(add_inplace(y0, res, N * OUT));
+        CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &(linear_epilogue){ -1, NULL, res }, s));
+        CHECK(memcmp(y0, y1, sizeof y0) == 0);
+        CHECK(l->outliers == (l->kind == LINEAR_INT8 ? t : 0));
+      }
+  CHECK_FAIL(linear_forward_fused(y1, x, &packed, N, 0, &(linear_epilogue){ GELU_TANH, y1, NULL }, s), LACOS_EINVAL,
+             "pre is the output");
+  linear_release(&packed);
+}
+
 static void quantize_half_to_even(void) {
   float x[4] = {0.5f, 1.5f, 2.5f, -127.0f};   /* absmax 127: codes are the values themselves */
   int8_t q[4];
@@ -429,6 +475,7 @@ int main(void) {
   RUN(pooling_modes);
   RUN(int8_linear_matches_reference);
   RUN(packed_int8_linear_matches_plain);
+  RUN(fused_epilogue_matches_separate);
   RUN(quantize_half_to_even);
   TEST_EXIT();
 }
