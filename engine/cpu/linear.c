@@ -77,6 +77,14 @@ static int take(carve *k, void *out, size_t bytes, const char *what) {
 
 static scratch rest_of(const carve *k) { return (scratch){ k->p + k->used, k->bytes - k->used }; }
 
+/* The plain GEMM's pieces for N rows of K_a-wide codes into K_c-wide sums:
+   codes (N,K_a), row scales (N), int32 sums (N,K_c). */
+static int take_product(carve *k, int8_t **a, float **rs, int32_t **c, int64_t N, int K_a, int K_c) {
+  TRY(take(k, a, (size_t)N * (size_t)K_a, "int8 codes"));
+  TRY(take(k, rs, sizeof(float) * (size_t)N, "row scales"));
+  return take(k, c, sizeof(int32_t) * (size_t)N * (size_t)K_c, "int32 products");
+}
+
 /* Outlier columns go through the f32 product this many at a time. */
 enum { OUTLIER_COLS = 256 };
 
@@ -228,9 +236,7 @@ static int forward(float *out, const float *inp, linear *l, int64_t N, float thr
     int8_t *a = NULL;
     float *rs = NULL;
     int32_t *c = NULL;
-    TRY(take(&k, &a, (size_t)N * K_in, "int8 activations"));
-    TRY(take(&k, &rs, sizeof(float) * (size_t)N, "activation scales"));
-    TRY(take(&k, &c, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
+    TRY(take_product(&k, &a, &rs, &c, N, K_in, K_out));
     quantize_rows_shifted((uint8_t *)a, rs, inp, NULL, N, K_in, threshold, NULL, NULL, 0);
     if (nc > 0 && N > 1)   /* LLM.int8: the outlier columns of every row go to the f32 product */
       for (int64_t i = 0; i < N; i++)
@@ -288,12 +294,10 @@ int linear_backward_input(float *dinp, const float *dout, const linear *l, int64
        inside the quantisation), quantise the gradient rows, and take an
        int8 product against the codes. */
     if (l->packed) return int8_rows_backward(dinp, dout, l, N, ws);
-    float *rs = NULL;
     int8_t *a = NULL;
+    float *rs = NULL;
     int32_t *c = NULL;
-    TRY(take(&k, &a, (size_t)N * K_out, "int8 gradients"));
-    TRY(take(&k, &rs, sizeof(float) * (size_t)N, "gradient scales"));
-    TRY(take(&k, &c, sizeof(int32_t) * (size_t)N * K_in, "int32 products"));
+    TRY(take_product(&k, &a, &rs, &c, N, K_out, K_in));
     quantize_rows_shifted((uint8_t *)a, rs, dout, l->scale, N, K_out, 0, NULL, NULL, 0);
     TRY(gemm_s8(false, N, K_in, K_out, a, K_out, l->q, K_in, c, K_in, rest_of(&k)));
     #pragma omp parallel for schedule(static) if (N * K_in > 32768)
