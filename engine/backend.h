@@ -101,6 +101,13 @@ typedef struct backend {
                        int *ncols, scratch ws);
   /* out (N,out) = inp (N,in)·Wᵀ + b; records l->outliers. */
   int (*linear_forward)(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws);
+  /* linear_forward with an epilogue on its rows (linear_epilogue, ops.h):
+     the same bits as linear_forward then gelu_forward and add_inplace, and
+     linear_forward's scratch. Optional (NULL: the pass makes those calls):
+     the CPU applies the epilogue to each row of the int8 products while it
+     is in cache, in the parallel region of the product. */
+  int (*linear_forward_fused)(float *out, const float *inp, linear *l, int64_t N, float threshold,
+                              const linear_epilogue *ep, scratch ws);
   /* dinp (N,in) += dout (N,out)·W: exact f32, or (fast_int8, int8 weights)
      int8 products with per-row quantised gradients. */
   int (*linear_backward_input)(float *dinp, const float *dout, const linear *l, int64_t N, bool fast_int8,

@@ -25,6 +25,20 @@ bool block_linear_adapted(const lacos_bloom *m, int l, int t) {
   return false;
 }
 
+int block_linear_then(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *y, const float *in, layer_acts *a,
+                      linear_epilogue ep) {
+  linear *lin = &m->run.layers[l].lin[t];
+  const backend *be = x->p.be;
+  if (ep.pre == y) ep.pre = NULL;   /* GELU in place */
+  if (be->linear_forward_fused && !block_linear_adapted(m, l, t))   /* adapters add before the epilogue */
+    return be->linear_forward_fused(y, in, lin, x->N, x->p.threshold, &ep, x->p.ws);
+  float *pre = ep.gelu >= 0 && ep.pre ? ep.pre : y;
+  int64_t n = x->N * lin->out;
+  TRY(block_linear(m, x, l, t, pre, in, a));
+  if (ep.gelu >= 0) TRY(be->gelu_forward(y, pre, n, ep.gelu));
+  return ep.residual ? be->add_inplace(y, ep.residual, n) : LACOS_OK;
+}
+
 /* Input gradient of linear t of block l (dx overwritten), every adapter's
    share and gradients included. */
 int block_linear_back(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *dx, const float *dy, const float *in,

@@ -120,6 +120,12 @@ int block_linear_back(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *d
                       const layer_acts *a);
 /* Whether any enabled adapter sits on linear t of block l. */
 bool block_linear_adapted(const lacos_bloom *m, int l, int t);
+/* block_linear followed by what comes after it in a block (ops.h's
+   linear_epilogue; ep->pre may be y, an inference pass running the GELU
+   in place): in one call to the backend's linear_forward_fused when it has
+   one and no adapter must come between the product and the epilogue. */
+int block_linear_then(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *y, const float *in, layer_acts *a,
+                      linear_epilogue ep);
 
 /* int8_skip.c: kinds (n_layer x NTARGETS) = each linear's format for quant
    and the int8_skip patterns (NULL: none); `where` names the model in a

@@ -24,6 +24,16 @@ typedef struct linear {
   size_t packed_bytes;          /* its size (counted by the allocator) */
 } linear;
 
+/* What follows a linear's product in a block, on each of its rows: with y
+   = x·Wᵀ + b, out = GELU(y) (gelu: a GELU kind of math/gelu.h, -1 none;
+   pre, unless NULL, keeps y), then out += residual (N,out) unless NULL.
+   out may be the residual; it is never pre. */
+typedef struct linear_epilogue {
+  int gelu;
+  float *pre;
+  const float *residual;
+} linear_epilogue;
+
 /* Caller-owned scratch for an operation, in the backend's memory: layers
    never allocate. Its size comes from the backend's *_scratch queries. */
 typedef struct scratch { void *p; size_t bytes; } scratch;

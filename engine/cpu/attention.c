@@ -172,12 +172,15 @@ int attention_forward(float *out, float *probs, const float *qkv, const int32_t 
   int nt = scratch_threads(ws, per);
   if (nt < 1) return fail(LACOS_ELIMIT, "attention: %zu bytes of scratch cannot hold one head's keys (%zu bytes)",
                           ws.bytes, per);
-  /* small problems run on one thread: a parallel region costs more than it saves */
+  /* small problems run on one thread: a parallel region costs more than it
+     saves. The (batch, head) pairs go to the threads as they come free: on
+     a shared machine a thread that lost its core leaves its pairs to the
+     other instead of holding it at the end. */
   #pragma omp parallel num_threads(nt) if ((int64_t)B * NH * T * T * HD > 262144)
   {
     float *pos = (float *)((char *)ws.p + per * (size_t)omp_get_thread_num());
     float *kt = pos + T, *vh = kt + (size_t)HD * ld, *sc = vh + (size_t)T * HD, *ob = sc + (size_t)QR * ld;
-    #pragma omp for collapse(2) schedule(static)
+    #pragma omp for collapse(2) schedule(dynamic)
     for (int b = 0; b < B; b++) {
       for (int h = 0; h < NH; h++) {
         const int32_t *mb = mask + (int64_t)b * T;
@@ -247,7 +250,7 @@ int attention_backward(float *dqkv, const float *dout, const float *probs, const
     float *vt = (float *)((char *)ws.p + per * (size_t)omp_get_thread_num());
     float *kh = vt + (size_t)HD * ld, *dkh = kh + th, *dvh = dkh + th;
     float *pb = dvh + th, *dp = pb + (size_t)QR * ld, *ds = dp + (size_t)QR * ld, *dqb = ds + (size_t)QR * ld;
-    #pragma omp for collapse(2) schedule(static)
+    #pragma omp for collapse(2) schedule(dynamic)   /* as the forward's */
     for (int b = 0; b < B; b++) {
       for (int h = 0; h < NH; h++) {
         const int32_t *mb = mask + (int64_t)b * T;

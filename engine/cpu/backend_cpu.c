@@ -78,6 +78,7 @@ static const backend cpu_table = {
   .embedding_forward = embedding_forward,
   .quantize_rows = quantize_rows,
   .linear_forward = linear_forward,
+  .linear_forward_fused = linear_forward_fused,
   .linear_backward_input = linear_backward_input,
   .linear_scratch = linear_scratch,
   .linear_prepare = linear_prepare,

@@ -3,17 +3,28 @@
    erf form), the per-element formulas shared with kernels/gelu.cu.
    The kind is tested once, outside the loops: a test inside (gelu_value)
    puts libm's erff into BLOOM's loop, which then no longer vectorises
-   (it cost a fifth of a bloom-560m int8 encode). */
+   (it cost a fifth of a bloom-560m int8 encode). gelu_row is the serial
+   loop, for gelu_forward's threads and for the int8 products' epilogue
+   (int8_rows.c), which applies it to a row still in cache. */
 #include "layers.h"
 #include "../math/gelu.h"
 
-int gelu_forward(float *out, const float *inp, int64_t n, int kind) {
+void gelu_row(float *out, const float *inp, int64_t n, int kind) {
   if (kind == GELU_ERF) {
-    #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) out[i] = gelu_erf_f(inp[i]);
   } else {
-    #pragma omp parallel for simd schedule(static) if (n > 65536)
+    #pragma omp simd
     for (int64_t i = 0; i < n; i++) out[i] = gelu_f(inp[i]);
+  }
+}
+
+int gelu_forward(float *out, const float *inp, int64_t n, int kind) {
+  enum { BLOCK = 4096 };
+  int64_t blocks = (n + BLOCK - 1) / BLOCK;
+  #pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t b = 0; b < blocks; b++) {
+    int64_t i = b * BLOCK;
+    gelu_row(out + i, inp + i, n - i < BLOCK ? n - i : BLOCK, kind);
   }
   return LACOS_OK;
 }

@@ -14,28 +14,55 @@
 
    Primitives are cached per shape (M, K, N, layout, thread count): the
    brgemm primitive of oneDNN 2.x takes no runtime dimensions and bakes the
-   thread count in. Their scratchpad is the caller's scratch (user
-   scratchpad mode), sized by int8_matmul_scratch from the same cached
-   primitive; nothing here allocates. */
+   thread count in. linear.c calls the products from inside its own parallel
+   regions, one band of rows per thread, where OpenMP's thread count is 1:
+   those primitives run on the calling thread alone, concurrently, each
+   thread on its own stream and with its own scratchpad (user scratchpad
+   mode, the caller's scratch, sized by int8_matmul_scratch from the same
+   cached primitive); nothing here allocates per call. */
 #include "int8_packed.h"
 #include <pthread.h>
 
 /* ------------------------------------------------------------- engine */
 
 static dnnl_engine_t engine;
-static dnnl_stream_t stream;
 static int engine_status = -1;   /* -1 not tried, else a dnnl_status_t */
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 
-static void engine_init(void) {
-  dnnl_status_t s = dnnl_engine_create(&engine, dnnl_cpu, 0);
-  if (s == dnnl_success) s = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags);
-  engine_status = (int)s;
-}
+static void engine_init(void) { engine_status = (int)dnnl_engine_create(&engine, dnnl_cpu, 0); }
 
 static bool engine_ready(void) {
   pthread_once(&engine_once, engine_init);
   return engine_status == dnnl_success;
+}
+
+/* A stream per OpenMP thread number: a oneDNN stream is not meant to be
+   shared by threads executing at the same time. Made on first use, kept
+   for the process (a handful of small objects). Each has a lock, held
+   while a product runs on it: threads of one parallel region never contend
+   for it, but two threads of the program outside any region both count as
+   thread 0. */
+enum { STREAMS = 256 };
+static struct { dnnl_stream_t s; pthread_mutex_t lock; } streams[STREAMS];
+static pthread_once_t streams_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t streams_make = PTHREAD_MUTEX_INITIALIZER;
+
+static void streams_init(void) {
+  for (int i = 0; i < STREAMS; i++) pthread_mutex_init(&streams[i].lock, NULL);
+}
+
+// *t: the slot of this thread's stream, returned locked
+static int stream_take(int *t) {
+  pthread_once(&streams_once, streams_init);
+  int i = omp_get_thread_num();
+  if (i >= STREAMS) return fail(LACOS_ELIMIT, "int8 matmul: thread %d is past the %d oneDNN streams kept", i, STREAMS);
+  pthread_mutex_lock(&streams_make);
+  dnnl_status_t s = streams[i].s ? dnnl_success : dnnl_stream_create(&streams[i].s, engine, dnnl_stream_default_flags);
+  pthread_mutex_unlock(&streams_make);
+  if (s != dnnl_success) return fail(LACOS_EUNSUPPORTED, "oneDNN stream for thread %d: creation failed (status %d)", i, (int)s);
+  pthread_mutex_lock(&streams[i].lock);
+  *t = i;
+  return LACOS_OK;
 }
 
 /* A (M,K) u8 row-major · B (K,N) s8 in layout b → C (M,N) s32 row-major. */
@@ -118,11 +145,11 @@ bool int8_packing_available(int in, int out) {
 typedef struct mm_entry {
   int64_t M, K, N;
   dnnl_memory_desc_t b;
-  int threads;
   dnnl_primitive_t prim;
   dnnl_memory_desc_t scratch_md;
   size_t scratch;
   uint64_t used;
+  int busy;   /* products running on it now: never the one replaced */
 } mm_entry;
 
 enum { CACHE = 256 };
@@ -130,32 +157,45 @@ static mm_entry cache[CACHE];
 static uint64_t cache_clock;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* oneDNN sizes a primitive's work split by OpenMP's thread count when it is
+   created; every product here runs on one thread (linear.c gives each
+   thread its own rows), so they are created with a count of 1. */
+static dnnl_status_t create_one_thread(dnnl_primitive_t *prim, dnnl_memory_desc_t *scratch_md, int64_t M, int64_t K,
+                                       int64_t N, const dnnl_memory_desc_t *b) {
+  int was = omp_get_max_threads();
+  if (was != 1) omp_set_num_threads(1);
+  dnnl_primitive_desc_t pd;
+  dnnl_status_t s = matmul_desc(&pd, M, K, N, b);
+  if (s == dnnl_success) {
+    s = dnnl_primitive_create(prim, pd);
+    *scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    dnnl_primitive_desc_destroy(pd);
+  }
+  if (was != 1) omp_set_num_threads(was);
+  return s;
+}
+
 /* The primitive for (M,K,N) on B in layout b; cache_lock held. */
 static int primitive_for(mm_entry **out, int64_t M, int64_t K, int64_t N, const dnnl_memory_desc_t *b) {
   if (!engine_ready()) return fail(LACOS_EUNSUPPORTED, "oneDNN CPU engine unavailable (status %d)", engine_status);
-  int threads = threads_count();
-  mm_entry *lru = &cache[0];
+  mm_entry *lru = NULL;
   for (int i = 0; i < CACHE; i++) {
     mm_entry *e = &cache[i];
-    if (e->prim && e->M == M && e->K == K && e->N == N && e->threads == threads && dnnl_memory_desc_equal(&e->b, b)) {
+    if (e->prim && e->M == M && e->K == K && e->N == N && dnnl_memory_desc_equal(&e->b, b)) {
       e->used = ++cache_clock;
       *out = e;
       return LACOS_OK;
     }
-    if (!e->prim || (lru->prim && e->used < lru->used)) lru = e;
+    if (!e->busy && (!lru || !e->prim || (lru->prim && e->used < lru->used))) lru = e;
   }
-  dnnl_primitive_desc_t pd;
-  dnnl_status_t s = matmul_desc(&pd, M, K, N, b);
+  if (!lru) return fail(LACOS_ELIMIT, "int8 matmul: all %d cached oneDNN primitives are in use", CACHE);
+  dnnl_primitive_t prim;
+  dnnl_memory_desc_t scratch_md;
+  dnnl_status_t s = create_one_thread(&prim, &scratch_md, M, K, N, b);
   if (s != dnnl_success) return fail(LACOS_EUNSUPPORTED, "oneDNN int8 matmul %lldx%lldx%lld: no implementation (status %d)",
                                      (long long)M, (long long)K, (long long)N, (int)s);
-  dnnl_primitive_t prim;
-  s = dnnl_primitive_create(&prim, pd);
-  dnnl_memory_desc_t scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-  dnnl_primitive_desc_destroy(pd);
-  if (s != dnnl_success) return fail(LACOS_EUNSUPPORTED, "oneDNN int8 matmul %lldx%lldx%lld: creation failed (status %d)",
-                                     (long long)M, (long long)K, (long long)N, (int)s);
   if (lru->prim) dnnl_primitive_destroy(lru->prim);
-  *lru = (mm_entry){.M = M, .K = K, .N = N, .b = *b, .threads = threads, .prim = prim, .scratch_md = scratch_md,
+  *lru = (mm_entry){.M = M, .K = K, .N = N, .b = *b, .prim = prim, .scratch_md = scratch_md,
                     .scratch = dnnl_memory_desc_get_size(&scratch_md), .used = ++cache_clock};
   *out = lru;
   return LACOS_OK;
@@ -175,6 +215,8 @@ static size_t scratchpad_of(int64_t M, int64_t K, int64_t N, const dnnl_memory_d
 
 static size_t piece(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
+/* One product on the calling thread. The cache lock is held only to find
+   (or make) the primitive; threads run their products at the same time. */
 static int run(int32_t *c, const uint8_t *a, const int8_t *b, const dnnl_memory_desc_t *b_md, int64_t M, int64_t K,
                int64_t N, scratch ws) {
   pthread_mutex_lock(&cache_lock);
@@ -183,39 +225,52 @@ static int run(int32_t *c, const uint8_t *a, const int8_t *b, const dnnl_memory_
   if (!st && e->scratch > ws.bytes)
     st = fail(LACOS_ELIMIT, "int8 matmul %lldx%lldx%lld: oneDNN's scratchpad of %zu bytes does not fit the %zu given",
               (long long)M, (long long)K, (long long)N, e->scratch, ws.bytes);
-  if (st) { pthread_mutex_unlock(&cache_lock); return st; }
-  dnnl_memory_desc_t a_md, c_md;
-  dnnl_dims_t ad = {M, K}, cd = {M, N};
-  dnnl_memory_desc_init_by_tag(&a_md, 2, ad, dnnl_u8, dnnl_ab);
-  dnnl_memory_desc_init_by_tag(&c_md, 2, cd, dnnl_s32, dnnl_ab);
-  dnnl_memory_t am = NULL, bm = NULL, cm = NULL, spm = NULL;
-  dnnl_status_t ds = dnnl_memory_create(&am, &a_md, engine, (void *)a);
-  if (ds == dnnl_success) ds = dnnl_memory_create(&bm, b_md, engine, (void *)b);
-  if (ds == dnnl_success) ds = dnnl_memory_create(&cm, &c_md, engine, c);
-  if (ds == dnnl_success) ds = dnnl_memory_create(&spm, &e->scratch_md, engine, ws.p);
-  if (ds == dnnl_success) {
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}, {DNNL_ARG_SCRATCHPAD, spm}};
-    ds = dnnl_primitive_execute(e->prim, stream, e->scratch ? 4 : 3, args);
-    if (ds == dnnl_success) ds = dnnl_stream_wait(stream);
-  }
-  dnnl_memory_destroy(am);
-  dnnl_memory_destroy(bm);
-  dnnl_memory_destroy(cm);
-  dnnl_memory_destroy(spm);
+  if (!st) e->busy++;
   pthread_mutex_unlock(&cache_lock);
+  if (st) return st;
+  int t = 0;
+  st = stream_take(&t);
+  dnnl_status_t ds = dnnl_success;
+  if (!st) {
+    dnnl_memory_desc_t a_md, c_md;
+    dnnl_dims_t ad = {M, K}, cd = {M, N};
+    dnnl_memory_desc_init_by_tag(&a_md, 2, ad, dnnl_u8, dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&c_md, 2, cd, dnnl_s32, dnnl_ab);
+    dnnl_memory_t am = NULL, bm = NULL, cm = NULL, spm = NULL;
+    ds = dnnl_memory_create(&am, &a_md, engine, (void *)a);
+    if (ds == dnnl_success) ds = dnnl_memory_create(&bm, b_md, engine, (void *)b);
+    if (ds == dnnl_success) ds = dnnl_memory_create(&cm, &c_md, engine, c);
+    if (ds == dnnl_success) ds = dnnl_memory_create(&spm, &e->scratch_md, engine, ws.p);
+    if (ds == dnnl_success) {
+      dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}, {DNNL_ARG_SCRATCHPAD, spm}};
+      ds = dnnl_primitive_execute(e->prim, streams[t].s, e->scratch ? 4 : 3, args);
+      if (ds == dnnl_success) ds = dnnl_stream_wait(streams[t].s);
+    }
+    dnnl_memory_destroy(am);
+    dnnl_memory_destroy(bm);
+    dnnl_memory_destroy(cm);
+    dnnl_memory_destroy(spm);
+    pthread_mutex_unlock(&streams[t].lock);
+  }
+  pthread_mutex_lock(&cache_lock);
+  e->busy--;
+  pthread_mutex_unlock(&cache_lock);
+  if (st) return st;
   if (ds != dnnl_success) return fail(LACOS_EUNSUPPORTED, "oneDNN int8 matmul %lldx%lldx%lld failed (status %d)",
                                       (long long)M, (long long)K, (long long)N, (int)ds);
   return LACOS_OK;
 }
 
-// wt: the packed layout of B = W (out, in) for the input gradient, from l's packed Wᵀ
-static void transpose_packed(int8_t *wt, const linear *l) {
+/* wt: the packed layout of B = W (out, in) for the input gradient, from l's
+   packed Wᵀ. A work-sharing loop: called inside a parallel region, its
+   threads share the tiles (and meet at its end); outside one, it runs alone. */
+void int8_matmul_transpose(int8_t *wt, const linear *l) {
   int K = l->in, N = l->out;
   /* Forward tile (kb over in, nb over out) holds [i/4][o][i%4]; backward
      tile (kb' = nb, nb' = kb) holds [o/4][i][o%4]. A 16-byte run of the
      first (i/4 = gi, o = 4go..4go+3) is a 4×4 byte matrix [o%4][i%4]; its
      transpose is the run of the second at (o/4 = go, i = 4gi..4gi+3). */
-  #pragma omp parallel for collapse(2) schedule(static)
+  #pragma omp for collapse(2) schedule(static)
   for (int nb = 0; nb < N / TILE; nb++)
     for (int kb = 0; kb < K / TILE; kb++) {
       const int8_t *src = l->q + (size_t)nb * TILE * K + (size_t)kb * TILE_BYTES;
@@ -235,20 +290,13 @@ int int8_matmul_forward(int32_t *c, const uint8_t *a, int64_t M, const linear *l
   return run(c, a, l->q, &l->packed->fwd, M, l->in, l->out, ws);
 }
 
-// c (M,in) = a (M,out) u8 · W: the gradients' codes + 128 against W rebuilt at the start of ws
-int int8_matmul_backward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, scratch ws) {
-  size_t wt_bytes = piece((size_t)l->in * (size_t)l->out);
-  if (ws.bytes < wt_bytes)
-    return fail(LACOS_ELIMIT, "int8 matmul: the transposed weights (%zu bytes) do not fit the %zu bytes of scratch given",
-                wt_bytes, ws.bytes);
-  int8_t *wt = ws.p;
-  transpose_packed(wt, l);
-  return run(c, a, wt, &l->packed->bwd, M, l->out, l->in, (scratch){ (char *)ws.p + wt_bytes, ws.bytes - wt_bytes });
+// c (M,in) = a (M,out) u8 · W: the gradients' codes + 128 against wt, int8_matmul_transpose's tiles
+int int8_matmul_backward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, const int8_t *wt, scratch ws) {
+  return run(c, a, wt, &l->packed->bwd, M, l->out, l->in, ws);
 }
 
 size_t int8_matmul_scratch(int64_t M, int in, int out, bool backward) {
   dnnl_memory_desc_t f, b;
   if (M <= 0 || !int8_packed_layout(&f, in, out) || !int8_packed_layout(&b, out, in)) return 0;
-  if (!backward) return piece(scratchpad_of(M, in, out, &f));
-  return piece((size_t)in * (size_t)out) + piece(scratchpad_of(M, out, in, &b));
+  return backward ? piece(scratchpad_of(M, out, in, &b)) : piece(scratchpad_of(M, in, out, &f));
 }

@@ -32,6 +32,8 @@ int layernorm_backward(float *dinp, float *dweight, float *dbias, const float *d
 /* ---- gelu.c ---- */
 /* kind: GELU_TANH or GELU_ERF (math/gelu.h) */
 int gelu_forward(float *out, const float *inp, int64_t n, int kind);
+/* The same on the calling thread alone (out may be inp). */
+void gelu_row(float *out, const float *inp, int64_t n, int kind);
 int gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n, int kind);
 
 /* ---- attention.c ---- */
@@ -55,6 +57,8 @@ int pooling_backward(float *dinp, const float *dout, const float *inp, const int
 /* ---- residual.c ---- */
 int residual_forward(float *out, const float *a, const float *b, int64_t n);
 int add_inplace(float *acc, const float *x, int64_t n);
+/* The same on the calling thread alone. */
+void add_row(float *acc, const float *x, int64_t n);
 
 /* ---- linear.c: y = x·Wᵀ + b with f32 or int8 weights ---- */
 /* Row-wise absmax quantisation with LLM.int8 outlier semantics (bitsandbytes
@@ -66,6 +70,10 @@ int quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, fl
 /* Rows row0..row0+nrows-1 of W (f32) → int8 codes and per-row absmax in l. */
 void linear_quantize_weights(linear *l, const float *w_rows_f32, int row0, int nrows);
 int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws);
+/* The same with an epilogue (ops.h): packed int8 linears apply it to each
+   row as it is dequantised, others after. Same bits either way. */
+int linear_forward_fused(float *out, const float *inp, linear *l, int64_t N, float threshold,
+                         const linear_epilogue *ep, scratch ws);
 /* dinp (N,in) += dout (N,out) · W. int8 weights: exact f32 product with the
    dequantised weights, or (fast_int8) an int8 product with per-row
    quantised gradients. */
@@ -81,6 +89,34 @@ void linear_weight_row(float *dst, const linear *l, int r);
 int linear_prepare(linear *l);
 void linear_release(linear *l);
 
+/* ---- int8_quantize.c: the rows of the int8 products ---- */
+/* A row's dequantisation factor is its absmax times this, 1/127². */
+#define INT8_DEQ (1.0f / 16129.0f)
+/* One row: v = x (· colscale when given), absmax over the |v| below the
+   threshold (all for 0), codes of v·127/absmax + shift (0: s8, 128: u8);
+   values at or above the threshold get code 0. Returns the absmax, NaN
+   when the row holds a NaN or an inf. */
+float quantize_row(uint8_t *q, const float *x, const float *colscale, int C, float threshold, int shift);
+/* Every row so (in parallel), the outlier columns found first when cols is given. */
+void quantize_rows_shifted(uint8_t *q, float *absmax, const float *x, const float *colscale, int64_t N, int C,
+                           float threshold, int *cols, int *ncols, int shift);
+/* cols (capacity C) = the columns of x (N,C) where some |x| >= threshold; returns their count. */
+int outlier_columns(int *cols, const float *x, int64_t N, int C, float threshold);
+/* o (n) = (c − off)·ri·sc (+ b): an output row from its int32 products; off, b may be NULL. */
+void dequantize_row(float *o, const int32_t *c, const int32_t *off, float ri, const float *sc, const float *b, int n);
+/* di (n) += (c − off)·ri: an input-gradient row; off may be NULL. */
+void dequantize_row_add(float *di, const int32_t *c, const int32_t *off, float ri, int n);
+
+/* ---- int8_rows.c: linear.c's packed int8 products, one parallel region per call ---- */
+/* out (N,out) = dequantised products (+ bias when not NULL) of inp's rows,
+   quantised with threshold and the nc outlier columns cols zeroed, then
+   the epilogue ep (NULL: none). */
+int int8_rows_forward(float *out, const float *inp, const linear *l, int64_t N, float threshold, const int *cols,
+                      int nc, const float *bias, const linear_epilogue *ep, scratch ws);
+/* dinp (N,in) += the int8 product of dout's rows (times the weight scales) with W. */
+int int8_rows_backward(float *dinp, const float *dout, const linear *l, int64_t N, scratch ws);
+size_t int8_rows_scratch(int64_t N, int in, int out, bool backward);
+
 /* ---- int8_matmul.c, int8_pack.c: packed int8 products through oneDNN's matmul primitive ---- */
 /* Would linear_prepare pack an in→out int8 linear on this CPU? */
 bool int8_packing_available(int in, int out);
@@ -91,10 +127,14 @@ const int32_t *int8_packed_offsets(const linear *l, bool backward);
 void int8_packed_row(float *dst, const linear *l, int r, float scale);
 int8_t int8_packed_code(const linear *l, int r, int c);
 /* c (M,out) = a (M,in)·Wᵀ and c (M,in) = a (M,out)·W, a the u8 codes (s8 +
-   128): sums without the offsets taken off; ws sized by int8_matmul_scratch. */
+   128): sums without the offsets taken off, on the calling thread alone
+   (int8_rows.c calls them from its threads at once); ws sized by
+   int8_matmul_scratch. The backward reads W from wt, the tiles
+   int8_matmul_transpose rebuilt (in·out bytes). */
 int int8_matmul_forward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, scratch ws);
-int int8_matmul_backward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, scratch ws);
-/* Bytes of scratch either product needs for M rows; 0 where not packed. */
+int int8_matmul_backward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, const int8_t *wt, scratch ws);
+void int8_matmul_transpose(int8_t *wt, const linear *l);
+/* Bytes of oneDNN scratchpad either product needs for M rows; 0 where not packed. */
 size_t int8_matmul_scratch(int64_t M, int in, int out, bool backward);
 int gemm_s8(bool trans_b, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda, const int8_t *b,
             int64_t ldb, int32_t *c, int64_t ldc, scratch ws);

@@ -24,7 +24,6 @@
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
 
-static const float DEQ = 1.0f / 16129.0f;   /* 1/(127·127) */
 
 void sgemm_nt(float *c, const float *a, const float *b, int M, int N, int K, float alpha, float beta) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, alpha, a, K, b, K, beta, c, N);
@@ -78,101 +77,16 @@ static int take(carve *k, void *out, size_t bytes, const char *what) {
 
 static scratch rest_of(const carve *k) { return (scratch){ k->p + k->used, k->bytes - k->used }; }
 
+/* The plain GEMM's pieces for N rows of K_a-wide codes into K_c-wide sums:
+   codes (N,K_a), row scales (N), int32 sums (N,K_c). */
+static int take_product(carve *k, int8_t **a, float **rs, int32_t **c, int64_t N, int K_a, int K_c) {
+  TRY(take(k, a, (size_t)N * (size_t)K_a, "int8 codes"));
+  TRY(take(k, rs, sizeof(float) * (size_t)N, "row scales"));
+  return take(k, c, sizeof(int32_t) * (size_t)N * (size_t)K_c, "int32 products");
+}
+
 /* Outlier columns go through the f32 product this many at a time. */
 enum { OUTLIER_COLS = 256 };
-
-/* code = rint(v·k) clamped to ±127, stored as code + shift (0: s8; 128:
-   the u8 codes of the packed products). The clamp is written as
-   comparisons, not fminf/fmaxf (libm calls through the PLT, which kept the
-   loop scalar), and each variant is its own plain loop: a conditional
-   inside (the column scale, the threshold) turns the vector code into
-   masked operations several times slower. A NaN compares false and takes a
-   finite code; the return value says whether there was one. */
-static int row_codes(uint8_t *q, const float *x, float k, int C, int shift) {
-  int bad = 0;
-  #pragma omp simd reduction(|:bad)
-  for (int c = 0; c < C; c++) {
-    float r = rintf(x[c] * k);
-    bad |= r != r;
-    r = r < 127.0f ? r : 127.0f;
-    r = r > -127.0f ? r : -127.0f;
-    q[c] = (uint8_t)((int)r + shift);
-  }
-  return bad;
-}
-
-// the same for v = x · colscale
-static int row_codes_scaled(uint8_t *q, const float *x, const float *colscale, float k, int C, int shift) {
-  int bad = 0;
-  #pragma omp simd reduction(|:bad)
-  for (int c = 0; c < C; c++) {
-    float r = rintf(x[c] * colscale[c] * k);
-    bad |= r != r;
-    r = r < 127.0f ? r : 127.0f;
-    r = r > -127.0f ? r : -127.0f;
-    q[c] = (uint8_t)((int)r + shift);
-  }
-  return bad;
-}
-
-/* One row: v = x (· colscale when given), absmax over the |v| below the
-   threshold (all of them for threshold 0), codes of v·127/absmax; values at
-   or above the threshold get code 0. Returns the absmax, NaN when the row
-   holds a NaN or an inf. */
-static float quantize_row(uint8_t *q, const float *x, const float *colscale, int C, float threshold, int shift) {
-  float m = 0;
-  if (threshold > 0) {
-    for (int c = 0; c < C; c++) { float a = fabsf(x[c]); if (a < threshold && a > m) m = a; }
-  } else if (colscale) {
-    #pragma omp simd reduction(max:m)
-    for (int c = 0; c < C; c++) { float a = fabsf(x[c] * colscale[c]); m = a > m ? a : m; }
-  } else {
-    #pragma omp simd reduction(max:m)
-    for (int c = 0; c < C; c++) { float a = fabsf(x[c]); m = a > m ? a : m; }
-  }
-  float k = m > 0 ? 127.0f / m : 0.0f;
-  if (!(k <= FLT_MAX)) k = 0.0f;   /* m below ~4e-37: the row is zero at int8 precision (127/m overflows) */
-  /* A NaN, or an inf (m = inf makes k 0 and inf·0 NaN), has no int8 code:
-     converting it would be undefined behaviour (found by fuzz_bloom on a
-     checkpoint whose embedding table holds NaN). Its code becomes a
-     clamped number and the row's absmax NaN, so the row's outputs are NaN
-     as on the f32 path instead of silently finite. */
-  int bad = colscale ? row_codes_scaled(q, x, colscale, k, C, shift) : row_codes(q, x, k, C, shift);
-  if (threshold > 0)
-    for (int c = 0; c < C; c++)
-      if (fabsf(x[c]) >= threshold) q[c] = (uint8_t)shift;
-  return bad ? NAN : m;
-}
-
-/* quantize_rows with codes + shift, and v = x · colscale[c] when colscale is given. */
-static void quantize_rows_shifted(uint8_t *q, float *absmax, const float *x, const float *colscale, int64_t N, int C,
-                                  float threshold, int *cols, int *ncols, int shift) {
-  int nc = 0;
-  if (threshold > 0 && cols) {
-    /* A column is an outlier column if any row holds |x| >= threshold there. */
-    for (int c = 0; c < C; c++) {
-      bool hit = false;
-      for (int64_t i = 0; i < N && !hit; i++) hit = fabsf(x[i * C + c]) >= threshold;
-      if (hit) cols[nc++] = c;
-    }
-  }
-  if (ncols) *ncols = nc;
-  bool zero_cols = nc > 0 && N > 1;
-  #pragma omp parallel for schedule(static) if (N * C > 32768)
-  for (int64_t i = 0; i < N; i++) {
-    absmax[i] = quantize_row(q + i * C, x + i * C, colscale, C, threshold, shift);
-    if (zero_cols)
-      for (int j = 0; j < nc; j++) q[i * C + cols[j]] = (uint8_t)shift;
-  }
-}
-
-// q (N,C) int8, absmax (N), x (N,C); cols receives outlier column indices (capacity C)
-int quantize_rows(int8_t *q, float *absmax, const float *x, int64_t N, int C, float threshold,
-                  int *cols, int *ncols, scratch ws) {
-  (void)ws;
-  quantize_rows_shifted((uint8_t *)q, absmax, x, NULL, N, C, threshold, cols, ncols, 0);
-  return LACOS_OK;
-}
 
 void linear_quantize_weights(linear *l, const float *w, int row0, int nrows) {
   quantize_rows(l->q + (int64_t)row0 * l->in, l->scale + row0, w, nrows, l->in, 0, NULL, NULL, (scratch){0});
@@ -197,28 +111,6 @@ static void add_bias(float *out, const float *b, int64_t N, int n) {
     float *oi = out + i * n;
     #pragma omp simd
     for (int j = 0; j < n; j++) oi[j] += b[j];
-  }
-}
-
-/* One output row from its int32 products: o = (c − off)·ri·sc (+ b), ri the
-   row's absmax/127², off the packed products' offsets (or none), b the
-   bias (or none). One loop per case, each a plain vector loop; the bias add
-   is its own rounding after the product either way (no contraction under
-   -std=c11), so fused or not the bits are the same. */
-static void dequantize_row(float *o, const int32_t *c, const int32_t *off, float ri, const float *sc, const float *b,
-                           int n) {
-  if (off && b) {
-    #pragma omp simd
-    for (int j = 0; j < n; j++) o[j] = (float)(c[j] - off[j]) * ri * sc[j] + b[j];
-  } else if (off) {
-    #pragma omp simd
-    for (int j = 0; j < n; j++) o[j] = (float)(c[j] - off[j]) * ri * sc[j];
-  } else if (b) {
-    #pragma omp simd
-    for (int j = 0; j < n; j++) o[j] = (float)c[j] * ri * sc[j] + b[j];
-  } else {
-    #pragma omp simd
-    for (int j = 0; j < n; j++) o[j] = (float)c[j] * ri * sc[j];
   }
 }
 
@@ -285,22 +177,23 @@ size_t gemm_s8_scratch(int64_t M, int64_t N, int64_t K) {
 }
 
 /* The pieces each entry carves, in order (bytes): the forward's outlier
-   columns reuse the region the product used, after it. The product is the
-   packed one (int8_matmul_scratch) where linear_prepare packs this shape,
-   else gemm_s8; the larger of the two serves a linear either way. */
+   columns reuse the region the product used, after it. A linear packed by
+   linear_prepare runs its products in int8_rows.c (its own pieces, per
+   thread), others in gemm_s8 (pieces for all rows); the larger of the two
+   serves a linear either way. */
 static size_t larger(size_t a, size_t b) { return a > b ? a : b; }
 static size_t forward_parts(int64_t N, int in, int out, bool outliers) {
   size_t n = (size_t)N, cols = outliers ? (size_t)(in < OUTLIER_COLS ? in : OUTLIER_COLS) : 0;
-  size_t base = piece(n * (size_t)in) + piece(4 * n) + piece(4 * n * (size_t)out) + piece(4 * (size_t)in);
-  size_t product = larger(gemm_s8_scratch(N, out, in), int8_matmul_scratch(N, in, out, false));
   size_t extra = outliers ? piece(4 * (n + (size_t)out) * cols) : 0;
-  return base + larger(product, extra);
+  size_t plain = piece(n * (size_t)in) + piece(4 * n) + piece(4 * n * (size_t)out) +
+                 larger(gemm_s8_scratch(N, out, in), extra);
+  return piece(4 * (size_t)in) + larger(plain, larger(int8_rows_scratch(N, in, out, false), extra));
 }
 static size_t backward_parts(int64_t N, int in, int out, bool fast) {
   size_t n = (size_t)N;
   if (!fast) return piece(4 * 256 * (size_t)in);
-  return piece(n * (size_t)out) + piece(4 * n) + piece(4 * n * (size_t)in) +
-         larger(gemm_s8_scratch(N, in, out), int8_matmul_scratch(N, in, out, true));
+  size_t plain = piece(n * (size_t)out) + piece(4 * n) + piece(4 * n * (size_t)in) + gemm_s8_scratch(N, in, out);
+  return larger(plain, int8_rows_scratch(N, in, out, true));
 }
 
 size_t linear_scratch(int64_t N, int in, int out, int kind, bool outliers, bool backward, bool fast_int8) {
@@ -309,36 +202,49 @@ size_t linear_scratch(int64_t N, int in, int out, int kind, bool outliers, bool 
   return f > b ? f : b;
 }
 
-// out (N,out), inp (N,in)
-int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws) {
+/* The epilogue ep (NULL: none) over whole tensors, after a product into y. */
+static int epilogue(float *out, float *y, const linear_epilogue *ep, int64_t n) {
+  if (!ep) return LACOS_OK;
+  if (ep->gelu >= 0) TRY(gelu_forward(out, y, n, ep->gelu));
+  return ep->residual ? add_inplace(out, ep->residual, n) : LACOS_OK;
+}
+
+/* y (N,out) = inp (N,in)·Wᵀ + b (y: the epilogue's pre when it keeps one,
+   else out), then the epilogue. */
+static int forward(float *out, const float *inp, linear *l, int64_t N, float threshold, const linear_epilogue *ep,
+                   scratch ws) {
   int K_in = l->in, K_out = l->out;
+  float *y = ep && ep->gelu >= 0 && ep->pre ? ep->pre : out;
   l->outliers = 0;
   if (N == 0) return LACOS_OK;
   if (l->kind == LINEAR_F32) {
     threads_count();
-    sgemm_nt(out, inp, l->w, (int)N, K_out, K_in, 1.0f, 0.0f);
-    if (l->bias) add_bias(out, l->bias, N, K_out);
-    return LACOS_OK;
+    sgemm_nt(y, inp, l->w, (int)N, K_out, K_in, 1.0f, 0.0f);
+    if (l->bias) add_bias(y, l->bias, N, K_out);
+    return epilogue(out, y, ep, N * K_out);
   }
   carve k = carve_of(ws);
-  int8_t *a = NULL;
-  float *rs = NULL;
-  int32_t *c = NULL;
   int *cols = NULL;
-  TRY(take(&k, &a, (size_t)N * K_in, "int8 activations"));
-  TRY(take(&k, &rs, sizeof(float) * (size_t)N, "activation scales"));
-  TRY(take(&k, &c, sizeof(int32_t) * (size_t)N * K_out, "int32 products"));
   TRY(take(&k, &cols, sizeof(int) * (size_t)K_in, "outlier columns"));
-  int nc = 0;
-  /* packed: u8 codes (code + 128), whose products carry offsets[n] = 128·Σ_k W[n,k] more */
-  const int32_t *offsets = l->packed ? int8_packed_offsets(l, false) : NULL;
-  quantize_rows_shifted((uint8_t *)a, rs, inp, NULL, N, K_in, threshold, cols, &nc, offsets ? 128 : 0);
-  if (offsets) TRY(int8_matmul_forward(c, (const uint8_t *)a, N, l, rest_of(&k)));
-  else TRY(gemm_s8(true, N, K_out, K_in, a, K_in, l->q, K_in, c, K_out, rest_of(&k)));
-  /* dequantise (and add the bias, unless outlier columns come first) */
-  const float *sc = l->scale, *b = nc == 0 ? l->bias : NULL;
-  #pragma omp parallel for schedule(static) if (N * K_out > 32768)
-  for (int64_t i = 0; i < N; i++) dequantize_row(out + i * K_out, c + i * K_out, offsets, rs[i] * DEQ, sc, b, K_out);
+  int nc = threshold > 0 ? outlier_columns(cols, inp, N, K_in, threshold) : 0;
+  const float *sc = l->scale, *b = nc == 0 ? l->bias : NULL;   /* the bias after the outlier columns, if any */
+  if (l->packed) {
+    /* the epilogue goes with the rows, unless outlier columns come between */
+    if (nc == 0) return int8_rows_forward(out, inp, l, N, threshold, cols, nc, b, ep, rest_of(&k));
+    TRY(int8_rows_forward(y, inp, l, N, threshold, cols, nc, b, NULL, rest_of(&k)));
+  } else {
+    int8_t *a = NULL;
+    float *rs = NULL;
+    int32_t *c = NULL;
+    TRY(take_product(&k, &a, &rs, &c, N, K_in, K_out));
+    quantize_rows_shifted((uint8_t *)a, rs, inp, NULL, N, K_in, threshold, NULL, NULL, 0);
+    if (nc > 0 && N > 1)   /* LLM.int8: the outlier columns of every row go to the f32 product */
+      for (int64_t i = 0; i < N; i++)
+        for (int j = 0; j < nc; j++) a[i * K_in + cols[j]] = 0;
+    TRY(gemm_s8(true, N, K_out, K_in, a, K_in, l->q, K_in, c, K_out, rest_of(&k)));
+    #pragma omp parallel for schedule(static) if (N * K_out > 32768)
+    for (int64_t i = 0; i < N; i++) dequantize_row(y + i * K_out, c + i * K_out, NULL, rs[i] * INT8_DEQ, sc, b, K_out);
+  }
   l->outliers = nc;
   if (nc > 0) {
     /* The outlier columns in f32: out += x[:, cols] · Wdeq[:, cols]ᵀ, up to
@@ -357,11 +263,23 @@ int linear_forward(float *out, const float *inp, linear *l, int64_t N, float thr
         for (int j = 0; j < m; j++) wa[(int64_t)o * m + j] = weight_code(l, o, cj[j]) * kq;
       }
       threads_count();
-      sgemm_nt(out, xa, wa, (int)N, K_out, m, 1.0f, 1.0f);
+      sgemm_nt(y, xa, wa, (int)N, K_out, m, 1.0f, 1.0f);
     }
-    if (l->bias) add_bias(out, l->bias, N, K_out);
+    if (l->bias) add_bias(y, l->bias, N, K_out);
   }
-  return LACOS_OK;
+  return epilogue(out, y, ep, N * K_out);
+}
+
+// out (N,out), inp (N,in)
+int linear_forward(float *out, const float *inp, linear *l, int64_t N, float threshold, scratch ws) {
+  return forward(out, inp, l, N, threshold, NULL, ws);
+}
+
+int linear_forward_fused(float *out, const float *inp, linear *l, int64_t N, float threshold,
+                         const linear_epilogue *ep, scratch ws) {
+  if (ep && ep->pre && ep->pre == out)
+    return fail(LACOS_EINVAL, "linear_forward_fused: the epilogue's pre is the output buffer (pass pre NULL)");
+  return forward(out, inp, l, N, threshold, ep, ws);
 }
 
 // dinp (N,in) += dout (N,out) · W (out,in)
@@ -375,29 +293,15 @@ int linear_backward_input(float *dinp, const float *dout, const linear *l, int64
     /* Fold the weight row scales into the gradient columns (dout·scale,
        inside the quantisation), quantise the gradient rows, and take an
        int8 product against the codes. */
-    float *rs = NULL;
+    if (l->packed) return int8_rows_backward(dinp, dout, l, N, ws);
     int8_t *a = NULL;
+    float *rs = NULL;
     int32_t *c = NULL;
-    TRY(take(&k, &a, (size_t)N * K_out, "int8 gradients"));
-    TRY(take(&k, &rs, sizeof(float) * (size_t)N, "gradient scales"));
-    TRY(take(&k, &c, sizeof(int32_t) * (size_t)N * K_in, "int32 products"));
-    const int32_t *offsets = l->packed ? int8_packed_offsets(l, true) : NULL;   /* 128·Σ_n W[n,k] */
-    quantize_rows_shifted((uint8_t *)a, rs, dout, l->scale, N, K_out, 0, NULL, NULL, offsets ? 128 : 0);
-    if (offsets) TRY(int8_matmul_backward(c, (const uint8_t *)a, N, l, rest_of(&k)));
-    else TRY(gemm_s8(false, N, K_in, K_out, a, K_out, l->q, K_in, c, K_in, rest_of(&k)));
+    TRY(take_product(&k, &a, &rs, &c, N, K_out, K_in));
+    quantize_rows_shifted((uint8_t *)a, rs, dout, l->scale, N, K_out, 0, NULL, NULL, 0);
+    TRY(gemm_s8(false, N, K_in, K_out, a, K_out, l->q, K_in, c, K_in, rest_of(&k)));
     #pragma omp parallel for schedule(static) if (N * K_in > 32768)
-    for (int64_t i = 0; i < N; i++) {
-      float ri = rs[i] * DEQ;
-      const int32_t *ci = c + i * K_in;
-      float *di = dinp + i * K_in;
-      if (offsets) {
-        #pragma omp simd
-        for (int kk = 0; kk < K_in; kk++) di[kk] += (float)(ci[kk] - offsets[kk]) * ri;
-      } else {
-        #pragma omp simd
-        for (int kk = 0; kk < K_in; kk++) di[kk] += (float)ci[kk] * ri;
-      }
-    }
+    for (int64_t i = 0; i < N; i++) dequantize_row_add(dinp + i * K_in, c + i * K_in, NULL, rs[i] * INT8_DEQ, K_in);
     return LACOS_OK;
   }
   /* Exact: dequantise blocks of weight rows and accumulate f32 products. */

@@ -390,12 +390,11 @@ static void packed_int8_linear_matches_plain(void) {
   /* one region for every call: the largest need, fast backward or exact, with outlier columns */
   size_t need = linear_scratch(N, IN, OUT, LINEAR_INT8, true, true, true), exact = linear_scratch(N, IN, OUT, LINEAR_INT8, true, true, false);
   scratch s = test_scratch(need > exact ? need : exact);
-  CHECK(linear_scratch(N, IN, OUT, LINEAR_INT8, false, true, true) > int8_matmul_scratch(N, IN, OUT, true));
-  /* 64 bytes short of the backward's pieces (codes, scales, int32 products,
-     then the packed product's transposed tiles and scratchpad): a clean error */
-  size_t r64 = 63, base = ((N * OUT + r64) & ~r64) + ((4 * N + r64) & ~r64) + ((4 * N * IN + r64) & ~r64);
-  scratch short_ws = { s.p, base + int8_matmul_scratch(N, IN, OUT, true) - 64 };
+  CHECK(linear_scratch(N, IN, OUT, LINEAR_INT8, false, true, true) >= int8_rows_scratch(N, IN, OUT, true));
+  /* room for the transposed tiles but not one thread's pieces: a clean error */
+  scratch short_ws = { s.p, IN * OUT + 64 };
   CHECK_FAIL(linear_backward_input(dx1, dy, &packed, N, true, short_ws), LACOS_ELIMIT, "int8 matmul");
+  CHECK_FAIL(linear_forward(y1, x, &packed, N, 0, (scratch){ s.p, 4 * IN + 64 }), LACOS_ELIMIT, "per thread");
   for (int r = 0; r < OUT; r++) {
     linear_weight_row(r0, &plain, r);
     linear_weight_row(r1, &packed, r);
@@ -415,6 +414,16 @@ static void packed_int8_linear_matches_plain(void) {
     CHECK_OK(linear_backward_input(dx1, dy, &packed, N, fast, s));
     CHECK(memcmp(dx0, dx1, sizeof dx0) == 0);
   }
+  /* scratch for one thread's row band only: the products run on one thread, same bits */
+  size_t shared = (IN * OUT + 63) & ~(size_t)63;
+  scratch one = { s.p, shared + (int8_rows_scratch(N, IN, OUT, true) - shared) / (size_t)lacos_threads_get() };
+  memset(dx1, 0, sizeof dx1);
+  CHECK_OK(linear_backward_input(dx1, dy, &packed, N, true, one));
+  CHECK(memcmp(dx0, dx1, sizeof dx0) == 0);
+  one.bytes = int8_rows_scratch(N, IN, OUT, false) / (size_t)lacos_threads_get() + 4 * IN + 64;
+  CHECK_OK(linear_forward(y1, x, &packed, N, 0, one));
+  CHECK_OK(linear_forward(y0, x, &plain, N, 0, s));
+  CHECK(memcmp(y0, y1, sizeof y0) == 0);
   /* a row count of 1 and a NaN row: same as the plain path too */
   x[2 * IN + 3] = NAN;
   CHECK_OK(linear_forward(y0, x, &plain, 3, 0, s));
@@ -424,6 +433,52 @@ static void packed_int8_linear_matches_plain(void) {
   CHECK(memcmp(y0, y1, sizeof(float) * OUT) == 0);
   linear_release(&packed);
   CHECK(packed.packed == NULL);
+}
+
+/* linear_forward_fused = linear_forward, then gelu_forward (pre keeping the
+   values before it) and add_inplace of the residual: the same bits, for
+   f32 weights, plain int8 codes and packed ones (whose int8_rows.c applies
+   the epilogue per row), with and without outlier columns, over more rows
+   than one thread's pieces hold. */
+static void fused_epilogue_matches_separate(void) {
+  enum { N = 150, IN = 128, OUT = 192 };
+  static float x[N * IN], w[OUT * IN], bias[OUT], res[N * OUT], y0[N * OUT], y1[N * OUT], p0[N * OUT], p1[N * OUT];
+  static int8_t q0[OUT * IN], q1[OUT * IN];
+  float s0[OUT], s1[OUT];
+  fill(x, N * IN, -1, 1); fill(w, OUT * IN, -0.05f, 0.05f); fill(bias, OUT, -0.1f, 0.1f); fill(res, N * OUT, -1, 1);
+  x[40 * IN + 9] = 8.0f;   /* an outlier feature for threshold 6 */
+  linear f32 = {.in = IN, .out = OUT, .kind = LINEAR_F32, .w = w, .bias = bias};
+  linear plain = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q0, .scale = s0, .bias = bias};
+  linear packed = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q1, .scale = s1, .bias = bias};
+  linear_quantize_weights(&plain, w, 0, OUT);
+  linear_quantize_weights(&packed, w, 0, OUT);
+  CHECK_OK(linear_prepare(&packed));
+  scratch s = test_scratch(linear_scratch(N, IN, OUT, LINEAR_INT8, true, false, false));
+  linear *lins[3] = {&f32, &plain, &packed};
+  float thresholds[2] = {0, 6.0f};
+  int kinds[2] = {GELU_TANH, GELU_ERF};
+  for (int li = 0; li < 3; li++)
+    for (int t = 0; t < 2; t++)
+      for (int g = 0; g < 2; g++) {
+        linear *l = lins[li];
+        /* GELU, keeping pre */
+        CHECK_OK(linear_forward(p0, x, l, N, thresholds[t], s));
+        CHECK_OK(gelu_forward(y0, p0, N * OUT, kinds[g]));
+        CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &(linear_epilogue){ kinds[g], p1, NULL }, s));
+        CHECK(memcmp(y0, y1, sizeof y0) == 0 && memcmp(p0, p1, sizeof p0) == 0);
+        /* GELU in place */
+        CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &(linear_epilogue){ kinds[g], NULL, NULL }, s));
+        CHECK(memcmp(y0, y1, sizeof y0) == 0);
+        /* the residual */
+        CHECK_OK(linear_forward(y0, x, l, N, thresholds[t], s));
+        CHECK_OK(add_inplace(y0, res, N * OUT));
+        CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &(linear_epilogue){ -1, NULL, res }, s));
+        CHECK(memcmp(y0, y1, sizeof y0) == 0);
+        CHECK(l->outliers == (l->kind == LINEAR_INT8 ? t : 0));
+      }
+  CHECK_FAIL(linear_forward_fused(y1, x, &packed, N, 0, &(linear_epilogue){ GELU_TANH, y1, NULL }, s), LACOS_EINVAL,
+             "pre is the output");
+  linear_release(&packed);
 }
 
 static void quantize_half_to_even(void) {
@@ -449,6 +504,7 @@ int main(void) {
   RUN(pooling_modes);
   RUN(int8_linear_matches_reference);
   RUN(packed_int8_linear_matches_plain);
+  RUN(fused_epilogue_matches_separate);
   RUN(quantize_half_to_even);
   TEST_EXIT();
 }
