@@ -86,6 +86,7 @@ void lacos_bloom_batch_free(lacos_bloom_batch *b) {
 }
 
 double lacos_bloom_batch_bytes(const lacos_bloom_batch *b) { return b ? (double)b->bytes : 0; }
+double lacos_bloom_train_workspace_bytes(const lacos_bloom *m) { return m ? (double)m->train_ws.bytes : 0; }
 
 int lacos_bloom_set_checkpointing(lacos_bloom *m, int on) { m->checkpointing = on != 0; return LACOS_OK; }
 int lacos_bloom_get_checkpointing(const lacos_bloom *m) { return m->checkpointing; }
