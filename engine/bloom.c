@@ -198,6 +198,9 @@ void lacos_bloom_free(lacos_bloom *m) {
   workspace_free(be, &m->acts_ws);
   workspace_free(be, &m->scratch_ws);
   workspace_free(be, &m->pos_ws);
+  /* a batch still alive keeps the training workspace as its own allocation */
+  if (m->train_ws_user) m->train_ws_user->lender = NULL;
+  else workspace_free(be, &m->train_ws);
   if (be->linear_release && m->run.layers)
     for (int l = 0; l < m->cfg.n_layer; l++)
       for (int t = 0; t < NTARGETS; t++) be->linear_release(&m->run.layers[l].lin[t]);
@@ -490,6 +493,9 @@ static int infer_workspace(lacos_bloom *m, int B, int T, infer_ws *w) {
   size_t I = (size_t)ffn_width(&m->cfg);
   size_t sizes[6] = {N * C * 4, (5 * N * C + N * I) * 4, N * r * 4, (size_t)B * C * 4, N * 4, N * 4}, total = 0;
   for (int i = 0; i < 6; i++) total += arena_round(sizes[i]);
+  /* growing: an idle training workspace goes first, so that training and
+     then inference in one process peak no higher than either */
+  if (m->acts_ws.bytes < total && !m->train_ws_user) workspace_free(m->be, &m->train_ws);
   TRY(workspace_reserve(m->be, &m->acts_ws, total, "activations"));
   arena a = arena_over(m->acts_ws);
   TRY(arena_take(&a, &w->hidden, sizes[0], "hidden states"));

@@ -54,6 +54,11 @@ struct lacos_bloom {
   workspace scratch_ws;             /* layer scratch of every pass */
   lora_state *lora;
   workspace pos_ws;                 /* BERT: the position and token type ids of a pass */
+  /* A training batch's memory, kept from one step to the next (grown to the
+     largest batch) so that a step does not hand ~1 GB back to the OS and
+     fault it in again; lent to one live batch at a time (train_ws_user). */
+  workspace train_ws;
+  struct lacos_bloom_batch *train_ws_user;
   bool checkpointing, fast_backward;
   char *source_dir;                 /* where it was loaded from (for adapter configs) */
 };
@@ -230,6 +235,8 @@ struct lacos_bloom_batch {
   uint64_t stream;
   const backend *be;         /* whose memory mem is */
   float *mem;                /* everything below: one allocation */
+  size_t mem_bytes;          /* its size (the workspace's when lent: it may be larger than bytes) */
+  lacos_bloom *lender;       /* whose train_ws mem is (NULL: the batch's own allocation) */
   size_t bytes;
   layer_acts *acts;          /* host array: n_layer entries, or 1 scratch entry with checkpointing */
   bool checkpointed;

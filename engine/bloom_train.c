@@ -79,12 +79,14 @@ void bloom_carve_acts(layer_acts *a, float **p, int64_t N, int C, int I, int B, 
 
 void lacos_bloom_batch_free(lacos_bloom_batch *b) {
   if (!b) return;
-  if (b->mem) b->be->free(b->mem, b->bytes);
+  if (b->lender) b->lender->train_ws_user = NULL;   /* the memory stays with the model for the next batch */
+  else if (b->mem) b->be->free(b->mem, b->mem_bytes);
   mem_free(b->acts);
   mem_free(b);
 }
 
 double lacos_bloom_batch_bytes(const lacos_bloom_batch *b) { return b ? (double)b->bytes : 0; }
+double lacos_bloom_train_workspace_bytes(const lacos_bloom *m) { return m ? (double)m->train_ws.bytes : 0; }
 
 int lacos_bloom_set_checkpointing(lacos_bloom *m, int on) { m->checkpointing = on != 0; return LACOS_OK; }
 int lacos_bloom_get_checkpointing(const lacos_bloom *m) { return m->checkpointing; }
@@ -106,9 +108,17 @@ static int batch_new(lacos_bloom_batch **out, lacos_bloom *m, int B, int T, int 
   int s = meta_calloc(&b->acts, (size_t)nkept, sizeof *b->acts, "training batch");
   double floats = bloom_batch_floats(&m->cfg, B, T, r, m->lora ? m->lora->targets : 0, b->checkpointed);
   if (!s && floats * 4 > 1e15) s = fail(LACOS_ELIMIT, "batch of %d x %d is too large", B, T);
-  if (!s) s = m->be->alloc((void **)&b->mem, (size_t)floats * sizeof(float), "training activations");
+  size_t bytes = (size_t)floats * sizeof(float);
+  if (!s && !m->train_ws_user) {
+    /* the model's training workspace, when no other live batch holds it */
+    s = workspace_reserve(m->be, &m->train_ws, bytes, "training activations");
+    if (!s) { b->mem = m->train_ws.p; b->mem_bytes = m->train_ws.bytes; b->lender = m; m->train_ws_user = b; }
+  } else if (!s) {
+    s = m->be->alloc((void **)&b->mem, bytes, "training activations");
+    if (!s) b->mem_bytes = bytes;
+  }
   if (s) { lacos_bloom_batch_free(b); return s; }
-  b->bytes = (size_t)floats * sizeof(float);
+  b->bytes = bytes;
   float *p = b->mem;
   for (int i = 0; i < nkept; i++) bloom_carve_acts(&b->acts[i], &p, N, C, I, B, T, NH, m->lora);
   if (b->checkpointed) { b->ckpt = p; p += (int64_t)L * N * C; }

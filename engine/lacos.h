@@ -701,6 +701,9 @@ int lacos_bloom_forward_train_rows(lacos_tensor **embeddings, lacos_bloom_batch 
 int lacos_bloom_backward(lacos_bloom *m, lacos_bloom_batch *batch, const lacos_tensor *d_embeddings);
 void lacos_bloom_batch_free(lacos_bloom_batch *batch);
 double lacos_bloom_batch_bytes(const lacos_bloom_batch *batch);
+/* The training memory the model keeps between steps (the largest batch's so
+   far, reused by the next one; 0 before the first training forward). */
+double lacos_bloom_train_workspace_bytes(const lacos_bloom *m);
 /* Recompute block activations in the backward pass instead of keeping them. */
 int lacos_bloom_set_checkpointing(lacos_bloom *m, int on);
 int lacos_bloom_get_checkpointing(const lacos_bloom *m);

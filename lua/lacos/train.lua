@@ -371,6 +371,9 @@ function M.plan(model, opts)
   end
   plan.total = plan.weights + plan.lora + plan.optimizer + plan.activations + plan.scratch
   plan.available = C.lacos_memory_available(device == "cuda" and C.LACOS_CUDA or C.LACOS_CPU)
+  -- the training memory the model already holds from earlier steps is the
+  -- first the activations reuse (engine/bloom_train.c): it is not needed again
+  if plan.available > 0 then plan.available = plan.available + C.lacos_bloom_train_workspace_bytes(model.ptr) end
   return plan
 end
 

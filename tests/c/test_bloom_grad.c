@@ -2,7 +2,8 @@
    a tiny random BLOOM (all four linears adapted, left- and right-padded
    sequences, every pooling mode, dropout on and off) against central finite
    differences of the forward pass; checkpointing against no checkpointing;
-   the training forward against the inference forward. */
+   the training forward against the inference forward; the batches' memory
+   kept by the model from one step to the next. */
 #include "test.h"
 #include "../../engine/bloom_internal.h"
 
@@ -232,11 +233,55 @@ static void backward_needs_adapter(void) {
   teardown();
 }
 
+/* A batch borrows the model's training memory, kept from one step to the
+   next; a second live batch allocates its own; either may outlive the model. */
+static void batches_reuse_the_model_memory(void) {
+  double before = lacos_memory_allocated(LACOS_CPU);
+  setup(LACOS_QUANT_INT8);
+  pooling_mode = LACOS_POOL_MEAN;
+  lacos_tensor *e1, *e2, *e3, *small_ids, *small_mask;
+  lacos_bloom_batch *b1, *b2, *b3;
+  int64_t sh[2] = {2, 6};
+  CHECK_OK(lacos_tensor_from_buffer(&small_ids, LACOS_I32, 2, sh, ids->data, LACOS_I32));
+  CHECK_OK(lacos_tensor_from_buffer(&small_mask, LACOS_I32, 2, sh, mask->data, LACOS_I32));
+  CHECK_OK(lacos_bloom_forward_train(&e1, &b1, model, ids, mask, pooling_mode, 0));
+  void *mem = b1->mem;
+  CHECK(b1->lender == model);
+  lacos_bloom_batch_free(b1);
+  /* a smaller batch, then the same size again: the same memory */
+  CHECK_OK(lacos_bloom_forward_train(&e2, &b2, model, small_ids, small_mask, pooling_mode, 0));
+  CHECK(b2->mem == (float *)mem);
+  lacos_tensor_free(e2);
+  lacos_bloom_batch_free(b2);
+  CHECK_OK(lacos_bloom_forward_train(&e2, &b2, model, ids, mask, pooling_mode, 0));
+  CHECK(b2->mem == (float *)mem && b2->lender == model);
+  /* while it lives, another batch has memory of its own and the same embeddings */
+  CHECK_OK(lacos_bloom_forward_train(&e3, &b3, model, ids, mask, pooling_mode, 0));
+  CHECK(b3->mem != b2->mem && b3->lender == NULL);
+  double d = -1;
+  CHECK_OK(lacos_tensor_maxdiff(e1, e3, &d));
+  CHECK(d == 0);
+  CHECK_OK(lacos_tensor_maxdiff(e1, e2, &d));
+  CHECK(d == 0);
+  lacos_tensor_free(e1);
+  lacos_tensor_free(e2);
+  lacos_tensor_free(e3);
+  lacos_tensor_free(small_ids);
+  lacos_tensor_free(small_mask);
+  /* the model goes first: the borrowing batch keeps the memory, then frees it */
+  teardown();
+  CHECK(b2->lender == NULL);
+  lacos_bloom_batch_free(b2);
+  lacos_bloom_batch_free(b3);
+  CHECK(lacos_memory_allocated(LACOS_CPU) == before);
+}
+
 int main(void) {
   RUN(lora_gradients_all_poolings);
   RUN(lora_gradients_with_dropout);
   RUN(checkpointing_is_exact);
   RUN(fast_backward_is_close);
   RUN(backward_needs_adapter);
+  RUN(batches_reuse_the_model_memory);
   TEST_EXIT();
 }

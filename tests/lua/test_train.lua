@@ -295,6 +295,13 @@ H.test("the memory plan predicts the step's peak and refuses runs that cannot fi
   local used = C.lacos_memory_peak(0) - base
   print(("#   one step: measured %.0f KiB above the model, planned %.0f KiB of activations"):format(used / 1024, plan.activations / 1024))
   H.truthy(used <= plan.activations * 1.25 + 2 ^ 20, "the step used more than planned")
+  -- the model keeps the step's activation memory for the next step; the plan counts it as available
+  local held = C.lacos_bloom_train_workspace_bytes(m.ptr)
+  H.truthy(held > 0 and held <= plan.activations, "the model keeps one batch's memory")
+  lacos.memory_limit(C.lacos_memory_allocated(0) + 2 ^ 20)   -- below the free memory: available is exact
+  local again = lacos.train.plan(m, { texts = 8, max_length = 32, checkpointing = false })
+  lacos.memory_limit(0)
+  H.eq(again.available, 2 ^ 20 + held, "the held memory counts as available")
   -- a soft memory limit below the plan: refused before the first step, with the plan in the message
   lacos.memory_limit(C.lacos_memory_allocated(0) + 1024)
   local err = H.raises("more memory", lacos.train, { model = m, data = data, batch_size = 4, steps = 1, quiet = true,
