@@ -224,14 +224,14 @@ if have_model and data and H.exists(data .. "/README.md") then
       -- distinct sentence, kept as its bytes
       local seen = {}
       local function encode(list)
-        local todo, queued = {}, {}
+        local fresh, queued = {}, {}
         for _, s in ipairs(list) do
-          if not seen[s] and not queued[s] then queued[s] = true; todo[#todo + 1] = s end
+          if not seen[s] and not queued[s] then queued[s] = true; fresh[#fresh + 1] = s end
         end
-        if #todo > 0 then
-          local e = m:encode(todo, { batch = 64 })
+        if #fresh > 0 then
+          local e = m:encode(fresh, { batch = 64 })
           local p, d = ffi.cast("float*", e.t.data), e:size(2)
-          for i, s in ipairs(todo) do seen[s] = ffi.string(p + (i - 1) * d, 4 * d) end
+          for i, s in ipairs(fresh) do seen[s] = ffi.string(p + (i - 1) * d, 4 * d) end
           e:free()
         end
         local d = m:config().hidden_size
