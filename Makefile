@@ -7,7 +7,7 @@
 #   make SAN=1 test the same under AddressSanitizer + UndefinedBehaviorSanitizer (in build-san/)
 #   make check-nocuda  build without CUDA (build-nocuda/) and run the CUDA tests there
 #   make fixtures   regenerate tests/fixtures with the Python reference (needs PyPI)
-#   make bench      benchmarks side by side with PyTorch and ONNX Runtime (needs PyPI); bench-cuda-ops: GPU op timings
+#   make bench      benchmarks side by side with PyTorch, ONNX Runtime and llama.cpp (needs PyPI); bench-cuda-ops: GPU op timings
 #   make fuzz       each libFuzzer target of tests/fuzz for FUZZ_SECONDS (60) seconds (needs clang)
 #   make fuzz-ci    each fuzz target for FUZZ_CI_SECONDS (5) seconds, as CI runs them
 #   make check-valgrind  the test suite under valgrind memcheck (slow, build-vg/)
@@ -398,7 +398,20 @@ $(BENCH_STAMP): tests/bench/requirements.txt $(VENV_STAMP)
 fixtures: all venv models-minilm
 	@for s in tests/reference/make_*.py; do echo "== $$s"; LACOS=$(EXE) PYTHONHASHSEED=0 $(VENV_PY) $$s || exit 1; done
 
-bench: all venv $(BENCH_STAMP) $(BUILD)/tests/bench_int8_products
+# llama.cpp, the peer the issue measured with Q8_0 weights: built from the
+# sources in the llama-cpp-python sdist pinned in
+# tests/bench/requirements-llamacpp.txt (tests/bench/build_llamacpp.sh), in
+# the same virtualenv. A failed build stops nothing: make bench measures the
+# other engines, says "not measured: llama.cpp q8_0: ..." and tries the build
+# again next time.
+LLAMACPP_REQ := tests/bench/requirements-llamacpp.txt
+LLAMACPP_DIR := $(BUILD)/llamacpp
+LLAMACPP_STAMP := $(VENV)/.lacos-llamacpp
+$(LLAMACPP_STAMP): $(LLAMACPP_REQ) $(VENV_STAMP)
+	@if bash tests/bench/build_llamacpp.sh $(VENV_PY) $(LLAMACPP_REQ) $(LLAMACPP_DIR); then cp $(LLAMACPP_REQ) $@; \
+	  else echo "lacos: make bench goes on without llama.cpp"; fi
+
+bench: all venv $(BENCH_STAMP) $(LLAMACPP_STAMP) $(BUILD)/tests/bench_int8_products
 	@BUILD=$(BUILD) VENV_PY=$(VENV_PY) bash tests/bench/run.sh
 
 # The int8 ONNX models of the encode benchmark (tests/bench/export_onnx.py:

@@ -9,6 +9,7 @@ export BUILD=${BUILD:-build}
 export LACOS="$ROOT/$BUILD/lacos"
 export VENV_PY=${VENV_PY:-$ROOT/.venv-ref/bin/python}
 export BENCH_DIR="$ROOT/$BUILD/bench"
+export LLAMACPP_SRC=${LLAMACPP_SRC:-$ROOT/$BUILD/llamacpp/src}   # tests/bench/build_llamacpp.sh
 mkdir -p "$BENCH_DIR" results/bench
 for b in tests/bench/bench_*.sh; do
   [ -n "${BENCH:-}" ] && [[ "$b" != *"$BENCH"* ]] && continue
