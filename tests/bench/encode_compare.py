@@ -4,15 +4,15 @@ prints one JSON line per engine (tokens/s from the median of REPS timed
 encodes after one warm-up, the median process CPU time of an encode, peak
 RSS, cosine of each sentence's embedding to PyTorch f32's).
 
-The int8 engines (lacos, ONNX Runtime, PyTorch quantize_dynamic) are loaded
-side by side and timed in turns, one encode each per round, the first of a
-round rotating, so that whatever else the machine does falls on all of them
-alike. The f32 engines (PyTorch, whose embeddings are the reference, then
-lacos) run one after the other: together they would hold two f32 copies of
-the model. Each engine is a process speaking the protocol of
+The int8 engines (lacos, ONNX Runtime, PyTorch quantize_dynamic, llama.cpp
+Q8_0) are loaded side by side and timed in turns, one encode each per round,
+the first of a round rotating, so that whatever else the machine does falls
+on all of them alike. The f32 engines (PyTorch, whose embeddings are the
+reference, then lacos) run one after the other: together they would hold two
+f32 copies of the model. Each engine is a process speaking the protocol of
 tests/bench/encode.lua.
 
-usage: encode_compare.py LACOS MODEL_DIR ONNX_MODEL THREADS REPS IDS.npy MASK.npy WORKDIR
+usage: encode_compare.py LACOS MODEL_DIR ONNX_MODEL GGUF_MODEL THREADS REPS IDS.npy MASK.npy WORKDIR
 (F32_REPS in the environment: timed encodes of the f32 engines, default REPS)"""
 import json
 import os
@@ -29,6 +29,9 @@ class Engine:
         self.name, self.emb, self.times, self.cpu, self.info = name, emb, [], [], {}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, bufsize=1)
         self.ready = self.read()
+        if self.ready.get("event") == "error":
+            self.proc.wait()
+            raise RuntimeError(self.ready["error"])
         if self.ready.get("event") != "ready":
             raise RuntimeError(f"{name}: did not start: {self.ready}")
 
@@ -52,7 +55,7 @@ class Engine:
 
 
 def main():
-    lacos, model, onnx, threads, reps, ids, mask, work = sys.argv[1:9]
+    lacos, model, onnx, gguf, threads, reps, ids, mask, work = sys.argv[1:10]
     reps = int(reps)
     py = sys.executable
     env = dict(os.environ, LACOS_THREADS=threads, OMP_NUM_THREADS=threads)
@@ -67,6 +70,7 @@ def main():
         "lacos int8": [lacos, "run", os.path.join(HERE, "encode.lua"), model, "int8", ids, mask],
         "onnxruntime int8": [py, os.path.join(HERE, "encode_ort.py"), onnx, threads, ids, mask],
         "pytorch dynamic int8": [py, os.path.join(HERE, "encode_torch.py"), model, "dynamic", threads, ids, mask],
+        "llama.cpp q8_0": [py, os.path.join(HERE, "encode_llamacpp.py"), gguf, threads, ids, mask],
     }
     done = []
 
@@ -87,7 +91,8 @@ def main():
                 e.run()
             e.finish()
             done.append(e)
-    group = [e for e in (start(n) for n in ("lacos int8", "onnxruntime int8", "pytorch dynamic int8")) if e]
+    group = [e for e in (start(n) for n in ("lacos int8", "onnxruntime int8", "pytorch dynamic int8",
+                                                 "llama.cpp q8_0")) if e]
     for r in range(reps):   # in turns, the first of each round rotating
         for k in range(len(group)):
             group[(r + k) % len(group)].run()
@@ -102,8 +107,8 @@ def main():
                "cpu_seconds": float(np.median(e.cpu)) if None not in e.cpu else None,
                "load_seconds": e.ready.get("load_seconds"), "peak_rss_bytes": e.info.get("peak_rss_bytes"),
                "threads": e.ready.get("threads")}
-        for k in ("torch", "onnxruntime"):
-            if e.ready.get(k):
+        for k in ("torch", "onnxruntime", "llama_cpp_python", "llama_cpp_system", "lm_head"):
+            if e.ready.get(k) is not None:
                 out[k] = e.ready[k]
         if e.ready.get("engine"):
             out["quantized_engine"] = e.ready["engine"]

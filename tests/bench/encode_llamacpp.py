@@ -135,7 +135,8 @@ def main():
     load_s = time.perf_counter() - t0
     np.save(emb_path, enc.encode().astype(np.float32))
     say({"event": "ready", "impl": "llama.cpp", "quant": "q8_0", "load_seconds": load_s, "threads": int(threads),
-         "llama_cpp_python": llama.__version__, "lm_head": with_head})
+         "llama_cpp_python": llama.__version__, "lm_head": with_head,
+         "llama_cpp_system": llama.llama_print_system_info().decode().strip()})
     for line in sys.stdin:
         if line.strip() == "quit":
             break

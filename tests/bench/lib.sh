@@ -37,5 +37,18 @@ onnx_model() {
   [ -f "$out/model.onnx" ] || "$VENV_PY" tests/bench/export_onnx.py "$2" "$out" >&2
   echo "$out/model.onnx"
 }
+# gguf_model SHAPE MODEL_DIR: the Q8_0 GGUF of that checkpoint for llama.cpp
+# (tests/bench/convert_gguf.py with the converter in $LLAMACPP_SRC, which
+# tests/bench/build_llamacpp.sh unpacks), cached. Prints the path even when it
+# could not be made: the llama.cpp engine then says why it was not measured.
+gguf_model() {
+  local out="$BENCH_DIR/gguf/$1/model-q8_0.gguf"
+  if [ ! -f "$out" ] && [ -d "${LLAMACPP_SRC:-}" ]; then
+    mkdir -p "$(dirname "$out")"
+    "$VENV_PY" tests/bench/convert_gguf.py "$LLAMACPP_SRC" "$2" "$out" > "$out.log" 2>&1 \
+      || echo "lacos: llama.cpp's converter failed on $2 (see $out.log)" >&2
+  fi
+  echo "$out"
+}
 # json_field JSON KEY
 json_field() { "$VENV_PY" -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }

@@ -8,7 +8,7 @@ cd "$ROOT"
 export BUILD=${BUILD:-build}
 export LACOS="$ROOT/$BUILD/lacos"
 export VENV_PY=${VENV_PY:-$ROOT/.venv-ref/bin/python}
-export BENCH_DIR="$ROOT/$BUILD/bench"
+export BENCH_DIR=${BENCH_DIR:-$ROOT/$BUILD/bench}   # models, exports, results of the runs
 export LLAMACPP_SRC=${LLAMACPP_SRC:-$ROOT/$BUILD/llamacpp/src}   # tests/bench/build_llamacpp.sh
 mkdir -p "$BENCH_DIR" results/bench
 for b in tests/bench/bench_*.sh; do
