@@ -13,7 +13,7 @@ BLOOM graph multiplies every token's final hidden state by the 250880-row
 token embedding (the logits) even when only embeddings are asked for, and
 that product alone is about as much work as the 24 blocks of bloom-560m. The
 engine asks llama.cpp's eval callback to stop the graph after the final
-layer norm ("result_norm"): returning false after a node is computed is the
+layer norm: returning false after a node is computed is the
 callback's documented way to cancel the rest of the graph. The token
 embeddings that llama.cpp hands back are then mean-pooled here, over the
 tokens the mask keeps (llama.cpp's own mean pooling comes after the logits in
@@ -67,9 +67,14 @@ class Encoder:
         ggml.ggml_get_name.argtypes = [ctypes.c_void_p]
         self.seen_norm = False
 
+        # the final LayerNorm's output is named result_norm, then (pooling
+        # none hands it on as is) renamed result_embd_pooled; the logits
+        # (result_output) come after it in the graph
+        last = (b"result_norm", b"result_embd_pooled")
+
         def callback(tensor, ask, _user):
             name = ggml.ggml_get_name(tensor)
-            if name != b"result_norm":
+            if name not in last:
                 return False                # not needed: computed together with the next needed node
             if ask:
                 return True                 # needed: the nodes up to it are computed, then we are told
@@ -102,7 +107,7 @@ class Encoder:
             return np.stack([np.ctypeslib.as_array(llama.llama_get_embeddings_seq(self.ctx, s), (self.n_embd,))
                              for s in range(len(self.lengths))]).copy()
         if not self.seen_norm:
-            raise RuntimeError("llama.cpp's graph has no node named result_norm: the head was not skipped")
+            raise RuntimeError("llama.cpp's graph has no node named result_norm: the lm_head was not skipped")
         n = self.batch.n_tokens
         tok = np.ctypeslib.as_array(llama.llama_get_embeddings(self.ctx), (n, self.n_embd))
         ends = np.cumsum(self.lengths)
