@@ -26,12 +26,13 @@ PyTorch quantize_dynamic quantises every nn.Linear (qint8, its oneDNN engine). l
 the earlier rows) is ggml-org/llama.cpp@0c1e57098 as vendored in the llama-cpp-python 0.3.36 sdist, built
 from it for this CPU (GGML_NATIVE, CPU backend only; tests/bench/build_llamacpp.sh) and called through its C
 API (tests/bench/encode_llamacpp.py): the GGUF comes from llama.cpp's own converter with `--outtype q8_0`
-(Q8_0: int8 weights in blocks of 32 along the input dimension, an f16 scale per block; every weight matrix
-including the token embedding, norms and biases in f32), and each product quantises its activations to the
-same Q8 blocks of 32. One llama_decode encodes the batch, each sentence its own sequence id. llama.cpp's BLOOM
-graph would multiply every token's hidden state by the 250880-row token embedding as well (the lm_head, about
-as much work as all the blocks of bloom-560m), which an encoder never uses: the engine stops the graph after
-the final LayerNorm through llama.cpp's eval callback and mean-pools the token embeddings itself.
+(Q8_0: int8 weights in blocks of 32 along the input dimension, an f16 scale per block; every weight matrix is
+Q8_0, the token embedding too, norms and biases stay f32), and each product with those weights quantises its
+activations to the same Q8 blocks of 32. One llama_decode encodes the batch, each sentence its own sequence id. llama.cpp's BLOOM
+graph would multiply every token's hidden state by the 250880-row token embedding as well (the lm_head: 257M
+multiply-adds a token against the 24 blocks' 302M in bloom-560m), which an encoder never uses: the engine
+stops the graph after the final LayerNorm through llama.cpp's eval callback and mean-pools the token
+embeddings itself (the same embeddings as llama.cpp's mean pooling to 6e-7).
 "lacos int8 is" = lacos int8's tokens/s over the row's. The CPU column names oneDNN's instruction set for
 lacos' int8 products.
 "CPU s" is the median process CPU time of one encode (with one thread, the work an engine does whatever else
