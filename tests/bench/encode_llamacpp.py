@@ -122,7 +122,8 @@ def main():
         say({"event": "error", "error": f"llama-cpp-python is not installed ({e}); make bench builds it"})
         return 1
     if not os.path.isfile(path):
-        say({"event": "error", "error": f"{path}: no such GGUF model"})
+        say({"event": "error", "error": f"{path}: no such GGUF model (tests/bench/convert_gguf.py writes it when "
+                                        f"llama.cpp's sources are unpacked; a failed conversion leaves {path}.log)"})
         return 1
 
     def log(level, text, _user):            # llama.cpp's errors only (GGML_LOG_LEVEL_ERROR)
