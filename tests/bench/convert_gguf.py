@@ -6,7 +6,7 @@ llama-cpp-python sdist that make bench builds llama.cpp from).
 The random checkpoints carry no tokenizer: the benchmark feeds every engine
 the same token ids. The converter's BLOOM class reads a tokenizer for the
 vocabulary it writes, so here the vocabulary is llama.cpp's "none" type with
-the checkpoint's vocab_size, which llama.cpp loads as that many placeholder
+the checkpoint's vocab_size, which llama.cpp loads as that many nameless
 tokens: every id below vocab_size is accepted, and no text is ever tokenised.
 Everything else (the fused QKV reordering, Q8_0 of every weight matrix) is
 the converter's.
