@@ -406,7 +406,9 @@ fixtures: all venv models-minilm
 # again next time.
 LLAMACPP_REQ := tests/bench/requirements-llamacpp.txt
 LLAMACPP_DIR := $(BUILD)/llamacpp
-LLAMACPP_STAMP := $(VENV)/.lacos-llamacpp
+# the stamp lives beside the unpacked sources: a clean build folder or a newer
+# virtualenv both bring the script back (it skips the build when installed)
+LLAMACPP_STAMP := $(LLAMACPP_DIR)/.lacos-requirements
 $(LLAMACPP_STAMP): $(LLAMACPP_REQ) $(VENV_STAMP)
 	@if bash tests/bench/build_llamacpp.sh $(VENV_PY) $(LLAMACPP_REQ) $(LLAMACPP_DIR); then cp $(LLAMACPP_REQ) $@; \
 	  else echo "lacos: make bench goes on without llama.cpp"; fi
