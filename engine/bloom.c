@@ -442,11 +442,13 @@ static int bloom_block_forward(lacos_bloom *m, const bloom_ctx *x, int l, layer_
   TRY(be->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->x_in, ly->ln1_w, ly->ln1_b, N, C, eps));
   TRY(block_linear(m, x, l, T_QKV, a->qkv, a->ln1, a));
   TRY(be->attention_forward(a->att, a->probs, a->qkv, x->mask, m->run.slopes, true, x->B, x->T, C, NH, x->p.ws));
-  TRY(block_linear_then(m, x, l, T_DENSE, a->res1, a->att, a, (linear_epilogue){ -1, NULL, a->x_in }));
-  TRY(be->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, ly->ln2_w, ly->ln2_b, N, C, eps));
+  /* dense, the residual, then post_attention_layernorm on each row */
+  TRY(block_linear_then(m, x, l, T_DENSE, a->res1, a->att, a,
+                        (linear_epilogue){ .gelu = -1, .residual = a->x_in, .ln = a->ln2, .ln_mean = a->ln2_mean,
+                                          .ln_rstd = a->ln2_rstd, .ln_w = ly->ln2_w, .ln_b = ly->ln2_b, .ln_eps = eps }));
   int gelu = m->cfg.gelu_exact ? GELU_ERF : GELU_TANH;
-  TRY(block_linear_then(m, x, l, T_FC1, a->fc_post, a->ln2, a, (linear_epilogue){ gelu, a->fc_pre, NULL }));
-  return block_linear_then(m, x, l, T_FC2, x_out, a->fc_post, a, (linear_epilogue){ -1, NULL, a->res1 });
+  TRY(block_linear_then(m, x, l, T_FC1, a->fc_post, a->ln2, a, (linear_epilogue){ .gelu = gelu, .pre = a->fc_pre }));
+  return block_linear_then(m, x, l, T_FC2, x_out, a->fc_post, a, (linear_epilogue){ .gelu = -1, .residual = a->res1 });
 }
 
 /* Backward of a block, from d = ∂loss/∂(block output), in place:
