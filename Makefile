@@ -398,7 +398,7 @@ $(BENCH_STAMP): tests/bench/requirements.txt $(VENV_STAMP)
 fixtures: all venv models-minilm
 	@for s in tests/reference/make_*.py; do echo "== $$s"; LACOS=$(EXE) PYTHONHASHSEED=0 $(VENV_PY) $$s || exit 1; done
 
-bench: all venv $(BENCH_STAMP) $(BUILD)/tests/bench_int8_products
+bench: all venv $(BENCH_STAMP) $(BUILD)/tests/bench_int8_products $(BUILD)/tests/bench_int8_peak
 	@BUILD=$(BUILD) VENV_PY=$(VENV_PY) bash tests/bench/run.sh
 
 # The int8 ONNX models of the encode benchmark (tests/bench/export_onnx.py:
@@ -415,6 +415,12 @@ bench-onnx: all venv $(BENCH_STAMP)
 $(BUILD)/tests/bench_int8_products: tests/bench/int8_products.c $(ARCHIVE) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -Iengine -o $@ $< $(ARCHIVE) $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
+
+# One core's int8 multiply-accumulate peak (tests/bench/int8_peak.c): the
+# ceiling the encode benchmark sets every engine's int8 products against.
+$(BUILD)/tests/bench_int8_peak: tests/bench/int8_peak.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
 
 # The GPU op timings (tests/bench/cuda_ops.c): one BLOOM block's device ops
 # at bloom-7b1's shape, and what a training step's blocks add up to.
