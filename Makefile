@@ -413,7 +413,7 @@ $(LLAMACPP_STAMP): $(LLAMACPP_REQ) $(VENV_STAMP)
 	@if bash tests/bench/build_llamacpp.sh $(VENV_PY) $(LLAMACPP_REQ) $(LLAMACPP_DIR); then cp $(LLAMACPP_REQ) $@; \
 	  else echo "lacos: make bench goes on without llama.cpp"; fi
 
-bench: all venv $(BENCH_STAMP) $(LLAMACPP_STAMP) $(BUILD)/tests/bench_int8_products
+bench: all venv $(BENCH_STAMP) $(LLAMACPP_STAMP) $(BUILD)/tests/bench_int8_products $(BUILD)/tests/bench_int8_peak
 	@BUILD=$(BUILD) VENV_PY=$(VENV_PY) bash tests/bench/run.sh
 
 # The int8 ONNX models of the encode benchmark (tests/bench/export_onnx.py:
@@ -430,6 +430,12 @@ bench-onnx: all venv $(BENCH_STAMP)
 $(BUILD)/tests/bench_int8_products: tests/bench/int8_products.c $(ARCHIVE) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -Iengine -o $@ $< $(ARCHIVE) $(LDLIBS_ENGINE) $(LDFLAGS_SAN)
+
+# One core's int8 multiply-accumulate peak (tests/bench/int8_peak.c): the
+# ceiling the encode benchmark sets every engine's int8 products against.
+$(BUILD)/tests/bench_int8_peak: tests/bench/int8_peak.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
 
 # The GPU op timings (tests/bench/cuda_ops.c): one BLOOM block's device ops
 # at bloom-7b1's shape, and what a training step's blocks add up to.

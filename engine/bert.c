@@ -97,17 +97,19 @@ static int bert_embed(lacos_bloom *m, const bloom_ctx *x, float *out, const int3
 static int bert_block_forward(lacos_bloom *m, const bloom_ctx *x, int l, layer_acts *a, float *x_out) {
   const backend *be = m->be;
   int C = m->cfg.hidden_size, NH = m->cfg.n_head;
-  int64_t N = x->N;
   const bloom_layer *ly = &m->run.layers[l];
   float eps = (float)m->cfg.layer_norm_epsilon;
   int gelu = m->cfg.gelu_exact ? GELU_ERF : GELU_TANH;
   TRY(block_linear(m, x, l, T_QKV, a->qkv, a->x_in, a));
   TRY(be->attention_forward(a->att, a->probs, a->qkv, x->mask, NULL, false, x->B, x->T, C, NH, x->p.ws));
-  TRY(block_linear_then(m, x, l, T_DENSE, a->res1, a->att, a, (linear_epilogue){ -1, NULL, a->x_in }));
-  TRY(be->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, ly->ln1_w, ly->ln1_b, N, C, eps));
-  TRY(block_linear_then(m, x, l, T_FC1, a->fc_post, a->ln1, a, (linear_epilogue){ gelu, a->fc_pre, NULL }));
-  TRY(block_linear_then(m, x, l, T_FC2, a->ln2, a->fc_post, a, (linear_epilogue){ -1, NULL, a->ln1 }));
-  return be->layernorm_forward(x_out, a->ln2_mean, a->ln2_rstd, a->ln2, ly->ln2_w, ly->ln2_b, N, C, eps);
+  /* each output dense, its residual, then its LayerNorm on each row (post-LN) */
+  TRY(block_linear_then(m, x, l, T_DENSE, a->res1, a->att, a,
+                        (linear_epilogue){ .gelu = -1, .residual = a->x_in, .ln = a->ln1, .ln_mean = a->ln1_mean,
+                                          .ln_rstd = a->ln1_rstd, .ln_w = ly->ln1_w, .ln_b = ly->ln1_b, .ln_eps = eps }));
+  TRY(block_linear_then(m, x, l, T_FC1, a->fc_post, a->ln1, a, (linear_epilogue){ .gelu = gelu, .pre = a->fc_pre }));
+  return block_linear_then(m, x, l, T_FC2, a->ln2, a->fc_post, a,
+                           (linear_epilogue){ .gelu = -1, .residual = a->ln1, .ln = x_out, .ln_mean = a->ln2_mean,
+                                             .ln_rstd = a->ln2_rstd, .ln_w = ly->ln2_w, .ln_b = ly->ln2_b, .ln_eps = eps });
 }
 
 /* Backward of a block, from d = ∂loss/∂(block output), in place:

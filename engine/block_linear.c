@@ -36,7 +36,9 @@ int block_linear_then(lacos_bloom *m, const bloom_ctx *x, int l, int t, float *y
   int64_t n = x->N * lin->out;
   TRY(block_linear(m, x, l, t, pre, in, a));
   if (ep.gelu >= 0) TRY(be->gelu_forward(y, pre, n, ep.gelu));
-  return ep.residual ? be->add_inplace(y, ep.residual, n) : LACOS_OK;
+  if (ep.residual) TRY(be->add_inplace(y, ep.residual, n));
+  return ep.ln ? be->layernorm_forward(ep.ln, ep.ln_mean, ep.ln_rstd, y, ep.ln_w, ep.ln_b, x->N, lin->out, ep.ln_eps)
+               : LACOS_OK;
 }
 
 /* Input gradient of linear t of block l (dx overwritten), every adapter's

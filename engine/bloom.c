@@ -439,14 +439,26 @@ static int bloom_block_forward(lacos_bloom *m, const bloom_ctx *x, int l, layer_
   int64_t N = x->N;
   const bloom_layer *ly = &m->run.layers[l];
   float eps = (float)m->cfg.layer_norm_epsilon;
-  TRY(be->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->x_in, ly->ln1_w, ly->ln1_b, N, C, eps));
+  if (!x->chain_ln || l == 0)
+    TRY(be->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->x_in, ly->ln1_w, ly->ln1_b, N, C, eps));
   TRY(block_linear(m, x, l, T_QKV, a->qkv, a->ln1, a));
   TRY(be->attention_forward(a->att, a->probs, a->qkv, x->mask, m->run.slopes, true, x->B, x->T, C, NH, x->p.ws));
-  TRY(block_linear_then(m, x, l, T_DENSE, a->res1, a->att, a, (linear_epilogue){ -1, NULL, a->x_in }));
-  TRY(be->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, ly->ln2_w, ly->ln2_b, N, C, eps));
+  /* dense, the residual, then post_attention_layernorm on each row */
+  TRY(block_linear_then(m, x, l, T_DENSE, a->res1, a->att, a,
+                        (linear_epilogue){ .gelu = -1, .residual = a->x_in, .ln = a->ln2, .ln_mean = a->ln2_mean,
+                                          .ln_rstd = a->ln2_rstd, .ln_w = ly->ln2_w, .ln_b = ly->ln2_b, .ln_eps = eps }));
   int gelu = m->cfg.gelu_exact ? GELU_ERF : GELU_TANH;
-  TRY(block_linear_then(m, x, l, T_FC1, a->fc_post, a->ln2, a, (linear_epilogue){ gelu, a->fc_pre, NULL }));
-  return block_linear_then(m, x, l, T_FC2, x_out, a->fc_post, a, (linear_epilogue){ -1, NULL, a->res1 });
+  TRY(block_linear_then(m, x, l, T_FC1, a->fc_post, a->ln2, a, (linear_epilogue){ .gelu = gelu, .pre = a->fc_pre }));
+  linear_epilogue out = {.gelu = -1, .residual = a->res1};
+  if (x->chain_ln && l + 1 < m->cfg.n_layer) {   /* the next block's input_layernorm */
+    const bloom_layer *next = &m->run.layers[l + 1];
+    out = (linear_epilogue){ .gelu = -1, .residual = a->res1, .ln = a->ln1, .ln_mean = a->ln1_mean,
+                             .ln_rstd = a->ln1_rstd, .ln_w = next->ln1_w, .ln_b = next->ln1_b, .ln_eps = eps };
+  } else if (x->chain_ln && m->run.lnf_w) {   /* ln_f, in place */
+    out = (linear_epilogue){ .gelu = -1, .residual = a->res1, .ln = x_out, .ln_w = m->run.lnf_w,
+                             .ln_b = m->run.lnf_b, .ln_eps = eps };
+  }
+  return block_linear_then(m, x, l, T_FC2, x_out, a->fc_post, a, out);
 }
 
 /* Backward of a block, from d = ∂loss/∂(block output), in place:
@@ -540,6 +552,7 @@ static int bloom_run(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor
   TRY(be->upload(w->mask, mask->data, sizeof(int32_t) * (size_t)N));
   bloom_ctx x;
   TRY(bloom_ctx_init(m, &x, B, T, w->mask, 0, false));
+  x.chain_ln = m->cfg.family == LACOS_FAMILY_BLOOM && L > 0;
   TRY(m->fam->embed(m, &x, w->hidden, w->ids, w->buf));
   layer_acts a;
   bloom_infer_acts(&a, &m->cfg, w->hidden, w->buf, w->h, N);
@@ -547,7 +560,7 @@ static int bloom_run(lacos_bloom *m, const lacos_tensor *ids, const lacos_tensor
     if (states) TRY(be->download(states + (size_t)l * N * C, w->hidden, nc_bytes));
     TRY(m->fam->block_forward(m, &x, l, &a, w->hidden));
   }
-  if (m->run.lnf_w)
+  if (m->run.lnf_w && !x.chain_ln)   /* chained: the last block's epilogue ran it */
     TRY(be->layernorm_forward(w->hidden, NULL, NULL, w->hidden, m->run.lnf_w, m->run.lnf_b, N, C,
                               (float)m->cfg.layer_norm_epsilon));
   if (states) TRY(be->download(states + (size_t)L * N * C, w->hidden, nc_bytes));

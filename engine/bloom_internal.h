@@ -101,6 +101,12 @@ typedef struct bloom_ctx {
   const uint64_t *row_key;
   const int32_t *row_start;
   float *dh, *xd;            /* (N,r) and (N,4C); NULL for inference */
+  /* An inference pass over BLOOM's blocks, whose buffers are the same for
+     every block: block l's last epilogue also writes block l+1's
+     input_layernorm into ln1 (ln_f over the output after the last block),
+     so block l+1 starts at its qkv. Off for training (each block's
+     activations are its own, and recomputed blocks start alone). */
+  bool chain_ln;
 } bloom_ctx;
 
 /* A pass context for a batch of B×T on m's backend, its layer scratch

@@ -26,12 +26,20 @@ typedef struct linear {
 
 /* What follows a linear's product in a block, on each of its rows: with y
    = x·Wᵀ + b, out = GELU(y) (gelu: a GELU kind of math/gelu.h, -1 none;
-   pre, unless NULL, keeps y), then out += residual (N,out) unless NULL.
-   out may be the residual; it is never pre. */
+   pre, unless NULL, keeps y), then out += residual (N,out) unless NULL,
+   then, unless ln is NULL, the LayerNorm of out's row into ln (N,out)
+   with ln_w, ln_b, ln_eps (mean and rstd (N) kept unless NULL), as
+   layernorm_forward. out may be the residual; it is never pre. ln may be
+   out (in place) or the linear's input: a row of the input is read before
+   its row of ln is written. Done with the row still in cache, the
+   LayerNorm costs no pass over memory and no parallel region of its own. */
 typedef struct linear_epilogue {
   int gelu;
   float *pre;
   const float *residual;
+  float *ln, *ln_mean, *ln_rstd;
+  const float *ln_w, *ln_b;
+  float ln_eps;
 } linear_epilogue;
 
 /* Caller-owned scratch for an operation, in the backend's memory: layers

@@ -105,6 +105,7 @@ int int8_rows_forward(float *out, const float *inp, const linear *l, int64_t N, 
   bool zero_cols = nc > 0 && N > 1;
   int gelu = ep ? ep->gelu : -1;
   const float *residual = ep ? ep->residual : NULL;
+  float *ln = ep ? ep->ln : NULL;
   region_error err = {0};
   #pragma omp parallel num_threads(nt)
   {
@@ -131,6 +132,9 @@ int int8_rows_forward(float *out, const float *inp, const linear *l, int64_t N, 
         dequantize_row(y, w.c + (size_t)r * K_out, off, w.rs[r] * INT8_DEQ, l->scale, bias, K_out);
         if (gelu >= 0) gelu_row(o, y, K_out, gelu);
         if (residual) add_row(o, residual + at, K_out);
+        if (ln)
+          layernorm_row(ln + at, ep->ln_mean ? ep->ln_mean + i + r : NULL, ep->ln_rstd ? ep->ln_rstd + i + r : NULL, o,
+                        ep->ln_w, ep->ln_b, K_out, ep->ln_eps);
       }
     }
   }

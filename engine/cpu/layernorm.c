@@ -4,29 +4,34 @@
 #include "layers.h"
 #include <math.h>
 
+/* One row, also the epilogue of the int8 products (int8_rows.c), which
+   normalises a row of a linear's output while it is in cache. Two passes
+   in double: the sums stay exact to f32 rounding for any C. y may be x:
+   the last pass reads each value before it writes it. */
+void layernorm_row(float *y, float *mean, float *rstd, const float *x, const float *weight, const float *bias, int C,
+                   float eps) {
+  double s = 0;
+  #pragma omp simd reduction(+:s)
+  for (int c = 0; c < C; c++) s += x[c];
+  float m = (float)(s / C);
+  double v = 0;
+  #pragma omp simd reduction(+:v)
+  for (int c = 0; c < C; c++) { double d = x[c] - m; v += d * d; }
+  float r = (float)(1.0 / sqrt(v / C + eps));
+  #pragma omp simd
+  for (int c = 0; c < C; c++) y[c] = (x[c] - m) * r * weight[c] + bias[c];
+  if (mean) *mean = m;
+  if (rstd) *rstd = r;
+}
+
 // out (N,C), mean (N), rstd (N), inp (N,C), weight (C), bias (C)
 // Rows go to the threads 16 at a time as they come free (a thread that lost
 // its core on a shared machine does not hold the other at the end).
 int layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                       const float *weight, const float *bias, int64_t N, int C, float eps) {
   #pragma omp parallel for schedule(dynamic, 16) if (N * C > 32768)
-  for (int64_t i = 0; i < N; i++) {
-    const float *x = inp + i * C;
-    float *y = out + i * C;
-    /* Two passes in double: the sums stay exact to f32 rounding for any C. */
-    double s = 0;
-    #pragma omp simd reduction(+:s)
-    for (int c = 0; c < C; c++) s += x[c];
-    float m = (float)(s / C);
-    double v = 0;
-    #pragma omp simd reduction(+:v)
-    for (int c = 0; c < C; c++) { double d = x[c] - m; v += d * d; }
-    float r = (float)(1.0 / sqrt(v / C + eps));
-    #pragma omp simd
-    for (int c = 0; c < C; c++) y[c] = (x[c] - m) * r * weight[c] + bias[c];
-    if (mean) mean[i] = m;
-    if (rstd) rstd[i] = r;
-  }
+  for (int64_t i = 0; i < N; i++)
+    layernorm_row(out + i * C, mean ? mean + i : NULL, rstd ? rstd + i : NULL, inp + i * C, weight, bias, C, eps);
   return LACOS_OK;
 }
 

@@ -26,6 +26,9 @@ static inline int scratch_threads(scratch ws, size_t per_thread) {
 /* ---- layernorm.c ---- */
 int layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                       const float *weight, const float *bias, int64_t N, int C, float eps);
+/* One row on the calling thread (out may be inp); mean, rstd: that row's, or NULL. */
+void layernorm_row(float *out, float *mean, float *rstd, const float *inp, const float *weight, const float *bias,
+                   int C, float eps);
 int layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                        const float *weight, const float *mean, const float *rstd, int64_t N, int C);
 

@@ -203,10 +203,13 @@ size_t linear_scratch(int64_t N, int in, int out, int kind, bool outliers, bool 
 }
 
 /* The epilogue ep (NULL: none) over whole tensors, after a product into y. */
-static int epilogue(float *out, float *y, const linear_epilogue *ep, int64_t n) {
+static int epilogue(float *out, float *y, const linear_epilogue *ep, int64_t N, int C) {
   if (!ep) return LACOS_OK;
+  int64_t n = N * C;
   if (ep->gelu >= 0) TRY(gelu_forward(out, y, n, ep->gelu));
-  return ep->residual ? add_inplace(out, ep->residual, n) : LACOS_OK;
+  if (ep->residual) TRY(add_inplace(out, ep->residual, n));
+  return ep->ln ? layernorm_forward(ep->ln, ep->ln_mean, ep->ln_rstd, out, ep->ln_w, ep->ln_b, N, C, ep->ln_eps)
+                : LACOS_OK;
 }
 
 /* y (N,out) = inp (N,in)·Wᵀ + b (y: the epilogue's pre when it keeps one,
@@ -221,7 +224,7 @@ static int forward(float *out, const float *inp, linear *l, int64_t N, float thr
     threads_count();
     sgemm_nt(y, inp, l->w, (int)N, K_out, K_in, 1.0f, 0.0f);
     if (l->bias) add_bias(y, l->bias, N, K_out);
-    return epilogue(out, y, ep, N * K_out);
+    return epilogue(out, y, ep, N, K_out);
   }
   carve k = carve_of(ws);
   int *cols = NULL;
@@ -267,7 +270,7 @@ static int forward(float *out, const float *inp, linear *l, int64_t N, float thr
     }
     if (l->bias) add_bias(y, l->bias, N, K_out);
   }
-  return epilogue(out, y, ep, N * K_out);
+  return epilogue(out, y, ep, N, K_out);
 }
 
 // out (N,out), inp (N,in)

@@ -464,20 +464,68 @@ static void fused_epilogue_matches_separate(void) {
         /* GELU, keeping pre */
         CHECK_OK(linear_forward(p0, x, l, N, thresholds[t], s));
         CHECK_OK(gelu_forward(y0, p0, N * OUT, kinds[g]));
-        CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &(linear_epilogue){ kinds[g], p1, NULL }, s));
+        CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &(linear_epilogue){ .gelu = kinds[g], .pre = p1 }, s));
         CHECK(memcmp(y0, y1, sizeof y0) == 0 && memcmp(p0, p1, sizeof p0) == 0);
         /* GELU in place */
-        CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &(linear_epilogue){ kinds[g], NULL, NULL }, s));
+        CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &(linear_epilogue){ .gelu = kinds[g] }, s));
         CHECK(memcmp(y0, y1, sizeof y0) == 0);
         /* the residual */
         CHECK_OK(linear_forward(y0, x, l, N, thresholds[t], s));
         CHECK_OK(add_inplace(y0, res, N * OUT));
-        CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &(linear_epilogue){ -1, NULL, res }, s));
+        CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &(linear_epilogue){ .gelu = -1, .residual = res }, s));
         CHECK(memcmp(y0, y1, sizeof y0) == 0);
         CHECK(l->outliers == (l->kind == LINEAR_INT8 ? t : 0));
       }
-  CHECK_FAIL(linear_forward_fused(y1, x, &packed, N, 0, &(linear_epilogue){ GELU_TANH, y1, NULL }, s), LACOS_EINVAL,
+  CHECK_FAIL(linear_forward_fused(y1, x, &packed, N, 0, &(linear_epilogue){ .gelu = GELU_TANH, .pre = y1 }, s), LACOS_EINVAL,
              "pre is the output");
+  linear_release(&packed);
+}
+
+/* The LayerNorm of the epilogue = linear_forward, add_inplace, then
+   layernorm_forward, to the bit: into its own buffer (with mean and rstd),
+   in place over the output, and over the linear's own input (what an
+   inference pass does, its LayerNorm reusing the dense's input buffer), for
+   f32 weights, plain int8 codes and packed ones, with and without outlier
+   columns, over more rows than one thread's pieces hold. */
+static void fused_layernorm_matches_separate(void) {
+  enum { N = 150, C = 128 };
+  static float x[N * C], xin[N * C], w[C * C], bias[C], res[N * C], y0[N * C], y1[N * C], l0[N * C], l1[N * C];
+  static int8_t q0[C * C], q1[C * C];
+  float s0[C], s1[C], lw[C], lb[C], m0[N], m1[N], r0[N], r1[N];
+  fill(x, N * C, -1, 1); fill(w, C * C, -0.05f, 0.05f); fill(bias, C, -0.1f, 0.1f); fill(res, N * C, -1, 1);
+  fill(lw, C, 0.5f, 1.5f); fill(lb, C, -0.2f, 0.2f);
+  x[40 * C + 9] = 8.0f;   /* an outlier feature for threshold 6 */
+  linear f32 = {.in = C, .out = C, .kind = LINEAR_F32, .w = w, .bias = bias};
+  linear plain = {.in = C, .out = C, .kind = LINEAR_INT8, .q = q0, .scale = s0, .bias = bias};
+  linear packed = {.in = C, .out = C, .kind = LINEAR_INT8, .q = q1, .scale = s1, .bias = bias};
+  linear_quantize_weights(&plain, w, 0, C);
+  linear_quantize_weights(&packed, w, 0, C);
+  CHECK_OK(linear_prepare(&packed));
+  scratch s = test_scratch(linear_scratch(N, C, C, LINEAR_INT8, true, false, false));
+  linear *lins[3] = {&f32, &plain, &packed};
+  float thresholds[2] = {0, 6.0f}, eps = 1e-5f;
+  for (int li = 0; li < 3; li++)
+    for (int t = 0; t < 2; t++) {
+      linear *l = lins[li];
+      CHECK_OK(linear_forward(y0, x, l, N, thresholds[t], s));
+      CHECK_OK(add_inplace(y0, res, N * C));
+      CHECK_OK(layernorm_forward(l0, m0, r0, y0, lw, lb, N, C, eps));
+      linear_epilogue ep = {.gelu = -1, .residual = res, .ln = l1, .ln_mean = m1, .ln_rstd = r1, .ln_w = lw,
+                            .ln_b = lb, .ln_eps = eps};
+      memset(l1, 0, sizeof l1);
+      CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &ep, s));
+      CHECK(memcmp(y0, y1, sizeof y0) == 0 && memcmp(l0, l1, sizeof l0) == 0);
+      CHECK(memcmp(m0, m1, sizeof m0) == 0 && memcmp(r0, r1, sizeof r0) == 0);
+      /* in place over the output, no statistics kept */
+      ep.ln = y1; ep.ln_mean = ep.ln_rstd = NULL;
+      CHECK_OK(linear_forward_fused(y1, x, l, N, thresholds[t], &ep, s));
+      CHECK(memcmp(l0, y1, sizeof l0) == 0);
+      /* over the input */
+      memcpy(xin, x, sizeof x);
+      ep.ln = xin;
+      CHECK_OK(linear_forward_fused(y1, xin, l, N, thresholds[t], &ep, s));
+      CHECK(memcmp(y0, y1, sizeof y0) == 0 && memcmp(l0, xin, sizeof l0) == 0);
+    }
   linear_release(&packed);
 }
 
@@ -505,6 +553,7 @@ int main(void) {
   RUN(int8_linear_matches_reference);
   RUN(packed_int8_linear_matches_plain);
   RUN(fused_epilogue_matches_separate);
+  RUN(fused_layernorm_matches_separate);
   RUN(quantize_half_to_even);
   TEST_EXIT();
 }
