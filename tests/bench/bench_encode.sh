@@ -17,6 +17,10 @@ T.rand({$B, $T}, {seed = 7, lo = 4, hi = 30000}):to('i32'):save_npy('$ids')
 T.ones({$B, $T}, 'i32'):save_npy('$mask')"
 cpu="$(cpu_model)"; isa="$(int8_isa)"
 echo "CPU: $cpu; lacos int8 products: $isa"
+# one core's int8 multiply-accumulate peak (tests/bench/int8_peak.c): the ceiling row
+peak=$("$BUILD/tests/bench_int8_peak")
+echo "int8 peak of one core: $peak"
+peak_gops=$(json_field "$peak" gops)
 for shape in ${SHAPES:-bloom-560m bloom-1b7}; do
   dir=$(random_model "$shape")
   onnx=$(onnx_model "$shape" "$dir")
@@ -26,6 +30,9 @@ for shape in ${SHAPES:-bloom-560m bloom-1b7}; do
   "$VENV_PY" tests/bench/encode_compare.py "$LACOS" "$dir" "$onnx" "$gguf" "$THREADS" "$REPS" "$ids" "$mask" \
     "$BENCH_DIR/encode-$shape" | tee "$results"
   # one row per engine, the strongest peer first (tests/bench/encode_table.py)
+  # a block's int8 products per token: 2 operations per weight of qkv (3C²), dense (C²), fc1 and fc2 (4C² each)
+  ops=$("$VENV_PY" -c "import json,sys; c=json.load(open(sys.argv[1])); print(2*12*c['hidden_size']**2*c['n_layer'])" \
+    "$dir/config.json")
   "$VENV_PY" tests/bench/encode_table.py "$OUT" "$(bench_date)" "$cpu; $isa" "$THREADS" "$shape" "${B}x${T}" "$load" \
-    "$results"
+    "$results" "$peak_gops" "$ops"
 done

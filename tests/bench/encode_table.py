@@ -6,7 +6,12 @@ reason ("not measured: ENGINE: why"). The header above the table (how the
 benchmark is run) is rewritten with the current text each time; the rows
 already in the file and the notes below the marker are kept.
 
-usage: encode_table.py OUT.md DATE CPU THREADS SHAPE BxT LOAD RESULTS.jsonl"""
+With PEAK_GOPS (one core's int8 multiply-accumulate peak, tests/bench/int8_peak.c)
+and OPS (int8 operations per token of the model's linears), a last row gives the
+ceiling: the tokens/s of an engine whose int8 products ran at that peak on every
+thread and did nothing else (no attention, GELU, LayerNorm, quantisation).
+
+usage: encode_table.py OUT.md DATE CPU THREADS SHAPE BxT LOAD RESULTS.jsonl [PEAK_GOPS OPS]"""
 import json
 import os
 import sys
@@ -34,7 +39,11 @@ multiply-adds a token against the 24 blocks' 302M in bloom-560m), which an encod
 stops the graph after the final LayerNorm through llama.cpp's eval callback and mean-pools the token
 embeddings itself (the same embeddings as llama.cpp's mean pooling to 6e-7).
 "lacos int8 is" = lacos int8's tokens/s over the row's. The CPU column names oneDNN's instruction set for
-lacos' int8 products.
+lacos' int8 products. The "int8 ceiling" row (from 2026-12-06, night) is no engine: the tokens/s of one whose
+int8 products (2 operations per weight of the blocks' linears per token) ran at one core's multiply-accumulate
+peak on every thread (tests/bench/int8_peak.c: independent chains of AVX-512 VNNI's vpdpbusd, or AVX2's
+multiply-adds, by the thread's CPU clock) and which did nothing else; its CPU s is those products' time at
+that peak. No engine can pass it: its ratio to the strongest peer bounds what any int8 engine can gain here.
 "CPU s" is the median process CPU time of one encode (with one thread, the work an engine does whatever else
 runs; with more it also counts threads waiting for each other). The load column is the 1-minute load average
 before the run: the machine is shared, and timings taken under load are noisier (the turns keep the comparison
@@ -48,7 +57,7 @@ MARKER = "<!-- rows above -->"
 TITLE = "# Encode throughput: lacos vs the strongest peers"
 
 
-def row_lines(date, cpu, threads, shape, bt, load, rows):
+def row_lines(date, cpu, threads, shape, bt, load, rows, peak_gops=None, ops=None):
     ok = [r for r in rows if "tokens_per_s" in r]
     lacos = next((r for r in ok if r["engine"] == "lacos int8"), None)
     if lacos is None:
@@ -67,6 +76,14 @@ def row_lines(date, cpu, threads, shape, bt, load, rows):
         lines.append("| %s | %s | %s | %s | %s | %s | %.0f | %.2fx | %s | %s | %.2f GiB | %s |" % (
             date, cpu, threads, shape, bt, r["engine"], r["tokens_per_s"], lacos["tokens_per_s"] / r["tokens_per_s"],
             cos, cs, r["peak_rss_bytes"] / 2**30, load))
+    if peak_gops:
+        tokens = 1
+        for d in bt.split("x"):
+            tokens *= int(d)
+        tps = int(threads) * peak_gops * 1e9 / ops
+        lines.append("| %s | %s | %s | %s | %s | int8 ceiling (%.0f GOP/s a core, products only) | %.0f | %.2fx | - | %.2f | - | %s |" % (
+            date, cpu, threads, shape, bt, peak_gops, tps, lacos["tokens_per_s"] / tps, ops * tokens / (peak_gops * 1e9),
+            load))
     return lines
 
 
@@ -81,9 +98,15 @@ def with_rows(text, lines):
 
 
 def main():
-    if len(sys.argv) != 9:
+    if len(sys.argv) not in (9, 11):
         sys.exit(__doc__)
     out, date, cpu, threads, shape, bt, load, results = sys.argv[1:9]
+    try:
+        peak_gops, ops = (float(sys.argv[9]), float(sys.argv[10])) if len(sys.argv) == 11 else (None, None)
+        if peak_gops is not None and not (peak_gops > 0 and ops > 0):
+            raise ValueError("must be positive")
+    except ValueError as e:
+        sys.exit(f"encode_table.py: PEAK_GOPS {sys.argv[9]!r} and OPS {sys.argv[10]!r}: {e}")
     rows = []
     with open(results) as f:
         for n, line in enumerate(f, 1):
@@ -96,7 +119,7 @@ def main():
         if "error" in r:
             print("not measured: %s: %s" % (r["engine"], r["error"]), file=sys.stderr)
     try:
-        lines = row_lines(date, cpu, threads, shape, bt, load, rows)
+        lines = row_lines(date, cpu, threads, shape, bt, load, rows, peak_gops, ops)
     except ValueError as e:
         sys.exit(f"encode_table.py: {results}: {e}")
     text = open(out).read() if os.path.exists(out) else ""

@@ -59,6 +59,18 @@ table "$W/run3.jsonl"
 expect "no lacos int8 row: a clear error" 1 "run3.jsonl: lacos int8 was not measured"
 if cmp -s "$W/encode.md" "$W/before.md"; then ok "no lacos int8 row: the file is untouched"
 else not_ok "no lacos int8 row: the file is untouched"; fi
+# the ceiling row: 2 threads x 450 GOP/s over 6.04e8 operations a token (bloom-560m's linears)
+run_cmd "$PY" tests/bench/encode_table.py "$W/ceiling.md" 2026-12-06 "TestCPU" 2 bloom-560m 16x64 0.50 "$W/run1.jsonl" \
+  450 604372992
+expect "with a peak: a ceiling row" 0 "int8 ceiling"
+line=$(grep '| int8 ceiling' "$W/ceiling.md")
+# 2·450e9/604372992 = 1489 tok/s; lacos 1000/1489 = 0.67x; 16·64 tokens at 450e9 op/s: 1.38 s
+if grep -qF '| int8 ceiling (450 GOP/s a core, products only) | 1489 | 0.67x | - | 1.38 | - | 0.50 |' <<<"$line" \
+   && [ "$(grep -n '| int8 ceiling' "$W/ceiling.md" | cut -d: -f1)" -gt "$(grep -n '| pytorch dynamic int8' "$W/ceiling.md" | cut -d: -f1)" ]; then
+  ok "the ceiling row: products alone at the peak on every thread, last"
+else not_ok "the ceiling row: products alone at the peak on every thread, last" "$line"; fi
+run_cmd "$PY" tests/bench/encode_table.py "$W/ceiling.md" 2026-12-06 "TestCPU" 2 bloom-560m 16x64 0.50 "$W/run1.jsonl" 0 604372992
+expect "a zero peak: refused" 1 "must be positive"
 echo '{"engine": "lacos int8", "tokens_' > "$W/run4.jsonl"
 table "$W/run4.jsonl"
 expect "a broken results line: file and line named" 1 "run4.jsonl:1: not a JSON line"
