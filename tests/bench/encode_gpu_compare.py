@@ -16,7 +16,7 @@ bundle's (tests/bench/gpu_session.sh): LACOS_LD_LIBRARY_PATH, when set, is
 the LD_LIBRARY_PATH lacos is started with.
 
 usage: encode_gpu_compare.py LACOS MODEL_DIR REPS IDS.npy MASK.npy WORKDIR
-(F32_REPS in the environment: timed encodes of the reference, default 2;
+(F32_REPS in the environment: timed encodes of the reference, default 1;
 ENCODE_DEVICE=cpu: the same on the CPU, where bitsandbytes reports an error)"""
 import json
 import os
@@ -62,7 +62,7 @@ def main():
 
     ref = start("pytorch f32")
     if ref:
-        for _ in range(int(os.environ.get("F32_REPS", 2))):
+        for _ in range(int(os.environ.get("F32_REPS", 1))):
             ref.run()
         ref.finish()
         done.append(ref)
@@ -80,7 +80,7 @@ def main():
         out = {"engine": e.name, "tokens_per_s": tokens / float(np.median(e.times)), "seconds": e.times,
                "tokens": tokens, "load_seconds": e.ready.get("load_seconds"),
                "peak_gpu_bytes": e.info.get("peak_gpu_bytes"), "device_used_bytes": e.info.get("device_used_bytes"),
-               "device": e.ready.get("device_name")}
+               "device": e.ready.get("device_name") or e.ready.get("device")}
         for k in ("torch", "attention", "sdpa_refused", "bitsandbytes"):
             if e.ready.get(k) is not None:
                 out[k] = e.ready[k]

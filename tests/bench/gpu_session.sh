@@ -7,8 +7,10 @@
 #   bash tests/bench/gpu_session.sh
 # It unpacks the build, writes the bloom-7b1-shaped checkpoint in the
 # background while the CUDA tests run (op harness, parity, planner, CLI),
-# then runs the GPU training benchmark next to PyTorch + peft + bitsandbytes.
-# Logs and results/bench/gpu.md go to $OUT. STAGES=tests or STAGES=bench
+# then the GPU benchmarks: the training step and encoding, lacos next to
+# PyTorch bf16 + peft and PyTorch + peft + bitsandbytes (bench_gpu.sh,
+# bench_gpu_encode.sh). Logs, the engines' JSON lines and results/bench/
+# gpu.md, gpu_encode.md go to $OUT. STAGES=tests or STAGES=bench
 # runs one part; TEST_SECONDS and BENCH_SECONDS bound each. STAGES=dist runs
 # the data-parallel checks (tests/bench/gpu_dist.sh: NCCL with one rank, two
 # ranks on the GPU staged through the host, step-time rows with the
@@ -66,10 +68,14 @@ fi
 
 if [[ " $STAGES " == *" bench "* ]]; then
   if [ -n "$ckpt_pid" ]; then stamp "waiting for the checkpoint"; wait "$ckpt_pid"; tail -2 "$OUT/checkpoint.log"; fi
-  stamp "GPU training benchmark"
-  BUILD=build BENCH=gpu VENV_PY=$py timeout "${BENCH_SECONDS:-300}" bash tests/bench/run.sh 2>&1 | tail -20
-  cp "$BENCH_DIR/gpu_torch.err" "$OUT/" 2>/dev/null
-  tail -30 "$OUT/gpu_torch.err" 2>/dev/null
-  cp results/bench/gpu.md "$OUT/" 2>/dev/null
+  stamp "GPU benchmarks: training step, then encoding"
+  BUILD=build BENCH=gpu VENV_PY=$py timeout "${BENCH_SECONDS:-360}" bash tests/bench/run.sh 2>&1 | tee "$OUT/bench.txt" | tail -40
+  for f in gpu_torch_bf16.err gpu_torch_bnb8.err gpu_encode.err gpu_train.jsonl gpu_encode.jsonl; do
+    cp "$BENCH_DIR/$f" "$OUT/" 2>/dev/null
+  done
+  for f in gpu_torch_bf16.err gpu_torch_bnb8.err gpu_encode.err; do
+    [ -s "$OUT/$f" ] && { echo "--- $f (last lines)"; grep -v 'Loading weights\|it/s\]' "$OUT/$f" | tail -8; }
+  done
+  cp results/bench/gpu.md results/bench/gpu_encode.md "$OUT/" 2>/dev/null
 fi
 stamp "done"

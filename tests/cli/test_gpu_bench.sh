@@ -131,7 +131,7 @@ check=$("$VPY" -c "import json, sys
 rows = {r['engine']: r for r in map(json.loads, sys.argv[1].splitlines())}
 assert 'error' in rows['pytorch + bitsandbytes int8'], rows
 for e in ('pytorch f32', 'lacos int8', 'pytorch bf16'):
-    assert rows[e]['tokens_per_s'] > 0 and len(rows[e]['seconds']) == 2, rows[e]
+    assert rows[e]['tokens_per_s'] > 0 and len(rows[e]['seconds']) == (1 if e == 'pytorch f32' else 2), rows[e]
 assert rows['pytorch f32']['cos_min'] > 0.999999
 assert rows['lacos int8']['cos_min'] > 0.99 and rows['pytorch bf16']['cos_min'] > 0.99, rows
 print('fine')" "$OUT" 2>&1)
