@@ -21,7 +21,8 @@ as every other block's, for every engine (one that leaves part of it out
 does 1/L less of the backward than counted).
 "model" FLOPs are what the step needs; activation checkpointing recomputes
 each block's forward once more before its backward, which "hardware"
-FLOPs add (PaLM's MFU and HFU, Chowdhery et al. 2022, appendix B)."""
+FLOPs add (the model and hardware FLOPs utilisation, MFU and HFU, of
+the PaLM paper, Chowdhery et al. 2022)."""
 import json
 import os
 
