@@ -54,6 +54,24 @@ class Engine:
         self.proc.wait()
 
 
+def in_turns(group, reps):
+    """reps rounds of one encode per engine, the first of a round rotating, so
+    that whatever else the machine does falls on all of them alike; then
+    each engine finishes."""
+    for r in range(reps):
+        for k in range(len(group)):
+            group[(r + k) % len(group)].run()
+    for e in group:
+        e.finish()
+
+
+def cosines(emb_path, ref):
+    """(min, mean) over the sentences of each embedding's cosine to ref's row."""
+    x, ref = np.load(emb_path).astype(np.float64), np.asarray(ref, dtype=np.float64)
+    cos = (x * ref).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(ref, axis=1))
+    return float(cos.min()), float(cos.mean())
+
+
 def main():
     lacos, model, onnx, gguf, threads, reps, ids, mask, work = sys.argv[1:10]
     reps = int(reps)
@@ -93,12 +111,8 @@ def main():
             done.append(e)
     group = [e for e in (start(n) for n in ("lacos int8", "onnxruntime int8", "pytorch dynamic int8",
                                                  "llama.cpp q8_0")) if e]
-    for r in range(reps):   # in turns, the first of each round rotating
-        for k in range(len(group)):
-            group[(r + k) % len(group)].run()
-    for e in group:
-        e.finish()
-        done.append(e)
+    in_turns(group, reps)
+    done += group
 
     tokens = int(np.load(mask).sum())
     ref = np.load(emb("pytorch f32")) if os.path.exists(emb("pytorch f32")) else None
@@ -113,9 +127,7 @@ def main():
         if e.ready.get("engine"):
             out["quantized_engine"] = e.ready["engine"]
         if ref is not None:
-            x = np.load(e.emb).astype(np.float64)
-            cos = (x * ref).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(ref, axis=1))
-            out["cos_min"], out["cos_mean"] = float(cos.min()), float(cos.mean())
+            out["cos_min"], out["cos_mean"] = cosines(e.emb, ref)
         print(json.dumps(out), flush=True)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from encode_compare import Engine  # noqa: E402
+from encode_compare import Engine, cosines, in_turns  # noqa: E402
 
 
 def main():
@@ -67,15 +67,11 @@ def main():
         ref.finish()
         done.append(ref)
     group = [e for e in (start(n) for n in ("lacos int8", "pytorch bf16", "pytorch + bitsandbytes int8")) if e]
-    for r in range(reps):
-        for k in range(len(group)):
-            group[(r + k) % len(group)].run()
-    for e in group:
-        e.finish()
-        done.append(e)
+    in_turns(group, reps)
+    done += group
 
     tokens = int(np.load(mask).sum())
-    ref_emb = np.load(emb("pytorch f32")).astype(np.float64) if ref else None
+    ref_emb = np.load(emb("pytorch f32")) if ref else None
     for e in done:
         out = {"engine": e.name, "tokens_per_s": tokens / float(np.median(e.times)), "seconds": e.times,
                "tokens": tokens, "load_seconds": e.ready.get("load_seconds"),
@@ -85,9 +81,7 @@ def main():
             if e.ready.get(k) is not None:
                 out[k] = e.ready[k]
         if ref_emb is not None:
-            x = np.load(e.emb).astype(np.float64)
-            cos = (x * ref_emb).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(ref_emb, axis=1))
-            out["cos_min"], out["cos_mean"] = float(cos.min()), float(cos.mean())
+            out["cos_min"], out["cos_mean"] = cosines(e.emb, ref_emb)
         print(json.dumps(out), flush=True)
 
 
