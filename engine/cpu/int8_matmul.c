@@ -9,8 +9,9 @@
 
    The input gradient needs the transposed product, B = W (out,in). Its
    packed layout is the same tiles transposed (a 4×4 byte transpose per 16
-   bytes); it is rebuilt into the caller's scratch on each call (training
-   only) rather than kept, so the model holds one copy of its weights.
+   bytes); it is rebuilt on each call (training only), a block of columns
+   at a time into a thread's cache-sized buffer (int8_rows.c), rather than
+   kept, so the model holds one copy of its weights.
 
    Primitives are cached per shape (M, K, N, layout, thread count): the
    brgemm primitive of oneDNN 2.x takes no runtime dimensions and bakes the
@@ -310,17 +311,15 @@ static void tile_transpose(int8_t *restrict dst, const int8_t *restrict src) {
 #endif
 }
 
-/* wt: the packed layout of B = W (out, in) for the input gradient, from l's
-   packed Wᵀ: forward tile (kb over in, nb over out) becomes backward tile
-   (kb' = nb, nb' = kb). A work-sharing loop: called inside a parallel
-   region, its threads share the tiles (and meet at its end); outside one,
-   it runs alone. */
-void int8_matmul_transpose(int8_t *wt, const linear *l) {
+/* wt: columns [n0, n0 + cols) of B = W (out, in), the input gradient's
+   weights, in their packed layout (out, cols), from l's packed Wᵀ: forward
+   tile (kb over in, nb over out) becomes backward tile (kb' = nb, nb' =
+   kb). One thread's block (int8_rows.c), into its own cache-sized buffer. */
+void int8_matmul_transpose_cols(int8_t *wt, const linear *l, int n0, int cols) {
   int K = l->in, N = l->out;
-  #pragma omp for collapse(2) schedule(static)
-  for (int nb = 0; nb < N / TILE; nb++)
-    for (int kb = 0; kb < K / TILE; kb++)
-      tile_transpose(wt + (size_t)kb * TILE * N + (size_t)nb * TILE_BYTES,
+  for (int kb = n0 / TILE; kb < (n0 + cols) / TILE; kb++)
+    for (int nb = 0; nb < N / TILE; nb++)
+      tile_transpose(wt + (size_t)(kb - n0 / TILE) * TILE * N + (size_t)nb * TILE_BYTES,
                      l->q + (size_t)nb * TILE * K + (size_t)kb * TILE_BYTES);
 }
 
@@ -329,13 +328,19 @@ int int8_matmul_forward(int32_t *c, const uint8_t *a, int64_t M, const linear *l
   return run(c, a, l->q, &l->packed->fwd, M, l->in, l->out, ws);
 }
 
-// c (M,in) = a (M,out) u8 · W: the gradients' codes + 128 against wt, int8_matmul_transpose's tiles
-int int8_matmul_backward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, const int8_t *wt, scratch ws) {
-  return run(c, a, wt, &l->packed->bwd, M, l->out, l->in, ws);
+// c (M,cols) = a (M,out) u8 · W's columns [n0, n0 + cols): the gradients' codes + 128 against wt, their tiles from int8_matmul_transpose_cols
+int int8_matmul_backward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, const int8_t *wt, int cols,
+                         scratch ws) {
+  dnnl_memory_desc_t b;
+  if (!int8_packed_layout(&b, l->out, cols))
+    return fail(LACOS_EUNSUPPORTED, "int8 matmul: no packed layout for the input gradient's %dx%d weight columns",
+                l->out, cols);
+  return run(c, a, wt, &b, M, l->out, cols, ws);
 }
 
 size_t int8_matmul_scratch(int64_t M, int in, int out, bool backward) {
-  dnnl_memory_desc_t f, b;
-  if (M <= 0 || !int8_packed_layout(&f, in, out) || !int8_packed_layout(&b, out, in)) return 0;
-  return backward ? piece(scratchpad_of(M, out, in, &b)) : piece(scratchpad_of(M, in, out, &f));
+  dnnl_memory_desc_t b;
+  if (M <= 0) return 0;
+  if (backward) return int8_packed_layout(&b, out, in) ? piece(scratchpad_of(M, out, in, &b)) : 0;
+  return int8_packed_layout(&b, in, out) ? piece(scratchpad_of(M, in, out, &b)) : 0;
 }
