@@ -318,9 +318,13 @@ static void tile_transpose(int8_t *restrict dst, const int8_t *restrict src) {
 void int8_matmul_transpose_cols(int8_t *wt, const linear *l, int n0, int cols) {
   int K = l->in, N = l->out;
   for (int kb = n0 / TILE; kb < (n0 + cols) / TILE; kb++)
-    for (int nb = 0; nb < N / TILE; nb++)
-      tile_transpose(wt + (size_t)(kb - n0 / TILE) * TILE * N + (size_t)nb * TILE_BYTES,
-                     l->q + (size_t)nb * TILE * K + (size_t)kb * TILE_BYTES);
+    for (int nb = 0; nb < N / TILE; nb++) {
+      const int8_t *src = l->q + (size_t)nb * TILE * K + (size_t)kb * TILE_BYTES;
+      /* the next source tile is 64·K bytes on: too far for the hardware's prefetch to have it in time */
+      if (nb + 1 < N / TILE)
+        for (int b = 0; b < TILE_BYTES; b += 64) __builtin_prefetch(src + (size_t)TILE * K + b);
+      tile_transpose(wt + (size_t)(kb - n0 / TILE) * TILE * N + (size_t)nb * TILE_BYTES, src);
+    }
 }
 
 // c (M,out) = a (M,in) u8 · Wᵀ: the activations' codes + 128 against the packed codes

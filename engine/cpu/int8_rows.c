@@ -43,7 +43,7 @@ enum { ROWS = 64, TAIL = 16 };
    them (several blocks, for the threads to share); the quantised rows in
    chunks of at least CHUNK_ROWS and CHUNK_BYTES (each chunk transposes the
    weights anew; its rows' codes are read again by every block). */
-enum { GROUP = 256, BLOCK_BYTES = 512 << 10, BLOCK_COLS = 256, CHUNK_ROWS = 1024, CHUNK_BYTES = 4 << 20 };
+enum { PREFETCH_ROWS = 4, GROUP = 256, BLOCK_BYTES = 512 << 10, BLOCK_COLS = 256, CHUNK_ROWS = 1024, CHUNK_BYTES = 4 << 20 };
 
 /* The pieces of N rows: whole ROWS ones, then TAIL ones for the rest. */
 static int64_t pieces_of(int64_t N) { return N / ROWS + (N % ROWS + TAIL - 1) / TAIL; }
@@ -236,8 +236,13 @@ int int8_rows_backward(float *dinp, const float *dout, const linear *l, int64_t 
           product_rows(i, n, &m, &real);
           int st = int8_matmul_backward(c, codes + (size_t)i * K_out, m, l, wt, nb, dnnl);
           if (st) { region_fail(&err, st); failed = true; break; }
-          for (int r = 0; r < real; r++)
-            dequantize_row_add(dinp + (c0 + i + r) * K_in + n0, c + (size_t)r * nb, off + n0, rs[i + r] * INT8_DEQ, nb);
+          for (int r = 0; r < real; r++) {
+            float *d = dinp + (c0 + i + r) * K_in + n0;
+            /* a few rows on: each row's part of dx is short, too short for the hardware's prefetch */
+            if (r + PREFETCH_ROWS < real)
+              for (int k = 0; k < nb; k += 16) __builtin_prefetch(d + (size_t)PREFETCH_ROWS * K_in + k, 1);
+            dequantize_row_add(d, c + (size_t)r * nb, off + n0, rs[i + r] * INT8_DEQ, nb);
+          }
           i += real;
         }
       }
