@@ -391,7 +391,7 @@ static void packed_int8_linear_matches_plain(void) {
   size_t need = linear_scratch(N, IN, OUT, LINEAR_INT8, true, true, true), exact = linear_scratch(N, IN, OUT, LINEAR_INT8, true, true, false);
   scratch s = test_scratch(need > exact ? need : exact);
   CHECK(linear_scratch(N, IN, OUT, LINEAR_INT8, false, true, true) >= int8_rows_scratch(N, IN, OUT, true));
-  /* room for the transposed tiles but not one thread's pieces: a clean error */
+  /* room for the quantised gradient rows but not one thread's pieces: a clean error */
   scratch short_ws = { s.p, IN * OUT + 64 };
   CHECK_FAIL(linear_backward_input(dx1, dy, &packed, N, true, short_ws), LACOS_ELIMIT, "int8 matmul");
   CHECK_FAIL(linear_forward(y1, x, &packed, N, 0, (scratch){ s.p, 4 * IN + 64 }), LACOS_ELIMIT, "per thread");
@@ -414,9 +414,11 @@ static void packed_int8_linear_matches_plain(void) {
     CHECK_OK(linear_backward_input(dx1, dy, &packed, N, fast, s));
     CHECK(memcmp(dx0, dx1, sizeof dx0) == 0);
   }
-  /* scratch for one thread's row band only: the products run on one thread, same bits */
-  size_t shared = (IN * OUT + 63) & ~(size_t)63;
-  scratch one = { s.p, shared + (int8_rows_scratch(N, IN, OUT, true) - shared) / (size_t)lacos_threads_get() };
+  /* scratch for one thread's pieces only: the products run on one thread, same bits */
+  int threads = lacos_threads_get();
+  CHECK_OK(lacos_threads_set(1));
+  scratch one = { s.p, int8_rows_scratch(N, IN, OUT, true) };
+  CHECK_OK(lacos_threads_set(threads));
   memset(dx1, 0, sizeof dx1);
   CHECK_OK(linear_backward_input(dx1, dy, &packed, N, true, one));
   CHECK(memcmp(dx0, dx1, sizeof dx0) == 0);
@@ -433,6 +435,45 @@ static void packed_int8_linear_matches_plain(void) {
   CHECK(memcmp(y0, y1, sizeof(float) * OUT) == 0);
   linear_release(&packed);
   CHECK(packed.packed == NULL);
+}
+
+/* The packed input gradient works by blocks of dx's columns and chunks of
+   rows (int8_rows.c): a shape with several of each (320 = 5 blocks of 64
+   columns at out = 4096; 1100 rows = a chunk of 1024 in four products of
+   256, then 64 and a padded 16 for the last 12), over a dx that already
+   holds values (the gradient adds to it), gives the bits of the plain int8
+   GEMM; so does scratch for one thread only. */
+static void packed_int8_backward_blocks_match_plain(void) {
+  enum { N = 1100, IN = 320, OUT = 4096 };
+  if (!int8_packing_available(IN, OUT)) { printf("#   no packed int8 products on this CPU: nothing to compare\n"); return; }
+  float *w = malloc(sizeof(float) * OUT * IN), *dy = malloc(sizeof(float) * N * OUT), *s0 = malloc(sizeof(float) * OUT);
+  float *s1 = malloc(sizeof(float) * OUT), *dx0 = malloc(sizeof(float) * N * IN), *dx1 = malloc(sizeof(float) * N * IN);
+  float *dx_in = malloc(sizeof(float) * N * IN);
+  int8_t *q0 = malloc(OUT * IN), *q1 = malloc(OUT * IN);
+  fill(w, OUT * IN, -0.05f, 0.05f); fill(dy, (int64_t)N * OUT, -1, 1);
+  dy[7 * OUT + 3] = 40.0f;   /* a row with one large gradient: its other codes small */
+  linear plain = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q0, .scale = s0};
+  linear packed = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q1, .scale = s1};
+  linear_quantize_weights(&plain, w, 0, OUT);
+  linear_quantize_weights(&packed, w, 0, OUT);
+  CHECK_OK(linear_prepare(&packed));
+  CHECK(packed.packed != NULL);
+  scratch s = test_scratch(linear_scratch(N, IN, OUT, LINEAR_INT8, false, true, true));
+  fill(dx_in, N * IN, -1, 1);
+  memcpy(dx0, dx_in, sizeof(float) * N * IN);
+  memcpy(dx1, dx_in, sizeof(float) * N * IN);
+  CHECK_OK(linear_backward_input(dx0, dy, &plain, N, true, s));
+  CHECK_OK(linear_backward_input(dx1, dy, &packed, N, true, s));
+  CHECK(memcmp(dx0, dx1, sizeof(float) * N * IN) == 0);
+  int threads = lacos_threads_get();
+  CHECK_OK(lacos_threads_set(1));
+  scratch one = { s.p, int8_rows_scratch(N, IN, OUT, true) };
+  CHECK_OK(lacos_threads_set(threads));
+  memcpy(dx1, dx_in, sizeof(float) * N * IN);
+  CHECK_OK(linear_backward_input(dx1, dy, &packed, N, true, one));
+  CHECK(memcmp(dx0, dx1, sizeof(float) * N * IN) == 0);
+  linear_release(&packed);
+  free(w); free(dy); free(s0); free(s1); free(dx0); free(dx1); free(dx_in); free(q0); free(q1);
 }
 
 /* linear_forward_fused = linear_forward, then gelu_forward (pre keeping the
@@ -504,6 +545,7 @@ int main(void) {
   RUN(pooling_modes);
   RUN(int8_linear_matches_reference);
   RUN(packed_int8_linear_matches_plain);
+  RUN(packed_int8_backward_blocks_match_plain);
   RUN(fused_epilogue_matches_separate);
   RUN(quantize_half_to_even);
   TEST_EXIT();
