@@ -9,9 +9,9 @@
 
    The input gradient needs the transposed product, B = W (out,in). Its
    packed layout is the same tiles transposed (a 4×4 byte transpose per 16
-   bytes); it is rebuilt on each call (training only), a block of columns
-   at a time into a thread's cache-sized buffer (int8_rows.c), rather than
-   kept, so the model holds one copy of its weights.
+   bytes); it is rebuilt on each call (training only), whole or a block of
+   columns at a time (int8_rows.c), rather than kept, so the model holds
+   one copy of its weights.
 
    Primitives are cached per shape (M, K, N, layout, thread count): the
    brgemm primitive of oneDNN 2.x takes no runtime dimensions and bakes the
@@ -314,17 +314,14 @@ static void tile_transpose(int8_t *restrict dst, const int8_t *restrict src) {
 /* wt: columns [n0, n0 + cols) of B = W (out, in), the input gradient's
    weights, in their packed layout (out, cols), from l's packed Wᵀ: forward
    tile (kb over in, nb over out) becomes backward tile (kb' = nb, nb' =
-   kb). One thread's block (int8_rows.c), into its own cache-sized buffer. */
+   kb). The columns of a block lie together in the whole matrix's layout
+   too: block n0 of it starts at n0·out. */
 void int8_matmul_transpose_cols(int8_t *wt, const linear *l, int n0, int cols) {
   int K = l->in, N = l->out;
   for (int kb = n0 / TILE; kb < (n0 + cols) / TILE; kb++)
-    for (int nb = 0; nb < N / TILE; nb++) {
-      const int8_t *src = l->q + (size_t)nb * TILE * K + (size_t)kb * TILE_BYTES;
-      /* the next source tile is 64·K bytes on: too far for the hardware's prefetch to have it in time */
-      if (nb + 1 < N / TILE)
-        for (int b = 0; b < TILE_BYTES; b += 64) __builtin_prefetch(src + (size_t)TILE * K + b);
-      tile_transpose(wt + (size_t)(kb - n0 / TILE) * TILE * N + (size_t)nb * TILE_BYTES, src);
-    }
+    for (int nb = 0; nb < N / TILE; nb++)
+      tile_transpose(wt + (size_t)(kb - n0 / TILE) * TILE * N + (size_t)nb * TILE_BYTES,
+                     l->q + (size_t)nb * TILE * K + (size_t)kb * TILE_BYTES);
 }
 
 // c (M,out) = a (M,in) u8 · Wᵀ: the activations' codes + 128 against the packed codes
