@@ -9,8 +9,9 @@
 
    The input gradient needs the transposed product, B = W (out,in). Its
    packed layout is the same tiles transposed (a 4×4 byte transpose per 16
-   bytes); it is rebuilt into the caller's scratch on each call (training
-   only) rather than kept, so the model holds one copy of its weights.
+   bytes); it is rebuilt on each call (training only), whole or a block of
+   columns at a time (int8_rows.c), rather than kept, so the model holds
+   one copy of its weights.
 
    Primitives are cached per shape (M, K, N, layout, thread count): the
    brgemm primitive of oneDNN 2.x takes no runtime dimensions and bakes the
@@ -261,28 +262,66 @@ static int run(int32_t *c, const uint8_t *a, const int8_t *b, const dnnl_memory_
   return LACOS_OK;
 }
 
-/* wt: the packed layout of B = W (out, in) for the input gradient, from l's
-   packed Wᵀ. A work-sharing loop: called inside a parallel region, its
-   threads share the tiles (and meet at its end); outside one, it runs alone. */
-void int8_matmul_transpose(int8_t *wt, const linear *l) {
-  int K = l->in, N = l->out;
-  /* Forward tile (kb over in, nb over out) holds [i/4][o][i%4]; backward
-     tile (kb' = nb, nb' = kb) holds [o/4][i][o%4]. A 16-byte run of the
-     first (i/4 = gi, o = 4go..4go+3) is a 4×4 byte matrix [o%4][i%4]; its
-     transpose is the run of the second at (o/4 = go, i = 4gi..4gi+3). */
-  #pragma omp for collapse(2) schedule(static)
-  for (int nb = 0; nb < N / TILE; nb++)
-    for (int kb = 0; kb < K / TILE; kb++) {
-      const int8_t *src = l->q + (size_t)nb * TILE * K + (size_t)kb * TILE_BYTES;
-      int8_t *dst = wt + (size_t)kb * TILE * N + (size_t)nb * TILE_BYTES;
-      for (int gi = 0; gi < TILE / 4; gi++)
-        for (int go = 0; go < TILE / 4; go++) {
-          const int8_t *s = src + gi * 256 + go * 16;
-          int8_t *d = dst + go * 256 + gi * 16;
-          for (int r = 0; r < 4; r++)
-            for (int c = 0; c < 4; c++) d[c * 4 + r] = s[r * 4 + c];
-        }
+/* One tile transposed: the forward tile src holds [i/4][o][i%4], the
+   backward tile dst [o/4][i][o%4]. A 16-byte run of src (i/4 = gi, o =
+   4go..4go+3) is a 4×4 byte matrix [o%4][i%4]; its transpose is the run of
+   dst at (o/4 = go, i = 4gi..4gi+3). So a tile is a 16×16 matrix of runs,
+   transposed, each run transposed within itself: one byte shuffle per run
+   (the same mask in every 16 bytes), and the runs moved as whole 16-byte
+   lanes. With AVX-512 four rows of four runs go through registers at once
+   (a 4×4 transpose of 128-bit lanes), with AVX2 two of two; without either
+   the bytes move one at a time. The bytes are the same either way. */
+#if defined(__AVX512BW__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+static void tile_transpose(int8_t *restrict dst, const int8_t *restrict src) {
+#if defined(__AVX512BW__)
+  const __m512i runs = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+  for (int gi = 0; gi < TILE / 4; gi += 4)
+    for (int go = 0; go < TILE / 4; go += 4) {
+      __m512i r[4];   /* r[a] lane b: the run (gi + a, go + b), transposed */
+      for (int a = 0; a < 4; a++)
+        r[a] = _mm512_shuffle_epi8(_mm512_loadu_si512(src + (gi + a) * 256 + go * 16), runs);
+      __m512i t0 = _mm512_shuffle_i64x2(r[0], r[1], 0x44), t1 = _mm512_shuffle_i64x2(r[0], r[1], 0xEE);
+      __m512i t2 = _mm512_shuffle_i64x2(r[2], r[3], 0x44), t3 = _mm512_shuffle_i64x2(r[2], r[3], 0xEE);
+      _mm512_storeu_si512(dst + (go + 0) * 256 + gi * 16, _mm512_shuffle_i64x2(t0, t2, 0x88));
+      _mm512_storeu_si512(dst + (go + 1) * 256 + gi * 16, _mm512_shuffle_i64x2(t0, t2, 0xDD));
+      _mm512_storeu_si512(dst + (go + 2) * 256 + gi * 16, _mm512_shuffle_i64x2(t1, t3, 0x88));
+      _mm512_storeu_si512(dst + (go + 3) * 256 + gi * 16, _mm512_shuffle_i64x2(t1, t3, 0xDD));
     }
+#elif defined(__AVX2__)
+  const __m256i runs = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15,
+                                        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  for (int gi = 0; gi < TILE / 4; gi += 2)
+    for (int go = 0; go < TILE / 4; go += 2) {
+      __m256i r0 = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(src + gi * 256 + go * 16)), runs);
+      __m256i r1 = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(src + (gi + 1) * 256 + go * 16)), runs);
+      _mm256_storeu_si256((__m256i *)(dst + go * 256 + gi * 16), _mm256_permute2x128_si256(r0, r1, 0x20));
+      _mm256_storeu_si256((__m256i *)(dst + (go + 1) * 256 + gi * 16), _mm256_permute2x128_si256(r0, r1, 0x31));
+    }
+#else
+  for (int gi = 0; gi < TILE / 4; gi++)
+    for (int go = 0; go < TILE / 4; go++) {
+      const int8_t *s = src + gi * 256 + go * 16;
+      int8_t *d = dst + go * 256 + gi * 16;
+      for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) d[c * 4 + r] = s[r * 4 + c];
+    }
+#endif
+}
+
+/* wt: columns [n0, n0 + cols) of B = W (out, in), the input gradient's
+   weights, in their packed layout (out, cols), from l's packed Wᵀ: forward
+   tile (kb over in, nb over out) becomes backward tile (kb' = nb, nb' =
+   kb). The columns of a block lie together in the whole matrix's layout
+   too: block n0 of it starts at n0·out. */
+void int8_matmul_transpose_cols(int8_t *wt, const linear *l, int n0, int cols) {
+  int K = l->in, N = l->out;
+  for (int kb = n0 / TILE; kb < (n0 + cols) / TILE; kb++)
+    for (int nb = 0; nb < N / TILE; nb++)
+      tile_transpose(wt + (size_t)(kb - n0 / TILE) * TILE * N + (size_t)nb * TILE_BYTES,
+                     l->q + (size_t)nb * TILE * K + (size_t)kb * TILE_BYTES);
 }
 
 // c (M,out) = a (M,in) u8 · Wᵀ: the activations' codes + 128 against the packed codes
@@ -290,13 +329,19 @@ int int8_matmul_forward(int32_t *c, const uint8_t *a, int64_t M, const linear *l
   return run(c, a, l->q, &l->packed->fwd, M, l->in, l->out, ws);
 }
 
-// c (M,in) = a (M,out) u8 · W: the gradients' codes + 128 against wt, int8_matmul_transpose's tiles
-int int8_matmul_backward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, const int8_t *wt, scratch ws) {
-  return run(c, a, wt, &l->packed->bwd, M, l->out, l->in, ws);
+// c (M,cols) = a (M,out) u8 · W's columns [n0, n0 + cols): the gradients' codes + 128 against wt, their tiles from int8_matmul_transpose_cols
+int int8_matmul_backward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, const int8_t *wt, int cols,
+                         scratch ws) {
+  dnnl_memory_desc_t b;
+  if (!int8_packed_layout(&b, l->out, cols))
+    return fail(LACOS_EUNSUPPORTED, "int8 matmul: no packed layout for the input gradient's %dx%d weight columns",
+                l->out, cols);
+  return run(c, a, wt, &b, M, l->out, cols, ws);
 }
 
 size_t int8_matmul_scratch(int64_t M, int in, int out, bool backward) {
-  dnnl_memory_desc_t f, b;
-  if (M <= 0 || !int8_packed_layout(&f, in, out) || !int8_packed_layout(&b, out, in)) return 0;
-  return backward ? piece(scratchpad_of(M, out, in, &b)) : piece(scratchpad_of(M, in, out, &f));
+  dnnl_memory_desc_t b;
+  if (M <= 0) return 0;
+  if (backward) return int8_packed_layout(&b, out, in) ? piece(scratchpad_of(M, out, in, &b)) : 0;
+  return int8_packed_layout(&b, in, out) ? piece(scratchpad_of(M, in, out, &b)) : 0;
 }

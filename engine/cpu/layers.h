@@ -129,15 +129,18 @@ const int32_t *int8_packed_offsets(const linear *l, bool backward);
 /* Row r of W from the packed codes: dst (in) = codes · scale; one code. */
 void int8_packed_row(float *dst, const linear *l, int r, float scale);
 int8_t int8_packed_code(const linear *l, int r, int c);
-/* c (M,out) = a (M,in)·Wᵀ and c (M,in) = a (M,out)·W, a the u8 codes (s8 +
-   128): sums without the offsets taken off, on the calling thread alone
-   (int8_rows.c calls them from its threads at once); ws sized by
-   int8_matmul_scratch. The backward reads W from wt, the tiles
-   int8_matmul_transpose rebuilt (in·out bytes). */
+/* c (M,out) = a (M,in)·Wᵀ and c (M,cols) = a (M,out)·W[:, n0:n0+cols], a
+   the u8 codes (s8 + 128): sums without the offsets taken off, on the
+   calling thread alone (int8_rows.c calls them from its threads at once);
+   ws sized by int8_matmul_scratch. The backward reads W's columns from wt,
+   the tiles int8_matmul_transpose_cols rebuilt (out·cols bytes). */
 int int8_matmul_forward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, scratch ws);
-int int8_matmul_backward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, const int8_t *wt, scratch ws);
-void int8_matmul_transpose(int8_t *wt, const linear *l);
-/* Bytes of oneDNN scratchpad either product needs for M rows; 0 where not packed. */
+int int8_matmul_backward(int32_t *c, const uint8_t *a, int64_t M, const linear *l, const int8_t *wt, int cols,
+                         scratch ws);
+void int8_matmul_transpose_cols(int8_t *wt, const linear *l, int n0, int cols);
+/* Bytes of oneDNN scratchpad for M rows: the forward of an in→out linear,
+   or the backward into in columns (a block of them) of an in→out one; 0
+   where not packed. */
 size_t int8_matmul_scratch(int64_t M, int in, int out, bool backward);
 int gemm_s8(bool trans_b, int64_t M, int64_t N, int64_t K, const int8_t *a, int64_t lda, const int8_t *b,
             int64_t ldb, int32_t *c, int64_t ldc, scratch ws);

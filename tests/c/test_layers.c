@@ -391,7 +391,7 @@ static void packed_int8_linear_matches_plain(void) {
   size_t need = linear_scratch(N, IN, OUT, LINEAR_INT8, true, true, true), exact = linear_scratch(N, IN, OUT, LINEAR_INT8, true, true, false);
   scratch s = test_scratch(need > exact ? need : exact);
   CHECK(linear_scratch(N, IN, OUT, LINEAR_INT8, false, true, true) >= int8_rows_scratch(N, IN, OUT, true));
-  /* room for the transposed tiles but not one thread's pieces: a clean error */
+  /* room for the quantised gradient rows but not one thread's pieces: a clean error */
   scratch short_ws = { s.p, IN * OUT + 64 };
   CHECK_FAIL(linear_backward_input(dx1, dy, &packed, N, true, short_ws), LACOS_ELIMIT, "int8 matmul");
   CHECK_FAIL(linear_forward(y1, x, &packed, N, 0, (scratch){ s.p, 4 * IN + 64 }), LACOS_ELIMIT, "per thread");
@@ -414,9 +414,11 @@ static void packed_int8_linear_matches_plain(void) {
     CHECK_OK(linear_backward_input(dx1, dy, &packed, N, fast, s));
     CHECK(memcmp(dx0, dx1, sizeof dx0) == 0);
   }
-  /* scratch for one thread's row band only: the products run on one thread, same bits */
-  size_t shared = (IN * OUT + 63) & ~(size_t)63;
-  scratch one = { s.p, shared + (int8_rows_scratch(N, IN, OUT, true) - shared) / (size_t)lacos_threads_get() };
+  /* scratch for one thread's pieces only: the products run on one thread, same bits */
+  int threads = lacos_threads_get();
+  CHECK_OK(lacos_threads_set(1));
+  scratch one = { s.p, int8_rows_scratch(N, IN, OUT, true) };
+  CHECK_OK(lacos_threads_set(threads));
   memset(dx1, 0, sizeof dx1);
   CHECK_OK(linear_backward_input(dx1, dy, &packed, N, true, one));
   CHECK(memcmp(dx0, dx1, sizeof dx0) == 0);
@@ -434,6 +436,47 @@ static void packed_int8_linear_matches_plain(void) {
   linear_release(&packed);
   CHECK(packed.packed == NULL);
 }
+
+/* The packed input gradient (int8_rows.c) transposes the weights whole
+   when the copy is small (320 x 4096: 1.25 MiB) and by blocks of dx's
+   columns and chunks of rows otherwise (2112 x 4096: 8.25 MiB, 33 blocks
+   of 64 columns; 1100 rows: a chunk of 1024 in four products of 256, then
+   64 and a padded 16 for the last 12). Both, over a dx that already holds
+   values (the gradient adds to it), give the bits of the plain int8 GEMM;
+   so does scratch for one thread only. */
+static void packed_int8_backward_matches_plain(int N, int IN, int OUT) {
+  if (!int8_packing_available(IN, OUT)) { printf("#   no packed int8 products on this CPU: nothing to compare\n"); return; }
+  size_t wn = (size_t)OUT * IN, yn = (size_t)N * OUT, xn = (size_t)N * IN;
+  float *w = malloc(sizeof(float) * wn), *dy = malloc(sizeof(float) * yn), *s0 = malloc(sizeof(float) * OUT);
+  float *s1 = malloc(sizeof(float) * OUT), *dx0 = malloc(sizeof(float) * xn), *dx1 = malloc(sizeof(float) * xn);
+  float *dx_in = malloc(sizeof(float) * xn);
+  int8_t *q0 = malloc(wn), *q1 = malloc(wn);
+  fill(w, (int64_t)wn, -0.05f, 0.05f); fill(dy, (int64_t)yn, -1, 1); fill(dx_in, (int64_t)xn, -1, 1);
+  dy[7 * (size_t)OUT + 3] = 40.0f;   /* a row with one large gradient: its other codes small */
+  linear plain = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q0, .scale = s0};
+  linear packed = {.in = IN, .out = OUT, .kind = LINEAR_INT8, .q = q1, .scale = s1};
+  linear_quantize_weights(&plain, w, 0, OUT);
+  linear_quantize_weights(&packed, w, 0, OUT);
+  CHECK_OK(linear_prepare(&packed));
+  CHECK(packed.packed != NULL);
+  scratch s = test_scratch(linear_scratch(N, IN, OUT, LINEAR_INT8, false, true, true));
+  memcpy(dx0, dx_in, sizeof(float) * xn);
+  memcpy(dx1, dx_in, sizeof(float) * xn);
+  CHECK_OK(linear_backward_input(dx0, dy, &plain, N, true, s));
+  CHECK_OK(linear_backward_input(dx1, dy, &packed, N, true, s));
+  CHECK(memcmp(dx0, dx1, sizeof(float) * xn) == 0);
+  int threads = lacos_threads_get();
+  CHECK_OK(lacos_threads_set(1));
+  scratch one = { s.p, int8_rows_scratch(N, IN, OUT, true) };
+  CHECK_OK(lacos_threads_set(threads));
+  memcpy(dx1, dx_in, sizeof(float) * xn);
+  CHECK_OK(linear_backward_input(dx1, dy, &packed, N, true, one));
+  CHECK(memcmp(dx0, dx1, sizeof(float) * xn) == 0);
+  linear_release(&packed);
+  free(w); free(dy); free(s0); free(s1); free(dx0); free(dx1); free(dx_in); free(q0); free(q1);
+}
+static void packed_int8_backward_whole_matches_plain(void) { packed_int8_backward_matches_plain(1100, 320, 4096); }
+static void packed_int8_backward_blocks_match_plain(void) { packed_int8_backward_matches_plain(1100, 2112, 4096); }
 
 /* linear_forward_fused = linear_forward, then gelu_forward (pre keeping the
    values before it) and add_inplace of the residual: the same bits, for
@@ -552,6 +595,8 @@ int main(void) {
   RUN(pooling_modes);
   RUN(int8_linear_matches_reference);
   RUN(packed_int8_linear_matches_plain);
+  RUN(packed_int8_backward_whole_matches_plain);
+  RUN(packed_int8_backward_blocks_match_plain);
   RUN(fused_epilogue_matches_separate);
   RUN(fused_layernorm_matches_separate);
   RUN(quantize_half_to_even);
