@@ -30,40 +30,40 @@ static const long ITERS = 50000000;
   __asm__ volatile("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5), "+v"(c6), "+v"(c7), \
                    "+v"(c8), "+v"(c9), "+v"(c10), "+v"(c11))
 
-/* Returns operations per second; sink receives the sums (kept live). */
-__attribute__((target("avx512f,avx512vnni"))) static double vnni512(int *sink) {
+/* One timed run of ITERS steps of every chain: seconds of CPU time; sink
+   receives the sums (kept live). */
+__attribute__((target("avx512f,avx512vnni"))) static double vnni512_once(int *sink) {
   __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(5);
-  double best = 0;
-  for (int r = 0; r < REPEAT; r++) {
-    CHAIN_VARS(__m512i, _mm512_setzero_si512());
+  CHAIN_VARS(__m512i, _mm512_setzero_si512());
 #define DP(c) _mm512_dpbusd_epi32(c, a, b)
-    double t = cpu_now();
-    for (long n = 0; n < ITERS; n++) { CHAIN_STEP(DP); }
-    t = cpu_now() - t;
+  double t = cpu_now();
+  for (long n = 0; n < ITERS; n++) { CHAIN_STEP(DP); }
+  t = cpu_now() - t;
 #undef DP
-    __m512i s = _mm512_add_epi32(_mm512_add_epi32(c0, c5), c11);
-    *sink += _mm512_reduce_add_epi32(s);
-    double ops = (double)ITERS * CHAINS * 64 * 2 / t;
-    if (ops > best) best = ops;
-  }
-  return best;
+  *sink += _mm512_reduce_add_epi32(_mm512_add_epi32(_mm512_add_epi32(c0, c5), c11));
+  return t;
 }
 
-__attribute__((target("avx2"))) static double avx2(int *sink) {
+__attribute__((target("avx2"))) static double avx2_once(int *sink) {
   __m256i b = _mm256_set1_epi8(5), one = _mm256_set1_epi16(1);
-  double best = 0;
-  for (int r = 0; r < REPEAT; r++) {
-    CHAIN_VARS(__m256i, _mm256_setzero_si256());
+  CHAIN_VARS(__m256i, _mm256_setzero_si256());
 /* each chain's own bytes go in (its accumulator's), or the compiler would
    compute one product for all twelve */
 #define DP(c) _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(c, b), one))
-    double t = cpu_now();
-    for (long n = 0; n < ITERS; n++) { CHAIN_STEP(DP); }
-    t = cpu_now() - t;
+  double t = cpu_now();
+  for (long n = 0; n < ITERS; n++) { CHAIN_STEP(DP); }
+  t = cpu_now() - t;
 #undef DP
-    __m256i s = _mm256_add_epi32(_mm256_add_epi32(c0, c5), c11);
-    *sink += _mm256_extract_epi32(s, 0);
-    double ops = (double)ITERS * CHAINS * 32 * 2 / t;
+  *sink += _mm256_extract_epi32(_mm256_add_epi32(_mm256_add_epi32(c0, c5), c11), 0);
+  return t;
+}
+
+/* Operations per second, the best of REPEAT runs of `once` (bytes: of one
+   instruction's operands, each byte a multiply and an add). */
+static double best_of(double (*once)(int *), int bytes, int *sink) {
+  double best = 0;
+  for (int r = 0; r < REPEAT; r++) {
+    double ops = (double)ITERS * CHAINS * bytes * 2 / once(sink);
     if (ops > best) best = ops;
   }
   return best;
@@ -76,10 +76,10 @@ int main(void) {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512vnni") && !getenv("INT8_PEAK_AVX2")) {
     isa = "AVX-512 VNNI (vpdpbusd, 64 bytes)";
-    ops = vnni512(&sink);
+    ops = best_of(vnni512_once, 64, &sink);
   } else if (__builtin_cpu_supports("avx2")) {
     isa = "AVX2 (vpmaddubsw + vpmaddwd, 32 bytes)";
-    ops = avx2(&sink);
+    ops = best_of(avx2_once, 32, &sink);
   } else {
     fprintf(stderr, "bench_int8_peak: this CPU has neither AVX-512 VNNI nor AVX2\n");
     return 1;
