@@ -449,14 +449,12 @@ static int bloom_block_forward(lacos_bloom *m, const bloom_ctx *x, int l, layer_
                                           .ln_rstd = a->ln2_rstd, .ln_w = ly->ln2_w, .ln_b = ly->ln2_b, .ln_eps = eps }));
   int gelu = m->cfg.gelu_exact ? GELU_ERF : GELU_TANH;
   TRY(block_linear_then(m, x, l, T_FC1, a->fc_post, a->ln2, a, (linear_epilogue){ .gelu = gelu, .pre = a->fc_pre }));
-  linear_epilogue out = {.gelu = -1, .residual = a->res1};
+  linear_epilogue out = {.gelu = -1, .residual = a->res1, .ln_eps = eps};
   if (x->chain_ln && l + 1 < m->cfg.n_layer) {   /* the next block's input_layernorm */
     const bloom_layer *next = &m->run.layers[l + 1];
-    out = (linear_epilogue){ .gelu = -1, .residual = a->res1, .ln = a->ln1, .ln_mean = a->ln1_mean,
-                             .ln_rstd = a->ln1_rstd, .ln_w = next->ln1_w, .ln_b = next->ln1_b, .ln_eps = eps };
+    out.ln = a->ln1, out.ln_mean = a->ln1_mean, out.ln_rstd = a->ln1_rstd, out.ln_w = next->ln1_w, out.ln_b = next->ln1_b;
   } else if (x->chain_ln && m->run.lnf_w) {   /* ln_f, in place */
-    out = (linear_epilogue){ .gelu = -1, .residual = a->res1, .ln = x_out, .ln_w = m->run.lnf_w,
-                             .ln_b = m->run.lnf_b, .ln_eps = eps };
+    out.ln = x_out, out.ln_w = m->run.lnf_w, out.ln_b = m->run.lnf_b;
   }
   return block_linear_then(m, x, l, T_FC2, x_out, a->fc_post, a, out);
 }
